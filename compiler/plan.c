@@ -1,0 +1,461 @@
+/* compiler/plan.c - the planner. Every decision about memory and order is made here,
+ * unit-tested (tests/test_plan.c), and only rendered by the templates:
+ *   host store: SoA arrays w (bf16), lo (int16), m, v (fp32), g (fp32 or bf16), each
+ *     holding the units' parameters contiguously in forward order (embed, blocks, head);
+ *   GPU arena: fixed regions (hz_tables.h HZ_REGION_KINDS), sized by the largest unit
+ *     and the token batch, never by the number of layers (except the boundary store);
+ *   step schedule: the op list with streams, slots and the events each op waits on. */
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t align_up(int64_t x, int64_t a) { return (x + a - 1) / a * a; }
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "hzc: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+double plan_flops_per_token(const hz_dims *d) { return hz_flops_per_token(d); }
+
+/* ---- units and tensors ---- */
+
+typedef struct builder {
+    hzc_plan *plan;
+    int64_t host_n;   /* next free host store element */
+    int tensor_cap;
+} builder;
+
+static hz_tensor *add_tensor(builder *b, hz_unit *u, int kind, int layer, int64_t rows,
+                             int64_t cols, int decay)
+{
+    hzc_plan *pl = b->plan;
+    hz_tensor *t = &pl->tensors[pl->p.tensor_n++];
+    int64_t n = rows * cols;
+    t->kind = kind;
+    t->layer = layer;
+    t->rows = rows;
+    t->cols = cols;
+    t->decay = decay;
+    t->store_grad = 1;
+    /* slot and grad offsets: packed after the unit's previous tensor */
+    int64_t off = 0;
+    if (u->tensor_n > 0) {
+        const hz_tensor *prev = t - 1;
+        off = align_up(prev->slot_n + prev->rows * prev->cols, PLAN_ALIGN_N);
+    }
+    t->slot_n = off;
+    t->grad_n = off;
+    t->host_n = b->host_n;
+    b->host_n += align_up(n, PLAN_ALIGN_N);
+    u->tensor_n++;
+    u->params_n += n;
+    return t;
+}
+
+static hz_unit *begin_unit(builder *b, int kind, int layer)
+{
+    hzc_plan *pl = b->plan;
+    hz_unit *u = &pl->units[pl->p.unit_n++];
+    u->kind = kind;
+    u->layer = layer;
+    u->first_tensor = pl->p.tensor_n;
+    u->host_n = b->host_n;
+    u->grad_region = kind == HZ_BLOCK ? HZ_GSLOT : HZ_GHEAD;
+    return u;
+}
+
+static void end_unit(builder *b, hz_unit *u) { u->padded_n = b->host_n - u->host_n; }
+
+/* Elements a unit occupies in a weight slot or gradient region. */
+static int64_t unit_slot_n(const hzc_plan *pl, const hz_unit *u)
+{
+    int64_t n = 0;
+    for (int i = 0; i < u->tensor_n; i++) {
+        const hz_tensor *t = &pl->tensors[u->first_tensor + i];
+        int64_t end = align_up(t->slot_n + t->rows * t->cols, PLAN_ALIGN_N);
+        if (end > n) n = end;
+    }
+    return n;
+}
+
+static void build_units(const hzc_spec *s, hzc_plan *pl)
+{
+    builder b = {pl, 0, 0};
+    int64_t C = s->C, A = s->NH * s->HD, KV = s->NKV * s->HD, QKV = A + 2 * KV;
+    pl->units = xcalloc((size_t)s->L + 2, sizeof(hz_unit));
+    pl->tensors = xcalloc((size_t)s->L * 8 + 4, sizeof(hz_tensor));
+
+    hz_unit *emb = begin_unit(&b, HZ_EMBED, -1);
+    hz_tensor *wte = add_tensor(&b, emb, HZ_WTE, -1, s->V, C, 1);
+    end_unit(&b, emb);
+
+    for (int l = 0; l < s->L; l++) {
+        hz_unit *u = begin_unit(&b, HZ_BLOCK, l);
+        add_tensor(&b, u, HZ_ATTN_NORM, l, C, 1, 0);
+        add_tensor(&b, u, HZ_WQKV, l, QKV, C, 1);
+        if (s->qkv_bias) add_tensor(&b, u, HZ_BQKV, l, QKV, 1, 0);
+        add_tensor(&b, u, HZ_WO, l, C, A, 1);
+        add_tensor(&b, u, HZ_MLP_NORM, l, C, 1, 0);
+        add_tensor(&b, u, HZ_WGU, l, 2 * s->F, C, 1);
+        add_tensor(&b, u, HZ_WDOWN, l, C, s->F, 1);
+        end_unit(&b, u);
+    }
+
+    hz_unit *head = begin_unit(&b, HZ_HEAD, -1);
+    add_tensor(&b, head, HZ_FINAL_NORM, -1, C, 1, 0);
+    if (s->tied) {
+        /* The tied lm_head is the embedding's store: the head streams it and accumulates
+         * its gradient, which the embedding's backward adds to and stores. */
+        hz_tensor *lm = &pl->tensors[pl->p.tensor_n++];
+        *lm = *wte;
+        lm->kind = HZ_LM_HEAD;
+        lm->slot_n = align_up(C, PLAN_ALIGN_N);
+        lm->grad_n = lm->slot_n;
+        lm->store_grad = 0;
+        head->tensor_n++;
+        wte->grad_n = lm->grad_n; /* embed backward accumulates onto the head's lm_head grad */
+    } else {
+        add_tensor(&b, head, HZ_LM_HEAD, -1, s->V, C, 1);
+    }
+    end_unit(&b, head);
+    pl->p.host_store_n = b.host_n;
+    for (int i = 0; i < pl->p.unit_n; i++) pl->p.params_n += pl->units[i].params_n;
+}
+
+/* ---- the step schedule ---- */
+
+typedef struct sched {
+    hzc_plan *pl;
+    int cap;
+    int slot_next, gslot_next;
+    int *slot_last_use;   /* per weight slot: last op reading it */
+    int *gslot_last_store;/* per grad slot: last STORE_G that emptied it */
+} sched;
+
+static int emit(sched *s, int kind, int stream, int unit, int micro, int slot, int gslot)
+{
+    hzc_plan *pl = s->pl;
+    if (pl->p.op_n == s->cap) {
+        s->cap *= 2;
+        pl->ops = realloc(pl->ops, (size_t)s->cap * sizeof(hz_op));
+        if (!pl->ops) exit(1);
+    }
+    hz_op *o = &pl->ops[pl->p.op_n];
+    *o = (hz_op){kind, stream, unit, micro, slot, gslot, {-1, -1, -1}};
+    return pl->p.op_n++;
+}
+
+static void add_wait(hzc_plan *pl, int op, int on)
+{
+    if (on < 0) return;
+    hz_op *o = &pl->ops[op];
+    for (int i = 0; i < HZ_OP_WAITS; i++) {
+        if (o->wait[i] == on) return;
+        if (o->wait[i] < 0) {
+            o->wait[i] = on;
+            return;
+        }
+    }
+    abort(); /* planner bug: more waits than HZ_OP_WAITS */
+}
+
+/* LOAD_W of unit u into the next weight slot; returns the op index. */
+static int load_weights(sched *s, int u, int *slot_out)
+{
+    int slot = s->slot_next;
+    s->slot_next = (s->slot_next + 1) % s->pl->n_wslots;
+    int op = emit(s, HZ_LOAD_W, HZ_H2D, u, -1, slot, -1);
+    add_wait(s->pl, op, s->slot_last_use[slot]);
+    *slot_out = slot;
+    return op;
+}
+
+static void build_schedule(hzc_plan *pl, int clip)
+{
+    sched s = {pl, 64, 0, 0, NULL, NULL};
+    int n_micro = (int)pl->p.dims.n_micro, L = (int)pl->p.dims.L;
+    int head = L + 1, store_head = -1, store_last = -1;
+    int *store_of = xcalloc((size_t)pl->p.unit_n, sizeof(int));
+    pl->ops = xcalloc((size_t)s.cap, sizeof(hz_op));
+    s.slot_last_use = xcalloc((size_t)pl->n_wslots, sizeof(int));
+    s.gslot_last_store = xcalloc((size_t)pl->n_gslots, sizeof(int));
+    for (int i = 0; i < pl->n_wslots; i++) s.slot_last_use[i] = -1;
+    for (int i = 0; i < pl->n_gslots; i++) s.gslot_last_store[i] = -1;
+
+    /* forward: embed, blocks, then the head's loss (forward + backward) */
+    for (int u = 0; u < pl->p.unit_n; u++) {
+        int slot, load = load_weights(&s, u, &slot), last = -1;
+        for (int m = 0; m < n_micro; m++) {
+            last = emit(&s, u == head ? HZ_LOSS : HZ_FWD, HZ_COMPUTE, u, m, slot, -1);
+            if (m == 0) add_wait(pl, last, load);
+        }
+        s.slot_last_use[slot] = last;
+        if (u == head) {
+            store_head = emit(&s, HZ_STORE_G, HZ_D2H, u, -1, -1, -1);
+            add_wait(pl, store_head, last);
+            store_of[u] = store_head;
+        }
+    }
+    /* backward: blocks in reverse, recomputed from their boundaries, then the embedding */
+    for (int u = L; u >= 0; u--) {
+        int slot = -1, load = -1, gslot = -1, last = -1;
+        if (u > 0) {
+            load = load_weights(&s, u, &slot);
+            gslot = s.gslot_next;
+            s.gslot_next = (s.gslot_next + 1) % pl->n_gslots;
+        }
+        for (int m = 0; m < n_micro; m++) {
+            last = emit(&s, HZ_BWD, HZ_COMPUTE, u, m, slot, gslot);
+            if (m > 0) continue;
+            add_wait(pl, last, load);
+            if (gslot >= 0) add_wait(pl, last, s.gslot_last_store[gslot]);
+            if (u == 0 && !pl->p.dims.tied) add_wait(pl, last, store_head); /* GHEAD reuse */
+        }
+        if (slot >= 0) s.slot_last_use[slot] = last;
+        store_last = emit(&s, HZ_STORE_G, HZ_D2H, u, -1, -1, gslot);
+        add_wait(pl, store_last, last);
+        store_of[u] = store_last;
+        if (gslot >= 0) s.gslot_last_store[gslot] = store_last;
+    }
+    /* optimizer on the host, in forward order so the next step's loads find it done */
+    for (int u = 0; u < pl->p.unit_n; u++) {
+        int op = emit(&s, HZ_OPT, HZ_HOST, u, -1, -1, -1);
+        add_wait(pl, op, clip ? store_last : store_of[u]);
+    }
+    free(store_of);
+    free(s.slot_last_use);
+    free(s.gslot_last_store);
+}
+
+/* ---- the GPU arena ---- */
+
+static void set_region(hzc_plan *pl, int kind, int count, int64_t slot_bytes)
+{
+    hz_region *r = &pl->regions[kind];
+    r->kind = kind;
+    r->count = count;
+    r->slot_bytes = align_up(slot_bytes, PLAN_ALIGN_BYTES);
+    r->bytes = r->slot_bytes * count;
+}
+
+/* Per-micro-batch workspace of one block's recompute + backward (bytes). The list is
+ * the contract with the backends' block code: see docs/plan.md "workspace". */
+static int64_t work_bytes(const hz_dims *d)
+{
+    int64_t N = d->micro_tokens, C = d->C, F = d->F;
+    int64_t A = d->NH * d->HD, KV = d->NKV * d->HD, QKV = A + 2 * KV;
+    int64_t bf16_n = N * (C /*xn*/ + QKV /*qkv*/ + A /*q*/ + 2 * KV /*k v*/ + A /*att*/ +
+                          C /*xmid*/ + C /*xn2*/ + 2 * F /*gu*/ + F /*h*/ + F /*dh*/ +
+                          2 * F /*dgu*/ + C /*dxn2*/ + C /*dxmid*/ + A /*datt*/ + A /*dq*/ +
+                          2 * KV /*dk dv*/ + QKV /*dqkv*/ + C /*dxn*/);
+    int64_t f32_n = 2 * N /*rstd1 rstd2*/ + d->B * d->NH * d->T /*lse*/ + N * A /*dq acc*/;
+    return align_up(2 * bf16_n, PLAN_ALIGN_BYTES) + align_up(4 * f32_n, PLAN_ALIGN_BYTES);
+}
+
+static int64_t loss_bytes(const hz_dims *d)
+{
+    int64_t N = d->micro_tokens;
+    return align_up(2 * (2 * N * d->C /*xnf dxnf*/ + d->chunk_tokens * d->V /*logits*/),
+                    PLAN_ALIGN_BYTES) +
+           align_up(4 * (2 * N) /*rstd, losses*/, PLAN_ALIGN_BYTES);
+}
+
+static void build_arena(hzc_plan *pl)
+{
+    const hz_dims *d = &pl->p.dims;
+    int64_t max_unit = 0, max_block = 0, head_grad = 0;
+    for (int i = 0; i < pl->p.unit_n; i++) {
+        const hz_unit *u = &pl->units[i];
+        int64_t n = unit_slot_n(pl, u);
+        if (n > max_unit) max_unit = n;
+        if (u->kind == HZ_BLOCK && n > max_block) max_block = n;
+        if (u->kind != HZ_BLOCK && n > head_grad) head_grad = n;
+    }
+    set_region(pl, HZ_WSLOT, pl->n_wslots, 2 * max_unit);
+    set_region(pl, HZ_GSLOT, pl->n_gslots, 4 * max_block);
+    set_region(pl, HZ_GHEAD, 1, 4 * head_grad);
+    set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 ? 1 : 0, 2 * max_unit);
+    set_region(pl, HZ_BOUNDARY, (int)d->L + 1, 2 * d->step_tokens * d->C);
+    set_region(pl, HZ_DGRAD, 1, 2 * d->step_tokens * d->C);
+    set_region(pl, HZ_TOKENS, 1, 2 * 4 * d->step_tokens);
+    pl->p.work_bytes = work_bytes(d);
+    set_region(pl, HZ_WORK, 1, pl->p.work_bytes);
+    set_region(pl, HZ_LOSSBUF, 1, loss_bytes(d));
+    set_region(pl, HZ_SCALARS, 1, 8 * (int64_t)(pl->p.unit_n + 8));
+    int64_t off = 0;
+    for (int k = 0; k < HZ_REGION_KIND_N; k++) {
+        pl->regions[k].offset_bytes = off;
+        off += pl->regions[k].bytes;
+    }
+    pl->p.gpu_bytes = off;
+}
+
+static void plan_host(hzc_plan *pl, int grad_bf16)
+{
+    int64_t n = pl->p.host_store_n;
+    pl->p.host_grad_bf16 = grad_bf16;
+    pl->host_store_bytes = n * (2 + 2 + 4 + 4 + (grad_bf16 ? 2 : 4));
+    pl->p.host_store_bytes = pl->host_store_bytes;
+    /* pinned staging: the step's tokens (inputs, targets) and per-token losses */
+    pl->host_extra_bytes = pl->p.dims.step_tokens * (4 + 4 + 4);
+    pl->p.host_bytes = pl->host_store_bytes + pl->host_extra_bytes;
+}
+
+static void fmt_gib(char *buf, size_t n, int64_t bytes)
+{
+    snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *err)
+{
+    memset(pl, 0, sizeof(*pl));
+    hz_dims *d = &pl->p.dims;
+    *d = (hz_dims){.V = s->V, .C = s->C, .L = s->L, .NH = s->NH, .NKV = s->NKV, .HD = s->HD,
+                   .F = s->F, .T = s->T, .micro_tokens = s->micro_tokens,
+                   .step_tokens = s->step_tokens, .eps = (float)s->norm_eps,
+                   .rope_theta = (float)s->rope_theta, .rope_llama3 = s->rope_llama3,
+                   .rope_factor = (float)s->rope_factor,
+                   .rope_low_freq_factor = (float)s->rope_low_freq_factor,
+                   .rope_high_freq_factor = (float)s->rope_high_freq_factor,
+                   .rope_original_max_pos = (int)s->rope_original_max_pos, .tied = s->tied,
+                   .qkv_bias = s->qkv_bias};
+    d->B = s->micro_tokens / s->T;
+    d->n_micro = s->step_tokens / s->micro_tokens;
+    d->chunk_tokens = s->micro_tokens;
+    while (d->chunk_tokens * d->V * 2 > PLAN_CHUNK_BYTES && d->chunk_tokens % 2 == 0)
+        d->chunk_tokens /= 2;
+    pl->p.train = (hz_train_defaults){(float)s->lr, (float)s->beta1, (float)s->beta2,
+                                      (float)s->adam_eps, (float)s->weight_decay,
+                                      (float)s->grad_clip, (float)s->min_lr_ratio,
+                                      s->warmup_steps, s->decay_steps, s->seed};
+    pl->p.spec_name = s->name;
+    build_units(s, pl);
+
+    /* Host gradients: fp32 when the whole plan fits in 85% of the host budget (the rest
+     * is the OS, the page cache and the data), else bf16 (14 bytes per parameter). */
+    plan_host(pl, 0);
+    if (lim->host_bytes && pl->p.host_bytes > lim->host_bytes / 100 * 85) plan_host(pl, 1);
+
+    pl->n_wslots = 3;
+    pl->n_gslots = 2;
+    build_arena(pl);
+    if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
+        pl->n_wslots = 2; /* two slots still overlap one copy with one compute */
+        build_arena(pl);
+    }
+    build_schedule(pl, s->grad_clip > 0);
+    pl->p.units = pl->units;
+    pl->p.tensors = pl->tensors;
+    pl->p.regions = pl->regions;
+    pl->p.ops = pl->ops;
+
+    int bad = 0;
+    char need[32], have[32], over[32];
+    if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
+        fmt_gib(need, sizeof need, pl->p.gpu_bytes);
+        fmt_gib(have, sizeof have, lim->gpu_bytes);
+        fmt_gib(over, sizeof over, pl->p.gpu_bytes - lim->gpu_bytes);
+        const hz_region *big = &pl->regions[HZ_BOUNDARY];
+        const char *knob = "shape.tokens_per_step (the boundary activations of the whole step)";
+        if (pl->regions[HZ_WORK].bytes + pl->regions[HZ_LOSSBUF].bytes > big->bytes)
+            knob = "shape.tokens_per_micro_batch (the per-micro-batch workspace)";
+        fprintf(err,
+                "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over); "
+                "lower %s\n",
+                s->name, need, have, over, knob);
+        bad = 1;
+    }
+    if (lim->host_bytes && pl->p.host_bytes > lim->host_bytes) {
+        fmt_gib(need, sizeof need, pl->p.host_bytes);
+        fmt_gib(have, sizeof have, lim->host_bytes);
+        fmt_gib(over, sizeof over, pl->p.host_bytes - lim->host_bytes);
+        fprintf(err,
+                "%s: error: the plan needs %s of host memory but --host-mem is %s (%s over); "
+                "the host store holds 14 bytes per parameter at least: use a machine with "
+                "more RAM or a smaller model\n",
+                s->name, need, have, over);
+        bad = 1;
+    }
+    return bad;
+}
+
+void plan_free(hzc_plan *pl)
+{
+    free(pl->units);
+    free(pl->tensors);
+    free(pl->ops);
+    memset(pl, 0, sizeof(*pl));
+}
+
+static void print_bytes(FILE *out, const char *what, int64_t bytes)
+{
+    fprintf(out, "  %-34s %16lld bytes  %10.3f GiB\n", what, (long long)bytes,
+            (double)bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+void plan_print(const hzc_plan *pl, FILE *out)
+{
+    const hz_dims *d = &pl->p.dims;
+    const hz_plan *p = &pl->p;
+    fprintf(out, "plan for %s\n", p->spec_name);
+    fprintf(out, "  model: V=%lld C=%lld L=%lld NH=%lld NKV=%lld HD=%lld F=%lld %s%s\n",
+            (long long)d->V, (long long)d->C, (long long)d->L, (long long)d->NH,
+            (long long)d->NKV, (long long)d->HD, (long long)d->F, d->tied ? "tied" : "untied",
+            d->qkv_bias ? " qkv-bias" : "");
+    fprintf(out, "  parameters: %lld\n", (long long)p->params_n);
+    fprintf(out, "  step: %lld tokens = %lld micro-batches x %lld rows x %lld positions; "
+                 "loss chunk %lld tokens\n",
+            (long long)d->step_tokens, (long long)d->n_micro, (long long)d->B, (long long)d->T,
+            (long long)d->chunk_tokens);
+    fprintf(out, "  model FLOPs per token: %.4g\n\n", plan_flops_per_token(d));
+
+    fprintf(out, "host store (layer-contiguous, %lld elements per array incl. %lld padding)\n",
+            (long long)p->host_store_n, (long long)(p->host_store_n - p->params_n));
+    int64_t n = p->host_store_n;
+    print_bytes(out, "w     bf16 working weights", 2 * n);
+    print_bytes(out, "lo    int16 master low parts", 2 * n);
+    print_bytes(out, "m     fp32 Adam first moment", 4 * n);
+    print_bytes(out, "v     fp32 Adam second moment", 4 * n);
+    print_bytes(out, p->host_grad_bf16 ? "g     bf16 gradients" : "g     fp32 gradients",
+                (p->host_grad_bf16 ? 2 : 4) * n);
+    print_bytes(out, "extras (token and loss staging)", pl->host_extra_bytes);
+    print_bytes(out, "planned peak host", p->host_bytes);
+    fprintf(out, "  bytes per parameter: %.3f\n\n", (double)p->host_bytes / (double)p->params_n);
+
+    fprintf(out, "GPU arena (one cudaMalloc)\n");
+    fprintf(out, "  %-13s %16s %16s %6s  %s\n", "region", "offset", "bytes", "slots", "holds");
+    for (int k = 0; k < HZ_REGION_KIND_N; k++) {
+        const hz_region *r = &pl->regions[k];
+        fprintf(out, "  %-13s %16lld %16lld %6d  %s\n", hz_region_names[k],
+                (long long)r->offset_bytes, (long long)r->bytes, r->count,
+                hz_region_what[k]);
+    }
+    print_bytes(out, "planned peak GPU", p->gpu_bytes);
+    fprintf(out, "\n");
+
+    int counts[HZ_OP_KIND_N] = {0};
+    for (int i = 0; i < p->op_n; i++) counts[p->ops[i].kind]++;
+    fprintf(out, "schedule: %d ops per step (", p->op_n);
+    for (int k = 0; k < HZ_OP_KIND_N; k++)
+        fprintf(out, "%s%d %s", k ? ", " : "", counts[k], hz_op_names[k]);
+    fprintf(out, ")\n");
+    fprintf(out, "  forward: load each unit into one of %d weight slots while the previous "
+                 "computes; %lld micro-batches per unit\n",
+            pl->n_wslots, (long long)d->n_micro);
+    fprintf(out, "  loss head: final norm + lm_head + cross-entropy fused, %lld tokens per "
+                 "logits chunk\n",
+            (long long)d->chunk_tokens);
+    fprintf(out, "  backward: reload, recompute from the boundary, backward; %d gradient slots "
+                 "alternate so one stores to the host while the next fills\n",
+            pl->n_gslots);
+    fprintf(out, "  optimizer: AdamW on the host per unit, %s\n",
+            p->train.grad_clip > 0 ? "after the global gradient norm is known"
+                                   : "as soon as the unit's gradients arrive");
+}

@@ -1,0 +1,42 @@
+/* compiler/plan.h - the planner: from a validated spec to the host store layout, the
+ * GPU arena and the step schedule (runtime/hz.h's hz_plan), all sizes fixed here. */
+#ifndef HZC_PLAN_H
+#define HZC_PLAN_H
+#include <stdio.h>
+
+#include "../runtime/hz.h"
+#include "spec.h"
+
+#define PLAN_ALIGN_N 64        /* tensor offsets in elements: 128-byte aligned in bf16 */
+#define PLAN_ALIGN_BYTES 256   /* arena region offsets */
+#define PLAN_CHUNK_BYTES (256ll << 20) /* loss-head logits chunk at most this many bytes */
+
+typedef struct plan_limits {
+    int64_t gpu_bytes;         /* 0 = no limit */
+    int64_t host_bytes;        /* 0 = no limit */
+} plan_limits;
+
+/* A plan owned by the compiler: hz_plan plus the arrays it points to. */
+typedef struct hzc_plan {
+    hz_plan p;
+    hz_unit *units;
+    hz_tensor *tensors;
+    hz_region regions[HZ_REGION_KIND_N];
+    hz_op *ops;
+    int n_wslots, n_gslots;
+    int64_t host_store_bytes;  /* w + lo + m + v + g arrays */
+    int64_t host_extra_bytes;  /* pinned token and loss staging */
+} hzc_plan;
+
+/* Build the plan. On a plan that does not fit the limits, writes why, by how much and
+ * which knob to turn to err and returns non-zero (the plan is still filled in). */
+int plan_build(const hzc_spec *spec, const plan_limits *lim, hzc_plan *plan, FILE *err);
+void plan_free(hzc_plan *plan);
+
+/* Print the plan for people. */
+void plan_print(const hzc_plan *plan, FILE *out);
+
+/* Model FLOPs per token by DESIGN.md's accounting. */
+double plan_flops_per_token(const hz_dims *d);
+
+#endif

@@ -1,0 +1,626 @@
+/* compiler/spec.c - read and validate a model description (docs/spec.md) into hzc_spec.
+ * Each mapping is checked against a table of its keys (field_def); values are converted
+ * and range-checked as they are met, then each section checks its cross-field rules.
+ * Every user error is reported with the mark of the node at fault, and checking goes on. */
+#include "spec.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "yml.h"
+
+#define SPEC_MAX_ERRORS 50
+#define SPEC_MAX_SIZE 2147483647LL     /* every size fits an int32 */
+#define SPEC_MAX_PARAMS 1125899906842624.0 /* 2^50: byte counts of 12 bytes/param fit int64 */
+
+typedef struct {
+    const char *path;
+    FILE *err;
+    int errors_n;
+} spec_ctx;
+
+static void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Report one error at AT's mark; past SPEC_MAX_ERRORS errors are counted, not printed. */
+static void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...) {
+    va_list ap;
+    if (++c->errors_n > SPEC_MAX_ERRORS) return;
+    fprintf(c->err, "%s:%d:%d: error: ", c->path, at->line, at->col);
+    va_start(ap, fmt);
+    vfprintf(c->err, fmt, ap);
+    va_end(ap);
+    fputc('\n', c->err);
+}
+
+/* ---- field tables --------------------------------------------------------------------- */
+
+typedef enum {
+    FT_INT,     /* int64_t at off */
+    FT_NUM,     /* double at off */
+    FT_BOOL,    /* int at off */
+    FT_OTHER,   /* converted by the section's own code (names, choices, sub-mappings) */
+} field_type;
+
+typedef enum {
+    R_ANY,
+    R_SIZE,      /* integer in [1, SPEC_MAX_SIZE] */
+    R_NONNEG,    /* >= 0 */
+    R_POS,       /* > 0 */
+    R_UNIT_OPEN, /* [0, 1) */
+    R_UNIT,      /* [0, 1] */
+} field_range;
+
+typedef struct {
+    const char *key;
+    field_type type;
+    field_range range;
+    int required;
+    size_t off; /* offsetof(hzc_spec, ...) for FT_INT, FT_NUM, FT_BOOL */
+} field_def;
+
+/* What load_section found for one field: its key and value nodes (NULL when absent)
+ * and whether the value converted and passed its range check. */
+typedef struct {
+    const yml_node *key, *value;
+    int ok;
+} field_val;
+
+#define FIELD(k, t, r, req, member) { k, t, r, req, offsetof(hzc_spec, member) }
+#define FIELD_OTHER(k, req) { k, FT_OTHER, R_ANY, req, 0 }
+
+enum { TOP_NAME, TOP_ARCH, TOP_SHAPE, TOP_TRAINING, TOP_N };
+static const field_def top_fields[TOP_N] = {
+    [TOP_NAME] = FIELD_OTHER("name", 0),
+    [TOP_ARCH] = FIELD_OTHER("architecture", 1),
+    [TOP_SHAPE] = FIELD_OTHER("shape", 1),
+    [TOP_TRAINING] = FIELD_OTHER("training", 0),
+};
+
+enum {
+    A_FAMILY, A_VOCAB, A_HIDDEN, A_LAYERS, A_HEADS, A_KV_HEADS, A_HEAD_DIM, A_FFN,
+    A_NORM_EPS, A_ROPE_THETA, A_ROPE_SCALING, A_TIED, A_QKV_BIAS, A_N
+};
+static const field_def arch_fields[A_N] = {
+    [A_FAMILY] = FIELD_OTHER("family", 1),
+    [A_VOCAB] = FIELD("vocab_size", FT_INT, R_SIZE, 1, V),
+    [A_HIDDEN] = FIELD("hidden_size", FT_INT, R_SIZE, 1, C),
+    [A_LAYERS] = FIELD("num_layers", FT_INT, R_SIZE, 1, L),
+    [A_HEADS] = FIELD("num_heads", FT_INT, R_SIZE, 1, NH),
+    [A_KV_HEADS] = FIELD("num_kv_heads", FT_INT, R_SIZE, 0, NKV),
+    [A_HEAD_DIM] = FIELD("head_dim", FT_INT, R_SIZE, 0, HD),
+    [A_FFN] = FIELD("ffn_size", FT_INT, R_SIZE, 1, F),
+    [A_NORM_EPS] = FIELD("norm_eps", FT_NUM, R_POS, 0, norm_eps),
+    [A_ROPE_THETA] = FIELD("rope_theta", FT_NUM, R_POS, 0, rope_theta),
+    [A_ROPE_SCALING] = FIELD_OTHER("rope_scaling", 0),
+    [A_TIED] = FIELD("tie_embeddings", FT_BOOL, R_ANY, 0, tied),
+    [A_QKV_BIAS] = FIELD("qkv_bias", FT_BOOL, R_ANY, 0, qkv_bias),
+};
+
+enum { RS_TYPE, RS_FACTOR, RS_LOW, RS_HIGH, RS_ORIG, RS_N };
+static const field_def rope_fields[RS_N] = {
+    [RS_TYPE] = FIELD_OTHER("type", 1),
+    [RS_FACTOR] = FIELD("factor", FT_NUM, R_POS, 1, rope_factor),
+    [RS_LOW] = FIELD("low_freq_factor", FT_NUM, R_POS, 1, rope_low_freq_factor),
+    [RS_HIGH] = FIELD("high_freq_factor", FT_NUM, R_POS, 1, rope_high_freq_factor),
+    [RS_ORIG] = FIELD("original_max_position", FT_INT, R_SIZE, 1, rope_original_max_pos),
+};
+
+enum { S_SEQ_LEN, S_STEP, S_MICRO, S_N };
+static const field_def shape_fields[S_N] = {
+    [S_SEQ_LEN] = FIELD("seq_len", FT_INT, R_SIZE, 1, T),
+    [S_STEP] = FIELD("tokens_per_step", FT_INT, R_SIZE, 1, step_tokens),
+    [S_MICRO] = FIELD("tokens_per_micro_batch", FT_INT, R_SIZE, 0, micro_tokens),
+};
+
+enum {
+    T_LR, T_BETA1, T_BETA2, T_EPS, T_WEIGHT_DECAY, T_GRAD_CLIP, T_WARMUP, T_DECAY,
+    T_MIN_LR_RATIO, T_SEED, T_N
+};
+static const field_def training_fields[T_N] = {
+    [T_LR] = FIELD("lr", FT_NUM, R_POS, 0, lr),
+    [T_BETA1] = FIELD("beta1", FT_NUM, R_UNIT_OPEN, 0, beta1),
+    [T_BETA2] = FIELD("beta2", FT_NUM, R_UNIT_OPEN, 0, beta2),
+    [T_EPS] = FIELD("eps", FT_NUM, R_POS, 0, adam_eps),
+    [T_WEIGHT_DECAY] = FIELD("weight_decay", FT_NUM, R_NONNEG, 0, weight_decay),
+    [T_GRAD_CLIP] = FIELD("grad_clip", FT_NUM, R_NONNEG, 0, grad_clip),
+    [T_WARMUP] = FIELD("warmup_steps", FT_INT, R_NONNEG, 0, warmup_steps),
+    [T_DECAY] = FIELD("decay_steps", FT_INT, R_NONNEG, 0, decay_steps),
+    [T_MIN_LR_RATIO] = FIELD("min_lr_ratio", FT_NUM, R_UNIT, 0, min_lr_ratio),
+    [T_SEED] = FIELD("seed", FT_INT, R_NONNEG, 0, seed),
+};
+
+/* Every mapping of the schema, so that a key in the wrong one can be pointed home. */
+enum { SEC_TOP, SEC_ARCH, SEC_ROPE, SEC_SHAPE, SEC_TRAINING };
+static const struct {
+    const char *name;
+    const field_def *defs;
+    int defs_n;
+} sections[] = {
+    [SEC_TOP] = {"the top level", top_fields, TOP_N},
+    [SEC_ARCH] = {"architecture", arch_fields, A_N},
+    [SEC_ROPE] = {"architecture.rope_scaling", rope_fields, RS_N},
+    [SEC_SHAPE] = {"shape", shape_fields, S_N},
+    [SEC_TRAINING] = {"training", training_fields, T_N},
+};
+
+static const char *const family_names[] = {
+    [FAMILY_LLAMA] = "llama", [FAMILY_QWEN2] = "qwen2", [FAMILY_MISTRAL] = "mistral"};
+static const char *const rope_type_names[] = {"llama3"};
+
+const char *spec_family_name(spec_family family) {
+    if ((unsigned)family < sizeof family_names / sizeof *family_names) return family_names[family];
+    return "?";
+}
+
+/* ---- scalars --------------------------------------------------------------------------- */
+
+/* Write NODE's text into BUF (size >= 48) for a message: 'text' with non-printable bytes
+ * as '?', shortened with "..." past 40 bytes; "nothing" for an empty plain scalar; the
+ * kind for a collection. */
+static const char *describe(const yml_node *node, char *buf) {
+    if (node->kind != YML_SCALAR) return yml_kind_name(node->kind);
+    if (node->len == 0 && node->plain) return "nothing";
+    size_t n = node->len > 40 ? 37 : node->len, o = 0;
+    buf[o++] = '\'';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)node->text[i];
+        buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    if (n < node->len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Whether NODE is a YAML null (an empty plain scalar, ~ or null), as in "training:". */
+static int is_null(const yml_node *node) {
+    return node->kind == YML_SCALAR && node->plain &&
+           (node->len == 0 || strcmp(node->text, "~") == 0 || strcmp(node->text, "null") == 0);
+}
+
+/* Parse a plain scalar of decimal digits with an optional sign. Quoted scalars are
+ * strings; so are 3.5 and 1e3 here ("expected an integer"). */
+static int parse_int(spec_ctx *c, const char *key, const yml_node *node, int64_t *out) {
+    char buf[48];
+    const char *s = node->kind == YML_SCALAR ? node->text : "";
+    size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+    int digits = node->kind == YML_SCALAR && node->plain && s[i] != '\0';
+    for (; digits && s[i]; i++) digits = s[i] >= '0' && s[i] <= '9';
+    if (!digits || i != node->len) {
+        spec_error(c, node, "%s: expected an integer, got %s%s", key, describe(node, buf),
+                   node->kind == YML_SCALAR && !node->plain ? " (quoted, so a string)" : "");
+        return 0;
+    }
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE) {
+        spec_error(c, node, "%s: integer %s is out of range", key, describe(node, buf));
+        return 0;
+    }
+    *out = (int64_t)v;
+    return 1;
+}
+
+/* Parse a plain scalar as a decimal number (integer, fraction or exponent form: 1e-5 is
+ * a number here, unlike in YAML 1.1). inf, nan and hex floats are refused. */
+static int parse_num(spec_ctx *c, const char *key, const yml_node *node, double *out) {
+    char buf[48];
+    int ok = node->kind == YML_SCALAR && node->plain && node->len > 0 &&
+             strspn(node->text, "0123456789+-.eE") == node->len;
+    char *end = NULL;
+    double v = ok ? strtod(node->text, &end) : 0.0;
+    if (!ok || end != node->text + node->len) {
+        spec_error(c, node, "%s: expected a number, got %s%s", key, describe(node, buf),
+                   node->kind == YML_SCALAR && !node->plain ? " (quoted, so a string)" : "");
+        return 0;
+    }
+    if (!isfinite(v) || (v != 0.0 && fabs(v) < 1e-300)) {
+        spec_error(c, node, "%s: number %s is out of range", key, describe(node, buf));
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Lower-case copy of a short scalar for keyword comparison ("" when it does not fit). */
+static void lower(const yml_node *node, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (node->kind != YML_SCALAR || node->len >= size) return;
+    for (size_t i = 0; i <= node->len; i++) {
+        char ch = node->text[i];
+        buf[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+}
+
+/* true/false/yes/no, in any case. */
+static int parse_bool(spec_ctx *c, const char *key, const yml_node *node, int *out) {
+    char word[8], buf[48];
+    lower(node, word, sizeof word);
+    int plain = node->kind == YML_SCALAR && node->plain;
+    if (plain && (strcmp(word, "true") == 0 || strcmp(word, "yes") == 0)) {
+        *out = 1;
+        return 1;
+    }
+    if (plain && (strcmp(word, "false") == 0 || strcmp(word, "no") == 0)) {
+        *out = 0;
+        return 1;
+    }
+    spec_error(c, node, "%s: expected true or false, got %s", key, describe(node, buf));
+    return 0;
+}
+
+/* Levenshtein distance between A and B (both at most 63 bytes; longer gives 99). */
+static int edit_distance(const char *a, const char *b) {
+    size_t an = strlen(a), bn = strlen(b);
+    if (an > 63 || bn > 63) return 99;
+    int row[64];
+    for (size_t j = 0; j <= bn; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= an; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= bn; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[bn];
+}
+
+/* The closest of NAMES to WORD within edit distance 3 (and closer than the candidate's
+ * own length, so that "x" does not suggest "lr"), or NULL. */
+static const char *closest(const char *word, const char *const *names, int names_n) {
+    const char *best = NULL;
+    int best_d = 4;
+    for (int i = 0; i < names_n; i++) {
+        int d = edit_distance(word, names[i]);
+        if (d < best_d && d < (int)strlen(names[i])) {
+            best = names[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* Check that NODE is a plain or quoted string among NAMES; returns its index or -1. */
+static int parse_choice(spec_ctx *c, const char *key, const yml_node *node,
+                        const char *const *names, int names_n, const char *what) {
+    char buf[48];
+    if (node->kind != YML_SCALAR) {
+        spec_error(c, node, "%s: expected a name, got %s", key, describe(node, buf));
+        return -1;
+    }
+    for (int i = 0; i < names_n; i++)
+        if (strcmp(node->text, names[i]) == 0) return i;
+    char list[96] = "";
+    for (int i = 0; i < names_n; i++) {
+        strcat(list, i == 0 ? "" : i + 1 == names_n ? " or " : ", ");
+        strcat(list, names[i]);
+    }
+    const char *near = closest(node->text, names, names_n);
+    if (near)
+        spec_error(c, node, "%s: %s %s; did you mean '%s'? (supported: %s)", key, what,
+                   describe(node, buf), near, list);
+    else
+        spec_error(c, node, "%s: %s %s (supported: %s)", key, what, describe(node, buf), list);
+    return -1;
+}
+
+/* ---- mappings -------------------------------------------------------------------------- */
+
+/* Convert and range-check one FT_INT/FT_NUM/FT_BOOL value into SPEC. */
+static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, hzc_spec *spec) {
+    char buf[48];
+    void *dst = (char *)spec + def->off;
+    int64_t iv = 0;
+    double v = 0.0;
+    switch (def->type) {
+    case FT_BOOL: return parse_bool(c, def->key, node, (int *)dst);
+    case FT_INT:
+        if (!parse_int(c, def->key, node, &iv)) return 0;
+        *(int64_t *)dst = iv;
+        v = (double)iv;
+        break;
+    case FT_NUM:
+        if (!parse_num(c, def->key, node, &v)) return 0;
+        *(double *)dst = v;
+        break;
+    case FT_OTHER: return 1;
+    }
+    const char *got = describe(node, buf);
+    switch (def->range) {
+    case R_ANY: return 1;
+    case R_SIZE:
+        if (iv <= 0) {
+            spec_error(c, node, "%s: must be positive, got %s", def->key, got);
+            return 0;
+        }
+        if (iv > SPEC_MAX_SIZE) {
+            spec_error(c, node, "%s: must be at most %lld, got %s", def->key, SPEC_MAX_SIZE, got);
+            return 0;
+        }
+        return 1;
+    case R_NONNEG:
+        if (v < 0) spec_error(c, node, "%s: must be >= 0, got %s", def->key, got);
+        return v >= 0;
+    case R_POS:
+        if (v <= 0) spec_error(c, node, "%s: must be > 0, got %s", def->key, got);
+        return v > 0;
+    case R_UNIT_OPEN:
+        if (v < 0 || v >= 1) spec_error(c, node, "%s: must be in [0, 1), got %s", def->key, got);
+        return v >= 0 && v < 1;
+    case R_UNIT:
+        if (v < 0 || v > 1) spec_error(c, node, "%s: must be in [0, 1], got %s", def->key, got);
+        return v >= 0 && v <= 1;
+    }
+    return 1;
+}
+
+/* Report an unknown KEY in section SECTION: point to the section it belongs in, or
+ * suggest the nearest valid key of this section. Returns the index of the suggested
+ * field, or -1: a suggested required key is not reported missing as well. */
+static int unknown_key(spec_ctx *c, int section, const yml_node *key) {
+    char buf[48];
+    const char *where = sections[section].name;
+    const char *in = section == SEC_TOP ? "at" : "in";
+    for (size_t s = 0; s < sizeof sections / sizeof *sections; s++) {
+        for (int i = 0; i < sections[s].defs_n && (int)s != section; i++) {
+            if (strcmp(sections[s].defs[i].key, key->text) == 0) {
+                spec_error(c, key, "unknown key %s %s %s; it belongs in %s", describe(key, buf),
+                           in, where, sections[s].name);
+                return -1;
+            }
+        }
+    }
+    const char *names[16];
+    int names_n = sections[section].defs_n;
+    assert(names_n <= 16);
+    for (int i = 0; i < names_n; i++) names[i] = sections[section].defs[i].key;
+    const char *near = closest(key->text, names, names_n);
+    if (!near) {
+        spec_error(c, key, "unknown key %s %s %s", describe(key, buf), in, where);
+        return -1;
+    }
+    spec_error(c, key, "unknown key %s %s %s; did you mean '%s'?", describe(key, buf), in, where,
+               near);
+    int f = 0;
+    while (names[f] != near) f++;
+    return f;
+}
+
+/* Check mapping MAP (named by KEY_NODE, NULL at the top level) against section SECTION:
+ * every key known and given once, required keys present; fill VALS (one per field) and
+ * convert the plain fields into SPEC. Missing keys are reported at KEY_NODE, the line
+ * that opens the section. Returns 0 if MAP is not a mapping at all. */
+static int load_section(spec_ctx *c, int section, const yml_node *key_node, const yml_node *map,
+                        hzc_spec *spec, field_val *vals) {
+    char buf[48];
+    const field_def *defs = sections[section].defs;
+    int defs_n = sections[section].defs_n;
+    const char *name = sections[section].name;
+    const char *leaf = strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
+    memset(vals, 0, (size_t)defs_n * sizeof *vals);
+    if (map->kind != YML_MAPPING && !is_null(map)) {
+        if (section == SEC_TOP)
+            spec_error(c, map, "expected a mapping with keys architecture, shape and training at "
+                               "the top level, got %s", describe(map, buf));
+        else
+            spec_error(c, map, "%s: expected a mapping, got %s", leaf, describe(map, buf));
+        return 0;
+    }
+    int pairs_n = map->kind == YML_MAPPING ? map->n : 0;
+    int suggested[16] = {0};
+    for (int p = 0; p < pairs_n; p++) {
+        const yml_node *key = map->items[2 * p], *value = map->items[2 * p + 1];
+        if (key->kind != YML_SCALAR) {
+            spec_error(c, key, "expected a key name, got %s", yml_kind_name(key->kind));
+            continue;
+        }
+        int f = 0;
+        while (f < defs_n && strcmp(defs[f].key, key->text) != 0) f++;
+        if (f == defs_n) {
+            int near = unknown_key(c, section, key);
+            if (near >= 0) suggested[near] = 1;
+            continue;
+        }
+        if (vals[f].key) {
+            spec_error(c, key, "duplicate key %s (first given at %d:%d)", describe(key, buf),
+                       vals[f].key->line, vals[f].key->col);
+            continue;
+        }
+        vals[f].key = key;
+        vals[f].value = value;
+        vals[f].ok = load_field(c, &defs[f], value, spec);
+    }
+    const yml_node *at = key_node ? key_node : map;
+    for (int f = 0; f < defs_n; f++) {
+        if (defs[f].required && !vals[f].key && !suggested[f]) {
+            if (section == SEC_TOP)
+                spec_error(c, at, "missing required section '%s'", defs[f].key);
+            else
+                spec_error(c, at, "%s: missing required key '%s'", leaf, defs[f].key);
+        }
+    }
+    return 1;
+}
+
+/* ---- sections -------------------------------------------------------------------------- */
+
+static void load_rope_scaling(spec_ctx *c, const field_val *at, hzc_spec *spec) {
+    field_val v[RS_N];
+    if (is_null(at->value)) return; /* "rope_scaling:" with nothing = no scaling */
+    if (!load_section(c, SEC_ROPE, at->key, at->value, spec, v)) return;
+    if (v[RS_TYPE].value) {
+        int t = parse_choice(c, "type", v[RS_TYPE].value, rope_type_names, 1,
+                             "unsupported rope_scaling type");
+        spec->rope_llama3 = t == 0;
+    }
+    /* llama3 scaling blends between the two wavelength bounds: high must exceed low */
+    if (v[RS_LOW].ok && v[RS_HIGH].ok && spec->rope_high_freq_factor <= spec->rope_low_freq_factor)
+        spec_error(c, v[RS_HIGH].value,
+                   "high_freq_factor (%g) must be greater than low_freq_factor (%g)",
+                   spec->rope_high_freq_factor, spec->rope_low_freq_factor);
+}
+
+static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) {
+    field_val v[A_N];
+    if (!load_section(c, SEC_ARCH, at->key, at->value, spec, v)) return;
+    int family_ok = 0;
+    if (v[A_FAMILY].value) {
+        int f = parse_choice(c, "family", v[A_FAMILY].value, family_names, 3, "unknown family");
+        if (f >= 0) {
+            spec->family = (spec_family)f;
+            family_ok = 1;
+        }
+    }
+    if (v[A_ROPE_SCALING].value) load_rope_scaling(c, &v[A_ROPE_SCALING], spec);
+    if (!v[A_QKV_BIAS].value && family_ok) spec->qkv_bias = spec->family == FAMILY_QWEN2;
+
+    /* num_kv_heads defaults to num_heads (plain multi-head attention) */
+    int nkv_ok = v[A_KV_HEADS].value ? v[A_KV_HEADS].ok : v[A_HEADS].ok;
+    if (!v[A_KV_HEADS].value) spec->NKV = spec->NH;
+    if (nkv_ok && v[A_HEADS].ok && spec->NH % spec->NKV != 0)
+        spec_error(c, v[A_KV_HEADS].value,
+                   "num_heads (%lld) must be a multiple of num_kv_heads (%lld): each kv head "
+                   "serves a whole group of query heads",
+                   (long long)spec->NH, (long long)spec->NKV);
+
+    /* head_dim defaults to hidden_size / num_heads, which must then divide exactly */
+    if (v[A_HEAD_DIM].value) {
+        if (v[A_HEAD_DIM].ok && spec->HD % 2 != 0)
+            spec_error(c, v[A_HEAD_DIM].value,
+                       "head_dim (%lld) must be even: RoPE rotates the two halves of each head",
+                       (long long)spec->HD);
+    } else if (v[A_HIDDEN].ok && v[A_HEADS].ok) {
+        if (spec->C % spec->NH != 0) {
+            spec_error(c, v[A_HIDDEN].value,
+                       "hidden_size (%lld) is not num_heads (%lld) * head_dim; set head_dim "
+                       "explicitly, or make hidden_size a multiple of num_heads",
+                       (long long)spec->C, (long long)spec->NH);
+        } else {
+            spec->HD = spec->C / spec->NH;
+            if (spec->HD % 2 != 0)
+                spec_error(c, v[A_HIDDEN].value,
+                           "head_dim = hidden_size / num_heads = %lld must be even: RoPE rotates "
+                           "the two halves of each head; set head_dim explicitly",
+                           (long long)spec->HD);
+        }
+    }
+}
+
+static void load_shape(spec_ctx *c, const field_val *at, hzc_spec *spec) {
+    field_val v[S_N];
+    if (!load_section(c, SEC_SHAPE, at->key, at->value, spec, v)) return;
+    /* tokens_per_micro_batch defaults to tokens_per_step (no gradient accumulation) */
+    int micro_given = v[S_MICRO].value != NULL;
+    int micro_ok = micro_given ? v[S_MICRO].ok : v[S_STEP].ok;
+    if (!micro_given) spec->micro_tokens = spec->step_tokens;
+    if (micro_given && micro_ok && v[S_STEP].ok && spec->step_tokens % spec->micro_tokens != 0)
+        spec_error(c, v[S_STEP].value,
+                   "tokens_per_step (%lld) must be a multiple of tokens_per_micro_batch (%lld)",
+                   (long long)spec->step_tokens, (long long)spec->micro_tokens);
+    if (micro_ok && v[S_SEQ_LEN].ok && spec->micro_tokens % spec->T != 0)
+        spec_error(c, micro_given ? v[S_MICRO].value : v[S_STEP].value,
+                   "%s (%lld) must be a multiple of seq_len (%lld): a micro-batch holds whole "
+                   "sequences",
+                   micro_given ? "tokens_per_micro_batch" : "tokens_per_step",
+                   (long long)spec->micro_tokens, (long long)spec->T);
+}
+
+static void load_name(spec_ctx *c, const yml_node *node, hzc_spec *spec) {
+    char buf[48];
+    if (node->kind != YML_SCALAR || node->len == 0) {
+        spec_error(c, node, "name: expected a name, got %s", describe(node, buf));
+        return;
+    }
+    if (node->len >= sizeof spec->name) {
+        spec_error(c, node, "name: at most %d characters, got %zu", (int)sizeof spec->name - 1,
+                   node->len);
+        return;
+    }
+    /* the name ends up in file names and generated identifiers' comments */
+    if (strspn(node->text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+        node->len) {
+        spec_error(c, node, "name: %s may hold only letters, digits, '.', '_' and '-'",
+                   describe(node, buf));
+        return;
+    }
+    memcpy(spec->name, node->text, node->len + 1);
+}
+
+/* Defaults of every optional field; the name is PATH's base name less .yaml or .yml. */
+static void spec_defaults(hzc_spec *spec, const char *path) {
+    memset(spec, 0, sizeof *spec);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t n = strlen(base);
+    if (n > 5 && strcmp(base + n - 5, ".yaml") == 0)
+        n -= 5;
+    else if (n > 4 && strcmp(base + n - 4, ".yml") == 0)
+        n -= 4;
+    if (n >= sizeof spec->name) n = sizeof spec->name - 1;
+    memcpy(spec->name, base, n);
+    spec->name[n] = '\0';
+    spec->norm_eps = 1e-5;
+    spec->rope_theta = 10000.0;
+    spec->lr = 3e-4;
+    spec->beta1 = 0.9;
+    spec->beta2 = 0.95;
+    spec->adam_eps = 1e-8;
+    spec->weight_decay = 0.1;
+    spec->grad_clip = 1.0;
+    spec->min_lr_ratio = 0.1;
+    spec->seed = 1337;
+}
+
+int64_t spec_param_count(const hzc_spec *s) {
+    int64_t attn = s->C * s->NH * s->HD + 2 * s->C * s->NKV * s->HD + s->NH * s->HD * s->C;
+    int64_t bias = s->qkv_bias ? s->NH * s->HD + 2 * s->NKV * s->HD : 0;
+    int64_t layer = 2 * s->C + attn + 3 * s->C * s->F + bias;
+    return s->V * s->C + (s->tied ? 0 : s->V * s->C) + s->C + s->L * layer;
+}
+
+/* The same count in floating point, safe from overflow for any validated sizes. */
+static double param_count_fp(const hzc_spec *s) {
+    double C = (double)s->C, NH = (double)s->NH, NKV = (double)s->NKV, HD = (double)s->HD;
+    double layer = 2 * C + 2 * C * NH * HD + 2 * C * NKV * HD + 3 * C * (double)s->F +
+                   (s->qkv_bias ? NH * HD + 2 * NKV * HD : 0);
+    return (double)s->V * C * (s->tied ? 1 : 2) + C + (double)s->L * layer;
+}
+
+int spec_load(const char *path, hzc_spec *spec, FILE *err) {
+    spec_ctx c = {path, err, 0};
+    spec_defaults(spec, path);
+    int yml_errors_n = 0;
+    yml_node *root = yml_load(path, err, &yml_errors_n);
+    if (!root) return yml_errors_n;
+
+    field_val top[TOP_N];
+    if (load_section(&c, SEC_TOP, NULL, root, spec, top)) {
+        if (top[TOP_NAME].value) load_name(&c, top[TOP_NAME].value, spec);
+        if (top[TOP_ARCH].value) load_architecture(&c, &top[TOP_ARCH], spec);
+        if (top[TOP_SHAPE].value) load_shape(&c, &top[TOP_SHAPE], spec);
+        if (top[TOP_TRAINING].value) {
+            field_val v[T_N];
+            load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key, top[TOP_TRAINING].value, spec, v);
+        }
+    }
+    if (c.errors_n == 0 && param_count_fp(spec) > SPEC_MAX_PARAMS)
+        spec_error(&c, top[TOP_ARCH].key, "architecture: %.3g parameters is more than hzc "
+                   "supports (2^50)", param_count_fp(spec));
+    if (c.errors_n > SPEC_MAX_ERRORS)
+        fprintf(err, "%s: note: %d more errors not shown\n", path, c.errors_n - SPEC_MAX_ERRORS);
+    yml_free(root);
+    return c.errors_n;
+}

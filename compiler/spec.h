@@ -1,0 +1,52 @@
+/* compiler/spec.h - the model description (YAML) as hzc understands it.
+ * spec_load parses and validates a file, reporting every user error as
+ * FILE:LINE:COL: error: message, and returns the number of errors. */
+#ifndef HZC_SPEC_H
+#define HZC_SPEC_H
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL } spec_family;
+
+typedef struct hzc_spec {
+    char name[64];          /* name: (defaults to the file's base name without .yaml) */
+    spec_family family;     /* architecture.family: llama | qwen2 | mistral */
+    /* architecture */
+    int64_t V;              /* vocab_size */
+    int64_t C;              /* hidden_size */
+    int64_t L;              /* num_layers */
+    int64_t NH;             /* num_heads */
+    int64_t NKV;            /* num_kv_heads (default num_heads) */
+    int64_t HD;             /* head_dim (default hidden_size / num_heads) */
+    int64_t F;              /* ffn_size */
+    double norm_eps;        /* norm_eps (default 1e-5) */
+    double rope_theta;      /* rope_theta (default 10000) */
+    int rope_llama3;        /* rope_scaling.type == llama3 */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor; /* rope_scaling.* */
+    int64_t rope_original_max_pos;  /* rope_scaling.original_max_position */
+    int tied;               /* tie_embeddings (default false) */
+    int qkv_bias;           /* qkv_bias (default: true for qwen2, else false) */
+    /* shape */
+    int64_t T;              /* shape.seq_len */
+    int64_t step_tokens;    /* shape.tokens_per_step (a multiple of micro_tokens) */
+    int64_t micro_tokens;   /* shape.tokens_per_micro_batch (a multiple of seq_len) */
+    /* training defaults (the trainer's flags override them) */
+    double lr, beta1, beta2, adam_eps, weight_decay, grad_clip; /* grad_clip 0 = off */
+    int64_t warmup_steps, decay_steps; /* cosine decay over decay_steps after warmup; 0 = constant */
+    double min_lr_ratio;    /* final lr = lr * min_lr_ratio */
+    int64_t seed;
+} hzc_spec;
+
+/* Parse and validate PATH into *spec. Errors go to err as "PATH:LINE:COL: error: ...";
+ * all errors are reported (capped at 50). Returns the number of errors (0 = success). */
+int spec_load(const char *path, hzc_spec *spec, FILE *err);
+
+/* Number of parameters of a spec that spec_load accepted: embedding V*C, a separate
+ * lm_head V*C unless tied, the final norm C, and per layer two norms, q/k/v/o, the SwiGLU
+ * MLP and the q/k/v biases when qkv_bias. spec_load guarantees it is below 2^50. */
+int64_t spec_param_count(const hzc_spec *spec);
+
+/* "llama", "qwen2" or "mistral", as written in architecture.family. */
+const char *spec_family_name(spec_family family);
+
+#endif

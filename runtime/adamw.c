@@ -1,0 +1,62 @@
+/* runtime/adamw.c - AdamW on the split fp32 master, as torch.optim.AdamW (decoupled
+ * weight decay p -= lr*wd*p, bias-corrected moments, eps outside the square root).
+ * The inner loop is compiled for AVX-512, AVX2 and plain x86-64 and picked at run time. */
+#include <math.h>
+
+#include "rt.h"
+
+float hz_lr_at(const hz_optim *o, int64_t step)
+{
+    if (o->warmup_steps > 0 && step < o->warmup_steps)
+        return o->lr * (float)(step + 1) / (float)o->warmup_steps;
+    if (o->decay_steps <= 0) return o->lr;
+    double t = (double)(step - o->warmup_steps) / (double)o->decay_steps;
+    if (t > 1.0) t = 1.0;
+    double min_lr = o->lr * o->min_lr_ratio;
+    return (float)(min_lr + 0.5 * (o->lr - min_lr) * (1.0 + cos(3.141592653589793 * t)));
+}
+
+typedef struct adam_job {
+    hz_store *s;
+    int64_t base;
+    float lr, wd, beta1, beta2, eps, gscale, bc1, bc2;
+} adam_job;
+
+/* One element range. The master is joined from (w, lo), updated in fp32 and split. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void adam_range(void *varg, int64_t begin, int64_t end)
+{
+    const adam_job *j = varg;
+    hz_store *s = j->s;
+    uint16_t *w = s->w + j->base;
+    int16_t *lo = s->lo + j->base;
+    float *m = s->m + j->base, *v = s->v + j->base;
+    const float decay = 1.0f - j->lr * j->wd, step = j->lr / j->bc1, rbc2 = 1.0f / j->bc2;
+    for (int64_t i = begin; i < end; i++) {
+        float g = (s->grad_bf16 ? hz_f32_from_bf16(((const uint16_t *)s->g)[j->base + i])
+                                : ((const float *)s->g)[j->base + i]) * j->gscale;
+        float mi = j->beta1 * m[i] + (1.0f - j->beta1) * g;
+        float vi = j->beta2 * v[i] + (1.0f - j->beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        float p = hz_master_join(w[i], lo[i]) * decay;
+        p -= step * mi / (sqrtf(vi * rbc2) + j->eps);
+        hz_master_split(p, &w[i], &lo[i]);
+    }
+}
+
+void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
+                   float gscale, int64_t t, hz_pool *pool)
+{
+    const hz_unit *u = &p->units[unit];
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *x = &p->tensors[u->first_tensor + k];
+        if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
+        adam_job j = {s, x->host_n, lr, x->decay ? o->weight_decay : 0.0f, o->beta1, o->beta2,
+                      o->eps, gscale, 1.0f - powf(o->beta1, (float)t),
+                      1.0f - powf(o->beta2, (float)t)};
+        hz_pool_run(pool, adam_range, &j, x->rows * x->cols);
+    }
+}

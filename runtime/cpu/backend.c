@@ -1,0 +1,244 @@
+/* runtime/cpu/backend.c - the cpu backend: the generated schedule run with the fp32
+ * reference ops. The GPU arena is mirrored in host memory with fp32 elements (weight
+ * slots hold the streamed bf16 weights widened to fp32); ops run synchronously in issue
+ * order, which the schedule guarantees is a valid order of its events. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../rt.h"
+#include "block.h"
+#include "ops.h"
+
+typedef struct cpu_state {
+    float **wslot, **gslot, *ghead;
+    int64_t wslot_n, gslot_n, ghead_n;
+    float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
+    cpu_work work;
+    double loss_sum, sumsq;
+    int64_t arena_bytes;
+} cpu_state;
+
+static void *cpu_host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+static void cpu_host_free(void *p) { free(p); }
+
+static float *falloc(cpu_state *s, int64_t n)
+{
+    s->arena_bytes += n * 4;
+    return calloc((size_t)(n ? n : 1), sizeof(float));
+}
+
+static int cpu_init(hz_ctx *c)
+{
+    const hz_plan *p = c->plan;
+    const hz_dims *d = &p->dims;
+    cpu_state *s = calloc(1, sizeof(*s));
+    if (!s) return -1;
+    c->bk = s;
+    const hz_region *r = p->regions;
+    s->wslot_n = r[HZ_WSLOT].slot_bytes / 2;
+    s->gslot_n = r[HZ_GSLOT].slot_bytes / 4;
+    s->ghead_n = r[HZ_GHEAD].slot_bytes / 4;
+    s->wslot = calloc((size_t)r[HZ_WSLOT].count, sizeof(float *));
+    s->gslot = calloc((size_t)r[HZ_GSLOT].count, sizeof(float *));
+    if (!s->wslot || !s->gslot) return -1;
+    for (int i = 0; i < r[HZ_WSLOT].count; i++)
+        if (!(s->wslot[i] = falloc(s, s->wslot_n))) return -1;
+    for (int i = 0; i < r[HZ_GSLOT].count; i++)
+        if (!(s->gslot[i] = falloc(s, s->gslot_n))) return -1;
+    s->ghead = falloc(s, s->ghead_n);
+    s->boundary = falloc(s, (d->L + 1) * d->step_tokens * d->C);
+    s->dgrad = falloc(s, d->step_tokens * d->C);
+    s->work_mem = falloc(s, cpu_work_floats(d));
+    s->head_mem = falloc(s, cpu_head_floats(d));
+    s->inv_freq = falloc(s, d->HD / 2);
+    if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq)
+        return -1;
+    cpu_work_bind(&s->work, s->work_mem, d);
+    hz_rope rope = {d->rope_theta, d->rope_llama3, d->rope_factor, d->rope_low_freq_factor,
+                    d->rope_high_freq_factor, d->rope_original_max_pos};
+    rope_inv_freq(s->inv_freq, (int)d->HD, &rope);
+    return 0;
+}
+
+static void cpu_begin_step(hz_ctx *c)
+{
+    cpu_state *s = c->bk;
+    s->loss_sum = 0.0;
+    s->sumsq = 0.0;
+}
+
+/* Pointers to a unit's tensors inside BASE (a weight slot or a gradient region). */
+static float *tensor_at(const hz_plan *p, const hz_unit *u, int kind, float *base, int grad)
+{
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        if (t->kind == kind) return base + (grad ? t->grad_n : t->slot_n);
+    }
+    return NULL;
+}
+
+static cpu_block_params block_params(const hz_plan *p, const hz_unit *u, float *base, int grad)
+{
+    cpu_block_params b = {
+        tensor_at(p, u, HZ_ATTN_NORM, base, grad), tensor_at(p, u, HZ_WQKV, base, grad),
+        tensor_at(p, u, HZ_BQKV, base, grad),      tensor_at(p, u, HZ_WO, base, grad),
+        tensor_at(p, u, HZ_MLP_NORM, base, grad),  tensor_at(p, u, HZ_WGU, base, grad),
+        tensor_at(p, u, HZ_WDOWN, base, grad)};
+    return b;
+}
+
+static void load_unit(hz_ctx *c, const hz_unit *u, float *slot)
+{
+    const hz_plan *p = c->plan;
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        const uint16_t *src = c->store.w + t->host_n;
+        float *dst = slot + t->slot_n;
+        for (int64_t e = 0; e < t->rows * t->cols; e++) dst[e] = hz_f32_from_bf16(src[e]);
+    }
+}
+
+/* Forward of the embedding or a block for micro-batch m into the next boundary. */
+static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
+{
+    cpu_state *s = c->bk;
+    const hz_plan *p = c->plan;
+    const hz_dims *d = &p->dims;
+    int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)m * N;
+    float *out = s->boundary + ((int64_t)(u->layer + 1) * d->step_tokens + mtok) * C;
+    if (u->kind == HZ_EMBED) {
+        embedding_forward(out, c->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
+    } else {
+        cpu_block_params w = block_params(p, u, slot, 0);
+        cpu_block_forward(d, s->inv_freq, &w, out - d->step_tokens * C, out, &s->work);
+    }
+}
+
+static void cpu_run_op(hz_ctx *c, int i)
+{
+    cpu_state *s = c->bk;
+    const hz_plan *p = c->plan;
+    const hz_dims *d = &p->dims;
+    const hz_op *o = &p->ops[i];
+    const hz_unit *u = &p->units[o->unit];
+    int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)o->micro * N;
+    float *slot = o->slot >= 0 ? s->wslot[o->slot] : NULL;
+    float *grads = u->grad_region == HZ_GSLOT ? (o->gslot >= 0 ? s->gslot[o->gslot] : NULL)
+                                              : s->ghead;
+    switch (o->kind) {
+    case HZ_LOAD_W:
+        load_unit(c, u, slot);
+        break;
+    case HZ_FWD:
+        forward_unit(c, u, o->micro, slot);
+        break;
+    case HZ_LOSS: {
+        if (o->micro == 0) memset(s->ghead, 0, (size_t)s->ghead_n * sizeof(float));
+        const float *x = s->boundary + (d->L * d->step_tokens + mtok) * C;
+        s->loss_sum += cpu_head_loss(
+            d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
+            c->targets + mtok, c->dscale, s->dgrad + mtok * C,
+            tensor_at(p, u, HZ_FINAL_NORM, s->ghead, 1), tensor_at(p, u, HZ_LM_HEAD, s->ghead, 1),
+            s->head_mem, 1);
+        break;
+    }
+    case HZ_BWD:
+        if (u->kind == HZ_EMBED) {
+            float *dwte = tensor_at(p, u, HZ_WTE, s->ghead, 1);
+            if (o->micro == 0 && !d->tied) memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
+            embedding_backward(dwte, s->dgrad + mtok * C, c->inputs + mtok, N, C);
+        } else {
+            if (o->micro == 0) memset(grads, 0, (size_t)s->gslot_n * sizeof(float));
+            const float *inp = s->boundary + ((int64_t)u->layer * d->step_tokens + mtok) * C;
+            cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
+            cpu_block_backward(d, s->inv_freq, &w, &g, inp, s->dgrad + mtok * C, &s->work);
+        }
+        break;
+    case HZ_STORE_G:
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *t = &p->tensors[u->first_tensor + k];
+            if (!t->store_grad) continue;
+            const float *src = grads + t->grad_n;
+            double ss = 0.0;
+            for (int64_t e = 0; e < t->rows * t->cols; e++) {
+                ss += (double)src[e] * src[e];
+                hz_store_set_grad(&c->store, t->host_n + e, src[e]);
+            }
+            s->sumsq += ss;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void cpu_wait_op(hz_ctx *c, int op)
+{
+    (void)c;
+    (void)op; /* ops ran synchronously when issued */
+}
+
+static void cpu_step_result(hz_ctx *c, double *loss_sum, double *sumsq)
+{
+    cpu_state *s = c->bk;
+    *loss_sum = s->loss_sum;
+    *sumsq = s->sumsq;
+}
+
+/* Forward only: every unit in forward order through weight slot 0, then the head loss. */
+static double cpu_eval(hz_ctx *c)
+{
+    cpu_state *s = c->bk;
+    const hz_plan *p = c->plan;
+    const hz_dims *d = &p->dims;
+    int64_t N = d->micro_tokens, C = d->C;
+    double sum = 0.0;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        load_unit(c, u, s->wslot[0]);
+        for (int m = 0; m < d->n_micro; m++) {
+            if (u->kind != HZ_HEAD) {
+                forward_unit(c, u, m, s->wslot[0]);
+                continue;
+            }
+            const float *x = s->boundary + (d->L * d->step_tokens + (int64_t)m * N) * C;
+            sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, s->wslot[0], 0),
+                                 tensor_at(p, u, HZ_LM_HEAD, s->wslot[0], 0), x,
+                                 c->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
+                                 s->head_mem, 0);
+        }
+    }
+    return sum;
+}
+
+static void cpu_report(hz_ctx *c, FILE *out)
+{
+    cpu_state *s = c->bk;
+    fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes "
+                 "(the GPU plan is %lld bytes in bf16/fp32)\n",
+            (long long)s->arena_bytes, (long long)c->plan->gpu_bytes);
+}
+
+static void cpu_destroy(hz_ctx *c)
+{
+    cpu_state *s = c->bk;
+    if (!s) return;
+    const hz_region *r = c->plan->regions;
+    for (int i = 0; s->wslot && i < r[HZ_WSLOT].count; i++) free(s->wslot[i]);
+    for (int i = 0; s->gslot && i < r[HZ_GSLOT].count; i++) free(s->gslot[i]);
+    free(s->wslot);
+    free(s->gslot);
+    free(s->ghead);
+    free(s->boundary);
+    free(s->dgrad);
+    free(s->work_mem);
+    free(s->head_mem);
+    free(s->inv_freq);
+    free(s);
+    c->bk = NULL;
+}
+
+const hz_backend hz_backend_impl = {
+    "cpu",          cpu_host_alloc, cpu_host_free, cpu_init,   cpu_begin_step, cpu_run_op,
+    cpu_wait_op,    cpu_step_result, cpu_eval,     cpu_report, cpu_destroy,
+};

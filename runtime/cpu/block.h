@@ -1,0 +1,39 @@
+/* runtime/cpu/block.h - one decoder block and the loss head composed from the cpu ops,
+ * in fp32: the reference model. Used by the cpu backend and by the tests' plain
+ * (non-streamed) forward and backward. */
+#ifndef HZ_CPU_BLOCK_H
+#define HZ_CPU_BLOCK_H
+#include "../hz.h"
+
+/* A block's weights or gradients, (OUT, IN) matrices as in hz_tensor. wqkv stacks q, k,
+ * v rows; wgu stacks gate then up rows; bqkv may be NULL (no bias). */
+typedef struct cpu_block_params {
+    float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
+} cpu_block_params;
+
+/* Workspace for one micro-batch of N = B*T tokens (cpu_work_floats of them). */
+typedef struct cpu_work {
+    float *xn, *rstd1, *q, *k, *v, *att, *lse, *xmid, *xn2, *rstd2, *gate, *up, *h;
+    float *dh, *dgate, *dup, *dxn2, *dtmp, *dxmid, *datt, *dq, *dk, *dv, *dxn;
+} cpu_work;
+
+int64_t cpu_work_floats(const hz_dims *d);
+void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d);
+
+/* out = block(inp); inp and out are (N, C) with N = d->micro_tokens. */
+void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
+                       const float *inp, float *out, cpu_work *ws);
+/* Recompute the block from inp, then backward: dx holds dout on entry and dinp on exit;
+ * gradients accumulate into g. */
+void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
+                        cpu_block_params *g, const float *inp, float *dx, cpu_work *ws);
+
+/* The loss head of one micro-batch: final norm, lm_head (V, C) chunked over tokens,
+ * cross-entropy with dscale, backward into dx (N, C) and the gradients dnorm, dlm
+ * (accumulated). scratch: cpu_head_floats. Returns the sum of the trained losses. */
+int64_t cpu_head_floats(const hz_dims *d);
+double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, const float *x,
+                     const int32_t *targets, float dscale, float *dx, float *dnorm, float *dlm,
+                     float *scratch, int backward);
+
+#endif

@@ -1,0 +1,73 @@
+/* runtime/cpu/ops.h - the cpu backend's op families, forward and backward, in fp32.
+ * These are the reference every CUDA kernel is tested against. Layout conventions:
+ *   activations are row-major (N, C) with N = B*T tokens, token n at position n % T;
+ *   a linear weight is (OUT, IN) as in PyTorch, y = x W^T + b;
+ *   q is (N, NH*HD) = (B, T, NH, HD); k and v are (N, NKV*HD); lse is (B, NH, T).
+ * Gradient contract: gradients of weights and biases ACCUMULATE (+=), so micro-batches
+ * add up; gradients of inputs are OVERWRITTEN (=) unless the name says _acc. */
+#ifndef HZ_CPU_OPS_H
+#define HZ_CPU_OPS_H
+#include <stdint.h>
+
+/* RoPE settings (Hugging Face "default" and "llama3" rope types). */
+typedef struct hz_rope {
+    float theta;               /* base, e.g. 500000 */
+    int llama3;                /* 1: apply llama3 frequency scaling */
+    float factor;              /* llama3: scaling factor (e.g. 32) */
+    float low_freq_factor;     /* llama3: e.g. 1 */
+    float high_freq_factor;    /* llama3: e.g. 4 */
+    int original_max_pos;      /* llama3: original_max_position_embeddings, e.g. 8192 */
+} hz_rope;
+
+/* inv_freq[i] = theta^(-2i/HD) for i < HD/2, then llama3-scaled if asked; as transformers. */
+void rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
+
+/* embedding: out[n,:] = wte[tok[n],:]; backward scatter-adds dout rows into dwte. */
+void embedding_forward(float *out, const int32_t *tok, const float *wte, int64_t N, int64_t C);
+void embedding_backward(float *dwte, const float *dout, const int32_t *tok, int64_t N, int64_t C);
+
+/* rmsnorm: out = (x * rstd) * w with rstd = 1/sqrt(mean(x^2) + eps), rstd (N) saved. */
+void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                     int64_t C, float eps);
+void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                      const float *w, const float *rstd, int64_t N, int64_t C);
+
+/* matmul: out (N, OUT) = inp (N, IN) @ w^T + bias (bias may be NULL).
+ * backward: dinp = dout @ w (dinp may be NULL to skip), dw += dout^T @ inp,
+ * dbias += column sums of dout (dbias may be NULL). Multithreaded over rows. */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                    int64_t N, int64_t IN, int64_t OUT);
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                     const float *inp, const float *w, int64_t N, int64_t IN, int64_t OUT);
+
+/* rope: rotate each head of x (N, H*HD) in place, half-rotation as Hugging Face:
+ * for i < HD/2, angle = pos * inv_freq[i], (x1, x2) = (x[i], x[i+HD/2]) ->
+ * (x1 cos - x2 sin, x2 cos + x1 sin). backward applies the inverse rotation to dx in place. */
+void rope_forward(float *x, const float *inv_freq, int64_t N, int64_t T, int64_t H, int64_t HD);
+void rope_backward(float *dx, const float *inv_freq, int64_t N, int64_t T, int64_t H, int64_t HD);
+
+/* causal grouped-query attention, scale HD^-0.5; query head h reads kv head h/(NH/NKV).
+ * out (N, NH*HD), lse (B, NH, T) = log-sum-exp of the scaled scores of each query row.
+ * backward: dq, dk, dv overwritten, using out and lse (no T x T matrix kept). */
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                       int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD);
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const float *out, const float *lse,
+                        int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD);
+
+/* swiglu: h = silu(gate) * up, elementwise over n values. */
+void swiglu_forward(float *h, const float *gate, const float *up, int64_t n);
+void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate,
+                     const float *up, int64_t n);
+
+/* residual: out = a + b (out may alias a). */
+void residual_forward(float *out, const float *a, const float *b, int64_t n);
+
+/* softmax cross-entropy over logits (N, V) with targets (N); target -100 is ignored.
+ * losses[n] = -log softmax(logits[n])[target[n]] (0 when ignored);
+ * dlogits[n,:] = (softmax - onehot) * dscale (0 rows when ignored); dlogits may alias logits.
+ * Returns the sum of losses of the trained rows. */
+double crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
+                                     const int32_t *targets, int64_t N, int64_t V, float dscale);
+
+#endif

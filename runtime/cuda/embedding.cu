@@ -1,0 +1,51 @@
+/* runtime/cuda/embedding.cu - token embedding lookup, forward and backward.
+ * wte (V, C) bf16; tok (N) int32, each in [0, V) (the data loader checks this);
+ * out (N, C) bf16; dwte (V, C) fp32, accumulated. */
+
+/* out[n, :] = wte[tok[n], :].
+ * Launch: block 256, grid ceil(N * C / 8 / 256) (one 16-byte vector per thread when C % 8 == 0,
+ * else one element per thread: grid ceil(N * C / 256)); any grid is correct (grid-stride). */
+extern "C" __global__ void hzk_embedding_forward(bf16 *out, const int *tok, const bf16 *wte,
+                                                 int N, int C) {
+    const long stride = (long)gridDim.x * blockDim.x;
+    if ((C & 7) == 0) {
+        const int CV = C >> 3;
+        const long nvec = (long)N * CV;
+        for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < nvec; i += stride) {
+            const long n = i / CV, c = (i - n * CV) << 3;
+            *reinterpret_cast<uint4 *>(out + n * C + c) =
+                *reinterpret_cast<const uint4 *>(wte + (long)tok[n] * C + c);
+        }
+    } else {
+        const long total = (long)N * C;
+        for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += stride) {
+            const long n = i / C, c = i - n * C;
+            out[i] = wte[(long)tok[n] * C + c];
+        }
+    }
+}
+
+/* dwte[tok[n], :] += dout[n, :] in fp32.
+ * Rows of repeated tokens meet in fp32 atomicAdd, so the order of the additions (and the
+ * last bits of dwte) varies from run to run: this kernel is not bit-deterministic.
+ * Launch: block 256, grid ceil(N * C / 2 / 256) when C is even, else ceil(N * C / 256)
+ * (any grid is correct). */
+extern "C" __global__ void hzk_embedding_backward(float *dwte, const bf16 *dout, const int *tok,
+                                                  int N, int C) {
+    const long stride = (long)gridDim.x * blockDim.x;
+    if ((C & 1) == 0) {
+        const int CV = C >> 1;
+        const long nvec = (long)N * CV;
+        for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < nvec; i += stride) {
+            const long n = i / CV, c = (i - n * CV) << 1;
+            const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(dout + n * C + c));
+            hz_atomic_add2(dwte + (long)tok[n] * C + c, g.x, g.y);
+        }
+    } else {
+        const long total = (long)N * C;
+        for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += stride) {
+            const long n = i / C, c = i - n * C;
+            atomicAdd(dwte + (long)tok[n] * C + c, __bfloat162float(dout[i]));
+        }
+    }
+}

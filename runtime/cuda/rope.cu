@@ -1,0 +1,142 @@
+/* runtime/cuda/rope.cu - qkv bias + rotary position embedding, forward and backward.
+ * qkv, dqkv (N, OUT) bf16 with OUT = (NH + 2*NKV) * HD: the output of the one fused q/k/v
+ * GEMM, per token the NH q heads, then the NKV k heads, then the NKV v heads;
+ * bias, dbias (OUT) bf16 / fp32 accumulated, both optional (NULL: no q/k/v bias);
+ * q, dq (N, NH*HD); k, v, dk, dv (N, NKV*HD) bf16; inv_freq (HD/2) fp32 (rope_inv_freq).
+ * Rotation as Hugging Face (rotate_half, not interleaved pairs): for i < HD/2 and
+ * position pos = n % T, (x1, x2) = (x[i], x[i + HD/2]) -> (x1 c - x2 s, x2 c + x1 s) with
+ * c, s = cos, sin(pos * inv_freq[i]) computed in fp32 and rounded to bf16 (transformers casts
+ * cos/sin to the activation dtype before multiplying); products in fp32, result rounded once.
+ * The biased value is rounded to bf16 before rotating, as the bf16 output of a biased linear.
+ * Launch (both kernels): grid (ceil(N / 64), NH + 2*NKV), block 256, no dynamic shared memory.
+ * blockIdx.y is the head of the fused row; within a block thread tid handles the column pair
+ * i = 2 * (tid % (HD/4)) (and its partner i + HD/2) for tokens r, r + R, ... of the block's
+ * token range, r = tid / (HD/4), R = blockDim.x / (HD/4). Requires HD % 4 == 0, HD <= 1024. */
+
+/* The block's token range: grid.x splits N into equal chunks. */
+__device__ __forceinline__ void hz_rope_range(int N, int *n0, int *n1) {
+    const int chunk = (N + gridDim.x - 1) / gridDim.x;
+    *n0 = blockIdx.x * chunk;
+    *n1 = min(N, *n0 + chunk);
+}
+
+__device__ __forceinline__ void hz_rope_cs(float *c, float *s, int pos, const float *inv_freq, int i) {
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+        float sn, cs;
+        sincosf((float)pos * inv_freq[i + e], &sn, &cs);
+        c[e] = hz_round_bf16(cs);
+        s[e] = hz_round_bf16(sn);
+    }
+}
+
+extern "C" __global__ void hzk_qkv_bias_rope(bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
+                                             const bf16 *bias, const float *inv_freq, int N,
+                                             int T, int NH, int NKV, int HD) {
+    const int H4 = HD >> 2, half = HD >> 1;
+    const int R = blockDim.x / H4, r = threadIdx.x / H4;
+    if (r >= R) return;
+    const int i = (threadIdx.x - r * H4) * 2;
+    const int h = blockIdx.y, OUT = (NH + 2 * NKV) * HD;
+    bf16 *dst;
+    int dst_stride, rotate;
+    if (h < NH) dst = q + h * HD, dst_stride = NH * HD, rotate = 1;
+    else if (h < NH + NKV) dst = k + (h - NH) * HD, dst_stride = NKV * HD, rotate = 1;
+    else dst = v + (h - NH - NKV) * HD, dst_stride = NKV * HD, rotate = 0;
+    float b1[2] = {0.0f, 0.0f}, b2[2] = {0.0f, 0.0f};
+    if (bias) {
+        const float2 t1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(bias + h * HD + i));
+        const float2 t2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(bias + h * HD + i + half));
+        b1[0] = t1.x, b1[1] = t1.y, b2[0] = t2.x, b2[1] = t2.y;
+    }
+    int n0, n1;
+    hz_rope_range(N, &n0, &n1);
+    for (int n = n0 + r; n < n1; n += R) {
+        const bf16 *src = qkv + (long)n * OUT + h * HD + i;
+        const float2 t1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(src));
+        const float2 t2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(src + half));
+        float x1[2] = {t1.x, t1.y}, x2[2] = {t2.x, t2.y};
+        if (bias) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                x1[e] = hz_round_bf16(x1[e] + b1[e]);
+                x2[e] = hz_round_bf16(x2[e] + b2[e]);
+            }
+        }
+        float y1[2] = {x1[0], x1[1]}, y2[2] = {x2[0], x2[1]};
+        if (rotate) {
+            float c[2], s[2];
+            hz_rope_cs(c, s, n % T, inv_freq, i);
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                y1[e] = x1[e] * c[e] - x2[e] * s[e];
+                y2[e] = x2[e] * c[e] + x1[e] * s[e];
+            }
+        }
+        bf16 *o = dst + (long)n * dst_stride + i;
+        *reinterpret_cast<unsigned *>(o) = hz_pack_bf16x2(y1[0], y1[1]);
+        *reinterpret_cast<unsigned *>(o + half) = hz_pack_bf16x2(y2[0], y2[1]);
+    }
+}
+
+/* dqkv = the fused gradient: q and k heads rotated back (the transpose of the rotation,
+ * dx1 = dy1 c + dy2 s, dx2 = dy2 c - dy1 s, same bf16 c, s), v heads copied;
+ * dbias += column sums of dqkv taken in fp32 before rounding (when dbias != NULL): per block
+ * through shared-memory atomics, then one global atomicAdd per column (not bit-deterministic).
+ * Launch as hzk_qkv_bias_rope. */
+extern "C" __global__ void hzk_qkv_rope_backward(bf16 *dqkv, float *dbias, const bf16 *dq,
+                                                 const bf16 *dk, const bf16 *dv,
+                                                 const float *inv_freq, int N, int T, int NH,
+                                                 int NKV, int HD) {
+    __shared__ float sbias[1024];
+    const int H4 = HD >> 2, half = HD >> 1;
+    const int R = blockDim.x / H4, r = threadIdx.x / H4;
+    const int i = (threadIdx.x - r * H4) * 2;
+    const int h = blockIdx.y, OUT = (NH + 2 * NKV) * HD;
+    const bf16 *src;
+    int src_stride, rotate;
+    if (h < NH) src = dq + h * HD, src_stride = NH * HD, rotate = 1;
+    else if (h < NH + NKV) src = dk + (h - NH) * HD, src_stride = NKV * HD, rotate = 1;
+    else src = dv + (h - NH - NKV) * HD, src_stride = NKV * HD, rotate = 0;
+    if (dbias) {
+        for (int j = threadIdx.x; j < HD; j += blockDim.x) sbias[j] = 0.0f;
+        __syncthreads();
+    }
+    float acc1[2] = {0.0f, 0.0f}, acc2[2] = {0.0f, 0.0f};
+    int n0, n1;
+    hz_rope_range(N, &n0, &n1);
+    if (r < R) {
+        for (int n = n0 + r; n < n1; n += R) {
+            const bf16 *s_ = src + (long)n * src_stride + i;
+            const float2 t1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(s_));
+            const float2 t2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(s_ + half));
+            const float y1[2] = {t1.x, t1.y}, y2[2] = {t2.x, t2.y};
+            float x1[2] = {y1[0], y1[1]}, x2[2] = {y2[0], y2[1]};
+            if (rotate) {
+                float c[2], s[2];
+                hz_rope_cs(c, s, n % T, inv_freq, i);
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    x1[e] = y1[e] * c[e] + y2[e] * s[e];
+                    x2[e] = y2[e] * c[e] - y1[e] * s[e];
+                }
+            }
+            bf16 *o = dqkv + (long)n * OUT + h * HD + i;
+            *reinterpret_cast<unsigned *>(o) = hz_pack_bf16x2(x1[0], x1[1]);
+            *reinterpret_cast<unsigned *>(o + half) = hz_pack_bf16x2(x2[0], x2[1]);
+#pragma unroll
+            for (int e = 0; e < 2; e++) acc1[e] += x1[e], acc2[e] += x2[e];
+        }
+    }
+    if (dbias) {
+        if (r < R) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                atomicAdd(&sbias[i + e], acc1[e]);
+                atomicAdd(&sbias[i + half + e], acc2[e]);
+            }
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < HD; j += blockDim.x) atomicAdd(dbias + h * HD + j, sbias[j]);
+    }
+}

@@ -1,0 +1,216 @@
+/* runtime/cuda/util.cu - shared device helpers and the small elementwise kernels.
+ * Device code only. The trainer (and tests/gpu/test_kernels.c) concatenates runtime/cuda/*.cu,
+ * this file first and then the others in alphabetical order, after a prelude of #define lines,
+ * and compiles the result with NVRTC:
+ *     --std=c++17 -arch=sm_XY -default-device -I<cuda include dir>
+ * deliberately WITHOUT --use_fast_math: the kernels must match the cpu reference to bf16
+ * rounding, so fast approximations are used only where written out (hz_exp2 in attention).
+ * Conventions of every file: kernels are extern "C" __global__ and named hzk_*; sizes come in
+ * as kernel arguments (int for dimensions, long for element counts that may pass 2^31);
+ * activations are bf16, statistics fp32, weight gradients fp32 and ACCUMULATED (+=).
+ * Each kernel states its launch shape (grid, block, dynamic shared memory) above it. */
+#ifndef HZ_CUDA_UTIL_CU
+#define HZ_CUDA_UTIL_CU
+#include <cuda_bf16.h>
+
+typedef __nv_bfloat16 bf16;
+
+/* ---- bf16 packing ------------------------------------------------------------------- */
+
+/* Two floats rounded to bf16 and packed into one 32-bit word, lo in the low half. */
+__device__ __forceinline__ unsigned hz_pack_bf16x2(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<unsigned *>(&v);
+}
+
+/* 8 bf16 (one 16-byte vector) <-> 8 floats. p must be 16-byte aligned. */
+__device__ __forceinline__ void hz_load8(float *f, const bf16 *p) {
+    uint4 u = *reinterpret_cast<const uint4 *>(p);
+    const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 t = __bfloat1622float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+__device__ __forceinline__ void hz_store8(bf16 *p, const float *f) {
+    uint4 u;
+    u.x = hz_pack_bf16x2(f[0], f[1]);
+    u.y = hz_pack_bf16x2(f[2], f[3]);
+    u.z = hz_pack_bf16x2(f[4], f[5]);
+    u.w = hz_pack_bf16x2(f[6], f[7]);
+    *reinterpret_cast<uint4 *>(p) = u;
+}
+
+/* Round a float to bf16 and back: the value a bf16 tensor would hold. */
+__device__ __forceinline__ float hz_round_bf16(float x) {
+    return __bfloat162float(__float2bfloat16(x));
+}
+
+/* ---- reductions --------------------------------------------------------------------- */
+
+__device__ __forceinline__ float hz_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float hz_warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the block; every thread gets the result. blockDim.x must be a multiple of 32
+ * (at most 1024). Contains __syncthreads, so every thread of the block must call it; it may
+ * be called repeatedly (the scratch is protected by a leading barrier). */
+__device__ __forceinline__ float hz_block_sum(float v) {
+    __shared__ float hz_red_scratch[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
+    v = hz_warp_sum(v);
+    __syncthreads();
+    if (lane == 0) hz_red_scratch[warp] = v;
+    __syncthreads();
+    v = lane < nwarp ? hz_red_scratch[lane] : 0.0f;
+    return hz_warp_sum(v);
+}
+__device__ __forceinline__ float hz_block_max(float v) {
+    __shared__ float hz_red_scratch_max[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarp = blockDim.x >> 5;
+    v = hz_warp_max(v);
+    __syncthreads();
+    if (lane == 0) hz_red_scratch_max[warp] = v;
+    __syncthreads();
+    v = lane < nwarp ? hz_red_scratch_max[lane] : -INFINITY;
+    return hz_warp_max(v);
+}
+
+/* ---- tensor-core and async-copy primitives (inline PTX) -----------------------------
+ * All inline PTX of the backend lives between these markers, so that a host emulation of
+ * the kernels can replace exactly this block. Shared-memory addresses are 32-bit (.shared
+ * window), as ldmatrix and cp.async take them. */
+/* HZ_PTX_BEGIN */
+__device__ __forceinline__ unsigned hz_smem_u32(const void *p) {
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+
+/* d += a * b for one m16n8k16 tile: a 16x16 bf16 (row), b 16x8 bf16 (col), d 16x8 fp32.
+ * Fragments (g = lane/4, t = lane%4): a[0] (g, 2t..2t+1), a[1] (g+8, 2t..), a[2] (g, 2t+8..),
+ * a[3] (g+8, 2t+8..); b[0] (k = 2t..2t+1, n = g), b[1] (k = 2t+8.., n = g);
+ * d[0..1] (g, 2t..2t+1), d[2..3] (g+8, 2t..2t+1). */
+__device__ __forceinline__ void hz_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+/* Four 8x8 bf16 matrices from shared memory; lanes 8i..8i+7 give the row addresses of
+ * matrix i, and r[i] receives (row lane/4, columns 2(lane%4)..+1) of matrix i.
+ * The _trans form delivers the transposed matrices. */
+__device__ __forceinline__ void hz_ldmatrix_x4(unsigned *r, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void hz_ldmatrix_x4_trans(unsigned *r, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+/* 16-byte global -> shared copy that bypasses registers; when !valid the 16 bytes are
+ * zero-filled and nothing is read (src must still be a mapped address). */
+__device__ __forceinline__ void hz_cp_async16(unsigned dst, const void *src, bool valid) {
+    int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void hz_cp_async_commit(void) {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+/* Wait until all committed groups have landed (in this thread; a barrier publishes them). */
+__device__ __forceinline__ void hz_cp_async_wait_all(void) {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+/* 2^x with the hardware approximation (rel. error ~2^-22; -inf -> 0). */
+__device__ __forceinline__ float hz_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* dst[0..1] += (a, b) in global memory, as one vector atomic where the chip has it. */
+__device__ __forceinline__ void hz_atomic_add2(float *dst, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+    atomicAdd(reinterpret_cast<float2 *>(dst), make_float2(a, b));
+#else
+    atomicAdd(dst, a);
+    atomicAdd(dst + 1, b);
+#endif
+}
+/* HZ_PTX_END */
+
+/* ---- elementwise kernels -------------------------------------------------------------
+ * Launch for all of them: block 256, grid min(ceil(n / 256), 65535*...) - any grid works, the
+ * loops are grid-strided; a grid of ceil(n/256) capped at 4 * 132 * 8 blocks is typical. */
+
+/* out[i] = bf16(in[i]), round to nearest even. */
+extern "C" __global__ void hzk_f32_to_bf16(bf16 *out, const float *in, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16(in[i]);
+}
+
+/* out[i] = float(in[i]) (exact). */
+extern "C" __global__ void hzk_bf16_to_f32(float *out, const bf16 *in, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = __bfloat162float(in[i]);
+}
+
+/* out = bf16(a + b) computed in fp32 (the residual add); out may alias a or b. */
+extern "C" __global__ void hzk_add_bf16(bf16 *out, const bf16 *a, const bf16 *b, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16(__bfloat162float(a[i]) + __bfloat162float(b[i]));
+}
+
+/* *acc += sum(x[i]^2), for the global gradient norm. Each thread sums in double, the block
+ * reduces, and one atomicAdd per block lands in *acc (so the result depends on the order of
+ * the blocks only at double rounding). The caller zeroes *acc once before the first call.
+ * Launch: block 256 (a multiple of 32), any grid (e.g. 2 * number of SMs). */
+extern "C" __global__ void hzk_sumsq_f32(double *acc, const float *x, long n) {
+    __shared__ double part[32];
+    double s = 0.0;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        double v = x[i];
+        s += v * v;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) part[warp] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += part[w];
+        atomicAdd(acc, t);
+    }
+}
+
+/* x[i] = value (poisoning buffers in tests and debug builds, zeroing accumulators). */
+extern "C" __global__ void hzk_fill_f32(float *x, float value, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] = value;
+}
+extern "C" __global__ void hzk_fill_bf16(bf16 *x, float value, long n) {
+    const bf16 v = __float2bfloat16(value);
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] = v;
+}
+
+/* x[i] *= s (gradient clipping, micro-batch averaging). */
+extern "C" __global__ void hzk_scale_f32(float *x, float s, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] *= s;
+}
+
+#endif

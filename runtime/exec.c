@@ -1,0 +1,141 @@
+/* runtime/exec.c - the executor: walks the generated op list of one step, hands the
+ * device ops to the backend in issue order and runs the host ops (AdamW per unit) on
+ * the optimizer thread, so the update of step s overlaps the forward of step s+1.
+ * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+/* The optimizer thread: for each queued step, OPT ops in schedule order. */
+static void *opt_main(void *arg)
+{
+    hz_ctx *c = arg;
+    const hz_plan *p = c->plan;
+    int64_t done_step = -1;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->opt_quit && c->opt_queued_step <= done_step) pthread_cond_wait(&c->cv, &c->mu);
+        if (c->opt_queued_step <= done_step) break;
+        int64_t step = c->opt_queued_step;
+        double norm = c->grad_norm;
+        pthread_mutex_unlock(&c->mu);
+        float lr = hz_lr_at(&c->optim, step);
+        float gscale = 1.0f;
+        if (c->optim.grad_clip > 0 && norm > c->optim.grad_clip)
+            gscale = (float)(c->optim.grad_clip / (norm + 1e-6));
+        for (int i = 0; i < p->op_n; i++) {
+            const hz_op *o = &p->ops[i];
+            if (o->kind != HZ_OPT) continue;
+            for (int w = 0; w < HZ_OP_WAITS; w++)
+                if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
+            hz_adamw_unit(&c->store, p, o->unit, &c->optim, lr, gscale, step + 1, c->pool);
+            pthread_mutex_lock(&c->mu);
+            c->unit_done_step[o->unit] = step;
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+        }
+        done_step = step;
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
+{
+    c->plan = p;
+    c->be = &hz_backend_impl;
+    c->pool = hz_pool_new(threads);
+    c->inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
+    c->targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
+    c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
+    if (!c->pool || !c->inputs || !c->targets || !c->unit_done_step) return -1;
+    for (int u = 0; u < p->unit_n; u++) c->unit_done_step[u] = -1;
+    c->opt_queued_step = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (hz_store_alloc(&c->store, p, c->be->host_alloc) != 0) return -1;
+    if (c->be->init(c) != 0) return -1;
+    pthread_create(&c->opt_thread, NULL, opt_main, c);
+    return 0;
+}
+
+/* Block until unit u holds the update of step s-1 (its weights may stream again). */
+static void wait_unit_updated(hz_ctx *c, int u)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->unit_done_step[u] < c->step - 1) pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+double hz_exec_step(hz_ctx *c, double *grad_norm)
+{
+    const hz_plan *p = c->plan;
+    int64_t trained = 0;
+    for (int64_t i = 0; i < p->dims.step_tokens; i++) trained += c->targets[i] != -100;
+    c->dscale = trained > 0 ? 1.0f / (float)trained : 0.0f;
+    c->be->begin_step(c);
+    int last_device_op = -1;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->stream == HZ_HOST) continue;
+        if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
+        c->be->run_op(c, i);
+        last_device_op = i;
+    }
+    /* the step's results: every device op done (the D2H stream ends the step) */
+    for (int i = 0; i < p->op_n; i++)
+        if (p->ops[i].stream == HZ_D2H) last_device_op = i;
+    c->be->wait_op(c, last_device_op);
+    double loss_sum, sumsq;
+    c->be->step_result(c, &loss_sum, &sumsq);
+    double norm = sqrt(sumsq);
+    pthread_mutex_lock(&c->mu);
+    c->grad_norm = norm;
+    c->opt_queued_step = c->step;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    c->step++;
+    *grad_norm = norm;
+    return trained > 0 ? loss_sum / (double)trained : 0.0;
+}
+
+void hz_exec_drain(hz_ctx *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int u = 0; u < c->plan->unit_n; u++)
+        while (c->unit_done_step[u] < c->step - 1) pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void hz_exec_free(hz_ctx *c)
+{
+    if (c->pool) {
+        pthread_mutex_lock(&c->mu);
+        c->opt_quit = 1;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->opt_thread, NULL);
+        c->be->destroy(c);
+        hz_store_free(&c->store, c->be->host_free);
+        hz_pool_free(c->pool);
+    }
+    free(c->inputs);
+    free(c->targets);
+    free(c->unit_done_step);
+    memset(c, 0, sizeof(*c));
+}
+
+int64_t hz_peak_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return (int64_t)kb * 1024;
+}

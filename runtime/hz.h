@@ -1,0 +1,118 @@
+/* runtime/hz.h - the public runtime API (libhzrt) and the plan that a generated
+ * schedule.c hands to it. Generated code includes only this header. All sizes are
+ * fixed when hzc runs; the runtime allocates exactly what the plan says. */
+#ifndef HZ_H
+#define HZ_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hz_tables.h"
+
+#define HZ_VERSION "0.1.0"
+
+/* Model dimensions and step shape. B = sequences per micro-batch. */
+typedef struct hz_dims {
+    int64_t V, C, L, NH, NKV, HD, F; /* vocab, hidden, layers, heads, kv heads, head dim, ffn */
+    int64_t T, B, n_micro;           /* seq len, rows per micro-batch, micro-batches per step */
+    int64_t micro_tokens, step_tokens, chunk_tokens; /* chunk: loss-head tokens per logits chunk */
+    float eps;                       /* RMSNorm epsilon */
+    float rope_theta;
+    int rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    int tied, qkv_bias;
+} hz_dims;
+
+/* Training defaults from the spec (the trainer's flags override them). */
+typedef struct hz_train_defaults {
+    float lr, beta1, beta2, eps, weight_decay, grad_clip, min_lr_ratio;
+    int64_t warmup_steps, decay_steps, seed;
+} hz_train_defaults;
+
+/* One tensor of a unit. Offsets count elements. host_n: index of its first element
+ * in the host store arrays; slot_n: offset inside a weight slot; grad_n: offset inside
+ * the unit's gradient region; store_grad: this unit copies the gradient to the host. */
+typedef struct hz_tensor {
+    int kind;                /* enum hz_tensor_kind */
+    int layer;               /* block index, -1 for embed/head tensors */
+    int64_t rows, cols;      /* cols = 1 for vectors */
+    int64_t host_n, slot_n, grad_n;
+    int store_grad;
+    int decay;               /* weight decay applies (matrices yes, norms and biases no) */
+} hz_tensor;
+
+/* One unit: tensors [first_tensor, first_tensor + tensor_n). Its own parameters are
+ * host store elements [host_n, host_n + padded_n) (a tied head owns only its norm). */
+typedef struct hz_unit {
+    int kind;                /* enum hz_unit_kind */
+    int layer;               /* block index, -1 otherwise */
+    int first_tensor, tensor_n;
+    int64_t host_n, padded_n, params_n;
+    int grad_region;         /* HZ_GSLOT or HZ_GHEAD */
+} hz_unit;
+
+/* One region of the GPU arena. */
+typedef struct hz_region {
+    int kind;                /* enum hz_region_kind */
+    int64_t offset_bytes, bytes;
+    int count;               /* slots in the region (1 for plain regions) */
+    int64_t slot_bytes;      /* bytes per slot */
+} hz_region;
+
+/* One op of a step. event: its own index; wait[]: indices of earlier ops (-1 = none)
+ * that must finish first, beyond the in-order execution of its own stream. */
+#define HZ_OP_WAITS 3
+typedef struct hz_op {
+    int kind;                /* enum hz_op_kind */
+    int stream;              /* enum hz_stream_kind */
+    int unit;                /* index into units */
+    int micro;               /* micro-batch, -1 if none */
+    int slot;                /* weight slot (LOAD_W, FWD, LOSS, BWD), -1 if none */
+    int gslot;               /* grad slot (BWD, STORE_G of blocks), -1 if none */
+    int wait[HZ_OP_WAITS];
+} hz_op;
+
+/* The whole plan. host_store_n counts elements per host array (w, lo, m, v, g). */
+typedef struct hz_plan {
+    const char *spec_name;
+    hz_dims dims;
+    hz_train_defaults train;
+    int64_t params_n;        /* true parameter count (no padding) */
+    int64_t host_store_n;    /* elements per host array, padding included */
+    int host_grad_bf16;      /* host gradients held as bf16 (else fp32) */
+    int64_t host_store_bytes;/* planned bytes of the host store arrays */
+    int64_t host_bytes;      /* planned peak host bytes (store + extras) */
+    int64_t gpu_bytes;       /* planned GPU arena bytes */
+    int64_t work_bytes;      /* WORK region bytes per micro-batch */
+    int unit_n, tensor_n, region_n, op_n;
+    const hz_unit *units;
+    const hz_tensor *tensors;
+    const hz_region *regions;  /* indexed by enum hz_region_kind */
+    const hz_op *ops;
+} hz_plan;
+
+/* Names generated from the tables. */
+extern const char *const hz_unit_names[];
+extern const char *const hz_tensor_names[];
+extern const char *const hz_region_names[];
+extern const char *const hz_stream_names[];
+extern const char *const hz_op_names[];
+extern const char *const hz_region_what[];
+extern const char *const hz_op_what[];
+
+/* ---- bf16 and the split fp32 master (store.c) ----
+ * The master weight is fp32 held as (w bf16, lo int16): fp32 bits = (w << 16) + lo,
+ * with w = round-to-nearest-even(master), so lo = bits(master) - (w << 16) fits int16. */
+uint16_t hz_bf16_from_f32(float f);          /* round to nearest even */
+float hz_f32_from_bf16(uint16_t b);
+void hz_master_split(float master, uint16_t *w, int16_t *lo);
+float hz_master_join(uint16_t w, int16_t lo);
+
+/* Model FLOPs per token (DESIGN.md): 6 * matmul parameters (lm_head yes, lookup no)
+ * + 6 * L * T * NH * HD for attention. Recomputation is not counted. */
+double hz_flops_per_token(const hz_dims *d);
+
+/* The generated schedule provides the plan. */
+extern const hz_plan hzg_plan;
+
+#endif

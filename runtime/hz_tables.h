@@ -1,0 +1,63 @@
+/* runtime/hz_tables.h - the tables shared by the compiler and the runtime, as X-macros.
+ * One list generates each enum, its names and (in the runtime) its dispatch, so the
+ * compiler, the generated schedule and the runtime can never disagree. */
+#ifndef HZ_TABLES_H
+#define HZ_TABLES_H
+
+/* Units: the groups of tensors streamed to the GPU together. */
+#define HZ_UNIT_KINDS(X)                                  \
+    X(EMBED, "embed", "token embedding lookup")            \
+    X(BLOCK, "block", "one decoder block")                  \
+    X(HEAD, "head", "final norm, lm_head and the loss")
+
+/* Tensors. X(ID, name, hf_suffix). Fused tensors (qkv, gate_up) hold several
+ * Hugging Face tensors stacked by rows, in the order given in docs/plan.md. */
+#define HZ_TENSOR_KINDS(X)                                            \
+    X(WTE, "wte", "model.embed_tokens.weight")                        \
+    X(ATTN_NORM, "attn_norm", "input_layernorm.weight")               \
+    X(WQKV, "wqkv", "self_attn.{q,k,v}_proj.weight")                  \
+    X(BQKV, "bqkv", "self_attn.{q,k,v}_proj.bias")                    \
+    X(WO, "wo", "self_attn.o_proj.weight")                            \
+    X(MLP_NORM, "mlp_norm", "post_attention_layernorm.weight")        \
+    X(WGU, "wgate_up", "mlp.{gate,up}_proj.weight")                   \
+    X(WDOWN, "wdown", "mlp.down_proj.weight")                         \
+    X(FINAL_NORM, "final_norm", "model.norm.weight")                  \
+    X(LM_HEAD, "lm_head", "lm_head.weight")
+
+/* GPU arena regions. X(ID, name, what) */
+#define HZ_REGION_KINDS(X)                                                        \
+    X(WSLOT, "weight_slots", "bf16 weights of one unit, per slot")               \
+    X(GSLOT, "grad_slots", "fp32 gradient accumulator of one block, per slot")   \
+    X(GHEAD, "grad_head", "fp32 gradients of the head, then of the embedding")   \
+    X(GSTAGE, "grad_stage", "bf16 copy of one unit's gradients for the host")     \
+    X(BOUNDARY, "boundary", "bf16 input of every block and of the head, whole step") \
+    X(DGRAD, "dgrad", "bf16 gradient of the residual stream, whole step")        \
+    X(TOKENS, "tokens", "int32 inputs and targets of the step")                  \
+    X(WORK, "workspace", "per-micro-batch recompute and backward buffers")        \
+    X(LOSSBUF, "loss_head", "final norm, logits chunk, per-token losses")         \
+    X(SCALARS, "scalars", "per-unit squared gradient norms, loss sums")
+
+/* Streams. */
+#define HZ_STREAM_KINDS(X)                          \
+    X(COMPUTE, "compute", "GPU kernels and GEMMs")   \
+    X(H2D, "h2d", "host-to-device copies")           \
+    X(D2H, "d2h", "device-to-host copies")           \
+    X(HOST, "host", "the host optimizer threads")
+
+/* Step ops. X(ID, name, what) */
+#define HZ_OP_KINDS(X)                                                              \
+    X(LOAD_W, "load_w", "copy a unit's bf16 weights host -> weight slot")           \
+    X(FWD, "fwd", "forward one micro-batch through a unit, keep its output boundary") \
+    X(LOSS, "loss", "head forward + backward of one micro-batch, chunked over tokens") \
+    X(BWD, "bwd", "recompute a block from its boundary, backward, accumulate grads") \
+    X(STORE_G, "store_g", "copy a unit's gradients -> host, add its squared norm")  \
+    X(OPT, "opt", "AdamW on a unit's host master, after the global norm is known")
+
+#define HZ_ENUM_ENTRY(id, ...) HZ_##id,
+enum hz_unit_kind { HZ_UNIT_KINDS(HZ_ENUM_ENTRY) HZ_UNIT_KIND_N };
+enum hz_tensor_kind { HZ_TENSOR_KINDS(HZ_ENUM_ENTRY) HZ_TENSOR_KIND_N };
+enum hz_region_kind { HZ_REGION_KINDS(HZ_ENUM_ENTRY) HZ_REGION_KIND_N };
+enum hz_stream_kind { HZ_STREAM_KINDS(HZ_ENUM_ENTRY) HZ_STREAM_KIND_N };
+enum hz_op_kind { HZ_OP_KINDS(HZ_ENUM_ENTRY) HZ_OP_KIND_N };
+
+#endif

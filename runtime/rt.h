@@ -1,0 +1,108 @@
+/* runtime/rt.h - libhzrt's internal interfaces: the host store, the optimizer, the
+ * backends and the executor that walks the generated schedule. Not for generated code. */
+#ifndef HZ_RT_H
+#define HZ_RT_H
+#include <pthread.h>
+#include <stdio.h>
+
+#include "hz.h"
+
+/* ---- the host store (store.c): SoA arrays of host_store_n elements each ---- */
+typedef struct hz_store {
+    int64_t n;          /* elements per array */
+    uint16_t *w;        /* bf16 working weights */
+    int16_t *lo;        /* low halves of the fp32 master */
+    float *m, *v;       /* Adam moments */
+    void *g;            /* gradients: float, or uint16_t bf16 when grad_bf16 */
+    int grad_bf16;
+    int64_t bytes;      /* bytes allocated for the arrays above */
+} hz_store;
+
+typedef void *(*hz_host_alloc_fn)(size_t bytes);
+typedef void (*hz_host_free_fn)(void *p);
+
+/* Allocate the store (zeroed) with ALLOC; returns 0 or -1. */
+int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc);
+void hz_store_free(hz_store *s, hz_host_free_fn release);
+/* Initialise weights as transformers does for these models: matrices N(0, 0.02),
+ * norm weights 1, biases 0; deterministic in SEED, multithreaded. */
+void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed);
+float hz_store_master(const hz_store *s, int64_t i);
+float hz_store_grad(const hz_store *s, int64_t i);
+void hz_store_set_grad(hz_store *s, int64_t i, float g);
+
+/* ---- the thread pool (pool.c) ---- */
+typedef void (*hz_task_fn)(void *arg, int64_t begin, int64_t end);
+typedef struct hz_pool hz_pool;
+hz_pool *hz_pool_new(int threads);
+/* Run fn over [0, n) split in contiguous chunks on all threads; returns when done. */
+void hz_pool_run(hz_pool *pool, hz_task_fn fn, void *arg, int64_t n);
+int hz_pool_threads(const hz_pool *pool);
+void hz_pool_free(hz_pool *pool);
+
+/* ---- AdamW (adamw.c) ---- */
+typedef struct hz_optim {
+    float lr, beta1, beta2, eps, weight_decay, grad_clip, min_lr_ratio;
+    int64_t warmup_steps, decay_steps;
+} hz_optim;
+
+/* Learning rate at 0-based STEP: linear warmup, then cosine to lr*min_lr_ratio. */
+float hz_lr_at(const hz_optim *o, int64_t step);
+/* AdamW on every tensor a unit owns, with gradients scaled by GSCALE (clipping);
+ * t = 1-based step for the bias correction. */
+void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
+                   float gscale, int64_t t, hz_pool *pool);
+
+/* ---- backends ---- */
+typedef struct hz_ctx hz_ctx;
+typedef struct hz_backend {
+    const char *name;
+    hz_host_alloc_fn host_alloc;  /* pinned on the cuda backend */
+    hz_host_free_fn host_free;
+    int (*init)(hz_ctx *ctx);                 /* allocate the arena; 0 or -1 */
+    void (*begin_step)(hz_ctx *ctx);          /* ctx->inputs/targets -> device */
+    void (*run_op)(hz_ctx *ctx, int op);      /* issue a non-host op of the plan */
+    void (*wait_op)(hz_ctx *ctx, int op);     /* block the calling thread until op is done */
+    /* After the last op of the step is done: the step's loss sum and squared grad norm. */
+    void (*step_result)(hz_ctx *ctx, double *loss_sum, double *grad_sumsq);
+    double (*eval)(hz_ctx *ctx);              /* forward-only loss sum of ctx->inputs/targets */
+    void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
+    void (*destroy)(hz_ctx *ctx);
+} hz_backend;
+
+extern const hz_backend hz_backend_impl; /* the backend this libhzrt was built with */
+
+/* Everything one trainer run holds. */
+struct hz_ctx {
+    const hz_plan *plan;
+    const hz_backend *be;
+    hz_store store;
+    hz_pool *pool;
+    int32_t *inputs, *targets;   /* (step_tokens) of the current step */
+    float dscale;                /* 1 / trained tokens of the step */
+    int64_t step;                /* 0-based step being run */
+    void *bk;                    /* the backend's own state */
+    /* optimizer thread: OPT ops run here while the next step's forward is issued */
+    hz_optim optim;
+    pthread_t opt_thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t opt_queued_step;     /* step whose OPT ops may run (-1 none) */
+    int64_t *unit_done_step;     /* per unit: last step whose update is applied */
+    double grad_norm;            /* of the step being optimized, before clipping */
+    int opt_quit;
+};
+
+/* The executor (exec.c). */
+int hz_exec_init(hz_ctx *ctx, const hz_plan *plan, int threads);
+/* Run one optimizer step on ctx->inputs/targets; returns the mean loss and sets the
+ * gradient norm (before clipping). */
+double hz_exec_step(hz_ctx *ctx, double *grad_norm);
+/* Wait for every queued optimizer update to be applied. */
+void hz_exec_drain(hz_ctx *ctx);
+void hz_exec_free(hz_ctx *ctx);
+
+/* Bytes the process has allocated at its peak (VmHWM), 0 if unknown. */
+int64_t hz_peak_rss_bytes(void);
+
+#endif

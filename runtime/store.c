@@ -1,0 +1,128 @@
+/* runtime/store.c - bf16 conversion, the split fp32 master (w, lo) and the host store.
+ * Invariant: for every element, bits(master) = (w << 16) + lo exactly (mod 2^32), with w
+ * the round-to-nearest-even bf16 of master (ties nudged by one ulp so lo fits int16). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t hz_bf16_from_f32(float f)
+{
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float hz_f32_from_bf16(uint16_t b) { return bits_f32((uint32_t)b << 16); }
+
+void hz_master_split(float master, uint16_t *w, int16_t *lo)
+{
+    uint32_t u = f32_bits(master);
+    uint16_t hi = hz_bf16_from_f32(master);
+    int32_t diff = (int32_t)(u - ((uint32_t)hi << 16));
+    if (diff > 32767) { /* a tie rounded down: take the bf16 above, diff becomes -32768 */
+        hi++;
+        diff -= 65536;
+    }
+    *w = hi;
+    *lo = (int16_t)diff;
+}
+
+float hz_master_join(uint16_t w, int16_t lo)
+{
+    return bits_f32(((uint32_t)w << 16) + (uint32_t)(int32_t)lo);
+}
+
+int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc)
+{
+    memset(s, 0, sizeof(*s));
+    s->n = p->host_store_n;
+    s->grad_bf16 = p->host_grad_bf16;
+    size_t n = (size_t)s->n;
+    size_t gsize = s->grad_bf16 ? 2 : 4;
+    s->w = alloc(n * 2);
+    s->lo = alloc(n * 2);
+    s->m = alloc(n * 4);
+    s->v = alloc(n * 4);
+    s->g = alloc(n * gsize);
+    if (!s->w || !s->lo || !s->m || !s->v || !s->g) return -1;
+    memset(s->w, 0, n * 2);
+    memset(s->lo, 0, n * 2);
+    memset(s->m, 0, n * 4);
+    memset(s->v, 0, n * 4);
+    memset(s->g, 0, n * gsize);
+    s->bytes = (int64_t)(n * (2 + 2 + 4 + 4 + gsize));
+    return 0;
+}
+
+void hz_store_free(hz_store *s, hz_host_free_fn release)
+{
+    release(s->w);
+    release(s->lo);
+    release(s->m);
+    release(s->v);
+    release(s->g);
+    memset(s, 0, sizeof(*s));
+}
+
+float hz_store_master(const hz_store *s, int64_t i) { return hz_master_join(s->w[i], s->lo[i]); }
+
+float hz_store_grad(const hz_store *s, int64_t i)
+{
+    return s->grad_bf16 ? hz_f32_from_bf16(((const uint16_t *)s->g)[i]) : ((const float *)s->g)[i];
+}
+
+void hz_store_set_grad(hz_store *s, int64_t i, float g)
+{
+    if (s->grad_bf16)
+        ((uint16_t *)s->g)[i] = hz_bf16_from_f32(g);
+    else
+        ((float *)s->g)[i] = g;
+}
+
+/* splitmix64 keyed by (seed, element index): the init does not depend on thread count */
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static float normal_at(uint64_t seed, int64_t i)
+{
+    uint64_t a = mix64(seed ^ mix64((uint64_t)i * 2)), b = mix64(seed ^ mix64((uint64_t)i * 2 + 1));
+    double u1 = ((a >> 11) + 1.0) / 9007199254740993.0, u2 = (b >> 11) / 9007199254740992.0;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed)
+{
+    for (int t = 0; t < p->tensor_n; t++) {
+        const hz_tensor *x = &p->tensors[t];
+        if (x->kind == HZ_LM_HEAD && p->dims.tied) continue; /* the embedding's store */
+        int64_t n = x->rows * x->cols;
+        int is_norm = x->kind == HZ_ATTN_NORM || x->kind == HZ_MLP_NORM || x->kind == HZ_FINAL_NORM;
+        int is_bias = x->kind == HZ_BQKV;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            float v = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * normal_at(seed, x->host_n + i);
+            hz_master_split(v, &s->w[x->host_n + i], &s->lo[x->host_n + i]);
+        }
+    }
+}

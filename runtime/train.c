@@ -1,0 +1,249 @@
+/* runtime/train.c - the trainer's main(): flags, data, the step loop, logging, the
+ * live progress line and the final summary with measured beside planned memory.
+ * The plan comes from the generated schedule (hzg_plan). Errors stop the trainer at
+ * once with a message that says what to do. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "rt.h"
+
+typedef struct train_args {
+    const char *data, *val_data;
+    int64_t steps, log_every, eval_every, eval_batches, seed;
+    int threads;
+    hz_optim optim;
+} train_args;
+
+static void usage(FILE *out, const char *argv0)
+{
+    fprintf(out,
+            "usage: %s --data PATH [options]\n"
+            "Train %s (hzc %s, %s backend) on token data.\n\n"
+            "  --data PATH          training tokens: llm.c shards (.bin, uint16 or uint32), a\n"
+            "                       quoted glob of shards, or a 1-D .npy of uint16/uint32\n"
+            "  --val-data PATH      validation tokens (same formats)\n"
+            "  --steps N            optimizer steps (default 100)\n"
+            "  --lr X --beta1 X --beta2 X --eps X --weight-decay X --grad-clip X (0 = off)\n"
+            "  --warmup N --decay-steps N --min-lr-ratio X\n"
+            "                       override the spec's training values\n"
+            "  --seed N             weight init seed (default: the spec's)\n"
+            "  --log-every N        print a step line every N steps (default 1)\n"
+            "  --eval-every N       validation loss every N steps (default 0 = at the end only)\n"
+            "  --eval-batches N     validation steps' worth of tokens per evaluation (default 1)\n"
+            "  --threads N          host threads for the optimizer (default: all cores)\n"
+            "  --help, --version\n",
+            argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name);
+}
+
+static void die(const char *msg, const char *arg)
+{
+    fprintf(stderr, "train: error: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+    exit(1);
+}
+
+static int64_t parse_int(const char *flag, const char *v, int64_t min)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || end == v || x < min) {
+        fprintf(stderr, "train: error: %s expects an integer >= %lld, got '%s'\n", flag,
+                (long long)min, v);
+        exit(1);
+    }
+    return x;
+}
+
+static float parse_float(const char *flag, const char *v, double min)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || end == v || !(x >= min) || !isfinite(x)) {
+        fprintf(stderr, "train: error: %s expects a number >= %g, got '%s'\n", flag, min, v);
+        exit(1);
+    }
+    return (float)x;
+}
+
+static train_args parse_args(int argc, char **argv)
+{
+    const hz_train_defaults *t = &hzg_plan.train;
+    train_args a = {NULL, NULL, 100, 1, 0, 1, t->seed, (int)sysconf(_SC_NPROCESSORS_ONLN),
+                    {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
+                     t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            usage(stdout, argv[0]);
+            exit(0);
+        }
+        if (!strcmp(f, "--version")) {
+            printf("hzc %s trainer for %s (%s backend)\n", HZ_VERSION, hzg_plan.spec_name,
+                   hz_backend_impl.name);
+            exit(0);
+        }
+        if (i + 1 >= argc || strncmp(f, "--", 2) != 0) {
+            fprintf(stderr, "train: error: unknown or incomplete option '%s' (see --help)\n", f);
+            exit(1);
+        }
+        const char *v = argv[++i];
+        if (!strcmp(f, "--data")) a.data = v;
+        else if (!strcmp(f, "--val-data")) a.val_data = v;
+        else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
+        else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
+        else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
+        else if (!strcmp(f, "--eval-batches")) a.eval_batches = parse_int(f, v, 1);
+        else if (!strcmp(f, "--seed")) a.seed = parse_int(f, v, 0);
+        else if (!strcmp(f, "--threads")) a.threads = (int)parse_int(f, v, 1);
+        else if (!strcmp(f, "--lr")) a.optim.lr = parse_float(f, v, 0);
+        else if (!strcmp(f, "--beta1")) a.optim.beta1 = parse_float(f, v, 0);
+        else if (!strcmp(f, "--beta2")) a.optim.beta2 = parse_float(f, v, 0);
+        else if (!strcmp(f, "--eps")) a.optim.eps = parse_float(f, v, 0);
+        else if (!strcmp(f, "--weight-decay")) a.optim.weight_decay = parse_float(f, v, 0);
+        else if (!strcmp(f, "--grad-clip")) a.optim.grad_clip = parse_float(f, v, 0);
+        else if (!strcmp(f, "--warmup")) a.optim.warmup_steps = parse_int(f, v, 0);
+        else if (!strcmp(f, "--decay-steps")) a.optim.decay_steps = parse_int(f, v, 0);
+        else if (!strcmp(f, "--min-lr-ratio")) a.optim.min_lr_ratio = parse_float(f, v, 0);
+        else {
+            fprintf(stderr, "train: error: unknown option '%s' (see --help)\n", f);
+            exit(1);
+        }
+    }
+    if (a.optim.beta1 >= 1 || a.optim.beta2 >= 1) die("--beta1 and --beta2 must be below 1", NULL);
+    if (!a.data) die("no training data: pass --data PATH (see --help)", NULL);
+    return a;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fill_step(hz_ctx *c, hz_data *d)
+{
+    const hz_dims *dm = &c->plan->dims;
+    for (int64_t r = 0; r < dm->step_tokens / dm->T; r++)
+        hz_data_next_row(d, c->inputs + r * dm->T, c->targets + r * dm->T, dm->T);
+}
+
+static double evaluate(hz_ctx *c, hz_data *val, int64_t batches)
+{
+    hz_exec_drain(c);
+    hz_data_seek(val, 0);
+    double sum = 0.0;
+    int64_t n = 0;
+    for (int64_t b = 0; b < batches; b++) {
+        fill_step(c, val);
+        sum += c->be->eval(c);
+        n += c->plan->dims.step_tokens;
+    }
+    return sum / (double)n;
+}
+
+static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
+{
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    printf("  %-22s planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)\n", what,
+           (long long)planned, planned / gib, (long long)measured, measured / gib);
+}
+
+int main(int argc, char **argv)
+{
+    const hz_plan *p = &hzg_plan;
+    const hz_dims *dm = &p->dims;
+    train_args a = parse_args(argc, argv);
+    char err[512];
+    hz_data *train = hz_data_open(a.data, dm->V, dm->step_tokens + 1, err);
+    if (!train) {
+        fprintf(stderr, "train: error: %s\n", err);
+        return 1;
+    }
+    hz_data *val = NULL;
+    if (a.val_data && !(val = hz_data_open(a.val_data, dm->V, dm->step_tokens + 1, err))) {
+        fprintf(stderr, "train: error: %s\n", err);
+        return 1;
+    }
+    printf("hzc %s trainer: %s, %lld parameters, %s backend\n", HZ_VERSION, p->spec_name,
+           (long long)p->params_n, hz_backend_impl.name);
+    printf("step: %lld tokens (%lld micro-batches of %lld x %lld); data: %lld tokens\n",
+           (long long)dm->step_tokens, (long long)dm->n_micro, (long long)dm->B,
+           (long long)dm->T, (long long)hz_data_tokens(train));
+    printf("planned: host %lld bytes (%.2f per parameter), GPU arena %lld bytes\n",
+           (long long)p->host_bytes, (double)p->host_bytes / (double)p->params_n,
+           (long long)p->gpu_bytes);
+
+    hz_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.optim = a.optim;
+    if (hz_exec_init(&ctx, p, a.threads) != 0) {
+        fprintf(stderr, "train: error: cannot allocate the plan's memory (%lld host bytes); "
+                        "check free memory or plan for a smaller host\n",
+                (long long)p->host_bytes);
+        hz_exec_free(&ctx);
+        return 1;
+    }
+    hz_store_init(&ctx.store, p, (uint64_t)a.seed);
+
+    int tty = isatty(fileno(stderr));
+    double flops = hz_flops_per_token(dm), t_start = now_s(), train_s = 0.0, loss = 0.0;
+    int64_t timed_steps = 0;
+    for (int64_t step = 0; step < a.steps; step++) {
+        fill_step(&ctx, train);
+        double t0 = now_s(), norm;
+        loss = hz_exec_step(&ctx, &norm);
+        double dt = now_s() - t0;
+        if (!isfinite(loss)) {
+            fprintf(stderr, "train: error: the loss is %g at step %lld; lower --lr or set "
+                            "--grad-clip\n",
+                    loss, (long long)step);
+            return 1;
+        }
+        if (step > 0) { /* step 0 includes warm-up work */
+            train_s += dt;
+            timed_steps++;
+        }
+        double tok_s = (double)dm->step_tokens / dt;
+        if (tty) fprintf(stderr, "\r\033[K");
+        if (step % a.log_every == 0 || step + 1 == a.steps)
+            printf("step %5lld/%lld | loss %.4f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s | "
+                   "%.2f TFLOP/s\n",
+                   (long long)step + 1, (long long)a.steps, loss, norm,
+                   hz_lr_at(&a.optim, step), dt * 1e3, tok_s, tok_s * flops * 1e-12);
+        if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
+            printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
+                   evaluate(&ctx, val, a.eval_batches));
+        fflush(stdout);
+        if (tty) {
+            double el = now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
+            fprintf(stderr, "[%lld/%lld] loss %.4f  %.0f tok/s  elapsed %.0fs  eta %.0fs",
+                    (long long)step + 1, (long long)a.steps, loss, tok_s, el, eta);
+        }
+    }
+    if (tty) fprintf(stderr, "\r\033[K");
+    hz_exec_drain(&ctx);
+    if (val) printf("val loss %.4f\n", evaluate(&ctx, val, a.eval_batches));
+
+    printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
+    if (timed_steps > 0) {
+        double tok_s = (double)timed_steps * (double)dm->step_tokens / train_s;
+        printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", tok_s,
+               tok_s * flops * 1e-12);
+    }
+    printf("\n");
+    print_bytes_line("host store", p->host_store_bytes,
+                     ctx.store.bytes);
+    print_bytes_line("host peak (RSS)", p->host_bytes, hz_peak_rss_bytes());
+    ctx.be->report(&ctx, stdout);
+    hz_exec_free(&ctx);
+    hz_data_close(train);
+    if (val) hz_data_close(val);
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* tests/test.h - the tiny test harness every test program uses.
+ * Each CHECK prints what it compared; main() ends with TEST_END(), which prints
+ * "N passed, N failed" for this program; tests/run.sh sums the programs' lines. */
+#ifndef HZ_TEST_H
+#define HZ_TEST_H
+#include <math.h>
+#include <stdio.h>
+
+static int test_passed_n, test_failed_n;
+
+/* CHECK(cond, fmt, ...): one named assertion; the message says what was compared. */
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (cond) {                                                            \
+            test_passed_n++;                                                   \
+            printf("ok      ");                                                \
+        } else {                                                               \
+            test_failed_n++;                                                   \
+            printf("NOT OK  %s:%d  ", __FILE__, __LINE__);                     \
+        }                                                                      \
+        printf(__VA_ARGS__);                                                   \
+        printf("\n");                                                          \
+    } while (0)
+
+/* CHECK_CLOSE: |got - want| <= atol + rtol*|want|, printing both and the diff. */
+#define CHECK_CLOSE(name, got, want, atol, rtol)                               \
+    do {                                                                       \
+        double g_ = (got), w_ = (want);                                        \
+        double d_ = fabs(g_ - w_);                                             \
+        CHECK(d_ <= (atol) + (rtol) * fabs(w_) && !isnan(g_),                  \
+              "%s: got %.8g want %.8g diff %.3g tol %.3g", name, g_, w_, d_,   \
+              (double)(atol) + (rtol) * fabs(w_));                             \
+    } while (0)
+
+#define TEST_END()                                                             \
+    do {                                                                       \
+        printf("%d passed, %d failed\n", test_passed_n, test_failed_n);        \
+        return test_failed_n ? 1 : 0;                                          \
+    } while (0)
+
+#endif

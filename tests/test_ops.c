@@ -1,0 +1,600 @@
+/* tests/test_ops.c - the cpu backend's reference ops (runtime/cpu/ops.h).
+ * Every op gets a central finite-difference check of all its inputs and weights under a
+ * scalar loss L = sum(out * R) with random R, and value checks against direct formulas
+ * written here in double (naive T x T attention, explicit RoPE, llama3 inv_freq, ...). */
+#include "ops.h"
+#include "test.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+/* uniform in [-1, 1), xorshift64* */
+static float frand(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
+    return (float)((double)(r >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+static float *rand_buf(int64_t n, float scale) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "test_ops: out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+static float *copy_buf(const float *src, int64_t n) {
+    float *p = rand_buf(n, 1.0f);
+    memcpy(p, src, (size_t)n * sizeof(float));
+    return p;
+}
+
+static double *dbuf(int64_t n) {
+    double *p = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+    if (!p) {
+        fprintf(stderr, "test_ops: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static double dot_r(const float *out, const float *R, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)out[i] * R[i];
+    return s;
+}
+
+/* got vs want elementwise: ok when every |got - want| <= atol + rtol*|want|. */
+static void check_tensor(const char *name, const float *got, const double *want, int64_t n,
+                         double atol, double rtol) {
+    double max_diff = 0.0, max_want = 0.0;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= atol + rtol * fabs(want[i]))) bad++;
+        if (d > max_diff || isnan(d)) max_diff = d;
+        if (fabs(want[i]) > max_want) max_want = fabs(want[i]);
+    }
+    CHECK(!bad, "%-34s max abs diff %.3g  tol %.3g + %.3g*|want| (max|want| %.3g, %d bad of %lld)",
+          name, max_diff, atol, rtol, max_want, bad, (long long)n);
+}
+
+/* Central differences of loss(ctx) w.r.t. each x[i] against the analytic grad[i]. */
+typedef double (*loss_fn)(void *ctx);
+
+static void fd_check(const char *name, float *x, int64_t n, const float *grad, loss_fn loss,
+                     void *ctx, float eps, double atol, double rtol) {
+    double *num = dbuf(n);
+    for (int64_t i = 0; i < n; i++) {
+        float keep = x[i], xp = keep + eps, xm = keep - eps;
+        x[i] = xp;
+        double lp = loss(ctx);
+        x[i] = xm;
+        double lm = loss(ctx);
+        x[i] = keep;
+        num[i] = (lp - lm) / ((double)xp - (double)xm);
+    }
+    char label[96];
+    snprintf(label, sizeof label, "fd %s", name);
+    check_tensor(label, grad, num, n, atol, rtol);
+    free(num);
+}
+
+/* got - base: what an accumulating (+=) gradient added. */
+static float *delta(const float *got, const float *base, int64_t n) {
+    float *d = rand_buf(n, 1.0f);
+    for (int64_t i = 0; i < n; i++) d[i] = got[i] - base[i];
+    return d;
+}
+
+/* ---- matmul ----------------------------------------------------------------------- */
+
+typedef struct mm_ctx {
+    float *inp, *w, *bias, *out, *R;
+    int64_t N, IN, OUT;
+} mm_ctx;
+
+static double mm_loss(void *p) {
+    mm_ctx *c = p;
+    matmul_forward(c->out, c->inp, c->w, c->bias, c->N, c->IN, c->OUT);
+    return dot_r(c->out, c->R, c->N * c->OUT);
+}
+
+static void naive_matmul(double *out, const float *inp, const float *w, const float *bias,
+                         int64_t N, int64_t IN, int64_t OUT) {
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OUT; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (int64_t i = 0; i < IN; i++) s += (double)inp[n * IN + i] * w[o * IN + i];
+            out[n * OUT + o] = s;
+        }
+}
+
+/* forward vs double at shapes off every tile size; bias and no bias */
+static void test_matmul_forward_values(int64_t N, int64_t IN, int64_t OUT, int with_bias) {
+    float *inp = rand_buf(N * IN, 1.0f), *w = rand_buf(OUT * IN, 0.5f);
+    float *bias = with_bias ? rand_buf(OUT, 1.0f) : NULL, *out = rand_buf(N * OUT, 9.0f);
+    double *want = dbuf(N * OUT);
+    matmul_forward(out, inp, w, bias, N, IN, OUT);
+    naive_matmul(want, inp, w, bias, N, IN, OUT);
+    char name[96];
+    snprintf(name, sizeof name, "matmul out N%lld IN%lld OUT%lld%s", (long long)N, (long long)IN,
+             (long long)OUT, with_bias ? " +b" : "");
+    check_tensor(name, out, want, N * OUT, 1e-5 * sqrt((double)IN), 1e-5);
+    free(inp), free(w), free(bias), free(out), free(want);
+}
+
+/* backward vs double, K = N above the k block (256), ragged rows and columns */
+static void test_matmul_backward_values(void) {
+    int64_t N = 300, IN = 35, OUT = 21;
+    float *inp = rand_buf(N * IN, 1.0f), *w = rand_buf(OUT * IN, 1.0f);
+    float *dout = rand_buf(N * OUT, 1.0f);
+    float *dinp = rand_buf(N * IN, 100.0f); /* garbage: must be overwritten */
+    float *dw0 = rand_buf(OUT * IN, 1.0f), *dw = copy_buf(dw0, OUT * IN);
+    float *db0 = rand_buf(OUT, 1.0f), *db = copy_buf(db0, OUT);
+    double *want_dinp = dbuf(N * IN), *want_dw = dbuf(OUT * IN), *want_db = dbuf(OUT);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < OUT; o++) {
+            double d = dout[n * OUT + o];
+            for (int64_t i = 0; i < IN; i++) {
+                want_dinp[n * IN + i] += d * w[o * IN + i];
+                want_dw[o * IN + i] += d * inp[n * IN + i];
+            }
+            want_db[o] += d;
+        }
+    for (int64_t i = 0; i < OUT * IN; i++) want_dw[i] += dw0[i];
+    for (int64_t o = 0; o < OUT; o++) want_db[o] += db0[o];
+    matmul_backward(dinp, dw, db, dout, inp, w, N, IN, OUT);
+    check_tensor("matmul dinp N300 IN35 OUT21", dinp, want_dinp, N * IN, 1e-4, 1e-5);
+    check_tensor("matmul dw (+= on random) N300", dw, want_dw, OUT * IN, 2e-4, 1e-5);
+    check_tensor("matmul dbias (+= on random) N300", db, want_db, OUT, 2e-4, 1e-5);
+    /* NULL dinp and dbias: only dw moves, by the same amount again */
+    for (int64_t i = 0; i < OUT * IN; i++) want_dw[i] += want_dw[i] - dw0[i];
+    matmul_backward(NULL, dw, NULL, dout, inp, w, N, IN, OUT);
+    check_tensor("matmul dw, dinp=dbias=NULL", dw, want_dw, OUT * IN, 4e-4, 1e-5);
+    free(inp), free(w), free(dout), free(dinp), free(dw0), free(dw), free(db0), free(db);
+    free(want_dinp), free(want_dw), free(want_db);
+}
+
+static void test_matmul_fd(void) {
+    mm_ctx c = {.N = 6, .IN = 19, .OUT = 9};
+    c.inp = rand_buf(c.N * c.IN, 1.0f), c.w = rand_buf(c.OUT * c.IN, 1.0f);
+    c.bias = rand_buf(c.OUT, 1.0f), c.out = rand_buf(c.N * c.OUT, 1.0f);
+    c.R = rand_buf(c.N * c.OUT, 1.0f);
+    float *dinp = rand_buf(c.N * c.IN, 100.0f);
+    float *dw0 = rand_buf(c.OUT * c.IN, 1.0f), *dw = copy_buf(dw0, c.OUT * c.IN);
+    float *db0 = rand_buf(c.OUT, 1.0f), *db = copy_buf(db0, c.OUT);
+    matmul_backward(dinp, dw, db, c.R, c.inp, c.w, c.N, c.IN, c.OUT);
+    float *ddw = delta(dw, dw0, c.OUT * c.IN), *ddb = delta(db, db0, c.OUT);
+    fd_check("matmul dinp", c.inp, c.N * c.IN, dinp, mm_loss, &c, 1e-2f, 2e-4, 1e-3);
+    fd_check("matmul dw", c.w, c.OUT * c.IN, ddw, mm_loss, &c, 1e-2f, 2e-4, 1e-3);
+    fd_check("matmul dbias", c.bias, c.OUT, ddb, mm_loss, &c, 1e-2f, 2e-4, 1e-3);
+    free(c.inp), free(c.w), free(c.bias), free(c.out), free(c.R);
+    free(dinp), free(dw0), free(dw), free(db0), free(db), free(ddw), free(ddb);
+}
+
+/* ---- embedding -------------------------------------------------------------------- */
+
+typedef struct emb_ctx {
+    float *wte, *out, *R;
+    const int32_t *tok;
+    int64_t N, C;
+} emb_ctx;
+
+static double emb_loss(void *p) {
+    emb_ctx *c = p;
+    embedding_forward(c->out, c->tok, c->wte, c->N, c->C);
+    return dot_r(c->out, c->R, c->N * c->C);
+}
+
+static void test_embedding(void) {
+    static const int32_t tok[7] = {3, 0, 5, 3, 2, 3, 0}; /* repeats: the scatter must add */
+    int64_t V = 6, C = 5, N = 7;
+    emb_ctx c = {.tok = tok, .N = N, .C = C};
+    c.wte = rand_buf(V * C, 1.0f), c.out = rand_buf(N * C, 1.0f), c.R = rand_buf(N * C, 1.0f);
+    embedding_forward(c.out, tok, c.wte, N, C);
+    int same = 1;
+    for (int64_t n = 0; n < N; n++)
+        same &= !memcmp(c.out + n * C, c.wte + tok[n] * C, (size_t)C * sizeof(float));
+    CHECK(same, "embedding out rows are the wte rows of their tokens (bitwise)");
+    float *dwte0 = rand_buf(V * C, 1.0f), *dwte = copy_buf(dwte0, V * C);
+    embedding_backward(dwte, c.R, tok, N, C);
+    float *d = delta(dwte, dwte0, V * C);
+    fd_check("embedding dwte (+=, repeated tokens)", c.wte, V * C, d, emb_loss, &c, 1e-2f, 2e-4,
+             1e-3);
+    free(c.wte), free(c.out), free(c.R), free(dwte0), free(dwte), free(d);
+}
+
+/* ---- rmsnorm ---------------------------------------------------------------------- */
+
+typedef struct rms_ctx {
+    float *inp, *w, *out, *rstd, *R;
+    int64_t N, C;
+    float eps;
+} rms_ctx;
+
+static double rms_loss(void *p) {
+    rms_ctx *c = p;
+    rmsnorm_forward(c->out, c->rstd, c->inp, c->w, c->N, c->C, c->eps);
+    return dot_r(c->out, c->R, c->N * c->C);
+}
+
+static void test_rmsnorm(void) {
+    /* values: direct formula in double */
+    int64_t N = 5, C = 33;
+    float eps = 1e-5f;
+    float *inp = rand_buf(N * C, 2.0f), *w = rand_buf(C, 1.0f), *out = rand_buf(N * C, 1.0f);
+    float *rstd = rand_buf(N, 1.0f);
+    double *want = dbuf(N * C), *want_rstd = dbuf(N);
+    for (int64_t n = 0; n < N; n++) {
+        double ss = 0.0;
+        for (int64_t i = 0; i < C; i++) ss += (double)inp[n * C + i] * inp[n * C + i];
+        want_rstd[n] = 1.0 / sqrt(ss / (double)C + eps);
+        for (int64_t i = 0; i < C; i++) want[n * C + i] = w[i] * inp[n * C + i] * want_rstd[n];
+    }
+    rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    check_tensor("rmsnorm out vs formula", out, want, N * C, 1e-6, 1e-6);
+    check_tensor("rmsnorm rstd vs formula", rstd, want_rstd, N, 0.0, 1e-6);
+    free(inp), free(w), free(out), free(rstd), free(want), free(want_rstd);
+
+    rms_ctx c = {.N = 3, .C = 8, .eps = 1e-5f};
+    c.inp = rand_buf(c.N * c.C, 1.0f), c.w = rand_buf(c.C, 1.0f);
+    c.out = rand_buf(c.N * c.C, 1.0f), c.rstd = rand_buf(c.N, 1.0f);
+    c.R = rand_buf(c.N * c.C, 1.0f);
+    rms_loss(&c); /* fills rstd */
+    float *dinp = rand_buf(c.N * c.C, 100.0f);
+    float *dw0 = rand_buf(c.C, 1.0f), *dw = copy_buf(dw0, c.C);
+    rmsnorm_backward(dinp, dw, c.R, c.inp, c.w, c.rstd, c.N, c.C);
+    float *ddw = delta(dw, dw0, c.C);
+    fd_check("rmsnorm dinp", c.inp, c.N * c.C, dinp, rms_loss, &c, 1e-3f, 5e-4, 2e-3);
+    fd_check("rmsnorm dw (+=)", c.w, c.C, ddw, rms_loss, &c, 1e-3f, 5e-4, 2e-3);
+    free(c.inp), free(c.w), free(c.out), free(c.rstd), free(c.R), free(dinp), free(dw0), free(dw);
+    free(ddw);
+}
+
+/* ---- rope ------------------------------------------------------------------------- */
+
+/* inv_freq in double with the formulas of transformers' rope_utils. */
+static void inv_freq_double(double *inv, int HD, const hz_rope *r) {
+    for (int i = 0; i < HD / 2; i++) inv[i] = 1.0 / pow((double)r->theta, 2.0 * i / HD);
+    if (!r->llama3) return;
+    double low_wl = r->original_max_pos / (double)r->low_freq_factor;
+    double high_wl = r->original_max_pos / (double)r->high_freq_factor;
+    for (int i = 0; i < HD / 2; i++) {
+        double wl = 2.0 * 3.14159265358979323846 / inv[i];
+        if (wl > low_wl) {
+            inv[i] /= r->factor;
+        } else if (wl >= high_wl) {
+            double s = (r->original_max_pos / wl - r->low_freq_factor) /
+                       ((double)r->high_freq_factor - r->low_freq_factor);
+            inv[i] = (1.0 - s) * inv[i] / r->factor + s * inv[i];
+        }
+    }
+}
+
+static void test_rope_inv_freq(void) {
+    hz_rope def = {.theta = 10000.0f};
+    float inv[64];
+    double want[64];
+    rope_inv_freq(inv, 64, &def);
+    inv_freq_double(want, 64, &def);
+    check_tensor("rope inv_freq default theta 1e4 HD64", inv, want, 32, 0.0, 4e-7);
+
+    /* Llama 3.1 8B: theta 5e5, factor 8, low 1, high 4, original 8192, HD 128 */
+    hz_rope l3 = {.theta = 500000.0f, .llama3 = 1, .factor = 8.0f, .low_freq_factor = 1.0f,
+                  .high_freq_factor = 4.0f, .original_max_pos = 8192};
+    float inv3[64], inv3_plain[64];
+    double want3[64];
+    rope_inv_freq(inv3, 128, &l3);
+    inv_freq_double(want3, 128, &l3);
+    check_tensor("rope inv_freq llama3 (Llama 3.1) HD128", inv3, want3, 64, 0.0, 1e-6);
+    hz_rope plain = {.theta = 500000.0f};
+    rope_inv_freq(inv3_plain, 128, &plain);
+    int high = 0, mid = 0, low = 0;
+    for (int i = 0; i < 64; i++) {
+        double wl = 2.0 * 3.14159265358979323846 / inv3_plain[i];
+        if (wl < 8192.0 / 4.0) high += inv3[i] == inv3_plain[i];
+        else if (wl > 8192.0) low += inv3[i] == inv3_plain[i] / 8.0f;
+        else mid += inv3[i] < inv3_plain[i] && inv3[i] > inv3_plain[i] / 8.0f;
+    }
+    CHECK(high + mid + low == 64 && high > 0 && mid > 0 && low > 0,
+          "rope llama3 bands: %d kept, %d smoothed strictly between, %d divided by factor",
+          high, mid, low);
+    CHECK_CLOSE("rope llama3 inv_freq[0] (kept)", inv3[0], 1.0, 0.0, 0.0);
+    CHECK_CLOSE("rope llama3 inv_freq[63] (/8)", inv3[63], pow(500000.0, -126.0 / 128) / 8, 0.0,
+                1e-6);
+
+    /* Llama 3.2: factor 32, original 8192, HD 64 */
+    hz_rope l32 = l3;
+    l32.factor = 32.0f;
+    rope_inv_freq(inv, 64, &l32);
+    inv_freq_double(want, 64, &l32);
+    check_tensor("rope inv_freq llama3 (Llama 3.2) HD64", inv, want, 32, 0.0, 1e-6);
+}
+
+typedef struct rope_ctx {
+    float *x, *tmp, *R;
+    const float *inv;
+    int64_t N, T, H, HD;
+} rope_ctx;
+
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    memcpy(c->tmp, c->x, (size_t)(c->N * c->H * c->HD) * sizeof(float));
+    rope_forward(c->tmp, c->inv, c->N, c->T, c->H, c->HD);
+    return dot_r(c->tmp, c->R, c->N * c->H * c->HD);
+}
+
+static void test_rope(void) {
+    /* explicit formula at every position of two sequences (positions restart at n = T) */
+    int64_t B = 2, T = 37, H = 3, HD = 16, N = B * T, n_el = N * H * HD;
+    hz_rope r = {.theta = 10000.0f};
+    float inv[8];
+    rope_inv_freq(inv, (int)HD, &r);
+    float *x = rand_buf(n_el, 1.0f), *y = copy_buf(x, n_el);
+    double *want = dbuf(n_el);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < HD / 2; i++) {
+                double a = (double)(n % T) * inv[i];
+                int64_t j = (n * H + h) * HD + i;
+                double x1 = x[j], x2 = x[j + HD / 2];
+                want[j] = x1 * cos(a) - x2 * sin(a);
+                want[j + HD / 2] = x2 * cos(a) + x1 * sin(a);
+            }
+    rope_forward(y, inv, N, T, H, HD);
+    check_tensor("rope forward vs formula, pos 0..36", y, want, n_el, 2e-6, 1e-5);
+    int pos0 = 1;
+    for (int64_t n = 0; n < N; n += T)
+        pos0 &= !memcmp(y + n * H * HD, x + n * H * HD, (size_t)(H * HD) * sizeof(float));
+    CHECK(pos0, "rope leaves position 0 of each sequence unchanged (bitwise)");
+    rope_backward(y, inv, N, T, H, HD);
+    for (int64_t i = 0; i < n_el; i++) want[i] = x[i];
+    check_tensor("rope backward(forward(x)) == x", y, want, n_el, 1e-6, 1e-6);
+    free(x), free(y), free(want);
+
+    /* llama3 frequencies at large positions too */
+    hz_rope l3 = {.theta = 500000.0f, .llama3 = 1, .factor = 32.0f, .low_freq_factor = 1.0f,
+                  .high_freq_factor = 4.0f, .original_max_pos = 8192};
+    float inv3[4];
+    rope_inv_freq(inv3, 8, &l3);
+    rope_ctx c = {.inv = inv3, .T = 3, .H = 2, .HD = 8};
+    c.N = 2 * c.T;
+    int64_t m = c.N * c.H * c.HD;
+    c.x = rand_buf(m, 1.0f), c.tmp = rand_buf(m, 1.0f), c.R = rand_buf(m, 1.0f);
+    float *dx = copy_buf(c.R, m);
+    rope_backward(dx, inv3, c.N, c.T, c.H, c.HD);
+    fd_check("rope dx (llama3 freqs)", c.x, m, dx, rope_loss, &c, 1e-2f, 2e-4, 1e-3);
+    free(c.x), free(c.tmp), free(c.R), free(dx);
+}
+
+/* ---- attention -------------------------------------------------------------------- */
+
+typedef struct att_ctx {
+    float *q, *k, *v, *out, *lse, *R;
+    int64_t B, T, NH, NKV, HD;
+} att_ctx;
+
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    attention_forward(c->out, c->lse, c->q, c->k, c->v, c->B, c->T, c->NH, c->NKV, c->HD);
+    return dot_r(c->out, c->R, c->B * c->T * c->NH * c->HD);
+}
+
+/* Naive attention with the full T x T probability matrix, in double, forward and backward. */
+static void naive_attention(double *out, double *lse, double *dq, double *dk, double *dv,
+                            const float *dout, const float *q, const float *k, const float *v,
+                            int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD) {
+    int64_t C = NH * HD, CKV = NKV * HD, group = NH / NKV;
+    double scale = 1.0 / sqrt((double)HD);
+    double *P = dbuf(T * T), *dS = dbuf(T * T);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < NH; h++) {
+            const float *qb = q + b * T * C + h * HD, *dob = dout + b * T * C + h * HD;
+            int64_t kvo = b * T * CKV + (h / group) * HD;
+            for (int64_t t = 0; t < T; t++) {
+                double mx = -INFINITY, sum = 0.0;
+                for (int64_t s = 0; s <= t; s++) {
+                    double a = 0.0;
+                    for (int64_t d = 0; d < HD; d++)
+                        a += (double)qb[t * C + d] * k[kvo + s * CKV + d];
+                    P[t * T + s] = a * scale;
+                    mx = fmax(mx, a * scale);
+                }
+                for (int64_t s = 0; s <= t; s++) sum += exp(P[t * T + s] - mx);
+                for (int64_t s = 0; s <= t; s++) P[t * T + s] = exp(P[t * T + s] - mx) / sum;
+                lse[(b * NH + h) * T + t] = mx + log(sum);
+                for (int64_t d = 0; d < HD; d++) {
+                    double o = 0.0;
+                    for (int64_t s = 0; s <= t; s++) o += P[t * T + s] * v[kvo + s * CKV + d];
+                    out[(b * T + t) * C + h * HD + d] = o;
+                }
+                /* dS = P * (dP - rowsum(P * dP)) */
+                double D = 0.0;
+                for (int64_t s = 0; s <= t; s++) {
+                    double dp = 0.0;
+                    for (int64_t d = 0; d < HD; d++)
+                        dp += (double)dob[t * C + d] * v[kvo + s * CKV + d];
+                    dS[t * T + s] = dp;
+                    D += P[t * T + s] * dp;
+                }
+                for (int64_t s = 0; s <= t; s++) dS[t * T + s] = P[t * T + s] * (dS[t * T + s] - D);
+                for (int64_t s = 0; s <= t; s++)
+                    for (int64_t d = 0; d < HD; d++) {
+                        double ds = scale * dS[t * T + s];
+                        dq[(b * T + t) * C + h * HD + d] += ds * k[kvo + s * CKV + d];
+                        dk[kvo + s * CKV + d] += ds * qb[t * C + d];
+                        dv[kvo + s * CKV + d] += P[t * T + s] * dob[t * C + d];
+                    }
+            }
+        }
+    free(P), free(dS);
+}
+
+/* T above the online softmax's key block (64), GQA, B = 2: forward and backward vs naive. */
+static void test_attention_values(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD) {
+    int64_t nq = B * T * NH * HD, nkv = B * T * NKV * HD;
+    float *q = rand_buf(nq, 2.0f), *k = rand_buf(nkv, 2.0f), *v = rand_buf(nkv, 1.0f);
+    float *dout = rand_buf(nq, 1.0f), *out = rand_buf(nq, 1.0f), *lse = rand_buf(B * NH * T, 1.0f);
+    float *dq = rand_buf(nq, 100.0f), *dk = rand_buf(nkv, 100.0f), *dv = rand_buf(nkv, 100.0f);
+    double *w_out = dbuf(nq), *w_lse = dbuf(B * NH * T);
+    double *w_dq = dbuf(nq), *w_dk = dbuf(nkv), *w_dv = dbuf(nkv);
+    naive_attention(w_out, w_lse, w_dq, w_dk, w_dv, dout, q, k, v, B, T, NH, NKV, HD);
+    attention_forward(out, lse, q, k, v, B, T, NH, NKV, HD);
+    attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HD);
+    char name[96];
+    const char *what[5] = {"out", "lse", "dq", "dk", "dv"};
+    const float *got[5] = {out, lse, dq, dk, dv};
+    const double *want[5] = {w_out, w_lse, w_dq, w_dk, w_dv};
+    int64_t n[5] = {nq, B * NH * T, nq, nkv, nkv};
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "attention %s vs naive B%lld T%lld NH%lld NKV%lld", what[i],
+                 (long long)B, (long long)T, (long long)NH, (long long)NKV);
+        check_tensor(name, got[i], want[i], n[i], 2e-5, 1e-4);
+    }
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
+    free(w_out), free(w_lse), free(w_dq), free(w_dk), free(w_dv);
+}
+
+static void test_attention_fd(void) {
+    att_ctx c = {.B = 2, .T = 5, .NH = 4, .NKV = 2, .HD = 4};
+    int64_t nq = c.B * c.T * c.NH * c.HD, nkv = c.B * c.T * c.NKV * c.HD;
+    c.q = rand_buf(nq, 1.0f), c.k = rand_buf(nkv, 1.0f), c.v = rand_buf(nkv, 1.0f);
+    c.out = rand_buf(nq, 1.0f), c.lse = rand_buf(c.B * c.NH * c.T, 1.0f), c.R = rand_buf(nq, 1.0f);
+    att_loss(&c);
+    float *dq = rand_buf(nq, 100.0f), *dk = rand_buf(nkv, 100.0f), *dv = rand_buf(nkv, 100.0f);
+    attention_backward(dq, dk, dv, c.R, c.q, c.k, c.v, c.out, c.lse, c.B, c.T, c.NH, c.NKV, c.HD);
+    fd_check("attention dq", c.q, nq, dq, att_loss, &c, 1e-2f, 2e-4, 2e-3);
+    fd_check("attention dk", c.k, nkv, dk, att_loss, &c, 1e-2f, 2e-4, 2e-3);
+    fd_check("attention dv", c.v, nkv, dv, att_loss, &c, 1e-2f, 2e-4, 2e-3);
+    free(c.q), free(c.k), free(c.v), free(c.out), free(c.lse), free(c.R), free(dq), free(dk);
+    free(dv);
+}
+
+/* ---- swiglu and residual ---------------------------------------------------------- */
+
+typedef struct swiglu_ctx {
+    float *gate, *up, *h, *R;
+    int64_t n;
+} swiglu_ctx;
+
+static double swiglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    swiglu_forward(c->h, c->gate, c->up, c->n);
+    return dot_r(c->h, c->R, c->n);
+}
+
+static void test_swiglu(void) {
+    swiglu_ctx c = {.n = 24};
+    c.gate = rand_buf(c.n, 5.0f), c.up = rand_buf(c.n, 2.0f);
+    c.h = rand_buf(c.n, 1.0f), c.R = rand_buf(c.n, 1.0f);
+    c.gate[0] = -100.0f, c.gate[1] = 100.0f; /* saturated tails: no NaN, silu -> 0 and g */
+    double *want = dbuf(c.n);
+    for (int64_t i = 0; i < c.n; i++)
+        want[i] = c.gate[i] / (1.0 + exp(-(double)c.gate[i])) * c.up[i];
+    swiglu_forward(c.h, c.gate, c.up, c.n);
+    check_tensor("swiglu h vs formula (incl. g = +-100)", c.h, want, c.n, 1e-6, 1e-6);
+    float *dgate = rand_buf(c.n, 100.0f), *dup = rand_buf(c.n, 100.0f);
+    swiglu_backward(dgate, dup, c.R, c.gate, c.up, c.n);
+    fd_check("swiglu dgate", c.gate, c.n, dgate, swiglu_loss, &c, 1e-2f, 3e-4, 2e-3);
+    fd_check("swiglu dup", c.up, c.n, dup, swiglu_loss, &c, 1e-2f, 3e-4, 2e-3);
+    free(c.gate), free(c.up), free(c.h), free(c.R), free(want), free(dgate), free(dup);
+
+    int64_t n = 13;
+    float *a = rand_buf(n, 1.0f), *b = rand_buf(n, 1.0f), *out = rand_buf(n, 1.0f);
+    double *w = dbuf(n);
+    for (int64_t i = 0; i < n; i++) w[i] = (double)(a[i] + b[i]);
+    residual_forward(out, a, b, n);
+    check_tensor("residual out = a + b", out, w, n, 0.0, 0.0);
+    residual_forward(a, a, b, n);
+    check_tensor("residual in place (out aliases a)", a, w, n, 0.0, 0.0);
+    free(a), free(b), free(out), free(w);
+}
+
+/* ---- cross-entropy ---------------------------------------------------------------- */
+
+typedef struct ce_ctx {
+    float *logits, *scratch, *losses;
+    const int32_t *targets;
+    int64_t N, V;
+    float dscale;
+} ce_ctx;
+
+static double ce_loss(void *p) {
+    ce_ctx *c = p;
+    return c->dscale * crossentropy_forward_backward(c->scratch, c->losses, c->logits,
+                                                     c->targets, c->N, c->V, c->dscale);
+}
+
+static void test_crossentropy(void) {
+    static const int32_t targets[6] = {4, -100, 0, 10, -100, 7};
+    int64_t N = 6, V = 11;
+    ce_ctx c = {.targets = targets, .N = N, .V = V, .dscale = 1.0f / 4}; /* 4 trained rows */
+    c.logits = rand_buf(N * V, 3.0f), c.scratch = rand_buf(N * V, 1.0f);
+    c.losses = rand_buf(N, 1.0f);
+    float *dlogits = rand_buf(N * V, 1.0f);
+    double total = crossentropy_forward_backward(dlogits, c.losses, c.logits, targets, N, V,
+                                                 c.dscale);
+    double *want = dbuf(N), want_total = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        if (targets[n] == -100) continue;
+        double s = 0.0;
+        for (int64_t v = 0; v < V; v++) s += exp((double)c.logits[n * V + v]);
+        want[n] = log(s) - c.logits[n * V + targets[n]];
+        want_total += want[n];
+    }
+    check_tensor("crossentropy losses (0 where ignored)", c.losses, want, N, 1e-6, 1e-6);
+    CHECK_CLOSE("crossentropy returned sum of trained losses", total, want_total, 1e-5, 1e-6);
+    int zero = c.losses[1] == 0.0f && c.losses[4] == 0.0f;
+    for (int64_t v = 0; v < V; v++)
+        zero &= dlogits[1 * V + v] == 0.0f && dlogits[4 * V + v] == 0.0f;
+    CHECK(zero, "crossentropy ignored rows (-100): loss 0 and dlogits rows exactly 0");
+    double row_sum = 0.0;
+    for (int64_t v = 0; v < V; v++) row_sum += dlogits[2 * V + v];
+    CHECK_CLOSE("crossentropy dlogits row sums to 0", row_sum, 0.0, 1e-6, 0.0);
+
+    /* dlogits aliasing logits gives the same result */
+    float *alias = copy_buf(c.logits, N * V), *losses2 = rand_buf(N, 1.0f);
+    crossentropy_forward_backward(alias, losses2, alias, targets, N, V, c.dscale);
+    CHECK(!memcmp(alias, dlogits, (size_t)(N * V) * sizeof(float)),
+          "crossentropy in place (dlogits aliases logits) matches bitwise");
+
+    /* max-subtracted: logits shifted by +1000 give the same losses, no overflow */
+    float *shift = copy_buf(c.logits, N * V);
+    for (int64_t i = 0; i < N * V; i++) shift[i] += 1000.0f;
+    crossentropy_forward_backward(shift, losses2, shift, targets, N, V, c.dscale);
+    check_tensor("crossentropy losses at logits + 1000", losses2, want, N, 1e-3, 1e-3);
+
+    fd_check("crossentropy dlogits (mean over trained)", c.logits, N * V, dlogits, ce_loss, &c,
+             1e-2f, 1e-4, 2e-3);
+    free(c.logits), free(c.scratch), free(c.losses), free(dlogits), free(want), free(alias);
+    free(losses2), free(shift);
+}
+
+int main(void) {
+    test_matmul_forward_values(67, 45, 37, 1);
+    test_matmul_forward_values(3, 8, 5, 0);
+    test_matmul_forward_values(9, 1100, 70, 1); /* several blocks of w rows, ragged last */
+    test_matmul_backward_values();
+    test_matmul_fd();
+    test_embedding();
+    test_rmsnorm();
+    test_rope_inv_freq();
+    test_rope();
+    test_attention_values(2, 7, 4, 2, 8);
+    test_attention_values(2, 150, 4, 2, 16);
+    test_attention_values(1, 70, 3, 1, 5); /* MQA, odd HD */
+    test_attention_fd();
+    test_swiglu();
+    test_crossentropy();
+    TEST_END();
+}

@@ -1,0 +1,345 @@
+/* tests/test_spec.c - the YAML front end: every shipped model loads with the published
+ * values, and every bad input in tests/bad/ is reported at the right FILE:LINE:COL with
+ * the right phrase. Run from the repository root. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spec.h"
+#include "test.h"
+
+/* Load PATH into *spec, capturing the error text in a malloc'ed *text. */
+static int load(const char *path, hzc_spec *spec, char **text) {
+    size_t size = 0;
+    FILE *err = open_memstream(text, &size);
+    if (!err) {
+        perror("open_memstream");
+        exit(2);
+    }
+    int errors_n = spec_load(path, spec, err);
+    fclose(err);
+    return errors_n;
+}
+
+/* Number of lines of TEXT that contain " error: " or start with "PATH: error:". */
+static int count_errors(const char *text) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, "error: ")) != NULL; p++) n++;
+    return n;
+}
+
+/* Whether TEXT has a line that starts with PREFIX and also contains PHRASE. */
+static int has_line(const char *text, const char *prefix, const char *phrase) {
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            const char *hit = strstr(line, phrase);
+            if (hit && hit + strlen(phrase) <= line + len) return 1;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Load a bad fixture; check the error count (want_n > 0: exactly; 0: at least one),
+ * that each reported error is one printed line, and return the captured text. */
+static char *expect_errors(const char *path, int want_n) {
+    hzc_spec spec;
+    char *text = NULL;
+    int n = load(path, &spec, &text);
+    if (want_n > 0)
+        CHECK(n == want_n, "%s: %d errors reported, want %d", path, n, want_n);
+    else
+        CHECK(n > 0, "%s: %d errors reported, want > 0", path, n);
+    CHECK(count_errors(text) == n, "%s: %d error lines printed for %d errors", path,
+          count_errors(text), n);
+    return text;
+}
+
+/* Check that TEXT has the line "FILE:LINE:COL: error: ..." containing PHRASE. */
+static void expect_line(const char *text, const char *prefix, const char *phrase) {
+    int ok = has_line(text, prefix, phrase);
+    CHECK(ok, "line '%s' contains \"%s\"", prefix, phrase);
+    if (!ok) printf("        got:\n%s", text);
+}
+
+/* One bad fixture with exactly one expected error. */
+static void expect_one(const char *path, const char *prefix, const char *phrase) {
+    char *text = expect_errors(path, 1);
+    expect_line(text, prefix, phrase);
+    free(text);
+}
+
+typedef struct {
+    const char *path, *name;
+    spec_family family;
+    int64_t V, C, L, NH, NKV, HD, F;
+    double norm_eps, rope_theta;
+    int rope_llama3;
+    double rope_factor;
+    int tied, qkv_bias;
+    int64_t T, step_tokens, micro_tokens;
+    int64_t params_n; /* from the Hugging Face checkpoints */
+} model_want;
+
+static const model_want models[] = {
+    {"models/tiny.yaml", "tiny", FAMILY_LLAMA, 256, 128, 4, 4, 2, 32, 384, 1e-5, 1e4, 0, 0, 1, 0,
+     128, 4096, 2048, 820352},
+    {"models/llama3-1b.yaml", "llama3-1b", FAMILY_LLAMA, 128256, 2048, 16, 32, 8, 64, 8192, 1e-5,
+     5e5, 1, 32, 1, 0, 2048, 32768, 8192, 1235814400},
+    {"models/llama3-3b.yaml", "llama3-3b", FAMILY_LLAMA, 128256, 3072, 28, 24, 8, 128, 8192, 1e-5,
+     5e5, 1, 32, 1, 0, 2048, 32768, 8192, 3212749824},
+    {"models/llama3-8b.yaml", "llama3-8b", FAMILY_LLAMA, 128256, 4096, 32, 32, 8, 128, 14336, 1e-5,
+     5e5, 1, 8, 0, 0, 2048, 65536, 8192, 8030261248},
+    {"models/qwen2.5-0.5b.yaml", "qwen2.5-0.5b", FAMILY_QWEN2, 151936, 896, 24, 14, 2, 64, 4864,
+     1e-6, 1e6, 0, 0, 1, 1, 2048, 32768, 8192, 494032768},
+    {"models/qwen2.5-7b.yaml", "qwen2.5-7b", FAMILY_QWEN2, 152064, 3584, 28, 28, 4, 128, 18944,
+     1e-6, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 7615616512},
+    {"models/mistral-7b.yaml", "mistral-7b", FAMILY_MISTRAL, 32000, 4096, 32, 32, 8, 128, 14336,
+     1e-5, 1e4, 0, 0, 0, 0, 2048, 65536, 8192, 7241732096},
+};
+
+static void test_models(void) {
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        const model_want *w = &models[i];
+        hzc_spec s;
+        char *text = NULL;
+        int n = load(w->path, &s, &text);
+        CHECK(n == 0, "%s: %d errors%s%s", w->path, n, n ? ":\n" : "", n ? text : "");
+        free(text);
+        CHECK(strcmp(s.name, w->name) == 0, "%s: name '%s' want '%s'", w->path, s.name, w->name);
+        CHECK(s.family == w->family, "%s: family %s want %s", w->path, spec_family_name(s.family),
+              spec_family_name(w->family));
+        CHECK(s.V == w->V && s.C == w->C && s.L == w->L && s.F == w->F,
+              "%s: V C L F = %lld %lld %lld %lld want %lld %lld %lld %lld", w->path,
+              (long long)s.V, (long long)s.C, (long long)s.L, (long long)s.F, (long long)w->V,
+              (long long)w->C, (long long)w->L, (long long)w->F);
+        CHECK(s.NH == w->NH && s.NKV == w->NKV && s.HD == w->HD,
+              "%s: NH NKV HD = %lld %lld %lld want %lld %lld %lld", w->path, (long long)s.NH,
+              (long long)s.NKV, (long long)s.HD, (long long)w->NH, (long long)w->NKV,
+              (long long)w->HD);
+        CHECK_CLOSE("norm_eps", s.norm_eps, w->norm_eps, 0, 1e-12);
+        CHECK_CLOSE("rope_theta", s.rope_theta, w->rope_theta, 0, 1e-12);
+        CHECK(s.rope_llama3 == w->rope_llama3, "%s: rope_llama3 %d want %d", w->path,
+              s.rope_llama3, w->rope_llama3);
+        if (w->rope_llama3) {
+            CHECK_CLOSE("rope_scaling.factor", s.rope_factor, w->rope_factor, 0, 0);
+            CHECK(s.rope_low_freq_factor == 1 && s.rope_high_freq_factor == 4 &&
+                      s.rope_original_max_pos == 8192,
+                  "%s: rope low/high/original = %g %g %lld want 1 4 8192", w->path,
+                  s.rope_low_freq_factor, s.rope_high_freq_factor,
+                  (long long)s.rope_original_max_pos);
+        }
+        CHECK(s.tied == w->tied && s.qkv_bias == w->qkv_bias,
+              "%s: tied %d qkv_bias %d want %d %d", w->path, s.tied, s.qkv_bias, w->tied,
+              w->qkv_bias);
+        CHECK(s.T == w->T && s.step_tokens == w->step_tokens && s.micro_tokens == w->micro_tokens,
+              "%s: seq_len, tokens per step, per micro-batch = %lld %lld %lld want %lld %lld %lld",
+              w->path, (long long)s.T, (long long)s.step_tokens, (long long)s.micro_tokens,
+              (long long)w->T, (long long)w->step_tokens, (long long)w->micro_tokens);
+        CHECK(spec_param_count(&s) == w->params_n, "%s: %lld parameters want %lld", w->path,
+              (long long)spec_param_count(&s), (long long)w->params_n);
+    }
+
+    /* the demo's training section, with numbers written as 2e-3 and 1e-8 */
+    hzc_spec s;
+    char *text = NULL;
+    load("models/tiny.yaml", &s, &text);
+    free(text);
+    CHECK_CLOSE("tiny lr (2e-3)", s.lr, 2e-3, 0, 1e-15);
+    CHECK_CLOSE("tiny eps (1e-8)", s.adam_eps, 1e-8, 0, 1e-15);
+    CHECK_CLOSE("tiny weight_decay", s.weight_decay, 0.0, 0, 0);
+    CHECK_CLOSE("tiny grad_clip", s.grad_clip, 1.0, 0, 0);
+    CHECK(s.warmup_steps == 20 && s.decay_steps == 400, "tiny warmup %lld decay %lld want 20 400",
+          (long long)s.warmup_steps, (long long)s.decay_steps);
+}
+
+/* Write TEXT to DIR/NAME; returns the path (static buffer). */
+static const char *write_file(const char *dir, const char *name, const char *text) {
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Defaults of every optional key, the name from the file name, exponent-form numbers. */
+static void test_defaults(const char *dir) {
+    const char *path = write_file(dir, "minimal.yaml",
+                                  "architecture:\n"
+                                  "  family: qwen2\n"
+                                  "  vocab_size: 1000\n"
+                                  "  hidden_size: 64\n"
+                                  "  num_layers: 2\n"
+                                  "  num_heads: 4\n"
+                                  "  ffn_size: 128\n"
+                                  "  norm_eps: 2e-5\n"
+                                  "shape:\n"
+                                  "  seq_len: 16\n"
+                                  "  tokens_per_step: 64\n"
+                                  "training:\n"
+                                  "  lr: 3e-4\n");
+    hzc_spec s;
+    char *text = NULL;
+    int n = load(path, &s, &text);
+    CHECK(n == 0, "minimal.yaml: %d errors %s", n, text);
+    free(text);
+    CHECK(strcmp(s.name, "minimal") == 0, "default name '%s' want 'minimal'", s.name);
+    CHECK(s.NKV == 4 && s.HD == 16, "default NKV %lld HD %lld want 4 16", (long long)s.NKV,
+          (long long)s.HD);
+    CHECK(s.qkv_bias == 1 && s.tied == 0, "qwen2 defaults: qkv_bias %d tied %d want 1 0",
+          s.qkv_bias, s.tied);
+    CHECK(s.micro_tokens == 64, "default tokens_per_micro_batch %lld want 64",
+          (long long)s.micro_tokens);
+    CHECK_CLOSE("norm_eps 2e-5 is a number", s.norm_eps, 2e-5, 0, 1e-15);
+    CHECK_CLOSE("lr 3e-4 is a number", s.lr, 3e-4, 0, 1e-15);
+    CHECK_CLOSE("default rope_theta", s.rope_theta, 10000, 0, 0);
+    CHECK(s.rope_llama3 == 0, "no rope_scaling: rope_llama3 %d", s.rope_llama3);
+    CHECK_CLOSE("default beta1", s.beta1, 0.9, 0, 0);
+    CHECK_CLOSE("default beta2", s.beta2, 0.95, 0, 0);
+    CHECK_CLOSE("default eps", s.adam_eps, 1e-8, 0, 0);
+    CHECK_CLOSE("default weight_decay", s.weight_decay, 0.1, 0, 0);
+    CHECK_CLOSE("default grad_clip", s.grad_clip, 1.0, 0, 0);
+    CHECK_CLOSE("default min_lr_ratio", s.min_lr_ratio, 0.1, 0, 0);
+    CHECK(s.warmup_steps == 0 && s.decay_steps == 0 && s.seed == 1337,
+          "default warmup %lld decay %lld seed %lld want 0 0 1337", (long long)s.warmup_steps,
+          (long long)s.decay_steps, (long long)s.seed);
+    unlink(path);
+}
+
+/* More than 50 errors: 50 printed, then a note with the rest; all counted. */
+static void test_error_cap(const char *dir) {
+    char body[4096] = "architecture:\n";
+    for (int i = 0; i < 60; i++) snprintf(body + strlen(body), 64, "  zz_unknown_%02d: 1\n", i);
+    const char *path = write_file(dir, "many.yaml", body);
+    hzc_spec s;
+    char *text = NULL;
+    int n = load(path, &s, &text);
+    /* 60 unknown keys + 6 missing architecture keys + missing shape */
+    CHECK(n == 67, "many.yaml: %d errors counted, want 67", n);
+    CHECK(count_errors(text) == 50, "many.yaml: %d error lines printed, want 50",
+          count_errors(text));
+    CHECK(strstr(text, "note: 17 more errors not shown") != NULL,
+          "many.yaml: the note says how many were not shown");
+    free(text);
+    unlink(path);
+}
+
+static void test_bad_inputs(void) {
+    char *t;
+
+    expect_one("tests/bad/malformed.yaml", "tests/bad/malformed.yaml:4:2: error: ",
+               "did not find expected key");
+    expect_one("tests/bad/tab_indent.yaml", "tests/bad/tab_indent.yaml:2:1: error: ",
+               "indent with spaces, not tabs");
+    expect_one("tests/bad/empty.yaml", "tests/bad/empty.yaml:1:1: error: ",
+               "empty model description");
+    expect_one("tests/bad/does-not-exist.yaml", "tests/bad/does-not-exist.yaml: error: ",
+               "cannot open: No such file or directory");
+    expect_one("tests/bad/two_documents.yaml", "tests/bad/two_documents.yaml:3:1: error: ",
+               "a second YAML document");
+    expect_one("tests/bad/alias.yaml", "tests/bad/alias.yaml:7:13: error: ",
+               "aliases (*h) are not supported");
+    expect_one("tests/bad/top_sequence.yaml", "tests/bad/top_sequence.yaml:1:1: error: ",
+               "expected a mapping");
+
+    expect_one("tests/bad/unknown_key.yaml", "tests/bad/unknown_key.yaml:4:3: error: ",
+               "unknown key 'hiden_size' in architecture; did you mean 'hidden_size'?");
+    expect_one("tests/bad/wrong_section.yaml", "tests/bad/wrong_section.yaml:8:3: error: ",
+               "unknown key 'seq_len' in architecture; it belongs in shape");
+    expect_one("tests/bad/duplicate.yaml", "tests/bad/duplicate.yaml:8:3: error: ",
+               "duplicate key 'hidden_size' (first given at 4:3)");
+
+    t = expect_errors("tests/bad/missing.yaml", 2);
+    expect_line(t, "tests/bad/missing.yaml:2:1: error: ", "missing required section 'shape'");
+    expect_line(t, "tests/bad/missing.yaml:2:1: error: ",
+                "architecture: missing required key 'ffn_size'");
+    free(t);
+
+    t = expect_errors("tests/bad/wrong_type.yaml", 5);
+    expect_line(t, "tests/bad/wrong_type.yaml:3:15: error: ", "expected an integer, got 'abc'");
+    expect_line(t, "tests/bad/wrong_type.yaml:5:15: error: ", "expected an integer, got '3.5'");
+    expect_line(t, "tests/bad/wrong_type.yaml:6:14: error: ", "(quoted, so a string)");
+    expect_line(t, "tests/bad/wrong_type.yaml:8:19: error: ", "expected true or false");
+    expect_line(t, "tests/bad/wrong_type.yaml:9:13: error: ", "expected a number, got a sequence");
+    free(t);
+
+    t = expect_errors("tests/bad/nonpositive.yaml", 2);
+    expect_line(t, "tests/bad/nonpositive.yaml:5:15: error: ", "num_layers: must be positive");
+    expect_line(t, "tests/bad/nonpositive.yaml:7:13: error: ", "ffn_size: must be positive");
+    free(t);
+
+    expect_one("tests/bad/hidden_heads.yaml", "tests/bad/hidden_heads.yaml:4:16: error: ",
+               "set head_dim");
+    expect_one("tests/bad/heads_kv.yaml", "tests/bad/heads_kv.yaml:7:17: error: ",
+               "num_heads (4) must be a multiple of num_kv_heads (3)");
+    expect_one("tests/bad/head_dim_odd.yaml", "tests/bad/head_dim_odd.yaml:7:13: error: ",
+               "head_dim (33) must be even");
+    expect_one("tests/bad/step_micro.yaml", "tests/bad/step_micro.yaml:10:20: error: ",
+               "tokens_per_step (3000) must be a multiple of tokens_per_micro_batch (1024)");
+    expect_one("tests/bad/micro_seq.yaml", "tests/bad/micro_seq.yaml:11:27: error: ",
+               "tokens_per_micro_batch (1024) must be a multiple of seq_len (100)");
+    expect_one("tests/bad/family.yaml", "tests/bad/family.yaml:2:11: error: ",
+               "unknown family 'lama'; did you mean 'llama'?");
+    expect_one("tests/bad/rope_type.yaml", "tests/bad/rope_type.yaml:9:11: error: ",
+               "unsupported rope_scaling type 'linear'");
+
+    t = expect_errors("tests/bad/rope_factors.yaml", 2);
+    expect_line(t, "tests/bad/rope_factors.yaml:8:3: error: ",
+                "rope_scaling: missing required key 'original_max_position'");
+    expect_line(t, "tests/bad/rope_factors.yaml:12:23: error: ",
+                "must be greater than low_freq_factor");
+    free(t);
+
+    t = expect_errors("tests/bad/training_range.yaml", 5);
+    expect_line(t, "tests/bad/training_range.yaml:12:7: error: ", "lr: must be > 0");
+    expect_line(t, "tests/bad/training_range.yaml:13:10: error: ", "beta1: must be in [0, 1)");
+    expect_line(t, "tests/bad/training_range.yaml:14:10: error: ", "beta2: must be in [0, 1)");
+    expect_line(t, "tests/bad/training_range.yaml:15:8: error: ", "eps: must be > 0");
+    expect_line(t, "tests/bad/training_range.yaml:16:14: error: ", "grad_clip: must be >= 0");
+    free(t);
+
+    t = expect_errors("tests/bad/bad_numbers.yaml", 8);
+    expect_line(t, "tests/bad/bad_numbers.yaml:1:7: error: ", "name: 'my model' may hold only");
+    expect_line(t, "tests/bad/bad_numbers.yaml:9:13: error: ",
+                "norm_eps: expected a number, got '1e-5' (quoted");
+    expect_line(t, "tests/bad/bad_numbers.yaml:10:15: error: ", "expected a number, got '.inf'");
+    expect_line(t, "tests/bad/bad_numbers.yaml:13:20: error: ", "must be at most 2147483647");
+    expect_line(t, "tests/bad/bad_numbers.yaml:15:7: error: ", "'1e999' is out of range");
+    expect_line(t, "tests/bad/bad_numbers.yaml:16:10: error: ", "expected a number, got '0x1p-1'");
+    expect_line(t, "tests/bad/bad_numbers.yaml:17:17: error: ", "min_lr_ratio: must be in [0, 1]");
+    expect_line(t, "tests/bad/bad_numbers.yaml:18:17: error: ", "warmup_steps: must be >= 0");
+    free(t);
+
+    /* three independent errors in one file: all three reported, in file order */
+    t = expect_errors("tests/bad/three_errors.yaml", 3);
+    expect_line(t, "tests/bad/three_errors.yaml:5:3: error: ",
+                "unknown key 'num_layer' in architecture; did you mean 'num_layers'?");
+    expect_line(t, "tests/bad/three_errors.yaml:7:13: error: ", "expected an integer, got 'big'");
+    expect_line(t, "tests/bad/three_errors.yaml:10:20: error: ", "tokens_per_step: must be positive");
+    free(t);
+}
+
+int main(void) {
+    char dir[] = "/tmp/hzc_test_spec_XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    test_models();
+    test_defaults(dir);
+    test_error_cap(dir);
+    test_bad_inputs();
+    rmdir(dir);
+    TEST_END();
+}
