@@ -36,7 +36,9 @@ end
 
 local function emit(v)
   if type(v) == "number" and math.type(v) == "float" then
-    return string.format("%.9g", v)
+    local text = string.format("%.9g", v)
+    if not text:find("[%.eEn]") then text = text .. ".0" end -- stays a float in C and JSON
+    return text
   end
   return tostring(v)
 end

@@ -4,16 +4,6 @@
  * x * rstd rounded to bf16, then multiplied by w and rounded again.
  * Every kernel takes a 16-byte vector path when C % 8 == 0 and a scalar path otherwise. */
 
-/* VEC consecutive bf16 <-> floats (VEC = 8: one aligned 16-byte access). */
-template <int VEC> __device__ __forceinline__ void hz_loadv(float *f, const bf16 *p) {
-    if constexpr (VEC == 8) hz_load8(f, p);
-    else f[0] = __bfloat162float(p[0]);
-}
-template <int VEC> __device__ __forceinline__ void hz_storev(bf16 *p, const float *f) {
-    if constexpr (VEC == 8) hz_store8(p, f);
-    else p[0] = __float2bfloat16(f[0]);
-}
-
 /* One row per block iteration; a thread handles VEC-wide chunks tid, tid + blockDim, ... */
 template <int VEC>
 __device__ __forceinline__ void hz_rmsnorm_rows(bf16 *res_out, bf16 *out, float *rstd,

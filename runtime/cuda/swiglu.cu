@@ -9,39 +9,39 @@ __device__ __forceinline__ float hz_sigmoid(float x) { return 1.0f / (1.0f + exp
 
 template <int VEC>
 __device__ __forceinline__ void hz_swiglu_fwd(bf16 *h, const bf16 *gu, long N, int F) {
-    const long nchunk = N * (F / VEC);
+    const int FV = F / VEC;
+    const long nchunk = N * FV;
     for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < nchunk; c += (long)gridDim.x * blockDim.x) {
-        const long n = c / (F / VEC), j = (c - n * (F / VEC)) * VEC;
-        const bf16 *gp = gu + n * 2 * F + j, *up = gp + F;
+        const long n = c / FV, j = (c - n * FV) * VEC;
+        const bf16 *gp = gu + n * 2 * F + j;
         float g[VEC], u[VEC], o[VEC];
-        if constexpr (VEC == 8) hz_load8(g, gp), hz_load8(u, up);
-        else g[0] = __bfloat162float(gp[0]), u[0] = __bfloat162float(up[0]);
+        hz_loadv<VEC>(g, gp);
+        hz_loadv<VEC>(u, gp + F);
 #pragma unroll
         for (int e = 0; e < VEC; e++) o[e] = hz_round_bf16(g[e] * hz_sigmoid(g[e])) * u[e];
-        if constexpr (VEC == 8) hz_store8(h + n * F + j, o);
-        else h[n * F + j] = __float2bfloat16(o[0]);
+        hz_storev<VEC>(h + n * F + j, o);
     }
 }
 
 template <int VEC>
 __device__ __forceinline__ void hz_swiglu_bwd(bf16 *dgu, const bf16 *dh, const bf16 *gu, long N, int F) {
-    const long nchunk = N * (F / VEC);
+    const int FV = F / VEC;
+    const long nchunk = N * FV;
     for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < nchunk; c += (long)gridDim.x * blockDim.x) {
-        const long n = c / (F / VEC), j = (c - n * (F / VEC)) * VEC;
-        const bf16 *gp = gu + n * 2 * F + j, *up = gp + F;
+        const long n = c / FV, j = (c - n * FV) * VEC;
+        const bf16 *gp = gu + n * 2 * F + j;
         float g[VEC], u[VEC], d[VEC], dg[VEC], du[VEC];
-        if constexpr (VEC == 8) hz_load8(g, gp), hz_load8(u, up), hz_load8(d, dh + n * F + j);
-        else g[0] = __bfloat162float(gp[0]), u[0] = __bfloat162float(up[0]),
-             d[0] = __bfloat162float(dh[n * F + j]);
+        hz_loadv<VEC>(g, gp);
+        hz_loadv<VEC>(u, gp + F);
+        hz_loadv<VEC>(d, dh + n * F + j);
 #pragma unroll
         for (int e = 0; e < VEC; e++) {
             const float sg = hz_sigmoid(g[e]);
             du[e] = d[e] * hz_round_bf16(g[e] * sg);
             dg[e] = d[e] * u[e] * sg * (1.0f + g[e] * (1.0f - sg));
         }
-        bf16 *dgp = dgu + n * 2 * F + j;
-        if constexpr (VEC == 8) hz_store8(dgp, dg), hz_store8(dgp + F, du);
-        else dgp[0] = __float2bfloat16(dg[0]), dgp[F] = __float2bfloat16(du[0]);
+        hz_storev<VEC>(dgu + n * 2 * F + j, dg);
+        hz_storev<VEC>(dgu + n * 2 * F + j + F, du);
     }
 }
 

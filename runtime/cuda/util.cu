@@ -43,6 +43,16 @@ __device__ __forceinline__ void hz_store8(bf16 *p, const float *f) {
     *reinterpret_cast<uint4 *>(p) = u;
 }
 
+/* VEC consecutive bf16 <-> floats, VEC = 8 (one aligned 16-byte access) or 1. */
+template <int VEC> __device__ __forceinline__ void hz_loadv(float *f, const bf16 *p) {
+    if constexpr (VEC == 8) hz_load8(f, p);
+    else f[0] = __bfloat162float(p[0]);
+}
+template <int VEC> __device__ __forceinline__ void hz_storev(bf16 *p, const float *f) {
+    if constexpr (VEC == 8) hz_store8(p, f);
+    else p[0] = __float2bfloat16(f[0]);
+}
+
 /* Round a float to bf16 and back: the value a bf16 tensor would hold. */
 __device__ __forceinline__ float hz_round_bf16(float x) {
     return __bfloat162float(__float2bfloat16(x));
