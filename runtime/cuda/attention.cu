@@ -1,0 +1,454 @@
+/* runtime/cuda/attention.cu - causal grouped-query flash attention, forward and backward.
+ * q, out, dout, dq (B, T, NH, HD) bf16 = (N, NH*HD); k, v, dk, dv (B, T, NKV, HD) bf16;
+ * lse, D (B, NH, T) fp32; dq_accum (B, T, NH, HD) fp32 scratch. Query head h reads kv head
+ * h / (NH / NKV); scores are scaled by `scale` (HD^-0.5) and masked causally.
+ * Algorithm: FlashAttention-2 on mma.sync m16n8k16 (bf16 in, fp32 accumulate) with ldmatrix
+ * from XOR-swizzled shared tiles and cp.async loads; the T x T matrix is never stored.
+ * HD = 32, 64 and 128 are compiled in; any other multiple of 16 can be added by defining
+ * HZ_HD in the prelude (the compiled-in set is a switch at the top of each kernel; an HD not
+ * in it traps, so the planner must reject it). T may be any value >= 1: partial tiles are
+ * zero-filled and masked. Numerics: probabilities are rounded to bf16 before P V (as every
+ * flash kernel does); lse, softmax statistics and all accumulators are fp32. */
+
+#define HZ_ATT_BM 64     /* query rows per tile (4 warps x 16 rows) */
+#define HZ_ATT_BN 64     /* key rows per tile */
+#define HZ_ATT_THREADS 128
+
+/* Byte offset of 16-byte chunk ch of row r in a tile of NC chunks per row. Chunks are XOR-
+ * swizzled so that the 8 rows one ldmatrix reads at one logical chunk hit 8 distinct bank
+ * groups (conflict-free) and cp.async writes stay 16-byte aligned. */
+template <int NC> __device__ __forceinline__ unsigned hz_att_off(int r, int ch) {
+    int p;
+    if constexpr (NC % 8 == 0) p = ch ^ (r & 7);
+    else if constexpr (NC == 4) p = ch ^ ((r >> 1) & 3);
+    else if constexpr (NC == 2) p = ch ^ ((r >> 2) & 1);
+    else p = ch;
+    return (unsigned)((r * NC + p) * 16);
+}
+
+/* ROWS x HD tile of rows row0.. of a (T, stride) bf16 matrix into shared memory at s, by all
+ * threads of the block with cp.async (the caller commits); rows >= T are zero-filled. */
+template <int HD, int ROWS>
+__device__ __forceinline__ void hz_att_load(unsigned s, const bf16 *g, long stride, int row0, int T) {
+    constexpr int NC = HD / 8, TOTAL = ROWS * NC;
+#pragma unroll
+    for (int it = 0; it < (TOTAL + HZ_ATT_THREADS - 1) / HZ_ATT_THREADS; it++) {
+        const int c = it * HZ_ATT_THREADS + threadIdx.x;
+        if (TOTAL % HZ_ATT_THREADS == 0 || c < TOTAL) {
+            const int r = c / NC, ch = c % NC;
+            const bool ok = row0 + r < T;
+            const bf16 *src = ok ? g + (long)(row0 + r) * stride + ch * 8 : g;
+            hz_cp_async16(s + hz_att_off<NC>(r, ch), src, ok);
+        }
+    }
+}
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+/* One block: 64 query rows of one (batch, head); warp w owns rows 16w..16w+15 with Q in
+ * registers, S (16 x 64) and O (16 x HD) accumulators in registers. Shared memory: Q, K, V
+ * tiles, single-buffered: the V load overlaps QK^T and softmax, the next K load overlaps PV. */
+template <int HD>
+__device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
+                                           const bf16 *v, int T, int NH, int NKV, float scale) {
+    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int b = blockIdx.x / NH, h = blockIdx.x - b * NH, hk = h / (NH / NKV);
+    const int qb = gridDim.y - 1 - blockIdx.y, q0 = qb * BM; /* longest rows first */
+    const long qs = (long)NH * HD, ks = (long)NKV * HD;
+    const bf16 *qg = q + (long)b * T * qs + h * HD;
+    const bf16 *kg = k + (long)b * T * ks + hk * HD;
+    const bf16 *vg = v + (long)b * T * ks + hk * HD;
+    const unsigned sQ = hz_smem_u32(hz_dyn_smem), sK = sQ + BM * HD * 2, sV = sK + BN * HD * 2;
+
+    hz_att_load<HD, BM>(sQ, qg, qs, q0, T);
+    hz_att_load<HD, BN>(sK, kg, ks, 0, T);
+    hz_cp_async_commit();
+    hz_cp_async_wait_all();
+    __syncthreads();
+    unsigned qf[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++)
+        hz_ldmatrix_x4(qf[kk], sQ + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+
+    float o[NT][4] = {};
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}; /* rows g and g + 8, log2 domain */
+    const float sl2 = scale * 1.4426950408889634f;
+    const int row0 = q0 + warp * 16 + g;
+    for (int j = 0; j <= qb; j++) {
+        hz_att_load<HD, BN>(sV, vg, ks, j * BN, T);
+        hz_cp_async_commit();
+
+        float s[BN / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++) {
+#pragma unroll
+            for (int np = 0; np < BN / 16; np++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4(bf, sK + hz_att_off<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                                       kk * 2 + ((lane >> 3) & 1)));
+                hz_mma_bf16_16816(s[2 * np], qf[kk], bf);
+                hz_mma_bf16_16816(s[2 * np + 1], qf[kk], bf + 2);
+            }
+        }
+        /* scale to the log2 domain, mask the diagonal tile, online softmax */
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float x = s[nt][e] * sl2;
+                if (j == qb && j * BN + nt * 8 + 2 * t + (e & 1) > row0 + (e >> 1) * 8) x = -INFINITY;
+                s[nt][e] = x;
+                mx[e >> 1] = fmaxf(mx[e >> 1], x);
+            }
+        }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            alpha[r] = hz_exp2(m[r] - mx[r]); /* every row has a live key in every tile */
+            m[r] = mx[r];
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                s[nt][e] = hz_exp2(s[nt][e] - m[e >> 1]);
+                l[e >> 1] += s[nt][e];
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            o[nt][0] *= alpha[0], o[nt][1] *= alpha[0];
+            o[nt][2] *= alpha[1], o[nt][3] *= alpha[1];
+        }
+
+        hz_cp_async_wait_all(); /* V landed; all warps are done with K */
+        __syncthreads();
+        if (j < qb) {
+            hz_att_load<HD, BN>(sK, kg, ks, (j + 1) * BN, T);
+            hz_cp_async_commit();
+        }
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            const unsigned a[4] = {hz_pack_bf16x2(s[2 * kk][0], s[2 * kk][1]),
+                                   hz_pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
+                                   hz_pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                   hz_pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4_trans(bf, sV + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                                             dp * 2 + (lane >> 4)));
+                hz_mma_bf16_16816(o[2 * dp], a, bf);
+                hz_mma_bf16_16816(o[2 * dp + 1], a, bf + 2);
+            }
+        }
+        hz_cp_async_wait_all(); /* next K landed; all warps are done with V */
+        __syncthreads();
+    }
+
+    /* normalise; lse in natural log; O staged through this warp's own Q rows (read only by
+     * this warp) so that the global stores are whole 16-byte chunks */
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = 1.0f / l[r];
+        const int row = row0 + r * 8;
+        if (t == 0 && row < T) lse[((long)b * NH + h) * T + row] = (m[r] + log2f(l[r])) * 0.6931471805599453f;
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        *reinterpret_cast<unsigned *>(hz_dyn_smem + hz_att_off<NC>(warp * 16 + g, nt) + t * 4) =
+            hz_pack_bf16x2(o[nt][0] * inv[0], o[nt][1] * inv[0]);
+        *reinterpret_cast<unsigned *>(hz_dyn_smem + hz_att_off<NC>(warp * 16 + g + 8, nt) + t * 4) =
+            hz_pack_bf16x2(o[nt][2] * inv[1], o[nt][3] * inv[1]);
+    }
+    __syncwarp();
+    bf16 *og = out + (long)b * T * qs + h * HD;
+#pragma unroll
+    for (int c = lane; c < 16 * NC; c += 32) {
+        const int r = c / NC, ch = c % NC, row = q0 + warp * 16 + r;
+        if (row < T)
+            *reinterpret_cast<uint4 *>(og + (long)row * qs + ch * 8) =
+                *reinterpret_cast<const uint4 *>(hz_dyn_smem + hz_att_off<NC>(warp * 16 + r, ch));
+    }
+}
+
+/* out = softmax(scale * q k^T, causal) v; lse = log-sum-exp of each row's scaled scores.
+ * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory 3 * 64 * HD * 2
+ * bytes (48 KiB at HD = 128). blockIdx.y counts query tiles from the last (longest) one. */
+extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS)
+hzk_attention_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B,
+                      int T, int NH, int NKV, int HD, float scale) {
+    (void)B;
+    switch (HD) {
+    case 128: hz_att_fwd<128>(out, lse, q, k, v, T, NH, NKV, scale); break;
+    case 64: hz_att_fwd<64>(out, lse, q, k, v, T, NH, NKV, scale); break;
+    case 32: hz_att_fwd<32>(out, lse, q, k, v, T, NH, NKV, scale); break;
+#if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
+    case HZ_HD: hz_att_fwd<HZ_HD>(out, lse, q, k, v, T, NH, NKV, scale); break;
+#endif
+    default: __trap();
+    }
+}
+
+/* ---- backward ----------------------------------------------------------------------
+ * Three kernels, in this order:
+ *   hzk_attention_backward_preprocess: D = rowsum(dout * out), dq_accum = 0;
+ *   hzk_attention_backward: per 64-key tile of one kv head, loops over the query heads of
+ *     its group and the query tiles at or after it, keeps dK, dV in registers (so GQA sums
+ *     need no atomics), and adds dS K into dq_accum with fp32 atomics;
+ *   hzk_attention_backward_dq: dq = bf16(dq_accum * scale).
+ * dq is therefore not bit-deterministic (fp32 atomics in varying order); dk, dv are. */
+
+/* D[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d]; zero the matching dq_accum row.
+ * Launch: block 256, grid ceil(B * T * NH / 8) (one warp per (token, head) row; any grid is
+ * correct). */
+extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq_accum,
+                                                             const bf16 *dout, const bf16 *out,
+                                                             int B, int T, int NH, int HD) {
+    const int lane = threadIdx.x & 31;
+    const long rows = (long)B * T * NH;
+    const long wstride = ((long)gridDim.x * blockDim.x) >> 5;
+    for (long rw = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> 5; rw < rows; rw += wstride) {
+        const long n = rw / NH;
+        const int h = (int)(rw - n * NH);
+        const long bt = n / T, tt = n - bt * T;
+        float s = 0.0f;
+        for (int d = lane * 2; d < HD; d += 64) {
+            const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(dout + rw * HD + d));
+            const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(out + rw * HD + d));
+            s += a.x * o.x + a.y * o.y;
+        }
+        for (int d = lane; d < HD; d += 32) dq_accum[rw * HD + d] = 0.0f;
+        s = hz_warp_sum(s);
+        if (lane == 0) D[(bt * NH + h) * T + tt] = s;
+    }
+}
+
+/* One block: 64 keys of one (batch, kv head); warp w owns keys 16w..16w+15 and their dK, dV
+ * (16 x HD each) in registers. Per query tile (of each query head of the group):
+ *   S^T = K_w Q^T, P^T = exp(scale S^T - lse), dP^T = V_w dO^T, dV_w += P^T dO,
+ *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; barrier; the next Q, dO tiles start
+ *   loading; then warp w computes rows 16w.. of dQ_tile = dS K and adds them to dq_accum. */
+template <int HD>
+__device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout,
+                                           const bf16 *q, const bf16 *k, const bf16 *v,
+                                           const float *lse, const float *D, int T, int NH,
+                                           int NKV, float scale) {
+    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int b = blockIdx.x / NKV, hk = blockIdx.x - b * NKV, G = NH / NKV;
+    const int kb = blockIdx.y, k0 = kb * BN; /* tile 0 has the most work and starts first */
+    const int nq = (T + BM - 1) / BM - kb, niter = G * nq;
+    const long qs = (long)NH * HD, ks = (long)NKV * HD;
+    const unsigned sK = hz_smem_u32(hz_dyn_smem), sV = sK + BN * HD * 2, sQ = sV + BN * HD * 2,
+                   sdO = sQ + BM * HD * 2, sdS = sdO + BM * HD * 2;
+    unsigned char *dS_bytes = hz_dyn_smem + 4 * BN * HD * 2;              /* (BN, BM) bf16 */
+    float *sL = reinterpret_cast<float *>(dS_bytes + BN * BM * 2);        /* (BM) lse * log2 e */
+    float *sD = sL + BM;                                                  /* (BM) D */
+
+    /* start the loads of the query-side tiles of iteration it */
+    auto load_query_side = [&](int it) {
+        const int h = hk * G + it / nq, qrow0 = (kb + it % nq) * BM;
+        const long off = (long)b * T * qs + h * HD;
+        hz_att_load<HD, BM>(sQ, q + off, qs, qrow0, T);
+        hz_att_load<HD, BM>(sdO, dout + off, qs, qrow0, T);
+        hz_cp_async_commit();
+        for (int i = threadIdx.x; i < BM; i += HZ_ATT_THREADS) {
+            const int row = qrow0 + i;
+            const long li = ((long)b * NH + h) * T + row;
+            sL[i] = row < T ? lse[li] * 1.4426950408889634f : INFINITY; /* P = 0 past T */
+            sD[i] = row < T ? D[li] : 0.0f;
+        }
+    };
+    hz_att_load<HD, BN>(sK, k + (long)b * T * ks + hk * HD, ks, k0, T);
+    hz_att_load<HD, BN>(sV, v + (long)b * T * ks + hk * HD, ks, k0, T);
+    load_query_side(0);
+    hz_cp_async_wait_all();
+    __syncthreads();
+
+    float dka[NT][4] = {}, dva[NT][4] = {};
+    const float sl2 = scale * 1.4426950408889634f;
+    const int key0 = k0 + warp * 16 + g; /* this thread's keys: key0, key0 + 8 */
+    for (int it = 0; it < niter; it++) {
+        const int h = hk * G + it / nq, qi = kb + it % nq, q0 = qi * BM;
+
+        /* S^T = K_w Q^T (16 keys x 64 queries), then P^T */
+        float st[BM / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++) {
+            unsigned a[4];
+            hz_ldmatrix_x4(a, sK + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+#pragma unroll
+            for (int np = 0; np < BM / 16; np++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4(bf, sQ + hz_att_off<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                                       kk * 2 + ((lane >> 3) & 1)));
+                hz_mma_bf16_16816(st[2 * np], a, bf);
+                hz_mma_bf16_16816(st[2 * np + 1], a, bf + 2);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < BM / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int qc = nt * 8 + 2 * t + (e & 1);
+                float p = hz_exp2(st[nt][e] * sl2 - sL[qc]);
+                if (qi == kb && key0 + (e >> 1) * 8 > q0 + qc) p = 0.0f;
+                st[nt][e] = p;
+            }
+        }
+
+        /* dP^T = V_w dO^T (16 keys x 64 queries) */
+        float dpt[BM / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++) {
+            unsigned a[4];
+            hz_ldmatrix_x4(a, sV + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+#pragma unroll
+            for (int np = 0; np < BM / 16; np++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4(bf, sdO + hz_att_off<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                                        kk * 2 + ((lane >> 3) & 1)));
+                hz_mma_bf16_16816(dpt[2 * np], a, bf);
+                hz_mma_bf16_16816(dpt[2 * np + 1], a, bf + 2);
+            }
+        }
+
+        /* dV_w += P^T dO */
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) {
+            const unsigned a[4] = {hz_pack_bf16x2(st[2 * kk][0], st[2 * kk][1]),
+                                   hz_pack_bf16x2(st[2 * kk][2], st[2 * kk][3]),
+                                   hz_pack_bf16x2(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                                   hz_pack_bf16x2(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4_trans(bf, sdO + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                                              dp * 2 + (lane >> 4)));
+                hz_mma_bf16_16816(dva[2 * dp], a, bf);
+                hz_mma_bf16_16816(dva[2 * dp + 1], a, bf + 2);
+            }
+        }
+
+        /* dS^T = P^T (dP^T - D), kept in dpt */
+#pragma unroll
+        for (int nt = 0; nt < BM / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) dpt[nt][e] = st[nt][e] * (dpt[nt][e] - sD[nt * 8 + 2 * t + (e & 1)]);
+        }
+
+        /* dK_w += dS^T Q, and dS^T to shared memory for dQ */
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) {
+            const unsigned a[4] = {hz_pack_bf16x2(dpt[2 * kk][0], dpt[2 * kk][1]),
+                                   hz_pack_bf16x2(dpt[2 * kk][2], dpt[2 * kk][3]),
+                                   hz_pack_bf16x2(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                                   hz_pack_bf16x2(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g, 2 * kk) + t * 4) = a[0];
+            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g + 8, 2 * kk) + t * 4) = a[1];
+            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g, 2 * kk + 1) + t * 4) = a[2];
+            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g + 8, 2 * kk + 1) + t * 4) = a[3];
+#pragma unroll
+            for (int dp = 0; dp < HD / 16; dp++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4_trans(bf, sQ + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                                             dp * 2 + (lane >> 4)));
+                hz_mma_bf16_16816(dka[2 * dp], a, bf);
+                hz_mma_bf16_16816(dka[2 * dp + 1], a, bf + 2);
+            }
+        }
+        __syncthreads(); /* dS^T complete; every warp is done with Q, dO, sL, sD */
+        if (it + 1 < niter) load_query_side(it + 1);
+
+        /* dQ rows 16w.. of this query tile += dS K (dS read transposed from dS^T) */
+        unsigned af[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++)
+            hz_ldmatrix_x4_trans(af[kk], sdS + hz_att_off<BM / 8>(kk * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                                                  warp * 2 + ((lane >> 3) & 1)));
+        const int qrow = q0 + warp * 16 + g;
+        float *dqg = dq_accum + (long)b * T * qs + h * HD;
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            float acc[2][4] = {};
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4_trans(bf, sK + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
+                                                             dp * 2 + (lane >> 4)));
+                hz_mma_bf16_16816(acc[0], af[kk], bf);
+                hz_mma_bf16_16816(acc[1], af[kk], bf + 2);
+            }
+#pragma unroll
+            for (int hf = 0; hf < 2; hf++) {
+                const int d = dp * 16 + hf * 8 + 2 * t;
+                if (qrow < T) hz_atomic_add2(dqg + (long)qrow * qs + d, acc[hf][0], acc[hf][1]);
+                if (qrow + 8 < T) hz_atomic_add2(dqg + (long)(qrow + 8) * qs + d, acc[hf][2], acc[hf][3]);
+            }
+        }
+        hz_cp_async_wait_all(); /* next query-side tiles landed; every warp is done with dS^T */
+        __syncthreads();
+    }
+
+    bf16 *dkg = dk + (long)b * T * ks + hk * HD, *dvg = dv + (long)b * T * ks + hk * HD;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        const int d = nt * 8 + 2 * t;
+        if (key0 < T) {
+            *reinterpret_cast<unsigned *>(dkg + (long)key0 * ks + d) = hz_pack_bf16x2(dka[nt][0] * scale, dka[nt][1] * scale);
+            *reinterpret_cast<unsigned *>(dvg + (long)key0 * ks + d) = hz_pack_bf16x2(dva[nt][0], dva[nt][1]);
+        }
+        if (key0 + 8 < T) {
+            *reinterpret_cast<unsigned *>(dkg + (long)(key0 + 8) * ks + d) = hz_pack_bf16x2(dka[nt][2] * scale, dka[nt][3] * scale);
+            *reinterpret_cast<unsigned *>(dvg + (long)(key0 + 8) * ks + d) = hz_pack_bf16x2(dva[nt][2], dva[nt][3]);
+        }
+    }
+}
+
+/* dk, dv (overwritten) and dq_accum (+= dS K, unscaled) from dout, q, k, v, lse and D.
+ * Launch: grid (B * NKV, ceil(T / 64)), block 128, dynamic shared memory
+ * 4 * 64 * HD * 2 + 64 * 64 * 2 + 2 * 64 * 4 bytes (72.5 KiB at HD = 128: raise the kernel's
+ * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). Needs D and a zeroed dq_accum from
+ * hzk_attention_backward_preprocess. */
+extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS)
+hzk_attention_backward(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,
+                       const bf16 *k, const bf16 *v, const float *lse, const float *D, int B,
+                       int T, int NH, int NKV, int HD, float scale) {
+    (void)B;
+    switch (HD) {
+    case 128: hz_att_bwd<128>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 64: hz_att_bwd<64>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 32: hz_att_bwd<32>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+#if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
+    case HZ_HD: hz_att_bwd<HZ_HD>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+#endif
+    default: __trap();
+    }
+}
+
+/* dq = bf16(dq_accum * scale), elementwise over n = B * T * NH * HD values.
+ * Launch: block 256, grid ceil(n / 4 / 256) (any grid is correct). */
+extern "C" __global__ void hzk_attention_backward_dq(bf16 *dq, const float *dq_accum, long n, float scale) {
+    const long stride = (long)gridDim.x * blockDim.x;
+    const long n4 = n >> 2;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n4; i += stride) {
+        const float4 a = reinterpret_cast<const float4 *>(dq_accum)[i];
+        uint2 u;
+        u.x = hz_pack_bf16x2(a.x * scale, a.y * scale);
+        u.y = hz_pack_bf16x2(a.z * scale, a.w * scale);
+        reinterpret_cast<uint2 *>(dq)[i] = u;
+    }
+    for (long i = (n4 << 2) + blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += stride)
+        dq[i] = __float2bfloat16(dq_accum[i] * scale);
+}

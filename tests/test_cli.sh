@@ -1,0 +1,100 @@
+#!/bin/sh
+# tests/test_cli.sh - hzc and the trainer from the command line: commands, bad input
+# (one clear message, exit 1, no crash), codegen determinism, NVRTC on kernels.cu, and a
+# short training run whose loss falls. Run from the repository root after make.
+hzc=build/hzc
+tmp=$(mktemp -d /tmp/hzc-cli.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok      $*"; }
+bad() { fail=$((fail + 1)); echo "NOT OK  $*"; }
+
+# expect_fail NAME PATTERN CMD...: exit status 1 (not a crash) and PATTERN in stderr
+expect_fail() {
+    name=$1 pattern=$2
+    shift 2
+    "$@" > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    if [ $rc = 1 ] && grep -q -- "$pattern" "$tmp/err"; then
+        ok "$name: exit 1, says: $(grep -m1 -- "$pattern" "$tmp/err" | cut -c1-110)"
+    else
+        bad "$name: exit $rc, expected 1 with '$pattern'; stderr: $(head -c 300 "$tmp/err")"
+    fi
+}
+
+$hzc --version | grep -q '^hzc [0-9]' && ok "hzc --version" || bad "hzc --version"
+$hzc --help | grep -q 'hzc plan SPEC' && ok "hzc --help" || bad "hzc --help"
+for m in models/*.yaml; do
+    $hzc check "$m" > "$tmp/out" 2>&1 && ok "hzc check $m: $(cat "$tmp/out")" || bad "hzc check $m: $(cat "$tmp/out")"
+done
+
+# the issue's acceptance numbers for llama3-8b
+$hzc plan models/llama3-8b.yaml --gpu-mem 80G --host-mem 128G --json > "$tmp/plan.json" || bad "plan llama3-8b"
+params=$(grep -m1 '"params"' "$tmp/plan.json" | tr -dc 0-9)
+host=$(grep -m1 '"host_bytes"' "$tmp/plan.json" | tr -dc 0-9)
+gpu=$(grep -m1 '"gpu_bytes"' "$tmp/plan.json" | tr -dc 0-9)
+[ "$params" = 8030261248 ] && ok "llama3-8b params = $params" || bad "llama3-8b params = $params"
+awk -v h="$host" -v p="$params" 'BEGIN { r = h / p; exit !(r >= 12 && r <= 14.5) }' &&
+    ok "llama3-8b host bytes per parameter $(awk -v h="$host" -v p="$params" 'BEGIN{printf "%.3f", h/p}') in [12, 14.5]" ||
+    bad "llama3-8b host bytes $host for $params parameters"
+[ "$gpu" -le $((80 * 1024 * 1024 * 1024)) ] && ok "llama3-8b gpu bytes $gpu <= 80 GiB" || bad "llama3-8b gpu bytes $gpu"
+$hzc plan models/llama3-8b.yaml --gpu-mem 80G --host-mem 128G | grep -q 'GPU arena' && ok "plan prints the arena map" || bad "plan text"
+
+# bad input to hzc
+expect_fail "plan over --gpu-mem" "over); lower shape.tokens_per" $hzc plan models/llama3-8b.yaml --gpu-mem 8G
+expect_fail "plan over --host-mem" "of host memory but --host-mem" $hzc plan models/llama3-8b.yaml --host-mem 64G
+expect_fail "bad size" "expects a size" $hzc plan models/tiny.yaml --gpu-mem 12Q
+expect_fail "missing spec" "cannot open" $hzc check "$tmp/nope.yaml"
+expect_fail "unknown command" "unknown command" $hzc frobnicate models/tiny.yaml
+expect_fail "unknown option" "unknown option" $hzc plan models/tiny.yaml --bogus
+expect_fail "build without -o" "needs -o DIR" $hzc build models/tiny.yaml
+for f in tests/bad/*.yaml; do
+    expect_fail "check $f" "^$f:[0-9]*:[0-9]*: error: " $hzc check "$f"
+done
+
+# codegen: deterministic, banner names the spec and template, the trainer links
+$hzc build models/tiny.yaml -o "$tmp/a" --backend cpu 2> "$tmp/build.log" || bad "build tiny: $(cat "$tmp/build.log")"
+$hzc build models/tiny.yaml -o "$tmp/b" --backend cpu 2> /dev/null
+for f in schedule.c kernels.cu plan.json; do
+    cmp -s "$tmp/a/generated/$f" "$tmp/b/generated/$f" && ok "$f byte-identical across builds" || bad "$f differs across builds"
+done
+head -2 "$tmp/a/generated/schedule.c" | grep -q 'source: models/tiny.yaml  template: templates/schedule.c.tmpl' &&
+    ok "schedule.c banner names spec and template" || bad "schedule.c banner"
+head -1 "$tmp/a/generated/schedule.c" | grep -q 'generated file. DO NOT EDIT' && ok "generated banner" || bad "generated banner"
+[ -x "$tmp/a/train" ] && ok "trainer linked" || bad "trainer not linked"
+
+# NVRTC compiles kernels.cu for sm_90 (no GPU needed)
+if [ "${HAVE_CUDA:-0}" = 1 ] && [ -x build/nvrtc_compile ]; then
+    build/nvrtc_compile "$tmp/a/generated/kernels.cu" sm_90 > "$tmp/nvrtc.log" 2>&1 &&
+        ok "NVRTC compiles kernels.cu for sm_90: $(tail -n 1 "$tmp/nvrtc.log")" || bad "NVRTC: $(cat "$tmp/nvrtc.log")"
+else
+    echo "skip    NVRTC compile of kernels.cu: no CUDA toolkit (./configure --with-cuda=DIR)"
+fi
+
+# bad data to the trainer
+train="$tmp/a/train"
+head -c 4096 /dev/zero | tr '\0' 'x' > "$tmp/garbage.bin"
+expect_fail "missing data" "no-such.bin" $train --data "$tmp/no-such.bin" --steps 1
+expect_fail "bad magic" "magic" $train --data "$tmp/garbage.bin" --steps 1
+head -c 3000 data/tiny_train.bin > "$tmp/trunc.bin"
+expect_fail "truncated shard" "truncated" $train --data "$tmp/trunc.bin" --steps 1
+build/text2tokens models/tiny.yaml "$tmp/short.bin" "$tmp/short_val.bin" 0.5 > /dev/null 2>&1
+expect_fail "data shorter than a step" "step needs" $train --data "$tmp/short.bin" --steps 1
+expect_fail "bad flag value" "expects an integer" $train --data data/tiny_train.bin --steps many
+expect_fail "no data flag" "no training data" $train --steps 1
+# token ids >= vocab: the same text for a model whose vocabulary is 100
+sed 's/vocab_size: 256/vocab_size: 100/' models/tiny.yaml > "$tmp/v100.yaml"
+$hzc build "$tmp/v100.yaml" -o "$tmp/v100" --backend cpu 2> /dev/null
+expect_fail "token id >= vocab" ">= vocab" "$tmp/v100/train" --data data/tiny_train.bin --steps 1
+
+# a short run learns: the loss of the last step is well below the first
+$train --data data/tiny_train.bin --steps 12 --log-every 1 --threads 2 > "$tmp/run.log" 2>&1
+first=$(grep -m1 '^step  *[0-9]*/' "$tmp/run.log" | sed 's/.*loss \([0-9.]*\).*/\1/')
+last=$(grep '^step  *[0-9]*/' "$tmp/run.log" | tail -n 1 | sed 's/.*loss \([0-9.]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(a > 5 && b < a - 0.8) }' &&
+    ok "12 training steps: loss $first -> $last" || bad "training: loss $first -> $last; $(tail -n 5 "$tmp/run.log")"
+grep -q 'measured' "$tmp/run.log" && ok "summary reports measured beside planned" || bad "no summary"
+
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
