@@ -35,7 +35,7 @@
     X(TOKENS, "tokens", "int32 inputs and targets of the step")                  \
     X(WORK, "workspace", "per-micro-batch recompute and backward buffers")        \
     X(LOSSBUF, "loss_head", "final norm, logits chunk, per-token losses")         \
-    X(SCALARS, "scalars", "per-unit squared gradient norms, loss sums")
+    X(SCALARS, "scalars", "16 doubles: the step's loss sum and squared gradient norm")
 
 /* Streams. */
 #define HZ_STREAM_KINDS(X)                          \

@@ -73,7 +73,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
         hz_ldmatrix_x4(qf[kk], sQ + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
 
     float o[NT][4] = {};
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}; /* rows g and g + 8, log2 domain */
+    float m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}; /* rows g and g + 8, log2 domain */
     const float sl2 = scale * 1.4426950408889634f;
     const int row0 = q0 + warp * 16 + g;
     for (int j = 0; j <= qb; j++) {
@@ -99,7 +99,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 float x = s[nt][e] * sl2;
-                if (j == qb && j * BN + nt * 8 + 2 * t + (e & 1) > row0 + (e >> 1) * 8) x = -INFINITY;
+                if (j == qb && j * BN + nt * 8 + 2 * t + (e & 1) > row0 + (e >> 1) * 8) x = -HZ_INF;
                 s[nt][e] = x;
                 mx[e >> 1] = fmaxf(mx[e >> 1], x);
             }
@@ -266,7 +266,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
         for (int i = threadIdx.x; i < BM; i += HZ_ATT_THREADS) {
             const int row = qrow0 + i;
             const long li = ((long)b * NH + h) * T + row;
-            sL[i] = row < T ? lse[li] * 1.4426950408889634f : INFINITY; /* P = 0 past T */
+            sL[i] = row < T ? lse[li] * 1.4426950408889634f : HZ_INF; /* P = 0 past T */
             sD[i] = row < T ? D[li] : 0.0f;
         }
     };

@@ -17,7 +17,7 @@ __device__ __forceinline__ void hz_crossentropy_row(bf16 *dlogits, float *losses
         /* read before any thread writes the row: dlogits may alias logits */
         const float xt = threadIdx.x == 0 ? __bfloat162float(logits[base + tgt]) : 0.0f;
         /* pass 1: per-thread running max and sum of exp relative to it */
-        float m = -INFINITY, s = 0.0f;
+        float m = -HZ_INF, s = 0.0f;
         for (int i = threadIdx.x; i < nchunk; i += blockDim.x) {
             float x[VEC];
             hz_loadv<VEC>(x, logits + base + i * VEC);
@@ -29,7 +29,7 @@ __device__ __forceinline__ void hz_crossentropy_row(bf16 *dlogits, float *losses
             for (int e = 0; e < VEC; e++) s += expf(x[e] - m);
         }
         const float M = hz_block_max(m);
-        const float S = hz_block_sum(m == -INFINITY ? 0.0f : s * expf(m - M));
+        const float S = hz_block_sum(m == -HZ_INF ? 0.0f : s * expf(m - M));
         const float inv = 1.0f / S;
         if (threadIdx.x == 0) losses[row] = logf(S) + M - xt;
         /* pass 2: dlogits = (softmax - onehot) * dscale */

@@ -1,7 +1,7 @@
 /* runtime/cuda/util.cu - shared device helpers and the small elementwise kernels.
- * Device code only. The trainer (and tests/gpu/test_kernels.c) concatenates runtime/cuda/*.cu,
- * this file first and then the others in alphabetical order, after a prelude of #define lines,
- * and compiles the result with NVRTC:
+ * Device code only. The trainer (and tests/gpu/test_kernels.c) concatenates the .cu files of
+ * runtime/cuda, this file first and then the others in alphabetical order, after a prelude of
+ * #define lines, and compiles the result with NVRTC:
  *     --std=c++17 -arch=sm_XY -default-device -I<cuda include dir>
  * deliberately WITHOUT --use_fast_math: the kernels must match the cpu reference to bf16
  * rounding, so fast approximations are used only where written out (hz_exp2 in attention).
@@ -14,6 +14,8 @@
 #include <cuda_bf16.h>
 
 typedef __nv_bfloat16 bf16;
+
+#define HZ_INF __int_as_float(0x7f800000) /* NVRTC has no math.h INFINITY */
 
 /* ---- bf16 packing ------------------------------------------------------------------- */
 
@@ -91,7 +93,7 @@ __device__ __forceinline__ float hz_block_max(float v) {
     __syncthreads();
     if (lane == 0) hz_red_scratch_max[warp] = v;
     __syncthreads();
-    v = lane < nwarp ? hz_red_scratch_max[lane] : -INFINITY;
+    v = lane < nwarp ? hz_red_scratch_max[lane] : -HZ_INF;
     return hz_warp_max(v);
 }
 

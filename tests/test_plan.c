@@ -1,0 +1,148 @@
+/* tests/test_plan.c - the planner's invariants on every shipped model: regions do not
+ * overlap and are aligned, totals are the sum of their parts, the host store is 12 bytes
+ * per parameter plus gradients and documented extras, GPU bytes do not grow with the
+ * number of layers (beyond the boundary store), and the schedule's waits are sound. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+#include "spec.h"
+#include "test.h"
+
+static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml",
+                                     "models/llama3-3b.yaml", "models/llama3-8b.yaml",
+                                     "models/qwen2.5-0.5b.yaml", "models/qwen2.5-7b.yaml",
+                                     "models/mistral-7b.yaml"};
+
+static void check_plan(const char *name, const hzc_plan *pl)
+{
+    const hz_plan *p = &pl->p;
+    /* arena: contiguous, aligned, non-overlapping, sums to gpu_bytes */
+    int64_t end = 0, sum = 0;
+    int aligned = 1, contiguous = 1;
+    for (int k = 0; k < HZ_REGION_KIND_N; k++) {
+        const hz_region *r = &p->regions[k];
+        aligned &= r->offset_bytes % PLAN_ALIGN_BYTES == 0 && r->slot_bytes % PLAN_ALIGN_BYTES == 0;
+        contiguous &= r->offset_bytes == end && r->bytes == r->slot_bytes * r->count;
+        end = r->offset_bytes + r->bytes;
+        sum += r->bytes;
+    }
+    CHECK(aligned, "%s: every region and slot is %d-byte aligned", name, PLAN_ALIGN_BYTES);
+    CHECK(contiguous, "%s: regions follow each other without overlap", name);
+    CHECK(sum == p->gpu_bytes, "%s: gpu_bytes %lld = sum of regions %lld", name,
+          (long long)p->gpu_bytes, (long long)sum);
+
+    /* host store: units tile [0, host_store_n); tensors inside their unit, aligned */
+    int64_t next = 0, params = 0;
+    int tiled = 1, inside = 1, slot_ok = 1;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        tiled &= u->host_n == next;
+        next = u->host_n + u->padded_n;
+        params += u->params_n;
+        int64_t slot_end = 0;
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *t = &p->tensors[u->first_tensor + k];
+            int owned = t->host_n >= u->host_n && t->host_n < u->host_n + u->padded_n;
+            if (owned) inside &= t->host_n + t->rows * t->cols <= u->host_n + u->padded_n;
+            else inside &= p->dims.tied && t->kind == HZ_LM_HEAD && !t->store_grad;
+            slot_ok &= t->slot_n % PLAN_ALIGN_N == 0 && t->slot_n >= slot_end &&
+                       2 * (t->slot_n + t->rows * t->cols) <= p->regions[HZ_WSLOT].slot_bytes;
+            slot_end = t->slot_n + t->rows * t->cols;
+        }
+    }
+    CHECK(tiled && next == p->host_store_n, "%s: units tile the host store (%lld elements)", name,
+          (long long)p->host_store_n);
+    CHECK(inside, "%s: tensors lie inside their unit's host range (tied lm_head excepted)", name);
+    CHECK(slot_ok, "%s: tensors are aligned, ordered and fit a weight slot", name);
+    CHECK(params == p->params_n, "%s: params %lld = sum over units", name, (long long)params);
+    int64_t per = 12 + (p->host_grad_bf16 ? 2 : 4);
+    CHECK(p->host_bytes == per * p->host_store_n + p->dims.step_tokens * 12,
+          "%s: host bytes = %lld per element + 12 per step token", name, (long long)per);
+    CHECK(p->host_store_n - p->params_n < (int64_t)p->tensor_n * PLAN_ALIGN_N,
+          "%s: padding %lld elements < %d per tensor", name,
+          (long long)(p->host_store_n - p->params_n), PLAN_ALIGN_N);
+
+    /* schedule: waits point backwards; a slot is reloaded only after its last reader */
+    int back = 1, slot_safe = 1, loads = 0;
+    int *last_reader = calloc((size_t)pl->n_wslots, sizeof(int));
+    for (int s = 0; s < pl->n_wslots; s++) last_reader[s] = -1;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        for (int w = 0; w < HZ_OP_WAITS; w++) back &= o->wait[w] < i;
+        if (o->kind == HZ_LOAD_W) {
+            loads++;
+            int waits = last_reader[o->slot] < 0;
+            for (int w = 0; w < HZ_OP_WAITS; w++) waits |= o->wait[w] == last_reader[o->slot];
+            slot_safe &= waits;
+        } else if (o->slot >= 0) {
+            last_reader[o->slot] = i;
+        }
+    }
+    free(last_reader);
+    CHECK(back, "%s: every op waits only on earlier ops (%d ops)", name, p->op_n);
+    CHECK(slot_safe, "%s: every reload of a weight slot waits for its last reader (%d loads)",
+          name, loads);
+    CHECK(loads == 2 * (int)p->dims.L + 2, "%s: weights cross PCIe once per pass: %d loads",
+          name, loads);
+}
+
+int main(void)
+{
+    plan_limits none = {0, 0};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        hzc_spec s;
+        if (spec_load(models[i], &s, stderr) != 0) {
+            CHECK(0, "%s loads", models[i]);
+            continue;
+        }
+        hzc_plan pl;
+        CHECK(plan_build(&s, &none, &pl, stderr) == 0, "%s: plans with no limits", models[i]);
+        CHECK(pl.p.params_n == spec_param_count(&s), "%s: planner params %lld = spec %lld",
+              models[i], (long long)pl.p.params_n, (long long)spec_param_count(&s));
+        check_plan(models[i], &pl);
+        plan_free(&pl);
+
+        /* GPU bytes do not grow with layers, but for the boundary store */
+        hzc_spec s2 = s;
+        s2.L = s.L * 2;
+        hzc_plan a, b;
+        plan_build(&s, &none, &a, stderr);
+        plan_build(&s2, &none, &b, stderr);
+        int64_t ga = a.p.gpu_bytes - a.regions[HZ_BOUNDARY].bytes;
+        int64_t gb = b.p.gpu_bytes - b.regions[HZ_BOUNDARY].bytes;
+        CHECK(ga == gb && b.regions[HZ_BOUNDARY].bytes / (2 * s.L + 1) ==
+                              a.regions[HZ_BOUNDARY].bytes / (s.L + 1),
+              "%s: GPU bytes without the boundary store %lld at L=%lld and %lld at L=%lld",
+              models[i], (long long)ga, (long long)s.L, (long long)gb, (long long)s2.L);
+        plan_free(&a);
+        plan_free(&b);
+    }
+
+    /* the acceptance numbers for llama3-8b */
+    hzc_spec s;
+    spec_load("models/llama3-8b.yaml", &s, stderr);
+    plan_limits lim = {80ll << 30, 128ll << 30};
+    hzc_plan pl;
+    CHECK(plan_build(&s, &lim, &pl, stderr) == 0, "llama3-8b fits 80G GPU / 128G host");
+    CHECK(pl.p.params_n == 8030261248ll, "llama3-8b params %lld", (long long)pl.p.params_n);
+    double per = (double)pl.p.host_bytes / (double)pl.p.params_n;
+    CHECK(per >= 12 && per <= 14.5, "llama3-8b host bytes per parameter %.4f in [12, 14.5]", per);
+    CHECK(pl.p.host_grad_bf16, "llama3-8b at 128G holds gradients as bf16");
+    CHECK(pl.p.gpu_bytes <= (80ll << 30), "llama3-8b GPU bytes %.2f GiB <= 80",
+          pl.p.gpu_bytes / 1073741824.0);
+    plan_free(&pl);
+
+    /* a plan that does not fit says by how much and which knob to turn */
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *err = open_memstream(&msg, &len);
+    plan_limits small = {8ll << 30, 0};
+    int rc = plan_build(&s, &small, &pl, err);
+    fclose(err);
+    CHECK(rc != 0 && strstr(msg, "GiB over") && strstr(msg, "lower shape.tokens_per_step"),
+          "8 GiB GPU refused: %s", msg);
+    free(msg);
+    plan_free(&pl);
+    TEST_END();
+}
