@@ -14,36 +14,62 @@
 #define HZ_ATT_BN 64     /* key rows per tile */
 #define HZ_ATT_THREADS 128
 
-/* Byte offset of 16-byte chunk ch of row r in a tile of NC chunks per row. Chunks are XOR-
- * swizzled so that the 8 rows one ldmatrix reads at one logical chunk hit 8 distinct bank
- * groups (conflict-free) and cp.async writes stay 16-byte aligned. */
+/* Byte offset of 16-byte chunk ch of row r in a tile of NC chunks per row. When NC is a power
+ * of two the chunks are XOR-swizzled, so that the 8 rows one ldmatrix reads at one logical
+ * chunk hit 8 distinct bank groups (conflict-free); other NC are stored plainly (correct, with
+ * bank conflicts). The swizzle depends on r & 7 only, so for the rows an ldmatrix reads (8
+ * consecutive rows starting at a multiple of 8) it is a function of the lane. */
 template <int NC> __device__ __forceinline__ unsigned hz_att_off(int r, int ch) {
-    int p;
-    if constexpr (NC % 8 == 0) p = ch ^ (r & 7);
-    else if constexpr (NC == 4) p = ch ^ ((r >> 1) & 3);
-    else if constexpr (NC == 2) p = ch ^ ((r >> 2) & 1);
-    else p = ch;
+    int p = ch;
+    if constexpr ((NC & (NC - 1)) == 0) {
+        if constexpr (NC >= 8) p = ch ^ (r & 7);
+        else if constexpr (NC == 4) p = ch ^ ((r >> 1) & 3);
+        else if constexpr (NC == 2) p = ch ^ ((r >> 2) & 1);
+    }
     return (unsigned)((r * NC + p) * 16);
 }
 
+/* hz_att_off(r, ch + 2 * pair) from off = hz_att_off(r, ch), ch in {0, 1}: with the swizzle
+ * the column pair enters by XOR (it touches only the chunk bits), without it by addition.
+ * Addresses are formed as tile + hz_att_col(lane offset, pair) + 16-row steps, so that a few
+ * per-lane offsets serve every ldmatrix of a loop. */
+template <int NC> __device__ __forceinline__ unsigned hz_att_col(unsigned off, int pair) {
+    if constexpr ((NC & (NC - 1)) == 0) return off ^ (unsigned)(pair * 32);
+    else return off + (unsigned)(pair * 32);
+}
+
 /* ROWS x HD tile of rows row0.. of a (T, stride) bf16 matrix into shared memory at s, by all
- * threads of the block with cp.async (the caller commits); rows >= T are zero-filled. */
+ * threads of the block with cp.async (the caller commits); rows >= T are zero-filled.
+ * Thread tid copies chunk tid % NC of rows tid / NC + i * (threads / NC). */
 template <int HD, int ROWS>
 __device__ __forceinline__ void hz_att_load(unsigned s, const bf16 *g, long stride, int row0, int T) {
-    constexpr int NC = HD / 8, TOTAL = ROWS * NC;
+    constexpr int NC = HD / 8;
+    if constexpr (HZ_ATT_THREADS % NC == 0) {
+        constexpr int RSTEP = HZ_ATT_THREADS / NC;
+        const int r0 = threadIdx.x / NC, ch = threadIdx.x % NC;
+        const bf16 *src = g + (long)(row0 + r0) * stride + ch * 8;
+        const long step = RSTEP * stride;
 #pragma unroll
-    for (int it = 0; it < (TOTAL + HZ_ATT_THREADS - 1) / HZ_ATT_THREADS; it++) {
-        const int c = it * HZ_ATT_THREADS + threadIdx.x;
-        if (TOTAL % HZ_ATT_THREADS == 0 || c < TOTAL) {
+        for (int i = 0; i < ROWS / RSTEP; i++) {
+            const bool ok = row0 + r0 + i * RSTEP < T;
+            hz_cp_async16(s + hz_att_off<NC>(r0 + i * RSTEP, ch), ok ? src + i * step : g, ok);
+        }
+    } else {
+        for (int c = threadIdx.x; c < ROWS * NC; c += HZ_ATT_THREADS) {
             const int r = c / NC, ch = c % NC;
             const bool ok = row0 + r < T;
-            const bf16 *src = ok ? g + (long)(row0 + r) * stride + ch * 8 : g;
-            hz_cp_async16(s + hz_att_off<NC>(r, ch), src, ok);
+            hz_cp_async16(s + hz_att_off<NC>(r, ch), ok ? g + (long)(row0 + r) * stride + ch * 8 : g, ok);
         }
     }
 }
 
-/* ---- forward ----------------------------------------------------------------------- */
+/* ---- forward -----------------------------------------------------------------------
+ * Lane offsets for the three ldmatrix patterns, each then moved by hz_att_col (column pair)
+ * and by 16-row steps:
+ *   A (rows 16w + lane%16, chunk lane/16): a 16-row A operand, row-major storage;
+ *   B (rows lane%8 + 8*(lane/16), chunk (lane/8)%2): two n8 B operands from [n][k] storage;
+ *   C (rows lane%8 + 8*((lane/8)%2), chunk lane/16): two n8 B operands from [k][n] storage,
+ *     with .trans (also an A operand from [k][m] storage with rows and chunks swapped). */
 
 /* One block: 64 query rows of one (batch, head); warp w owns rows 16w..16w+15 with Q in
  * registers, S (16 x 64) and O (16 x HD) accumulators in registers. Shared memory: Q, K, V
@@ -52,6 +78,7 @@ template <int HD>
 __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
                                            const bf16 *v, int T, int NH, int NKV, float scale) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    constexpr unsigned ROW16 = 16 * NC * 16; /* bytes of 16 tile rows */
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b = blockIdx.x / NH, h = blockIdx.x - b * NH, hk = h / (NH / NKV);
@@ -61,6 +88,9 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
     const bf16 *kg = k + (long)b * T * ks + hk * HD;
     const bf16 *vg = v + (long)b * T * ks + hk * HD;
     const unsigned sQ = hz_smem_u32(hz_dyn_smem), sK = sQ + BM * HD * 2, sV = sK + BN * HD * 2;
+    const unsigned offA = hz_att_off<NC>(warp * 16 + (lane & 15), lane >> 4);
+    const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+    const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
 
     hz_att_load<HD, BM>(sQ, qg, qs, q0, T);
     hz_att_load<HD, BN>(sK, kg, ks, 0, T);
@@ -69,8 +99,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
     __syncthreads();
     unsigned qf[KS][4];
 #pragma unroll
-    for (int kk = 0; kk < KS; kk++)
-        hz_ldmatrix_x4(qf[kk], sQ + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+    for (int kk = 0; kk < KS; kk++) hz_ldmatrix_x4(qf[kk], sQ + hz_att_col<NC>(offA, kk));
 
     float o[NT][4] = {};
     float m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}; /* rows g and g + 8, log2 domain */
@@ -83,11 +112,11 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
         float s[BN / 8][4] = {};
 #pragma unroll
         for (int kk = 0; kk < KS; kk++) {
+            const unsigned ak = sK + hz_att_col<NC>(offB, kk);
 #pragma unroll
             for (int np = 0; np < BN / 16; np++) {
                 unsigned bf[4];
-                hz_ldmatrix_x4(bf, sK + hz_att_off<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                                       kk * 2 + ((lane >> 3) & 1)));
+                hz_ldmatrix_x4(bf, ak + np * ROW16);
                 hz_mma_bf16_16816(s[2 * np], qf[kk], bf);
                 hz_mma_bf16_16816(s[2 * np + 1], qf[kk], bf + 2);
             }
@@ -113,13 +142,17 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
             m[r] = mx[r];
             l[r] *= alpha[r];
         }
+        unsigned pf[BN / 16][4]; /* P as bf16 A fragments */
 #pragma unroll
         for (int nt = 0; nt < BN / 8; nt++) {
+            float p[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                s[nt][e] = hz_exp2(s[nt][e] - m[e >> 1]);
-                l[e >> 1] += s[nt][e];
+                p[e] = hz_exp2(s[nt][e] - m[e >> 1]);
+                l[e >> 1] += p[e];
             }
+            pf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(p[0], p[1]);
+            pf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(p[2], p[3]);
         }
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
@@ -134,18 +167,14 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
             hz_cp_async_commit();
         }
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            const unsigned a[4] = {hz_pack_bf16x2(s[2 * kk][0], s[2 * kk][1]),
-                                   hz_pack_bf16x2(s[2 * kk][2], s[2 * kk][3]),
-                                   hz_pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                   hz_pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        for (int dp = 0; dp < HD / 16; dp++) {
+            const unsigned av = sV + hz_att_col<NC>(offC, dp);
 #pragma unroll
-            for (int dp = 0; dp < HD / 16; dp++) {
+            for (int kk = 0; kk < BN / 16; kk++) {
                 unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, sV + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                                             dp * 2 + (lane >> 4)));
-                hz_mma_bf16_16816(o[2 * dp], a, bf);
-                hz_mma_bf16_16816(o[2 * dp + 1], a, bf + 2);
+                hz_ldmatrix_x4_trans(bf, av + kk * ROW16);
+                hz_mma_bf16_16816(o[2 * dp], pf[kk], bf);
+                hz_mma_bf16_16816(o[2 * dp + 1], pf[kk], bf + 2);
             }
         }
         hz_cp_async_wait_all(); /* next K landed; all warps are done with V */
@@ -234,16 +263,20 @@ extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq
 }
 
 /* One block: 64 keys of one (batch, kv head); warp w owns keys 16w..16w+15 and their dK, dV
- * (16 x HD each) in registers. Per query tile (of each query head of the group):
+ * (16 x HD each) in registers. Per query tile (of each query head of the group), in two
+ * halves of 32 queries to bound the registers:
  *   S^T = K_w Q^T, P^T = exp(scale S^T - lse), dP^T = V_w dO^T, dV_w += P^T dO,
- *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; barrier; the next Q, dO tiles start
- *   loading; then warp w computes rows 16w.. of dQ_tile = dS K and adds them to dq_accum. */
+ *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; then a barrier, the next Q, dO
+ *   tiles start loading, and warp w computes rows 16w.. of dQ_tile = dS K into dq_accum. */
 template <int HD>
 __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout,
                                            const bf16 *q, const bf16 *k, const bf16 *v,
                                            const float *lse, const float *D, int T, int NH,
                                            int NKV, float scale) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    constexpr int NCS = BM / 8; /* chunks per row of the dS^T tile */
+    constexpr int QW = HD > 64 ? 16 : 32; /* queries per sub-tile: bounds the registers */
+    constexpr unsigned ROW16 = 16 * NC * 16, ROW16S = 16 * NCS * 16;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b = blockIdx.x / NKV, hk = blockIdx.x - b * NKV, G = NH / NKV;
@@ -255,6 +288,10 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     unsigned char *dS_bytes = hz_dyn_smem + 4 * BN * HD * 2;              /* (BN, BM) bf16 */
     float *sL = reinterpret_cast<float *>(dS_bytes + BN * BM * 2);        /* (BM) lse * log2 e */
     float *sD = sL + BM;                                                  /* (BM) D */
+    const unsigned offA = hz_att_off<NC>(warp * 16 + (lane & 15), lane >> 4);
+    const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+    const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
+    const unsigned offS = hz_att_off<NCS>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
 
     /* start the loads of the query-side tiles of iteration it */
     auto load_query_side = [&](int it) {
@@ -281,91 +318,66 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     const int key0 = k0 + warp * 16 + g; /* this thread's keys: key0, key0 + 8 */
     for (int it = 0; it < niter; it++) {
         const int h = hk * G + it / nq, qi = kb + it % nq, q0 = qi * BM;
-
-        /* S^T = K_w Q^T (16 keys x 64 queries), then P^T */
-        float st[BM / 8][4] = {};
 #pragma unroll
-        for (int kk = 0; kk < KS; kk++) {
-            unsigned a[4];
-            hz_ldmatrix_x4(a, sK + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
+        for (int hq = 0; hq < BM / QW; hq++) { /* queries QW hq .. QW hq + QW - 1 of the tile */
+            /* S^T = K_w Q^T and dP^T = V_w dO^T (16 keys x QW queries) */
+            float st[QW / 8][4] = {}, dpt[QW / 8][4] = {};
 #pragma unroll
-            for (int np = 0; np < BM / 16; np++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4(bf, sQ + hz_att_off<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                                       kk * 2 + ((lane >> 3) & 1)));
-                hz_mma_bf16_16816(st[2 * np], a, bf);
-                hz_mma_bf16_16816(st[2 * np + 1], a, bf + 2);
+            for (int kk = 0; kk < KS; kk++) {
+                unsigned ak[4], av[4];
+                hz_ldmatrix_x4(ak, sK + hz_att_col<NC>(offA, kk));
+                hz_ldmatrix_x4(av, sV + hz_att_col<NC>(offA, kk));
+                const unsigned bq = sQ + hz_att_col<NC>(offB, kk) + hq * (QW / 16) * ROW16;
+                const unsigned bo = sdO + hz_att_col<NC>(offB, kk) + hq * (QW / 16) * ROW16;
+#pragma unroll
+                for (int np = 0; np < QW / 16; np++) {
+                    unsigned bf[4];
+                    hz_ldmatrix_x4(bf, bq + np * ROW16);
+                    hz_mma_bf16_16816(st[2 * np], ak, bf);
+                    hz_mma_bf16_16816(st[2 * np + 1], ak, bf + 2);
+                    hz_ldmatrix_x4(bf, bo + np * ROW16);
+                    hz_mma_bf16_16816(dpt[2 * np], av, bf);
+                    hz_mma_bf16_16816(dpt[2 * np + 1], av, bf + 2);
+                }
             }
-        }
+            /* P^T and dS^T = P^T (dP^T - D), packed as bf16 A fragments */
+            unsigned pf[QW / 16][4], sf[QW / 16][4];
 #pragma unroll
-        for (int nt = 0; nt < BM / 8; nt++) {
+            for (int nt = 0; nt < QW / 8; nt++) {
+                float p[4], ds[4];
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int qc = nt * 8 + 2 * t + (e & 1);
-                float p = hz_exp2(st[nt][e] * sl2 - sL[qc]);
-                if (qi == kb && key0 + (e >> 1) * 8 > q0 + qc) p = 0.0f;
-                st[nt][e] = p;
+                for (int e = 0; e < 4; e++) {
+                    const int qc = hq * QW + nt * 8 + 2 * t + (e & 1);
+                    p[e] = hz_exp2(st[nt][e] * sl2 - sL[qc]);
+                    if (qi == kb && key0 + (e >> 1) * 8 > q0 + qc) p[e] = 0.0f;
+                    ds[e] = p[e] * (dpt[nt][e] - sD[qc]);
+                }
+                pf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(p[0], p[1]);
+                pf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(p[2], p[3]);
+                sf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(ds[0], ds[1]);
+                sf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(ds[2], ds[3]);
+                /* dS^T to shared: rows (keys) 16w + g and + 8, query chunk of this n-tile */
+                const int ch = hq * (QW / 8) + nt;
+                *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<NCS>(warp * 16 + g, ch) + t * 4) =
+                    sf[nt >> 1][(nt & 1) * 2];
+                *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<NCS>(warp * 16 + g + 8, ch) + t * 4) =
+                    sf[nt >> 1][(nt & 1) * 2 + 1];
             }
-        }
-
-        /* dP^T = V_w dO^T (16 keys x 64 queries) */
-        float dpt[BM / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < KS; kk++) {
-            unsigned a[4];
-            hz_ldmatrix_x4(a, sV + hz_att_off<NC>(warp * 16 + (lane & 15), kk * 2 + (lane >> 4)));
-#pragma unroll
-            for (int np = 0; np < BM / 16; np++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4(bf, sdO + hz_att_off<NC>(np * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                                        kk * 2 + ((lane >> 3) & 1)));
-                hz_mma_bf16_16816(dpt[2 * np], a, bf);
-                hz_mma_bf16_16816(dpt[2 * np + 1], a, bf + 2);
-            }
-        }
-
-        /* dV_w += P^T dO */
-#pragma unroll
-        for (int kk = 0; kk < BM / 16; kk++) {
-            const unsigned a[4] = {hz_pack_bf16x2(st[2 * kk][0], st[2 * kk][1]),
-                                   hz_pack_bf16x2(st[2 * kk][2], st[2 * kk][3]),
-                                   hz_pack_bf16x2(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                                   hz_pack_bf16x2(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+            /* dV_w += P^T dO and dK_w += dS^T Q over these QW queries */
 #pragma unroll
             for (int dp = 0; dp < HD / 16; dp++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, sdO + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                                              dp * 2 + (lane >> 4)));
-                hz_mma_bf16_16816(dva[2 * dp], a, bf);
-                hz_mma_bf16_16816(dva[2 * dp + 1], a, bf + 2);
-            }
-        }
-
-        /* dS^T = P^T (dP^T - D), kept in dpt */
+                const unsigned bo = sdO + hz_att_col<NC>(offC, dp) + hq * (QW / 16) * ROW16;
+                const unsigned bq = sQ + hz_att_col<NC>(offC, dp) + hq * (QW / 16) * ROW16;
 #pragma unroll
-        for (int nt = 0; nt < BM / 8; nt++) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) dpt[nt][e] = st[nt][e] * (dpt[nt][e] - sD[nt * 8 + 2 * t + (e & 1)]);
-        }
-
-        /* dK_w += dS^T Q, and dS^T to shared memory for dQ */
-#pragma unroll
-        for (int kk = 0; kk < BM / 16; kk++) {
-            const unsigned a[4] = {hz_pack_bf16x2(dpt[2 * kk][0], dpt[2 * kk][1]),
-                                   hz_pack_bf16x2(dpt[2 * kk][2], dpt[2 * kk][3]),
-                                   hz_pack_bf16x2(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                                   hz_pack_bf16x2(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
-            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g, 2 * kk) + t * 4) = a[0];
-            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g + 8, 2 * kk) + t * 4) = a[1];
-            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g, 2 * kk + 1) + t * 4) = a[2];
-            *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<BM / 8>(warp * 16 + g + 8, 2 * kk + 1) + t * 4) = a[3];
-#pragma unroll
-            for (int dp = 0; dp < HD / 16; dp++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, sQ + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                                             dp * 2 + (lane >> 4)));
-                hz_mma_bf16_16816(dka[2 * dp], a, bf);
-                hz_mma_bf16_16816(dka[2 * dp + 1], a, bf + 2);
+                for (int kq = 0; kq < QW / 16; kq++) {
+                    unsigned bf[4];
+                    hz_ldmatrix_x4_trans(bf, bo + kq * ROW16);
+                    hz_mma_bf16_16816(dva[2 * dp], pf[kq], bf);
+                    hz_mma_bf16_16816(dva[2 * dp + 1], pf[kq], bf + 2);
+                    hz_ldmatrix_x4_trans(bf, bq + kq * ROW16);
+                    hz_mma_bf16_16816(dka[2 * dp], sf[kq], bf);
+                    hz_mma_bf16_16816(dka[2 * dp + 1], sf[kq], bf + 2);
+                }
             }
         }
         __syncthreads(); /* dS^T complete; every warp is done with Q, dO, sL, sD */
@@ -375,18 +387,17 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
         unsigned af[BN / 16][4];
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++)
-            hz_ldmatrix_x4_trans(af[kk], sdS + hz_att_off<BM / 8>(kk * 16 + (lane & 7) + ((lane >> 4) << 3),
-                                                                  warp * 2 + ((lane >> 3) & 1)));
+            hz_ldmatrix_x4_trans(af[kk], sdS + hz_att_col<NCS>(offS, warp) + kk * ROW16S);
         const int qrow = q0 + warp * 16 + g;
         float *dqg = dq_accum + (long)b * T * qs + h * HD;
 #pragma unroll
         for (int dp = 0; dp < HD / 16; dp++) {
             float acc[2][4] = {};
+            const unsigned bk = sK + hz_att_col<NC>(offC, dp);
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
                 unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, sK + hz_att_off<NC>(kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3),
-                                                             dp * 2 + (lane >> 4)));
+                hz_ldmatrix_x4_trans(bf, bk + kk * ROW16);
                 hz_mma_bf16_16816(acc[0], af[kk], bf);
                 hz_mma_bf16_16816(acc[1], af[kk], bf + 2);
             }
