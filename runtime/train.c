@@ -13,7 +13,7 @@
 #include "rt.h"
 
 typedef struct train_args {
-    const char *data, *val_data;
+    const char *data, *val_data, *init_raw, *save_raw;
     int64_t steps, log_every, eval_every, eval_batches, seed;
     int threads;
     hz_optim optim;
@@ -36,6 +36,9 @@ static void usage(FILE *out, const char *argv0)
             "  --eval-every N       validation loss every N steps (default 0 = at the end only)\n"
             "  --eval-batches N     validation steps' worth of tokens per evaluation (default 1)\n"
             "  --threads N          host threads for the optimizer (default: all cores)\n"
+            "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
+            "                       host store's order (plan.json \"tensors\": host_offset)\n"
+            "  --save-raw FILE      write the fp32 master weights there after training\n"
             "  --help, --version\n",
             argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name);
 }
@@ -74,7 +77,7 @@ static float parse_float(const char *flag, const char *v, double min)
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
-    train_args a = {NULL, NULL, 100, 1, 0, 1, t->seed, (int)sysconf(_SC_NPROCESSORS_ONLN),
+    train_args a = {NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, (int)sysconf(_SC_NPROCESSORS_ONLN),
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -95,6 +98,8 @@ static train_args parse_args(int argc, char **argv)
         const char *v = argv[++i];
         if (!strcmp(f, "--data")) a.data = v;
         else if (!strcmp(f, "--val-data")) a.val_data = v;
+        else if (!strcmp(f, "--init-raw")) a.init_raw = v;
+        else if (!strcmp(f, "--save-raw")) a.save_raw = v;
         else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
         else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
@@ -148,6 +153,39 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches)
     return sum / (double)n;
 }
 
+/* Raw fp32 masters in the host store's order: the exchange format of the parity tests
+ * until safetensors import exists. */
+static void load_raw(hz_store *s, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) die("cannot open --init-raw file", path);
+    float buf[4096];
+    int64_t i = 0;
+    size_t got;
+    while (i < s->n && (got = fread(buf, 4, 4096, f)) > 0)
+        for (size_t k = 0; k < got && i < s->n; k++, i++) hz_master_split(buf[k], &s->w[i], &s->lo[i]);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (i != s->n || extra) {
+        fprintf(stderr, "train: error: %s: expected exactly %lld fp32 values (host_store_n), "
+                        "found %s\n", path, (long long)s->n, extra ? "more" : "fewer");
+        exit(1);
+    }
+}
+
+static void save_raw(const hz_store *s, const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) die("cannot create --save-raw file", path);
+    float buf[4096];
+    for (int64_t i = 0; i < s->n; i += 4096) {
+        int64_t k, n = s->n - i < 4096 ? s->n - i : 4096;
+        for (k = 0; k < n; k++) buf[k] = hz_store_master(s, i + k);
+        if (fwrite(buf, 4, (size_t)n, f) != (size_t)n) die("writing --save-raw failed", path);
+    }
+    if (fclose(f) != 0) die("writing --save-raw failed", path);
+}
+
 static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
 {
     const double gib = 1024.0 * 1024.0 * 1024.0;
@@ -191,6 +229,7 @@ int main(int argc, char **argv)
         return 1;
     }
     hz_store_init(&ctx.store, p, (uint64_t)a.seed);
+    if (a.init_raw) load_raw(&ctx.store, a.init_raw);
 
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = now_s(), train_s = 0.0, loss = 0.0;
@@ -230,6 +269,7 @@ int main(int argc, char **argv)
     if (tty) fprintf(stderr, "\r\033[K");
     hz_exec_drain(&ctx);
     if (val) printf("val loss %.4f\n", evaluate(&ctx, val, a.eval_batches));
+    if (a.save_raw) save_raw(&ctx.store, a.save_raw);
 
     printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
     if (timed_steps > 0) {

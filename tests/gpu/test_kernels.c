@@ -1,0 +1,771 @@
+/* tests/gpu/test_kernels.c - every kernel of the cuda backend against the cpu reference ops.
+ * Usage: test_kernels [-D NAME=VALUE]... [SRCDIR]   (run from the repository root; SRCDIR
+ * defaults to runtime/cuda; -D adds a prelude #define, e.g. -D HZ_ATT_FWD_MINB=3).
+ * Compiles the .cu files of SRCDIR (util.cu first, then alphabetical) with NVRTC for this GPU,
+ * loads the cubin with the driver API, and for each kernel: fresh random inputs, outputs
+ * poisoned with NaN bytes, the same bf16-rounded inputs through runtime/cpu (fp32), and a
+ * comparison printing tensor, max abs diff and tolerance. Ends with attention timings
+ * (set HZ_TEST_NO_BENCH=1 to skip them) and the line "N passed, N failed". */
+#define _DEFAULT_SOURCE
+#include <cuda.h>
+#include <dirent.h>
+#include <math.h>
+#include <nvrtc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "test.h"
+
+/* ---- error checks ------------------------------------------------------------------ */
+
+#define CU_CHECK(call)                                                                      \
+    do {                                                                                    \
+        CUresult r_ = (call);                                                               \
+        if (r_ != CUDA_SUCCESS) {                                                           \
+            const char *s_ = NULL;                                                          \
+            cuGetErrorString(r_, &s_);                                                      \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
+                    s_ ? s_ : "unknown CUDA error");                                        \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+#define NVRTC_CHECK(call)                                                                   \
+    do {                                                                                    \
+        nvrtcResult r_ = (call);                                                            \
+        if (r_ != NVRTC_SUCCESS) {                                                          \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
+                    nvrtcGetErrorString(r_));                                               \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+/* ---- host helpers: bf16, random numbers, buffers ------------------------------------- */
+
+static uint16_t f2bf(float f) { /* round to nearest even, as __float2bfloat16 */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static float round_bf(float f) { return bf2f(f2bf(f)); }
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 0x2545f4914f6cdd1dull;
+    return (float)((double)(r >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+static int irand(int n) { return (int)((frand() * 0.5f + 0.5f) * (float)n) % n; }
+
+static float *hmalloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) { fprintf(stderr, "error: out of host memory\n"); exit(1); }
+    return p;
+}
+/* n random values lo + (hi - lo) * u, rounded to bf16 (what a bf16 tensor would hold). */
+static float *rand_bf(size_t n, float lo, float hi) {
+    float *p = hmalloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = round_bf(lo + (hi - lo) * (frand() * 0.5f + 0.5f));
+    return p;
+}
+static float *copy_of(const float *x, size_t n) {
+    float *p = hmalloc(n);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+static CUdeviceptr dalloc(size_t bytes) {
+    CUdeviceptr p;
+    CU_CHECK(cuMemAlloc(&p, bytes ? bytes : 16));
+    CU_CHECK(cuMemsetD8(p, 0xFF, bytes ? bytes : 16)); /* NaN in bf16 and fp32 */
+    return p;
+}
+static void poison(CUdeviceptr p, size_t bytes) { CU_CHECK(cuMemsetD8(p, 0xFF, bytes)); }
+static CUdeviceptr up_bf(const float *x, size_t n) {
+    uint16_t *h = malloc((n ? n : 1) * 2);
+    for (size_t i = 0; i < n; i++) h[i] = f2bf(x[i]);
+    CUdeviceptr p = dalloc(n * 2);
+    CU_CHECK(cuMemcpyHtoD(p, h, n * 2));
+    free(h);
+    return p;
+}
+static CUdeviceptr up_f32(const float *x, size_t n) {
+    CUdeviceptr p = dalloc(n * 4);
+    CU_CHECK(cuMemcpyHtoD(p, x, n * 4));
+    return p;
+}
+static CUdeviceptr up_i32(const int32_t *x, size_t n) {
+    CUdeviceptr p = dalloc(n * 4);
+    CU_CHECK(cuMemcpyHtoD(p, x, n * 4));
+    return p;
+}
+static float *down_bf(CUdeviceptr p, size_t n) {
+    uint16_t *h = malloc((n ? n : 1) * 2);
+    CU_CHECK(cuMemcpyDtoH(h, p, n * 2));
+    float *f = hmalloc(n);
+    for (size_t i = 0; i < n; i++) f[i] = bf2f(h[i]);
+    free(h);
+    return f;
+}
+static float *down_f32(CUdeviceptr p, size_t n) {
+    float *f = hmalloc(n);
+    CU_CHECK(cuMemcpyDtoH(f, p, n * 4));
+    return f;
+}
+
+static double rms(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return n ? sqrt(s / (double)n) : 0.0;
+}
+
+/* Every value must satisfy |got - want| <= atol + rtol |want| (NaN never does). Prints the
+ * tensor, the max abs diff, and the worst element relative to its tolerance. */
+static void compare(const char *name, const float *got, const float *want, size_t n, double atol,
+                    double rtol) {
+    double maxd = 0.0, worst_r = -1.0;
+    size_t worst = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]), tol = atol + rtol * fabs((double)want[i]);
+        if (!(d <= tol)) bad++; /* NaN and Inf fail */
+        if (isnan(d) || d > maxd) maxd = isnan(d) ? INFINITY : d;
+        double r = isnan(d) ? INFINITY : (tol > 0 ? d / tol : (d > 0 ? INFINITY : 0.0));
+        if (r > worst_r) worst_r = r, worst = i;
+    }
+    if (n == 0) { CHECK(1, "%-34s (empty)", name); return; }
+    CHECK(bad == 0, "%-34s max|diff| %.3g; worst [%zu] got %.6g want %.6g tol %.3g; %zu/%zu out",
+          name, maxd, worst, (double)got[worst], (double)want[worst],
+          atol + rtol * fabs((double)want[worst]), bad, n);
+}
+
+/* ---- NVRTC and the driver API ----------------------------------------------------------- */
+
+static CUmodule mod;
+static char prelude[4096] = "/* prelude (tests/gpu/test_kernels.c) */\n";
+
+static int cmp_names(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int ux = strcmp(x, "util.cu") == 0, uy = strcmp(y, "util.cu") == 0;
+    if (ux != uy) return uy - ux; /* util.cu first */
+    return strcmp(x, y);
+}
+
+/* The prelude, then SRCDIR/util.cu and the other SRCDIR .cu files in alphabetical order,
+ * each after a #line directive naming it. */
+static char *read_sources(const char *dir, int *nfiles) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "error: cannot open %s (HINT: run from the repository root or pass SRCDIR)\n", dir);
+        exit(1);
+    }
+    char *names[256];
+    int nn = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && nn < 256) {
+        size_t l = strlen(e->d_name);
+        if (l > 3 && strcmp(e->d_name + l - 3, ".cu") == 0) names[nn++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)nn, sizeof names[0], cmp_names);
+    size_t len = strlen(prelude);
+    char *src = malloc(len + 1);
+    memcpy(src, prelude, len + 1);
+    for (int i = 0; i < nn; i++) {
+        char path[4096], head[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f) { fprintf(stderr, "error: cannot open %s\n", path); exit(1); }
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        int hn = snprintf(head, sizeof head, "#line 1 \"%s\"\n", path);
+        src = realloc(src, len + (size_t)hn + (size_t)n + 2);
+        memcpy(src + len, head, (size_t)hn);
+        len += (size_t)hn;
+        if (fread(src + len, 1, (size_t)n, f) != (size_t)n) { fprintf(stderr, "error: cannot read %s\n", path); exit(1); }
+        len += (size_t)n;
+        src[len++] = '\n';
+        src[len] = 0;
+        fclose(f);
+        free(names[i]);
+    }
+    *nfiles = nn;
+    return src;
+}
+
+static void compile_and_load(const char *dir, int cc_major, int cc_minor) {
+    int nfiles = 0;
+    char *src = read_sources(dir, &nfiles);
+    const char *cuda_home = getenv("CUDA_HOME");
+    char inc[4200], arch[64];
+    snprintf(inc, sizeof inc, "-I%s/include", cuda_home ? cuda_home : "/usr/local/cuda");
+    snprintf(arch, sizeof arch, "-arch=sm_%d%d", cc_major, cc_minor);
+    const char *opts[] = {"--std=c++17", arch, "-default-device", inc};
+    nvrtcProgram prog;
+    NVRTC_CHECK(nvrtcCreateProgram(&prog, src, "hz_kernels.cu", 0, NULL, NULL));
+    nvrtcResult rc = nvrtcCompileProgram(prog, 4, opts);
+    size_t logn = 0;
+    NVRTC_CHECK(nvrtcGetProgramLogSize(prog, &logn));
+    char *log = malloc(logn + 1);
+    NVRTC_CHECK(nvrtcGetProgramLog(prog, log));
+    log[logn] = 0;
+    if (logn > 1) fprintf(stderr, "NVRTC log:\n%s\n", log);
+    if (rc != NVRTC_SUCCESS) {
+        const char *dump = "/tmp/hz_test_kernels_dump.cu";
+        FILE *f = fopen(dump, "wb");
+        if (f) fputs(src, f), fclose(f);
+        fprintf(stderr, "error: NVRTC compile failed: %s; source dumped to %s\n", nvrtcGetErrorString(rc), dump);
+        exit(1);
+    }
+    CHECK(strstr(log, "warning") == NULL, "NVRTC compiled %d files from %s for %s with no warning", nfiles, dir, arch);
+    size_t n = 0;
+    NVRTC_CHECK(nvrtcGetCUBINSize(prog, &n));
+    char *cubin = malloc(n);
+    NVRTC_CHECK(nvrtcGetCUBIN(prog, cubin));
+    CU_CHECK(cuModuleLoadData(&mod, cubin));
+    NVRTC_CHECK(nvrtcDestroyProgram(&prog));
+    free(cubin);
+    free(log);
+    free(src);
+}
+
+static CUfunction kernel(const char *name) {
+    CUfunction f;
+    CUresult r = cuModuleGetFunction(&f, mod, name);
+    if (r != CUDA_SUCCESS) {
+        const char *s = NULL;
+        cuGetErrorString(r, &s);
+        fprintf(stderr, "error: kernel %s not found in the module: %s\n", name, s ? s : "?");
+        exit(1);
+    }
+    return f;
+}
+
+/* Launch a kernel (1-D block) and wait for it; args as cuLaunchKernel takes them. */
+static void launch_async(const char *name, unsigned gx, unsigned gy, unsigned bx, unsigned smem, void **args) {
+    CUfunction f = kernel(name);
+    if (smem > 48 * 1024)
+        CU_CHECK(cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem));
+    CUresult r = cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, smem, NULL, args, NULL);
+    if (r != CUDA_SUCCESS) {
+        const char *s = NULL;
+        cuGetErrorString(r, &s);
+        fprintf(stderr, "%s:%d: launch of %s (grid %u x %u, block %u, smem %u) failed: %s\n",
+                __FILE__, __LINE__, name, gx, gy, bx, smem, s ? s : "?");
+        exit(1);
+    }
+}
+static void launch(const char *name, unsigned gx, unsigned gy, unsigned bx, unsigned smem, void **args) {
+    launch_async(name, gx, gy, bx, smem, args);
+    CUresult r = cuCtxSynchronize();
+    if (r != CUDA_SUCCESS) {
+        const char *s = NULL;
+        cuGetErrorString(r, &s);
+        fprintf(stderr, "%s:%d: kernel %s failed: %s\n", __FILE__, __LINE__, name, s ? s : "?");
+        exit(1);
+    }
+}
+static unsigned blocks_for(long n, int per_block) {
+    long g = (n + per_block - 1) / per_block;
+    return (unsigned)(g < 1 ? 1 : g > 65535 ? 65535 : g);
+}
+
+/* ---- util.cu ----------------------------------------------------------------------------- */
+
+static void test_util(void) {
+    const long n = 10007;
+    float *x = hmalloc((size_t)n);
+    for (long i = 0; i < n; i++) x[i] = 3.0f * frand();
+    float *want = hmalloc((size_t)n);
+
+    CUdeviceptr dx = up_f32(x, (size_t)n), dbf = dalloc((size_t)n * 2), df = dalloc((size_t)n * 4);
+    void *a1[] = {&dbf, &dx, (void *)&n};
+    launch("hzk_f32_to_bf16", blocks_for(n, 256), 1, 256, 0, a1);
+    for (long i = 0; i < n; i++) want[i] = round_bf(x[i]);
+    float *got = down_bf(dbf, (size_t)n);
+    compare("f32_to_bf16", got, want, (size_t)n, 0.0, 0.0);
+    free(got);
+
+    void *a2[] = {&df, &dbf, (void *)&n};
+    launch("hzk_bf16_to_f32", blocks_for(n, 256), 1, 256, 0, a2);
+    got = down_f32(df, (size_t)n);
+    compare("bf16_to_f32", got, want, (size_t)n, 0.0, 0.0);
+    free(got);
+
+    float *a = rand_bf((size_t)n, -2, 2), *b = rand_bf((size_t)n, -2, 2);
+    CUdeviceptr da = up_bf(a, (size_t)n), db = up_bf(b, (size_t)n), dout = dalloc((size_t)n * 2);
+    void *a3[] = {&dout, &da, &db, (void *)&n};
+    launch("hzk_add_bf16", blocks_for(n, 256) / 4 + 1, 1, 256, 0, a3); /* grid-stride */
+    for (long i = 0; i < n; i++) want[i] = round_bf(a[i] + b[i]);
+    got = down_bf(dout, (size_t)n);
+    compare("add_bf16", got, want, (size_t)n, 0.0, 0.0);
+    free(got);
+
+    double acc0 = 1.5, acc = 0.0, ss = 1.5;
+    for (long i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    CUdeviceptr dacc = dalloc(8);
+    CU_CHECK(cuMemcpyHtoD(dacc, &acc0, 8));
+    void *a4[] = {&dacc, &dx, (void *)&n};
+    launch("hzk_sumsq_f32", 7, 1, 256, 0, a4);
+    CU_CHECK(cuMemcpyDtoH(&acc, dacc, 8));
+    CHECK_CLOSE("sumsq_f32 (1.5 + sum x^2)", acc, ss, 0.0, 1e-12);
+
+    float v = 0.25f;
+    void *a5[] = {&df, &v, (void *)&n};
+    launch("hzk_fill_f32", 3, 1, 256, 0, a5);
+    for (long i = 0; i < n; i++) want[i] = 0.25f;
+    got = down_f32(df, (size_t)n);
+    compare("fill_f32", got, want, (size_t)n, 0.0, 0.0);
+    free(got);
+    float vb = -3.5f;
+    void *a6[] = {&dbf, &vb, (void *)&n};
+    launch("hzk_fill_bf16", 3, 1, 256, 0, a6);
+    for (long i = 0; i < n; i++) want[i] = -3.5f;
+    got = down_bf(dbf, (size_t)n);
+    compare("fill_bf16", got, want, (size_t)n, 0.0, 0.0);
+    free(got);
+
+    float s = 0.37f;
+    void *a7[] = {&dx, &s, (void *)&n};
+    launch("hzk_scale_f32", blocks_for(n, 256), 1, 256, 0, a7);
+    for (long i = 0; i < n; i++) want[i] = x[i] * s;
+    got = down_f32(dx, (size_t)n);
+    compare("scale_f32", got, want, (size_t)n, 0.0, 0.0);
+    free(got);
+
+    free(x), free(want), free(a), free(b);
+    cuMemFree(dx), cuMemFree(dbf), cuMemFree(df), cuMemFree(da), cuMemFree(db), cuMemFree(dout), cuMemFree(dacc);
+}
+
+/* ---- embedding.cu ------------------------------------------------------------------------ */
+
+static void test_embedding(int N, int C, int V) {
+    char name[128];
+    float *wte = rand_bf((size_t)V * C, -1, 1);
+    int32_t *tok = malloc((size_t)N * 4);
+    for (int i = 0; i < N; i++) tok[i] = irand(V);
+    float *out_ref = hmalloc((size_t)N * C);
+    embedding_forward(out_ref, tok, wte, N, C);
+    CUdeviceptr dwte = up_bf(wte, (size_t)V * C), dtok = up_i32(tok, (size_t)N), dout = dalloc((size_t)N * C * 2);
+    void *a1[] = {&dout, &dtok, &dwte, &N, &C};
+    launch("hzk_embedding_forward", blocks_for((long)N * C / 8 + 1, 256), 1, 256, 0, a1);
+    float *got = down_bf(dout, (size_t)N * C);
+    snprintf(name, sizeof name, "embedding fwd out (C=%d)", C);
+    compare(name, got, out_ref, (size_t)N * C, 0.0, 0.0);
+    free(got);
+
+    float *g = rand_bf((size_t)N * C, -1, 1), *dw0 = hmalloc((size_t)V * C);
+    for (long i = 0; i < (long)V * C; i++) dw0[i] = frand();
+    float *dw_ref = copy_of(dw0, (size_t)V * C);
+    embedding_backward(dw_ref, g, tok, N, C);
+    CUdeviceptr dg = up_bf(g, (size_t)N * C), ddw = up_f32(dw0, (size_t)V * C);
+    void *a2[] = {&ddw, &dg, &dtok, &N, &C};
+    launch("hzk_embedding_backward", blocks_for((long)N * C / 2 + 1, 256), 1, 256, 0, a2);
+    got = down_f32(ddw, (size_t)V * C);
+    snprintf(name, sizeof name, "embedding bwd dwte (C=%d)", C);
+    compare(name, got, dw_ref, (size_t)V * C, 1e-5, 1e-5);
+    free(got);
+    free(wte), free(tok), free(out_ref), free(g), free(dw0), free(dw_ref);
+    cuMemFree(dwte), cuMemFree(dtok), cuMemFree(dout), cuMemFree(dg), cuMemFree(ddw);
+}
+
+/* ---- rmsnorm.cu -------------------------------------------------------------------------- */
+
+static void test_rmsnorm(int N, int C) {
+    char name[128];
+    const float eps = 1e-5f;
+    const size_t nc = (size_t)N * C;
+    float *a = rand_bf(nc, -2, 2), *b = rand_bf(nc, -2, 2), *w = rand_bf((size_t)C, 0.5f, 1.5f);
+    float *out_ref = hmalloc(nc), *rstd_ref = hmalloc((size_t)N);
+    rmsnorm_forward(out_ref, rstd_ref, a, w, N, C, eps);
+    CUdeviceptr da = up_bf(a, nc), db = up_bf(b, nc), dw = up_bf(w, (size_t)C);
+    CUdeviceptr dout = dalloc(nc * 2), drstd = dalloc((size_t)N * 4), dres = dalloc(nc * 2);
+    const unsigned blk = C >= 2048 ? 256 : 128;
+    float epsv = eps;
+    void *a1[] = {&dout, &drstd, &da, &dw, &N, &C, &epsv};
+    launch("hzk_rmsnorm_forward", (unsigned)N, 1, blk, 0, a1);
+    float *got = down_bf(dout, nc);
+    snprintf(name, sizeof name, "rmsnorm fwd out (C=%d)", C);
+    compare(name, got, out_ref, nc, 1e-5, 1e-2);
+    free(got);
+    got = down_f32(drstd, (size_t)N);
+    snprintf(name, sizeof name, "rmsnorm fwd rstd (C=%d)", C);
+    compare(name, got, rstd_ref, (size_t)N, 0.0, 1e-5);
+    free(got);
+
+    /* residual: res = bf16(a + b), then the norm of the rounded res */
+    float *res = hmalloc(nc);
+    residual_forward(res, a, b, (int64_t)nc);
+    for (size_t i = 0; i < nc; i++) res[i] = round_bf(res[i]);
+    rmsnorm_forward(out_ref, rstd_ref, res, w, N, C, eps);
+    poison(dout, nc * 2), poison(drstd, (size_t)N * 4);
+    void *a2[] = {&dres, &dout, &drstd, &da, &db, &dw, &N, &C, &epsv};
+    launch("hzk_residual_rmsnorm_forward", (unsigned)(N / 3 + 1), 1, blk, 0, a2);
+    got = down_bf(dres, nc);
+    snprintf(name, sizeof name, "residual_rmsnorm fwd res (C=%d)", C);
+    compare(name, got, res, nc, 0.0, 0.0);
+    free(got);
+    got = down_bf(dout, nc);
+    snprintf(name, sizeof name, "residual_rmsnorm fwd out (C=%d)", C);
+    compare(name, got, out_ref, nc, 1e-5, 1e-2);
+    free(got);
+    got = down_f32(drstd, (size_t)N);
+    snprintf(name, sizeof name, "residual_rmsnorm fwd rstd (C=%d)", C);
+    compare(name, got, rstd_ref, (size_t)N, 0.0, 1e-5);
+    free(got);
+
+    /* backward of the norm of res, with and without the residual gradient */
+    float *g = rand_bf(nc, -1, 1), *gres = rand_bf(nc, -1, 1), *dw0 = hmalloc((size_t)C);
+    for (int i = 0; i < C; i++) dw0[i] = frand();
+    float *dinp_ref = hmalloc(nc), *dw_ref = copy_of(dw0, (size_t)C);
+    rmsnorm_backward(dinp_ref, dw_ref, g, res, w, rstd_ref, N, C);
+    CUdeviceptr dg = up_bf(g, nc), dgres = up_bf(gres, nc), dres_in = up_bf(res, nc),
+                drs = up_f32(rstd_ref, (size_t)N), ddw = up_f32(dw0, (size_t)C), ddinp = dalloc(nc * 2);
+    for (int pass = 0; pass < 2; pass++) {
+        CUdeviceptr dr = pass ? dgres : 0;
+        void *a3[] = {&ddinp, &ddw, &dg, &dres_in, &dw, &drs, &dr, &N, &C};
+        launch("hzk_rmsnorm_backward", 37, 1, blk, (unsigned)C * 4, a3);
+        float *want = copy_of(dinp_ref, nc);
+        if (pass)
+            for (size_t i = 0; i < nc; i++) want[i] += gres[i];
+        got = down_bf(ddinp, nc);
+        snprintf(name, sizeof name, "rmsnorm bwd dinp%s (C=%d)", pass ? " + dres" : "", C);
+        compare(name, got, want, nc, 1e-3 * rms(want, nc), 1e-2);
+        free(got), free(want);
+        poison(ddinp, nc * 2);
+    }
+    /* dw was accumulated twice */
+    for (int i = 0; i < C; i++) dw_ref[i] += dw_ref[i] - dw0[i];
+    got = down_f32(ddw, (size_t)C);
+    snprintf(name, sizeof name, "rmsnorm bwd dw (2 x accumulated, C=%d)", C);
+    compare(name, got, dw_ref, (size_t)C, 1e-4 * rms(dw_ref, (size_t)C), 1e-4);
+    free(got);
+    free(a), free(b), free(w), free(out_ref), free(rstd_ref), free(res), free(g), free(gres), free(dw0);
+    free(dinp_ref), free(dw_ref);
+    cuMemFree(da), cuMemFree(db), cuMemFree(dw), cuMemFree(dout), cuMemFree(drstd), cuMemFree(dres);
+    cuMemFree(dg), cuMemFree(dgres), cuMemFree(dres_in), cuMemFree(drs), cuMemFree(ddw), cuMemFree(ddinp);
+}
+
+/* ---- rope.cu ----------------------------------------------------------------------------- */
+
+static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int llama3) {
+    char tag[96], name[160];
+    snprintf(tag, sizeof tag, "T=%d NH=%d NKV=%d HD=%d%s%s", T, NH, NKV, HD, with_bias ? " bias" : "",
+             llama3 ? " llama3" : "");
+    const int N = B * T, OUT = (NH + 2 * NKV) * HD, CQ = NH * HD, CK = NKV * HD;
+    hz_rope rope = {llama3 ? 500000.0f : 10000.0f, llama3, 8.0f, 1.0f, 4.0f, 8192};
+    float *inv_freq = hmalloc((size_t)HD / 2);
+    rope_inv_freq(inv_freq, HD, &rope);
+    float *qkv = rand_bf((size_t)N * OUT, -2, 2), *bias = rand_bf((size_t)OUT, -1, 1);
+    float *q = hmalloc((size_t)N * CQ), *k = hmalloc((size_t)N * CK), *v = hmalloc((size_t)N * CK);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < OUT; j++) {
+            float x = qkv[(size_t)n * OUT + j];
+            if (with_bias) x = round_bf(x + bias[j]);
+            if (j < CQ) q[(size_t)n * CQ + j] = x;
+            else if (j < CQ + CK) k[(size_t)n * CK + j - CQ] = x;
+            else v[(size_t)n * CK + j - CQ - CK] = x;
+        }
+    rope_forward(q, inv_freq, N, T, NH, HD);
+    rope_forward(k, inv_freq, N, T, NKV, HD);
+    CUdeviceptr dqkv = up_bf(qkv, (size_t)N * OUT), dbias = with_bias ? up_bf(bias, (size_t)OUT) : 0,
+                dinv = up_f32(inv_freq, (size_t)HD / 2);
+    CUdeviceptr dq = dalloc((size_t)N * CQ * 2), dk = dalloc((size_t)N * CK * 2), dv = dalloc((size_t)N * CK * 2);
+    void *a1[] = {&dq, &dk, &dv, &dqkv, &dbias, &dinv, (void *)&N, (void *)&T, &NH, &NKV, &HD};
+    launch("hzk_qkv_bias_rope", (unsigned)((N + 63) / 64), (unsigned)(NH + 2 * NKV), 256, 0, a1);
+    float *got = down_bf(dq, (size_t)N * CQ);
+    snprintf(name, sizeof name, "rope fwd q (%s)", tag);
+    compare(name, got, q, (size_t)N * CQ, 1e-2 * rms(q, (size_t)N * CQ), 1e-2);
+    free(got);
+    got = down_bf(dk, (size_t)N * CK);
+    snprintf(name, sizeof name, "rope fwd k (%s)", tag);
+    compare(name, got, k, (size_t)N * CK, 1e-2 * rms(k, (size_t)N * CK), 1e-2);
+    free(got);
+    got = down_bf(dv, (size_t)N * CK);
+    snprintf(name, sizeof name, "rope fwd v (%s)", tag);
+    compare(name, got, v, (size_t)N * CK, 0.0, 0.0);
+    free(got);
+
+    /* backward: rotate random gradients back, reassemble the fused row, sum dbias */
+    float *gq = rand_bf((size_t)N * CQ, -1, 1), *gk = rand_bf((size_t)N * CK, -1, 1), *gv = rand_bf((size_t)N * CK, -1, 1);
+    CUdeviceptr dgq = up_bf(gq, (size_t)N * CQ), dgk = up_bf(gk, (size_t)N * CK), dgv = up_bf(gv, (size_t)N * CK);
+    rope_backward(gq, inv_freq, N, T, NH, HD);
+    rope_backward(gk, inv_freq, N, T, NKV, HD);
+    float *want = hmalloc((size_t)N * OUT), *db0 = hmalloc((size_t)OUT);
+    for (int j = 0; j < OUT; j++) db0[j] = frand();
+    float *db_ref = copy_of(db0, (size_t)OUT);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < OUT; j++) {
+            float x = j < CQ ? gq[(size_t)n * CQ + j]
+                    : j < CQ + CK ? gk[(size_t)n * CK + j - CQ] : gv[(size_t)n * CK + j - CQ - CK];
+            want[(size_t)n * OUT + j] = x;
+            db_ref[j] += x;
+        }
+    CUdeviceptr ddqkv = dalloc((size_t)N * OUT * 2), ddb = with_bias ? up_f32(db0, (size_t)OUT) : 0;
+    void *a2[] = {&ddqkv, &ddb, &dgq, &dgk, &dgv, &dinv, (void *)&N, (void *)&T, &NH, &NKV, &HD};
+    launch("hzk_qkv_rope_backward", (unsigned)((N + 63) / 64), (unsigned)(NH + 2 * NKV), 256, 0, a2);
+    got = down_bf(ddqkv, (size_t)N * OUT);
+    snprintf(name, sizeof name, "rope bwd dqkv (%s)", tag);
+    compare(name, got, want, (size_t)N * OUT, 1e-2 * rms(want, (size_t)N * OUT), 1e-2);
+    free(got);
+    if (with_bias) {
+        got = down_f32(ddb, (size_t)OUT);
+        snprintf(name, sizeof name, "rope bwd dbias (%s)", tag);
+        compare(name, got, db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2);
+        free(got);
+        cuMemFree(ddb), cuMemFree(dbias);
+    }
+    free(inv_freq), free(qkv), free(bias), free(q), free(k), free(v), free(gq), free(gk), free(gv);
+    free(want), free(db0), free(db_ref);
+    cuMemFree(dqkv), cuMemFree(dinv), cuMemFree(dq), cuMemFree(dk), cuMemFree(dv);
+    cuMemFree(dgq), cuMemFree(dgk), cuMemFree(dgv), cuMemFree(ddqkv);
+}
+
+/* ---- attention.cu ------------------------------------------------------------------------ */
+
+static unsigned att_fwd_smem(int HD) { return 3u * 64u * (unsigned)HD * 2u; }
+static unsigned att_bwd_smem(int HD) { return 4u * 64u * (unsigned)HD * 2u + 64u * 64u * 2u + 2u * 64u * 4u; }
+
+/* The three backward kernels in order: D and zeroed dq_accum, dk/dv/dq_accum, dq. */
+static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr ddqa, CUdeviceptr dD,
+                         CUdeviceptr ddout, CUdeviceptr dq, CUdeviceptr dk, CUdeviceptr dv, CUdeviceptr dout,
+                         CUdeviceptr dlse, int B, int T, int NH, int NKV, int HD, float scale, int sync) {
+    void (*go)(const char *, unsigned, unsigned, unsigned, unsigned, void **) = sync ? launch : launch_async;
+    long nq = (long)B * T * NH * HD;
+    void *a1[] = {&dD, &ddqa, &ddout, &dout, &B, &T, &NH, &HD};
+    go("hzk_attention_backward_preprocess", blocks_for((long)B * T * NH, 8), 1, 256, 0, a1);
+    void *a2[] = {&ddqa, &ddk, &ddv, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale};
+    go("hzk_attention_backward", (unsigned)(B * NKV), (unsigned)((T + 63) / 64), 128, att_bwd_smem(HD), a2);
+    void *a3[] = {&ddq, &ddqa, &nq, &scale};
+    go("hzk_attention_backward_dq", blocks_for(nq / 4, 256), 1, 256, 0, a3);
+}
+
+static void test_attention(int B, int T, int NH, int NKV, int HD) {
+    char tag[96], name[160];
+    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d", B, T, NH, NKV, HD);
+    const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
+    const float scale = (float)(1.0 / sqrt((double)HD)); /* as the cpu reference */
+    float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
+    float *out_ref = hmalloc(nq), *lse_ref = hmalloc(nl);
+    attention_forward(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD);
+    CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk);
+    CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
+    float sc = scale;
+    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc};
+    launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
+    float *got = down_bf(dout, nq);
+    snprintf(name, sizeof name, "attention fwd out (%s)", tag);
+    compare(name, got, out_ref, nq, 1e-2 * rms(out_ref, nq), 1e-2);
+    free(got);
+    got = down_f32(dlse, nl);
+    snprintf(name, sizeof name, "attention fwd lse (%s)", tag);
+    compare(name, got, lse_ref, nl, 1e-4, 1e-4);
+    free(got);
+
+    /* backward from the reference out (rounded to bf16, as the device would hold it) and lse */
+    for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
+    float *g = rand_bf(nq, -1, 1);
+    float *dq_ref = hmalloc(nq), *dk_ref = hmalloc(nk), *dv_ref = hmalloc(nk);
+    attention_backward(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV, HD);
+    CUdeviceptr dg = up_bf(g, nq), dO = up_bf(out_ref, nq), dL = up_f32(lse_ref, nl);
+    CUdeviceptr ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), ddqa = dalloc(nq * 4), dD = dalloc(nl * 4);
+    att_backward(ddq, ddk, ddv, ddqa, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, 1);
+    got = down_bf(ddq, nq);
+    snprintf(name, sizeof name, "attention bwd dq (%s)", tag);
+    compare(name, got, dq_ref, nq, 2e-2 * rms(dq_ref, nq), 2e-2);
+    free(got);
+    got = down_bf(ddk, nk);
+    snprintf(name, sizeof name, "attention bwd dk (%s)", tag);
+    compare(name, got, dk_ref, nk, 2e-2 * rms(dk_ref, nk), 2e-2);
+    free(got);
+    got = down_bf(ddv, nk);
+    snprintf(name, sizeof name, "attention bwd dv (%s)", tag);
+    compare(name, got, dv_ref, nk, 2e-2 * rms(dv_ref, nk), 2e-2);
+    free(got);
+    free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(dq_ref), free(dk_ref), free(dv_ref);
+    cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse), cuMemFree(dg), cuMemFree(dO);
+    cuMemFree(dL), cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(ddqa), cuMemFree(dD);
+}
+
+/* Timings of the attention kernels at a training shape (not checks; printed for the log). */
+static void bench_attention(int B, int T, int NH, int NKV, int HD) {
+    const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
+    float *h = rand_bf(nq, -1.5f, 1.5f);
+    CUdeviceptr dq = up_bf(h, nq), dk = up_bf(h, nk), dv = up_bf(h + nk, nk), dg = up_bf(h, nq);
+    CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4), ddq = dalloc(nq * 2), ddk = dalloc(nk * 2),
+                ddv = dalloc(nk * 2), ddqa = dalloc(nq * 4), dD = dalloc(nl * 4);
+    float scale = (float)(1.0 / sqrt((double)HD));
+    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &scale};
+    CUevent e0, e1, e2;
+    CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e1, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e2, CU_EVENT_DEFAULT));
+    const int reps = 10;
+    for (int r = 0; r <= reps; r++) { /* the first round warms up */
+        if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
+        launch_async("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
+    }
+    CU_CHECK(cuEventRecord(e1, NULL));
+    for (int r = 0; r < reps; r++)
+        att_backward(ddq, ddk, ddv, ddqa, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0);
+    CU_CHECK(cuEventRecord(e2, NULL));
+    CU_CHECK(cuEventSynchronize(e2));
+    float ms_f = 0, ms_b = 0;
+    CU_CHECK(cuEventElapsedTime(&ms_f, e0, e1));
+    CU_CHECK(cuEventElapsedTime(&ms_b, e1, e2));
+    ms_f /= reps, ms_b /= reps;
+    double flops_f = 4.0 * B * NH * (double)T * T * HD / 2.0; /* causal: half of QK^T and PV */
+    int regs_f = 0, regs_b = 0, local_f = 0, local_b = 0;
+    CU_CHECK(cuFuncGetAttribute(&regs_f, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_forward")));
+    CU_CHECK(cuFuncGetAttribute(&regs_b, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_backward")));
+    CU_CHECK(cuFuncGetAttribute(&local_f, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel("hzk_attention_forward")));
+    CU_CHECK(cuFuncGetAttribute(&local_b, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel("hzk_attention_backward")));
+    printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: fwd %.3f ms %.1f TFLOP/s (%d regs, %d B local); "
+           "bwd %.3f ms %.1f TFLOP/s (%d regs, %d B local; 2.5x fwd flops)\n",
+           B, T, NH, NKV, HD, ms_f, flops_f / ms_f * 1e-9, regs_f, local_f, ms_b, 2.5 * flops_f / ms_b * 1e-9,
+           regs_b, local_b);
+    free(h);
+    cuEventDestroy(e0), cuEventDestroy(e1), cuEventDestroy(e2);
+    cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dg), cuMemFree(dout), cuMemFree(dlse);
+    cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(ddqa), cuMemFree(dD);
+}
+
+/* ---- swiglu.cu --------------------------------------------------------------------------- */
+
+static void test_swiglu(long N, int F) {
+    char name[128];
+    const size_t nf = (size_t)N * F;
+    float *gu = rand_bf(nf * 2, -4, 4), *gate = hmalloc(nf), *up = hmalloc(nf);
+    for (long n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            gate[n * F + j] = gu[n * 2 * F + j];
+            up[n * F + j] = gu[n * 2 * F + F + j];
+        }
+    float *h_ref = hmalloc(nf);
+    swiglu_forward(h_ref, gate, up, (int64_t)nf);
+    CUdeviceptr dgu = up_bf(gu, nf * 2), dh = dalloc(nf * 2);
+    void *a1[] = {&dh, &dgu, &N, &F};
+    launch("hzk_swiglu_forward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a1);
+    float *got = down_bf(dh, nf);
+    snprintf(name, sizeof name, "swiglu fwd h (F=%d)", F);
+    compare(name, got, h_ref, nf, 1e-3 * rms(h_ref, nf), 1e-2);
+    free(got);
+
+    float *g = rand_bf(nf, -1, 1), *dgate = hmalloc(nf), *dup = hmalloc(nf), *want = hmalloc(nf * 2);
+    swiglu_backward(dgate, dup, g, gate, up, (int64_t)nf);
+    for (long n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            want[n * 2 * F + j] = dgate[n * F + j];
+            want[n * 2 * F + F + j] = dup[n * F + j];
+        }
+    CUdeviceptr dg = up_bf(g, nf), ddgu = dalloc(nf * 4);
+    void *a2[] = {&ddgu, &dg, &dgu, &N, &F};
+    launch("hzk_swiglu_backward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a2);
+    got = down_bf(ddgu, nf * 2);
+    snprintf(name, sizeof name, "swiglu bwd dgu (F=%d)", F);
+    compare(name, got, want, nf * 2, 1e-3 * rms(want, nf * 2), 1e-2);
+    free(got);
+    free(gu), free(gate), free(up), free(h_ref), free(g), free(dgate), free(dup), free(want);
+    cuMemFree(dgu), cuMemFree(dh), cuMemFree(dg), cuMemFree(ddgu);
+}
+
+/* ---- crossentropy.cu --------------------------------------------------------------------- */
+
+static void test_crossentropy(int N, int V) {
+    char name[128];
+    const size_t nv = (size_t)N * V;
+    float *logits = rand_bf(nv, -4, 4);
+    int32_t *tgt = malloc((size_t)N * 4);
+    int trained = 0;
+    for (int i = 0; i < N; i++) {
+        tgt[i] = i % 7 == 3 ? -100 : irand(V);
+        trained += tgt[i] != -100;
+    }
+    float dscale = 1.0f / (float)trained;
+    float *dl_ref = hmalloc(nv), *loss_ref = hmalloc((size_t)N);
+    crossentropy_forward_backward(dl_ref, loss_ref, logits, tgt, N, V, dscale);
+    CUdeviceptr dlog = up_bf(logits, nv), dtgt = up_i32(tgt, (size_t)N), ddl = dalloc(nv * 2), dloss = dalloc((size_t)N * 4);
+    for (int inplace = 0; inplace < 2; inplace++) {
+        CUdeviceptr dst = inplace ? dlog : ddl;
+        void *a1[] = {&dst, &dloss, &dlog, &dtgt, &N, &V, &dscale};
+        launch("hzk_crossentropy_forward_backward", (unsigned)N, 1, V >= 4096 ? 1024 : 128, 0, a1);
+        float *got = down_f32(dloss, (size_t)N);
+        snprintf(name, sizeof name, "crossentropy losses (V=%d%s)", V, inplace ? ", in place" : "");
+        compare(name, got, loss_ref, (size_t)N, 1e-4, 1e-5);
+        free(got);
+        got = down_bf(dst, nv);
+        snprintf(name, sizeof name, "crossentropy dlogits (V=%d%s)", V, inplace ? ", in place" : "");
+        compare(name, got, dl_ref, nv, 1e-3 * rms(dl_ref, nv), 1e-2);
+        free(got);
+        poison(dloss, (size_t)N * 4);
+    }
+    free(logits), free(tgt), free(dl_ref), free(loss_ref);
+    cuMemFree(dlog), cuMemFree(dtgt), cuMemFree(ddl), cuMemFree(dloss);
+}
+
+int main(int argc, char **argv) {
+    const char *dir = "runtime/cuda";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
+            char def[512];
+            snprintf(def, sizeof def, "%s", argv[++i]);
+            char *eq = strchr(def, '=');
+            if (eq) *eq = ' ';
+            size_t pl = strlen(prelude);
+            snprintf(prelude + pl, sizeof prelude - pl, "#define %s\n", def);
+        } else dir = argv[i];
+    }
+    CU_CHECK(cuInit(0));
+    CUdevice dev;
+    CUcontext ctx;
+    CU_CHECK(cuDeviceGet(&dev, 0));
+    CU_CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
+    CU_CHECK(cuCtxSetCurrent(ctx));
+    int major = 0, minor = 0;
+    char devname[256] = "?";
+    CU_CHECK(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev));
+    CU_CHECK(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev));
+    CU_CHECK(cuDeviceGetName(devname, sizeof devname, dev));
+    printf("device: %s (sm_%d%d)\n", devname, major, minor);
+    compile_and_load(dir, major, minor);
+
+    test_util();
+    test_embedding(400, 256, 300);
+    test_embedding(400, 77, 50);
+    test_rmsnorm(400, 256);
+    test_rmsnorm(300, 100);
+    test_rope(2, 200, 8, 2, 64, 0, 0);
+    test_rope(2, 128, 8, 2, 128, 1, 1);
+    test_rope(2, 200, 8, 2, 32, 1, 0);
+    test_rope(1, 4096, 2, 1, 64, 1, 1);
+    test_swiglu(400, 512);
+    test_swiglu(300, 100);
+    test_crossentropy(300, 1000);
+    test_crossentropy(100, 1003);
+    test_attention(2, 128, 8, 2, 64);
+    test_attention(2, 200, 8, 2, 128);
+    test_attention(2, 200, 8, 2, 32);
+    test_attention(1, 77, 4, 4, 64);
+    test_attention(1, 1, 2, 1, 128);
+    test_attention(1, 300, 6, 1, 128);
+    if (!getenv("HZ_TEST_NO_BENCH")) {
+        bench_attention(4, 2048, 32, 8, 128);
+        bench_attention(8, 2048, 16, 2, 64);
+    }
+    CU_CHECK(cuModuleUnload(mod));
+    CU_CHECK(cuDevicePrimaryCtxRelease(dev));
+    TEST_END();
+}
