@@ -96,5 +96,16 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(a > 5 && b < a - 0.8) }' &&
     ok "12 training steps: loss $first -> $last" || bad "training: loss $first -> $last; $(tail -n 5 "$tmp/run.log")"
 grep -q 'measured' "$tmp/run.log" && ok "summary reports measured beside planned" || bad "no summary"
 
+# the whole cpu trainer against PyTorch + transformers, where they are installed
+if python3 -c 'import torch, transformers, numpy' > /dev/null 2>&1; then
+    python3 tests/gpu/torch_parity.py --backend cpu --out "$tmp/parity" > "$tmp/parity.log" 2>&1
+    grep -E '^(ok|NOT OK)' "$tmp/parity.log" | sed 's/^/parity: /' | while read -r l; do echo "$l"; done
+    p=$(grep -c '^ok' "$tmp/parity.log"); f=$(grep -c '^NOT OK' "$tmp/parity.log")
+    [ "$p" -gt 0 ] || { f=$((f + 1)); tail -n 20 "$tmp/parity.log"; }
+    pass=$((pass + p)); fail=$((fail + f))
+else
+    echo "skip    cpu trainer vs PyTorch + transformers: python3 with torch, transformers and numpy not installed"
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -138,6 +138,7 @@ def run_shape(name, cfg, args):
     logits = m(input_ids=x).logits.float()
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
     loss.backward()
+    loss = loss.detach()
     params = [p for p in m.parameters()]
     norm = float(torch.nn.utils.clip_grad_norm_(params, CLIP))
     decay = [p for n, p in m.named_parameters() if p.dim() >= 2]

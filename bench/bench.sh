@@ -1,0 +1,46 @@
+#!/bin/sh
+# bench/bench.sh [MODEL...] - throughput of hzc's cuda trainer on published shapes, on the
+# device machine, beside the card's ceilings and PyTorch's own throughput in the same run.
+#   MODEL: names under models/ (default: llama3-3b llama3-8b); STEPS (default 4) steps each,
+#   the first excluded from the mean. Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
+#   a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
+# Writes logs and a summary to $OUT (default build/bench).
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-build/bench}
+STEPS=${STEPS:-4}
+PEERS=${PEERS:-1}
+mkdir -p "$OUT"
+models=${*:-llama3-3b llama3-8b}
+gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -n 1)
+host_b=$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)
+echo "bench: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), ${gpu_mib} MiB GPU, host $((host_b / 1073741824)) GiB, $(nproc) cores"
+
+if [ "$PEERS" = 1 ] && [ -f .peers/ceilings.py ]; then
+    OUT=$OUT python3 .peers/ceilings.py > "$OUT/ceilings.log" 2>&1
+    tail -n 20 "$OUT/ceilings.log"
+fi
+
+for m in $models; do
+    d=build/bench/$m
+    build/hzc build "models/$m.yaml" -o "$d" --backend cuda --gpu-mem "${gpu_mib}MiB" --host-mem "$host_b" \
+        > "$OUT/$m-build.log" 2>&1 || { echo "bench: $m: build failed"; tail -n 20 "$OUT/$m-build.log"; continue; }
+    python3 - "$d" "$STEPS" <<'PY'
+import json, sys, numpy as np
+d, steps = sys.argv[1], int(sys.argv[2])
+p = json.load(open(d + "/generated/plan.json"))
+n = p["dims"]["step_tokens"] * (steps + 1) + 1
+np.save(d + "/tokens.npy", np.random.default_rng(0).integers(0, p["dims"]["V"], n, dtype=np.uint32))
+PY
+    "$d/train" --data "$d/tokens.npy" --steps "$STEPS" --log-every 1 > "$OUT/$m.log" 2>&1
+    echo "bench: $m (exit $?)"
+    grep -E '^(planned|step |summary|  |cuda|gpu|pcie|compute)' "$OUT/$m.log" | tail -n 25
+done
+
+if [ "$PEERS" = 1 ] && [ -f .peers/peer_torch.py ]; then
+    for m in $models; do
+        case $m in
+            llama3-3b) python3 .peers/peer_torch.py --mode gpu --model llama3-3b --seq 2048 --micro 4 --accum 4 --steps 4 \
+                           > "$OUT/peer-$m-gpu.log" 2>&1; grep RESULT "$OUT/peer-$m-gpu.log" || tail -n 5 "$OUT/peer-$m-gpu.log" ;;
+        esac
+    done
+fi
