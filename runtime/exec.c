@@ -58,7 +58,8 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     pthread_cond_init(&c->cv, NULL);
     if (hz_store_alloc(&c->store, p, c->be->host_alloc) != 0) return -1;
     if (c->be->init(c) != 0) return -1;
-    pthread_create(&c->opt_thread, NULL, opt_main, c);
+    if (pthread_create(&c->opt_thread, NULL, opt_main, c) != 0) return -1;
+    c->opt_started = 1;
     return 0;
 }
 
@@ -113,11 +114,13 @@ void hz_exec_drain(hz_ctx *c)
 void hz_exec_free(hz_ctx *c)
 {
     if (c->pool) {
-        pthread_mutex_lock(&c->mu);
-        c->opt_quit = 1;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->opt_thread, NULL);
+        if (c->opt_started) {
+            pthread_mutex_lock(&c->mu);
+            c->opt_quit = 1;
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+            pthread_join(c->opt_thread, NULL);
+        }
         c->be->destroy(c);
         hz_store_free(&c->store, c->be->host_free);
         hz_pool_free(c->pool);

@@ -91,6 +91,7 @@ struct hz_ctx {
     int64_t *unit_done_step;     /* per unit: last step whose update is applied */
     double grad_norm;            /* of the step being optimized, before clipping */
     int opt_quit;
+    int opt_started;             /* the optimizer thread exists */
 };
 
 /* The executor (exec.c). */

@@ -222,9 +222,10 @@ int main(int argc, char **argv)
     memset(&ctx, 0, sizeof ctx);
     ctx.optim = a.optim;
     if (hz_exec_init(&ctx, p, a.threads) != 0) {
-        fprintf(stderr, "train: error: cannot allocate the plan's memory (%lld host bytes); "
-                        "check free memory or plan for a smaller host\n",
-                (long long)p->host_bytes);
+        fprintf(stderr, "train: error: cannot set up the plan's memory (%lld host bytes, %lld "
+                        "GPU bytes; see above); free memory or plan again with hzc plan "
+                        "--gpu-mem/--host-mem for this machine\n",
+                (long long)p->host_bytes, (long long)p->gpu_bytes);
         hz_exec_free(&ctx);
         return 1;
     }

@@ -13,6 +13,15 @@
 #define HZ_ATT_BM 64     /* query rows per tile (4 warps x 16 rows) */
 #define HZ_ATT_BN 64     /* key rows per tile */
 #define HZ_ATT_THREADS 128
+/* Blocks per SM the register allocation must allow (__launch_bounds__); tuning knobs that a
+ * prelude may override. At 2 the compiler may use up to 255 registers (HD = 128 needs about
+ * 225 forward, all 255 backward); 3 caps them at 168 (forward HD = 128 fits without spills). */
+#ifndef HZ_ATT_FWD_MINB
+#define HZ_ATT_FWD_MINB 2
+#endif
+#ifndef HZ_ATT_BWD_MINB
+#define HZ_ATT_BWD_MINB 2
+#endif
 
 /* Byte offset of 16-byte chunk ch of row r in a tile of NC chunks per row. When NC is a power
  * of two the chunks are XOR-swizzled, so that the 8 rows one ldmatrix reads at one logical
@@ -213,7 +222,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
 /* out = softmax(scale * q k^T, causal) v; lse = log-sum-exp of each row's scaled scores.
  * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory 3 * 64 * HD * 2
  * bytes (48 KiB at HD = 128). blockIdx.y counts query tiles from the last (longest) one. */
-extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS)
+extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_FWD_MINB)
 hzk_attention_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B,
                       int T, int NH, int NKV, int HD, float scale) {
     (void)B;
@@ -432,7 +441,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
  * 4 * 64 * HD * 2 + 64 * 64 * 2 + 2 * 64 * 4 bytes (72.5 KiB at HD = 128: raise the kernel's
  * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). Needs D and a zeroed dq_accum from
  * hzk_attention_backward_preprocess. */
-extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS)
+extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
 hzk_attention_backward(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,
                        const bf16 *k, const bf16 *v, const float *lse, const float *D, int B,
                        int T, int NH, int NKV, int HD, float scale) {

@@ -47,6 +47,7 @@ static const char *const cuda_hint =
 static void check_cuda(cudaError_t e, const char *call, const char *file, int line)
 {
     if (e == cudaSuccess) return;
+    fflush(stdout);
     fprintf(stderr, "train: %s:%d: CUDA error: %s failed: %s (%s)\n%s", file, line, call,
             cudaGetErrorString(e), cudaGetErrorName(e), cuda_hint);
     exit(1);
@@ -55,6 +56,7 @@ static void check_cuda(cudaError_t e, const char *call, const char *file, int li
 static void check_cu(CUresult r, const char *call, const char *file, int line)
 {
     if (r == CUDA_SUCCESS) return;
+    fflush(stdout);
     const char *msg = NULL, *name = NULL;
     cuGetErrorString(r, &msg);
     cuGetErrorName(r, &name);
@@ -66,6 +68,7 @@ static void check_cu(CUresult r, const char *call, const char *file, int line)
 static void check_nvrtc(nvrtcResult r, const char *call, const char *file, int line)
 {
     if (r == NVRTC_SUCCESS) return;
+    fflush(stdout);
     fprintf(stderr, "train: %s:%d: NVRTC error: %s failed: %s\n"
                     "HINT: the trainer's NVRTC library is unusable; check the CUDA toolkit "
                     "install (libnvrtc) matches the one hzc was built with\n",
@@ -76,6 +79,7 @@ static void check_nvrtc(nvrtcResult r, const char *call, const char *file, int l
 static void check_lt(cublasStatus_t st, const char *call, const char *file, int line)
 {
     if (st == CUBLAS_STATUS_SUCCESS) return;
+    fflush(stdout);
     fprintf(stderr, "train: %s:%d: cuBLASLt error: %s failed: %s\n%s", file, line, call,
             cublasLtGetStatusString(st), cuda_hint);
     exit(1);
@@ -86,6 +90,7 @@ static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    fflush(stdout); /* what the trainer printed so far comes first */
     fprintf(stderr, "train: error: ");
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
@@ -682,8 +687,8 @@ static int64_t att_backward_smem(int HD)
     return 4 * ATT_TILE * (int64_t)HD * 2 + ATT_TILE * ATT_TILE * 2 + 2 * ATT_TILE * 4;
 }
 
-static void attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
-                              const bf16 *q, const bf16 *k, const bf16 *v)
+static void k_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
+                                const bf16 *q, const bf16 *k, const bf16 *v)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
@@ -694,9 +699,10 @@ static void attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *
 
 /* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse. D (B, NH, T) fp32
  * is scratch; dq_acc (N, NH*HD) fp32 scratch. */
-static void attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
-                               const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                               const bf16 *out, const float *lse, float *D, float *dq_acc)
+static void k_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
+                                 bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                                 const bf16 *v, const bf16 *out, const float *lse, float *D,
+                                 float *dq_acc)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
@@ -740,8 +746,10 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t dt = out_f32 ? CUDA_R_32F : CUDA_R_16BF;
     LT_CHECK(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT_CHECK(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
-    LT_CHECK(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    LT_CHECK(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa,
+                                            sizeof opa));
+    LT_CHECK(cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
+                                            sizeof opb));
     /* stored shapes: A is (m, k) or, transposed, (k, m); B is (k, n) or (n, k) */
     LT_CHECK(cublasLtMatrixLayoutCreate(&g->la, CUDA_R_16BF, (uint64_t)(ta ? k : m),
                                         (uint64_t)(ta ? m : k), lda));
@@ -973,11 +981,12 @@ static void block_forward(cuda_state *s, const block_w *w, const bf16 *inp, bf16
     k_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
     linear_forward(s, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
     k_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, s->inv_freq);
-    attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v);
+    k_attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v);
     linear_forward(s, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
     k_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, b->xmid, inp, w->mlp_norm, s->N,
                                s->C, eps);
-    linear_forward(s, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C, 2 * (int64_t)s->F);
+    linear_forward(s, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C,
+                   2 * (int64_t)s->F);
     k_swiglu_forward(s, st, b->h, b->gu);
     if (!out) return;
     linear_forward(s, "out = h wdown^T", out, b->h, w->wdown, s->N, s->F, s->C);
@@ -1005,8 +1014,8 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g, co
      * backward lives in the qkv buffer, free once rope has read it */
     linear_backward_x(s, "datt = dxmid wo", b->datt, b->dxmid, w->wo, N, A, C);
     linear_backward_w(s, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
-    attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att, b->lse,
-                       (float *)b->qkv, b->dq_acc);
+    k_attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att,
+                         b->lse, (float *)b->qkv, b->dq_acc);
     k_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
     linear_backward_x(s, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
     linear_backward_w(s, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
@@ -1382,13 +1391,16 @@ static int cuda_init(hz_ctx *c)
            (long long)p->host_bytes, gib(p->host_bytes), gib(c->store.bytes),
            gib(host_available_bytes()));
     if (need > (int64_t)free0) {
+        int64_t fit = (int64_t)free0 - (need - p->gpu_bytes); /* arena bytes that would fit */
+        fflush(stdout);
         fprintf(stderr,
                 "train: error: the plan needs %.3f GiB of GPU memory (arena %.3f GiB + cuBLASLt "
-                "workspace) but only %.3f GiB are free on %s: rebuild the trainer for this GPU "
-                "with hzc build --gpu-mem %lldM, or free the GPU (nvidia-smi lists its "
-                "processes)\n",
-                gib(need), gib(p->gpu_bytes), gib((int64_t)free0), s->gpu_name,
-                (long long)(free0 >> 20) - 64);
+                "workspace) but only %.3f GiB are free on %s: ",
+                gib(need), gib(p->gpu_bytes), gib((int64_t)free0), s->gpu_name);
+        if (fit >= (64 << 20))
+            fprintf(stderr, "rebuild the trainer for this GPU with hzc build --gpu-mem %lldM, or ",
+                    (long long)(fit >> 20));
+        fprintf(stderr, "free the GPU (nvidia-smi lists the processes holding it)\n");
         return -1;
     }
 
@@ -1424,13 +1436,17 @@ static int cuda_init(hz_ctx *c)
 
     /* streams and events */
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
-        if (k != HZ_HOST) CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream[k], cudaStreamNonBlocking));
+        if (k != HZ_HOST)
+            CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream[k], cudaStreamNonBlocking));
     s->ev = calloc((size_t)p->op_n, sizeof(cudaEvent_t));
     s->tr0 = calloc((size_t)p->op_n, sizeof(cudaEvent_t));
     s->tr1 = calloc((size_t)p->op_n, sizeof(cudaEvent_t));
     if (!s->ev || !s->tr0 || !s->tr1) return -1;
     for (int i = 0; i < p->op_n; i++) {
-        CUDA_CHECK(cudaEventCreateWithFlags(&s->ev[i], cudaEventDisableTiming));
+        /* blocking sync: the host threads that wait on ops (the optimizer, the step's end)
+         * sleep instead of spinning a core away from the AdamW pool */
+        CUDA_CHECK(cudaEventCreateWithFlags(&s->ev[i],
+                                            cudaEventDisableTiming | cudaEventBlockingSync));
         if (s->trace) {
             CUDA_CHECK(cudaEventCreate(&s->tr0[i]));
             CUDA_CHECK(cudaEventCreate(&s->tr1[i]));
