@@ -122,15 +122,17 @@ static int parse_options(int argc, char **argv, options *o)
 
 static int mkdir_p(const char *path)
 {
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
+    char *buf = strdup(path);
+    int rc = buf ? 0 : -1;
+    for (char *p = buf ? buf + 1 : NULL; rc == 0 && *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) rc = -1;
         *p = '/';
     }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+    if (rc == 0 && mkdir(buf, 0777) != 0 && errno != EEXIST) rc = -1;
+    free(buf);
+    return rc;
 }
 
 static int file_exists(const char *path)

@@ -164,8 +164,8 @@ __device__ __forceinline__ void hz_atomic_add2(float *dst, float a, float b) {
 /* HZ_PTX_END */
 
 /* ---- elementwise kernels -------------------------------------------------------------
- * Launch for all of them: block 256, grid min(ceil(n / 256), 65535*...) - any grid works, the
- * loops are grid-strided; a grid of ceil(n/256) capped at 4 * 132 * 8 blocks is typical. */
+ * Launch (all of them): block 256, grid min(ceil(n / 256), 8 * number of SMs) or any other
+ * grid: the loops are grid-strided, so every grid is correct. */
 
 /* out[i] = bf16(in[i]), round to nearest even. */
 extern "C" __global__ void hzk_f32_to_bf16(bf16 *out, const float *in, long n) {
