@@ -7,6 +7,46 @@
 
 #include "hz.h"
 
+/* ---- inline bf16 and split-master arithmetic for the hot loops (store.c has the
+ * public, documented versions; these are the same bits) ---- */
+static inline uint32_t hz_bits_inl(float f)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float hz_float_inl(uint32_t u)
+{
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline float hz_bf16_f32_inl(uint16_t b) { return hz_float_inl((uint32_t)b << 16); }
+
+/* Round to nearest even (NaN is never a master: see hz_bf16_from_f32 for NaN care). */
+static inline uint16_t hz_f32_bf16_inl(float f)
+{
+    uint32_t u = hz_bits_inl(f);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float hz_join_inl(uint16_t w, int16_t lo)
+{
+    return hz_float_inl(((uint32_t)w << 16) + (uint32_t)(int32_t)lo);
+}
+
+static inline void hz_split_inl(float master, uint16_t *w, int16_t *lo)
+{
+    uint32_t u = hz_bits_inl(master);
+    uint32_t hi = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    int32_t diff = (int32_t)(u - (hi << 16));
+    uint32_t up = diff > 32767; /* a tie rounded down: take the bf16 above */
+    *w = (uint16_t)(hi + up);
+    *lo = (int16_t)(diff - (int32_t)(up << 16));
+}
+
 /* ---- the host store (store.c): SoA arrays of host_store_n elements each ---- */
 typedef struct hz_store {
     int64_t n;          /* elements per array */

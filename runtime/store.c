@@ -30,23 +30,9 @@ uint16_t hz_bf16_from_f32(float f)
 
 float hz_f32_from_bf16(uint16_t b) { return bits_f32((uint32_t)b << 16); }
 
-void hz_master_split(float master, uint16_t *w, int16_t *lo)
-{
-    uint32_t u = f32_bits(master);
-    uint16_t hi = hz_bf16_from_f32(master);
-    int32_t diff = (int32_t)(u - ((uint32_t)hi << 16));
-    if (diff > 32767) { /* a tie rounded down: take the bf16 above, diff becomes -32768 */
-        hi++;
-        diff -= 65536;
-    }
-    *w = hi;
-    *lo = (int16_t)diff;
-}
+void hz_master_split(float master, uint16_t *w, int16_t *lo) { hz_split_inl(master, w, lo); }
 
-float hz_master_join(uint16_t w, int16_t lo)
-{
-    return bits_f32(((uint32_t)w << 16) + (uint32_t)(int32_t)lo);
-}
+float hz_master_join(uint16_t w, int16_t lo) { return hz_join_inl(w, lo); }
 
 int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc)
 {

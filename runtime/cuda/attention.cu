@@ -272,11 +272,12 @@ extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq
 }
 
 /* One block: 64 keys of one (batch, kv head); warp w owns keys 16w..16w+15 and their dK, dV
- * (16 x HD each) in registers. Per query tile (of each query head of the group), in two
- * halves of 32 queries to bound the registers:
+ * (16 x HD each) in registers. Per query tile (of each query head of the group), in sub-tiles
+ * of QW queries (16 when HD > 64, else 32) to bound the registers:
  *   S^T = K_w Q^T, P^T = exp(scale S^T - lse), dP^T = V_w dO^T, dV_w += P^T dO,
- *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; then a barrier, the next Q, dO
- *   tiles start loading, and warp w computes rows 16w.. of dQ_tile = dS K into dq_accum. */
+ *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; then a barrier, and warp w
+ *   computes rows 16w.. of dQ_tile = dS K into dq_accum.
+ * Q, dO, lse and D are double-buffered: the next tile's loads run during the whole iteration. */
 template <int HD>
 __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout,
                                            const bf16 *q, const bf16 *k, const bf16 *v,
@@ -292,23 +293,26 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     const int kb = blockIdx.y, k0 = kb * BN; /* tile 0 has the most work and starts first */
     const int nq = (T + BM - 1) / BM - kb, niter = G * nq;
     const long qs = (long)NH * HD, ks = (long)NKV * HD;
-    const unsigned sK = hz_smem_u32(hz_dyn_smem), sV = sK + BN * HD * 2, sQ = sV + BN * HD * 2,
-                   sdO = sQ + BM * HD * 2, sdS = sdO + BM * HD * 2;
-    unsigned char *dS_bytes = hz_dyn_smem + 4 * BN * HD * 2;              /* (BN, BM) bf16 */
-    float *sL = reinterpret_cast<float *>(dS_bytes + BN * BM * 2);        /* (BM) lse * log2 e */
-    float *sD = sL + BM;                                                  /* (BM) D */
+    /* shared memory: K, V (BN x HD); two buffers of Q, dO (BM x HD each); dS^T (BN x BM);
+     * two buffers of lse * log2 e and D (BM each) */
+    constexpr unsigned QBUF = 2 * BM * HD * 2; /* bytes of one Q + dO buffer */
+    const unsigned sK = hz_smem_u32(hz_dyn_smem), sV = sK + BN * HD * 2, sQ0 = sV + BN * HD * 2,
+                   sdS = sQ0 + 2 * QBUF;
+    unsigned char *dS_bytes = hz_dyn_smem + 2 * BN * HD * 2 + 2 * QBUF;
+    float *sL0 = reinterpret_cast<float *>(dS_bytes + BN * BM * 2);
     const unsigned offA = hz_att_off<NC>(warp * 16 + (lane & 15), lane >> 4);
     const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
     const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
     const unsigned offS = hz_att_off<NCS>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
 
-    /* start the loads of the query-side tiles of iteration it */
-    auto load_query_side = [&](int it) {
+    /* start the loads of the query-side tiles of iteration it into buffer buf */
+    auto load_query_side = [&](int it, int buf) {
         const int h = hk * G + it / nq, qrow0 = (kb + it % nq) * BM;
         const long off = (long)b * T * qs + h * HD;
-        hz_att_load<HD, BM>(sQ, q + off, qs, qrow0, T);
-        hz_att_load<HD, BM>(sdO, dout + off, qs, qrow0, T);
+        hz_att_load<HD, BM>(sQ0 + buf * QBUF, q + off, qs, qrow0, T);
+        hz_att_load<HD, BM>(sQ0 + buf * QBUF + BM * HD * 2, dout + off, qs, qrow0, T);
         hz_cp_async_commit();
+        float *sL = sL0 + buf * 2 * BM, *sD = sL + BM;
         for (int i = threadIdx.x; i < BM; i += HZ_ATT_THREADS) {
             const int row = qrow0 + i;
             const long li = ((long)b * NH + h) * T + row;
@@ -318,7 +322,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     };
     hz_att_load<HD, BN>(sK, k + (long)b * T * ks + hk * HD, ks, k0, T);
     hz_att_load<HD, BN>(sV, v + (long)b * T * ks + hk * HD, ks, k0, T);
-    load_query_side(0);
+    load_query_side(0, 0);
     hz_cp_async_wait_all();
     __syncthreads();
 
@@ -326,7 +330,11 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     const float sl2 = scale * 1.4426950408889634f;
     const int key0 = k0 + warp * 16 + g; /* this thread's keys: key0, key0 + 8 */
     for (int it = 0; it < niter; it++) {
-        const int h = hk * G + it / nq, qi = kb + it % nq, q0 = qi * BM;
+        const int h = hk * G + it / nq, qi = kb + it % nq, q0 = qi * BM, buf = it & 1;
+        const unsigned sQ = sQ0 + buf * QBUF, sdO = sQ + BM * HD * 2;
+        const float *sL = sL0 + buf * 2 * BM, *sD = sL + BM;
+        /* the other buffer was last read in iteration it - 1, which ended with a barrier */
+        if (it + 1 < niter) load_query_side(it + 1, buf ^ 1);
 #pragma unroll
         for (int hq = 0; hq < BM / QW; hq++) { /* queries QW hq .. QW hq + QW - 1 of the tile */
             /* S^T = K_w Q^T and dP^T = V_w dO^T (16 keys x QW queries) */
@@ -389,8 +397,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
                 }
             }
         }
-        __syncthreads(); /* dS^T complete; every warp is done with Q, dO, sL, sD */
-        if (it + 1 < niter) load_query_side(it + 1);
+        __syncthreads(); /* dS^T complete */
 
         /* dQ rows 16w.. of this query tile += dS K (dS read transposed from dS^T) */
         unsigned af[BN / 16][4];
@@ -417,7 +424,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
                 if (qrow + 8 < T) hz_atomic_add2(dqg + (long)(qrow + 8) * qs + d, acc[hf][2], acc[hf][3]);
             }
         }
-        hz_cp_async_wait_all(); /* next query-side tiles landed; every warp is done with dS^T */
+        hz_cp_async_wait_all(); /* next query-side tiles landed; every warp is done with dS^T and buf */
         __syncthreads();
     }
 
@@ -438,8 +445,9 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
 
 /* dk, dv (overwritten) and dq_accum (+= dS K, unscaled) from dout, q, k, v, lse and D.
  * Launch: grid (B * NKV, ceil(T / 64)), block 128, dynamic shared memory
- * 4 * 64 * HD * 2 + 64 * 64 * 2 + 2 * 64 * 4 bytes (72.5 KiB at HD = 128: raise the kernel's
- * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). Needs D and a zeroed dq_accum from
+ * 6 * 64 * HD * 2 + 64 * 64 * 2 + 4 * 64 * 4 bytes (105 KiB at HD = 128, 57 KiB at 64: raise
+ * the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). blockIdx.y is the key
+ * tile (tile 0, with the most query tiles after it, first). Needs D and a zeroed dq_accum from
  * hzk_attention_backward_preprocess. */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
 hzk_attention_backward(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,

@@ -542,7 +542,7 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
 /* ---- attention.cu ------------------------------------------------------------------------ */
 
 static unsigned att_fwd_smem(int HD) { return 3u * 64u * (unsigned)HD * 2u; }
-static unsigned att_bwd_smem(int HD) { return 4u * 64u * (unsigned)HD * 2u + 64u * 64u * 2u + 2u * 64u * 4u; }
+static unsigned att_bwd_smem(int HD) { return 6u * 64u * (unsigned)HD * 2u + 64u * 64u * 2u + 4u * 64u * 4u; }
 
 /* The three backward kernels in order: D and zeroed dq_accum, dk/dv/dq_accum, dq. */
 static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr ddqa, CUdeviceptr dD,
@@ -808,6 +808,7 @@ int main(int argc, char **argv) {
     test_attention(1, 77, 4, 4, 64);
     test_attention(1, 1, 2, 1, 128);
     test_attention(1, 300, 6, 1, 128);
+    test_attention(1, 1024, 4, 1, 128);
     if (!getenv("HZ_TEST_NO_BENCH")) {
         bench_attention(4, 2048, 32, 8, 128);
         bench_attention(8, 2048, 16, 2, 64);

@@ -1,0 +1,447 @@
+/* runtime/hfmap.c - Hugging Face checkpoints <-> the host store (see hfmap.h). Fused plan
+ * tensors stack HF tensors by rows (docs/plan.md): wqkv = q, k, v; bqkv = their biases;
+ * wgate_up = gate, up. Loading checks the whole name/shape set before touching the store,
+ * then converts on THREADS workers in chunks of 1M elements. */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hfmap.h"
+#include "safetensors.h"
+
+#define LIST_MAX 10                 /* names listed per kind of mismatch */
+#define CHUNK_ELEMS (1 << 20)       /* elements converted per job */
+
+static void set_err(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, HZ_HF_ERR_BYTES, fmt, ap);
+    va_end(ap);
+}
+
+static void put(hz_hf_part *x, int64_t row0, int64_t rows, int64_t cols, int ndim,
+                const char *fmt, int layer, const char *what)
+{
+    char prefix[32] = "";
+    if (layer >= 0) snprintf(prefix, sizeof prefix, "model.layers.%d.", layer);
+    snprintf(x->name, sizeof x->name, fmt, prefix, what);
+    x->row0 = row0;
+    x->rows = rows;
+    x->cols = cols;
+    x->ndim = ndim;
+}
+
+int hz_hf_parts(const hz_plan *p, const hz_tensor *t, hz_hf_part parts[HZ_HF_MAX_PARTS])
+{
+    const hz_dims *d = &p->dims;
+    int64_t A = d->NH * d->HD, KV = d->NKV * d->HD, C = d->C;
+    int l = t->layer;
+    switch (t->kind) {
+    case HZ_WTE: put(&parts[0], 0, d->V, C, 2, "%s%s", -1, "model.embed_tokens.weight"); return 1;
+    case HZ_ATTN_NORM: put(&parts[0], 0, C, 1, 1, "%s%s", l, "input_layernorm.weight"); return 1;
+    case HZ_WQKV:
+    case HZ_BQKV: {
+        int bias = t->kind == HZ_BQKV;
+        const char *fmt = bias ? "%sself_attn.%s_proj.bias" : "%sself_attn.%s_proj.weight";
+        int64_t cols = bias ? 1 : C;
+        put(&parts[0], 0, A, cols, 2 - bias, fmt, l, "q");
+        put(&parts[1], A, KV, cols, 2 - bias, fmt, l, "k");
+        put(&parts[2], A + KV, KV, cols, 2 - bias, fmt, l, "v");
+        return 3;
+    }
+    case HZ_WO: put(&parts[0], 0, C, A, 2, "%s%s", l, "self_attn.o_proj.weight"); return 1;
+    case HZ_MLP_NORM: put(&parts[0], 0, C, 1, 1, "%s%s", l, "post_attention_layernorm.weight"); return 1;
+    case HZ_WGU:
+        put(&parts[0], 0, d->F, C, 2, "%smlp.%s_proj.weight", l, "gate");
+        put(&parts[1], d->F, d->F, C, 2, "%smlp.%s_proj.weight", l, "up");
+        return 2;
+    case HZ_WDOWN: put(&parts[0], 0, C, d->F, 2, "%s%s", l, "mlp.down_proj.weight"); return 1;
+    case HZ_FINAL_NORM: put(&parts[0], 0, C, 1, 1, "%s%s", -1, "model.norm.weight"); return 1;
+    case HZ_LM_HEAD:
+        if (d->tied) return 0;
+        put(&parts[0], 0, d->V, C, 2, "%s%s", -1, "lm_head.weight");
+        return 1;
+    default: return 0;
+    }
+}
+
+/* Every HF tensor of the plan, with the plan tensor holding it. */
+typedef struct need {
+    hz_hf_part part;
+    const hz_tensor *t;
+    const hz_st_tensor *src;
+} need;
+
+static need *plan_needs(const hz_plan *p, int *n)
+{
+    need *v = calloc((size_t)p->tensor_n * HZ_HF_MAX_PARTS + 1, sizeof *v);
+    *n = 0;
+    if (!v) return NULL;
+    for (int i = 0; i < p->tensor_n; i++) {
+        hz_hf_part parts[HZ_HF_MAX_PARTS];
+        int k = hz_hf_parts(p, &p->tensors[i], parts);
+        for (int j = 0; j < k; j++) v[(*n)++] = (need){parts[j], &p->tensors[i], NULL};
+    }
+    return v;
+}
+
+/* ---- mismatch report ---- */
+
+typedef struct report {
+    char *buf;
+    size_t len;
+} report;
+
+static void add(report *r, const char *fmt, ...)
+{
+    if (r->len >= HZ_HF_ERR_BYTES - 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(r->buf + r->len, HZ_HF_ERR_BYTES - r->len, fmt, ap);
+    va_end(ap);
+    if (w > 0) r->len += (size_t)w;
+    if (r->len > HZ_HF_ERR_BYTES - 1) r->len = HZ_HF_ERR_BYTES - 1;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+static int ignored(const hz_plan *p, const char *name)
+{
+    size_t n = strlen(name), k = strlen("rotary_emb.inv_freq");
+    if (n >= k && !strcmp(name + n - k, "rotary_emb.inv_freq")) return 1;
+    return p->dims.tied && !strcmp(name, "lm_head.weight");
+}
+
+static int cmp_need_name(const void *a, const void *b)
+{
+    return strcmp(((const need *)a)->part.name, ((const need *)b)->part.name);
+}
+
+/* Match the checkpoint's tensors against the plan's; fills v[].src. Returns 0, or -1 with
+ * the lists of missing, unexpected and mis-shaped tensors in err. */
+static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const char *dir, char *err)
+{
+    int missing_n = 0, shape_n = 0, extra_n = 0;
+    for (int i = 0; i < n; i++) {
+        const hz_st_tensor *t = hz_st_index_find(ix, v[i].part.name);
+        int64_t want[2] = {v[i].part.rows, v[i].part.cols};
+        if (!t) missing_n++;
+        else if (t->ndim != v[i].part.ndim || t->shape[0] != want[0] ||
+                 (t->ndim == 2 && t->shape[1] != want[1]))
+            shape_n++;
+        else v[i].src = t;
+    }
+    need *sorted = malloc((size_t)(n ? n : 1) * sizeof *sorted);
+    if (!sorted) {
+        set_err(err, "%s: out of memory", dir);
+        return -1;
+    }
+    memcpy(sorted, v, (size_t)n * sizeof *v);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_need_name);
+    int total = hz_st_index_tensor_n(ix);
+    need key;
+    for (int i = 0; i < total; i++) {
+        const char *name = hz_st_index_tensor_at(ix, i)->name;
+        snprintf(key.part.name, sizeof key.part.name, "%s", name);
+        if (strlen(name) >= sizeof key.part.name ||
+            !bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_need_name))
+            extra_n += !ignored(p, name);
+    }
+    if (!missing_n && !shape_n && !extra_n) {
+        free(sorted);
+        return 0;
+    }
+    report r = {err, 0};
+    err[0] = 0;
+    add(&r, "%s does not match the model %s (%lld parameters):", hz_st_index_path(ix),
+        p->spec_name ? p->spec_name : "", (long long)p->params_n);
+    if (missing_n) {
+        add(&r, " %d missing tensor%s:", missing_n, missing_n == 1 ? "" : "s");
+        for (int i = 0, k = 0; i < n && k < LIST_MAX; i++)
+            if (!hz_st_index_find(ix, v[i].part.name)) add(&r, "%s %s", k++ ? "," : "", v[i].part.name);
+        if (missing_n > LIST_MAX) add(&r, " and %d more", missing_n - LIST_MAX);
+        add(&r, ";");
+    }
+    if (extra_n) {
+        add(&r, " %d unexpected tensor%s:", extra_n, extra_n == 1 ? "" : "s");
+        for (int i = 0, k = 0; i < total && k < LIST_MAX; i++) {
+            const char *name = hz_st_index_tensor_at(ix, i)->name;
+            snprintf(key.part.name, sizeof key.part.name, "%s", name);
+            if (ignored(p, name) || (strlen(name) < sizeof key.part.name &&
+                                     bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_need_name)))
+                continue;
+            char shown[64];
+            snprintf(shown, sizeof shown, "%s", name);
+            for (char *c = shown; *c; c++)
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) *c = '?';
+            add(&r, "%s %s", k++ ? "," : "", shown);
+        }
+        if (extra_n > LIST_MAX) add(&r, " and %d more", extra_n - LIST_MAX);
+        add(&r, ";");
+    }
+    if (shape_n) {
+        add(&r, " %d with another shape:", shape_n);
+        for (int i = 0, k = 0; i < n && k < LIST_MAX; i++) {
+            const hz_st_tensor *t = hz_st_index_find(ix, v[i].part.name);
+            if (!t || v[i].src) continue;
+            char got[128], want[64];
+            int64_t w[2] = {v[i].part.rows, v[i].part.cols};
+            shape_str(got, sizeof got, t->ndim, t->shape);
+            shape_str(want, sizeof want, v[i].part.ndim, w);
+            add(&r, "%s %s is %s, the model has %s", k++ ? "," : "", v[i].part.name, got, want);
+        }
+        if (shape_n > LIST_MAX) add(&r, " and %d more", shape_n - LIST_MAX);
+        add(&r, ";");
+    }
+    add(&r, " is the spec the one this checkpoint's config.json describes? (hzc import makes it)");
+    free(sorted);
+    return -1;
+}
+
+/* ---- conversion on worker threads ---- */
+
+typedef struct job {
+    const need *nd;
+    int64_t begin, n;     /* elements of the HF tensor, in its flat order */
+} job;
+
+typedef struct loader {
+    hz_store *s;
+    const job *jobs;
+    int job_n;
+    int next;             /* next job to take, under mu */
+    int failed;           /* a worker had no memory for its buffer */
+    pthread_mutex_t mu;
+} loader;
+
+static void *load_worker(void *arg)
+{
+    loader *ld = arg;
+    float *buf = malloc((size_t)CHUNK_ELEMS * sizeof *buf);
+    for (;;) {
+        pthread_mutex_lock(&ld->mu);
+        int j = buf ? ld->next++ : ld->job_n;
+        ld->failed |= !buf;
+        pthread_mutex_unlock(&ld->mu);
+        if (j >= ld->job_n) break;
+        const job *jb = &ld->jobs[j];
+        int rc = hz_st_read_elems_f32(jb->nd->src, jb->begin, jb->n, buf);
+        assert(rc == 0); /* match() checked the shapes */
+        (void)rc;
+        int64_t dst = jb->nd->t->host_n + jb->nd->part.row0 * jb->nd->part.cols + jb->begin;
+        for (int64_t i = 0; i < jb->n; i++) hz_master_split(buf[i], &ld->s->w[dst + i], &ld->s->lo[dst + i]);
+    }
+    free(buf);
+    return NULL;
+}
+
+int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char *err)
+{
+    char sterr[HZ_ST_ERR_BYTES];
+    hz_st_index *ix = hz_st_index_open(dir, sterr);
+    if (!ix) {
+        set_err(err, "%s", sterr);
+        return -1;
+    }
+    int n;
+    need *v = plan_needs(p, &n);
+    job *jobs = NULL;
+    int rc = -1;
+    if (!v) {
+        set_err(err, "%s: out of memory", dir);
+        goto done;
+    }
+    if (match(p, ix, v, n, dir, err) != 0) goto done;
+    int job_n = 0;
+    for (int i = 0; i < n; i++) job_n += (int)((v[i].part.rows * v[i].part.cols + CHUNK_ELEMS - 1) / CHUNK_ELEMS);
+    jobs = malloc((size_t)(job_n ? job_n : 1) * sizeof *jobs);
+    if (!jobs) {
+        set_err(err, "%s: out of memory", dir);
+        goto done;
+    }
+    job_n = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t numel = v[i].part.rows * v[i].part.cols;
+        for (int64_t b = 0; b < numel; b += CHUNK_ELEMS)
+            jobs[job_n++] = (job){&v[i], b, numel - b < CHUNK_ELEMS ? numel - b : CHUNK_ELEMS};
+    }
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads > job_n) threads = job_n;
+    if (threads < 1) threads = 1;
+    loader ld = {s, jobs, job_n, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    pthread_t *tid = malloc((size_t)threads * sizeof *tid);
+    int started = 0;
+    if (tid)
+        for (; started < threads - 1; started++)
+            if (pthread_create(&tid[started], NULL, load_worker, &ld) != 0) break;
+    load_worker(&ld); /* the calling thread works too (alone if no thread could start) */
+    for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
+    free(tid);
+    pthread_mutex_destroy(&ld.mu);
+    if (ld.failed && ld.next < ld.job_n) {
+        set_err(err, "%s: out of memory converting the weights", dir);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(jobs);
+    free(v);
+    hz_st_index_close(ix);
+    return rc;
+}
+
+/* ---- saving ---- */
+
+static void fill_bf16(void *arg, int64_t begin, int64_t n, void *out)
+{
+    memcpy(out, (const uint16_t *)arg + begin, (size_t)n * 2);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    for (char *c = buf + 1; *c; c++) {
+        if (*c != '/') continue;
+        *c = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *c = '/';
+    }
+    struct stat st;
+    return (mkdir(buf, 0777) != 0 && errno != EEXIST) || stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)
+               ? -1 : 0;
+}
+
+int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char *config_json_text,
+               int64_t max_shard_bytes, char *err)
+{
+    char sterr[HZ_ST_ERR_BYTES];
+    if (mkdir_p(dir) != 0) {
+        set_err(err, "%s: cannot create the directory: %s", dir, strerror(errno));
+        return -1;
+    }
+    int n;
+    need *v = plan_needs(p, &n);
+    hz_st_wtensor *w = calloc((size_t)(n ? n : 1), sizeof *w);
+    if (!v || !w) {
+        free(v);
+        free(w);
+        set_err(err, "%s: out of memory", dir);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        hz_st_wtensor *t = &w[i];
+        t->name = v[i].part.name;
+        t->dtype = HZ_ST_BF16;
+        t->ndim = v[i].part.ndim;
+        t->shape[0] = v[i].part.rows;
+        t->shape[1] = v[i].part.cols;
+        t->fill = fill_bf16;
+        t->arg = s->w + v[i].t->host_n + v[i].part.row0 * v[i].part.cols;
+    }
+    int rc = hz_st_write_checkpoint(dir, w, n, max_shard_bytes, sterr) < 0 ? -1 : 0;
+    if (rc != 0) set_err(err, "%s", sterr);
+    free(w);
+    free(v);
+    if (rc == 0 && config_json_text) {
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        if (hz_st_write_text(path, config_json_text, sterr) != 0) {
+            set_err(err, "%s", sterr);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+/* ---- config.json ---- */
+
+/* The shortest decimal that reads back as the float X, as a JSON number with a '.' or 'e'
+ * (so Python reads a float): 1e-05, 500000.0. */
+static void fmt_float(char *buf, size_t n, float x)
+{
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    if (!strpbrk(buf, ".e")) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, ".0");
+    }
+}
+
+char *hz_hf_config_json(const hz_plan *p, const char *family)
+{
+    const hz_dims *d = &p->dims;
+    if (!family || (strcmp(family, "llama") && strcmp(family, "qwen2") && strcmp(family, "mistral")))
+        return NULL;
+    /* transformers' Llama attention_bias also gives o_proj a bias, and Mistral has none:
+     * q/k/v biases alone are Qwen2, and Qwen2 without them computes what Llama does. */
+    if (d->qkv_bias) family = "qwen2";
+    else if (!strcmp(family, "qwen2")) family = "llama";
+    int llama = !strcmp(family, "llama"), qwen2 = !strcmp(family, "qwen2");
+    const char *arch = llama ? "LlamaForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "MistralForCausalLM";
+
+    char *text = NULL, eps[32], theta[32], f[3][32];
+    size_t size = 0;
+    FILE *o = open_memstream(&text, &size);
+    if (!o) return NULL;
+    int64_t max_pos = d->T;
+    if (d->rope_llama3 && (double)d->rope_original_max_pos * d->rope_factor > (double)max_pos)
+        max_pos = (int64_t)((double)d->rope_original_max_pos * d->rope_factor);
+    fmt_float(eps, sizeof eps, d->eps);
+    fmt_float(theta, sizeof theta, d->rope_theta);
+    /* keys sorted, two-space indent: the layout of transformers' save_pretrained */
+    fprintf(o, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arch);
+    if (llama) fprintf(o, "  \"attention_bias\": false,\n");
+    fprintf(o, "  \"attention_dropout\": 0.0,\n");
+    fprintf(o, "  \"head_dim\": %lld,\n", (long long)d->HD);
+    fprintf(o, "  \"hidden_act\": \"silu\",\n");
+    fprintf(o, "  \"hidden_size\": %lld,\n", (long long)d->C);
+    fprintf(o, "  \"initializer_range\": 0.02,\n");
+    fprintf(o, "  \"intermediate_size\": %lld,\n", (long long)d->F);
+    fprintf(o, "  \"max_position_embeddings\": %lld,\n", (long long)max_pos);
+    if (llama) fprintf(o, "  \"mlp_bias\": false,\n");
+    fprintf(o, "  \"model_type\": \"%s\",\n", family);
+    fprintf(o, "  \"num_attention_heads\": %lld,\n", (long long)d->NH);
+    fprintf(o, "  \"num_hidden_layers\": %lld,\n", (long long)d->L);
+    fprintf(o, "  \"num_key_value_heads\": %lld,\n", (long long)d->NKV);
+    fprintf(o, "  \"rms_norm_eps\": %s,\n", eps);
+    if (d->rope_llama3) {
+        fmt_float(f[0], sizeof f[0], d->rope_factor);
+        fmt_float(f[1], sizeof f[1], d->rope_high_freq_factor);
+        fmt_float(f[2], sizeof f[2], d->rope_low_freq_factor);
+        fprintf(o, "  \"rope_scaling\": {\n    \"factor\": %s,\n    \"high_freq_factor\": %s,\n"
+                   "    \"low_freq_factor\": %s,\n    \"original_max_position_embeddings\": %d,\n"
+                   "    \"rope_type\": \"llama3\"\n  },\n",
+                f[0], f[1], f[2], d->rope_original_max_pos);
+    } else {
+        fprintf(o, "  \"rope_scaling\": null,\n");
+    }
+    fprintf(o, "  \"rope_theta\": %s,\n", theta);
+    if (!llama) fprintf(o, "  \"sliding_window\": null,\n");
+    fprintf(o, "  \"tie_word_embeddings\": %s,\n", d->tied ? "true" : "false");
+    fprintf(o, "  \"torch_dtype\": \"bfloat16\",\n");
+    fprintf(o, "  \"use_cache\": true,\n");
+    if (qwen2) fprintf(o, "  \"use_sliding_window\": false,\n");
+    fprintf(o, "  \"vocab_size\": %lld\n}\n", (long long)d->V);
+    if (fclose(o) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

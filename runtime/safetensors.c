@@ -1,0 +1,914 @@
+/* runtime/safetensors.c - reading, validating and writing .safetensors files and sharded
+ * checkpoints (see safetensors.h). The reader trusts nothing in a file: every length and
+ * offset is checked before use, so a hostile file gives a message, never a bad access. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+
+#define HZ_ST_NAME_ENTRY(id, name, bytes) name,
+#define HZ_ST_BYTES_ENTRY(id, name, bytes) bytes,
+const char *const hz_st_dtype_names[] = {HZ_ST_DTYPES(HZ_ST_NAME_ENTRY)};
+const int hz_st_dtype_bytes[] = {HZ_ST_DTYPES(HZ_ST_BYTES_ENTRY)};
+
+/* dtypes of the format that hzc does not read: named in the message, not "unknown" */
+static const char *const other_dtypes[] = {"F64", "I64", "I32", "I16", "I8", "U64", "U32",
+                                           "U16", "U8", "BOOL", "F8_E4M3", "F8_E5M2",
+                                           "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+
+struct hz_st_file {
+    char *path;
+    unsigned char *map;     /* the whole file (or the caller's buffer) */
+    size_t size;
+    int mapped;             /* munmap on close */
+    int tensor_n;
+    hz_st_tensor *tensors;  /* header order */
+    hz_st_tensor **by_name; /* sorted by name */
+};
+
+struct hz_st_index {
+    char *path;
+    int file_n;
+    hz_st_file **files;
+    int tensor_n;
+    const hz_st_tensor **by_name;
+};
+
+static void set_err(char *err, const char *fmt, ...)
+{
+    if (!err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, HZ_ST_ERR_BYTES, fmt, ap);
+    va_end(ap);
+}
+
+/* A name from a file, fit for a message: at most 80 bytes, non-printable bytes as '?'. */
+static const char *shown(const char *name, char buf[96])
+{
+    size_t n = strlen(name), k = n > 80 ? 77 : n, o = 0;
+    for (size_t i = 0; i < k; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        buf[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    if (k < n) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* ---- conversion ---- */
+
+float hz_st_f32_from_f16(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, u;
+    float f;
+    if (exp == 0) { /* zero or subnormal: mant * 2^-24 is exact in fp32 */
+        f = (float)mant * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    if (exp == 31)
+        u = sign | 0x7f800000u | (mant << 13);
+    else
+        u = sign | ((exp + 112) << 23) | (mant << 13);
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+int64_t hz_st_rows(const hz_st_tensor *t) { return t->ndim == 0 ? 1 : t->shape[0]; }
+
+int64_t hz_st_row_elems(const hz_st_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 1; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+int hz_st_read_elems_f32(const hz_st_tensor *t, int64_t begin, int64_t n, float *out)
+{
+    if (begin < 0 || n < 0 || begin > t->numel || n > t->numel - begin) return -1;
+    const unsigned char *src = t->data + begin * hz_st_dtype_bytes[t->dtype];
+    switch (t->dtype) {
+    case HZ_ST_F32: memcpy(out, src, (size_t)n * 4); break;
+    case HZ_ST_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t b;
+            memcpy(&b, src + 2 * i, 2);
+            uint32_t u = (uint32_t)b << 16;
+            memcpy(&out[i], &u, 4);
+        }
+        break;
+    case HZ_ST_F16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            out[i] = hz_st_f32_from_f16(h);
+        }
+        break;
+    default: return -1;
+    }
+    return 0;
+}
+
+int hz_st_read_f32(const hz_st_tensor *t, int64_t row0, int64_t rows_n, float *out)
+{
+    int64_t rows = hz_st_rows(t), per = hz_st_row_elems(t);
+    if (row0 < 0 || rows_n < 0 || row0 > rows || rows_n > rows - row0) return -1;
+    return hz_st_read_elems_f32(t, row0 * per, rows_n * per, out);
+}
+
+/* ---- the reader ---- */
+
+static int cmp_tensor_name(const void *a, const void *b)
+{
+    return strcmp((*(const hz_st_tensor *const *)a)->name, (*(const hz_st_tensor *const *)b)->name);
+}
+
+typedef struct span {
+    int64_t begin, end;
+    int tensor;
+} span;
+
+static int cmp_span(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return x->tensor - y->tensor;
+}
+
+static int parse_dtype(const char *s)
+{
+    for (int i = 0; i < HZ_ST_DTYPE_N; i++)
+        if (!strcmp(s, hz_st_dtype_names[i])) return i;
+    return -1;
+}
+
+/* Fill one tensor from its header entry; returns 0 or -1 with a message. */
+static int parse_entry(hz_st_file *f, hz_st_tensor *t, const char *key, json_t *v,
+                       int64_t data_bytes, int64_t *begin, int64_t *end, char *err)
+{
+    char nb[96], db[96];
+    const char *nm = shown(key, nb);
+    if (!json_is_object(v)) {
+        set_err(err, "%s: tensor '%s': header entry is not a JSON object", f->path, nm);
+        return -1;
+    }
+    json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"),
+           *off = json_object_get(v, "data_offsets");
+    if (!dt || !sh || !off) {
+        set_err(err, "%s: tensor '%s': header entry lacks '%s'", f->path, nm,
+                !dt ? "dtype" : !sh ? "shape" : "data_offsets");
+        return -1;
+    }
+    if (!json_is_string(dt)) {
+        set_err(err, "%s: tensor '%s': dtype is not a string", f->path, nm);
+        return -1;
+    }
+    t->dtype = parse_dtype(json_string_value(dt));
+    if (t->dtype < 0) {
+        const char *d = json_string_value(dt);
+        int known = 0;
+        for (size_t i = 0; i < sizeof other_dtypes / sizeof *other_dtypes; i++)
+            known |= !strcmp(d, other_dtypes[i]);
+        set_err(err, "%s: tensor '%s': dtype %s%s is not supported (hzc reads BF16, F16 and F32)",
+                f->path, nm, shown(d, db), known ? "" : " (not a safetensors dtype)");
+        return -1;
+    }
+    if (!json_is_array(sh)) {
+        set_err(err, "%s: tensor '%s': shape is not an array", f->path, nm);
+        return -1;
+    }
+    if (json_array_size(sh) > HZ_ST_MAX_DIMS) {
+        set_err(err, "%s: tensor '%s': shape has %zu dimensions (at most %d)", f->path, nm,
+                json_array_size(sh), HZ_ST_MAX_DIMS);
+        return -1;
+    }
+    int64_t dsize = hz_st_dtype_bytes[t->dtype], numel = 1;
+    t->ndim = (int)json_array_size(sh);
+    for (int i = 0; i < t->ndim; i++) {
+        json_t *d = json_array_get(sh, (size_t)i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0) {
+            set_err(err, "%s: tensor '%s': shape[%d] is not a non-negative integer", f->path, nm, i);
+            return -1;
+        }
+        t->shape[i] = json_integer_value(d);
+        if (t->shape[i] > 0 && numel > INT64_MAX / dsize / t->shape[i]) {
+            set_err(err, "%s: tensor '%s': shape is too large", f->path, nm);
+            return -1;
+        }
+        numel *= t->shape[i];
+    }
+    t->numel = numel;
+    if (!json_is_array(off) || json_array_size(off) != 2 ||
+        !json_is_integer(json_array_get(off, 0)) || !json_is_integer(json_array_get(off, 1))) {
+        set_err(err, "%s: tensor '%s': data_offsets is not an array [begin, end] of integers",
+                f->path, nm);
+        return -1;
+    }
+    *begin = json_integer_value(json_array_get(off, 0));
+    *end = json_integer_value(json_array_get(off, 1));
+    if (*begin < 0 || *end < *begin || *end > data_bytes) {
+        set_err(err, "%s: tensor '%s': data_offsets [%lld, %lld] are outside the data area "
+                     "[0, %lld] (truncated file?)",
+                f->path, nm, (long long)*begin, (long long)*end, (long long)data_bytes);
+        return -1;
+    }
+    if (*end - *begin != numel * dsize) {
+        char shape_s[200] = "[";
+        for (int i = 0; i < t->ndim; i++) {
+            size_t o = strlen(shape_s);
+            snprintf(shape_s + o, sizeof shape_s - o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        }
+        strcat(shape_s, "]");
+        set_err(err, "%s: tensor '%s': data_offsets [%lld, %lld] hold %lld bytes, but shape %s "
+                     "in %s needs %lld",
+                f->path, nm, (long long)*begin, (long long)*end, (long long)(*end - *begin),
+                shape_s, hz_st_dtype_names[t->dtype], (long long)(numel * dsize));
+        return -1;
+    }
+    return 0;
+}
+
+/* Validate the header of f->map and build f->tensors. */
+static int parse_file(hz_st_file *f, char *err)
+{
+    char nb[96], nb2[96];
+    if (f->size < 8) {
+        set_err(err, "%s: file is %zu bytes, too short for a safetensors file (8-byte header "
+                     "length, then a JSON header)", f->path, f->size);
+        return -1;
+    }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->map[i];
+    if (hlen > (uint64_t)HZ_ST_MAX_HEADER_BYTES) {
+        set_err(err, "%s: header length %llu is absurd (limit 100 MiB): not a safetensors file, "
+                     "or corrupt", f->path, (unsigned long long)hlen);
+        return -1;
+    }
+    if (hlen > f->size - 8) {
+        set_err(err, "%s: header length %llu runs past the end of the file (%zu bytes): "
+                     "truncated?", f->path, (unsigned long long)hlen, f->size);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)f->map + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        set_err(err, "%s: header is not valid JSON: %s (at byte %d of the header)", f->path,
+                jerr.text, jerr.position);
+        return -1;
+    }
+    int rc = -1;
+    span *spans = NULL;
+    if (!json_is_object(root)) {
+        set_err(err, "%s: header is not a JSON object", f->path);
+        goto done;
+    }
+    int64_t data_bytes = (int64_t)(f->size - 8 - hlen);
+    const unsigned char *data = f->map + 8 + hlen;
+    size_t cap = json_object_size(root);
+    f->tensors = calloc(cap ? cap : 1, sizeof *f->tensors);
+    spans = calloc(cap ? cap : 1, sizeof *spans);
+    if (!f->tensors || !spans) {
+        set_err(err, "%s: out of memory reading the header", f->path);
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "__metadata__")) {
+            const char *mk;
+            json_t *mv;
+            int ok = json_is_object(v);
+            if (ok) json_object_foreach(v, mk, mv) ok &= json_is_string(mv);
+            if (!ok) {
+                set_err(err, "%s: __metadata__ is not an object of strings", f->path);
+                goto done;
+            }
+            continue;
+        }
+        hz_st_tensor *t = &f->tensors[f->tensor_n];
+        int64_t b, e;
+        if (parse_entry(f, t, key, v, data_bytes, &b, &e, err) != 0) goto done;
+        if (!(t->name = xstrdup(key))) {
+            set_err(err, "%s: out of memory reading the header", f->path);
+            goto done;
+        }
+        t->data = data + b;
+        t->file = f->path;
+        spans[f->tensor_n] = (span){b, e, f->tensor_n};
+        f->tensor_n++;
+    }
+    /* The tensors must tile the data area: sorted by offset, each begins where the last ended. */
+    qsort(spans, (size_t)f->tensor_n, sizeof *spans, cmp_span);
+    int64_t pos = 0;
+    for (int i = 0; i < f->tensor_n; i++) {
+        if (spans[i].begin < pos) {
+            set_err(err, "%s: tensors '%s' and '%s' overlap (data_offsets [%lld, %lld] and "
+                         "[%lld, %lld])", f->path, shown(f->tensors[spans[i - 1].tensor].name, nb),
+                    shown(f->tensors[spans[i].tensor].name, nb2), (long long)spans[i - 1].begin,
+                    (long long)spans[i - 1].end, (long long)spans[i].begin, (long long)spans[i].end);
+            goto done;
+        }
+        if (spans[i].begin > pos) {
+            set_err(err, "%s: bytes [%lld, %lld) of the data area belong to no tensor (before '%s'); "
+                         "the format allows no holes", f->path, (long long)pos,
+                    (long long)spans[i].begin, shown(f->tensors[spans[i].tensor].name, nb));
+            goto done;
+        }
+        pos = spans[i].end;
+    }
+    if (pos != data_bytes) {
+        set_err(err, "%s: the last %lld bytes of the file belong to no tensor", f->path,
+                (long long)(data_bytes - pos));
+        goto done;
+    }
+    f->by_name = malloc((f->tensor_n > 0 ? (size_t)f->tensor_n : 1) * sizeof *f->by_name);
+    if (!f->by_name) {
+        set_err(err, "%s: out of memory reading the header", f->path);
+        goto done;
+    }
+    for (int i = 0; i < f->tensor_n; i++) f->by_name[i] = &f->tensors[i];
+    qsort(f->by_name, (size_t)f->tensor_n, sizeof *f->by_name, cmp_tensor_name);
+    rc = 0;
+done:
+    free(spans);
+    json_decref(root);
+    return rc;
+}
+
+void hz_st_close(hz_st_file *f)
+{
+    if (!f) return;
+    for (int i = 0; i < f->tensor_n; i++) free((char *)f->tensors[i].name);
+    free(f->tensors);
+    free(f->by_name);
+    if (f->mapped && f->map) munmap(f->map, f->size);
+    free(f->path);
+    free(f);
+}
+
+static hz_st_file *new_file(const char *name, char *err)
+{
+    hz_st_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = xstrdup(name))) {
+        free(f);
+        set_err(err, "%s: out of memory", name);
+        return NULL;
+    }
+    return f;
+}
+
+hz_st_file *hz_st_open_memory(const void *buf, size_t size, const char *name, char *err)
+{
+    hz_st_file *f = new_file(name, err);
+    if (!f) return NULL;
+    f->map = (unsigned char *)buf;
+    f->size = size;
+    if (parse_file(f, err) != 0) {
+        hz_st_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+hz_st_file *hz_st_open(const char *path, char *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_err(err, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    hz_st_file *f = new_file(path, err);
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
+    f->size = (size_t)st.st_size;
+    if (f->size >= 8) {
+        void *m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            set_err(err, "%s: cannot map: %s", path, strerror(errno));
+            close(fd);
+            hz_st_close(f);
+            return NULL;
+        }
+        f->map = m;
+        f->mapped = 1;
+    }
+    close(fd);
+    if (parse_file(f, err) != 0) {
+        hz_st_close(f);
+        return NULL;
+    }
+    return f;
+}
+
+int hz_st_tensor_n(const hz_st_file *f) { return f->tensor_n; }
+const hz_st_tensor *hz_st_tensor_at(const hz_st_file *f, int i) { return &f->tensors[i]; }
+
+static const hz_st_tensor *find_sorted(const hz_st_tensor *const *v, int n, const char *name)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(v[mid]->name, name);
+        if (c == 0) return v[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+const hz_st_tensor *hz_st_find(const hz_st_file *f, const char *name)
+{
+    return find_sorted((const hz_st_tensor *const *)f->by_name, f->tensor_n, name);
+}
+
+/* ---- the checkpoint index ---- */
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void hz_st_index_close(hz_st_index *ix)
+{
+    if (!ix) return;
+    for (int i = 0; i < ix->file_n; i++) hz_st_close(ix->files[i]);
+    free(ix->files);
+    free(ix->by_name);
+    free(ix->path);
+    free(ix);
+}
+
+/* Collect every tensor of every file, sorted by name; a name twice is an error. */
+static int index_tensors(hz_st_index *ix, char *err)
+{
+    char nb[96];
+    int n = 0;
+    for (int i = 0; i < ix->file_n; i++) n += ix->files[i]->tensor_n;
+    ix->by_name = malloc((n > 0 ? (size_t)n : 1) * sizeof *ix->by_name);
+    if (!ix->by_name) {
+        set_err(err, "%s: out of memory", ix->path);
+        return -1;
+    }
+    for (int i = 0; i < ix->file_n; i++)
+        for (int k = 0; k < ix->files[i]->tensor_n; k++)
+            ix->by_name[ix->tensor_n++] = &ix->files[i]->tensors[k];
+    qsort(ix->by_name, (size_t)n, sizeof *ix->by_name, cmp_tensor_name);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(ix->by_name[i - 1]->name, ix->by_name[i]->name)) {
+            set_err(err, "%s: tensor '%s' is in two shards, %s and %s", ix->path,
+                    shown(ix->by_name[i]->name, nb), ix->by_name[i - 1]->file, ix->by_name[i]->file);
+            return -1;
+        }
+    return 0;
+}
+
+static int open_sharded(hz_st_index *ix, const char *dir, char *err)
+{
+    char nb[96], sb[96], path[PATH_MAX + 256];
+    json_error_t jerr;
+    json_t *root = json_load_file(ix->path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        set_err(err, "%s: not valid JSON: %s (line %d)", ix->path, jerr.text, jerr.line);
+        return -1;
+    }
+    int rc = -1;
+    json_t *map = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
+    if (!json_is_object(map)) {
+        set_err(err, "%s: no \"weight_map\" object", ix->path);
+        goto done;
+    }
+    const char **shards = calloc(json_object_size(map) + 1, sizeof *shards);
+    ix->files = calloc(json_object_size(map) + 1, sizeof *ix->files);
+    if (!shards || !ix->files) {
+        free(shards);
+        set_err(err, "%s: out of memory", ix->path);
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    /* open each shard the map names, once, in order of first mention */
+    json_object_foreach(map, key, v) {
+        const char *shard = json_string_value(v);
+        if (!shard || !*shard || strchr(shard, '/') || !strcmp(shard, ".") || !strcmp(shard, "..")) {
+            set_err(err, "%s: weight_map['%s'] is not a shard file name in this directory",
+                    ix->path, shown(key, nb));
+            goto fail;
+        }
+        int seen = 0;
+        for (int i = 0; i < ix->file_n && !seen; i++) seen = !strcmp(shards[i], shard);
+        if (seen) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, shard);
+        if (!is_file(path)) {
+            set_err(err, "%s: shard '%s' (holding '%s') is missing: %s: %s", ix->path,
+                    shown(shard, sb), shown(key, nb), path, strerror(errno ? errno : ENOENT));
+            goto fail;
+        }
+        hz_st_file *f = hz_st_open(path, err);
+        if (!f) goto fail;
+        shards[ix->file_n] = shard;
+        ix->files[ix->file_n++] = f;
+    }
+    json_object_foreach(map, key, v) {
+        const char *shard = json_string_value(v);
+        for (int i = 0; i < ix->file_n; i++)
+            if (!strcmp(shards[i], shard) && !hz_st_find(ix->files[i], key)) {
+                set_err(err, "%s: weight_map puts '%s' in %s, which does not hold it", ix->path,
+                        shown(key, nb), shown(shard, sb));
+                goto fail;
+            }
+    }
+    rc = index_tensors(ix, err);
+fail:
+    free(shards);
+done:
+    json_decref(root);
+    return rc;
+}
+
+hz_st_index *hz_st_index_open(const char *path, char *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        set_err(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    hz_st_index *ix = calloc(1, sizeof *ix);
+    char p[PATH_MAX + 64];
+    if (!ix) {
+        set_err(err, "%s: out of memory", path);
+        return NULL;
+    }
+    int single = 1;
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(p, sizeof p, "%s/model.safetensors", path);
+        if (!is_file(p)) {
+            snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
+            single = 0;
+            if (!is_file(p)) {
+                snprintf(p, sizeof p, "%s/pytorch_model.bin", path);
+                int bin = is_file(p);
+                snprintf(p, sizeof p, "%s/pytorch_model.bin.index.json", path);
+                bin |= is_file(p);
+                set_err(err, "%s: no model.safetensors or model.safetensors.index.json here%s",
+                        path, bin ? "; only PyTorch .bin weights, which hzc does not read: "
+                                    "convert them to safetensors first"
+                                  : " (a Hugging Face checkpoint directory is expected)");
+                free(ix);
+                return NULL;
+            }
+        }
+    } else {
+        snprintf(p, sizeof p, "%s", path);
+    }
+    if (!(ix->path = xstrdup(p))) {
+        set_err(err, "%s: out of memory", p);
+        free(ix);
+        return NULL;
+    }
+    if (single) {
+        ix->files = calloc(1, sizeof *ix->files);
+        if (!ix->files) {
+            set_err(err, "%s: out of memory", p);
+            hz_st_index_close(ix);
+            return NULL;
+        }
+        if (!(ix->files[0] = hz_st_open(p, err)) || (ix->file_n = 1, index_tensors(ix, err) != 0)) {
+            hz_st_index_close(ix);
+            return NULL;
+        }
+        return ix;
+    }
+    if (open_sharded(ix, path, err) != 0) {
+        hz_st_index_close(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+int hz_st_index_tensor_n(const hz_st_index *ix) { return ix->tensor_n; }
+const hz_st_tensor *hz_st_index_tensor_at(const hz_st_index *ix, int i) { return ix->by_name[i]; }
+const char *hz_st_index_path(const hz_st_index *ix) { return ix->path; }
+
+const hz_st_tensor *hz_st_index_find(const hz_st_index *ix, const char *name)
+{
+    return find_sorted(ix->by_name, ix->tensor_n, name);
+}
+
+/* ---- writing ---- */
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* fsync the directory holding PATH, so that a rename into it is durable. */
+static void sync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Write BYTES produced by EMIT to PATH via PATH.tmp, fsync and rename. */
+typedef int (*emit_fn)(int fd, void *arg);
+
+static int write_atomic(const char *path, emit_fn emit, void *arg, char *err)
+{
+    char tmp[PATH_MAX + 8];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        set_err(err, "%s: path too long", path);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        set_err(err, "%s: cannot create: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (emit(fd, arg) != 0 || fsync(fd) != 0) {
+        set_err(err, "%s: write failed: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        set_err(err, "%s: cannot finish writing (close or rename from %s): %s", path, tmp,
+                strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    sync_parent(path);
+    return 0;
+}
+
+static int64_t wtensor_numel(const hz_st_wtensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+typedef struct st_job {
+    const hz_st_wtensor *tensors;
+    int n;
+    char *header;      /* JSON, padded with spaces */
+    size_t header_len; /* a multiple of 8 */
+} st_job;
+
+#define WRITE_CHUNK_BYTES (8 << 20)
+
+static int emit_file(int fd, void *arg)
+{
+    st_job *j = arg;
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)j->header_len >> (8 * i));
+    if (write_all(fd, len, 8) || write_all(fd, j->header, j->header_len)) return -1;
+    unsigned char *buf = malloc(WRITE_CHUNK_BYTES);
+    if (!buf) return -1;
+    for (int i = 0; i < j->n; i++) {
+        const hz_st_wtensor *t = &j->tensors[i];
+        int64_t dsize = hz_st_dtype_bytes[t->dtype], numel = wtensor_numel(t),
+                per = WRITE_CHUNK_BYTES / dsize;
+        for (int64_t b = 0; b < numel; b += per) {
+            int64_t k = numel - b < per ? numel - b : per;
+            t->fill(t->arg, b, k, buf);
+            if (write_all(fd, buf, (size_t)(k * dsize))) {
+                free(buf);
+                return -1;
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* Check the tensors and build the padded header; returns 0 or -1 with a message. */
+static int build_header(const char *path, st_job *j, char *err)
+{
+    char nb[96];
+    json_t *root = json_object(), *meta = json_object();
+    json_object_set_new(meta, "format", json_string("pt"));
+    json_object_set_new(root, "__metadata__", meta);
+    int64_t off = 0;
+    for (int i = 0; i < j->n; i++) {
+        const hz_st_wtensor *t = &j->tensors[i];
+        if (!t->name || t->dtype < 0 || t->dtype >= HZ_ST_DTYPE_N || t->ndim < 0 ||
+            t->ndim > HZ_ST_MAX_DIMS || !t->fill || !strcmp(t->name, "__metadata__")) {
+            set_err(err, "%s: tensor %d ('%s'): bad name, dtype, rank or no fill function", path,
+                    i, t->name ? shown(t->name, nb) : "");
+            json_decref(root);
+            return -1;
+        }
+        if (json_object_get(root, t->name)) {
+            set_err(err, "%s: tensor '%s' is given twice", path, shown(t->name, nb));
+            json_decref(root);
+            return -1;
+        }
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+        int64_t bytes = wtensor_numel(t) * hz_st_dtype_bytes[t->dtype];
+        json_t *e = json_object();
+        json_object_set_new(e, "dtype", json_string(hz_st_dtype_names[t->dtype]));
+        json_object_set_new(e, "shape", shape);
+        json_object_set_new(e, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + bytes)));
+        if (json_object_set_new(root, t->name, e) != 0) {
+            set_err(err, "%s: tensor '%s': name is not valid UTF-8", path, shown(t->name, nb));
+            json_decref(root);
+            return -1;
+        }
+        off += bytes;
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text) {
+        set_err(err, "%s: out of memory", path);
+        return -1;
+    }
+    size_t n = strlen(text), padded = (n + 7) / 8 * 8;
+    j->header = realloc(text, padded + 1);
+    if (!j->header) {
+        free(text);
+        set_err(err, "%s: out of memory", path);
+        return -1;
+    }
+    memset(j->header + n, ' ', padded - n);
+    j->header[padded] = 0;
+    j->header_len = padded;
+    return 0;
+}
+
+int hz_st_write(const char *path, const hz_st_wtensor *tensors, int n, char *err)
+{
+    st_job j = {tensors, n, NULL, 0};
+    if (build_header(path, &j, err) != 0) return -1;
+    int rc = write_atomic(path, emit_file, &j, err);
+    free(j.header);
+    return rc;
+}
+
+static int emit_text(int fd, void *arg) { return write_all(fd, arg, strlen(arg)); }
+
+int hz_st_write_text(const char *path, const char *text, char *err)
+{
+    return write_atomic(path, emit_text, (void *)text, err);
+}
+
+/* model-NNNNN-of-MMMMM.safetensors: returns MMMMM (and sets *k = NNNNN), else 0. */
+static int shard_total(const char *name, int *k)
+{
+    if (strlen(name) != 32 || strncmp(name, "model-", 6) || strncmp(name + 11, "-of-", 4) ||
+        strcmp(name + 20, ".safetensors"))
+        return 0;
+    for (int i = 0; i < 5; i++)
+        if (name[6 + i] < '0' || name[6 + i] > '9' || name[15 + i] < '0' || name[15 + i] > '9')
+            return 0;
+    *k = atoi(name + 6);
+    return atoi(name + 15);
+}
+
+/* Remove files of an earlier checkpoint that the one just written (SHARDS files; 1 = the
+ * single model.safetensors) does not use. */
+static void remove_stale(const char *dir, int shards)
+{
+    char p[PATH_MAX + 64];
+    if (shards == 1) {
+        snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+        unlink(p);
+    } else {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        unlink(p);
+    }
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int k, total = shard_total(e->d_name, &k);
+        if (total && (shards == 1 || total != shards)) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    }
+    closedir(d);
+    sync_parent(p);
+}
+
+int hz_st_write_checkpoint(const char *dir, const hz_st_wtensor *tensors, int n,
+                           int64_t max_shard_bytes, char *err)
+{
+    char path[PATH_MAX + 64];
+    if (max_shard_bytes <= 0) max_shard_bytes = HZ_ST_DEFAULT_SHARD_BYTES;
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (tensors[i].dtype < 0 || tensors[i].dtype >= HZ_ST_DTYPE_N) {
+            set_err(err, "%s: tensor %d has a bad dtype", dir, i);
+            return -1;
+        }
+        total += wtensor_numel(&tensors[i]) * hz_st_dtype_bytes[tensors[i].dtype];
+    }
+    if (total <= max_shard_bytes) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        if (hz_st_write(path, tensors, n, err) != 0) return -1;
+        remove_stale(dir, 1);
+        return 1;
+    }
+    /* shard i holds tensors [first[i], first[i + 1]) */
+    int *first = malloc((size_t)(n + 2) * sizeof *first), shards = 0;
+    if (!first) {
+        set_err(err, "%s: out of memory", dir);
+        return -1;
+    }
+    int64_t cur = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t b = wtensor_numel(&tensors[i]) * hz_st_dtype_bytes[tensors[i].dtype];
+        if (i == 0 || (cur > 0 && cur + b > max_shard_bytes)) {
+            first[shards++] = i;
+            cur = 0;
+        }
+        cur += b;
+    }
+    first[shards] = n;
+    if (shards > 99999) {
+        set_err(err, "%s: %d shards are too many; raise the shard size", dir, shards);
+        free(first);
+        return -1;
+    }
+    json_t *map = json_object();
+    int rc = 0;
+    for (int s = 0; s < shards && rc == 0; s++) {
+        char name[64];
+        snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, shards);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        rc = hz_st_write(path, tensors + first[s], first[s + 1] - first[s], err);
+        for (int i = first[s]; i < first[s + 1]; i++)
+            json_object_set_new(map, tensors[i].name, json_string(name));
+    }
+    free(first);
+    if (rc == 0) {
+        json_t *root = json_pack("{s:{s:I},s:o}", "metadata", "total_size", (json_int_t)total,
+                                 "weight_map", map);
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+        json_decref(root);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        if (!text) {
+            set_err(err, "%s: out of memory", path);
+            return -1;
+        }
+        size_t len = strlen(text);
+        char *nl = realloc(text, len + 2);
+        if (nl) {
+            text = nl;
+            memcpy(text + len, "\n", 2);
+        }
+        rc = hz_st_write_text(path, text, err);
+        free(text);
+        if (rc == 0) remove_stale(dir, shards);
+    } else {
+        json_decref(map);
+    }
+    return rc == 0 ? shards : -1;
+}
