@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rt.h"
 
@@ -30,8 +31,11 @@ static void *opt_main(void *arg)
             if (o->kind != HZ_OPT) continue;
             for (int w = 0; w < HZ_OP_WAITS; w++)
                 if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
+            double t0 = hz_now_s();
             hz_adamw_unit(&c->store, p, o->unit, &c->optim, lr, gscale, step + 1, c->pool);
             pthread_mutex_lock(&c->mu);
+            c->opt_t0_s[o->unit] = t0;
+            c->opt_t1_s[o->unit] = hz_now_s();
             c->unit_done_step[o->unit] = step;
             pthread_cond_broadcast(&c->cv);
             pthread_mutex_unlock(&c->mu);
@@ -51,7 +55,11 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     c->targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
-    if (!c->pool || !c->inputs || !c->targets || !c->unit_done_step) return -1;
+    c->opt_t0_s = calloc((size_t)p->unit_n, sizeof(double));
+    c->opt_t1_s = calloc((size_t)p->unit_n, sizeof(double));
+    if (!c->pool || !c->inputs || !c->targets || !c->unit_done_step || !c->opt_t0_s ||
+        !c->opt_t1_s)
+        return -1;
     for (int u = 0; u < p->unit_n; u++) c->unit_done_step[u] = -1;
     c->opt_queued_step = -1;
     pthread_mutex_init(&c->mu, NULL);
@@ -90,9 +98,11 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
     for (int i = 0; i < p->op_n; i++)
         if (p->ops[i].stream == HZ_D2H) last_device_op = i;
     c->be->wait_op(c, last_device_op);
+    c->step_end_s = hz_now_s();
     double loss_sum, sumsq;
     c->be->step_result(c, &loss_sum, &sumsq);
     double norm = sqrt(sumsq);
+    if (c->profile) c->profiled = hz_profile_step(c, c->trace, c->profile);
     pthread_mutex_lock(&c->mu);
     c->grad_norm = norm;
     c->opt_queued_step = c->step;
@@ -128,7 +138,16 @@ void hz_exec_free(hz_ctx *c)
     free(c->inputs);
     free(c->targets);
     free(c->unit_done_step);
+    free(c->opt_t0_s);
+    free(c->opt_t1_s);
     memset(c, 0, sizeof(*c));
+}
+
+double hz_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int64_t hz_peak_rss_bytes(void)

@@ -105,12 +105,18 @@ typedef struct hz_backend {
     void (*wait_op)(hz_ctx *ctx, int op);     /* block the calling thread until op is done */
     /* After the last op of the step is done: the step's loss sum and squared grad norm. */
     void (*step_result)(hz_ctx *ctx, double *loss_sum, double *grad_sumsq);
+    /* After step_result: start and end (ms from the step's start) of every device op of
+     * the step; NULL where the backend has no stream timeline. */
+    int (*op_times)(hz_ctx *ctx, float *t0_ms, float *t1_ms);
     double (*eval)(hz_ctx *ctx);              /* forward-only loss sum of ctx->inputs/targets */
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
     void (*destroy)(hz_ctx *ctx);
 } hz_backend;
 
 extern const hz_backend hz_backend_impl; /* the backend this libhzrt was built with */
+
+typedef struct hz_profile hz_profile;
+typedef struct hz_trace hz_trace;
 
 /* Everything one trainer run holds. */
 struct hz_ctx {
@@ -132,7 +138,31 @@ struct hz_ctx {
     double grad_norm;            /* of the step being optimized, before clipping */
     int opt_quit;
     int opt_started;             /* the optimizer thread exists */
+    double step_end_s;           /* host clock when the last step's device work ended */
+    double *opt_t0_s, *opt_t1_s; /* per unit: host clock around its last update */
+    struct hz_trace *trace;      /* --trace, or NULL */
+    struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
+    int profiled;                /* profile holds the last step */
 };
+
+/* Host monotonic clock in seconds. */
+double hz_now_s(void);
+
+/* ---- the step profile and the Chrome trace (trace.c) ---- */
+struct hz_profile {
+    double span_ms;              /* first device op start to last device op end */
+    double busy_ms[HZ_STREAM_KIND_N]; /* time each device stream ran ops */
+    double compute_busy;         /* busy_ms[compute] / span */
+    int64_t h2d_bytes, d2h_bytes;/* PCIe bytes of the step (weights, tokens, gradients) */
+};
+/* Open a Chrome trace (chrome://tracing, Perfetto) at PATH; NULL + message on failure. */
+hz_trace *hz_trace_open(const char *path, const hz_plan *p);
+/* Called by the executor after step c->step's device work, before its updates are
+ * queued: the step's profile, and (with a trace) its device ops and the previous step's
+ * host updates as trace events. Returns 0 when the backend has no timeline. */
+int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out);
+/* Write the last step's host updates (after hz_exec_drain) and close the file. */
+void hz_trace_close(hz_trace *t, hz_ctx *c);
 
 /* The executor (exec.c). */
 int hz_exec_init(hz_ctx *ctx, const hz_plan *plan, int threads);

@@ -13,7 +13,7 @@
 #include "rt.h"
 
 typedef struct train_args {
-    const char *data, *val_data, *init_raw, *save_raw;
+    const char *data, *val_data, *init_raw, *save_raw, *trace;
     int64_t steps, log_every, eval_every, eval_batches, seed;
     int threads;
     hz_optim optim;
@@ -39,6 +39,8 @@ static void usage(FILE *out, const char *argv0)
             "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
             "                       host store's order (plan.json \"tensors\": host_offset)\n"
             "  --save-raw FILE      write the fp32 master weights there after training\n"
+            "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
+            "                       step: one track per GPU stream and one for the optimizer\n"
             "  --help, --version\n",
             argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name);
 }
@@ -77,7 +79,7 @@ static float parse_float(const char *flag, const char *v, double min)
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
-    train_args a = {NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, (int)sysconf(_SC_NPROCESSORS_ONLN),
+    train_args a = {NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, (int)sysconf(_SC_NPROCESSORS_ONLN),
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -100,6 +102,7 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--val-data")) a.val_data = v;
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
         else if (!strcmp(f, "--save-raw")) a.save_raw = v;
+        else if (!strcmp(f, "--trace")) a.trace = v;
         else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
         else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
@@ -231,6 +234,16 @@ int main(int argc, char **argv)
     }
     hz_store_init(&ctx.store, p, (uint64_t)a.seed);
     if (a.init_raw) load_raw(&ctx.store, a.init_raw);
+    hz_profile prof, prof_sum;
+    memset(&prof_sum, 0, sizeof prof_sum);
+    int64_t profiled_steps = 0;
+    ctx.profile = &prof;
+    if (a.trace) {
+        if (!hz_backend_impl.op_times)
+            die("--trace needs a backend with GPU streams; this trainer uses the cpu backend",
+                NULL);
+        if (!(ctx.trace = hz_trace_open(a.trace, p))) die("cannot create the trace file", a.trace);
+    }
 
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = now_s(), train_s = 0.0, loss = 0.0;
@@ -249,6 +262,11 @@ int main(int argc, char **argv)
         if (step > 0) { /* step 0 includes warm-up work */
             train_s += dt;
             timed_steps++;
+            if (ctx.profiled) {
+                profiled_steps++;
+                prof_sum.span_ms += prof.span_ms;
+                for (int k = 0; k < HZ_STREAM_KIND_N; k++) prof_sum.busy_ms[k] += prof.busy_ms[k];
+            }
         }
         double tok_s = (double)dm->step_tokens / dt;
         if (tty) fprintf(stderr, "\r\033[K");
@@ -269,6 +287,10 @@ int main(int argc, char **argv)
     }
     if (tty) fprintf(stderr, "\r\033[K");
     hz_exec_drain(&ctx);
+    if (ctx.trace) {
+        hz_trace_close(ctx.trace, &ctx);
+        printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
+    }
     if (val) printf("val loss %.4f\n", evaluate(&ctx, val, a.eval_batches));
     if (a.save_raw) save_raw(&ctx.store, a.save_raw);
 
@@ -279,6 +301,19 @@ int main(int argc, char **argv)
                tok_s * flops * 1e-12);
     }
     printf("\n");
+    if (profiled_steps > 0) {
+        double n = (double)profiled_steps, span = prof_sum.span_ms / n;
+        double h2d = prof_sum.busy_ms[HZ_H2D] / n, d2h = prof_sum.busy_ms[HZ_D2H] / n;
+        printf("profile (mean of %lld steps): device span %.1f ms, compute stream busy %.1f%% "
+               "of it; PCIe per step: h2d %.3f GB in %.1f ms (%.1f GB/s), d2h %.3f GB in %.1f "
+               "ms (%.1f GB/s)\n",
+               (long long)profiled_steps, span, 100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / span,
+               prof.h2d_bytes * 1e-9, h2d, h2d > 0 ? prof.h2d_bytes / (h2d * 1e6) : 0.0,
+               prof.d2h_bytes * 1e-9, d2h, d2h > 0 ? prof.d2h_bytes / (d2h * 1e6) : 0.0);
+        printf("  step wall %.1f ms: the compute stream is busy %.1f%% of the whole step\n",
+               train_s / (double)timed_steps * 1e3,
+               100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / (train_s / (double)timed_steps * 1e3));
+    }
     print_bytes_line("host store", p->host_store_bytes,
                      ctx.store.bytes);
     print_bytes_line("host peak (RSS)", p->host_bytes, hz_peak_rss_bytes());

@@ -1,5 +1,6 @@
 /* tests/nvrtc_compile.c - compile the cuda backend's kernels with NVRTC, no GPU needed.
- * Usage: nvrtc_compile [-v] [-D NAME=VALUE]... [SRCDIR [ARCH]]
+ * Usage: nvrtc_compile [-v] [-D NAME=VALUE]... [SRCDIR|KERNELS.cu [ARCH]]
+ *   A file (a trainer's generated/kernels.cu) is compiled as it is.
  *   SRCDIR defaults to runtime/cuda, ARCH to sm_90; -v passes -v to ptxas (registers, spills);
  *   -D adds a prelude line #define NAME VALUE.
  * Concatenates SRCDIR/util.cu and then the other SRCDIR/ *.cu in alphabetical order (as the
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NVRTC_CHECK(call)                                                                   \
     do {                                                                                    \
@@ -82,10 +84,25 @@ int main(int argc, char **argv) {
     src = realloc(src, len + 1);
     memcpy(src, prelude, len + 1);
 
-    DIR *d = opendir(dir);
-    if (!d) { fprintf(stderr, "error: cannot open directory %s (HINT: run from the repository root)\n", dir); return 1; }
     char *names[256];
     int nn = 0;
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {
+        /* a generated kernels.cu: already one translation unit with its own prelude */
+        char *slash = strrchr(dir, '/');
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%.*s", slash ? (int)(slash - dir) : 1, slash ? dir : ".");
+        free(src);
+        src = malloc(1);
+        src[0] = 0;
+        len = 0;
+        append_file(&src, &len, parent, slash ? slash + 1 : dir);
+        nn = 1;
+        names[0] = strdup(dir);
+        goto compile;
+    }
+    DIR *d = opendir(dir);
+    if (!d) { fprintf(stderr, "error: cannot open directory %s (HINT: run from the repository root)\n", dir); return 1; }
     struct dirent *e;
     while ((e = readdir(d)) && nn < 256) {
         size_t l = strlen(e->d_name);
@@ -95,6 +112,8 @@ int main(int argc, char **argv) {
     if (nn == 0) { fprintf(stderr, "error: no .cu files in %s\n", dir); return 1; }
     qsort(names, (size_t)nn, sizeof names[0], cmp_names);
     for (int i = 0; i < nn; i++) append_file(&src, &len, dir, names[i]);
+
+compile:;
 
     const char *cuda_home = getenv("CUDA_HOME");
     char inc[4200], archopt[64];

@@ -89,7 +89,7 @@ typedef struct {
 
 static const model_want models[] = {
     {"models/tiny.yaml", "tiny", FAMILY_LLAMA, 256, 128, 4, 4, 2, 32, 384, 1e-5, 1e4, 0, 0, 1, 0,
-     128, 4096, 2048, 820352},
+     128, 2048, 1024, 820352},
     {"models/llama3-1b.yaml", "llama3-1b", FAMILY_LLAMA, 128256, 2048, 16, 32, 8, 64, 8192, 1e-5,
      5e5, 1, 32, 1, 0, 2048, 32768, 8192, 1235814400},
     {"models/llama3-3b.yaml", "llama3-3b", FAMILY_LLAMA, 128256, 3072, 28, 24, 8, 128, 8192, 1e-5,
@@ -151,11 +151,11 @@ static void test_models(void) {
     char *text = NULL;
     load("models/tiny.yaml", &s, &text);
     free(text);
-    CHECK_CLOSE("tiny lr (2e-3)", s.lr, 2e-3, 0, 1e-15);
+    CHECK_CLOSE("tiny lr (3e-3)", s.lr, 3e-3, 0, 1e-15);
     CHECK_CLOSE("tiny eps (1e-8)", s.adam_eps, 1e-8, 0, 1e-15);
     CHECK_CLOSE("tiny weight_decay", s.weight_decay, 0.0, 0, 0);
     CHECK_CLOSE("tiny grad_clip", s.grad_clip, 1.0, 0, 0);
-    CHECK(s.warmup_steps == 20 && s.decay_steps == 400, "tiny warmup %lld decay %lld want 20 400",
+    CHECK(s.warmup_steps == 10 && s.decay_steps == 200, "tiny warmup %lld decay %lld want 10 200",
           (long long)s.warmup_steps, (long long)s.decay_steps);
 }
 

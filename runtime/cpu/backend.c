@@ -239,6 +239,16 @@ static void cpu_destroy(hz_ctx *c)
 }
 
 const hz_backend hz_backend_impl = {
-    "cpu",          cpu_host_alloc, cpu_host_free, cpu_init,   cpu_begin_step, cpu_run_op,
-    cpu_wait_op,    cpu_step_result, cpu_eval,     cpu_report, cpu_destroy,
+    .name = "cpu",
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .init = cpu_init,
+    .begin_step = cpu_begin_step,
+    .run_op = cpu_run_op,
+    .wait_op = cpu_wait_op,
+    .step_result = cpu_step_result,
+    .op_times = NULL, /* ops run synchronously: there is no stream timeline to show */
+    .eval = cpu_eval,
+    .report = cpu_report,
+    .destroy = cpu_destroy,
 };

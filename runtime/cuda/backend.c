@@ -1158,7 +1158,7 @@ static void cuda_begin_step(hz_ctx *c)
     CUDA_CHECK(cudaEventRecord(s->tok_ev, h2d));
     CUDA_CHECK(cudaStreamWaitEvent(cs, s->tok_ev, 0));
     CUDA_CHECK(cudaMemsetAsync(s->scalars, 0, (size_t)p->regions[HZ_SCALARS].bytes, cs));
-    if (s->trace) CUDA_CHECK(cudaEventRecord(s->tr_start, cs));
+    CUDA_CHECK(cudaEventRecord(s->tr_start, h2d));
 }
 
 static void cuda_run_op(hz_ctx *c, int i)
@@ -1168,9 +1168,9 @@ static void cuda_run_op(hz_ctx *c, int i)
     cudaStream_t st = s->stream[o->stream];
     for (int w = 0; w < HZ_OP_WAITS; w++)
         if (o->wait[w] >= 0) CUDA_CHECK(cudaStreamWaitEvent(st, s->ev[o->wait[w]], 0));
-    if (s->trace) CUDA_CHECK(cudaEventRecord(s->tr0[i], st));
+    CUDA_CHECK(cudaEventRecord(s->tr0[i], st));
     issue_op(s, c, i);
-    if (s->trace) CUDA_CHECK(cudaEventRecord(s->tr1[i], st));
+    CUDA_CHECK(cudaEventRecord(s->tr1[i], st));
     CUDA_CHECK(cudaEventRecord(s->ev[i], st));
     if (s->sync) {
         cudaError_t e = cudaDeviceSynchronize();
@@ -1209,6 +1209,20 @@ static void print_trace(cuda_state *s, int64_t step)
                     "%.2f) | h2d %.2f ms (%.1f GB/s) | d2h %.2f ms\n",
             (long long)step + 1, span, busy[HZ_COMPUTE], kind_ms[HZ_FWD], kind_ms[HZ_LOSS],
             kind_ms[HZ_BWD], busy[HZ_H2D], h2d_gbs, busy[HZ_D2H]);
+}
+
+/* Start and end of every device op of the finished step, in ms from the step's start. */
+static int cuda_op_times(hz_ctx *c, float *t0, float *t1)
+{
+    cuda_state *s = c->bk;
+    const hz_plan *p = s->p;
+    for (int i = 0; i < p->op_n; i++) {
+        t0[i] = t1[i] = 0.0f;
+        if (p->ops[i].stream == HZ_HOST) continue;
+        CUDA_CHECK(cudaEventElapsedTime(&t0[i], s->tr_start, s->tr0[i]));
+        CUDA_CHECK(cudaEventElapsedTime(&t1[i], s->tr_start, s->tr1[i]));
+    }
+    return 1;
 }
 
 static void cuda_step_result(hz_ctx *c, double *loss_sum, double *grad_sumsq)
@@ -1448,10 +1462,10 @@ static int cuda_init(hz_ctx *c)
          * sleep instead of spinning a core away from the AdamW pool */
         CUDA_CHECK(cudaEventCreateWithFlags(&s->ev[i],
                                             cudaEventDisableTiming | cudaEventBlockingSync));
-        if (s->trace) {
-            CUDA_CHECK(cudaEventCreate(&s->tr0[i]));
-            CUDA_CHECK(cudaEventCreate(&s->tr1[i]));
-        }
+        /* timing events around every op: the step profile and --trace (cheap: two
+         * event records per op) */
+        CUDA_CHECK(cudaEventCreate(&s->tr0[i]));
+        CUDA_CHECK(cudaEventCreate(&s->tr1[i]));
         const hz_op *o = &p->ops[i];
         if (o->kind == HZ_LOAD_W) {
             const hz_unit *u = &p->units[o->unit];
@@ -1462,7 +1476,7 @@ static int cuda_init(hz_ctx *c)
         }
     }
     CUDA_CHECK(cudaEventCreateWithFlags(&s->tok_ev, cudaEventDisableTiming));
-    if (s->trace) CUDA_CHECK(cudaEventCreate(&s->tr_start));
+    CUDA_CHECK(cudaEventCreate(&s->tr_start));
 
     /* cuBLASLt: plan every GEMM of the step and of eval by walking them without issuing */
     LT_CHECK(cublasLtCreate(&s->lt));
@@ -1525,6 +1539,7 @@ const hz_backend hz_backend_impl = {
     .init = cuda_init,
     .begin_step = cuda_begin_step,
     .run_op = cuda_run_op,
+    .op_times = cuda_op_times,
     .wait_op = cuda_wait_op,
     .step_result = cuda_step_result,
     .eval = cuda_eval,

@@ -1,0 +1,569 @@
+/* compiler/import.c - hzc import (see import.h). Reads a transformers config.json with
+ * jansson, checks that hzc computes exactly that model (architecture, activation, biases,
+ * rope scaling), applies the spec's own rules (docs/spec.md) so that what it writes always
+ * loads, and writes the YAML with shape and training defaults:
+ *
+ *   parameters     seq_len  tokens_per_micro_batch  tokens_per_step  (as in models/)
+ *   >= 1e9         2048     8192                    65536            llama3-8b, mistral-7b
+ *   >= 1e8         2048     8192                    32768            qwen2.5-0.5b
+ *   smaller        512      4096                    16384            test and toy models
+ *
+ * seq_len is capped by max_position_embeddings and by a sliding window (not modelled: up
+ * to the window, windowed attention is full causal attention); the token counts are then
+ * rounded down to whole sequences and whole micro-batches. The training section is the
+ * spec's defaults with lr 1e-5, 100 warmup and 10000 decay steps: continued training or
+ * fine-tuning of the released weights. */
+#include "import.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "spec.h"
+
+#define IMPORT_MAX_SIZE 2147483647LL         /* every size fits an int32 (as in spec.c) */
+#define IMPORT_MAX_PARAMS 1125899906842624.0 /* 2^50 (as in spec.c) */
+#define IMPORT_MAX_ERRORS 50
+
+typedef struct imp {
+    const char *src;
+    FILE *err;
+    int errors_n;
+} imp;
+
+static void imp_error(imp *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void imp_error(imp *c, const char *fmt, ...)
+{
+    if (++c->errors_n > IMPORT_MAX_ERRORS) return;
+    va_list ap;
+    fprintf(c->err, "%s: error: ", c->src);
+    va_start(ap, fmt);
+    vfprintf(c->err, fmt, ap);
+    va_end(ap);
+    fputc('\n', c->err);
+}
+
+/* A JSON value for a message: compact, printable, at most 40 bytes. */
+static const char *shown(const json_t *v, char buf[48])
+{
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    size_t n = s ? strlen(s) : 0, k = n > 40 ? 37 : n, o = 0;
+    for (size_t i = 0; i < k; i++)
+        buf[o++] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+    if (k < n) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = 0;
+    free(s);
+    return buf;
+}
+
+/* The value at KEY, or NULL when absent or JSON null. */
+static json_t *get(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_null(v) ? NULL : v;
+}
+
+/* An integer in [1, 2^31 - 1] at WHERE.KEY (WHERE "" at the top level). Returns 1 when
+ * present and valid; reports a missing required key or a bad value. */
+static int get_size(imp *c, json_t *obj, const char *where, const char *key, int required,
+                    int64_t *out)
+{
+    char buf[48];
+    json_t *v = get(obj, key);
+    if (!v) {
+        if (required) imp_error(c, "missing required key '%s%s'", where, key);
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > IMPORT_MAX_SIZE) {
+        imp_error(c, "%s%s: expected an integer from 1 to %lld, got %s", where, key,
+                  IMPORT_MAX_SIZE, shown(v, buf));
+        return 0;
+    }
+    *out = json_integer_value(v);
+    return 1;
+}
+
+/* A finite number > 0 at WHERE.KEY; same contract as get_size. */
+static int get_pos(imp *c, json_t *obj, const char *where, const char *key, int required,
+                   double *out)
+{
+    char buf[48];
+    json_t *v = get(obj, key);
+    if (!v) {
+        if (required) imp_error(c, "missing required key '%s%s'", where, key);
+        return 0;
+    }
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    /* spec.c refuses magnitudes below 1e-300 and anything not finite */
+    if (!(x >= 1e-300) || !isfinite(x)) {
+        imp_error(c, "%s%s: expected a number > 0, got %s", where, key, shown(v, buf));
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+/* A boolean at KEY, DEF when absent. */
+static int get_bool(imp *c, json_t *obj, const char *key, int def)
+{
+    char buf[48];
+    json_t *v = get(obj, key);
+    if (!v) return def;
+    if (!json_is_boolean(v)) {
+        imp_error(c, "%s: expected true or false, got %s", key, shown(v, buf));
+        return def;
+    }
+    return json_is_true(v);
+}
+
+/* A string at KEY, or NULL (absent; reported when not a string). */
+static const char *get_str(imp *c, json_t *obj, const char *where, const char *key)
+{
+    char buf[48];
+    json_t *v = get(obj, key);
+    if (v && !json_is_string(v)) {
+        imp_error(c, "%s%s: expected a string, got %s", where, key, shown(v, buf));
+        return NULL;
+    }
+    return v ? json_string_value(v) : NULL;
+}
+
+static const struct {
+    const char *arch, *model_type;
+} families[] = {
+    [FAMILY_LLAMA] = {"LlamaForCausalLM", "llama"},
+    [FAMILY_QWEN2] = {"Qwen2ForCausalLM", "qwen2"},
+    [FAMILY_MISTRAL] = {"MistralForCausalLM", "mistral"},
+};
+#define FAMILY_N 3
+
+/* The family from "architectures" (or "model_type" when there is none); -1 if unsupported. */
+static int read_family(imp *c, json_t *root, const char **arch_out)
+{
+    char buf[48];
+    json_t *archs = get(root, "architectures");
+    const char *mt = get_str(c, root, "", "model_type");
+    int fam = -1;
+    *arch_out = NULL;
+    if (archs) {
+        if (!json_is_array(archs) || json_array_size(archs) == 0 ||
+            !json_is_string(json_array_get(archs, 0))) {
+            imp_error(c, "architectures: expected a list of class names, got %s", shown(archs, buf));
+            return -1;
+        }
+        const char *a = json_string_value(json_array_get(archs, 0));
+        for (int f = 0; f < FAMILY_N; f++)
+            if (!strcmp(a, families[f].arch)) fam = f;
+        if (fam < 0) {
+            imp_error(c, "architectures: unsupported architecture %s (hzc supports "
+                         "LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM)",
+                      shown(json_array_get(archs, 0), buf));
+            return -1;
+        }
+        *arch_out = families[fam].arch;
+        if (mt && strcmp(mt, families[fam].model_type))
+            imp_error(c, "model_type: '%s' does not match the architecture %s (model_type '%s')",
+                      shown(get(root, "model_type"), buf), a, families[fam].model_type);
+        return fam;
+    }
+    if (!mt) {
+        imp_error(c, "missing required key 'architectures' (or 'model_type')");
+        return -1;
+    }
+    for (int f = 0; f < FAMILY_N; f++)
+        if (!strcmp(mt, families[f].model_type)) fam = f;
+    if (fam < 0)
+        imp_error(c, "model_type: unsupported model type %s (hzc supports llama, qwen2 and "
+                     "mistral)", shown(get(root, "model_type"), buf));
+    else
+        *arch_out = families[fam].arch;
+    return fam;
+}
+
+/* Rope scaling from KEY (transformers 4 "rope_scaling", or transformers 5 "rope_parameters",
+ * which also holds rope_theta). Returns 0 when ok. */
+static int read_rope(imp *c, json_t *rope, const char *key, hzc_spec *s)
+{
+    char where[40], buf[48];
+    snprintf(where, sizeof where, "%s.", key);
+    if (!json_is_object(rope)) {
+        imp_error(c, "%s: expected a mapping, got %s", key, shown(rope, buf));
+        return -1;
+    }
+    const char *type = get_str(c, rope, where, "rope_type");
+    if (!type) type = get_str(c, rope, where, "type");
+    if (!type || !strcmp(type, "default")) return 0;
+    if (strcmp(type, "llama3")) {
+        imp_error(c, "%s: rope type %s is not supported (hzc models plain RoPE and llama3 "
+                     "scaling; not yarn, linear, dynamic, longrope, ...)",
+                  key, shown(get(rope, get(rope, "rope_type") ? "rope_type" : "type"), buf));
+        return -1;
+    }
+    s->rope_llama3 = 1;
+    int ok = get_pos(c, rope, where, "factor", 1, &s->rope_factor);
+    ok &= get_pos(c, rope, where, "low_freq_factor", 1, &s->rope_low_freq_factor);
+    ok &= get_pos(c, rope, where, "high_freq_factor", 1, &s->rope_high_freq_factor);
+    ok &= get_size(c, rope, where, "original_max_position_embeddings", 1, &s->rope_original_max_pos);
+    if (ok && s->rope_high_freq_factor <= s->rope_low_freq_factor) {
+        imp_error(c, "%shigh_freq_factor (%g) must be greater than low_freq_factor (%g)", where,
+                  s->rope_high_freq_factor, s->rope_low_freq_factor);
+        ok = 0;
+    }
+    return ok ? 0 : -1;
+}
+
+/* Notes for the YAML's header, one per line. */
+typedef struct notes {
+    char text[1024];
+    size_t len;
+} notes;
+
+static void note(notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(notes *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(n->text + n->len, sizeof n->text - n->len, fmt, ap);
+    va_end(ap);
+    if (w > 0) n->len = n->len + (size_t)w < sizeof n->text ? n->len + (size_t)w : sizeof n->text - 1;
+}
+
+/* Fill S's architecture from ROOT. WINDOW: a sliding window to respect (0 = none). */
+static void read_architecture(imp *c, json_t *root, hzc_spec *s, int64_t *max_pos,
+                              int64_t *window, notes *nt)
+{
+    char buf[48];
+    int ok = get_size(c, root, "", "vocab_size", 1, &s->V);
+    ok &= get_size(c, root, "", "hidden_size", 1, &s->C);
+    ok &= get_size(c, root, "", "num_hidden_layers", 1, &s->L);
+    ok &= get_size(c, root, "", "num_attention_heads", 1, &s->NH);
+    ok &= get_size(c, root, "", "intermediate_size", 1, &s->F);
+    s->NKV = s->NH;
+    if (get(root, "num_key_value_heads"))
+        ok &= get_size(c, root, "", "num_key_value_heads", 0, &s->NKV);
+    if (get(root, "head_dim")) {
+        ok &= get_size(c, root, "", "head_dim", 0, &s->HD);
+    } else if (ok) {
+        if (s->C % s->NH) {
+            imp_error(c, "hidden_size (%lld) is not a multiple of num_attention_heads (%lld) "
+                         "and head_dim is not given", (long long)s->C, (long long)s->NH);
+            ok = 0;
+        }
+        s->HD = s->C / s->NH;
+    }
+    if (ok && s->NH % s->NKV) {
+        imp_error(c, "num_attention_heads (%lld) must be a multiple of num_key_value_heads (%lld)",
+                  (long long)s->NH, (long long)s->NKV);
+        ok = 0;
+    }
+    if (ok && s->HD % 2) {
+        imp_error(c, "head_dim (%lld) must be even: RoPE rotates the two halves of each head",
+                  (long long)s->HD);
+        ok = 0;
+    }
+    s->norm_eps = 1e-6; /* LlamaConfig, Qwen2Config and MistralConfig all default to 1e-6 */
+    get_pos(c, root, "", "rms_norm_eps", 0, &s->norm_eps);
+    s->tied = get_bool(c, root, "tie_word_embeddings", 0);
+
+    const char *act = get_str(c, root, "", "hidden_act");
+    if (act && strcmp(act, "silu"))
+        imp_error(c, "hidden_act: %s is not supported (hzc's MLP is SwiGLU with silu)",
+                  shown(get(root, "hidden_act"), buf));
+    if (s->family == FAMILY_QWEN2) {
+        s->qkv_bias = 1; /* Qwen2's q, k and v projections always have biases, o_proj none */
+    } else if (s->family == FAMILY_LLAMA) {
+        if (get_bool(c, root, "attention_bias", 0))
+            imp_error(c, "attention_bias: true is not supported: transformers' Llama then gives "
+                         "o_proj a bias too, which hzc does not model (Qwen2 has q/k/v biases only)");
+        if (get_bool(c, root, "mlp_bias", 0))
+            imp_error(c, "mlp_bias: true is not supported (hzc's MLP has no biases)");
+    }
+
+    /* rope: transformers 5 "rope_parameters" (holding rope_theta), else 4's keys */
+    s->rope_theta = 10000.0;
+    json_t *rp = get(root, "rope_parameters");
+    if (rp) {
+        read_rope(c, rp, "rope_parameters", s);
+        if (!json_is_object(rp) || !get(rp, "rope_theta"))
+            get_pos(c, root, "", "rope_theta", 0, &s->rope_theta);
+        else
+            get_pos(c, rp, "rope_parameters.", "rope_theta", 0, &s->rope_theta);
+    } else {
+        get_pos(c, root, "", "rope_theta", 0, &s->rope_theta);
+        json_t *rs = get(root, "rope_scaling");
+        if (rs) read_rope(c, rs, "rope_scaling", s);
+    }
+
+    *max_pos = 0;
+    if (get(root, "max_position_embeddings"))
+        get_size(c, root, "", "max_position_embeddings", 0, max_pos);
+    *window = 0;
+    int windowed = s->family == FAMILY_MISTRAL ||
+                   (s->family == FAMILY_QWEN2 && get_bool(c, root, "use_sliding_window", 0));
+    if (windowed && get(root, "sliding_window") &&
+        get_size(c, root, "", "sliding_window", 0, window))
+        note(nt, "# Its sliding window (%lld tokens) is not modelled: at seq_len <= %lld, windowed\n"
+                 "# attention is the same as full causal attention.\n",
+             (long long)*window, (long long)*window);
+}
+
+/* Shortest decimal for X that reads back exactly, in a form spec.c reads as a number:
+ * 500000, 1e-5, 0.02. */
+static void fmt_num(char *buf, size_t n, double x)
+{
+    if (x == floor(x) && fabs(x) < 1e15) {
+        snprintf(buf, n, "%.0f", x);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    char *e = strchr(buf, 'e'); /* 1e-05 -> 1e-5, 1e+20 -> 1e20 */
+    if (e) {
+        char *p = e + 1, *q = e + 1;
+        if (*p == '+') p++;
+        else if (*p == '-') *q++ = *p++;
+        while (*p == '0' && p[1]) p++;
+        memmove(q, p, strlen(p) + 1);
+    }
+}
+
+/* Digits with thousands separators, for the header. */
+static void fmt_count(char *buf, size_t n, int64_t x)
+{
+    char raw[32];
+    snprintf(raw, sizeof raw, "%lld", (long long)x);
+    size_t len = strlen(raw), o = 0;
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        if (i && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = 0;
+}
+
+static void choose_shape(hzc_spec *s, int64_t max_pos, int64_t window)
+{
+    double params = (double)spec_param_count(s);
+    int64_t T = 512, micro = 4096, step = 16384;
+    if (params >= 1e9) T = 2048, micro = 8192, step = 65536;
+    else if (params >= 1e8) T = 2048, micro = 8192, step = 32768;
+    if (max_pos > 0 && max_pos < T) T = max_pos;
+    if (window > 0 && window < T) T = window;
+    micro = micro / T > 0 ? micro / T * T : T;
+    step = step / micro > 0 ? step / micro * micro : micro;
+    s->T = T;
+    s->micro_tokens = micro;
+    s->step_tokens = step;
+}
+
+char *import_config_yaml(const char *text, size_t len, const char *src, const char *name,
+                         FILE *err, int *errors_n)
+{
+    imp c = {src, err, 0};
+    hzc_spec s;
+    memset(&s, 0, sizeof s);
+    char *out = NULL;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        imp_error(&c, "not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+        goto done;
+    }
+    if (!json_is_object(root)) {
+        imp_error(&c, "expected a JSON object (a transformers config.json)");
+        goto done;
+    }
+    const char *arch;
+    int fam = read_family(&c, root, &arch);
+    if (fam < 0) goto done;
+    s.family = (spec_family)fam;
+    int64_t max_pos, window;
+    notes nt = {{0}, 0};
+    read_architecture(&c, root, &s, &max_pos, &window, &nt);
+    if (c.errors_n) goto done;
+    double C = (double)s.C, A = (double)s.NH * (double)s.HD, KV = (double)s.NKV * (double)s.HD;
+    double params = (double)s.V * C * (s.tied ? 1 : 2) + C +
+                    (double)s.L * (2 * C + 2 * C * A + 2 * C * KV + 3 * C * (double)s.F +
+                                   (s.qkv_bias ? A + 2 * KV : 0));
+    if (params >= IMPORT_MAX_PARAMS) {
+        imp_error(&c, "the model has %.3g parameters; hzc handles fewer than 2^50", params);
+        goto done;
+    }
+    choose_shape(&s, max_pos, window);
+
+    size_t size = 0;
+    FILE *o = open_memstream(&out, &size);
+    if (!o) {
+        imp_error(&c, "out of memory");
+        goto done;
+    }
+    char num[64], count[40], clean[256];
+    snprintf(clean, sizeof clean, "%s", src);
+    for (char *p = clean; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    fmt_count(count, sizeof count, spec_param_count(&s));
+    fprintf(o, "# Imported by hzc import from %s (%s): %s parameters.\n", clean, arch, count);
+    if (nt.len) fputs(nt.text, o);
+    fprintf(o, "# shape: defaults for a model of this size; hzc plan SPEC --gpu-mem SIZE tells "
+               "whether\n# they fit, and which knob to turn if not.\n");
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s", name && *name ? name : "imported");
+    for (char *p = nm; *p; p++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p)) *p = '_';
+    fprintf(o, "name: %s\narchitecture:\n", nm);
+    fprintf(o, "  family: %s\n", spec_family_name(s.family));
+    fprintf(o, "  vocab_size: %lld\n", (long long)s.V);
+    fprintf(o, "  hidden_size: %lld\n", (long long)s.C);
+    fprintf(o, "  num_layers: %lld\n", (long long)s.L);
+    fprintf(o, "  num_heads: %lld\n", (long long)s.NH);
+    fprintf(o, "  num_kv_heads: %lld\n", (long long)s.NKV);
+    fprintf(o, "  head_dim: %lld\n", (long long)s.HD);
+    fprintf(o, "  ffn_size: %lld\n", (long long)s.F);
+    fmt_num(num, sizeof num, s.norm_eps);
+    fprintf(o, "  norm_eps: %s\n", num);
+    fmt_num(num, sizeof num, s.rope_theta);
+    fprintf(o, "  rope_theta: %s\n", num);
+    if (s.rope_llama3) {
+        fprintf(o, "  rope_scaling:\n    type: llama3\n");
+        fmt_num(num, sizeof num, s.rope_factor);
+        fprintf(o, "    factor: %s\n", num);
+        fmt_num(num, sizeof num, s.rope_low_freq_factor);
+        fprintf(o, "    low_freq_factor: %s\n", num);
+        fmt_num(num, sizeof num, s.rope_high_freq_factor);
+        fprintf(o, "    high_freq_factor: %s\n", num);
+        fprintf(o, "    original_max_position: %lld\n", (long long)s.rope_original_max_pos);
+    }
+    fprintf(o, "  tie_embeddings: %s\n", s.tied ? "true" : "false");
+    fprintf(o, "  qkv_bias: %s\n", s.qkv_bias ? "true" : "false");
+    fprintf(o, "shape:\n  seq_len: %lld\n  tokens_per_step: %lld\n  tokens_per_micro_batch: %lld\n",
+            (long long)s.T, (long long)s.step_tokens, (long long)s.micro_tokens);
+    fprintf(o, "training:\n"
+               "  lr: 1e-5                 # continued training of the released weights; "
+               "~3e-4 from scratch\n"
+               "  beta1: 0.9\n  beta2: 0.95\n  eps: 1e-8\n  weight_decay: 0.1\n"
+               "  grad_clip: 1.0\n  warmup_steps: 100\n  decay_steps: 10000\n"
+               "  min_lr_ratio: 0.1\n  seed: 1337\n");
+    if (fclose(o) != 0) {
+        free(out);
+        out = NULL;
+        imp_error(&c, "out of memory");
+    }
+done:
+    json_decref(root);
+    if (c.errors_n > IMPORT_MAX_ERRORS)
+        fprintf(err, "%s: %d more errors not shown\n", src, c.errors_n - IMPORT_MAX_ERRORS);
+    if (errors_n) *errors_n = c.errors_n;
+    if (c.errors_n) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/* Read all of PATH (malloc'd, NUL-terminated); NULL with errno set on failure. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        if (cap > (64u << 20)) { /* a config.json is a few KiB */
+            free(buf);
+            buf = NULL;
+            errno = EFBIG;
+            break;
+        }
+        char *bigger = realloc(buf, cap * 2);
+        if (!bigger) free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (buf && bad) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    if (buf) buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+int import_hf_config(const char *hf_dir, const char *out_yaml, FILE *err)
+{
+    char path[4096], tmp[4096], name[64];
+    struct stat st;
+    if (stat(hf_dir, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(path, sizeof path, "%s/config.json", hf_dir);
+    else
+        snprintf(path, sizeof path, "%s", hf_dir);
+    size_t len = 0;
+    char *text = read_all(path, &len);
+    if (!text) {
+        fprintf(err, "%s: error: cannot read: %s\n", path, strerror(errno));
+        return 1;
+    }
+    const char *base = strrchr(out_yaml, '/') ? strrchr(out_yaml, '/') + 1 : out_yaml;
+    size_t n = strlen(base);
+    if (n > 5 && !strcmp(base + n - 5, ".yaml")) n -= 5;
+    else if (n > 4 && !strcmp(base + n - 4, ".yml")) n -= 4;
+    if (n >= sizeof name) n = sizeof name - 1;
+    memcpy(name, base, n);
+    name[n] = 0;
+    int errors_n = 0;
+    char *yaml = import_config_yaml(text, len, path, name, err, &errors_n);
+    free(text);
+    if (!yaml) return errors_n ? errors_n : 1;
+
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", out_yaml) >= (int)sizeof tmp) {
+        fprintf(err, "%s: error: path too long\n", out_yaml);
+        free(yaml);
+        return 1;
+    }
+    FILE *f = fopen(tmp, "w");
+    int bad = !f || fputs(yaml, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    if (f && fclose(f) != 0) bad = 1;
+    free(yaml);
+    if (bad) {
+        fprintf(err, "%s: error: cannot write: %s\n", tmp, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    /* What import writes must load; a failure here is hzc's bug, shown with spec's words. */
+    hzc_spec spec;
+    char *msgs = NULL;
+    size_t msgs_n = 0;
+    FILE *m = open_memstream(&msgs, &msgs_n);
+    int spec_errors = m ? spec_load(tmp, &spec, m) : 1;
+    if (m) fclose(m);
+    if (spec_errors) {
+        fprintf(err, "%s: error: the spec written for it does not validate (a bug in hzc "
+                     "import):\n%s", path, msgs ? msgs : "");
+        free(msgs);
+        unlink(tmp);
+        return 1;
+    }
+    free(msgs);
+    if (rename(tmp, out_yaml) != 0) {
+        fprintf(err, "%s: error: cannot rename %s to it: %s\n", out_yaml, tmp, strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+    return 0;
+}

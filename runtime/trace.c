@@ -1,0 +1,138 @@
+/* runtime/trace.c - the step profile (stream busy times, PCIe bytes) and the Chrome trace
+ * JSON (chrome://tracing, Perfetto): one track per device stream from the backend's
+ * timing events, and one for the host optimizer from the host clock. The two clocks are
+ * aligned at the end of each step: the host time the step's last device op was seen
+ * done is taken as that op's end. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+struct hz_trace {
+    FILE *f;
+    int events;          /* events written: a comma goes before every later one */
+    int64_t opt_pending; /* step whose host updates are not written yet (-1 none) */
+    double origin_s;     /* host clock of the first traced step: trace time zero */
+    float *t0, *t1;
+};
+
+hz_trace *hz_trace_open(const char *path, const hz_plan *p)
+{
+    hz_trace *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    t->f = fopen(path, "w");
+    t->t0 = calloc((size_t)p->op_n, sizeof(float));
+    t->t1 = calloc((size_t)p->op_n, sizeof(float));
+    if (!t->f || !t->t0 || !t->t1) {
+        if (t->f) fclose(t->f);
+        free(t->t0);
+        free(t->t1);
+        free(t);
+        return NULL;
+    }
+    t->opt_pending = -1;
+    t->origin_s = -1.0;
+    fprintf(t->f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
+    for (int k = 0; k < HZ_STREAM_KIND_N; k++)
+        fprintf(t->f, "%s{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": %d, "
+                      "\"args\": {\"name\": \"%s\"}}",
+                t->events++ ? ",\n" : "", k, hz_stream_names[k]);
+    return t;
+}
+
+static void op_label(const hz_plan *p, int i, char *buf, size_t n)
+{
+    const hz_op *o = &p->ops[i];
+    const hz_unit *u = &p->units[o->unit];
+    char layer[16] = "", micro[24] = "";
+    if (u->layer >= 0) snprintf(layer, sizeof layer, " %d", u->layer);
+    if (o->micro >= 0) snprintf(micro, sizeof micro, " micro %d", o->micro);
+    snprintf(buf, n, "%s %s%s%s", hz_op_names[o->kind], hz_unit_names[u->kind], layer, micro);
+}
+
+static void event(hz_trace *t, const char *name, int tid, double start_s, double dur_s,
+                  int64_t step)
+{
+    fprintf(t->f, "%s{\"name\": \"%s\", \"ph\": \"X\", \"pid\": 1, \"tid\": %d, "
+                  "\"ts\": %.3f, \"dur\": %.3f, \"args\": {\"step\": %lld}}",
+            t->events++ ? ",\n" : "", name, tid, (start_s - t->origin_s) * 1e6, dur_s * 1e6,
+            (long long)step + 1);
+}
+
+/* The host updates of step t->opt_pending (all applied by now). */
+static void write_updates(hz_trace *t, hz_ctx *c)
+{
+    if (t->opt_pending < 0) return;
+    char name[64];
+    for (int u = 0; u < c->plan->unit_n; u++) {
+        const hz_unit *x = &c->plan->units[u];
+        if (x->layer >= 0) snprintf(name, sizeof name, "opt %s %d", hz_unit_names[x->kind], x->layer);
+        else snprintf(name, sizeof name, "opt %s", hz_unit_names[x->kind]);
+        event(t, name, HZ_HOST, c->opt_t0_s[u], c->opt_t1_s[u] - c->opt_t0_s[u], t->opt_pending);
+    }
+    t->opt_pending = -1;
+}
+
+int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
+{
+    const hz_plan *p = c->plan;
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        const hz_unit *u = &p->units[o->unit];
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *x = &p->tensors[u->first_tensor + k];
+            if (o->kind == HZ_LOAD_W) out->h2d_bytes += 2 * x->rows * x->cols;
+            if (o->kind == HZ_STORE_G && x->store_grad)
+                out->d2h_bytes += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
+        }
+    }
+    out->h2d_bytes += 8 * p->dims.step_tokens; /* input and target ids */
+    out->d2h_bytes += 4 * p->dims.step_tokens; /* per-token losses */
+    if (!c->be->op_times) return 0;
+    float *t0 = t ? t->t0 : calloc((size_t)p->op_n, sizeof(float));
+    float *t1 = t ? t->t1 : calloc((size_t)p->op_n, sizeof(float));
+    if (!t0 || !t1) {
+        free(t0);
+        free(t1);
+        return 0;
+    }
+    c->be->op_times(c, t0, t1);
+    double first = 1e30, last = 0.0;
+    for (int i = 0; i < p->op_n; i++) {
+        if (p->ops[i].stream == HZ_HOST) continue;
+        out->busy_ms[p->ops[i].stream] += t1[i] - t0[i];
+        if (t0[i] < first) first = t0[i];
+        if (t1[i] > last) last = t1[i];
+    }
+    out->span_ms = last - first;
+    out->compute_busy = out->span_ms > 0 ? out->busy_ms[HZ_COMPUTE] / out->span_ms : 0.0;
+    if (t) {
+        double base_s = c->step_end_s - last * 1e-3; /* host time of the step's t = 0 */
+        if (t->origin_s < 0) t->origin_s = base_s + first * 1e-3;
+        char name[80];
+        for (int i = 0; i < p->op_n; i++) {
+            if (p->ops[i].stream == HZ_HOST) continue;
+            op_label(p, i, name, sizeof name);
+            event(t, name, p->ops[i].stream, base_s + t0[i] * 1e-3, (t1[i] - t0[i]) * 1e-3,
+                  c->step);
+        }
+        write_updates(t, c); /* the previous step's updates finished before this step's loads */
+        t->opt_pending = c->step;
+    } else {
+        free(t0);
+        free(t1);
+    }
+    return 1;
+}
+
+void hz_trace_close(hz_trace *t, hz_ctx *c)
+{
+    if (!t) return;
+    write_updates(t, c);
+    fprintf(t->f, "\n]}\n");
+    fclose(t->f);
+    free(t->t0);
+    free(t->t1);
+    free(t);
+}
