@@ -172,7 +172,7 @@ static int read_family(imp *c, json_t *root, const char **arch_out)
         }
         *arch_out = families[fam].arch;
         if (mt && strcmp(mt, families[fam].model_type))
-            imp_error(c, "model_type: '%s' does not match the architecture %s (model_type '%s')",
+            imp_error(c, "model_type: %s does not match the architecture %s (model_type '%s')",
                       shown(get(root, "model_type"), buf), a, families[fam].model_type);
         return fam;
     }

@@ -371,9 +371,13 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
 /* ---- config.json ---- */
 
 /* The shortest decimal that reads back as the float X, as a JSON number with a '.' or 'e'
- * (so Python reads a float): 1e-05, 500000.0. */
+ * (so Python reads a float): 1e-05, 500000.0, 0.02. */
 static void fmt_float(char *buf, size_t n, float x)
 {
+    if (x == floorf(x) && fabsf(x) < 1e15f) {
+        snprintf(buf, n, "%.1f", (double)x);
+        return;
+    }
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(buf, n, "%.*g", prec, (double)x);
         if (strtof(buf, NULL) == x) break;

@@ -770,12 +770,14 @@ static int build_header(const char *path, st_job *j, char *err)
         return -1;
     }
     size_t n = strlen(text), padded = (n + 7) / 8 * 8;
-    j->header = realloc(text, padded + 1);
+    j->header = malloc(padded + 1);
     if (!j->header) {
         free(text);
         set_err(err, "%s: out of memory", path);
         return -1;
     }
+    memcpy(j->header, text, n);
+    free(text);
     memset(j->header + n, ' ', padded - n);
     j->header[padded] = 0;
     j->header_len = padded;

@@ -683,9 +683,11 @@ static void k_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float 
 #define ATT_THREADS 128
 
 static int64_t att_forward_smem(int HD) { return 3 * ATT_TILE * (int64_t)HD * 2; }
+/* As the launch comment of hzk_attention_backward: K, V, two buffers each of Q and dO
+ * (6 tiles of 64 x HD bf16), dS^T (64 x 64 bf16), and lse/D for two query tiles (fp32). */
 static int64_t att_backward_smem(int HD)
 {
-    return 4 * ATT_TILE * (int64_t)HD * 2 + ATT_TILE * ATT_TILE * 2 + 2 * ATT_TILE * 4;
+    return 6 * ATT_TILE * (int64_t)HD * 2 + ATT_TILE * ATT_TILE * 2 + 4 * ATT_TILE * 4;
 }
 
 static void k_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
