@@ -642,7 +642,7 @@ static int write_all(int fd, const void *buf, size_t n)
 /* fsync the directory holding PATH, so that a rename into it is durable. */
 static void sync_parent(const char *path)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX + 256];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash == dir) slash[1] = 0;
