@@ -93,6 +93,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     lua_newtable(L);
     set_str(L, "spec", spec_path);
     set_str(L, "name", p->spec_name);
+    set_str(L, "family", p->family);
     set_str(L, "version", HZ_VERSION);
     set_int(L, "params", p->params_n);
     set_int(L, "host_store_n", p->host_store_n);

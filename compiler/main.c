@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "emit.h"
+#include "import.h"
 #include "plan.h"
 #include "spec.h"
 
@@ -29,6 +30,8 @@ static void usage(FILE *out)
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
+            "  hzc import HF_DIR -o SPEC.yaml   write a model description from a Hugging Face\n"
+            "                                   checkpoint's config.json (Llama, Qwen2, Mistral)\n"
             "  hzc --help | --version\n\n"
             "SIZE: bytes, or a number with K/M/G/T (binary: 80G = 80 GiB), KiB/MiB/GiB/TiB,\n"
             "or KB/MB/GB/TB (decimal). The default backend is cuda when hzc was built with the\n"
@@ -162,6 +165,13 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
         fprintf(stderr, "hzc: error: unknown backend '%s' (cpu or cuda)\n", backend);
         return 1;
     }
+    int64_t HD = pl->p.dims.HD;
+    if (!strcmp(backend, "cuda") && HD != 32 && HD != 64 && HD != 128) {
+        fprintf(stderr, "hzc: error: the cuda backend's attention kernels support head_dim 32, "
+                        "64 and 128; %s has %lld (use --backend cpu)\n",
+                o->spec, (long long)HD);
+        return 1;
+    }
     if (mkdir_p(gen) != 0) {
         fprintf(stderr, "hzc: error: cannot create %s: %s\n", gen, strerror(errno));
         return 1;
@@ -220,8 +230,22 @@ int main(int argc, char **argv)
         return 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "import")) {
+        if (argc != 5 || strcmp(argv[3], "-o") != 0) {
+            fprintf(stderr, "hzc: error: usage: hzc import HF_DIR -o SPEC.yaml\n");
+            return 1;
+        }
+        int errors = import_hf_config(argv[2], argv[4], stderr);
+        if (errors) {
+            fprintf(stderr, "%s: %d error%s\n", argv[2], errors, errors == 1 ? "" : "s");
+            return 1;
+        }
+        fprintf(stderr, "hzc: wrote %s\n", argv[4]);
+        return 0;
+    }
     if (strcmp(cmd, "check") && strcmp(cmd, "plan") && strcmp(cmd, "build")) {
-        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan or build; see hzc --help)\n",
+        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, build or import; see "
+                        "hzc --help)\n",
                 cmd);
         return 1;
     }

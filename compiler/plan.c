@@ -336,6 +336,7 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
                                       (float)s->grad_clip, (float)s->min_lr_ratio,
                                       s->warmup_steps, s->decay_steps, s->seed};
     pl->p.spec_name = s->name;
+    pl->p.family = spec_family_name(s->family);
     build_units(s, pl);
 
     /* Host gradients: fp32 when the whole plan fits in 85% of the host budget (the rest

@@ -14,8 +14,8 @@ static void *opt_main(void *arg)
 {
     hz_ctx *c = arg;
     const hz_plan *p = c->plan;
-    int64_t done_step = -1;
     pthread_mutex_lock(&c->mu);
+    int64_t done_step = c->opt_queued_step; /* updates before this thread started are done */
     for (;;) {
         while (!c->opt_quit && c->opt_queued_step <= done_step) pthread_cond_wait(&c->cv, &c->mu);
         if (c->opt_queued_step <= done_step) break;
@@ -65,10 +65,14 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (hz_store_alloc(&c->store, p, c->be->host_alloc) != 0) return -1;
-    if (c->be->init(c) != 0) return -1;
-    if (pthread_create(&c->opt_thread, NULL, opt_main, c) != 0) return -1;
-    c->opt_started = 1;
-    return 0;
+    return c->be->init(c);
+}
+
+void hz_exec_resume_at(hz_ctx *c, int64_t step)
+{
+    c->step = step;
+    for (int u = 0; u < c->plan->unit_n; u++) c->unit_done_step[u] = step - 1;
+    c->opt_queued_step = step - 1;
 }
 
 /* Block until unit u holds the update of step s-1 (its weights may stream again). */
@@ -85,6 +89,13 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
     int64_t trained = 0;
     for (int64_t i = 0; i < p->dims.step_tokens; i++) trained += c->targets[i] != -100;
     c->dscale = trained > 0 ? 1.0f / (float)trained : 0.0f;
+    if (!c->opt_started) { /* started here, so a resumed run's first step is known */
+        if (pthread_create(&c->opt_thread, NULL, opt_main, c) != 0) {
+            fprintf(stderr, "train: error: cannot start the optimizer thread\n");
+            exit(1);
+        }
+        c->opt_started = 1;
+    }
     c->be->begin_step(c);
     int last_device_op = -1;
     for (int i = 0; i < p->op_n; i++) {

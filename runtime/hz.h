@@ -75,6 +75,7 @@ typedef struct hz_op {
 /* The whole plan. host_store_n counts elements per host array (w, lo, m, v, g). */
 typedef struct hz_plan {
     const char *spec_name;
+    const char *family;      /* llama | qwen2 | mistral: for the exported config.json */
     hz_dims dims;
     hz_train_defaults train;
     int64_t params_n;        /* true parameter count (no padding) */

@@ -145,6 +145,23 @@ struct hz_ctx {
     int profiled;                /* profile holds the last step */
 };
 
+/* ---- checkpoints (checkpoint.c); err buffers are HZ_HF_ERR_BYTES (hfmap.h) ---- */
+typedef struct hz_resume {
+    int64_t step;        /* optimizer steps done */
+    int64_t data_pos;    /* the training data's position (hz_data_position) */
+    uint64_t data_seed;  /* the data order's seed */
+} hz_resume;
+
+/* Save OUT_DIR/step-<step>/ (config.json, model.safetensors, resume.bin) atomically and
+ * keep the KEEP newest checkpoints (<= 0: all). The store must hold no pending update. */
+int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
+                 int keep, char *err);
+/* PATH is a checkpoint, or a --out directory whose newest step-* is taken; 0 or -1. */
+int hz_ckpt_resolve(const char *path, char *dir, size_t n);
+/* Load a checkpoint's weights and optimizer state into S, exactly; 0 or -1 + message. */
+int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
+                 char *err);
+
 /* Host monotonic clock in seconds. */
 double hz_now_s(void);
 
@@ -169,6 +186,8 @@ int hz_exec_init(hz_ctx *ctx, const hz_plan *plan, int threads);
 /* Run one optimizer step on ctx->inputs/targets; returns the mean loss and sets the
  * gradient norm (before clipping). */
 double hz_exec_step(hz_ctx *ctx, double *grad_norm);
+/* Before the first step of a resumed run: STEP steps are already done and applied. */
+void hz_exec_resume_at(hz_ctx *ctx, int64_t step);
 /* Wait for every queued optimizer update to be applied. */
 void hz_exec_drain(hz_ctx *ctx);
 void hz_exec_free(hz_ctx *ctx);

@@ -10,11 +10,12 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "hfmap.h"
 #include "rt.h"
 
 typedef struct train_args {
-    const char *data, *val_data, *init_raw, *save_raw, *trace;
-    int64_t steps, log_every, eval_every, eval_batches, seed;
+    const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume;
+    int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep;
     int threads;
     hz_optim optim;
 } train_args;
@@ -27,7 +28,16 @@ static void usage(FILE *out, const char *argv0)
             "  --data PATH          training tokens: llm.c shards (.bin, uint16 or uint32), a\n"
             "                       quoted glob of shards, or a 1-D .npy of uint16/uint32\n"
             "  --val-data PATH      validation tokens (same formats)\n"
-            "  --steps N            optimizer steps (default 100)\n"
+            "  --steps N            optimizer steps in all (default 100); a resumed run\n"
+            "                       continues up to N\n"
+            "  --init HF_DIR        start from a Hugging Face checkpoint (model.safetensors or\n"
+            "                       shards with model.safetensors.index.json)\n"
+            "  --out DIR            write checkpoints there: DIR/step-N/ holds config.json and\n"
+            "                       model.safetensors (transformers loads them) and resume.bin\n"
+            "  --save-every N       a checkpoint every N steps (default: only at the end)\n"
+            "  --keep K             keep the K newest checkpoints (default: all)\n"
+            "  --resume PATH        continue exactly from a checkpoint (or the newest in a\n"
+            "                       --out directory)\n"
             "  --lr X --beta1 X --beta2 X --eps X --weight-decay X --grad-clip X (0 = off)\n"
             "  --warmup N --decay-steps N --min-lr-ratio X\n"
             "                       override the spec's training values\n"
@@ -79,7 +89,7 @@ static float parse_float(const char *flag, const char *v, double min)
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
-    train_args a = {NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, (int)sysconf(_SC_NPROCESSORS_ONLN),
+    train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0, (int)sysconf(_SC_NPROCESSORS_ONLN),
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -103,6 +113,11 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
         else if (!strcmp(f, "--save-raw")) a.save_raw = v;
         else if (!strcmp(f, "--trace")) a.trace = v;
+        else if (!strcmp(f, "--init")) a.init_hf = v;
+        else if (!strcmp(f, "--out")) a.out = v;
+        else if (!strcmp(f, "--resume")) a.resume = v;
+        else if (!strcmp(f, "--save-every")) a.save_every = parse_int(f, v, 0);
+        else if (!strcmp(f, "--keep")) a.keep = parse_int(f, v, 0);
         else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
         else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
@@ -125,6 +140,8 @@ static train_args parse_args(int argc, char **argv)
     }
     if (a.optim.beta1 >= 1 || a.optim.beta2 >= 1) die("--beta1 and --beta2 must be below 1", NULL);
     if (!a.data) die("no training data: pass --data PATH (see --help)", NULL);
+    if (a.save_every && !a.out) die("--save-every needs --out DIR", NULL);
+    if (a.init_hf && a.resume) die("--init and --resume both set the weights: pass one", NULL);
     return a;
 }
 
@@ -189,6 +206,20 @@ static void save_raw(const hz_store *s, const char *path)
     if (fclose(f) != 0) die("writing --save-raw failed", path);
 }
 
+/* A checkpoint of the first STEPS steps, once their updates are applied. */
+static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
+{
+    hz_exec_drain(c);
+    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->seed};
+    char err[HZ_HF_ERR_BYTES];
+    double t0 = now_s();
+    if (hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, err) != 0) {
+        fprintf(stderr, "train: error: saving a checkpoint: %s\n", err);
+        exit(1);
+    }
+    printf("checkpoint: %s/step-%08lld (%.1f s)\n", a->out, (long long)steps, now_s() - t0);
+}
+
 static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
 {
     const double gib = 1024.0 * 1024.0 * 1024.0;
@@ -232,7 +263,34 @@ int main(int argc, char **argv)
         hz_exec_free(&ctx);
         return 1;
     }
-    hz_store_init(&ctx.store, p, (uint64_t)a.seed);
+    int64_t first_step = 0;
+    char herr[HZ_HF_ERR_BYTES];
+    if (a.resume) {
+        char dir[4096];
+        hz_resume r;
+        if (hz_ckpt_resolve(a.resume, dir, sizeof dir) != 0)
+            die("--resume: no checkpoint there (a step-N directory with resume.bin, or a --out "
+                "directory holding them)", a.resume);
+        double t0 = now_s();
+        if (hz_ckpt_load(&ctx.store, p, dir, a.threads, &r, herr) != 0) {
+            fprintf(stderr, "train: error: --resume: %s\n", herr);
+            return 1;
+        }
+        first_step = r.step;
+        hz_exec_resume_at(&ctx, first_step);
+        hz_data_seek(train, r.data_pos);
+        printf("resumed from %s: %lld steps done (%.1f s)\n", dir, (long long)first_step,
+               now_s() - t0);
+    } else if (a.init_hf) {
+        double t0 = now_s();
+        if (hz_hf_load(&ctx.store, p, a.init_hf, a.threads, herr) != 0) {
+            fprintf(stderr, "train: error: --init: %s\n", herr);
+            return 1;
+        }
+        printf("loaded %s (%.1f s)\n", a.init_hf, now_s() - t0);
+    } else {
+        hz_store_init(&ctx.store, p, (uint64_t)a.seed);
+    }
     if (a.init_raw) load_raw(&ctx.store, a.init_raw);
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
@@ -248,7 +306,8 @@ int main(int argc, char **argv)
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = now_s(), train_s = 0.0, loss = 0.0;
     int64_t timed_steps = 0;
-    for (int64_t step = 0; step < a.steps; step++) {
+    int64_t saved_step = -1;
+    for (int64_t step = first_step; step < a.steps; step++) {
         fill_step(&ctx, train);
         double t0 = now_s(), norm;
         loss = hz_exec_step(&ctx, &norm);
@@ -259,7 +318,7 @@ int main(int argc, char **argv)
                     loss, (long long)step);
             return 1;
         }
-        if (step > 0) { /* step 0 includes warm-up work */
+        if (step > first_step) { /* the first step includes warm-up work */
             train_s += dt;
             timed_steps++;
             if (ctx.profiled) {
@@ -278,6 +337,10 @@ int main(int argc, char **argv)
         if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
                    evaluate(&ctx, val, a.eval_batches));
+        if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
+            save_checkpoint(&ctx, train, &a, step + 1);
+            saved_step = step + 1;
+        }
         fflush(stdout);
         if (tty) {
             double el = now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
@@ -293,6 +356,7 @@ int main(int argc, char **argv)
     }
     if (val) printf("val loss %.4f\n", evaluate(&ctx, val, a.eval_batches));
     if (a.save_raw) save_raw(&ctx.store, a.save_raw);
+    if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 
     printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
     if (timed_steps > 0) {

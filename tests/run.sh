@@ -30,5 +30,6 @@ for t in "$@"; do
     tally "$t (asan+ubsan)" $log/$t.san.log $?
 done
 sh tests/test_cli.sh > $log/cli.log 2>&1; tally "test_cli.sh" $log/cli.log $?
+sh tests/fuzz/run.sh > $log/fuzz.log 2>&1; tally "tests/fuzz/run.sh" $log/fuzz.log $?
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,252 @@
+/* runtime/checkpoint.c - checkpoints that transformers loads directly, plus the state that
+ * makes a resume exact.
+ *
+ * OUT/step-00000100/ holds config.json and model.safetensors (bf16 working weights, sharded
+ * with an index above 5 GB, as save_pretrained does) and resume.bin:
+ *   header (little-endian): "HZRESUME", u32 version 1, u32 header bytes (64),
+ *     i64 host_store_n, i64 params_n, i64 step (steps done), i64 data position,
+ *     u64 data seed, u64 FNV-1a 64 checksum of the payload
+ *   payload: lo (int16 x n), m (fp32 x n), v (fp32 x n) in the host store's order.
+ * With the bf16 w from model.safetensors, lo restores the fp32 master bit for bit. The
+ * trainer draws no random numbers while training (the data order comes from the data seed
+ * and position), so these fields are the whole state.
+ * A save writes step-N.tmp/ (every file fsync'd), renames it to step-N and fsyncs OUT:
+ * a crash at any point leaves every earlier checkpoint whole. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hfmap.h"
+#include "rt.h"
+
+#define RESUME_MAGIC "HZRESUME"
+#define RESUME_VERSION 1u
+#define RESUME_HEADER_BYTES 64u
+
+typedef struct resume_header {
+    char magic[8];
+    uint32_t version, header_bytes;
+    int64_t host_store_n, params_n, step, data_pos;
+    uint64_t data_seed, checksum;
+} resume_header;
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t payload_checksum(const hz_store *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a(h, s->lo, (size_t)s->n * 2);
+    h = fnv1a(h, s->m, (size_t)s->n * 4);
+    return fnv1a(h, s->v, (size_t)s->n * 4);
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int write_resume(const hz_store *s, const hz_plan *p, const char *path,
+                        const hz_resume *r, char *err)
+{
+    resume_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, RESUME_MAGIC, 8);
+    h.version = RESUME_VERSION;
+    h.header_bytes = RESUME_HEADER_BYTES;
+    h.host_store_n = s->n;
+    h.params_n = p->params_n;
+    h.step = r->step;
+    h.data_pos = r->data_pos;
+    h.data_seed = r->data_seed;
+    h.checksum = payload_checksum(s);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 ||
+        write_all(fd, &h, sizeof h) != 0 || write_all(fd, s->lo, (size_t)s->n * 2) != 0 ||
+        write_all(fd, s->m, (size_t)s->n * 4) != 0 || write_all(fd, s->v, (size_t)s->n * 4) != 0 ||
+        fsync(fd) != 0) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot write the resume state: %s", path,
+                 strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+static int rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    char sub[4096];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        rm_rf(sub);
+    }
+    closedir(d);
+    return rmdir(path);
+}
+
+static int is_step_dir(const char *name, int64_t *step)
+{
+    char *end;
+    if (strncmp(name, "step-", 5) != 0) return 0;
+    long long s = strtoll(name + 5, &end, 10);
+    if (end == name + 5 || *end) return 0;
+    *step = s;
+    return 1;
+}
+
+/* Remove all but the KEEP newest complete step-* checkpoints (and stale .tmp dirs). */
+static void prune(const char *out_dir, int keep)
+{
+    DIR *d = opendir(out_dir);
+    if (!d) return;
+    int64_t steps[4096];
+    int n = 0;
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d))) {
+        int64_t s;
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp") && !strncmp(e->d_name, "step-", 5)) {
+            snprintf(path, sizeof path, "%s/%s", out_dir, e->d_name);
+            rm_rf(path);
+        } else if (is_step_dir(e->d_name, &s) && n < 4096) {
+            steps[n++] = s;
+        }
+    }
+    closedir(d);
+    if (keep <= 0) return;
+    for (int i = 0; i < n; i++) {
+        int newer = 0;
+        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+        if (newer >= keep) {
+            snprintf(path, sizeof path, "%s/step-%08lld", out_dir, (long long)steps[i]);
+            rm_rf(path);
+        }
+    }
+}
+
+int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
+                 int keep, char *err)
+{
+    char dir[4096], tmp[4200], path[4300];
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot create: %s", out_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(dir, sizeof dir, "%s/step-%08lld", out_dir, (long long)r->step);
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    rm_rf(tmp);
+    if (mkdir(tmp, 0777) != 0) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot create: %s", tmp, strerror(errno));
+        return -1;
+    }
+    char *config = hz_hf_config_json(p, p->family);
+    if (!config) {
+        snprintf(err, HZ_HF_ERR_BYTES, "no config.json for model family '%s'", p->family);
+        return -1;
+    }
+    int rc = hz_hf_save(s, p, tmp, config, 0, err);
+    free(config);
+    if (rc != 0) return -1;
+    snprintf(path, sizeof path, "%s/resume.bin", tmp);
+    if (write_resume(s, p, path, r, err) != 0) return -1;
+    if (fsync_dir(tmp) != 0) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: fsync failed: %s", tmp, strerror(errno));
+        return -1;
+    }
+    rm_rf(dir); /* a checkpoint of the same step from an earlier run */
+    if (rename(tmp, dir) != 0 || fsync_dir(out_dir) != 0) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot rename to %.900s: %s", tmp, dir, strerror(errno));
+        return -1;
+    }
+    prune(out_dir, keep);
+    return 0;
+}
+
+int hz_ckpt_resolve(const char *path, char *dir, size_t n)
+{
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/resume.bin", path);
+    if (access(probe, R_OK) == 0) {
+        snprintf(dir, n, "%s", path);
+        return 0;
+    }
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int64_t best = -1, s;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (is_step_dir(e->d_name, &s) && s > best) best = s;
+    closedir(d);
+    if (best < 0) return -1;
+    snprintf(dir, n, "%s/step-%08lld", path, (long long)best);
+    return 0;
+}
+
+int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
+                 char *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/resume.bin", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot open: %s (a checkpoint directory written by "
+                 "--out holds it)", path, strerror(errno));
+        return -1;
+    }
+    resume_header h;
+    const char *bad = NULL;
+    if (fread(&h, sizeof h, 1, f) != 1) bad = "shorter than its header";
+    else if (memcmp(h.magic, RESUME_MAGIC, 8) != 0) bad = "not an hzc resume state (bad magic)";
+    else if (h.version != RESUME_VERSION || h.header_bytes != RESUME_HEADER_BYTES)
+        bad = "written by another hzc version";
+    else if (h.host_store_n != s->n || h.params_n != p->params_n)
+        bad = "written for another model or plan (host store size differs)";
+    if (!bad && hz_hf_load(s, p, dir, threads, err) != 0) {
+        fclose(f);
+        return -1;
+    }
+    if (!bad && (fread(s->lo, 2, (size_t)s->n, f) != (size_t)s->n ||
+                 fread(s->m, 4, (size_t)s->n, f) != (size_t)s->n ||
+                 fread(s->v, 4, (size_t)s->n, f) != (size_t)s->n || fgetc(f) != EOF))
+        bad = "truncated or with trailing bytes";
+    if (!bad && payload_checksum(s) != h.checksum) bad = "corrupt (checksum mismatch)";
+    fclose(f);
+    if (bad) {
+        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: %s", path, bad);
+        return -1;
+    }
+    r->step = h.step;
+    r->data_pos = h.data_pos;
+    r->data_seed = h.data_seed;
+    return 0;
+}
