@@ -2,7 +2,9 @@
  * and rows read across shards. Each shard file is mmap'ed read-only and its tokens are read
  * in place (uint16 or uint32, little-endian) through per-shard offsets into one stream, so
  * opening a large data set costs address space rather than memory; the one full pass at
- * open (the vocab check) pages every token in once, and the kernel may drop them again. */
+ * open (the vocab check) pages every token in once, and the kernel may drop them again.
+ * JSON Lines examples (.jsonl) are parsed with jansson at open into two int32 arrays of
+ * (input, target) pairs, shuffled per epoch by (seed, epoch) alone and packed into rows. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -11,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,10 +46,28 @@ typedef struct shard {
 } shard;
 
 struct hz_data {
+    int jsonl;                 /* 1: examples of JSON Lines; 0: a token stream */
+    int64_t tokens_n;          /* tokens of the part served (stream) or its pairs (jsonl) */
+    int64_t epoch;             /* see hz_data_epoch */
+
+    /* token streams: the part served is stream[base, base + tokens_n) */
     shard *shards;             /* (shards_n) in name order */
     int shards_n;
-    int64_t tokens_n;          /* sum of the shards' tokens_n */
-    int64_t pos;               /* next row's first token; 0 <= pos <= tokens_n */
+    int64_t all_n;             /* sum of the shards' tokens_n */
+    int64_t base;
+    int64_t pos;               /* next row's first token - base; 0 <= pos <= tokens_n */
+
+    /* JSON Lines: example e owns pairs [ex_start[e], ex_start[e + 1]) in file order */
+    int32_t *ids;              /* (tokens_n) pair inputs: input_ids */
+    int32_t *tgt;              /* (tokens_n) pair targets: the next label, or -100 */
+    int64_t *ex_start;         /* (examples_n + 1) */
+    int64_t examples_n;
+    int64_t pairs_cap, ex_cap; /* allocated entries of ids/tgt and ex_start, while parsing */
+    int64_t *order;            /* (examples_n) this epoch's example order */
+    uint64_t seed;
+    int64_t index;             /* next pair: example order[index] ... */
+    int64_t offset;            /* ... its pair at this offset */
+    int64_t epoch_pos;         /* pairs served in this epoch */
 };
 
 #ifdef __GNUC__
@@ -73,8 +94,11 @@ static uint32_t load_token(const unsigned char *tok, int width, int64_t i) {
 
 /* ---- files ---- */
 
-/* Map PATH read-only into s->map. An empty file is an error here: no format is empty. */
-static int map_file(shard *s, const char *path, char *err) {
+/* Map PATH read-only into *map, *map_bytes. An empty token shard is an error (no format
+ * is empty); an empty .jsonl (JSONL set) gives *map NULL and 0 bytes, for the parser to
+ * report with a line number. */
+static int map_file(const char *path, int jsonl, void **map_out, size_t *map_bytes,
+                    char *err) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         if (errno == ENOENT)
@@ -90,9 +114,17 @@ static int map_file(shard *s, const char *path, char *err) {
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, "%s: not a regular file (a token shard is a .bin or .npy file)", path);
+        set_err(err, jsonl ? "%s: not a regular file (expected a JSON Lines file)"
+                           : "%s: not a regular file (a token shard is a .bin or .npy file)",
+                path);
         close(fd);
         return -1;
+    }
+    if (st.st_size == 0 && jsonl) {
+        close(fd);
+        *map_out = NULL;
+        *map_bytes = 0;
+        return 0;
     }
     if (st.st_size == 0) {
         set_err(err, "%s: empty file (expected an llm.c .bin shard or a .npy array)", path);
@@ -105,8 +137,8 @@ static int map_file(shard *s, const char *path, char *err) {
         set_err(err, "%s: mmap failed: %s", path, strerror(errno));
         return -1;
     }
-    s->map = map;
-    s->map_bytes = (size_t)st.st_size;
+    *map_out = map;
+    *map_bytes = (size_t)st.st_size;
     return 0;
 }
 
@@ -400,7 +432,7 @@ static int check_vocab(const shard *s, int64_t vocab, char *err) {
 }
 
 static int open_shard(shard *s, int64_t vocab, char *err) {
-    if (map_file(s, s->path, err) != 0) return -1;
+    if (map_file(s->path, 0, &s->map, &s->map_bytes, err) != 0) return -1;
     int rc;
     if (s->map_bytes >= NPY_MAGIC_BYTES && memcmp(s->map, NPY_MAGIC, NPY_MAGIC_BYTES) == 0)
         rc = parse_npy(s, err);
@@ -408,6 +440,193 @@ static int open_shard(shard *s, int64_t vocab, char *err) {
         rc = parse_llmc(s, err);
     if (rc != 0) return -1;
     return check_vocab(s, vocab, err);
+}
+
+/* ---- JSON Lines examples ---- */
+
+/* Room for EXTRA more pairs and one more example; 0, or -1 with a message. */
+static int jsonl_reserve(hz_data *d, int64_t extra, const char *name, char *err) {
+    if (d->tokens_n + extra > d->pairs_cap) {
+        int64_t cap = d->pairs_cap ? d->pairs_cap : 4096;
+        while (cap < d->tokens_n + extra) cap *= 2;
+        int32_t *ids = realloc(d->ids, (size_t)cap * sizeof *ids);
+        if (ids) d->ids = ids;
+        int32_t *tgt = ids ? realloc(d->tgt, (size_t)cap * sizeof *tgt) : NULL;
+        if (!ids || !tgt) {
+            set_err(err, "%s: out of memory holding %lld tokens", name, (long long)cap);
+            return -1;
+        }
+        d->tgt = tgt;
+        d->pairs_cap = cap;
+    }
+    if (d->examples_n + 2 > d->ex_cap) {
+        int64_t cap = d->ex_cap ? 2 * d->ex_cap : 1024;
+        int64_t *ex = realloc(d->ex_start, (size_t)cap * sizeof *ex);
+        if (!ex) {
+            set_err(err, "%s: out of memory holding %lld examples", name, (long long)cap);
+            return -1;
+        }
+        d->ex_start = ex;
+        d->ex_cap = cap;
+    }
+    return 0;
+}
+
+static const char *json_kind(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    case JSON_NULL: return "null";
+    }
+    return "?";
+}
+
+/* Check one example (the object ROOT of NAME:LINE) and append its pairs. */
+static int jsonl_example(hz_data *d, const json_t *root, int64_t vocab, const char *name,
+                         long long line, char *err) {
+    if (!json_is_object(root)) {
+        set_err(err, "%s:%lld: not a JSON object but %s (each line must be {\"input_ids\": "
+                "[...], \"labels\": [...]})", name, line, json_kind(root));
+        return -1;
+    }
+    const json_t *ids = json_object_get(root, "input_ids");
+    if (!ids) {
+        set_err(err, "%s:%lld: missing \"input_ids\" (each line must be {\"input_ids\": [...], "
+                "\"labels\": [...]}; tools/prepare_sft.py writes it)", name, line);
+        return -1;
+    }
+    if (!json_is_array(ids)) {
+        set_err(err, "%s:%lld: \"input_ids\" is %s, not an array of token ids", name, line,
+                json_kind(ids));
+        return -1;
+    }
+    size_t n = json_array_size(ids);
+    if (n < 2) {
+        set_err(err, "%s:%lld: example has %zu token%s; an example needs at least 2 (an input "
+                "and the token it predicts)", name, line, n, n == 1 ? "" : "s");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(ids, i);
+        if (!json_is_integer(v)) {
+            set_err(err, "%s:%lld: input_ids[%zu] is %s, not an integer token id", name, line,
+                    i, json_kind(v));
+            return -1;
+        }
+        json_int_t x = json_integer_value(v);
+        if (x < 0 || x >= vocab) {
+            set_err(err, "%s:%lld: input_ids[%zu] = %lld is out of range [0, vocab %lld) (data "
+                    "tokenized for another vocabulary?)", name, line, i, (long long)x,
+                    (long long)vocab);
+            return -1;
+        }
+    }
+    const json_t *labels = json_object_get(root, "labels");
+    if (labels && json_is_null(labels)) labels = NULL;
+    if (labels && !json_is_array(labels)) {
+        set_err(err, "%s:%lld: \"labels\" is %s, not an array of token ids or -100", name,
+                line, json_kind(labels));
+        return -1;
+    }
+    if (labels && json_array_size(labels) != n) {
+        set_err(err, "%s:%lld: labels has %zu entries but input_ids has %zu (labels align one "
+                "to one with input_ids)", name, line, json_array_size(labels), n);
+        return -1;
+    }
+    for (size_t i = 0; labels && i < n; i++) {
+        const json_t *v = json_array_get(labels, i);
+        if (!json_is_integer(v)) {
+            set_err(err, "%s:%lld: labels[%zu] is %s, not an integer token id or -100", name,
+                    line, i, json_kind(v));
+            return -1;
+        }
+        json_int_t x = json_integer_value(v);
+        if ((x < 0 || x >= vocab) && x != HZ_DATA_IGNORE) {
+            set_err(err, "%s:%lld: labels[%zu] = %lld is neither a token id in [0, vocab %lld) "
+                    "nor -100 (not trained)", name, line, i, (long long)x, (long long)vocab);
+            return -1;
+        }
+    }
+    if (jsonl_reserve(d, (int64_t)n, name, err) != 0) return -1;
+    const json_t *lab = labels ? labels : ids;
+    int32_t *in = d->ids + d->tokens_n, *tg = d->tgt + d->tokens_n;
+    for (size_t i = 0; i < n; i++) {
+        in[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        tg[i] = i + 1 < n ? (int32_t)json_integer_value(json_array_get(lab, i + 1))
+                          : HZ_DATA_IGNORE;
+    }
+    d->ex_start[d->examples_n++] = d->tokens_n;
+    d->tokens_n += (int64_t)n;
+    d->ex_start[d->examples_n] = d->tokens_n;
+    return 0;
+}
+
+/* Append the examples of the JSON Lines text BYTES[0..n) named NAME. */
+static int jsonl_parse(hz_data *d, const char *name, const char *bytes, size_t n,
+                       int64_t vocab, char *err) {
+    if (n == 0) {
+        set_err(err, "%s:1: empty file: no examples (expected JSON Lines, one {\"input_ids\": "
+                "[...], \"labels\": [...]} object per line)", name);
+        return -1;
+    }
+    int64_t examples_before = d->examples_n;
+    long long line = 0;
+    const char *p = bytes, *end = bytes + n;
+    while (p < end) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *s = p, *e = nl ? nl : end;
+        p = nl ? nl + 1 : end;
+        if (line == 1 && e - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;  /* BOM */
+        const char *q = s;
+        while (q < e && (*q == ' ' || *q == '\t' || *q == '\r')) q++;
+        if (q == e) continue;   /* a blank line */
+        json_error_t je;
+        json_t *root = json_loadb(s, (size_t)(e - s), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                                  &je);
+        if (!root) {
+            set_err(err, "%s:%lld: not JSON: %s (column %d)", name, line, je.text, je.column);
+            return -1;
+        }
+        int rc = jsonl_example(d, root, vocab, name, line, err);
+        json_decref(root);
+        if (rc != 0) return -1;
+    }
+    if (d->examples_n == examples_before) {
+        set_err(err, "%s:%lld: no examples: every line is blank", name, line);
+        return -1;
+    }
+    return 0;
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): the shuffle's generator. */
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Start epoch E: its order is a Fisher-Yates shuffle of the identity drawn from a
+ * generator seeded by (seed, E) alone, so a seek rebuilds any epoch's order directly.
+ * (The modulo's bias is below examples_n / 2^64.) */
+static void jsonl_start_epoch(hz_data *d, int64_t e) {
+    d->epoch = e;
+    d->index = d->offset = d->epoch_pos = 0;
+    uint64_t state = d->seed ^ (0x6A09E667F3BCC909ull * ((uint64_t)e + 1));
+    state = splitmix64(&state);
+    for (int64_t i = 0; i < d->examples_n; i++) d->order[i] = i;
+    for (int64_t i = d->examples_n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(splitmix64(&state) % (uint64_t)(i + 1));
+        int64_t t = d->order[i];
+        d->order[i] = d->order[j];
+        d->order[j] = t;
+    }
 }
 
 /* ---- the public API ---- */
@@ -462,43 +681,178 @@ static char **list_paths(const char *pattern, int *paths_n, char *err) {
     return paths;
 }
 
-hz_data *hz_data_open(const char *pattern, int64_t vocab, int64_t min_tokens, char *err) {
-    if (err) err[0] = 0;
-    if (vocab < 1 || vocab > INT32_MAX) {
-        set_err(err, "%s: vocab %lld out of range [1, %d]", pattern, (long long)vocab,
-                INT32_MAX);
-        return NULL;
+/* The [lo, hi) range of N items (examples or tokens) that O's split keeps. */
+static void split_range(const hz_data_opts *o, int64_t n, int64_t *lo, int64_t *hi) {
+    int64_t val_n = o->split == HZ_DATA_ALL ? 0 : (int64_t)((double)n * o->val_fraction);
+    *lo = o->split == HZ_DATA_VAL ? n - val_n : 0;
+    *hi = o->split == HZ_DATA_TRAIN ? n - val_n : n;
+}
+
+static const char *split_name(int split) {
+    return split == HZ_DATA_TRAIN ? "training" : "validation";
+}
+
+/* The message for a split that kept nothing of N UNITS (examples or tokens). */
+static void set_empty_split_err(char *err, const char *pattern, const hz_data_opts *o,
+                                int64_t n, const char *units) {
+    set_err(err, "%s: the %s part is empty: val_fraction %g of %lld %s (rounded down) leaves "
+            "it nothing; %s", pattern, split_name(o->split), o->val_fraction, (long long)n,
+            units, o->split == HZ_DATA_VAL ? "raise the validation fraction or add data"
+                                           : "lower the validation fraction");
+}
+
+/* Keep O's split of the parsed examples, count their trained targets against min_tokens
+ * and start epoch 0. */
+static int jsonl_finish(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
+    int64_t lo, hi;
+    split_range(o, d->examples_n, &lo, &hi);
+    if (lo == hi) {
+        set_empty_split_err(err, pattern, o, d->examples_n, "examples");
+        return -1;
     }
+    int64_t p0 = d->ex_start[lo], p1 = d->ex_start[hi];
+    memmove(d->ids, d->ids + p0, (size_t)(p1 - p0) * sizeof *d->ids);
+    memmove(d->tgt, d->tgt + p0, (size_t)(p1 - p0) * sizeof *d->tgt);
+    for (int64_t e = lo; e <= hi; e++) d->ex_start[e - lo] = d->ex_start[e] - p0;
+    d->examples_n = hi - lo;
+    d->tokens_n = p1 - p0;
+    int64_t trained_n = 0;
+    for (int64_t i = 0; i < d->tokens_n; i++) trained_n += d->tgt[i] != HZ_DATA_IGNORE;
+    if (trained_n < o->min_tokens) {
+        char part[64] = "";
+        if (o->split != HZ_DATA_ALL)
+            snprintf(part, sizeof part, " (the %s part)", split_name(o->split));
+        set_err(err, "%s: %lld examples%s hold %lld trained tokens (targets not -100) but one "
+                "step needs %lld (add examples, or lower the batch size or sequence length)",
+                pattern, (long long)d->examples_n, part, (long long)trained_n,
+                (long long)o->min_tokens);
+        return -1;
+    }
+    if (!(d->order = malloc((size_t)d->examples_n * sizeof *d->order))) {
+        set_err(err, "%s: out of memory", pattern);
+        return -1;
+    }
+    d->seed = o->seed;
+    jsonl_start_epoch(d, 0);
+    return 0;
+}
+
+static int check_opts(const char *name, const hz_data_opts *o, char *err) {
+    if (o->vocab < 1 || o->vocab > INT32_MAX) {
+        set_err(err, "%s: vocab %lld out of range [1, %d]", name, (long long)o->vocab,
+                INT32_MAX);
+        return -1;
+    }
+    if (o->split < HZ_DATA_ALL || o->split > HZ_DATA_VAL) {
+        set_err(err, "%s: split %d is not 0 (all), 1 (train) or 2 (validation)", name,
+                o->split);
+        return -1;
+    }
+    if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0)) {
+        set_err(err, "%s: validation fraction %g out of range [0, 1)", name, o->val_fraction);
+        return -1;
+    }
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Parse every path of PATTERN as JSON Lines into D, then keep O's split. */
+static int open_jsonl(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
     int paths_n = 0;
     char **paths = list_paths(pattern, &paths_n, err);
-    if (!paths) return NULL;
-    hz_data *d = calloc(1, sizeof *d);
-    shard *shards = calloc((size_t)paths_n, sizeof *shards);
-    if (!d || !shards) {
+    if (!paths) return -1;
+    int rc = 0;
+    for (int i = 0; i < paths_n && rc == 0; i++) {
+        void *map;
+        size_t map_bytes;
+        rc = map_file(paths[i], 1, &map, &map_bytes, err);
+        if (rc != 0) break;
+        rc = jsonl_parse(d, paths[i], map, map_bytes, o->vocab, err);
+        if (map) munmap(map, map_bytes);
+    }
+    for (int i = 0; i < paths_n; i++) free(paths[i]);
+    free(paths);
+    return rc == 0 ? jsonl_finish(d, pattern, o, err) : -1;
+}
+
+/* Open PATTERN's shards into D as one stream, then keep O's split of its tokens. */
+static int open_stream(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
+    int paths_n = 0;
+    char **paths = list_paths(pattern, &paths_n, err);
+    if (!paths) return -1;
+    if (!(d->shards = calloc((size_t)paths_n, sizeof *d->shards))) {
         set_err(err, "%s: out of memory", pattern);
         for (int i = 0; i < paths_n; i++) free(paths[i]);
         free(paths);
-        free(shards);
-        free(d);
-        return NULL;
+        return -1;
     }
-    d->shards = shards;
     d->shards_n = paths_n;
     for (int i = 0; i < paths_n; i++) d->shards[i].path = paths[i];   /* shards own them */
     free(paths);
     for (int i = 0; i < d->shards_n; i++) {
         shard *s = &d->shards[i];
-        if (open_shard(s, vocab, err) != 0) {
-            hz_data_close(d);
-            return NULL;
-        }
-        s->start = d->tokens_n;
-        d->tokens_n += s->tokens_n;
+        if (open_shard(s, o->vocab, err) != 0) return -1;
+        s->start = d->all_n;
+        d->all_n += s->tokens_n;
     }
-    if (d->tokens_n < min_tokens) {
-        set_err(err, "%s: data holds %lld tokens but one step needs %lld (add data, or lower "
-                "the batch size or sequence length)", pattern, (long long)d->tokens_n,
-                (long long)min_tokens);
+    int64_t lo, hi;
+    split_range(o, d->all_n, &lo, &hi);
+    if (lo == hi && o->split != HZ_DATA_ALL) {
+        set_empty_split_err(err, pattern, o, d->all_n, "tokens");
+        return -1;
+    }
+    d->base = lo;
+    d->tokens_n = hi - lo;
+    if (d->tokens_n < o->min_tokens) {
+        char part[64] = "";
+        if (o->split != HZ_DATA_ALL)
+            snprintf(part, sizeof part, " in its %s part", split_name(o->split));
+        set_err(err, "%s: data holds %lld tokens%s but one step needs %lld (add data, or lower "
+                "the batch size or sequence length)", pattern, (long long)d->tokens_n, part,
+                (long long)o->min_tokens);
+        return -1;
+    }
+    return 0;
+}
+
+hz_data *hz_data_open_opts(const char *pattern, const hz_data_opts *o, char *err) {
+    if (err) err[0] = 0;
+    if (check_opts(pattern, o, err) != 0) return NULL;
+    hz_data *d = calloc(1, sizeof *d);
+    if (!d) {
+        set_err(err, "%s: out of memory", pattern);
+        return NULL;
+    }
+    d->jsonl = ends_with(pattern, ".jsonl");
+    if ((d->jsonl ? open_jsonl(d, pattern, o, err) : open_stream(d, pattern, o, err)) != 0) {
+        hz_data_close(d);
+        return NULL;
+    }
+    return d;
+}
+
+hz_data *hz_data_open(const char *pattern, int64_t vocab, int64_t min_tokens, char *err) {
+    hz_data_opts o = {.vocab = vocab, .min_tokens = min_tokens, .seed = 0,
+                      .val_fraction = 0.0, .split = HZ_DATA_ALL};
+    return hz_data_open_opts(pattern, &o, err);
+}
+
+hz_data *hz_data_open_jsonl_memory(const char *name, const void *bytes, size_t bytes_n,
+                                   const hz_data_opts *o, char *err) {
+    if (err) err[0] = 0;
+    if (check_opts(name, o, err) != 0) return NULL;
+    hz_data *d = calloc(1, sizeof *d);
+    if (!d) {
+        set_err(err, "%s: out of memory", name);
+        return NULL;
+    }
+    d->jsonl = 1;
+    if (jsonl_parse(d, name, bytes, bytes_n, o->vocab, err) != 0 ||
+        jsonl_finish(d, name, o, err) != 0) {
         hz_data_close(d);
         return NULL;
     }
@@ -507,15 +861,35 @@ hz_data *hz_data_open(const char *pattern, int64_t vocab, int64_t min_tokens, ch
 
 int64_t hz_data_tokens(const hz_data *d) { return d->tokens_n; }
 
-int64_t hz_data_position(const hz_data *d) { return d->pos; }
+int64_t hz_data_examples(const hz_data *d) { return d->jsonl ? d->examples_n : 0; }
 
-void hz_data_seek(hz_data *d, int64_t position) {
-    d->pos = position >= 0 && position <= d->tokens_n ? position : 0;
+int64_t hz_data_epoch(const hz_data *d) { return d->epoch; }
+
+int64_t hz_data_position(const hz_data *d) {
+    return d->jsonl ? d->epoch * d->tokens_n + d->epoch_pos : d->pos;
 }
 
-/* out[i] = tok[from + i] for i < n; needs from + n <= tokens_n. */
+void hz_data_seek(hz_data *d, int64_t position) {
+    if (!d->jsonl) {
+        d->pos = position >= 0 && position <= d->tokens_n ? position : 0;
+        return;
+    }
+    if (position < 0) position = 0;
+    jsonl_start_epoch(d, position / d->tokens_n);
+    int64_t p = position % d->tokens_n;
+    d->epoch_pos = p;
+    for (;;) {   /* p < tokens_n: some example of this epoch holds pair p */
+        int64_t e = d->order[d->index], len = d->ex_start[e + 1] - d->ex_start[e];
+        if (p < len) break;
+        p -= len;
+        d->index++;
+    }
+    d->offset = p;
+}
+
+/* out[i] = tok[from + i] for i < n, FROM a stream index; needs from + n <= all_n. */
 static void read_tokens(const hz_data *d, int64_t from, int64_t n, int32_t *out) {
-    assert(from >= 0 && n >= 0 && from + n <= d->tokens_n);
+    assert(from >= 0 && n >= 0 && from + n <= d->all_n);
     if (n == 0) return;
     /* the last shard starting at or before FROM; empty shards share a start with the next
      * one, and this picks the later, non-empty one */
@@ -537,12 +911,38 @@ static void read_tokens(const hz_data *d, int64_t from, int64_t n, int32_t *out)
     }
 }
 
+/* Pairs of the examples in this epoch's order, packed; crosses examples and epochs. */
+static void jsonl_next_row(hz_data *d, int32_t *inputs, int32_t *targets, int64_t T) {
+    for (int64_t t = 0; t < T;) {
+        int64_t e = d->order[d->index];
+        int64_t start = d->ex_start[e], len = d->ex_start[e + 1] - start;
+        int64_t take = len - d->offset < T - t ? len - d->offset : T - t;
+        memcpy(inputs + t, d->ids + start + d->offset, (size_t)take * sizeof *inputs);
+        memcpy(targets + t, d->tgt + start + d->offset, (size_t)take * sizeof *targets);
+        t += take;
+        d->offset += take;
+        d->epoch_pos += take;
+        if (d->offset == len) {
+            d->offset = 0;
+            if (++d->index == d->examples_n) jsonl_start_epoch(d, d->epoch + 1);
+        }
+    }
+}
+
 void hz_data_next_row(hz_data *d, int32_t *inputs, int32_t *targets, int64_t T) {
+    if (d->jsonl) {
+        assert(T >= 1 && d->tokens_n >= 1);
+        jsonl_next_row(d, inputs, targets, T);
+        return;
+    }
     assert(T >= 1 && T + 1 <= d->tokens_n);
-    if (d->tokens_n - d->pos < T + 1) d->pos = 0;   /* new epoch */
-    read_tokens(d, d->pos, T, inputs);
+    if (d->tokens_n - d->pos < T + 1) {   /* new epoch */
+        d->pos = 0;
+        d->epoch++;
+    }
+    read_tokens(d, d->base + d->pos, T, inputs);
     for (int64_t t = 0; t + 1 < T; t++) targets[t] = inputs[t + 1];
-    read_tokens(d, d->pos + T, 1, &targets[T - 1]);
+    read_tokens(d, d->base + d->pos + T, 1, &targets[T - 1]);
     d->pos += T;
 }
 
@@ -553,5 +953,9 @@ void hz_data_close(hz_data *d) {
         free(d->shards[i].path);
     }
     free(d->shards);
+    free(d->ids);
+    free(d->tgt);
+    free(d->ex_start);
+    free(d->order);
     free(d);
 }

@@ -354,7 +354,7 @@ int main(int argc, char **argv)
         hz_trace_close(ctx.trace, &ctx);
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
     }
-    if (val) printf("val loss %.4f\n", evaluate(&ctx, val, a.eval_batches));
+    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches));
     if (a.save_raw) save_raw(&ctx.store, a.save_raw);
     if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 

@@ -96,15 +96,44 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(a > 5 && b < a - 0.8) }' &&
     ok "12 training steps: loss $first -> $last" || bad "training: loss $first -> $last; $(tail -n 5 "$tmp/run.log")"
 grep -q 'measured' "$tmp/run.log" && ok "summary reports measured beside planned" || bad "no summary"
 
+# checkpoints: N steps + resume + N steps is bit-identical to 2N steps; --keep prunes
+$train --data data/tiny_train.bin --steps 6 --threads 2 --save-raw "$tmp/a.raw" > "$tmp/a.log" 2>&1
+$train --data data/tiny_train.bin --steps 3 --threads 2 --out "$tmp/ck" --save-every 1 --keep 2 > "$tmp/b.log" 2>&1
+ls "$tmp/ck" > "$tmp/ck.ls"
+[ "$(cat "$tmp/ck.ls" | tr '\n' ' ')" = "step-00000002 step-00000003 " ] &&
+    ok "--save-every 1 --keep 2 leaves the 2 newest checkpoints: $(cat "$tmp/ck.ls" | tr '\n' ' ')" ||
+    bad "--keep 2 left: $(cat "$tmp/ck.ls" | tr '\n' ' ')"
+for f in config.json model.safetensors resume.bin; do
+    [ -s "$tmp/ck/step-00000003/$f" ] && ok "checkpoint holds $f" || bad "checkpoint lacks $f"
+done
+$train --data data/tiny_train.bin --steps 6 --threads 2 --resume "$tmp/ck" --save-raw "$tmp/c.raw" > "$tmp/c.log" 2>&1
+cmp -s "$tmp/a.raw" "$tmp/c.raw" && ok "3 steps + resume + 3 steps: fp32 masters bit-identical to 6 steps" ||
+    bad "resume: masters differ from an uninterrupted run; $(tail -n 3 "$tmp/c.log")"
+grep '^step  *[456]/' "$tmp/a.log" | cut -d'|' -f2,3 > "$tmp/a.loss"
+grep '^step  *[456]/' "$tmp/c.log" | cut -d'|' -f2,3 > "$tmp/c.loss"
+[ -s "$tmp/a.loss" ] && cmp -s "$tmp/a.loss" "$tmp/c.loss" && ok "resumed losses and norms of steps 4-6 identical: $(tr '\n' ' ' < "$tmp/c.loss")" ||
+    bad "resumed losses differ: $(tr '\n' ' ' < "$tmp/a.loss") vs $(tr '\n' ' ' < "$tmp/c.loss")"
+expect_fail "resume from nothing" "no checkpoint there" $train --data data/tiny_train.bin --resume "$tmp/none"
+cp -r "$tmp/ck/step-00000003" "$tmp/broken"
+head -c 1000 "$tmp/ck/step-00000003/resume.bin" > "$tmp/broken/resume.bin"
+expect_fail "truncated resume state" "truncated" $train --data data/tiny_train.bin --resume "$tmp/broken" --steps 4
+mkdir -p "$tmp/badst"; printf '\377\377\377\377\377\377\377\177{}' > "$tmp/badst/model.safetensors"
+expect_fail "--init from a corrupt model.safetensors" "model.safetensors" $train --data data/tiny_train.bin --init "$tmp/badst" --steps 1
+expect_fail "--init from a missing dir" "cannot open" $train --data data/tiny_train.bin --init "$tmp/nope" --steps 1
+expect_fail "import of a missing dir" "cannot read" $hzc import "$tmp/nope" -o "$tmp/x.yaml"
+mkdir -p "$tmp/gpt2"; printf '{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}' > "$tmp/gpt2/config.json"
+expect_fail "import of an unsupported architecture" "GPT2" $hzc import "$tmp/gpt2" -o "$tmp/x.yaml"
+
 # the whole cpu trainer against PyTorch + transformers, where they are installed
 if python3 -c 'import torch, transformers, numpy' > /dev/null 2>&1; then
     python3 tests/gpu/torch_parity.py --backend cpu --out "$tmp/parity" > "$tmp/parity.log" 2>&1
+    python3 tests/gpu/hf_roundtrip.py --backend cpu --out "$tmp/roundtrip" >> "$tmp/parity.log" 2>&1
     grep -E '^(ok|NOT OK)' "$tmp/parity.log" | sed 's/^/parity: /' | while read -r l; do echo "$l"; done
     p=$(grep -c '^ok' "$tmp/parity.log"); f=$(grep -c '^NOT OK' "$tmp/parity.log")
     [ "$p" -gt 0 ] || { f=$((f + 1)); tail -n 20 "$tmp/parity.log"; }
     pass=$((pass + p)); fail=$((fail + f))
 else
-    echo "skip    cpu trainer vs PyTorch + transformers: python3 with torch, transformers and numpy not installed"
+    echo "skip    cpu trainer vs PyTorch + transformers, and the Hugging Face round trip: python3 with torch, transformers and numpy not installed"
 fi
 
 echo "$pass passed, $fail failed"

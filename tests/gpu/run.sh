@@ -49,6 +49,8 @@ for b in cuda cpu; do
     python3 tests/gpu/torch_parity.py --backend $b --out "build/gpu/parity-$b" > "$LOGDIR/parity-$b.log" 2>&1
     tally "vs PyTorch ($b backend)" "$LOGDIR/parity-$b.log"
 done
+python3 tests/gpu/hf_roundtrip.py --backend cuda --out build/gpu/roundtrip > "$LOGDIR/roundtrip.log" 2>&1
+tally "HF import/export round trip (cuda)" "$LOGDIR/roundtrip.log"
 
 if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
