@@ -15,7 +15,7 @@ static void *opt_main(void *arg)
     hz_ctx *c = arg;
     const hz_plan *p = c->plan;
     pthread_mutex_lock(&c->mu);
-    int64_t done_step = c->opt_queued_step; /* updates before this thread started are done */
+    int64_t done_step = c->opt_done_before; /* updates before this thread started are done */
     for (;;) {
         while (!c->opt_quit && c->opt_queued_step <= done_step) pthread_cond_wait(&c->cv, &c->mu);
         if (c->opt_queued_step <= done_step) break;
@@ -90,6 +90,7 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
     for (int64_t i = 0; i < p->dims.step_tokens; i++) trained += c->targets[i] != -100;
     c->dscale = trained > 0 ? 1.0f / (float)trained : 0.0f;
     if (!c->opt_started) { /* started here, so a resumed run's first step is known */
+        c->opt_done_before = c->step - 1;
         if (pthread_create(&c->opt_thread, NULL, opt_main, c) != 0) {
             fprintf(stderr, "train: error: cannot start the optimizer thread\n");
             exit(1);

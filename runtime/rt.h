@@ -138,6 +138,7 @@ struct hz_ctx {
     double grad_norm;            /* of the step being optimized, before clipping */
     int opt_quit;
     int opt_started;             /* the optimizer thread exists */
+    int64_t opt_done_before;     /* steps whose updates were applied before it started, - 1 */
     double step_end_s;           /* host clock when the last step's device work ended */
     double *opt_t0_s, *opt_t1_s; /* per unit: host clock around its last update */
     struct hz_trace *trace;      /* --trace, or NULL */

@@ -15,7 +15,8 @@
 
 typedef struct train_args {
     const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume;
-    int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep;
+    int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
+    double val_fraction;
     int threads;
     hz_optim optim;
 } train_args;
@@ -26,8 +27,13 @@ static void usage(FILE *out, const char *argv0)
             "usage: %s --data PATH [options]\n"
             "Train %s (hzc %s, %s backend) on token data.\n\n"
             "  --data PATH          training tokens: llm.c shards (.bin, uint16 or uint32), a\n"
-            "                       quoted glob of shards, or a 1-D .npy of uint16/uint32\n"
-            "  --val-data PATH      validation tokens (same formats)\n"
+            "                       quoted glob of shards, a 1-D .npy of uint16/uint32, or\n"
+            "                       .jsonl of {\"input_ids\": [...], \"labels\": [...]} examples\n"
+            "                       (label -100: not trained; tools/prepare_sft.py makes them),\n"
+            "                       packed into rows, shuffled every epoch\n"
+            "  --val-data PATH      validation data (same formats)\n"
+            "  --val-fraction X     hold out the last fraction X of --data for validation\n"
+            "  --data-seed N        shuffle seed of .jsonl data (default: --seed)\n"
             "  --steps N            optimizer steps in all (default 100); a resumed run\n"
             "                       continues up to N\n"
             "  --init HF_DIR        start from a Hugging Face checkpoint (model.safetensors or\n"
@@ -89,7 +95,8 @@ static float parse_float(const char *flag, const char *v, double min)
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
-    train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0, (int)sysconf(_SC_NPROCESSORS_ONLN),
+    train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
+                    -1, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN),
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -118,6 +125,8 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--resume")) a.resume = v;
         else if (!strcmp(f, "--save-every")) a.save_every = parse_int(f, v, 0);
         else if (!strcmp(f, "--keep")) a.keep = parse_int(f, v, 0);
+        else if (!strcmp(f, "--data-seed")) a.data_seed = parse_int(f, v, 0);
+        else if (!strcmp(f, "--val-fraction")) a.val_fraction = parse_float(f, v, 0);
         else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
         else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
@@ -141,6 +150,9 @@ static train_args parse_args(int argc, char **argv)
     if (a.optim.beta1 >= 1 || a.optim.beta2 >= 1) die("--beta1 and --beta2 must be below 1", NULL);
     if (!a.data) die("no training data: pass --data PATH (see --help)", NULL);
     if (a.save_every && !a.out) die("--save-every needs --out DIR", NULL);
+    if (a.val_fraction >= 1) die("--val-fraction must be below 1", NULL);
+    if (a.val_fraction > 0 && a.val_data) die("--val-fraction and --val-data: pass one", NULL);
+    if (a.data_seed < 0) a.data_seed = a.seed;
     if (a.init_hf && a.resume) die("--init and --resume both set the weights: pass one", NULL);
     return a;
 }
@@ -168,9 +180,9 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches)
     for (int64_t b = 0; b < batches; b++) {
         fill_step(c, val);
         sum += c->be->eval(c);
-        n += c->plan->dims.step_tokens;
+        for (int64_t i = 0; i < c->plan->dims.step_tokens; i++) n += c->targets[i] != HZ_DATA_IGNORE;
     }
-    return sum / (double)n;
+    return n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
 }
 
 /* Raw fp32 masters in the host store's order: the exchange format of the parity tests
@@ -210,7 +222,7 @@ static void save_raw(const hz_store *s, const char *path)
 static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
 {
     hz_exec_drain(c);
-    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->seed};
+    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed};
     char err[HZ_HF_ERR_BYTES];
     double t0 = now_s();
     if (hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, err) != 0) {
@@ -233,21 +245,31 @@ int main(int argc, char **argv)
     const hz_dims *dm = &p->dims;
     train_args a = parse_args(argc, argv);
     char err[512];
-    hz_data *train = hz_data_open(a.data, dm->V, dm->step_tokens + 1, err);
+    hz_data_opts dopt = {dm->V, dm->step_tokens + 1, (uint64_t)a.data_seed, a.val_fraction,
+                         a.val_fraction > 0 ? HZ_DATA_TRAIN : HZ_DATA_ALL};
+    hz_data *train = hz_data_open_opts(a.data, &dopt, err);
     if (!train) {
         fprintf(stderr, "train: error: %s\n", err);
         return 1;
     }
     hz_data *val = NULL;
-    if (a.val_data && !(val = hz_data_open(a.val_data, dm->V, dm->step_tokens + 1, err))) {
-        fprintf(stderr, "train: error: %s\n", err);
-        return 1;
+    if (a.val_data || a.val_fraction > 0) {
+        dopt.min_tokens = dm->T + 1; /* one row */
+        dopt.val_fraction = a.val_fraction;
+        dopt.split = a.val_fraction > 0 ? HZ_DATA_VAL : HZ_DATA_ALL;
+        if (!(val = hz_data_open_opts(a.val_data ? a.val_data : a.data, &dopt, err))) {
+            fprintf(stderr, "train: error: %s\n", err);
+            return 1;
+        }
     }
     printf("hzc %s trainer: %s, %lld parameters, %s backend\n", HZ_VERSION, p->spec_name,
            (long long)p->params_n, hz_backend_impl.name);
-    printf("step: %lld tokens (%lld micro-batches of %lld x %lld); data: %lld tokens\n",
+    printf("step: %lld tokens (%lld micro-batches of %lld x %lld); data: %lld tokens",
            (long long)dm->step_tokens, (long long)dm->n_micro, (long long)dm->B,
            (long long)dm->T, (long long)hz_data_tokens(train));
+    if (hz_data_examples(train) > 0)
+        printf(" in %lld examples", (long long)hz_data_examples(train));
+    printf("\n");
     printf("planned: host %lld bytes (%.2f per parameter), GPU arena %lld bytes\n",
            (long long)p->host_bytes, (double)p->host_bytes / (double)p->params_n,
            (long long)p->gpu_bytes);
@@ -277,6 +299,13 @@ int main(int argc, char **argv)
             return 1;
         }
         first_step = r.step;
+        if ((int64_t)r.data_seed != a.data_seed) {
+            fprintf(stderr, "train: error: --resume: the checkpoint's data order used seed %llu, "
+                            "this run %lld: pass --data-seed %llu\n",
+                    (unsigned long long)r.data_seed, (long long)a.data_seed,
+                    (unsigned long long)r.data_seed);
+            return 1;
+        }
         hz_exec_resume_at(&ctx, first_step);
         hz_data_seek(train, r.data_pos);
         printf("resumed from %s: %lld steps done (%.1f s)\n", dir, (long long)first_step,

@@ -150,16 +150,16 @@ static const char *write_pairs_file(const char *name, int n) {
 }
 
 /* The order of one epoch (n rows of T = 2) into ORDER; 1 if every row was one example
- * (k, k+1) with targets (k+1, -100) and each k came once. */
-static int read_epoch(hz_data *d, int n, int *order) {
+ * (k, k+1) with targets (k+1, -100), k in [lo, lo + n), and each k came once. */
+static int read_epoch(hz_data *d, int n, int lo, int *order) {
     int ok = 1;
-    char *seen = calloc((size_t)n + 2, 1);
+    char *seen = calloc((size_t)(lo + n), 1);
     for (int r = 0; r < n; r++) {
         int32_t in[2], tg[2];
         hz_data_next_row(d, in, tg, 2);
         order[r] = in[0];
-        if (in[0] < 1 || in[0] > n || seen[in[0]] || in[1] != in[0] + 1 || tg[0] != in[0] + 1 ||
-            tg[1] != IGN)
+        if (in[0] < lo || in[0] >= lo + n || seen[in[0]] || in[1] != in[0] + 1 ||
+            tg[0] != in[0] + 1 || tg[1] != IGN)
             ok = 0;
         else
             seen[in[0]] = 1;
@@ -185,15 +185,14 @@ static void test_shuffle(void) {
     if (a && b && c) {
         int a0[N], a1[N], b0[N], b1[N], c0[N], ident[N];
         for (int i = 0; i < N; i++) ident[i] = i + 1;
-        int ok = read_epoch(a, N, a0) & read_epoch(a, N, a1) & read_epoch(b, N, b0) &
-                 read_epoch(b, N, b1) & read_epoch(c, N, c0);
-        CHECK(ok, "every epoch serves each example once, whole: seed 7 epoch 0 [%s]",
-              fmt_row((const int32_t *)a0, 0) /* placeholder */);
+        int ok = read_epoch(a, N, 1, a0) & read_epoch(a, N, 1, a1) & read_epoch(b, N, 1, b0) &
+                 read_epoch(b, N, 1, b1) & read_epoch(c, N, 1, c0);
         char s[256];
         size_t k = 0;
-        for (int i = 0; i < N; i++) k += (size_t)snprintf(s + k, sizeof s - k, "%d ", a0[i]);
+        for (int i = 0; i < N; i++) k += (size_t)snprintf(s + k, sizeof s - k, "%s%d", i ? " " : "", a0[i]);
+        CHECK(ok, "every epoch serves each example once, whole (seed 7 epoch 0: %s)", s);
         CHECK(orders_equal(a0, b0, N) && orders_equal(a1, b1, N),
-              "seed 7 twice: same order in epochs 0 and 1 (epoch 0: %s)", s);
+              "seed 7 twice: the same order in epochs 0 and 1");
         CHECK(!orders_equal(a0, a1, N), "seed 7: epoch 1's order differs from epoch 0's");
         CHECK(!orders_equal(a0, c0, N), "seed 8's epoch 0 differs from seed 7's");
         CHECK(!orders_equal(a0, ident, N), "seed 7's epoch 0 is not the file order");
@@ -221,10 +220,11 @@ static void test_split(void) {
               "(14), validation %lld (%lld) want 3 (6)", (long long)hz_data_examples(t),
               (long long)hz_data_tokens(t), (long long)hz_data_examples(v),
               (long long)hz_data_tokens(v));
-        int to[7], vo[3], in_train[N + 1] = {0}, ok = read_epoch(t, 7, to) & read_epoch(v, 3, vo);
-        for (int i = 0; i < 7; i++) ok &= to[i] >= 1 && to[i] <= 7, in_train[to[i]] = 1;
-        int disjoint = 1;
-        for (int i = 0; i < 3; i++) disjoint &= vo[i] >= 8 && vo[i] <= 10 && !in_train[vo[i]];
+        /* read_epoch checks each part serves its own range once: 1..7 and 8..10 */
+        int to[7], vo[3], ok = read_epoch(t, 7, 1, to) & read_epoch(v, 3, 8, vo);
+        int in_train[N + 2] = {0}, disjoint = 1;
+        for (int i = 0; i < 7; i++) in_train[to[i] >= 0 && to[i] <= N ? to[i] : N + 1] = 1;
+        for (int i = 0; i < 3; i++) disjoint &= vo[i] >= 0 && vo[i] <= N && !in_train[vo[i]];
         CHECK(ok && disjoint, "train serves examples 1..7 and validation 8..10 (the last, by "
               "file order), disjoint: train [%s] validation [%s]",
               fmt_row((const int32_t[]){to[0], to[1], to[2], to[3], to[4], to[5], to[6]}, 7),
@@ -246,9 +246,9 @@ static void test_split(void) {
 /* A token stream split by tokens: the last fraction, rounded down. */
 static void test_stream_split(void) {
     unsigned char b[1024 + 20] = {0};
-    b[0] = 0x18, b[1] = 0x29, b[2] = 0x35, b[3] = 0x01;   /* 20240520 */
-    b[4] = 1;
-    b[8] = 10;
+    const uint32_t header[3] = {20240520, 1, 10};   /* llm.c: magic, version 1 (uint16), count */
+    for (int w = 0; w < 3; w++)
+        for (int k = 0; k < 4; k++) b[4 * w + k] = (unsigned char)(header[w] >> (8 * k));
     for (int i = 0; i < 10; i++) b[1024 + 2 * i] = (unsigned char)(50 + i);
     FILE *f = fopen(fixture("s.bin"), "wb");
     if (!f || fwrite(b, 1, sizeof b, f) != sizeof b) exit(2);
@@ -279,14 +279,15 @@ static void test_seek(void) {
     write_text(fixture("seek.jsonl"),
                "{\"input_ids\": [1, 2, 3, 4, 5]}\n"
                "{\"input_ids\": [6, 7, 8, 9, 10, 11, 12], \"labels\": [6, -100, -100, 9, 10, 11, 12]}\n"
-               "{\"input_ids\": [13, 14]}\n"
-               "{\"input_ids\": [15, 16, 17]}\n");   /* 17 pairs */
+               "{\"input_ids\": [13, 14, 15, 16]}\n"
+               "{\"input_ids\": [17, 18, 19, 20, 21, 22]}\n");   /* 22 pairs */
     char err[HZ_DATA_ERR_BYTES];
     hz_data_opts o = opts(100, 1, 12345, 0, HZ_DATA_ALL);
     enum { T = 3 };
-    /* stop after 1 row (pos 3, inside an example), 6 rows (pos 18, epoch 1), 13 (39) */
-    static const int stops[] = {1, 6, 13};
-    for (int s = 0; s < 3; s++) {
+    /* stop after 1 row (pos 3: inside the first example, as every example has >= 4 pairs),
+     * 6 rows (18), 13 (39: epoch 1), 20 (60: epoch 2) */
+    static const int stops[] = {1, 6, 13, 20};
+    for (int s = 0; s < 4; s++) {
         hz_data *a = hz_data_open_opts(fixture("seek.jsonl"), &o, err);
         hz_data *b = hz_data_open_opts(fixture("seek.jsonl"), &o, err);
         if (!a || !b) {
@@ -300,6 +301,7 @@ static void test_seek(void) {
         int64_t pos = hz_data_position(a);
         hz_data_next_row(b, bi, bt, T);   /* b elsewhere first: the seek must reset it */
         hz_data_seek(b, pos);
+        int64_t epoch = hz_data_epoch(b);
         CHECK(hz_data_position(b) == pos && hz_data_epoch(b) == hz_data_epoch(a),
               "seek(%lld) after %d rows: position %lld, epoch %lld want %lld", (long long)pos,
               stops[s], (long long)hz_data_position(b), (long long)hz_data_epoch(b),
@@ -310,10 +312,11 @@ static void test_seek(void) {
             hz_data_next_row(b, bi, bt, T);
             same = arrays_equal(ai, bi, T) && arrays_equal(at, bt, T);
         }
-        CHECK(same, "after seek(%lld) (%d rows in, mid-example %s) 30 rows equal an "
-              "uninterrupted reader's%s%s / %s", (long long)pos, stops[s],
-              pos % 17 ? "or at a boundary" : "no", same ? "" : ": first difference ",
-              same ? "" : fmt_row(ai, T), same ? "" : fmt_row(bi, T));
+        CHECK(same, "after seek(%lld) (%d rows of %d in, epoch %lld) 30 rows equal an "
+              "uninterrupted reader's%s%s%s%s", (long long)pos, stops[s], T,
+              (long long)epoch, same ? "" : ": first difference at row ",
+              same ? "" : fmt_row((const int32_t[]){r}, 1), same ? "" : ": inputs ",
+              same ? "" : fmt_row(ai, T));
         hz_data_close(a);
         hz_data_close(b);
     }
@@ -380,10 +383,10 @@ static void test_errors(void) {
               "example has 0 tokens");
     check_bad("duplicate key", "b_dup.jsonl", "{\"input_ids\": [1, 2], \"input_ids\": [3, 4]}\n",
               1, ":1:", "duplicate");
-    /* 2 examples, 5 pairs, 3 of them trained */
+    /* 2 examples, 5 pairs, 2 of them trained: (2, 3) and (4, 5) */
     check_bad("too few trained tokens for a step", "b_few.jsonl",
-              "{\"input_ids\": [1, 2, 3], \"labels\": [1, -100, 3]}\n{\"input_ids\": [4, 5]}\n", 4,
-              "", "2 examples hold 3 trained tokens (targets not -100) but one step needs 4");
+              "{\"input_ids\": [1, 2, 3], \"labels\": [1, -100, 3]}\n{\"input_ids\": [4, 5]}\n", 3,
+              "", "2 examples hold 2 trained tokens (targets not -100) but one step needs 3");
 
     /* a glob: the bad file is named, not the pattern */
     write_text(fixture("g_a.jsonl"), good);

@@ -45,10 +45,6 @@ run_target() {
 }
 run_target fuzz_safetensors "runtime/safetensors.c" "$JANSSON"
 run_target fuzz_import "compiler/import.c compiler/spec.c compiler/yml.c" "$JANSSON $YAML"
-if [ -f tests/fuzz/fuzz_jsonl.c ]; then
-    run_target fuzz_jsonl "runtime/jsonl.c" "$JANSSON"
-else
-    echo "skip    fuzz_jsonl: no JSON Lines reader yet (add tests/fuzz/fuzz_jsonl.c with it)"
-fi
+run_target fuzz_jsonl "runtime/data.c" "$JANSSON"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
