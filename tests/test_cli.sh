@@ -124,6 +124,21 @@ expect_fail "import of a missing dir" "cannot read" $hzc import "$tmp/nope" -o "
 mkdir -p "$tmp/gpt2"; printf '{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}' > "$tmp/gpt2/config.json"
 expect_fail "import of an unsupported architecture" "GPT2" $hzc import "$tmp/gpt2" -o "$tmp/x.yaml"
 
+# instruction data: JSON Lines of byte ids, the first 5 bytes of each line not trained
+awk 'BEGIN { for (i = 32; i < 127; i++) ord[sprintf("%c", i)] = i }
+     length($0) > 20 { ids = ""; lab = "";
+       for (i = 1; i <= length($0); i++) { c = ord[substr($0, i, 1)]; if (c == "") c = 63;
+         ids = ids (i > 1 ? "," : "") c; lab = lab (i > 1 ? "," : "") (i <= 5 ? -100 : c) }
+       printf "{\"input_ids\": [%s], \"labels\": [%s]}\n", ids, lab }' data/corpus.txt > "$tmp/sft.jsonl"
+$train --data "$tmp/sft.jsonl" --val-fraction 0.1 --steps 3 --threads 2 > "$tmp/sft.log" 2>&1
+grep -q 'examples' "$tmp/sft.log" && grep -q '^val loss' "$tmp/sft.log" &&
+    ok "trains on .jsonl with --val-fraction: $(grep -m1 '^step:' "$tmp/sft.log" | cut -d';' -f2), $(grep '^val loss' "$tmp/sft.log")" ||
+    bad "jsonl training: $(tail -n 5 "$tmp/sft.log")"
+printf '{"input_ids": [1, 2, 300]}\n' > "$tmp/oov.jsonl"
+expect_fail "jsonl with an id >= vocab" "oov.jsonl:1" $train --data "$tmp/oov.jsonl" --steps 1
+printf 'not json\n' > "$tmp/bad.jsonl"
+expect_fail "jsonl line that is not JSON" "bad.jsonl:1" $train --data "$tmp/bad.jsonl" --steps 1
+
 # the whole cpu trainer against PyTorch + transformers, where they are installed
 if python3 -c 'import torch, transformers, numpy' > /dev/null 2>&1; then
     python3 tests/gpu/torch_parity.py --backend cpu --out "$tmp/parity" > "$tmp/parity.log" 2>&1
