@@ -124,6 +124,21 @@ expect_fail "import of a missing dir" "cannot read" $hzc import "$tmp/nope" -o "
 mkdir -p "$tmp/gpt2"; printf '{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}' > "$tmp/gpt2/config.json"
 expect_fail "import of an unsupported architecture" "GPT2" $hzc import "$tmp/gpt2" -o "$tmp/x.yaml"
 
+# --trace: a Chrome trace with every op of every step and the optimizer's updates
+$train --data data/tiny_train.bin --steps 3 --threads 2 --trace "$tmp/trace.json" > "$tmp/trace.log" 2>&1
+ops=$(grep -c '"ph": "X"' "$tmp/trace.json" 2>/dev/null)
+opts=$(grep -c '"name": "opt ' "$tmp/trace.json" 2>/dev/null)
+want=$(grep -c '"op": "\(load_w\|fwd\|loss\|bwd\|store_g\)"' "$tmp/a/generated/plan.json")
+units=$(grep -c '"op": "opt"' "$tmp/a/generated/plan.json")
+[ "$ops" = $((3 * want + 3 * units)) ] && [ "$opts" = $((3 * units)) ] && tail -n 1 "$tmp/trace.json" | grep -q '^]}$' &&
+    ok "--trace: $ops events for 3 steps ($want device ops and $units updates per step), closed JSON" ||
+    bad "--trace: $ops events ($opts updates), want $((3 * want + 3 * units)); $(tail -n 2 "$tmp/trace.log")"
+if python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$tmp/trace.json" 2> /dev/null; then
+    ok "--trace output parses as JSON"
+elif command -v python3 > /dev/null; then
+    bad "--trace output is not valid JSON"
+fi
+
 # instruction data: JSON Lines of byte ids, the first 5 bytes of each line not trained
 awk 'BEGIN { for (i = 32; i < 127; i++) ord[sprintf("%c", i)] = i }
      length($0) > 20 { ids = ""; lab = "";

@@ -16,6 +16,8 @@ typedef struct cpu_state {
     cpu_work work;
     double loss_sum, sumsq;
     int64_t arena_bytes;
+    double step_t0;          /* host clock at begin_step */
+    float *op_t0, *op_t1;    /* per op: ms from step_t0 (the ops run one after another) */
 } cpu_state;
 
 static void *cpu_host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
@@ -51,6 +53,9 @@ static int cpu_init(hz_ctx *c)
     s->work_mem = falloc(s, cpu_work_floats(d));
     s->head_mem = falloc(s, cpu_head_floats(d));
     s->inv_freq = falloc(s, d->HD / 2);
+    s->op_t0 = calloc((size_t)p->op_n, sizeof(float));
+    s->op_t1 = calloc((size_t)p->op_n, sizeof(float));
+    if (!s->op_t0 || !s->op_t1) return -1;
     if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq)
         return -1;
     cpu_work_bind(&s->work, s->work_mem, d);
@@ -65,6 +70,7 @@ static void cpu_begin_step(hz_ctx *c)
     cpu_state *s = c->bk;
     s->loss_sum = 0.0;
     s->sumsq = 0.0;
+    s->step_t0 = hz_now_s();
 }
 
 /* Pointers to a unit's tensors inside BASE (a weight slot or a gradient region). */
@@ -114,7 +120,26 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
     }
 }
 
+static void run_op(hz_ctx *c, int i);
+
+/* Ops run synchronously, so the host clock around each is its place on the timeline. */
 static void cpu_run_op(hz_ctx *c, int i)
+{
+    cpu_state *s = c->bk;
+    s->op_t0[i] = (float)((hz_now_s() - s->step_t0) * 1e3);
+    run_op(c, i);
+    s->op_t1[i] = (float)((hz_now_s() - s->step_t0) * 1e3);
+}
+
+static int cpu_op_times(hz_ctx *c, float *t0, float *t1)
+{
+    cpu_state *s = c->bk;
+    memcpy(t0, s->op_t0, (size_t)c->plan->op_n * sizeof(float));
+    memcpy(t1, s->op_t1, (size_t)c->plan->op_n * sizeof(float));
+    return 1;
+}
+
+static void run_op(hz_ctx *c, int i)
 {
     cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
@@ -234,6 +259,8 @@ static void cpu_destroy(hz_ctx *c)
     free(s->work_mem);
     free(s->head_mem);
     free(s->inv_freq);
+    free(s->op_t0);
+    free(s->op_t1);
     free(s);
     c->bk = NULL;
 }
@@ -247,7 +274,7 @@ const hz_backend hz_backend_impl = {
     .run_op = cpu_run_op,
     .wait_op = cpu_wait_op,
     .step_result = cpu_step_result,
-    .op_times = NULL, /* ops run synchronously: there is no stream timeline to show */
+    .op_times = cpu_op_times,
     .eval = cpu_eval,
     .report = cpu_report,
     .destroy = cpu_destroy,
