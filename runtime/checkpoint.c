@@ -22,6 +22,7 @@
 
 #include "hfmap.h"
 #include "rt.h"
+#include "safetensors.h"
 
 #define RESUME_MAGIC "HZRESUME"
 #define RESUME_VERSION 1u
@@ -49,19 +50,6 @@ static uint64_t payload_checksum(const hz_store *s)
     return fnv1a(h, s->v, (size_t)s->n * 4);
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY);
@@ -71,31 +59,38 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
+typedef struct resume_job {
+    const hz_store *s;
+    resume_header h;
+} resume_job;
+
+static int emit_resume(int fd, void *arg)
+{
+    const resume_job *j = arg;
+    const hz_store *s = j->s;
+    return hz_st_write_all(fd, &j->h, sizeof j->h) || hz_st_write_all(fd, s->lo, (size_t)s->n * 2) ||
+                   hz_st_write_all(fd, s->m, (size_t)s->n * 4) ||
+                   hz_st_write_all(fd, s->v, (size_t)s->n * 4)
+               ? -1
+               : 0;
+}
+
 static int write_resume(const hz_store *s, const hz_plan *p, const char *path,
                         const hz_resume *r, char *err)
 {
-    resume_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, RESUME_MAGIC, 8);
-    h.version = RESUME_VERSION;
-    h.header_bytes = RESUME_HEADER_BYTES;
-    h.host_store_n = s->n;
-    h.params_n = p->params_n;
-    h.step = r->step;
-    h.data_pos = r->data_pos;
-    h.data_seed = r->data_seed;
-    h.checksum = payload_checksum(s);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 ||
-        write_all(fd, &h, sizeof h) != 0 || write_all(fd, s->lo, (size_t)s->n * 2) != 0 ||
-        write_all(fd, s->m, (size_t)s->n * 4) != 0 || write_all(fd, s->v, (size_t)s->n * 4) != 0 ||
-        fsync(fd) != 0) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot write the resume state: %s", path,
-                 strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    return close(fd);
+    resume_job j;
+    memset(&j, 0, sizeof j);
+    j.s = s;
+    memcpy(j.h.magic, RESUME_MAGIC, 8);
+    j.h.version = RESUME_VERSION;
+    j.h.header_bytes = RESUME_HEADER_BYTES;
+    j.h.host_store_n = s->n;
+    j.h.params_n = p->params_n;
+    j.h.step = r->step;
+    j.h.data_pos = r->data_pos;
+    j.h.data_seed = r->data_seed;
+    j.h.checksum = payload_checksum(s);
+    return hz_st_write_atomic(path, emit_resume, &j, err);
 }
 
 static int rm_rf(const char *path)

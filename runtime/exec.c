@@ -162,14 +162,17 @@ double hz_now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int64_t hz_peak_rss_bytes(void)
+int64_t hz_proc_bytes(const char *file, const char *key)
 {
-    FILE *f = fopen("/proc/self/status", "r");
+    FILE *f = fopen(file, "r");
     if (!f) return 0;
     char line[256];
     long long kb = 0;
+    size_t klen = strlen(key);
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+        if (strncmp(line, key, klen) == 0 && sscanf(line + klen, " %lld", &kb) == 1) break;
     fclose(f);
     return (int64_t)kb * 1024;
 }
+
+int64_t hz_peak_rss_bytes(void) { return hz_proc_bytes("/proc/self/status", "VmHWM:"); }

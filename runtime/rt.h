@@ -195,5 +195,7 @@ void hz_exec_free(hz_ctx *ctx);
 
 /* Bytes the process has allocated at its peak (VmHWM), 0 if unknown. */
 int64_t hz_peak_rss_bytes(void);
+/* The "KEY: N kB" line of a /proc file in bytes, 0 if unknown. */
+int64_t hz_proc_bytes(const char *file, const char *key);
 
 #endif

@@ -626,7 +626,7 @@ const hz_st_tensor *hz_st_index_find(const hz_st_index *ix, const char *name)
 
 /* ---- writing ---- */
 
-static int write_all(int fd, const void *buf, size_t n)
+int hz_st_write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
     while (n > 0) {
@@ -655,10 +655,7 @@ static void sync_parent(const char *path)
     }
 }
 
-/* Write BYTES produced by EMIT to PATH via PATH.tmp, fsync and rename. */
-typedef int (*emit_fn)(int fd, void *arg);
-
-static int write_atomic(const char *path, emit_fn emit, void *arg, char *err)
+int hz_st_write_atomic(const char *path, hz_st_emit_fn emit, void *arg, char *err)
 {
     char tmp[PATH_MAX + 8];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
@@ -707,7 +704,7 @@ static int emit_file(int fd, void *arg)
     st_job *j = arg;
     unsigned char len[8];
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)j->header_len >> (8 * i));
-    if (write_all(fd, len, 8) || write_all(fd, j->header, j->header_len)) return -1;
+    if (hz_st_write_all(fd, len, 8) || hz_st_write_all(fd, j->header, j->header_len)) return -1;
     unsigned char *buf = malloc(WRITE_CHUNK_BYTES);
     if (!buf) return -1;
     for (int i = 0; i < j->n; i++) {
@@ -717,7 +714,7 @@ static int emit_file(int fd, void *arg)
         for (int64_t b = 0; b < numel; b += per) {
             int64_t k = numel - b < per ? numel - b : per;
             t->fill(t->arg, b, k, buf);
-            if (write_all(fd, buf, (size_t)(k * dsize))) {
+            if (hz_st_write_all(fd, buf, (size_t)(k * dsize))) {
                 free(buf);
                 return -1;
             }
@@ -788,16 +785,16 @@ int hz_st_write(const char *path, const hz_st_wtensor *tensors, int n, char *err
 {
     st_job j = {tensors, n, NULL, 0};
     if (build_header(path, &j, err) != 0) return -1;
-    int rc = write_atomic(path, emit_file, &j, err);
+    int rc = hz_st_write_atomic(path, emit_file, &j, err);
     free(j.header);
     return rc;
 }
 
-static int emit_text(int fd, void *arg) { return write_all(fd, arg, strlen(arg)); }
+static int emit_text(int fd, void *arg) { return hz_st_write_all(fd, arg, strlen(arg)); }
 
 int hz_st_write_text(const char *path, const char *text, char *err)
 {
-    return write_atomic(path, emit_text, (void *)text, err);
+    return hz_st_write_atomic(path, emit_text, (void *)text, err);
 }
 
 /* model-NNNNN-of-MMMMM.safetensors: returns MMMMM (and sets *k = NNNNN), else 0. */

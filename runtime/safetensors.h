@@ -106,4 +106,11 @@ int hz_st_write_checkpoint(const char *dir, const hz_st_wtensor *tensors, int n,
 /* Write TEXT to PATH via PATH.tmp, fsync and rename. Returns 0 or -1 with a message. */
 int hz_st_write_text(const char *path, const char *text, char *err);
 
+/* Write the bytes EMIT produces to PATH via PATH.tmp: fsync, rename, fsync the directory.
+ * EMIT returns 0 or -1 (errno set). Returns 0, or -1 with a message in err. */
+typedef int (*hz_st_emit_fn)(int fd, void *arg);
+int hz_st_write_atomic(const char *path, hz_st_emit_fn emit, void *arg, char *err);
+/* write(2) all of BUF, retrying short writes and EINTR; 0 or -1. */
+int hz_st_write_all(int fd, const void *buf, size_t n);
+
 #endif

@@ -26,6 +26,7 @@
 #include <cublasLt.h>
 #pragma GCC diagnostic pop
 
+#include "../cpu/ops.h"
 #include "../rt.h"
 
 /* ======================================================================================
@@ -218,12 +219,6 @@ typedef struct cuda_state {
  * Small helpers
  * ====================================================================================== */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int env_flag(const char *name)
 {
@@ -282,19 +277,6 @@ static int mkdir_p(const char *path)
         *q = '/';
     }
     return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* MemAvailable of /proc/meminfo in bytes, 0 if unknown. */
-static int64_t host_available_bytes(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return (int64_t)kb * 1024;
 }
 
 /* A short description of op i for messages: "bwd block 3 micro 1". */
@@ -448,7 +430,7 @@ static void *build_kernels(cuda_state *s, size_t *cubin_n)
         return cubin;
     }
 
-    double t0 = now_s();
+    double t0 = hz_now_s();
     nvrtcProgram prog;
     NVRTC_CHECK(nvrtcCreateProgram(&prog, src, src_path, 0, NULL, NULL));
     nvrtcResult rc = nvrtcCompileProgram(prog, nopts, opts);
@@ -473,7 +455,7 @@ static void *build_kernels(cuda_state *s, size_t *cubin_n)
     NVRTC_CHECK(nvrtcDestroyProgram(&prog));
     free(src);
     printf("cuda backend: kernels compiled for sm_%d%d by NVRTC %d.%d in %.2f s\n", s->cc_major,
-           s->cc_minor, vmaj, vmin, now_s() - t0);
+           s->cc_minor, vmaj, vmin, hz_now_s() - t0);
 
     /* store: write a private file, then rename it into place (atomic for other trainers) */
     if (!cpath[0]) {
@@ -1310,31 +1292,12 @@ static void cuda_report(hz_ctx *c, FILE *out)
             gib((int64_t)(total_b - free_b)), gib((int64_t)total_b));
 }
 
-/* inv_freq (HD/2) as runtime/cpu/rope.c rope_inv_freq computes it (that file is not part
- * of this library, so the float-exact computation is repeated here). */
+/* inv_freq (HD/2) exactly as the cpu reference computes it (runtime/cpu/rope.c). */
 static void rope_table(float *inv_freq, const hz_dims *d)
 {
-    int HD = (int)d->HD;
-    for (int i = 0; i < HD / 2; i++) {
-        float e = (float)(2 * i) / (float)HD;
-        float pw = (float)pow((double)d->rope_theta, (double)e);
-        inv_freq[i] = 1.0f / pw;
-    }
-    if (!d->rope_llama3) return;
-    float factor = d->rope_factor, lo = d->rope_low_freq_factor, hi = d->rope_high_freq_factor;
-    double old_len = (double)d->rope_original_max_pos;
-    float low_freq_wavelen = (float)(old_len / lo), high_freq_wavelen = (float)(old_len / hi);
-    float two_pi = (float)(2.0 * 3.14159265358979323846);
-    for (int i = 0; i < HD / 2; i++) {
-        float inv = inv_freq[i];
-        float wavelen = (1.0f / inv) * two_pi;
-        if (wavelen > low_freq_wavelen) {
-            inv_freq[i] = inv / factor;
-        } else if (!(wavelen < high_freq_wavelen)) {
-            float smooth = ((1.0f / wavelen) * (float)old_len - lo) / (float)((double)hi - lo);
-            inv_freq[i] = (1.0f - smooth) * inv / factor + smooth * inv;
-        }
-    }
+    hz_rope rope = {d->rope_theta, d->rope_llama3, d->rope_factor, d->rope_low_freq_factor,
+                    d->rope_high_freq_factor, d->rope_original_max_pos};
+    rope_inv_freq(inv_freq, (int)d->HD, &rope);
 }
 
 /* The model's shape as kernel arguments; stop on a shape the kernels cannot run. */
@@ -1406,7 +1369,7 @@ static int cuda_init(hz_ctx *c)
     printf("cuda backend: host memory: planned %lld bytes (%.3f GiB, store %.3f GiB pinned); "
            "available now %.3f GiB\n",
            (long long)p->host_bytes, gib(p->host_bytes), gib(c->store.bytes),
-           gib(host_available_bytes()));
+           gib(hz_proc_bytes("/proc/meminfo", "MemAvailable:")));
     if (need > (int64_t)free0) {
         int64_t fit = (int64_t)free0 - (need - p->gpu_bytes); /* arena bytes that would fit */
         fflush(stdout);
@@ -1482,7 +1445,7 @@ static int cuda_init(hz_ctx *c)
 
     /* cuBLASLt: plan every GEMM of the step and of eval by walking them without issuing */
     LT_CHECK(cublasLtCreate(&s->lt));
-    double t0 = now_s();
+    double t0 = hz_now_s();
     s->dry = 1;
     for (int i = 0; i < p->op_n; i++)
         if (p->ops[i].stream != HZ_HOST) issue_op(s, c, i);
@@ -1490,7 +1453,7 @@ static int cuda_init(hz_ctx *c)
     s->dry = 0;
     printf("cuda backend: %d GEMM shapes planned with cuBLASLt in %.2f s; arena %lld bytes "
            "allocated (measured %lld)%s%s\n",
-           s->gemm_n, now_s() - t0, (long long)p->gpu_bytes, (long long)s->arena_measured,
+           s->gemm_n, hz_now_s() - t0, (long long)p->gpu_bytes, (long long)s->arena_measured,
            s->sync ? "; HZ_SYNC: synchronising after every op" : "",
            s->trace ? "; HZ_TRACE: timing every op" : "");
     return 0;
