@@ -4,6 +4,7 @@
 #ifndef HZ_TEST_H
 #define HZ_TEST_H
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 static int test_passed_n, test_failed_n;
@@ -31,6 +32,27 @@ static int test_passed_n, test_failed_n;
               "%s: got %.8g want %.8g diff %.3g tol %.3g", name, g_, w_, d_,   \
               (double)(atol) + (rtol) * fabs(w_));                             \
     } while (0)
+
+/* Rows of token ids: equality, and a printable form (rotating static buffers, so up to
+ * four can stand in one message). */
+static inline int arrays_equal(const int32_t *got, const int32_t *want, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (got[i] != want[i]) return 0;
+    return 1;
+}
+
+static inline const char *fmt_row(const int32_t *a, int64_t n)
+{
+    static char bufs[4][512];
+    static int next;
+    char *p = bufs[next++ % 4];
+    size_t k = 0;
+    p[0] = 0;
+    for (int64_t i = 0; i < n && k < sizeof bufs[0]; i++)
+        k += (size_t)snprintf(p + k, sizeof bufs[0] - k, "%s%d", i ? " " : "", a[i]);
+    return p;
+}
 
 #define TEST_END()                                                             \
     do {                                                                       \

@@ -89,23 +89,6 @@ static void write_npy(const char *path, int major, const char *dict, const uint3
     free(b);
 }
 
-static int arrays_equal(const int32_t *got, const int32_t *want, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        if (got[i] != want[i]) return 0;
-    return 1;
-}
-
-static const char *fmt_row(const int32_t *a, int64_t n) {
-    static char bufs[2][256];
-    static int next;
-    char *p = bufs[next++ % 2];
-    size_t k = 0;
-    p[0] = 0;
-    for (int64_t i = 0; i < n && k < sizeof bufs[0]; i++)
-        k += (size_t)snprintf(p + k, sizeof bufs[0] - k, "%s%d", i ? " " : "", a[i]);
-    return p;
-}
-
 /* Read one row of T tokens and compare with tok[start..start+T] of the stream. */
 static void check_row(const char *what, hz_data *d, int64_t T, const uint32_t *stream,
                       int64_t start) {

@@ -42,23 +42,6 @@ static hz_data_opts opts(int64_t vocab, int64_t min_tokens, uint64_t seed, doubl
     return o;
 }
 
-static int arrays_equal(const int32_t *got, const int32_t *want, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        if (got[i] != want[i]) return 0;
-    return 1;
-}
-
-static const char *fmt_row(const int32_t *a, int64_t n) {
-    static char bufs[4][512];
-    static int next;
-    char *p = bufs[next++ % 4];
-    size_t k = 0;
-    p[0] = 0;
-    for (int64_t i = 0; i < n && k < sizeof bufs[0]; i++)
-        k += (size_t)snprintf(p + k, sizeof bufs[0] - k, "%s%d", i ? " " : "", a[i]);
-    return p;
-}
-
 /* Read one row of T and compare it with WANT_IN / WANT_TG. */
 static void check_row(const char *what, hz_data *d, int64_t T, const int32_t *want_in,
                       const int32_t *want_tg) {
