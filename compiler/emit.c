@@ -99,13 +99,13 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "host_store_n", p->host_store_n);
     set_int(L, "host_grad_bf16", p->host_grad_bf16);
     set_int(L, "host_bytes", p->host_bytes);
-    set_int(L, "host_store_bytes", pl->host_store_bytes);
+    set_int(L, "host_store_bytes", p->host_store_bytes);
     set_int(L, "host_extra_bytes", pl->host_extra_bytes);
     set_int(L, "gpu_bytes", p->gpu_bytes);
     set_int(L, "work_bytes", p->work_bytes);
     set_int(L, "n_wslots", pl->n_wslots);
     set_int(L, "n_gslots", pl->n_gslots);
-    set_num(L, "flops_per_token", plan_flops_per_token(&p->dims));
+    set_num(L, "flops_per_token", hz_flops_per_token(&p->dims));
     push_dims(L, &p->dims);
     lua_setfield(L, -2, "dims");
     push_train(L, &p->train);

@@ -22,8 +22,6 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-double plan_flops_per_token(const hz_dims *d) { return hz_flops_per_token(d); }
-
 /* ---- units and tensors ---- */
 
 typedef struct builder {
@@ -301,11 +299,10 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
 {
     int64_t n = pl->p.host_store_n;
     pl->p.host_grad_bf16 = grad_bf16;
-    pl->host_store_bytes = n * (2 + 2 + 4 + 4 + (grad_bf16 ? 2 : 4));
-    pl->p.host_store_bytes = pl->host_store_bytes;
+    pl->p.host_store_bytes = n * (2 + 2 + 4 + 4 + (grad_bf16 ? 2 : 4));
     /* pinned staging: the step's tokens (inputs, targets) and per-token losses */
     pl->host_extra_bytes = pl->p.dims.step_tokens * (4 + 4 + 4);
-    pl->p.host_bytes = pl->host_store_bytes + pl->host_extra_bytes;
+    pl->p.host_bytes = pl->p.host_store_bytes + pl->host_extra_bytes;
 }
 
 static void fmt_gib(char *buf, size_t n, int64_t bytes)
@@ -415,7 +412,7 @@ void plan_print(const hzc_plan *pl, FILE *out)
                  "loss chunk %lld tokens\n",
             (long long)d->step_tokens, (long long)d->n_micro, (long long)d->B, (long long)d->T,
             (long long)d->chunk_tokens);
-    fprintf(out, "  model FLOPs per token: %.4g\n\n", plan_flops_per_token(d));
+    fprintf(out, "  model FLOPs per token: %.4g\n\n", hz_flops_per_token(d));
 
     fprintf(out, "host store (layer-contiguous, %lld elements per array incl. %lld padding)\n",
             (long long)p->host_store_n, (long long)(p->host_store_n - p->params_n));

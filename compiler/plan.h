@@ -24,7 +24,6 @@ typedef struct hzc_plan {
     hz_region regions[HZ_REGION_KIND_N];
     hz_op *ops;
     int n_wslots, n_gslots;
-    int64_t host_store_bytes;  /* w + lo + m + v + g arrays */
     int64_t host_extra_bytes;  /* pinned token and loss staging */
 } hzc_plan;
 
@@ -35,8 +34,5 @@ void plan_free(hzc_plan *plan);
 
 /* Print the plan for people. */
 void plan_print(const hzc_plan *plan, FILE *out);
-
-/* Model FLOPs per token by DESIGN.md's accounting. */
-double plan_flops_per_token(const hz_dims *d);
 
 #endif
