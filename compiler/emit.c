@@ -98,6 +98,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "params", p->params_n);
     set_int(L, "host_store_n", p->host_store_n);
     set_int(L, "host_grad_bf16", p->host_grad_bf16);
+    set_int(L, "boundary_on_host", p->boundary_on_host);
     set_int(L, "host_bytes", p->host_bytes);
     set_int(L, "host_store_bytes", p->host_store_bytes);
     set_int(L, "host_extra_bytes", pl->host_extra_bytes);
@@ -180,6 +181,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
         set_int(L, "micro", o->micro);
         set_int(L, "slot", o->slot);
         set_int(L, "gslot", o->gslot);
+        set_int(L, "bnd", o->bnd);
         lua_createtable(L, HZ_OP_WAITS, 0);
         for (int w = 0; w < HZ_OP_WAITS; w++) {
             lua_pushinteger(L, o->wait[w]);

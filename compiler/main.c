@@ -24,7 +24,8 @@ static void usage(FILE *out)
             "Compile a decoder language model description (YAML) into a dedicated trainer.\n\n"
             "commands:\n"
             "  hzc check SPEC                   validate a model description\n"
-            "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--json]\n"
+            "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--boundaries auto|gpu|host]\n"
+            "               [--json]\n"
             "                                   print the memory plan and the step schedule\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
@@ -34,7 +35,8 @@ static void usage(FILE *out)
             "                                   checkpoint's config.json (Llama, Qwen2, Mistral)\n"
             "  hzc --help | --version\n\n"
             "SIZE: bytes, or a number with K/M/G/T (binary: 80G = 80 GiB), KiB/MiB/GiB/TiB,\n"
-            "or KB/MB/GB/TB (decimal). The default backend is cuda when hzc was built with the\n"
+            "or KB/MB/GB/TB (decimal). --boundaries: where the layers' input activations live\n"
+            "(auto: on the GPU unless --gpu-mem needs them on the host). The default backend is cuda when hzc was built with the\n"
             "CUDA toolkit, else cpu. See docs/ for the model description and the plan.\n");
 }
 
@@ -98,6 +100,17 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             }
             *(a[2] == 'g' ? &o->lim.gpu_bytes : &o->lim.host_bytes) = bytes;
+            i++;
+        } else if (!strcmp(a, "--boundaries")) {
+            static const char *const names[] = {"auto", "gpu", "host"};
+            int k = 0;
+            while (k < 3 && !(v && !strcmp(v, names[k]))) k++;
+            if (k == 3) {
+                fprintf(stderr, "hzc: error: --boundaries expects auto, gpu or host, got '%s'\n",
+                        v ? v : "");
+                return -1;
+            }
+            o->lim.boundaries = k;
             i++;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--backend")) {
             if (!v) {

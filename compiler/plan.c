@@ -135,7 +135,11 @@ typedef struct sched {
     int slot_next, gslot_next;
     int *slot_last_use;   /* per weight slot: last op reading it */
     int *gslot_last_store;/* per grad slot: last STORE_G that emptied it */
+    int buf_last[2][HZ_STREAM_KIND_N]; /* host boundaries: per GPU buffer and stream, the
+                                        * last op that used it */
 } sched;
+
+
 
 static int emit(sched *s, int kind, int stream, int unit, int micro, int slot, int gslot)
 {
@@ -146,7 +150,7 @@ static int emit(sched *s, int kind, int stream, int unit, int micro, int slot, i
         if (!pl->ops) exit(1);
     }
     hz_op *o = &pl->ops[pl->p.op_n];
-    *o = (hz_op){kind, stream, unit, micro, slot, gslot, {-1, -1, -1}};
+    *o = (hz_op){kind, stream, unit, micro, slot, gslot, -1, {-1, -1, -1}};
     return pl->p.op_n++;
 }
 
@@ -164,6 +168,19 @@ static void add_wait(hzc_plan *pl, int op, int on)
     abort(); /* planner bug: more waits than HZ_OP_WAITS */
 }
 
+/* Host boundaries: op OP uses buffer B; a writer first waits for the buffer's last users
+ * on the other streams (its own stream is in order). */
+static void use_buffer(sched *s, int op, int b, int writes)
+{
+    hzc_plan *pl = s->pl;
+    if (!pl->p.boundary_on_host) return;
+    int stream = pl->ops[op].stream;
+    if (writes)
+        for (int k = 0; k < HZ_STREAM_KIND_N; k++)
+            if (k != stream) add_wait(pl, op, s->buf_last[b][k]);
+    s->buf_last[b][stream] = op;
+}
+
 /* LOAD_W of unit u into the next weight slot; returns the op index. */
 static int load_weights(sched *s, int u, int *slot_out)
 {
@@ -177,7 +194,7 @@ static int load_weights(sched *s, int u, int *slot_out)
 
 static void build_schedule(hzc_plan *pl, int clip)
 {
-    sched s = {pl, 64, 0, 0, NULL, NULL};
+    sched s = {.pl = pl, .cap = 64};
     int n_micro = (int)pl->p.dims.n_micro, L = (int)pl->p.dims.L;
     int head = L + 1, store_head = -1, store_last = -1;
     int *store_of = xcalloc((size_t)pl->p.unit_n, sizeof(int));
@@ -186,15 +203,27 @@ static void build_schedule(hzc_plan *pl, int clip)
     s.gslot_last_store = xcalloc((size_t)pl->n_gslots, sizeof(int));
     for (int i = 0; i < pl->n_wslots; i++) s.slot_last_use[i] = -1;
     for (int i = 0; i < pl->n_gslots; i++) s.gslot_last_store[i] = -1;
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < HZ_STREAM_KIND_N; k++) s.buf_last[b][k] = -1;
 
-    /* forward: embed, blocks, then the head's loss (forward + backward) */
+    /* forward: embed, blocks, then the head's loss (forward + backward). Unit u writes
+     * boundary u and reads boundary u - 1; with host boundaries, boundary j < L then goes
+     * to the host (the head's input, boundary L, stays for the loss). */
     for (int u = 0; u < pl->p.unit_n; u++) {
         int slot, load = load_weights(&s, u, &slot), last = -1;
         for (int m = 0; m < n_micro; m++) {
             last = emit(&s, u == head ? HZ_LOSS : HZ_FWD, HZ_COMPUTE, u, m, slot, -1);
             if (m == 0) add_wait(pl, last, load);
+            if (u > 0) use_buffer(&s, last, (u - 1) % 2, 0);
+            if (u < head) use_buffer(&s, last, u % 2, 1);
         }
         s.slot_last_use[slot] = last;
+        if (pl->p.boundary_on_host && u < L) {
+            int st = emit(&s, HZ_STORE_B, HZ_D2H, u, -1, -1, -1);
+            pl->ops[st].bnd = u;
+            add_wait(pl, st, last);
+            use_buffer(&s, st, u % 2, 0);
+        }
         if (u == head) {
             store_head = emit(&s, HZ_STORE_G, HZ_D2H, u, -1, -1, -1);
             add_wait(pl, store_head, last);
@@ -204,15 +233,24 @@ static void build_schedule(hzc_plan *pl, int clip)
     /* backward: blocks in reverse, recomputed from their boundaries, then the embedding */
     for (int u = L; u >= 0; u--) {
         int slot = -1, load = -1, gslot = -1, last = -1;
+        int load_b = -1;
         if (u > 0) {
             load = load_weights(&s, u, &slot);
             gslot = s.gslot_next;
             s.gslot_next = (s.gslot_next + 1) % pl->n_gslots;
+            /* block u - 1 reads boundary u - 1; the last block's is still on the GPU */
+            if (pl->p.boundary_on_host && u < L) {
+                load_b = emit(&s, HZ_LOAD_B, HZ_H2D, u, -1, -1, -1);
+                pl->ops[load_b].bnd = u - 1;
+                use_buffer(&s, load_b, (u - 1) % 2, 1);
+            }
         }
         for (int m = 0; m < n_micro; m++) {
             last = emit(&s, HZ_BWD, HZ_COMPUTE, u, m, slot, gslot);
+            if (u > 0) use_buffer(&s, last, (u - 1) % 2, 0);
             if (m > 0) continue;
             add_wait(pl, last, load);
+            add_wait(pl, last, load_b);
             if (gslot >= 0) add_wait(pl, last, s.gslot_last_store[gslot]);
             if (u == 0 && !pl->p.dims.tied) add_wait(pl, last, store_head); /* GHEAD reuse */
         }
@@ -280,7 +318,8 @@ static void build_arena(hzc_plan *pl)
     set_region(pl, HZ_GSLOT, pl->n_gslots, 4 * max_block);
     set_region(pl, HZ_GHEAD, 1, 4 * head_grad);
     set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 ? 1 : 0, 2 * max_unit);
-    set_region(pl, HZ_BOUNDARY, (int)d->L + 1, 2 * d->step_tokens * d->C);
+    set_region(pl, HZ_BOUNDARY, pl->p.boundary_on_host ? 2 : (int)d->L + 1,
+               2 * d->step_tokens * d->C);
     set_region(pl, HZ_DGRAD, 1, 2 * d->step_tokens * d->C);
     set_region(pl, HZ_TOKENS, 1, 2 * 4 * d->step_tokens);
     pl->p.work_bytes = work_bytes(d);
@@ -300,8 +339,11 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
     int64_t n = pl->p.host_store_n;
     pl->p.host_grad_bf16 = grad_bf16;
     pl->p.host_store_bytes = n * (2 + 2 + 4 + 4 + (grad_bf16 ? 2 : 4));
-    /* pinned staging: the step's tokens (inputs, targets) and per-token losses */
-    pl->host_extra_bytes = pl->p.dims.step_tokens * (4 + 4 + 4);
+    /* pinned staging: the step's tokens (inputs, targets) and per-token losses; with host
+     * boundaries, boundaries 0..L-1 of the whole step in bf16 */
+    const hz_dims *d = &pl->p.dims;
+    pl->host_extra_bytes = d->step_tokens * (4 + 4 + 4);
+    if (pl->p.boundary_on_host) pl->host_extra_bytes += d->L * d->step_tokens * d->C * 2;
     pl->p.host_bytes = pl->p.host_store_bytes + pl->host_extra_bytes;
 }
 
@@ -337,16 +379,27 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
     build_units(s, pl);
 
     /* Host gradients: fp32 when the whole plan fits in 85% of the host budget (the rest
-     * is the OS, the page cache and the data), else bf16 (14 bytes per parameter). */
-    plan_host(pl, 0);
-    if (lim->host_bytes && pl->p.host_bytes > lim->host_bytes / 100 * 85) plan_host(pl, 1);
-
-    pl->n_wslots = 3;
+     * is the OS, the page cache and the data), else bf16 (14 bytes per parameter).
+     * GPU: three weight slots, then two (which still overlap one copy with one compute);
+     * then, unless the boundaries were pinned to the GPU, the boundaries move to the host
+     * (which changes the host plan, so both are planned again). */
+    pl->p.boundary_on_host = lim->boundaries == PLAN_BOUNDARIES_HOST;
     pl->n_gslots = 2;
-    build_arena(pl);
-    if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
-        pl->n_wslots = 2; /* two slots still overlap one copy with one compute */
+    for (;;) {
+        plan_host(pl, 0);
+        if (lim->host_bytes && pl->p.host_bytes > lim->host_bytes / 100 * 85) plan_host(pl, 1);
+        pl->n_wslots = 3;
         build_arena(pl);
+        if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
+            pl->n_wslots = 2;
+            build_arena(pl);
+        }
+        if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes &&
+            lim->boundaries == PLAN_BOUNDARIES_AUTO && !pl->p.boundary_on_host) {
+            pl->p.boundary_on_host = 1;
+            continue;
+        }
+        break;
     }
     build_schedule(pl, s->grad_clip > 0);
     pl->p.units = pl->units;
@@ -364,6 +417,9 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
         const char *knob = "shape.tokens_per_step (the boundary activations of the whole step)";
         if (pl->regions[HZ_WORK].bytes + pl->regions[HZ_LOSSBUF].bytes > big->bytes)
             knob = "shape.tokens_per_micro_batch (the per-micro-batch workspace)";
+        else if (lim->boundaries == PLAN_BOUNDARIES_GPU)
+            knob = "shape.tokens_per_step, or let the boundaries go to the host "
+                   "(--boundaries auto)";
         fprintf(err,
                 "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over); "
                 "lower %s\n",
@@ -423,7 +479,9 @@ void plan_print(const hzc_plan *pl, FILE *out)
     print_bytes(out, "v     fp32 Adam second moment", 4 * n);
     print_bytes(out, p->host_grad_bf16 ? "g     bf16 gradients" : "g     fp32 gradients",
                 (p->host_grad_bf16 ? 2 : 4) * n);
-    print_bytes(out, "extras (token and loss staging)", pl->host_extra_bytes);
+    print_bytes(out, p->boundary_on_host ? "extras (token/loss staging, boundaries)"
+                                         : "extras (token and loss staging)",
+                pl->host_extra_bytes);
     print_bytes(out, "planned peak host", p->host_bytes);
     fprintf(out, "  bytes per parameter: %.3f\n\n", (double)p->host_bytes / (double)p->params_n);
 
@@ -450,6 +508,10 @@ void plan_print(const hzc_plan *pl, FILE *out)
     fprintf(out, "  loss head: final norm + lm_head + cross-entropy fused, %lld tokens per "
                  "logits chunk\n",
             (long long)d->chunk_tokens);
+    if (p->boundary_on_host)
+        fprintf(out, "  boundaries on the host: each layer's input goes to pinned host memory "
+                     "after its forward (store_b) and comes back before its backward (load_b); "
+                     "the GPU holds two layers' worth\n");
     fprintf(out, "  backward: reload, recompute from the boundary, backward; %d gradient slots "
                  "alternate so one stores to the host while the next fills\n",
             pl->n_gslots);

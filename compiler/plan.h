@@ -11,9 +11,13 @@
 #define PLAN_ALIGN_BYTES 256   /* arena region offsets */
 #define PLAN_CHUNK_BYTES (256ll << 20) /* loss-head logits chunk at most this many bytes */
 
+enum plan_boundaries { PLAN_BOUNDARIES_AUTO, PLAN_BOUNDARIES_GPU, PLAN_BOUNDARIES_HOST };
+
 typedef struct plan_limits {
     int64_t gpu_bytes;         /* 0 = no limit */
     int64_t host_bytes;        /* 0 = no limit */
+    int boundaries;            /* enum plan_boundaries: AUTO moves them to the host only
+                                * when the GPU limit needs it */
 } plan_limits;
 
 /* A plan owned by the compiler: hz_plan plus the arrays it points to. */
@@ -24,7 +28,7 @@ typedef struct hzc_plan {
     hz_region regions[HZ_REGION_KIND_N];
     hz_op *ops;
     int n_wslots, n_gslots;
-    int64_t host_extra_bytes;  /* pinned token and loss staging */
+    int64_t host_extra_bytes;  /* pinned token and loss staging, host boundaries */
 } hzc_plan;
 
 /* Build the plan. On a plan that does not fit the limits, writes why, by how much and

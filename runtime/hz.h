@@ -69,10 +69,14 @@ typedef struct hz_op {
     int micro;               /* micro-batch, -1 if none */
     int slot;                /* weight slot (LOAD_W, FWD, LOSS, BWD), -1 if none */
     int gslot;               /* grad slot (BWD, STORE_G of blocks), -1 if none */
+    int bnd;                 /* STORE_B, LOAD_B: boundary index (input of block bnd), else -1 */
     int wait[HZ_OP_WAITS];
 } hz_op;
 
-/* The whole plan. host_store_n counts elements per host array (w, lo, m, v, g). */
+/* The whole plan. host_store_n counts elements per host array (w, lo, m, v, g).
+ * Boundary j (0..L) is the input of block j (L: of the head): with boundaries on the GPU
+ * it is slot j of the BOUNDARY region, on the host it is buffer j % 2 of that region and
+ * (for j < L) row j of a host array of (L, step_tokens, C) bf16 after its STORE_B. */
 typedef struct hz_plan {
     const char *spec_name;
     const char *family;      /* llama | qwen2 | mistral: for the exported config.json */
@@ -81,6 +85,8 @@ typedef struct hz_plan {
     int64_t params_n;        /* true parameter count (no padding) */
     int64_t host_store_n;    /* elements per host array, padding included */
     int host_grad_bf16;      /* host gradients held as bf16 (else fp32) */
+    int boundary_on_host;    /* boundaries live in pinned host memory; the GPU holds two
+                              * layers' worth: boundary j in buffer j % 2 */
     int64_t host_store_bytes;/* planned bytes of the host store arrays */
     int64_t host_bytes;      /* planned peak host bytes (store + extras) */
     int64_t gpu_bytes;       /* planned GPU arena bytes */

@@ -30,7 +30,7 @@
     X(GSLOT, "grad_slots", "fp32 gradient accumulator of one block, per slot")   \
     X(GHEAD, "grad_head", "fp32 gradients of the head, then of the embedding")   \
     X(GSTAGE, "grad_stage", "bf16 copy of one unit's gradients for the host")     \
-    X(BOUNDARY, "boundary", "bf16 input of every block and of the head, whole step") \
+    X(BOUNDARY, "boundary", "bf16 input of every block and of the head, whole step (or 2 layers' worth when they live on the host)") \
     X(DGRAD, "dgrad", "bf16 gradient of the residual stream, whole step")        \
     X(TOKENS, "tokens", "int32 inputs and targets of the step")                  \
     X(WORK, "workspace", "per-micro-batch recompute and backward buffers")        \
@@ -51,7 +51,9 @@
     X(LOSS, "loss", "head forward + backward of one micro-batch, chunked over tokens") \
     X(BWD, "bwd", "recompute a block from its boundary, backward, accumulate grads") \
     X(STORE_G, "store_g", "copy a unit's gradients -> host, add its squared norm")  \
-    X(OPT, "opt", "AdamW on a unit's host master, after the global norm is known")
+    X(OPT, "opt", "AdamW on a unit's host master, after the global norm is known")  \
+    X(STORE_B, "store_b", "copy a layer's boundary activations -> host (host boundaries)") \
+    X(LOAD_B, "load_b", "copy a layer's boundary activations host -> GPU (host boundaries)")
 
 #define HZ_ENUM_ENTRY(id, ...) HZ_##id,
 enum hz_unit_kind { HZ_UNIT_KINDS(HZ_ENUM_ENTRY) HZ_UNIT_KIND_N };

@@ -87,6 +87,11 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
                 out->d2h_bytes += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
         }
     }
+    for (int i = 0; i < p->op_n; i++) { /* host boundaries: a whole layer each way */
+        int64_t bytes = 2 * p->dims.step_tokens * p->dims.C;
+        if (p->ops[i].kind == HZ_LOAD_B) out->h2d_bytes += bytes;
+        if (p->ops[i].kind == HZ_STORE_B) out->d2h_bytes += bytes;
+    }
     out->h2d_bytes += 8 * p->dims.step_tokens; /* input and target ids */
     out->d2h_bytes += 4 * p->dims.step_tokens; /* per-token losses */
     if (!c->be->op_times) return 0;

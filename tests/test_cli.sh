@@ -124,6 +124,22 @@ expect_fail "import of a missing dir" "cannot read" $hzc import "$tmp/nope" -o "
 mkdir -p "$tmp/gpt2"; printf '{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}' > "$tmp/gpt2/config.json"
 expect_fail "import of an unsupported architecture" "GPT2" $hzc import "$tmp/gpt2" -o "$tmp/x.yaml"
 
+# boundaries on the host: chosen when the GPU needs it, refused when pinned to the GPU, and
+# the same training either way
+$hzc plan models/llama3-8b.yaml --gpu-mem 20G --host-mem 128G > "$tmp/p20.txt" 2>&1 &&
+    grep -q 'boundaries on the host' "$tmp/p20.txt" &&
+    ok "llama3-8b in 20G of GPU: boundaries move to the host ($(grep 'planned peak GPU' "$tmp/p20.txt" | awk '{print $(NF-1), $NF}'))" ||
+    bad "llama3-8b --gpu-mem 20G: $(tail -n 3 "$tmp/p20.txt")"
+expect_fail "--boundaries gpu in 20G" "boundaries auto" $hzc plan models/llama3-8b.yaml --gpu-mem 20G --boundaries gpu
+expect_fail "bad --boundaries" "expects auto, gpu or host" $hzc plan models/tiny.yaml --boundaries disk
+$hzc build models/tiny.yaml -o "$tmp/hb" --backend cpu --boundaries host 2> /dev/null
+"$tmp/hb/train" --data data/tiny_train.bin --steps 3 --threads 2 > "$tmp/hb.log" 2>&1
+grep '^step  *[123]/' "$tmp/hb.log" | cut -d'|' -f2,3 > "$tmp/hb.loss"
+grep '^step  *[123]/' "$tmp/a.log" | cut -d'|' -f2,3 > "$tmp/a3.loss"
+[ -s "$tmp/hb.loss" ] && cmp -s "$tmp/hb.loss" "$tmp/a3.loss" &&
+    ok "host boundaries train identically to GPU boundaries: $(tr '\n' ' ' < "$tmp/hb.loss")" ||
+    bad "host boundaries: $(tr '\n' ' ' < "$tmp/hb.loss") vs $(tr '\n' ' ' < "$tmp/a3.loss")"
+
 # --trace: a Chrome trace with every op of every step and the optimizer's updates
 $train --data data/tiny_train.bin --steps 3 --threads 2 --trace "$tmp/trace.json" > "$tmp/trace.log" 2>&1
 ops=$(grep -c '"ph": "X"' "$tmp/trace.json" 2>/dev/null)

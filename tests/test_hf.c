@@ -411,7 +411,7 @@ static void hf_save_load(int variant)
     char err[HZ_HF_ERR_BYTES];
     hzc_spec spec = make_spec(variant);
     hzc_plan pl;
-    plan_limits none = {0, 0};
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     if (plan_build(&spec, &none, &pl, stderr) != 0) {
         CHECK(0, "variant %d plans", variant);
         return;
@@ -511,7 +511,7 @@ static void hf_errors(void)
     char err[HZ_HF_ERR_BYTES], sterr[HZ_ST_ERR_BYTES];
     hzc_spec spec = make_spec(0), tied_spec = make_spec(1);
     hzc_plan pl, tl;
-    plan_limits none = {0, 0};
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     if (plan_build(&spec, &none, &pl, stderr) || plan_build(&tied_spec, &none, &tl, stderr)) {
         CHECK(0, "plans");
         return;

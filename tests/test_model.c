@@ -254,7 +254,7 @@ int main(void)
     for (int variant = 0; variant < 3; variant++) {
         hzc_spec s = make_spec(variant);
         hzc_plan pl;
-        plan_limits none = {0, 0};
+        plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
         if (plan_build(&s, &none, &pl, stderr) != 0) {
             CHECK(0, "variant %d plans", variant);
             continue;
@@ -262,6 +262,17 @@ int main(void)
         gradcheck(&pl.p, variant);
         streamed_vs_plain(&pl.p, variant);
         learns(&pl.p, variant);
+        plan_free(&pl);
+        /* the same step with the boundaries held on the host (store_b / load_b), and
+         * three layers so that a buffer is reused */
+        s.L = 3;
+        plan_limits host = {0, 0, PLAN_BOUNDARIES_HOST};
+        if (plan_build(&s, &host, &pl, stderr) != 0 || !pl.p.boundary_on_host) {
+            CHECK(0, "variant %d plans with host boundaries", variant);
+            continue;
+        }
+        printf("-- variant %d, boundaries on the host, 3 layers\n", variant);
+        streamed_vs_plain(&pl.p, variant);
         plan_free(&pl);
     }
     TEST_END();

@@ -57,8 +57,10 @@ static void check_plan(const char *name, const hzc_plan *pl)
     CHECK(slot_ok, "%s: tensors are aligned, ordered and fit a weight slot", name);
     CHECK(params == p->params_n, "%s: params %lld = sum over units", name, (long long)params);
     int64_t per = 12 + (p->host_grad_bf16 ? 2 : 4);
-    CHECK(p->host_bytes == per * p->host_store_n + p->dims.step_tokens * 12,
-          "%s: host bytes = %lld per element + 12 per step token", name, (long long)per);
+    int64_t bnd = p->boundary_on_host ? 2 * p->dims.L * p->dims.step_tokens * p->dims.C : 0;
+    CHECK(p->host_bytes == per * p->host_store_n + p->dims.step_tokens * 12 + bnd,
+          "%s: host bytes = %lld per element + 12 per step token + %lld of host boundaries",
+          name, (long long)per, (long long)bnd);
     CHECK(p->host_store_n - p->params_n < (int64_t)p->tensor_n * PLAN_ALIGN_N,
           "%s: padding %lld elements < %d per tensor", name,
           (long long)(p->host_store_n - p->params_n), PLAN_ALIGN_N);
@@ -75,7 +77,7 @@ static void check_plan(const char *name, const hzc_plan *pl)
             int waits = last_reader[o->slot] < 0;
             for (int w = 0; w < HZ_OP_WAITS; w++) waits |= o->wait[w] == last_reader[o->slot];
             slot_safe &= waits;
-        } else if (o->slot >= 0) {
+        } else if (o->slot >= 0 && (o->kind == HZ_FWD || o->kind == HZ_LOSS || o->kind == HZ_BWD)) {
             last_reader[o->slot] = i;
         }
     }
@@ -85,11 +87,44 @@ static void check_plan(const char *name, const hzc_plan *pl)
           name, loads);
     CHECK(loads == 2 * (int)p->dims.L + 2, "%s: weights cross PCIe once per pass: %d loads",
           name, loads);
+
+    /* host boundaries: boundary j < L goes out once and comes back once (but the last
+     * block's, still resident); a buffer is rewritten only after its readers on other
+     * streams; every block's backward waits for its boundary's load */
+    if (!p->boundary_on_host) return;
+    int stores = 0, bloads = 0, ordered = 1;
+    int last_use[2][HZ_STREAM_KIND_N];
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < HZ_STREAM_KIND_N; k++) last_use[b][k] = -1;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        const hz_unit *u = &p->units[o->unit];
+        int reads = -1, writes = -1;
+        if (o->kind == HZ_STORE_B) stores++, reads = o->bnd % 2;
+        if (o->kind == HZ_LOAD_B) bloads++, writes = o->bnd % 2;
+        if (o->kind == HZ_FWD) writes = (u->layer + 1) % 2, reads = u->kind == HZ_BLOCK ? u->layer % 2 : -1;
+        if (o->kind == HZ_LOSS) reads = (int)(p->dims.L % 2);
+        if (o->kind == HZ_BWD && u->kind == HZ_BLOCK) reads = u->layer % 2;
+        if (writes >= 0)
+            for (int k = 0; k < HZ_STREAM_KIND_N; k++) {
+                if (k == o->stream || last_use[writes][k] < 0) continue;
+                int waited = 0;
+                for (int w = 0; w < HZ_OP_WAITS; w++) waited |= o->wait[w] == last_use[writes][k];
+                ordered &= waited;
+            }
+        if (reads >= 0) last_use[reads][o->stream] = i;
+        if (writes >= 0) last_use[writes][o->stream] = i;
+    }
+    CHECK(stores == p->dims.L && bloads == p->dims.L - 1,
+          "%s: host boundaries: %d store_b (want L = %lld), %d load_b (want L - 1)", name, stores,
+          (long long)p->dims.L, bloads);
+    CHECK(ordered, "%s: host boundaries: every write of a GPU buffer waits for its readers on "
+                   "other streams", name);
 }
 
 int main(void)
 {
-    plan_limits none = {0, 0};
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         hzc_spec s;
         if (spec_load(models[i], &s, stderr) != 0) {
@@ -119,10 +154,52 @@ int main(void)
         plan_free(&b);
     }
 
+    /* host boundaries: GPU bytes do not grow with layers at all; auto chooses them only
+     * when the GPU limit needs it */
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        hzc_spec s1, s2;
+        if (spec_load(models[i], &s1, stderr) != 0) continue;
+        s2 = s1;
+        s2.L = s1.L * 2;
+        plan_limits host = {0, 0, PLAN_BOUNDARIES_HOST};
+        hzc_plan a, b;
+        plan_build(&s1, &host, &a, stderr);
+        plan_build(&s2, &host, &b, stderr);
+        char name[96];
+        snprintf(name, sizeof name, "%s (host boundaries)", models[i]);
+        check_plan(name, &a);
+        CHECK(a.p.boundary_on_host && a.p.gpu_bytes == b.p.gpu_bytes,
+              "%s: GPU bytes %lld at L=%lld and %lld at L=%lld", name, (long long)a.p.gpu_bytes,
+              (long long)s1.L, (long long)b.p.gpu_bytes, (long long)s2.L);
+        plan_free(&a);
+        plan_free(&b);
+    }
+    {
+        hzc_spec s8;
+        spec_load("models/llama3-8b.yaml", &s8, stderr);
+        plan_limits tight = {20ll << 30, 128ll << 30, PLAN_BOUNDARIES_AUTO};
+        plan_limits gpu_only = {20ll << 30, 128ll << 30, PLAN_BOUNDARIES_GPU};
+        hzc_plan a, b;
+        int ra = plan_build(&s8, &tight, &a, stderr);
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *err = open_memstream(&msg, &len);
+        int rb = plan_build(&s8, &gpu_only, &b, err);
+        fclose(err);
+        CHECK(ra == 0 && a.p.boundary_on_host && a.p.gpu_bytes <= (20ll << 30),
+              "llama3-8b in 20 GiB of GPU: auto moves the boundaries to the host (%.2f GiB GPU)",
+              a.p.gpu_bytes / 1073741824.0);
+        CHECK(rb != 0 && strstr(msg, "--boundaries auto"),
+              "llama3-8b in 20 GiB with --boundaries gpu is refused: %s", msg);
+        free(msg);
+        plan_free(&a);
+        plan_free(&b);
+    }
+
     /* the acceptance numbers for llama3-8b */
     hzc_spec s;
     spec_load("models/llama3-8b.yaml", &s, stderr);
-    plan_limits lim = {80ll << 30, 128ll << 30};
+    plan_limits lim = {80ll << 30, 128ll << 30, PLAN_BOUNDARIES_AUTO};
     hzc_plan pl;
     CHECK(plan_build(&s, &lim, &pl, stderr) == 0, "llama3-8b fits 80G GPU / 128G host");
     CHECK(pl.p.params_n == 8030261248ll, "llama3-8b params %lld", (long long)pl.p.params_n);
@@ -137,7 +214,7 @@ int main(void)
     char *msg = NULL;
     size_t len = 0;
     FILE *err = open_memstream(&msg, &len);
-    plan_limits small = {8ll << 30, 0};
+    plan_limits small = {8ll << 30, 0, PLAN_BOUNDARIES_GPU};
     int rc = plan_build(&s, &small, &pl, err);
     fclose(err);
     CHECK(rc != 0 && strstr(msg, "GiB over") && strstr(msg, "lower shape.tokens_per_step"),

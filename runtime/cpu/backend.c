@@ -13,6 +13,7 @@ typedef struct cpu_state {
     float **wslot, **gslot, *ghead;
     int64_t wslot_n, gslot_n, ghead_n;
     float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
+    float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
     cpu_work work;
     double loss_sum, sumsq;
     int64_t arena_bytes;
@@ -48,7 +49,9 @@ static int cpu_init(hz_ctx *c)
     for (int i = 0; i < r[HZ_GSLOT].count; i++)
         if (!(s->gslot[i] = falloc(s, s->gslot_n))) return -1;
     s->ghead = falloc(s, s->ghead_n);
-    s->boundary = falloc(s, (d->L + 1) * d->step_tokens * d->C);
+    s->boundary = falloc(s, r[HZ_BOUNDARY].count * d->step_tokens * d->C);
+    if (p->boundary_on_host && !(s->host_boundary = falloc(s, d->L * d->step_tokens * d->C)))
+        return -1;
     s->dgrad = falloc(s, d->step_tokens * d->C);
     s->work_mem = falloc(s, cpu_work_floats(d));
     s->head_mem = falloc(s, cpu_head_floats(d));
@@ -71,6 +74,16 @@ static void cpu_begin_step(hz_ctx *c)
     s->loss_sum = 0.0;
     s->sumsq = 0.0;
     s->step_t0 = hz_now_s();
+}
+
+/* Boundary j (the input of block j), token TOK: its slot, or buffer j % 2 with host
+ * boundaries. */
+static float *boundary_at(const hz_ctx *c, int64_t j, int64_t tok)
+{
+    const cpu_state *s = c->bk;
+    const hz_dims *d = &c->plan->dims;
+    int64_t b = c->plan->boundary_on_host ? j % 2 : j;
+    return s->boundary + (b * d->step_tokens + tok) * d->C;
 }
 
 /* Pointers to a unit's tensors inside BASE (a weight slot or a gradient region). */
@@ -111,12 +124,12 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)m * N;
-    float *out = s->boundary + ((int64_t)(u->layer + 1) * d->step_tokens + mtok) * C;
+    float *out = boundary_at(c, u->layer + 1, mtok);
     if (u->kind == HZ_EMBED) {
         embedding_forward(out, c->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
     } else {
         cpu_block_params w = block_params(p, u, slot, 0);
-        cpu_block_forward(d, s->inv_freq, &w, out - d->step_tokens * C, out, &s->work);
+        cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &s->work);
     }
 }
 
@@ -159,7 +172,7 @@ static void run_op(hz_ctx *c, int i)
         break;
     case HZ_LOSS: {
         if (o->micro == 0) memset(s->ghead, 0, (size_t)s->ghead_n * sizeof(float));
-        const float *x = s->boundary + (d->L * d->step_tokens + mtok) * C;
+        const float *x = boundary_at(c, d->L, mtok);
         s->loss_sum += cpu_head_loss(
             d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
             c->targets + mtok, c->dscale, s->dgrad + mtok * C,
@@ -174,7 +187,7 @@ static void run_op(hz_ctx *c, int i)
             embedding_backward(dwte, s->dgrad + mtok * C, c->inputs + mtok, N, C);
         } else {
             if (o->micro == 0) memset(grads, 0, (size_t)s->gslot_n * sizeof(float));
-            const float *inp = s->boundary + ((int64_t)u->layer * d->step_tokens + mtok) * C;
+            const float *inp = boundary_at(c, u->layer, mtok);
             cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
             cpu_block_backward(d, s->inv_freq, &w, &g, inp, s->dgrad + mtok * C, &s->work);
         }
@@ -191,6 +204,14 @@ static void run_op(hz_ctx *c, int i)
             }
             s->sumsq += ss;
         }
+        break;
+    case HZ_STORE_B:
+        memcpy(s->host_boundary + o->bnd * d->step_tokens * C, boundary_at(c, o->bnd, 0),
+               (size_t)(d->step_tokens * C) * sizeof(float));
+        break;
+    case HZ_LOAD_B:
+        memcpy(boundary_at(c, o->bnd, 0), s->host_boundary + o->bnd * d->step_tokens * C,
+               (size_t)(d->step_tokens * C) * sizeof(float));
         break;
     default:
         break;
@@ -216,7 +237,7 @@ static double cpu_eval(hz_ctx *c)
     cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
-    int64_t N = d->micro_tokens, C = d->C;
+    int64_t N = d->micro_tokens;
     double sum = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
@@ -226,7 +247,7 @@ static double cpu_eval(hz_ctx *c)
                 forward_unit(c, u, m, s->wslot[0]);
                 continue;
             }
-            const float *x = s->boundary + (d->L * d->step_tokens + (int64_t)m * N) * C;
+            const float *x = boundary_at(c, d->L, (int64_t)m * N);
             sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, s->wslot[0], 0),
                                  tensor_at(p, u, HZ_LM_HEAD, s->wslot[0], 0), x,
                                  c->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
@@ -255,6 +276,7 @@ static void cpu_destroy(hz_ctx *c)
     free(s->gslot);
     free(s->ghead);
     free(s->boundary);
+    free(s->host_boundary);
     free(s->dgrad);
     free(s->work_mem);
     free(s->head_mem);

@@ -202,6 +202,7 @@ typedef struct cuda_state {
     /* pinned host staging: tokens in, per-token losses out, scalars out */
     int32_t *h_tok;  /* inputs then targets, (2, step_tokens) */
     float *h_loss;   /* (step_tokens) per-token losses of the step (or of an eval) */
+    bf16 *h_boundary; /* (L, step_tokens, C) when the plan keeps boundaries on the host */
     double *h_scalars;
     int64_t pinned_bytes;
     /* model shape as kernel arguments */
@@ -832,10 +833,12 @@ static char *region_at(const cuda_state *s, int kind, int i)
     return s->arena + r->offset_bytes + (int64_t)i * r->slot_bytes;
 }
 
-/* Boundary activation l (the input of block l; L: the head's input), token row TOK. */
+/* Boundary activation l (the input of block l; L: the head's input), token row TOK: its
+ * slot, or buffer l % 2 when the plan keeps the boundaries on the host. */
 static bf16 *boundary_at(const cuda_state *s, int64_t l, int64_t tok)
 {
-    return (bf16 *)region_at(s, HZ_BOUNDARY, (int)l) + tok * s->C;
+    int b = s->p->boundary_on_host ? (int)(l % 2) : (int)l;
+    return (bf16 *)region_at(s, HZ_BOUNDARY, b) + tok * s->C;
 }
 
 static void d_memset(cuda_state *s, cudaStream_t st, void *ptr, int64_t bytes)
@@ -1124,6 +1127,15 @@ static void issue_op(cuda_state *s, hz_ctx *c, int i)
         }
         break;
     }
+    case HZ_STORE_B: /* the whole step's boundary o->bnd, one contiguous copy each way */
+        d_copy(s, s->stream[HZ_D2H], s->h_boundary + o->bnd * d->step_tokens * s->C,
+               boundary_at(s, o->bnd, 0), d->step_tokens * s->C * 2, cudaMemcpyDeviceToHost);
+        break;
+    case HZ_LOAD_B:
+        d_copy(s, s->stream[HZ_H2D], boundary_at(s, o->bnd, 0),
+               s->h_boundary + o->bnd * d->step_tokens * s->C, d->step_tokens * s->C * 2,
+               cudaMemcpyHostToDevice);
+        break;
     default:
         break;
     }
@@ -1413,6 +1425,11 @@ static int cuda_init(hz_ctx *c)
     CUDA_CHECK(cudaHostAlloc((void **)&s->h_tok, (size_t)T * 8, cudaHostAllocDefault));
     CUDA_CHECK(cudaHostAlloc((void **)&s->h_loss, (size_t)T * 4, cudaHostAllocDefault));
     CUDA_CHECK(cudaHostAlloc((void **)&s->h_scalars, (size_t)sc_bytes, cudaHostAllocDefault));
+    if (p->boundary_on_host) {
+        int64_t bytes = d->L * T * d->C * 2;
+        CUDA_CHECK(cudaHostAlloc((void **)&s->h_boundary, (size_t)bytes, cudaHostAllocDefault));
+        s->pinned_bytes += bytes;
+    }
 
     /* streams and events */
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
@@ -1490,6 +1507,7 @@ static void cuda_destroy(hz_ctx *c)
     if (s->h_tok) CUDA_CHECK(cudaFreeHost(s->h_tok));
     if (s->h_loss) CUDA_CHECK(cudaFreeHost(s->h_loss));
     if (s->h_scalars) CUDA_CHECK(cudaFreeHost(s->h_scalars));
+    if (s->h_boundary) CUDA_CHECK(cudaFreeHost(s->h_boundary));
     free(s->ev);
     free(s->tr0);
     free(s->tr1);
