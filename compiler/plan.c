@@ -260,8 +260,12 @@ static void build_schedule(hzc_plan *pl, int clip)
         store_of[u] = store_last;
         if (gslot >= 0) s.gslot_last_store[gslot] = store_last;
     }
-    /* optimizer on the host, in forward order so the next step's loads find it done */
-    for (int u = 0; u < pl->p.unit_n; u++) {
+    /* optimizer on the host. With clipping every update waits for the global norm (the
+     * last store_g), so they run in forward order, overlapping the next step's forward.
+     * Without, each unit updates as soon as its gradients are home, in the order they
+     * arrive (head, blocks in reverse, embedding): the updates overlap this backward. */
+    for (int k = 0; k < pl->p.unit_n; k++) {
+        int u = clip ? k : (k == 0 ? head : head - k);
         int op = emit(&s, HZ_OPT, HZ_HOST, u, -1, -1, -1);
         add_wait(pl, op, clip ? store_last : store_of[u]);
     }

@@ -34,8 +34,8 @@ static void *opt_main(void *arg)
             double t0 = hz_now_s();
             hz_adamw_unit(&c->store, p, o->unit, &c->optim, lr, gscale, step + 1, c->pool);
             pthread_mutex_lock(&c->mu);
-            c->opt_t0_s[o->unit] = t0;
-            c->opt_t1_s[o->unit] = hz_now_s();
+            c->opt_t0_s[(step % 2) * p->unit_n + o->unit] = t0;
+            c->opt_t1_s[(step % 2) * p->unit_n + o->unit] = hz_now_s();
             c->unit_done_step[o->unit] = step;
             pthread_cond_broadcast(&c->cv);
             pthread_mutex_unlock(&c->mu);
@@ -55,8 +55,8 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     c->targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
-    c->opt_t0_s = calloc((size_t)p->unit_n, sizeof(double));
-    c->opt_t1_s = calloc((size_t)p->unit_n, sizeof(double));
+    c->opt_t0_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
+    c->opt_t1_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     if (!c->pool || !c->inputs || !c->targets || !c->unit_done_step || !c->opt_t0_s ||
         !c->opt_t1_s)
         return -1;
@@ -105,6 +105,16 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
         if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
         c->be->run_op(c, i);
         last_device_op = i;
+    }
+    /* Without clipping in the plan and in this run, each update waits only for its own
+     * gradients (the op list says so): queue the step now, so the updates overlap the
+     * backward. With clipping (in either) the step is queued once the norm is known. */
+    int early = p->train.grad_clip == 0 && c->optim.grad_clip == 0;
+    if (early) {
+        pthread_mutex_lock(&c->mu);
+        c->opt_queued_step = c->step;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
     }
     /* the step's results: every device op done (the D2H stream ends the step) */
     for (int i = 0; i < p->op_n; i++)

@@ -140,7 +140,8 @@ struct hz_ctx {
     int opt_started;             /* the optimizer thread exists */
     int64_t opt_done_before;     /* steps whose updates were applied before it started, - 1 */
     double step_end_s;           /* host clock when the last step's device work ended */
-    double *opt_t0_s, *opt_t1_s; /* per unit: host clock around its last update */
+    double *opt_t0_s, *opt_t1_s; /* (2, units): host clock around the update of unit u in
+                                  * step s at [(s % 2) * units + u] */
     struct hz_trace *trace;      /* --trace, or NULL */
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */

@@ -68,7 +68,8 @@ static void write_updates(hz_trace *t, hz_ctx *c)
         const hz_unit *x = &c->plan->units[u];
         if (x->layer >= 0) snprintf(name, sizeof name, "opt %s %d", hz_unit_names[x->kind], x->layer);
         else snprintf(name, sizeof name, "opt %s", hz_unit_names[x->kind]);
-        event(t, name, HZ_HOST, c->opt_t0_s[u], c->opt_t1_s[u] - c->opt_t0_s[u], t->opt_pending);
+        int64_t k = (t->opt_pending % 2) * c->plan->unit_n + u;
+        event(t, name, HZ_HOST, c->opt_t0_s[k], c->opt_t1_s[k] - c->opt_t0_s[k], t->opt_pending);
     }
     t->opt_pending = -1;
 }

@@ -203,7 +203,8 @@ static void streamed_vs_plain(const hz_plan *p, int variant)
     /* AdamW, step 1: m = (1-b1) g', v = (1-b2) g'^2, p = p0 (1 - lr wd) - lr/bc1 m/(sqrt(v/bc2)+eps) */
     hz_exec_drain(&c);
     const hz_optim *o = &c.optim;
-    double lr = hz_lr_at(o, 0), gs = norm > o->grad_clip ? o->grad_clip / (norm + 1e-6) : 1.0;
+    double lr = hz_lr_at(o, 0);
+    double gs = o->grad_clip > 0 && norm > o->grad_clip ? o->grad_clip / (norm + 1e-6) : 1.0;
     double worst = 0;
     for (int t = 0; t < p->tensor_n; t++) {
         const hz_tensor *x = &p->tensors[t];
@@ -273,6 +274,13 @@ int main(void)
         }
         printf("-- variant %d, boundaries on the host, 3 layers\n", variant);
         streamed_vs_plain(&pl.p, variant);
+        plan_free(&pl);
+        /* without clipping: updates in backward order, each after its own gradients */
+        s.grad_clip = 0;
+        plan_build(&s, &none, &pl, stderr);
+        printf("-- variant %d, no gradient clipping\n", variant);
+        streamed_vs_plain(&pl.p, variant);
+        learns(&pl.p, variant);
         plan_free(&pl);
     }
     TEST_END();

@@ -82,6 +82,26 @@ static void check_plan(const char *name, const hzc_plan *pl)
         }
     }
     free(last_reader);
+    /* updates: with clipping after the last store_g (the global norm), in forward order;
+     * without, each after its own unit's store_g, in the order the gradients arrive */
+    int last_store = -1, opt_ok = 1, opt_n = 0, prev_unit = -1;
+    for (int i = 0; i < p->op_n; i++)
+        if (p->ops[i].kind == HZ_STORE_G) last_store = i;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->kind != HZ_OPT) continue;
+        opt_n++;
+        const hz_op *w = o->wait[0] >= 0 ? &p->ops[o->wait[0]] : NULL;
+        if (p->train.grad_clip > 0)
+            opt_ok &= o->wait[0] == last_store && o->unit == prev_unit + 1;
+        else
+            opt_ok &= w && w->kind == HZ_STORE_G && w->unit == o->unit &&
+                      (prev_unit < 0 ? o->unit == p->unit_n - 1 : o->unit == prev_unit - 1);
+        prev_unit = o->unit;
+    }
+    CHECK(opt_ok && opt_n == p->unit_n, "%s: %d updates, %s", name, opt_n,
+          p->train.grad_clip > 0 ? "after the global norm, in forward order"
+                                 : "each after its own gradients, in backward order");
     CHECK(back, "%s: every op waits only on earlier ops (%d ops)", name, p->op_n);
     CHECK(slot_safe, "%s: every reload of a weight slot waits for its last reader (%d loads)",
           name, loads);
@@ -194,6 +214,17 @@ int main(void)
         free(msg);
         plan_free(&a);
         plan_free(&b);
+    }
+
+    /* without clipping */
+    {
+        hzc_spec s0;
+        spec_load("models/tiny.yaml", &s0, stderr);
+        s0.grad_clip = 0;
+        hzc_plan a;
+        plan_build(&s0, &none, &a, stderr);
+        check_plan("tiny without clipping", &a);
+        plan_free(&a);
     }
 
     /* the acceptance numbers for llama3-8b */
