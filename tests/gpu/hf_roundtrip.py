@@ -27,13 +27,6 @@ import torch_parity as tp  # noqa: E402  (shapes, model builder, checks)
 T, STEP = tp.T, tp.STEP
 
 
-def loss_of(m, tok, V, dev):
-    rows = STEP // T
-    x = torch.tensor(np.stack([tok[r * T:r * T + T] for r in range(rows)]).astype(np.int64), device=dev)
-    y = torch.tensor(np.stack([tok[r * T + 1:r * T + T + 1] for r in range(rows)]).astype(np.int64), device=dev)
-    logits = m(input_ids=x).logits.float()
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-
 
 def run(name, cfg, args):
     from transformers import AutoModelForCausalLM
@@ -78,15 +71,7 @@ def run(name, cfg, args):
     h_loss, h_norm = float(mt.group(1)), float(mt.group(2))
     h_val = float(re.search(r"^val loss ([0-9.]+)", r.stdout, re.M).group(1))
 
-    loss = loss_of(m, tok, V, dev)
-    loss.backward()
-    norm = float(torch.nn.utils.clip_grad_norm_(list(m.parameters()), tp.CLIP))
-    decay = [p for p in m.parameters() if p.dim() >= 2]
-    no_decay = [p for p in m.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tp.WD},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=tp.LR, betas=(tp.B1, tp.B2), eps=tp.EPS)
-    opt.step()
+    loss, norm = tp.torch_step(m, tok, V, dev)
     rel = lambda a, b: abs(a - b) / abs(b)
     tp.check(rel(h_loss, float(loss)) <= 1e-2,
              f"{name} [{args.backend}, imported]: step-0 loss hzc {h_loss:.5f} transformers {float(loss):.5f}")
@@ -107,7 +92,7 @@ def run(name, cfg, args):
     tp.check(werr <= 1e-2, f"{name} [{args.backend}]: from_pretrained(hzc checkpoint) vs "
              f"torch.optim.AdamW after one step: rel err {werr:.2e} (tol 1e-2; hzc saves bf16)")
     with torch.no_grad():
-        t_val = float(loss_of(loaded, val, V, dev))
+        t_val = float(tp.step_loss(loaded, val, V, dev))
     tp.check(rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's "
              f"checkpoint: hzc forward {h_val:.5f}, transformers forward {t_val:.5f}")
 

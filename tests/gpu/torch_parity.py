@@ -14,7 +14,6 @@ Prints ok / NOT OK lines and ends with "N passed, N failed".
 """
 import argparse
 import json
-import math
 import os
 import re
 import subprocess
@@ -110,6 +109,31 @@ def to_raw(plan, tensors):
     return raw
 
 
+def step_loss(m, tok, V, dev):
+    """Mean cross-entropy of the step's rows as hzc reads them: row r has inputs
+    tok[rT, rT+T) and targets shifted by one."""
+    rows = STEP // T
+    x = torch.tensor(np.stack([tok[r * T:r * T + T] for r in range(rows)]).astype(np.int64), device=dev)
+    y = torch.tensor(np.stack([tok[r * T + 1:r * T + T + 1] for r in range(rows)]).astype(np.int64), device=dev)
+    logits = m(input_ids=x).logits.float()
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+
+
+def torch_step(m, tok, V, dev):
+    """One training step with torch.optim.AdamW as hzc runs it (weight decay on matrices
+    only, clipping at CLIP); returns the loss and the gradient norm before clipping."""
+    loss = step_loss(m, tok, V, dev)
+    loss.backward()
+    norm = float(torch.nn.utils.clip_grad_norm_(list(m.parameters()), CLIP))
+    decay = [p for p in m.parameters() if p.dim() >= 2]
+    no_decay = [p for p in m.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=LR, betas=(B1, B2), eps=EPS)
+    opt.step()
+    return loss.detach(), norm
+
+
 def run_shape(name, cfg, args):
     fam, V, C, L, NH, NKV, F, tied, bias, rope3 = cfg
     d = os.path.join(args.out, name)
@@ -131,22 +155,7 @@ def run_shape(name, cfg, args):
     w0 = to_raw(plan, hf_tensors(m, L, tied))
     w0.tofile(os.path.join(d, "init.raw"))
 
-    # torch: one step on the same rows (row r: inputs tok[rT, rT+T), targets shifted by one)
-    rows = STEP // T
-    x = torch.tensor(np.stack([tok[r * T:r * T + T] for r in range(rows)]).astype(np.int64), device=dev)
-    y = torch.tensor(np.stack([tok[r * T + 1:r * T + T + 1] for r in range(rows)]).astype(np.int64), device=dev)
-    logits = m(input_ids=x).logits.float()
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-    loss.backward()
-    loss = loss.detach()
-    params = [p for p in m.parameters()]
-    norm = float(torch.nn.utils.clip_grad_norm_(params, CLIP))
-    decay = [p for n, p in m.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in m.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=LR, betas=(B1, B2), eps=EPS)
-    opt.step()
+    loss, norm = torch_step(m, tok, V, dev)
     w1_torch = to_raw(plan, hf_tensors(m, L, tied))
 
     r = subprocess.run([os.path.join(d, "train"), "--data", os.path.join(d, "tokens.npy"),
