@@ -244,6 +244,17 @@ int main(int argc, char **argv)
     const hz_plan *p = &hzg_plan;
     const hz_dims *dm = &p->dims;
     train_args a = parse_args(argc, argv);
+    /* refuse before pinning anything when the host cannot hold the plan */
+    int64_t avail = hz_proc_bytes("/proc/meminfo", "MemAvailable:");
+    if (avail > 0 && p->host_bytes > avail) {
+        const double gib = 1024.0 * 1024.0 * 1024.0;
+        fprintf(stderr,
+                "train: error: the plan needs %.2f GiB of host memory (%.2f bytes per parameter) "
+                "but %.2f GiB are available: free memory, or use a machine with more RAM; "
+                "hzc plan SPEC --host-mem SIZE shows what fits\n",
+                p->host_bytes / gib, (double)p->host_bytes / (double)p->params_n, avail / gib);
+        return 1;
+    }
     char err[512];
     hz_data_opts dopt = {dm->V, dm->step_tokens + 1, (uint64_t)a.data_seed, a.val_fraction,
                          a.val_fraction > 0 ? HZ_DATA_TRAIN : HZ_DATA_ALL};

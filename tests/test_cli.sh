@@ -83,6 +83,11 @@ build/text2tokens models/tiny.yaml "$tmp/short.bin" "$tmp/short_val.bin" 0.5 > /
 expect_fail "data shorter than a step" "step needs" $train --data "$tmp/short.bin" --steps 1
 expect_fail "bad flag value" "expects an integer" $train --data data/tiny_train.bin --steps many
 expect_fail "no data flag" "no training data" $train --steps 1
+# a trainer whose plan needs more host memory than any machine here: refused at once
+sed 's/num_layers: 32/num_layers: 600/' models/llama3-8b.yaml > "$tmp/huge.yaml"
+$hzc build "$tmp/huge.yaml" -o "$tmp/huge" --backend cpu 2> /dev/null
+expect_fail "plan larger than the host's memory" "GiB of host memory" "$tmp/huge/train" --data data/tiny_train.bin --steps 1
+
 # token ids >= vocab: the same text for a model whose vocabulary is 100
 sed 's/vocab_size: 256/vocab_size: 100/' models/tiny.yaml > "$tmp/v100.yaml"
 $hzc build "$tmp/v100.yaml" -o "$tmp/v100" --backend cpu 2> /dev/null
