@@ -28,6 +28,7 @@ static void usage(FILE *out)
             "               [--json]\n"
             "                                   print the memory plan and the step schedule\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
+            "               [--boundaries auto|gpu|host]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
@@ -36,8 +37,9 @@ static void usage(FILE *out)
             "  hzc --help | --version\n\n"
             "SIZE: bytes, or a number with K/M/G/T (binary: 80G = 80 GiB), KiB/MiB/GiB/TiB,\n"
             "or KB/MB/GB/TB (decimal). --boundaries: where the layers' input activations live\n"
-            "(auto: on the GPU unless --gpu-mem needs them on the host). The default backend is cuda when hzc was built with the\n"
-            "CUDA toolkit, else cpu. See docs/ for the model description and the plan.\n");
+            "(auto: on the GPU unless --gpu-mem needs them on the host). The default backend\n"
+            "is cuda when hzc was built with the CUDA toolkit, else cpu. See docs/ for the\n"
+            "model description and the plan.\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */
