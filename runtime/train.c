@@ -288,6 +288,13 @@ int main(int argc, char **argv)
     hz_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.optim = a.optim;
+    /* large models take seconds here (pinning 100 GiB, initialising billions of weights):
+     * say what is happening */
+    double t_init = now_s();
+    printf("setting up: host store %.2f GiB%s, %d optimizer threads\n",
+           p->host_store_bytes / 1073741824.0,
+           strcmp(hz_backend_impl.name, "cuda") == 0 ? " pinned" : "", a.threads);
+    fflush(stdout);
     if (hz_exec_init(&ctx, p, a.threads) != 0) {
         fprintf(stderr, "train: error: cannot set up the plan's memory (%lld host bytes, %lld "
                         "GPU bytes; see above); free memory or plan again with hzc plan "
@@ -330,8 +337,11 @@ int main(int argc, char **argv)
         printf("loaded %s (%.1f s)\n", a.init_hf, now_s() - t0);
     } else {
         hz_store_init(&ctx.store, p, (uint64_t)a.seed);
+        printf("initialised %lld parameters (seed %lld)\n", (long long)p->params_n,
+               (long long)a.seed);
     }
     if (a.init_raw) load_raw(&ctx.store, a.init_raw);
+    printf("ready in %.1f s\n", now_s() - t_init);
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
     int64_t profiled_steps = 0;
