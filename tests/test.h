@@ -4,8 +4,10 @@
 #ifndef HZ_TEST_H
 #define HZ_TEST_H
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int test_passed_n, test_failed_n;
 
@@ -52,6 +54,44 @@ static inline const char *fmt_row(const int32_t *a, int64_t n)
     for (int64_t i = 0; i < n && k < sizeof bufs[0]; i++)
         k += (size_t)snprintf(p + k, sizeof bufs[0] - k, "%s%d", i ? " " : "", a[i]);
     return p;
+}
+
+/* A scratch directory for fixture files: test_tmp_open("data") makes
+ * /tmp/hz_test_data.XXXXXX; test_tmp(fmt, ...) is a path inside it (eight rotating
+ * buffers, so several may be live in one call); test_tmp_close() removes it. */
+static inline char *test_tmp_dir(void)
+{
+    static char dir[64];
+    return dir;
+}
+
+static inline int test_tmp_open(const char *name)
+{
+    snprintf(test_tmp_dir(), 64, "/tmp/hz_test_%s.XXXXXX", name);
+    if (mkdtemp(test_tmp_dir())) return 0;
+    perror("mkdtemp");
+    return -1;
+}
+
+static inline const char *test_tmp(const char *fmt, ...)
+{
+    static char bufs[8][512];
+    static int next;
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    char *p = bufs[next++ % 8];
+    snprintf(p, sizeof bufs[0], "%s/%s", test_tmp_dir(), name);
+    return p;
+}
+
+static inline void test_tmp_close(void)
+{
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmp_dir());
+    if (system(cmd) != 0) printf("note: could not remove %s\n", test_tmp_dir());
 }
 
 #define TEST_END()                                                             \

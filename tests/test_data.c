@@ -15,17 +15,6 @@
 int text_to_shards(const char *in, const char *train, const char *val, double val_frac,
                    char *err);
 
-static char dir[64];
-
-/* DIR/NAME in a rotating set of buffers, so a few may be live at once. */
-static const char *fixture(const char *name) {
-    static char bufs[4][256];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, sizeof bufs[0], "%s/%s", dir, name);
-    return p;
-}
-
 static void put_u32le(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
@@ -118,9 +107,9 @@ static void check_open_fails(const char *what, const char *pattern, int64_t voca
 static void test_u16_shard(void) {
     uint32_t tok[10];
     for (int i = 0; i < 10; i++) tok[i] = (uint32_t)(i * 37 + 5) % 256;
-    write_llmc(fixture("u16.bin"), 20240520, 1, 10, tok, 10, 2);
+    write_llmc(test_tmp("u16.bin"), 20240520, 1, 10, tok, 10, 2);
     char err[HZ_DATA_ERR_BYTES];
-    hz_data *d = hz_data_open(fixture("u16.bin"), 256, 9, err);
+    hz_data *d = hz_data_open(test_tmp("u16.bin"), 256, 9, err);
     CHECK(d != NULL, "uint16 v1 shard opens: %s", d ? "ok" : err);
     if (!d) return;
     CHECK(hz_data_tokens(d) == 10, "uint16 shard: tokens %lld want 10", (long long)hz_data_tokens(d));
@@ -156,9 +145,9 @@ static void test_u16_shard(void) {
 static void test_u32_shard(void) {
     uint32_t tok[8];
     for (int i = 0; i < 8; i++) tok[i] = 100000u + (uint32_t)i * 12345u;
-    write_llmc(fixture("u32.bin"), 20240801, 7, 8, tok, 8, 4);
+    write_llmc(test_tmp("u32.bin"), 20240801, 7, 8, tok, 8, 4);
     char err[HZ_DATA_ERR_BYTES];
-    hz_data *d = hz_data_open(fixture("u32.bin"), 200000, 8, err);
+    hz_data *d = hz_data_open(test_tmp("u32.bin"), 200000, 8, err);
     CHECK(d != NULL, "uint32 v7 shard opens: %s", d ? "ok" : err);
     if (!d) return;
     CHECK(hz_data_tokens(d) == 8, "uint32 shard: tokens %lld want 8", (long long)hz_data_tokens(d));
@@ -171,12 +160,12 @@ static void test_u32_shard(void) {
 static void test_glob_stream(void) {
     uint32_t stream[11];
     for (int i = 0; i < 11; i++) stream[i] = (uint32_t)(200 + i);
-    write_npy(fixture("g_b.npy"), 1, "{'descr': '<u4', 'fortran_order': False, 'shape': (6,), }",
+    write_npy(test_tmp("g_b.npy"), 1, "{'descr': '<u4', 'fortran_order': False, 'shape': (6,), }",
               stream + 5, 6, 4);
-    write_llmc(fixture("g_ab.bin"), 20240520, 1, 0, stream, 0, 2);
-    write_llmc(fixture("g_a.bin"), 20240520, 1, 5, stream, 5, 2);
+    write_llmc(test_tmp("g_ab.bin"), 20240520, 1, 0, stream, 0, 2);
+    write_llmc(test_tmp("g_a.bin"), 20240520, 1, 5, stream, 5, 2);
     char pattern[128], err[HZ_DATA_ERR_BYTES];
-    snprintf(pattern, sizeof pattern, "%s/g_*", dir);
+    snprintf(pattern, sizeof pattern, "%s", test_tmp("g_*"));
     hz_data *d = hz_data_open(pattern, 256, 11, err);
     CHECK(d != NULL, "glob of 3 shards opens: %s", d ? "ok" : err);
     if (!d) return;
@@ -194,10 +183,10 @@ static void test_glob_stream(void) {
 static void test_npy(void) {
     uint32_t tok[12];
     for (int i = 0; i < 12; i++) tok[i] = (uint32_t)(60000 + i * 400);
-    write_npy(fixture("u2.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (12,), }",
+    write_npy(test_tmp("u2.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (12,), }",
               tok, 12, 2);
     char err[HZ_DATA_ERR_BYTES];
-    hz_data *d = hz_data_open(fixture("u2.npy"), 65536, 12, err);
+    hz_data *d = hz_data_open(test_tmp("u2.npy"), 65536, 12, err);
     CHECK(d != NULL, "npy 1.0 <u2 opens: %s", d ? "ok" : err);
     if (d) {
         CHECK(hz_data_tokens(d) == 12, "npy <u2: tokens %lld want 12", (long long)hz_data_tokens(d));
@@ -206,9 +195,9 @@ static void test_npy(void) {
     }
     for (int i = 0; i < 12; i++) tok[i] = (uint32_t)(70000 + i * 9);
     /* format 2.0, double quotes and no trailing comma: still a dict numpy could write */
-    write_npy(fixture("u4.npy"), 2, "{\"descr\": \"<u4\", \"fortran_order\": False, \"shape\": (12,)}",
+    write_npy(test_tmp("u4.npy"), 2, "{\"descr\": \"<u4\", \"fortran_order\": False, \"shape\": (12,)}",
               tok, 12, 4);
-    d = hz_data_open(fixture("u4.npy"), 128256, 12, err);
+    d = hz_data_open(test_tmp("u4.npy"), 128256, 12, err);
     CHECK(d != NULL, "npy 2.0 <u4 opens: %s", d ? "ok" : err);
     if (d) {
         check_row("npy <u4 row 0", d, 6, tok, 0);
@@ -222,62 +211,62 @@ static void test_errors(void) {
     for (int i = 0; i < 6000; i++) tok[i] = (uint32_t)(i % 200);
     char pattern[128];
 
-    write_llmc(fixture("trunc.bin"), 20240520, 1, 100, tok, 10, 2);
-    check_open_fails("truncated shard", fixture("trunc.bin"), 256, 1, "trunc.bin",
+    write_llmc(test_tmp("trunc.bin"), 20240520, 1, 100, tok, 10, 2);
+    check_open_fails("truncated shard", test_tmp("trunc.bin"), 256, 1, "trunc.bin",
                      "truncated: header says 100 tokens but file holds 10");
-    write_file(fixture("tiny.bin"), "abc", 3, NULL, 0);
-    check_open_fails("file shorter than a header", fixture("tiny.bin"), 256, 1, "tiny.bin",
+    write_file(test_tmp("tiny.bin"), "abc", 3, NULL, 0);
+    check_open_fails("file shorter than a header", test_tmp("tiny.bin"), 256, 1, "tiny.bin",
                      "truncated");
-    write_llmc(fixture("magic.bin"), 12345, 1, 10, tok, 10, 2);
-    check_open_fails("bad magic", fixture("magic.bin"), 256, 1, "magic.bin", "bad magic 0x00003039");
-    write_llmc(fixture("version.bin"), 20240520, 2, 10, tok, 10, 2);
-    check_open_fails("unsupported version", fixture("version.bin"), 256, 1, "version.bin",
+    write_llmc(test_tmp("magic.bin"), 12345, 1, 10, tok, 10, 2);
+    check_open_fails("bad magic", test_tmp("magic.bin"), 256, 1, "magic.bin", "bad magic 0x00003039");
+    write_llmc(test_tmp("version.bin"), 20240520, 2, 10, tok, 10, 2);
+    check_open_fails("unsupported version", test_tmp("version.bin"), 256, 1, "version.bin",
                      "unsupported version 2");
-    write_llmc(fixture("trail.bin"), 20240520, 1, 8, tok, 10, 2);
-    check_open_fails("trailing bytes", fixture("trail.bin"), 256, 1, "trail.bin", "trailing bytes");
+    write_llmc(test_tmp("trail.bin"), 20240520, 1, 8, tok, 10, 2);
+    check_open_fails("trailing bytes", test_tmp("trail.bin"), 256, 1, "trail.bin", "trailing bytes");
 
     tok[3] = 300;
-    write_llmc(fixture("vocab.bin"), 20240520, 1, 10, tok, 10, 2);
-    check_open_fails("token >= vocab", fixture("vocab.bin"), 256, 1, "vocab.bin",
+    write_llmc(test_tmp("vocab.bin"), 20240520, 1, 10, tok, 10, 2);
+    check_open_fails("token >= vocab", test_tmp("vocab.bin"), 256, 1, "vocab.bin",
                      "token id 300 at position 3 >= vocab 256");
     tok[3] = 3;
     tok[5000] = 256;   /* in the second vocab-check block */
-    write_llmc(fixture("vocab_far.bin"), 20240801, 7, 6000, tok, 6000, 4);
-    check_open_fails("token >= vocab in a later block", fixture("vocab_far.bin"), 256, 1,
+    write_llmc(test_tmp("vocab_far.bin"), 20240801, 7, 6000, tok, 6000, 4);
+    check_open_fails("token >= vocab in a later block", test_tmp("vocab_far.bin"), 256, 1,
                      "vocab_far.bin", "token id 256 at position 5000 >= vocab 256");
     tok[5000] = 0;
 
-    write_llmc(fixture("short.bin"), 20240520, 1, 10, tok, 10, 2);
-    check_open_fails("too few tokens for a step", fixture("short.bin"), 256, 11, "short.bin",
+    write_llmc(test_tmp("short.bin"), 20240520, 1, 10, tok, 10, 2);
+    check_open_fails("too few tokens for a step", test_tmp("short.bin"), 256, 11, "short.bin",
                      "data holds 10 tokens but one step needs 11");
-    snprintf(pattern, sizeof pattern, "%s/nothing_*.bin", dir);
+    snprintf(pattern, sizeof pattern, "%s", test_tmp("nothing_*.bin"));
     check_open_fails("glob matching nothing", pattern, 256, 1, "nothing_*.bin",
                      "glob matched nothing");
-    check_open_fails("missing file", fixture("missing.bin"), 256, 1, "missing.bin", "no such file");
+    check_open_fails("missing file", test_tmp("missing.bin"), 256, 1, "missing.bin", "no such file");
 
-    write_npy(fixture("f4.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
+    write_npy(test_tmp("f4.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
               tok, 4, 4);
-    check_open_fails("npy <f4", fixture("f4.npy"), 256, 1, "f4.npy",
+    check_open_fails("npy <f4", test_tmp("f4.npy"), 256, 1, "f4.npy",
                      "npy dtype '<f4' not supported");
-    write_npy(fixture("fortran.npy"), 1,
+    write_npy(test_tmp("fortran.npy"), 1,
               "{'descr': '<u2', 'fortran_order': True, 'shape': (4,), }", tok, 4, 2);
-    check_open_fails("npy fortran order", fixture("fortran.npy"), 256, 1, "fortran.npy",
+    check_open_fails("npy fortran order", test_tmp("fortran.npy"), 256, 1, "fortran.npy",
                      "fortran_order True not supported");
-    write_npy(fixture("2d.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }",
+    write_npy(test_tmp("2d.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }",
               tok, 6, 2);
-    check_open_fails("npy 2-D", fixture("2d.npy"), 256, 1, "2d.npy", "shape (2, 3) is not 1-D");
-    write_npy(fixture("ntrunc.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (9,), }",
+    check_open_fails("npy 2-D", test_tmp("2d.npy"), 256, 1, "2d.npy", "shape (2, 3) is not 1-D");
+    write_npy(test_tmp("ntrunc.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (9,), }",
               tok, 4, 2);
-    check_open_fails("npy truncated", fixture("ntrunc.npy"), 256, 1, "ntrunc.npy",
+    check_open_fails("npy truncated", test_tmp("ntrunc.npy"), 256, 1, "ntrunc.npy",
                      "truncated: header says 9 tokens but file holds 4");
-    write_npy(fixture("garbled.npy"), 1, "{'descr': '<u2', 'fortran_order': Maybe}", tok, 4, 2);
-    check_open_fails("npy bad header", fixture("garbled.npy"), 256, 1, "garbled.npy",
+    write_npy(test_tmp("garbled.npy"), 1, "{'descr': '<u2', 'fortran_order': Maybe}", tok, 4, 2);
+    check_open_fails("npy bad header", test_tmp("garbled.npy"), 256, 1, "garbled.npy",
                      "bad npy header");
 
     /* a bad shard inside a glob is named, not the pattern */
-    write_llmc(fixture("mix_a.bin"), 20240520, 1, 10, tok, 10, 2);
-    write_llmc(fixture("mix_b.bin"), 20240520, 9, 10, tok, 10, 2);
-    snprintf(pattern, sizeof pattern, "%s/mix_*.bin", dir);
+    write_llmc(test_tmp("mix_a.bin"), 20240520, 1, 10, tok, 10, 2);
+    write_llmc(test_tmp("mix_b.bin"), 20240520, 9, 10, tok, 10, 2);
+    snprintf(pattern, sizeof pattern, "%s", test_tmp("mix_*.bin"));
     check_open_fails("bad shard in a glob", pattern, 256, 1, "mix_b.bin", "unsupported version 9");
 }
 
@@ -286,14 +275,14 @@ static void test_text2tokens(void) {
     uint32_t stream[64];
     int64_t n = (int64_t)strlen(text);
     for (int64_t i = 0; i < n; i++) stream[i] = (unsigned char)text[i];
-    write_file(fixture("in.txt"), text, (size_t)n, NULL, 0);
+    write_file(test_tmp("in.txt"), text, (size_t)n, NULL, 0);
     char err[512] = "";
-    int rc = text_to_shards(fixture("in.txt"), fixture("t_train.bin"), fixture("t_val.bin"),
+    int rc = text_to_shards(test_tmp("in.txt"), test_tmp("t_train.bin"), test_tmp("t_val.bin"),
                             0.25, err);
     CHECK(rc == 0, "text_to_shards(40 bytes, 0.25): %s", rc == 0 ? "ok" : err);
     if (rc != 0) return;
     char derr[HZ_DATA_ERR_BYTES];
-    hz_data *d = hz_data_open(fixture("t_train.bin"), 256, 2, derr);
+    hz_data *d = hz_data_open(test_tmp("t_train.bin"), 256, 2, derr);
     CHECK(d != NULL, "text2tokens train shard opens: %s", d ? "ok" : derr);
     if (d) {
         CHECK(hz_data_tokens(d) == 30, "train shard: tokens %lld want 30",
@@ -301,39 +290,33 @@ static void test_text2tokens(void) {
         check_row("train shard row 0 (bytes)", d, 10, stream, 0);
         hz_data_close(d);
     }
-    d = hz_data_open(fixture("t_val.bin"), 256, 2, derr);
+    d = hz_data_open(test_tmp("t_val.bin"), 256, 2, derr);
     CHECK(d != NULL, "text2tokens val shard opens: %s", d ? "ok" : derr);
     if (d) {
         CHECK(hz_data_tokens(d) == 10, "val shard: tokens %lld want 10", (long long)hz_data_tokens(d));
         check_row("val shard row 0 (the last 10 bytes)", d, 9, stream, 30);
         hz_data_close(d);
     }
-    rc = text_to_shards(fixture("no_such.txt"), fixture("x_train.bin"), fixture("x_val.bin"),
+    rc = text_to_shards(test_tmp("no_such.txt"), test_tmp("x_train.bin"), test_tmp("x_val.bin"),
                         0.1, err);
     CHECK(rc != 0 && strstr(err, "no_such.txt") && strstr(err, "cannot open"),
           "text_to_shards(missing input) fails: %s", err);
-    rc = text_to_shards(fixture("in.txt"), fixture("x_train.bin"), fixture("x_val.bin"), 1.0, err);
+    rc = text_to_shards(test_tmp("in.txt"), test_tmp("x_train.bin"), test_tmp("x_val.bin"), 1.0, err);
     CHECK(rc != 0 && strstr(err, "out of range"), "text_to_shards(val 1.0) fails: %s", err);
-    write_file(fixture("empty.txt"), "", 0, NULL, 0);
-    rc = text_to_shards(fixture("empty.txt"), fixture("x_train.bin"), fixture("x_val.bin"), 0.1, err);
+    write_file(test_tmp("empty.txt"), "", 0, NULL, 0);
+    rc = text_to_shards(test_tmp("empty.txt"), test_tmp("x_train.bin"), test_tmp("x_val.bin"), 0.1, err);
     CHECK(rc != 0 && strstr(err, "empty.txt") && strstr(err, "empty"),
           "text_to_shards(empty input) fails: %s", err);
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/hz_test_data_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (test_tmp_open("data") != 0) return 2;
     test_u16_shard();
     test_u32_shard();
     test_glob_stream();
     test_npy();
     test_errors();
     test_text2tokens();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+    test_tmp_close();
     TEST_END();
 }

@@ -23,23 +23,6 @@
 #include "test.h"
 #include "test_specs.h"
 
-static char tmpdir[256];
-
-/* DIR/NAME in one of 8 rotating buffers. */
-static const char *at(const char *fmt, ...)
-{
-    static char bufs[8][512];
-    static int k;
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    char *b = bufs[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
-
 static int has(const char *hay, const char *needle) { return hay && strstr(hay, needle) != NULL; }
 
 /* MSG on one line for a CHECK message: newlines as " / ", the last one dropped. */
@@ -102,9 +85,9 @@ static void st_round_trip(void)
         {"b.weight", HZ_ST_F32, 1, {4}, fill_copy4, b},
         {"h", HZ_ST_F16, 2, {2, 3}, fill_copy2, h},
     };
-    const char *path = at("rt.safetensors");
+    const char *path = test_tmp("rt.safetensors");
     CHECK(hz_st_write(path, w, 3, err) == 0, "write %s (%s)", path, err);
-    CHECK(!exists(at("rt.safetensors.tmp")), "no temporary file left behind");
+    CHECK(!exists(test_tmp("rt.safetensors.tmp")), "no temporary file left behind");
     char *raw = read_text(path);
     uint64_t hlen;
     memcpy(&hlen, raw, 8);
@@ -152,7 +135,7 @@ static void st_round_trip(void)
 /* A file of a raw header (its length written first) and DATA_N bytes of data. */
 static const char *raw_file(const char *name, const char *header, size_t data_n)
 {
-    const char *path = at("%s.safetensors", name);
+    const char *path = test_tmp("%s.safetensors", name);
     size_t hn = strlen(header);
     unsigned char *buf = calloc(1, 8 + hn + data_n);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hn >> (8 * i));
@@ -173,13 +156,13 @@ static void expect_bad(const char *what, const char *path, const char *phrase)
 
 static void st_bad_files(void)
 {
-    const char *p = at("short.safetensors");
+    const char *p = test_tmp("short.safetensors");
     write_bytes(p, "\x05\0\0\0", 4);
     expect_bad("4-byte file", p, "too short");
-    p = at("absurd.safetensors");
+    p = test_tmp("absurd.safetensors");
     write_bytes(p, "\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
     expect_bad("absurd header length", p, "absurd");
-    p = at("past.safetensors");
+    p = test_tmp("past.safetensors");
     write_bytes(p, "\xe8\x03\0\0\0\0\0\0{}", 10);
     expect_bad("header length past the end", p, "runs past the end");
     expect_bad("header not JSON", raw_file("notjson", "{\"a\": [1, 2", 0), "not valid JSON");
@@ -227,7 +210,7 @@ static void st_bad_files(void)
                "lacks 'dtype'");
     expect_bad("metadata not strings",
                raw_file("meta", "{\"__metadata__\":{\"format\":1}}", 0), "__metadata__");
-    expect_bad("missing file", at("nonexistent.safetensors"), "cannot open");
+    expect_bad("missing file", test_tmp("nonexistent.safetensors"), "cannot open");
 
     /* accepted: empty tensors, metadata, padding spaces, zero tensors */
     char err[HZ_ST_ERR_BYTES];
@@ -252,17 +235,17 @@ static void st_index(void)
         w[t] = (hz_st_wtensor){names[t], HZ_ST_F32, 2, {4, 8}, fill_copy4, v[t]};
     }
     char dir[512];
-    snprintf(dir, sizeof dir, "%s", at("ckpt"));
+    snprintf(dir, sizeof dir, "%s", test_tmp("ckpt"));
     mkdir(dir, 0777);
     /* 128 bytes each; at most 300 per shard -> 2 per shard, 3 shards */
     int shards = hz_st_write_checkpoint(dir, w, 6, 300, err);
     CHECK(shards == 3, "6 tensors of 128 bytes, shards of <= 300 bytes: %d shards (%s)", shards,
           shards < 0 ? err : "");
-    CHECK(exists(at("ckpt/model-00001-of-00003.safetensors")) &&
-              exists(at("ckpt/model-00003-of-00003.safetensors")) &&
-              exists(at("ckpt/model.safetensors.index.json")) && !exists(at("ckpt/model.safetensors")),
+    CHECK(exists(test_tmp("ckpt/model-00001-of-00003.safetensors")) &&
+              exists(test_tmp("ckpt/model-00003-of-00003.safetensors")) &&
+              exists(test_tmp("ckpt/model.safetensors.index.json")) && !exists(test_tmp("ckpt/model.safetensors")),
           "shard names as transformers writes them, and the index");
-    char *idx = read_text(at("ckpt/model.safetensors.index.json"));
+    char *idx = read_text(test_tmp("ckpt/model.safetensors.index.json"));
     json_t *j = idx ? json_loads(idx, 0, NULL) : NULL;
     json_t *ts = json_object_get(json_object_get(j, "metadata"), "total_size");
     CHECK(json_integer_value(ts) == 6 * 128 &&
@@ -282,28 +265,28 @@ static void st_index(void)
     hz_st_index_close(ix);
 
     /* a weight map naming a shard that is not in its file */
-    char *bad = read_text(at("ckpt/model.safetensors.index.json"));
+    char *bad = read_text(test_tmp("ckpt/model.safetensors.index.json"));
     char *pos = strstr(bad, "\"t0\": \"model-00001");
     if (pos) pos[strlen("\"t0\": \"model-0000")] = '2';
-    write_bytes(at("ckpt2.json"), bad, strlen(bad));
+    write_bytes(test_tmp("ckpt2.json"), bad, strlen(bad));
     free(bad);
-    mkdir(at("ckpt2"), 0777);
+    mkdir(test_tmp("ckpt2"), 0777);
     for (int s = 1; s <= 3; s++) {
-        char *x = read_text(at("ckpt/model-0000%d-of-00003.safetensors", s));
+        char *x = read_text(test_tmp("ckpt/model-0000%d-of-00003.safetensors", s));
         struct stat st;
-        stat(at("ckpt/model-0000%d-of-00003.safetensors", s), &st);
-        write_bytes(at("ckpt2/model-0000%d-of-00003.safetensors", s), x, (size_t)st.st_size);
+        stat(test_tmp("ckpt/model-0000%d-of-00003.safetensors", s), &st);
+        write_bytes(test_tmp("ckpt2/model-0000%d-of-00003.safetensors", s), x, (size_t)st.st_size);
         free(x);
     }
-    rename(at("ckpt2.json"), at("ckpt2/model.safetensors.index.json"));
-    ix = hz_st_index_open(at("ckpt2"), err);
+    rename(test_tmp("ckpt2.json"), test_tmp("ckpt2/model.safetensors.index.json"));
+    ix = hz_st_index_open(test_tmp("ckpt2"), err);
     CHECK(!ix && has(err, "model.safetensors.index.json") && has(err, "puts 't0' in model-00002"),
           "a weight map that puts t0 in the wrong shard: %s", err);
     hz_st_index_close(ix);
 
     /* a missing shard */
-    unlink(at("ckpt2/model-00003-of-00003.safetensors"));
-    ix = hz_st_index_open(at("ckpt2"), err);
+    unlink(test_tmp("ckpt2/model-00003-of-00003.safetensors"));
+    ix = hz_st_index_open(test_tmp("ckpt2"), err);
     CHECK(!ix && has(err, "model.safetensors.index.json") &&
               has(err, "shard 'model-00003-of-00003.safetensors'") && has(err, "missing"),
           "a missing shard: %s", err);
@@ -311,19 +294,19 @@ static void st_index(void)
 
     /* rewriting as one file removes the shards and the index */
     shards = hz_st_write_checkpoint(dir, w, 6, 0, err);
-    CHECK(shards == 1 && exists(at("ckpt/model.safetensors")) &&
-              !exists(at("ckpt/model.safetensors.index.json")) &&
-              !exists(at("ckpt/model-00001-of-00003.safetensors")),
+    CHECK(shards == 1 && exists(test_tmp("ckpt/model.safetensors")) &&
+              !exists(test_tmp("ckpt/model.safetensors.index.json")) &&
+              !exists(test_tmp("ckpt/model-00001-of-00003.safetensors")),
           "rewritten as model.safetensors: the old shards and index are gone (%d, %s)", shards,
           shards < 0 ? err : "");
     ix = hz_st_index_open(dir, err);
     CHECK(ix && hz_st_index_tensor_n(ix) == 6, "open the single-file checkpoint");
     hz_st_index_close(ix);
-    ix = hz_st_index_open(at("ckpt/model.safetensors"), err);
+    ix = hz_st_index_open(test_tmp("ckpt/model.safetensors"), err);
     CHECK(ix && hz_st_index_tensor_n(ix) == 6, "open the file itself as a checkpoint");
     hz_st_index_close(ix);
-    mkdir(at("empty"), 0777);
-    ix = hz_st_index_open(at("empty"), err);
+    mkdir(test_tmp("empty"), 0777);
+    ix = hz_st_index_open(test_tmp("empty"), err);
     CHECK(!ix && has(err, "no model.safetensors"), "an empty directory: %s", err);
     free(idx);
 }
@@ -423,14 +406,14 @@ static void hf_save_load(int variant)
     hz_store_init(&a, p, 99);
     char *config = hz_hf_config_json(p, spec_family_name(spec.family));
     CHECK(config != NULL, "variant %d: config.json text", variant);
-    const char *dir = at("save%d", variant);
+    const char *dir = test_tmp("save%d", variant);
     /* variant 2 in shards of at most 1 KiB: one per tensor or two */
     int64_t shard = variant == 2 ? 1024 : 0;
     int rc = hz_hf_save(&a, p, dir, config, shard, err);
     CHECK(rc == 0, "variant %d: hz_hf_save to %s (%s)", variant, dir, rc ? err : "");
     int shards = count_files(dir, ".safetensors");
-    CHECK(variant == 2 ? shards > 2 && exists(at("save2/model.safetensors.index.json"))
-                       : shards == 1 && exists(at("save%d/model.safetensors", variant)),
+    CHECK(variant == 2 ? shards > 2 && exists(test_tmp("save2/model.safetensors.index.json"))
+                       : shards == 1 && exists(test_tmp("save%d/model.safetensors", variant)),
           "variant %d: %d safetensors file(s)", variant, shards);
     rc = hz_hf_load(&b, p, dir, variant + 1, err);
     CHECK(rc == 0, "variant %d: hz_hf_load from %s with %d threads (%s)", variant, dir,
@@ -469,7 +452,7 @@ static void hf_save_load(int variant)
     }
     hz_st_index_close(ix);
 
-    json_t *cfg = json_load_file(at("save%d/config.json", variant), 0, NULL);
+    json_t *cfg = json_load_file(test_tmp("save%d/config.json", variant), 0, NULL);
     const char *arch = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
     CHECK(cfg && json_integer_value(json_object_get(cfg, "num_key_value_heads")) == spec.NKV &&
               json_is_true(json_object_get(cfg, "tie_word_embeddings")) == spec.tied &&
@@ -489,9 +472,9 @@ static void hf_save_load(int variant)
 
     /* import reads the config back to the same architecture */
     FILE *e = tmpfile();
-    rc = import_hf_config(dir, at("reimport%d.yaml", variant), e);
+    rc = import_hf_config(dir, test_tmp("reimport%d.yaml", variant), e);
     hzc_spec back;
-    int errs = rc ? 1 : spec_load(at("reimport%d.yaml", variant), &back, e);
+    int errs = rc ? 1 : spec_load(test_tmp("reimport%d.yaml", variant), &back, e);
     fclose(e);
     CHECK(rc == 0 && errs == 0 && back.V == spec.V && back.C == spec.C && back.L == spec.L &&
               back.NH == spec.NH && back.NKV == spec.NKV && back.HD == spec.HD && back.F == spec.F &&
@@ -526,8 +509,8 @@ static void hf_errors(void)
     randomize(&ta, t, 6);
 
     /* fp32 checkpoints: the masters land exactly, lo included */
-    write_custom(at("f32"), p, &a, NULL, NULL, NULL, HZ_ST_F32, sterr);
-    int rc = hz_hf_load(&b, p, at("f32"), 3, err);
+    write_custom(test_tmp("f32"), p, &a, NULL, NULL, NULL, HZ_ST_F32, sterr);
+    int rc = hz_hf_load(&b, p, test_tmp("f32"), 3, err);
     int64_t diff = 0;
     for (int64_t i = 0; i < p->host_store_n; i++) diff += a.w[i] != b.w[i] || a.lo[i] != b.lo[i];
     CHECK(rc == 0 && diff == 0, "F32 checkpoint: split masters (w and lo) equal exactly (%lld differ)%s%s",
@@ -535,20 +518,20 @@ static void hf_errors(void)
 
     /* missing, unexpected and mis-shaped tensors, all in one message; store untouched */
     memset(b.w, 0, (size_t)b.n * 2);
-    write_custom(at("bad1"), p, &a, "model.layers.1.mlp.up_proj.weight", "model.layers.0.mlp.extra.weight",
+    write_custom(test_tmp("bad1"), p, &a, "model.layers.1.mlp.up_proj.weight", "model.layers.0.mlp.extra.weight",
                  "model.layers.0.mlp.down_proj.weight", HZ_ST_BF16, sterr);
-    rc = hz_hf_load(&b, p, at("bad1"), 2, err);
+    rc = hz_hf_load(&b, p, test_tmp("bad1"), 2, err);
     int64_t touched = 0;
     for (int64_t i = 0; i < b.n; i++) touched += b.w[i] != 0;
-    CHECK(rc == -1 && has(err, at("bad1")) && has(err, "1 missing tensor: model.layers.1.mlp.up_proj.weight") &&
+    CHECK(rc == -1 && has(err, test_tmp("bad1")) && has(err, "1 missing tensor: model.layers.1.mlp.up_proj.weight") &&
               has(err, "1 unexpected tensor: model.layers.0.mlp.extra.weight") &&
               has(err, "model.layers.0.mlp.down_proj.weight is [24, 16], the model has [16, 24]") &&
               touched == 0,
           "missing, unexpected and mis-shaped listed, store untouched (%lld set): %s", (long long)touched, err);
 
     /* a checkpoint of another model: lists cut at 10 names */
-    write_custom(at("bad2"), t, &ta, NULL, NULL, NULL, HZ_ST_BF16, sterr); /* tied, no biases */
-    rc = hz_hf_load(&b, p, at("bad2"), 1, err);
+    write_custom(test_tmp("bad2"), t, &ta, NULL, NULL, NULL, HZ_ST_BF16, sterr); /* tied, no biases */
+    rc = hz_hf_load(&b, p, test_tmp("bad2"), 1, err);
     CHECK(rc == -1 && has(err, "7 missing tensors:") && has(err, "lm_head.weight") &&
               has(err, "self_attn.q_proj.bias"),
           "an untied, biased model from a tied, bias-free checkpoint: 6 biases and lm_head missing: %s", err);
@@ -559,16 +542,16 @@ static void hf_errors(void)
         snprintf(names[i], sizeof names[i], "junk.%02d", i);
         many[i] = (hz_st_wtensor){names[i], HZ_ST_F32, 1, {1}, fill_copy4, z};
     }
-    mkdir(at("junk"), 0777);
-    hz_st_write_checkpoint(at("junk"), many, 40, 0, sterr);
-    rc = hz_hf_load(&b, p, at("junk"), 1, err);
+    mkdir(test_tmp("junk"), 0777);
+    hz_st_write_checkpoint(test_tmp("junk"), many, 40, 0, sterr);
+    rc = hz_hf_load(&b, p, test_tmp("junk"), 1, err);
     CHECK(rc == -1 && has(err, "40 unexpected tensors: junk.00,") && has(err, "junk.09 and 30 more") &&
               has(err, "missing tensors:") && has(err, "more;"),
           "40 unknown tensors: 10 listed and '30 more': %s", err);
 
     /* tied: a present lm_head.weight and rotary inv_freq buffers are ignored */
-    write_custom(at("tied"), p, &a, NULL, "model.layers.0.self_attn.rotary_emb.inv_freq", NULL, HZ_ST_BF16, sterr);
-    rc = hz_hf_load(&b, p, at("tied"), 1, err);
+    write_custom(test_tmp("tied"), p, &a, NULL, "model.layers.0.self_attn.rotary_emb.inv_freq", NULL, HZ_ST_BF16, sterr);
+    rc = hz_hf_load(&b, p, test_tmp("tied"), 1, err);
     CHECK(rc == 0, "rotary_emb.inv_freq ignored (%s)", rc ? err : "");
     /* tied: a checkpoint that still carries lm_head.weight (written from an untied plan) */
     {
@@ -579,8 +562,8 @@ static void hf_errors(void)
         hz_store us;
         hz_store_alloc(&us, &u2.p, zalloc);
         randomize(&us, &u2.p, 8);
-        write_custom(at("tiedlm"), &u2.p, &us, NULL, NULL, NULL, HZ_ST_BF16, sterr);
-        rc = hz_hf_load(&tb, t, at("tiedlm"), 2, err);
+        write_custom(test_tmp("tiedlm"), &u2.p, &us, NULL, NULL, NULL, HZ_ST_BF16, sterr);
+        rc = hz_hf_load(&tb, t, test_tmp("tiedlm"), 2, err);
         CHECK(rc == 0, "tied plan: a checkpoint's lm_head.weight is ignored (%s)", rc ? err : "");
         const hz_tensor *wte_t = &t->tensors[0], *wte_u = &u2.p.tensors[0];
         int same = 1;
@@ -590,7 +573,7 @@ static void hf_errors(void)
         hz_store_free(&us, free);
         plan_free(&u2);
     }
-    rc = hz_hf_load(&b, p, at("nothere"), 1, err);
+    rc = hz_hf_load(&b, p, test_tmp("nothere"), 1, err);
     CHECK(rc == -1 && has(err, "nothere") && has(err, "cannot open"), "a missing directory: %s", err);
 
     CHECK(hz_hf_config_json(p, "gpt2") == NULL, "config.json: an unknown family gives NULL");
@@ -664,14 +647,14 @@ static const char *toy =
  * when none) and loads the spec into *s when it was written. */
 static char *import_fixture(const char *name, const char *text, hzc_spec *s, int *rc)
 {
-    const char *dir = at("%s", name);
+    const char *dir = test_tmp("%s", name);
     mkdir(dir, 0777);
-    write_bytes(at("%s/config.json", name), text, strlen(text));
+    write_bytes(test_tmp("%s/config.json", name), text, strlen(text));
     char *msg = NULL;
     size_t n = 0;
     FILE *e = open_memstream(&msg, &n);
-    *rc = import_hf_config(dir, at("%s.yaml", name), e);
-    if (*rc == 0 && spec_load(at("%s.yaml", name), s, e) != 0) *rc = -1;
+    *rc = import_hf_config(dir, test_tmp("%s.yaml", name), e);
+    if (*rc == 0 && spec_load(test_tmp("%s.yaml", name), s, e) != 0) *rc = -1;
     fclose(e);
     return msg;
 }
@@ -692,9 +675,9 @@ static void import_good(void)
               "llama3-8b: name, family, head_dim 128, 8 kv heads, untied, eps 1e-5, theta 500000, llama3 rope");
         CHECK(s.T == 2048 && s.micro_tokens == 8192 && s.step_tokens == 65536 && s.lr == 1e-5,
               "llama3-8b: shape 2048 / 8192 / 65536 as models/llama3-8b.yaml, lr 1e-5");
-        char *y = read_text(at("llama3-8b.yaml"));
+        char *y = read_text(test_tmp("llama3-8b.yaml"));
         CHECK(has(y, "# Imported by hzc import from") && has(y, "llama3-8b/config.json") &&
-                  has(y, "8,030,261,248 parameters") && has(y, "norm_eps: 1e-5") && !exists(at("llama3-8b.yaml.tmp")),
+                  has(y, "8,030,261,248 parameters") && has(y, "norm_eps: 1e-5") && !exists(test_tmp("llama3-8b.yaml.tmp")),
               "llama3-8b.yaml: header names the source and the count; 1e-5 written as such");
         free(y);
     }
@@ -715,7 +698,7 @@ static void import_good(void)
     free(msg);
 
     msg = import_fixture("mistral", mistral_7b, &s, &rc);
-    char *y = read_text(at("mistral.yaml"));
+    char *y = read_text(test_tmp("mistral.yaml"));
     CHECK(rc == 0 && s.family == FAMILY_MISTRAL && !s.qkv_bias && spec_param_count(&s) == 7241732096LL &&
               has(y, "sliding window (4096 tokens) is not modelled"),
           "mistral-7b: 7,241,732,096 parameters, the sliding window noted in a comment (%s)", flat(msg));
@@ -735,11 +718,11 @@ static void import_bad(const char *name, const char *text, const char *phrase)
     hzc_spec s;
     int rc;
     char *msg = import_fixture(name, text, &s, &rc);
-    const char *cfg = at("%s/config.json", name);
+    const char *cfg = test_tmp("%s/config.json", name);
     char want[600];
     snprintf(want, sizeof want, "%s: error: ", cfg);
-    CHECK(rc != 0 && has(msg, want) && has(msg, phrase) && !exists(at("%s.yaml", name)) &&
-              !exists(at("%s.yaml.tmp", name)),
+    CHECK(rc != 0 && has(msg, want) && has(msg, phrase) && !exists(test_tmp("%s.yaml", name)) &&
+              !exists(test_tmp("%s.yaml.tmp", name)),
           "%s: refused naming %s, saying '%s'; nothing written: %s", name, cfg, phrase, flat(msg));
     free(msg);
 }
@@ -798,39 +781,19 @@ static void import_errors(void)
     free(msg);
 
     /* a directory without config.json */
-    mkdir(at("noconfig"), 0777);
+    mkdir(test_tmp("noconfig"), 0777);
     char *m2 = NULL;
     size_t n = 0;
     FILE *e = open_memstream(&m2, &n);
-    rc = import_hf_config(at("noconfig"), at("noconfig.yaml"), e);
+    rc = import_hf_config(test_tmp("noconfig"), test_tmp("noconfig.yaml"), e);
     fclose(e);
     CHECK(rc != 0 && has(m2, "noconfig/config.json: error: cannot read"), "no config.json: %s", flat(m2));
     free(m2);
 }
 
-static void rm_rf(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_rf(p);
-        else unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
-
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hz_test_hf.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (test_tmp_open("hf") != 0) return 1;
     st_round_trip();
     st_bad_files();
     st_index();
@@ -838,6 +801,6 @@ int main(void)
     hf_errors();
     import_good();
     import_errors();
-    rm_rf(tmpdir);
+    test_tmp_close();
     TEST_END();
 }

@@ -15,17 +15,6 @@
 #define IGN HZ_DATA_IGNORE
 #define MAX_T 64
 
-static char dir[64];
-
-/* DIR/NAME in a rotating set of buffers, so a few may be live at once. */
-static const char *fixture(const char *name) {
-    static char bufs[4][256];
-    static int next;
-    char *p = bufs[next++ % 4];
-    snprintf(p, sizeof bufs[0], "%s/%s", dir, name);
-    return p;
-}
-
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(text, 1, strlen(text), f) != strlen(text)) {
@@ -55,12 +44,12 @@ static void check_row(const char *what, hz_data *d, int64_t T, const int32_t *wa
 
 /* One example of 7 tokens, T = 4: rows cross the example's end into the next epoch. */
 static void test_pack_one(void) {
-    write_text(fixture("one.jsonl"),
+    write_text(test_tmp("one.jsonl"),
                "{\"input_ids\": [11, 12, 13, 14, 15, 16, 17], "
                "\"labels\": [-100, -100, 13, 14, -100, 16, 17]}\n");
     char err[HZ_DATA_ERR_BYTES];
     hz_data_opts o = opts(100, 1, 0, 0, HZ_DATA_ALL);
-    hz_data *d = hz_data_open_opts(fixture("one.jsonl"), &o, err);
+    hz_data *d = hz_data_open_opts(test_tmp("one.jsonl"), &o, err);
     CHECK(d != NULL, "one example opens: %s", d ? "ok" : err);
     if (!d) return;
     CHECK(hz_data_tokens(d) == 7 && hz_data_examples(d) == 1, "tokens %lld want 7, examples %lld "
@@ -81,12 +70,12 @@ static void test_pack_one(void) {
 /* Two examples, T = 4 (7 pairs in all): the row cut falls inside the second example. The
  * shuffle picks the order; the first input names it, and the rows must follow it exactly. */
 static void test_pack_two(void) {
-    write_text(fixture("two.jsonl"),
+    write_text(test_tmp("two.jsonl"),
                "{\"input_ids\": [1, 2, 3, 4], \"labels\": [-100, -100, 3, 4]}\n"
                "\n"
                "{\"input_ids\": [5, 6, 7], \"extra\": \"ignored\"}\n");
     char err[HZ_DATA_ERR_BYTES];
-    hz_data *d = hz_data_open(fixture("two.jsonl"), 100, 1, err);
+    hz_data *d = hz_data_open(test_tmp("two.jsonl"), 100, 1, err);
     CHECK(d != NULL, "two examples (a blank line, an extra key) open: %s", d ? "ok" : err);
     if (!d) return;
     CHECK(hz_data_tokens(d) == 7 && hz_data_examples(d) == 2, "tokens %lld want 7, examples %lld "
@@ -126,7 +115,7 @@ static const char *write_pairs_file(const char *name, int n) {
     size_t k = 0;
     for (int i = 1; i <= n; i++)
         k += (size_t)sprintf(text + k, "{\"input_ids\": [%d, %d]}\n", i, i + 1);
-    const char *path = fixture(name);
+    const char *path = test_tmp(name);
     write_text(path, text);
     free(text);
     return path;
@@ -233,13 +222,13 @@ static void test_stream_split(void) {
     for (int w = 0; w < 3; w++)
         for (int k = 0; k < 4; k++) b[4 * w + k] = (unsigned char)(header[w] >> (8 * k));
     for (int i = 0; i < 10; i++) b[1024 + 2 * i] = (unsigned char)(50 + i);
-    FILE *f = fopen(fixture("s.bin"), "wb");
+    FILE *f = fopen(test_tmp("s.bin"), "wb");
     if (!f || fwrite(b, 1, sizeof b, f) != sizeof b) exit(2);
     fclose(f);
     char err[HZ_DATA_ERR_BYTES];
     hz_data_opts ot = opts(256, 3, 0, 0.3, HZ_DATA_TRAIN), ov = opts(256, 3, 0, 0.3, HZ_DATA_VAL);
-    hz_data *t = hz_data_open_opts(fixture("s.bin"), &ot, err);
-    hz_data *v = hz_data_open_opts(fixture("s.bin"), &ov, err);
+    hz_data *t = hz_data_open_opts(test_tmp("s.bin"), &ot, err);
+    hz_data *v = hz_data_open_opts(test_tmp("s.bin"), &ov, err);
     CHECK(t && v, "stream split opens: %s", t && v ? "ok" : err);
     if (t && v) {
         CHECK(hz_data_tokens(t) == 7 && hz_data_tokens(v) == 3 && hz_data_examples(t) == 0,
@@ -259,7 +248,7 @@ static void test_stream_split(void) {
 
 /* Resume: a reader seeked to another's position serves the same rows from there on. */
 static void test_seek(void) {
-    write_text(fixture("seek.jsonl"),
+    write_text(test_tmp("seek.jsonl"),
                "{\"input_ids\": [1, 2, 3, 4, 5]}\n"
                "{\"input_ids\": [6, 7, 8, 9, 10, 11, 12], \"labels\": [6, -100, -100, 9, 10, 11, 12]}\n"
                "{\"input_ids\": [13, 14, 15, 16]}\n"
@@ -271,8 +260,8 @@ static void test_seek(void) {
      * 6 rows (18), 13 (39: epoch 1), 20 (60: epoch 2) */
     static const int stops[] = {1, 6, 13, 20};
     for (int s = 0; s < 4; s++) {
-        hz_data *a = hz_data_open_opts(fixture("seek.jsonl"), &o, err);
-        hz_data *b = hz_data_open_opts(fixture("seek.jsonl"), &o, err);
+        hz_data *a = hz_data_open_opts(test_tmp("seek.jsonl"), &o, err);
+        hz_data *b = hz_data_open_opts(test_tmp("seek.jsonl"), &o, err);
         if (!a || !b) {
             CHECK(0, "seek fixture opens: %s", err);
             hz_data_close(a);
@@ -303,7 +292,7 @@ static void test_seek(void) {
         hz_data_close(a);
         hz_data_close(b);
     }
-    hz_data *d = hz_data_open_opts(fixture("seek.jsonl"), &o, err);
+    hz_data *d = hz_data_open_opts(test_tmp("seek.jsonl"), &o, err);
     if (d) {
         hz_data_seek(d, -5);
         CHECK(hz_data_position(d) == 0 && hz_data_epoch(d) == 0, "seek(-5) restarts at 0: "
@@ -315,11 +304,11 @@ static void test_seek(void) {
 /* NAME holding TEXT must fail to open with a message naming NAME:LINE and PHRASE. */
 static void check_bad(const char *what, const char *name, const char *text, int64_t min_tokens,
                       const char *line, const char *phrase) {
-    write_text(fixture(name), text);
+    write_text(test_tmp(name), text);
     char err[HZ_DATA_ERR_BYTES] = "", want[128];
     snprintf(want, sizeof want, "%s%s", name, line);
     hz_data_opts o = opts(256, min_tokens, 0, 0, HZ_DATA_ALL);
-    hz_data *d = hz_data_open_opts(fixture(name), &o, err);
+    hz_data *d = hz_data_open_opts(test_tmp(name), &o, err);
     CHECK(d == NULL && strstr(err, want) && strstr(err, phrase),
           "%s: refused naming '%s' and saying '%s': %s", what, want, phrase, err);
     hz_data_close(d);
@@ -372,19 +361,19 @@ static void test_errors(void) {
               "", "2 examples hold 2 trained tokens (targets not -100) but one step needs 3");
 
     /* a glob: the bad file is named, not the pattern */
-    write_text(fixture("g_a.jsonl"), good);
-    write_text(fixture("g_b.jsonl"), "{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 2], \"labels\": 3}\n");
+    write_text(test_tmp("g_a.jsonl"), good);
+    write_text(test_tmp("g_b.jsonl"), "{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 2], \"labels\": 3}\n");
     char pattern[128], err[HZ_DATA_ERR_BYTES] = "";
-    snprintf(pattern, sizeof pattern, "%s/g_*.jsonl", dir);
+    snprintf(pattern, sizeof pattern, "%s", test_tmp("g_*.jsonl"));
     hz_data *d = hz_data_open(pattern, 256, 1, err);
     CHECK(!d && strstr(err, "g_b.jsonl:2:") && strstr(err, "\"labels\" is an integer, not an array"),
           "bad file in a glob is named: %s", err);
     hz_data_close(d);
-    snprintf(pattern, sizeof pattern, "%s/none_*.jsonl", dir);
+    snprintf(pattern, sizeof pattern, "%s", test_tmp("none_*.jsonl"));
     d = hz_data_open(pattern, 256, 1, err);
     CHECK(!d && strstr(err, "glob matched nothing"), "glob of .jsonl matching nothing: %s", err);
     hz_data_close(d);
-    d = hz_data_open(fixture("missing.jsonl"), 256, 1, err);
+    d = hz_data_open(test_tmp("missing.jsonl"), 256, 1, err);
     CHECK(!d && strstr(err, "missing.jsonl: no such file"), "missing .jsonl: %s", err);
     hz_data_close(d);
 
@@ -401,11 +390,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/hz_test_jsonl_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (test_tmp_open("jsonl") != 0) return 2;
     test_pack_one();
     test_pack_two();
     test_shuffle();
@@ -413,8 +398,6 @@ int main(void) {
     test_stream_split();
     test_seek();
     test_errors();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+    test_tmp_close();
     TEST_END();
 }
