@@ -7,28 +7,14 @@
 
 #include "rt.h"
 
-static uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 uint16_t hz_bf16_from_f32(float f)
 {
-    uint32_t u = f32_bits(f);
+    uint32_t u = hz_bits_inl(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-float hz_f32_from_bf16(uint16_t b) { return bits_f32((uint32_t)b << 16); }
+float hz_f32_from_bf16(uint16_t b) { return hz_bf16_f32_inl(b); }
 
 void hz_master_split(float master, uint16_t *w, int16_t *lo) { hz_split_inl(master, w, lo); }
 

@@ -7,20 +7,6 @@
 #include "rt.h"
 #include "test.h"
 
-static uint32_t bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float from_bits(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static uint64_t rng = 88172645463325252ull;
 static uint32_t next_u32(void)
 {
@@ -40,9 +26,9 @@ int main(void)
 {
     /* bf16 rounding: exact values, round to nearest even on ties, NaN stays NaN */
     CHECK(hz_bf16_from_f32(1.0f) == 0x3f80, "bf16(1.0) = 0x%04x", hz_bf16_from_f32(1.0f));
-    CHECK(hz_bf16_from_f32(from_bits(0x3f808000)) == 0x3f80, "tie rounds down to even");
-    CHECK(hz_bf16_from_f32(from_bits(0x3f818000)) == 0x3f82, "tie rounds up to even");
-    CHECK(hz_bf16_from_f32(from_bits(0x3f808001)) == 0x3f81, "above tie rounds up");
+    CHECK(hz_bf16_from_f32(hz_float_inl(0x3f808000)) == 0x3f80, "tie rounds down to even");
+    CHECK(hz_bf16_from_f32(hz_float_inl(0x3f818000)) == 0x3f82, "tie rounds up to even");
+    CHECK(hz_bf16_from_f32(hz_float_inl(0x3f808001)) == 0x3f81, "above tie rounds up");
     CHECK(isnan(hz_f32_from_bf16(hz_bf16_from_f32(NAN))), "NaN stays NaN");
 
     /* the split master: exact round trip on random bit patterns and edge values */
@@ -50,12 +36,12 @@ int main(void)
     for (int i = 0; i < 2000000; i++) {
         uint32_t u = next_u32();
         if ((u & 0x7f800000u) == 0x7f800000u) continue; /* inf/NaN: not masters */
-        float x = from_bits(u), y;
+        float x = hz_float_inl(u), y;
         uint16_t w;
         int16_t lo;
         hz_master_split(x, &w, &lo);
         y = hz_master_join(w, lo);
-        bad += bits(y) != u;
+        bad += hz_bits_inl(y) != u;
         float wf = hz_f32_from_bf16(w);
         not_nearest += fabsf(wf - x) > fabsf(hz_f32_from_bf16((uint16_t)(w + 1)) - x) &&
                        fabsf(wf - x) > fabsf(hz_f32_from_bf16((uint16_t)(w - 1)) - x);
@@ -63,15 +49,15 @@ int main(void)
     CHECK(bad == 0, "split/join round trip of 2e6 random floats: %lld mismatches", (long long)bad);
     CHECK(not_nearest == 0, "w is a nearest bf16 of the master: %lld not", (long long)not_nearest);
     const float edges[] = {0.0f, -0.0f, 1.0f, -1.0f, FLT_MIN, -FLT_MIN, FLT_MAX, -FLT_MAX,
-                           from_bits(1), from_bits(0x80000001), from_bits(0x3f808000),
-                           from_bits(0x3f818000), from_bits(0xbf808000), from_bits(0x7f7f8000),
-                           from_bits(0x0000ffff), from_bits(0x00008000)};
+                           hz_float_inl(1), hz_float_inl(0x80000001), hz_float_inl(0x3f808000),
+                           hz_float_inl(0x3f818000), hz_float_inl(0xbf808000), hz_float_inl(0x7f7f8000),
+                           hz_float_inl(0x0000ffff), hz_float_inl(0x00008000)};
     int edge_bad = 0;
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
         uint16_t w;
         int16_t lo;
         hz_master_split(edges[i], &w, &lo);
-        edge_bad += bits(hz_master_join(w, lo)) != bits(edges[i]);
+        edge_bad += hz_bits_inl(hz_master_join(w, lo)) != hz_bits_inl(edges[i]);
     }
     CHECK(edge_bad == 0, "split/join of %zu edge values (zeros, denormals, max, ties): %d wrong",
           sizeof edges / sizeof edges[0], edge_bad);
@@ -86,7 +72,7 @@ int main(void)
         float m = hz_master_join(w, lo) - 1e-5f;
         hz_master_split(m, &w, &lo);
     }
-    CHECK(bits(hz_master_join(w, lo)) == bits(ref),
+    CHECK(hz_bits_inl(hz_master_join(w, lo)) == hz_bits_inl(ref),
           "5000 updates of -1e-5 (bf16 ulp at 1 is 7.8e-3): master %.9g fp32 %.9g",
           hz_master_join(w, lo), ref);
     CHECK(hz_f32_from_bf16(w) < 1.0f, "the working weight moved: w = %.6g", hz_f32_from_bf16(w));
