@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel_sources.h"
 #include "ops.h"
 #include "test.h"
 
@@ -30,16 +31,6 @@
             cuGetErrorString(r_, &s_);                                                      \
             fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
                     s_ ? s_ : "unknown CUDA error");                                        \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
-
-#define NVRTC_CHECK(call)                                                                   \
-    do {                                                                                    \
-        nvrtcResult r_ = (call);                                                            \
-        if (r_ != NVRTC_SUCCESS) {                                                          \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
-                    nvrtcGetErrorString(r_));                                               \
             exit(1);                                                                        \
         }                                                                                   \
     } while (0)
@@ -161,89 +152,17 @@ static void compare(const char *name, const float *got, const float *want, size_
 static CUmodule mod;
 static char prelude[4096] = "/* prelude (tests/gpu/test_kernels.c) */\n";
 
-static int cmp_names(const void *a, const void *b) {
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int ux = strcmp(x, "util.cu") == 0, uy = strcmp(y, "util.cu") == 0;
-    if (ux != uy) return uy - ux; /* util.cu first */
-    return strcmp(x, y);
-}
-
-/* The prelude, then SRCDIR/util.cu and the other SRCDIR .cu files in alphabetical order,
- * each after a #line directive naming it. */
-static char *read_sources(const char *dir, int *nfiles) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "error: cannot open %s (HINT: run from the repository root or pass SRCDIR)\n", dir);
-        exit(1);
-    }
-    char *names[256];
-    int nn = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && nn < 256) {
-        size_t l = strlen(e->d_name);
-        if (l > 3 && strcmp(e->d_name + l - 3, ".cu") == 0) names[nn++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)nn, sizeof names[0], cmp_names);
-    size_t len = strlen(prelude);
-    char *src = malloc(len + 1);
-    memcpy(src, prelude, len + 1);
-    for (int i = 0; i < nn; i++) {
-        char path[4096], head[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) { fprintf(stderr, "error: cannot open %s\n", path); exit(1); }
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        int hn = snprintf(head, sizeof head, "#line 1 \"%s\"\n", path);
-        src = realloc(src, len + (size_t)hn + (size_t)n + 2);
-        memcpy(src + len, head, (size_t)hn);
-        len += (size_t)hn;
-        if (fread(src + len, 1, (size_t)n, f) != (size_t)n) { fprintf(stderr, "error: cannot read %s\n", path); exit(1); }
-        len += (size_t)n;
-        src[len++] = '\n';
-        src[len] = 0;
-        fclose(f);
-        free(names[i]);
-    }
-    *nfiles = nn;
-    return src;
-}
-
 static void compile_and_load(const char *dir, int cc_major, int cc_minor) {
-    int nfiles = 0;
-    char *src = read_sources(dir, &nfiles);
-    const char *cuda_home = getenv("CUDA_HOME");
-    char inc[4200], arch[64];
-    snprintf(inc, sizeof inc, "-I%s/include", cuda_home ? cuda_home : "/usr/local/cuda");
-    snprintf(arch, sizeof arch, "-arch=sm_%d%d", cc_major, cc_minor);
-    const char *opts[] = {"--std=c++17", arch, "-default-device", inc};
-    nvrtcProgram prog;
-    NVRTC_CHECK(nvrtcCreateProgram(&prog, src, "hz_kernels.cu", 0, NULL, NULL));
-    nvrtcResult rc = nvrtcCompileProgram(prog, 4, opts);
-    size_t logn = 0;
-    NVRTC_CHECK(nvrtcGetProgramLogSize(prog, &logn));
-    char *log = malloc(logn + 1);
-    NVRTC_CHECK(nvrtcGetProgramLog(prog, log));
-    log[logn] = 0;
-    if (logn > 1) fprintf(stderr, "NVRTC log:\n%s\n", log);
-    if (rc != NVRTC_SUCCESS) {
-        const char *dump = "/tmp/hz_test_kernels_dump.cu";
-        FILE *f = fopen(dump, "wb");
-        if (f) fputs(src, f), fclose(f);
-        fprintf(stderr, "error: NVRTC compile failed: %s; source dumped to %s\n", nvrtcGetErrorString(rc), dump);
-        exit(1);
-    }
-    CHECK(strstr(log, "warning") == NULL, "NVRTC compiled %d files from %s for %s with no warning", nfiles, dir, arch);
+    int nfiles = 0, warned = 0;
+    char *src = kernel_sources_read(dir, prelude, &nfiles);
+    char arch[32];
+    snprintf(arch, sizeof arch, "sm_%d%d", cc_major, cc_minor);
     size_t n = 0;
-    NVRTC_CHECK(nvrtcGetCUBINSize(prog, &n));
-    char *cubin = malloc(n);
-    NVRTC_CHECK(nvrtcGetCUBIN(prog, cubin));
+    char *cubin = kernel_compile(src, arch, 0, "/tmp/hz_test_kernels_dump.cu", &n, &warned);
+    if (!cubin) exit(1);
+    CHECK(!warned, "NVRTC compiled %d files from %s for %s with no warning", nfiles, dir, arch);
     CU_CHECK(cuModuleLoadData(&mod, cubin));
-    NVRTC_CHECK(nvrtcDestroyProgram(&prog));
     free(cubin);
-    free(log);
     free(src);
 }
 

@@ -1,0 +1,144 @@
+/* tests/kernel_sources.h - the cuda backend's kernel sources, read and compiled with NVRTC
+ * as the trainer does (util.cu first, then the other runtime/cuda .cu files by name, after a
+ * prelude of #defines), for tests/nvrtc_compile.c and tests/gpu/test_kernels.c. */
+#ifndef HZ_KERNEL_SOURCES_H
+#define HZ_KERNEL_SOURCES_H
+#include <dirent.h>
+#include <nvrtc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NVRTC_CHECK(call)                                                                   \
+    do {                                                                                    \
+        nvrtcResult r_ = (call);                                                            \
+        if (r_ != NVRTC_SUCCESS) {                                                          \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
+                    nvrtcGetErrorString(r_));                                               \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
+static int kernel_source_order(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int ux = strcmp(x, "util.cu") == 0, uy = strcmp(y, "util.cu") == 0;
+    if (ux != uy) return uy - ux; /* util.cu first: the others use what it defines */
+    return strcmp(x, y);
+}
+
+/* Append file PATH to the growing *src (length *len) after a #line naming it. */
+static void kernel_source_append(char **src, size_t *len, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "error: cannot open %s (HINT: run from the repository root)\n", path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char head[4200];
+    int hn = snprintf(head, sizeof head, "#line 1 \"%s\"\n", path);
+    *src = realloc(*src, *len + (size_t)hn + (size_t)n + 2);
+    if (!*src) {
+        fprintf(stderr, "error: out of memory\n");
+        exit(1);
+    }
+    memcpy(*src + *len, head, (size_t)hn);
+    *len += (size_t)hn;
+    if (fread(*src + *len, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "error: cannot read %s\n", path);
+        exit(1);
+    }
+    *len += (size_t)n;
+    (*src)[(*len)++] = '\n';
+    (*src)[*len] = 0;
+    fclose(f);
+}
+
+/* PATH is a directory of kernel sources (PRELUDE, then its .cu files in the trainer's
+ * order) or one file (a generated kernels.cu, compiled as it is). Returns the source text
+ * (malloc'd) and sets *nfiles. */
+static char *kernel_sources_read(const char *path, const char *prelude, int *nfiles)
+{
+    struct stat st;
+    char *src = NULL;
+    size_t len = 0;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+        kernel_source_append(&src, &len, path);
+        *nfiles = 1;
+        return src;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        fprintf(stderr, "error: cannot open %s (HINT: run from the repository root)\n", path);
+        exit(1);
+    }
+    char *names[256];
+    int nn = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && nn < 256) {
+        size_t l = strlen(e->d_name);
+        if (l > 3 && strcmp(e->d_name + l - 3, ".cu") == 0) names[nn++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (nn == 0) {
+        fprintf(stderr, "error: no .cu files in %s\n", path);
+        exit(1);
+    }
+    qsort(names, (size_t)nn, sizeof names[0], kernel_source_order);
+    len = strlen(prelude);
+    src = malloc(len + 1);
+    memcpy(src, prelude, len + 1);
+    for (int i = 0; i < nn; i++) {
+        char file[4096];
+        snprintf(file, sizeof file, "%s/%s", path, names[i]);
+        kernel_source_append(&src, &len, file);
+        free(names[i]);
+    }
+    *nfiles = nn;
+    return src;
+}
+
+/* Compile SRC for ARCH ("sm_90") with the trainer's options (-v adds ptxas' register
+ * report). Prints the log; on failure or a warning dumps the source to DUMP. Returns the
+ * cubin (malloc'd, *cubin_n bytes), NULL on failure; sets *warned when the log warns. */
+static char *kernel_compile(const char *src, const char *arch, int verbose, const char *dump,
+                            size_t *cubin_n, int *warned)
+{
+    const char *cuda_home = getenv("CUDA_HOME");
+    char inc[4200], archopt[64];
+    snprintf(inc, sizeof inc, "-I%s/include", cuda_home ? cuda_home : "/usr/local/cuda");
+    snprintf(archopt, sizeof archopt, "-arch=%s", arch);
+    const char *opts[] = {"--std=c++17", archopt, "-default-device", inc, "--ptxas-options=-v"};
+    nvrtcProgram prog;
+    NVRTC_CHECK(nvrtcCreateProgram(&prog, src, "hz_kernels.cu", 0, NULL, NULL));
+    nvrtcResult rc = nvrtcCompileProgram(prog, verbose ? 5 : 4, opts);
+    size_t logn = 0;
+    NVRTC_CHECK(nvrtcGetProgramLogSize(prog, &logn));
+    char *log = malloc(logn + 1);
+    NVRTC_CHECK(nvrtcGetProgramLog(prog, log));
+    log[logn] = 0;
+    if (logn > 1) fprintf(stderr, "NVRTC log:\n%s\n", log);
+    *warned = strstr(log, "warning") != NULL;
+    free(log);
+    char *cubin = NULL;
+    if (rc == NVRTC_SUCCESS) {
+        NVRTC_CHECK(nvrtcGetCUBINSize(prog, cubin_n));
+        cubin = malloc(*cubin_n);
+        NVRTC_CHECK(nvrtcGetCUBIN(prog, cubin));
+    }
+    if (rc != NVRTC_SUCCESS || *warned) {
+        FILE *f = fopen(dump, "wb");
+        if (f) fputs(src, f), fclose(f);
+        fprintf(stderr, "error: NVRTC %s: %s; source dumped to %s\n",
+                rc != NVRTC_SUCCESS ? "compile failed" : "compiled with warnings",
+                nvrtcGetErrorString(rc), dump);
+    }
+    NVRTC_CHECK(nvrtcDestroyProgram(&prog));
+    return cubin;
+}
+
+#endif
