@@ -27,7 +27,6 @@ static void *xcalloc(size_t n, size_t size)
 typedef struct builder {
     hzc_plan *plan;
     int64_t host_n;   /* next free host store element */
-    int tensor_cap;
 } builder;
 
 static hz_tensor *add_tensor(builder *b, hz_unit *u, int kind, int layer, int64_t rows,
@@ -85,7 +84,7 @@ static int64_t unit_slot_n(const hzc_plan *pl, const hz_unit *u)
 
 static void build_units(const hzc_spec *s, hzc_plan *pl)
 {
-    builder b = {pl, 0, 0};
+    builder b = {pl, 0};
     int64_t C = s->C, A = s->NH * s->HD, KV = s->NKV * s->HD, QKV = A + 2 * KV;
     pl->units = xcalloc((size_t)s->L + 2, sizeof(hz_unit));
     pl->tensors = xcalloc((size_t)s->L * 8 + 4, sizeof(hz_tensor));

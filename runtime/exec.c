@@ -98,13 +98,11 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
         c->opt_started = 1;
     }
     c->be->begin_step(c);
-    int last_device_op = -1;
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->stream == HZ_HOST) continue;
         if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
         c->be->run_op(c, i);
-        last_device_op = i;
     }
     /* Without clipping in the plan and in this run, each update waits only for its own
      * gradients (the op list says so): queue the step now, so the updates overlap the
@@ -117,6 +115,7 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
         pthread_mutex_unlock(&c->mu);
     }
     /* the step's results: every device op done (the D2H stream ends the step) */
+    int last_device_op = -1;
     for (int i = 0; i < p->op_n; i++)
         if (p->ops[i].stream == HZ_D2H) last_device_op = i;
     c->be->wait_op(c, last_device_op);

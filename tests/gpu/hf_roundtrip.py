@@ -12,7 +12,6 @@ q/k/v biases) random-init model: save_pretrained -> `hzc import` -> `hzc build` 
 Usage: hf_roundtrip.py --backend cpu|cuda [--hzc build/hzc] [--out DIR]
 Prints ok / NOT OK lines and "N passed, N failed".
 """
-import argparse
 import os
 import re
 import subprocess
@@ -97,17 +96,5 @@ def run(name, cfg, args):
              f"checkpoint: hzc forward {h_val:.5f}, transformers forward {t_val:.5f}")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--backend", default="cuda")
-    ap.add_argument("--hzc", default="build/hzc")
-    ap.add_argument("--out", default="/tmp/hzc-roundtrip")
-    args = ap.parse_args()
-    for name, cfg in tp.SHAPES.items():
-        run(name, cfg, args)
-    print(f"{tp.passed} passed, {tp.failed} failed")
-    sys.exit(1 if tp.failed else 0)
-
-
 if __name__ == "__main__":
-    main()
+    tp.main(run, "/tmp/hzc-roundtrip")

@@ -184,14 +184,15 @@ def run_shape(name, cfg, args):
           f"update rel err {uerr:.3f} (first-step Adam updates are lr*sign(g): tiny gradients flip)")
 
 
-def main():
+def main(run=None, out="/tmp/hzc-parity"):
+    """Run RUN(name, shape, args) over SHAPES (default: this script's comparison)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="cuda")
     ap.add_argument("--hzc", default="build/hzc")
-    ap.add_argument("--out", default="/tmp/hzc-parity")
+    ap.add_argument("--out", default=out)
     args = ap.parse_args()
     for name, cfg in SHAPES.items():
-        run_shape(name, cfg, args)
+        (run or run_shape)(name, cfg, args)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
