@@ -14,7 +14,6 @@
  * a crash at any point leaves every earlier checkpoint whole. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -48,15 +47,6 @@ static uint64_t payload_checksum(const hz_store *s)
     h = fnv1a(h, s->lo, (size_t)s->n * 2);
     h = fnv1a(h, s->m, (size_t)s->n * 4);
     return fnv1a(h, s->v, (size_t)s->n * 4);
-}
-
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 typedef struct resume_job {
@@ -174,12 +164,12 @@ int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const
     if (rc != 0) return -1;
     snprintf(path, sizeof path, "%s/resume.bin", tmp);
     if (write_resume(s, p, path, r, err) != 0) return -1;
-    if (fsync_dir(tmp) != 0) {
+    if (hz_st_fsync_dir(tmp) != 0) {
         snprintf(err, HZ_HF_ERR_BYTES, "%.900s: fsync failed: %s", tmp, strerror(errno));
         return -1;
     }
     rm_rf(dir); /* a checkpoint of the same step from an earlier run */
-    if (rename(tmp, dir) != 0 || fsync_dir(out_dir) != 0) {
+    if (rename(tmp, dir) != 0 || hz_st_fsync_dir(out_dir) != 0) {
         snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot rename to %.900s: %s", tmp, dir, strerror(errno));
         return -1;
     }

@@ -639,6 +639,15 @@ int hz_st_write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+int hz_st_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
 /* fsync the directory holding PATH, so that a rename into it is durable. */
 static void sync_parent(const char *path)
 {
@@ -648,11 +657,7 @@ static void sync_parent(const char *path)
     if (slash == dir) slash[1] = 0;
     else if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    hz_st_fsync_dir(dir);
 }
 
 int hz_st_write_atomic(const char *path, hz_st_emit_fn emit, void *arg, char *err)

@@ -110,6 +110,8 @@ int hz_st_write_text(const char *path, const char *text, char *err);
  * EMIT returns 0 or -1 (errno set). Returns 0, or -1 with a message in err. */
 typedef int (*hz_st_emit_fn)(int fd, void *arg);
 int hz_st_write_atomic(const char *path, hz_st_emit_fn emit, void *arg, char *err);
+/* fsync a directory (after renames into it); 0 or -1. */
+int hz_st_fsync_dir(const char *dir);
 /* write(2) all of BUF, retrying short writes and EINTR; 0 or -1. */
 int hz_st_write_all(int fd, const void *buf, size_t n);
 
