@@ -28,6 +28,17 @@ static int kernel_source_order(const void *a, const void *b)
     return strcmp(x, y);
 }
 
+/* Append "#define NAME VALUE" to PRELUDE (of SIZE bytes) for a -D NAME=VALUE option. */
+static void kernel_prelude_define(char *prelude, size_t size, const char *name_value)
+{
+    char def[512];
+    snprintf(def, sizeof def, "%s", name_value);
+    char *eq = strchr(def, '=');
+    if (eq) *eq = ' ';
+    size_t len = strlen(prelude);
+    snprintf(prelude + len, size - len, "#define %s\n", def);
+}
+
 /* Append file PATH to the growing *src (length *len) after a #line naming it. */
 static void kernel_source_append(char **src, size_t *len, const char *path)
 {

@@ -22,12 +22,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0) verbose = 1;
         else if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
-            char def[512];
-            snprintf(def, sizeof def, "%s", argv[++i]);
-            char *eq = strchr(def, '=');
-            if (eq) *eq = ' ';
-            size_t pl = strlen(prelude);
-            snprintf(prelude + pl, sizeof prelude - pl, "#define %s\n", def);
+            kernel_prelude_define(prelude, sizeof prelude, argv[++i]);
         } else if (npos == 0) dir = argv[i], npos++;
         else if (npos == 1) arch = argv[i], npos++;
         else { fprintf(stderr, "usage: %s [-v] [-D NAME=VALUE]... [SRCDIR [ARCH]]\n", argv[0]); return 2; }

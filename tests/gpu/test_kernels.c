@@ -686,12 +686,7 @@ int main(int argc, char **argv) {
     if (getenv("HZ_TEST_SEED")) rng_state ^= strtoull(getenv("HZ_TEST_SEED"), NULL, 0) * 0x9e3779b97f4a7c15ull;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
-            char def[512];
-            snprintf(def, sizeof def, "%s", argv[++i]);
-            char *eq = strchr(def, '=');
-            if (eq) *eq = ' ';
-            size_t pl = strlen(prelude);
-            snprintf(prelude + pl, sizeof prelude - pl, "#define %s\n", def);
+            kernel_prelude_define(prelude, sizeof prelude, argv[++i]);
         } else dir = argv[i];
     }
     CU_CHECK(cuInit(0));
