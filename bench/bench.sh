@@ -1,8 +1,10 @@
 #!/bin/sh
 # bench/bench.sh [MODEL...] - throughput of hzc's cuda trainer on published shapes, on the
 # device machine, beside the card's ceilings and PyTorch's own throughput in the same run.
-#   MODEL: names under models/ (default: llama3-3b llama3-8b); STEPS (default 4) steps each,
-#   the first excluded from the mean. Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
+#   MODEL: a name under models/ (default: llama3-3b llama3-8b), optionally with @SIZE to plan
+#   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
+#   activations on the host) and +det for train --deterministic; STEPS (default 4) steps
+#   each, the first excluded from the mean. Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
 #   a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
 # Writes logs and a summary to $OUT (default build/bench).
 cd "$(dirname "$0")/.." || exit 1
@@ -20,10 +22,16 @@ if [ "$PEERS" = 1 ] && [ -f .peers/ceilings.py ]; then
     tail -n 20 "$OUT/ceilings.log"
 fi
 
-for m in $models; do
-    d=build/bench/$m
-    build/hzc build "models/$m.yaml" -o "$d" --backend cuda --gpu-mem "${gpu_mib}MiB" --host-mem "$host_b" \
-        > "$OUT/$m-build.log" 2>&1 || { echo "bench: $m: build failed"; tail -n 20 "$OUT/$m-build.log"; continue; }
+for run in $models; do
+    m=${run%%[@+]*}
+    gpu="${gpu_mib}MiB"
+    case $run in *@*) gpu=${run#*@}; gpu=${gpu%%+*} ;; esac
+    flags=
+    case $run in *+det*) flags=--deterministic ;; esac
+    tag=$(echo "$run" | tr '@+' '--')
+    d=build/bench/$tag
+    build/hzc build "models/$m.yaml" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
+        > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
     python3 - "$d" "$STEPS" <<'PY'
 import json, sys, numpy as np
 d, steps = sys.argv[1], int(sys.argv[2])
@@ -31,9 +39,9 @@ p = json.load(open(d + "/generated/plan.json"))
 n = p["dims"]["step_tokens"] * (steps + 1) + 1
 np.save(d + "/tokens.npy", np.random.default_rng(0).integers(0, p["dims"]["V"], n, dtype=np.uint32))
 PY
-    "$d/train" --data "$d/tokens.npy" --steps "$STEPS" --log-every 1 > "$OUT/$m.log" 2>&1
-    echo "bench: $m (exit $?)"
-    grep -E '^(planned|step |summary|  |cuda|gpu|pcie|compute)' "$OUT/$m.log" | tail -n 25
+    "$d/train" --data "$d/tokens.npy" --steps "$STEPS" --log-every 1 $flags > "$OUT/$tag.log" 2>&1
+    echo "bench: $run (exit $?)"
+    grep -E '^(planned|step |summary|  |cuda|gpu|pcie|compute)' "$OUT/$tag.log" | tail -n 25
 done
 
 if [ "$PEERS" = 1 ] && [ -f .peers/peer_torch.py ]; then

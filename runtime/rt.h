@@ -145,6 +145,7 @@ struct hz_ctx {
     struct hz_trace *trace;      /* --trace, or NULL */
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
+    int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
 };
 
 /* ---- checkpoints (checkpoint.c); err buffers are HZ_HF_ERR_BYTES (hfmap.h) ---- */

@@ -17,7 +17,7 @@ typedef struct train_args {
     const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume;
     int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
     double val_fraction;
-    int threads;
+    int threads, deterministic;
     hz_optim optim;
 } train_args;
 
@@ -52,6 +52,9 @@ static void usage(FILE *out, const char *argv0)
             "  --eval-every N       validation loss every N steps (default 0 = at the end only)\n"
             "  --eval-batches N     validation steps' worth of tokens per evaluation (default 1)\n"
             "  --threads N          host threads for the optimizer (default: all cores)\n"
+            "  --deterministic      bit-identical results from run to run, and across --resume\n"
+            "                       (cuda: ordered sums replace float atomics, a little slower;\n"
+            "                       the cpu backend always is)\n"
             "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
             "                       host store's order (plan.json \"tensors\": host_offset)\n"
             "  --save-raw FILE      write the fp32 master weights there after training\n"
@@ -96,7 +99,7 @@ static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
     train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
-                    -1, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN),
+                    -1, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN), 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -109,6 +112,10 @@ static train_args parse_args(int argc, char **argv)
             printf("hzc %s trainer for %s (%s backend)\n", HZ_VERSION, hzg_plan.spec_name,
                    hz_backend_impl.name);
             exit(0);
+        }
+        if (!strcmp(f, "--deterministic")) {
+            a.deterministic = 1;
+            continue;
         }
         if (i + 1 >= argc || strncmp(f, "--", 2) != 0) {
             fprintf(stderr, "train: error: unknown or incomplete option '%s' (see --help)\n", f);
@@ -288,6 +295,7 @@ int main(int argc, char **argv)
     hz_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.optim = a.optim;
+    ctx.deterministic = a.deterministic;
     /* large models take seconds here (pinning 100 GiB, initialising billions of weights):
      * say what is happening */
     double t_init = now_s();

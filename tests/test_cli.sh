@@ -154,6 +154,13 @@ grep '^step  *[123]/' "$tmp/a.log" | cut -d'|' -f2,3 > "$tmp/a3.loss"
     ok "host boundaries train identically to GPU boundaries: $(tr '\n' ' ' < "$tmp/hb.loss")" ||
     bad "host boundaries: $(tr '\n' ' ' < "$tmp/hb.loss") vs $(tr '\n' ' ' < "$tmp/a3.loss")"
 
+# --deterministic: accepted everywhere; the cpu backend is deterministic already
+$train --data data/tiny_train.bin --steps 3 --threads 2 --deterministic > "$tmp/det.log" 2>&1
+grep '^step  *[123]/' "$tmp/det.log" | cut -d'|' -f2,3 > "$tmp/det.loss"
+[ -s "$tmp/det.loss" ] && cmp -s "$tmp/det.loss" "$tmp/a3.loss" &&
+    ok "--deterministic on the cpu backend trains as without it" ||
+    bad "--deterministic on cpu: $(tail -n 3 "$tmp/det.log")"
+
 # --trace: a Chrome trace with every op of every step and the optimizer's updates
 $train --data data/tiny_train.bin --steps 3 --threads 2 --trace "$tmp/trace.json" > "$tmp/trace.log" 2>&1
 ops=$(grep -c '"ph": "X"' "$tmp/trace.json" 2>/dev/null)

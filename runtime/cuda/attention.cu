@@ -244,9 +244,13 @@ hzk_attention_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const
  *     its group and the query tiles at or after it, keeps dK, dV in registers (so GQA sums
  *     need no atomics), and adds dS K into dq_accum with fp32 atomics;
  *   hzk_attention_backward_dq: dq = bf16(dq_accum * scale).
- * dq is therefore not bit-deterministic (fp32 atomics in varying order); dk, dv are. */
+ * dq is therefore not bit-deterministic (fp32 atomics in varying order); dk, dv are.
+ * The deterministic path (train --deterministic) passes dq_accum = NULL to the first two,
+ * so the kv-tile kernel skips dQ, and computes dq with hzk_attention_backward_dq_tiles,
+ * which loops over key tiles in order: bit-identical from run to run. */
 
-/* D[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d]; zero the matching dq_accum row.
+/* D[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d]; zero the matching dq_accum row
+ * (when dq_accum != NULL).
  * Launch: block 256, grid ceil(B * T * NH / 8) (one warp per (token, head) row; any grid is
  * correct). */
 extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq_accum,
@@ -265,9 +269,48 @@ extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq
             const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(out + rw * HD + d));
             s += a.x * o.x + a.y * o.y;
         }
-        for (int d = lane; d < HD; d += 32) dq_accum[rw * HD + d] = 0.0f;
+        if (dq_accum)
+            for (int d = lane; d < HD; d += 32) dq_accum[rw * HD + d] = 0.0f;
         s = hz_warp_sum(s);
         if (lane == 0) D[(bt * NH + h) * T + tt] = s;
+    }
+}
+
+/* dQ rows 16w.. of the query tile at q0 of head h += dS K, by warp w, with fp32 atomics into
+ * dq_accum (dS read transposed from the dS^T tile at dS_bytes; K at sK, both in shared). */
+template <int HD>
+__device__ __forceinline__ void hz_att_bwd_dq_atomic(float *dq_accum, const unsigned char *dS_bytes,
+                                                     unsigned sK, int b, int h, int q0, int T,
+                                                     long qs) {
+    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NCS = BM / 8;
+    constexpr unsigned ROW16 = 16 * NC * 16, ROW16S = 16 * NCS * 16;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const unsigned sdS = hz_smem_u32(dS_bytes);
+    const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
+    const unsigned offS = hz_att_off<NCS>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+    unsigned af[BN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++)
+        hz_ldmatrix_x4_trans(af[kk], sdS + hz_att_col<NCS>(offS, warp) + kk * ROW16S);
+    const int qrow = q0 + warp * 16 + g;
+    float *dqg = dq_accum + (long)b * T * qs + h * HD;
+#pragma unroll
+    for (int dp = 0; dp < HD / 16; dp++) {
+        float acc[2][4] = {};
+        const unsigned bk = sK + hz_att_col<NC>(offC, dp);
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            unsigned bf[4];
+            hz_ldmatrix_x4_trans(bf, bk + kk * ROW16);
+            hz_mma_bf16_16816(acc[0], af[kk], bf);
+            hz_mma_bf16_16816(acc[1], af[kk], bf + 2);
+        }
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const int d = dp * 16 + hf * 8 + 2 * t;
+            if (qrow < T) hz_atomic_add2(dqg + (long)qrow * qs + d, acc[hf][0], acc[hf][1]);
+            if (qrow + 8 < T) hz_atomic_add2(dqg + (long)(qrow + 8) * qs + d, acc[hf][2], acc[hf][3]);
+        }
     }
 }
 
@@ -276,7 +319,7 @@ extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq
  * of QW queries (16 when HD > 64, else 32) to bound the registers:
  *   S^T = K_w Q^T, P^T = exp(scale S^T - lse), dP^T = V_w dO^T, dV_w += P^T dO,
  *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; then a barrier, and warp w
- *   computes rows 16w.. of dQ_tile = dS K into dq_accum.
+ *   computes rows 16w.. of dQ_tile = dS K into dq_accum (skipped when dq_accum is NULL).
  * Q, dO, lse and D are double-buffered: the next tile's loads run during the whole iteration. */
 template <int HD>
 __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout,
@@ -286,7 +329,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
     constexpr int NCS = BM / 8; /* chunks per row of the dS^T tile */
     constexpr int QW = HD > 64 ? 16 : 32; /* queries per sub-tile: bounds the registers */
-    constexpr unsigned ROW16 = 16 * NC * 16, ROW16S = 16 * NCS * 16;
+    constexpr unsigned ROW16 = 16 * NC * 16;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b = blockIdx.x / NKV, hk = blockIdx.x - b * NKV, G = NH / NKV;
@@ -296,14 +339,12 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     /* shared memory: K, V (BN x HD); two buffers of Q, dO (BM x HD each); dS^T (BN x BM);
      * two buffers of lse * log2 e and D (BM each) */
     constexpr unsigned QBUF = 2 * BM * HD * 2; /* bytes of one Q + dO buffer */
-    const unsigned sK = hz_smem_u32(hz_dyn_smem), sV = sK + BN * HD * 2, sQ0 = sV + BN * HD * 2,
-                   sdS = sQ0 + 2 * QBUF;
+    const unsigned sK = hz_smem_u32(hz_dyn_smem), sV = sK + BN * HD * 2, sQ0 = sV + BN * HD * 2;
     unsigned char *dS_bytes = hz_dyn_smem + 2 * BN * HD * 2 + 2 * QBUF;
     float *sL0 = reinterpret_cast<float *>(dS_bytes + BN * BM * 2);
     const unsigned offA = hz_att_off<NC>(warp * 16 + (lane & 15), lane >> 4);
     const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
     const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
-    const unsigned offS = hz_att_off<NCS>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
 
     /* start the loads of the query-side tiles of iteration it into buffer buf */
     auto load_query_side = [&](int it, int buf) {
@@ -398,32 +439,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
             }
         }
         __syncthreads(); /* dS^T complete */
-
-        /* dQ rows 16w.. of this query tile += dS K (dS read transposed from dS^T) */
-        unsigned af[BN / 16][4];
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++)
-            hz_ldmatrix_x4_trans(af[kk], sdS + hz_att_col<NCS>(offS, warp) + kk * ROW16S);
-        const int qrow = q0 + warp * 16 + g;
-        float *dqg = dq_accum + (long)b * T * qs + h * HD;
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            float acc[2][4] = {};
-            const unsigned bk = sK + hz_att_col<NC>(offC, dp);
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, bk + kk * ROW16);
-                hz_mma_bf16_16816(acc[0], af[kk], bf);
-                hz_mma_bf16_16816(acc[1], af[kk], bf + 2);
-            }
-#pragma unroll
-            for (int hf = 0; hf < 2; hf++) {
-                const int d = dp * 16 + hf * 8 + 2 * t;
-                if (qrow < T) hz_atomic_add2(dqg + (long)qrow * qs + d, acc[hf][0], acc[hf][1]);
-                if (qrow + 8 < T) hz_atomic_add2(dqg + (long)(qrow + 8) * qs + d, acc[hf][2], acc[hf][3]);
-            }
-        }
+        if (dq_accum) hz_att_bwd_dq_atomic<HD>(dq_accum, dS_bytes, sK, b, h, q0, T, qs);
         hz_cp_async_wait_all(); /* next query-side tiles landed; every warp is done with dS^T and buf */
         __syncthreads();
     }
@@ -448,7 +464,8 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
  * 6 * 64 * HD * 2 + 64 * 64 * 2 + 4 * 64 * 4 bytes (105 KiB at HD = 128, 57 KiB at 64: raise
  * the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). blockIdx.y is the key
  * tile (tile 0, with the most query tiles after it, first). Needs D and a zeroed dq_accum from
- * hzk_attention_backward_preprocess. */
+ * hzk_attention_backward_preprocess; dq_accum NULL skips dQ (hzk_attention_backward_dq_tiles
+ * computes it). */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
 hzk_attention_backward(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,
                        const bf16 *k, const bf16 *v, const float *lse, const float *D, int B,
@@ -479,4 +496,124 @@ extern "C" __global__ void hzk_attention_backward_dq(bf16 *dq, const float *dq_a
     }
     for (long i = (n4 << 2) + blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += stride)
         dq[i] = __float2bfloat16(dq_accum[i] * scale);
+}
+
+/* Deterministic dQ: one block per 64 query rows of one (batch, head) loops over the key tiles
+ * at or before them in order, so each dq element is summed in a fixed order. Warp w owns rows
+ * 16w..16w+15: S = Q K^T and dP = dO V^T (16 x 64 each), P = exp(scale S - lse),
+ * dS = P (dP - D), dQ_w += dS K in registers. Q, dO, K and V live in shared memory; the
+ * rounding of P and dS to bf16 is that of the kv-tile kernel. About 3/5 of the backward's
+ * matrix work again, spent only when --deterministic asks for it. */
+template <int HD>
+__device__ __forceinline__ void hz_att_bwd_dq_tiles(bf16 *dq, const bf16 *dout, const bf16 *q,
+                                                    const bf16 *k, const bf16 *v,
+                                                    const float *lse, const float *D, int T,
+                                                    int NH, int NKV, float scale) {
+    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    constexpr unsigned ROW16 = 16 * NC * 16;
+    extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int b = blockIdx.x / NH, h = blockIdx.x - b * NH, hk = h / (NH / NKV);
+    const int qb = gridDim.y - 1 - blockIdx.y, q0 = qb * BM; /* longest rows first */
+    const long qs = (long)NH * HD, ks = (long)NKV * HD;
+    const long qoff = (long)b * T * qs + h * HD, koff = (long)b * T * ks + hk * HD;
+    const unsigned sQ = hz_smem_u32(hz_dyn_smem), sdO = sQ + BM * HD * 2, sK = sdO + BM * HD * 2,
+                   sV = sK + BN * HD * 2;
+    const unsigned offA = hz_att_off<NC>(warp * 16 + (lane & 15), lane >> 4);
+    const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
+    const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
+
+    hz_att_load<HD, BM>(sQ, q + qoff, qs, q0, T);
+    hz_att_load<HD, BM>(sdO, dout + qoff, qs, q0, T);
+    hz_cp_async_commit();
+    const int row0 = q0 + warp * 16 + g; /* this thread's rows: row0, row0 + 8 */
+    float l2[2], dd[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row0 + r * 8;
+        const long li = ((long)b * NH + h) * T + row;
+        l2[r] = row < T ? lse[li] * 1.4426950408889634f : HZ_INF; /* P = 0 past T */
+        dd[r] = row < T ? D[li] : 0.0f;
+    }
+    float acc[NT][4] = {};
+    const float sl2 = scale * 1.4426950408889634f;
+    for (int j = 0; j <= qb; j++) {
+        hz_att_load<HD, BN>(sK, k + koff, ks, j * BN, T);
+        hz_att_load<HD, BN>(sV, v + koff, ks, j * BN, T);
+        hz_cp_async_commit();
+        hz_cp_async_wait_all();
+        __syncthreads();
+        float st[BN / 8][4] = {}, dpt[BN / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++) {
+            unsigned aq[4], ao[4];
+            hz_ldmatrix_x4(aq, sQ + hz_att_col<NC>(offA, kk));
+            hz_ldmatrix_x4(ao, sdO + hz_att_col<NC>(offA, kk));
+            const unsigned bk = sK + hz_att_col<NC>(offB, kk), bv = sV + hz_att_col<NC>(offB, kk);
+#pragma unroll
+            for (int np = 0; np < BN / 16; np++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4(bf, bk + np * ROW16);
+                hz_mma_bf16_16816(st[2 * np], aq, bf);
+                hz_mma_bf16_16816(st[2 * np + 1], aq, bf + 2);
+                hz_ldmatrix_x4(bf, bv + np * ROW16);
+                hz_mma_bf16_16816(dpt[2 * np], ao, bf);
+                hz_mma_bf16_16816(dpt[2 * np + 1], ao, bf + 2);
+            }
+        }
+        unsigned sf[BN / 16][4]; /* dS as bf16 A fragments */
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; nt++) {
+            float ds[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = hz_exp2(st[nt][e] * sl2 - l2[e >> 1]);
+                if (j == qb && j * BN + nt * 8 + 2 * t + (e & 1) > row0 + (e >> 1) * 8) p = 0.0f;
+                ds[e] = p * (dpt[nt][e] - dd[e >> 1]);
+            }
+            sf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(ds[0], ds[1]);
+            sf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(ds[2], ds[3]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            const unsigned bk = sK + hz_att_col<NC>(offC, dp);
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                unsigned bf[4];
+                hz_ldmatrix_x4_trans(bf, bk + kk * ROW16);
+                hz_mma_bf16_16816(acc[2 * dp], sf[kk], bf);
+                hz_mma_bf16_16816(acc[2 * dp + 1], sf[kk], bf + 2);
+            }
+        }
+        __syncthreads(); /* every warp is done with K and V before the next tile lands */
+    }
+    bf16 *dqg = dq + qoff;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        const int d = nt * 8 + 2 * t;
+        if (row0 < T)
+            *reinterpret_cast<unsigned *>(dqg + (long)row0 * qs + d) = hz_pack_bf16x2(acc[nt][0] * scale, acc[nt][1] * scale);
+        if (row0 + 8 < T)
+            *reinterpret_cast<unsigned *>(dqg + (long)(row0 + 8) * qs + d) = hz_pack_bf16x2(acc[nt][2] * scale, acc[nt][3] * scale);
+    }
+}
+
+/* dq (overwritten) from dout, q, k, v, lse and D (from hzk_attention_backward_preprocess),
+ * bit-deterministic. Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory
+ * 4 * 64 * HD * 2 bytes (64 KiB at HD = 128: raise the kernel's
+ * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). */
+extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
+hzk_attention_backward_dq_tiles(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k,
+                                const bf16 *v, const float *lse, const float *D, int B, int T,
+                                int NH, int NKV, int HD, float scale) {
+    (void)B;
+    switch (HD) {
+    case 128: hz_att_bwd_dq_tiles<128>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 64: hz_att_bwd_dq_tiles<64>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 32: hz_att_bwd_dq_tiles<32>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+#if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
+    case HZ_HD: hz_att_bwd_dq_tiles<HZ_HD>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+#endif
+    default: __trap();
+    }
 }

@@ -126,7 +126,13 @@ typedef uint16_t bf16; /* device bf16 element; the host never does arithmetic on
     X(K_ATT_FWD, "hzk_attention_forward", "pppppiiiiif")                  \
     X(K_ATT_BWD_PRE, "hzk_attention_backward_preprocess", "ppppiiii")     \
     X(K_ATT_BWD, "hzk_attention_backward", "pppppppppiiiiif")            \
-    X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pplf")
+    X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pplf")                  \
+    /* the deterministic path (train --deterministic) */                  \
+    X(K_EMBED_BWD_ORD, "hzk_embedding_backward_ordered", "pppii")         \
+    X(K_RMSNORM_BWD_PART, "hzk_rmsnorm_backward_part", "pppppppii")       \
+    X(K_QKV_ROPE_BWD_PART, "hzk_qkv_rope_backward_part", "ppppppiiiii")   \
+    X(K_COLSUM_F32, "hzk_colsum_f32", "ppii")                             \
+    X(K_ATT_BWD_DQ_TILES, "hzk_attention_backward_dq_tiles", "pppppppiiiiif")
 
 #define HZ_KERNEL_ENUM(id, name, params) id,
 enum { HZ_CUDA_KERNELS(HZ_KERNEL_ENUM) K_N };
@@ -187,6 +193,7 @@ typedef struct cuda_state {
     cudaStream_t stream[HZ_STREAM_KIND_N];
     cudaEvent_t *ev, tok_ev;
     int sync, trace;
+    int det; /* --deterministic: no float atomics whose order varies (docs/training.md) */
     cudaEvent_t *tr0, *tr1, tr_start; /* HZ_TRACE: timing events around every op */
     int64_t h2d_step_bytes;
     /* memory: the arena and what lives outside it */
@@ -565,10 +572,24 @@ static void k_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a,
     launch(s, K_ADD_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
 }
 
+/* One block in the deterministic mode: a fixed order of additions (it runs on the d2h
+ * stream beside the backward, so its speed hardly shows). */
 static void k_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x, long n)
 {
     void *args[] = {&acc, &x, &n};
-    launch(s, K_SUMSQ_F32, st, 2 * (int64_t)s->sm_count, 1, 256, 0, args);
+    launch(s, K_SUMSQ_F32, st, s->det ? 1 : 2 * (int64_t)s->sm_count, 1, s->det ? 1024 : 256, 0,
+           args);
+}
+
+/* The deterministic column sums borrow the workspace's dq_acc (N x A fp32): the compute
+ * stream runs them outside the attention backward, which in this mode leaves dq_acc unused. */
+static int64_t det_scratch_floats(const cuda_state *s) { return (int64_t)s->N * s->A; }
+
+/* dst (C) += the rows of part (G, C), in order. */
+static void k_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C)
+{
+    void *args[] = {&dst, &part, &G, &C};
+    launch(s, K_COLSUM_F32, st, (C + 255) / 256, 1, 256, 0, args);
 }
 
 static void k_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
@@ -583,6 +604,11 @@ static void k_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, co
                                  const int32_t *tok, int N, int C)
 {
     void *args[] = {&dwte, &dout, &tok, &N, &C};
+    if (s->det) {
+        int threads = C % 2 == 0 ? C / 2 : C;
+        launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, 1, 128, 0, args);
+        return;
+    }
     int64_t items = (int64_t)N * C / (C % 2 == 0 ? 2 : 1);
     launch(s, K_EMBED_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
 }
@@ -609,9 +635,18 @@ static void k_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float
                                const bf16 *dout, const bf16 *inp, const bf16 *w,
                                const float *rstd, const bf16 *dres, int N, int C)
 {
-    void *args[] = {&dinp, &dw, &dout, &inp, &w, &rstd, &dres, &N, &C};
     int64_t grid = (int64_t)8 * s->sm_count;
-    launch(s, K_RMSNORM_BWD, st, N < grid ? N : grid, 1, 256, (int64_t)C * 4, args);
+    if (grid > N) grid = N;
+    if (s->det) {
+        float *part = s->w.dq_acc;
+        if (grid > det_scratch_floats(s) / C) grid = det_scratch_floats(s) / C;
+        void *args[] = {&dinp, &part, &dout, &inp, &w, &rstd, &dres, &N, &C};
+        launch(s, K_RMSNORM_BWD_PART, st, grid, 1, 256, (int64_t)C * 4, args);
+        k_colsum_f32(s, st, dw, part, (int)grid, C);
+        return;
+    }
+    void *args[] = {&dinp, &dw, &dout, &inp, &w, &rstd, &dres, &N, &C};
+    launch(s, K_RMSNORM_BWD, st, grid, 1, 256, (int64_t)C * 4, args);
 }
 
 static void k_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v,
@@ -626,9 +661,18 @@ static void k_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
                                 const bf16 *dq, const bf16 *dk, const bf16 *dv,
                                 const float *inv_freq)
 {
-    int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, OUT = (int)s->QKV;
+    int64_t grid = (N + 63) / 64;
+    if (s->det && dbias) {
+        float *part = s->w.dq_acc;
+        if (grid > det_scratch_floats(s) / OUT) grid = det_scratch_floats(s) / OUT;
+        void *args[] = {&dqkv, &part, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
+        launch(s, K_QKV_ROPE_BWD_PART, st, grid, NH + 2 * NKV, 256, 0, args);
+        k_colsum_f32(s, st, dbias, part, (int)grid, OUT);
+        return;
+    }
     void *args[] = {&dqkv, &dbias, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
-    launch(s, K_QKV_ROPE_BWD, st, (N + 63) / 64, NH + 2 * NKV, 256, 0, args);
+    launch(s, K_QKV_ROPE_BWD, st, grid, NH + 2 * NKV, 256, 0, args);
 }
 
 static void k_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
@@ -672,6 +716,8 @@ static int64_t att_backward_smem(int HD)
 {
     return 6 * ATT_TILE * (int64_t)HD * 2 + ATT_TILE * ATT_TILE * 2 + 4 * ATT_TILE * 4;
 }
+/* hzk_attention_backward_dq_tiles: Q, dO, K, V tiles of 64 x HD bf16 */
+static int64_t att_dq_tiles_smem(int HD) { return 4 * ATT_TILE * (int64_t)HD * 2; }
 
 static void k_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
                                 const bf16 *q, const bf16 *k, const bf16 *v)
@@ -684,7 +730,8 @@ static void k_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float
 }
 
 /* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse. D (B, NH, T) fp32
- * is scratch; dq_acc (N, NH*HD) fp32 scratch. */
+ * is scratch; dq_acc (N, NH*HD) fp32 scratch, unused in the deterministic mode (dq from the
+ * ordered dq kernel instead of atomics). */
 static void k_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
                                  bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                                  const bf16 *v, const bf16 *out, const float *lse, float *D,
@@ -692,11 +739,18 @@ static void k_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
+    if (s->det) dq_acc = NULL;
     void *pre[] = {&D, &dq_acc, &dout, &out, &B, &T, &NH, &HD};
     launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre);
     void *bwd[] = {&dq_acc, &dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
     launch(s, K_ATT_BWD, st, (int64_t)B * NKV, (T + ATT_TILE - 1) / ATT_TILE, ATT_THREADS,
            att_backward_smem(HD), bwd);
+    if (s->det) {
+        void *dqt[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+        launch(s, K_ATT_BWD_DQ_TILES, st, (int64_t)B * NH, (T + ATT_TILE - 1) / ATT_TILE,
+               ATT_THREADS, att_dq_tiles_smem(HD), dqt);
+        return;
+    }
     long n = (long)B * T * NH * HD;
     void *dqa[] = {&dq, &dq_acc, &n, &scale};
     launch(s, K_ATT_BWD_DQ, st, grid_for(s, (n + 3) / 4, 256), 1, 256, 0, dqa);
@@ -1342,6 +1396,10 @@ static void set_shape(cuda_state *s, const hz_dims *d)
     /* the attention backward's D (B, NH, T) fp32 borrows the qkv buffer */
     if (d->B * d->NH * d->T * 4 > d->micro_tokens * s->QKV * 2)
         die("internal error: the attention backward's D does not fit the qkv buffer");
+    /* the deterministic column sums' partials borrow dq_acc (det_scratch_floats) */
+    if (s->det && (d->micro_tokens * s->A < s->QKV || d->micro_tokens * s->A < d->C))
+        die("--deterministic needs a micro-batch of at least %lld tokens for its partial sums",
+            (long long)((s->QKV + s->A - 1) / s->A));
 }
 
 static int cuda_init(hz_ctx *c)
@@ -1354,6 +1412,7 @@ static int cuda_init(hz_ctx *c)
     s->p = p;
     s->sync = env_flag("HZ_SYNC");
     s->trace = env_flag("HZ_TRACE");
+    s->det = c->deterministic;
     set_shape(s, d);
 
     /* the device */
@@ -1401,6 +1460,8 @@ static int cuda_init(hz_ctx *c)
     kernel_smem(s, K_ATT_FWD, att_forward_smem(s->HD));
     kernel_smem(s, K_ATT_BWD, att_backward_smem(s->HD));
     kernel_smem(s, K_RMSNORM_BWD, (int64_t)s->C * 4);
+    kernel_smem(s, K_RMSNORM_BWD_PART, (int64_t)s->C * 4);
+    kernel_smem(s, K_ATT_BWD_DQ_TILES, att_dq_tiles_smem(s->HD));
 
     /* the arena: one cudaMalloc, measured; then what lives outside it */
     size_t free1 = 0, free2 = 0, free3 = 0;
@@ -1473,6 +1534,9 @@ static int cuda_init(hz_ctx *c)
            s->gemm_n, hz_now_s() - t0, (long long)p->gpu_bytes, (long long)s->arena_measured,
            s->sync ? "; HZ_SYNC: synchronising after every op" : "",
            s->trace ? "; HZ_TRACE: timing every op" : "");
+    if (s->det)
+        printf("cuda backend: deterministic kernels (--deterministic): ordered sums instead of "
+               "float atomics\n");
     return 0;
 }
 

@@ -49,3 +49,26 @@ extern "C" __global__ void hzk_embedding_backward(float *dwte, const bf16 *dout,
         }
     }
 }
+
+/* dwte[tok[n], :] += dout[n, :] in fp32, bit-deterministic: thread c owns the column pair
+ * (2c, 2c + 1) (one column when C is odd) of every row and adds the tokens in order n = 0, 1,
+ * ..., so repeated tokens meet in a fixed order. Latency-bound (one read-modify-write per token
+ * per thread): the --deterministic path. Launch: block 128, grid ceil(ceil(C / 2) / 128) (when
+ * C is even; ceil(C / 128) when odd); every column needs its thread. */
+extern "C" __global__ void hzk_embedding_backward_ordered(float *dwte, const bf16 *dout,
+                                                          const int *tok, int N, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if ((C & 1) == 0) {
+        if (2 * c >= C) return;
+        for (int n = 0; n < N; n++) {
+            const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(dout + (long)n * C + 2 * c));
+            float2 *d = reinterpret_cast<float2 *>(dwte + (long)tok[n] * C + 2 * c);
+            float2 a = *d;
+            a.x += g.x, a.y += g.y;
+            *d = a;
+        }
+    } else {
+        if (c >= C) return;
+        for (int n = 0; n < N; n++) dwte[(long)tok[n] * C + c] += __bfloat162float(dout[(long)n * C + c]);
+    }
+}

@@ -59,11 +59,13 @@ extern "C" __global__ void hzk_residual_rmsnorm_forward(bf16 *res_out, bf16 *out
     else hz_rmsnorm_rows<1>(res_out, out, rstd, a, b, w, N, C, eps);
 }
 
+/* dw: the block's column sums are added with atomics (part == 0) or stored to row blockIdx.x
+ * of a (gridDim.x, C) array of partial sums (part == 1). */
 template <int VEC>
-__device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, const bf16 *dout,
-                                                         const bf16 *inp, const bf16 *w,
-                                                         const float *rstd, const bf16 *dres,
-                                                         int N, int C) {
+__device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, int part,
+                                                         const bf16 *dout, const bf16 *inp,
+                                                         const bf16 *w, const float *rstd,
+                                                         const bf16 *dres, int N, int C) {
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     float *dw_part = reinterpret_cast<float *>(hz_dyn_smem); /* (C), column c owned by one thread */
     const int nchunk = C / VEC;
@@ -103,9 +105,13 @@ __device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, 
             hz_storev<VEC>(dinp + base + i * VEC, d);
         }
     }
+    float *dst = dw + (part ? (long)blockIdx.x * C : 0);
     for (int i = threadIdx.x; i < nchunk; i += blockDim.x)
 #pragma unroll
-        for (int e = 0; e < VEC; e++) atomicAdd(dw + i * VEC + e, dw_part[i * VEC + e]);
+        for (int e = 0; e < VEC; e++) {
+            if (part) dst[i * VEC + e] = dw_part[i * VEC + e];
+            else atomicAdd(dst + i * VEC + e, dw_part[i * VEC + e]);
+        }
 }
 
 /* dinp = rmsnorm'(dout) (+ dres when dres != NULL); dw += sum over rows of dout * inp * rstd.
@@ -118,6 +124,18 @@ __device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, 
 extern "C" __global__ void hzk_rmsnorm_backward(bf16 *dinp, float *dw, const bf16 *dout,
                                                 const bf16 *inp, const bf16 *w, const float *rstd,
                                                 const bf16 *dres, int N, int C) {
-    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8>(dinp, dw, dout, inp, w, rstd, dres, N, C);
-    else hz_rmsnorm_backward_rows<1>(dinp, dw, dout, inp, w, rstd, dres, N, C);
+    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
+    else hz_rmsnorm_backward_rows<1>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
+}
+
+/* As hzk_rmsnorm_backward, but each block stores its column sums of dout * inp * rstd to
+ * dw_part[blockIdx.x, :] ((gridDim.x, C) fp32, overwritten) instead of adding them to dw;
+ * hzk_colsum_f32 then adds the rows in order: the deterministic path. Launch as
+ * hzk_rmsnorm_backward. */
+extern "C" __global__ void hzk_rmsnorm_backward_part(bf16 *dinp, float *dw_part, const bf16 *dout,
+                                                     const bf16 *inp, const bf16 *w,
+                                                     const float *rstd, const bf16 *dres, int N,
+                                                     int C) {
+    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+    else hz_rmsnorm_backward_rows<1>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
 }

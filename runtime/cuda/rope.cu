@@ -11,7 +11,8 @@
  * Launch (both kernels): grid (ceil(N / 64), NH + 2*NKV), block 256, no dynamic shared memory.
  * blockIdx.y is the head of the fused row; within a block thread tid handles the column pair
  * i = 2 * (tid % (HD/4)) (and its partner i + HD/2) for tokens r, r + R, ... of the block's
- * token range, r = tid / (HD/4), R = blockDim.x / (HD/4). Requires HD % 4 == 0, HD <= 1024. */
+ * token range, r = tid / (HD/4), R = blockDim.x / (HD/4). Requires HD % 4 == 0, HD <= 1024
+ * and blockDim.x <= 256 (the backward keeps R x HD <= 1024 bias sums in shared memory). */
 
 /* The block's token range: grid.x splits N into equal chunks. */
 __device__ __forceinline__ void hz_rope_range(int N, int *n0, int *n1) {
@@ -79,16 +80,13 @@ extern "C" __global__ void hzk_qkv_bias_rope(bf16 *q, bf16 *k, bf16 *v, const bf
     }
 }
 
-/* dqkv = the fused gradient: q and k heads rotated back (the transpose of the rotation,
- * dx1 = dy1 c + dy2 s, dx2 = dy2 c - dy1 s, same bf16 c, s), v heads copied;
- * dbias += column sums of dqkv taken in fp32 before rounding (when dbias != NULL): per block
- * through shared-memory atomics, then one global atomicAdd per column (not bit-deterministic).
- * Launch as hzk_qkv_bias_rope. */
-extern "C" __global__ void hzk_qkv_rope_backward(bf16 *dqkv, float *dbias, const bf16 *dq,
-                                                 const bf16 *dk, const bf16 *dv,
-                                                 const float *inv_freq, int N, int T, int NH,
-                                                 int NKV, int HD) {
-    __shared__ float sbias[1024];
+/* The body of the two kernels below; the block's bias sums go to dbias with atomics
+ * (part == 0) or to row blockIdx.x of a partial-sum array (part == 1). */
+__device__ __forceinline__ void hz_qkv_rope_backward(bf16 *dqkv, float *dbias, int part,
+                                                     const bf16 *dq, const bf16 *dk,
+                                                     const bf16 *dv, const float *inv_freq,
+                                                     int N, int T, int NH, int NKV, int HD) {
+    __shared__ float sbias[1024]; /* (R, HD): row group r's sums, added in order of r */
     const int H4 = HD >> 2, half = HD >> 1;
     const int R = blockDim.x / H4, r = threadIdx.x / H4;
     const int i = (threadIdx.x - r * H4) * 2;
@@ -98,10 +96,6 @@ extern "C" __global__ void hzk_qkv_rope_backward(bf16 *dqkv, float *dbias, const
     if (h < NH) src = dq + h * HD, src_stride = NH * HD, rotate = 1;
     else if (h < NH + NKV) src = dk + (h - NH) * HD, src_stride = NKV * HD, rotate = 1;
     else src = dv + (h - NH - NKV) * HD, src_stride = NKV * HD, rotate = 0;
-    if (dbias) {
-        for (int j = threadIdx.x; j < HD; j += blockDim.x) sbias[j] = 0.0f;
-        __syncthreads();
-    }
     float acc1[2] = {0.0f, 0.0f}, acc2[2] = {0.0f, 0.0f};
     int n0, n1;
     hz_rope_range(N, &n0, &n1);
@@ -132,11 +126,39 @@ extern "C" __global__ void hzk_qkv_rope_backward(bf16 *dqkv, float *dbias, const
         if (r < R) {
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                atomicAdd(&sbias[i + e], acc1[e]);
-                atomicAdd(&sbias[i + half + e], acc2[e]);
+                sbias[r * HD + i + e] = acc1[e];
+                sbias[r * HD + i + half + e] = acc2[e];
             }
         }
         __syncthreads();
-        for (int j = threadIdx.x; j < HD; j += blockDim.x) atomicAdd(dbias + h * HD + j, sbias[j]);
+        float *dst = dbias + (part ? (long)blockIdx.x * OUT : 0) + h * HD;
+        for (int j = threadIdx.x; j < HD; j += blockDim.x) {
+            float sum = 0.0f;
+            for (int q = 0; q < R; q++) sum += sbias[q * HD + j];
+            if (part) dst[j] = sum;
+            else atomicAdd(dst + j, sum);
+        }
     }
+}
+
+/* dqkv = the fused gradient: q and k heads rotated back (the transpose of the rotation,
+ * dx1 = dy1 c + dy2 s, dx2 = dy2 c - dy1 s, same bf16 c, s), v heads copied;
+ * dbias += column sums of dqkv taken in fp32 before rounding (when dbias != NULL): each
+ * block sums its rows in a fixed order, then adds its sums with one global atomicAdd per
+ * column (not bit-deterministic across blocks). Launch as hzk_qkv_bias_rope. */
+extern "C" __global__ void hzk_qkv_rope_backward(bf16 *dqkv, float *dbias, const bf16 *dq,
+                                                 const bf16 *dk, const bf16 *dv,
+                                                 const float *inv_freq, int N, int T, int NH,
+                                                 int NKV, int HD) {
+    hz_qkv_rope_backward(dqkv, dbias, 0, dq, dk, dv, inv_freq, N, T, NH, NKV, HD);
+}
+
+/* As hzk_qkv_rope_backward, but each block stores its column sums to
+ * dbias_part[blockIdx.x, h * HD ..] ((gridDim.x, (NH + 2 NKV) HD) fp32, overwritten) instead
+ * of adding them; hzk_colsum_f32 then adds the rows in order: the deterministic path. */
+extern "C" __global__ void hzk_qkv_rope_backward_part(bf16 *dqkv, float *dbias_part, const bf16 *dq,
+                                                      const bf16 *dk, const bf16 *dv,
+                                                      const float *inv_freq, int N, int T, int NH,
+                                                      int NKV, int HD) {
+    hz_qkv_rope_backward(dqkv, dbias_part, 1, dq, dk, dv, inv_freq, N, T, NH, NKV, HD);
 }

@@ -187,8 +187,9 @@ extern "C" __global__ void hzk_add_bf16(bf16 *out, const bf16 *a, const bf16 *b,
 
 /* *acc += sum(x[i]^2), for the global gradient norm. Each thread sums in double, the block
  * reduces, and one atomicAdd per block lands in *acc (so the result depends on the order of
- * the blocks only at double rounding). The caller zeroes *acc once before the first call.
- * Launch: block 256 (a multiple of 32), any grid (e.g. 2 * number of SMs). */
+ * the blocks only at double rounding; with grid 1 it is bit-deterministic). The caller zeroes
+ * *acc once before the first call.
+ * Launch: block 256 (a multiple of 32), any grid (e.g. 2 * number of SMs, or 1). */
 extern "C" __global__ void hzk_sumsq_f32(double *acc, const float *x, long n) {
     __shared__ double part[32];
     double s = 0.0;
@@ -206,6 +207,17 @@ extern "C" __global__ void hzk_sumsq_f32(double *acc, const float *x, long n) {
         for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += part[w];
         atomicAdd(acc, t);
     }
+}
+
+/* dst[c] += sum over g = 0, 1, ..., G - 1 in that order of part[g, c], for part (G, C) fp32:
+ * the fixed-order second half of the deterministic column sums (RMSNorm dw, q/k/v dbias).
+ * Launch: block 256, grid ceil(C / 256) (every column needs its thread). */
+extern "C" __global__ void hzk_colsum_f32(float *dst, const float *part, int G, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float s = dst[c];
+    for (int g = 0; g < G; g++) s += part[(long)g * C + c];
+    dst[c] = s;
 }
 
 /* x[i] = value (poisoning buffers in tests and debug builds, zeroing accumulators). */

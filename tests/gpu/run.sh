@@ -3,8 +3,11 @@
 #   1. every CUDA kernel against its cpu reference (build/gpu/test_kernels);
 #   2. the tiny model and a small Llama shape: 20 steps on the cuda and the cpu trainer,
 #      losses agree within bf16 tolerance;
-#   3. hzc against PyTorch + transformers (tests/gpu/torch_parity.py), both backends;
-#   4. compute-sanitizer (memcheck) on the tiny cuda trainer.
+#   3. --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
+#      it, resume within the float atomics' rounding; host-held boundaries train identically;
+#      --trace; the refusal when the GPU lacks the planned memory;
+#   4. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py);
+#   5. compute-sanitizer (memcheck) on the tiny cuda trainer.
 # Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels). Logs go to
 # $LOGDIR (default build/gpu-logs). Ends with "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
@@ -44,6 +47,92 @@ for spec in models/tiny.yaml tests/gpu/small-llama.yaml; do
         ok "$n: 20 steps cuda vs cpu: max relative loss difference $worst (tol 0.02)" ||
         bad "$n: cuda vs cpu: $steps steps, max relative loss difference $worst (tol 0.02)"
 done
+
+# --deterministic, resume, host boundaries and --trace on the small Llama's cuda trainer
+tr=build/gpu/small-llama-cuda/train
+d=build/gpu/det
+rm -rf "$d" && mkdir -p "$d"
+run() { # NAME TRAINER ARGS...: a run whose step lines (loss | norm) go to $d/NAME.loss
+    n=$1 t=$2
+    shift 2
+    "$t" --data data/tiny_train.bin --seed 3 "$@" > "$d/$n.log" 2>&1 || bad "$n: trainer failed: $(tail -n 3 "$d/$n.log")"
+    grep '^step  *[0-9]*/' "$d/$n.log" | cut -d'|' -f2,3 > "$d/$n.loss"
+}
+same() { [ -s "$1" ] && cmp -s "$1" "$2"; }
+run da "$tr" --steps 6 --deterministic --save-raw "$d/da.raw"
+run db "$tr" --steps 6 --deterministic --save-raw "$d/db.raw"
+grep -q 'deterministic kernels' "$d/da.log" && same "$d/da.raw" "$d/db.raw" && same "$d/da.loss" "$d/db.loss" &&
+    ok "--deterministic: two 6-step runs bit-identical (masters, losses and norms)" ||
+    bad "--deterministic reruns differ: $(tr '\n' ' ' < "$d/da.loss") vs $(tr '\n' ' ' < "$d/db.loss")"
+# the same for a tied Qwen2 shape: q/k/v bias gradients and the tied embedding
+sed -e 's/family: llama/family: qwen2/' -e 's/tie_embeddings: false/tie_embeddings: true\n  qkv_bias: true/' \
+    tests/gpu/small-llama.yaml > "$d/qwen.yaml"
+build/hzc build "$d/qwen.yaml" -o "$d/qwen" --backend cuda > "$d/qwen-build.log" 2>&1 || bad "qwen build: $(tail -n 3 "$d/qwen-build.log")"
+run qa "$d/qwen/train" --steps 4 --deterministic --save-raw "$d/qa.raw"
+run qb "$d/qwen/train" --steps 4 --deterministic --save-raw "$d/qb.raw"
+same "$d/qa.raw" "$d/qb.raw" && same "$d/qa.loss" "$d/qb.loss" &&
+    ok "--deterministic, tied Qwen2 shape with q/k/v bias: two 4-step runs bit-identical" ||
+    bad "--deterministic Qwen2 reruns differ: $(tr '\n' ' ' < "$d/qa.loss") vs $(tr '\n' ' ' < "$d/qb.loss")"
+run dc "$tr" --steps 3 --deterministic --out "$d/dck"
+run dr "$tr" --steps 6 --deterministic --resume "$d/dck" --save-raw "$d/dr.raw"
+tail -n 3 "$d/da.loss" > "$d/da3.loss"
+same "$d/da.raw" "$d/dr.raw" && same "$d/da3.loss" "$d/dr.loss" &&
+    ok "--deterministic: 3 steps + resume + 3 steps bit-identical to 6: $(tr '\n' ' ' < "$d/dr.loss")" ||
+    bad "--deterministic resume: $(tr '\n' ' ' < "$d/dr.loss") vs $(tr '\n' ' ' < "$d/da3.loss")"
+run na "$tr" --steps 6 --save-raw "$d/na.raw"
+run nc "$tr" --steps 3 --out "$d/nck"
+run nr "$tr" --steps 6 --resume "$d/nck" --save-raw "$d/nr.raw"
+tail -n 3 "$d/na.loss" > "$d/na3.loss"
+python3 - "$d" <<'PY' && ok "resume without --deterministic: $(cat "$d/nr.cmp")" || bad "resume without --deterministic: $(cat "$d/nr.cmp")"
+import sys, numpy as np
+d = sys.argv[1]
+a, b = np.fromfile(d + "/na.raw", np.float32), np.fromfile(d + "/nr.raw", np.float32)
+la = [float(x.split()[1]) for x in open(d + "/na3.loss")]
+lb = [float(x.split()[1]) for x in open(d + "/nr.loss")]
+ok = a.size == b.size and a.size > 0 and len(la) == len(lb) == 3
+w = float(np.max(np.abs(a - b)) / np.max(np.abs(a))) if ok else float("inf")
+l = max(abs(x - y) / abs(x) for x, y in zip(la, lb)) if ok else float("inf")
+msg = "masters max|diff| %.2e of max|w|, losses of steps 4-6 within %.2e relative (tol 1e-3 each)" % (w, l)
+open(d + "/nr.cmp", "w").write(msg)
+sys.exit(0 if ok and w <= 1e-3 and l <= 1e-3 else 1)
+PY
+build/hzc build tests/gpu/small-llama.yaml -o "$d/hb" --backend cuda --boundaries host > "$d/hb-build.log" 2>&1 ||
+    bad "host-boundary build: $(tail -n 3 "$d/hb-build.log")"
+run hb "$d/hb/train" --steps 6 --deterministic --save-raw "$d/hb.raw"
+grep -q '"boundaries": "host"' "$d/hb/generated/plan.json"
+on_host=$?
+[ $on_host = 0 ] && same "$d/da.raw" "$d/hb.raw" && same "$d/da.loss" "$d/hb.loss" &&
+    ok "host-held boundaries (store_b/load_b) train bit-identically to GPU ones (--deterministic)" ||
+    bad "host boundaries: plan on host: $on_host; $(tr '\n' ' ' < "$d/hb.loss") vs $(tr '\n' ' ' < "$d/da.loss")"
+run tc "$tr" --steps 3 --trace "$d/trace.json"
+plan=build/gpu/small-llama-cuda/generated/plan.json
+ops=$(grep -c '"ph": "X"' "$d/trace.json" 2> /dev/null)
+want=$(grep -c '"op": "\(load_w\|fwd\|loss\|bwd\|store_g\|store_b\|load_b\)"' "$plan")
+units=$(grep -c '"op": "opt"' "$plan")
+python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$d/trace.json" 2> /dev/null &&
+    [ "$ops" = $((3 * want + 3 * units)) ] &&
+    ok "--trace on cuda: $ops events for 3 steps ($want device ops, $units updates per step), valid JSON" ||
+    bad "--trace on cuda: $ops events, want $((3 * want + 3 * units)); $(tail -n 2 "$d/tc.log")"
+# the refusal: another process holds the GPU's memory but 2 GiB; a plan of 6 GiB must not start
+sed -e 's/tokens_per_step: 2048/tokens_per_step: 262144/' -e 's/tokens_per_micro_batch: 1024/tokens_per_micro_batch: 262144/' \
+    -e 's/seq_len: 256/seq_len: 2048/' tests/gpu/small-llama.yaml > "$d/big.yaml"
+build/hzc build "$d/big.yaml" -o "$d/big" --backend cuda > "$d/big-build.log" 2>&1 || bad "big build: $(tail -n 3 "$d/big-build.log")"
+python3 -c 'import numpy as np; np.save("'"$d"'/tok.npy", np.random.default_rng(0).integers(0, 256, 600000, dtype=np.uint32))'
+python3 - "$d/held" <<'PY' &
+import sys, time, torch
+free, total = torch.cuda.mem_get_info()
+x = torch.empty(free - (2 << 30), dtype=torch.uint8, device="cuda")
+open(sys.argv[1], "w").write("%d\n" % x.numel())
+time.sleep(120)
+PY
+holder=$!
+for i in $(seq 1 60); do [ -s "$d/held" ] && break; sleep 1; done
+"$d/big/train" --data "$d/tok.npy" --steps 1 > "$d/refuse.log" 2>&1
+rc=$?
+kill $holder 2> /dev/null; wait $holder 2> /dev/null
+[ $rc = 1 ] && grep -q 'GPU memory' "$d/refuse.log" && grep -q 'only .* GiB are free' "$d/refuse.log" &&
+    ok "a plan larger than the free GPU memory is refused: $(grep 'error' "$d/refuse.log" | cut -c1-160)" ||
+    bad "GPU refusal: exit $rc; $(tail -n 3 "$d/refuse.log")"
 
 for b in cuda cpu; do
     python3 tests/gpu/torch_parity.py --backend $b --out "build/gpu/parity-$b" > "$LOGDIR/parity-$b.log" 2>&1

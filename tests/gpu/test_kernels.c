@@ -147,6 +147,14 @@ static void compare(const char *name, const float *got, const float *want, size_
     compare_ex(name, got, want, n, atol, rtol, NULL, 0.0);
 }
 
+/* The deterministic kernels: two runs from the same inputs must agree bit for bit. */
+static void same_bits(const char *name, const float *a, const float *b, size_t n) {
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0 && bad++ == 0) first = i;
+    CHECK(bad == 0, "%-34s bit-identical on rerun (%zu/%zu differ, first [%zu])", name, bad, n, first);
+}
+
 /* ---- NVRTC and the driver API ----------------------------------------------------------- */
 
 static CUmodule mod;
@@ -246,6 +254,28 @@ static void test_util(void) {
     launch("hzk_sumsq_f32", 7, 1, 256, 0, a4);
     CU_CHECK(cuMemcpyDtoH(&acc, dacc, 8));
     CHECK_CLOSE("sumsq_f32 (1.5 + sum x^2)", acc, ss, 0.0, 1e-12);
+    double det[2];
+    for (int r = 0; r < 2; r++) { /* the deterministic launch: one block of 1024 */
+        CU_CHECK(cuMemcpyHtoD(dacc, &acc0, 8));
+        launch("hzk_sumsq_f32", 1, 1, 1024, 0, a4);
+        CU_CHECK(cuMemcpyDtoH(&det[r], dacc, 8));
+    }
+    CHECK_CLOSE("sumsq_f32 one block", det[0], ss, 0.0, 1e-12);
+    CHECK(memcmp(&det[0], &det[1], 8) == 0, "sumsq_f32 one block bit-identical on rerun");
+
+    /* colsum: dst += rows of part in order */
+    const int G = 37, CC = 300;
+    float *part = rand_bf((size_t)G * CC, -1, 1), *dst0 = rand_bf((size_t)CC, -1, 1);
+    float *dst_ref = copy_of(dst0, (size_t)CC);
+    for (int c = 0; c < CC; c++)
+        for (int gg = 0; gg < G; gg++) dst_ref[c] += part[(size_t)gg * CC + c];
+    CUdeviceptr dpart = up_f32(part, (size_t)G * CC), ddst = up_f32(dst0, (size_t)CC);
+    void *a8[] = {&ddst, &dpart, (void *)&G, (void *)&CC};
+    launch("hzk_colsum_f32", (CC + 255) / 256, 1, 256, 0, a8);
+    float *cs = down_f32(ddst, (size_t)CC);
+    compare("colsum_f32", cs, dst_ref, (size_t)CC, 0.0, 1e-6);
+    free(cs), free(part), free(dst0), free(dst_ref);
+    cuMemFree(dpart), cuMemFree(ddst);
 
     float v = 0.25f;
     void *a5[] = {&df, &v, (void *)&n};
@@ -302,6 +332,17 @@ static void test_embedding(int N, int C, int V) {
     snprintf(name, sizeof name, "embedding bwd dwte (C=%d)", C);
     compare(name, got, dw_ref, (size_t)V * C, 1e-5, 1e-5);
     free(got);
+    float *runs[2];
+    for (int r = 0; r < 2; r++) { /* the ordered (deterministic) kernel */
+        CU_CHECK(cuMemcpyHtoD(ddw, dw0, (size_t)V * C * 4));
+        const int threads = C % 2 == 0 ? C / 2 : C;
+        launch("hzk_embedding_backward_ordered", (unsigned)(threads + 127) / 128, 1, 128, 0, a2);
+        runs[r] = down_f32(ddw, (size_t)V * C);
+    }
+    snprintf(name, sizeof name, "embedding bwd ordered dwte (C=%d)", C);
+    compare(name, runs[0], dw_ref, (size_t)V * C, 1e-5, 1e-5);
+    same_bits(name, runs[0], runs[1], (size_t)V * C);
+    free(runs[0]), free(runs[1]);
     free(wte), free(tok), free(out_ref), free(g), free(dw0), free(dw_ref);
     cuMemFree(dwte), cuMemFree(dtok), cuMemFree(dout), cuMemFree(dg), cuMemFree(ddw);
 }
@@ -377,6 +418,29 @@ static void test_rmsnorm(int N, int C) {
     snprintf(name, sizeof name, "rmsnorm bwd dw (2 x accumulated, C=%d)", C);
     compare(name, got, dw_ref, (size_t)C, 1e-4 * rms(dw_ref, (size_t)C), 1e-4);
     free(got);
+    /* the deterministic path: block partials, then colsum in order; once from dw0 */
+    for (int i = 0; i < C; i++) dw_ref[i] = dw0[i] + (dw_ref[i] - dw0[i]) * 0.5f;
+    const int G = 37;
+    CUdeviceptr dpart = dalloc((size_t)G * C * 4), dr0 = 0;
+    float *runs[2];
+    for (int r = 0; r < 2; r++) {
+        CU_CHECK(cuMemcpyHtoD(ddw, dw0, (size_t)C * 4));
+        poison(dpart, (size_t)G * C * 4), poison(ddinp, nc * 2);
+        void *a4[] = {&ddinp, &dpart, &dg, &dres_in, &dw, &drs, &dr0, &N, &C};
+        launch("hzk_rmsnorm_backward_part", (unsigned)G, 1, blk, (unsigned)C * 4, a4);
+        void *a5[] = {&ddw, &dpart, (void *)&G, &C};
+        launch("hzk_colsum_f32", (unsigned)(C + 255) / 256, 1, 256, 0, a5);
+        runs[r] = down_f32(ddw, (size_t)C);
+    }
+    got = down_bf(ddinp, nc);
+    snprintf(name, sizeof name, "rmsnorm bwd part dinp (C=%d)", C);
+    compare(name, got, dinp_ref, nc, 1e-3 * rms(dinp_ref, nc), 1e-2);
+    free(got);
+    snprintf(name, sizeof name, "rmsnorm bwd part dw (C=%d)", C);
+    compare(name, runs[0], dw_ref, (size_t)C, 1e-4 * rms(dw_ref, (size_t)C), 1e-4);
+    same_bits(name, runs[0], runs[1], (size_t)C);
+    free(runs[0]), free(runs[1]);
+    cuMemFree(dpart);
     free(a), free(b), free(w), free(out_ref), free(rstd_ref), free(res), free(g), free(gres), free(dw0);
     free(dinp_ref), free(dw_ref);
     cuMemFree(da), cuMemFree(db), cuMemFree(dw), cuMemFree(dout), cuMemFree(drstd), cuMemFree(dres);
@@ -450,6 +514,28 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
         snprintf(name, sizeof name, "rope bwd dbias (%s)", tag);
         compare(name, got, db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2);
         free(got);
+        /* the deterministic path: per-block partials, then colsum in order */
+        const int G = (N + 63) / 64;
+        CUdeviceptr dpart = dalloc((size_t)G * OUT * 4);
+        float *runs[2];
+        for (int r = 0; r < 2; r++) {
+            CU_CHECK(cuMemcpyHtoD(ddb, db0, (size_t)OUT * 4));
+            poison(dpart, (size_t)G * OUT * 4), poison(ddqkv, (size_t)N * OUT * 2);
+            void *a3[] = {&ddqkv, &dpart, &dgq, &dgk, &dgv, &dinv, (void *)&N, (void *)&T, &NH, &NKV, &HD};
+            launch("hzk_qkv_rope_backward_part", (unsigned)G, (unsigned)(NH + 2 * NKV), 256, 0, a3);
+            void *a4[] = {&ddb, &dpart, (void *)&G, (void *)&OUT};
+            launch("hzk_colsum_f32", (unsigned)(OUT + 255) / 256, 1, 256, 0, a4);
+            runs[r] = down_f32(ddb, (size_t)OUT);
+        }
+        got = down_bf(ddqkv, (size_t)N * OUT);
+        snprintf(name, sizeof name, "rope bwd part dqkv (%s)", tag);
+        compare(name, got, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2);
+        free(got);
+        snprintf(name, sizeof name, "rope bwd part dbias (%s)", tag);
+        compare(name, runs[0], db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2);
+        same_bits(name, runs[0], runs[1], (size_t)OUT);
+        free(runs[0]), free(runs[1]);
+        cuMemFree(dpart);
         cuMemFree(ddb), cuMemFree(dbias);
     }
     free(inv_freq), free(qkv), free(bias), free(q), free(k), free(v), free(gq), free(gk), free(gv);
@@ -475,6 +561,24 @@ static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUde
     go("hzk_attention_backward", (unsigned)(B * NKV), (unsigned)((T + 63) / 64), 128, att_bwd_smem(HD), a2);
     void *a3[] = {&ddq, &ddqa, &nq, &scale};
     go("hzk_attention_backward_dq", blocks_for(nq / 4, 256), 1, 256, 0, a3);
+}
+
+/* The deterministic backward: preprocess and the kv-tile kernel without dq_accum, then the
+ * ordered dq kernel. */
+static unsigned att_dq_tiles_smem(int HD) { return 4u * 64u * (unsigned)HD * 2u; }
+static void att_backward_det(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
+                             CUdeviceptr ddout, CUdeviceptr dq, CUdeviceptr dk, CUdeviceptr dv,
+                             CUdeviceptr dout, CUdeviceptr dlse, int B, int T, int NH, int NKV, int HD,
+                             float scale, int sync) {
+    void (*go)(const char *, unsigned, unsigned, unsigned, unsigned, void **) = sync ? launch : launch_async;
+    CUdeviceptr none = 0;
+    void *a1[] = {&dD, &none, &ddout, &dout, &B, &T, &NH, &HD};
+    go("hzk_attention_backward_preprocess", blocks_for((long)B * T * NH, 8), 1, 256, 0, a1);
+    void *a2[] = {&none, &ddk, &ddv, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale};
+    go("hzk_attention_backward", (unsigned)(B * NKV), (unsigned)((T + 63) / 64), 128, att_bwd_smem(HD), a2);
+    void *a3[] = {&ddq, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale};
+    go("hzk_attention_backward_dq_tiles", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128,
+       att_dq_tiles_smem(HD), a3);
 }
 
 /* Error bounds of the bf16 roundings the flash kernels make on purpose: P (in P V and P^T dO)
@@ -559,6 +663,23 @@ static void test_attention(int B, int T, int NH, int NKV, int HD) {
     snprintf(name, sizeof name, "attention bwd dv (%s)", tag);
     compare_ex(name, got, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3);
     free(got);
+    /* the deterministic path, twice, outputs poisoned before each run */
+    float *runs[2][3];
+    for (int r = 0; r < 2; r++) {
+        poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
+        att_backward_det(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, 1);
+        runs[r][0] = down_bf(ddq, nq), runs[r][1] = down_bf(ddk, nk), runs[r][2] = down_bf(ddv, nk);
+    }
+    snprintf(name, sizeof name, "attention bwd det dq (%s)", tag);
+    compare_ex(name, runs[0][0], dq_ref, nq, 1e-6, 4e-3, bq, 6e-3);
+    same_bits(name, runs[0][0], runs[1][0], nq);
+    snprintf(name, sizeof name, "attention bwd det dk (%s)", tag);
+    compare_ex(name, runs[0][1], dk_ref, nk, 1e-6, 4e-3, bk, 6e-3);
+    same_bits(name, runs[0][1], runs[1][1], nk);
+    snprintf(name, sizeof name, "attention bwd det dv (%s)", tag);
+    compare_ex(name, runs[0][2], dv_ref, nk, 1e-6, 4e-3, bv, 6e-3);
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < 3; i++) free(runs[r][i]);
     free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(dq_ref), free(dk_ref), free(dv_ref);
     free(bo), free(bq), free(bk), free(bv);
     cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse), cuMemFree(dg), cuMemFree(dO);
@@ -574,10 +695,11 @@ static void bench_attention(int B, int T, int NH, int NKV, int HD) {
                 ddv = dalloc(nk * 2), ddqa = dalloc(nq * 4), dD = dalloc(nl * 4);
     float scale = (float)(1.0 / sqrt((double)HD));
     void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &scale};
-    CUevent e0, e1, e2;
+    CUevent e0, e1, e2, e3;
     CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
     CU_CHECK(cuEventCreate(&e1, CU_EVENT_DEFAULT));
     CU_CHECK(cuEventCreate(&e2, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e3, CU_EVENT_DEFAULT));
     const int reps = 10;
     for (int r = 0; r <= reps; r++) { /* the first round warms up */
         if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
@@ -587,11 +709,15 @@ static void bench_attention(int B, int T, int NH, int NKV, int HD) {
     for (int r = 0; r < reps; r++)
         att_backward(ddq, ddk, ddv, ddqa, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0);
     CU_CHECK(cuEventRecord(e2, NULL));
-    CU_CHECK(cuEventSynchronize(e2));
-    float ms_f = 0, ms_b = 0;
+    for (int r = 0; r < reps; r++)
+        att_backward_det(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0);
+    CU_CHECK(cuEventRecord(e3, NULL));
+    CU_CHECK(cuEventSynchronize(e3));
+    float ms_f = 0, ms_b = 0, ms_d = 0;
     CU_CHECK(cuEventElapsedTime(&ms_f, e0, e1));
     CU_CHECK(cuEventElapsedTime(&ms_b, e1, e2));
-    ms_f /= reps, ms_b /= reps;
+    CU_CHECK(cuEventElapsedTime(&ms_d, e2, e3));
+    ms_f /= reps, ms_b /= reps, ms_d /= reps;
     double flops_f = 4.0 * B * NH * (double)T * T * HD / 2.0; /* causal: half of QK^T and PV */
     int regs_f = 0, regs_b = 0, local_f = 0, local_b = 0;
     CU_CHECK(cuFuncGetAttribute(&regs_f, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_forward")));
@@ -602,8 +728,10 @@ static void bench_attention(int B, int T, int NH, int NKV, int HD) {
            "bwd %.3f ms %.1f TFLOP/s (%d regs, %d B local; 2.5x fwd flops)\n",
            B, T, NH, NKV, HD, ms_f, flops_f / ms_f * 1e-9, regs_f, local_f, ms_b, 2.5 * flops_f / ms_b * 1e-9,
            regs_b, local_b);
+    printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: deterministic bwd %.3f ms (%.2fx the "
+           "atomic one)\n", B, T, NH, NKV, HD, ms_d, ms_d / ms_b);
     free(h);
-    cuEventDestroy(e0), cuEventDestroy(e1), cuEventDestroy(e2);
+    cuEventDestroy(e0), cuEventDestroy(e1), cuEventDestroy(e2), cuEventDestroy(e3);
     cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dg), cuMemFree(dout), cuMemFree(dlse);
     cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(ddqa), cuMemFree(dD);
 }
