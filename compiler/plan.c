@@ -294,7 +294,8 @@ static int64_t work_bytes(const hz_dims *d)
                           C /*xmid*/ + C /*xn2*/ + 2 * F /*gu*/ + F /*h*/ + F /*dh*/ +
                           2 * F /*dgu*/ + C /*dxn2*/ + C /*dxmid*/ + A /*datt*/ + A /*dq*/ +
                           2 * KV /*dk dv*/ + QKV /*dqkv*/ + C /*dxn*/);
-    int64_t f32_n = 2 * N /*rstd1 rstd2*/ + d->B * d->NH * d->T /*lse*/ + N * A /*dq acc*/;
+    int64_t f32_n = 2 * N /*rstd1 rstd2*/ + d->B * d->NH * d->T /*lse*/ +
+                    HZ_PART_ROWS * (C > QKV ? C : QKV) /*deterministic partial sums*/;
     return align_up(2 * bf16_n, PLAN_ALIGN_BYTES) + align_up(4 * f32_n, PLAN_ALIGN_BYTES);
 }
 

@@ -59,6 +59,10 @@ typedef struct hz_region {
     int64_t slot_bytes;      /* bytes per slot */
 } hz_region;
 
+/* Rows of partial column sums the workspace holds for the deterministic gradient sums of the
+ * cuda backend (RMSNorm dw, q/k/v dbias): HZ_PART_ROWS x max(C, q/k/v width) fp32. */
+#define HZ_PART_ROWS 256
+
 /* One op of a step. event: its own index; wait[]: indices of earlier ops (-1 = none)
  * that must finish first, beyond the in-order execution of its own stream. */
 #define HZ_OP_WAITS 3

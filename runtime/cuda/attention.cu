@@ -1,6 +1,6 @@
 /* runtime/cuda/attention.cu - causal grouped-query flash attention, forward and backward.
  * q, out, dout, dq (B, T, NH, HD) bf16 = (N, NH*HD); k, v, dk, dv (B, T, NKV, HD) bf16;
- * lse, D (B, NH, T) fp32; dq_accum (B, T, NH, HD) fp32 scratch. Query head h reads kv head
+ * lse, D (B, NH, T) fp32. Query head h reads kv head
  * h / (NH / NKV); scores are scaled by `scale` (HD^-0.5) and masked causally.
  * Algorithm: FlashAttention-2 on mma.sync m16n8k16 (bf16 in, fp32 accumulate) with ldmatrix
  * from XOR-swizzled shared tiles and cp.async loads; the T x T matrix is never stored.
@@ -238,24 +238,21 @@ hzk_attention_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const
 }
 
 /* ---- backward ----------------------------------------------------------------------
- * Three kernels, in this order:
- *   hzk_attention_backward_preprocess: D = rowsum(dout * out), dq_accum = 0;
- *   hzk_attention_backward: per 64-key tile of one kv head, loops over the query heads of
- *     its group and the query tiles at or after it, keeps dK, dV in registers (so GQA sums
- *     need no atomics), and adds dS K into dq_accum with fp32 atomics;
- *   hzk_attention_backward_dq: dq = bf16(dq_accum * scale).
- * dq is therefore not bit-deterministic (fp32 atomics in varying order); dk, dv are.
- * The deterministic path (train --deterministic) passes dq_accum = NULL to the first two,
- * so the kv-tile kernel skips dQ, and computes dq with hzk_attention_backward_dq_tiles,
- * which loops over key tiles in order: bit-identical from run to run. */
+ * Three kernels: hzk_attention_backward_preprocess (D = rowsum(dout * out)), then, in either
+ * order, hzk_attention_backward (dK, dV: one block per 64-key tile of one kv head, looping
+ * over the query heads of its group and the query tiles at or after it, so GQA sums need no
+ * atomics) and hzk_attention_backward_dq (dQ: one block per 64-query tile of one head,
+ * looping over the key tiles at or before it). No output is summed with atomics, so the
+ * backward is bit-deterministic. Computing dQ apart redoes S and dP (3 of the backward's 5
+ * matrix products again), which measured faster than adding dS K into an fp32 buffer with
+ * atomics from every key tile at HD = 128 and 4% slower at HD = 64 (bench/NOTES.md). */
 
-/* D[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d]; zero the matching dq_accum row
- * (when dq_accum != NULL).
+/* D[b, h, t] = sum_d dout[b, t, h, d] * out[b, t, h, d].
  * Launch: block 256, grid ceil(B * T * NH / 8) (one warp per (token, head) row; any grid is
  * correct). */
-extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq_accum,
-                                                             const bf16 *dout, const bf16 *out,
-                                                             int B, int T, int NH, int HD) {
+extern "C" __global__ void hzk_attention_backward_preprocess(float *D, const bf16 *dout,
+                                                             const bf16 *out, int B, int T,
+                                                             int NH, int HD) {
     const int lane = threadIdx.x & 31;
     const long rows = (long)B * T * NH;
     const long wstride = ((long)gridDim.x * blockDim.x) >> 5;
@@ -269,48 +266,8 @@ extern "C" __global__ void hzk_attention_backward_preprocess(float *D, float *dq
             const float2 o = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(out + rw * HD + d));
             s += a.x * o.x + a.y * o.y;
         }
-        if (dq_accum)
-            for (int d = lane; d < HD; d += 32) dq_accum[rw * HD + d] = 0.0f;
         s = hz_warp_sum(s);
         if (lane == 0) D[(bt * NH + h) * T + tt] = s;
-    }
-}
-
-/* dQ rows 16w.. of the query tile at q0 of head h += dS K, by warp w, with fp32 atomics into
- * dq_accum (dS read transposed from the dS^T tile at dS_bytes; K at sK, both in shared). */
-template <int HD>
-__device__ __forceinline__ void hz_att_bwd_dq_atomic(float *dq_accum, const unsigned char *dS_bytes,
-                                                     unsigned sK, int b, int h, int q0, int T,
-                                                     long qs) {
-    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NCS = BM / 8;
-    constexpr unsigned ROW16 = 16 * NC * 16, ROW16S = 16 * NCS * 16;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const unsigned sdS = hz_smem_u32(dS_bytes);
-    const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
-    const unsigned offS = hz_att_off<NCS>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
-    unsigned af[BN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; kk++)
-        hz_ldmatrix_x4_trans(af[kk], sdS + hz_att_col<NCS>(offS, warp) + kk * ROW16S);
-    const int qrow = q0 + warp * 16 + g;
-    float *dqg = dq_accum + (long)b * T * qs + h * HD;
-#pragma unroll
-    for (int dp = 0; dp < HD / 16; dp++) {
-        float acc[2][4] = {};
-        const unsigned bk = sK + hz_att_col<NC>(offC, dp);
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            unsigned bf[4];
-            hz_ldmatrix_x4_trans(bf, bk + kk * ROW16);
-            hz_mma_bf16_16816(acc[0], af[kk], bf);
-            hz_mma_bf16_16816(acc[1], af[kk], bf + 2);
-        }
-#pragma unroll
-        for (int hf = 0; hf < 2; hf++) {
-            const int d = dp * 16 + hf * 8 + 2 * t;
-            if (qrow < T) hz_atomic_add2(dqg + (long)qrow * qs + d, acc[hf][0], acc[hf][1]);
-            if (qrow + 8 < T) hz_atomic_add2(dqg + (long)(qrow + 8) * qs + d, acc[hf][2], acc[hf][3]);
-        }
     }
 }
 
@@ -318,16 +275,14 @@ __device__ __forceinline__ void hz_att_bwd_dq_atomic(float *dq_accum, const unsi
  * (16 x HD each) in registers. Per query tile (of each query head of the group), in sub-tiles
  * of QW queries (16 when HD > 64, else 32) to bound the registers:
  *   S^T = K_w Q^T, P^T = exp(scale S^T - lse), dP^T = V_w dO^T, dV_w += P^T dO,
- *   dS^T = P^T (dP^T - D), dK_w += dS^T Q, dS^T -> shared; then a barrier, and warp w
- *   computes rows 16w.. of dQ_tile = dS K into dq_accum (skipped when dq_accum is NULL).
+ *   dS^T = P^T (dP^T - D), dK_w += dS^T Q.
  * Q, dO, lse and D are double-buffered: the next tile's loads run during the whole iteration. */
 template <int HD>
-__device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout,
+__device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
                                            const bf16 *q, const bf16 *k, const bf16 *v,
                                            const float *lse, const float *D, int T, int NH,
                                            int NKV, float scale) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
-    constexpr int NCS = BM / 8; /* chunks per row of the dS^T tile */
     constexpr int QW = HD > 64 ? 16 : 32; /* queries per sub-tile: bounds the registers */
     constexpr unsigned ROW16 = 16 * NC * 16;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
@@ -336,12 +291,11 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     const int kb = blockIdx.y, k0 = kb * BN; /* tile 0 has the most work and starts first */
     const int nq = (T + BM - 1) / BM - kb, niter = G * nq;
     const long qs = (long)NH * HD, ks = (long)NKV * HD;
-    /* shared memory: K, V (BN x HD); two buffers of Q, dO (BM x HD each); dS^T (BN x BM);
-     * two buffers of lse * log2 e and D (BM each) */
+    /* shared memory: K, V (BN x HD); two buffers of Q, dO (BM x HD each); two buffers of
+     * lse * log2 e and D (BM each) */
     constexpr unsigned QBUF = 2 * BM * HD * 2; /* bytes of one Q + dO buffer */
     const unsigned sK = hz_smem_u32(hz_dyn_smem), sV = sK + BN * HD * 2, sQ0 = sV + BN * HD * 2;
-    unsigned char *dS_bytes = hz_dyn_smem + 2 * BN * HD * 2 + 2 * QBUF;
-    float *sL0 = reinterpret_cast<float *>(dS_bytes + BN * BM * 2);
+    float *sL0 = reinterpret_cast<float *>(hz_dyn_smem + 2 * BN * HD * 2 + 2 * QBUF);
     const unsigned offA = hz_att_off<NC>(warp * 16 + (lane & 15), lane >> 4);
     const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
     const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
@@ -371,7 +325,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     const float sl2 = scale * 1.4426950408889634f;
     const int key0 = k0 + warp * 16 + g; /* this thread's keys: key0, key0 + 8 */
     for (int it = 0; it < niter; it++) {
-        const int h = hk * G + it / nq, qi = kb + it % nq, q0 = qi * BM, buf = it & 1;
+        const int qi = kb + it % nq, q0 = qi * BM, buf = it & 1;
         const unsigned sQ = sQ0 + buf * QBUF, sdO = sQ + BM * HD * 2;
         const float *sL = sL0 + buf * 2 * BM, *sD = sL + BM;
         /* the other buffer was last read in iteration it - 1, which ended with a barrier */
@@ -414,12 +368,6 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
                 pf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(p[2], p[3]);
                 sf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(ds[0], ds[1]);
                 sf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(ds[2], ds[3]);
-                /* dS^T to shared: rows (keys) 16w + g and + 8, query chunk of this n-tile */
-                const int ch = hq * (QW / 8) + nt;
-                *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<NCS>(warp * 16 + g, ch) + t * 4) =
-                    sf[nt >> 1][(nt & 1) * 2];
-                *reinterpret_cast<unsigned *>(dS_bytes + hz_att_off<NCS>(warp * 16 + g + 8, ch) + t * 4) =
-                    sf[nt >> 1][(nt & 1) * 2 + 1];
             }
             /* dV_w += P^T dO and dK_w += dS^T Q over these QW queries */
 #pragma unroll
@@ -438,9 +386,7 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
                 }
             }
         }
-        __syncthreads(); /* dS^T complete */
-        if (dq_accum) hz_att_bwd_dq_atomic<HD>(dq_accum, dS_bytes, sK, b, h, q0, T, qs);
-        hz_cp_async_wait_all(); /* next query-side tiles landed; every warp is done with dS^T and buf */
+        hz_cp_async_wait_all(); /* next query-side tiles landed; every warp is done with buf */
         __syncthreads();
     }
 
@@ -459,53 +405,33 @@ __device__ __forceinline__ void hz_att_bwd(float *dq_accum, bf16 *dk, bf16 *dv, 
     }
 }
 
-/* dk, dv (overwritten) and dq_accum (+= dS K, unscaled) from dout, q, k, v, lse and D.
+/* dk, dv (overwritten) from dout, q, k, v, lse and D.
  * Launch: grid (B * NKV, ceil(T / 64)), block 128, dynamic shared memory
- * 6 * 64 * HD * 2 + 64 * 64 * 2 + 4 * 64 * 4 bytes (105 KiB at HD = 128, 57 KiB at 64: raise
- * the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). blockIdx.y is the key
- * tile (tile 0, with the most query tiles after it, first). Needs D and a zeroed dq_accum from
- * hzk_attention_backward_preprocess; dq_accum NULL skips dQ (hzk_attention_backward_dq_tiles
- * computes it). */
+ * 6 * 64 * HD * 2 + 4 * 64 * 4 bytes (97 KiB at HD = 128, 49 KiB at 64: raise the kernel's
+ * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). blockIdx.y is the key tile (tile 0,
+ * with the most query tiles after it, first). Needs D from hzk_attention_backward_preprocess. */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
-hzk_attention_backward(float *dq_accum, bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q,
-                       const bf16 *k, const bf16 *v, const float *lse, const float *D, int B,
-                       int T, int NH, int NKV, int HD, float scale) {
+hzk_attention_backward(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                       const bf16 *v, const float *lse, const float *D, int B, int T, int NH,
+                       int NKV, int HD, float scale) {
     (void)B;
     switch (HD) {
-    case 128: hz_att_bwd<128>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 64: hz_att_bwd<64>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 32: hz_att_bwd<32>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 128: hz_att_bwd<128>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 64: hz_att_bwd<64>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 32: hz_att_bwd<32>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
 #if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
-    case HZ_HD: hz_att_bwd<HZ_HD>(dq_accum, dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case HZ_HD: hz_att_bwd<HZ_HD>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
 #endif
     default: __trap();
     }
 }
 
-/* dq = bf16(dq_accum * scale), elementwise over n = B * T * NH * HD values.
- * Launch: block 256, grid ceil(n / 4 / 256) (any grid is correct). */
-extern "C" __global__ void hzk_attention_backward_dq(bf16 *dq, const float *dq_accum, long n, float scale) {
-    const long stride = (long)gridDim.x * blockDim.x;
-    const long n4 = n >> 2;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n4; i += stride) {
-        const float4 a = reinterpret_cast<const float4 *>(dq_accum)[i];
-        uint2 u;
-        u.x = hz_pack_bf16x2(a.x * scale, a.y * scale);
-        u.y = hz_pack_bf16x2(a.z * scale, a.w * scale);
-        reinterpret_cast<uint2 *>(dq)[i] = u;
-    }
-    for (long i = (n4 << 2) + blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += stride)
-        dq[i] = __float2bfloat16(dq_accum[i] * scale);
-}
-
-/* Deterministic dQ: one block per 64 query rows of one (batch, head) loops over the key tiles
- * at or before them in order, so each dq element is summed in a fixed order. Warp w owns rows
- * 16w..16w+15: S = Q K^T and dP = dO V^T (16 x 64 each), P = exp(scale S - lse),
- * dS = P (dP - D), dQ_w += dS K in registers. Q, dO, K and V live in shared memory; the
- * rounding of P and dS to bf16 is that of the kv-tile kernel. About 3/5 of the backward's
- * matrix work again, spent only when --deterministic asks for it. */
+/* One block: 64 query rows of one (batch, head), looping over the key tiles at or before them
+ * in order. Warp w owns rows 16w..16w+15: S = Q K^T and dP = dO V^T (16 x 64 each),
+ * P = exp(scale S - lse), dS = P (dP - D), dQ_w += dS K in registers. Q, dO, K and V live in
+ * shared memory; dS is rounded to bf16 as in the kv-tile kernel. */
 template <int HD>
-__device__ __forceinline__ void hz_att_bwd_dq_tiles(bf16 *dq, const bf16 *dout, const bf16 *q,
+__device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const bf16 *q,
                                                     const bf16 *k, const bf16 *v,
                                                     const float *lse, const float *D, int T,
                                                     int NH, int NKV, float scale) {
@@ -598,21 +524,21 @@ __device__ __forceinline__ void hz_att_bwd_dq_tiles(bf16 *dq, const bf16 *dout, 
     }
 }
 
-/* dq (overwritten) from dout, q, k, v, lse and D (from hzk_attention_backward_preprocess),
- * bit-deterministic. Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory
+/* dq (overwritten) from dout, q, k, v, lse and D (from hzk_attention_backward_preprocess).
+ * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory
  * 4 * 64 * HD * 2 bytes (64 KiB at HD = 128: raise the kernel's
  * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
-hzk_attention_backward_dq_tiles(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k,
-                                const bf16 *v, const float *lse, const float *D, int B, int T,
-                                int NH, int NKV, int HD, float scale) {
+hzk_attention_backward_dq(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k,
+                          const bf16 *v, const float *lse, const float *D, int B, int T,
+                          int NH, int NKV, int HD, float scale) {
     (void)B;
     switch (HD) {
-    case 128: hz_att_bwd_dq_tiles<128>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 64: hz_att_bwd_dq_tiles<64>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 32: hz_att_bwd_dq_tiles<32>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 128: hz_att_bwd_dq<128>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 64: hz_att_bwd_dq<64>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 32: hz_att_bwd_dq<32>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
 #if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
-    case HZ_HD: hz_att_bwd_dq_tiles<HZ_HD>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case HZ_HD: hz_att_bwd_dq<HZ_HD>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
 #endif
     default: __trap();
     }

@@ -124,15 +124,14 @@ typedef uint16_t bf16; /* device bf16 element; the host never does arithmetic on
     X(K_SWIGLU_BWD, "hzk_swiglu_backward", "pppli")                       \
     X(K_XENT, "hzk_crossentropy_forward_backward", "ppppiif")             \
     X(K_ATT_FWD, "hzk_attention_forward", "pppppiiiiif")                  \
-    X(K_ATT_BWD_PRE, "hzk_attention_backward_preprocess", "ppppiiii")     \
-    X(K_ATT_BWD, "hzk_attention_backward", "pppppppppiiiiif")            \
-    X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pplf")                  \
+    X(K_ATT_BWD_PRE, "hzk_attention_backward_preprocess", "pppiiii")      \
+    X(K_ATT_BWD, "hzk_attention_backward", "ppppppppiiiiif")              \
+    X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pppppppiiiiif")         \
     /* the deterministic path (train --deterministic) */                  \
     X(K_EMBED_BWD_ORD, "hzk_embedding_backward_ordered", "pppii")         \
     X(K_RMSNORM_BWD_PART, "hzk_rmsnorm_backward_part", "pppppppii")       \
     X(K_QKV_ROPE_BWD_PART, "hzk_qkv_rope_backward_part", "ppppppiiiii")   \
-    X(K_COLSUM_F32, "hzk_colsum_f32", "ppii")                             \
-    X(K_ATT_BWD_DQ_TILES, "hzk_attention_backward_dq_tiles", "pppppppiiiiif")
+    X(K_COLSUM_F32, "hzk_colsum_f32", "ppii")
 
 #define HZ_KERNEL_ENUM(id, name, params) id,
 enum { HZ_CUDA_KERNELS(HZ_KERNEL_ENUM) K_N };
@@ -146,7 +145,7 @@ static const struct {
 typedef struct work_bufs {
     bf16 *xn, *qkv, *q, *k, *v, *att, *xmid, *xn2, *gu, *h;       /* forward (recomputed) */
     bf16 *dh, *dgu, *dxn2, *dxmid, *datt, *dq, *dk, *dv, *dqkv, *dxn; /* backward */
-    float *rstd1, *rstd2, *lse, *dq_acc;
+    float *rstd1, *rstd2, *lse, *part; /* part: (HZ_PART_ROWS, max(C, QKV)) */
 } work_bufs;
 
 /* The loss head's buffers (LOSSBUF region): compiler/plan.c loss_bytes(). */
@@ -581,10 +580,6 @@ static void k_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float
            args);
 }
 
-/* The deterministic column sums borrow the workspace's dq_acc (N x A fp32): the compute
- * stream runs them outside the attention backward, which in this mode leaves dq_acc unused. */
-static int64_t det_scratch_floats(const cuda_state *s) { return (int64_t)s->N * s->A; }
-
 /* dst (C) += the rows of part (G, C), in order. */
 static void k_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C)
 {
@@ -638,8 +633,8 @@ static void k_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float
     int64_t grid = (int64_t)8 * s->sm_count;
     if (grid > N) grid = N;
     if (s->det) {
-        float *part = s->w.dq_acc;
-        if (grid > det_scratch_floats(s) / C) grid = det_scratch_floats(s) / C;
+        float *part = s->w.part;
+        if (grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
         void *args[] = {&dinp, &part, &dout, &inp, &w, &rstd, &dres, &N, &C};
         launch(s, K_RMSNORM_BWD_PART, st, grid, 1, 256, (int64_t)C * 4, args);
         k_colsum_f32(s, st, dw, part, (int)grid, C);
@@ -664,8 +659,8 @@ static void k_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
     int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, OUT = (int)s->QKV;
     int64_t grid = (N + 63) / 64;
     if (s->det && dbias) {
-        float *part = s->w.dq_acc;
-        if (grid > det_scratch_floats(s) / OUT) grid = det_scratch_floats(s) / OUT;
+        float *part = s->w.part;
+        if (grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
         void *args[] = {&dqkv, &part, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
         launch(s, K_QKV_ROPE_BWD_PART, st, grid, NH + 2 * NKV, 256, 0, args);
         k_colsum_f32(s, st, dbias, part, (int)grid, OUT);
@@ -704,20 +699,21 @@ static void k_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float 
 }
 
 /* ---- attention (runtime/cuda/attention.cu): FlashAttention-2 forward, and the backward
- * as preprocess (D = rowsum(dout * out), dq_accum = 0), the kv-tile kernel, and dq. ---- */
+ * as preprocess (D = rowsum(dout * out)), the kv-tile kernel (dk, dv) and the q-tile kernel
+ * (dq). ---- */
 
 #define ATT_TILE 64 /* HZ_ATT_BM = HZ_ATT_BN */
 #define ATT_THREADS 128
 
 static int64_t att_forward_smem(int HD) { return 3 * ATT_TILE * (int64_t)HD * 2; }
 /* As the launch comment of hzk_attention_backward: K, V, two buffers each of Q and dO
- * (6 tiles of 64 x HD bf16), dS^T (64 x 64 bf16), and lse/D for two query tiles (fp32). */
+ * (6 tiles of 64 x HD bf16), and lse/D for two query tiles (fp32). */
 static int64_t att_backward_smem(int HD)
 {
-    return 6 * ATT_TILE * (int64_t)HD * 2 + ATT_TILE * ATT_TILE * 2 + 4 * ATT_TILE * 4;
+    return 6 * ATT_TILE * (int64_t)HD * 2 + 4 * ATT_TILE * 4;
 }
-/* hzk_attention_backward_dq_tiles: Q, dO, K, V tiles of 64 x HD bf16 */
-static int64_t att_dq_tiles_smem(int HD) { return 4 * ATT_TILE * (int64_t)HD * 2; }
+/* hzk_attention_backward_dq: Q, dO, K, V tiles of 64 x HD bf16 */
+static int64_t att_dq_smem(int HD) { return 4 * ATT_TILE * (int64_t)HD * 2; }
 
 static void k_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
                                 const bf16 *q, const bf16 *k, const bf16 *v)
@@ -729,31 +725,22 @@ static void k_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float
            att_forward_smem(HD), args);
 }
 
-/* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse. D (B, NH, T) fp32
- * is scratch; dq_acc (N, NH*HD) fp32 scratch, unused in the deterministic mode (dq from the
- * ordered dq kernel instead of atomics). */
+/* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse; D (B, NH, T) fp32
+ * is scratch. Bit-deterministic: dq and dk/dv come from separate kernels, neither with
+ * atomics. */
 static void k_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
                                  bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
-                                 const bf16 *v, const bf16 *out, const float *lse, float *D,
-                                 float *dq_acc)
+                                 const bf16 *v, const bf16 *out, const float *lse, float *D)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
-    if (s->det) dq_acc = NULL;
-    void *pre[] = {&D, &dq_acc, &dout, &out, &B, &T, &NH, &HD};
+    int64_t tiles = (T + ATT_TILE - 1) / ATT_TILE;
+    void *pre[] = {&D, &dout, &out, &B, &T, &NH, &HD};
     launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre);
-    void *bwd[] = {&dq_acc, &dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
-    launch(s, K_ATT_BWD, st, (int64_t)B * NKV, (T + ATT_TILE - 1) / ATT_TILE, ATT_THREADS,
-           att_backward_smem(HD), bwd);
-    if (s->det) {
-        void *dqt[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
-        launch(s, K_ATT_BWD_DQ_TILES, st, (int64_t)B * NH, (T + ATT_TILE - 1) / ATT_TILE,
-               ATT_THREADS, att_dq_tiles_smem(HD), dqt);
-        return;
-    }
-    long n = (long)B * T * NH * HD;
-    void *dqa[] = {&dq, &dq_acc, &n, &scale};
-    launch(s, K_ATT_BWD_DQ, st, grid_for(s, (n + 3) / 4, 256), 1, 256, 0, dqa);
+    void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    launch(s, K_ATT_BWD, st, (int64_t)B * NKV, tiles, ATT_THREADS, att_backward_smem(HD), bwd);
+    void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    launch(s, K_ATT_BWD_DQ, st, (int64_t)B * NH, tiles, ATT_THREADS, att_dq_smem(HD), bdq);
 }
 
 /* ======================================================================================
@@ -939,7 +926,7 @@ static void carve_buffers(cuda_state *s)
     TAKE(w->rstd1, float, N);
     TAKE(w->rstd2, float, N);
     TAKE(w->lse, float, (int64_t)s->B * s->NH * s->T);
-    TAKE(w->dq_acc, float, N * A);
+    TAKE(w->part, float, (int64_t)HZ_PART_ROWS * (C > QKV ? C : QKV));
     int64_t work = align_up(at - base, 256);
     if (work != p->work_bytes || work > p->regions[HZ_WORK].bytes)
         die("the plan's workspace is %lld bytes but this backend's buffer list needs %lld: the "
@@ -1057,7 +1044,7 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g, co
     linear_backward_x(s, "datt = dxmid wo", b->datt, b->dxmid, w->wo, N, A, C);
     linear_backward_w(s, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
     k_attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att,
-                         b->lse, (float *)b->qkv, b->dq_acc);
+                         b->lse, (float *)b->qkv);
     k_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
     linear_backward_x(s, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
     linear_backward_w(s, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
@@ -1396,10 +1383,6 @@ static void set_shape(cuda_state *s, const hz_dims *d)
     /* the attention backward's D (B, NH, T) fp32 borrows the qkv buffer */
     if (d->B * d->NH * d->T * 4 > d->micro_tokens * s->QKV * 2)
         die("internal error: the attention backward's D does not fit the qkv buffer");
-    /* the deterministic column sums' partials borrow dq_acc (det_scratch_floats) */
-    if (s->det && (d->micro_tokens * s->A < s->QKV || d->micro_tokens * s->A < d->C))
-        die("--deterministic needs a micro-batch of at least %lld tokens for its partial sums",
-            (long long)((s->QKV + s->A - 1) / s->A));
 }
 
 static int cuda_init(hz_ctx *c)
@@ -1461,7 +1444,7 @@ static int cuda_init(hz_ctx *c)
     kernel_smem(s, K_ATT_BWD, att_backward_smem(s->HD));
     kernel_smem(s, K_RMSNORM_BWD, (int64_t)s->C * 4);
     kernel_smem(s, K_RMSNORM_BWD_PART, (int64_t)s->C * 4);
-    kernel_smem(s, K_ATT_BWD_DQ_TILES, att_dq_tiles_smem(s->HD));
+    kernel_smem(s, K_ATT_BWD_DQ, att_dq_smem(s->HD));
 
     /* the arena: one cudaMalloc, measured; then what lives outside it */
     size_t free1 = 0, free2 = 0, free3 = 0;
