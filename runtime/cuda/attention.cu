@@ -271,6 +271,35 @@ extern "C" __global__ void hzk_attention_backward_preprocess(float *D, const bf1
     }
 }
 
+/* The paired products of both backward kernels, over the head dimension (NC 16-byte chunks):
+ * c1 += A1 B1^T and c2 += A2 B2^T, A 16 rows at a1, a2 (+ offA: this warp's rows), B N rows
+ * at b1, b2 (+ offB), all row-major tiles in shared memory; c (N / 8) n-tiles of m16n8. The
+ * kv kernel forms S^T = K Q^T and dP^T = V dO^T with it, the q kernel S = Q K^T and
+ * dP = dO V^T. */
+template <int NC, int N>
+__device__ __forceinline__ void hz_att_mma_pair(float (*c1)[4], float (*c2)[4], unsigned a1,
+                                                unsigned a2, unsigned b1, unsigned b2,
+                                                unsigned offA, unsigned offB) {
+    constexpr unsigned ROW16 = 16 * NC * 16;
+#pragma unroll
+    for (int kk = 0; kk < NC / 2; kk++) {
+        unsigned x1[4], x2[4];
+        hz_ldmatrix_x4(x1, a1 + hz_att_col<NC>(offA, kk));
+        hz_ldmatrix_x4(x2, a2 + hz_att_col<NC>(offA, kk));
+        const unsigned y1 = b1 + hz_att_col<NC>(offB, kk), y2 = b2 + hz_att_col<NC>(offB, kk);
+#pragma unroll
+        for (int np = 0; np < N / 16; np++) {
+            unsigned bf[4];
+            hz_ldmatrix_x4(bf, y1 + np * ROW16);
+            hz_mma_bf16_16816(c1[2 * np], x1, bf);
+            hz_mma_bf16_16816(c1[2 * np + 1], x1, bf + 2);
+            hz_ldmatrix_x4(bf, y2 + np * ROW16);
+            hz_mma_bf16_16816(c2[2 * np], x2, bf);
+            hz_mma_bf16_16816(c2[2 * np + 1], x2, bf + 2);
+        }
+    }
+}
+
 /* One block: 64 keys of one (batch, kv head); warp w owns keys 16w..16w+15 and their dK, dV
  * (16 x HD each) in registers. Per query tile (of each query head of the group), in sub-tiles
  * of QW queries (16 when HD > 64, else 32) to bound the registers:
@@ -282,7 +311,7 @@ __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
                                            const bf16 *q, const bf16 *k, const bf16 *v,
                                            const float *lse, const float *D, int T, int NH,
                                            int NKV, float scale) {
-    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NT = HD / 8;
     constexpr int QW = HD > 64 ? 16 : 32; /* queries per sub-tile: bounds the registers */
     constexpr unsigned ROW16 = 16 * NC * 16;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
@@ -334,24 +363,8 @@ __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
         for (int hq = 0; hq < BM / QW; hq++) { /* queries QW hq .. QW hq + QW - 1 of the tile */
             /* S^T = K_w Q^T and dP^T = V_w dO^T (16 keys x QW queries) */
             float st[QW / 8][4] = {}, dpt[QW / 8][4] = {};
-#pragma unroll
-            for (int kk = 0; kk < KS; kk++) {
-                unsigned ak[4], av[4];
-                hz_ldmatrix_x4(ak, sK + hz_att_col<NC>(offA, kk));
-                hz_ldmatrix_x4(av, sV + hz_att_col<NC>(offA, kk));
-                const unsigned bq = sQ + hz_att_col<NC>(offB, kk) + hq * (QW / 16) * ROW16;
-                const unsigned bo = sdO + hz_att_col<NC>(offB, kk) + hq * (QW / 16) * ROW16;
-#pragma unroll
-                for (int np = 0; np < QW / 16; np++) {
-                    unsigned bf[4];
-                    hz_ldmatrix_x4(bf, bq + np * ROW16);
-                    hz_mma_bf16_16816(st[2 * np], ak, bf);
-                    hz_mma_bf16_16816(st[2 * np + 1], ak, bf + 2);
-                    hz_ldmatrix_x4(bf, bo + np * ROW16);
-                    hz_mma_bf16_16816(dpt[2 * np], av, bf);
-                    hz_mma_bf16_16816(dpt[2 * np + 1], av, bf + 2);
-                }
-            }
+            const unsigned sub = hq * (QW / 16) * ROW16;
+            hz_att_mma_pair<NC, QW>(st, dpt, sK, sV, sQ + sub, sdO + sub, offA, offB);
             /* P^T and dS^T = P^T (dP^T - D), packed as bf16 A fragments */
             unsigned pf[QW / 16][4], sf[QW / 16][4];
 #pragma unroll
@@ -435,7 +448,7 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
                                                     const bf16 *k, const bf16 *v,
                                                     const float *lse, const float *D, int T,
                                                     int NH, int NKV, float scale) {
-    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
+    constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NT = HD / 8;
     constexpr unsigned ROW16 = 16 * NC * 16;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -470,23 +483,7 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
         hz_cp_async_wait_all();
         __syncthreads();
         float st[BN / 8][4] = {}, dpt[BN / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < KS; kk++) {
-            unsigned aq[4], ao[4];
-            hz_ldmatrix_x4(aq, sQ + hz_att_col<NC>(offA, kk));
-            hz_ldmatrix_x4(ao, sdO + hz_att_col<NC>(offA, kk));
-            const unsigned bk = sK + hz_att_col<NC>(offB, kk), bv = sV + hz_att_col<NC>(offB, kk);
-#pragma unroll
-            for (int np = 0; np < BN / 16; np++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4(bf, bk + np * ROW16);
-                hz_mma_bf16_16816(st[2 * np], aq, bf);
-                hz_mma_bf16_16816(st[2 * np + 1], aq, bf + 2);
-                hz_ldmatrix_x4(bf, bv + np * ROW16);
-                hz_mma_bf16_16816(dpt[2 * np], ao, bf);
-                hz_mma_bf16_16816(dpt[2 * np + 1], ao, bf + 2);
-            }
-        }
+        hz_att_mma_pair<NC, BN>(st, dpt, sQ, sdO, sK, sV, offA, offB);
         unsigned sf[BN / 16][4]; /* dS as bf16 A fragments */
 #pragma unroll
         for (int nt = 0; nt < BN / 8; nt++) {
