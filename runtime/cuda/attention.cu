@@ -72,6 +72,26 @@ __device__ __forceinline__ void hz_att_load(unsigned s, const bf16 *g, long stri
     }
 }
 
+/* c (16 x HD, HD / 8 n-tiles of m16n8) += A B for A 16 x 64 as bf16 A fragments in
+ * registers and B the 64 x HD row-major tile at sB in shared memory (read with .trans at
+ * lane offset offC): P V in the forward, dS K in the q-tile backward. */
+template <int NC>
+__device__ __forceinline__ void hz_att_mma_tile(float (*c)[4], const unsigned (*a)[4], unsigned sB,
+                                                unsigned offC) {
+    constexpr unsigned ROW16 = 16 * NC * 16;
+#pragma unroll
+    for (int dp = 0; dp < NC / 2; dp++) {
+        const unsigned b = sB + hz_att_col<NC>(offC, dp);
+#pragma unroll
+        for (int kk = 0; kk < HZ_ATT_BN / 16; kk++) {
+            unsigned bf[4];
+            hz_ldmatrix_x4_trans(bf, b + kk * ROW16);
+            hz_mma_bf16_16816(c[2 * dp], a[kk], bf);
+            hz_mma_bf16_16816(c[2 * dp + 1], a[kk], bf + 2);
+        }
+    }
+}
+
 /* ---- forward -----------------------------------------------------------------------
  * Lane offsets for the three ldmatrix patterns, each then moved by hz_att_col (column pair)
  * and by 16-row steps:
@@ -175,17 +195,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
             hz_att_load<HD, BN>(sK, kg, ks, (j + 1) * BN, T);
             hz_cp_async_commit();
         }
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            const unsigned av = sV + hz_att_col<NC>(offC, dp);
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, av + kk * ROW16);
-                hz_mma_bf16_16816(o[2 * dp], pf[kk], bf);
-                hz_mma_bf16_16816(o[2 * dp + 1], pf[kk], bf + 2);
-            }
-        }
+        hz_att_mma_tile<NC>(o, pf, sV, offC);
         hz_cp_async_wait_all(); /* next K landed; all warps are done with V */
         __syncthreads();
     }
@@ -445,11 +455,10 @@ hzk_attention_backward(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, cons
  * shared memory; dS is rounded to bf16 as in the kv-tile kernel. */
 template <int HD>
 __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const bf16 *q,
-                                                    const bf16 *k, const bf16 *v,
-                                                    const float *lse, const float *D, int T,
-                                                    int NH, int NKV, float scale) {
+                                              const bf16 *k, const bf16 *v, const float *lse,
+                                              const float *D, int T, int NH, int NKV,
+                                              float scale) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NT = HD / 8;
-    constexpr unsigned ROW16 = 16 * NC * 16;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b = blockIdx.x / NH, h = blockIdx.x - b * NH, hk = h / (NH / NKV);
@@ -497,17 +506,7 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
             sf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(ds[0], ds[1]);
             sf[nt >> 1][(nt & 1) * 2 + 1] = hz_pack_bf16x2(ds[2], ds[3]);
         }
-#pragma unroll
-        for (int dp = 0; dp < HD / 16; dp++) {
-            const unsigned bk = sK + hz_att_col<NC>(offC, dp);
-#pragma unroll
-            for (int kk = 0; kk < BN / 16; kk++) {
-                unsigned bf[4];
-                hz_ldmatrix_x4_trans(bf, bk + kk * ROW16);
-                hz_mma_bf16_16816(acc[2 * dp], sf[kk], bf);
-                hz_mma_bf16_16816(acc[2 * dp + 1], sf[kk], bf + 2);
-            }
-        }
+        hz_att_mma_tile<NC>(acc, sf, sK, offC);
         __syncthreads(); /* every warp is done with K and V before the next tile lands */
     }
     bf16 *dqg = dq + qoff;
