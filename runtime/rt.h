@@ -146,6 +146,8 @@ struct hz_ctx {
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
     int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
+    float *logits_out;           /* when set, eval also writes the step's logits here,
+                                  * (step_tokens, V) fp32 (--dump-logits) */
 };
 
 /* ---- checkpoints (checkpoint.c); err buffers are HZ_HF_ERR_BYTES (hfmap.h) ---- */

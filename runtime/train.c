@@ -14,7 +14,7 @@
 #include "rt.h"
 
 typedef struct train_args {
-    const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume;
+    const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume, *logits;
     int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
     double val_fraction;
     int threads, deterministic;
@@ -58,6 +58,9 @@ static void usage(FILE *out, const char *argv0)
             "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
             "                       host store's order (plan.json \"tensors\": host_offset)\n"
             "  --save-raw FILE      write the fp32 master weights there after training\n"
+            "  --dump-logits FILE   at the end, the logits of the first validation step as a\n"
+            "                       float32 .npy of (tokens per step, vocab), for comparing\n"
+            "                       with another implementation\n"
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
             "                       step: one track per stream and one for the optimizer\n"
             "  --help, --version\n",
@@ -98,7 +101,7 @@ static float parse_float(const char *flag, const char *v, double min)
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
-    train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
+    train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
                     -1, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN), 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
@@ -127,6 +130,7 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
         else if (!strcmp(f, "--save-raw")) a.save_raw = v;
         else if (!strcmp(f, "--trace")) a.trace = v;
+        else if (!strcmp(f, "--dump-logits")) a.logits = v;
         else if (!strcmp(f, "--init")) a.init_hf = v;
         else if (!strcmp(f, "--out")) a.out = v;
         else if (!strcmp(f, "--resume")) a.resume = v;
@@ -161,6 +165,19 @@ static train_args parse_args(int argc, char **argv)
     if (a.val_fraction > 0 && a.val_data) die("--val-fraction and --val-data: pass one", NULL);
     if (a.data_seed < 0) a.data_seed = a.seed;
     if (a.init_hf && a.resume) die("--init and --resume both set the weights: pass one", NULL);
+    if (a.logits && !a.val_data && a.val_fraction <= 0)
+        die("--dump-logits writes the logits of validation tokens: pass --val-data or "
+            "--val-fraction", NULL);
+    if (a.logits) {
+        const hz_dims *d = &hzg_plan.dims;
+        double gib = (double)d->step_tokens * (double)d->V * 4.0 / 1073741824.0;
+        if (gib > 4.0) {
+            fprintf(stderr, "train: error: --dump-logits would write %.1f GiB (%lld tokens x %lld "
+                            "vocabulary x 4 bytes); it is meant for small comparison models\n",
+                    gib, (long long)d->step_tokens, (long long)d->V);
+            exit(1);
+        }
+    }
     return a;
 }
 
@@ -190,6 +207,38 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches)
         for (int64_t i = 0; i < c->plan->dims.step_tokens; i++) n += c->targets[i] != HZ_DATA_IGNORE;
     }
     return n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
+}
+
+/* The logits of the first validation step, (step_tokens, V) fp32, as a .npy file. */
+static void dump_logits(hz_ctx *c, hz_data *val, const char *path)
+{
+    const hz_dims *d = &c->plan->dims;
+    size_t n = (size_t)(d->step_tokens * d->V);
+    float *buf = malloc(n * sizeof(float));
+    if (!buf) die("out of memory for --dump-logits", NULL);
+    hz_exec_drain(c);
+    hz_data_seek(val, 0);
+    fill_step(c, val);
+    c->logits_out = buf;
+    c->be->eval(c);
+    c->logits_out = NULL;
+    /* .npy version 1.0: magic, header length, a dict padded with spaces to 64 bytes */
+    char hdr[128];
+    int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                       (long long)d->step_tokens, (long long)d->V);
+    int total = (10 + len + 1 + 63) / 64 * 64;
+    memset(hdr + len, ' ', (size_t)(total - 10 - len - 1));
+    hdr[total - 10 - 1] = '\n';
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((total - 10) & 255),
+                             (unsigned char)((total - 10) >> 8)};
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)(total - 10), f) == (size_t)(total - 10) &&
+             fwrite(buf, sizeof(float), n, f) == n;
+    if (f && fclose(f) != 0) ok = 0;
+    free(buf);
+    if (!ok) die("cannot write --dump-logits file", path);
+    printf("logits: %s (%lld x %lld float32, the first validation step)\n", path,
+           (long long)d->step_tokens, (long long)d->V);
 }
 
 /* Raw fp32 masters in the host store's order: the exchange format of the parity tests
@@ -410,6 +459,7 @@ int main(int argc, char **argv)
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
     }
     if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches));
+    if (a.logits) dump_logits(&ctx, val, a.logits);
     if (a.save_raw) save_raw(&ctx.store, a.save_raw);
     if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 

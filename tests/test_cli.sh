@@ -76,6 +76,7 @@ fi
 train="$tmp/a/train"
 head -c 4096 /dev/zero | tr '\0' 'x' > "$tmp/garbage.bin"
 expect_fail "missing data" "no-such.bin" $train --data "$tmp/no-such.bin" --steps 1
+expect_fail "--dump-logits without validation data" "pass --val-data" $train --data data/tiny_train.bin --dump-logits "$tmp/l.npy"
 expect_fail "bad magic" "magic" $train --data "$tmp/garbage.bin" --steps 1
 head -c 3000 data/tiny_train.bin > "$tmp/trunc.bin"
 expect_fail "truncated shard" "truncated" $train --data "$tmp/trunc.bin" --steps 1
@@ -153,6 +154,26 @@ grep '^step  *[123]/' "$tmp/a.log" | cut -d'|' -f2,3 > "$tmp/a3.loss"
 [ -s "$tmp/hb.loss" ] && cmp -s "$tmp/hb.loss" "$tmp/a3.loss" &&
     ok "host boundaries train identically to GPU boundaries: $(tr '\n' ' ' < "$tmp/hb.loss")" ||
     bad "host boundaries: $(tr '\n' ' ' < "$tmp/hb.loss") vs $(tr '\n' ' ' < "$tmp/a3.loss")"
+
+# --dump-logits: the loss recomputed from the dumped logits is the printed validation loss
+$train --data data/tiny_train.bin --val-data data/tiny_val.bin --steps 1 --threads 2 --dump-logits "$tmp/l.npy" > "$tmp/l.log" 2>&1
+if command -v python3 > /dev/null && python3 -c 'import numpy' 2> /dev/null; then
+    python3 - "$tmp/l.npy" "$tmp/l.log" a/generated/plan.json "$tmp" <<'PY' > "$tmp/l.out" 2>&1
+import json, re, sys, numpy as np
+logits, log, tmp = np.load(sys.argv[1]), open(sys.argv[2]).read(), sys.argv[4]
+dims = json.load(open(tmp + "/" + sys.argv[3]))["dims"]
+T, S = dims["T"], dims["step_tokens"]
+tok = np.fromfile("data/tiny_val.bin", dtype=np.uint16, offset=1024)
+tg = np.concatenate([tok[r * T + 1:r * T + T + 1] for r in range(S // T)]).astype(np.int64)
+m = logits.max(axis=1)
+lse = m + np.log(np.exp(logits - m[:, None]).sum(axis=1))
+mine = float(np.mean(lse - logits[np.arange(S), tg]))
+val = float(re.search(r"^val loss ([0-9.]+)", log, re.M).group(1))
+print("shape %s, loss from the logits %.6f, printed val loss %.6f" % (logits.shape, mine, val))
+sys.exit(0 if logits.shape == (S, dims["V"]) and abs(mine - val) <= 1e-5 * val else 1)
+PY
+    [ $? = 0 ] && ok "--dump-logits: $(cat "$tmp/l.out")" || bad "--dump-logits: $(tail -n 3 "$tmp/l.out") $(tail -n 2 "$tmp/l.log")"
+fi
 
 # --deterministic: accepted everywhere; the cpu backend is deterministic already
 $train --data data/tiny_train.bin --steps 3 --threads 2 --deterministic > "$tmp/det.log" 2>&1

@@ -95,7 +95,7 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
     double sum = cpu_head_loss(d, tensor_ptr(p, W, HZ_FINAL_NORM, -1), lm, m->xs + d->L * N * C,
                                tg, 1.0f / (float)trained, m->dx,
                                G ? tensor_ptr(p, G, HZ_FINAL_NORM, -1) : NULL, dlm, m->head,
-                               G != NULL);
+                               G != NULL, NULL);
     if (G) {
         for (int l = (int)d->L - 1; l >= 0; l--) {
             cpu_block_params w = block_at(p, W, l), g = block_at(p, G, l);

@@ -177,7 +177,7 @@ static void run_op(hz_ctx *c, int i)
             d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
             c->targets + mtok, c->dscale, s->dgrad + mtok * C,
             tensor_at(p, u, HZ_FINAL_NORM, s->ghead, 1), tensor_at(p, u, HZ_LM_HEAD, s->ghead, 1),
-            s->head_mem, 1);
+            s->head_mem, 1, NULL);
         break;
     }
     case HZ_BWD:
@@ -251,7 +251,8 @@ static double cpu_eval(hz_ctx *c)
             sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, s->wslot[0], 0),
                                  tensor_at(p, u, HZ_LM_HEAD, s->wslot[0], 0), x,
                                  c->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
-                                 s->head_mem, 0);
+                                 s->head_mem, 0,
+                                 c->logits_out ? c->logits_out + (int64_t)m * N * d->V : NULL);
         }
     }
     return sum;

@@ -114,7 +114,7 @@ int64_t cpu_head_floats(const hz_dims *d)
 
 double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, const float *x,
                      const int32_t *targets, float dscale, float *dx, float *dnorm, float *dlm,
-                     float *scratch, int backward)
+                     float *scratch, int backward, float *logits_out)
 {
     int64_t N = d->micro_tokens, C = d->C, V = d->V, K = d->chunk_tokens;
     float *xn = scratch, *dxn = xn + N * C, *rstd = dxn + N * C, *logits = rstd + N;
@@ -123,6 +123,7 @@ double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, con
     double sum = 0.0;
     for (int64_t c0 = 0; c0 < N; c0 += K) {
         matmul_forward(logits, xn + c0 * C, lm, NULL, K, C, V);
+        if (logits_out) memcpy(logits_out + c0 * V, logits, (size_t)(K * V) * sizeof(float));
         sum += crossentropy_forward_backward(logits, losses + c0, logits, targets + c0, K, V,
                                              dscale);
         if (backward) matmul_backward(dxn + c0 * C, dlm, NULL, logits, xn + c0 * C, lm, K, C, V);

@@ -30,10 +30,11 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
 
 /* The loss head of one micro-batch: final norm, lm_head (V, C) chunked over tokens,
  * cross-entropy with dscale, backward into dx (N, C) and the gradients dnorm, dlm
- * (accumulated). scratch: cpu_head_floats. Returns the sum of the trained losses. */
+ * (accumulated). scratch: cpu_head_floats. logits_out: NULL, or (N, V) that receives the
+ * logits. Returns the sum of the trained losses. */
 int64_t cpu_head_floats(const hz_dims *d);
 double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, const float *x,
                      const int32_t *targets, float dscale, float *dx, float *dnorm, float *dlm,
-                     float *scratch, int backward);
+                     float *scratch, int backward, float *logits_out);
 
 #endif

@@ -210,6 +210,7 @@ typedef struct cuda_state {
     float *h_loss;   /* (step_tokens) per-token losses of the step (or of an eval) */
     bf16 *h_boundary; /* (L, step_tokens, C) when the plan keeps boundaries on the host */
     double *h_scalars;
+    bf16 *h_logits;   /* (chunk_tokens, V): a logits chunk for --dump-logits, made on demand */
     int64_t pinned_bytes;
     /* model shape as kernel arguments */
     int N, C, F, NH, NKV, HD, T, B, V, K;
@@ -220,6 +221,7 @@ typedef struct cuda_state {
     gemm_plan gemm[GEMM_MAX];
     int gemm_n, gemm_late;
     int dry; /* 1 while init walks the schedule to plan the GEMMs: nothing is issued */
+    float *logits_out; /* during an eval with --dump-logits: hz_ctx.logits_out */
 } cuda_state;
 
 /* ======================================================================================
@@ -1067,6 +1069,12 @@ static void head_loss(cuda_state *s, const hz_unit *u, const char *slot, char *g
     k_rmsnorm_forward(s, st, l->xn, l->rstd, x, norm_w, s->N, s->C, p->dims.eps);
     for (int64_t c0 = 0; c0 < N; c0 += K) {
         linear_forward(s, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
+        if (!backward && s->logits_out && !s->dry) { /* eval with --dump-logits */
+            d_copy(s, st, s->h_logits, l->logits, K * V * 2, cudaMemcpyDeviceToHost);
+            CUDA_CHECK(cudaStreamSynchronize(st));
+            float *o = s->logits_out + (mtok + c0) * V;
+            for (int64_t i = 0; i < K * V; i++) o[i] = hz_bf16_f32_inl(s->h_logits[i]);
+        }
         k_crossentropy(s, st, l->logits, l->losses + c0, l->logits, s->tok_tgt + mtok + c0, s->K,
                        s->V, dscale);
         if (!backward) continue;
@@ -1313,8 +1321,13 @@ static double cuda_eval(hz_ctx *c)
     memcpy(s->h_tok, c->inputs, (size_t)T * 4);
     memcpy(s->h_tok + T, c->targets, (size_t)T * 4);
     CUDA_CHECK(cudaMemcpyAsync(s->tok_in, s->h_tok, (size_t)T * 8, cudaMemcpyHostToDevice, cs));
+    s->logits_out = c->logits_out;
+    if (s->logits_out && !s->h_logits) /* outside the plan: asked for, after training */
+        CUDA_CHECK(cudaHostAlloc((void **)&s->h_logits, (size_t)(s->K * (int64_t)s->V * 2),
+                                 cudaHostAllocDefault));
     eval_issue(s, c);
     CUDA_CHECK(cudaStreamSynchronize(cs));
+    s->logits_out = NULL;
     double sum = 0.0;
     for (int64_t i = 0; i < T; i++) sum += s->h_loss[i];
     return sum;
@@ -1555,6 +1568,7 @@ static void cuda_destroy(hz_ctx *c)
     if (s->h_loss) CUDA_CHECK(cudaFreeHost(s->h_loss));
     if (s->h_scalars) CUDA_CHECK(cudaFreeHost(s->h_scalars));
     if (s->h_boundary) CUDA_CHECK(cudaFreeHost(s->h_boundary));
+    if (s->h_logits) CUDA_CHECK(cudaFreeHost(s->h_logits));
     free(s->ev);
     free(s->tr0);
     free(s->tr1);

@@ -7,8 +7,9 @@ q/k/v biases) random-init model: save_pretrained -> `hzc import` -> `hzc build` 
   - the step-0 loss and the gradient norm,
   - the weights after one AdamW step (torch.optim.AdamW) against the checkpoint hzc saved,
     loaded back with from_pretrained (so transformers reads hzc's export),
-  - the loss of that loaded model on validation tokens against hzc's own evaluation of
-    the same weights (hzc's forward vs transformers' forward of hzc's checkpoint).
+  - the loss and the logits (--dump-logits) of that loaded model on validation tokens
+    against hzc's own evaluation of the same weights (hzc's forward vs transformers'
+    forward of hzc's checkpoint).
 Usage: hf_roundtrip.py --backend cpu|cuda [--hzc build/hzc] [--out DIR]
 Prints ok / NOT OK lines and "N passed, N failed".
 """
@@ -61,7 +62,8 @@ def run(name, cfg, args):
                         "--val-data", os.path.join(d, "val.npy"), "--init", hf_dir, "--steps", "1",
                         "--out", ck, "--lr", str(tp.LR), "--beta1", str(tp.B1), "--beta2", str(tp.B2),
                         "--eps", str(tp.EPS), "--weight-decay", str(tp.WD), "--grad-clip", str(tp.CLIP),
-                        "--warmup", "0", "--decay-steps", "0"], capture_output=True, text=True)
+                        "--warmup", "0", "--decay-steps", "0",
+                        "--dump-logits", os.path.join(d, "logits.npy")], capture_output=True, text=True)
     open(os.path.join(d, "train.log"), "w").write(r.stdout + r.stderr)
     if r.returncode:
         tp.check(False, f"{name}: train --init: {(r.stdout + r.stderr)[-1500:]}")
@@ -94,6 +96,20 @@ def run(name, cfg, args):
         t_val = float(tp.step_loss(loaded, val, V, dev))
     tp.check(rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's "
              f"checkpoint: hzc forward {h_val:.5f}, transformers forward {t_val:.5f}")
+    # the logits themselves, every token and every vocabulary entry
+    rows = tp.STEP // tp.T
+    x = torch.tensor(np.stack([val[r * tp.T:(r + 1) * tp.T] for r in range(rows)]).astype(np.int64), device=dev)
+    with torch.no_grad():
+        t_log = loaded(input_ids=x).logits.float().reshape(-1, V).cpu().numpy()
+    h_log = np.load(os.path.join(d, "logits.npy"))
+    if h_log.shape != t_log.shape:
+        tp.check(False, f"{name}: --dump-logits shape {h_log.shape}, transformers {t_log.shape}")
+        return
+    lerr = float(np.linalg.norm(h_log - t_log) / np.linalg.norm(t_log))
+    lmax = float(np.max(np.abs(h_log - t_log)))
+    tp.check(lerr <= 1e-2, f"{name} [{args.backend}]: logits of hzc's checkpoint ({h_log.shape[0]} tokens x "
+             f"{V}): hzc forward vs transformers rel err {lerr:.2e} (tol 1e-2), max|diff| {lmax:.3g} "
+             f"of max|logit| {float(np.max(np.abs(t_log))):.3g}")
 
 
 if __name__ == "__main__":
