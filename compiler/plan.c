@@ -329,7 +329,8 @@ static void build_arena(hzc_plan *pl)
     pl->p.work_bytes = work_bytes(d);
     set_region(pl, HZ_WORK, 1, pl->p.work_bytes);
     set_region(pl, HZ_LOSSBUF, 1, loss_bytes(d));
-    set_region(pl, HZ_SCALARS, 1, 8 * 16); /* 16 doubles: loss sum, squared grad norm, ... */
+    /* 16 doubles (loss sum, squared grad norm, ...), then the norm's per-block partials */
+    set_region(pl, HZ_SCALARS, 1, 8 * (16 + HZ_SUMSQ_PARTS));
     int64_t off = 0;
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
         pl->regions[k].offset_bytes = off;

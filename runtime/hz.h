@@ -62,6 +62,9 @@ typedef struct hz_region {
 /* Rows of partial column sums the workspace holds for the deterministic gradient sums of the
  * cuda backend (RMSNorm dw, q/k/v dbias): HZ_PART_ROWS x max(C, q/k/v width) fp32. */
 #define HZ_PART_ROWS 256
+/* Blocks, and per-block partial sums in the scalars region, of the deterministic squared
+ * gradient norm. */
+#define HZ_SUMSQ_PARTS 256
 
 /* One op of a step. event: its own index; wait[]: indices of earlier ops (-1 = none)
  * that must finish first, beyond the in-order execution of its own stream. */

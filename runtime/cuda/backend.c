@@ -112,7 +112,7 @@ typedef uint16_t bf16; /* device bf16 element; the host never does arithmetic on
 #define HZ_CUDA_KERNELS(X)                                                \
     X(K_F32_TO_BF16, "hzk_f32_to_bf16", "ppl")                            \
     X(K_ADD_BF16, "hzk_add_bf16", "pppl")                                 \
-    X(K_SUMSQ_F32, "hzk_sumsq_f32", "ppl")                                \
+    X(K_SUMSQ_F32, "hzk_sumsq_f32", "pppl")                               \
     X(K_EMBED_FWD, "hzk_embedding_forward", "pppii")                      \
     X(K_EMBED_BWD, "hzk_embedding_backward", "pppii")                     \
     X(K_RMSNORM_FWD, "hzk_rmsnorm_forward", "ppppiif")                    \
@@ -128,10 +128,11 @@ typedef uint16_t bf16; /* device bf16 element; the host never does arithmetic on
     X(K_ATT_BWD, "hzk_attention_backward", "ppppppppiiiiif")              \
     X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pppppppiiiiif")         \
     /* the deterministic path (train --deterministic) */                  \
-    X(K_EMBED_BWD_ORD, "hzk_embedding_backward_ordered", "pppii")         \
+    X(K_EMBED_BWD_ORD, "hzk_embedding_backward_ordered", "pppiii")        \
     X(K_RMSNORM_BWD_PART, "hzk_rmsnorm_backward_part", "pppppppii")       \
     X(K_QKV_ROPE_BWD_PART, "hzk_qkv_rope_backward_part", "ppppppiiiii")   \
-    X(K_COLSUM_F32, "hzk_colsum_f32", "ppii")
+    X(K_COLSUM_F32, "hzk_colsum_f32", "ppii")                             \
+    X(K_SUM_F64, "hzk_sum_f64", "ppi")
 
 #define HZ_KERNEL_ENUM(id, name, params) id,
 enum { HZ_CUDA_KERNELS(HZ_KERNEL_ENUM) K_N };
@@ -177,6 +178,7 @@ typedef struct gemm_plan {
 #define GEMM_MAX 128
 #define LT_WORKSPACE_BYTES (32u << 20) /* cuBLASLt workspace: outside the plan's arena */
 #define SC_SUMSQ 1                     /* SCALARS[1]: the step's squared gradient norm */
+#define SC_PARTS 16                    /* SCALARS[16..]: its per-block partials (--deterministic) */
 
 typedef struct cuda_state {
     const hz_plan *p;
@@ -573,13 +575,18 @@ static void k_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a,
     launch(s, K_ADD_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
 }
 
-/* One block in the deterministic mode: a fixed order of additions (it runs on the d2h
- * stream beside the backward, so its speed hardly shows). */
+/* In the deterministic mode HZ_SUMSQ_PARTS blocks store their sums after the scalars and one
+ * thread adds them in order: the same bits on every run and every GPU. */
 static void k_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x, long n)
 {
-    void *args[] = {&acc, &x, &n};
-    launch(s, K_SUMSQ_F32, st, s->det ? 1 : 2 * (int64_t)s->sm_count, 1, s->det ? 1024 : 256, 0,
+    double *part = s->det ? s->scalars + SC_PARTS : NULL;
+    void *args[] = {&acc, &part, &x, &n};
+    launch(s, K_SUMSQ_F32, st, s->det ? HZ_SUMSQ_PARTS : 2 * (int64_t)s->sm_count, 1, 256, 0,
            args);
+    if (!s->det) return;
+    int G = HZ_SUMSQ_PARTS;
+    void *sum[] = {&acc, &part, &G};
+    launch(s, K_SUM_F64, st, 1, 1, 1, 0, sum);
 }
 
 /* dst (C) += the rows of part (G, C), in order. */
@@ -602,8 +609,9 @@ static void k_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, co
 {
     void *args[] = {&dwte, &dout, &tok, &N, &C};
     if (s->det) {
-        int threads = C % 2 == 0 ? C / 2 : C;
-        launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, 1, 128, 0, args);
+        int threads = C % 2 == 0 ? C / 2 : C, V = s->V;
+        void *ord[] = {&dwte, &dout, &tok, &N, &C, &V};
+        launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, V < 32 ? V : 32, 128, 0, ord);
         return;
     }
     int64_t items = (int64_t)N * C / (C % 2 == 0 ? 2 : 1);
@@ -954,7 +962,7 @@ static void carve_buffers(cuda_state *s)
     s->tok_in = (int32_t *)region_at(s, HZ_TOKENS, 0);
     s->tok_tgt = s->tok_in + p->dims.step_tokens;
     s->scalars = (double *)region_at(s, HZ_SCALARS, 0);
-    if (p->regions[HZ_SCALARS].bytes < (SC_SUMSQ + 1) * 8)
+    if (p->regions[HZ_SCALARS].bytes < (SC_PARTS + HZ_SUMSQ_PARTS) * 8)
         die("the plan's scalars region is too small (rebuild the trainer with this hzc)");
 }
 

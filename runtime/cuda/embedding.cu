@@ -50,25 +50,33 @@ extern "C" __global__ void hzk_embedding_backward(float *dwte, const bf16 *dout,
     }
 }
 
-/* dwte[tok[n], :] += dout[n, :] in fp32, bit-deterministic: thread c owns the column pair
- * (2c, 2c + 1) (one column when C is odd) of every row and adds the tokens in order n = 0, 1,
- * ..., so repeated tokens meet in a fixed order. Latency-bound (one read-modify-write per token
- * per thread): the --deterministic path. Launch: block 128, grid ceil(ceil(C / 2) / 128) (when
- * C is even; ceil(C / 128) when odd); every column needs its thread. */
+/* dwte[tok[n], :] += dout[n, :] in fp32, bit-deterministic: the thread of column pair
+ * (2c, 2c + 1) (one column when C is odd) and vocabulary range blockIdx.y (of gridDim.y equal
+ * ranges of [0, V)) scans the tokens in order n = 0, 1, ... and adds those in its range, so
+ * every dwte element has one thread and repeated tokens meet in a fixed order. The ranges
+ * shorten the chain of dependent read-modify-writes per thread (the --deterministic path).
+ * Launch: block 128, grid (ceil(ceil(C / 2) / 128), R) when C is even (ceil(C / 128) columns
+ * of blocks when odd), R vocabulary ranges (32). */
 extern "C" __global__ void hzk_embedding_backward_ordered(float *dwte, const bf16 *dout,
-                                                          const int *tok, int N, int C) {
+                                                          const int *tok, int N, int C, int V) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int v0 = (int)((long)V * blockIdx.y / gridDim.y), v1 = (int)((long)V * (blockIdx.y + 1) / gridDim.y);
     if ((C & 1) == 0) {
         if (2 * c >= C) return;
         for (int n = 0; n < N; n++) {
+            const int t = tok[n];
+            if (t < v0 || t >= v1) continue;
             const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(dout + (long)n * C + 2 * c));
-            float2 *d = reinterpret_cast<float2 *>(dwte + (long)tok[n] * C + 2 * c);
+            float2 *d = reinterpret_cast<float2 *>(dwte + (long)t * C + 2 * c);
             float2 a = *d;
             a.x += g.x, a.y += g.y;
             *d = a;
         }
     } else {
         if (c >= C) return;
-        for (int n = 0; n < N; n++) dwte[(long)tok[n] * C + c] += __bfloat162float(dout[(long)n * C + c]);
+        for (int n = 0; n < N; n++) {
+            const int t = tok[n];
+            if (t >= v0 && t < v1) dwte[(long)t * C + c] += __bfloat162float(dout[(long)n * C + c]);
+        }
     }
 }

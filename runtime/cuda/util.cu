@@ -187,11 +187,12 @@ extern "C" __global__ void hzk_add_bf16(bf16 *out, const bf16 *a, const bf16 *b,
 
 /* *acc += sum(x[i]^2), for the global gradient norm. Each thread sums in double, the block
  * reduces, and one atomicAdd per block lands in *acc (so the result depends on the order of
- * the blocks only at double rounding; with grid 1 it is bit-deterministic). The caller zeroes
- * *acc once before the first call.
- * Launch: block 256 (a multiple of 32), any grid (e.g. 2 * number of SMs, or 1). */
-extern "C" __global__ void hzk_sumsq_f32(double *acc, const float *x, long n) {
-    __shared__ double part[32];
+ * the blocks only at double rounding). With part != NULL each block stores its sum to
+ * part[blockIdx.x] instead and hzk_sum_f64 adds them in order: bit-deterministic for a
+ * fixed grid. The caller zeroes *acc once before the first call.
+ * Launch: block 256 (a multiple of 32), any grid (e.g. 2 * number of SMs). */
+extern "C" __global__ void hzk_sumsq_f32(double *acc, double *part, const float *x, long n) {
+    __shared__ double wpart[32];
     double s = 0.0;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
         double v = x[i];
@@ -200,13 +201,21 @@ extern "C" __global__ void hzk_sumsq_f32(double *acc, const float *x, long n) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) part[warp] = s;
+    if (lane == 0) wpart[warp] = s;
     __syncthreads();
     if (threadIdx.x == 0) {
         double t = 0.0;
-        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += part[w];
-        atomicAdd(acc, t);
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += wpart[w];
+        if (part) part[blockIdx.x] = t;
+        else atomicAdd(acc, t);
     }
+}
+
+/* *acc += part[0] + part[1] + ... + part[n - 1], in that order. Launch: one thread. */
+extern "C" __global__ void hzk_sum_f64(double *acc, const double *part, int n) {
+    double s = *acc;
+    for (int i = 0; i < n; i++) s += part[i];
+    *acc = s;
 }
 
 /* dst[c] += sum over g = 0, 1, ..., G - 1 in that order of part[g, c], for part (G, C) fp32:

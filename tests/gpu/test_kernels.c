@@ -250,18 +250,25 @@ static void test_util(void) {
     for (long i = 0; i < n; i++) ss += (double)x[i] * x[i];
     CUdeviceptr dacc = dalloc(8);
     CU_CHECK(cuMemcpyHtoD(dacc, &acc0, 8));
-    void *a4[] = {&dacc, &dx, (void *)&n};
+    CUdeviceptr none = 0, dparts = dalloc(256 * 8);
+    void *a4[] = {&dacc, &none, &dx, (void *)&n};
     launch("hzk_sumsq_f32", 7, 1, 256, 0, a4);
     CU_CHECK(cuMemcpyDtoH(&acc, dacc, 8));
     CHECK_CLOSE("sumsq_f32 (1.5 + sum x^2)", acc, ss, 0.0, 1e-12);
     double det[2];
-    for (int r = 0; r < 2; r++) { /* the deterministic launch: one block of 1024 */
+    for (int r = 0; r < 2; r++) { /* the deterministic path: 256 block sums, added in order */
         CU_CHECK(cuMemcpyHtoD(dacc, &acc0, 8));
-        launch("hzk_sumsq_f32", 1, 1, 1024, 0, a4);
+        CU_CHECK(cuMemsetD8(dparts, 0xFF, 256 * 8));
+        void *a9[] = {&dacc, &dparts, &dx, (void *)&n};
+        launch("hzk_sumsq_f32", 256, 1, 256, 0, a9);
+        int G = 256;
+        void *a10[] = {&dacc, &dparts, &G};
+        launch("hzk_sum_f64", 1, 1, 1, 0, a10);
         CU_CHECK(cuMemcpyDtoH(&det[r], dacc, 8));
     }
-    CHECK_CLOSE("sumsq_f32 one block", det[0], ss, 0.0, 1e-12);
-    CHECK(memcmp(&det[0], &det[1], 8) == 0, "sumsq_f32 one block bit-identical on rerun");
+    CHECK_CLOSE("sumsq_f32 block partials + sum_f64", det[0], ss, 0.0, 1e-12);
+    CHECK(memcmp(&det[0], &det[1], 8) == 0, "sumsq_f32 block partials bit-identical on rerun");
+    cuMemFree(dparts);
 
     /* colsum: dst += rows of part in order */
     const int G = 37, CC = 300;
@@ -336,7 +343,8 @@ static void test_embedding(int N, int C, int V) {
     for (int r = 0; r < 2; r++) { /* the ordered (deterministic) kernel */
         CU_CHECK(cuMemcpyHtoD(ddw, dw0, (size_t)V * C * 4));
         const int threads = C % 2 == 0 ? C / 2 : C;
-        launch("hzk_embedding_backward_ordered", (unsigned)(threads + 127) / 128, 1, 128, 0, a2);
+        void *a3[] = {&ddw, &dg, &dtok, &N, &C, &V};
+        launch("hzk_embedding_backward_ordered", (unsigned)(threads + 127) / 128, V < 32 ? V : 32, 128, 0, a3);
         runs[r] = down_f32(ddw, (size_t)V * C);
     }
     snprintf(name, sizeof name, "embedding bwd ordered dwte (C=%d)", C);
