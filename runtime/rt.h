@@ -177,8 +177,9 @@ struct hz_profile {
     double compute_busy;         /* busy_ms[compute] / span */
     int64_t h2d_bytes, d2h_bytes;/* PCIe bytes of the step (weights, tokens, gradients) */
 };
-/* Open a Chrome trace (chrome://tracing, Perfetto) at PATH; NULL + message on failure. */
-hz_trace *hz_trace_open(const char *path, const hz_plan *p);
+/* Open a Chrome trace (chrome://tracing, Perfetto) at PATH of steps first..last (1-based,
+ * inclusive); NULL on failure. */
+hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64_t last);
 /* Called by the executor after step c->step's device work, before its updates are
  * queued: the step's profile, and (with a trace) its device ops and the previous step's
  * host updates as trace events. Returns 0 when the backend has no timeline. */

@@ -13,10 +13,11 @@ struct hz_trace {
     int events;          /* events written: a comma goes before every later one */
     int64_t opt_pending; /* step whose host updates are not written yet (-1 none) */
     double origin_s;     /* host clock of the first traced step: trace time zero */
+    int64_t first, last; /* the traced steps, 1-based, inclusive */
     float *t0, *t1;
 };
 
-hz_trace *hz_trace_open(const char *path, const hz_plan *p)
+hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64_t last)
 {
     hz_trace *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
@@ -32,6 +33,8 @@ hz_trace *hz_trace_open(const char *path, const hz_plan *p)
     }
     t->opt_pending = -1;
     t->origin_s = -1.0;
+    t->first = first;
+    t->last = last;
     fprintf(t->f, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n");
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         fprintf(t->f, "%s{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": %d, "
@@ -113,7 +116,8 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
     }
     out->span_ms = last - first;
     out->compute_busy = out->span_ms > 0 ? out->busy_ms[HZ_COMPUTE] / out->span_ms : 0.0;
-    if (t) {
+    if (t) write_updates(t, c); /* the previous step's updates finished before this step's loads */
+    if (t && c->step + 1 >= t->first && c->step + 1 <= t->last) {
         double base_s = c->step_end_s - last * 1e-3; /* host time of the step's t = 0 */
         if (t->origin_s < 0) t->origin_s = base_s + first * 1e-3;
         char name[80];
@@ -123,9 +127,9 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
             event(t, name, p->ops[i].stream, base_s + t0[i] * 1e-3, (t1[i] - t0[i]) * 1e-3,
                   c->step);
         }
-        write_updates(t, c); /* the previous step's updates finished before this step's loads */
         t->opt_pending = c->step;
-    } else {
+    }
+    if (!t) {
         free(t0);
         free(t1);
     }

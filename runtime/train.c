@@ -16,6 +16,7 @@
 typedef struct train_args {
     const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume, *logits;
     int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
+    int64_t trace_first, trace_last; /* --trace-steps, 1-based, inclusive */
     double val_fraction;
     int threads, deterministic;
     hz_optim optim;
@@ -61,6 +62,7 @@ static void usage(FILE *out, const char *argv0)
             "  --dump-logits FILE   at the end, the logits of the first validation step as a\n"
             "                       float32 .npy of (tokens per step, vocab), for comparing\n"
             "                       with another implementation\n"
+            "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
             "                       step: one track per stream and one for the optimizer\n"
             "  --help, --version\n",
@@ -98,11 +100,32 @@ static float parse_float(const char *flag, const char *v, double min)
     return (float)x;
 }
 
+/* A-B, A or A- (1-based steps, A <= B) */
+static void parse_steps(const char *flag, const char *v, int64_t *first, int64_t *last)
+{
+    char *end;
+    errno = 0;
+    long long a = strtoll(v, &end, 10), b = a;
+    int ok = !errno && end != v;
+    if (ok && *end == '-') {
+        const char *w = end + 1;
+        if (!*w) b = INT64_MAX, end = (char *)w; /* A-: from A on */
+        else b = strtoll(w, &end, 10), ok = !errno && end != w;
+    }
+    if (!ok || *end || a < 1 || b < a) {
+        fprintf(stderr, "train: error: %s expects steps A-B, A or A- with 1 <= A <= B, got '%s'\n",
+                flag, v);
+        exit(1);
+    }
+    *first = a;
+    *last = b;
+}
+
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
     train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
-                    -1, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN), 0,
+                    -1, 0, 0, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN), 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -130,6 +153,7 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
         else if (!strcmp(f, "--save-raw")) a.save_raw = v;
         else if (!strcmp(f, "--trace")) a.trace = v;
+        else if (!strcmp(f, "--trace-steps")) parse_steps(f, v, &a.trace_first, &a.trace_last);
         else if (!strcmp(f, "--dump-logits")) a.logits = v;
         else if (!strcmp(f, "--init")) a.init_hf = v;
         else if (!strcmp(f, "--out")) a.out = v;
@@ -164,6 +188,7 @@ static train_args parse_args(int argc, char **argv)
     if (a.val_fraction >= 1) die("--val-fraction must be below 1", NULL);
     if (a.val_fraction > 0 && a.val_data) die("--val-fraction and --val-data: pass one", NULL);
     if (a.data_seed < 0) a.data_seed = a.seed;
+    if (a.trace_first && !a.trace) die("--trace-steps needs --trace FILE", NULL);
     if (a.init_hf && a.resume) die("--init and --resume both set the weights: pass one", NULL);
     if (a.logits && !a.val_data && a.val_fraction <= 0)
         die("--dump-logits writes the logits of validation tokens: pass --val-data or "
@@ -404,7 +429,9 @@ int main(int argc, char **argv)
     int64_t profiled_steps = 0;
     ctx.profile = &prof;
     if (a.trace) {
-        if (!(ctx.trace = hz_trace_open(a.trace, p))) die("cannot create the trace file", a.trace);
+        if (!(ctx.trace = hz_trace_open(a.trace, p, a.trace_first ? a.trace_first : 1,
+                                        a.trace_first ? a.trace_last : INT64_MAX)))
+            die("cannot create the trace file", a.trace);
     }
 
     int tty = isatty(fileno(stderr));

@@ -191,6 +191,14 @@ units=$(grep -c '"op": "opt"' "$tmp/a/generated/plan.json")
 [ "$ops" = $((3 * want + 3 * units)) ] && [ "$opts" = $((3 * units)) ] && tail -n 1 "$tmp/trace.json" | grep -q '^]}$' &&
     ok "--trace: $ops events for 3 steps ($want device ops and $units updates per step), closed JSON" ||
     bad "--trace: $ops events ($opts updates), want $((3 * want + 3 * units)); $(tail -n 2 "$tmp/trace.log")"
+$train --data data/tiny_train.bin --steps 4 --threads 2 --trace "$tmp/trace2.json" --trace-steps 2-3 > "$tmp/trace2.log" 2>&1
+ops2=$(grep -c '"ph": "X"' "$tmp/trace2.json" 2>/dev/null)
+steps2=$(grep -o '"step": [0-9]*' "$tmp/trace2.json" | sort -u | tr '\n' ' ')
+[ "$ops2" = $((2 * want + 2 * units)) ] && [ "$steps2" = '"step": 2 "step": 3 ' ] &&
+    ok "--trace-steps 2-3: $ops2 events, steps 2 and 3 only" ||
+    bad "--trace-steps 2-3: $ops2 events (want $((2 * want + 2 * units))), steps $steps2"
+expect_fail "bad --trace-steps" "expects steps A-B" $train --data data/tiny_train.bin --trace "$tmp/t3.json" --trace-steps 3-2
+expect_fail "--trace-steps without --trace" "needs --trace" $train --data data/tiny_train.bin --trace-steps 2
 if python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$tmp/trace.json" 2> /dev/null; then
     ok "--trace output parses as JSON"
 elif command -v python3 > /dev/null; then
