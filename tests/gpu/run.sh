@@ -113,6 +113,10 @@ python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$d/trace.json" 2> /
     [ "$ops" = $((3 * want + 3 * units)) ] &&
     ok "--trace on cuda: $ops events for 3 steps ($want device ops, $units updates per step), valid JSON" ||
     bad "--trace on cuda: $ops events, want $((3 * want + 3 * units)); $(tail -n 2 "$d/tc.log")"
+run ts "$tr" --steps 4 --trace "$d/trace2.json" --trace-steps 2-3
+ops=$(grep -c '"ph": "X"' "$d/trace2.json" 2> /dev/null)
+[ "$ops" = $((2 * want + 2 * units)) ] && ok "--trace-steps 2-3 on cuda: $ops events" ||
+    bad "--trace-steps 2-3 on cuda: $ops events, want $((2 * want + 2 * units))"
 # the refusal: another process holds the GPU's memory but 2 GiB; a plan of 6 GiB must not start
 sed -e 's/tokens_per_step: 2048/tokens_per_step: 262144/' -e 's/tokens_per_micro_batch: 1024/tokens_per_micro_batch: 262144/' \
     -e 's/seq_len: 256/seq_len: 2048/' tests/gpu/small-llama.yaml > "$d/big.yaml"
@@ -143,12 +147,16 @@ tally "HF import/export round trip (cuda)" "$LOGDIR/roundtrip.log"
 
 if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    $cs --tool memcheck --error-exitcode 9 build/gpu/tiny-cuda/train --data data/tiny_train.bin --steps 2 \
-        > "$LOGDIR/sanitizer.log" 2>&1
-    rc=$?
-    grep -q 'ERROR SUMMARY: 0 errors' "$LOGDIR/sanitizer.log" && [ $rc = 0 ] &&
-        ok "compute-sanitizer memcheck on the tiny trainer: 0 errors" ||
-        bad "compute-sanitizer: exit $rc, $(grep 'ERROR SUMMARY' "$LOGDIR/sanitizer.log")"
+    for mode in default deterministic; do
+        flag=
+        [ $mode = deterministic ] && flag=--deterministic
+        $cs --tool memcheck --error-exitcode 9 build/gpu/tiny-cuda/train --data data/tiny_train.bin --steps 2 $flag \
+            > "$LOGDIR/sanitizer-$mode.log" 2>&1
+        rc=$?
+        grep -q 'ERROR SUMMARY: 0 errors' "$LOGDIR/sanitizer-$mode.log" && [ $rc = 0 ] &&
+            ok "compute-sanitizer memcheck on the tiny trainer ($mode kernels): 0 errors" ||
+            bad "compute-sanitizer ($mode): exit $rc, $(grep 'ERROR SUMMARY' "$LOGDIR/sanitizer-$mode.log")"
+    done
 else
     echo "skip    compute-sanitizer not found"
 fi
