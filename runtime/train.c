@@ -54,17 +54,17 @@ static void usage(FILE *out, const char *argv0)
             "  --eval-batches N     validation steps' worth of tokens per evaluation (default 1)\n"
             "  --threads N          host threads for the optimizer (default: all cores)\n"
             "  --deterministic      bit-identical results from run to run, and across --resume\n"
-            "                       (cuda: ordered sums replace float atomics, a little slower;\n"
-            "                       the cpu backend always is)\n"
+            "                       (cuda: ordered sums replace float atomics; the cpu\n"
+            "                       backend always is)\n"
             "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
             "                       host store's order (plan.json \"tensors\": host_offset)\n"
             "  --save-raw FILE      write the fp32 master weights there after training\n"
             "  --dump-logits FILE   at the end, the logits of the first validation step as a\n"
             "                       float32 .npy of (tokens per step, vocab), for comparing\n"
             "                       with another implementation\n"
-            "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
             "                       step: one track per stream and one for the optimizer\n"
+            "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --help, --version\n",
             argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name);
 }
