@@ -73,17 +73,22 @@ static json_t *get(json_t *obj, const char *key)
     return json_is_null(v) ? NULL : v;
 }
 
-/* An integer in [1, 2^31 - 1] at WHERE.KEY (WHERE "" at the top level). Returns 1 when
- * present and valid; reports a missing required key or a bad value. */
+/* The value at WHERE.KEY (WHERE "" at the top level), or NULL, reporting it when required. */
+static json_t *get_at(imp *c, json_t *obj, const char *where, const char *key, int required)
+{
+    json_t *v = get(obj, key);
+    if (!v && required) imp_error(c, "missing required key '%s%s'", where, key);
+    return v;
+}
+
+/* An integer in [1, 2^31 - 1] at WHERE.KEY. Returns 1 when present and valid; reports a
+ * missing required key or a bad value. */
 static int get_size(imp *c, json_t *obj, const char *where, const char *key, int required,
                     int64_t *out)
 {
     char buf[48];
-    json_t *v = get(obj, key);
-    if (!v) {
-        if (required) imp_error(c, "missing required key '%s%s'", where, key);
-        return 0;
-    }
+    json_t *v = get_at(c, obj, where, key, required);
+    if (!v) return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > IMPORT_MAX_SIZE) {
         imp_error(c, "%s%s: expected an integer from 1 to %lld, got %s", where, key,
                   IMPORT_MAX_SIZE, shown(v, buf));
@@ -98,11 +103,8 @@ static int get_pos(imp *c, json_t *obj, const char *where, const char *key, int 
                    double *out)
 {
     char buf[48];
-    json_t *v = get(obj, key);
-    if (!v) {
-        if (required) imp_error(c, "missing required key '%s%s'", where, key);
-        return 0;
-    }
+    json_t *v = get_at(c, obj, where, key, required);
+    if (!v) return 0;
     double x = json_is_number(v) ? json_number_value(v) : NAN;
     /* spec.c refuses magnitudes below 1e-300 and anything not finite */
     if (!(x >= 1e-300) || !isfinite(x)) {
