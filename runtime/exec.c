@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "data.h"
 #include "rt.h"
 
 /* The optimizer thread: for each queued step, OPT ops in schedule order. */
@@ -57,11 +58,12 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
     c->opt_t0_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     c->opt_t1_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
+    c->op_t0_ms = calloc((size_t)p->op_n, sizeof(float));
+    c->op_t1_ms = calloc((size_t)p->op_n, sizeof(float));
     if (!c->pool || !c->inputs || !c->targets || !c->unit_done_step || !c->opt_t0_s ||
-        !c->opt_t1_s)
+        !c->opt_t1_s || !c->op_t0_ms || !c->op_t1_ms)
         return -1;
-    for (int u = 0; u < p->unit_n; u++) c->unit_done_step[u] = -1;
-    c->opt_queued_step = -1;
+    hz_exec_resume_at(c, 0); /* nothing applied yet, nothing queued */
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (hz_store_alloc(&c->store, p, c->be->host_alloc) != 0) return -1;
@@ -83,11 +85,27 @@ static void wait_unit_updated(hz_ctx *c, int u)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Let the optimizer thread apply step c->step (with its gradient norm when known). */
+static void queue_step(hz_ctx *c, const double *norm)
+{
+    pthread_mutex_lock(&c->mu);
+    if (norm) c->grad_norm = *norm;
+    c->opt_queued_step = c->step;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int64_t hz_exec_trained(const hz_ctx *c)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < c->plan->dims.step_tokens; i++) n += c->targets[i] != HZ_DATA_IGNORE;
+    return n;
+}
+
 double hz_exec_step(hz_ctx *c, double *grad_norm)
 {
     const hz_plan *p = c->plan;
-    int64_t trained = 0;
-    for (int64_t i = 0; i < p->dims.step_tokens; i++) trained += c->targets[i] != -100;
+    int64_t trained = hz_exec_trained(c);
     c->dscale = trained > 0 ? 1.0f / (float)trained : 0.0f;
     if (!c->opt_started) { /* started here, so a resumed run's first step is known */
         c->opt_done_before = c->step - 1;
@@ -98,37 +116,27 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
         c->opt_started = 1;
     }
     c->be->begin_step(c);
+    int last_device_op = -1; /* the D2H stream ends the step */
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->stream == HZ_HOST) continue;
         if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
         c->be->run_op(c, i);
+        if (o->stream == HZ_D2H) last_device_op = i;
     }
     /* Without clipping in the plan and in this run, each update waits only for its own
      * gradients (the op list says so): queue the step now, so the updates overlap the
      * backward. With clipping (in either) the step is queued once the norm is known. */
-    int early = p->train.grad_clip == 0 && c->optim.grad_clip == 0;
-    if (early) {
-        pthread_mutex_lock(&c->mu);
-        c->opt_queued_step = c->step;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->mu);
-    }
-    /* the step's results: every device op done (the D2H stream ends the step) */
-    int last_device_op = -1;
-    for (int i = 0; i < p->op_n; i++)
-        if (p->ops[i].stream == HZ_D2H) last_device_op = i;
+    if (p->train.grad_clip == 0 && c->optim.grad_clip == 0) queue_step(c, NULL);
+    /* the step's results: every device op done */
     c->be->wait_op(c, last_device_op);
     c->step_end_s = hz_now_s();
     double loss_sum, sumsq;
     c->be->step_result(c, &loss_sum, &sumsq);
     double norm = sqrt(sumsq);
+    queue_step(c, &norm);
+    /* after queueing, so that the updates need not wait for the profile and the trace */
     if (c->profile) c->profiled = hz_profile_step(c, c->trace, c->profile);
-    pthread_mutex_lock(&c->mu);
-    c->grad_norm = norm;
-    c->opt_queued_step = c->step;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
     c->step++;
     *grad_norm = norm;
     return trained > 0 ? loss_sum / (double)trained : 0.0;
@@ -161,6 +169,8 @@ void hz_exec_free(hz_ctx *c)
     free(c->unit_done_step);
     free(c->opt_t0_s);
     free(c->opt_t1_s);
+    free(c->op_t0_ms);
+    free(c->op_t1_ms);
     memset(c, 0, sizeof(*c));
 }
 

@@ -311,7 +311,7 @@ static void fill_bf16(void *arg, int64_t begin, int64_t n, void *out)
     memcpy(out, (const uint16_t *)arg + begin, (size_t)n * 2);
 }
 
-static int mkdir_p(const char *path)
+int hz_mkdir_p(const char *path)
 {
     char buf[PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
@@ -330,7 +330,7 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
                int64_t max_shard_bytes, char *err)
 {
     char sterr[HZ_ST_ERR_BYTES];
-    if (mkdir_p(dir) != 0) {
+    if (hz_mkdir_p(dir) != 0) {
         set_err(err, "%s: cannot create the directory: %s", dir, strerror(errno));
         return -1;
     }

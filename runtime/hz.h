@@ -112,7 +112,6 @@ extern const char *const hz_region_names[];
 extern const char *const hz_stream_names[];
 extern const char *const hz_op_names[];
 extern const char *const hz_region_what[];
-extern const char *const hz_op_what[];
 
 /* ---- bf16 and the split fp32 master (store.c) ----
  * The master weight is fp32 held as (w bf16, lo int16): fp32 bits = (w << 16) + lo,

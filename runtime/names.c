@@ -10,7 +10,6 @@ const char *const hz_region_names[] = {HZ_REGION_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_stream_names[] = {HZ_STREAM_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_op_names[] = {HZ_OP_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_region_what[] = {HZ_REGION_KINDS(HZ_WHAT_ENTRY)};
-const char *const hz_op_what[] = {HZ_OP_KINDS(HZ_WHAT_ENTRY)};
 
 double hz_flops_per_token(const hz_dims *d)
 {

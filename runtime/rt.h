@@ -142,6 +142,7 @@ struct hz_ctx {
     double step_end_s;           /* host clock when the last step's device work ended */
     double *opt_t0_s, *opt_t1_s; /* (2, units): host clock around the update of unit u in
                                   * step s at [(s % 2) * units + u] */
+    float *op_t0_ms, *op_t1_ms;  /* (ops): the last step's device op times (op_times) */
     struct hz_trace *trace;      /* --trace, or NULL */
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
@@ -169,26 +170,33 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
 
 /* Host monotonic clock in seconds. */
 double hz_now_s(void);
+/* mkdir -p PATH (hfmap.c); 0, or -1 with errno (also when PATH exists but is no directory). */
+int hz_mkdir_p(const char *path);
+/* "bwd block 3 micro 1": op i of the plan, for messages and the trace (trace.c). */
+void hz_op_label(const hz_plan *p, int i, char *buf, size_t n);
 
 /* ---- the step profile and the Chrome trace (trace.c) ---- */
 struct hz_profile {
     double span_ms;              /* first device op start to last device op end */
     double busy_ms[HZ_STREAM_KIND_N]; /* time each device stream ran ops */
-    double compute_busy;         /* busy_ms[compute] / span */
-    int64_t h2d_bytes, d2h_bytes;/* PCIe bytes of the step (weights, tokens, gradients) */
 };
+/* Bytes one step moves each way between host and GPU (weights, boundaries, tokens,
+ * gradients, losses): a property of the plan. */
+void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h);
 /* Open a Chrome trace (chrome://tracing, Perfetto) at PATH of steps first..last (1-based,
  * inclusive); NULL on failure. */
 hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64_t last);
-/* Called by the executor after step c->step's device work, before its updates are
- * queued: the step's profile, and (with a trace) its device ops and the previous step's
- * host updates as trace events. Returns 0 when the backend has no timeline. */
+/* Called by the executor after step c->step's device work (its updates may be running):
+ * the step's profile, and (with a trace) its device ops and the previous step's host
+ * updates as trace events. Returns 0 when the backend has no timeline. */
 int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out);
 /* Write the last step's host updates (after hz_exec_drain) and close the file. */
 void hz_trace_close(hz_trace *t, hz_ctx *c);
 
 /* The executor (exec.c). */
 int hz_exec_init(hz_ctx *ctx, const hz_plan *plan, int threads);
+/* Targets of ctx->targets that are trained (not HZ_DATA_IGNORE). */
+int64_t hz_exec_trained(const hz_ctx *c);
 /* Run one optimizer step on ctx->inputs/targets; returns the mean loss and sets the
  * gradient norm (before clipping). */
 double hz_exec_step(hz_ctx *ctx, double *grad_norm);

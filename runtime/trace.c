@@ -14,7 +14,6 @@ struct hz_trace {
     int64_t opt_pending; /* step whose host updates are not written yet (-1 none) */
     double origin_s;     /* host clock of the first traced step: trace time zero */
     int64_t first, last; /* the traced steps, 1-based, inclusive */
-    float *t0, *t1;
 };
 
 hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64_t last)
@@ -22,12 +21,7 @@ hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64
     hz_trace *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
     t->f = fopen(path, "w");
-    t->t0 = calloc((size_t)p->op_n, sizeof(float));
-    t->t1 = calloc((size_t)p->op_n, sizeof(float));
-    if (!t->f || !t->t0 || !t->t1) {
-        if (t->f) fclose(t->f);
-        free(t->t0);
-        free(t->t1);
+    if (!t->f) {
         free(t);
         return NULL;
     }
@@ -43,14 +37,20 @@ hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64
     return t;
 }
 
-static void op_label(const hz_plan *p, int i, char *buf, size_t n)
+/* "block 3", "head": a unit's kind and layer */
+static void unit_label(const hz_unit *u, char *buf, size_t n)
+{
+    if (u->layer >= 0) snprintf(buf, n, "%s %d", hz_unit_names[u->kind], u->layer);
+    else snprintf(buf, n, "%s", hz_unit_names[u->kind]);
+}
+
+void hz_op_label(const hz_plan *p, int i, char *buf, size_t n)
 {
     const hz_op *o = &p->ops[i];
-    const hz_unit *u = &p->units[o->unit];
-    char layer[16] = "", micro[24] = "";
-    if (u->layer >= 0) snprintf(layer, sizeof layer, " %d", u->layer);
+    char unit[48], micro[24] = "";
+    unit_label(&p->units[o->unit], unit, sizeof unit);
     if (o->micro >= 0) snprintf(micro, sizeof micro, " micro %d", o->micro);
-    snprintf(buf, n, "%s %s%s%s", hz_op_names[o->kind], hz_unit_names[u->kind], layer, micro);
+    snprintf(buf, n, "%s %s%s", hz_op_names[o->kind], unit, micro);
 }
 
 static void event(hz_trace *t, const char *name, int tid, double start_s, double dur_s,
@@ -66,46 +66,41 @@ static void event(hz_trace *t, const char *name, int tid, double start_s, double
 static void write_updates(hz_trace *t, hz_ctx *c)
 {
     if (t->opt_pending < 0) return;
-    char name[64];
+    char unit[48], name[64];
     for (int u = 0; u < c->plan->unit_n; u++) {
-        const hz_unit *x = &c->plan->units[u];
-        if (x->layer >= 0) snprintf(name, sizeof name, "opt %s %d", hz_unit_names[x->kind], x->layer);
-        else snprintf(name, sizeof name, "opt %s", hz_unit_names[x->kind]);
+        unit_label(&c->plan->units[u], unit, sizeof unit);
+        snprintf(name, sizeof name, "opt %s", unit);
         int64_t k = (t->opt_pending % 2) * c->plan->unit_n + u;
         event(t, name, HZ_HOST, c->opt_t0_s[k], c->opt_t1_s[k] - c->opt_t0_s[k], t->opt_pending);
     }
     t->opt_pending = -1;
 }
 
-int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
+void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
 {
-    const hz_plan *p = c->plan;
-    memset(out, 0, sizeof(*out));
+    *h2d = 8 * p->dims.step_tokens; /* input and target ids */
+    *d2h = 4 * p->dims.step_tokens; /* per-token losses */
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         const hz_unit *u = &p->units[o->unit];
         for (int k = 0; k < u->tensor_n; k++) {
             const hz_tensor *x = &p->tensors[u->first_tensor + k];
-            if (o->kind == HZ_LOAD_W) out->h2d_bytes += 2 * x->rows * x->cols;
+            if (o->kind == HZ_LOAD_W) *h2d += 2 * x->rows * x->cols;
             if (o->kind == HZ_STORE_G && x->store_grad)
-                out->d2h_bytes += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
+                *d2h += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
         }
+        /* host boundaries: a whole layer each way */
+        if (o->kind == HZ_LOAD_B) *h2d += 2 * p->dims.step_tokens * p->dims.C;
+        if (o->kind == HZ_STORE_B) *d2h += 2 * p->dims.step_tokens * p->dims.C;
     }
-    for (int i = 0; i < p->op_n; i++) { /* host boundaries: a whole layer each way */
-        int64_t bytes = 2 * p->dims.step_tokens * p->dims.C;
-        if (p->ops[i].kind == HZ_LOAD_B) out->h2d_bytes += bytes;
-        if (p->ops[i].kind == HZ_STORE_B) out->d2h_bytes += bytes;
-    }
-    out->h2d_bytes += 8 * p->dims.step_tokens; /* input and target ids */
-    out->d2h_bytes += 4 * p->dims.step_tokens; /* per-token losses */
+}
+
+int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
+{
+    const hz_plan *p = c->plan;
+    memset(out, 0, sizeof(*out));
     if (!c->be->op_times) return 0;
-    float *t0 = t ? t->t0 : calloc((size_t)p->op_n, sizeof(float));
-    float *t1 = t ? t->t1 : calloc((size_t)p->op_n, sizeof(float));
-    if (!t0 || !t1) {
-        free(t0);
-        free(t1);
-        return 0;
-    }
+    float *t0 = c->op_t0_ms, *t1 = c->op_t1_ms;
     c->be->op_times(c, t0, t1);
     double first = 1e30, last = 0.0;
     for (int i = 0; i < p->op_n; i++) {
@@ -115,7 +110,6 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
         if (t1[i] > last) last = t1[i];
     }
     out->span_ms = last - first;
-    out->compute_busy = out->span_ms > 0 ? out->busy_ms[HZ_COMPUTE] / out->span_ms : 0.0;
     if (t) write_updates(t, c); /* the previous step's updates finished before this step's loads */
     if (t && c->step + 1 >= t->first && c->step + 1 <= t->last) {
         double base_s = c->step_end_s - last * 1e-3; /* host time of the step's t = 0 */
@@ -123,15 +117,11 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
         char name[80];
         for (int i = 0; i < p->op_n; i++) {
             if (p->ops[i].stream == HZ_HOST) continue;
-            op_label(p, i, name, sizeof name);
+            hz_op_label(p, i, name, sizeof name);
             event(t, name, p->ops[i].stream, base_s + t0[i] * 1e-3, (t1[i] - t0[i]) * 1e-3,
                   c->step);
         }
         t->opt_pending = c->step;
-    }
-    if (!t) {
-        free(t0);
-        free(t1);
     }
     return 1;
 }
@@ -142,7 +132,5 @@ void hz_trace_close(hz_trace *t, hz_ctx *c)
     write_updates(t, c);
     fprintf(t->f, "\n]}\n");
     fclose(t->f);
-    free(t->t0);
-    free(t->t1);
     free(t);
 }

@@ -206,13 +206,6 @@ static train_args parse_args(int argc, char **argv)
     return a;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void fill_step(hz_ctx *c, hz_data *d)
 {
     const hz_dims *dm = &c->plan->dims;
@@ -229,7 +222,7 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches)
     for (int64_t b = 0; b < batches; b++) {
         fill_step(c, val);
         sum += c->be->eval(c);
-        for (int64_t i = 0; i < c->plan->dims.step_tokens; i++) n += c->targets[i] != HZ_DATA_IGNORE;
+        n += hz_exec_trained(c);
     }
     return n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
 }
@@ -305,12 +298,12 @@ static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int6
     hz_exec_drain(c);
     hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed};
     char err[HZ_HF_ERR_BYTES];
-    double t0 = now_s();
+    double t0 = hz_now_s();
     if (hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, err) != 0) {
         fprintf(stderr, "train: error: saving a checkpoint: %s\n", err);
         exit(1);
     }
-    printf("checkpoint: %s/step-%08lld (%.1f s)\n", a->out, (long long)steps, now_s() - t0);
+    printf("checkpoint: %s/step-%08lld (%.1f s)\n", a->out, (long long)steps, hz_now_s() - t0);
 }
 
 static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
@@ -372,7 +365,7 @@ int main(int argc, char **argv)
     ctx.deterministic = a.deterministic;
     /* large models take seconds here (pinning 100 GiB, initialising billions of weights):
      * say what is happening */
-    double t_init = now_s();
+    double t_init = hz_now_s();
     printf("setting up: host store %.2f GiB%s, %d optimizer threads\n",
            p->host_store_bytes / 1073741824.0,
            strcmp(hz_backend_impl.name, "cuda") == 0 ? " pinned" : "", a.threads);
@@ -393,7 +386,7 @@ int main(int argc, char **argv)
         if (hz_ckpt_resolve(a.resume, dir, sizeof dir) != 0)
             die("--resume: no checkpoint there (a step-N directory with resume.bin, or a --out "
                 "directory holding them)", a.resume);
-        double t0 = now_s();
+        double t0 = hz_now_s();
         if (hz_ckpt_load(&ctx.store, p, dir, a.threads, &r, herr) != 0) {
             fprintf(stderr, "train: error: --resume: %s\n", herr);
             return 1;
@@ -409,21 +402,21 @@ int main(int argc, char **argv)
         hz_exec_resume_at(&ctx, first_step);
         hz_data_seek(train, r.data_pos);
         printf("resumed from %s: %lld steps done (%.1f s)\n", dir, (long long)first_step,
-               now_s() - t0);
+               hz_now_s() - t0);
     } else if (a.init_hf) {
-        double t0 = now_s();
+        double t0 = hz_now_s();
         if (hz_hf_load(&ctx.store, p, a.init_hf, a.threads, herr) != 0) {
             fprintf(stderr, "train: error: --init: %s\n", herr);
             return 1;
         }
-        printf("loaded %s (%.1f s)\n", a.init_hf, now_s() - t0);
+        printf("loaded %s (%.1f s)\n", a.init_hf, hz_now_s() - t0);
     } else {
         hz_store_init(&ctx.store, p, (uint64_t)a.seed);
         printf("initialised %lld parameters (seed %lld)\n", (long long)p->params_n,
                (long long)a.seed);
     }
     if (a.init_raw) load_raw(&ctx.store, a.init_raw);
-    printf("ready in %.1f s\n", now_s() - t_init);
+    printf("ready in %.1f s\n", hz_now_s() - t_init);
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
     int64_t profiled_steps = 0;
@@ -435,14 +428,14 @@ int main(int argc, char **argv)
     }
 
     int tty = isatty(fileno(stderr));
-    double flops = hz_flops_per_token(dm), t_start = now_s(), train_s = 0.0, loss = 0.0;
+    double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
     int64_t timed_steps = 0;
     int64_t saved_step = -1;
     for (int64_t step = first_step; step < a.steps; step++) {
         fill_step(&ctx, train);
-        double t0 = now_s(), norm;
+        double t0 = hz_now_s(), norm;
         loss = hz_exec_step(&ctx, &norm);
-        double dt = now_s() - t0;
+        double dt = hz_now_s() - t0;
         if (!isfinite(loss)) {
             fprintf(stderr, "train: error: the loss is %g at step %lld; lower --lr or set "
                             "--grad-clip\n",
@@ -474,7 +467,7 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
         if (tty) {
-            double el = now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
+            double el = hz_now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
             fprintf(stderr, "[%lld/%lld] loss %.4f  %.0f tok/s  elapsed %.0fs  eta %.0fs",
                     (long long)step + 1, (long long)a.steps, loss, tok_s, el, eta);
         }
@@ -504,11 +497,14 @@ int main(int argc, char **argv)
                "of it",
                (long long)profiled_steps, span, 100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / span);
         /* the cpu backend's "copies" widen bf16 in host memory: no bus to report */
-        if (strcmp(hz_backend_impl.name, "cuda") == 0)
+        if (strcmp(hz_backend_impl.name, "cuda") == 0) {
+            int64_t h2d_b, d2h_b;
+            hz_plan_pcie_bytes(p, &h2d_b, &d2h_b);
             printf("; PCIe per step: h2d %.3f GB in %.1f ms (%.1f GB/s), d2h %.3f GB in %.1f ms "
                    "(%.1f GB/s)",
-                   prof.h2d_bytes * 1e-9, h2d, h2d > 0 ? prof.h2d_bytes / (h2d * 1e6) : 0.0,
-                   prof.d2h_bytes * 1e-9, d2h, d2h > 0 ? prof.d2h_bytes / (d2h * 1e6) : 0.0);
+                   h2d_b * 1e-9, h2d, h2d > 0 ? h2d_b / (h2d * 1e6) : 0.0, d2h_b * 1e-9, d2h,
+                   d2h > 0 ? d2h_b / (d2h * 1e6) : 0.0);
+        }
         printf("\n");
         printf("  step wall %.1f ms: the compute stream is busy %.1f%% of the whole step\n",
                train_s / (double)timed_steps * 1e3,

@@ -38,11 +38,8 @@ static void plain_init(plain *m, const hz_plan *p)
     m->d.B = m->d.step_tokens / m->d.T;
     m->d.n_micro = 1;
     m->d.chunk_tokens = m->d.step_tokens;
-    hz_rope rope = {m->d.rope_theta, m->d.rope_llama3, m->d.rope_factor,
-                    m->d.rope_low_freq_factor, m->d.rope_high_freq_factor,
-                    m->d.rope_original_max_pos};
     m->inv_freq = calloc((size_t)m->d.HD / 2, sizeof(float));
-    rope_inv_freq(m->inv_freq, (int)m->d.HD, &rope);
+    rope_inv_freq_dims(m->inv_freq, &m->d);
     m->work = calloc((size_t)cpu_work_floats(&m->d), sizeof(float));
     m->head = calloc((size_t)cpu_head_floats(&m->d), sizeof(float));
     m->xs = calloc((size_t)((m->d.L + 1) * m->d.step_tokens * m->d.C), sizeof(float));

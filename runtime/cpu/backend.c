@@ -62,9 +62,7 @@ static int cpu_init(hz_ctx *c)
     if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq)
         return -1;
     cpu_work_bind(&s->work, s->work_mem, d);
-    hz_rope rope = {d->rope_theta, d->rope_llama3, d->rope_factor, d->rope_low_freq_factor,
-                    d->rope_high_freq_factor, d->rope_original_max_pos};
-    rope_inv_freq(s->inv_freq, (int)d->HD, &rope);
+    rope_inv_freq_dims(s->inv_freq, d);
     return 0;
 }
 

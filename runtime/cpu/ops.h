@@ -21,6 +21,9 @@ typedef struct hz_rope {
 
 /* inv_freq[i] = theta^(-2i/HD) for i < HD/2, then llama3-scaled if asked; as transformers. */
 void rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
+/* The same for a plan's dims (head_dim and rope settings): the table both backends use. */
+struct hz_dims;
+void rope_inv_freq_dims(float *inv_freq, const struct hz_dims *d);
 
 /* embedding: out[n,:] = wte[tok[n],:]; backward scatter-adds dout rows into dwte. */
 void embedding_forward(float *out, const int32_t *tok, const float *wte, int64_t N, int64_t C);

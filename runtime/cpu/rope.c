@@ -3,6 +3,8 @@
  * x[i + HD/2], not interleaved pairs) with its inverse for the backward pass. */
 #include "ops.h"
 
+#include "../hz.h"
+
 #include <assert.h>
 #include <math.h>
 
@@ -38,6 +40,12 @@ void rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope) {
             inv_freq[i] = (1.0f - smooth) * inv / factor + smooth * inv;
         }
     }
+}
+
+void rope_inv_freq_dims(float *inv_freq, const hz_dims *d) {
+    hz_rope rope = {d->rope_theta, d->rope_llama3, d->rope_factor, d->rope_low_freq_factor,
+                    d->rope_high_freq_factor, d->rope_original_max_pos};
+    rope_inv_freq(inv_freq, (int)d->HD, &rope);
 }
 
 /* Rotate every head of every token by angle pos * inv_freq[i]; sign = -1 rotates back.

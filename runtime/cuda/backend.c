@@ -185,7 +185,6 @@ typedef struct cuda_state {
     /* the device */
     int dev, sm_count, cc_major, cc_minor, smem_optin;
     char gpu_name[256];
-    size_t gpu_total;
     /* kernels */
     CUmodule mod;
     CUfunction fn[K_N];
@@ -274,32 +273,6 @@ static char *read_file(const char *path, size_t *n)
     if (!buf) return NULL;
     buf[len] = 0;
     *n = (size_t)len;
-    return buf;
-}
-
-static int mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* A short description of op i for messages: "bwd block 3 micro 1". */
-static const char *op_label(const hz_plan *p, int i, char *buf, size_t n)
-{
-    const hz_op *o = &p->ops[i];
-    const hz_unit *u = &p->units[o->unit];
-    int len = snprintf(buf, n, "op %d: %s %s", i, hz_op_names[o->kind], hz_unit_names[u->kind]);
-    if (u->layer >= 0 && len > 0 && (size_t)len < n)
-        len += snprintf(buf + len, n - (size_t)len, " %d", u->layer);
-    if (o->micro >= 0 && len > 0 && (size_t)len < n)
-        snprintf(buf + len, n - (size_t)len, " micro %d", o->micro);
     return buf;
 }
 
@@ -475,7 +448,7 @@ static void *build_kernels(cuda_state *s, size_t *cubin_n)
     }
     char tmp[PATH_MAX + 96];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", cpath, (long)getpid());
-    FILE *f = mkdir_p(cdir) == 0 ? fopen(tmp, "wb") : NULL;
+    FILE *f = hz_mkdir_p(cdir) == 0 ? fopen(tmp, "wb") : NULL;
     int ok = f && fwrite(cubin, 1, *cubin_n, f) == *cubin_n;
     if (f) ok = (fclose(f) == 0) && ok;
     if (ok) ok = rename(tmp, cpath) == 0;
@@ -1230,8 +1203,9 @@ static void cuda_run_op(hz_ctx *c, int i)
         if (e == cudaSuccess) e = cudaGetLastError();
         if (e != cudaSuccess) {
             char buf[128];
-            die("%s failed on the GPU: %s (%s)", op_label(s->p, i, buf, sizeof buf),
-                cudaGetErrorString(e), cudaGetErrorName(e));
+            hz_op_label(s->p, i, buf, sizeof buf);
+            die("op %d: %s failed on the GPU: %s (%s)", i, buf, cudaGetErrorString(e),
+                cudaGetErrorName(e));
         }
     }
 }
@@ -1366,14 +1340,6 @@ static void cuda_report(hz_ctx *c, FILE *out)
             gib((int64_t)(total_b - free_b)), gib((int64_t)total_b));
 }
 
-/* inv_freq (HD/2) exactly as the cpu reference computes it (runtime/cpu/rope.c). */
-static void rope_table(float *inv_freq, const hz_dims *d)
-{
-    hz_rope rope = {d->rope_theta, d->rope_llama3, d->rope_factor, d->rope_low_freq_factor,
-                    d->rope_high_freq_factor, d->rope_original_max_pos};
-    rope_inv_freq(inv_freq, (int)d->HD, &rope);
-}
-
 /* The model's shape as kernel arguments; stop on a shape the kernels cannot run. */
 static void set_shape(cuda_state *s, const hz_dims *d)
 {
@@ -1435,7 +1401,6 @@ static int cuda_init(hz_ctx *c)
     /* memory check before anything large is allocated */
     size_t free0 = 0, total = 0;
     CUDA_CHECK(cudaMemGetInfo(&free0, &total));
-    s->gpu_total = total;
     int64_t need = p->gpu_bytes + LT_WORKSPACE_BYTES + 64 * 1024;
     printf("cuda backend: GPU memory: planned arena %lld bytes (%.3f GiB) + %u MiB cuBLASLt "
            "workspace; available %lld bytes (%.3f GiB) of %.3f GiB\n",
@@ -1479,7 +1444,7 @@ static int cuda_init(hz_ctx *c)
     s->extra_measured = (int64_t)free2 - (int64_t)free3;
     float *table = malloc((size_t)(s->HD / 2) * 4);
     if (!table) return -1;
-    rope_table(table, d);
+    rope_inv_freq_dims(table, d); /* exactly as the cpu reference (runtime/cpu/rope.c) */
     CUDA_CHECK(cudaMemcpy(s->inv_freq, table, (size_t)(s->HD / 2) * 4, cudaMemcpyHostToDevice));
     free(table);
     carve_buffers(s);
