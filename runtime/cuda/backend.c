@@ -194,7 +194,7 @@ typedef struct cuda_state {
     cudaEvent_t *ev, tok_ev;
     int sync, trace;
     int det; /* --deterministic: no float atomics whose order varies (docs/training.md) */
-    cudaEvent_t *tr0, *tr1, tr_start; /* HZ_TRACE: timing events around every op */
+    cudaEvent_t *tr0, *tr1, tr_start; /* timing events around every op (profile, --trace, HZ_TRACE) */
     int64_t h2d_step_bytes;
     /* memory: the arena and what lives outside it */
     char *arena;
@@ -222,7 +222,6 @@ typedef struct cuda_state {
     gemm_plan gemm[GEMM_MAX];
     int gemm_n, gemm_late;
     int dry; /* 1 while init walks the schedule to plan the GEMMs: nothing is issued */
-    float *logits_out; /* during an eval with --dump-logits: hz_ctx.logits_out */
 } cuda_state;
 
 /* ======================================================================================
@@ -580,13 +579,13 @@ static void k_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const
 static void k_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
                                  const int32_t *tok, int N, int C)
 {
-    void *args[] = {&dwte, &dout, &tok, &N, &C};
     if (s->det) {
         int threads = C % 2 == 0 ? C / 2 : C, V = s->V;
         void *ord[] = {&dwte, &dout, &tok, &N, &C, &V};
         launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, V < 32 ? V : 32, 128, 0, ord);
         return;
     }
+    void *args[] = {&dwte, &dout, &tok, &N, &C};
     int64_t items = (int64_t)N * C / (C % 2 == 0 ? 2 : 1);
     launch(s, K_EMBED_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
 }
@@ -615,16 +614,12 @@ static void k_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float
 {
     int64_t grid = (int64_t)8 * s->sm_count;
     if (grid > N) grid = N;
-    if (s->det) {
-        float *part = s->w.part;
-        if (grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
-        void *args[] = {&dinp, &part, &dout, &inp, &w, &rstd, &dres, &N, &C};
-        launch(s, K_RMSNORM_BWD_PART, st, grid, 1, 256, (int64_t)C * 4, args);
-        k_colsum_f32(s, st, dw, part, (int)grid, C);
-        return;
-    }
-    void *args[] = {&dinp, &dw, &dout, &inp, &w, &rstd, &dres, &N, &C};
-    launch(s, K_RMSNORM_BWD, st, grid, 1, 256, (int64_t)C * 4, args);
+    if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
+    float *acc = s->det ? s->w.part : dw; /* deterministic: block partials, then in order */
+    void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
+    launch(s, s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD, st, grid, 1, 256, (int64_t)C * 4,
+           args);
+    if (s->det) k_colsum_f32(s, st, dw, acc, (int)grid, C);
 }
 
 static void k_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v,
@@ -641,16 +636,12 @@ static void k_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
 {
     int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, OUT = (int)s->QKV;
     int64_t grid = (N + 63) / 64;
-    if (s->det && dbias) {
-        float *part = s->w.part;
-        if (grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
-        void *args[] = {&dqkv, &part, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
-        launch(s, K_QKV_ROPE_BWD_PART, st, grid, NH + 2 * NKV, 256, 0, args);
-        k_colsum_f32(s, st, dbias, part, (int)grid, OUT);
-        return;
-    }
-    void *args[] = {&dqkv, &dbias, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
-    launch(s, K_QKV_ROPE_BWD, st, grid, NH + 2 * NKV, 256, 0, args);
+    int det = s->det && dbias; /* deterministic: block partials, then in order */
+    if (det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
+    float *acc = det ? s->w.part : dbias;
+    void *args[] = {&dqkv, &acc, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
+    launch(s, det ? K_QKV_ROPE_BWD_PART : K_QKV_ROPE_BWD, st, grid, NH + 2 * NKV, 256, 0, args);
+    if (det) k_colsum_f32(s, st, dbias, acc, (int)grid, OUT);
 }
 
 static void k_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
@@ -1037,9 +1028,11 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g, co
 
 /* The loss head of micro-batch m (tokens mtok..): final norm, then per chunk of K tokens
  * the logits, the fused cross-entropy and (BACKWARD) the dx chunk and dlm += ; then the norm's
- * backward into DX. The per-token losses go to host_losses (pinned) on the compute stream. */
+ * backward into DX. The per-token losses go to host_losses (pinned) on the compute stream;
+ * host_logits (an eval with --dump-logits), when not NULL, receives the logits in fp32. */
 static void head_loss(cuda_state *s, const hz_unit *u, const char *slot, char *grads, int64_t mtok,
-                      float dscale, bf16 *dx, int backward, float *host_losses)
+                      float dscale, bf16 *dx, int backward, float *host_losses,
+                      float *host_logits)
 {
     const hz_plan *p = s->p;
     cudaStream_t st = s->stream[HZ_COMPUTE];
@@ -1050,10 +1043,10 @@ static void head_loss(cuda_state *s, const hz_unit *u, const char *slot, char *g
     k_rmsnorm_forward(s, st, l->xn, l->rstd, x, norm_w, s->N, s->C, p->dims.eps);
     for (int64_t c0 = 0; c0 < N; c0 += K) {
         linear_forward(s, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
-        if (!backward && s->logits_out && !s->dry) { /* eval with --dump-logits */
+        if (host_logits) {
             d_copy(s, st, s->h_logits, l->logits, K * V * 2, cudaMemcpyDeviceToHost);
             CUDA_CHECK(cudaStreamSynchronize(st));
-            float *o = s->logits_out + (mtok + c0) * V;
+            float *o = host_logits + (mtok + c0) * V;
             for (int64_t i = 0; i < K * V; i++) o[i] = hz_bf16_f32_inl(s->h_logits[i]);
         }
         k_crossentropy(s, st, l->logits, l->losses + c0, l->logits, s->tok_tgt + mtok + c0, s->K,
@@ -1122,7 +1115,7 @@ static void issue_op(cuda_state *s, hz_ctx *c, int i)
     case HZ_LOSS:
         if (o->micro == 0) d_memset(s, cs, grads, p->regions[HZ_GHEAD].bytes);
         head_loss(s, u, slot, grads, mtok, c->dscale, s->dgrad + mtok * s->C, 1,
-                  s->h_loss + mtok);
+                  s->h_loss + mtok, NULL);
         break;
     case HZ_BWD:
         if (u->kind == HZ_EMBED) {
@@ -1171,16 +1164,22 @@ static void issue_op(cuda_state *s, hz_ctx *c, int i)
     }
 }
 
+/* The step's input and target ids through the pinned staging to the device, on stream st. */
+static void stage_tokens(cuda_state *s, hz_ctx *c, cudaStream_t st)
+{
+    int64_t T = s->p->dims.step_tokens;
+    memcpy(s->h_tok, c->inputs, (size_t)T * 4);
+    memcpy(s->h_tok + T, c->targets, (size_t)T * 4);
+    CUDA_CHECK(cudaMemcpyAsync(s->tok_in, s->h_tok, (size_t)T * 8, cudaMemcpyHostToDevice, st));
+}
+
 static void cuda_begin_step(hz_ctx *c)
 {
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
-    int64_t T = p->dims.step_tokens;
     /* the previous step (and any eval) is complete: the staging is free */
-    memcpy(s->h_tok, c->inputs, (size_t)T * 4);
-    memcpy(s->h_tok + T, c->targets, (size_t)T * 4);
     cudaStream_t h2d = s->stream[HZ_H2D], cs = s->stream[HZ_COMPUTE];
-    CUDA_CHECK(cudaMemcpyAsync(s->tok_in, s->h_tok, (size_t)T * 8, cudaMemcpyHostToDevice, h2d));
+    stage_tokens(s, c, h2d);
     CUDA_CHECK(cudaEventRecord(s->tok_ev, h2d));
     CUDA_CHECK(cudaStreamWaitEvent(cs, s->tok_ev, 0));
     CUDA_CHECK(cudaMemsetAsync(s->scalars, 0, (size_t)p->regions[HZ_SCALARS].bytes, cs));
@@ -1276,7 +1275,7 @@ static void cuda_step_result(hz_ctx *c, double *loss_sum, double *grad_sumsq)
 
 /* Forward only, every unit through weight slot 0 in forward order, then the head's loss;
  * everything on the compute stream. */
-static void eval_issue(cuda_state *s, hz_ctx *c)
+static void eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
 {
     const hz_plan *p = s->p;
     cudaStream_t cs = s->stream[HZ_COMPUTE];
@@ -1287,7 +1286,7 @@ static void eval_issue(cuda_state *s, hz_ctx *c)
         for (int m = 0; m < p->dims.n_micro; m++) {
             int64_t mtok = (int64_t)m * s->N;
             if (u->kind != HZ_HEAD) forward_unit(s, u, m, slot);
-            else head_loss(s, u, slot, NULL, mtok, 0.0f, NULL, 0, s->h_loss + mtok);
+            else head_loss(s, u, slot, NULL, mtok, 0.0f, NULL, 0, s->h_loss + mtok, host_logits);
         }
     }
 }
@@ -1300,16 +1299,12 @@ static double cuda_eval(hz_ctx *c)
     cudaStream_t cs = s->stream[HZ_COMPUTE];
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (k != HZ_HOST) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
-    memcpy(s->h_tok, c->inputs, (size_t)T * 4);
-    memcpy(s->h_tok + T, c->targets, (size_t)T * 4);
-    CUDA_CHECK(cudaMemcpyAsync(s->tok_in, s->h_tok, (size_t)T * 8, cudaMemcpyHostToDevice, cs));
-    s->logits_out = c->logits_out;
-    if (s->logits_out && !s->h_logits) /* outside the plan: asked for, after training */
+    stage_tokens(s, c, cs);
+    if (c->logits_out && !s->h_logits) /* outside the plan: asked for, after training */
         CUDA_CHECK(cudaHostAlloc((void **)&s->h_logits, (size_t)(s->K * (int64_t)s->V * 2),
                                  cudaHostAllocDefault));
-    eval_issue(s, c);
+    eval_issue(s, c, c->logits_out);
     CUDA_CHECK(cudaStreamSynchronize(cs));
-    s->logits_out = NULL;
     double sum = 0.0;
     for (int64_t i = 0; i < T; i++) sum += s->h_loss[i];
     return sum;
@@ -1496,7 +1491,7 @@ static int cuda_init(hz_ctx *c)
     s->dry = 1;
     for (int i = 0; i < p->op_n; i++)
         if (p->ops[i].stream != HZ_HOST) issue_op(s, c, i);
-    eval_issue(s, c);
+    eval_issue(s, c, NULL);
     s->dry = 0;
     printf("cuda backend: %d GEMM shapes planned with cuBLASLt in %.2f s; arena %lld bytes "
            "allocated (measured %lld)%s%s\n",
