@@ -194,7 +194,7 @@ typedef struct cuda_state {
     cudaEvent_t *ev, tok_ev;
     int sync, trace;
     int det; /* --deterministic: no float atomics whose order varies (docs/training.md) */
-    cudaEvent_t *tr0, *tr1, tr_start; /* timing events around every op (profile, --trace, HZ_TRACE) */
+    cudaEvent_t *tr0, *tr1, tr_start; /* around every op: profile, trace */
     int64_t h2d_step_bytes;
     /* memory: the arena and what lives outside it */
     char *arena;
