@@ -431,6 +431,8 @@ static int check_vocab(const shard *s, int64_t vocab, char *err) {
     return 0;
 }
 
+/* Map and parse one shard; check its tokens against VOCAB unless vocab is 0 (the shard
+ * was checked already by this process). */
 static int open_shard(shard *s, int64_t vocab, char *err) {
     if (map_file(s->path, 0, &s->map, &s->map_bytes, err) != 0) return -1;
     int rc;
@@ -439,7 +441,7 @@ static int open_shard(shard *s, int64_t vocab, char *err) {
     else
         rc = parse_llmc(s, err);
     if (rc != 0) return -1;
-    return check_vocab(s, vocab, err);
+    return vocab ? check_vocab(s, vocab, err) : 0;
 }
 
 /* ---- JSON Lines examples ---- */
@@ -760,8 +762,8 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* Parse every path of PATTERN as JSON Lines into D, then keep O's split. */
-static int open_jsonl(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
+/* Parse every path of PATTERN as JSON Lines into D (all of it; finish_part splits). */
+static int load_jsonl(hz_data *d, const char *pattern, int64_t vocab, char *err) {
     int paths_n = 0;
     char **paths = list_paths(pattern, &paths_n, err);
     if (!paths) return -1;
@@ -771,16 +773,16 @@ static int open_jsonl(hz_data *d, const char *pattern, const hz_data_opts *o, ch
         size_t map_bytes;
         rc = map_file(paths[i], 1, &map, &map_bytes, err);
         if (rc != 0) break;
-        rc = jsonl_parse(d, paths[i], map, map_bytes, o->vocab, err);
+        rc = jsonl_parse(d, paths[i], map, map_bytes, vocab, err);
         if (map) munmap(map, map_bytes);
     }
     for (int i = 0; i < paths_n; i++) free(paths[i]);
     free(paths);
-    return rc == 0 ? jsonl_finish(d, pattern, o, err) : -1;
+    return rc;
 }
 
-/* Open PATTERN's shards into D as one stream, then keep O's split of its tokens. */
-static int open_stream(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
+/* Open PATTERN's shards into D as one stream (vocab 0: tokens already checked). */
+static int load_stream(hz_data *d, const char *pattern, int64_t vocab, char *err) {
     int paths_n = 0;
     char **paths = list_paths(pattern, &paths_n, err);
     if (!paths) return -1;
@@ -795,10 +797,15 @@ static int open_stream(hz_data *d, const char *pattern, const hz_data_opts *o, c
     free(paths);
     for (int i = 0; i < d->shards_n; i++) {
         shard *s = &d->shards[i];
-        if (open_shard(s, o->vocab, err) != 0) return -1;
+        if (open_shard(s, vocab, err) != 0) return -1;
         s->start = d->all_n;
         d->all_n += s->tokens_n;
     }
+    return 0;
+}
+
+/* Keep O's split of the stream's tokens. */
+static int stream_finish(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
     int64_t lo, hi;
     split_range(o, d->all_n, &lo, &hi);
     if (lo == hi && o->split != HZ_DATA_ALL) {
@@ -819,20 +826,34 @@ static int open_stream(hz_data *d, const char *pattern, const hz_data_opts *o, c
     return 0;
 }
 
-hz_data *hz_data_open_opts(const char *pattern, const hz_data_opts *o, char *err) {
+static hz_data *data_new(const char *name, const hz_data_opts *o, int jsonl, char *err) {
     if (err) err[0] = 0;
-    if (check_opts(pattern, o, err) != 0) return NULL;
+    if (check_opts(name, o, err) != 0) return NULL;
     hz_data *d = calloc(1, sizeof *d);
-    if (!d) {
-        set_err(err, "%s: out of memory", pattern);
-        return NULL;
-    }
-    d->jsonl = ends_with(pattern, ".jsonl");
-    if ((d->jsonl ? open_jsonl(d, pattern, o, err) : open_stream(d, pattern, o, err)) != 0) {
-        hz_data_close(d);
-        return NULL;
-    }
+    if (!d) set_err(err, "%s: out of memory", name);
+    else d->jsonl = jsonl;
     return d;
+}
+
+static int load(hz_data *d, const char *pattern, int64_t vocab, char *err) {
+    return d->jsonl ? load_jsonl(d, pattern, vocab, err) : load_stream(d, pattern, vocab, err);
+}
+
+static int finish(hz_data *d, const char *pattern, const hz_data_opts *o, char *err) {
+    return d->jsonl ? jsonl_finish(d, pattern, o, err) : stream_finish(d, pattern, o, err);
+}
+
+/* D, or NULL after closing it when RC says it failed. */
+static hz_data *opened(hz_data *d, int rc) {
+    if (rc == 0) return d;
+    hz_data_close(d);
+    return NULL;
+}
+
+hz_data *hz_data_open_opts(const char *pattern, const hz_data_opts *o, char *err) {
+    hz_data *d = data_new(pattern, o, ends_with(pattern, ".jsonl"), err);
+    if (!d) return NULL;
+    return opened(d, load(d, pattern, o->vocab, err) != 0 || finish(d, pattern, o, err) != 0);
 }
 
 hz_data *hz_data_open(const char *pattern, int64_t vocab, int64_t min_tokens, char *err) {
@@ -841,27 +862,64 @@ hz_data *hz_data_open(const char *pattern, int64_t vocab, int64_t min_tokens, ch
     return hz_data_open_opts(pattern, &o, err);
 }
 
+/* A copy of T's parsed examples (all of them, before any split) into V. */
+static int jsonl_copy(hz_data *v, const hz_data *t, const char *name, char *err) {
+    v->ids = malloc((size_t)(t->tokens_n ? t->tokens_n : 1) * sizeof *v->ids);
+    v->tgt = malloc((size_t)(t->tokens_n ? t->tokens_n : 1) * sizeof *v->tgt);
+    v->ex_start = malloc((size_t)(t->examples_n + 1) * sizeof *v->ex_start);
+    if (!v->ids || !v->tgt || !v->ex_start) {
+        set_err(err, "%s: out of memory", name);
+        return -1;
+    }
+    memcpy(v->ids, t->ids, (size_t)t->tokens_n * sizeof *v->ids);
+    memcpy(v->tgt, t->tgt, (size_t)t->tokens_n * sizeof *v->tgt);
+    memcpy(v->ex_start, t->ex_start, (size_t)(t->examples_n + 1) * sizeof *v->ex_start);
+    v->tokens_n = v->pairs_cap = t->tokens_n;
+    v->examples_n = t->examples_n;
+    v->ex_cap = t->examples_n + 1;
+    return 0;
+}
+
+int hz_data_open_split(const char *pattern, const hz_data_opts *o, int64_t val_min_tokens,
+                       hz_data **train, hz_data **val, char *err) {
+    *train = *val = NULL;
+    hz_data_opts ot = *o, ov = *o;
+    ot.split = HZ_DATA_TRAIN;
+    ov.split = HZ_DATA_VAL;
+    ov.min_tokens = val_min_tokens;
+    int jsonl = ends_with(pattern, ".jsonl");
+    hz_data *t = data_new(pattern, &ot, jsonl, err), *v = t ? data_new(pattern, &ov, jsonl, err) : NULL;
+    if (!t || !v) {
+        hz_data_close(t);
+        return -1;
+    }
+    /* parse and check once; the validation part copies the examples, or maps the shards
+     * again without checking their tokens twice */
+    int rc = load(t, pattern, o->vocab, err);
+    if (rc == 0) rc = jsonl ? jsonl_copy(v, t, pattern, err) : load(v, pattern, 0, err);
+    if (rc == 0) rc = finish(t, pattern, &ot, err);
+    if (rc == 0) rc = finish(v, pattern, &ov, err);
+    if (rc != 0) {
+        hz_data_close(t);
+        hz_data_close(v);
+        return -1;
+    }
+    *train = t;
+    *val = v;
+    return 0;
+}
+
 hz_data *hz_data_open_jsonl_memory(const char *name, const void *bytes, size_t bytes_n,
                                    const hz_data_opts *o, char *err) {
-    if (err) err[0] = 0;
-    if (check_opts(name, o, err) != 0) return NULL;
-    hz_data *d = calloc(1, sizeof *d);
-    if (!d) {
-        set_err(err, "%s: out of memory", name);
-        return NULL;
-    }
-    d->jsonl = 1;
-    if (jsonl_parse(d, name, bytes, bytes_n, o->vocab, err) != 0 ||
-        jsonl_finish(d, name, o, err) != 0) {
-        hz_data_close(d);
-        return NULL;
-    }
-    return d;
+    hz_data *d = data_new(name, o, 1, err);
+    if (!d) return NULL;
+    return opened(d, jsonl_parse(d, name, bytes, bytes_n, o->vocab, err) != 0 ||
+                         jsonl_finish(d, name, o, err) != 0);
 }
 
 int64_t hz_data_tokens(const hz_data *d) { return d->tokens_n; }
 
-int64_t hz_data_examples(const hz_data *d) { return d->jsonl ? d->examples_n : 0; }
+int64_t hz_data_examples(const hz_data *d) { return d->examples_n; /* 0 for streams */ }
 
 int64_t hz_data_epoch(const hz_data *d) { return d->epoch; }
 

@@ -55,6 +55,12 @@ typedef struct hz_data_opts {
  * that names the file (FILE:LINE for a bad line of a .jsonl) and what is wrong. */
 hz_data *hz_data_open_opts(const char *pattern, const hz_data_opts *o, char *err);
 
+/* Both parts of PATTERN (O's split is ignored): *train as HZ_DATA_TRAIN, *val as
+ * HZ_DATA_VAL needing val_min_tokens. The data is read and checked once. 0, or -1 with a
+ * message (that of the training part first, as two hz_data_open_opts calls would give). */
+int hz_data_open_split(const char *pattern, const hz_data_opts *o, int64_t val_min_tokens,
+                       hz_data **train, hz_data **val, char *err);
+
 /* hz_data_open_opts with seed 0 and no split. */
 hz_data *hz_data_open(const char *pattern, int64_t vocab, int64_t min_tokens, char *err);
 

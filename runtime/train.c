@@ -332,17 +332,20 @@ int main(int argc, char **argv)
     char err[512];
     hz_data_opts dopt = {dm->V, dm->step_tokens + 1, (uint64_t)a.data_seed, a.val_fraction,
                          a.val_fraction > 0 ? HZ_DATA_TRAIN : HZ_DATA_ALL};
-    hz_data *train = hz_data_open_opts(a.data, &dopt, err);
-    if (!train) {
+    hz_data *train = NULL, *val = NULL;
+    int64_t val_min = dm->T + 1; /* one row */
+    if (a.val_fraction > 0) { /* both parts of one read */
+        if (hz_data_open_split(a.data, &dopt, val_min, &train, &val, err) != 0) {
+            fprintf(stderr, "train: error: %s\n", err);
+            return 1;
+        }
+    } else if (!(train = hz_data_open_opts(a.data, &dopt, err))) {
         fprintf(stderr, "train: error: %s\n", err);
         return 1;
     }
-    hz_data *val = NULL;
-    if (a.val_data || a.val_fraction > 0) {
-        dopt.min_tokens = dm->T + 1; /* one row */
-        dopt.val_fraction = a.val_fraction;
-        dopt.split = a.val_fraction > 0 ? HZ_DATA_VAL : HZ_DATA_ALL;
-        if (!(val = hz_data_open_opts(a.val_data ? a.val_data : a.data, &dopt, err))) {
+    if (a.val_data) {
+        dopt.min_tokens = val_min;
+        if (!(val = hz_data_open_opts(a.val_data, &dopt, err))) {
             fprintf(stderr, "train: error: %s\n", err);
             return 1;
         }

@@ -100,4 +100,40 @@ static inline void test_tmp_close(void)
         return test_failed_n ? 1 : 0;                                          \
     } while (0)
 
+#ifdef HZ_DATA_H
+/* hz_data_open_split(PATH) against two hz_data_open_opts calls (O with HZ_DATA_TRAIN, and
+ * with HZ_DATA_VAL and val_min tokens): the same sizes and the same first two rows of T
+ * (T <= 16) pairs in each part. */
+static inline void check_open_split(const char *path, hz_data_opts o, int64_t val_min, int64_t T)
+{
+    char err[HZ_DATA_ERR_BYTES];
+    hz_data *t, *v;
+    int rc = hz_data_open_split(path, &o, val_min, &t, &v, err);
+    CHECK(rc == 0, "%s: both parts from one read: %s", path, rc == 0 ? "ok" : err);
+    if (rc != 0) return;
+    hz_data *sep[2];
+    o.split = HZ_DATA_TRAIN;
+    sep[0] = hz_data_open_opts(path, &o, err);
+    o.split = HZ_DATA_VAL;
+    o.min_tokens = val_min;
+    sep[1] = hz_data_open_opts(path, &o, err);
+    for (int k = 0; k < 2; k++) {
+        hz_data *one = k ? v : t;
+        int same = sep[k] && hz_data_tokens(one) == hz_data_tokens(sep[k]) &&
+                   hz_data_examples(one) == hz_data_examples(sep[k]);
+        for (int r = 0; r < 2 && same; r++) {
+            int32_t a[2][16], b[2][16];
+            hz_data_next_row(one, a[0], a[1], T);
+            hz_data_next_row(sep[k], b[0], b[1], T);
+            same = arrays_equal(a[0], b[0], T) && arrays_equal(a[1], b[1], T);
+        }
+        CHECK(same, "%s: the %s part of one read serves as its own open (%lld tokens)", path,
+              k ? "validation" : "training", (long long)hz_data_tokens(one));
+        hz_data_close(sep[k]);
+    }
+    hz_data_close(t);
+    hz_data_close(v);
+}
+#endif
+
 #endif

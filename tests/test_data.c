@@ -117,6 +117,8 @@ static void test_u16_shard(void) {
     CHECK(hz_data_position(d) == 4, "position after one row: %lld want 4",
           (long long)hz_data_position(d));
     check_row("uint16 row 1", d, 4, tok, 4);
+    hz_data_opts so = {.vocab = 256, .min_tokens = 5, .val_fraction = 0.4};
+    check_open_split(test_tmp("u16.bin"), so, 3, 2);
     CHECK(hz_data_position(d) == 8, "position after two rows: %lld want 8",
           (long long)hz_data_position(d));
     /* 2 tokens left < T+1 = 5: the next row starts a new epoch at 0 */

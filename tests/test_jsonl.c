@@ -204,6 +204,7 @@ static void test_split(void) {
     }
     hz_data_close(t);
     hz_data_close(v);
+    check_open_split(path, opts(100, 1, 3, 0.3, HZ_DATA_ALL), 1, 3);
     hz_data_opts o = opts(100, 1, 3, 0.05, HZ_DATA_VAL);
     hz_data *e = hz_data_open_opts(path, &o, err);
     CHECK(!e && strstr(err, "split.jsonl") && strstr(err, "validation part is empty"),
