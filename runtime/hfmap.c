@@ -111,14 +111,6 @@ static void add(report *r, const char *fmt, ...)
     if (r->len > HZ_HF_ERR_BYTES - 1) r->len = HZ_HF_ERR_BYTES - 1;
 }
 
-static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
-{
-    size_t o = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n) snprintf(buf + o, n - o, "]");
-}
-
 static int ignored(const hz_plan *p, const char *name)
 {
     size_t n = strlen(name), k = strlen("rotary_emb.inv_freq");
@@ -129,6 +121,17 @@ static int ignored(const hz_plan *p, const char *name)
 static int cmp_need_name(const void *a, const void *b)
 {
     return strcmp(((const need *)a)->part.name, ((const need *)b)->part.name);
+}
+
+/* NAME is in the checkpoint but not among the plan's tensors (SORTED by name), and not one
+ * of the tensors a loader skips. */
+static int unexpected(const hz_plan *p, const char *name, const need *sorted, int n)
+{
+    need key;
+    if (ignored(p, name)) return 0;
+    if (strlen(name) >= sizeof key.part.name) return 1;
+    snprintf(key.part.name, sizeof key.part.name, "%s", name);
+    return !bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_need_name);
 }
 
 /* Match the checkpoint's tensors against the plan's; fills v[].src. Returns 0, or -1 with
@@ -153,14 +156,8 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
     memcpy(sorted, v, (size_t)n * sizeof *v);
     qsort(sorted, (size_t)n, sizeof *sorted, cmp_need_name);
     int total = hz_st_index_tensor_n(ix);
-    need key;
-    for (int i = 0; i < total; i++) {
-        const char *name = hz_st_index_tensor_at(ix, i)->name;
-        snprintf(key.part.name, sizeof key.part.name, "%s", name);
-        if (strlen(name) >= sizeof key.part.name ||
-            !bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_need_name))
-            extra_n += !ignored(p, name);
-    }
+    for (int i = 0; i < total; i++)
+        extra_n += unexpected(p, hz_st_index_tensor_at(ix, i)->name, sorted, n);
     if (!missing_n && !shape_n && !extra_n) {
         free(sorted);
         return 0;
@@ -180,10 +177,7 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
         add(&r, " %d unexpected tensor%s:", extra_n, extra_n == 1 ? "" : "s");
         for (int i = 0, k = 0; i < total && k < LIST_MAX; i++) {
             const char *name = hz_st_index_tensor_at(ix, i)->name;
-            snprintf(key.part.name, sizeof key.part.name, "%s", name);
-            if (ignored(p, name) || (strlen(name) < sizeof key.part.name &&
-                                     bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_need_name)))
-                continue;
+            if (!unexpected(p, name, sorted, n)) continue;
             char shown[64];
             snprintf(shown, sizeof shown, "%s", name);
             for (char *c = shown; *c; c++)
@@ -200,8 +194,8 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
             if (!t || v[i].src) continue;
             char got[128], want[64];
             int64_t w[2] = {v[i].part.rows, v[i].part.cols};
-            shape_str(got, sizeof got, t->ndim, t->shape);
-            shape_str(want, sizeof want, v[i].part.ndim, w);
+            hz_st_shape_str(got, sizeof got, t->ndim, t->shape);
+            hz_st_shape_str(want, sizeof want, v[i].part.ndim, w);
             add(&r, "%s %s is %s, the model has %s", k++ ? "," : "", v[i].part.name, got, want);
         }
         if (shape_n > LIST_MAX) add(&r, " and %d more", shape_n - LIST_MAX);
@@ -249,14 +243,13 @@ static void *load_worker(void *arg)
     return NULL;
 }
 
+/* the safetensors layer writes its messages straight into our err buffers */
+_Static_assert(HZ_HF_ERR_BYTES >= HZ_ST_ERR_BYTES, "hfmap err buffers hold safetensors messages");
+
 int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char *err)
 {
-    char sterr[HZ_ST_ERR_BYTES];
-    hz_st_index *ix = hz_st_index_open(dir, sterr);
-    if (!ix) {
-        set_err(err, "%s", sterr);
-        return -1;
-    }
+    hz_st_index *ix = hz_st_index_open(dir, err);
+    if (!ix) return -1;
     int n;
     need *v = plan_needs(p, &n);
     job *jobs = NULL;
@@ -329,7 +322,6 @@ int hz_mkdir_p(const char *path)
 int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char *config_json_text,
                int64_t max_shard_bytes, char *err)
 {
-    char sterr[HZ_ST_ERR_BYTES];
     if (hz_mkdir_p(dir) != 0) {
         set_err(err, "%s: cannot create the directory: %s", dir, strerror(errno));
         return -1;
@@ -353,17 +345,13 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
         t->fill = fill_bf16;
         t->arg = s->w + v[i].t->host_n + v[i].part.row0 * v[i].part.cols;
     }
-    int rc = hz_st_write_checkpoint(dir, w, n, max_shard_bytes, sterr) < 0 ? -1 : 0;
-    if (rc != 0) set_err(err, "%s", sterr);
+    int rc = hz_st_write_checkpoint(dir, w, n, max_shard_bytes, err) < 0 ? -1 : 0;
     free(w);
     free(v);
     if (rc == 0 && config_json_text) {
         char path[PATH_MAX + 16];
         snprintf(path, sizeof path, "%s/config.json", dir);
-        if (hz_st_write_text(path, config_json_text, sterr) != 0) {
-            set_err(err, "%s", sterr);
-            rc = -1;
-        }
+        if (hz_st_write_text(path, config_json_text, err) != 0) rc = -1;
     }
     return rc;
 }

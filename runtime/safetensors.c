@@ -79,6 +79,14 @@ static char *xstrdup(const char *s)
 
 /* ---- conversion ---- */
 
+void hz_st_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
+{
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
 float hz_st_f32_from_f16(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, u;
@@ -235,12 +243,8 @@ static int parse_entry(hz_st_file *f, hz_st_tensor *t, const char *key, json_t *
         return -1;
     }
     if (*end - *begin != numel * dsize) {
-        char shape_s[200] = "[";
-        for (int i = 0; i < t->ndim; i++) {
-            size_t o = strlen(shape_s);
-            snprintf(shape_s + o, sizeof shape_s - o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        }
-        strcat(shape_s, "]");
+        char shape_s[200];
+        hz_st_shape_str(shape_s, sizeof shape_s, t->ndim, t->shape);
         set_err(err, "%s: tensor '%s': data_offsets [%lld, %lld] hold %lld bytes, but shape %s "
                      "in %s needs %lld",
                 f->path, nm, (long long)*begin, (long long)*end, (long long)(*end - *begin),
@@ -695,6 +699,11 @@ static int64_t wtensor_numel(const hz_st_wtensor *t)
     return n;
 }
 
+static int64_t wtensor_bytes(const hz_st_wtensor *t)
+{
+    return wtensor_numel(t) * hz_st_dtype_bytes[t->dtype];
+}
+
 typedef struct st_job {
     const hz_st_wtensor *tensors;
     int n;
@@ -753,7 +762,7 @@ static int build_header(const char *path, st_job *j, char *err)
         }
         json_t *shape = json_array();
         for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
-        int64_t bytes = wtensor_numel(t) * hz_st_dtype_bytes[t->dtype];
+        int64_t bytes = wtensor_bytes(t);
         json_t *e = json_object();
         json_object_set_new(e, "dtype", json_string(hz_st_dtype_names[t->dtype]));
         json_object_set_new(e, "shape", shape);
@@ -802,8 +811,8 @@ int hz_st_write_text(const char *path, const char *text, char *err)
     return hz_st_write_atomic(path, emit_text, (void *)text, err);
 }
 
-/* model-NNNNN-of-MMMMM.safetensors: returns MMMMM (and sets *k = NNNNN), else 0. */
-static int shard_total(const char *name, int *k)
+/* model-NNNNN-of-MMMMM.safetensors: returns MMMMM, else 0. */
+static int shard_total(const char *name)
 {
     if (strlen(name) != 32 || strncmp(name, "model-", 6) || strncmp(name + 11, "-of-", 4) ||
         strcmp(name + 20, ".safetensors"))
@@ -811,7 +820,6 @@ static int shard_total(const char *name, int *k)
     for (int i = 0; i < 5; i++)
         if (name[6 + i] < '0' || name[6 + i] > '9' || name[15 + i] < '0' || name[15 + i] > '9')
             return 0;
-    *k = atoi(name + 6);
     return atoi(name + 15);
 }
 
@@ -820,25 +828,21 @@ static int shard_total(const char *name, int *k)
 static void remove_stale(const char *dir, int shards)
 {
     char p[PATH_MAX + 64];
-    if (shards == 1) {
-        snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-        unlink(p);
-    } else {
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        unlink(p);
-    }
+    snprintf(p, sizeof p, "%s/%s", dir,
+             shards == 1 ? "model.safetensors.index.json" : "model.safetensors");
+    unlink(p);
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        int k, total = shard_total(e->d_name, &k);
+        int total = shard_total(e->d_name);
         if (total && (shards == 1 || total != shards)) {
             snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
             unlink(p);
         }
     }
     closedir(d);
-    sync_parent(p);
+    hz_st_fsync_dir(dir);
 }
 
 int hz_st_write_checkpoint(const char *dir, const hz_st_wtensor *tensors, int n,
@@ -852,7 +856,7 @@ int hz_st_write_checkpoint(const char *dir, const hz_st_wtensor *tensors, int n,
             set_err(err, "%s: tensor %d has a bad dtype", dir, i);
             return -1;
         }
-        total += wtensor_numel(&tensors[i]) * hz_st_dtype_bytes[tensors[i].dtype];
+        total += wtensor_bytes(&tensors[i]);
     }
     if (total <= max_shard_bytes) {
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -868,7 +872,7 @@ int hz_st_write_checkpoint(const char *dir, const hz_st_wtensor *tensors, int n,
     }
     int64_t cur = 0;
     for (int i = 0; i < n; i++) {
-        int64_t b = wtensor_numel(&tensors[i]) * hz_st_dtype_bytes[tensors[i].dtype];
+        int64_t b = wtensor_bytes(&tensors[i]);
         if (i == 0 || (cur > 0 && cur + b > max_shard_bytes)) {
             first[shards++] = i;
             cur = 0;

@@ -59,6 +59,8 @@ int hz_st_read_f32(const hz_st_tensor *t, int64_t row0, int64_t rows_n, float *o
 /* Elements [begin, begin + n) in the flat order, to fp32. Returns 0 or -1 (out of range). */
 int hz_st_read_elems_f32(const hz_st_tensor *t, int64_t begin, int64_t n, float *out);
 float hz_st_f32_from_f16(uint16_t h);
+/* "[a, b, ...]" of a shape into BUF (truncated to N bytes). */
+void hz_st_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
 /* Open a checkpoint: PATH a .safetensors file, or a directory holding
  * model.safetensors.index.json ("weight_map": name -> shard file in that directory) or
