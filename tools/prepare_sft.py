@@ -89,9 +89,10 @@ def assistant_spans(tok, tmpl, messages, where):
     return full, spans
 
 
-def encode_messages(tok, tmpl, messages, where):
-    """input_ids and labels of one conversation: labels are the ids on assistant tokens."""
-    if GENERATION_TAG.search(tmpl):
+def encode_messages(tok, tmpl, masked, messages, where):
+    """input_ids and labels of one conversation: labels are the ids on assistant tokens.
+    masked: the template marks assistant text with {% generation %} blocks."""
+    if masked:
         out = tok.apply_chat_template(messages, chat_template=tmpl, tokenize=True,
                                       return_dict=True, return_assistant_tokens_mask=True)
         ids = list(out["input_ids"])
@@ -135,6 +136,7 @@ def convert(args):
         raise Bad(f"{args.input}: cannot open: {e.strerror}")
     tmp = args.output + ".tmp"
     n = {"examples": 0, "tokens": 0, "trained": 0, "short": 0, "untrained": 0, "max_id": -1}
+    tmpl = masked = None  # the chat template, looked up at the first conversation
     try:
         with src, open(tmp, "w", encoding="utf-8") as out:
             for line_no, line in enumerate(src, 1):
@@ -150,9 +152,11 @@ def convert(args):
                               "{\"messages\": [...]})")
                 if "messages" in obj:
                     check_messages(obj["messages"], where)
-                    tmpl = chat_template_of(tok, where)
+                    if tmpl is None:
+                        tmpl = chat_template_of(tok, where)
+                        masked = bool(GENERATION_TAG.search(tmpl))
                     try:
-                        ids, labels = encode_messages(tok, tmpl, obj["messages"], where)
+                        ids, labels = encode_messages(tok, tmpl, masked, obj["messages"], where)
                     except Bad:
                         raise
                     except Exception as e:  # the template's own errors (raise_exception)
