@@ -27,8 +27,6 @@
 
 #include "spec.h"
 
-#define IMPORT_MAX_SIZE 2147483647LL         /* every size fits an int32 (as in spec.c) */
-#define IMPORT_MAX_PARAMS 1125899906842624.0 /* 2^50 (as in spec.c) */
 #define IMPORT_MAX_ERRORS 50
 
 typedef struct imp {
@@ -89,9 +87,9 @@ static int get_size(imp *c, json_t *obj, const char *where, const char *key, int
     char buf[48];
     json_t *v = get_at(c, obj, where, key, required);
     if (!v) return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > IMPORT_MAX_SIZE) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SPEC_MAX_SIZE) {
         imp_error(c, "%s%s: expected an integer from 1 to %lld, got %s", where, key,
-                  IMPORT_MAX_SIZE, shown(v, buf));
+                  SPEC_MAX_SIZE, shown(v, buf));
         return 0;
     }
     *out = json_integer_value(v);
@@ -308,13 +306,11 @@ static void read_architecture(imp *c, json_t *root, hzc_spec *s, int64_t *max_po
     }
 
     *max_pos = 0;
-    if (get(root, "max_position_embeddings"))
-        get_size(c, root, "", "max_position_embeddings", 0, max_pos);
+    get_size(c, root, "", "max_position_embeddings", 0, max_pos);
     *window = 0;
     int windowed = s->family == FAMILY_MISTRAL ||
                    (s->family == FAMILY_QWEN2 && get_bool(c, root, "use_sliding_window", 0));
-    if (windowed && get(root, "sliding_window") &&
-        get_size(c, root, "", "sliding_window", 0, window))
+    if (windowed && get_size(c, root, "", "sliding_window", 0, window))
         note(nt, "# Its sliding window (%lld tokens) is not modelled: at seq_len <= %lld, windowed\n"
                  "# attention is the same as full causal attention.\n",
              (long long)*window, (long long)*window);
@@ -355,9 +351,8 @@ static void fmt_count(char *buf, size_t n, int64_t x)
     buf[o] = 0;
 }
 
-static void choose_shape(hzc_spec *s, int64_t max_pos, int64_t window)
+static void choose_shape(hzc_spec *s, double params, int64_t max_pos, int64_t window)
 {
-    double params = (double)spec_param_count(s);
     int64_t T = 512, micro = 4096, step = 16384;
     if (params >= 1e9) T = 2048, micro = 8192, step = 65536;
     else if (params >= 1e8) T = 2048, micro = 8192, step = 32768;
@@ -395,15 +390,12 @@ char *import_config_yaml(const char *text, size_t len, const char *src, const ch
     notes nt = {{0}, 0};
     read_architecture(&c, root, &s, &max_pos, &window, &nt);
     if (c.errors_n) goto done;
-    double C = (double)s.C, A = (double)s.NH * (double)s.HD, KV = (double)s.NKV * (double)s.HD;
-    double params = (double)s.V * C * (s.tied ? 1 : 2) + C +
-                    (double)s.L * (2 * C + 2 * C * A + 2 * C * KV + 3 * C * (double)s.F +
-                                   (s.qkv_bias ? A + 2 * KV : 0));
-    if (params >= IMPORT_MAX_PARAMS) {
+    double params = spec_param_count_fp(&s);
+    if (params >= SPEC_MAX_PARAMS) {
         imp_error(&c, "the model has %.3g parameters; hzc handles fewer than 2^50", params);
         goto done;
     }
-    choose_shape(&s, max_pos, window);
+    choose_shape(&s, params, max_pos, window);
 
     size_t size = 0;
     FILE *o = open_memstream(&out, &size);
@@ -423,7 +415,7 @@ char *import_config_yaml(const char *text, size_t len, const char *src, const ch
     char nm[64];
     snprintf(nm, sizeof nm, "%s", name && *name ? name : "imported");
     for (char *p = nm; *p; p++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p)) *p = '_';
+        if (!strchr(SPEC_NAME_CHARS, *p)) *p = '_';
     fprintf(o, "name: %s\narchitecture:\n", nm);
     fprintf(o, "  family: %s\n", spec_family_name(s.family));
     fprintf(o, "  vocab_size: %lld\n", (long long)s.V);
@@ -521,13 +513,7 @@ int import_hf_config(const char *hf_dir, const char *out_yaml, FILE *err)
         fprintf(err, "%s: error: cannot read: %s\n", path, strerror(errno));
         return 1;
     }
-    const char *base = strrchr(out_yaml, '/') ? strrchr(out_yaml, '/') + 1 : out_yaml;
-    size_t n = strlen(base);
-    if (n > 5 && !strcmp(base + n - 5, ".yaml")) n -= 5;
-    else if (n > 4 && !strcmp(base + n - 4, ".yml")) n -= 4;
-    if (n >= sizeof name) n = sizeof name - 1;
-    memcpy(name, base, n);
-    name[n] = 0;
+    spec_name_from_path(out_yaml, name);
     int errors_n = 0;
     char *yaml = import_config_yaml(text, len, path, name, err, &errors_n);
     free(text);

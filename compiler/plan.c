@@ -29,6 +29,13 @@ typedef struct builder {
     int64_t host_n;   /* next free host store element */
 } builder;
 
+/* Where a tensor ends in its unit's weight slot and gradients (aligned): the next one
+ * starts there. */
+static int64_t slot_end(const hz_tensor *t)
+{
+    return align_up(t->slot_n + t->rows * t->cols, PLAN_ALIGN_N);
+}
+
 static hz_tensor *add_tensor(builder *b, hz_unit *u, int kind, int layer, int64_t rows,
                              int64_t cols, int decay)
 {
@@ -42,11 +49,7 @@ static hz_tensor *add_tensor(builder *b, hz_unit *u, int kind, int layer, int64_
     t->decay = decay;
     t->store_grad = 1;
     /* slot and grad offsets: packed after the unit's previous tensor */
-    int64_t off = 0;
-    if (u->tensor_n > 0) {
-        const hz_tensor *prev = t - 1;
-        off = align_up(prev->slot_n + prev->rows * prev->cols, PLAN_ALIGN_N);
-    }
+    int64_t off = u->tensor_n > 0 ? slot_end(t - 1) : 0;
     t->slot_n = off;
     t->grad_n = off;
     t->host_n = b->host_n;
@@ -75,8 +78,7 @@ static int64_t unit_slot_n(const hzc_plan *pl, const hz_unit *u)
 {
     int64_t n = 0;
     for (int i = 0; i < u->tensor_n; i++) {
-        const hz_tensor *t = &pl->tensors[u->first_tensor + i];
-        int64_t end = align_up(t->slot_n + t->rows * t->cols, PLAN_ALIGN_N);
+        int64_t end = slot_end(&pl->tensors[u->first_tensor + i]);
         if (end > n) n = end;
     }
     return n;
@@ -113,7 +115,7 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
         hz_tensor *lm = &pl->tensors[pl->p.tensor_n++];
         *lm = *wte;
         lm->kind = HZ_LM_HEAD;
-        lm->slot_n = align_up(C, PLAN_ALIGN_N);
+        lm->slot_n = slot_end(lm - 1); /* after final_norm */
         lm->grad_n = lm->slot_n;
         lm->store_grad = 0;
         head->tensor_n++;

@@ -15,8 +15,6 @@
 #include "yml.h"
 
 #define SPEC_MAX_ERRORS 50
-#define SPEC_MAX_SIZE 2147483647LL     /* every size fits an int32 */
-#define SPEC_MAX_PARAMS 1125899906842624.0 /* 2^50: byte counts of 12 bytes/param fit int64 */
 
 typedef struct {
     const char *path;
@@ -279,15 +277,14 @@ static int edit_distance(const char *a, const char *b) {
     return row[bn];
 }
 
-/* The closest of NAMES to WORD within edit distance 3 (and closer than the candidate's
- * own length, so that "x" does not suggest "lr"), or NULL. */
-static const char *closest(const char *word, const char *const *names, int names_n) {
-    const char *best = NULL;
-    int best_d = 4;
+/* The index of the closest of NAMES to WORD within edit distance 3 (and closer than the
+ * candidate's own length, so that "x" does not suggest "lr"), or -1. */
+static int closest(const char *word, const char *const *names, int names_n) {
+    int best = -1, best_d = 4;
     for (int i = 0; i < names_n; i++) {
         int d = edit_distance(word, names[i]);
         if (d < best_d && d < (int)strlen(names[i])) {
-            best = names[i];
+            best = i;
             best_d = d;
         }
     }
@@ -309,10 +306,10 @@ static int parse_choice(spec_ctx *c, const char *key, const yml_node *node,
         strcat(list, i == 0 ? "" : i + 1 == names_n ? " or " : ", ");
         strcat(list, names[i]);
     }
-    const char *near = closest(node->text, names, names_n);
-    if (near)
+    int near = closest(node->text, names, names_n);
+    if (near >= 0)
         spec_error(c, node, "%s: %s %s; did you mean '%s'? (supported: %s)", key, what,
-                   describe(node, buf), near, list);
+                   describe(node, buf), names[near], list);
     else
         spec_error(c, node, "%s: %s %s (supported: %s)", key, what, describe(node, buf), list);
     return -1;
@@ -376,7 +373,8 @@ static int unknown_key(spec_ctx *c, int section, const yml_node *key) {
     const char *where = sections[section].name;
     const char *in = section == SEC_TOP ? "at" : "in";
     for (size_t s = 0; s < sizeof sections / sizeof *sections; s++) {
-        for (int i = 0; i < sections[s].defs_n && (int)s != section; i++) {
+        if ((int)s == section) continue;
+        for (int i = 0; i < sections[s].defs_n; i++) {
             if (strcmp(sections[s].defs[i].key, key->text) == 0) {
                 spec_error(c, key, "unknown key %s %s %s; it belongs in %s", describe(key, buf),
                            in, where, sections[s].name);
@@ -388,16 +386,14 @@ static int unknown_key(spec_ctx *c, int section, const yml_node *key) {
     int names_n = sections[section].defs_n;
     assert(names_n <= 16);
     for (int i = 0; i < names_n; i++) names[i] = sections[section].defs[i].key;
-    const char *near = closest(key->text, names, names_n);
-    if (!near) {
+    int near = closest(key->text, names, names_n);
+    if (near < 0) {
         spec_error(c, key, "unknown key %s %s %s", describe(key, buf), in, where);
         return -1;
     }
     spec_error(c, key, "unknown key %s %s %s; did you mean '%s'?", describe(key, buf), in, where,
-               near);
-    int f = 0;
-    while (names[f] != near) f++;
-    return f;
+               names[near]);
+    return near;
 }
 
 /* Check mapping MAP (named by KEY_NODE, NULL at the top level) against section SECTION:
@@ -551,8 +547,7 @@ static void load_name(spec_ctx *c, const yml_node *node, hzc_spec *spec) {
         return;
     }
     /* the name ends up in file names and generated identifiers' comments */
-    if (strspn(node->text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-        node->len) {
+    if (strspn(node->text, SPEC_NAME_CHARS) != node->len) {
         spec_error(c, node, "name: %s may hold only letters, digits, '.', '_' and '-'",
                    describe(node, buf));
         return;
@@ -560,18 +555,22 @@ static void load_name(spec_ctx *c, const yml_node *node, hzc_spec *spec) {
     memcpy(spec->name, node->text, node->len + 1);
 }
 
-/* Defaults of every optional field; the name is PATH's base name less .yaml or .yml. */
-static void spec_defaults(hzc_spec *spec, const char *path) {
-    memset(spec, 0, sizeof *spec);
+void spec_name_from_path(const char *path, char name[64]) {
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     size_t n = strlen(base);
     if (n > 5 && strcmp(base + n - 5, ".yaml") == 0)
         n -= 5;
     else if (n > 4 && strcmp(base + n - 4, ".yml") == 0)
         n -= 4;
-    if (n >= sizeof spec->name) n = sizeof spec->name - 1;
-    memcpy(spec->name, base, n);
-    spec->name[n] = '\0';
+    if (n > 63) n = 63;
+    memcpy(name, base, n);
+    name[n] = '\0';
+}
+
+/* Defaults of every optional field; the name is PATH's base name less .yaml or .yml. */
+static void spec_defaults(hzc_spec *spec, const char *path) {
+    memset(spec, 0, sizeof *spec);
+    spec_name_from_path(path, spec->name);
     spec->norm_eps = 1e-5;
     spec->rope_theta = 10000.0;
     spec->lr = 3e-4;
@@ -591,8 +590,7 @@ int64_t spec_param_count(const hzc_spec *s) {
     return s->V * s->C + (s->tied ? 0 : s->V * s->C) + s->C + s->L * layer;
 }
 
-/* The same count in floating point, safe from overflow for any validated sizes. */
-static double param_count_fp(const hzc_spec *s) {
+double spec_param_count_fp(const hzc_spec *s) {
     double C = (double)s->C, NH = (double)s->NH, NKV = (double)s->NKV, HD = (double)s->HD;
     double layer = 2 * C + 2 * C * NH * HD + 2 * C * NKV * HD + 3 * C * (double)s->F +
                    (s->qkv_bias ? NH * HD + 2 * NKV * HD : 0);
@@ -616,9 +614,10 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err) {
             load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key, top[TOP_TRAINING].value, spec, v);
         }
     }
-    if (c.errors_n == 0 && param_count_fp(spec) > SPEC_MAX_PARAMS)
+    double params = c.errors_n == 0 ? spec_param_count_fp(spec) : 0.0;
+    if (params > SPEC_MAX_PARAMS)
         spec_error(&c, top[TOP_ARCH].key, "architecture: %.3g parameters is more than hzc "
-                   "supports (2^50)", param_count_fp(spec));
+                   "supports (2^50)", params);
     if (c.errors_n > SPEC_MAX_ERRORS)
         fprintf(err, "%s: note: %d more errors not shown\n", path, c.errors_n - SPEC_MAX_ERRORS);
     yml_free(root);

@@ -45,6 +45,16 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err);
  * lm_head V*C unless tied, the final norm C, and per layer two norms, q/k/v/o, the SwiGLU
  * MLP and the q/k/v biases when qkv_bias. spec_load guarantees it is below 2^50. */
 int64_t spec_param_count(const hzc_spec *spec);
+/* The same count in floating point, safe from overflow for any sizes up to SPEC_MAX_SIZE. */
+double spec_param_count_fp(const hzc_spec *spec);
+
+#define SPEC_MAX_SIZE 2147483647LL     /* every size fits an int32 */
+#define SPEC_MAX_PARAMS 1125899906842624.0 /* 2^50: byte counts of 12 bytes/param fit int64 */
+/* The characters a spec name may hold (it ends up in file names and comments). */
+#define SPEC_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+
+/* NAME (64 bytes) = PATH's base name less .yaml or .yml, cut to 63 characters. */
+void spec_name_from_path(const char *path, char name[64]);
 
 /* "llama", "qwen2" or "mistral", as written in architecture.family. */
 const char *spec_family_name(spec_family family);

@@ -36,15 +36,6 @@ const char *yml_kind_name(yml_kind kind) {
     return "a node";
 }
 
-const yml_node *yml_get(const yml_node *map, const char *key) {
-    if (!map || map->kind != YML_MAPPING) return NULL;
-    for (int i = 0; i < map->n; i++) {
-        const yml_node *k = map->items[2 * i];
-        if (k && k->kind == YML_SCALAR && strcmp(k->text, key) == 0) return map->items[2 * i + 1];
-    }
-    return NULL;
-}
-
 void yml_free(yml_node *node) {
     if (!node) return;
     int slots_n = node->kind == YML_MAPPING ? 2 * node->n : node->n;

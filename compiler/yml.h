@@ -39,7 +39,4 @@ void yml_free(yml_node *root);
 /* "a scalar", "a sequence" or "a mapping", for messages. */
 const char *yml_kind_name(yml_kind kind);
 
-/* The value of KEY in mapping MAP (the first, if it repeats), or NULL. */
-const yml_node *yml_get(const yml_node *map, const char *key);
-
 #endif
