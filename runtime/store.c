@@ -11,7 +11,7 @@ uint16_t hz_bf16_from_f32(float f)
 {
     uint32_t u = hz_bits_inl(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return hz_f32_bf16_inl(f);
 }
 
 float hz_f32_from_bf16(uint16_t b) { return hz_bf16_f32_inl(b); }

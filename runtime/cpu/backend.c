@@ -111,7 +111,7 @@ static void load_unit(hz_ctx *c, const hz_unit *u, float *slot)
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
         const uint16_t *src = c->store.w + t->host_n;
         float *dst = slot + t->slot_n;
-        for (int64_t e = 0; e < t->rows * t->cols; e++) dst[e] = hz_f32_from_bf16(src[e]);
+        for (int64_t e = 0; e < t->rows * t->cols; e++) dst[e] = hz_bf16_f32_inl(src[e]);
     }
 }
 
@@ -195,12 +195,16 @@ static void run_op(hz_ctx *c, int i)
             const hz_tensor *t = &p->tensors[u->first_tensor + k];
             if (!t->store_grad) continue;
             const float *src = grads + t->grad_n;
+            int64_t n = t->rows * t->cols;
             double ss = 0.0;
-            for (int64_t e = 0; e < t->rows * t->cols; e++) {
-                ss += (double)src[e] * src[e];
-                hz_store_set_grad(&c->store, t->host_n + e, src[e]);
-            }
+            for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
             s->sumsq += ss;
+            if (c->store.grad_bf16) {
+                uint16_t *g = (uint16_t *)c->store.g + t->host_n;
+                for (int64_t e = 0; e < n; e++) g[e] = hz_bf16_from_f32(src[e]);
+            } else {
+                memcpy((float *)c->store.g + t->host_n, src, (size_t)n * sizeof(float));
+            }
         }
         break;
     case HZ_STORE_B:

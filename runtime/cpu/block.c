@@ -46,11 +46,6 @@ void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d)
 #undef TAKE
 }
 
-static void add_into(float *dst, const float *src, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
-}
-
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
                        const float *inp, float *out, cpu_work *s)
 {
@@ -88,9 +83,9 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
     swiglu_backward(s->dgate, s->dup, s->dh, s->gate, s->up, N * F);
     matmul_backward(s->dxn2, g->wgu, NULL, s->dgate, s->xn2, w->wgu, N, C, F);
     matmul_backward(s->dtmp, g->wgu + F * C, NULL, s->dup, s->xn2, w->wgu + F * C, N, C, F);
-    add_into(s->dxn2, s->dtmp, N * C);
+    residual_forward(s->dxn2, s->dxn2, s->dtmp, N * C);
     rmsnorm_backward(s->dxmid, g->mlp_norm, s->dxn2, s->xmid, w->mlp_norm, s->rstd2, N, C);
-    add_into(s->dxmid, dx, N * C);
+    residual_forward(s->dxmid, s->dxmid, dx, N * C);
     /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)) */
     matmul_backward(s->datt, g->wo, NULL, s->dxmid, s->att, w->wo, N, A, C);
     attention_backward(s->dq, s->dk, s->dv, s->datt, s->q, s->k, s->v, s->att, s->lse, d->B,
@@ -99,11 +94,11 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
     rope_backward(s->dk, inv_freq, N, d->T, d->NKV, d->HD);
     matmul_backward(s->dxn, dwq, dbq, s->dq, s->xn, wq, N, C, A);
     matmul_backward(s->dtmp, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
-    add_into(s->dxn, s->dtmp, N * C);
+    residual_forward(s->dxn, s->dxn, s->dtmp, N * C);
     matmul_backward(s->dtmp, dwv, dbv, s->dv, s->xn, wv, N, C, KV);
-    add_into(s->dxn, s->dtmp, N * C);
+    residual_forward(s->dxn, s->dxn, s->dtmp, N * C);
     rmsnorm_backward(dx, g->attn_norm, s->dxn, inp, w->attn_norm, s->rstd1, N, C);
-    add_into(dx, s->dxmid, N * C);
+    residual_forward(dx, dx, s->dxmid, N * C);
 }
 
 int64_t cpu_head_floats(const hz_dims *d)
