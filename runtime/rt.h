@@ -69,7 +69,6 @@ void hz_store_free(hz_store *s, hz_host_free_fn release);
 void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed);
 float hz_store_master(const hz_store *s, int64_t i);
 float hz_store_grad(const hz_store *s, int64_t i);
-void hz_store_set_grad(hz_store *s, int64_t i, float g);
 
 /* ---- the thread pool (pool.c) ---- */
 typedef void (*hz_task_fn)(void *arg, int64_t begin, int64_t end);

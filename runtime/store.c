@@ -59,14 +59,6 @@ float hz_store_grad(const hz_store *s, int64_t i)
     return s->grad_bf16 ? hz_f32_from_bf16(((const uint16_t *)s->g)[i]) : ((const float *)s->g)[i];
 }
 
-void hz_store_set_grad(hz_store *s, int64_t i, float g)
-{
-    if (s->grad_bf16)
-        ((uint16_t *)s->g)[i] = hz_bf16_from_f32(g);
-    else
-        ((float *)s->g)[i] = g;
-}
-
 /* splitmix64 keyed by (seed, element index): the init does not depend on thread count */
 static uint64_t mix64(uint64_t x)
 {
