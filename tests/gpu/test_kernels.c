@@ -147,6 +147,23 @@ static void compare(const char *name, const float *got, const float *want, size_
     compare_ex(name, got, want, n, atol, rtol, NULL, 0.0);
 }
 
+/* Download N values of device buffer P (bf16 when BF, else fp32) and compare them with
+ * WANT as compare_ex does (BOUND may be NULL); the check is named by FMT and what follows. */
+#ifdef __GNUC__
+__attribute__((format(printf, 9, 10)))
+#endif
+static void check_dev(int bf, CUdeviceptr p, const float *want, size_t n, double atol, double rtol,
+                      const float *bound, double bscale, const char *fmt, ...) {
+    char name[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    float *got = bf ? down_bf(p, n) : down_f32(p, n);
+    compare_ex(name, got, want, n, atol, rtol, bound, bscale);
+    free(got);
+}
+
 /* The deterministic kernels: two runs from the same inputs must agree bit for bit. */
 static void same_bits(const char *name, const float *a, const float *b, size_t n) {
     size_t bad = 0, first = 0;
@@ -227,24 +244,18 @@ static void test_util(void) {
     void *a1[] = {&dbf, &dx, (void *)&n};
     launch("hzk_f32_to_bf16", blocks_for(n, 256), 1, 256, 0, a1);
     for (long i = 0; i < n; i++) want[i] = round_bf(x[i]);
-    float *got = down_bf(dbf, (size_t)n);
-    compare("f32_to_bf16", got, want, (size_t)n, 0.0, 0.0);
-    free(got);
+    check_dev(1, dbf, want, (size_t)n, 0.0, 0.0, NULL, 0.0, "f32_to_bf16");
 
     void *a2[] = {&df, &dbf, (void *)&n};
     launch("hzk_bf16_to_f32", blocks_for(n, 256), 1, 256, 0, a2);
-    got = down_f32(df, (size_t)n);
-    compare("bf16_to_f32", got, want, (size_t)n, 0.0, 0.0);
-    free(got);
+    check_dev(0, df, want, (size_t)n, 0.0, 0.0, NULL, 0.0, "bf16_to_f32");
 
     float *a = rand_bf((size_t)n, -2, 2), *b = rand_bf((size_t)n, -2, 2);
     CUdeviceptr da = up_bf(a, (size_t)n), db = up_bf(b, (size_t)n), dout = dalloc((size_t)n * 2);
     void *a3[] = {&dout, &da, &db, (void *)&n};
     launch("hzk_add_bf16", blocks_for(n, 256) / 4 + 1, 1, 256, 0, a3); /* grid-stride */
     for (long i = 0; i < n; i++) want[i] = round_bf(a[i] + b[i]);
-    got = down_bf(dout, (size_t)n);
-    compare("add_bf16", got, want, (size_t)n, 0.0, 0.0);
-    free(got);
+    check_dev(1, dout, want, (size_t)n, 0.0, 0.0, NULL, 0.0, "add_bf16");
 
     double acc0 = 1.5, acc = 0.0, ss = 1.5;
     for (long i = 0; i < n; i++) ss += (double)x[i] * x[i];
@@ -288,24 +299,18 @@ static void test_util(void) {
     void *a5[] = {&df, &v, (void *)&n};
     launch("hzk_fill_f32", 3, 1, 256, 0, a5);
     for (long i = 0; i < n; i++) want[i] = 0.25f;
-    got = down_f32(df, (size_t)n);
-    compare("fill_f32", got, want, (size_t)n, 0.0, 0.0);
-    free(got);
+    check_dev(0, df, want, (size_t)n, 0.0, 0.0, NULL, 0.0, "fill_f32");
     float vb = -3.5f;
     void *a6[] = {&dbf, &vb, (void *)&n};
     launch("hzk_fill_bf16", 3, 1, 256, 0, a6);
     for (long i = 0; i < n; i++) want[i] = -3.5f;
-    got = down_bf(dbf, (size_t)n);
-    compare("fill_bf16", got, want, (size_t)n, 0.0, 0.0);
-    free(got);
+    check_dev(1, dbf, want, (size_t)n, 0.0, 0.0, NULL, 0.0, "fill_bf16");
 
     float s = 0.37f;
     void *a7[] = {&dx, &s, (void *)&n};
     launch("hzk_scale_f32", blocks_for(n, 256), 1, 256, 0, a7);
     for (long i = 0; i < n; i++) want[i] = x[i] * s;
-    got = down_f32(dx, (size_t)n);
-    compare("scale_f32", got, want, (size_t)n, 0.0, 0.0);
-    free(got);
+    check_dev(0, dx, want, (size_t)n, 0.0, 0.0, NULL, 0.0, "scale_f32");
 
     free(x), free(want), free(a), free(b);
     cuMemFree(dx), cuMemFree(dbf), cuMemFree(df), cuMemFree(da), cuMemFree(db), cuMemFree(dout), cuMemFree(dacc);
@@ -323,10 +328,8 @@ static void test_embedding(int N, int C, int V) {
     CUdeviceptr dwte = up_bf(wte, (size_t)V * C), dtok = up_i32(tok, (size_t)N), dout = dalloc((size_t)N * C * 2);
     void *a1[] = {&dout, &dtok, &dwte, &N, &C};
     launch("hzk_embedding_forward", blocks_for((long)N * C / 8 + 1, 256), 1, 256, 0, a1);
-    float *got = down_bf(dout, (size_t)N * C);
-    snprintf(name, sizeof name, "embedding fwd out (C=%d)", C);
-    compare(name, got, out_ref, (size_t)N * C, 0.0, 0.0);
-    free(got);
+    check_dev(1, dout, out_ref, (size_t)N * C, 0.0, 0.0, NULL, 0.0,
+              "embedding fwd out (C=%d)", C);
 
     float *g = rand_bf((size_t)N * C, -1, 1), *dw0 = hmalloc((size_t)V * C);
     for (long i = 0; i < (long)V * C; i++) dw0[i] = frand();
@@ -335,10 +338,8 @@ static void test_embedding(int N, int C, int V) {
     CUdeviceptr dg = up_bf(g, (size_t)N * C), ddw = up_f32(dw0, (size_t)V * C);
     void *a2[] = {&ddw, &dg, &dtok, &N, &C};
     launch("hzk_embedding_backward", blocks_for((long)N * C / 2 + 1, 256), 1, 256, 0, a2);
-    got = down_f32(ddw, (size_t)V * C);
-    snprintf(name, sizeof name, "embedding bwd dwte (C=%d)", C);
-    compare(name, got, dw_ref, (size_t)V * C, 1e-5, 1e-5);
-    free(got);
+    check_dev(0, ddw, dw_ref, (size_t)V * C, 1e-5, 1e-5, NULL, 0.0,
+              "embedding bwd dwte (C=%d)", C);
     float *runs[2];
     for (int r = 0; r < 2; r++) { /* the ordered (deterministic) kernel */
         CU_CHECK(cuMemcpyHtoD(ddw, dw0, (size_t)V * C * 4));
@@ -370,14 +371,10 @@ static void test_rmsnorm(int N, int C) {
     float epsv = eps;
     void *a1[] = {&dout, &drstd, &da, &dw, &N, &C, &epsv};
     launch("hzk_rmsnorm_forward", (unsigned)N, 1, blk, 0, a1);
-    float *got = down_bf(dout, nc);
-    snprintf(name, sizeof name, "rmsnorm fwd out (C=%d)", C);
-    compare(name, got, out_ref, nc, 1e-5, 1e-2);
-    free(got);
-    got = down_f32(drstd, (size_t)N);
-    snprintf(name, sizeof name, "rmsnorm fwd rstd (C=%d)", C);
-    compare(name, got, rstd_ref, (size_t)N, 0.0, 1e-5);
-    free(got);
+    check_dev(1, dout, out_ref, nc, 1e-5, 1e-2, NULL, 0.0,
+              "rmsnorm fwd out (C=%d)", C);
+    check_dev(0, drstd, rstd_ref, (size_t)N, 0.0, 1e-5, NULL, 0.0,
+              "rmsnorm fwd rstd (C=%d)", C);
 
     /* residual: res = bf16(a + b), then the norm of the rounded res */
     float *res = hmalloc(nc);
@@ -387,18 +384,12 @@ static void test_rmsnorm(int N, int C) {
     poison(dout, nc * 2), poison(drstd, (size_t)N * 4);
     void *a2[] = {&dres, &dout, &drstd, &da, &db, &dw, &N, &C, &epsv};
     launch("hzk_residual_rmsnorm_forward", (unsigned)(N / 3 + 1), 1, blk, 0, a2);
-    got = down_bf(dres, nc);
-    snprintf(name, sizeof name, "residual_rmsnorm fwd res (C=%d)", C);
-    compare(name, got, res, nc, 0.0, 0.0);
-    free(got);
-    got = down_bf(dout, nc);
-    snprintf(name, sizeof name, "residual_rmsnorm fwd out (C=%d)", C);
-    compare(name, got, out_ref, nc, 1e-5, 1e-2);
-    free(got);
-    got = down_f32(drstd, (size_t)N);
-    snprintf(name, sizeof name, "residual_rmsnorm fwd rstd (C=%d)", C);
-    compare(name, got, rstd_ref, (size_t)N, 0.0, 1e-5);
-    free(got);
+    check_dev(1, dres, res, nc, 0.0, 0.0, NULL, 0.0,
+              "residual_rmsnorm fwd res (C=%d)", C);
+    check_dev(1, dout, out_ref, nc, 1e-5, 1e-2, NULL, 0.0,
+              "residual_rmsnorm fwd out (C=%d)", C);
+    check_dev(0, drstd, rstd_ref, (size_t)N, 0.0, 1e-5, NULL, 0.0,
+              "residual_rmsnorm fwd rstd (C=%d)", C);
 
     /* backward of the norm of res, with and without the residual gradient */
     float *g = rand_bf(nc, -1, 1), *gres = rand_bf(nc, -1, 1), *dw0 = hmalloc((size_t)C);
@@ -414,18 +405,15 @@ static void test_rmsnorm(int N, int C) {
         float *want = copy_of(dinp_ref, nc);
         if (pass)
             for (size_t i = 0; i < nc; i++) want[i] += gres[i];
-        got = down_bf(ddinp, nc);
-        snprintf(name, sizeof name, "rmsnorm bwd dinp%s (C=%d)", pass ? " + dres" : "", C);
-        compare(name, got, want, nc, 1e-3 * rms(want, nc), 1e-2);
-        free(got), free(want);
+        check_dev(1, ddinp, want, nc, 1e-3 * rms(want, nc), 1e-2, NULL, 0.0,
+                  "rmsnorm bwd dinp%s (C=%d)", pass ? " + dres" : "", C);
+        free(want);
         poison(ddinp, nc * 2);
     }
     /* dw was accumulated twice */
     for (int i = 0; i < C; i++) dw_ref[i] += dw_ref[i] - dw0[i];
-    got = down_f32(ddw, (size_t)C);
-    snprintf(name, sizeof name, "rmsnorm bwd dw (2 x accumulated, C=%d)", C);
-    compare(name, got, dw_ref, (size_t)C, 1e-4 * rms(dw_ref, (size_t)C), 1e-4);
-    free(got);
+    check_dev(0, ddw, dw_ref, (size_t)C, 1e-4 * rms(dw_ref, (size_t)C), 1e-4, NULL, 0.0,
+              "rmsnorm bwd dw (2 x accumulated, C=%d)", C);
     /* the deterministic path: block partials, then colsum in order; once from dw0 */
     for (int i = 0; i < C; i++) dw_ref[i] = dw0[i] + (dw_ref[i] - dw0[i]) * 0.5f;
     const int G = 37;
@@ -440,10 +428,8 @@ static void test_rmsnorm(int N, int C) {
         launch("hzk_colsum_f32", (unsigned)(C + 255) / 256, 1, 256, 0, a5);
         runs[r] = down_f32(ddw, (size_t)C);
     }
-    got = down_bf(ddinp, nc);
-    snprintf(name, sizeof name, "rmsnorm bwd part dinp (C=%d)", C);
-    compare(name, got, dinp_ref, nc, 1e-3 * rms(dinp_ref, nc), 1e-2);
-    free(got);
+    check_dev(1, ddinp, dinp_ref, nc, 1e-3 * rms(dinp_ref, nc), 1e-2, NULL, 0.0,
+              "rmsnorm bwd part dinp (C=%d)", C);
     snprintf(name, sizeof name, "rmsnorm bwd part dw (C=%d)", C);
     compare(name, runs[0], dw_ref, (size_t)C, 1e-4 * rms(dw_ref, (size_t)C), 1e-4);
     same_bits(name, runs[0], runs[1], (size_t)C);
@@ -482,18 +468,12 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
     CUdeviceptr dq = dalloc((size_t)N * CQ * 2), dk = dalloc((size_t)N * CK * 2), dv = dalloc((size_t)N * CK * 2);
     void *a1[] = {&dq, &dk, &dv, &dqkv, &dbias, &dinv, (void *)&N, (void *)&T, &NH, &NKV, &HD};
     launch("hzk_qkv_bias_rope", (unsigned)((N + 63) / 64), (unsigned)(NH + 2 * NKV), 256, 0, a1);
-    float *got = down_bf(dq, (size_t)N * CQ);
-    snprintf(name, sizeof name, "rope fwd q (%s)", tag);
-    compare(name, got, q, (size_t)N * CQ, 2e-2 * rms(q, (size_t)N * CQ), 1e-2);
-    free(got);
-    got = down_bf(dk, (size_t)N * CK);
-    snprintf(name, sizeof name, "rope fwd k (%s)", tag);
-    compare(name, got, k, (size_t)N * CK, 2e-2 * rms(k, (size_t)N * CK), 1e-2);
-    free(got);
-    got = down_bf(dv, (size_t)N * CK);
-    snprintf(name, sizeof name, "rope fwd v (%s)", tag);
-    compare(name, got, v, (size_t)N * CK, 0.0, 0.0);
-    free(got);
+    check_dev(1, dq, q, (size_t)N * CQ, 2e-2 * rms(q, (size_t)N * CQ), 1e-2, NULL, 0.0,
+              "rope fwd q (%s)", tag);
+    check_dev(1, dk, k, (size_t)N * CK, 2e-2 * rms(k, (size_t)N * CK), 1e-2, NULL, 0.0,
+              "rope fwd k (%s)", tag);
+    check_dev(1, dv, v, (size_t)N * CK, 0.0, 0.0, NULL, 0.0,
+              "rope fwd v (%s)", tag);
 
     /* backward: rotate random gradients back, reassemble the fused row, sum dbias */
     float *gq = rand_bf((size_t)N * CQ, -1, 1), *gk = rand_bf((size_t)N * CK, -1, 1), *gv = rand_bf((size_t)N * CK, -1, 1);
@@ -513,15 +493,11 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
     CUdeviceptr ddqkv = dalloc((size_t)N * OUT * 2), ddb = with_bias ? up_f32(db0, (size_t)OUT) : 0;
     void *a2[] = {&ddqkv, &ddb, &dgq, &dgk, &dgv, &dinv, (void *)&N, (void *)&T, &NH, &NKV, &HD};
     launch("hzk_qkv_rope_backward", (unsigned)((N + 63) / 64), (unsigned)(NH + 2 * NKV), 256, 0, a2);
-    got = down_bf(ddqkv, (size_t)N * OUT);
-    snprintf(name, sizeof name, "rope bwd dqkv (%s)", tag);
-    compare(name, got, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2);
-    free(got);
+    check_dev(1, ddqkv, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
+              "rope bwd dqkv (%s)", tag);
     if (with_bias) {
-        got = down_f32(ddb, (size_t)OUT);
-        snprintf(name, sizeof name, "rope bwd dbias (%s)", tag);
-        compare(name, got, db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2);
-        free(got);
+        check_dev(0, ddb, db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
+                  "rope bwd dbias (%s)", tag);
         /* the deterministic path: per-block partials, then colsum in order */
         const int G = (N + 63) / 64;
         CUdeviceptr dpart = dalloc((size_t)G * OUT * 4);
@@ -535,10 +511,8 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
             launch("hzk_colsum_f32", (unsigned)(OUT + 255) / 256, 1, 256, 0, a4);
             runs[r] = down_f32(ddb, (size_t)OUT);
         }
-        got = down_bf(ddqkv, (size_t)N * OUT);
-        snprintf(name, sizeof name, "rope bwd part dqkv (%s)", tag);
-        compare(name, got, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2);
-        free(got);
+        check_dev(1, ddqkv, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
+                  "rope bwd part dqkv (%s)", tag);
         snprintf(name, sizeof name, "rope bwd part dbias (%s)", tag);
         compare(name, runs[0], db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2);
         same_bits(name, runs[0], runs[1], (size_t)OUT);
@@ -627,14 +601,10 @@ static void test_attention(int B, int T, int NH, int NKV, int HD) {
     float sc = scale;
     void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc};
     launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
-    float *got = down_bf(dout, nq);
-    snprintf(name, sizeof name, "attention fwd out (%s)", tag);
-    compare_ex(name, got, out_ref, nq, 1e-6, 4e-3, bo, 6e-3);
-    free(got);
-    got = down_f32(dlse, nl);
-    snprintf(name, sizeof name, "attention fwd lse (%s)", tag);
-    compare(name, got, lse_ref, nl, 1e-4, 1e-4);
-    free(got);
+    check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3,
+              "attention fwd out (%s)", tag);
+    check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0,
+              "attention fwd lse (%s)", tag);
 
     /* backward from the reference out (rounded to bf16, as the device would hold it) and lse */
     for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
@@ -714,7 +684,6 @@ static void bench_attention(int B, int T, int NH, int NKV, int HD) {
 /* ---- swiglu.cu --------------------------------------------------------------------------- */
 
 static void test_swiglu(long N, int F) {
-    char name[128];
     const size_t nf = (size_t)N * F;
     float *gu = rand_bf(nf * 2, -4, 4), *gate = hmalloc(nf), *up = hmalloc(nf);
     for (long n = 0; n < N; n++)
@@ -727,10 +696,8 @@ static void test_swiglu(long N, int F) {
     CUdeviceptr dgu = up_bf(gu, nf * 2), dh = dalloc(nf * 2);
     void *a1[] = {&dh, &dgu, &N, &F};
     launch("hzk_swiglu_forward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a1);
-    float *got = down_bf(dh, nf);
-    snprintf(name, sizeof name, "swiglu fwd h (F=%d)", F);
-    compare(name, got, h_ref, nf, 1e-3 * rms(h_ref, nf), 1e-2);
-    free(got);
+    check_dev(1, dh, h_ref, nf, 1e-3 * rms(h_ref, nf), 1e-2, NULL, 0.0,
+              "swiglu fwd h (F=%d)", F);
 
     float *g = rand_bf(nf, -1, 1), *dgate = hmalloc(nf), *dup = hmalloc(nf), *want = hmalloc(nf * 2);
     swiglu_backward(dgate, dup, g, gate, up, (int64_t)nf);
@@ -742,10 +709,8 @@ static void test_swiglu(long N, int F) {
     CUdeviceptr dg = up_bf(g, nf), ddgu = dalloc(nf * 4);
     void *a2[] = {&ddgu, &dg, &dgu, &N, &F};
     launch("hzk_swiglu_backward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a2);
-    got = down_bf(ddgu, nf * 2);
-    snprintf(name, sizeof name, "swiglu bwd dgu (F=%d)", F);
-    compare(name, got, want, nf * 2, 1e-3 * rms(want, nf * 2), 1e-2);
-    free(got);
+    check_dev(1, ddgu, want, nf * 2, 1e-3 * rms(want, nf * 2), 1e-2, NULL, 0.0,
+              "swiglu bwd dgu (F=%d)", F);
     free(gu), free(gate), free(up), free(h_ref), free(g), free(dgate), free(dup), free(want);
     cuMemFree(dgu), cuMemFree(dh), cuMemFree(dg), cuMemFree(ddgu);
 }
@@ -753,7 +718,6 @@ static void test_swiglu(long N, int F) {
 /* ---- crossentropy.cu --------------------------------------------------------------------- */
 
 static void test_crossentropy(int N, int V) {
-    char name[128];
     const size_t nv = (size_t)N * V;
     float *logits = rand_bf(nv, -4, 4);
     int32_t *tgt = malloc((size_t)N * 4);
@@ -770,14 +734,10 @@ static void test_crossentropy(int N, int V) {
         CUdeviceptr dst = inplace ? dlog : ddl;
         void *a1[] = {&dst, &dloss, &dlog, &dtgt, &N, &V, &dscale};
         launch("hzk_crossentropy_forward_backward", (unsigned)N, 1, V >= 4096 ? 1024 : 128, 0, a1);
-        float *got = down_f32(dloss, (size_t)N);
-        snprintf(name, sizeof name, "crossentropy losses (V=%d%s)", V, inplace ? ", in place" : "");
-        compare(name, got, loss_ref, (size_t)N, 1e-4, 1e-5);
-        free(got);
-        got = down_bf(dst, nv);
-        snprintf(name, sizeof name, "crossentropy dlogits (V=%d%s)", V, inplace ? ", in place" : "");
-        compare(name, got, dl_ref, nv, 1e-3 * rms(dl_ref, nv), 1e-2);
-        free(got);
+        check_dev(0, dloss, loss_ref, (size_t)N, 1e-4, 1e-5, NULL, 0.0,
+                  "crossentropy losses (V=%d%s)", V, inplace ? ", in place" : "");
+        check_dev(1, dst, dl_ref, nv, 1e-3 * rms(dl_ref, nv), 1e-2, NULL, 0.0,
+                  "crossentropy dlogits (V=%d%s)", V, inplace ? ", in place" : "");
         poison(dloss, (size_t)N * 4);
     }
     free(logits), free(tgt), free(dl_ref), free(loss_ref);
