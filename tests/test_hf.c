@@ -165,51 +165,66 @@ static void st_bad_files(void)
     p = test_tmp("past.safetensors");
     write_bytes(p, "\xe8\x03\0\0\0\0\0\0{}", 10);
     expect_bad("header length past the end", p, "runs past the end");
-    expect_bad("header not JSON", raw_file("notjson", "{\"a\": [1, 2", 0), "not valid JSON");
-    expect_bad("header a JSON array", raw_file("array", "[1, 2]", 0), "not a JSON object");
-    expect_bad("duplicate tensor name",
-               raw_file("dup", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                               "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8),
-               "not valid JSON");
-    const char *trunc = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
-    expect_bad("truncated data", raw_file("truncdata", trunc, 12), "outside the data area");
-    expect_bad("offsets outside the file",
-               raw_file("outside", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[100,104]}}", 8),
-               "outside the data area");
-    expect_bad("overlapping offsets",
-               raw_file("overlap", "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                                   "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12),
-               "overlap");
-    expect_bad("a hole between tensors",
-               raw_file("hole", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                                "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12),
-               "no holes");
-    expect_bad("trailing bytes",
-               raw_file("trailing", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8),
-               "belong to no tensor");
-    expect_bad("dtype I64",
-               raw_file("i64", "{\"ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8),
-               "tensor 'ids': dtype I64 is not supported");
-    expect_bad("unknown dtype",
-               raw_file("q4", "{\"q\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8),
-               "not a safetensors dtype");
-    expect_bad("shape/size mismatch",
-               raw_file("size", "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8),
-               "shape [3] in F32 needs 12");
-    expect_bad("negative dimension",
-               raw_file("neg", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 0),
-               "shape[0] is not a non-negative integer");
-    expect_bad("huge shape",
-               raw_file("huge", "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
-                                "\"data_offsets\":[0,0]}}", 0),
-               "too large");
-    expect_bad("offsets not two integers",
-               raw_file("offs", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4),
-               "data_offsets is not an array");
-    expect_bad("no dtype", raw_file("nodtype", "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4),
-               "lacks 'dtype'");
-    expect_bad("metadata not strings",
-               raw_file("meta", "{\"__metadata__\":{\"format\":1}}", 0), "__metadata__");
+    /* bad headers: what, file name, header JSON, data bytes, the phrase the error holds */
+    static const struct {
+        const char *what, *name, *header;
+        size_t data_n;
+        const char *phrase;
+    } bad[] = {
+        {"header not JSON", "notjson",
+         "{\"a\": [1, 2",
+         0, "not valid JSON"},
+        {"header a JSON array", "array",
+         "[1, 2]",
+         0, "not a JSON object"},
+        {"duplicate tensor name", "dup",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, "not valid JSON"},
+        {"truncated data", "truncdata",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}",
+         12, "outside the data area"},
+        {"offsets outside the file", "outside",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[100,104]}}",
+         8, "outside the data area"},
+        {"overlapping offsets", "overlap",
+         "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, "overlap"},
+        {"a hole between tensors", "hole",
+         "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+         12, "no holes"},
+        {"trailing bytes", "trailing",
+         "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         8, "belong to no tensor"},
+        {"dtype I64", "i64",
+         "{\"ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+         8, "tensor 'ids': dtype I64 is not supported"},
+        {"unknown dtype", "q4",
+         "{\"q\":{\"dtype\":\"Q4\",\"shape\":[1],\"data_offsets\":[0,8]}}",
+         8, "not a safetensors dtype"},
+        {"shape/size mismatch", "size",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+         8, "shape [3] in F32 needs 12"},
+        {"negative dimension", "neg",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}",
+         0, "shape[0] is not a non-negative integer"},
+        {"huge shape", "huge",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}",
+         0, "too large"},
+        {"offsets not two integers", "offs",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}",
+         4, "data_offsets is not an array"},
+        {"no dtype", "nodtype",
+         "{\"w\":{\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, "lacks 'dtype'"},
+        {"metadata not strings", "meta",
+         "{\"__metadata__\":{\"format\":1}}",
+         0, "__metadata__"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_bad(bad[i].what, raw_file(bad[i].name, bad[i].header, bad[i].data_n), bad[i].phrase);
     expect_bad("missing file", test_tmp("nonexistent.safetensors"), "cannot open");
 
     /* accepted: empty tensors, metadata, padding spaces, zero tensors */
