@@ -123,7 +123,7 @@ static const char *write_pairs_file(const char *name, int n) {
 
 /* The order of one epoch (n rows of T = 2) into ORDER; 1 if every row was one example
  * (k, k+1) with targets (k+1, -100), k in [lo, lo + n), and each k came once. */
-static int read_epoch(hz_data *d, int n, int lo, int *order) {
+static int read_epoch(hz_data *d, int n, int lo, int32_t *order) {
     int ok = 1;
     char *seen = calloc((size_t)(lo + n), 1);
     for (int r = 0; r < n; r++) {
@@ -140,12 +140,6 @@ static int read_epoch(hz_data *d, int n, int lo, int *order) {
     return ok;
 }
 
-static int orders_equal(const int *a, const int *b, int n) {
-    for (int i = 0; i < n; i++)
-        if (a[i] != b[i]) return 0;
-    return 1;
-}
-
 static void test_shuffle(void) {
     enum { N = 20 };
     const char *path = write_pairs_file("shuf.jsonl", N);
@@ -155,19 +149,17 @@ static void test_shuffle(void) {
     hz_data *c = hz_data_open_opts(path, &o8, err);
     CHECK(a && b && c, "shuffle fixture opens three times: %s", a && b && c ? "ok" : err);
     if (a && b && c) {
-        int a0[N], a1[N], b0[N], b1[N], c0[N], ident[N];
+        int32_t a0[N], a1[N], b0[N], b1[N], c0[N], ident[N];
         for (int i = 0; i < N; i++) ident[i] = i + 1;
         int ok = read_epoch(a, N, 1, a0) & read_epoch(a, N, 1, a1) & read_epoch(b, N, 1, b0) &
                  read_epoch(b, N, 1, b1) & read_epoch(c, N, 1, c0);
-        char s[256];
-        size_t k = 0;
-        for (int i = 0; i < N; i++) k += (size_t)snprintf(s + k, sizeof s - k, "%s%d", i ? " " : "", a0[i]);
-        CHECK(ok, "every epoch serves each example once, whole (seed 7 epoch 0: %s)", s);
-        CHECK(orders_equal(a0, b0, N) && orders_equal(a1, b1, N),
+        CHECK(ok, "every epoch serves each example once, whole (seed 7 epoch 0: %s)",
+              fmt_row(a0, N));
+        CHECK(arrays_equal(a0, b0, N) && arrays_equal(a1, b1, N),
               "seed 7 twice: the same order in epochs 0 and 1");
-        CHECK(!orders_equal(a0, a1, N), "seed 7: epoch 1's order differs from epoch 0's");
-        CHECK(!orders_equal(a0, c0, N), "seed 8's epoch 0 differs from seed 7's");
-        CHECK(!orders_equal(a0, ident, N), "seed 7's epoch 0 is not the file order");
+        CHECK(!arrays_equal(a0, a1, N), "seed 7: epoch 1's order differs from epoch 0's");
+        CHECK(!arrays_equal(a0, c0, N), "seed 8's epoch 0 differs from seed 7's");
+        CHECK(!arrays_equal(a0, ident, N), "seed 7's epoch 0 is not the file order");
         CHECK(hz_data_epoch(a) == 2 && hz_data_position(a) == 2 * 2 * N,
               "after two epochs: epoch %lld want 2, position %lld want %d",
               (long long)hz_data_epoch(a), (long long)hz_data_position(a), 4 * N);
@@ -193,14 +185,14 @@ static void test_split(void) {
               (long long)hz_data_tokens(t), (long long)hz_data_examples(v),
               (long long)hz_data_tokens(v));
         /* read_epoch checks each part serves its own range once: 1..7 and 8..10 */
-        int to[7], vo[3], ok = read_epoch(t, 7, 1, to) & read_epoch(v, 3, 8, vo);
+        int32_t to[7], vo[3];
+        int ok = read_epoch(t, 7, 1, to) & read_epoch(v, 3, 8, vo);
         int in_train[N + 2] = {0}, disjoint = 1;
         for (int i = 0; i < 7; i++) in_train[to[i] >= 0 && to[i] <= N ? to[i] : N + 1] = 1;
         for (int i = 0; i < 3; i++) disjoint &= vo[i] >= 0 && vo[i] <= N && !in_train[vo[i]];
         CHECK(ok && disjoint, "train serves examples 1..7 and validation 8..10 (the last, by "
               "file order), disjoint: train [%s] validation [%s]",
-              fmt_row((const int32_t[]){to[0], to[1], to[2], to[3], to[4], to[5], to[6]}, 7),
-              fmt_row((const int32_t[]){vo[0], vo[1], vo[2]}, 3));
+              fmt_row(to, 7), fmt_row(vo, 3));
     }
     hz_data_close(t);
     hz_data_close(v);
