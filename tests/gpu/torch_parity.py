@@ -109,14 +109,25 @@ def to_raw(plan, tensors):
     return raw
 
 
-def step_loss(m, tok, V, dev):
-    """Mean cross-entropy of the step's rows as hzc reads them: row r has inputs
-    tok[rT, rT+T) and targets shifted by one."""
+def step_rows(tok, dev):
+    """The step's rows as hzc reads them: row r has inputs tok[rT, rT+T) and targets
+    shifted by one. Returns (inputs, targets), each (rows, T)."""
     rows = STEP // T
     x = torch.tensor(np.stack([tok[r * T:r * T + T] for r in range(rows)]).astype(np.int64), device=dev)
     y = torch.tensor(np.stack([tok[r * T + 1:r * T + T + 1] for r in range(rows)]).astype(np.int64), device=dev)
-    logits = m(input_ids=x).logits.float()
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    return x, y
+
+
+def step_logits_loss(m, tok, V, dev):
+    """The logits (tokens, V) of the step's rows and their mean cross-entropy."""
+    x, y = step_rows(tok, dev)
+    logits = m(input_ids=x).logits.float().reshape(-1, V)
+    return logits, torch.nn.functional.cross_entropy(logits, y.reshape(-1))
+
+
+def step_loss(m, tok, V, dev):
+    """Mean cross-entropy of the step's rows as hzc reads them."""
+    return step_logits_loss(m, tok, V, dev)[1]
 
 
 def torch_step(m, tok, V, dev):
