@@ -5,10 +5,7 @@
 hzc=build/hzc
 tmp=$(mktemp -d /tmp/hzc-cli.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok      $*"; }
-bad() { fail=$((fail + 1)); echo "NOT OK  $*"; }
+. tests/lib.sh
 
 # expect_fail NAME PATTERN CMD...: exit status 1 (not a crash) and PATTERN in stderr
 expect_fail() {

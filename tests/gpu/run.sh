@@ -13,18 +13,7 @@
 cd "$(dirname "$0")/../.." || exit 1
 LOGDIR=${LOGDIR:-build/gpu-logs}
 mkdir -p "$LOGDIR"
-pass=0
-fail=0
-tally() { # name log
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$2" | tail -n 1)
-    if [ -z "$line" ]; then echo "NOT OK  $1: no summary; see $2"; tail -n 30 "$2"; fail=$((fail + 1)); return; fi
-    p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
-    pass=$((pass + p)); fail=$((fail + f))
-    grep -E '^NOT OK' "$2"
-    printf '%-34s %s\n' "$1" "$line"
-}
-ok() { pass=$((pass + 1)); echo "ok      $*"; }
-bad() { fail=$((fail + 1)); echo "NOT OK  $*"; }
+. tests/lib.sh
 
 build/gpu/test_kernels > "$LOGDIR/kernels.log" 2>&1; tally "kernels vs cpu reference" "$LOGDIR/kernels.log"
 

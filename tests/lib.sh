@@ -1,0 +1,26 @@
+# tests/lib.sh - the shell test scripts' shared counting, sourced from the repository root:
+#   ok MESSAGE / bad MESSAGE count one check;
+#   tally NAME LOG [STATUS] adds LOG's "N passed, N failed" line (a missing line, or a
+#   non-zero STATUS with no failure counted, is one failure) and prints it.
+# The counts are $pass and $fail.
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok      $*"; }
+bad() { fail=$((fail + 1)); echo "NOT OK  $*"; }
+tally() {
+    status=${3:-0}
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$2" | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "NOT OK  $1: crashed or printed no summary (exit $status); see $2"
+        tail -n 20 "$2"
+        fail=$((fail + 1))
+        return
+    fi
+    p=${line%% passed*}
+    f=${line#*passed, }
+    f=${f%% failed*}
+    pass=$((pass + p))
+    fail=$((fail + f))
+    [ "$f" = 0 ] && [ "$status" = 0 ] || { grep -E '^NOT OK' "$2"; [ "$status" != 0 ] && [ "$f" = 0 ] && fail=$((fail + 1)); }
+    printf '%-34s %s\n' "$1" "$line"
+}
