@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.." || exit 1
 CC=${CC:-cc}
 B=${B:-build/fuzz}
 N=${FUZZ_MUTATIONS:-2000}
+# the libraries configure found (make check passes them); a guess when run on its own
 lib() { [ -f "/usr/lib/x86_64-linux-gnu/lib$1.a" ] && echo "/usr/lib/x86_64-linux-gnu/lib$1.a" || echo "-l$1"; }
 JANSSON=${JANSSON_LIBS:-$(lib jansson)}
 YAML=${YAML_LIBS:-$(lib yaml)}
