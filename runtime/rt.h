@@ -47,6 +47,23 @@ static inline void hz_split_inl(float master, uint16_t *w, int16_t *lo)
     *lo = (int16_t)(diff - (int32_t)(up << 16));
 }
 
+/* ---- plan lookups both backends make ---- */
+
+/* The tensor of KIND in unit U, or NULL. */
+static inline const hz_tensor *hz_unit_tensor(const hz_plan *p, const hz_unit *u, int kind)
+{
+    for (int k = 0; k < u->tensor_n; k++)
+        if (p->tensors[u->first_tensor + k].kind == kind) return &p->tensors[u->first_tensor + k];
+    return NULL;
+}
+
+/* The buffer that holds boundary J (the input of block J; L: the head's): its own, or one of
+ * two used alternately when the plan keeps the boundaries on the host. */
+static inline int64_t hz_boundary_buf(const hz_plan *p, int64_t j)
+{
+    return p->boundary_on_host ? j % 2 : j;
+}
+
 /* ---- the host store (store.c): SoA arrays of host_store_n elements each ---- */
 typedef struct hz_store {
     int64_t n;          /* elements per array */

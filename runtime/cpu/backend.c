@@ -80,18 +80,14 @@ static float *boundary_at(const hz_ctx *c, int64_t j, int64_t tok)
 {
     const cpu_state *s = c->bk;
     const hz_dims *d = &c->plan->dims;
-    int64_t b = c->plan->boundary_on_host ? j % 2 : j;
-    return s->boundary + (b * d->step_tokens + tok) * d->C;
+    return s->boundary + (hz_boundary_buf(c->plan, j) * d->step_tokens + tok) * d->C;
 }
 
 /* Pointers to a unit's tensors inside BASE (a weight slot or a gradient region). */
 static float *tensor_at(const hz_plan *p, const hz_unit *u, int kind, float *base, int grad)
 {
-    for (int k = 0; k < u->tensor_n; k++) {
-        const hz_tensor *t = &p->tensors[u->first_tensor + k];
-        if (t->kind == kind) return base + (grad ? t->grad_n : t->slot_n);
-    }
-    return NULL;
+    const hz_tensor *t = hz_unit_tensor(p, u, kind);
+    return t ? base + (grad ? t->grad_n : t->slot_n) : NULL;
 }
 
 static cpu_block_params block_params(const hz_plan *p, const hz_unit *u, float *base, int grad)

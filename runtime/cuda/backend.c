@@ -852,8 +852,7 @@ static char *region_at(const cuda_state *s, int kind, int i)
  * slot, or buffer l % 2 when the plan keeps the boundaries on the host. */
 static bf16 *boundary_at(const cuda_state *s, int64_t l, int64_t tok)
 {
-    int b = s->p->boundary_on_host ? (int)(l % 2) : (int)l;
-    return (bf16 *)region_at(s, HZ_BOUNDARY, b) + tok * s->C;
+    return (bf16 *)region_at(s, HZ_BOUNDARY, (int)hz_boundary_buf(s->p, l)) + tok * s->C;
 }
 
 static void d_memset(cuda_state *s, cudaStream_t st, void *ptr, int64_t bytes)
@@ -934,24 +933,15 @@ static void carve_buffers(cuda_state *s)
  * The model on the GPU: block, loss head, embedding (runtime/cpu/block.c, op by op)
  * ====================================================================================== */
 
-static const hz_tensor *find_tensor(const hz_plan *p, const hz_unit *u, int kind)
-{
-    for (int k = 0; k < u->tensor_n; k++) {
-        const hz_tensor *t = &p->tensors[u->first_tensor + k];
-        if (t->kind == kind) return t;
-    }
-    return NULL;
-}
-
 static const bf16 *w_at(const hz_plan *p, const hz_unit *u, int kind, const char *slot)
 {
-    const hz_tensor *t = find_tensor(p, u, kind);
+    const hz_tensor *t = hz_unit_tensor(p, u, kind);
     return t ? (const bf16 *)slot + t->slot_n : NULL;
 }
 
 static float *g_at(const hz_plan *p, const hz_unit *u, int kind, char *grads)
 {
-    const hz_tensor *t = find_tensor(p, u, kind);
+    const hz_tensor *t = hz_unit_tensor(p, u, kind);
     return t ? (float *)grads + t->grad_n : NULL;
 }
 
