@@ -1,11 +1,13 @@
 /* compiler/emit.c - the Lua bridge. The plan becomes one Lua table `plan` (arrays only,
  * so rendering is deterministic), templates/render.lua renders a template with it. */
 #include "emit.h"
+#include "yml.h"
 
 #include <dirent.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,20 +229,16 @@ static int push_sources(lua_State *L, const char *dir)
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         FILE *f = fopen(path, "rb");
-        char *text = NULL;
-        long len = -1;
-        if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-            text = malloc((size_t)len + 1);
-            if (text && fread(text, 1, (size_t)len, f) != (size_t)len) len = -1;
-        }
+        size_t len = 0;
+        char *text = f ? yml_slurp(f, SIZE_MAX, &len) : NULL;
         if (f) fclose(f);
-        if (!text || len < 0) {
+        if (!text) {
             fprintf(stderr, "hzc: error: cannot read %s\n", path);
             bad = 1;
         } else {
             lua_newtable(L);
             set_str(L, "name", names[i]);
-            lua_pushlstring(L, text, (size_t)len);
+            lua_pushlstring(L, text, len);
             lua_setfield(L, -2, "text");
             lua_rawseti(L, -2, i + 1);
         }

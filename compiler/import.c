@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "yml.h"
 
 #define IMPORT_MAX_ERRORS 50
 
@@ -471,32 +472,11 @@ static char *read_all(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        if (cap > (64u << 20)) { /* a config.json is a few KiB */
-            free(buf);
-            buf = NULL;
-            errno = EFBIG;
-            break;
-        }
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    int bad = ferror(f);
+    char *text = yml_slurp(f, 64u << 20, len); /* a config.json is a few KiB */
+    int e = errno;
     fclose(f);
-    if (buf && bad) {
-        free(buf);
-        errno = EIO;
-        return NULL;
-    }
-    if (buf) buf[n] = 0;
-    *len = n;
-    return buf;
+    errno = e;
+    return text;
 }
 
 int import_hf_config(const char *hf_dir, const char *out_yaml, FILE *err)

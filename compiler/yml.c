@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -231,6 +232,36 @@ yml_node *yml_parse(const char *name, const char *text, size_t len, FILE *err, i
     return root;
 }
 
+char *yml_slurp(FILE *f, size_t max, size_t *len) {
+    size_t n = 0, cap = 4096;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - 1 - n, f);
+        if (n < cap - 1) break; /* end of file, or an error */
+        if (cap - 1 >= max) {
+            free(buf);
+            errno = EFBIG;
+            return NULL;
+        }
+        char *bigger = realloc(buf, 2 * cap);
+        if (!bigger) free(buf);
+        buf = bigger;
+        cap *= 2;
+    }
+    if (!buf) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (ferror(f)) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
 yml_node *yml_load(const char *path, FILE *err, int *errors_n) {
     *errors_n = 0;
     FILE *f = fopen(path, "rb");
@@ -238,28 +269,9 @@ yml_node *yml_load(const char *path, FILE *err, int *errors_n) {
         yml_error(err, errors_n, path, 0, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    int read_errno = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t new_cap = cap ? 2 * cap : 4096;
-            char *grown = realloc(text, new_cap);
-            if (!grown) {
-                read_errno = ENOMEM;
-                break;
-            }
-            text = grown;
-            cap = new_cap;
-        }
-        errno = 0;
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) read_errno = errno ? errno : EIO;
-            break;
-        }
-    }
+    size_t len = 0;
+    char *text = yml_slurp(f, SIZE_MAX, &len);
+    int read_errno = text ? 0 : errno;
     fclose(f);
     yml_node *root = NULL;
     if (read_errno)

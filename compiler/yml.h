@@ -36,6 +36,10 @@ yml_node *yml_load(const char *path, FILE *err, int *errors_n);
 /* Free a tree returned by yml_parse or yml_load (NULL is fine). */
 void yml_free(yml_node *root);
 
+/* All of open file F (at most MAX bytes) in a malloc'd, NUL-terminated buffer, its length
+ * in *len; NULL with errno ENOMEM, EIO or EFBIG. The front ends read every input so. */
+char *yml_slurp(FILE *f, size_t max, size_t *len);
+
 /* "a scalar", "a sequence" or "a mapping", for messages. */
 const char *yml_kind_name(yml_kind kind);
 
