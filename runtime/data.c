@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "data.h"
+#include "errf.h"
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -70,16 +71,7 @@ struct hz_data {
     int64_t epoch_pos;         /* pairs served in this epoch */
 };
 
-#ifdef __GNUC__
-__attribute__((format(printf, 2, 3)))
-#endif
-static void set_err(char *err, const char *fmt, ...) {
-    if (!err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, HZ_DATA_ERR_BYTES, fmt, ap);
-    va_end(ap);
-}
+#define set_err(err, ...) hz_errf(err, HZ_DATA_ERR_BYTES, __VA_ARGS__)
 
 static uint32_t load_token(const unsigned char *tok, int width, int64_t i) {
     if (width == 2) {

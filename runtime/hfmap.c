@@ -14,18 +14,13 @@
 #include <unistd.h>
 
 #include "hfmap.h"
+#include "errf.h"
 #include "safetensors.h"
 
 #define LIST_MAX 10                 /* names listed per kind of mismatch */
 #define CHUNK_ELEMS (1 << 20)       /* elements converted per job */
 
-static void set_err(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, HZ_HF_ERR_BYTES, fmt, ap);
-    va_end(ap);
-}
+#define set_err(err, ...) hz_errf(err, HZ_HF_ERR_BYTES, __VA_ARGS__)
 
 static void put(hz_hf_part *x, int64_t row0, int64_t rows, int64_t cols, int ndim,
                 const char *fmt, int layer, const char *what)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "safetensors.h"
+#include "errf.h"
 
 #define HZ_ST_NAME_ENTRY(id, name, bytes) name,
 #define HZ_ST_BYTES_ENTRY(id, name, bytes) bytes,
@@ -44,14 +45,7 @@ struct hz_st_index {
     const hz_st_tensor **by_name;
 };
 
-static void set_err(char *err, const char *fmt, ...)
-{
-    if (!err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, HZ_ST_ERR_BYTES, fmt, ap);
-    va_end(ap);
-}
+#define set_err(err, ...) hz_errf(err, HZ_ST_ERR_BYTES, __VA_ARGS__)
 
 /* A name from a file, fit for a message: at most 80 bytes, non-printable bytes as '?'. */
 static const char *shown(const char *name, char buf[96])
