@@ -35,6 +35,17 @@ static int test_passed_n, test_failed_n;
               (double)(atol) + (rtol) * fabs(w_));                             \
     } while (0)
 
+/* Uniform in [-1, 1): xorshift64* from a fixed seed, so every run draws the same inputs. */
+static uint64_t test_rng = 0x9E3779B97F4A7C15ull;
+static inline float test_frand(void)
+{
+    test_rng ^= test_rng >> 12;
+    test_rng ^= test_rng << 25;
+    test_rng ^= test_rng >> 27;
+    uint64_t r = test_rng * 0x2545F4914F6CDD1Dull;
+    return (float)((double)(r >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
 /* Rows of token ids: equality, and a printable form (rotating static buffers, so up to
  * four can stand in one message). */
 static inline int arrays_equal(const int32_t *got, const int32_t *want, int64_t n)

@@ -11,16 +11,7 @@
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-/* uniform in [-1, 1), xorshift64* */
-static float frand(void) {
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-    return (float)((double)(r >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
-}
+#define frand test_frand
 
 static float *rand_buf(int64_t n, float scale) {
     float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));

@@ -19,6 +19,7 @@
 
 #include "kernel_sources.h"
 #include "ops.h"
+#include "rt.h"
 #include "test.h"
 
 /* ---- error checks ------------------------------------------------------------------ */
@@ -37,29 +38,12 @@
 
 /* ---- host helpers: bf16, random numbers, buffers ------------------------------------- */
 
-static uint16_t f2bf(float f) { /* round to nearest even, as __float2bfloat16 */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-static float bf2f(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+/* bf16 as __float2bfloat16 (round to nearest even) and back: runtime/store.c */
+#define f2bf hz_bf16_from_f32
+#define bf2f hz_f32_from_bf16
 static float round_bf(float f) { return bf2f(f2bf(f)); }
+#define frand test_frand
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 0x2545f4914f6cdd1dull;
-    return (float)((double)(r >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
-}
 static int irand(int n) { return (int)((frand() * 0.5f + 0.5f) * (float)n) % n; }
 
 static float *hmalloc(size_t n) {
@@ -746,7 +730,7 @@ static void test_crossentropy(int N, int V) {
 
 int main(int argc, char **argv) {
     const char *dir = "runtime/cuda";
-    if (getenv("HZ_TEST_SEED")) rng_state ^= strtoull(getenv("HZ_TEST_SEED"), NULL, 0) * 0x9e3779b97f4a7c15ull;
+    if (getenv("HZ_TEST_SEED")) test_rng ^= strtoull(getenv("HZ_TEST_SEED"), NULL, 0) * 0x9e3779b97f4a7c15ull;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-D") == 0 && i + 1 < argc) {
             kernel_prelude_define(prelude, sizeof prelude, argv[++i]);
