@@ -98,6 +98,16 @@ static inline const char *test_tmp(const char *fmt, ...)
     return p;
 }
 
+/* Write N bytes of BUF to PATH; a test that cannot stops (exit 2). */
+static inline void test_write(const char *path, const void *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(buf, 1, n, f) != n || fclose(f) != 0) {
+        perror(path);
+        exit(2);
+    }
+}
+
 static inline void test_tmp_close(void)
 {
     char cmd[96];

@@ -40,13 +40,6 @@ static const char *flat(const char *msg)
     return b;
 }
 
-static void write_bytes(const char *path, const void *buf, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(buf, 1, n, f) != n) abort();
-    fclose(f);
-}
-
 static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -140,7 +133,7 @@ static const char *raw_file(const char *name, const char *header, size_t data_n)
     unsigned char *buf = calloc(1, 8 + hn + data_n);
     for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hn >> (8 * i));
     memcpy(buf + 8, header, hn);
-    write_bytes(path, buf, 8 + hn + data_n);
+    test_write(path, buf, 8 + hn + data_n);
     free(buf);
     return path;
 }
@@ -157,13 +150,13 @@ static void expect_bad(const char *what, const char *path, const char *phrase)
 static void st_bad_files(void)
 {
     const char *p = test_tmp("short.safetensors");
-    write_bytes(p, "\x05\0\0\0", 4);
+    test_write(p, "\x05\0\0\0", 4);
     expect_bad("4-byte file", p, "too short");
     p = test_tmp("absurd.safetensors");
-    write_bytes(p, "\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
+    test_write(p, "\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
     expect_bad("absurd header length", p, "absurd");
     p = test_tmp("past.safetensors");
-    write_bytes(p, "\xe8\x03\0\0\0\0\0\0{}", 10);
+    test_write(p, "\xe8\x03\0\0\0\0\0\0{}", 10);
     expect_bad("header length past the end", p, "runs past the end");
     /* bad headers: what, file name, header JSON, data bytes, the phrase the error holds */
     static const struct {
@@ -283,14 +276,14 @@ static void st_index(void)
     char *bad = read_text(test_tmp("ckpt/model.safetensors.index.json"));
     char *pos = strstr(bad, "\"t0\": \"model-00001");
     if (pos) pos[strlen("\"t0\": \"model-0000")] = '2';
-    write_bytes(test_tmp("ckpt2.json"), bad, strlen(bad));
+    test_write(test_tmp("ckpt2.json"), bad, strlen(bad));
     free(bad);
     mkdir(test_tmp("ckpt2"), 0777);
     for (int s = 1; s <= 3; s++) {
         char *x = read_text(test_tmp("ckpt/model-0000%d-of-00003.safetensors", s));
         struct stat st;
         stat(test_tmp("ckpt/model-0000%d-of-00003.safetensors", s), &st);
-        write_bytes(test_tmp("ckpt2/model-0000%d-of-00003.safetensors", s), x, (size_t)st.st_size);
+        test_write(test_tmp("ckpt2/model-0000%d-of-00003.safetensors", s), x, (size_t)st.st_size);
         free(x);
     }
     rename(test_tmp("ckpt2.json"), test_tmp("ckpt2/model.safetensors.index.json"));
@@ -664,7 +657,7 @@ static char *import_fixture(const char *name, const char *text, hzc_spec *s, int
 {
     const char *dir = test_tmp("%s", name);
     mkdir(dir, 0777);
-    write_bytes(test_tmp("%s/config.json", name), text, strlen(text));
+    test_write(test_tmp("%s/config.json", name), text, strlen(text));
     char *msg = NULL;
     size_t n = 0;
     FILE *e = open_memstream(&msg, &n);

@@ -15,14 +15,7 @@
 #define IGN HZ_DATA_IGNORE
 #define MAX_T 64
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(text, 1, strlen(text), f) != strlen(text)) {
-        perror(path);
-        exit(2);
-    }
-    fclose(f);
-}
+static void write_text(const char *path, const char *text) { test_write(path, text, strlen(text)); }
 
 static hz_data_opts opts(int64_t vocab, int64_t min_tokens, uint64_t seed, double val_fraction,
                          int split) {
@@ -215,9 +208,7 @@ static void test_stream_split(void) {
     for (int w = 0; w < 3; w++)
         for (int k = 0; k < 4; k++) b[4 * w + k] = (unsigned char)(header[w] >> (8 * k));
     for (int i = 0; i < 10; i++) b[1024 + 2 * i] = (unsigned char)(50 + i);
-    FILE *f = fopen(test_tmp("s.bin"), "wb");
-    if (!f || fwrite(b, 1, sizeof b, f) != sizeof b) exit(2);
-    fclose(f);
+    test_write(test_tmp("s.bin"), b, sizeof b);
     char err[HZ_DATA_ERR_BYTES];
     hz_data_opts ot = opts(256, 3, 0, 0.3, HZ_DATA_TRAIN), ov = opts(256, 3, 0, 0.3, HZ_DATA_VAL);
     hz_data *t = hz_data_open_opts(test_tmp("s.bin"), &ot, err);

@@ -159,23 +159,16 @@ static void test_models(void) {
           (long long)s.warmup_steps, (long long)s.decay_steps);
 }
 
-/* Write TEXT to DIR/NAME; returns the path (static buffer). */
-static const char *write_file(const char *dir, const char *name, const char *text) {
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
+/* Write TEXT to NAME in the scratch directory; returns the path. */
+static const char *write_file(const char *name, const char *text) {
+    const char *path = test_tmp("%s", name);
+    test_write(path, text, strlen(text));
     return path;
 }
 
 /* Defaults of every optional key, the name from the file name, exponent-form numbers. */
-static void test_defaults(const char *dir) {
-    const char *path = write_file(dir, "minimal.yaml",
+static void test_defaults(void) {
+    const char *path = write_file("minimal.yaml",
                                   "architecture:\n"
                                   "  family: qwen2\n"
                                   "  vocab_size: 1000\n"
@@ -218,10 +211,10 @@ static void test_defaults(const char *dir) {
 }
 
 /* More than 50 errors: 50 printed, then a note with the rest; all counted. */
-static void test_error_cap(const char *dir) {
+static void test_error_cap(void) {
     char body[4096] = "architecture:\n";
     for (int i = 0; i < 60; i++) snprintf(body + strlen(body), 64, "  zz_unknown_%02d: 1\n", i);
-    const char *path = write_file(dir, "many.yaml", body);
+    const char *path = write_file("many.yaml", body);
     hzc_spec s;
     char *text = NULL;
     int n = load(path, &s, &text);
@@ -331,15 +324,11 @@ static void test_bad_inputs(void) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/hzc_test_spec_XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (test_tmp_open("spec") != 0) return 2;
     test_models();
-    test_defaults(dir);
-    test_error_cap(dir);
+    test_defaults();
+    test_error_cap();
     test_bad_inputs();
-    rmdir(dir);
+    test_tmp_close();
     TEST_END();
 }
