@@ -19,9 +19,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errf.h"
 #include "hfmap.h"
 #include "rt.h"
 #include "safetensors.h"
+
+#define set_err(err, ...) hz_errf(err, HZ_HF_ERR_BYTES, __VA_ARGS__)
 
 #define RESUME_MAGIC "HZRESUME"
 #define RESUME_VERSION 1u
@@ -144,19 +147,19 @@ int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const
 {
     char dir[4096], tmp[4200], path[4300];
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot create: %s", out_dir, strerror(errno));
+        set_err(err, "%.900s: cannot create: %s", out_dir, strerror(errno));
         return -1;
     }
     snprintf(dir, sizeof dir, "%s/step-%08lld", out_dir, (long long)r->step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     rm_rf(tmp);
     if (mkdir(tmp, 0777) != 0) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot create: %s", tmp, strerror(errno));
+        set_err(err, "%.900s: cannot create: %s", tmp, strerror(errno));
         return -1;
     }
     char *config = hz_hf_config_json(p, p->family);
     if (!config) {
-        snprintf(err, HZ_HF_ERR_BYTES, "no config.json for model family '%s'", p->family);
+        set_err(err, "no config.json for model family '%s'", p->family);
         return -1;
     }
     int rc = hz_hf_save(s, p, tmp, config, 0, err);
@@ -165,12 +168,12 @@ int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const
     snprintf(path, sizeof path, "%s/resume.bin", tmp);
     if (write_resume(s, p, path, r, err) != 0) return -1;
     if (hz_st_fsync_dir(tmp) != 0) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: fsync failed: %s", tmp, strerror(errno));
+        set_err(err, "%.900s: fsync failed: %s", tmp, strerror(errno));
         return -1;
     }
     rm_rf(dir); /* a checkpoint of the same step from an earlier run */
     if (rename(tmp, dir) != 0 || hz_st_fsync_dir(out_dir) != 0) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot rename to %.900s: %s", tmp, dir, strerror(errno));
+        set_err(err, "%.900s: cannot rename to %.900s: %s", tmp, dir, strerror(errno));
         return -1;
     }
     prune(out_dir, keep);
@@ -204,7 +207,7 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
     snprintf(path, sizeof path, "%s/resume.bin", dir);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: cannot open: %s (a checkpoint directory written by "
+        set_err(err, "%.900s: cannot open: %s (a checkpoint directory written by "
                  "--out holds it)", path, strerror(errno));
         return -1;
     }
@@ -227,7 +230,7 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
     if (!bad && payload_checksum(s) != h.checksum) bad = "corrupt (checksum mismatch)";
     fclose(f);
     if (bad) {
-        snprintf(err, HZ_HF_ERR_BYTES, "%.900s: %s", path, bad);
+        set_err(err, "%.900s: %s", path, bad);
         return -1;
     }
     r->step = h.step;
