@@ -3,7 +3,10 @@
 #include "emit.h"
 #include "yml.h"
 
+#include "../runtime/kernel_order.h"
+
 #include <dirent.h>
+#include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -195,34 +198,61 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     lua_setfield(L, -2, "ops");
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* sources = { {name=..., text=...}, ... }: util.cu first, then the others by name. */
-static int push_sources(lua_State *L, const char *dir)
+/* The .cu file names in DIR, in the kernel source order (runtime/kernel_order.h); malloc'd,
+ * *n of them. NULL after printing the error (an unreadable directory, no .cu file, no memory). */
+static char **kernel_source_names(const char *dir, int *n)
 {
     DIR *dp = opendir(dir);
     if (!dp) {
-        fprintf(stderr, "hzc: error: cannot open kernel directory %s\n", dir);
-        return -1;
+        fprintf(stderr, "hzc: error: cannot open the kernel directory %s: %s\n", dir,
+                strerror(errno));
+        return NULL;
     }
-    char *names[64];
-    int n = 0;
+    char **names = NULL;
+    int cap = 0;
+    *n = 0;
     struct dirent *e;
-    while ((e = readdir(dp)) && n < 64) {
+    errno = 0;
+    while ((e = readdir(dp))) {
         size_t len = strlen(e->d_name);
-        if (len > 3 && strcmp(e->d_name + len - 3, ".cu") == 0) names[n++] = strdup(e->d_name);
+        if (len <= 3 || strcmp(e->d_name + len - 3, ".cu") != 0) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **grown = realloc(names, (size_t)cap * sizeof *names);
+            if (!grown) goto oom;
+            names = grown;
+        }
+        if (!(names[*n] = strdup(e->d_name))) goto oom;
+        ++*n;
+        errno = 0;
+    }
+    if (errno) {
+        fprintf(stderr, "hzc: error: cannot list the kernel directory %s: %s\n", dir,
+                strerror(errno));
+        goto fail;
+    }
+    if (*n == 0) {
+        fprintf(stderr, "hzc: error: no kernel sources (.cu files) in %s\n", dir);
+        goto fail;
     }
     closedir(dp);
-    qsort(names, (size_t)n, sizeof(char *), by_name);
-    for (int i = 1; i < n; i++) /* util.cu defines what the others use */
-        if (strcmp(names[i], "util.cu") == 0) {
-            char *u = names[i];
-            memmove(names + 1, names, (size_t)i * sizeof(char *));
-            names[0] = u;
-        }
+    qsort(names, (size_t)*n, sizeof *names, hz_kernel_source_cmp);
+    return names;
+oom:
+    fprintf(stderr, "hzc: error: out of memory listing the kernel directory %s\n", dir);
+fail:
+    closedir(dp);
+    for (int i = 0; i < *n; i++) free(names[i]);
+    free(names);
+    return NULL;
+}
+
+/* sources = { {name = "util.cu", text = ...}, ... } in the kernel source order. */
+static int push_sources(lua_State *L, const char *dir)
+{
+    int n = 0;
+    char **names = kernel_source_names(dir, &n);
+    if (!names) return -1;
     lua_createtable(L, n, 0);
     int bad = 0;
     for (int i = 0; i < n; i++) {
@@ -245,6 +275,7 @@ static int push_sources(lua_State *L, const char *dir)
         free(text);
         free(names[i]);
     }
+    free(names);
     return bad ? -1 : 0;
 }
 

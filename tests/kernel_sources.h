@@ -1,6 +1,7 @@
 /* tests/kernel_sources.h - the cuda backend's kernel sources, read and compiled with NVRTC
- * as the trainer does (util.cu first, then the other runtime/cuda .cu files by name, after a
- * prelude of #defines), for tests/nvrtc_compile.c and tests/gpu/test_kernels.c. */
+ * as the trainer does (in the order of runtime/kernel_order.h, as hzc writes them into
+ * generated/kernels.cu, after a prelude of #defines), for tests/nvrtc_compile.c and
+ * tests/gpu/test_kernels.c. */
 #ifndef HZ_KERNEL_SOURCES_H
 #define HZ_KERNEL_SOURCES_H
 #include <dirent.h>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "../runtime/kernel_order.h"
 
 #define NVRTC_CHECK(call)                                                                   \
     do {                                                                                    \
@@ -19,14 +22,6 @@
             exit(1);                                                                        \
         }                                                                                   \
     } while (0)
-
-static int kernel_source_order(const void *a, const void *b)
-{
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    int ux = strcmp(x, "util.cu") == 0, uy = strcmp(y, "util.cu") == 0;
-    if (ux != uy) return uy - ux; /* util.cu first: the others use what it defines */
-    return strcmp(x, y);
-}
 
 /* Append "#define NAME VALUE" to PRELUDE (of SIZE bytes) for a -D NAME=VALUE option. */
 static void kernel_prelude_define(char *prelude, size_t size, const char *name_value)
@@ -87,19 +82,24 @@ static char *kernel_sources_read(const char *path, const char *prelude, int *nfi
         fprintf(stderr, "error: cannot open %s (HINT: run from the repository root)\n", path);
         exit(1);
     }
-    char *names[256];
+    char **names = NULL;
     int nn = 0;
     struct dirent *e;
-    while ((e = readdir(d)) && nn < 256) {
+    while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
-        if (l > 3 && strcmp(e->d_name + l - 3, ".cu") == 0) names[nn++] = strdup(e->d_name);
+        if (l <= 3 || strcmp(e->d_name + l - 3, ".cu") != 0) continue;
+        names = realloc(names, (size_t)(nn + 1) * sizeof names[0]);
+        if (!names || !(names[nn++] = strdup(e->d_name))) {
+            fprintf(stderr, "error: out of memory\n");
+            exit(1);
+        }
     }
     closedir(d);
     if (nn == 0) {
         fprintf(stderr, "error: no .cu files in %s\n", path);
         exit(1);
     }
-    qsort(names, (size_t)nn, sizeof names[0], kernel_source_order);
+    qsort(names, (size_t)nn, sizeof names[0], hz_kernel_source_cmp);
     len = strlen(prelude);
     src = malloc(len + 1);
     memcpy(src, prelude, len + 1);
@@ -109,6 +109,7 @@ static char *kernel_sources_read(const char *path, const char *prelude, int *nfi
         kernel_source_append(&src, &len, file);
         free(names[i]);
     }
+    free(names);
     *nfiles = nn;
     return src;
 }
