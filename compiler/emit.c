@@ -198,6 +198,11 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     lua_setfield(L, -2, "ops");
 }
 
+/* The directory the kernel sources are named in, relative to hzc's root (compiler/main.c
+ * passes ROOT/runtime/cuda): #line and the section comments of kernels.cu name the file a
+ * person edits. */
+#define KERNEL_DIR_NAME "runtime/cuda"
+
 /* The .cu file names in DIR, in the kernel source order (runtime/kernel_order.h); malloc'd,
  * *n of them. NULL after printing the error (an unreadable directory, no .cu file, no memory). */
 static char **kernel_source_names(const char *dir, int *n)
@@ -247,7 +252,8 @@ fail:
     return NULL;
 }
 
-/* sources = { {name = "util.cu", text = ...}, ... } in the kernel source order. */
+/* sources = { {name = "util.cu", path = "runtime/cuda/util.cu", text = ...}, ... } in the
+ * kernel source order. */
 static int push_sources(lua_State *L, const char *dir)
 {
     int n = 0;
@@ -268,6 +274,8 @@ static int push_sources(lua_State *L, const char *dir)
         } else {
             lua_newtable(L);
             set_str(L, "name", names[i]);
+            snprintf(path, sizeof path, KERNEL_DIR_NAME "/%s", names[i]);
+            set_str(L, "path", path);
             lua_pushlstring(L, text, len);
             lua_setfield(L, -2, "text");
             lua_rawseti(L, -2, i + 1);
@@ -277,6 +285,19 @@ static int push_sources(lua_State *L, const char *dir)
     }
     free(names);
     return bad ? -1 : 0;
+}
+
+/* Whether the output of TEMPLATE_NAME ("schedule.c.tmpl") is C or CUDA, which take #line
+ * directives back to the template; JSON and other text have no such thing. */
+static int takes_line_directives(const char *template_name)
+{
+    static const char *const exts[] = {".c.tmpl", ".h.tmpl", ".cu.tmpl", ".cuh.tmpl"};
+    size_t len = strlen(template_name);
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        size_t n = strlen(exts[i]);
+        if (len > n && strcmp(template_name + len - n, exts[i]) == 0) return 1;
+    }
+    return 0;
 }
 
 int emit_render(const char *templates_dir, const char *kernel_dir, const char *template_name,
@@ -304,7 +325,10 @@ int emit_render(const char *templates_dir, const char *kernel_dir, const char *t
         if (push_sources(L, kernel_dir) != 0) goto done;
         lua_setfield(L, -2, "sources");
     }
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    /* the name in Lua errors and #line: relative to hzc's root, as a person edits it */
+    lua_pushfstring(L, "templates/%s", template_name);
+    lua_pushboolean(L, takes_line_directives(template_name));
+    if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
         fprintf(stderr, "hzc: error: rendering %s: %s\n", template_name, lua_tostring(L, -1));
         goto done;
     }

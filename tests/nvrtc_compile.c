@@ -1,10 +1,12 @@
 /* tests/nvrtc_compile.c - compile the cuda backend's kernels with NVRTC, no GPU needed.
  * Usage: nvrtc_compile [-v] [-D NAME=VALUE]... [SRCDIR|KERNELS.cu [ARCH]]
- *   A file (a trainer's generated/kernels.cu) is compiled as it is.
+ *   A file (a trainer's generated/kernels.cu) is compiled as it is; its #line directives
+ *   make NVRTC's messages name templates/kernels.cu.tmpl and runtime/cuda/NAME.cu.
  *   SRCDIR defaults to runtime/cuda, ARCH to sm_90; -v passes -v to ptxas (registers, spills);
  *   -D adds a prelude line #define NAME VALUE.
- * Concatenates SRCDIR/util.cu and then the other SRCDIR/ *.cu in alphabetical order (as the
- * trainer does), compiles to a CUBIN with the trainer's options, prints the NVRTC log, and
+ * Concatenates the SRCDIR/ *.cu in the kernel source order (runtime/kernel_order.h: util.cu
+ * first, then by name, as hzc writes them into kernels.cu), each after a #line naming it,
+ * compiles to a CUBIN with the trainer's options, prints the NVRTC log, and
  * exits 0 only when the compile succeeded with no warning in the log. On failure the source
  * is dumped to a file named in the message. Build:
  *   cc -std=c11 -I/usr/local/cuda/include tests/nvrtc_compile.c -L/usr/local/cuda/lib64 -lnvrtc */

@@ -56,7 +56,7 @@ $hzc build models/tiny.yaml -o "$tmp/b" --backend cpu 2> /dev/null
 for f in schedule.c kernels.cu plan.json; do
     cmp -s "$tmp/a/generated/$f" "$tmp/b/generated/$f" && ok "$f byte-identical across builds" || bad "$f differs across builds"
 done
-head -2 "$tmp/a/generated/schedule.c" | grep -q 'source: models/tiny.yaml  template: templates/schedule.c.tmpl' &&
+head -3 "$tmp/a/generated/schedule.c" | grep -q 'source: models/tiny.yaml  template: templates/schedule.c.tmpl' &&
     ok "schedule.c banner names spec and template" || bad "schedule.c banner"
 head -1 "$tmp/a/generated/schedule.c" | grep -q 'generated file. DO NOT EDIT' && ok "generated banner" || bad "generated banner"
 [ -x "$tmp/a/train" ] && ok "trainer linked" || bad "trainer not linked"
