@@ -219,8 +219,7 @@ static char **kernel_source_names(const char *dir, int *n)
     struct dirent *e;
     errno = 0;
     while ((e = readdir(dp))) {
-        size_t len = strlen(e->d_name);
-        if (len <= 3 || strcmp(e->d_name + len - 3, ".cu") != 0) continue;
+        if (!hz_kernel_source_name(e->d_name)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
             char **grown = realloc(names, (size_t)cap * sizeof *names);

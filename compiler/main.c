@@ -176,15 +176,16 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
     char cudalib[2 * PATH_MAX];
     snprintf(cudalib, sizeof cudalib, "%s/build/libhzrt_cuda.a", root);
     const char *backend = o->backend ? o->backend : (file_exists(cudalib) ? "cuda" : "cpu");
-    if (strcmp(backend, "cpu") != 0 && strcmp(backend, "cuda") != 0) {
+    const hz_caps *caps = hz_caps_find(backend);
+    if (!caps) {
         fprintf(stderr, "hzc: error: unknown backend '%s' (cpu or cuda)\n", backend);
         return 1;
     }
-    int64_t HD = pl->p.dims.HD;
-    if (!strcmp(backend, "cuda") && HD != 32 && HD != 64 && HD != 128) {
-        fprintf(stderr, "hzc: error: the cuda backend's attention kernels support head_dim 32, "
-                        "64 and 128; %s has %lld (use --backend cpu)\n",
-                o->spec, (long long)HD);
+    char hds[64];
+    if (!hz_caps_head_dim_ok(caps, pl->p.dims.HD, hds, sizeof hds)) {
+        fprintf(stderr, "hzc: error: the %s backend's attention kernels support head_dim %s; "
+                        "%s has %lld (use --backend cpu)\n",
+                backend, hds, o->spec, (long long)pl->p.dims.HD);
         return 1;
     }
     if (mkdir_p(gen) != 0) {

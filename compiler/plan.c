@@ -7,6 +7,8 @@
  *   step schedule: the op list with streams, slots and the events each op waits on. */
 #include "plan.h"
 
+#include "../runtime/hz_layout.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,29 +288,6 @@ static void set_region(hzc_plan *pl, int kind, int count, int64_t slot_bytes)
     r->bytes = r->slot_bytes * count;
 }
 
-/* Per-micro-batch workspace of one block's recompute + backward (bytes). The list is
- * the contract with the backends' block code: see docs/plan.md "workspace". */
-static int64_t work_bytes(const hz_dims *d)
-{
-    int64_t N = d->micro_tokens, C = d->C, F = d->F;
-    int64_t A = d->NH * d->HD, KV = d->NKV * d->HD, QKV = A + 2 * KV;
-    int64_t bf16_n = N * (C /*xn*/ + QKV /*qkv*/ + A /*q*/ + 2 * KV /*k v*/ + A /*att*/ +
-                          C /*xmid*/ + C /*xn2*/ + 2 * F /*gu*/ + F /*h*/ + F /*dh*/ +
-                          2 * F /*dgu*/ + C /*dxn2*/ + C /*dxmid*/ + A /*datt*/ + A /*dq*/ +
-                          2 * KV /*dk dv*/ + QKV /*dqkv*/ + C /*dxn*/);
-    int64_t f32_n = 2 * N /*rstd1 rstd2*/ + d->B * d->NH * d->T /*lse*/ +
-                    HZ_PART_ROWS * (C > QKV ? C : QKV) /*deterministic partial sums*/;
-    return align_up(2 * bf16_n, PLAN_ALIGN_BYTES) + align_up(4 * f32_n, PLAN_ALIGN_BYTES);
-}
-
-static int64_t loss_bytes(const hz_dims *d)
-{
-    int64_t N = d->micro_tokens;
-    return align_up(2 * (2 * N * d->C /*xnf dxnf*/ + d->chunk_tokens * d->V /*logits*/),
-                    PLAN_ALIGN_BYTES) +
-           align_up(4 * (2 * N) /*rstd, losses*/, PLAN_ALIGN_BYTES);
-}
-
 static void build_arena(hzc_plan *pl)
 {
     const hz_dims *d = &pl->p.dims;
@@ -328,11 +307,11 @@ static void build_arena(hzc_plan *pl)
                2 * d->step_tokens * d->C);
     set_region(pl, HZ_DGRAD, 1, 2 * d->step_tokens * d->C);
     set_region(pl, HZ_TOKENS, 1, 2 * 4 * d->step_tokens);
-    pl->p.work_bytes = work_bytes(d);
+    /* the buffer lists of runtime/hz_layout.h, bf16 elements of 2 bytes */
+    pl->p.work_bytes = hz_work_layout(d, 2, NULL);
     set_region(pl, HZ_WORK, 1, pl->p.work_bytes);
-    set_region(pl, HZ_LOSSBUF, 1, loss_bytes(d));
-    /* 16 doubles (loss sum, squared grad norm, ...), then the norm's per-block partials */
-    set_region(pl, HZ_SCALARS, 1, 8 * (16 + HZ_SUMSQ_PARTS));
+    set_region(pl, HZ_LOSSBUF, 1, hz_loss_layout(d, 2, NULL));
+    set_region(pl, HZ_SCALARS, 1, 8 * HZ_SCALAR_N);
     int64_t off = 0;
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
         pl->regions[k].offset_bytes = off;

@@ -1,6 +1,7 @@
-/* runtime/exec.c - the executor: walks the generated op list of one step, hands the
- * device ops to the backend in issue order and runs the host ops (AdamW per unit) on
- * the optimizer thread, so the update of step s overlaps the forward of step s+1.
+/* runtime/exec.c - the executor: walks the generated op list of one step, dispatches each
+ * device op by kind to the backend's function for it (hz_backend.ops) in issue order, and
+ * runs the host ops (AdamW per unit) on the optimizer thread, so the update of step s
+ * overlaps the forward of step s+1.
  * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s. */
 #include <math.h>
 #include <stdlib.h>
@@ -53,14 +54,18 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->plan = p;
     c->be = &hz_backend_impl;
     c->pool = hz_pool_new(threads);
-    c->inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
-    c->targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
     c->opt_t0_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     c->opt_t1_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     c->op_t0_ms = calloc((size_t)p->op_n, sizeof(float));
     c->op_t1_ms = calloc((size_t)p->op_n, sizeof(float));
-    if (!c->pool || !c->inputs || !c->targets || !c->unit_done_step || !c->opt_t0_s ||
+    for (int k = 0; k < HZ_OP_KIND_N; k++)
+        if (!c->be->ops[k] && k != HZ_OPT) {
+            fprintf(stderr, "train: error: the %s backend has no %s op (internal error)\n",
+                    c->be->name, hz_op_names[k]);
+            return -1;
+        }
+    if (!c->pool || !c->unit_done_step || !c->opt_t0_s ||
         !c->opt_t1_s || !c->op_t0_ms || !c->op_t1_ms)
         return -1;
     hz_exec_resume_at(c, 0); /* nothing applied yet, nothing queued */
@@ -95,18 +100,27 @@ static void queue_step(hz_ctx *c, const double *norm)
     pthread_mutex_unlock(&c->mu);
 }
 
-int64_t hz_exec_trained(const hz_ctx *c)
+int64_t hz_exec_trained(const hz_plan *p, const int32_t *targets)
 {
     int64_t n = 0;
-    for (int64_t i = 0; i < c->plan->dims.step_tokens; i++) n += c->targets[i] != HZ_DATA_IGNORE;
+    for (int64_t i = 0; i < p->dims.step_tokens; i++) n += targets[i] != HZ_DATA_IGNORE;
     return n;
 }
 
-double hz_exec_step(hz_ctx *c, double *grad_norm)
+/* Issue device op i: ordered after its waits, its work, then its completion mark. */
+static void issue(hz_ctx *c, int i)
+{
+    const hz_op *o = &c->plan->ops[i];
+    c->be->op_begin(c, i);
+    c->be->ops[o->kind](c, o);
+    c->be->op_end(c, i);
+}
+
+double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
+                    double *grad_norm)
 {
     const hz_plan *p = c->plan;
-    int64_t trained = hz_exec_trained(c);
-    c->dscale = trained > 0 ? 1.0f / (float)trained : 0.0f;
+    int64_t trained = hz_exec_trained(p, targets);
     if (!c->opt_started) { /* started here, so a resumed run's first step is known */
         c->opt_done_before = c->step - 1;
         if (pthread_create(&c->opt_thread, NULL, opt_main, c) != 0) {
@@ -115,13 +129,13 @@ double hz_exec_step(hz_ctx *c, double *grad_norm)
         }
         c->opt_started = 1;
     }
-    c->be->begin_step(c);
+    c->be->begin_step(c, inputs, targets, trained > 0 ? 1.0f / (float)trained : 0.0f);
     int last_device_op = -1; /* the D2H stream ends the step */
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->stream == HZ_HOST) continue;
         if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
-        c->be->run_op(c, i);
+        issue(c, i);
         if (o->stream == HZ_D2H) last_device_op = i;
     }
     /* Without clipping in the plan and in this run, each update waits only for its own
@@ -164,8 +178,6 @@ void hz_exec_free(hz_ctx *c)
         hz_store_free(&c->store, c->be->host_free);
         hz_pool_free(c->pool);
     }
-    free(c->inputs);
-    free(c->targets);
     free(c->unit_done_step);
     free(c->opt_t0_s);
     free(c->opt_t1_s);

@@ -299,21 +299,6 @@ static void fill_bf16(void *arg, int64_t begin, int64_t n, void *out)
     memcpy(out, (const uint16_t *)arg + begin, (size_t)n * 2);
 }
 
-int hz_mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-    for (char *c = buf + 1; *c; c++) {
-        if (*c != '/') continue;
-        *c = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *c = '/';
-    }
-    struct stat st;
-    return (mkdir(buf, 0777) != 0 && errno != EEXIST) || stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)
-               ? -1 : 0;
-}
-
 int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char *config_json_text,
                int64_t max_shard_bytes, char *err)
 {

@@ -113,6 +113,20 @@ extern const char *const hz_stream_names[];
 extern const char *const hz_op_names[];
 extern const char *const hz_region_what[];
 
+/* What a backend can do (hz_tables.h HZ_BACKENDS; names.c). */
+#define HZ_CAPS_HEAD_DIMS 8
+typedef struct hz_caps {
+    const char *name;
+    int pinned_host;               /* the host store is page-locked (pinned) memory */
+    int pcie;                      /* weights, gradients and boundaries cross a bus */
+    int head_dims[HZ_CAPS_HEAD_DIMS]; /* supported head_dim values; {0}: any even one */
+} hz_caps;
+extern const hz_caps hz_backend_caps[HZ_BACKEND_N];
+/* The backend called NAME, or NULL. */
+const hz_caps *hz_caps_find(const char *name);
+/* Whether the backend's kernels run head_dim HD; LIST (may be NULL) receives "32, 64, 128". */
+int hz_caps_head_dim_ok(const hz_caps *c, int64_t HD, char *list, size_t list_n);
+
 /* ---- bf16 and the split fp32 master (store.c) ----
  * The master weight is fp32 held as (w bf16, lo int16): fp32 bits = (w << 16) + lo,
  * with w = round-to-nearest-even(master), so lo = bits(master) - (w << 16) fits int16. */

@@ -35,7 +35,7 @@
     X(TOKENS, "tokens", "int32 inputs and targets of the step")                  \
     X(WORK, "workspace", "per-micro-batch recompute and backward buffers")        \
     X(LOSSBUF, "loss_head", "final norm, logits chunk, per-token losses")         \
-    X(SCALARS, "scalars", "16 doubles: the step's loss sum and squared gradient norm")
+    X(SCALARS, "scalars", "doubles: the step's squared gradient norm and its partial sums")
 
 /* Streams. */
 #define HZ_STREAM_KINDS(X)                          \
@@ -55,11 +55,20 @@
     X(STORE_B, "store_b", "copy a layer's boundary activations -> host (host boundaries)") \
     X(LOAD_B, "load_b", "copy a layer's boundary activations host -> GPU (host boundaries)")
 
+/* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
+ * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
+ * are built and tested for ({0}: any even head_dim)). The cuda list is the set
+ * runtime/cuda/attention.cu compiles in and tests/gpu/test_kernels.c tests. */
+#define HZ_BACKENDS(X)                     \
+    X(BACKEND_CPU, "cpu", 0, 0, {0})        \
+    X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128})
+
 #define HZ_ENUM_ENTRY(id, ...) HZ_##id,
 enum hz_unit_kind { HZ_UNIT_KINDS(HZ_ENUM_ENTRY) HZ_UNIT_KIND_N };
 enum hz_tensor_kind { HZ_TENSOR_KINDS(HZ_ENUM_ENTRY) HZ_TENSOR_KIND_N };
 enum hz_region_kind { HZ_REGION_KINDS(HZ_ENUM_ENTRY) HZ_REGION_KIND_N };
 enum hz_stream_kind { HZ_STREAM_KINDS(HZ_ENUM_ENTRY) HZ_STREAM_KIND_N };
 enum hz_op_kind { HZ_OP_KINDS(HZ_ENUM_ENTRY) HZ_OP_KIND_N };
+enum hz_backend_kind { HZ_BACKENDS(HZ_ENUM_ENTRY) HZ_BACKEND_N };
 
 #endif

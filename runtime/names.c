@@ -1,5 +1,8 @@
 /* runtime/names.c - what the compiler and the runtime share: the names of the tables
  * (hz_tables.h) for messages and traces, and the FLOP accounting of DESIGN.md. */
+#include <stdio.h>
+#include <string.h>
+
 #include "hz.h"
 
 #define HZ_NAME_ENTRY(id, name, ...) name,
@@ -17,4 +20,32 @@ double hz_flops_per_token(const hz_dims *d)
     double block = (double)d->C * (A + 2 * KV) + (double)A * d->C + 3.0 * d->C * d->F;
     double n_matmul = d->L * block + (double)d->V * d->C;
     return 6.0 * n_matmul + 6.0 * d->L * d->T * A;
+}
+
+#define HZ_CAPS_ENTRY(id, name, pinned, pcie, ...) {name, pinned, pcie, __VA_ARGS__},
+const hz_caps hz_backend_caps[HZ_BACKEND_N] = {HZ_BACKENDS(HZ_CAPS_ENTRY)};
+
+const hz_caps *hz_caps_find(const char *name)
+{
+    for (int i = 0; i < HZ_BACKEND_N; i++)
+        if (strcmp(hz_backend_caps[i].name, name) == 0) return &hz_backend_caps[i];
+    return NULL;
+}
+
+int hz_caps_head_dim_ok(const hz_caps *c, int64_t HD, char *list, size_t list_n)
+{
+    int ok = 0;
+    size_t len = 0;
+    if (list && list_n) list[0] = 0;
+    if (c->head_dims[0] == 0) {
+        if (list) snprintf(list, list_n, "any even value");
+        return HD > 0 && HD % 2 == 0;
+    }
+    for (int i = 0; i < HZ_CAPS_HEAD_DIMS && c->head_dims[i]; i++) {
+        ok |= c->head_dims[i] == HD;
+        if (list && len < list_n)
+            len += (size_t)snprintf(list + len, list_n - len, "%s%d", i ? ", " : "",
+                                    c->head_dims[i]);
+    }
+    return ok;
 }

@@ -64,6 +64,21 @@ static inline int64_t hz_boundary_buf(const hz_plan *p, int64_t j)
     return p->boundary_on_host ? j % 2 : j;
 }
 
+/* ---- RoPE (rope_table.c): the settings and the inverse-frequency table ---- */
+typedef struct hz_rope { /* Hugging Face "default" and "llama3" rope types */
+    float theta;             /* base, e.g. 500000 */
+    int llama3;              /* 1: apply llama3 frequency scaling */
+    float factor;            /* llama3: scaling factor (e.g. 32) */
+    float low_freq_factor;   /* llama3: e.g. 1 */
+    float high_freq_factor;  /* llama3: e.g. 4 */
+    int original_max_pos;    /* llama3: original_max_position_embeddings, e.g. 8192 */
+} hz_rope;
+
+/* inv_freq[i] = theta^(-2i/HD) for i < HD/2, then llama3-scaled if asked; as transformers. */
+void hz_rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
+/* The same for a plan's dims (head_dim and rope settings): the table both backends use. */
+void hz_rope_inv_freq_dims(float *inv_freq, const hz_dims *d);
+
 /* ---- the host store (store.c): SoA arrays of host_store_n elements each ---- */
 typedef struct hz_store {
     int64_t n;          /* elements per array */
@@ -109,22 +124,35 @@ float hz_lr_at(const hz_optim *o, int64_t step);
 void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
                    float gscale, int64_t t, hz_pool *pool);
 
-/* ---- backends ---- */
+/* ---- backends ----
+ * A backend provides the arena, one function per device op kind (exec.c dispatches the
+ * plan's ops through ops[], indexed by enum hz_op_kind; the host ops, OPT, run in exec.c)
+ * and the step's bookkeeping around them. Device work may be asynchronous: an op is done
+ * when wait_op returns. */
 typedef struct hz_ctx hz_ctx;
+typedef void (*hz_op_fn)(hz_ctx *ctx, const hz_op *o);
 typedef struct hz_backend {
     const char *name;
-    hz_host_alloc_fn host_alloc;  /* pinned on the cuda backend */
+    const hz_caps *caps;          /* what it can do (hz_tables.h HZ_BACKENDS) */
+    hz_host_alloc_fn host_alloc;  /* pinned when caps->pinned_host */
     hz_host_free_fn host_free;
-    int (*init)(hz_ctx *ctx);                 /* allocate the arena; 0 or -1 */
-    void (*begin_step)(hz_ctx *ctx);          /* ctx->inputs/targets -> device */
-    void (*run_op)(hz_ctx *ctx, int op);      /* issue a non-host op of the plan */
+    int (*init)(hz_ctx *ctx);     /* allocate the arena; 0 or -1 */
+    /* Before the step's first op: its input and target ids (step_tokens each, copied) and
+     * the loss scale, 1 / trained tokens. */
+    void (*begin_step)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets,
+                       float dscale);
+    void (*op_begin)(hz_ctx *ctx, int op);    /* order op after its waits, mark its start */
+    hz_op_fn ops[HZ_OP_KIND_N];               /* issue the op's work (NULL for host ops) */
+    void (*op_end)(hz_ctx *ctx, int op);      /* mark its end: later waits see it */
     void (*wait_op)(hz_ctx *ctx, int op);     /* block the calling thread until op is done */
     /* After the last op of the step is done: the step's loss sum and squared grad norm. */
     void (*step_result)(hz_ctx *ctx, double *loss_sum, double *grad_sumsq);
     /* After step_result: start and end (ms from the step's start) of every device op of
-     * the step; NULL where the backend has no stream timeline. */
+     * the step; 0 where the backend has no stream timeline. */
     int (*op_times)(hz_ctx *ctx, float *t0_ms, float *t1_ms);
-    double (*eval)(hz_ctx *ctx);              /* forward-only loss sum of ctx->inputs/targets */
+    /* Forward-only loss sum of one step's worth of tokens; LOGITS (NULL, or (step_tokens, V)
+     * fp32) receives the logits (--dump-logits). */
+    double (*eval)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
     void (*destroy)(hz_ctx *ctx);
 } hz_backend;
@@ -140,8 +168,6 @@ struct hz_ctx {
     const hz_backend *be;
     hz_store store;
     hz_pool *pool;
-    int32_t *inputs, *targets;   /* (step_tokens) of the current step */
-    float dscale;                /* 1 / trained tokens of the step */
     int64_t step;                /* 0-based step being run */
     void *bk;                    /* the backend's own state */
     /* optimizer thread: OPT ops run here while the next step's forward is issued */
@@ -163,8 +189,6 @@ struct hz_ctx {
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
     int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
-    float *logits_out;           /* when set, eval also writes the step's logits here,
-                                  * (step_tokens, V) fp32 (--dump-logits) */
 };
 
 /* ---- checkpoints (checkpoint.c); err buffers are HZ_HF_ERR_BYTES (hfmap.h) ---- */
@@ -186,8 +210,11 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
 
 /* Host monotonic clock in seconds. */
 double hz_now_s(void);
-/* mkdir -p PATH (hfmap.c); 0, or -1 with errno (also when PATH exists but is no directory). */
+/* ---- files (files.c) ---- */
+/* mkdir -p PATH; 0, or -1 with errno (also when PATH exists but is no directory). */
 int hz_mkdir_p(const char *path);
+/* The whole file PATH, NUL-terminated (malloc'd, *n bytes before the NUL); NULL with errno set. */
+void *hz_read_file(const char *path, size_t *n);
 /* "bwd block 3 micro 1": op i of the plan, for messages and the trace (trace.c). */
 void hz_op_label(const hz_plan *p, int i, char *buf, size_t n);
 
@@ -211,11 +238,12 @@ void hz_trace_close(hz_trace *t, hz_ctx *c);
 
 /* The executor (exec.c). */
 int hz_exec_init(hz_ctx *ctx, const hz_plan *plan, int threads);
-/* Targets of ctx->targets that are trained (not HZ_DATA_IGNORE). */
-int64_t hz_exec_trained(const hz_ctx *c);
-/* Run one optimizer step on ctx->inputs/targets; returns the mean loss and sets the
- * gradient norm (before clipping). */
-double hz_exec_step(hz_ctx *ctx, double *grad_norm);
+/* Targets of one step (step_tokens) that are trained (not HZ_DATA_IGNORE). */
+int64_t hz_exec_trained(const hz_plan *p, const int32_t *targets);
+/* Run one optimizer step on INPUTS/TARGETS (step_tokens each); returns the mean loss and
+ * sets the gradient norm (before clipping). */
+double hz_exec_step(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets,
+                    double *grad_norm);
 /* Before the first step of a resumed run: STEP steps are already done and applied. */
 void hz_exec_resume_at(hz_ctx *ctx, int64_t step);
 /* Wait for every queued optimizer update to be applied. */

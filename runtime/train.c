@@ -206,29 +206,34 @@ static train_args parse_args(int argc, char **argv)
     return a;
 }
 
-static void fill_step(hz_ctx *c, hz_data *d)
+/* One step's input and target ids, (step_tokens) each. */
+typedef struct step_tokens {
+    int32_t *inputs, *targets;
+} step_tokens;
+
+static void fill_step(const hz_plan *p, hz_data *d, step_tokens *tk)
 {
-    const hz_dims *dm = &c->plan->dims;
+    const hz_dims *dm = &p->dims;
     for (int64_t r = 0; r < dm->step_tokens / dm->T; r++)
-        hz_data_next_row(d, c->inputs + r * dm->T, c->targets + r * dm->T, dm->T);
+        hz_data_next_row(d, tk->inputs + r * dm->T, tk->targets + r * dm->T, dm->T);
 }
 
-static double evaluate(hz_ctx *c, hz_data *val, int64_t batches)
+static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk)
 {
     hz_exec_drain(c);
     hz_data_seek(val, 0);
     double sum = 0.0;
     int64_t n = 0;
     for (int64_t b = 0; b < batches; b++) {
-        fill_step(c, val);
-        sum += c->be->eval(c);
-        n += hz_exec_trained(c);
+        fill_step(c->plan, val, tk);
+        sum += c->be->eval(c, tk->inputs, tk->targets, NULL);
+        n += hz_exec_trained(c->plan, tk->targets);
     }
     return n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
 }
 
 /* The logits of the first validation step, (step_tokens, V) fp32, as a .npy file. */
-static void dump_logits(hz_ctx *c, hz_data *val, const char *path)
+static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *tk)
 {
     const hz_dims *d = &c->plan->dims;
     size_t n = (size_t)(d->step_tokens * d->V);
@@ -236,10 +241,8 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path)
     if (!buf) die("out of memory for --dump-logits", NULL);
     hz_exec_drain(c);
     hz_data_seek(val, 0);
-    fill_step(c, val);
-    c->logits_out = buf;
-    c->be->eval(c);
-    c->logits_out = NULL;
+    fill_step(c->plan, val, tk);
+    c->be->eval(c, tk->inputs, tk->targets, buf);
     /* .npy version 1.0: magic, header length, a dict padded with spaces to 64 bytes */
     char hdr[128];
     int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
@@ -371,7 +374,7 @@ int main(int argc, char **argv)
     double t_init = hz_now_s();
     printf("setting up: host store %.2f GiB%s, %d optimizer threads\n",
            p->host_store_bytes / 1073741824.0,
-           strcmp(hz_backend_impl.name, "cuda") == 0 ? " pinned" : "", a.threads);
+           hz_backend_impl.caps->pinned_host ? " pinned" : "", a.threads);
     fflush(stdout);
     if (hz_exec_init(&ctx, p, a.threads) != 0) {
         fprintf(stderr, "train: error: cannot set up the plan's memory (%lld host bytes, %lld "
@@ -381,6 +384,9 @@ int main(int argc, char **argv)
         hz_exec_free(&ctx);
         return 1;
     }
+    step_tokens tk = {calloc((size_t)dm->step_tokens, sizeof(int32_t)),
+                      calloc((size_t)dm->step_tokens, sizeof(int32_t))};
+    if (!tk.inputs || !tk.targets) die("out of memory for the step's tokens", NULL);
     int64_t first_step = 0;
     char herr[HZ_HF_ERR_BYTES];
     if (a.resume) {
@@ -435,9 +441,9 @@ int main(int argc, char **argv)
     int64_t timed_steps = 0;
     int64_t saved_step = -1;
     for (int64_t step = first_step; step < a.steps; step++) {
-        fill_step(&ctx, train);
+        fill_step(p, train, &tk);
         double t0 = hz_now_s(), norm;
-        loss = hz_exec_step(&ctx, &norm);
+        loss = hz_exec_step(&ctx, tk.inputs, tk.targets, &norm);
         double dt = hz_now_s() - t0;
         if (!isfinite(loss)) {
             fprintf(stderr, "train: error: the loss is %g at step %lld; lower --lr or set "
@@ -463,7 +469,7 @@ int main(int argc, char **argv)
                    hz_lr_at(&a.optim, step), dt * 1e3, tok_s, tok_s * flops * 1e-12);
         if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
-                   evaluate(&ctx, val, a.eval_batches));
+                   evaluate(&ctx, val, a.eval_batches, &tk));
         if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
             save_checkpoint(&ctx, train, &a, step + 1);
             saved_step = step + 1;
@@ -481,8 +487,8 @@ int main(int argc, char **argv)
         hz_trace_close(ctx.trace, &ctx);
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
     }
-    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches));
-    if (a.logits) dump_logits(&ctx, val, a.logits);
+    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk));
+    if (a.logits) dump_logits(&ctx, val, a.logits, &tk);
     if (a.save_raw) save_raw(&ctx.store, a.save_raw);
     if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 
@@ -500,7 +506,7 @@ int main(int argc, char **argv)
                "of it",
                (long long)profiled_steps, span, 100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / span);
         /* the cpu backend's "copies" widen bf16 in host memory: no bus to report */
-        if (strcmp(hz_backend_impl.name, "cuda") == 0) {
+        if (hz_backend_impl.caps->pcie) {
             int64_t h2d_b, d2h_b;
             hz_plan_pcie_bytes(p, &h2d_b, &d2h_b);
             printf("; PCIe per step: h2d %.3f GB in %.1f ms (%.1f GB/s), d2h %.3f GB in %.1f ms "
@@ -518,6 +524,8 @@ int main(int argc, char **argv)
     print_bytes_line("host peak (RSS)", p->host_bytes, hz_peak_rss_bytes());
     ctx.be->report(&ctx, stdout);
     hz_exec_free(&ctx);
+    free(tk.inputs);
+    free(tk.targets);
     hz_data_close(train);
     if (val) hz_data_close(val);
     return 0;

@@ -11,17 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../runtime/cuda/nvrtc.h"
 #include "../runtime/kernel_order.h"
-
-#define NVRTC_CHECK(call)                                                                   \
-    do {                                                                                    \
-        nvrtcResult r_ = (call);                                                            \
-        if (r_ != NVRTC_SUCCESS) {                                                          \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
-                    nvrtcGetErrorString(r_));                                               \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
 
 /* Append "#define NAME VALUE" to PRELUDE (of SIZE bytes) for a -D NAME=VALUE option. */
 static void kernel_prelude_define(char *prelude, size_t size, const char *name_value)
@@ -86,8 +77,7 @@ static char *kernel_sources_read(const char *path, const char *prelude, int *nfi
     int nn = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l <= 3 || strcmp(e->d_name + l - 3, ".cu") != 0) continue;
+        if (!hz_kernel_source_name(e->d_name)) continue;
         names = realloc(names, (size_t)(nn + 1) * sizeof names[0]);
         if (!names || !(names[nn++] = strdup(e->d_name))) {
             fprintf(stderr, "error: out of memory\n");
@@ -96,7 +86,7 @@ static char *kernel_sources_read(const char *path, const char *prelude, int *nfi
     }
     closedir(d);
     if (nn == 0) {
-        fprintf(stderr, "error: no .cu files in %s\n", path);
+        fprintf(stderr, "error: no kernel sources (.cu files) in %s\n", path);
         exit(1);
     }
     qsort(names, (size_t)nn, sizeof names[0], hz_kernel_source_cmp);
@@ -114,42 +104,22 @@ static char *kernel_sources_read(const char *path, const char *prelude, int *nfi
     return src;
 }
 
-/* Compile SRC for ARCH ("sm_90") with the trainer's options (-v adds ptxas' register
- * report). Prints the log; on failure or a warning dumps the source to DUMP. Returns the
- * cubin (malloc'd, *cubin_n bytes), NULL on failure; sets *warned when the log warns. */
+/* Compile SRC for ARCH ("sm_90") through the trainer's own path (runtime/cuda/nvrtc.c: the
+ * same options and CUDA headers; -v adds ptxas' register report). On failure or a warning
+ * dumps the source to DUMP. Returns the cubin (malloc'd, *cubin_n bytes), NULL on failure;
+ * sets *warned when the log warns. */
 static char *kernel_compile(const char *src, const char *arch, int verbose, const char *dump,
                             size_t *cubin_n, int *warned)
 {
-    const char *cuda_home = getenv("CUDA_HOME");
-    char inc[4200], archopt[64];
-    snprintf(inc, sizeof inc, "-I%s/include", cuda_home ? cuda_home : "/usr/local/cuda");
-    snprintf(archopt, sizeof archopt, "-arch=%s", arch);
-    const char *opts[] = {"--std=c++17", archopt, "-default-device", inc, "--ptxas-options=-v"};
-    nvrtcProgram prog;
-    NVRTC_CHECK(nvrtcCreateProgram(&prog, src, "hz_kernels.cu", 0, NULL, NULL));
-    nvrtcResult rc = nvrtcCompileProgram(prog, verbose ? 5 : 4, opts);
-    size_t logn = 0;
-    NVRTC_CHECK(nvrtcGetProgramLogSize(prog, &logn));
-    char *log = malloc(logn + 1);
-    NVRTC_CHECK(nvrtcGetProgramLog(prog, log));
-    log[logn] = 0;
-    if (logn > 1) fprintf(stderr, "NVRTC log:\n%s\n", log);
-    *warned = strstr(log, "warning") != NULL;
-    free(log);
-    char *cubin = NULL;
-    if (rc == NVRTC_SUCCESS) {
-        NVRTC_CHECK(nvrtcGetCUBINSize(prog, cubin_n));
-        cubin = malloc(*cubin_n);
-        NVRTC_CHECK(nvrtcGetCUBIN(prog, cubin));
-    }
-    if (rc != NVRTC_SUCCESS || *warned) {
+    const char *ptxas_v[] = {"--ptxas-options=-v"};
+    char *cubin = hzcu_nvrtc_compile(src, "hz_kernels.cu", arch, ptxas_v, verbose ? 1 : 0,
+                                     cubin_n, warned);
+    if (!cubin || *warned) {
         FILE *f = fopen(dump, "wb");
         if (f) fputs(src, f), fclose(f);
-        fprintf(stderr, "error: NVRTC %s: %s; source dumped to %s\n",
-                rc != NVRTC_SUCCESS ? "compile failed" : "compiled with warnings",
-                nvrtcGetErrorString(rc), dump);
+        fprintf(stderr, "error: NVRTC %s; source dumped to %s\n",
+                !cubin ? "compile failed" : "compiled with warnings", dump);
     }
-    NVRTC_CHECK(nvrtcDestroyProgram(&prog));
     return cubin;
 }
 

@@ -46,6 +46,10 @@ expect_fail "missing spec" "cannot open" $hzc check "$tmp/nope.yaml"
 expect_fail "unknown command" "unknown command" $hzc frobnicate models/tiny.yaml
 expect_fail "unknown option" "unknown option" $hzc plan models/tiny.yaml --bogus
 expect_fail "build without -o" "needs -o DIR" $hzc build models/tiny.yaml
+expect_fail "unknown backend" "unknown backend 'metal'" $hzc build models/tiny.yaml -o "$tmp/hd" --backend metal
+# head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
+sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
+expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda
 for f in tests/bad/*.yaml; do
     expect_fail "check $f" "^$f:[0-9]*:[0-9]*: error: " $hzc check "$f"
 done

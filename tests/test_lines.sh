@@ -97,7 +97,7 @@ for f in schedule.c kernels.cu; do
     check_map "$(pwd)" "$gen/$f" "$f"
 done
 grep -q '#line' "$gen/plan.json" && bad "plan.json has a #line" || ok "plan.json: no #line"
-want=$(cd runtime/cuda && { ls util.cu; ls *.cu | grep -v '^util\.cu$' | sort; } | tr '\n' ' ')
+want=$(cd runtime/cuda && { ls *.cuh | sort; ls util.cu; ls *.cu | grep -v '^util\.cu$' | sort; } | tr '\n' ' ')
 got=$(sed -n 's|^#line 1 "runtime/cuda/\(.*\)"$|\1|p' "$gen/kernels.cu" | tr '\n' ' ')
 [ "$got" = "$want" ] && ok "kernels.cu: #line 1 before each kernel source, in order: $got" ||
     bad "kernels.cu: #line 1 names '$got', expected '$want'"

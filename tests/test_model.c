@@ -39,7 +39,7 @@ static void plain_init(plain *m, const hz_plan *p)
     m->d.n_micro = 1;
     m->d.chunk_tokens = m->d.step_tokens;
     m->inv_freq = calloc((size_t)m->d.HD / 2, sizeof(float));
-    rope_inv_freq_dims(m->inv_freq, &m->d);
+    hz_rope_inv_freq_dims(m->inv_freq, &m->d);
     m->work = calloc((size_t)cpu_work_floats(&m->d), sizeof(float));
     m->head = calloc((size_t)cpu_head_floats(&m->d), sizeof(float));
     m->xs = calloc((size_t)((m->d.L + 1) * m->d.step_tokens * m->d.C), sizeof(float));
@@ -174,12 +174,16 @@ static void streamed_vs_plain(const hz_plan *p, int variant)
     for (int64_t i = 0; i < n; i++) W[i] = hz_f32_from_bf16(c.store.w[i]);
     float *master0 = calloc((size_t)n, sizeof(float));
     for (int64_t i = 0; i < n; i++) master0[i] = hz_store_master(&c.store, i);
-    random_tokens(p, c.inputs, c.targets);
+    int32_t *inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
+    int32_t *targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
+    random_tokens(p, inputs, targets);
     plain m;
     plain_init(&m, p);
-    double want = plain_loss(&m, W, G, c.inputs, c.targets);
+    double want = plain_loss(&m, W, G, inputs, targets);
     double norm;
-    double got = hz_exec_step(&c, &norm);
+    double got = hz_exec_step(&c, inputs, targets, &norm);
+    free(inputs);
+    free(targets);
     CHECK_CLOSE("streamed loss vs plain loss", got, want, 1e-6, 1e-5);
     double ss = 0;
     for (int64_t i = 0; i < n; i++) ss += (double)G[i] * G[i];
@@ -234,14 +238,18 @@ static void learns(const hz_plan *p, int variant)
     if (hz_exec_init(&c, p, 2) != 0) return;
     hz_store_init(&c.store, p, 5);
     double first = 0, last = 0, norm;
+    int32_t *inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
+    int32_t *targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     for (int step = 0; step < 40; step++) {
         for (int64_t i = 0; i < p->dims.step_tokens; i++) {
-            c.inputs[i] = (int32_t)((i * 5 + step) % 11);
-            c.targets[i] = (int32_t)((i * 5 + step + 5) % 11);
+            inputs[i] = (int32_t)((i * 5 + step) % 11);
+            targets[i] = (int32_t)((i * 5 + step + 5) % 11);
         }
-        last = hz_exec_step(&c, &norm);
+        last = hz_exec_step(&c, inputs, targets, &norm);
         if (step == 0) first = last;
     }
+    free(inputs);
+    free(targets);
     CHECK(first > 3.0 && last < 0.5, "variant %d: 40 steps on a cyclic sequence: loss %.3f -> %.3f",
           variant, first, last);
     hz_exec_free(&c);

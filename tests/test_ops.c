@@ -3,6 +3,7 @@
  * scalar loss L = sum(out * R) with random R, and value checks against direct formulas
  * written here in double (naive T x T attention, explicit RoPE, llama3 inv_freq, ...). */
 #include "ops.h"
+#include "rt.h"
 #include "test.h"
 
 #include <stdint.h>
@@ -276,7 +277,7 @@ static void test_rope_inv_freq(void) {
     hz_rope def = {.theta = 10000.0f};
     float inv[64];
     double want[64];
-    rope_inv_freq(inv, 64, &def);
+    hz_rope_inv_freq(inv, 64, &def);
     inv_freq_double(want, 64, &def);
     check_tensor("rope inv_freq default theta 1e4 HD64", inv, want, 32, 0.0, 4e-7);
 
@@ -285,11 +286,11 @@ static void test_rope_inv_freq(void) {
                   .high_freq_factor = 4.0f, .original_max_pos = 8192};
     float inv3[64], inv3_plain[64];
     double want3[64];
-    rope_inv_freq(inv3, 128, &l3);
+    hz_rope_inv_freq(inv3, 128, &l3);
     inv_freq_double(want3, 128, &l3);
     check_tensor("rope inv_freq llama3 (Llama 3.1) HD128", inv3, want3, 64, 0.0, 1e-6);
     hz_rope plain = {.theta = 500000.0f};
-    rope_inv_freq(inv3_plain, 128, &plain);
+    hz_rope_inv_freq(inv3_plain, 128, &plain);
     int high = 0, mid = 0, low = 0;
     for (int i = 0; i < 64; i++) {
         double wl = 2.0 * 3.14159265358979323846 / inv3_plain[i];
@@ -307,7 +308,7 @@ static void test_rope_inv_freq(void) {
     /* Llama 3.2: factor 32, original 8192, HD 64 */
     hz_rope l32 = l3;
     l32.factor = 32.0f;
-    rope_inv_freq(inv, 64, &l32);
+    hz_rope_inv_freq(inv, 64, &l32);
     inv_freq_double(want, 64, &l32);
     check_tensor("rope inv_freq llama3 (Llama 3.2) HD64", inv, want, 32, 0.0, 1e-6);
 }
@@ -330,7 +331,7 @@ static void test_rope(void) {
     int64_t B = 2, T = 37, H = 3, HD = 16, N = B * T, n_el = N * H * HD;
     hz_rope r = {.theta = 10000.0f};
     float inv[8];
-    rope_inv_freq(inv, (int)HD, &r);
+    hz_rope_inv_freq(inv, (int)HD, &r);
     float *x = rand_buf(n_el, 1.0f), *y = copy_buf(x, n_el);
     double *want = dbuf(n_el);
     for (int64_t n = 0; n < N; n++)
@@ -357,7 +358,7 @@ static void test_rope(void) {
     hz_rope l3 = {.theta = 500000.0f, .llama3 = 1, .factor = 32.0f, .low_freq_factor = 1.0f,
                   .high_freq_factor = 4.0f, .original_max_pos = 8192};
     float inv3[4];
-    rope_inv_freq(inv3, 8, &l3);
+    hz_rope_inv_freq(inv3, 8, &l3);
     rope_ctx c = {.inv = inv3, .T = 3, .H = 2, .HD = 8};
     c.N = 2 * c.T;
     int64_t m = c.N * c.H * c.HD;

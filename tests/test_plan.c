@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hz_layout.h"
 #include "plan.h"
 #include "spec.h"
 #include "test.h"
@@ -13,6 +14,37 @@ static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml"
                                      "models/llama3-3b.yaml", "models/llama3-8b.yaml",
                                      "models/qwen2.5-0.5b.yaml", "models/qwen2.5-7b.yaml",
                                      "models/mistral-7b.yaml"};
+
+/* The buffer lists of runtime/hz_layout.h: every buffer lies inside its region, after the
+ * previous one, aligned for its element type; the workspace has the size of the list the
+ * block code uses, counted here by hand (bf16: xn qkv q k v att xmid xn2 gu h and their
+ * gradients; fp32: two rstd, lse, the deterministic partials). */
+static void check_layout(const char *name, const hz_plan *p)
+{
+    const hz_dims *d = &p->dims;
+    int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
+    int64_t QKV = A + 2 * KV;
+    int64_t bf16_n = N * (C + QKV + A + 2 * KV + A + C + C + 2 * F + F + F + 2 * F + C + C + A +
+                          A + 2 * KV + QKV + C);
+    int64_t f32_n = 2 * N + d->B * d->NH * d->T + HZ_PART_ROWS * (C > QKV ? C : QKV);
+    int64_t want = (2 * bf16_n + 255) / 256 * 256 + (4 * f32_n + 255) / 256 * 256;
+    CHECK(p->work_bytes == want && p->regions[HZ_WORK].bytes == want,
+          "%s: workspace %lld bytes = the hand count %lld", name, (long long)p->work_bytes,
+          (long long)want);
+    int64_t off[HZ_WORK_BUF_N], loss_off[HZ_LOSS_BUF_N];
+    hz_work_layout(d, 2, off);
+    int64_t loss = hz_loss_layout(d, 2, loss_off);
+    int ordered = 1;
+    for (int i = 1; i < HZ_WORK_BUF_N; i++) ordered &= off[i] > off[i - 1] && off[i] % 2 == 0;
+    ordered &= off[HZ_WORK_rstd1] % 256 == 0 && off[HZ_WORK_part] < p->work_bytes;
+    for (int i = 1; i < HZ_LOSS_BUF_N; i++) ordered &= loss_off[i] > loss_off[i - 1];
+    CHECK(ordered && loss == p->regions[HZ_LOSSBUF].bytes,
+          "%s: buffers ordered and inside their regions (loss head %lld bytes)", name,
+          (long long)loss);
+    CHECK(p->regions[HZ_SCALARS].bytes >= 8 * HZ_SCALAR_N && HZ_SC_SUMSQ_PARTS == 1 &&
+              HZ_SCALAR_N == 1 + HZ_SUMSQ_PARTS,
+          "%s: scalars hold %d doubles", name, HZ_SCALAR_N);
+}
 
 static void check_plan(const char *name, const hzc_plan *pl)
 {
@@ -28,6 +60,7 @@ static void check_plan(const char *name, const hzc_plan *pl)
         sum += r->bytes;
     }
     CHECK(aligned, "%s: every region and slot is %d-byte aligned", name, PLAN_ALIGN_BYTES);
+    check_layout(name, p);
     CHECK(contiguous, "%s: regions follow each other without overlap", name);
     CHECK(sum == p->gpu_bytes, "%s: gpu_bytes %lld = sum of regions %lld", name,
           (long long)p->gpu_bytes, (long long)sum);
@@ -142,8 +175,25 @@ static void check_plan(const char *name, const hzc_plan *pl)
                    "other streams", name);
 }
 
+/* Backend capabilities: one table, asked by name. */
+static void check_caps(void)
+{
+    const hz_caps *cuda = hz_caps_find("cuda"), *cpu = hz_caps_find("cpu");
+    char list[64];
+    CHECK(cuda && cpu && !hz_caps_find("metal"), "backends found by name, unknown ones not");
+    if (!cuda || !cpu) return;
+    int ok128 = hz_caps_head_dim_ok(cuda, 128, list, sizeof list);
+    CHECK(ok128 && !hz_caps_head_dim_ok(cuda, 96, NULL, 0) && strcmp(list, "32, 64, 128") == 0,
+          "cuda runs head_dim 128, not 96; lists \"%s\"", list);
+    CHECK(hz_caps_head_dim_ok(cpu, 96, NULL, 0) && !hz_caps_head_dim_ok(cpu, 7, NULL, 0),
+          "cpu runs any even head_dim");
+    CHECK(cuda->pinned_host && cuda->pcie && !cpu->pinned_host && !cpu->pcie,
+          "pinned host memory and PCIe: cuda yes, cpu no");
+}
+
 int main(void)
 {
+    check_caps();
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         hzc_spec s;

@@ -15,6 +15,8 @@ typedef struct cpu_state {
     float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
     float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
     cpu_work work;
+    int32_t *inputs, *targets; /* (step_tokens) each: the step's tokens, as begin_step gave */
+    float dscale;              /* the step's loss scale, 1 / trained tokens */
     double loss_sum, sumsq;
     int64_t arena_bytes;
     double step_t0;          /* host clock at begin_step */
@@ -56,19 +58,33 @@ static int cpu_init(hz_ctx *c)
     s->work_mem = falloc(s, cpu_work_floats(d));
     s->head_mem = falloc(s, cpu_head_floats(d));
     s->inv_freq = falloc(s, d->HD / 2);
+    s->inputs = calloc((size_t)d->step_tokens, sizeof(int32_t));
+    s->targets = calloc((size_t)d->step_tokens, sizeof(int32_t));
+    if (!s->inputs || !s->targets) return -1;
     s->op_t0 = calloc((size_t)p->op_n, sizeof(float));
     s->op_t1 = calloc((size_t)p->op_n, sizeof(float));
     if (!s->op_t0 || !s->op_t1) return -1;
     if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq)
         return -1;
     cpu_work_bind(&s->work, s->work_mem, d);
-    rope_inv_freq_dims(s->inv_freq, d);
+    hz_rope_inv_freq_dims(s->inv_freq, d);
     return 0;
 }
 
-static void cpu_begin_step(hz_ctx *c)
+/* Copies the tokens, as the cuda backend stages them to the device. */
+static void stage_tokens(cpu_state *s, const hz_plan *p, const int32_t *inputs,
+                         const int32_t *targets)
+{
+    memcpy(s->inputs, inputs, (size_t)p->dims.step_tokens * sizeof(int32_t));
+    memcpy(s->targets, targets, (size_t)p->dims.step_tokens * sizeof(int32_t));
+}
+
+static void cpu_begin_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
+                           float dscale)
 {
     cpu_state *s = c->bk;
+    stage_tokens(s, c->plan, inputs, targets);
+    s->dscale = dscale;
     s->loss_sum = 0.0;
     s->sumsq = 0.0;
     s->step_t0 = hz_now_s();
@@ -120,21 +136,23 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
     int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)m * N;
     float *out = boundary_at(c, u->layer + 1, mtok);
     if (u->kind == HZ_EMBED) {
-        embedding_forward(out, c->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
+        embedding_forward(out, s->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
     } else {
         cpu_block_params w = block_params(p, u, slot, 0);
         cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &s->work);
     }
 }
 
-static void run_op(hz_ctx *c, int i);
-
 /* Ops run synchronously, so the host clock around each is its place on the timeline. */
-static void cpu_run_op(hz_ctx *c, int i)
+static void cpu_op_begin(hz_ctx *c, int i)
 {
     cpu_state *s = c->bk;
     s->op_t0[i] = (float)((hz_now_s() - s->step_t0) * 1e3);
-    run_op(c, i);
+}
+
+static void cpu_op_end(hz_ctx *c, int i)
+{
+    cpu_state *s = c->bk;
     s->op_t1[i] = (float)((hz_now_s() - s->step_t0) * 1e3);
 }
 
@@ -146,74 +164,103 @@ static int cpu_op_times(hz_ctx *c, float *t0, float *t1)
     return 1;
 }
 
-static void run_op(hz_ctx *c, int i)
+/* ---- the ops of the step ---- */
+
+static float *op_slot(const cpu_state *s, const hz_op *o)
+{
+    return o->slot >= 0 ? s->wslot[o->slot] : NULL;
+}
+
+/* The unit's gradient accumulator: a grad slot for blocks, the head region otherwise. */
+static float *op_grads(const cpu_state *s, const hz_plan *p, const hz_op *o)
+{
+    if (p->units[o->unit].grad_region != HZ_GSLOT) return s->ghead;
+    return o->gslot >= 0 ? s->gslot[o->gslot] : NULL;
+}
+
+static void op_load_w(hz_ctx *c, const hz_op *o)
+{
+    load_unit(c, &c->plan->units[o->unit], op_slot(c->bk, o));
+}
+
+static void op_fwd(hz_ctx *c, const hz_op *o)
+{
+    forward_unit(c, &c->plan->units[o->unit], o->micro, op_slot(c->bk, o));
+}
+
+static void op_loss(hz_ctx *c, const hz_op *o)
 {
     cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
-    const hz_op *o = &p->ops[i];
+    const hz_unit *u = &p->units[o->unit];
+    float *slot = op_slot(s, o);
+    int64_t mtok = (int64_t)o->micro * d->micro_tokens;
+    if (o->micro == 0) memset(s->ghead, 0, (size_t)s->ghead_n * sizeof(float));
+    s->loss_sum += cpu_head_loss(
+        d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0),
+        boundary_at(c, d->L, mtok), s->targets + mtok, s->dscale, s->dgrad + mtok * d->C,
+        tensor_at(p, u, HZ_FINAL_NORM, s->ghead, 1), tensor_at(p, u, HZ_LM_HEAD, s->ghead, 1),
+        s->head_mem, 1, NULL);
+}
+
+static void op_bwd(hz_ctx *c, const hz_op *o)
+{
+    cpu_state *s = c->bk;
+    const hz_plan *p = c->plan;
+    const hz_dims *d = &p->dims;
     const hz_unit *u = &p->units[o->unit];
     int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)o->micro * N;
-    float *slot = o->slot >= 0 ? s->wslot[o->slot] : NULL;
-    float *grads = u->grad_region == HZ_GSLOT ? (o->gslot >= 0 ? s->gslot[o->gslot] : NULL)
-                                              : s->ghead;
-    switch (o->kind) {
-    case HZ_LOAD_W:
-        load_unit(c, u, slot);
-        break;
-    case HZ_FWD:
-        forward_unit(c, u, o->micro, slot);
-        break;
-    case HZ_LOSS: {
-        if (o->micro == 0) memset(s->ghead, 0, (size_t)s->ghead_n * sizeof(float));
-        const float *x = boundary_at(c, d->L, mtok);
-        s->loss_sum += cpu_head_loss(
-            d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
-            c->targets + mtok, c->dscale, s->dgrad + mtok * C,
-            tensor_at(p, u, HZ_FINAL_NORM, s->ghead, 1), tensor_at(p, u, HZ_LM_HEAD, s->ghead, 1),
-            s->head_mem, 1, NULL);
-        break;
+    float *grads = op_grads(s, p, o);
+    if (u->kind == HZ_EMBED) {
+        float *dwte = tensor_at(p, u, HZ_WTE, s->ghead, 1);
+        if (o->micro == 0 && !d->tied) memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
+        embedding_backward(dwte, s->dgrad + mtok * C, s->inputs + mtok, N, C);
+        return;
     }
-    case HZ_BWD:
-        if (u->kind == HZ_EMBED) {
-            float *dwte = tensor_at(p, u, HZ_WTE, s->ghead, 1);
-            if (o->micro == 0 && !d->tied) memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
-            embedding_backward(dwte, s->dgrad + mtok * C, c->inputs + mtok, N, C);
+    if (o->micro == 0) memset(grads, 0, (size_t)s->gslot_n * sizeof(float));
+    float *slot = op_slot(s, o);
+    cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
+    cpu_block_backward(d, s->inv_freq, &w, &g, boundary_at(c, u->layer, mtok),
+                       s->dgrad + mtok * C, &s->work);
+}
+
+static void op_store_g(hz_ctx *c, const hz_op *o)
+{
+    cpu_state *s = c->bk;
+    const hz_plan *p = c->plan;
+    const hz_unit *u = &p->units[o->unit];
+    const float *grads = op_grads(s, p, o);
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        if (!t->store_grad) continue;
+        const float *src = grads + t->grad_n;
+        int64_t n = t->rows * t->cols;
+        double ss = 0.0;
+        for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
+        s->sumsq += ss;
+        if (c->store.grad_bf16) {
+            uint16_t *g = (uint16_t *)c->store.g + t->host_n;
+            for (int64_t e = 0; e < n; e++) g[e] = hz_bf16_from_f32(src[e]);
         } else {
-            if (o->micro == 0) memset(grads, 0, (size_t)s->gslot_n * sizeof(float));
-            const float *inp = boundary_at(c, u->layer, mtok);
-            cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
-            cpu_block_backward(d, s->inv_freq, &w, &g, inp, s->dgrad + mtok * C, &s->work);
+            memcpy((float *)c->store.g + t->host_n, src, (size_t)n * sizeof(float));
         }
-        break;
-    case HZ_STORE_G:
-        for (int k = 0; k < u->tensor_n; k++) {
-            const hz_tensor *t = &p->tensors[u->first_tensor + k];
-            if (!t->store_grad) continue;
-            const float *src = grads + t->grad_n;
-            int64_t n = t->rows * t->cols;
-            double ss = 0.0;
-            for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
-            s->sumsq += ss;
-            if (c->store.grad_bf16) {
-                uint16_t *g = (uint16_t *)c->store.g + t->host_n;
-                for (int64_t e = 0; e < n; e++) g[e] = hz_bf16_from_f32(src[e]);
-            } else {
-                memcpy((float *)c->store.g + t->host_n, src, (size_t)n * sizeof(float));
-            }
-        }
-        break;
-    case HZ_STORE_B:
-        memcpy(s->host_boundary + o->bnd * d->step_tokens * C, boundary_at(c, o->bnd, 0),
-               (size_t)(d->step_tokens * C) * sizeof(float));
-        break;
-    case HZ_LOAD_B:
-        memcpy(boundary_at(c, o->bnd, 0), s->host_boundary + o->bnd * d->step_tokens * C,
-               (size_t)(d->step_tokens * C) * sizeof(float));
-        break;
-    default:
-        break;
     }
+}
+
+/* The whole step's boundary o->bnd, one copy each way. */
+static void op_store_b(hz_ctx *c, const hz_op *o)
+{
+    cpu_state *s = c->bk;
+    int64_t n = c->plan->dims.step_tokens * c->plan->dims.C;
+    memcpy(s->host_boundary + o->bnd * n, boundary_at(c, o->bnd, 0), (size_t)n * sizeof(float));
+}
+
+static void op_load_b(hz_ctx *c, const hz_op *o)
+{
+    cpu_state *s = c->bk;
+    int64_t n = c->plan->dims.step_tokens * c->plan->dims.C;
+    memcpy(boundary_at(c, o->bnd, 0), s->host_boundary + o->bnd * n, (size_t)n * sizeof(float));
 }
 
 static void cpu_wait_op(hz_ctx *c, int op)
@@ -230,9 +277,11 @@ static void cpu_step_result(hz_ctx *c, double *loss_sum, double *sumsq)
 }
 
 /* Forward only: every unit in forward order through weight slot 0, then the head loss. */
-static double cpu_eval(hz_ctx *c)
+static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
+                       float *logits)
 {
     cpu_state *s = c->bk;
+    stage_tokens(s, c->plan, inputs, targets);
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens;
@@ -248,9 +297,8 @@ static double cpu_eval(hz_ctx *c)
             const float *x = boundary_at(c, d->L, (int64_t)m * N);
             sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, s->wslot[0], 0),
                                  tensor_at(p, u, HZ_LM_HEAD, s->wslot[0], 0), x,
-                                 c->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
-                                 s->head_mem, 0,
-                                 c->logits_out ? c->logits_out + (int64_t)m * N * d->V : NULL);
+                                 s->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
+                                 s->head_mem, 0, logits ? logits + (int64_t)m * N * d->V : NULL);
         }
     }
     return sum;
@@ -280,6 +328,8 @@ static void cpu_destroy(hz_ctx *c)
     free(s->work_mem);
     free(s->head_mem);
     free(s->inv_freq);
+    free(s->inputs);
+    free(s->targets);
     free(s->op_t0);
     free(s->op_t1);
     free(s);
@@ -288,11 +338,15 @@ static void cpu_destroy(hz_ctx *c)
 
 const hz_backend hz_backend_impl = {
     .name = "cpu",
+    .caps = &hz_backend_caps[HZ_BACKEND_CPU],
     .host_alloc = cpu_host_alloc,
     .host_free = cpu_host_free,
     .init = cpu_init,
     .begin_step = cpu_begin_step,
-    .run_op = cpu_run_op,
+    .op_begin = cpu_op_begin,
+    .ops = {[HZ_LOAD_W] = op_load_w, [HZ_FWD] = op_fwd, [HZ_LOSS] = op_loss, [HZ_BWD] = op_bwd,
+            [HZ_STORE_G] = op_store_g, [HZ_STORE_B] = op_store_b, [HZ_LOAD_B] = op_load_b},
+    .op_end = cpu_op_end,
     .wait_op = cpu_wait_op,
     .step_result = cpu_step_result,
     .op_times = cpu_op_times,

@@ -8,41 +8,15 @@
 
 #include "ops.h"
 
-int64_t cpu_work_floats(const hz_dims *d)
-{
-    int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
-    return N * (C + 1 + A + 2 * KV + A + C + C + 1 + 3 * F) + d->B * d->NH * d->T /* forward */
-           + N * (3 * F + C + C + C + A + A + 2 * KV + C);                  /* backward */
-}
+/* The list's bytes with every element 4 bytes wide, in floats. */
+int64_t cpu_work_floats(const hz_dims *d) { return hz_work_layout(d, 4, NULL) / 4; }
 
 void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d)
 {
-    int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
-#define TAKE(field, n) (w->field = mem, mem += (n))
-    TAKE(xn, N * C);
-    TAKE(rstd1, N);
-    TAKE(q, N * A);
-    TAKE(k, N * KV);
-    TAKE(v, N * KV);
-    TAKE(att, N * A);
-    TAKE(lse, d->B * d->NH * d->T);
-    TAKE(xmid, N * C);
-    TAKE(xn2, N * C);
-    TAKE(rstd2, N);
-    TAKE(gate, N * F);
-    TAKE(up, N * F);
-    TAKE(h, N * F);
-    TAKE(dh, N * F);
-    TAKE(dgate, N * F);
-    TAKE(dup, N * F);
-    TAKE(dxn2, N * C);
-    TAKE(dtmp, N * C);
-    TAKE(dxmid, N * C);
-    TAKE(datt, N * A);
-    TAKE(dq, N * A);
-    TAKE(dk, N * KV);
-    TAKE(dv, N * KV);
-    TAKE(dxn, N * C);
+    int64_t off[HZ_WORK_BUF_N];
+    hz_work_layout(d, 4, off);
+#define TAKE(name, dtype, n) w->name = mem + off[HZ_WORK_##name] / 4;
+    HZ_WORK_BUFS(TAKE)
 #undef TAKE
 }
 
@@ -62,9 +36,11 @@ void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_
     matmul_forward(s->xmid, s->att, w->wo, NULL, N, A, C);
     residual_forward(s->xmid, s->xmid, inp, N * C);
     rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
-    matmul_forward(s->gate, s->xn2, w->wgu, NULL, N, C, F);
-    matmul_forward(s->up, s->xn2, w->wgu + F * C, NULL, N, C, F);
-    swiglu_forward(s->h, s->gate, s->up, N * F);
+    float *gate = s->gu, *up = s->gu + N * F;
+    matmul_forward(gate, s->xn2, w->wgu, NULL, N, C, F);
+    matmul_forward(up, s->xn2, w->wgu + F * C, NULL, N, C, F);
+    swiglu_forward(s->h, gate, up, N * F);
+    if (!out) return;
     matmul_forward(out, s->h, w->wdown, NULL, N, F, C);
     residual_forward(out, out, s->xmid, N * C);
 }
@@ -74,16 +50,19 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     /* recompute; the block's output itself is not needed, only its internals */
-    cpu_block_forward(d, inv_freq, w, inp, s->dtmp, s);
+    cpu_block_forward(d, inv_freq, w, inp, NULL, s);
+    const float *gate = s->gu, *up = s->gu + N * F;
+    float *dgate = s->dgu, *dup = s->dgu + N * F;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     float *dwq = g->wqkv, *dwk = dwq + A * C, *dwv = dwk + KV * C;
     float *dbq = g->bqkv, *dbk = dbq ? dbq + A : NULL, *dbv = dbq ? dbk + KV : NULL;
     /* MLP: out = xmid + down(silu(gate) * up) */
     matmul_backward(s->dh, g->wdown, NULL, dx, s->h, w->wdown, N, F, C);
-    swiglu_backward(s->dgate, s->dup, s->dh, s->gate, s->up, N * F);
-    matmul_backward(s->dxn2, g->wgu, NULL, s->dgate, s->xn2, w->wgu, N, C, F);
-    matmul_backward(s->dtmp, g->wgu + F * C, NULL, s->dup, s->xn2, w->wgu + F * C, N, C, F);
-    residual_forward(s->dxn2, s->dxn2, s->dtmp, N * C);
+    swiglu_backward(dgate, dup, s->dh, gate, up, N * F);
+    matmul_backward(s->dxn2, g->wgu, NULL, dgate, s->xn2, w->wgu, N, C, F);
+    /* dxn is free until the attention backward: it holds the up branch's share */
+    matmul_backward(s->dxn, g->wgu + F * C, NULL, dup, s->xn2, w->wgu + F * C, N, C, F);
+    residual_forward(s->dxn2, s->dxn2, s->dxn, N * C);
     rmsnorm_backward(s->dxmid, g->mlp_norm, s->dxn2, s->xmid, w->mlp_norm, s->rstd2, N, C);
     residual_forward(s->dxmid, s->dxmid, dx, N * C);
     /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)) */
@@ -92,28 +71,29 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
                        d->T, d->NH, d->NKV, d->HD);
     rope_backward(s->dq, inv_freq, N, d->T, d->NH, d->HD);
     rope_backward(s->dk, inv_freq, N, d->T, d->NKV, d->HD);
+    /* dxn2 is free again (rmsnorm_backward consumed it): the k and v shares go there */
     matmul_backward(s->dxn, dwq, dbq, s->dq, s->xn, wq, N, C, A);
-    matmul_backward(s->dtmp, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
-    residual_forward(s->dxn, s->dxn, s->dtmp, N * C);
-    matmul_backward(s->dtmp, dwv, dbv, s->dv, s->xn, wv, N, C, KV);
-    residual_forward(s->dxn, s->dxn, s->dtmp, N * C);
+    matmul_backward(s->dxn2, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
+    residual_forward(s->dxn, s->dxn, s->dxn2, N * C);
+    matmul_backward(s->dxn2, dwv, dbv, s->dv, s->xn, wv, N, C, KV);
+    residual_forward(s->dxn, s->dxn, s->dxn2, N * C);
     rmsnorm_backward(dx, g->attn_norm, s->dxn, inp, w->attn_norm, s->rstd1, N, C);
     residual_forward(dx, dx, s->dxmid, N * C);
 }
 
-int64_t cpu_head_floats(const hz_dims *d)
-{
-    int64_t N = d->micro_tokens;
-    return 2 * N * d->C + N + d->chunk_tokens * d->V + N;
-}
+/* The LOSSBUF list of runtime/hz_layout.h in fp32. */
+int64_t cpu_head_floats(const hz_dims *d) { return hz_loss_layout(d, 4, NULL) / 4; }
 
 double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, const float *x,
                      const int32_t *targets, float dscale, float *dx, float *dnorm, float *dlm,
                      float *scratch, int backward, float *logits_out)
 {
     int64_t N = d->micro_tokens, C = d->C, V = d->V, K = d->chunk_tokens;
-    float *xn = scratch, *dxn = xn + N * C, *rstd = dxn + N * C, *logits = rstd + N;
-    float *losses = logits + K * V;
+    int64_t off[HZ_LOSS_BUF_N];
+    hz_loss_layout(d, 4, off);
+    float *xn = scratch + off[HZ_LOSS_xn] / 4, *dxn = scratch + off[HZ_LOSS_dxn] / 4;
+    float *logits = scratch + off[HZ_LOSS_logits] / 4, *rstd = scratch + off[HZ_LOSS_rstd] / 4;
+    float *losses = scratch + off[HZ_LOSS_losses] / 4;
     rmsnorm_forward(xn, rstd, x, norm_w, N, C, d->eps);
     double sum = 0.0;
     for (int64_t c0 = 0; c0 < N; c0 += K) {

@@ -3,7 +3,7 @@
  * (non-streamed) forward and backward. */
 #ifndef HZ_CPU_BLOCK_H
 #define HZ_CPU_BLOCK_H
-#include "../hz.h"
+#include "../hz_layout.h"
 
 /* A block's weights or gradients, (OUT, IN) matrices as in hz_tensor. wqkv stacks q, k,
  * v rows; wgu stacks gate then up rows; bqkv may be NULL (no bias). */
@@ -11,16 +11,20 @@ typedef struct cpu_block_params {
     float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
 } cpu_block_params;
 
-/* Workspace for one micro-batch of N = B*T tokens (cpu_work_floats of them). */
+/* Workspace for one micro-batch of N = B*T tokens (cpu_work_floats of them): the WORK
+ * buffer list of runtime/hz_layout.h, every buffer in fp32. gu holds gate (N, F) then up
+ * (N, F); dgu likewise. */
+#define CPU_WORK_FIELD(name, dtype, n) float *name;
 typedef struct cpu_work {
-    float *xn, *rstd1, *q, *k, *v, *att, *lse, *xmid, *xn2, *rstd2, *gate, *up, *h;
-    float *dh, *dgate, *dup, *dxn2, *dtmp, *dxmid, *datt, *dq, *dk, *dv, *dxn;
+    HZ_WORK_BUFS(CPU_WORK_FIELD)
 } cpu_work;
+#undef CPU_WORK_FIELD
 
 int64_t cpu_work_floats(const hz_dims *d);
 void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d);
 
-/* out = block(inp); inp and out are (N, C) with N = d->micro_tokens. */
+/* out = block(inp); inp and out are (N, C) with N = d->micro_tokens. With out == NULL only
+ * the internals the backward needs are computed (no down projection, no last residual). */
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
                        const float *inp, float *out, cpu_work *ws);
 /* Recompute the block from inp, then backward: dx holds dout on entry and dinp on exit;

@@ -9,22 +9,6 @@
 #define HZ_CPU_OPS_H
 #include <stdint.h>
 
-/* RoPE settings (Hugging Face "default" and "llama3" rope types). */
-typedef struct hz_rope {
-    float theta;               /* base, e.g. 500000 */
-    int llama3;                /* 1: apply llama3 frequency scaling */
-    float factor;              /* llama3: scaling factor (e.g. 32) */
-    float low_freq_factor;     /* llama3: e.g. 1 */
-    float high_freq_factor;    /* llama3: e.g. 4 */
-    int original_max_pos;      /* llama3: original_max_position_embeddings, e.g. 8192 */
-} hz_rope;
-
-/* inv_freq[i] = theta^(-2i/HD) for i < HD/2, then llama3-scaled if asked; as transformers. */
-void rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
-/* The same for a plan's dims (head_dim and rope settings): the table both backends use. */
-struct hz_dims;
-void rope_inv_freq_dims(float *inv_freq, const struct hz_dims *d);
-
 /* embedding: out[n,:] = wte[tok[n],:]; backward scatter-adds dout rows into dwte. */
 void embedding_forward(float *out, const int32_t *tok, const float *wte, int64_t N, int64_t C);
 void embedding_backward(float *dwte, const float *dout, const int32_t *tok, int64_t N, int64_t C);

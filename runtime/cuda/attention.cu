@@ -10,9 +10,8 @@
  * zero-filled and masked. Numerics: probabilities are rounded to bf16 before P V (as every
  * flash kernel does); lse, softmax statistics and all accumulators are fp32. */
 
-#define HZ_ATT_BM 64     /* query rows per tile (4 warps x 16 rows) */
-#define HZ_ATT_BN 64     /* key rows per tile */
-#define HZ_ATT_THREADS 128
+/* HZ_ATT_BM, HZ_ATT_BN, HZ_ATT_THREADS and the shared-memory sizes: attention.cuh, which the
+ * kernel sources place before this file and the launch code includes. */
 /* Blocks per SM the register allocation must allow (__launch_bounds__); tuning knobs that a
  * prelude may override. At 2 the compiler may use up to 255 registers (HD = 128 needs about
  * 225 forward, all 255 backward); 3 caps them at 168 (forward HD = 128 fits without spills). */
@@ -230,7 +229,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
 }
 
 /* out = softmax(scale * q k^T, causal) v; lse = log-sum-exp of each row's scaled scores.
- * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory 3 * 64 * HD * 2
+ * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory HZ_ATT_FWD_SMEM(HD)
  * bytes (48 KiB at HD = 128). blockIdx.y counts query tiles from the last (longest) one. */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_FWD_MINB)
 hzk_attention_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B,
@@ -430,7 +429,7 @@ __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
 
 /* dk, dv (overwritten) from dout, q, k, v, lse and D.
  * Launch: grid (B * NKV, ceil(T / 64)), block 128, dynamic shared memory
- * 6 * 64 * HD * 2 + 4 * 64 * 4 bytes (97 KiB at HD = 128, 49 KiB at 64: raise the kernel's
+ * HZ_ATT_BWD_SMEM(HD) bytes (97 KiB at HD = 128, 49 KiB at 64: raise the kernel's
  * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). blockIdx.y is the key tile (tile 0,
  * with the most query tiles after it, first). Needs D from hzk_attention_backward_preprocess. */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
@@ -522,7 +521,7 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
 
 /* dq (overwritten) from dout, q, k, v, lse and D (from hzk_attention_backward_preprocess).
  * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory
- * 4 * 64 * HD * 2 bytes (64 KiB at HD = 128: raise the kernel's
+ * HZ_ATT_DQ_SMEM(HD) bytes (64 KiB at HD = 128: raise the kernel's
  * CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first). */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
 hzk_attention_backward_dq(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k,

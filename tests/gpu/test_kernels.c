@@ -17,24 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/attention.cuh"
+#include "cuda/check.h" /* CU_CHECK: the cuda backend's checks */
 #include "kernel_sources.h"
 #include "ops.h"
 #include "rt.h"
 #include "test.h"
-
-/* ---- error checks ------------------------------------------------------------------ */
-
-#define CU_CHECK(call)                                                                      \
-    do {                                                                                    \
-        CUresult r_ = (call);                                                               \
-        if (r_ != CUDA_SUCCESS) {                                                           \
-            const char *s_ = NULL;                                                          \
-            cuGetErrorString(r_, &s_);                                                      \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
-                    s_ ? s_ : "unknown CUDA error");                                        \
-            exit(1);                                                                        \
-        }                                                                                   \
-    } while (0)
 
 /* ---- host helpers: bf16, random numbers, buffers ------------------------------------- */
 
@@ -434,7 +422,7 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
     const int N = B * T, OUT = (NH + 2 * NKV) * HD, CQ = NH * HD, CK = NKV * HD;
     hz_rope rope = {llama3 ? 500000.0f : 10000.0f, llama3, 8.0f, 1.0f, 4.0f, 8192};
     float *inv_freq = hmalloc((size_t)HD / 2);
-    rope_inv_freq(inv_freq, HD, &rope);
+    hz_rope_inv_freq(inv_freq, HD, &rope);
     float *qkv = rand_bf((size_t)N * OUT, -2, 2), *bias = rand_bf((size_t)OUT, -1, 1);
     float *q = hmalloc((size_t)N * CQ), *k = hmalloc((size_t)N * CK), *v = hmalloc((size_t)N * CK);
     for (int n = 0; n < N; n++)
@@ -512,10 +500,11 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
 
 /* ---- attention.cu ------------------------------------------------------------------------ */
 
-static unsigned att_fwd_smem(int HD) { return 3u * 64u * (unsigned)HD * 2u; }
-static unsigned att_bwd_smem(int HD) { return 6u * 64u * (unsigned)HD * 2u + 4u * 64u * 4u; }
+/* the launch shapes of runtime/cuda/kernels.h, from the kernels' own constants */
+static unsigned att_fwd_smem(int HD) { return (unsigned)HZ_ATT_FWD_SMEM(HD); }
+static unsigned att_bwd_smem(int HD) { return (unsigned)HZ_ATT_BWD_SMEM(HD); }
 
-static unsigned att_dq_smem(int HD) { return 4u * 64u * (unsigned)HD * 2u; }
+static unsigned att_dq_smem(int HD) { return (unsigned)HZ_ATT_DQ_SMEM(HD); }
 
 /* The three backward kernels in order: D, then dk/dv, then dq. */
 static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,

@@ -1,0 +1,21 @@
+/* runtime/cuda/attention.cuh - the attention kernels' tile shape and their shared-memory
+ * needs, as plain macros: read by the kernels (runtime/cuda/attention.cu, which the kernel
+ * sources place after this file) and by the launch table (kernels.h), so the two agree by
+ * construction. */
+#ifndef HZ_ATTENTION_CUH
+#define HZ_ATTENTION_CUH
+
+#define HZ_ATT_BM 64 /* query rows per tile (4 warps x 16 rows) */
+#define HZ_ATT_BN 64 /* key rows per tile */
+#define HZ_ATT_THREADS 128
+
+/* Dynamic shared memory in bytes for head dim HD (bf16 tiles of 2-byte elements):
+ * forward: Q (BM x HD), K and V (BN x HD);
+ * kv-tile backward: K, V (BN x HD), two buffers of Q and dO (BM x HD each), two buffers of
+ *   lse * log2 e and D (BM fp32 each);
+ * q-tile backward (dq): Q, dO (BM x HD), K, V (BN x HD). */
+#define HZ_ATT_FWD_SMEM(HD) ((HZ_ATT_BM + 2 * HZ_ATT_BN) * (HD) * 2)
+#define HZ_ATT_BWD_SMEM(HD) ((2 * HZ_ATT_BN + 4 * HZ_ATT_BM) * (HD) * 2 + 4 * HZ_ATT_BM * 4)
+#define HZ_ATT_DQ_SMEM(HD) ((2 * HZ_ATT_BM + 2 * HZ_ATT_BN) * (HD) * 2)
+
+#endif

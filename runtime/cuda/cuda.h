@@ -1,0 +1,145 @@
+/* runtime/cuda/cuda.h - the cuda backend's state and the interfaces between its files.
+ * Internal to runtime/cuda; the map of the files is at the top of backend.c. */
+#ifndef HZ_CUDA_H
+#define HZ_CUDA_H
+#include "../hz_layout.h"
+#include "../rt.h"
+#include "check.h"
+#include "kernels.h"
+
+typedef uint16_t bf16; /* device bf16 element; the host never does arithmetic on it */
+
+/* The WORK and LOSSBUF buffers (runtime/hz_layout.h), one pointer each. */
+#define HZCU_PTR_BF16 bf16 *
+#define HZCU_PTR_F32 float *
+#define HZCU_BUF_FIELD(name, dtype, n) HZCU_PTR_##dtype name;
+typedef struct work_bufs {
+    HZ_WORK_BUFS(HZCU_BUF_FIELD)
+} work_bufs;
+typedef struct loss_bufs {
+    HZ_LOSS_BUFS(HZCU_BUF_FIELD)
+} loss_bufs;
+
+/* A block's weights (bf16, in a weight slot) and gradients (fp32, in a grad slot). */
+typedef struct block_w {
+    const bf16 *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
+} block_w;
+typedef struct block_g {
+    float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
+} block_g;
+
+/* One planned cuBLASLt GEMM: the key (shape, layout, output type, pointer alignments) and
+ * the descriptors and algorithm chosen for it at init (gemm.c). */
+typedef struct gemm_plan {
+    int transa, transb, out_f32;
+    int64_t m, n, k, lda, ldb, ldd;
+    uint32_t align_a, align_b, align_d;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, ld;
+    cublasLtMatmulAlgo_t algo;
+    size_t ws_bytes;
+} gemm_plan;
+
+#define GEMM_MAX 128
+#define LT_WORKSPACE_BYTES (32u << 20) /* cuBLASLt workspace: outside the plan's arena */
+
+typedef struct cuda_state {
+    const hz_plan *p;
+    /* the device */
+    int dev, sm_count, cc_major, cc_minor, smem_optin;
+    char gpu_name[256];
+    /* kernels (kernels.c) */
+    CUmodule mod;
+    CUfunction fn[K_N];
+    size_t cubin_bytes;
+    /* streams and events: stream[] indexed by enum hz_stream_kind (HOST unused) */
+    cudaStream_t stream[HZ_STREAM_KIND_N];
+    cudaEvent_t *ev, tok_ev;
+    int sync, trace;
+    int det; /* --deterministic: no float atomics whose order varies (docs/training.md) */
+    cudaEvent_t *tr0, *tr1, tr_start; /* around every op: profile, trace */
+    int64_t h2d_step_bytes;
+    /* memory: the arena and what lives outside it (arena.c) */
+    char *arena;
+    int64_t arena_measured, extra_measured;
+    void *ws;
+    float *inv_freq;
+    work_bufs w;
+    loss_bufs l;
+    bf16 *dgrad;
+    int32_t *tok_in, *tok_tgt;
+    double *scalars;
+    /* pinned host staging: tokens in, per-token losses out, scalars out */
+    int32_t *h_tok;   /* inputs then targets, (2, step_tokens) */
+    float *h_loss;    /* (step_tokens) per-token losses of the step (or of an eval) */
+    bf16 *h_boundary; /* (L, step_tokens, C) when the plan keeps boundaries on the host */
+    double *h_scalars;
+    bf16 *h_logits; /* (chunk_tokens, V): a logits chunk for --dump-logits, made on demand */
+    int64_t pinned_bytes;
+    /* model shape as kernel arguments */
+    int N, C, F, NH, NKV, HD, T, B, V, K;
+    int64_t A, KV, QKV;
+    float att_scale;
+    /* cuBLASLt (gemm.c) */
+    cublasLtHandle_t lt;
+    gemm_plan gemm[GEMM_MAX];
+    int gemm_n, gemm_late;
+    float dscale; /* the step's loss scale, 1 / trained tokens */
+    int dry;      /* 1 while init walks the schedule to plan the GEMMs: nothing is issued */
+} cuda_state;
+
+static inline double gib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
+
+/* ---- kernels.c: the module, its signature check, launches ---- */
+/* Build (NVRTC or the cache) and load generated/kernels.cu, check every kernel of the
+ * table against it and raise the shared-memory limit of those that need it. */
+void hzcu_load_kernels(cuda_state *s);
+/* Launch kernel K on ST (a no-op while planning); gx < 1 launches one block. */
+void hzcu_launch(cuda_state *s, int k, cudaStream_t st, int64_t gx, int64_t gy, int bx,
+                 int64_t smem, void **args);
+/* Bytes of dynamic shared memory kernel K takes for this model (its table entry). */
+int64_t hzcu_smem(const cuda_state *s, int k);
+
+/* ---- gemm.c: cuBLASLt, row-major linear layers as in runtime/cpu/ops.h, w (OUT, IN) ---- */
+/* y (N, OUT) = x (N, IN) @ w^T */
+void hzcu_linear_forward(cuda_state *s, const char *what, bf16 *y, const bf16 *x, const bf16 *w,
+                         int64_t N, int64_t IN, int64_t OUT);
+/* dx (N, IN) = dy (N, OUT) @ w */
+void hzcu_linear_backward_x(cuda_state *s, const char *what, bf16 *dx, const bf16 *dy,
+                            const bf16 *w, int64_t N, int64_t IN, int64_t OUT);
+/* dw (OUT, IN) += dy^T @ x, fp32 */
+void hzcu_linear_backward_w(cuda_state *s, const char *what, float *dw, const bf16 *dy,
+                            const bf16 *x, int64_t N, int64_t IN, int64_t OUT);
+void hzcu_gemm_destroy(cuda_state *s);
+
+/* ---- arena.c: the plan's regions, the buffers inside them, the issue helpers ---- */
+char *hzcu_region_at(const cuda_state *s, int kind, int i);
+/* Boundary activation l (the input of block l; L: the head's input), token row TOK. */
+bf16 *hzcu_boundary_at(const cuda_state *s, int64_t l, int64_t tok);
+/* Allocate the arena and what lives outside it, carve WORK, LOSSBUF and SCALARS by
+ * runtime/hz_layout.h (checked against the plan), allocate the pinned staging. */
+void hzcu_arena_alloc(cuda_state *s);
+void hzcu_arena_free(cuda_state *s);
+void hzcu_memset(cuda_state *s, cudaStream_t st, void *ptr, int64_t bytes);
+void hzcu_copy(cuda_state *s, cudaStream_t st, void *dst, const void *src, int64_t bytes,
+               enum cudaMemcpyKind kind);
+
+/* ---- model.c: the model on the GPU, op by op as runtime/cpu/block.c ---- */
+/* Forward of the embedding or a block for micro-batch m into the next boundary. */
+void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot);
+/* Recompute and backward of the embedding or a block for micro-batch m; gradients
+ * accumulate in GRADS (zeroed at micro-batch 0). */
+void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot, char *grads);
+/* The loss head of micro-batch m: per-token losses to the pinned h_loss, with BACKWARD the
+ * gradients into grads (zeroed at micro-batch 0) and dgrad; host_logits, when not NULL,
+ * receives the logits, (step_tokens, V) fp32. */
+void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, char *grads,
+                    float dscale, int backward, float *host_logits);
+/* Copy a unit's bf16 weights from the host store W into a weight slot on ST. */
+void hzcu_load_unit(cuda_state *s, const uint16_t *host_w, const hz_unit *u, char *slot,
+                    cudaStream_t st);
+/* Copy a unit's gradients to the host store G, adding their squared norm, on ST. */
+void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
+                      cudaStream_t st);
+
+#endif

@@ -1,0 +1,182 @@
+/* runtime/cuda/launch.c - one typed wrapper per kernel of the table (kernels.h): each
+ * turns a model-level call into the launch shape stated above the kernel in its .cu file
+ * (grid, block, shared memory) and, under --deterministic, into the ordered variant. */
+#include "launch.h"
+
+/* Blocks for a grid-strided kernel of BLOCK threads over ITEMS work items, capped so that a
+ * huge tensor does not get millions of blocks (the loops stride over the rest). */
+static int64_t grid_for(const cuda_state *s, int64_t items, int block)
+{
+    int64_t g = (items + block - 1) / block, cap = (int64_t)s->sm_count * 32;
+    return g < 1 ? 1 : g > cap ? cap : g;
+}
+
+void hzcu_f32_to_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const float *in, long n)
+{
+    void *args[] = {&out, &in, &n};
+    hzcu_launch(s, K_F32_TO_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
+}
+
+void hzcu_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a, const bf16 *b, long n)
+{
+    void *args[] = {&out, &a, &b, &n};
+    hzcu_launch(s, K_ADD_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
+}
+
+/* In the deterministic mode HZ_SUMSQ_PARTS blocks store their sums after the scalars and one
+ * thread adds them in order: the same bits on every run and every GPU. */
+void hzcu_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x, long n)
+{
+    double *part = s->det ? s->scalars + HZ_SC_SUMSQ_PARTS : NULL;
+    void *args[] = {&acc, &part, &x, &n};
+    hzcu_launch(s, K_SUMSQ_F32, st, s->det ? HZ_SUMSQ_PARTS : 2 * (int64_t)s->sm_count, 1, 256, 0,
+                args);
+    if (!s->det) return;
+    int G = HZ_SUMSQ_PARTS;
+    void *sum[] = {&acc, &part, &G};
+    hzcu_launch(s, K_SUM_F64, st, 1, 1, 1, 0, sum);
+}
+
+/* dst (C) += the rows of part (G, C), in order. */
+void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C)
+{
+    void *args[] = {&dst, &part, &G, &C};
+    hzcu_launch(s, K_COLSUM_F32, st, (C + 255) / 256, 1, 256, 0, args);
+}
+
+void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
+                            const bf16 *wte, int N, int C)
+{
+    void *args[] = {&out, &tok, &wte, &N, &C};
+    int64_t items = (int64_t)N * C / (C % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_EMBED_FWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+}
+
+void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
+                             const int32_t *tok, int N, int C)
+{
+    if (s->det) {
+        int threads = C % 2 == 0 ? C / 2 : C, V = s->V;
+        void *ord[] = {&dwte, &dout, &tok, &N, &C, &V};
+        hzcu_launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, V < 32 ? V : 32, 128, 0, ord);
+        return;
+    }
+    void *args[] = {&dwte, &dout, &tok, &N, &C};
+    int64_t items = (int64_t)N * C / (C % 2 == 0 ? 2 : 1);
+    hzcu_launch(s, K_EMBED_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+}
+
+/* rows are grid-strided: one block per row up to 65535 */
+static int64_t grid_rows(int N) { return N < 65535 ? N : 65535; }
+
+void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd, const bf16 *inp,
+                          const bf16 *w, int N, int C, float eps)
+{
+    void *args[] = {&out, &rstd, &inp, &w, &N, &C, &eps};
+    hzcu_launch(s, K_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args);
+}
+
+void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out, bf16 *out,
+                                   float *rstd, const bf16 *a, const bf16 *b, const bf16 *w, int N,
+                                   int C, float eps)
+{
+    void *args[] = {&res_out, &out, &rstd, &a, &b, &w, &N, &C, &eps};
+    hzcu_launch(s, K_RES_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args);
+}
+
+void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw, const bf16 *dout,
+                           const bf16 *inp, const bf16 *w, const float *rstd, const bf16 *dres,
+                           int N, int C)
+{
+    int64_t grid = (int64_t)8 * s->sm_count;
+    if (grid > N) grid = N;
+    if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
+    float *acc = s->det ? s->w.part : dw; /* deterministic: block partials, then in order */
+    void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
+    hzcu_launch(s, s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD, st, grid, 1, 256,
+                hzcu_smem(s, K_RMSNORM_BWD), args);
+    if (s->det) hzcu_colsum_f32(s, st, dw, acc, (int)grid, C);
+}
+
+void hzcu_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
+                        const bf16 *bias, const float *inv_freq)
+{
+    int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    void *args[] = {&q, &k, &v, &qkv, &bias, &inv_freq, &N, &T, &NH, &NKV, &HD};
+    hzcu_launch(s, K_QKV_ROPE, st, (N + 63) / 64, NH + 2 * NKV, 256, 0, args);
+}
+
+void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dbias,
+                            const bf16 *dq, const bf16 *dk, const bf16 *dv, const float *inv_freq)
+{
+    int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, OUT = (int)s->QKV;
+    int64_t grid = (N + 63) / 64;
+    int det = s->det && dbias; /* deterministic: block partials, then in order */
+    if (det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
+    float *acc = det ? s->w.part : dbias;
+    void *args[] = {&dqkv, &acc, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
+    hzcu_launch(s, det ? K_QKV_ROPE_BWD_PART : K_QKV_ROPE_BWD, st, grid, NH + 2 * NKV, 256, 0,
+                args);
+    if (det) hzcu_colsum_f32(s, st, dbias, acc, (int)grid, OUT);
+}
+
+void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
+{
+    long N = s->N;
+    int F = s->F;
+    void *args[] = {&h, &gu, &N, &F};
+    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_SWIGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+}
+
+void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
+{
+    long N = s->N;
+    int F = s->F;
+    void *args[] = {&dgu, &dh, &gu, &N, &F};
+    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_SWIGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+}
+
+void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
+                       const bf16 *logits, const int32_t *targets, int N, int V, float dscale)
+{
+    void *args[] = {&dlogits, &losses, &logits, &targets, &N, &V, &dscale};
+    int chunks = V % 8 == 0 ? V / 8 : V, block = (chunks + 31) / 32 * 32;
+    if (block > 1024) block = 1024;
+    hzcu_launch(s, K_XENT, st, grid_rows(N), 1, block, 0, args);
+}
+
+/* ---- attention (runtime/cuda/attention.cu): FlashAttention-2 forward, and the backward
+ * as preprocess (D = rowsum(dout * out)), the kv-tile kernel (dk, dv) and the q-tile kernel
+ * (dq). ---- */
+
+void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse, const bf16 *q,
+                            const bf16 *k, const bf16 *v)
+{
+    int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    float scale = s->att_scale;
+    void *args[] = {&out, &lse, &q, &k, &v, &B, &T, &NH, &NKV, &HD, &scale};
+    hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
+                hzcu_smem(s, K_ATT_FWD), args);
+}
+
+/* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse; D (B, NH, T) fp32
+ * is scratch. Bit-deterministic: dq and dk/dv come from separate kernels, neither with
+ * atomics. */
+void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
+                             const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                             const bf16 *out, const float *lse, float *D)
+{
+    int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    float scale = s->att_scale;
+    int64_t tiles = (T + HZ_ATT_BM - 1) / HZ_ATT_BM;
+    void *pre[] = {&D, &dout, &out, &B, &T, &NH, &HD};
+    hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre);
+    void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    hzcu_launch(s, K_ATT_BWD, st, (int64_t)B * NKV, tiles, HZ_ATT_THREADS, hzcu_smem(s, K_ATT_BWD),
+                bwd);
+    void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    hzcu_launch(s, K_ATT_BWD_DQ, st, (int64_t)B * NH, tiles, HZ_ATT_THREADS,
+                hzcu_smem(s, K_ATT_BWD_DQ), bdq);
+}

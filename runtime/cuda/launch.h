@@ -1,0 +1,39 @@
+/* runtime/cuda/launch.h - the typed kernel wrappers of launch.c: one per kernel family,
+ * with the model's shape taken from the backend state where the kernel needs it. Shapes and
+ * layouts are those of the kernels' .cu files (runtime/cuda/X.cu). */
+#ifndef HZ_CUDA_LAUNCH_H
+#define HZ_CUDA_LAUNCH_H
+#include "cuda.h"
+
+void hzcu_f32_to_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const float *in, long n);
+void hzcu_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a, const bf16 *b, long n);
+void hzcu_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x, long n);
+void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C);
+void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
+                            const bf16 *wte, int N, int C);
+void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
+                             const int32_t *tok, int N, int C);
+void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd, const bf16 *inp,
+                          const bf16 *w, int N, int C, float eps);
+void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out, bf16 *out,
+                                   float *rstd, const bf16 *a, const bf16 *b, const bf16 *w, int N,
+                                   int C, float eps);
+void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw, const bf16 *dout,
+                           const bf16 *inp, const bf16 *w, const float *rstd, const bf16 *dres,
+                           int N, int C);
+void hzcu_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
+                        const bf16 *bias, const float *inv_freq);
+void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dbias,
+                            const bf16 *dq, const bf16 *dk, const bf16 *dv, const float *inv_freq);
+void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
+void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
+                          const bf16 *gu);
+void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
+                       const bf16 *logits, const int32_t *targets, int N, int V, float dscale);
+void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse, const bf16 *q,
+                            const bf16 *k, const bf16 *v);
+void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
+                             const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                             const bf16 *out, const float *lse, float *D);
+
+#endif

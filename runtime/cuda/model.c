@@ -1,0 +1,189 @@
+/* runtime/cuda/model.c - the model on the GPU: the decoder block, the loss head and the
+ * embedding composed from the kernels (launch.h) and the GEMMs (gemm.c), op by op as the
+ * reference runtime/cpu/block.c (bf16 activations, fp32 statistics and weight gradients),
+ * and the per-unit weight and gradient copies. */
+#include "launch.h"
+
+static const bf16 *w_at(const hz_plan *p, const hz_unit *u, int kind, const char *slot)
+{
+    const hz_tensor *t = hz_unit_tensor(p, u, kind);
+    return t ? (const bf16 *)slot + t->slot_n : NULL;
+}
+
+static float *g_at(const hz_plan *p, const hz_unit *u, int kind, char *grads)
+{
+    const hz_tensor *t = hz_unit_tensor(p, u, kind);
+    return t ? (float *)grads + t->grad_n : NULL;
+}
+
+static block_w block_weights(const hz_plan *p, const hz_unit *u, const char *slot)
+{
+    block_w w = {w_at(p, u, HZ_ATTN_NORM, slot), w_at(p, u, HZ_WQKV, slot),
+                 w_at(p, u, HZ_BQKV, slot),      w_at(p, u, HZ_WO, slot),
+                 w_at(p, u, HZ_MLP_NORM, slot),  w_at(p, u, HZ_WGU, slot),
+                 w_at(p, u, HZ_WDOWN, slot)};
+    return w;
+}
+
+static block_g block_grads(const hz_plan *p, const hz_unit *u, char *grads)
+{
+    block_g g = {g_at(p, u, HZ_ATTN_NORM, grads), g_at(p, u, HZ_WQKV, grads),
+                 g_at(p, u, HZ_BQKV, grads),      g_at(p, u, HZ_WO, grads),
+                 g_at(p, u, HZ_MLP_NORM, grads),  g_at(p, u, HZ_WGU, grads),
+                 g_at(p, u, HZ_WDOWN, grads)};
+    return g;
+}
+
+/* out = block(inp) for one micro-batch, (N, C) bf16 each. With out == NULL only the
+ * internals the backward needs are recomputed (the down projection and the last residual
+ * add are skipped). */
+static void block_forward(cuda_state *s, const block_w *w, const bf16 *inp, bf16 *out)
+{
+    cudaStream_t st = s->stream[HZ_COMPUTE];
+    work_bufs *b = &s->w;
+    const float eps = s->p->dims.eps;
+    hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
+    hzcu_linear_forward(s, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
+    hzcu_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, s->inv_freq);
+    hzcu_attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v);
+    hzcu_linear_forward(s, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
+    hzcu_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, b->xmid, inp, w->mlp_norm, s->N,
+                                  s->C, eps);
+    hzcu_linear_forward(s, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C,
+                        2 * (int64_t)s->F);
+    hzcu_swiglu_forward(s, st, b->h, b->gu);
+    if (!out) return;
+    hzcu_linear_forward(s, "out = h wdown^T", out, b->h, w->wdown, s->N, s->F, s->C);
+    hzcu_add_bf16(s, st, out, out, b->xmid, (long)s->N * s->C);
+}
+
+/* Recompute the block from inp, then backward: dx (N, C) holds dout on entry and dinp on
+ * exit; weight gradients accumulate (fp32) into g. */
+static void block_backward(cuda_state *s, const block_w *w, const block_g *g, const bf16 *inp,
+                           bf16 *dx)
+{
+    cudaStream_t st = s->stream[HZ_COMPUTE];
+    work_bufs *b = &s->w;
+    int64_t N = s->N, C = s->C, F = s->F, A = s->A, QKV = s->QKV;
+    block_forward(s, w, inp, NULL);
+    /* MLP: out = xmid + down(silu(gate) * up) */
+    hzcu_linear_backward_x(s, "dh = dout wdown", b->dh, dx, w->wdown, N, F, C);
+    hzcu_linear_backward_w(s, "dwdown += dout^T h", g->wdown, dx, b->h, N, F, C);
+    hzcu_swiglu_backward(s, st, b->dgu, b->dh, b->gu);
+    hzcu_linear_backward_x(s, "dxn2 = dgate_up wgate_up", b->dxn2, b->dgu, w->wgu, N, C, 2 * F);
+    hzcu_linear_backward_w(s, "dwgate_up += dgate_up^T xn2", g->wgu, b->dgu, b->xn2, N, C, 2 * F);
+    hzcu_rmsnorm_backward(s, st, b->dxmid, g->mlp_norm, b->dxn2, b->xmid, w->mlp_norm, b->rstd2, dx,
+                          s->N, s->C);
+    /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)); D of the attention
+     * backward lives in the qkv buffer, free once rope has read it */
+    hzcu_linear_backward_x(s, "datt = dxmid wo", b->datt, b->dxmid, w->wo, N, A, C);
+    hzcu_linear_backward_w(s, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
+    hzcu_attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att, b->lse,
+                            (float *)b->qkv);
+    hzcu_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
+    hzcu_linear_backward_x(s, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
+    hzcu_linear_backward_w(s, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
+    hzcu_rmsnorm_backward(s, st, dx, g->attn_norm, b->dxn, inp, w->attn_norm, b->rstd1, b->dxmid,
+                          s->N, s->C);
+}
+
+/* Final norm, then per chunk of K tokens the logits, the fused cross-entropy and (BACKWARD)
+ * the dx chunk and dlm +=; then the norm's backward into the micro-batch's dgrad rows. The
+ * per-token losses go to the pinned h_loss on the compute stream. */
+void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, char *grads,
+                    float dscale, int backward, float *host_logits)
+{
+    const hz_plan *p = s->p;
+    cudaStream_t st = s->stream[HZ_COMPUTE];
+    loss_bufs *l = &s->l;
+    const bf16 *norm_w = w_at(p, u, HZ_FINAL_NORM, slot), *lm = w_at(p, u, HZ_LM_HEAD, slot);
+    int64_t N = s->N, C = s->C, V = s->V, K = s->K, mtok = (int64_t)m * N;
+    const bf16 *x = hzcu_boundary_at(s, p->dims.L, mtok);
+    bf16 *dx = s->dgrad + mtok * C;
+    if (backward && m == 0) hzcu_memset(s, st, grads, p->regions[HZ_GHEAD].bytes);
+    hzcu_rmsnorm_forward(s, st, l->xn, l->rstd, x, norm_w, s->N, s->C, p->dims.eps);
+    for (int64_t c0 = 0; c0 < N; c0 += K) {
+        hzcu_linear_forward(s, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
+        if (host_logits) {
+            hzcu_copy(s, st, s->h_logits, l->logits, K * V * 2, cudaMemcpyDeviceToHost);
+            if (!s->dry) CUDA_CHECK(cudaStreamSynchronize(st));
+            float *o = host_logits + (mtok + c0) * V;
+            for (int64_t i = 0; i < K * V; i++) o[i] = hz_bf16_f32_inl(s->h_logits[i]);
+        }
+        hzcu_crossentropy(s, st, l->logits, l->losses + c0, l->logits, s->tok_tgt + mtok + c0, s->K,
+                          s->V, dscale);
+        if (!backward) continue;
+        hzcu_linear_backward_x(s, "dxn = dlogits lm_head", l->dxn + c0 * C, l->logits, lm, K, C, V);
+        hzcu_linear_backward_w(s, "dlm_head += dlogits^T xn", g_at(p, u, HZ_LM_HEAD, grads),
+                               l->logits, l->xn + c0 * C, K, C, V);
+    }
+    hzcu_copy(s, st, s->h_loss + mtok, l->losses, N * 4, cudaMemcpyDeviceToHost);
+    if (backward)
+        hzcu_rmsnorm_backward(s, st, dx, g_at(p, u, HZ_FINAL_NORM, grads), l->dxn, x, norm_w,
+                              l->rstd, NULL, s->N, s->C);
+}
+
+void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot)
+{
+    const hz_plan *p = s->p;
+    int64_t mtok = (int64_t)m * s->N;
+    bf16 *out = hzcu_boundary_at(s, u->layer + 1, mtok);
+    if (u->kind == HZ_EMBED) {
+        hzcu_embedding_forward(s, s->stream[HZ_COMPUTE], out, s->tok_in + mtok,
+                               w_at(p, u, HZ_WTE, slot), s->N, s->C);
+    } else {
+        block_w w = block_weights(p, u, slot);
+        block_forward(s, &w, hzcu_boundary_at(s, u->layer, mtok), out);
+    }
+}
+
+void hzcu_load_unit(cuda_state *s, const uint16_t *host_w, const hz_unit *u, char *slot,
+                    cudaStream_t st)
+{
+    const hz_plan *p = s->p;
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        hzcu_copy(s, st, (bf16 *)slot + t->slot_n, host_w + t->host_n, t->rows * t->cols * 2,
+                  cudaMemcpyHostToDevice);
+    }
+}
+
+void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot, char *grads)
+{
+    const hz_plan *p = s->p;
+    const hz_dims *d = &p->dims;
+    cudaStream_t cs = s->stream[HZ_COMPUTE];
+    int64_t mtok = (int64_t)m * s->N;
+    bf16 *dx = s->dgrad + mtok * s->C;
+    if (u->kind == HZ_EMBED) {
+        float *dwte = g_at(p, u, HZ_WTE, grads);
+        if (m == 0 && !d->tied) hzcu_memset(s, cs, dwte, d->V * d->C * 4);
+        hzcu_embedding_backward(s, cs, dwte, dx, s->tok_in + mtok, s->N, s->C);
+        return;
+    }
+    if (m == 0) hzcu_memset(s, cs, grads, p->regions[HZ_GSLOT].slot_bytes);
+    block_w w = block_weights(p, u, slot);
+    block_g g = block_grads(p, u, grads);
+    block_backward(s, &w, &g, hzcu_boundary_at(s, u->layer, mtok), dx);
+}
+
+void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
+                      cudaStream_t st)
+{
+    const hz_plan *p = s->p;
+    bf16 *stage = (bf16 *)hzcu_region_at(s, HZ_GSTAGE, 0);
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        if (!t->store_grad) continue;
+        const float *src = (const float *)grads + t->grad_n;
+        long n = (long)(t->rows * t->cols);
+        hzcu_sumsq_f32(s, st, s->scalars + HZ_SC_SUMSQ, src, n);
+        if (p->host_grad_bf16) {
+            hzcu_f32_to_bf16(s, st, stage + t->grad_n, src, n);
+            hzcu_copy(s, st, (uint16_t *)host_g + t->host_n, stage + t->grad_n, n * 2,
+                      cudaMemcpyDeviceToHost);
+        } else {
+            hzcu_copy(s, st, (float *)host_g + t->host_n, src, n * 4, cudaMemcpyDeviceToHost);
+        }
+    }
+}

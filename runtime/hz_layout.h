@@ -1,0 +1,132 @@
+/* runtime/hz_layout.h - the buffer lists inside the GPU arena's WORK, LOSSBUF and SCALARS
+ * regions: the one source the planner sizes the regions from (compiler/plan.c) and both
+ * backends carve them from (runtime/cuda/arena.c in bf16/fp32, runtime/cpu/backend.c in
+ * fp32). Adding a buffer here resizes the plan and gives both backends the field. */
+#ifndef HZ_LAYOUT_H
+#define HZ_LAYOUT_H
+#include "hz.h"
+
+/* X(name, dtype, elements), in carve order. dtype is BF16 or F32; each change of dtype
+ * starts at a 256-byte boundary and the list ends on one. elements is an expression of the
+ * names of hz_buf_dims below. */
+
+/* WORK: one block's recompute and backward for one micro-batch. */
+#define HZ_WORK_BUFS(X)                                                                   \
+    X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
+    X(qkv, BF16, N * QKV)       /* fused q/k/v projection; the attention backward's D */  \
+    X(q, BF16, N * A)           /* rotated q */                                           \
+    X(k, BF16, N * KV)          /* rotated k */                                           \
+    X(v, BF16, N * KV)                                                                    \
+    X(att, BF16, N * A)         /* attention output */                                    \
+    X(xmid, BF16, N * C)        /* x + o_proj(att) */                                     \
+    X(xn2, BF16, N * C)         /* mlp rmsnorm output */                                  \
+    X(gu, BF16, N * 2 * F)      /* gate and up projections */                             \
+    X(h, BF16, N * F)           /* silu(gate) * up */                                     \
+    X(dh, BF16, N * F)                                                                    \
+    X(dgu, BF16, N * 2 * F)                                                               \
+    X(dxn2, BF16, N * C)                                                                  \
+    X(dxmid, BF16, N * C)                                                                 \
+    X(datt, BF16, N * A)                                                                  \
+    X(dq, BF16, N * A)                                                                    \
+    X(dk, BF16, N * KV)                                                                   \
+    X(dv, BF16, N * KV)                                                                   \
+    X(dqkv, BF16, N * QKV)                                                                \
+    X(dxn, BF16, N * C)                                                                   \
+    X(rstd1, F32, N)            /* attn rmsnorm 1/rms per token */                        \
+    X(rstd2, F32, N)            /* mlp rmsnorm 1/rms per token */                         \
+    X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */                    \
+    X(part, F32, PART)          /* --deterministic partial column sums */
+
+/* LOSSBUF: the loss head of one micro-batch, chunked over K tokens. */
+#define HZ_LOSS_BUFS(X)                                                                   \
+    X(xn, BF16, N * C)          /* final rmsnorm output */                                \
+    X(dxn, BF16, N * C)                                                                   \
+    X(logits, BF16, K * V)      /* one chunk's logits, then its dlogits */                \
+    X(rstd, F32, N)                                                                       \
+    X(losses, F32, N)           /* per-token losses */
+
+/* SCALARS, in doubles: X(ID, doubles, what). */
+#define HZ_SCALAR_SLOTS(X)                                                                \
+    X(SUMSQ, 1, "the step's squared gradient norm")                                       \
+    X(SUMSQ_PARTS, HZ_SUMSQ_PARTS, "its per-block partials (--deterministic)")
+
+/* The shape names the element expressions use. */
+typedef struct hz_buf_dims {
+    int64_t N, C, F, A, KV, QKV, B, NH, T, K, V, PART;
+} hz_buf_dims;
+
+static inline hz_buf_dims hz_buf_dims_of(const hz_dims *d)
+{
+    hz_buf_dims b;
+    b.N = d->micro_tokens;
+    b.C = d->C;
+    b.F = d->F;
+    b.A = d->NH * d->HD;
+    b.KV = d->NKV * d->HD;
+    b.QKV = b.A + 2 * b.KV;
+    b.B = d->B;
+    b.NH = d->NH;
+    b.T = d->T;
+    b.K = d->chunk_tokens;
+    b.V = d->V;
+    b.PART = (int64_t)HZ_PART_ROWS * (b.C > b.QKV ? b.C : b.QKV);
+    return b;
+}
+
+#define HZ_BUF_ENUM(name, dtype, n) HZ_WORK_##name,
+enum { HZ_WORK_BUFS(HZ_BUF_ENUM) HZ_WORK_BUF_N };
+#undef HZ_BUF_ENUM
+#define HZ_BUF_ENUM(name, dtype, n) HZ_LOSS_##name,
+enum { HZ_LOSS_BUFS(HZ_BUF_ENUM) HZ_LOSS_BUF_N };
+#undef HZ_BUF_ENUM
+#define HZ_SCALAR_ENUM(id, n, what) HZ_SC_##id, HZ_SC_##id##_END = HZ_SC_##id + (n) - 1,
+enum { HZ_SCALAR_SLOTS(HZ_SCALAR_ENUM) HZ_SCALAR_N };
+#undef HZ_SCALAR_ENUM
+
+#define HZ_LAYOUT_ALIGN 256
+enum { HZ_BUF_BF16, HZ_BUF_F32 };
+
+/* Element count and dtype of every buffer of a list, from the shape names in scope. */
+#define HZ_BUF_COUNT(name, dtype, n) (n),
+#define HZ_BUF_DTYPE(name, dtype, n) HZ_BUF_##dtype,
+#define HZ_BUF_NAME(name, dtype, n) #name,
+#define HZ_BUF_DIMS_IN_SCOPE(b)                                                            \
+    const int64_t N = (b).N, C = (b).C, F = (b).F, A = (b).A, KV = (b).KV, QKV = (b).QKV,  \
+                  B = (b).B, NH = (b).NH, T = (b).T, K = (b).K, V = (b).V, PART = (b).PART; \
+    (void)N, (void)C, (void)F, (void)A, (void)KV, (void)QKV, (void)B, (void)NH, (void)T,   \
+        (void)K, (void)V, (void)PART
+
+/* Offsets of the N_BUF buffers with COUNT elements of DTYPE each when a bf16 element takes
+ * BF16_BYTES and an fp32 one 4 (the cpu backend mirrors bf16 in fp32: BF16_BYTES = 4).
+ * Fills OFF (may be NULL) and returns the list's bytes. */
+static inline int64_t hz_buf_offsets(int n_buf, const int64_t *count, const int *dtype,
+                                     int64_t bf16_bytes, int64_t *off)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n_buf; i++) {
+        if (i > 0 && dtype[i] != dtype[i - 1])
+            at = (at + HZ_LAYOUT_ALIGN - 1) / HZ_LAYOUT_ALIGN * HZ_LAYOUT_ALIGN;
+        if (off) off[i] = at;
+        at += count[i] * (dtype[i] == HZ_BUF_BF16 ? bf16_bytes : 4);
+    }
+    return (at + HZ_LAYOUT_ALIGN - 1) / HZ_LAYOUT_ALIGN * HZ_LAYOUT_ALIGN;
+}
+
+/* Bytes and offsets of the WORK and LOSSBUF lists for a plan's dims. */
+static inline int64_t hz_work_layout(const hz_dims *d, int64_t bf16_bytes, int64_t *off)
+{
+    HZ_BUF_DIMS_IN_SCOPE(hz_buf_dims_of(d));
+    const int64_t count[] = {HZ_WORK_BUFS(HZ_BUF_COUNT)};
+    const int dtype[] = {HZ_WORK_BUFS(HZ_BUF_DTYPE)};
+    return hz_buf_offsets(HZ_WORK_BUF_N, count, dtype, bf16_bytes, off);
+}
+
+static inline int64_t hz_loss_layout(const hz_dims *d, int64_t bf16_bytes, int64_t *off)
+{
+    HZ_BUF_DIMS_IN_SCOPE(hz_buf_dims_of(d));
+    const int64_t count[] = {HZ_LOSS_BUFS(HZ_BUF_COUNT)};
+    const int dtype[] = {HZ_LOSS_BUFS(HZ_BUF_DTYPE)};
+    return hz_buf_offsets(HZ_LOSS_BUF_N, count, dtype, bf16_bytes, off);
+}
+
+#endif
