@@ -4,6 +4,7 @@
 #include "yml.h"
 
 #include "../runtime/kernel_order.h"
+#include "timemodel.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@ static const char *const tensor_ids[] = {HZ_TENSOR_KINDS(ID_ENTRY)};
 static const char *const region_ids[] = {HZ_REGION_KINDS(ID_ENTRY)};
 static const char *const stream_ids[] = {HZ_STREAM_KINDS(ID_ENTRY)};
 static const char *const op_ids[] = {HZ_OP_KINDS(ID_ENTRY)};
+static const char *const phase_ids[] = {HZ_PHASES(ID_ENTRY)};
 
 static void set_int(lua_State *L, const char *k, int64_t v)
 {
@@ -112,6 +114,22 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "n_wslots", pl->n_wslots);
     set_int(L, "n_gslots", pl->n_gslots);
     set_num(L, "flops_per_token", hz_flops_per_token(&p->dims));
+    lua_newtable(L); /* the predicted step (compiler/timemodel.c) */
+    lua_createtable(L, HZ_PHASE_N, 0);
+    for (int k = 0; k < HZ_PHASE_N; k++) {
+        lua_pushnumber(L, p->pred.phase_s[k]);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "phase_s");
+    set_num(L, "step_s", p->pred.step_s);
+    set_int(L, "critical", p->pred.critical);
+    set_str(L, "ceilings", p->pred.ceilings ? p->pred.ceilings : "");
+    char crit[256];
+    tm_critical_text(p, crit, sizeof crit);
+    set_str(L, "critical_text", crit);
+    lua_setfield(L, -2, "pred");
+    set_names(L, "phase_ids", phase_ids, HZ_PHASE_N);
+    set_names(L, "phase_names", hz_phase_names, HZ_PHASE_N);
     push_dims(L, &p->dims);
     lua_setfield(L, -2, "dims");
     push_train(L, &p->train);

@@ -12,6 +12,7 @@
 #include "import.h"
 #include "plan.h"
 #include "spec.h"
+#include "timemodel.h"
 
 #ifndef HZC_CUDA_DIR
 #define HZC_CUDA_DIR ""
@@ -25,10 +26,11 @@ static void usage(FILE *out)
             "commands:\n"
             "  hzc check SPEC                   validate a model description\n"
             "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--boundaries auto|gpu|host]\n"
-            "               [--json]\n"
-            "                                   print the memory plan and the step schedule\n"
+            "               [--ceilings FILE] [--json]\n"
+            "                                   print the memory plan, the step schedule and\n"
+            "                                   the predicted step time\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
-            "               [--boundaries auto|gpu|host]\n"
+            "               [--boundaries auto|gpu|host] [--ceilings FILE]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
@@ -39,7 +41,8 @@ static void usage(FILE *out)
             "or KB/MB/GB/TB (decimal). --boundaries: where the layers' input activations live\n"
             "(auto: on the GPU unless --gpu-mem needs them on the host). The default backend\n"
             "is cuda when hzc was built with the CUDA toolkit, else cpu. See docs/ for the\n"
-            "model description and the plan.\n");
+            "model description and the plan. --ceilings: the machine's rates for the step-time\n"
+            "model (JSON; default: one H200 as measured, see docs/plan.md).\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */
@@ -80,7 +83,7 @@ static void find_root(char *root, size_t n)
 }
 
 typedef struct options {
-    const char *command, *spec, *out_dir, *backend;
+    const char *command, *spec, *out_dir, *backend, *ceilings;
     plan_limits lim;
     int json;
 } options;
@@ -113,6 +116,13 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             }
             o->lim.boundaries = k;
+            i++;
+        } else if (!strcmp(a, "--ceilings")) {
+            if (!v) {
+                fprintf(stderr, "hzc: error: --ceilings needs a file (JSON rates; docs/plan.md)\n");
+                return -1;
+            }
+            o->ceilings = v;
             i++;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--backend")) {
             if (!v) {
@@ -282,8 +292,23 @@ int main(int argc, char **argv)
                (long long)spec_param_count(&spec));
         return 0;
     }
+    tm_ceilings ceil;
+    if (o.ceilings) {
+        char note[256], err[1024];
+        if (tm_load(&ceil, o.ceilings, note, sizeof note, err, sizeof err) != 0) {
+            fprintf(stderr, "hzc: %s\n", err);
+            return 1;
+        }
+        if (note[0])
+            fprintf(stderr, "hzc: note: %s has no %s; the H200 defaults stand in for them\n",
+                    o.ceilings, note);
+    } else {
+        tm_defaults(&ceil);
+    }
     hzc_plan pl;
     int bad = plan_build(&spec, &o.lim, &pl, stderr);
+    tm_predict(&pl.p, &ceil);
+    pl.p.pred.ceilings = ceil.name;
     int rc = bad;
     char root[PATH_MAX];
     find_root(root, sizeof root);
@@ -294,6 +319,7 @@ int main(int argc, char **argv)
             rc = emit_render(tdir, NULL, "plan.json.tmpl", o.spec, &pl, "-") != 0;
         } else {
             plan_print(&pl, stdout);
+            tm_print(&pl.p, stdout);
         }
     } else if (!bad) {
         rc = build(&o, &pl, root);

@@ -84,6 +84,14 @@ typedef struct hz_op {
  * Boundary j (0..L) is the input of block j (L: of the head): with boundaries on the GPU
  * it is slot j of the BOUNDARY region, on the host it is buffer j % 2 of that region and
  * (for j < L) row j of a host array of (L, step_tokens, C) bf16 after its STORE_B. */
+/* The planner's predicted step (compiler/timemodel.c; docs/plan.md "Step time"). */
+typedef struct hz_predict {
+    double phase_s[HZ_PHASE_N]; /* seconds each phase takes, indexed by enum hz_phase_kind */
+    double step_s;              /* the step, phases overlapped as the schedule allows */
+    int critical;               /* the phase that sets the step (enum hz_phase_kind) */
+    const char *ceilings;       /* what the rates came from */
+} hz_predict;
+
 typedef struct hz_plan {
     const char *spec_name;
     const char *family;      /* llama | qwen2 | mistral: for the exported config.json */
@@ -98,6 +106,7 @@ typedef struct hz_plan {
     int64_t host_bytes;      /* planned peak host bytes (store + extras) */
     int64_t gpu_bytes;       /* planned GPU arena bytes */
     int64_t work_bytes;      /* WORK region bytes per micro-batch */
+    hz_predict pred;         /* the predicted step time */
     int unit_n, tensor_n, region_n, op_n;
     const hz_unit *units;
     const hz_tensor *tensors;
@@ -112,6 +121,7 @@ extern const char *const hz_region_names[];
 extern const char *const hz_stream_names[];
 extern const char *const hz_op_names[];
 extern const char *const hz_region_what[];
+extern const char *const hz_phase_names[];
 
 /* What a backend can do (hz_tables.h HZ_BACKENDS; names.c). */
 #define HZ_CAPS_HEAD_DIMS 8
@@ -138,6 +148,10 @@ float hz_master_join(uint16_t w, int16_t lo);
 /* Model FLOPs per token (DESIGN.md): 6 * matmul parameters (lm_head yes, lookup no)
  * + 6 * L * T * NH * HD for attention. Recomputation is not counted. */
 double hz_flops_per_token(const hz_dims *d);
+
+/* Bytes one step moves each way between host and GPU (weights, boundaries, tokens,
+ * gradients, losses): a property of the plan (names.c). */
+void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h);
 
 /* The generated schedule provides the plan. */
 extern const hz_plan hzg_plan;

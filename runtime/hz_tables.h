@@ -55,6 +55,15 @@
     X(STORE_B, "store_b", "copy a layer's boundary activations -> host (host boundaries)") \
     X(LOAD_B, "load_b", "copy a layer's boundary activations host -> GPU (host boundaries)")
 
+/* The phases of a step the planner predicts and the trainer measures. X(ID, name, what) */
+#define HZ_PHASES(X)                                                          \
+    X(PH_FWD, "forward", "compute stream: embedding and blocks, forward")     \
+    X(PH_LOSS, "loss head", "compute stream: final norm, lm_head, loss")      \
+    X(PH_BWD, "backward", "compute stream: recompute and backward of blocks") \
+    X(PH_H2D, "PCIe h2d", "weights (and boundaries) to the GPU")              \
+    X(PH_D2H, "PCIe d2h", "gradients (and boundaries) to the host")           \
+    X(PH_OPT, "host optimizer", "AdamW of every unit on the host")
+
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
  * are built and tested for ({0}: any even head_dim)). The cuda list is the set
@@ -70,5 +79,6 @@ enum hz_region_kind { HZ_REGION_KINDS(HZ_ENUM_ENTRY) HZ_REGION_KIND_N };
 enum hz_stream_kind { HZ_STREAM_KINDS(HZ_ENUM_ENTRY) HZ_STREAM_KIND_N };
 enum hz_op_kind { HZ_OP_KINDS(HZ_ENUM_ENTRY) HZ_OP_KIND_N };
 enum hz_backend_kind { HZ_BACKENDS(HZ_ENUM_ENTRY) HZ_BACKEND_N };
+enum hz_phase_kind { HZ_PHASES(HZ_ENUM_ENTRY) HZ_PHASE_N };
 
 #endif

@@ -13,6 +13,7 @@ const char *const hz_region_names[] = {HZ_REGION_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_stream_names[] = {HZ_STREAM_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_op_names[] = {HZ_OP_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_region_what[] = {HZ_REGION_KINDS(HZ_WHAT_ENTRY)};
+const char *const hz_phase_names[] = {HZ_PHASES(HZ_NAME_ENTRY)};
 
 double hz_flops_per_token(const hz_dims *d)
 {
@@ -48,4 +49,23 @@ int hz_caps_head_dim_ok(const hz_caps *c, int64_t HD, char *list, size_t list_n)
                                     c->head_dims[i]);
     }
     return ok;
+}
+
+void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
+{
+    *h2d = 8 * p->dims.step_tokens; /* input and target ids */
+    *d2h = 4 * p->dims.step_tokens; /* per-token losses */
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        const hz_unit *u = &p->units[o->unit];
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *x = &p->tensors[u->first_tensor + k];
+            if (o->kind == HZ_LOAD_W) *h2d += 2 * x->rows * x->cols;
+            if (o->kind == HZ_STORE_G && x->store_grad)
+                *d2h += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
+        }
+        /* host boundaries: a whole layer each way */
+        if (o->kind == HZ_LOAD_B) *h2d += 2 * p->dims.step_tokens * p->dims.C;
+        if (o->kind == HZ_STORE_B) *d2h += 2 * p->dims.step_tokens * p->dims.C;
+    }
 }

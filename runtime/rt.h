@@ -222,10 +222,9 @@ void hz_op_label(const hz_plan *p, int i, char *buf, size_t n);
 struct hz_profile {
     double span_ms;              /* first device op start to last device op end */
     double busy_ms[HZ_STREAM_KIND_N]; /* time each device stream ran ops */
+    double phase_ms[HZ_PHASE_N]; /* the predicted phases, measured (the host optimizer:
+                                  * the previous step's updates; 0 for the first step) */
 };
-/* Bytes one step moves each way between host and GPU (weights, boundaries, tokens,
- * gradients, losses): a property of the plan. */
-void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h);
 /* Open a Chrome trace (chrome://tracing, Perfetto) at PATH of steps first..last (1-based,
  * inclusive); NULL on failure. */
 hz_trace *hz_trace_open(const char *path, const hz_plan *p, int64_t first, int64_t last);

@@ -76,25 +76,6 @@ static void write_updates(hz_trace *t, hz_ctx *c)
     t->opt_pending = -1;
 }
 
-void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
-{
-    *h2d = 8 * p->dims.step_tokens; /* input and target ids */
-    *d2h = 4 * p->dims.step_tokens; /* per-token losses */
-    for (int i = 0; i < p->op_n; i++) {
-        const hz_op *o = &p->ops[i];
-        const hz_unit *u = &p->units[o->unit];
-        for (int k = 0; k < u->tensor_n; k++) {
-            const hz_tensor *x = &p->tensors[u->first_tensor + k];
-            if (o->kind == HZ_LOAD_W) *h2d += 2 * x->rows * x->cols;
-            if (o->kind == HZ_STORE_G && x->store_grad)
-                *d2h += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
-        }
-        /* host boundaries: a whole layer each way */
-        if (o->kind == HZ_LOAD_B) *h2d += 2 * p->dims.step_tokens * p->dims.C;
-        if (o->kind == HZ_STORE_B) *d2h += 2 * p->dims.step_tokens * p->dims.C;
-    }
-}
-
 int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
 {
     const hz_plan *p = c->plan;
@@ -104,12 +85,24 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
     c->be->op_times(c, t0, t1);
     double first = 1e30, last = 0.0;
     for (int i = 0; i < p->op_n; i++) {
-        if (p->ops[i].stream == HZ_HOST) continue;
-        out->busy_ms[p->ops[i].stream] += t1[i] - t0[i];
+        const hz_op *o = &p->ops[i];
+        if (o->stream == HZ_HOST) continue;
+        double ms = t1[i] - t0[i];
+        out->busy_ms[o->stream] += ms;
+        if (o->kind == HZ_FWD) out->phase_ms[HZ_PH_FWD] += ms;
+        if (o->kind == HZ_LOSS) out->phase_ms[HZ_PH_LOSS] += ms;
+        if (o->kind == HZ_BWD) out->phase_ms[HZ_PH_BWD] += ms;
         if (t0[i] < first) first = t0[i];
         if (t1[i] > last) last = t1[i];
     }
     out->span_ms = last - first;
+    out->phase_ms[HZ_PH_H2D] = out->busy_ms[HZ_H2D];
+    out->phase_ms[HZ_PH_D2H] = out->busy_ms[HZ_D2H];
+    if (c->step >= 1) { /* the updates of the step before, all applied by now */
+        const double *u0 = c->opt_t0_s + ((c->step - 1) % 2) * p->unit_n;
+        const double *u1 = c->opt_t1_s + ((c->step - 1) % 2) * p->unit_n;
+        for (int u = 0; u < p->unit_n; u++) out->phase_ms[HZ_PH_OPT] += (u1[u] - u0[u]) * 1e3;
+    }
     if (t) write_updates(t, c); /* the previous step's updates finished before this step's loads */
     if (t && c->step + 1 >= t->first && c->step + 1 <= t->last) {
         double base_s = c->step_end_s - last * 1e-3; /* host time of the step's t = 0 */

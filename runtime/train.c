@@ -211,6 +211,22 @@ typedef struct step_tokens {
     int32_t *inputs, *targets;
 } step_tokens;
 
+/* The planner's predicted phases (a model of the GPU and the host: docs/plan.md "Step time")
+ * beside the measured means of N profiled steps. */
+static void print_times(const hz_plan *p, const hz_profile *sum, double n, double step_s)
+{
+    printf("  %-22s %12s %12s %8s\n", "time per step", "predicted", "measured", "error");
+    for (int k = 0; k < HZ_PHASE_N; k++) {
+        double want = p->pred.phase_s[k] * 1e3, got = sum->phase_ms[k] / n;
+        printf("  %-22s %9.1f ms %9.1f ms %+7.1f%%\n", hz_phase_names[k], want, got,
+               got > 0 ? 100.0 * (want - got) / got : 0.0);
+    }
+    printf("  %-22s %9.1f ms %9.1f ms %+7.1f%%\n", "step (wall)", p->pred.step_s * 1e3,
+           step_s * 1e3, step_s > 0 ? 100.0 * (p->pred.step_s - step_s) / step_s : 0.0);
+    printf("  predicted critical path: %s; rates: %s\n", hz_phase_names[p->pred.critical],
+           p->pred.ceilings ? p->pred.ceilings : "?");
+}
+
 static void fill_step(const hz_plan *p, hz_data *d, step_tokens *tk)
 {
     const hz_dims *dm = &p->dims;
@@ -458,6 +474,7 @@ int main(int argc, char **argv)
                 profiled_steps++;
                 prof_sum.span_ms += prof.span_ms;
                 for (int k = 0; k < HZ_STREAM_KIND_N; k++) prof_sum.busy_ms[k] += prof.busy_ms[k];
+                for (int k = 0; k < HZ_PHASE_N; k++) prof_sum.phase_ms[k] += prof.phase_ms[k];
             }
         }
         double tok_s = (double)dm->step_tokens / dt;
@@ -517,7 +534,9 @@ int main(int argc, char **argv)
         printf("\n");
         printf("  step wall %.1f ms: the compute stream is busy %.1f%% of the whole step\n",
                train_s / (double)timed_steps * 1e3,
-               100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / (train_s / (double)timed_steps * 1e3));
+               100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / (train_s / (double)timed_steps * 1e3));        /* the prediction models a GPU and its bus: the cpu backend's times are not that */
+        if (hz_backend_impl.caps->pcie)
+            print_times(p, &prof_sum, n, train_s / (double)timed_steps);
     }
     print_bytes_line("host store", p->host_store_bytes,
                      ctx.store.bytes);

@@ -47,6 +47,20 @@ expect_fail "unknown command" "unknown command" $hzc frobnicate models/tiny.yaml
 expect_fail "unknown option" "unknown option" $hzc plan models/tiny.yaml --bogus
 expect_fail "build without -o" "needs -o DIR" $hzc build models/tiny.yaml
 expect_fail "unknown backend" "unknown backend 'metal'" $hzc build models/tiny.yaml -o "$tmp/hd" --backend metal
+echo '{"gemm_tflops": 0}' > "$tmp/ceil-bad.json"
+expect_fail "ceilings with a zero rate" "must be a positive number" $hzc plan models/tiny.yaml --ceilings "$tmp/ceil-bad.json"
+expect_fail "missing ceilings file" "not a ceilings file" $hzc plan models/tiny.yaml --ceilings "$tmp/nope.json"
+out=$($hzc plan models/llama3-3b.yaml)
+echo "$out" | grep -q "critical path: host optimizer" && echo "$out" | grep -q "^predicted step time (defaults: one H200" &&
+    ok "hzc plan predicts the step and names the critical path: $(echo "$out" | grep 'critical path')" ||
+    bad "hzc plan: no prediction: $(echo "$out" | tail -n 3)"
+echo '{"gpu": "test card", "host_adamw_gbps": 4000}' > "$tmp/ceil-fast.json"
+out=$($hzc plan models/llama3-3b.yaml --ceilings "$tmp/ceil-fast.json" 2> "$tmp/ceil-note")
+echo "$out" | grep -q "critical path: compute stream" && grep -q "has no gemm_tflops" "$tmp/ceil-note" &&
+    ok "--ceilings: a fast host moves the critical path to the compute stream; missing keys named" ||
+    bad "--ceilings: $(echo "$out" | grep 'critical path') / $(cat "$tmp/ceil-note")"
+$hzc plan models/llama3-3b.yaml --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["predicted"]; assert p["step_s"] > 0 and len(p["phases_s"]) == 6, p' &&
+    ok "plan --json carries the prediction" || bad "plan --json: no valid prediction"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
 expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda

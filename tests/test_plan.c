@@ -9,6 +9,7 @@
 #include "plan.h"
 #include "spec.h"
 #include "test.h"
+#include "timemodel.h"
 
 static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml",
                                      "models/llama3-3b.yaml", "models/llama3-8b.yaml",
@@ -191,9 +192,84 @@ static void check_caps(void)
           "pinned host memory and PCIe: cuda yes, cpu no");
 }
 
+/* The step-time model: every phase positive, more tokens take longer, the critical path is
+ * the phase that sets the step; ceilings files are read, checked and refused when bad. */
+static void check_timemodel(void)
+{
+    hzc_spec s;
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (spec_load("models/llama3-3b.yaml", &s, stderr) != 0) {
+        CHECK(0, "llama3-3b loads");
+        return;
+    }
+    tm_ceilings c;
+    tm_defaults(&c);
+    hzc_plan a, b;
+    plan_build(&s, &none, &a, stderr);
+    tm_predict(&a.p, &c);
+    const hz_predict *r = &a.p.pred;
+    int positive = r->step_s > 0;
+    for (int k = 0; k < HZ_PHASE_N; k++) positive &= r->phase_s[k] > 0;
+    double compute = r->phase_s[HZ_PH_FWD] + r->phase_s[HZ_PH_LOSS] + r->phase_s[HZ_PH_BWD];
+    CHECK(positive && r->step_s >= compute && r->step_s >= r->phase_s[HZ_PH_OPT],
+          "llama3-3b: every phase > 0; step %.3f s >= compute %.3f s and optimizer %.3f s",
+          r->step_s, compute, r->phase_s[HZ_PH_OPT]);
+    CHECK(r->critical == HZ_PH_OPT, "llama3-3b: the host optimizer is the critical path (%s)",
+          hz_phase_names[r->critical]);
+    /* a 20 times faster host AdamW moves the critical path to the compute stream */
+    tm_ceilings fast = c;
+    fast.host_adamw_gbps *= 20;
+    hz_plan q = a.p;
+    tm_predict(&q, &fast);
+    CHECK(q.pred.critical == HZ_PH_BWD && q.pred.step_s < r->step_s,
+          "a fast host optimizer leaves the backward critical (%s, %.3f s < %.3f s)",
+          hz_phase_names[q.pred.critical], q.pred.step_s, r->step_s);
+    /* a slow bus makes PCIe the critical path */
+    tm_ceilings slow = c;
+    slow.h2d_gbps = slow.d2h_gbps = 0.5;
+    tm_predict(&q, &slow);
+    CHECK(q.pred.critical == HZ_PH_H2D || q.pred.critical == HZ_PH_D2H,
+          "a 0.5 GB/s bus makes PCIe critical (%s)", hz_phase_names[q.pred.critical]);
+    /* twice the tokens per step: each compute phase takes longer, the optimizer does not */
+    s.step_tokens *= 2;
+    plan_build(&s, &none, &b, stderr);
+    tm_predict(&b.p, &c);
+    CHECK(b.p.pred.phase_s[HZ_PH_FWD] > 1.9 * r->phase_s[HZ_PH_FWD] &&
+              b.p.pred.phase_s[HZ_PH_BWD] > 1.9 * r->phase_s[HZ_PH_BWD] &&
+              b.p.pred.phase_s[HZ_PH_OPT] == r->phase_s[HZ_PH_OPT] &&
+              b.p.pred.step_s > r->step_s,
+          "twice the tokens: forward %.3f -> %.3f s, backward %.3f -> %.3f s, optimizer the same",
+          r->phase_s[HZ_PH_FWD], b.p.pred.phase_s[HZ_PH_FWD], r->phase_s[HZ_PH_BWD],
+          b.p.pred.phase_s[HZ_PH_BWD]);
+    plan_free(&a);
+    plan_free(&b);
+
+    /* ceilings files */
+    char note[256], err[512];
+    if (test_tmp_open("plan") != 0) return;
+    const char *path = test_tmp("ceilings.json");
+    static const char good[] = "{\"gpu\": \"H100\", \"gemm_tflops\": 700, \"h2d_gbps\": 50}";
+    test_write(path, good, strlen(good));
+    tm_ceilings got;
+    int rc = tm_load(&got, path, note, sizeof note, err, sizeof err);
+    CHECK(rc == 0 && got.gemm_tflops == 700 && got.h2d_gbps == 50 &&
+              got.d2h_gbps == c.d2h_gbps && strstr(note, "d2h_gbps") && strstr(got.name, "H100"),
+          "a ceilings file sets its rates, the missing ones are named (%s)", note);
+    static const char *const bad[] = {"{\"gemm_tflops\": -3}", "{\"gemm_tflops\": \"fast\"}",
+                                      "[1, 2]", "{\"gemm_tflops\": 700,"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        test_write(path, bad[i], strlen(bad[i]));
+        err[0] = 0;
+        rc = tm_load(&got, path, note, sizeof note, err, sizeof err);
+        CHECK(rc != 0 && strstr(err, "error"), "ceilings %s refused: %s", bad[i], err);
+    }
+    test_tmp_close();
+}
+
 int main(void)
 {
     check_caps();
+    check_timemodel();
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         hzc_spec s;

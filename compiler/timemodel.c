@@ -1,0 +1,182 @@
+/* compiler/timemodel.c - the step-time model (contract in timemodel.h). Each phase is its
+ * FLOPs over the GEMM or attention rate plus its bytes over the memory or PCIe rate; the
+ * step overlaps them as the schedule does: the three streams and the host optimizer run
+ * side by side, and with gradient clipping the forward of a step trails the optimizer of
+ * the step before it (a unit streams in only after its update). */
+#include "timemodel.h"
+
+#include <jansson.h>
+#include <string.h>
+
+void tm_defaults(tm_ceilings *c)
+{
+    /* One H200, 16 cores, measured 2026-12-01 (bench/NOTES.md): .peers/ceilings.py's GEMM
+     * 16k x 4096 x 11008 and pinned PCIe, its device copy rate; the attention kernels'
+     * bench in tests/gpu/test_kernels.c at B=4 T=2048 NH=32 NKV=8 HD=128. From the llama3-3b
+     * trace (32k tokens per step): hzc's AdamW (fp32 gradients, 28 bytes per parameter,
+     * 0.889 s per step) and the backward GEMMs' rate, the one that makes its backward take
+     * the 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). */
+    snprintf(c->name, sizeof c->name, "defaults: one H200, measured 2026-12-01");
+    c->gemm_tflops = 752.9;
+    c->gemm_bwd_tflops = 586.8;
+    c->att_fwd_tflops = 264.5;
+    c->att_bwd_tflops = 181.2;
+    c->hbm_gbps = 4240.1;
+    c->h2d_gbps = 55.3;
+    c->d2h_gbps = 55.1;
+    c->host_adamw_gbps = 101.2;
+}
+
+int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
+            size_t err_n)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"gemm_tflops", offsetof(tm_ceilings, gemm_tflops)},
+        {"gemm_bwd_tflops", offsetof(tm_ceilings, gemm_bwd_tflops)},
+        {"attention_fwd_tflops", offsetof(tm_ceilings, att_fwd_tflops)},
+        {"attention_bwd_tflops", offsetof(tm_ceilings, att_bwd_tflops)},
+        {"hbm_gbps", offsetof(tm_ceilings, hbm_gbps)},
+        {"h2d_gbps", offsetof(tm_ceilings, h2d_gbps)},
+        {"d2h_gbps", offsetof(tm_ceilings, d2h_gbps)},
+        {"host_adamw_gbps", offsetof(tm_ceilings, host_adamw_gbps)},
+    };
+    tm_defaults(c);
+    note[0] = 0;
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        snprintf(err, err_n, "%s:%d:%d: error: not a ceilings file: %s", path, je.line,
+                 je.column, je.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, err_n, "%s: error: a ceilings file is a JSON object of rates", path);
+        json_decref(root);
+        return -1;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(root, keys[i].key);
+        double *dst = (double *)((char *)c + keys[i].off);
+        if (!v) {
+            if (len < note_n)
+                len += (size_t)snprintf(note + len, note_n - len, "%s%s", len ? ", " : "",
+                                        keys[i].key);
+            continue;
+        }
+        if (!json_is_number(v) || !(json_number_value(v) > 0)) {
+            snprintf(err, err_n, "%s: error: \"%s\" must be a positive number (a rate)", path,
+                     keys[i].key);
+            json_decref(root);
+            return -1;
+        }
+        *dst = json_number_value(v);
+    }
+    json_t *gpu = json_object_get(root, "gpu");
+    snprintf(c->name, sizeof c->name, "%s%s%s", path, json_is_string(gpu) ? ", " : "",
+             json_is_string(gpu) ? json_string_value(gpu) : "");
+    json_decref(root);
+    return 0;
+}
+
+void tm_predict(hz_plan *p, const tm_ceilings *c)
+{
+    const hz_dims *d = &p->dims;
+    double N = (double)d->micro_tokens, C = (double)d->C, F = (double)d->F, V = (double)d->V;
+    double A = (double)(d->NH * d->HD), QKV = A + 2.0 * (double)(d->NKV * d->HD);
+    double L = (double)d->L, M = (double)d->n_micro, K = (double)d->chunk_tokens;
+    double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12;
+    double AF = c->att_fwd_tflops * 1e12;
+    double AB = c->att_bwd_tflops * 1e12, H = c->hbm_gbps * 1e9;
+    /* one block, one micro-batch */
+    double block_params = C * QKV + A * C + 3.0 * C * F;
+    double gemm_fwd = 2.0 * N * block_params;
+    double gemm_rec = gemm_fwd - 2.0 * N * F * C; /* the recompute stops before down */
+    double att_fwd = 2.0 * N * (double)d->T * A;
+    double ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F);
+    double ew_rec = ew_fwd - 2.0 * N * 3.0 * C;
+    double ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A);
+    double dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */
+    double emb = 4.0 * N * C;
+    double *ph = p->pred.phase_s;
+    ph[HZ_PH_FWD] = M * (L * (gemm_fwd / G + att_fwd / AF + ew_fwd / H) + emb / H);
+    ph[HZ_PH_BWD] = M * (L * (gemm_rec / G + 2.0 * gemm_fwd / GB + att_fwd / AF +
+                              2.5 * att_fwd / AB + (ew_rec + ew_bwd + dw_acc) / H) +
+                         2.0 * emb / H);
+    /* lm_head forward, dx and dW per chunk; the loss reads logits and writes dlogits;
+     * dlm_head (fp32) is read and written once per chunk */
+    ph[HZ_PH_LOSS] = M * (6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H +
+                          N / K * 8.0 * V * C / H);
+    int64_t h2d = 0, d2h = 0;
+    hz_plan_pcie_bytes(p, &h2d, &d2h);
+    ph[HZ_PH_H2D] = (double)h2d / (c->h2d_gbps * 1e9);
+    ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
+    double per_param = 24.0 + (p->host_grad_bf16 ? 2.0 : 4.0);
+    ph[HZ_PH_OPT] = (double)p->host_store_n * per_param / (c->host_adamw_gbps * 1e9);
+
+    double units = (double)p->unit_n, fwd = ph[HZ_PH_FWD];
+    double compute = fwd + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD];
+    double step = compute;
+    int crit = ph[HZ_PH_BWD] >= fwd ? HZ_PH_BWD : HZ_PH_FWD;
+    if (p->train.grad_clip > 0) {
+        /* the update of step s starts when its norm is known, at the end of step s; the
+         * forward of step s+1 can finish only after the last unit's update */
+        double gated = ph[HZ_PH_OPT] + fwd / units;
+        if (gated > fwd) {
+            step = gated + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD];
+            crit = HZ_PH_OPT;
+        }
+    } else if (ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units > compute) {
+        step = ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units; /* updates trail the gradients */
+        crit = HZ_PH_OPT;
+    }
+    for (int k = HZ_PH_H2D; k <= HZ_PH_D2H; k++)
+        if (ph[k] > step) {
+            step = ph[k];
+            crit = k;
+        }
+    p->pred.step_s = step;
+    p->pred.critical = crit;
+}
+
+void tm_critical_text(const hz_plan *p, char *buf, size_t n)
+{
+    const hz_predict *r = &p->pred;
+    const double *ph = r->phase_s;
+    switch (r->critical) {
+    case HZ_PH_OPT:
+        snprintf(buf, n,
+                 "host optimizer: %.2f s of updates; the next step's forward waits for them "
+                 "(%.2f s of the %.2f s step are not compute)",
+                 ph[HZ_PH_OPT], r->step_s - (ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]),
+                 r->step_s);
+        break;
+    case HZ_PH_H2D:
+    case HZ_PH_D2H:
+        snprintf(buf, n, "%s: %.2f s of copies, more than the %.2f s of compute",
+                 hz_phase_names[r->critical], ph[r->critical],
+                 ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
+        break;
+    default:
+        snprintf(buf, n, "compute stream: %.2f s, of which %s %.2f s",
+                 ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD], hz_phase_names[r->critical],
+                 ph[r->critical]);
+    }
+}
+
+void tm_print(const hz_plan *p, FILE *out)
+{
+    const hz_predict *r = &p->pred;
+    char crit[256];
+    tm_critical_text(p, crit, sizeof crit);
+    fprintf(out, "\npredicted step time (%s)\n", r->ceilings ? r->ceilings : "?");
+    for (int k = 0; k < HZ_PHASE_N; k++)
+        fprintf(out, "  %-34s %10.3f s\n", hz_phase_names[k], r->phase_s[k]);
+    fprintf(out, "  %-34s %10.3f s  (%.0f tokens/s, %.1f model TFLOP/s)\n", "step", r->step_s,
+            (double)p->dims.step_tokens / r->step_s,
+            hz_flops_per_token(&p->dims) * (double)p->dims.step_tokens / r->step_s * 1e-12);
+    fprintf(out, "  critical path: %s\n", crit);
+}

@@ -1,0 +1,41 @@
+/* compiler/timemodel.h - the planner's step-time model: each phase of a step (forward,
+ * loss head, backward with its recompute, PCIe each way, the host optimizer) from the
+ * plan's FLOPs and bytes and the machine's rates, and the step with the overlaps the
+ * schedule allows. docs/plan.md "Step time" states the model. */
+#ifndef HZC_TIMEMODEL_H
+#define HZC_TIMEMODEL_H
+#include <stdio.h>
+
+#include "../runtime/hz.h"
+
+/* The machine's rates. */
+typedef struct tm_ceilings {
+    char name[128];          /* where they come from, for the report */
+    double gemm_tflops;      /* bf16 GEMM, fp32 accumulate, large shapes (forward GEMMs) */
+    double gemm_bwd_tflops;  /* the backward's dx and dW GEMMs (transposed operands, dW
+                              * accumulated in fp32) */
+    double att_fwd_tflops;   /* hzc's attention forward (causal FLOPs: 2 T HD per token, head) */
+    double att_bwd_tflops;   /* its backward, counted as 2.5 x the forward's FLOPs */
+    double hbm_gbps;         /* device memory, read + write, for the elementwise kernels */
+    double h2d_gbps, d2h_gbps; /* pinned PCIe copies */
+    double host_adamw_gbps;  /* host memory traffic of hzc's AdamW over all its threads */
+} tm_ceilings;
+
+/* The defaults: one H200 (141 GB) measured on 2026-12-01 (bench/NOTES.md). */
+void tm_defaults(tm_ceilings *c);
+
+/* Read a ceilings file (JSON: the keys of tm_ceilings, e.g. "gemm_tflops"; missing keys keep
+ * the defaults and are named in NOTE). 0, or -1 with a message in ERR. */
+int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
+            size_t err_n);
+
+/* Predict the step of plan P (p->pred is filled in). */
+void tm_predict(hz_plan *p, const tm_ceilings *c);
+
+/* "host optimizer: 0.73 s of the step's 2.12 s run while the forward waits for it" */
+void tm_critical_text(const hz_plan *p, char *buf, size_t n);
+
+/* The prediction for people, as hzc plan prints it. */
+void tm_print(const hz_plan *p, FILE *out);
+
+#endif
