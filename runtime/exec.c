@@ -53,7 +53,7 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
 {
     c->plan = p;
     c->be = &hz_backend_impl;
-    c->pool = hz_pool_new(threads);
+    if (!(c->pool = hz_pool_new(threads))) exit(1); /* it said why */
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
     c->opt_t0_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     c->opt_t1_s = calloc(2 * (size_t)p->unit_n, sizeof(double));

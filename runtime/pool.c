@@ -1,7 +1,9 @@
 /* runtime/pool.c - one fixed pool of worker threads for the host optimizer and the
  * store's bulk work. A job splits [0, n) into one contiguous chunk per thread; the
  * caller works on chunk 0 and waits for the rest. */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rt.h"
 
@@ -51,20 +53,53 @@ static void *worker(void *varg)
     return NULL;
 }
 
+/* Test hook: HZ_TEST_FAIL_THREAD=N makes the Nth worker thread this process asks for
+ * fail to start (EAGAIN), as it does when the system is out of threads; tests/test_robust.sh
+ * uses it. 0 when unset. */
+static int fail_thread_n(void)
+{
+    const char *v = getenv("HZ_TEST_FAIL_THREAD");
+    return v ? atoi(v) : 0;
+}
+
+/* Start worker i, or return the error number. */
+static int start_worker(hz_pool *p, int i)
+{
+    static int started_n; /* worker starts asked for in this process, for the test hook */
+    if (++started_n == fail_thread_n()) return EAGAIN;
+    worker_arg *wa = malloc(sizeof(*wa));
+    if (!wa) return ENOMEM;
+    wa->pool = p;
+    wa->index = i;
+    int rc = pthread_create(&p->tid[i], NULL, worker, wa);
+    if (rc != 0) free(wa);
+    return rc;
+}
+
+/* NULL after saying why on stderr when a thread cannot start (or out of memory); the
+ * workers started so far are stopped again. */
 hz_pool *hz_pool_new(int threads)
 {
     hz_pool *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
     p->threads = threads < 1 ? 1 : threads;
     p->tid = calloc((size_t)p->threads, sizeof(pthread_t));
+    if (!p->tid) {
+        free(p);
+        return NULL;
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     for (int i = 1; i < p->threads; i++) {
-        worker_arg *wa = malloc(sizeof(*wa));
-        wa->pool = p;
-        wa->index = i;
-        pthread_create(&p->tid[i], NULL, worker, wa);
+        int rc = start_worker(p, i);
+        if (rc == 0) continue;
+        fprintf(stderr, "train: error: cannot start worker thread %d of %d: %s; lower "
+                        "--threads or raise the process limit (ulimit -u)\n",
+                i + 1, p->threads, strerror(rc));
+        p->threads = i; /* hz_pool_free joins the i - 1 started */
+        hz_pool_free(p);
+        return NULL;
     }
     return p;
 }

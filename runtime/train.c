@@ -13,6 +13,9 @@
 #include "hfmap.h"
 #include "rt.h"
 
+/* --threads' range (docs/training.md) */
+#define MAX_THREADS 1024
+
 typedef struct train_args {
     const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume, *logits;
     int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
@@ -52,7 +55,7 @@ static void usage(FILE *out, const char *argv0)
             "  --log-every N        print a step line every N steps (default 1)\n"
             "  --eval-every N       validation loss every N steps (default 0 = at the end only)\n"
             "  --eval-batches N     validation steps' worth of tokens per evaluation (default 1)\n"
-            "  --threads N          host threads for the optimizer (default: all cores)\n"
+            "  --threads N          host threads for the optimizer, 1 to %d (default: all cores)\n"
             "  --deterministic      bit-identical results from run to run, and across --resume\n"
             "                       (cuda: ordered sums replace float atomics; the cpu\n"
             "                       backend always is)\n"
@@ -66,7 +69,7 @@ static void usage(FILE *out, const char *argv0)
             "                       step: one track per stream and one for the optimizer\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --help, --version\n",
-            argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name);
+            argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_THREADS);
 }
 
 static void die(const char *msg, const char *arg)
@@ -83,6 +86,20 @@ static int64_t parse_int(const char *flag, const char *v, int64_t min)
     if (errno || *end || end == v || x < min) {
         fprintf(stderr, "train: error: %s expects an integer >= %lld, got '%s'\n", flag,
                 (long long)min, v);
+        exit(1);
+    }
+    return x;
+}
+
+/* An integer in [min, max]. */
+static int64_t parse_int_in(const char *flag, const char *v, int64_t min, int64_t max)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || end == v || x < min || x > max) {
+        fprintf(stderr, "train: error: %s expects an integer from %lld to %lld, got '%s'\n",
+                flag, (long long)min, (long long)max, v);
         exit(1);
     }
     return x;
@@ -124,8 +141,10 @@ static void parse_steps(const char *flag, const char *v, int64_t *first, int64_t
 static train_args parse_args(int argc, char **argv)
 {
     const hz_train_defaults *t = &hzg_plan.train;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
     train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
-                    -1, 0, 0, 0.0, (int)sysconf(_SC_NPROCESSORS_ONLN), 0,
+                    -1, 0, 0, 0.0, threads, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -167,7 +186,7 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
         else if (!strcmp(f, "--eval-batches")) a.eval_batches = parse_int(f, v, 1);
         else if (!strcmp(f, "--seed")) a.seed = parse_int(f, v, 0);
-        else if (!strcmp(f, "--threads")) a.threads = (int)parse_int(f, v, 1);
+        else if (!strcmp(f, "--threads")) a.threads = (int)parse_int_in(f, v, 1, MAX_THREADS);
         else if (!strcmp(f, "--lr")) a.optim.lr = parse_float(f, v, 0);
         else if (!strcmp(f, "--beta1")) a.optim.beta1 = parse_float(f, v, 0);
         else if (!strcmp(f, "--beta2")) a.optim.beta2 = parse_float(f, v, 0);
