@@ -2,7 +2,9 @@
  * device op by kind to the backend's function for it (hz_backend.ops) in issue order, and
  * runs the host ops (AdamW per unit) on the optimizer thread, so the update of step s
  * overlaps the forward of step s+1.
- * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s. */
+ * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s.
+ * A step whose loss or gradient norm is not finite is skipped (no unit updated) when the
+ * update waits for the norm (hz_exec_update_waits_norm). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,25 @@
 
 #include "data.h"
 #include "rt.h"
+
+/* Test hook: HZ_TEST_NAN_STEPS=A-B (1-based, inclusive; A alone: one step) makes the loss
+ * and gradient norm of those steps NaN, as a diverging step's are; tests/test_robust.sh
+ * uses it. Both 0 when unset. */
+static int64_t test_nan_first, test_nan_last;
+
+static void read_test_hooks(void)
+{
+    const char *v = getenv("HZ_TEST_NAN_STEPS");
+    if (!v) return;
+    char *end;
+    test_nan_first = test_nan_last = strtoll(v, &end, 10);
+    if (*end == '-') test_nan_last = strtoll(end + 1, NULL, 10);
+}
+
+int hz_exec_update_waits_norm(const hz_ctx *c)
+{
+    return c->plan->train.grad_clip != 0 || c->optim.grad_clip != 0;
+}
 
 /* The optimizer thread: for each queued step, OPT ops in schedule order. */
 static void *opt_main(void *arg)
@@ -24,6 +45,9 @@ static void *opt_main(void *arg)
         int64_t step = c->opt_queued_step;
         double norm = c->grad_norm;
         pthread_mutex_unlock(&c->mu);
+        /* a non-finite step leaves the moments and masters as they are; queued early (no
+         * clipping) the norm here is an older step's and says nothing */
+        int skip = hz_exec_update_waits_norm(c) && !isfinite(norm);
         float lr = hz_lr_at(&c->optim, step);
         float gscale = 1.0f;
         if (c->optim.grad_clip > 0 && norm > c->optim.grad_clip)
@@ -34,7 +58,7 @@ static void *opt_main(void *arg)
             for (int w = 0; w < HZ_OP_WAITS; w++)
                 if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
             double t0 = hz_now_s();
-            hz_adamw_unit(&c->store, p, o->unit, &c->optim, lr, gscale, step + 1, c->pool);
+            if (!skip) hz_adamw_unit(&c->store, p, o->unit, &c->optim, lr, gscale, step + 1, c->pool);
             pthread_mutex_lock(&c->mu);
             c->opt_t0_s[(step % 2) * p->unit_n + o->unit] = t0;
             c->opt_t1_s[(step % 2) * p->unit_n + o->unit] = hz_now_s();
@@ -53,6 +77,7 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
 {
     c->plan = p;
     c->be = &hz_backend_impl;
+    read_test_hooks();
     if (!(c->pool = hz_pool_new(threads))) exit(1); /* it said why */
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
     c->opt_t0_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
@@ -147,8 +172,11 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     c->step_end_s = hz_now_s();
     double loss_sum, sumsq;
     c->be->step_result(c, &loss_sum, &sumsq);
+    if (c->step + 1 >= test_nan_first && c->step + 1 <= test_nan_last) loss_sum = sumsq = NAN;
     double norm = sqrt(sumsq);
-    queue_step(c, &norm);
+    /* a non-finite loss with a finite norm is skipped too: the optimizer sees NaN */
+    double opt_norm = isfinite(loss_sum) ? norm : NAN;
+    queue_step(c, &opt_norm);
     /* after queueing, so that the updates need not wait for the profile and the trace */
     if (c->profile) c->profiled = hz_profile_step(c, c->trace, c->profile);
     c->step++;

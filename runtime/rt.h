@@ -245,6 +245,10 @@ double hz_exec_step(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets,
                     double *grad_norm);
 /* Before the first step of a resumed run: STEP steps are already done and applied. */
 void hz_exec_resume_at(hz_ctx *ctx, int64_t step);
+/* 1 when a step's update waits for its gradient norm (clipping in the plan or the run),
+ * so a step with a non-finite loss or norm is skipped whole; 0 when the updates are
+ * queued before the norm is known and overlap the backward. */
+int hz_exec_update_waits_norm(const hz_ctx *ctx);
 /* Wait for every queued optimizer update to be applied. */
 void hz_exec_drain(hz_ctx *ctx);
 void hz_exec_free(hz_ctx *ctx);

@@ -4,6 +4,7 @@
  * once with a message that says what to do. */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,13 +14,19 @@
 #include "hfmap.h"
 #include "rt.h"
 
-/* --threads' range (docs/training.md) */
+/* The flags' sane ranges (docs/training.md lists them): far beyond any useful value, far
+ * below float overflow. */
 #define MAX_THREADS 1024
+#define MAX_LR 10.0
+#define MAX_EPS 1.0
+#define MAX_WEIGHT_DECAY 10.0
+#define MAX_GRAD_CLIP 1e6
 
 typedef struct train_args {
     const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume, *logits;
     int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
     int64_t trace_first, trace_last; /* --trace-steps, 1-based, inclusive */
+    int64_t max_bad_steps;           /* stop after this many non-finite steps in a row */
     double val_fraction;
     int threads, deterministic;
     hz_optim optim;
@@ -50,7 +57,12 @@ static void usage(FILE *out, const char *argv0)
             "                       --out directory)\n"
             "  --lr X --beta1 X --beta2 X --eps X --weight-decay X --grad-clip X (0 = off)\n"
             "  --warmup N --decay-steps N --min-lr-ratio X\n"
-            "                       override the spec's training values\n"
+            "                       override the spec's training values; ranges: --lr 0-%g,\n"
+            "                       --beta1/--beta2 0 to below 1, --eps 0-%g, --weight-decay\n"
+            "                       0-%g, --grad-clip 0-%g, --min-lr-ratio 0-1\n"
+            "  --max-bad-steps N    a step whose loss or gradient norm is not finite is\n"
+            "                       skipped (no update); stop after N of them in a row\n"
+            "                       (default 3; docs/training.md \"Divergence\")\n"
             "  --seed N             weight init seed (default: the spec's)\n"
             "  --log-every N        print a step line every N steps (default 1)\n"
             "  --eval-every N       validation loss every N steps (default 0 = at the end only)\n"
@@ -69,7 +81,8 @@ static void usage(FILE *out, const char *argv0)
             "                       step: one track per stream and one for the optimizer\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --help, --version\n",
-            argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_THREADS);
+            argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
+            MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
 }
 
 static void die(const char *msg, const char *arg)
@@ -105,13 +118,15 @@ static int64_t parse_int_in(const char *flag, const char *v, int64_t min, int64_
     return x;
 }
 
-static float parse_float(const char *flag, const char *v, double min)
+/* A number in [min, max] (max below FLT_MAX: every value is finite as a float). */
+static float parse_float(const char *flag, const char *v, double min, double max)
 {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || *end || end == v || !(x >= min) || !isfinite(x)) {
-        fprintf(stderr, "train: error: %s expects a number >= %g, got '%s'\n", flag, min, v);
+    if (errno || *end || end == v || !(x >= min && x <= max)) {
+        fprintf(stderr, "train: error: %s expects a number from %g to %g, got '%s'\n", flag,
+                min, max, v);
         exit(1);
     }
     return (float)x;
@@ -144,7 +159,7 @@ static train_args parse_args(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
     train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
-                    -1, 0, 0, 0.0, threads, 0,
+                    -1, 0, 0, 3, 0.0, threads, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
     for (int i = 1; i < argc; i++) {
@@ -180,22 +195,24 @@ static train_args parse_args(int argc, char **argv)
         else if (!strcmp(f, "--save-every")) a.save_every = parse_int(f, v, 0);
         else if (!strcmp(f, "--keep")) a.keep = parse_int(f, v, 0);
         else if (!strcmp(f, "--data-seed")) a.data_seed = parse_int(f, v, 0);
-        else if (!strcmp(f, "--val-fraction")) a.val_fraction = parse_float(f, v, 0);
+        else if (!strcmp(f, "--val-fraction")) a.val_fraction = parse_float(f, v, 0, 1);
         else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
         else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
         else if (!strcmp(f, "--eval-batches")) a.eval_batches = parse_int(f, v, 1);
         else if (!strcmp(f, "--seed")) a.seed = parse_int(f, v, 0);
         else if (!strcmp(f, "--threads")) a.threads = (int)parse_int_in(f, v, 1, MAX_THREADS);
-        else if (!strcmp(f, "--lr")) a.optim.lr = parse_float(f, v, 0);
-        else if (!strcmp(f, "--beta1")) a.optim.beta1 = parse_float(f, v, 0);
-        else if (!strcmp(f, "--beta2")) a.optim.beta2 = parse_float(f, v, 0);
-        else if (!strcmp(f, "--eps")) a.optim.eps = parse_float(f, v, 0);
-        else if (!strcmp(f, "--weight-decay")) a.optim.weight_decay = parse_float(f, v, 0);
-        else if (!strcmp(f, "--grad-clip")) a.optim.grad_clip = parse_float(f, v, 0);
+        else if (!strcmp(f, "--max-bad-steps")) a.max_bad_steps = parse_int(f, v, 1);
+        else if (!strcmp(f, "--lr")) a.optim.lr = parse_float(f, v, 0, MAX_LR);
+        else if (!strcmp(f, "--beta1")) a.optim.beta1 = parse_float(f, v, 0, 1);
+        else if (!strcmp(f, "--beta2")) a.optim.beta2 = parse_float(f, v, 0, 1);
+        else if (!strcmp(f, "--eps")) a.optim.eps = parse_float(f, v, 0, MAX_EPS);
+        else if (!strcmp(f, "--weight-decay"))
+            a.optim.weight_decay = parse_float(f, v, 0, MAX_WEIGHT_DECAY);
+        else if (!strcmp(f, "--grad-clip")) a.optim.grad_clip = parse_float(f, v, 0, MAX_GRAD_CLIP);
         else if (!strcmp(f, "--warmup")) a.optim.warmup_steps = parse_int(f, v, 0);
         else if (!strcmp(f, "--decay-steps")) a.optim.decay_steps = parse_int(f, v, 0);
-        else if (!strcmp(f, "--min-lr-ratio")) a.optim.min_lr_ratio = parse_float(f, v, 0);
+        else if (!strcmp(f, "--min-lr-ratio")) a.optim.min_lr_ratio = parse_float(f, v, 0, 1);
         else {
             fprintf(stderr, "train: error: unknown option '%s' (see --help)\n", f);
             exit(1);
@@ -330,10 +347,38 @@ static void save_raw(const hz_store *s, const char *path)
     if (fclose(f) != 0) die("writing --save-raw failed", path);
 }
 
-/* A checkpoint of the first STEPS steps, once their updates are applied. */
+typedef struct finite_job {
+    const hz_store *s;
+    atomic_int bad;
+} finite_job;
+
+static void finite_chunk(void *arg, int64_t b, int64_t e)
+{
+    finite_job *j = arg;
+    for (int64_t i = b; i < e && !atomic_load_explicit(&j->bad, memory_order_relaxed); i++)
+        if (!isfinite(hz_store_master(j->s, i))) atomic_store(&j->bad, 1);
+}
+
+/* 1 when every master weight is finite (updates applied: drain first). */
+static int masters_finite(hz_ctx *c)
+{
+    finite_job j = {&c->store, 0};
+    hz_pool_run(c->pool, finite_chunk, &j, c->store.n);
+    return !atomic_load(&j.bad);
+}
+
+/* A checkpoint of the first STEPS steps, once their updates are applied; never of
+ * weights that are not finite. */
 static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
 {
     hz_exec_drain(c);
+    if (!masters_finite(c)) {
+        fprintf(stderr, "train: error: after step %lld some weights are not finite (inf or "
+                        "NaN): no checkpoint written; lower --lr or --weight-decay, or set "
+                        "--grad-clip, and restart from an earlier checkpoint\n",
+                (long long)steps);
+        exit(1);
+    }
     hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed};
     char err[HZ_HF_ERR_BYTES];
     double t0 = hz_now_s();
@@ -474,17 +519,38 @@ int main(int argc, char **argv)
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
     int64_t timed_steps = 0;
-    int64_t saved_step = -1;
+    int64_t saved_step = -1, bad_run = 0;
     for (int64_t step = first_step; step < a.steps; step++) {
         fill_step(p, train, &tk);
         double t0 = hz_now_s(), norm;
         loss = hz_exec_step(&ctx, tk.inputs, tk.targets, &norm);
         double dt = hz_now_s() - t0;
-        if (!isfinite(loss)) {
-            fprintf(stderr, "train: error: the loss is %g at step %lld; lower --lr or set "
-                            "--grad-clip\n",
-                    loss, (long long)step);
-            return 1;
+        if (!isfinite(loss) || !isfinite(norm)) {
+            /* step + 1: the 1-based count of the log */
+            if (!hz_exec_update_waits_norm(&ctx)) {
+                fprintf(stderr, "train: error: step %lld: the loss is %g and the gradient norm "
+                                "%g; without gradient clipping the updates ran before the norm "
+                                "was known, so the weights may be damaged: stopping without a "
+                                "checkpoint; lower --lr, or set --grad-clip (then such steps are "
+                                "skipped)\n",
+                        (long long)step + 1, loss, norm);
+                return 1;
+            }
+            bad_run++;
+            fprintf(stderr, "train: warning: step %lld: the loss is %g and the gradient norm %g: "
+                            "update skipped (%lld in a row; --max-bad-steps %lld)\n",
+                    (long long)step + 1, loss, norm, (long long)bad_run,
+                    (long long)a.max_bad_steps);
+            if (bad_run >= a.max_bad_steps) {
+                fprintf(stderr, "train: error: %lld steps in a row (%lld to %lld) had a "
+                                "non-finite loss or gradient norm: the run diverged; stopping "
+                                "without a checkpoint; lower --lr or --grad-clip, or resume from "
+                                "an earlier checkpoint\n",
+                        (long long)bad_run, (long long)(step + 2 - bad_run), (long long)step + 1);
+                return 1;
+            }
+        } else {
+            bad_run = 0;
         }
         if (step > first_step) { /* the first step includes warm-up work */
             train_s += dt;

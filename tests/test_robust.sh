@@ -1,7 +1,9 @@
 #!/bin/sh
 # tests/test_robust.sh - the trainer under hostile conditions: --threads outside 1..1024,
-# a worker thread that cannot start (HZ_TEST_FAIL_THREAD). Run from the repository root
-# after make; HZC=path/to/hzc tests another build.
+# a worker thread that cannot start (HZ_TEST_FAIL_THREAD); flags outside their range (an
+# inf as a float), non-finite steps skipped and counted (HZ_TEST_NAN_STEPS), no checkpoint
+# of non-finite weights. Run from the repository root after make; HZC=path/to/hzc tests
+# another build.
 hzc=${HZC:-build/hzc}
 tmp=$(mktemp -d /tmp/hzc-robust.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -33,6 +35,55 @@ complete() {
     done
     return 0
 }
+
+# ---- non-finite values ----
+expect_fail "--lr 1e39 (inf as a float)" "--lr expects a number from 0 to 10" $train --data $data --lr 1e39 --warmup 0 --out "$tmp/n" --save-every 1
+expect_fail "--grad-clip 1e39" "--grad-clip expects a number from 0 to" $train --data $data --grad-clip 1e39
+expect_fail "--eps nan" "--eps expects a number" $train --data $data --eps nan
+expect_fail "--weight-decay 1e30" "--weight-decay expects a number" $train --data $data --weight-decay 1e30
+expect_fail "--min-lr-ratio 2" "--min-lr-ratio expects a number from 0 to 1" $train --data $data --min-lr-ratio 2
+[ -e "$tmp/n" ] && bad "--lr 1e39 left $tmp/n" || ok "--lr 1e39 wrote nothing"
+
+# steps 2 and 3 diverge (injected): skipped whole, so the masters after 3 steps are those
+# after step 1, and the messages count steps as the log does
+"$train" --data $data --steps 1 --threads 2 --save-raw "$tmp/one.raw" > "$tmp/one.log" 2>&1
+HZ_TEST_NAN_STEPS=2-3 "$train" --data $data --steps 3 --threads 2 --save-raw "$tmp/skip.raw" > "$tmp/skip.log" 2> "$tmp/skip.err"
+rc=$?
+[ $rc = 0 ] && grep -q '^train: warning: step 2: the loss is nan .*update skipped (1 in a row' "$tmp/skip.err" &&
+    grep -q '^train: warning: step 3: .*(2 in a row' "$tmp/skip.err" ||
+    bad "non-finite steps 2-3: exit $rc; stderr: $(cat "$tmp/skip.err")"
+[ $rc = 0 ] && grep -q 'step 2:' "$tmp/skip.err" && ok "non-finite steps reported 1-based and skipped: $(head -n 1 "$tmp/skip.err" | cut -c1-100)"
+cmp -s "$tmp/one.raw" "$tmp/skip.raw" && ok "skipped steps leave the masters untouched: 1 step + 2 skipped = 1 step, bit for bit" ||
+    bad "skipped steps changed the masters"
+# --max-bad-steps 1: the first bad step ends the run
+HZ_TEST_NAN_STEPS=2 "$train" --data $data --steps 3 --threads 2 --max-bad-steps 1 > "$tmp/one_bad.log" 2> "$tmp/one_bad.err"
+rc=$?
+[ $rc = 1 ] && grep -q '1 steps in a row (2 to 2)' "$tmp/one_bad.err" &&
+    ok "--max-bad-steps 1: the first bad step stops the run (exit 1)" ||
+    bad "--max-bad-steps 1: exit $rc; $(cat "$tmp/one_bad.err")"
+HZ_TEST_NAN_STEPS=2-99 "$train" --data $data --steps 10 --threads 2 --out "$tmp/div" --save-every 1 > "$tmp/div.log" 2> "$tmp/div.err"
+rc=$?
+[ $rc = 1 ] && grep -q '3 steps in a row (2 to 4) had a non-finite loss' "$tmp/div.err" && [ ! -e "$tmp/div/step-00000004" ] &&
+    complete "$tmp/div" && ok "3 non-finite steps in a row stop the run (exit 1), no checkpoint of the last: $(ls "$tmp/div" | tr '\n' ' ')" ||
+    bad "divergence stop: exit $rc; $(ls "$tmp/div" | tr '\n' ' '); $(cat "$tmp/div.err")"
+# weights already non-finite (an inf in --init-raw): never saved
+"$train" --data $data --steps 0 --threads 2 --save-raw "$tmp/init.raw" > /dev/null 2>&1
+cp "$tmp/init.raw" "$tmp/inf.raw"
+printf '\000\000\200\177' | dd of="$tmp/inf.raw" bs=1 seek=4000 conv=notrunc 2> /dev/null
+"$train" --data $data --steps 2 --threads 2 --init-raw "$tmp/inf.raw" --out "$tmp/inf" --save-every 1 > "$tmp/inf.log" 2> "$tmp/inf.err"
+rc=$?
+[ $rc = 1 ] && grep -q 'step 1: the loss is' "$tmp/inf.err" && grep -q 'some weights are not finite' "$tmp/inf.err" &&
+    [ -z "$(ls "$tmp/inf" 2> /dev/null)" ] &&
+    ok "an inf weight: step 1 reported, no checkpoint written: $(grep -m1 'not finite' "$tmp/inf.err" | cut -c1-90)" ||
+    bad "inf weight: exit $rc; $(ls "$tmp/inf" 2> /dev/null | tr '\n' ' '); $(cat "$tmp/inf.err")"
+# without clipping the updates run before the norm is known: stop at once, no checkpoint
+sed 's/grad_clip: 1.0/grad_clip: 0/' models/tiny.yaml > "$tmp/noclip.yaml"
+$hzc build "$tmp/noclip.yaml" -o "$tmp/nc" --backend cpu 2> /dev/null
+HZ_TEST_NAN_STEPS=2 "$tmp/nc/train" --data $data --steps 3 --threads 2 --out "$tmp/ncd" --save-every 1 > "$tmp/nc.log" 2> "$tmp/nc.err"
+rc=$?
+[ $rc = 1 ] && grep -q 'step 2: .*without gradient clipping' "$tmp/nc.err" && [ ! -e "$tmp/ncd/step-00000002" ] &&
+    ok "no clipping: a non-finite step stops the run at once, without a checkpoint" ||
+    bad "no clipping, non-finite step: exit $rc; $(ls "$tmp/ncd" | tr '\n' ' '); $(cat "$tmp/nc.err")"
 
 # ---- threads ----
 expect_fail "--threads 2147483648" "--threads expects an integer from 1 to 1024" $train --data $data --threads 2147483648
