@@ -1,9 +1,11 @@
 /* runtime/train.c - the trainer's main(): flags, data, the step loop, logging, the
  * live progress line and the final summary with measured beside planned memory.
  * The plan comes from the generated schedule (hzg_plan). Errors stop the trainer at
- * once with a message that says what to do. */
+ * once with a message that says what to do. SIGINT, SIGTERM and SIGHUP end the run after
+ * the current step (with a checkpoint under --out); a second one ends it at once. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +82,9 @@ static void usage(FILE *out, const char *argv0)
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
             "                       step: one track per stream and one for the optimizer\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
-            "  --help, --version\n",
+            "  --help, --version\n"
+            "SIGINT, SIGTERM or SIGHUP: finish the step, save a checkpoint under --out, exit\n"
+            "128 + the signal's number; a second one: exit at once\n",
             argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
             MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
 }
@@ -240,6 +244,49 @@ static train_args parse_args(int argc, char **argv)
         }
     }
     return a;
+}
+
+/* ---- signals: the first ends the run after the current step, a second at once ---- */
+
+/* the first signal's number, 0 none; a lock-free atomic, so any thread's handler may set
+ * it and the step loop sees it */
+static atomic_int stop_signal;
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "signal";
+}
+
+/* Async-signal-safe only: a flag, write(2) and _exit(2). Any thread may run it. */
+static void on_signal(int sig)
+{
+    if (stop_signal) {
+        static const char msg[] = "train: second signal: stopping now, without saving\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+        _exit(128 + sig);
+    }
+    stop_signal = sig;
+    static const char msg[] = "train: signal received: finishing this step, then saving and "
+                              "stopping (another signal stops at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+/* A signal ignored when the trainer started (nohup, a background job's SIGINT) stays
+ * ignored. */
+static void catch_signals(void)
+{
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 /* One step's input and target ids, (step_tokens) each. */
@@ -520,7 +567,8 @@ int main(int argc, char **argv)
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
     int64_t timed_steps = 0;
     int64_t saved_step = -1, bad_run = 0;
-    for (int64_t step = first_step; step < a.steps; step++) {
+    catch_signals();
+    for (int64_t step = first_step; step < a.steps && !stop_signal; step++) {
         fill_step(p, train, &tk);
         double t0 = hz_now_s(), norm;
         loss = hz_exec_step(&ctx, tk.inputs, tk.targets, &norm);
@@ -585,6 +633,22 @@ int main(int argc, char **argv)
     }
     if (tty) fprintf(stderr, "\r\033[K");
     hz_exec_drain(&ctx);
+    if (stop_signal) {
+        int sig = stop_signal;
+        int save = a.out && saved_step != ctx.step && ctx.step > first_step;
+        fprintf(stderr, "train: %s: stopping after step %lld of %lld%s\n", signal_name(sig),
+                (long long)ctx.step, (long long)a.steps,
+                save ? "; saving a checkpoint (a second signal stops at once, without it)"
+                     : a.out ? "; its checkpoint is saved already" : " (no --out: nothing saved)");
+        if (ctx.trace) hz_trace_close(ctx.trace, &ctx);
+        if (save) {
+            save_checkpoint(&ctx, train, &a, ctx.step);
+            fprintf(stderr, "train: saved %s/step-%08lld: --resume %s continues there\n", a.out,
+                    (long long)ctx.step, a.out);
+        }
+        fflush(stdout);
+        return 128 + sig;
+    }
     if (ctx.trace) {
         hz_trace_close(ctx.trace, &ctx);
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);

@@ -2,7 +2,8 @@
 # tests/test_robust.sh - the trainer under hostile conditions: --threads outside 1..1024,
 # a worker thread that cannot start (HZ_TEST_FAIL_THREAD); flags outside their range (an
 # inf as a float), non-finite steps skipped and counted (HZ_TEST_NAN_STEPS), no checkpoint
-# of non-finite weights. Run from the repository root after make; HZC=path/to/hzc tests
+# of non-finite weights; real signals (finish the step, save, exit 128 + signo; a second
+# one exits at once). Run from the repository root after make; HZC=path/to/hzc tests
 # another build.
 hzc=${HZC:-build/hzc}
 tmp=$(mktemp -d /tmp/hzc-robust.XXXXXX)
@@ -35,6 +36,61 @@ complete() {
     done
     return 0
 }
+
+# ---- signals ----
+# start_bg LOG ERR ARGS...: the trainer in the background ($bg its pid); returns once it
+# has logged step 1, so a signal now lands in the step loop
+start_bg() {
+    log=$1 errf=$2
+    shift 2
+    "$train" "$@" > "$log" 2> "$errf" &
+    bg=$!
+    i=0
+    while [ $i -lt 600 ] && ! grep -q '^step  *1/' "$log" 2> /dev/null; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+}
+
+start_bg "$tmp/sig.log" "$tmp/sig.err" --data $data --steps 1000 --threads 2 --out "$tmp/sig"
+kill -TERM $bg
+wait $bg
+rc=$?
+saved=$(ls "$tmp/sig" 2> /dev/null | grep -v '\.tmp$' | tail -n 1)
+if [ $rc = 143 ] && grep -q 'SIGTERM: stopping after step' "$tmp/sig.err" && [ -n "$saved" ] && complete "$tmp/sig"; then
+    ok "SIGTERM: exit 143, $(grep -m1 SIGTERM "$tmp/sig.err" | cut -c1-90), saved $saved"
+else
+    bad "SIGTERM: exit $rc, saved '$saved'; stderr: $(cat "$tmp/sig.err")"
+fi
+n=$(echo "$saved" | sed 's/step-0*//')
+last=$(grep '^step  *[0-9]*/' "$tmp/sig.log" | tail -n 1 | sed 's/^step  *\([0-9]*\)\/.*/\1/')
+[ -n "$n" ] && [ "$n" = "$last" ] && ok "the checkpoint holds the last logged step ($last): the step in flight was finished" ||
+    bad "checkpoint $saved, last logged step $last"
+"$train" --data $data --steps $((n + 1)) --threads 2 --resume "$tmp/sig" > "$tmp/sigr.log" 2>&1
+rc=$?
+[ $rc = 0 ] && grep -q "resumed from .*: $n steps done" "$tmp/sigr.log" && grep -q "^step  *$((n + 1))/$((n + 1))" "$tmp/sigr.log" &&
+    ok "the checkpoint saved on SIGTERM resumes: step $((n + 1)) trained" ||
+    bad "resume after SIGTERM: exit $rc; $(tail -n 3 "$tmp/sigr.log")"
+
+start_bg "$tmp/hup.log" "$tmp/hup.err" --data $data --steps 1000 --threads 2
+kill -HUP $bg
+wait $bg
+rc=$?
+[ $rc = 129 ] && grep -q 'SIGHUP: stopping after step .*nothing saved' "$tmp/hup.err" &&
+    ok "SIGHUP without --out: exit 129, $(grep -m1 SIGHUP "$tmp/hup.err" | cut -c1-80)" ||
+    bad "SIGHUP: exit $rc; stderr: $(cat "$tmp/hup.err")"
+
+# a second signal: at once, and never a step-N directory that looks complete but is not
+start_bg "$tmp/two.log" "$tmp/two.err" --data $data --steps 1000 --threads 2 --out "$tmp/two"
+kill -TERM $bg
+i=0 # the first is taken (its message printed at once) while the step runs on
+while [ $i -lt 200 ] && ! grep -q 'signal received' "$tmp/two.err"; do sleep 0.05; i=$((i + 1)); done
+kill -TERM $bg
+wait $bg
+rc=$?
+[ $rc = 143 ] && grep -q 'second signal: stopping now' "$tmp/two.err" && complete "$tmp/two" &&
+    ok "a second SIGTERM: exit 143 at once, $(ls "$tmp/two" | wc -l) directories left, each step-N complete" ||
+    bad "second SIGTERM: exit $rc; $(ls "$tmp/two" | tr '\n' ' '); stderr: $(cat "$tmp/two.err")"
 
 # ---- non-finite values ----
 expect_fail "--lr 1e39 (inf as a float)" "--lr expects a number from 0 to 10" $train --data $data --lr 1e39 --warmup 0 --out "$tmp/n" --save-every 1
