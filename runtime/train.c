@@ -4,11 +4,13 @@
  * once with a message that says what to do. SIGINT, SIGTERM and SIGHUP end the run after
  * the current step (with a checkpoint under --out); a second one ends it at once. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -289,6 +291,79 @@ static void catch_signals(void)
     }
 }
 
+/* ---- output paths, checked before any work ---- */
+
+/* mkdir -p DIR; 0 or -1 with errno set. */
+static int make_dirs(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *q = buf + 1; *q; q++) {
+        if (*q != '/') continue;
+        *q = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+        *q = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+/* Die unless FILE can be written: an existing file is opened for writing, unchanged; a
+ * new one is created and removed again. */
+static void probe_file(const char *flag, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_NONBLOCK);
+    int created = 0;
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        created = fd >= 0;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "train: error: %s %s: cannot write there: %s; pick a writable path "
+                        "(checked before training, so no work is lost)\n",
+                flag, path, strerror(errno));
+        exit(1);
+    }
+    close(fd);
+    if (created) unlink(path);
+}
+
+/* --out's directory is created now and must take a file. */
+static void probe_out_dir(const char *dir)
+{
+    char probe[4200];
+    int fd = -1;
+    if (make_dirs(dir) == 0) {
+        snprintf(probe, sizeof probe, "%s/.hzc-probe-%ld", dir, (long)getpid());
+        fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    }
+    if (fd < 0) {
+        fprintf(stderr, "train: error: --out %s: cannot write checkpoints there: %s; pick a "
+                        "writable directory (checked before training, so no work is lost)\n",
+                dir, strerror(errno));
+        exit(1);
+    }
+    close(fd);
+    unlink(probe);
+}
+
+static void probe_outputs(const train_args *a)
+{
+    if (a->out) probe_out_dir(a->out);
+    if (a->save_raw) probe_file("--save-raw", a->save_raw);
+    if (a->logits) probe_file("--dump-logits", a->logits);
+    if (a->trace) probe_file("--trace", a->trace);
+}
+
 /* One step's input and target ids, (step_tokens) each. */
 typedef struct step_tokens {
     int32_t *inputs, *targets;
@@ -448,6 +523,7 @@ int main(int argc, char **argv)
     const hz_plan *p = &hzg_plan;
     const hz_dims *dm = &p->dims;
     train_args a = parse_args(argc, argv);
+    probe_outputs(&a);
     /* refuse before pinning anything when the host cannot hold the plan */
     int64_t avail = hz_proc_bytes("/proc/meminfo", "MemAvailable:");
     if (avail > 0 && p->host_bytes > avail) {

@@ -3,8 +3,8 @@
 # a worker thread that cannot start (HZ_TEST_FAIL_THREAD); flags outside their range (an
 # inf as a float), non-finite steps skipped and counted (HZ_TEST_NAN_STEPS), no checkpoint
 # of non-finite weights; real signals (finish the step, save, exit 128 + signo; a second
-# one exits at once). Run from the repository root after make; HZC=path/to/hzc tests
-# another build.
+# one exits at once); output paths checked before any work. Run from the repository root
+# after make; HZC=path/to/hzc tests another build.
 hzc=${HZC:-build/hzc}
 tmp=$(mktemp -d /tmp/hzc-robust.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -150,6 +150,19 @@ rc=$?
 [ $rc = 1 ] && grep -q 'cannot start worker thread 3 of 3' "$tmp/thr.err" &&
     ok "a worker thread that cannot start: exit 1, $(cut -c1-100 "$tmp/thr.err")" ||
     bad "failed pthread_create: exit $rc (124: hung); stderr: $(cat "$tmp/thr.err")"
+
+# ---- output paths: checked before the first step, no junk left ----
+: > "$tmp/file"
+expect_fail "--out under a file" "--out $tmp/file/ck: cannot write" $train --data $data --steps 1 --out "$tmp/file/ck"
+expect_fail "--dump-logits into a missing directory" "--dump-logits $tmp/nodir/l.npy: cannot write" $train --data $data --val-data data/tiny_val.bin --steps 1 --dump-logits "$tmp/nodir/l.npy"
+expect_fail "--save-raw into a missing directory" "--save-raw $tmp/nodir/x.raw: cannot write" $train --data $data --steps 1 --save-raw "$tmp/nodir/x.raw"
+expect_fail "--trace into a missing directory" "--trace $tmp/nodir/t.json: cannot write" $train --data $data --steps 1 --trace "$tmp/nodir/t.json"
+expect_fail "--save-raw is a directory" "--save-raw $tmp: cannot write" $train --data $data --steps 1 --save-raw "$tmp"
+mkdir "$tmp/probe"
+expect_fail "a bad --dump-logits with a good --out and --save-raw" "--dump-logits" $train --data $data --steps 1 --out "$tmp/probe/ck" --save-raw "$tmp/probe/raw" --dump-logits "$tmp/nodir/l.npy" --val-data data/tiny_val.bin
+left=$(find "$tmp/probe" | sort | tr '\n' ' ')
+[ "$left" = "$tmp/probe $tmp/probe/ck " ] && ok "the probes leave only --out's (empty) directory: no probe files" ||
+    bad "the probes left: $left"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
