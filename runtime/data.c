@@ -91,7 +91,8 @@ static uint32_t load_token(const unsigned char *tok, int width, int64_t i) {
  * report with a line number. */
 static int map_file(const char *path, int jsonl, void **map_out, size_t *map_bytes,
                     char *err) {
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer; it is refused below instead */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ENOENT)
             set_err(err, "%s: no such file", path);

@@ -643,6 +643,12 @@ int main(int argc, char **argv)
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
     int64_t timed_steps = 0;
     int64_t saved_step = -1, bad_run = 0;
+    if (first_step >= a.steps) {
+        fprintf(stderr, "train: note: nothing to train: the checkpoint has %lld steps done and "
+                        "--steps is %lld; pass a larger --steps to train on\n",
+                (long long)first_step, (long long)a.steps);
+        saved_step = first_step; /* it is saved already */
+    }
     catch_signals();
     for (int64_t step = first_step; step < a.steps && !stop_signal; step++) {
         fill_step(p, train, &tk);
@@ -734,7 +740,11 @@ int main(int argc, char **argv)
     if (a.save_raw) save_raw(&ctx.store, a.save_raw);
     if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 
-    printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
+    if (ctx.step == first_step)
+        printf("summary: no steps trained (the checkpoint has %lld of --steps %lld done)",
+               (long long)first_step, (long long)a.steps);
+    else
+        printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
     if (timed_steps > 0) {
         double tok_s = (double)timed_steps * (double)dm->step_tokens / train_s;
         printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", tok_s,

@@ -3,8 +3,8 @@
 # a worker thread that cannot start (HZ_TEST_FAIL_THREAD); flags outside their range (an
 # inf as a float), non-finite steps skipped and counted (HZ_TEST_NAN_STEPS), no checkpoint
 # of non-finite weights; real signals (finish the step, save, exit 128 + signo; a second
-# one exits at once); output paths checked before any work. Run from the repository root
-# after make; HZC=path/to/hzc tests another build.
+# one exits at once); output paths checked before any work; a FIFO as data, resuming past
+# --steps. Run from the repository root after make; HZC=path/to/hzc tests another build.
 hzc=${HZC:-build/hzc}
 tmp=$(mktemp -d /tmp/hzc-robust.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -163,6 +163,17 @@ expect_fail "a bad --dump-logits with a good --out and --save-raw" "--dump-logit
 left=$(find "$tmp/probe" | sort | tr '\n' ' ')
 [ "$left" = "$tmp/probe $tmp/probe/ck " ] && ok "the probes leave only --out's (empty) directory: no probe files" ||
     bad "the probes left: $left"
+
+# ---- data and resume ----
+mkfifo "$tmp/fifo"
+expect_fail "a FIFO as --data" "not a regular file" $train --data "$tmp/fifo" --steps 1
+"$train" --data $data --steps 2 --threads 2 --out "$tmp/past" > /dev/null 2>&1
+"$train" --data $data --steps 2 --threads 2 --resume "$tmp/past" --out "$tmp/past" > "$tmp/past.log" 2> "$tmp/past.err"
+rc=$?
+[ $rc = 0 ] && grep -q 'nothing to train: the checkpoint has 2 steps done and --steps is 2' "$tmp/past.err" &&
+    grep -q '^summary: no steps trained' "$tmp/past.log" && ! grep -q 'final loss' "$tmp/past.log" && ! grep -q '^checkpoint:' "$tmp/past.log" &&
+    ok "resuming at --steps: says nothing was trained, writes no checkpoint: $(grep '^summary' "$tmp/past.log")" ||
+    bad "resume past --steps: exit $rc; $(cat "$tmp/past.err") $(grep '^summary' "$tmp/past.log")"
 
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
