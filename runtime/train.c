@@ -269,8 +269,8 @@ static void on_signal(int sig)
         _exit(128 + sig);
     }
     stop_signal = sig;
-    static const char msg[] = "train: signal received: finishing this step, then saving and "
-                              "stopping (another signal stops at once)\n";
+    static const char msg[] = "train: signal received: finishing this step, then stopping "
+                              "(with a checkpoint under --out; another signal stops at once)\n";
     ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
     (void)w;
 }
