@@ -14,6 +14,7 @@
  * a crash at any point leaves every earlier checkpoint whole. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -86,98 +87,152 @@ static int write_resume(const hz_store *s, const hz_plan *p, const char *path,
     return hz_st_write_atomic(path, emit_resume, &j, err);
 }
 
-static int rm_rf(const char *path)
+/* Remove NAME inside the directory DIRFD, never following a symlink: a link (or a file) is
+ * unlinked itself, a directory is opened with O_NOFOLLOW and emptied through its own fd,
+ * so a symlink anywhere inside --out cannot lead the removal outside it. 0 or -1. */
+static int rm_tree_at(int dirfd, const char *name)
 {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
     struct dirent *e;
-    char sub[4096];
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rm_rf(sub);
+        rm_tree_at(fd, e->d_name);
     }
     closedir(d);
-    return rmdir(path);
+    return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
 }
 
+/* NAME is step-N with N all digits: *step = N. */
 static int is_step_dir(const char *name, int64_t *step)
 {
     char *end;
-    if (strncmp(name, "step-", 5) != 0) return 0;
+    if (strncmp(name, "step-", 5) != 0 || name[5] < '0' || name[5] > '9') return 0;
+    errno = 0;
     long long s = strtoll(name + 5, &end, 10);
-    if (end == name + 5 || *end) return 0;
+    if (*end || errno) return 0;
     *step = s;
     return 1;
 }
 
-/* Remove all but the KEEP newest complete step-* checkpoints (and stale .tmp dirs). */
-static void prune(const char *out_dir, int keep)
+typedef struct step_entry {
+    int64_t step;
+    char name[64];      /* step-N as found (step-4 and step-00000004 are both step 4) */
+} step_entry;
+
+static int by_step_desc(const void *a, const void *b)
 {
-    DIR *d = opendir(out_dir);
-    if (!d) return;
-    int64_t steps[4096];
-    int n = 0;
+    int64_t x = ((const step_entry *)a)->step, y = ((const step_entry *)b)->step;
+    return x < y ? 1 : x > y ? -1 : strcmp(((const step_entry *)a)->name, ((const step_entry *)b)->name);
+}
+
+/* D's step-N entries, highest step first (malloc'd, *n of them; NULL when none). */
+static step_entry *list_steps(DIR *d, int *n)
+{
+    step_entry *v = NULL;
+    int64_t s;
+    int cap = 0;
     struct dirent *e;
-    char path[4096];
+    *n = 0;
     while ((e = readdir(d))) {
-        int64_t s;
+        if (!is_step_dir(e->d_name, &s) || strlen(e->d_name) >= sizeof v->name) continue;
+        if (*n == cap) {
+            step_entry *more = realloc(v, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *v);
+            if (!more) break;
+            v = more;
+        }
+        v[*n].step = s;
+        snprintf(v[*n].name, sizeof v->name, "%s", e->d_name);
+        (*n)++;
+    }
+    if (v) qsort(v, (size_t)*n, sizeof *v, by_step_desc);
+    return v;
+}
+
+/* Remove stale step-N.tmp entries and, with KEEP > 0, all but KEEP step-N checkpoints: the
+ * one just written (step JUST) always stays, with the KEEP - 1 highest other steps. */
+static void prune(int out_fd, int64_t just, int keep)
+{
+    int fd = dup(out_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
-        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp") && !strncmp(e->d_name, "step-", 5)) {
-            snprintf(path, sizeof path, "%s/%s", out_dir, e->d_name);
-            rm_rf(path);
-        } else if (is_step_dir(e->d_name, &s) && n < 4096) {
-            steps[n++] = s;
-        }
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp") && !strncmp(e->d_name, "step-", 5))
+            rm_tree_at(out_fd, e->d_name);
     }
+    rewinddir(d);
+    int n;
+    step_entry *v = keep > 0 ? list_steps(d, &n) : NULL;
     closedir(d);
-    if (keep <= 0) return;
-    for (int i = 0; i < n; i++) {
-        int newer = 0;
-        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
-        if (newer >= keep) {
-            snprintf(path, sizeof path, "%s/step-%08lld", out_dir, (long long)steps[i]);
-            rm_rf(path);
-        }
+    char just_name[64];
+    snprintf(just_name, sizeof just_name, "step-%08lld", (long long)just);
+    for (int i = 0, kept = 1; v && i < n; i++) {
+        if (!strcmp(v[i].name, just_name)) continue;
+        if (kept < keep) kept++;
+        else rm_tree_at(out_fd, v[i].name);
     }
+    free(v);
 }
 
 int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
                  int keep, char *err)
 {
-    char dir[4096], tmp[4200], path[4300];
+    char name[64], tmp_name[80], dir[4200], tmp[4200], path[4300];
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         set_err(err, "%.900s: cannot create: %s", out_dir, strerror(errno));
         return -1;
     }
-    snprintf(dir, sizeof dir, "%s/step-%08lld", out_dir, (long long)r->step);
-    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    rm_rf(tmp);
-    if (mkdir(tmp, 0777) != 0) {
+    int out_fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (out_fd < 0) {
+        set_err(err, "%.900s: cannot open the directory: %s", out_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(name, sizeof name, "step-%08lld", (long long)r->step);
+    snprintf(tmp_name, sizeof tmp_name, "%s.tmp", name);
+    snprintf(dir, sizeof dir, "%s/%s", out_dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s", out_dir, tmp_name);
+    int rc = -1;
+    char *config = NULL;
+    rm_tree_at(out_fd, tmp_name);
+    if (mkdirat(out_fd, tmp_name, 0777) != 0) {
         set_err(err, "%.900s: cannot create: %s", tmp, strerror(errno));
-        return -1;
+        goto done;
     }
-    char *config = hz_hf_config_json(p, p->family);
-    if (!config) {
+    if (!(config = hz_hf_config_json(p, p->family))) {
         set_err(err, "no config.json for model family '%s'", p->family);
-        return -1;
+        goto done;
     }
-    int rc = hz_hf_save(s, p, tmp, config, 0, err);
-    free(config);
-    if (rc != 0) return -1;
+    if (hz_hf_save(s, p, tmp, config, 0, err) != 0) goto done;
     snprintf(path, sizeof path, "%s/resume.bin", tmp);
-    if (write_resume(s, p, path, r, err) != 0) return -1;
+    if (write_resume(s, p, path, r, err) != 0) goto done;
     if (hz_st_fsync_dir(tmp) != 0) {
         set_err(err, "%.900s: fsync failed: %s", tmp, strerror(errno));
-        return -1;
+        goto done;
     }
-    rm_rf(dir); /* a checkpoint of the same step from an earlier run */
-    if (rename(tmp, dir) != 0 || hz_st_fsync_dir(out_dir) != 0) {
+    rm_tree_at(out_fd, name); /* a checkpoint of the same step from an earlier run */
+    if (renameat(out_fd, tmp_name, out_fd, name) != 0 || fsync(out_fd) != 0) {
         set_err(err, "%.900s: cannot rename to %.900s: %s", tmp, dir, strerror(errno));
-        return -1;
+        goto done;
     }
-    prune(out_dir, keep);
-    return 0;
+    prune(out_fd, r->step, keep);
+    rc = 0;
+done:
+    free(config);
+    close(out_fd);
+    return rc;
 }
 
 int hz_ckpt_resolve(const char *path, char *dir, size_t n)
