@@ -336,14 +336,15 @@ static step_entry *list_steps(DIR *d, int *n)
     struct dirent *e;
     *n = 0;
     while ((e = readdir(d))) {
-        if (!is_step_dir(e->d_name, &s) || strlen(e->d_name) >= sizeof v->name) continue;
+        size_t len = strlen(e->d_name);
+        if (!is_step_dir(e->d_name, &s) || len >= sizeof v->name) continue;
         if (*n == cap) {
             step_entry *more = realloc(v, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *v);
             if (!more) break;
             v = more;
         }
         v[*n].step = s;
-        snprintf(v[*n].name, sizeof v->name, "%s", e->d_name);
+        memcpy(v[*n].name, e->d_name, len + 1);
         (*n)++;
     }
     if (v) qsort(v, (size_t)*n, sizeof *v, by_step_desc);
