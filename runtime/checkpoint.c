@@ -1,19 +1,29 @@
 /* runtime/checkpoint.c - checkpoints that transformers loads directly, plus the state that
- * makes a resume exact.
+ * makes a resume exact, verified whole on resume.
  *
  * OUT/step-00000100/ holds config.json and model.safetensors (bf16 working weights, sharded
- * with an index above 5 GB, as save_pretrained does) and resume.bin:
- *   header (little-endian): "HZRESUME", u32 version 1, u32 header bytes (64),
+ * with an index above 5 GB, as save_pretrained does) and resume.bin, written last:
+ *   header (little-endian, 72 bytes): "HZRESUME", u32 version 2, u32 header bytes (72),
  *     i64 host_store_n, i64 params_n, i64 step (steps done), i64 data position,
- *     u64 data seed, u64 FNV-1a 64 checksum of the payload
+ *     u64 data seed, u32 files_n, u32 0, u64 checksum
+ *   manifest: files_n x {char name[64], i64 bytes, u64 digest}: every other file of the
+ *     directory, sorted by name
  *   payload: lo (int16 x n), m (fp32 x n), v (fp32 x n) in the host store's order.
+ * The checksum is the digest of the header (checksum field 0), the manifest and the
+ * payload, so every byte of the checkpoint is covered: a resume checks each file against
+ * the manifest, the checkpoint's config.json against the plan's, and the checksum.
  * With the bf16 w from model.safetensors, lo restores the fp32 master bit for bit. The
  * trainer draws no random numbers while training (the data order comes from the data seed
  * and position), so these fields are the whole state.
  * A save writes step-N.tmp/ (every file fsync'd), renames it to step-N and fsyncs OUT:
- * a crash at any point leaves every earlier checkpoint whole. */
+ * a crash at any point leaves every earlier checkpoint whole. Removing (a stale .tmp, a
+ * checkpoint replaced or pruned) never follows a symlink. */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,48 +37,222 @@
 #define set_err(err, ...) hz_errf(err, HZ_HF_ERR_BYTES, __VA_ARGS__)
 
 #define RESUME_MAGIC "HZRESUME"
-#define RESUME_VERSION 1u
-#define RESUME_HEADER_BYTES 64u
+#define RESUME_VERSION 2u
+#define RESUME_HEADER_BYTES 72u
+#define MANIFEST_NAME_BYTES 64
+#define MANIFEST_MAX_FILES 4096
+#define STEP_MAX (1ll << 40)     /* more steps than any run takes: a header beyond is damaged */
+#define DATA_POS_MAX (1ll << 62)
 
 typedef struct resume_header {
     char magic[8];
     uint32_t version, header_bytes;
     int64_t host_store_n, params_n, step, data_pos;
-    uint64_t data_seed, checksum;
+    uint64_t data_seed;
+    uint32_t files_n, reserved;
+    uint64_t checksum;           /* digest of header (this field 0), manifest and payload */
 } resume_header;
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+typedef struct manifest_entry {
+    char name[MANIFEST_NAME_BYTES]; /* a file of the checkpoint directory, NUL-padded */
+    int64_t bytes;
+    uint64_t digest;
+} manifest_entry;
+
+_Static_assert(sizeof(resume_header) == RESUME_HEADER_BYTES, "resume.bin header layout");
+_Static_assert(sizeof(manifest_entry) == MANIFEST_NAME_BYTES + 16, "manifest entry layout");
+
+/* ---- the digest ---- */
+
+/* A 64-bit digest against accidental change, not against an adversary: four lanes each
+ * take one 8-byte word per 32-byte block through xor, an odd multiply and a rotation, all
+ * bijective, so changing any one block always changes the result; it runs at memory speed
+ * where a byte-wise FNV-1a would take a minute per 60 GB of optimizer state. */
+typedef struct digest {
+    uint64_t lane[4], bytes;
+    unsigned char tail[32];
+    size_t tail_n;
+} digest;
+
+#define DIGEST_PRIME 0x100000001b3ull
+
+static void digest_init(digest *d)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
+    memset(d, 0, sizeof *d);
+    for (int i = 0; i < 4; i++)
+        d->lane[i] = 0xcbf29ce484222325ull + (uint64_t)i * 0x9e3779b97f4a7c15ull;
 }
 
-static uint64_t payload_checksum(const hz_store *s)
+static void digest_block(digest *d, const unsigned char *b)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    h = fnv1a(h, s->lo, (size_t)s->n * 2);
-    h = fnv1a(h, s->m, (size_t)s->n * 4);
-    return fnv1a(h, s->v, (size_t)s->n * 4);
+    for (int i = 0; i < 4; i++) {
+        uint64_t w;
+        memcpy(&w, b + 8 * i, 8);
+        uint64_t h = (d->lane[i] ^ w) * DIGEST_PRIME;
+        d->lane[i] = h << 31 | h >> 33;
+    }
+}
+
+static void digest_update(digest *d, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    d->bytes += n;
+    if (d->tail_n) {
+        size_t k = 32 - d->tail_n < n ? 32 - d->tail_n : n;
+        memcpy(d->tail + d->tail_n, p, k);
+        d->tail_n += k;
+        p += k;
+        n -= k;
+        if (d->tail_n < 32) return;
+        digest_block(d, d->tail);
+        d->tail_n = 0;
+    }
+    for (; n >= 32; p += 32, n -= 32) digest_block(d, p);
+    memcpy(d->tail, p, n);
+    d->tail_n = n;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ x >> 30) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ x >> 27) * 0x94d049bb133111ebull;
+    return x ^ x >> 31;
+}
+
+static uint64_t digest_final(digest *d)
+{
+    if (d->tail_n) {
+        memset(d->tail + d->tail_n, 0, 32 - d->tail_n);
+        digest_block(d, d->tail);
+    }
+    uint64_t h = mix64(d->bytes);
+    for (int i = 0; i < 4; i++) h = (h ^ mix64(d->lane[i])) * DIGEST_PRIME;
+    return mix64(h);
+}
+
+/* Digest and size of the file NAME in DIRFD; 0, or -1 with errno. */
+static int file_digest(int dirfd, const char *name, int64_t *bytes, uint64_t *out)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t cap = 1 << 20;
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    digest d;
+    digest_init(&d);
+    ssize_t k;
+    while ((k = read(fd, buf, cap)) != 0) {
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) break;
+        digest_update(&d, buf, (size_t)k);
+    }
+    int saved = errno;
+    free(buf);
+    close(fd);
+    if (k < 0) {
+        errno = saved;
+        return -1;
+    }
+    *bytes = (int64_t)d.bytes;
+    *out = digest_final(&d);
+    return 0;
+}
+
+/* The checksum of resume.bin: its header with the checksum field 0, the manifest, then the
+ * payload, which the caller adds. */
+static void checksum_start(digest *d, const resume_header *h, const manifest_entry *man)
+{
+    resume_header h0 = *h;
+    h0.checksum = 0;
+    digest_init(d);
+    digest_update(d, &h0, sizeof h0);
+    digest_update(d, man, (size_t)h->files_n * sizeof *man);
+}
+
+static void checksum_store(digest *d, const hz_store *s)
+{
+    digest_update(d, s->lo, (size_t)s->n * 2);
+    digest_update(d, s->m, (size_t)s->n * 4);
+    digest_update(d, s->v, (size_t)s->n * 4);
+}
+
+/* ---- writing resume.bin ---- */
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const manifest_entry *)a)->name, ((const manifest_entry *)b)->name);
+}
+
+/* The manifest of DIR: every regular file but resume.bin (and *.tmp), sorted by name, with
+ * its size and digest (malloc'd, *n entries); NULL + message on error. */
+static manifest_entry *make_manifest(const char *dir, uint32_t *n, char *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        set_err(err, "%.900s: cannot open the directory: %s", dir, strerror(errno));
+        return NULL;
+    }
+    manifest_entry *man = calloc(MANIFEST_MAX_FILES, sizeof *man);
+    struct dirent *e;
+    struct stat st;
+    *n = 0;
+    while (man && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (!strcmp(e->d_name, "resume.bin") || (len > 4 && !strcmp(e->d_name + len - 4, ".tmp")) ||
+            fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (len >= MANIFEST_NAME_BYTES || *n == MANIFEST_MAX_FILES) {
+            set_err(err, "%.900s/%.200s: more files or longer names than resume.bin's manifest "
+                         "holds (internal error)", dir, e->d_name);
+            goto fail;
+        }
+        manifest_entry *m = &man[(*n)++];
+        memcpy(m->name, e->d_name, len);
+        if (file_digest(fd, m->name, &m->bytes, &m->digest) != 0) {
+            set_err(err, "%.900s/%s: cannot read back: %s", dir, m->name, strerror(errno));
+            goto fail;
+        }
+    }
+    if (!man) {
+        set_err(err, "%.900s: out of memory", dir);
+        goto fail;
+    }
+    closedir(d);
+    qsort(man, *n, sizeof *man, by_name);
+    return man;
+fail:
+    free(man);
+    closedir(d);
+    return NULL;
 }
 
 typedef struct resume_job {
     const hz_store *s;
     resume_header h;
+    const manifest_entry *man;
 } resume_job;
 
 static int emit_resume(int fd, void *arg)
 {
     const resume_job *j = arg;
     const hz_store *s = j->s;
-    return hz_st_write_all(fd, &j->h, sizeof j->h) || hz_st_write_all(fd, s->lo, (size_t)s->n * 2) ||
+    return hz_st_write_all(fd, &j->h, sizeof j->h) ||
+                   hz_st_write_all(fd, j->man, (size_t)j->h.files_n * sizeof *j->man) ||
+                   hz_st_write_all(fd, s->lo, (size_t)s->n * 2) ||
                    hz_st_write_all(fd, s->m, (size_t)s->n * 4) ||
                    hz_st_write_all(fd, s->v, (size_t)s->n * 4)
                ? -1
                : 0;
 }
 
-static int write_resume(const hz_store *s, const hz_plan *p, const char *path,
+/* Write DIR/resume.bin, last: its manifest covers every other file of DIR. */
+static int write_resume(const hz_store *s, const hz_plan *p, const char *dir,
                         const hz_resume *r, char *err)
 {
     resume_job j;
@@ -82,159 +266,437 @@ static int write_resume(const hz_store *s, const hz_plan *p, const char *path,
     j.h.step = r->step;
     j.h.data_pos = r->data_pos;
     j.h.data_seed = r->data_seed;
-    j.h.checksum = payload_checksum(s);
-    return hz_st_write_atomic(path, emit_resume, &j, err);
+    manifest_entry *man = make_manifest(dir, &j.h.files_n, err);
+    if (!man) return -1;
+    j.man = man;
+    digest d;
+    checksum_start(&d, &j.h, man);
+    checksum_store(&d, s);
+    j.h.checksum = digest_final(&d);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/resume.bin", dir);
+    int rc = hz_st_write_atomic(path, emit_resume, &j, err);
+    free(man);
+    return rc;
 }
 
-static int rm_rf(const char *path)
+/* Remove NAME inside the directory DIRFD, never following a symlink: a link (or a file) is
+ * unlinked itself, a directory is opened with O_NOFOLLOW and emptied through its own fd,
+ * so a symlink anywhere inside --out cannot lead the removal outside it. 0 or -1. */
+static int rm_tree_at(int dirfd, const char *name)
 {
-    DIR *d = opendir(path);
-    if (!d) return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
     struct dirent *e;
-    char sub[4096];
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rm_rf(sub);
+        rm_tree_at(fd, e->d_name);
     }
     closedir(d);
-    return rmdir(path);
+    return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
 }
 
+/* NAME is step-N with N all digits: *step = N. */
 static int is_step_dir(const char *name, int64_t *step)
 {
     char *end;
-    if (strncmp(name, "step-", 5) != 0) return 0;
+    if (strncmp(name, "step-", 5) != 0 || name[5] < '0' || name[5] > '9') return 0;
+    errno = 0;
     long long s = strtoll(name + 5, &end, 10);
-    if (end == name + 5 || *end) return 0;
+    if (*end || errno) return 0;
     *step = s;
     return 1;
 }
 
-/* Remove all but the KEEP newest complete step-* checkpoints (and stale .tmp dirs). */
-static void prune(const char *out_dir, int keep)
+typedef struct step_entry {
+    int64_t step;
+    char name[64];      /* step-N as found (step-4 and step-00000004 are both step 4) */
+} step_entry;
+
+static int by_step_desc(const void *a, const void *b)
 {
-    DIR *d = opendir(out_dir);
-    if (!d) return;
-    int64_t steps[4096];
-    int n = 0;
+    const step_entry *x = a, *y = b;
+    return x->step < y->step ? 1 : x->step > y->step ? -1 : strcmp(x->name, y->name);
+}
+
+/* D's step-N entries, highest step first (malloc'd, *n of them; NULL when none). */
+static step_entry *list_steps(DIR *d, int *n)
+{
+    step_entry *v = NULL;
+    int64_t s;
+    int cap = 0;
     struct dirent *e;
-    char path[4096];
+    *n = 0;
     while ((e = readdir(d))) {
-        int64_t s;
         size_t len = strlen(e->d_name);
-        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp") && !strncmp(e->d_name, "step-", 5)) {
-            snprintf(path, sizeof path, "%s/%s", out_dir, e->d_name);
-            rm_rf(path);
-        } else if (is_step_dir(e->d_name, &s) && n < 4096) {
-            steps[n++] = s;
+        if (!is_step_dir(e->d_name, &s) || len >= sizeof v->name) continue;
+        if (*n == cap) {
+            step_entry *more = realloc(v, (size_t)(cap = cap ? 2 * cap : 64) * sizeof *v);
+            if (!more) break;
+            v = more;
         }
+        v[*n].step = s;
+        memcpy(v[*n].name, e->d_name, len + 1);
+        (*n)++;
     }
+    if (v) qsort(v, (size_t)*n, sizeof *v, by_step_desc);
+    return v;
+}
+
+/* Remove stale step-N.tmp entries and, with KEEP > 0, all but KEEP step-N checkpoints: the
+ * one just written (step JUST) always stays, with the KEEP - 1 highest other steps. */
+static void prune(int out_fd, int64_t just, int keep)
+{
+    int fd = dup(out_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".tmp") && !strncmp(e->d_name, "step-", 5))
+            rm_tree_at(out_fd, e->d_name);
+    }
+    rewinddir(d);
+    int n;
+    step_entry *v = keep > 0 ? list_steps(d, &n) : NULL;
     closedir(d);
-    if (keep <= 0) return;
-    for (int i = 0; i < n; i++) {
-        int newer = 0;
-        for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
-        if (newer >= keep) {
-            snprintf(path, sizeof path, "%s/step-%08lld", out_dir, (long long)steps[i]);
-            rm_rf(path);
-        }
+    char just_name[64];
+    snprintf(just_name, sizeof just_name, "step-%08lld", (long long)just);
+    for (int i = 0, kept = 1; v && i < n; i++) {
+        if (!strcmp(v[i].name, just_name)) continue;
+        if (kept < keep) kept++;
+        else rm_tree_at(out_fd, v[i].name);
     }
+    free(v);
 }
 
 int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
                  int keep, char *err)
 {
-    char dir[4096], tmp[4200], path[4300];
+    char name[64], tmp_name[80], dir[4200], tmp[4200];
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         set_err(err, "%.900s: cannot create: %s", out_dir, strerror(errno));
         return -1;
     }
-    snprintf(dir, sizeof dir, "%s/step-%08lld", out_dir, (long long)r->step);
-    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    rm_rf(tmp);
-    if (mkdir(tmp, 0777) != 0) {
+    int out_fd = open(out_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (out_fd < 0) {
+        set_err(err, "%.900s: cannot open the directory: %s", out_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(name, sizeof name, "step-%08lld", (long long)r->step);
+    snprintf(tmp_name, sizeof tmp_name, "%s.tmp", name);
+    snprintf(dir, sizeof dir, "%s/%s", out_dir, name);
+    snprintf(tmp, sizeof tmp, "%s/%s", out_dir, tmp_name);
+    int rc = -1;
+    char *config = NULL;
+    rm_tree_at(out_fd, tmp_name);
+    if (mkdirat(out_fd, tmp_name, 0777) != 0) {
         set_err(err, "%.900s: cannot create: %s", tmp, strerror(errno));
-        return -1;
+        goto done;
     }
-    char *config = hz_hf_config_json(p, p->family);
-    if (!config) {
+    if (!(config = hz_hf_config_json(p, p->family))) {
         set_err(err, "no config.json for model family '%s'", p->family);
-        return -1;
+        goto done;
     }
-    int rc = hz_hf_save(s, p, tmp, config, 0, err);
-    free(config);
-    if (rc != 0) return -1;
-    snprintf(path, sizeof path, "%s/resume.bin", tmp);
-    if (write_resume(s, p, path, r, err) != 0) return -1;
+    if (hz_hf_save(s, p, tmp, config, 0, err) != 0) goto done;
+    if (write_resume(s, p, tmp, r, err) != 0) goto done;
     if (hz_st_fsync_dir(tmp) != 0) {
         set_err(err, "%.900s: fsync failed: %s", tmp, strerror(errno));
-        return -1;
+        goto done;
     }
-    rm_rf(dir); /* a checkpoint of the same step from an earlier run */
-    if (rename(tmp, dir) != 0 || hz_st_fsync_dir(out_dir) != 0) {
+    rm_tree_at(out_fd, name); /* a checkpoint of the same step from an earlier run */
+    if (renameat(out_fd, tmp_name, out_fd, name) != 0 || fsync(out_fd) != 0) {
         set_err(err, "%.900s: cannot rename to %.900s: %s", tmp, dir, strerror(errno));
+        goto done;
+    }
+    prune(out_fd, r->step, keep);
+    rc = 0;
+done:
+    free(config);
+    close(out_fd);
+    return rc;
+}
+
+/* ---- reading and verifying ---- */
+
+/* Open DIR/resume.bin and read its header and manifest into *H and *MAN (malloc'd): magic
+ * and version, step and data position in range, the step that of a step-N name, manifest
+ * names plain file names. Returns the file positioned at the payload, or NULL + message. */
+static FILE *open_resume(const char *dir, resume_header *h, manifest_entry **man, char *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/resume.bin", dir);
+    *man = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, "%.900s: cannot open: %s (a checkpoint directory written by --out holds it)",
+                path, strerror(errno));
+        return NULL;
+    }
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    int64_t named;
+    char bad[600] = "";
+    if (fread(h, sizeof *h, 1, f) != 1)
+        snprintf(bad, sizeof bad, "truncated (shorter than its header)");
+    else if (memcmp(h->magic, RESUME_MAGIC, 8) != 0)
+        snprintf(bad, sizeof bad, "not an hzc resume state (bad magic)");
+    else if (h->version != RESUME_VERSION || h->header_bytes != RESUME_HEADER_BYTES)
+        snprintf(bad, sizeof bad, "resume format version %u; this trainer reads version %u (whose "
+                 "checksum covers every file of the checkpoint): resume with the hzc that wrote it",
+                 h->version, RESUME_VERSION);
+    else if (h->step < 0 || h->step > STEP_MAX)
+        snprintf(bad, sizeof bad, "step %lld is out of range (0 to 2^40): the header is damaged",
+                 (long long)h->step);
+    else if (h->data_pos < 0 || h->data_pos > DATA_POS_MAX)
+        snprintf(bad, sizeof bad, "data position %lld is out of range: the header is damaged",
+                 (long long)h->data_pos);
+    else if (h->host_store_n <= 0 || h->files_n == 0 || h->files_n > MANIFEST_MAX_FILES)
+        snprintf(bad, sizeof bad, "damaged header (store size %lld, %u files)",
+                 (long long)h->host_store_n, h->files_n);
+    else if (is_step_dir(base, &named) && named != h->step)
+        snprintf(bad, sizeof bad, "holds step %lld, but its directory %s says step %lld: renamed "
+                 "or copied over", (long long)h->step, base, (long long)named);
+    else if (!(*man = calloc(h->files_n, sizeof **man)))
+        snprintf(bad, sizeof bad, "out of memory for its manifest");
+    else if (fread(*man, sizeof **man, h->files_n, f) != h->files_n)
+        snprintf(bad, sizeof bad, "truncated (shorter than its manifest)");
+    else
+        for (uint32_t i = 0; i < h->files_n && !bad[0]; i++) {
+            const char *name = (*man)[i].name;
+            if (!memchr(name, 0, MANIFEST_NAME_BYTES) || !name[0] || strchr(name, '/') ||
+                !strcmp(name, ".") || !strcmp(name, "..") || (*man)[i].bytes < 0)
+                snprintf(bad, sizeof bad, "corrupt manifest (entry %u)", i);
+        }
+    if (bad[0]) {
+        set_err(err, "%.900s: %s", path, bad);
+        free(*man);
+        *man = NULL;
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* Every file of the manifest in DIR with its size and digest, and no .json or .safetensors
+ * file (what a loader reads) outside it. 0, or -1 + message naming the file. */
+static int check_files(const char *dir, const resume_header *h, const manifest_entry *man,
+                       char *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, "%.900s: cannot open the directory: %s", dir, strerror(errno));
         return -1;
     }
-    prune(out_dir, keep);
-    return 0;
+    int rc = -1;
+    for (uint32_t i = 0; i < h->files_n; i++) {
+        int64_t bytes;
+        uint64_t dg;
+        if (file_digest(fd, man[i].name, &bytes, &dg) != 0) {
+            set_err(err, "%.900s/%s: cannot read: %s (resume.bin's manifest lists it)", dir,
+                    man[i].name, strerror(errno));
+            goto done;
+        }
+        if (bytes != man[i].bytes) {
+            set_err(err, "%.900s/%s: %lld bytes, resume.bin's manifest says %lld: the file was "
+                         "truncated or replaced after the checkpoint was written", dir,
+                    man[i].name, (long long)bytes, (long long)man[i].bytes);
+            goto done;
+        }
+        if (dg != man[i].digest) {
+            set_err(err, "%.900s/%s: contents differ from resume.bin's manifest (digest): the "
+                         "file is corrupt or was replaced after the checkpoint was written", dir,
+                    man[i].name);
+            goto done;
+        }
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        set_err(err, "%.900s: cannot list: %s", dir, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    struct dirent *e;
+    rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (!ends_with(e->d_name, ".json") && !ends_with(e->d_name, ".safetensors")) continue;
+        int listed = 0;
+        for (uint32_t i = 0; i < h->files_n && !listed; i++)
+            listed = !strcmp(man[i].name, e->d_name);
+        if (!listed) {
+            set_err(err, "%.900s/%.200s: not in resume.bin's manifest: added after the checkpoint "
+                         "was written (remove it)", dir, e->d_name);
+            rc = -1;
+        }
+    }
+    closedir(d);
+done:
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
+/* Verify the checkpoint at DIR without loading it: header, manifest, files, and the
+ * checksum over resume.bin's payload. 0, or -1 + message. */
+static int verify(const char *dir, char *err)
+{
+    resume_header h;
+    manifest_entry *man;
+    FILE *f = open_resume(dir, &h, &man, err);
+    if (!f) return -1;
+    int rc = check_files(dir, &h, man, err);
+    if (rc == 0) {
+        digest d;
+        checksum_start(&d, &h, man);
+        unsigned char buf[1 << 16];
+        size_t k;
+        uint64_t total = 0;
+        while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+            digest_update(&d, buf, k);
+            total += k;
+        }
+        if (total != (uint64_t)h.host_store_n * 10) {
+            set_err(err, "%.900s/resume.bin: truncated or with trailing bytes", dir);
+            rc = -1;
+        } else if (digest_final(&d) != h.checksum) {
+            set_err(err, "%.900s/resume.bin: corrupt (checksum mismatch over its header and "
+                         "state)", dir);
+            rc = -1;
+        }
+    }
+    free(man);
+    fclose(f);
+    return rc;
 }
 
 int hz_ckpt_resolve(const char *path, char *dir, size_t n)
 {
-    char probe[4200];
+    char probe[4200], err[HZ_HF_ERR_BYTES];
     snprintf(probe, sizeof probe, "%s/resume.bin", path);
-    if (access(probe, R_OK) == 0) {
+    if (access(probe, F_OK) == 0) {
         snprintf(dir, n, "%s", path);
         return 0;
     }
     DIR *d = opendir(path);
     if (!d) return -1;
-    int64_t best = -1, s;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (is_step_dir(e->d_name, &s) && s > best) best = s;
+    int steps_n;
+    step_entry *v = list_steps(d, &steps_n);
     closedir(d);
-    if (best < 0) return -1;
-    snprintf(dir, n, "%s/step-%08lld", path, (long long)best);
+    if (!v) return -1;
+    int pick = 0;   /* none verifies: the newest, whose load says why */
+    for (int i = 0; i < steps_n; i++) {
+        snprintf(dir, n, "%s/%s", path, v[i].name);
+        if (verify(dir, err) == 0) {
+            pick = i;
+            break;
+        }
+        fprintf(stderr, "train: warning: --resume: skipping %s: %s\n", dir, err);
+    }
+    snprintf(dir, n, "%s/%s", path, v[pick].name);
+    free(v);
     return 0;
+}
+
+/* The checkpoint's config.json against the plan's, key by key in the plan's order; the
+ * first difference named. 0, or -1 + message. */
+static int compare_config(const hz_plan *p, const char *dir, char *err)
+{
+    char *want_text = hz_hf_config_json(p, p->family), path[4200];
+    if (!want_text) return 0; /* a family without a config.json: hz_ckpt_save refuses it */
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_error_t je;
+    json_t *want = json_loads(want_text, 0, &je), *have = json_load_file(path, 0, &je), *v;
+    free(want_text);
+    const char *key, *diff = NULL;
+    int rc = -1;
+    assert(want);
+    if (!have || !json_is_object(have)) {
+        set_err(err, "%.900s: not a JSON object (%s)", path, have ? "another JSON value" : je.text);
+        goto done;
+    }
+    json_object_foreach(want, key, v) {
+        json_t *hv = json_object_get(have, key);
+        if (!hv || !json_equal(v, hv)) {
+            diff = key;
+            break;
+        }
+    }
+    if (diff) {
+        size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9);
+        json_t *hv = json_object_get(have, diff);
+        char *a = hv ? json_dumps(hv, flags) : NULL;
+        char *b = json_dumps(json_object_get(want, diff), flags);
+        set_err(err, "%.900s: \"%s\" is %.200s, this spec's plan has %.200s: the checkpoint was "
+                     "written for another spec (resume it with that spec's trainer)",
+                path, diff, hv ? (a ? a : "?") : "missing", b ? b : "?");
+        free(a);
+        free(b);
+        goto done;
+    }
+    json_object_foreach(have, key, v) {
+        if (!json_object_get(want, key)) {
+            set_err(err, "%.900s: has \"%.200s\", which this spec's plan does not: the checkpoint "
+                         "was written for another spec", path, key);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    json_decref(want);
+    json_decref(have);
+    return rc;
 }
 
 int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
                  char *err)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/resume.bin", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_err(err, "%.900s: cannot open: %s (a checkpoint directory written by "
-                 "--out holds it)", path, strerror(errno));
-        return -1;
-    }
     resume_header h;
-    const char *bad = NULL;
-    if (fread(&h, sizeof h, 1, f) != 1) bad = "shorter than its header";
-    else if (memcmp(h.magic, RESUME_MAGIC, 8) != 0) bad = "not an hzc resume state (bad magic)";
-    else if (h.version != RESUME_VERSION || h.header_bytes != RESUME_HEADER_BYTES)
-        bad = "written by another hzc version";
-    else if (h.host_store_n != s->n || h.params_n != p->params_n)
-        bad = "written for another model or plan (host store size differs)";
-    if (!bad && hz_hf_load(s, p, dir, threads, err) != 0) {
-        fclose(f);
-        return -1;
+    manifest_entry *man;
+    FILE *f = open_resume(dir, &h, &man, err);
+    if (!f) return -1;
+    int rc = -1;
+    if (check_files(dir, &h, man, err) != 0 || compare_config(p, dir, err) != 0) goto done;
+    if (h.host_store_n != s->n || h.params_n != p->params_n) {
+        set_err(err, "%.900s/resume.bin: written for another model or plan (host store of %lld, "
+                     "this plan's %lld)", dir, (long long)h.host_store_n, (long long)s->n);
+        goto done;
     }
-    if (!bad && (fread(s->lo, 2, (size_t)s->n, f) != (size_t)s->n ||
-                 fread(s->m, 4, (size_t)s->n, f) != (size_t)s->n ||
-                 fread(s->v, 4, (size_t)s->n, f) != (size_t)s->n || fgetc(f) != EOF))
-        bad = "truncated or with trailing bytes";
-    if (!bad && payload_checksum(s) != h.checksum) bad = "corrupt (checksum mismatch)";
-    fclose(f);
-    if (bad) {
-        set_err(err, "%.900s: %s", path, bad);
-        return -1;
+    if (hz_hf_load(s, p, dir, threads, err) != 0) goto done;
+    if (fread(s->lo, 2, (size_t)s->n, f) != (size_t)s->n ||
+        fread(s->m, 4, (size_t)s->n, f) != (size_t)s->n ||
+        fread(s->v, 4, (size_t)s->n, f) != (size_t)s->n || fgetc(f) != EOF) {
+        set_err(err, "%.900s/resume.bin: truncated or with trailing bytes", dir);
+        goto done;
+    }
+    digest d;
+    checksum_start(&d, &h, man);
+    checksum_store(&d, s);
+    if (digest_final(&d) != h.checksum) {
+        set_err(err, "%.900s/resume.bin: corrupt (checksum mismatch over its header and "
+                     "state)", dir);
+        goto done;
     }
     r->step = h.step;
     r->data_pos = h.data_pos;
     r->data_seed = h.data_seed;
-    return 0;
+    rc = 0;
+done:
+    free(man);
+    fclose(f);
+    return rc;
 }

@@ -198,13 +198,19 @@ typedef struct hz_resume {
     uint64_t data_seed;  /* the data order's seed */
 } hz_resume;
 
-/* Save OUT_DIR/step-<step>/ (config.json, model.safetensors, resume.bin) atomically and
- * keep the KEEP newest checkpoints (<= 0: all). The store must hold no pending update. */
+/* Save OUT_DIR/step-<step>/ (config.json, model.safetensors, resume.bin with a digest of
+ * every file) atomically and keep KEEP checkpoints (<= 0: all): the one just written and the
+ * KEEP - 1 highest other steps. Removal never follows symlinks. The store must hold no
+ * pending update. */
 int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
                  int keep, char *err);
-/* PATH is a checkpoint, or a --out directory whose newest step-* is taken; 0 or -1. */
+/* PATH is a checkpoint (taken as it is), or a --out directory whose newest step-N that
+ * verifies is taken; each newer one that does not is named on stderr with the reason (when
+ * none verifies, the newest, for hz_ckpt_load to refuse). 0, or -1: no checkpoint there. */
 int hz_ckpt_resolve(const char *path, char *dir, size_t n);
-/* Load a checkpoint's weights and optimizer state into S, exactly; 0 or -1 + message. */
+/* Load a checkpoint's weights and optimizer state into S, exactly, after verifying it:
+ * every file against resume.bin's manifest, its config.json against the plan's (the first
+ * differing key named), step and data position in range, the checksum. 0 or -1 + message. */
 int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
                  char *err);
 
