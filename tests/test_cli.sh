@@ -68,6 +68,16 @@ for f in tests/bad/*.yaml; do
     expect_fail "check $f" "^$f:[0-9]*:[0-9]*: error: " $hzc check "$f"
 done
 
+# a spec that is not a regular file, or too large, is refused before it is read: no hang on
+# a FIFO, no endless read of /dev/zero (run under a memory cap and a timeout all the same)
+mkfifo "$tmp/fifo.yaml"
+expect_fail "spec is a directory" "^tests/bad: error: is a directory" $hzc check tests/bad
+expect_fail "spec is a FIFO" "fifo.yaml: error: not a regular file (a FIFO)" timeout 20 $hzc check "$tmp/fifo.yaml"
+expect_fail "spec is /dev/zero" "^/dev/zero: error: not a regular file (a character device)" \
+    timeout 20 sh -c "ulimit -v 1000000; exec $hzc check /dev/zero"
+{ cat models/tiny.yaml; head -c 1100000 /dev/zero | tr '\0' '#'; echo; } > "$tmp/big.yaml"
+expect_fail "spec over 1 MiB" "big.yaml: error: 1100.* bytes; a model description is at most 1 MiB" $hzc check "$tmp/big.yaml"
+
 # codegen: deterministic, banner names the spec and template, the trainer links
 $hzc build models/tiny.yaml -o "$tmp/a" --backend cpu 2> "$tmp/build.log" || bad "build tiny: $(cat "$tmp/build.log")"
 $hzc build models/tiny.yaml -o "$tmp/b" --backend cpu 2> /dev/null

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "yml.h"
 #include "test.h"
 
 /* Load PATH into *spec, capturing the error text in a malloc'ed *text. */
@@ -323,12 +324,46 @@ static void test_bad_inputs(void) {
     free(t);
 }
 
+/* The spec file's own limits: exactly 1 MiB is read, one byte more is refused unread, and
+ * a directory is named as one (not "Input/output error"). */
+static void test_file_limits(void) {
+    const char *head = "architecture:\n  family: llama\n  vocab_size: 256\n  hidden_size: 64\n"
+                       "  num_layers: 2\n  num_heads: 4\n  ffn_size: 128\n"
+                       "shape:\n  seq_len: 16\n  tokens_per_step: 64\n#";
+    size_t n = YML_MAX_FILE_BYTES + 1;
+    char *text = malloc(n + 1);
+    if (!text) exit(2);
+    memset(text, '#', n);
+    memcpy(text, head, strlen(head));
+    text[n - 1] = '\n';
+    const char *path = test_tmp("mib.yaml");
+    test_write(path, text, n - 1);
+    hzc_spec s;
+    char *out = NULL;
+    int errors_n = load(path, &s, &out);
+    CHECK(errors_n == 0, "a spec of exactly %d bytes loads: %d errors %s", YML_MAX_FILE_BYTES,
+          errors_n, out);
+    free(out);
+    test_write(path, text, n);
+    errors_n = load(path, &s, &out);
+    CHECK(errors_n == 1 && strstr(out, "mib.yaml: error: 1048577 bytes; a model description is "
+                                       "at most 1 MiB"),
+          "a spec of %d + 1 bytes: %d errors, says: %s", YML_MAX_FILE_BYTES, errors_n, out);
+    free(out);
+    free(text);
+    errors_n = load("tests/bad", &s, &out);
+    CHECK(errors_n == 1 && strstr(out, "tests/bad: error: is a directory"),
+          "a directory as the spec: %d errors, says: %s", errors_n, out);
+    free(out);
+}
+
 int main(void) {
     if (test_tmp_open("spec") != 0) return 2;
     test_models();
     test_defaults();
     test_error_cap();
     test_bad_inputs();
+    test_file_limits();
     test_tmp_close();
     TEST_END();
 }
