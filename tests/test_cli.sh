@@ -78,6 +78,13 @@ expect_fail "spec is /dev/zero" "^/dev/zero: error: not a regular file (a charac
 { cat models/tiny.yaml; head -c 1100000 /dev/zero | tr '\0' '#'; echo; } > "$tmp/big.yaml"
 expect_fail "spec over 1 MiB" "big.yaml: error: 1100.* bytes; a model description is at most 1 MiB" $hzc check "$tmp/big.yaml"
 
+# a million layers: refused at check time, at the value, before any plan or schedule exists
+sed 's/num_layers: 4/num_layers: 1000000/' models/tiny.yaml > "$tmp/layers.yaml"
+expect_fail "check a 1e6-layer spec" "layers.yaml:8:15: error: num_layers: must be at most 1024" $hzc check "$tmp/layers.yaml"
+expect_fail "build a 1e6-layer spec" "layers.yaml:8:15: error: num_layers: must be at most 1024" \
+    timeout 60 sh -c "ulimit -v 4000000; exec $hzc build $tmp/layers.yaml -o $tmp/layers --backend cpu"
+[ ! -e "$tmp/layers" ] && ok "1e6-layer spec: nothing written" || bad "1e6-layer spec: $tmp/layers written"
+
 # codegen: deterministic, banner names the spec and template, the trainer links
 $hzc build models/tiny.yaml -o "$tmp/a" --backend cpu 2> "$tmp/build.log" || bad "build tiny: $(cat "$tmp/build.log")"
 $hzc build models/tiny.yaml -o "$tmp/b" --backend cpu 2> /dev/null

@@ -315,6 +315,15 @@ static void test_bad_inputs(void) {
     expect_line(t, "tests/bad/bad_numbers.yaml:18:17: error: ", "warmup_steps: must be >= 0");
     free(t);
 
+    /* the sizes that bound the schedule: layers, micro-batches, and their product */
+    expect_one("tests/bad/layers.yaml", "tests/bad/layers.yaml:5:15: error: ",
+               "num_layers: must be at most 1024, got '1000000'");
+    expect_one("tests/bad/micro_count.yaml", "tests/bad/micro_count.yaml:10:20: error: ",
+               "tokens_per_step (32768) is 2048 micro-batches of 16 tokens; at most 1024");
+    expect_one("tests/bad/layer_passes.yaml", "tests/bad/layer_passes.yaml:10:20: error: ",
+               "1024 layers times 128 micro-batches is 131072 layer passes a step; the schedule "
+               "holds at most 65536");
+
     /* three independent errors in one file: all three reported, in file order */
     t = expect_errors("tests/bad/three_errors.yaml", 3);
     expect_line(t, "tests/bad/three_errors.yaml:5:3: error: ",
