@@ -96,6 +96,24 @@ head -3 "$tmp/a/generated/schedule.c" | grep -q 'source: models/tiny.yaml  templ
 head -1 "$tmp/a/generated/schedule.c" | grep -q 'generated file. DO NOT EDIT' && ok "generated banner" || bad "generated banner"
 [ -x "$tmp/a/train" ] && ok "trainer linked" || bad "trainer not linked"
 
+# -o with a quote, shell syntax and spaces: every byte reaches the C compiler as it is (no
+# shell runs), and the echoed command lines are quoted so that a shell would do the same
+q="$tmp/it's;touch $tmp/PWNED;'x"
+$hzc build models/tiny.yaml -o "$q" --backend cpu > /dev/null 2> "$tmp/q.log"
+rc=$?
+[ $rc = 0 ] && [ -x "$q/train" ] && [ ! -e "$tmp/PWNED" ] &&
+    ok "build -o with a quote and ';touch PWNED;': trainer linked, no PWNED" ||
+    bad "build -o with a quote: exit $rc, PWNED $([ -e "$tmp/PWNED" ] && echo made || echo absent); $(tail -n 3 "$tmp/q.log")"
+line=$(grep -m1 -- ' -c .*schedule.c' "$tmp/q.log")
+rm -f "$q/generated/schedule.o"
+sh -c "$line" && [ -s "$q/generated/schedule.o" ] && [ ! -e "$tmp/PWNED" ] &&
+    ok "the echoed compile line, run by sh, compiles the same files: $(echo "$line" | cut -c1-80)..." ||
+    bad "echoed compile line is not safely quoted: $line"
+sp="$tmp/with space/out dir"
+$hzc build models/tiny.yaml -o "$sp" --backend cpu > /dev/null 2> "$tmp/sp.log" && [ -x "$sp/train" ] &&
+    ok "build -o with spaces: trainer linked" || bad "build -o with spaces: $(tail -n 3 "$tmp/sp.log")"
+
+
 # NVRTC compiles kernels.cu for sm_90 (no GPU needed)
 if [ "${HAVE_CUDA:-0}" = 1 ] && [ -x build/nvrtc_compile ]; then
     build/nvrtc_compile "$tmp/a/generated/kernels.cu" sm_90 > "$tmp/nvrtc.log" 2>&1 &&
