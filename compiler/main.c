@@ -151,19 +151,27 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
-static int mkdir_p(const char *path)
+/* mkdir -p PATH. On failure returns -1 with the part at fault in FAILED (as large as
+ * PATH): the directory that could not be made (errno says why), or with errno ENOTDIR an
+ * existing part that is not a directory. */
+static int mkdir_p(const char *path, char *failed)
 {
-    char *buf = strdup(path);
-    int rc = buf ? 0 : -1;
-    for (char *p = buf ? buf + 1 : NULL; rc == 0 && *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) rc = -1;
-        *p = '/';
+    strcpy(failed, path);
+    for (char *p = failed + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char end = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(failed, 0777) != 0) {
+            if (errno != EEXIST || stat(failed, &st) != 0) return -1;
+            if (!S_ISDIR(st.st_mode)) {
+                errno = ENOTDIR;
+                return -1;
+            }
+        }
+        if (end == '\0') return 0;
+        *p = end;
     }
-    if (rc == 0 && mkdir(buf, 0777) != 0 && errno != EEXIST) rc = -1;
-    free(buf);
-    return rc;
 }
 
 static int file_exists(const char *path)
@@ -262,8 +270,14 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
                 backend, hds, o->spec, (long long)pl->p.dims.HD);
         return 1;
     }
-    if (mkdir_p(gen) != 0) {
-        fprintf(stderr, "hzc: error: cannot create %s: %s\n", gen, strerror(errno));
+    char failed[sizeof gen];
+    if (mkdir_p(gen, failed) != 0) {
+        if (errno == ENOTDIR)
+            fprintf(stderr, "hzc: error: cannot create directory %s: %s is not a directory\n",
+                    gen, failed);
+        else
+            fprintf(stderr, "hzc: error: cannot create directory %s: %s\n", failed,
+                    strerror(errno));
         return 1;
     }
     static const char *const outputs[][2] = {
@@ -369,6 +383,11 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o) != 0) return 1;
     if (!strcmp(cmd, "build") && !o.out_dir) {
         fprintf(stderr, "hzc: error: build needs -o DIR\n");
+        return 1;
+    }
+    if (strcmp(cmd, "build") && o.out_dir) { /* accepted and ignored, it would mislead */
+        fprintf(stderr, "hzc: error: -o is for build; %s writes no files%s\n", cmd,
+                !strcmp(cmd, "plan") ? " (hzc plan SPEC --json > FILE saves the plan)" : "");
         return 1;
     }
     hzc_spec spec;

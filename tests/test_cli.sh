@@ -85,6 +85,14 @@ expect_fail "build a 1e6-layer spec" "layers.yaml:8:15: error: num_layers: must 
     timeout 60 sh -c "ulimit -v 4000000; exec $hzc build $tmp/layers.yaml -o $tmp/layers --backend cpu"
 [ ! -e "$tmp/layers" ] && ok "1e6-layer spec: nothing written" || bad "1e6-layer spec: $tmp/layers written"
 
+# -o: an output directory that cannot be made names the part at fault; plan writes no files
+touch "$tmp/plainfile"
+expect_fail "build -o under a file" "cannot create directory $tmp/plainfile/generated: $tmp/plainfile is not a directory" \
+    $hzc build models/tiny.yaml -o "$tmp/plainfile" --backend cpu
+expect_fail "build -o under /proc" "cannot create directory /proc/hzc-cli-test: No such file or directory" \
+    $hzc build models/tiny.yaml -o /proc/hzc-cli-test/out --backend cpu
+expect_fail "plan -o" "plan writes no files" $hzc plan models/tiny.yaml -o "$tmp/nope/plan"
+
 # codegen: deterministic, banner names the spec and template, the trainer links
 $hzc build models/tiny.yaml -o "$tmp/a" --backend cpu 2> "$tmp/build.log" || bad "build tiny: $(cat "$tmp/build.log")"
 $hzc build models/tiny.yaml -o "$tmp/b" --backend cpu 2> /dev/null
