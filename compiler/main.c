@@ -1,11 +1,14 @@
 /* compiler/main.c - the hzc driver: check, plan and build commands.
  * hzc finds its templates, kernel sources and runtime libraries relative to its own
  * executable (ROOT/build/hzc -> ROOT), or under $HZC_ROOT when that is set. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "emit.h"
@@ -148,19 +151,27 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
-static int mkdir_p(const char *path)
+/* mkdir -p PATH. On failure returns -1 with the part at fault in FAILED (as large as
+ * PATH): the directory that could not be made (errno says why), or with errno ENOTDIR an
+ * existing part that is not a directory. */
+static int mkdir_p(const char *path, char *failed)
 {
-    char *buf = strdup(path);
-    int rc = buf ? 0 : -1;
-    for (char *p = buf ? buf + 1 : NULL; rc == 0 && *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) rc = -1;
-        *p = '/';
+    strcpy(failed, path);
+    for (char *p = failed + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char end = *p;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(failed, 0777) != 0) {
+            if (errno != EEXIST || stat(failed, &st) != 0) return -1;
+            if (!S_ISDIR(st.st_mode)) {
+                errno = ENOTDIR;
+                return -1;
+            }
+        }
+        if (end == '\0') return 0;
+        *p = end;
     }
-    if (rc == 0 && mkdir(buf, 0777) != 0 && errno != EEXIST) rc = -1;
-    free(buf);
-    return rc;
 }
 
 static int file_exists(const char *path)
@@ -169,16 +180,77 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* Run a shell command, echoing it; returns its exit status. */
-static int run(const char *cmd)
+/* A command for the C compiler as an argument vector: no shell ever sees it, so every
+ * byte of a path reaches the compiler as it is. */
+typedef struct {
+    char *argv[48];
+    int n;
+} command;
+
+static void arg(command *c, const char *a)
 {
-    fprintf(stderr, "  %s\n", cmd);
-    int rc = system(cmd);
-    return rc == 0 ? 0 : 1;
+    assert(c->n + 1 < (int)(sizeof c->argv / sizeof c->argv[0]));
+    c->argv[c->n++] = (char *)a;
+    c->argv[c->n] = NULL;
+}
+
+/* Print ARG for the echoed command line, quoted so that sh would pass it unchanged. */
+static void print_quoted(const char *a, FILE *out)
+{
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789_./=,:+@%-";
+    if (*a && strspn(a, safe) == strlen(a)) {
+        fputs(a, out);
+        return;
+    }
+    fputc('\'', out);
+    for (; *a; a++) {
+        if (*a == '\'')
+            fputs("'\\''", out);
+        else
+            fputc(*a, out);
+    }
+    fputc('\'', out);
+}
+
+/* Run C->argv (found on $PATH), echoing it; returns 0 when it exits with status 0. */
+static int run(const command *c)
+{
+    fputs("  ", stderr);
+    for (int i = 0; i < c->n; i++) {
+        if (i > 0) fputc(' ', stderr);
+        print_quoted(c->argv[i], stderr);
+    }
+    fputc('\n', stderr);
+    fflush(stderr);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, c->argv[0], NULL, NULL, c->argv, environ);
+    if (rc != 0) {
+        fprintf(stderr, "hzc: error: cannot run %s: %s (set CC to a C compiler)\n", c->argv[0],
+                strerror(rc));
+        return 1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+/* The compiler: $CC split at blanks (CC="ccache gcc" works, as in make), else cc. BUF
+ * (size N) holds the words. */
+static void add_cc(command *c, char *buf, size_t n)
+{
+    const char *cc = getenv("CC");
+    snprintf(buf, n, "%s", cc && strspn(cc, " \t") != strlen(cc) ? cc : "cc");
+    for (char *w = strtok(buf, " \t"); w; w = strtok(NULL, " \t")) arg(c, w);
 }
 
 static int build(const options *o, const hzc_plan *pl, const char *root)
 {
+    if (strlen(o->out_dir) > PATH_MAX - 64) {
+        fprintf(stderr, "hzc: error: -o %.60s...: the path is too long\n", o->out_dir);
+        return 1;
+    }
     char tdir[2 * PATH_MAX], kdir[2 * PATH_MAX], gen[2 * PATH_MAX], path[3 * PATH_MAX];
     snprintf(tdir, sizeof tdir, "%s/templates", root);
     snprintf(kdir, sizeof kdir, "%s/runtime/cuda", root);
@@ -198,8 +270,14 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
                 backend, hds, o->spec, (long long)pl->p.dims.HD);
         return 1;
     }
-    if (mkdir_p(gen) != 0) {
-        fprintf(stderr, "hzc: error: cannot create %s: %s\n", gen, strerror(errno));
+    char failed[sizeof gen];
+    if (mkdir_p(gen, failed) != 0) {
+        if (errno == ENOTDIR)
+            fprintf(stderr, "hzc: error: cannot create directory %s: %s is not a directory\n",
+                    gen, failed);
+        else
+            fprintf(stderr, "hzc: error: cannot create directory %s: %s\n", failed,
+                    strerror(errno));
         return 1;
     }
     static const char *const outputs[][2] = {
@@ -220,27 +298,53 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
                                          : "run make first");
         return 1;
     }
-    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-    char cmd[16 * PATH_MAX];
-    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -I'%s/runtime' -c '%s/schedule.c' -o '%s/schedule.o'",
-             cc, root, gen, gen);
-    if (run(cmd) != 0) return 1;
+    char ccbuf[PATH_MAX], ldbuf[PATH_MAX], inc[2 * PATH_MAX], src[3 * PATH_MAX], obj[3 * PATH_MAX];
+    char train[2 * PATH_MAX];
+    snprintf(inc, sizeof inc, "-I%s/runtime", root);
+    snprintf(src, sizeof src, "%s/schedule.c", gen);
+    snprintf(obj, sizeof obj, "%s/schedule.o", gen);
+    snprintf(train, sizeof train, "%s/train", o->out_dir);
+    command cc = {{NULL}, 0};
+    add_cc(&cc, ccbuf, sizeof ccbuf);
+    static const char *const compile[] = {"-std=c11", "-O2"};
+    for (size_t i = 0; i < sizeof compile / sizeof *compile; i++) arg(&cc, compile[i]);
+    arg(&cc, inc);
+    arg(&cc, "-c");
+    arg(&cc, src);
+    arg(&cc, "-o");
+    arg(&cc, obj);
+    if (run(&cc) != 0) return 1;
+
+    command ld = {{NULL}, 0};
+    add_cc(&ld, ldbuf, sizeof ldbuf);
+    arg(&ld, "-o");
+    arg(&ld, train);
+    arg(&ld, obj);
+    arg(&ld, lib);
+    char libdir[2 * PATH_MAX], stubs[2 * PATH_MAX], rpath[2 * PATH_MAX];
     if (!strcmp(backend, "cuda")) {
         const char *cuda = getenv("CUDA_HOME") && *getenv("CUDA_HOME") ? getenv("CUDA_HOME")
                                                                          : HZC_CUDA_DIR;
-        snprintf(cmd, sizeof cmd,
-                 "%s -o '%s/train' '%s/schedule.o' '%s' -L'%s/lib64' -L'%s/lib64/stubs' "
-                 "-Wl,-rpath,'%s/lib64' -lcublasLt -lcudart -lnvrtc -lcuda -fopenmp -lpthread -lm",
-                 cc, o->out_dir, gen, lib, cuda, cuda, cuda);
-    } else {
-        snprintf(cmd, sizeof cmd, "%s -o '%s/train' '%s/schedule.o' '%s' -fopenmp -lpthread -lm",
-                 cc, o->out_dir, gen, lib);
+        snprintf(libdir, sizeof libdir, "-L%s/lib64", cuda);
+        snprintf(stubs, sizeof stubs, "-L%s/lib64/stubs", cuda);
+        snprintf(rpath, sizeof rpath, "%s/lib64", cuda);
+        arg(&ld, libdir);
+        arg(&ld, stubs);
+        /* -Xlinker, not -Wl,: a comma in the path stays part of it */
+        static const char *const cudalibs[] = {"-lcublasLt", "-lcudart", "-lnvrtc", "-lcuda"};
+        arg(&ld, "-Xlinker");
+        arg(&ld, "-rpath");
+        arg(&ld, "-Xlinker");
+        arg(&ld, rpath);
+        for (size_t i = 0; i < sizeof cudalibs / sizeof *cudalibs; i++) arg(&ld, cudalibs[i]);
     }
-    if (run(cmd) != 0) {
-        fprintf(stderr, "hzc: error: linking %s/train failed\n", o->out_dir);
+    static const char *const common[] = {"-fopenmp", "-lpthread", "-lm"};
+    for (size_t i = 0; i < sizeof common / sizeof *common; i++) arg(&ld, common[i]);
+    if (run(&ld) != 0) {
+        fprintf(stderr, "hzc: error: linking %s failed\n", train);
         return 1;
     }
-    fprintf(stderr, "hzc: built %s/train (%s backend)\n", o->out_dir, backend);
+    fprintf(stderr, "hzc: built %s (%s backend)\n", train, backend);
     return 0;
 }
 
@@ -279,6 +383,11 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o) != 0) return 1;
     if (!strcmp(cmd, "build") && !o.out_dir) {
         fprintf(stderr, "hzc: error: build needs -o DIR\n");
+        return 1;
+    }
+    if (strcmp(cmd, "build") && o.out_dir) { /* accepted and ignored, it would mislead */
+        fprintf(stderr, "hzc: error: -o is for build; %s writes no files%s\n", cmd,
+                !strcmp(cmd, "plan") ? " (hzc plan SPEC --json > FILE saves the plan)" : "");
         return 1;
     }
     hzc_spec spec;

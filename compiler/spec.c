@@ -48,6 +48,7 @@ typedef enum {
 typedef enum {
     R_ANY,
     R_SIZE,      /* integer in [1, SPEC_MAX_SIZE] */
+    R_LAYERS,    /* integer in [1, SPEC_MAX_LAYERS] */
     R_NONNEG,    /* >= 0 */
     R_POS,       /* > 0 */
     R_UNIT_OPEN, /* [0, 1) */
@@ -88,7 +89,7 @@ static const field_def arch_fields[A_N] = {
     [A_FAMILY] = FIELD_OTHER("family", 1),
     [A_VOCAB] = FIELD("vocab_size", FT_INT, R_SIZE, 1, V),
     [A_HIDDEN] = FIELD("hidden_size", FT_INT, R_SIZE, 1, C),
-    [A_LAYERS] = FIELD("num_layers", FT_INT, R_SIZE, 1, L),
+    [A_LAYERS] = FIELD("num_layers", FT_INT, R_LAYERS, 1, L),
     [A_HEADS] = FIELD("num_heads", FT_INT, R_SIZE, 1, NH),
     [A_KV_HEADS] = FIELD("num_kv_heads", FT_INT, R_SIZE, 0, NKV),
     [A_HEAD_DIM] = FIELD("head_dim", FT_INT, R_SIZE, 0, HD),
@@ -340,15 +341,18 @@ static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, h
     switch (def->range) {
     case R_ANY: return 1;
     case R_SIZE:
+    case R_LAYERS: {
+        long long max = def->range == R_LAYERS ? SPEC_MAX_LAYERS : SPEC_MAX_SIZE;
         if (iv <= 0) {
             spec_error(c, node, "%s: must be positive, got %s", def->key, got);
             return 0;
         }
-        if (iv > SPEC_MAX_SIZE) {
-            spec_error(c, node, "%s: must be at most %lld, got %s", def->key, SPEC_MAX_SIZE, got);
+        if (iv > max) {
+            spec_error(c, node, "%s: must be at most %lld, got %s", def->key, max, got);
             return 0;
         }
         return 1;
+    }
     case R_NONNEG:
         if (v < 0) spec_error(c, node, "%s: must be >= 0, got %s", def->key, got);
         return v >= 0;
@@ -516,9 +520,13 @@ static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) 
     }
 }
 
-static void load_shape(spec_ctx *c, const field_val *at, hzc_spec *spec) {
+/* Load the shape section; *step_at is set to tokens_per_step's value node (NULL when
+ * absent), where the layers-times-micro-batches bound is reported. */
+static void load_shape(spec_ctx *c, const field_val *at, hzc_spec *spec,
+                       const yml_node **step_at) {
     field_val v[S_N];
     if (!load_section(c, SEC_SHAPE, at->key, at->value, spec, v)) return;
+    *step_at = v[S_STEP].value;
     /* tokens_per_micro_batch defaults to tokens_per_step (no gradient accumulation) */
     int micro_given = v[S_MICRO].value != NULL;
     int micro_ok = micro_given ? v[S_MICRO].ok : v[S_STEP].ok;
@@ -527,6 +535,13 @@ static void load_shape(spec_ctx *c, const field_val *at, hzc_spec *spec) {
         spec_error(c, v[S_STEP].value,
                    "tokens_per_step (%lld) must be a multiple of tokens_per_micro_batch (%lld)",
                    (long long)spec->step_tokens, (long long)spec->micro_tokens);
+    else if (micro_given && micro_ok && v[S_STEP].ok &&
+             spec->step_tokens / spec->micro_tokens > SPEC_MAX_MICRO_BATCHES)
+        spec_error(c, v[S_STEP].value,
+                   "tokens_per_step (%lld) is %lld micro-batches of %lld tokens; at most %lld "
+                   "(raise tokens_per_micro_batch)",
+                   (long long)spec->step_tokens, (long long)(spec->step_tokens / spec->micro_tokens),
+                   (long long)spec->micro_tokens, SPEC_MAX_MICRO_BATCHES);
     if (micro_ok && v[S_SEQ_LEN].ok && spec->micro_tokens % spec->T != 0)
         spec_error(c, micro_given ? v[S_MICRO].value : v[S_STEP].value,
                    "%s (%lld) must be a multiple of seq_len (%lld): a micro-batch holds whole "
@@ -605,10 +620,11 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err) {
     if (!root) return yml_errors_n;
 
     field_val top[TOP_N];
+    const yml_node *step_at = NULL;
     if (load_section(&c, SEC_TOP, NULL, root, spec, top)) {
         if (top[TOP_NAME].value) load_name(&c, top[TOP_NAME].value, spec);
         if (top[TOP_ARCH].value) load_architecture(&c, &top[TOP_ARCH], spec);
-        if (top[TOP_SHAPE].value) load_shape(&c, &top[TOP_SHAPE], spec);
+        if (top[TOP_SHAPE].value) load_shape(&c, &top[TOP_SHAPE], spec, &step_at);
         if (top[TOP_TRAINING].value) {
             field_val v[T_N];
             load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key, top[TOP_TRAINING].value, spec, v);
@@ -618,6 +634,13 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err) {
     if (params > SPEC_MAX_PARAMS)
         spec_error(&c, top[TOP_ARCH].key, "architecture: %.3g parameters is more than hzc "
                    "supports (2^50)", params);
+    int64_t micro_n = c.errors_n == 0 ? spec->step_tokens / spec->micro_tokens : 0;
+    if (c.errors_n == 0 && spec->L * micro_n > SPEC_MAX_LAYER_PASSES)
+        spec_error(&c, step_at, "tokens_per_step: %lld layers times %lld micro-batches is %lld "
+                   "layer passes a step; the schedule holds at most %lld (raise "
+                   "tokens_per_micro_batch)",
+                   (long long)spec->L, (long long)micro_n, (long long)(spec->L * micro_n),
+                   SPEC_MAX_LAYER_PASSES);
     if (c.errors_n > SPEC_MAX_ERRORS)
         fprintf(err, "%s: note: %d more errors not shown\n", path, c.errors_n - SPEC_MAX_ERRORS);
     yml_free(root);

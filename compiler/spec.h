@@ -49,6 +49,12 @@ int64_t spec_param_count(const hzc_spec *spec);
 double spec_param_count_fp(const hzc_spec *spec);
 
 #define SPEC_MAX_SIZE 2147483647LL     /* every size fits an int32 */
+/* The schedule holds a few ops per layer per micro-batch, and schedule.c some 350 bytes
+ * for each: these bound the generated code (and hzc's memory) before anything is planned.
+ * The largest published decoders have 126 layers. */
+#define SPEC_MAX_LAYERS 1024LL          /* architecture.num_layers */
+#define SPEC_MAX_MICRO_BATCHES 1024LL   /* shape.tokens_per_step / tokens_per_micro_batch */
+#define SPEC_MAX_LAYER_PASSES 65536LL   /* num_layers * micro-batches per step */
 #define SPEC_MAX_PARAMS 1125899906842624.0 /* 2^50: byte counts of 12 bytes/param fit int64 */
 /* The characters a spec name may hold (it ends up in file names and comments). */
 #define SPEC_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"

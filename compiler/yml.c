@@ -4,10 +4,13 @@
 #include "yml.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 static void yml_error(FILE *err, int *errors_n, const char *name, int line, int col,
@@ -236,17 +239,25 @@ char *yml_slurp(FILE *f, size_t max, size_t *len) {
     size_t n = 0, cap = 4096;
     char *buf = malloc(cap);
     while (buf) {
-        n += fread(buf + n, 1, cap - 1 - n, f);
-        if (n < cap - 1) break; /* end of file, or an error */
-        if (cap - 1 >= max) {
+        size_t room = cap - 1 - n, got = fread(buf + n, 1, room, f);
+        n += got;
+        if (n > max) { /* one byte past MAX is enough to know */
             free(buf);
             errno = EFBIG;
             return NULL;
         }
-        char *bigger = realloc(buf, 2 * cap);
+        if (got < room) break; /* end of file, or an error */
+        if (cap > SIZE_MAX / 2) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        size_t grown = 2 * cap;
+        if (max < SIZE_MAX - 2 && grown > max + 2) grown = max + 2; /* read at most MAX + 1 */
+        char *bigger = realloc(buf, grown);
         if (!bigger) free(buf);
         buf = bigger;
-        cap *= 2;
+        cap = grown;
     }
     if (!buf) {
         errno = ENOMEM;
@@ -262,19 +273,56 @@ char *yml_slurp(FILE *f, size_t max, size_t *len) {
     return buf;
 }
 
+/* What a file of mode MODE is, for "not a regular file (...)". */
+static const char *file_kind(mode_t mode) {
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a plain file";
+}
+
 yml_node *yml_load(const char *path, FILE *err, int *errors_n) {
     *errors_n = 0;
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        yml_error(err, errors_n, path, 0, 0, "cannot open: %s", strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            yml_error(err, errors_n, path, 0, 0, "is a directory; give the model description "
+                                                 "file (SPEC.yaml)");
+        else
+            yml_error(err, errors_n, path, 0, 0, "not a regular file (%s); a model description "
+                                                 "is a YAML file", file_kind(st.st_mode));
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         yml_error(err, errors_n, path, 0, 0, "cannot open: %s", strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t len = 0;
-    char *text = yml_slurp(f, SIZE_MAX, &len);
-    int read_errno = text ? 0 : errno;
+    char *text = NULL;
+    int read_errno = EFBIG;
+    if (st.st_size <= YML_MAX_FILE_BYTES) {
+        text = yml_slurp(f, YML_MAX_FILE_BYTES, &len);
+        read_errno = text ? 0 : errno;
+    }
     fclose(f);
     yml_node *root = NULL;
-    if (read_errno)
+    if (read_errno == EFBIG) /* the file may have grown since fstat: then say "more than" */
+        yml_error(err, errors_n, path, 0, 0, "%s%jd bytes; a model description is at most "
+                  "1 MiB (%d bytes)", st.st_size > YML_MAX_FILE_BYTES ? "" : "more than ",
+                  (intmax_t)(st.st_size > YML_MAX_FILE_BYTES ? st.st_size : YML_MAX_FILE_BYTES),
+                  YML_MAX_FILE_BYTES);
+    else if (read_errno)
         yml_error(err, errors_n, path, 0, 0, "cannot read: %s", strerror(read_errno));
     else
         root = yml_parse(path, text, len, err, errors_n);

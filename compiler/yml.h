@@ -29,15 +29,19 @@ typedef struct yml_node {
 #define YML_MAX_DEPTH 64
 yml_node *yml_parse(const char *name, const char *text, size_t len, FILE *err, int *errors_n);
 
-/* Read the file PATH and yml_parse it under its own name. A file that cannot be read
- * is reported as "PATH: error: cannot open: <strerror>". */
+/* Read the file PATH and yml_parse it under its own name. Refused, each with one
+ * "PATH: error: ..." line: a file that cannot be opened ("cannot open: <strerror>"), a
+ * directory, anything else that is not a regular file (a FIFO or a device is never read:
+ * /dev/zero would not end), and a file of more than YML_MAX_FILE_BYTES. */
+#define YML_MAX_FILE_BYTES (1 << 20) /* 1 MiB: a model description is a few hundred bytes */
 yml_node *yml_load(const char *path, FILE *err, int *errors_n);
 
 /* Free a tree returned by yml_parse or yml_load (NULL is fine). */
 void yml_free(yml_node *root);
 
-/* All of open file F (at most MAX bytes) in a malloc'd, NUL-terminated buffer, its length
- * in *len; NULL with errno ENOMEM, EIO or EFBIG. The front ends read every input so. */
+/* All of open file F in a malloc'd, NUL-terminated buffer, its length in *len; NULL with
+ * errno ENOMEM, EIO, or EFBIG when F holds more than MAX bytes (it reads at most MAX + 1).
+ * The front ends read every input so. */
 char *yml_slurp(FILE *f, size_t max, size_t *len);
 
 /* "a scalar", "a sequence" or "a mapping", for messages. */

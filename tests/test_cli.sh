@@ -68,6 +68,31 @@ for f in tests/bad/*.yaml; do
     expect_fail "check $f" "^$f:[0-9]*:[0-9]*: error: " $hzc check "$f"
 done
 
+# a spec that is not a regular file, or too large, is refused before it is read: no hang on
+# a FIFO, no endless read of /dev/zero (run under a memory cap and a timeout all the same)
+mkfifo "$tmp/fifo.yaml"
+expect_fail "spec is a directory" "^tests/bad: error: is a directory" $hzc check tests/bad
+expect_fail "spec is a FIFO" "fifo.yaml: error: not a regular file (a FIFO)" timeout 20 $hzc check "$tmp/fifo.yaml"
+expect_fail "spec is /dev/zero" "^/dev/zero: error: not a regular file (a character device)" \
+    timeout 20 sh -c "ulimit -v 1000000; exec $hzc check /dev/zero"
+{ cat models/tiny.yaml; head -c 1100000 /dev/zero | tr '\0' '#'; echo; } > "$tmp/big.yaml"
+expect_fail "spec over 1 MiB" "big.yaml: error: 1100.* bytes; a model description is at most 1 MiB" $hzc check "$tmp/big.yaml"
+
+# a million layers: refused at check time, at the value, before any plan or schedule exists
+sed 's/num_layers: 4/num_layers: 1000000/' models/tiny.yaml > "$tmp/layers.yaml"
+expect_fail "check a 1e6-layer spec" "layers.yaml:8:15: error: num_layers: must be at most 1024" $hzc check "$tmp/layers.yaml"
+expect_fail "build a 1e6-layer spec" "layers.yaml:8:15: error: num_layers: must be at most 1024" \
+    timeout 60 sh -c "ulimit -v 4000000; exec $hzc build $tmp/layers.yaml -o $tmp/layers --backend cpu"
+[ ! -e "$tmp/layers" ] && ok "1e6-layer spec: nothing written" || bad "1e6-layer spec: $tmp/layers written"
+
+# -o: an output directory that cannot be made names the part at fault; plan writes no files
+touch "$tmp/plainfile"
+expect_fail "build -o under a file" "cannot create directory $tmp/plainfile/generated: $tmp/plainfile is not a directory" \
+    $hzc build models/tiny.yaml -o "$tmp/plainfile" --backend cpu
+expect_fail "build -o under /proc" "cannot create directory /proc/hzc-cli-test: No such file or directory" \
+    $hzc build models/tiny.yaml -o /proc/hzc-cli-test/out --backend cpu
+expect_fail "plan -o" "plan writes no files" $hzc plan models/tiny.yaml -o "$tmp/nope/plan"
+
 # codegen: deterministic, banner names the spec and template, the trainer links
 $hzc build models/tiny.yaml -o "$tmp/a" --backend cpu 2> "$tmp/build.log" || bad "build tiny: $(cat "$tmp/build.log")"
 $hzc build models/tiny.yaml -o "$tmp/b" --backend cpu 2> /dev/null
@@ -78,6 +103,24 @@ head -3 "$tmp/a/generated/schedule.c" | grep -q 'source: models/tiny.yaml  templ
     ok "schedule.c banner names spec and template" || bad "schedule.c banner"
 head -1 "$tmp/a/generated/schedule.c" | grep -q 'generated file. DO NOT EDIT' && ok "generated banner" || bad "generated banner"
 [ -x "$tmp/a/train" ] && ok "trainer linked" || bad "trainer not linked"
+
+# -o with a quote, shell syntax and spaces: every byte reaches the C compiler as it is (no
+# shell runs), and the echoed command lines are quoted so that a shell would do the same
+q="$tmp/it's;touch $tmp/PWNED;'x"
+$hzc build models/tiny.yaml -o "$q" --backend cpu > /dev/null 2> "$tmp/q.log"
+rc=$?
+[ $rc = 0 ] && [ -x "$q/train" ] && [ ! -e "$tmp/PWNED" ] &&
+    ok "build -o with a quote and ';touch PWNED;': trainer linked, no PWNED" ||
+    bad "build -o with a quote: exit $rc, PWNED $([ -e "$tmp/PWNED" ] && echo made || echo absent); $(tail -n 3 "$tmp/q.log")"
+line=$(grep -m1 -- ' -c .*schedule.c' "$tmp/q.log")
+rm -f "$q/generated/schedule.o"
+sh -c "$line" && [ -s "$q/generated/schedule.o" ] && [ ! -e "$tmp/PWNED" ] &&
+    ok "the echoed compile line, run by sh, compiles the same files: $(echo "$line" | cut -c1-80)..." ||
+    bad "echoed compile line is not safely quoted: $line"
+sp="$tmp/with space/out dir"
+$hzc build models/tiny.yaml -o "$sp" --backend cpu > /dev/null 2> "$tmp/sp.log" && [ -x "$sp/train" ] &&
+    ok "build -o with spaces: trainer linked" || bad "build -o with spaces: $(tail -n 3 "$tmp/sp.log")"
+
 
 # NVRTC compiles kernels.cu for sm_90 (no GPU needed)
 if [ "${HAVE_CUDA:-0}" = 1 ] && [ -x build/nvrtc_compile ]; then

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "yml.h"
 #include "test.h"
 
 /* Load PATH into *spec, capturing the error text in a malloc'ed *text. */
@@ -314,6 +315,15 @@ static void test_bad_inputs(void) {
     expect_line(t, "tests/bad/bad_numbers.yaml:18:17: error: ", "warmup_steps: must be >= 0");
     free(t);
 
+    /* the sizes that bound the schedule: layers, micro-batches, and their product */
+    expect_one("tests/bad/layers.yaml", "tests/bad/layers.yaml:5:15: error: ",
+               "num_layers: must be at most 1024, got '1000000'");
+    expect_one("tests/bad/micro_count.yaml", "tests/bad/micro_count.yaml:10:20: error: ",
+               "tokens_per_step (32768) is 2048 micro-batches of 16 tokens; at most 1024");
+    expect_one("tests/bad/layer_passes.yaml", "tests/bad/layer_passes.yaml:10:20: error: ",
+               "1024 layers times 128 micro-batches is 131072 layer passes a step; the schedule "
+               "holds at most 65536");
+
     /* three independent errors in one file: all three reported, in file order */
     t = expect_errors("tests/bad/three_errors.yaml", 3);
     expect_line(t, "tests/bad/three_errors.yaml:5:3: error: ",
@@ -323,12 +333,46 @@ static void test_bad_inputs(void) {
     free(t);
 }
 
+/* The spec file's own limits: exactly 1 MiB is read, one byte more is refused unread, and
+ * a directory is named as one (not "Input/output error"). */
+static void test_file_limits(void) {
+    const char *head = "architecture:\n  family: llama\n  vocab_size: 256\n  hidden_size: 64\n"
+                       "  num_layers: 2\n  num_heads: 4\n  ffn_size: 128\n"
+                       "shape:\n  seq_len: 16\n  tokens_per_step: 64\n#";
+    size_t n = YML_MAX_FILE_BYTES + 1;
+    char *text = malloc(n + 1);
+    if (!text) exit(2);
+    memset(text, '#', n);
+    memcpy(text, head, strlen(head));
+    text[n - 1] = '\n';
+    const char *path = test_tmp("mib.yaml");
+    test_write(path, text, n - 1);
+    hzc_spec s;
+    char *out = NULL;
+    int errors_n = load(path, &s, &out);
+    CHECK(errors_n == 0, "a spec of exactly %d bytes loads: %d errors %s", YML_MAX_FILE_BYTES,
+          errors_n, out);
+    free(out);
+    test_write(path, text, n);
+    errors_n = load(path, &s, &out);
+    CHECK(errors_n == 1 && strstr(out, "mib.yaml: error: 1048577 bytes; a model description is "
+                                       "at most 1 MiB"),
+          "a spec of %d + 1 bytes: %d errors, says: %s", YML_MAX_FILE_BYTES, errors_n, out);
+    free(out);
+    free(text);
+    errors_n = load("tests/bad", &s, &out);
+    CHECK(errors_n == 1 && strstr(out, "tests/bad: error: is a directory"),
+          "a directory as the spec: %d errors, says: %s", errors_n, out);
+    free(out);
+}
+
 int main(void) {
     if (test_tmp_open("spec") != 0) return 2;
     test_models();
     test_defaults();
     test_error_cap();
     test_bad_inputs();
+    test_file_limits();
     test_tmp_close();
     TEST_END();
 }
