@@ -24,3 +24,17 @@ tally() {
     [ "$f" = 0 ] && [ "$status" = 0 ] || { grep -E '^NOT OK' "$2"; [ "$status" != 0 ] && [ "$f" = 0 ] && fail=$((fail + 1)); }
     printf '%-34s %s\n' "$1" "$line"
 }
+
+# expect_fail NAME PATTERN CMD...: exit status 1 (not a crash) and PATTERN in stderr; the
+# caller's $tmp holds the command's output.
+expect_fail() {
+    name=$1 pattern=$2
+    shift 2
+    "$@" > "$tmp/out" 2> "$tmp/err"
+    rc=$?
+    if [ $rc = 1 ] && grep -q -- "$pattern" "$tmp/err"; then
+        ok "$name: exit 1, says: $(grep -m1 -- "$pattern" "$tmp/err" | cut -c1-150)"
+    else
+        bad "$name: exit $rc, expected 1 with '$pattern'; stderr: $(head -c 400 "$tmp/err")"
+    fi
+}

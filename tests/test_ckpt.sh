@@ -9,18 +9,6 @@ tmp=$(mktemp -d /tmp/hzc-ckpt.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib.sh
 
-# expect_fail NAME PATTERN CMD...: exit status 1 (not a crash) and PATTERN in stderr
-expect_fail() {
-    name=$1 pattern=$2
-    shift 2
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    rc=$?
-    if [ $rc = 1 ] && grep -q -- "$pattern" "$tmp/err"; then
-        ok "$name: exit 1, says: $(grep -m1 -- "$pattern" "$tmp/err" | cut -c1-150)"
-    else
-        bad "$name: exit $rc, expected 1 with '$pattern'; stderr: $(head -c 400 "$tmp/err")"
-    fi
-}
 # poke FILE OFFSET OCTAL-BYTES: overwrite bytes in place
 poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2> /dev/null; }
 

@@ -7,18 +7,6 @@ tmp=$(mktemp -d /tmp/hzc-cli.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 . tests/lib.sh
 
-# expect_fail NAME PATTERN CMD...: exit status 1 (not a crash) and PATTERN in stderr
-expect_fail() {
-    name=$1 pattern=$2
-    shift 2
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    rc=$?
-    if [ $rc = 1 ] && grep -q -- "$pattern" "$tmp/err"; then
-        ok "$name: exit 1, says: $(grep -m1 -- "$pattern" "$tmp/err" | cut -c1-110)"
-    else
-        bad "$name: exit $rc, expected 1 with '$pattern'; stderr: $(head -c 300 "$tmp/err")"
-    fi
-}
 
 $hzc --version | grep -q '^hzc [0-9]' && ok "hzc --version" || bad "hzc --version"
 $hzc --help | grep -q 'hzc plan SPEC' && ok "hzc --help" || bad "hzc --help"

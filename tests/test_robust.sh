@@ -14,8 +14,8 @@ $hzc build models/tiny.yaml -o "$tmp/a" --backend cpu 2> "$tmp/build.log" || bad
 train="$tmp/a/train"
 data=data/tiny_train.bin
 
-# expect_fail NAME PATTERN CMD...: exit 1 within 60 s, PATTERN in stderr, no step trained
-expect_fail() {
+# expect_refused NAME PATTERN CMD...: exit 1 within 60 s, PATTERN in stderr, no step trained
+expect_refused() {
     name=$1 pattern=$2
     shift 2
     timeout 60 "$@" > "$tmp/out" 2> "$tmp/err"
@@ -93,11 +93,11 @@ rc=$?
     bad "second SIGTERM: exit $rc; $(ls "$tmp/two" | tr '\n' ' '); stderr: $(cat "$tmp/two.err")"
 
 # ---- non-finite values ----
-expect_fail "--lr 1e39 (inf as a float)" "--lr expects a number from 0 to 10" $train --data $data --lr 1e39 --warmup 0 --out "$tmp/n" --save-every 1
-expect_fail "--grad-clip 1e39" "--grad-clip expects a number from 0 to" $train --data $data --grad-clip 1e39
-expect_fail "--eps nan" "--eps expects a number" $train --data $data --eps nan
-expect_fail "--weight-decay 1e30" "--weight-decay expects a number" $train --data $data --weight-decay 1e30
-expect_fail "--min-lr-ratio 2" "--min-lr-ratio expects a number from 0 to 1" $train --data $data --min-lr-ratio 2
+expect_refused "--lr 1e39 (inf as a float)" "--lr expects a number from 0 to 10" $train --data $data --lr 1e39 --warmup 0 --out "$tmp/n" --save-every 1
+expect_refused "--grad-clip 1e39" "--grad-clip expects a number from 0 to" $train --data $data --grad-clip 1e39
+expect_refused "--eps nan" "--eps expects a number" $train --data $data --eps nan
+expect_refused "--weight-decay 1e30" "--weight-decay expects a number" $train --data $data --weight-decay 1e30
+expect_refused "--min-lr-ratio 2" "--min-lr-ratio expects a number from 0 to 1" $train --data $data --min-lr-ratio 2
 [ -e "$tmp/n" ] && bad "--lr 1e39 left $tmp/n" || ok "--lr 1e39 wrote nothing"
 
 # steps 2 and 3 diverge (injected): skipped whole, so the masters after 3 steps are those
@@ -142,9 +142,9 @@ rc=$?
     bad "no clipping, non-finite step: exit $rc; $(ls "$tmp/ncd" | tr '\n' ' '); $(cat "$tmp/nc.err")"
 
 # ---- threads ----
-expect_fail "--threads 2147483648" "--threads expects an integer from 1 to 1024" $train --data $data --threads 2147483648
-expect_fail "--threads 100000" "--threads expects an integer from 1 to 1024" $train --data $data --threads 100000
-expect_fail "--threads 0" "--threads expects an integer from 1 to 1024" $train --data $data --threads 0
+expect_refused "--threads 2147483648" "--threads expects an integer from 1 to 1024" $train --data $data --threads 2147483648
+expect_refused "--threads 100000" "--threads expects an integer from 1 to 1024" $train --data $data --threads 100000
+expect_refused "--threads 0" "--threads expects an integer from 1 to 1024" $train --data $data --threads 0
 HZ_TEST_FAIL_THREAD=2 timeout 120 "$train" --data $data --steps 3 --threads 3 > "$tmp/thr.log" 2> "$tmp/thr.err"
 rc=$?
 [ $rc = 1 ] && grep -q 'cannot start worker thread 3 of 3' "$tmp/thr.err" &&
@@ -153,20 +153,20 @@ rc=$?
 
 # ---- output paths: checked before the first step, no junk left ----
 : > "$tmp/file"
-expect_fail "--out under a file" "--out $tmp/file/ck: cannot write" $train --data $data --steps 1 --out "$tmp/file/ck"
-expect_fail "--dump-logits into a missing directory" "--dump-logits $tmp/nodir/l.npy: cannot write" $train --data $data --val-data data/tiny_val.bin --steps 1 --dump-logits "$tmp/nodir/l.npy"
-expect_fail "--save-raw into a missing directory" "--save-raw $tmp/nodir/x.raw: cannot write" $train --data $data --steps 1 --save-raw "$tmp/nodir/x.raw"
-expect_fail "--trace into a missing directory" "--trace $tmp/nodir/t.json: cannot write" $train --data $data --steps 1 --trace "$tmp/nodir/t.json"
-expect_fail "--save-raw is a directory" "--save-raw $tmp: cannot write" $train --data $data --steps 1 --save-raw "$tmp"
+expect_refused "--out under a file" "--out $tmp/file/ck: cannot write" $train --data $data --steps 1 --out "$tmp/file/ck"
+expect_refused "--dump-logits into a missing directory" "--dump-logits $tmp/nodir/l.npy: cannot write" $train --data $data --val-data data/tiny_val.bin --steps 1 --dump-logits "$tmp/nodir/l.npy"
+expect_refused "--save-raw into a missing directory" "--save-raw $tmp/nodir/x.raw: cannot write" $train --data $data --steps 1 --save-raw "$tmp/nodir/x.raw"
+expect_refused "--trace into a missing directory" "--trace $tmp/nodir/t.json: cannot write" $train --data $data --steps 1 --trace "$tmp/nodir/t.json"
+expect_refused "--save-raw is a directory" "--save-raw $tmp: cannot write" $train --data $data --steps 1 --save-raw "$tmp"
 mkdir "$tmp/probe"
-expect_fail "a bad --dump-logits with a good --out and --save-raw" "--dump-logits" $train --data $data --steps 1 --out "$tmp/probe/ck" --save-raw "$tmp/probe/raw" --dump-logits "$tmp/nodir/l.npy" --val-data data/tiny_val.bin
+expect_refused "a bad --dump-logits with a good --out and --save-raw" "--dump-logits" $train --data $data --steps 1 --out "$tmp/probe/ck" --save-raw "$tmp/probe/raw" --dump-logits "$tmp/nodir/l.npy" --val-data data/tiny_val.bin
 left=$(find "$tmp/probe" | sort | tr '\n' ' ')
 [ "$left" = "$tmp/probe $tmp/probe/ck " ] && ok "the probes leave only --out's (empty) directory: no probe files" ||
     bad "the probes left: $left"
 
 # ---- data and resume ----
 mkfifo "$tmp/fifo"
-expect_fail "a FIFO as --data" "not a regular file" $train --data "$tmp/fifo" --steps 1
+expect_refused "a FIFO as --data" "not a regular file" $train --data "$tmp/fifo" --steps 1
 "$train" --data $data --steps 2 --threads 2 --out "$tmp/past" > /dev/null 2>&1
 "$train" --data $data --steps 2 --threads 2 --resume "$tmp/past" --out "$tmp/past" > "$tmp/past.log" 2> "$tmp/past.err"
 rc=$?
