@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "errf.h"
 #include "hfmap.h"
 #include "rt.h"
@@ -62,122 +63,22 @@ typedef struct manifest_entry {
 _Static_assert(sizeof(resume_header) == RESUME_HEADER_BYTES, "resume.bin header layout");
 _Static_assert(sizeof(manifest_entry) == MANIFEST_NAME_BYTES + 16, "manifest entry layout");
 
-/* ---- the digest ---- */
-
-/* A 64-bit digest against accidental change, not against an adversary: four lanes each
- * take one 8-byte word per 32-byte block through xor, an odd multiply and a rotation, all
- * bijective, so changing any one block always changes the result; it runs at memory speed
- * where a byte-wise FNV-1a would take a minute per 60 GB of optimizer state. */
-typedef struct digest {
-    uint64_t lane[4], bytes;
-    unsigned char tail[32];
-    size_t tail_n;
-} digest;
-
-#define DIGEST_PRIME 0x100000001b3ull
-
-static void digest_init(digest *d)
-{
-    memset(d, 0, sizeof *d);
-    for (int i = 0; i < 4; i++)
-        d->lane[i] = 0xcbf29ce484222325ull + (uint64_t)i * 0x9e3779b97f4a7c15ull;
-}
-
-static void digest_block(digest *d, const unsigned char *b)
-{
-    for (int i = 0; i < 4; i++) {
-        uint64_t w;
-        memcpy(&w, b + 8 * i, 8);
-        uint64_t h = (d->lane[i] ^ w) * DIGEST_PRIME;
-        d->lane[i] = h << 31 | h >> 33;
-    }
-}
-
-static void digest_update(digest *d, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    d->bytes += n;
-    if (d->tail_n) {
-        size_t k = 32 - d->tail_n < n ? 32 - d->tail_n : n;
-        memcpy(d->tail + d->tail_n, p, k);
-        d->tail_n += k;
-        p += k;
-        n -= k;
-        if (d->tail_n < 32) return;
-        digest_block(d, d->tail);
-        d->tail_n = 0;
-    }
-    for (; n >= 32; p += 32, n -= 32) digest_block(d, p);
-    memcpy(d->tail, p, n);
-    d->tail_n = n;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x = (x ^ x >> 30) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ x >> 27) * 0x94d049bb133111ebull;
-    return x ^ x >> 31;
-}
-
-static uint64_t digest_final(digest *d)
-{
-    if (d->tail_n) {
-        memset(d->tail + d->tail_n, 0, 32 - d->tail_n);
-        digest_block(d, d->tail);
-    }
-    uint64_t h = mix64(d->bytes);
-    for (int i = 0; i < 4; i++) h = (h ^ mix64(d->lane[i])) * DIGEST_PRIME;
-    return mix64(h);
-}
-
-/* Digest and size of the file NAME in DIRFD; 0, or -1 with errno. */
-static int file_digest(int dirfd, const char *name, int64_t *bytes, uint64_t *out)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t cap = 1 << 20;
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        errno = ENOMEM;
-        return -1;
-    }
-    digest d;
-    digest_init(&d);
-    ssize_t k;
-    while ((k = read(fd, buf, cap)) != 0) {
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) break;
-        digest_update(&d, buf, (size_t)k);
-    }
-    int saved = errno;
-    free(buf);
-    close(fd);
-    if (k < 0) {
-        errno = saved;
-        return -1;
-    }
-    *bytes = (int64_t)d.bytes;
-    *out = digest_final(&d);
-    return 0;
-}
-
 /* The checksum of resume.bin: its header with the checksum field 0, the manifest, then the
  * payload, which the caller adds. */
-static void checksum_start(digest *d, const resume_header *h, const manifest_entry *man)
+static void checksum_start(hz_digest *d, const resume_header *h, const manifest_entry *man)
 {
     resume_header h0 = *h;
     h0.checksum = 0;
-    digest_init(d);
-    digest_update(d, &h0, sizeof h0);
-    digest_update(d, man, (size_t)h->files_n * sizeof *man);
+    hz_digest_init(d);
+    hz_digest_update(d, &h0, sizeof h0);
+    hz_digest_update(d, man, (size_t)h->files_n * sizeof *man);
 }
 
-static void checksum_store(digest *d, const hz_store *s)
+static void checksum_store(hz_digest *d, const hz_store *s)
 {
-    digest_update(d, s->lo, (size_t)s->n * 2);
-    digest_update(d, s->m, (size_t)s->n * 4);
-    digest_update(d, s->v, (size_t)s->n * 4);
+    hz_digest_update(d, s->lo, (size_t)s->n * 2);
+    hz_digest_update(d, s->m, (size_t)s->n * 4);
+    hz_digest_update(d, s->v, (size_t)s->n * 4);
 }
 
 /* ---- writing resume.bin ---- */
@@ -214,7 +115,7 @@ static manifest_entry *make_manifest(const char *dir, uint32_t *n, char *err)
         }
         manifest_entry *m = &man[(*n)++];
         memcpy(m->name, e->d_name, len);
-        if (file_digest(fd, m->name, &m->bytes, &m->digest) != 0) {
+        if (hz_file_digest(fd, m->name, &m->bytes, &m->digest) != 0) {
             set_err(err, "%.900s/%s: cannot read back: %s", dir, m->name, strerror(errno));
             goto fail;
         }
@@ -269,10 +170,10 @@ static int write_resume(const hz_store *s, const hz_plan *p, const char *dir,
     manifest_entry *man = make_manifest(dir, &j.h.files_n, err);
     if (!man) return -1;
     j.man = man;
-    digest d;
+    hz_digest d;
     checksum_start(&d, &j.h, man);
     checksum_store(&d, s);
-    j.h.checksum = digest_final(&d);
+    j.h.checksum = hz_digest_final(&d);
     char path[4300];
     snprintf(path, sizeof path, "%s/resume.bin", dir);
     int rc = hz_st_write_atomic(path, emit_resume, &j, err);
@@ -508,7 +409,7 @@ static int check_files(const char *dir, const resume_header *h, const manifest_e
     for (uint32_t i = 0; i < h->files_n; i++) {
         int64_t bytes;
         uint64_t dg;
-        if (file_digest(fd, man[i].name, &bytes, &dg) != 0) {
+        if (hz_file_digest(fd, man[i].name, &bytes, &dg) != 0) {
             set_err(err, "%.900s/%s: cannot read: %s (resume.bin's manifest lists it)", dir,
                     man[i].name, strerror(errno));
             goto done;
@@ -561,19 +462,19 @@ static int verify(const char *dir, char *err)
     if (!f) return -1;
     int rc = check_files(dir, &h, man, err);
     if (rc == 0) {
-        digest d;
+        hz_digest d;
         checksum_start(&d, &h, man);
         unsigned char buf[1 << 16];
         size_t k;
         uint64_t total = 0;
         while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
-            digest_update(&d, buf, k);
+            hz_digest_update(&d, buf, k);
             total += k;
         }
         if (total != (uint64_t)h.host_store_n * 10) {
             set_err(err, "%.900s/resume.bin: truncated or with trailing bytes", dir);
             rc = -1;
-        } else if (digest_final(&d) != h.checksum) {
+        } else if (hz_digest_final(&d) != h.checksum) {
             set_err(err, "%.900s/resume.bin: corrupt (checksum mismatch over its header and "
                          "state)", dir);
             rc = -1;
@@ -683,10 +584,10 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
         set_err(err, "%.900s/resume.bin: truncated or with trailing bytes", dir);
         goto done;
     }
-    digest d;
+    hz_digest d;
     checksum_start(&d, &h, man);
     checksum_store(&d, s);
-    if (digest_final(&d) != h.checksum) {
+    if (hz_digest_final(&d) != h.checksum) {
         set_err(err, "%.900s/resume.bin: corrupt (checksum mismatch over its header and "
                      "state)", dir);
         goto done;
