@@ -11,7 +11,10 @@
 int hz_mkdir_p(const char *path)
 {
     char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     for (char *c = buf + 1; *c; c++) {
         if (*c != '/') continue;
         *c = 0;
@@ -19,8 +22,12 @@ int hz_mkdir_p(const char *path)
         *c = '/';
     }
     struct stat st;
-    return (mkdir(buf, 0777) != 0 && errno != EEXIST) || stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)
-               ? -1 : 0;
+    if ((mkdir(buf, 0777) != 0 && errno != EEXIST) || stat(buf, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
 }
 
 void *hz_read_file(const char *path, size_t *n)

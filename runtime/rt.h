@@ -217,7 +217,7 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
 /* Host monotonic clock in seconds. */
 double hz_now_s(void);
 /* ---- files (files.c) ---- */
-/* mkdir -p PATH; 0, or -1 with errno (also when PATH exists but is no directory). */
+/* mkdir -p PATH; 0, or -1 with errno (ENOTDIR when PATH exists but is no directory). */
 int hz_mkdir_p(const char *path);
 /* The whole file PATH, NUL-terminated (malloc'd, *n bytes before the NUL); NULL with errno set. */
 void *hz_read_file(const char *path, size_t *n);

@@ -293,30 +293,6 @@ static void catch_signals(void)
 
 /* ---- output paths, checked before any work ---- */
 
-/* mkdir -p DIR; 0 or -1 with errno set. */
-static int make_dirs(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *q = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    struct stat st;
-    if (stat(buf, &st) != 0) return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 /* Die unless FILE can be written: an existing file is opened for writing, unchanged; a
  * new one is created and removed again. */
 static void probe_file(const char *flag, const char *path)
@@ -342,7 +318,7 @@ static void probe_out_dir(const char *dir)
 {
     char probe[4200];
     int fd = -1;
-    if (make_dirs(dir) == 0) {
+    if (hz_mkdir_p(dir) == 0) {
         snprintf(probe, sizeof probe, "%s/.hzc-probe-%ld", dir, (long)getpid());
         fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0666);
     }
