@@ -586,6 +586,7 @@ void spec_name_from_path(const char *path, char name[64]) {
 static void spec_defaults(hzc_spec *spec, const char *path) {
     memset(spec, 0, sizeof *spec);
     spec_name_from_path(path, spec->name);
+    snprintf(spec->path, sizeof spec->path, "%s", path);
     spec->norm_eps = 1e-5;
     spec->rope_theta = 10000.0;
     spec->lr = 3e-4;

@@ -8,6 +8,31 @@
 
 typedef enum { FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL } spec_family;
 
+/* Where a key was written (for messages about its value after parsing); line 0: not written. */
+typedef struct spec_pos {
+    int line, col;
+} spec_pos;
+
+enum spec_grad { SPEC_GRAD_AUTO, SPEC_GRAD_FP32, SPEC_GRAD_BF16 };
+enum spec_where { SPEC_WHERE_AUTO, SPEC_WHERE_GPU, SPEC_WHERE_HOST }; /* = plan_boundaries */
+
+/* The plan: section (docs/spec.md "plan"; hzc tune writes it): the planner's choices.
+ * A spec without it keeps the defaults below, today's plan. */
+typedef struct spec_plan {
+    int set;                  /* the spec has a plan: section */
+    int64_t resident_blocks;  /* plan.resident_blocks: the first N blocks keep their weights,
+                               * fp32 master and Adam moments on the GPU, updated there
+                               * (default 0) */
+    int resident_ends;        /* plan.resident_ends: the embedding and the head too (false) */
+    int64_t keep_blocks;      /* plan.keep_activations: the last N blocks keep their forward
+                               * activations for the backward instead of recomputing them (0) */
+    int weight_slots;         /* plan.weight_slots: 2 or 3; 0 = the planner's choice */
+    int host_grad;            /* plan.host_gradients: auto | fp32 | bf16 (enum spec_grad) */
+    int boundaries;           /* plan.boundaries: auto | gpu | host (enum spec_where) */
+    spec_pos pos_resident_blocks, pos_resident_ends, pos_keep_blocks, pos_weight_slots,
+        pos_host_grad, pos_boundaries;
+} spec_plan;
+
 typedef struct hzc_spec {
     char name[64];          /* name: (defaults to the file's base name without .yaml) */
     spec_family family;     /* architecture.family: llama | qwen2 | mistral */
@@ -35,6 +60,8 @@ typedef struct hzc_spec {
     int64_t warmup_steps, decay_steps; /* cosine decay over decay_steps after warmup; 0 = constant */
     double min_lr_ratio;    /* final lr = lr * min_lr_ratio */
     int64_t seed;
+    spec_plan plan;         /* plan: (all defaults when absent) */
+    char path[4096];        /* the file it came from, for FILE:LINE:COL messages */
 } hzc_spec;
 
 /* Parse and validate PATH into *spec. Errors go to err as "PATH:LINE:COL: error: ...";

@@ -16,10 +16,18 @@ float hz_lr_at(const hz_optim *o, int64_t step)
     return (float)(min_lr + 0.5 * (o->lr - min_lr) * (1.0 + cos(3.141592653589793 * t)));
 }
 
+hz_adam_coef hz_adam_coef_of(const hz_optim *o, float lr, int decay, float gscale, int64_t t)
+{
+    float wd = decay ? o->weight_decay : 0.0f;
+    float bc1 = 1.0f - powf(o->beta1, (float)t), bc2 = 1.0f - powf(o->beta2, (float)t);
+    hz_adam_coef k = {1.0f - lr * wd, lr / bc1, 1.0f / bc2, o->beta1, o->beta2, o->eps, gscale};
+    return k;
+}
+
 typedef struct adam_job {
     hz_store *s;
     int64_t base;
-    float lr, wd, beta1, beta2, eps, gscale, bc1, bc2;
+    hz_adam_coef k;
 } adam_job;
 
 /* One element range: the master is joined from (w, lo), updated in fp32 and split.
@@ -47,8 +55,8 @@ static void adam_range(void *varg, int64_t begin, int64_t end)
     uint16_t *restrict w = s->w + j->base;
     int16_t *restrict lo = s->lo + j->base;
     float *restrict m = s->m + j->base, *restrict v = s->v + j->base;
-    const float decay = 1.0f - j->lr * j->wd, step = j->lr / j->bc1, rbc2 = 1.0f / j->bc2;
-    const float b1 = j->beta1, b2 = j->beta2, eps = j->eps, gscale = j->gscale;
+    const float decay = j->k.decay, step = j->k.step, rbc2 = j->k.rbc2;
+    const float b1 = j->k.beta1, b2 = j->k.beta2, eps = j->k.eps, gscale = j->k.gscale;
     if (s->grad_bf16) {
         const uint16_t *restrict gb = (const uint16_t *)s->g + j->base;
         ADAM_LOOP(hz_bf16_f32_inl(gb[i]))
@@ -65,9 +73,7 @@ void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, f
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *x = &p->tensors[u->first_tensor + k];
         if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
-        adam_job j = {s, x->host_n, lr, x->decay ? o->weight_decay : 0.0f, o->beta1, o->beta2,
-                      o->eps, gscale, 1.0f - powf(o->beta1, (float)t),
-                      1.0f - powf(o->beta2, (float)t)};
+        adam_job j = {s, x->host_n, hz_adam_coef_of(o, lr, x->decay, gscale, t)};
         hz_pool_run(pool, adam_range, &j, x->rows * x->cols);
     }
 }

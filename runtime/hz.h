@@ -39,6 +39,8 @@ typedef struct hz_tensor {
     int64_t host_n, slot_n, grad_n;
     int store_grad;
     int decay;               /* weight decay applies (matrices yes, norms and biases no) */
+    int64_t res_n;           /* resident units: its first element in the RESIDENT region's
+                              * w, lo, m, v arrays (a tied lm_head: the embedding's); else -1 */
 } hz_tensor;
 
 /* One unit: tensors [first_tensor, first_tensor + tensor_n). Its own parameters are
@@ -48,7 +50,17 @@ typedef struct hz_unit {
     int layer;               /* block index, -1 otherwise */
     int first_tensor, tensor_n;
     int64_t host_n, padded_n, params_n;
-    int grad_region;         /* HZ_GSLOT or HZ_GHEAD */
+    int grad_region;         /* HZ_GSLOT or HZ_GHEAD (streamed units) */
+    int64_t span_n;          /* elements it takes in a weight slot or gradient region */
+    int resident;            /* weights, fp32 master and Adam moments live on the GPU (the
+                              * RESIDENT region) and are updated there: no load_w, no
+                              * gradient copy; its opt op runs on the compute stream */
+    int64_t res_n;           /* resident: its first element in the RESIDENT w, lo, m, v */
+    int64_t res_g_n;         /* resident: its gradients' first element in RESIDENT g (a tied
+                              * embedding shares the head's) */
+    int keep;                /* a block whose forward activations stay on the GPU for its
+                              * backward (SAVED region) instead of being recomputed */
+    int keep_slot;           /* keep: its index among the kept blocks */
 } hz_unit;
 
 /* One region of the GPU arena. */
@@ -106,6 +118,11 @@ typedef struct hz_plan {
     int64_t host_bytes;      /* planned peak host bytes (store + extras) */
     int64_t gpu_bytes;       /* planned GPU arena bytes */
     int64_t work_bytes;      /* WORK region bytes per micro-batch */
+    int64_t resident_n;      /* elements of each RESIDENT w, lo, m, v array */
+    int64_t resident_g_n;    /* elements of the RESIDENT g array (fp32) */
+    int64_t saved_bytes;     /* SAVED bytes per kept block and micro-batch (the WORK list's
+                              * HZ_SAVED_BUFS prefix) */
+    int keep_n;              /* blocks that keep their activations */
     hz_predict pred;         /* the predicted step time */
     int unit_n, tensor_n, region_n, op_n;
     const hz_unit *units;

@@ -35,7 +35,9 @@
     X(TOKENS, "tokens", "int32 inputs and targets of the step")                  \
     X(WORK, "workspace", "per-micro-batch recompute and backward buffers")        \
     X(LOSSBUF, "loss_head", "final norm, logits chunk, per-token losses")         \
-    X(SCALARS, "scalars", "doubles: the step's squared gradient norm and its partial sums")
+    X(SCALARS, "scalars", "doubles: the step's squared gradient norm and its partial sums") \
+    X(RESIDENT, "resident", "resident units: bf16 w, int16 lo, fp32 m, v, g (16 bytes a parameter)") \
+    X(SAVED, "saved", "forward activations of the kept blocks, per block and micro-batch")
 
 /* Streams. */
 #define HZ_STREAM_KINDS(X)                          \
@@ -51,7 +53,7 @@
     X(LOSS, "loss", "head forward + backward of one micro-batch, chunked over tokens") \
     X(BWD, "bwd", "recompute a block from its boundary, backward, accumulate grads") \
     X(STORE_G, "store_g", "copy a unit's gradients -> host, add its squared norm")  \
-    X(OPT, "opt", "AdamW on a unit's host master, after the global norm is known")  \
+    X(OPT, "opt", "AdamW on a unit's master (host, or the GPU for resident units)")  \
     X(STORE_B, "store_b", "copy a layer's boundary activations -> host (host boundaries)") \
     X(LOAD_B, "load_b", "copy a layer's boundary activations host -> GPU (host boundaries)")
 
@@ -62,7 +64,8 @@
     X(PH_BWD, "backward", "compute stream: recompute and backward of blocks") \
     X(PH_H2D, "PCIe h2d", "weights (and boundaries) to the GPU")              \
     X(PH_D2H, "PCIe d2h", "gradients (and boundaries) to the host")           \
-    X(PH_OPT, "host optimizer", "AdamW of every unit on the host")
+    X(PH_OPT, "host optimizer", "AdamW of the streamed units on the host")           \
+    X(PH_GPU_OPT, "GPU optimizer", "AdamW of the resident units on the GPU")
 
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels

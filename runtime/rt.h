@@ -119,6 +119,19 @@ typedef struct hz_optim {
 
 /* Learning rate at 0-based STEP: linear warmup, then cosine to lr*min_lr_ratio. */
 float hz_lr_at(const hz_optim *o, int64_t step);
+/* The coefficients of one tensor's AdamW update, computed once on the host in this order
+ * for both the host loop (adamw.c) and the GPU kernel (runtime/cuda/adamw.cu), so both
+ * update with the same bits. Per element, in fp32 without fused multiply-adds:
+ *   g = grad * gscale; m = beta1 m + (1 - beta1) g; v = beta2 v + ((1 - beta2) g) g;
+ *   p = join(w, lo) * decay; p = p - (step m) / (sqrt(v rbc2) + eps); (w, lo) = split(p). */
+typedef struct hz_adam_coef {
+    float decay;  /* 1 - lr * weight_decay (1 where the tensor has no decay) */
+    float step;   /* lr / (1 - beta1^t) */
+    float rbc2;   /* 1 / (1 - beta2^t) */
+    float beta1, beta2, eps, gscale;
+} hz_adam_coef;
+hz_adam_coef hz_adam_coef_of(const hz_optim *o, float lr, int decay, float gscale, int64_t t);
+
 /* AdamW on every tensor a unit owns, with gradients scaled by GSCALE (clipping);
  * t = 1-based step for the bias correction. */
 void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
