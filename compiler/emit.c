@@ -111,6 +111,10 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "host_extra_bytes", pl->host_extra_bytes);
     set_int(L, "gpu_bytes", p->gpu_bytes);
     set_int(L, "work_bytes", p->work_bytes);
+    set_int(L, "resident_n", p->resident_n);
+    set_int(L, "resident_g_n", p->resident_g_n);
+    set_int(L, "saved_bytes", p->saved_bytes);
+    set_int(L, "keep_n", p->keep_n);
     set_int(L, "n_wslots", pl->n_wslots);
     set_int(L, "n_gslots", pl->n_gslots);
     set_num(L, "flops_per_token", hz_flops_per_token(&p->dims));
@@ -160,6 +164,12 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
         set_int(L, "padded_n", u->padded_n);
         set_int(L, "params_n", u->params_n);
         set_int(L, "grad_region", u->grad_region);
+        set_int(L, "span_n", u->span_n);
+        set_int(L, "resident", u->resident);
+        set_int(L, "res_n", u->res_n);
+        set_int(L, "res_g_n", u->res_g_n);
+        set_int(L, "keep", u->keep);
+        set_int(L, "keep_slot", u->keep_slot);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "units");
@@ -177,6 +187,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
         set_int(L, "grad_n", t->grad_n);
         set_int(L, "store_grad", t->store_grad);
         set_int(L, "decay", t->decay);
+        set_int(L, "res_n", t->res_n);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "tensors");

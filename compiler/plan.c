@@ -50,6 +50,7 @@ static hz_tensor *add_tensor(builder *b, hz_unit *u, int kind, int layer, int64_
     t->cols = cols;
     t->decay = decay;
     t->store_grad = 1;
+    t->res_n = -1;
     /* slot and grad offsets: packed after the unit's previous tensor */
     int64_t off = u->tensor_n > 0 ? slot_end(t - 1) : 0;
     t->slot_n = off;
@@ -120,6 +121,7 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
         lm->slot_n = slot_end(lm - 1); /* after final_norm */
         lm->grad_n = lm->slot_n;
         lm->store_grad = 0;
+        lm->res_n = -1;
         head->tensor_n++;
         wte->grad_n = lm->grad_n; /* embed backward accumulates onto the head's lm_head grad */
     } else {
@@ -127,7 +129,67 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
     }
     end_unit(&b, head);
     pl->p.host_store_n = b.host_n;
-    for (int i = 0; i < pl->p.unit_n; i++) pl->p.params_n += pl->units[i].params_n;
+    for (int i = 0; i < pl->p.unit_n; i++) {
+        hz_unit *u = &pl->units[i];
+        pl->p.params_n += u->params_n;
+        u->span_n = unit_slot_n(pl, u);
+        u->res_n = u->res_g_n = -1;
+        u->keep_slot = -1;
+    }
+}
+
+/* ---- residency: which units live on the GPU, which blocks keep their activations ---- */
+
+/* The unit whose own host range holds element N (a tied lm_head's: the embedding). */
+static const hz_unit *owner_of(const hzc_plan *pl, int64_t n)
+{
+    for (int i = 0; i < pl->p.unit_n; i++) {
+        const hz_unit *u = &pl->units[i];
+        if (n >= u->host_n && n < u->host_n + u->padded_n) return u;
+    }
+    abort(); /* planner bug: an element outside the store */
+}
+
+/* Blocks 0..R-1 (and with ENDS the embedding and the head, together, as a tied head reads
+ * the embedding's weights) become resident; blocks L-K..L-1 keep their activations.
+ * Resident w, lo, m, v follow the host order of the resident units; the gradients take
+ * each unit's slot span (a tied embedding accumulates into the head's, as in GHEAD). */
+static void plan_residency(hzc_plan *pl, int64_t R, int ends, int64_t K)
+{
+    hz_plan *p = &pl->p;
+    int64_t L = p->dims.L, res = 0, res_g = 0;
+    p->keep_n = 0;
+    for (int i = 0; i < p->unit_n; i++) {
+        hz_unit *u = &pl->units[i];
+        u->resident = u->kind == HZ_BLOCK ? u->layer < R : ends;
+        u->keep = u->kind == HZ_BLOCK && u->layer >= L - K;
+        u->keep_slot = u->keep ? p->keep_n++ : -1;
+        u->res_n = u->res_g_n = -1;
+        if (!u->resident) continue;
+        u->res_n = res;
+        res += u->padded_n;
+    }
+    hz_unit *head = &pl->units[p->unit_n - 1], *emb = &pl->units[0];
+    for (int i = p->unit_n - 1; i >= 0; i--) { /* head first: a tied embedding shares it */
+        hz_unit *u = &pl->units[i];
+        if (!u->resident) continue;
+        if (u == emb && p->dims.tied) {
+            u->res_g_n = head->res_g_n;
+            continue;
+        }
+        u->res_g_n = res_g;
+        res_g += align_up(u->span_n, PLAN_ALIGN_N);
+    }
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &pl->units[i];
+        for (int k = 0; k < u->tensor_n; k++) {
+            hz_tensor *t = &pl->tensors[u->first_tensor + k];
+            const hz_unit *o = owner_of(pl, t->host_n);
+            t->res_n = u->resident ? o->res_n + (t->host_n - o->host_n) : -1;
+        }
+    }
+    p->resident_n = res;
+    p->resident_g_n = res_g;
 }
 
 /* ---- the step schedule ---- */
@@ -213,14 +275,15 @@ static void build_schedule(hzc_plan *pl, int clip)
      * boundary u and reads boundary u - 1; with host boundaries, boundary j < L then goes
      * to the host (the head's input, boundary L, stays for the loss). */
     for (int u = 0; u < pl->p.unit_n; u++) {
-        int slot, load = load_weights(&s, u, &slot), last = -1;
+        int slot = -1, load = -1, last = -1;
+        if (!pl->units[u].resident) load = load_weights(&s, u, &slot);
         for (int m = 0; m < n_micro; m++) {
             last = emit(&s, u == head ? HZ_LOSS : HZ_FWD, HZ_COMPUTE, u, m, slot, -1);
             if (m == 0) add_wait(pl, last, load);
             if (u > 0) use_buffer(&s, last, (u - 1) % 2, 0);
             if (u < head) use_buffer(&s, last, u % 2, 1);
         }
-        s.slot_last_use[slot] = last;
+        if (slot >= 0) s.slot_last_use[slot] = last;
         if (pl->p.boundary_on_host && u < L) {
             int st = emit(&s, HZ_STORE_B, HZ_D2H, u, -1, -1, -1);
             pl->ops[st].bnd = u;
@@ -236,11 +299,13 @@ static void build_schedule(hzc_plan *pl, int clip)
     /* backward: blocks in reverse, recomputed from their boundaries, then the embedding */
     for (int u = L; u >= 0; u--) {
         int slot = -1, load = -1, gslot = -1, last = -1;
-        int load_b = -1;
+        int load_b = -1, resident = pl->units[u].resident;
         if (u > 0) {
-            load = load_weights(&s, u, &slot);
-            gslot = s.gslot_next;
-            s.gslot_next = (s.gslot_next + 1) % pl->n_gslots;
+            if (!resident) {
+                load = load_weights(&s, u, &slot);
+                gslot = s.gslot_next;
+                s.gslot_next = (s.gslot_next + 1) % pl->n_gslots;
+            }
             /* block u - 1 reads boundary u - 1; the last block's is still on the GPU */
             if (pl->p.boundary_on_host && u < L) {
                 load_b = emit(&s, HZ_LOAD_B, HZ_H2D, u, -1, -1, -1);
@@ -255,7 +320,8 @@ static void build_schedule(hzc_plan *pl, int clip)
             add_wait(pl, last, load);
             add_wait(pl, last, load_b);
             if (gslot >= 0) add_wait(pl, last, s.gslot_last_store[gslot]);
-            if (u == 0 && !pl->p.dims.tied) add_wait(pl, last, store_head); /* GHEAD reuse */
+            if (u == 0 && !pl->p.dims.tied && !resident)
+                add_wait(pl, last, store_head); /* GHEAD reuse */
         }
         if (slot >= 0) s.slot_last_use[slot] = last;
         store_last = emit(&s, HZ_STORE_G, HZ_D2H, u, -1, -1, gslot);
@@ -266,10 +332,13 @@ static void build_schedule(hzc_plan *pl, int clip)
     /* optimizer on the host. With clipping every update waits for the global norm (the
      * last store_g), so they run in forward order, overlapping the next step's forward.
      * Without, each unit updates as soon as its gradients are home, in the order they
-     * arrive (head, blocks in reverse, embedding): the updates overlap this backward. */
+     * arrive (head, blocks in reverse, embedding): the updates overlap this backward.
+     * Resident units update on the GPU (compute stream), issued once the step's norm is
+     * known (runtime/exec.c). */
     for (int k = 0; k < pl->p.unit_n; k++) {
         int u = clip ? k : (k == 0 ? head : head - k);
-        int op = emit(&s, HZ_OPT, HZ_HOST, u, -1, -1, -1);
+        int stream = pl->units[u].resident ? HZ_COMPUTE : HZ_HOST;
+        int op = emit(&s, HZ_OPT, stream, u, -1, -1, -1);
         add_wait(pl, op, clip ? store_last : store_of[u]);
     }
     free(store_of);
@@ -291,18 +360,20 @@ static void set_region(hzc_plan *pl, int kind, int count, int64_t slot_bytes)
 static void build_arena(hzc_plan *pl)
 {
     const hz_dims *d = &pl->p.dims;
+    /* the slots serve the streamed units only */
     int64_t max_unit = 0, max_block = 0, head_grad = 0;
     for (int i = 0; i < pl->p.unit_n; i++) {
         const hz_unit *u = &pl->units[i];
-        int64_t n = unit_slot_n(pl, u);
+        if (u->resident) continue;
+        int64_t n = u->span_n;
         if (n > max_unit) max_unit = n;
         if (u->kind == HZ_BLOCK && n > max_block) max_block = n;
         if (u->kind != HZ_BLOCK && n > head_grad) head_grad = n;
     }
-    set_region(pl, HZ_WSLOT, pl->n_wslots, 2 * max_unit);
-    set_region(pl, HZ_GSLOT, pl->n_gslots, 4 * max_block);
-    set_region(pl, HZ_GHEAD, 1, 4 * head_grad);
-    set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 ? 1 : 0, 2 * max_unit);
+    set_region(pl, HZ_WSLOT, max_unit ? pl->n_wslots : 0, 2 * max_unit);
+    set_region(pl, HZ_GSLOT, max_block ? pl->n_gslots : 0, 4 * max_block);
+    set_region(pl, HZ_GHEAD, head_grad ? 1 : 0, 4 * head_grad);
+    set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 && max_unit ? 1 : 0, 2 * max_unit);
     set_region(pl, HZ_BOUNDARY, pl->p.boundary_on_host ? 2 : (int)d->L + 1,
                2 * d->step_tokens * d->C);
     set_region(pl, HZ_DGRAD, 1, 2 * d->step_tokens * d->C);
@@ -312,6 +383,9 @@ static void build_arena(hzc_plan *pl)
     set_region(pl, HZ_WORK, 1, pl->p.work_bytes);
     set_region(pl, HZ_LOSSBUF, 1, hz_loss_layout(d, 2, NULL));
     set_region(pl, HZ_SCALARS, 1, 8 * HZ_SCALAR_N);
+    set_region(pl, HZ_RESIDENT, 1, hz_resident_layout(pl->p.resident_n, pl->p.resident_g_n, NULL));
+    pl->p.saved_bytes = hz_saved_layout(d, 2);
+    set_region(pl, HZ_SAVED, pl->p.keep_n * (int)d->n_micro, pl->p.saved_bytes);
     int64_t off = 0;
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
         pl->regions[k].offset_bytes = off;
@@ -336,6 +410,24 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
 static void fmt_gib(char *buf, size_t n, int64_t bytes)
 {
     snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+/* One plan: choice's share of a GPU overflow, at the place it was written. */
+static void over_choice(FILE *err, const hzc_spec *s, const spec_pos *at, const char *key,
+                        int64_t value, int64_t bytes, int64_t over)
+{
+    if (value <= 0) return;
+    char b[32], o[32], each[32];
+    fmt_gib(b, sizeof b, bytes);
+    fmt_gib(o, sizeof o, over);
+    fmt_gib(each, sizeof each, bytes / value);
+    if (at->line > 0)
+        fprintf(err, "%s:%d:%d: ", s->path, at->line, at->col);
+    else
+        fprintf(err, "%s: ", s->name);
+    fprintf(err, "note: %s: %lld takes %s (%s each); the plan is %s over: lower it by %lld\n",
+            key, (long long)value, b, each, o,
+            (long long)((over + bytes / value - 1) / (bytes / value)));
 }
 
 int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *err)
@@ -364,24 +456,32 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
     pl->p.family = spec_family_name(s->family);
     build_units(s, pl);
 
+    /* The plan: section's choices (spec.h spec_plan; all 0/auto without one). */
+    const spec_plan *c = &s->plan;
+    plan_residency(pl, c->resident_blocks, c->resident_ends, c->keep_blocks);
+    int boundaries = lim->boundaries != PLAN_BOUNDARIES_AUTO ? lim->boundaries : c->boundaries;
+
     /* Host gradients: fp32 when the whole plan fits in 85% of the host budget (the rest
-     * is the OS, the page cache and the data), else bf16 (14 bytes per parameter).
-     * GPU: three weight slots, then two (which still overlap one copy with one compute);
-     * then, unless the boundaries were pinned to the GPU, the boundaries move to the host
-     * (which changes the host plan, so both are planned again). */
-    pl->p.boundary_on_host = lim->boundaries == PLAN_BOUNDARIES_HOST;
+     * is the OS, the page cache and the data), else bf16 (14 bytes per parameter), unless
+     * plan.host_gradients says. GPU: three weight slots, then two (which still overlap one
+     * copy with one compute), unless plan.weight_slots says; then, unless the boundaries
+     * were pinned, the boundaries move to the host (which changes the host plan, so both
+     * are planned again). */
+    pl->p.boundary_on_host = boundaries == PLAN_BOUNDARIES_HOST;
     pl->n_gslots = 2;
     for (;;) {
-        plan_host(pl, 0);
-        if (lim->host_bytes && pl->p.host_bytes > lim->host_bytes / 100 * 85) plan_host(pl, 1);
-        pl->n_wslots = 3;
+        plan_host(pl, c->host_grad == SPEC_GRAD_BF16);
+        if (c->host_grad == SPEC_GRAD_AUTO && lim->host_bytes &&
+            pl->p.host_bytes > lim->host_bytes / 100 * 85)
+            plan_host(pl, 1);
+        pl->n_wslots = c->weight_slots ? c->weight_slots : 3;
         build_arena(pl);
-        if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
+        if (!c->weight_slots && lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
             pl->n_wslots = 2;
             build_arena(pl);
         }
         if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes &&
-            lim->boundaries == PLAN_BOUNDARIES_AUTO && !pl->p.boundary_on_host) {
+            boundaries == PLAN_BOUNDARIES_AUTO && !pl->p.boundary_on_host) {
             pl->p.boundary_on_host = 1;
             continue;
         }
@@ -403,13 +503,25 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
         const char *knob = "shape.tokens_per_step (the boundary activations of the whole step)";
         if (pl->regions[HZ_WORK].bytes + pl->regions[HZ_LOSSBUF].bytes > big->bytes)
             knob = "shape.tokens_per_micro_batch (the per-micro-batch workspace)";
-        else if (lim->boundaries == PLAN_BOUNDARIES_GPU)
+        else if (boundaries == PLAN_BOUNDARIES_GPU)
             knob = "shape.tokens_per_step, or let the boundaries go to the host "
                    "(--boundaries auto)";
-        fprintf(err,
-                "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over); "
-                "lower %s\n",
-                s->name, need, have, over, knob);
+        int64_t res = pl->regions[HZ_RESIDENT].bytes, saved = pl->regions[HZ_SAVED].bytes;
+        if (res + saved > pl->p.gpu_bytes - lim->gpu_bytes) {
+            /* the plan: section's choices overflow: name them, where they were written */
+            fprintf(err,
+                    "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over)\n",
+                    s->name, need, have, over);
+            over_choice(err, s, &c->pos_resident_blocks, "plan.resident_blocks",
+                        c->resident_blocks, res, pl->p.gpu_bytes - lim->gpu_bytes);
+            over_choice(err, s, &c->pos_keep_blocks, "plan.keep_activations", c->keep_blocks,
+                        saved, pl->p.gpu_bytes - lim->gpu_bytes);
+        } else {
+            fprintf(err,
+                    "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over); "
+                    "lower %s\n",
+                    s->name, need, have, over, knob);
+        }
         bad = 1;
     }
     if (lim->host_bytes && pl->p.host_bytes > lim->host_bytes) {
@@ -438,6 +550,55 @@ static void print_bytes(FILE *out, const char *what, int64_t bytes)
 {
     fprintf(out, "  %-34s %16lld bytes  %10.3f GiB\n", what, (long long)bytes,
             (double)bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+/* Where each class of a unit lives, as one row per run of units placed alike. */
+static void residency_row(const hzc_plan *pl, const hz_unit *u, const char **col)
+{
+    const hz_plan *p = &pl->p;
+    static const char *host_g[2] = {"host fp32", "host bf16"};
+    col[0] = u->resident ? "gpu" : "streamed";
+    col[1] = u->resident ? "gpu" : "host";
+    col[2] = u->resident ? "gpu fp32" : host_g[p->host_grad_bf16];
+    col[3] = u->kind != HZ_BLOCK ? "-" : u->keep ? "kept" : "recomputed";
+    col[4] = u->kind == HZ_EMBED ? "-" : p->boundary_on_host && u->kind == HZ_BLOCK &&
+                                              u->layer < p->dims.L - 1
+                                             ? "host"
+                                             : "gpu";
+}
+
+static void print_residency(const hzc_plan *pl, FILE *out)
+{
+    const hz_plan *p = &pl->p;
+    fprintf(out, "residency (unit x class)\n");
+    fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", "units", "weights",
+            "master, m, v", "gradients", "activations", "input boundary");
+    for (int i = 0; i < p->unit_n;) {
+        const char *a[5], *b[5];
+        residency_row(pl, &pl->units[i], a);
+        int j = i + 1;
+        for (; j < p->unit_n && pl->units[j].kind == pl->units[i].kind; j++) {
+            residency_row(pl, &pl->units[j], b);
+            int same = 1;
+            for (int k = 0; k < 5; k++) same &= strcmp(a[k], b[k]) == 0;
+            if (!same) break;
+        }
+        char name[48];
+        const hz_unit *u = &pl->units[i];
+        if (u->kind != HZ_BLOCK)
+            snprintf(name, sizeof name, "%s", hz_unit_names[u->kind]);
+        else if (j - i == 1)
+            snprintf(name, sizeof name, "block %d", u->layer);
+        else
+            snprintf(name, sizeof name, "blocks %d-%d", u->layer, pl->units[j - 1].layer);
+        fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", name, a[0], a[1], a[2], a[3], a[4]);
+        i = j;
+    }
+    if (p->resident_n > 0)
+        print_bytes(out, "resident on the GPU (16 B/param)", pl->regions[HZ_RESIDENT].bytes);
+    if (p->keep_n > 0)
+        print_bytes(out, "kept activations", pl->regions[HZ_SAVED].bytes);
+    fprintf(out, "\n");
 }
 
 void plan_print(const hzc_plan *pl, FILE *out)
@@ -482,6 +643,8 @@ void plan_print(const hzc_plan *pl, FILE *out)
     print_bytes(out, "planned peak GPU", p->gpu_bytes);
     fprintf(out, "\n");
 
+    print_residency(pl, out);
+
     int counts[HZ_OP_KIND_N] = {0};
     for (int i = 0; i < p->op_n; i++) counts[p->ops[i].kind]++;
     fprintf(out, "schedule: %d ops per step (", p->op_n);
@@ -501,7 +664,14 @@ void plan_print(const hzc_plan *pl, FILE *out)
     fprintf(out, "  backward: reload, recompute from the boundary, backward; %d gradient slots "
                  "alternate so one stores to the host while the next fills\n",
             pl->n_gslots);
-    fprintf(out, "  optimizer: AdamW on the host per unit, %s\n",
+    fprintf(out, "  optimizer: AdamW on the host per streamed unit, %s\n",
             p->train.grad_clip > 0 ? "after the global gradient norm is known"
                                    : "as soon as the unit's gradients arrive");
+    if (p->resident_n > 0)
+        fprintf(out, "  resident units: no load_w and no gradient copy; AdamW on the GPU (the "
+                     "same fp32 update) once the step's norm is known\n");
+    if (p->keep_n > 0)
+        fprintf(out, "  kept blocks (%d): the forward leaves its activations in the saved "
+                     "region and the backward skips the recompute\n",
+                p->keep_n);
 }

@@ -82,6 +82,14 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
     return 0;
 }
 
+/* Units whose updates run on the host (at least 1). */
+static double units_of(const hz_plan *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->unit_n; i++) n += !p->units[i].resident;
+    return n > 0 ? n : 1;
+}
+
 void tm_predict(hz_plan *p, const tm_ceilings *c)
 {
     const hz_dims *d = &p->dims;
@@ -102,10 +110,13 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     double dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */
     double emb = 4.0 * N * C;
     double *ph = p->pred.phase_s;
-    ph[HZ_PH_FWD] = M * (L * (gemm_fwd / G + att_fwd / AF + ew_fwd / H) + emb / H);
-    ph[HZ_PH_BWD] = M * (L * (gemm_rec / G + 2.0 * gemm_fwd / GB + att_fwd / AF +
-                              2.5 * att_fwd / AB + (ew_rec + ew_bwd + dw_acc) / H) +
-                         2.0 * emb / H);
+    double block_fwd = M * (gemm_fwd / G + att_fwd / AF + ew_fwd / H);
+    double recompute = M * (gemm_rec / G + att_fwd / AF + ew_rec / H);
+    ph[HZ_PH_FWD] = L * block_fwd + M * emb / H;
+    /* kept blocks skip the recompute */
+    ph[HZ_PH_BWD] = M * (L * (2.0 * gemm_fwd / GB + 2.5 * att_fwd / AB + (ew_bwd + dw_acc) / H) +
+                         2.0 * emb / H) +
+                    (L - (double)p->keep_n) * recompute;
     /* lm_head forward, dx and dW per chunk; the loss reads logits and writes dlogits;
      * dlm_head (fp32) is read and written once per chunk */
     ph[HZ_PH_LOSS] = M * (6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H +
@@ -114,23 +125,42 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     hz_plan_pcie_bytes(p, &h2d, &d2h);
     ph[HZ_PH_H2D] = (double)h2d / (c->h2d_gbps * 1e9);
     ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
-    double per_param = 24.0 + (p->host_grad_bf16 ? 2.0 : 4.0);
-    ph[HZ_PH_OPT] = (double)p->host_store_n * per_param / (c->host_adamw_gbps * 1e9);
+    /* host AdamW: 24 bytes of w, lo, m, v read and written plus the gradient, per streamed
+     * parameter; the GPU's: the same 24 plus the fp32 gradient, 28 per resident parameter */
+    double per_param = 24.0 + (p->host_grad_bf16 ? 2.0 : 4.0), host_rate = c->host_adamw_gbps * 1e9;
+    ph[HZ_PH_OPT] = ph[HZ_PH_GPU_OPT] = 0.0;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        if (u->resident)
+            ph[HZ_PH_GPU_OPT] += (double)u->padded_n * 28.0 / H;
+        else
+            ph[HZ_PH_OPT] += (double)u->padded_n * per_param / host_rate;
+    }
 
-    double units = (double)p->unit_n, fwd = ph[HZ_PH_FWD];
-    double compute = fwd + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD];
+    double compute = ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT];
     double step = compute;
-    int crit = ph[HZ_PH_BWD] >= fwd ? HZ_PH_BWD : HZ_PH_FWD;
+    int crit = ph[HZ_PH_BWD] >= ph[HZ_PH_FWD] ? HZ_PH_BWD : HZ_PH_FWD;
     if (p->train.grad_clip > 0) {
-        /* the update of step s starts when its norm is known, at the end of step s; the
-         * forward of step s+1 can finish only after the last unit's update */
-        double gated = ph[HZ_PH_OPT] + fwd / units;
-        if (gated > fwd) {
-            step = gated + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD];
-            crit = HZ_PH_OPT;
+        /* the updates of step s start when its norm is known, at the end of step s: the GPU's
+         * on the compute stream before the next forward, the host's in forward order beside
+         * it; a streamed unit's forward (the head's: the loss) starts after its update */
+        double t = ph[HZ_PH_GPU_OPT], h = 0.0;
+        for (int i = 0; i < p->unit_n; i++) {
+            const hz_unit *u = &p->units[i];
+            double f = u->kind == HZ_HEAD ? ph[HZ_PH_LOSS]
+                       : u->kind == HZ_EMBED ? M * emb / H
+                                             : block_fwd;
+            if (!u->resident) {
+                h += (double)u->padded_n * per_param / host_rate;
+                if (h > t) t = h;
+            }
+            t += f;
         }
-    } else if (ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units > compute) {
-        step = ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units; /* updates trail the gradients */
+        double gated = t + ph[HZ_PH_BWD];
+        if (gated > compute) step = gated;
+        if (gated - compute > 0.05 * gated) crit = HZ_PH_OPT; /* it, not compute, sets the step */
+    } else if (ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units_of(p) > compute) {
+        step = ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units_of(p); /* updates trail the gradients */
         crit = HZ_PH_OPT;
     }
     for (int k = HZ_PH_H2D; k <= HZ_PH_D2H; k++)
@@ -151,7 +181,8 @@ void tm_critical_text(const hz_plan *p, char *buf, size_t n)
         snprintf(buf, n,
                  "host optimizer: %.2f s of updates; the next step's forward waits for them "
                  "(%.2f s of the %.2f s step are not compute)",
-                 ph[HZ_PH_OPT], r->step_s - (ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]),
+                 ph[HZ_PH_OPT],
+                 r->step_s - (ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT]),
                  r->step_s);
         break;
     case HZ_PH_H2D:
@@ -162,8 +193,8 @@ void tm_critical_text(const hz_plan *p, char *buf, size_t n)
         break;
     default:
         snprintf(buf, n, "compute stream: %.2f s, of which %s %.2f s",
-                 ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD], hz_phase_names[r->critical],
-                 ph[r->critical]);
+                 ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT],
+                 hz_phase_names[r->critical], ph[r->critical]);
     }
 }
 

@@ -32,7 +32,22 @@ int hz_exec_update_waits_norm(const hz_ctx *c)
     return c->plan->train.grad_clip != 0 || c->optim.grad_clip != 0;
 }
 
-/* The optimizer thread: for each queued step, OPT ops in schedule order. */
+/* The update of step STEP from its gradient norm NORM: 1 when it is skipped (a non-finite
+ * step whose update waits for the norm), else 0 with the learning rate and the clipping
+ * scale. The host and the device updates both take it from here. */
+static int update_of(const hz_ctx *c, int64_t step, double norm, float *lr, float *gscale)
+{
+    /* a non-finite step leaves the moments and masters as they are; queued early (no
+     * clipping) the norm here is an older step's and says nothing */
+    if (hz_exec_update_waits_norm(c) && !isfinite(norm)) return 1;
+    *lr = hz_lr_at(&c->optim, step);
+    *gscale = 1.0f;
+    if (c->optim.grad_clip > 0 && norm > c->optim.grad_clip)
+        *gscale = (float)(c->optim.grad_clip / (norm + 1e-6));
+    return 0;
+}
+
+/* The optimizer thread: for each queued step, the host OPT ops in schedule order. */
 static void *opt_main(void *arg)
 {
     hz_ctx *c = arg;
@@ -45,16 +60,11 @@ static void *opt_main(void *arg)
         int64_t step = c->opt_queued_step;
         double norm = c->grad_norm;
         pthread_mutex_unlock(&c->mu);
-        /* a non-finite step leaves the moments and masters as they are; queued early (no
-         * clipping) the norm here is an older step's and says nothing */
-        int skip = hz_exec_update_waits_norm(c) && !isfinite(norm);
-        float lr = hz_lr_at(&c->optim, step);
-        float gscale = 1.0f;
-        if (c->optim.grad_clip > 0 && norm > c->optim.grad_clip)
-            gscale = (float)(c->optim.grad_clip / (norm + 1e-6));
+        float lr = 0.0f, gscale = 1.0f;
+        int skip = update_of(c, step, norm, &lr, &gscale);
         for (int i = 0; i < p->op_n; i++) {
             const hz_op *o = &p->ops[i];
-            if (o->kind != HZ_OPT) continue;
+            if (o->kind != HZ_OPT || o->stream != HZ_HOST) continue;
             for (int w = 0; w < HZ_OP_WAITS; w++)
                 if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
             double t0 = hz_now_s();
@@ -85,7 +95,7 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->op_t0_ms = calloc((size_t)p->op_n, sizeof(float));
     c->op_t1_ms = calloc((size_t)p->op_n, sizeof(float));
     for (int k = 0; k < HZ_OP_KIND_N; k++)
-        if (!c->be->ops[k] && k != HZ_OPT) {
+        if (!c->be->ops[k]) {
             fprintf(stderr, "train: error: the %s backend has no %s op (internal error)\n",
                     c->be->name, hz_op_names[k]);
             return -1;
@@ -141,6 +151,32 @@ static void issue(hz_ctx *c, int i)
     c->be->op_end(c, i);
 }
 
+/* The resident units' updates of the step just computed, on the device in schedule order,
+ * once its norm is known (NaN: not finite); the next step's ops follow them on the compute
+ * stream. Returns the last op issued, or -1. */
+static int issue_device_updates(hz_ctx *c, double norm)
+{
+    const hz_plan *p = c->plan;
+    float lr = 0.0f, gscale = 1.0f;
+    int skip = update_of(c, c->step, norm, &lr, &gscale), last = -1;
+    c->opt_lr = lr;
+    c->opt_gscale = gscale;
+    c->opt_t = c->step + 1;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->kind != HZ_OPT || o->stream == HZ_HOST) continue;
+        c->be->op_begin(c, i); /* a skipped update still marks its times */
+        if (!skip) c->be->ops[o->kind](c, o);
+        c->be->op_end(c, i);
+        last = i;
+        pthread_mutex_lock(&c->mu);
+        c->unit_done_step[o->unit] = c->step;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return last;
+}
+
 double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
                     double *grad_norm)
 {
@@ -158,7 +194,7 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     int last_device_op = -1; /* the D2H stream ends the step */
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
-        if (o->stream == HZ_HOST) continue;
+        if (o->stream == HZ_HOST || o->kind == HZ_OPT) continue; /* updates: below */
         if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
         issue(c, i);
         if (o->stream == HZ_D2H) last_device_op = i;
@@ -177,8 +213,13 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     /* a non-finite loss with a finite norm is skipped too: the optimizer sees NaN */
     double opt_norm = isfinite(loss_sum) ? norm : NAN;
     queue_step(c, &opt_norm);
-    /* after queueing, so that the updates need not wait for the profile and the trace */
-    if (c->profile) c->profiled = hz_profile_step(c, c->trace, c->profile);
+    int last_update = issue_device_updates(c, opt_norm);
+    /* after queueing, so that the updates need not wait for the profile and the trace (which
+     * read the device updates' times too) */
+    if (c->profile) {
+        if (last_update >= 0) c->be->wait_op(c, last_update);
+        c->profiled = hz_profile_step(c, c->trace, c->profile);
+    }
     c->step++;
     *grad_norm = norm;
     return trained > 0 ? loss_sum / (double)trained : 0.0;
@@ -190,6 +231,17 @@ void hz_exec_drain(hz_ctx *c)
     for (int u = 0; u < c->plan->unit_n; u++)
         while (c->unit_done_step[u] < c->step - 1) pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
+}
+
+void hz_exec_store_to_host(hz_ctx *c)
+{
+    hz_exec_drain(c);
+    if (c->plan->resident_n > 0) c->be->store_sync(c, 0);
+}
+
+void hz_exec_store_to_device(hz_ctx *c)
+{
+    if (c->plan->resident_n > 0) c->be->store_sync(c, 1);
 }
 
 void hz_exec_free(hz_ctx *c)

@@ -10,10 +10,12 @@
  * starts at a 256-byte boundary and the list ends on one. elements is an expression of the
  * names of hz_buf_dims below. */
 
-/* WORK: one block's recompute and backward for one micro-batch. */
-#define HZ_WORK_BUFS(X)                                                                   \
+/* WORK: one block's recompute and backward for one micro-batch. Its first part, the
+ * SAVED list, is what the forward leaves for the backward: a kept block (hz_unit.keep)
+ * writes it into its own slot of the SAVED region, laid out as this prefix of WORK, and
+ * its backward reads it there instead of recomputing it. */
+#define HZ_SAVED_BUFS(X)                                                                  \
     X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
-    X(qkv, BF16, N * QKV)       /* fused q/k/v projection; the attention backward's D */  \
     X(q, BF16, N * A)           /* rotated q */                                           \
     X(k, BF16, N * KV)          /* rotated k */                                           \
     X(v, BF16, N * KV)                                                                    \
@@ -22,6 +24,12 @@
     X(xn2, BF16, N * C)         /* mlp rmsnorm output */                                  \
     X(gu, BF16, N * 2 * F)      /* gate and up projections */                             \
     X(h, BF16, N * F)           /* silu(gate) * up */                                     \
+    X(rstd1, F32, N)            /* attn rmsnorm 1/rms per token */                        \
+    X(rstd2, F32, N)            /* mlp rmsnorm 1/rms per token */                         \
+    X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */
+
+#define HZ_SCRATCH_BUFS(X)                                                                \
+    X(qkv, BF16, N * QKV)       /* fused q/k/v projection; the attention backward's D */  \
     X(dh, BF16, N * F)                                                                    \
     X(dgu, BF16, N * 2 * F)                                                               \
     X(dxn2, BF16, N * C)                                                                  \
@@ -32,10 +40,9 @@
     X(dv, BF16, N * KV)                                                                   \
     X(dqkv, BF16, N * QKV)                                                                \
     X(dxn, BF16, N * C)                                                                   \
-    X(rstd1, F32, N)            /* attn rmsnorm 1/rms per token */                        \
-    X(rstd2, F32, N)            /* mlp rmsnorm 1/rms per token */                         \
-    X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */                    \
     X(part, F32, PART)          /* --deterministic partial column sums */
+
+#define HZ_WORK_BUFS(X) HZ_SAVED_BUFS(X) HZ_SCRATCH_BUFS(X)
 
 /* LOSSBUF: the loss head of one micro-batch, chunked over K tokens. */
 #define HZ_LOSS_BUFS(X)                                                                   \
@@ -75,6 +82,9 @@ static inline hz_buf_dims hz_buf_dims_of(const hz_dims *d)
 
 #define HZ_BUF_ENUM(name, dtype, n) HZ_WORK_##name,
 enum { HZ_WORK_BUFS(HZ_BUF_ENUM) HZ_WORK_BUF_N };
+#undef HZ_BUF_ENUM
+#define HZ_BUF_ENUM(name, dtype, n) +1
+enum { HZ_SAVED_BUF_N = 0 HZ_SAVED_BUFS(HZ_BUF_ENUM) };
 #undef HZ_BUF_ENUM
 #define HZ_BUF_ENUM(name, dtype, n) HZ_LOSS_##name,
 enum { HZ_LOSS_BUFS(HZ_BUF_ENUM) HZ_LOSS_BUF_N };
@@ -119,6 +129,31 @@ static inline int64_t hz_work_layout(const hz_dims *d, int64_t bf16_bytes, int64
     const int64_t count[] = {HZ_WORK_BUFS(HZ_BUF_COUNT)};
     const int dtype[] = {HZ_WORK_BUFS(HZ_BUF_DTYPE)};
     return hz_buf_offsets(HZ_WORK_BUF_N, count, dtype, bf16_bytes, off);
+}
+
+/* Bytes of the SAVED list (the WORK prefix a kept block keeps per micro-batch); its offsets
+ * are the WORK list's own. */
+static inline int64_t hz_saved_layout(const hz_dims *d, int64_t bf16_bytes)
+{
+    HZ_BUF_DIMS_IN_SCOPE(hz_buf_dims_of(d));
+    const int64_t count[] = {HZ_SAVED_BUFS(HZ_BUF_COUNT)};
+    const int dtype[] = {HZ_SAVED_BUFS(HZ_BUF_DTYPE)};
+    return hz_buf_offsets(HZ_SAVED_BUF_N, count, dtype, bf16_bytes, NULL);
+}
+
+/* The RESIDENT region: arrays w (bf16), lo (int16), m, v (fp32) of resident_n elements and g
+ * (fp32) of resident_g_n, in this order, each 256-byte aligned. Fills OFF[5] (bytes) and
+ * returns the region's bytes. */
+enum { HZ_RES_W, HZ_RES_LO, HZ_RES_M, HZ_RES_V, HZ_RES_G, HZ_RES_ARRAYS };
+static inline int64_t hz_resident_layout(int64_t n, int64_t g_n, int64_t *off)
+{
+    const int64_t bytes[HZ_RES_ARRAYS] = {2 * n, 2 * n, 4 * n, 4 * n, 4 * g_n};
+    int64_t at = 0;
+    for (int i = 0; i < HZ_RES_ARRAYS; i++) {
+        if (off) off[i] = at;
+        at += (bytes[i] + HZ_LAYOUT_ALIGN - 1) / HZ_LAYOUT_ALIGN * HZ_LAYOUT_ALIGN;
+    }
+    return n + g_n > 0 ? at : 0;
 }
 
 static inline int64_t hz_loss_layout(const hz_dims *d, int64_t bf16_bytes, int64_t *off)

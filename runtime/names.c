@@ -61,7 +61,7 @@ void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
         for (int k = 0; k < u->tensor_n; k++) {
             const hz_tensor *x = &p->tensors[u->first_tensor + k];
             if (o->kind == HZ_LOAD_W) *h2d += 2 * x->rows * x->cols;
-            if (o->kind == HZ_STORE_G && x->store_grad)
+            if (o->kind == HZ_STORE_G && x->store_grad && !u->resident)
                 *d2h += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
         }
         /* host boundaries: a whole layer each way */

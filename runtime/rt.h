@@ -167,6 +167,11 @@ typedef struct hz_backend {
      * fp32) receives the logits (--dump-logits). */
     double (*eval)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
+    /* The resident units' weights, master low halves and moments: TO_DEVICE copies them
+     * from the host store to where they live (after an init or a resume), else back into
+     * the host store (before a checkpoint, an export or a read of the masters). The device
+     * work issued so far is finished first. */
+    void (*store_sync)(hz_ctx *ctx, int to_device);
     void (*destroy)(hz_ctx *ctx);
 } hz_backend;
 
@@ -202,6 +207,9 @@ struct hz_ctx {
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
     int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
+    /* the update a device opt op applies (exec.c sets them before issuing it) */
+    float opt_lr, opt_gscale;
+    int64_t opt_t;               /* 1-based step for the bias correction */
 };
 
 /* ---- checkpoints (checkpoint.c); err buffers are HZ_HF_ERR_BYTES (hfmap.h) ---- */
@@ -270,6 +278,12 @@ void hz_exec_resume_at(hz_ctx *ctx, int64_t step);
 int hz_exec_update_waits_norm(const hz_ctx *ctx);
 /* Wait for every queued optimizer update to be applied. */
 void hz_exec_drain(hz_ctx *ctx);
+/* The host store holds every unit's state: after hz_exec_drain, the resident units' state is
+ * copied back from the GPU (a no-op when the plan has none). Call before reading the store. */
+void hz_exec_store_to_host(hz_ctx *ctx);
+/* The host store was filled (init, --init, a resume): copy the resident units' state to the
+ * GPU. Call before the first step. */
+void hz_exec_store_to_device(hz_ctx *ctx);
 void hz_exec_free(hz_ctx *ctx);
 
 /* Bytes the process has allocated at its peak (VmHWM), 0 if unknown. */

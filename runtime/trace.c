@@ -92,6 +92,10 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
         if (o->kind == HZ_FWD) out->phase_ms[HZ_PH_FWD] += ms;
         if (o->kind == HZ_LOSS) out->phase_ms[HZ_PH_LOSS] += ms;
         if (o->kind == HZ_BWD) out->phase_ms[HZ_PH_BWD] += ms;
+        if (o->kind == HZ_OPT) { /* resident units' updates: issued after the step's end */
+            out->phase_ms[HZ_PH_GPU_OPT] += ms;
+            continue;
+        }
         if (t0[i] < first) first = t0[i];
         if (t1[i] > last) last = t1[i];
     }

@@ -469,7 +469,7 @@ static int masters_finite(hz_ctx *c)
  * weights that are not finite. */
 static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
 {
-    hz_exec_drain(c);
+    hz_exec_store_to_host(c);
     if (!masters_finite(c)) {
         fprintf(stderr, "train: error: after step %lld some weights are not finite (inf or "
                         "NaN): no checkpoint written; lower --lr or --weight-decay, or set "
@@ -604,6 +604,7 @@ int main(int argc, char **argv)
                (long long)a.seed);
     }
     if (a.init_raw) load_raw(&ctx.store, a.init_raw);
+    hz_exec_store_to_device(&ctx); /* the resident units' state to where it lives */
     printf("ready in %.1f s\n", hz_now_s() - t_init);
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
@@ -713,7 +714,10 @@ int main(int argc, char **argv)
     }
     if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk));
     if (a.logits) dump_logits(&ctx, val, a.logits, &tk);
-    if (a.save_raw) save_raw(&ctx.store, a.save_raw);
+    if (a.save_raw) {
+        hz_exec_store_to_host(&ctx);
+        save_raw(&ctx.store, a.save_raw);
+    }
     if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 
     if (ctx.step == first_step)

@@ -96,7 +96,7 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
     if (G) {
         for (int l = (int)d->L - 1; l >= 0; l--) {
             cpu_block_params w = block_at(p, W, l), g = block_at(p, G, l);
-            cpu_block_backward(d, m->inv_freq, &w, &g, m->xs + l * N * C, m->dx, &ws);
+            cpu_block_backward(d, m->inv_freq, &w, &g, m->xs + l * N * C, m->dx, &ws, 1);
         }
         embedding_backward(tensor_ptr(p, G, HZ_WTE, -1), m->dx, in, N, C);
     }

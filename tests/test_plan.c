@@ -18,17 +18,24 @@ static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml"
 
 /* The buffer lists of runtime/hz_layout.h: every buffer lies inside its region, after the
  * previous one, aligned for its element type; the workspace has the size of the list the
- * block code uses, counted here by hand (bf16: xn qkv q k v att xmid xn2 gu h and their
- * gradients; fp32: two rstd, lse, the deterministic partials). */
+ * block code uses, counted here by hand: the saved forward activations (bf16: xn q k v att
+ * xmid xn2 gu h; fp32: two rstd, lse), then the scratch (bf16: qkv and the gradients; fp32:
+ * the deterministic partials). */
+static int64_t al256(int64_t b) { return (b + 255) / 256 * 256; }
+
 static void check_layout(const char *name, const hz_plan *p)
 {
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     int64_t QKV = A + 2 * KV;
-    int64_t bf16_n = N * (C + QKV + A + 2 * KV + A + C + C + 2 * F + F + F + 2 * F + C + C + A +
-                          A + 2 * KV + QKV + C);
-    int64_t f32_n = 2 * N + d->B * d->NH * d->T + HZ_PART_ROWS * (C > QKV ? C : QKV);
-    int64_t want = (2 * bf16_n + 255) / 256 * 256 + (4 * f32_n + 255) / 256 * 256;
+    int64_t saved_bf = N * (C + A + 2 * KV + A + C + C + 2 * F + F);
+    int64_t saved_f32 = 2 * N + d->B * d->NH * d->T;
+    int64_t scratch_bf = N * (QKV + F + 2 * F + C + C + A + A + 2 * KV + QKV + C);
+    int64_t part = HZ_PART_ROWS * (C > QKV ? C : QKV);
+    int64_t saved = al256(2 * saved_bf) + al256(4 * saved_f32);
+    int64_t want = saved + al256(2 * scratch_bf) + al256(4 * part);
+    CHECK(hz_saved_layout(d, 2) == saved, "%s: saved activations %lld bytes = the hand count %lld",
+          name, (long long)hz_saved_layout(d, 2), (long long)saved);
     CHECK(p->work_bytes == want && p->regions[HZ_WORK].bytes == want,
           "%s: workspace %lld bytes = the hand count %lld", name, (long long)p->work_bytes,
           (long long)want);
@@ -209,7 +216,8 @@ static void check_timemodel(void)
     tm_predict(&a.p, &c);
     const hz_predict *r = &a.p.pred;
     int positive = r->step_s > 0;
-    for (int k = 0; k < HZ_PHASE_N; k++) positive &= r->phase_s[k] > 0;
+    for (int k = 0; k < HZ_PHASE_N; k++) positive &= r->phase_s[k] > 0 || k == HZ_PH_GPU_OPT;
+    positive &= r->phase_s[HZ_PH_GPU_OPT] == 0; /* nothing resident */
     double compute = r->phase_s[HZ_PH_FWD] + r->phase_s[HZ_PH_LOSS] + r->phase_s[HZ_PH_BWD];
     CHECK(positive && r->step_s >= compute && r->step_s >= r->phase_s[HZ_PH_OPT],
           "llama3-3b: every phase > 0; step %.3f s >= compute %.3f s and optimizer %.3f s",
@@ -266,9 +274,135 @@ static void check_timemodel(void)
     test_tmp_close();
 }
 
+/* Residency tiers: resident units leave the streams and the host optimizer, keep their state
+ * in the RESIDENT region at 16 bytes a parameter, update on the compute stream; kept blocks
+ * take their SAVED slots; memory grows and predicted time falls with each choice. */
+static void check_residency(void)
+{
+    hzc_spec s;
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (spec_load("models/llama3-3b.yaml", &s, stderr) != 0) {
+        CHECK(0, "llama3-3b loads");
+        return;
+    }
+    tm_ceilings c;
+    tm_defaults(&c);
+    hzc_plan base, all, half, keep;
+    plan_build(&s, &none, &base, stderr);
+    tm_predict(&base.p, &c);
+    s.plan.resident_blocks = s.L;
+    s.plan.resident_ends = 1;
+    CHECK(plan_build(&s, &none, &all, stderr) == 0, "llama3-3b: everything resident plans");
+    tm_predict(&all.p, &c);
+    int64_t h2d = 0, d2h = 0;
+    hz_plan_pcie_bytes(&all.p, &h2d, &d2h);
+    int loads = 0, host_opt = 0, dev_opt = 0;
+    for (int i = 0; i < all.p.op_n; i++) {
+        const hz_op *o = &all.ops[i];
+        loads += o->kind == HZ_LOAD_W;
+        host_opt += o->kind == HZ_OPT && o->stream == HZ_HOST;
+        dev_opt += o->kind == HZ_OPT && o->stream == HZ_COMPUTE;
+    }
+    CHECK(loads == 0 && host_opt == 0 && dev_opt == all.p.unit_n && h2d == 8 * s.step_tokens &&
+              d2h == 4 * s.step_tokens,
+          "all resident: no load_w, %d updates on the GPU, PCIe only tokens and losses", dev_opt);
+    CHECK(all.regions[HZ_RESIDENT].bytes >= 16 * all.p.host_store_n &&
+              all.regions[HZ_RESIDENT].bytes < 16 * all.p.host_store_n + 5 * 512 +
+                                                    4 * all.units[all.p.unit_n - 1].span_n &&
+              all.regions[HZ_WSLOT].bytes == 0 && all.regions[HZ_GSLOT].bytes == 0,
+          "all resident: %lld resident bytes (16 per element plus the tied head's gradient), "
+          "no slots",
+          (long long)all.regions[HZ_RESIDENT].bytes);
+    int tied_ok = all.units[0].res_g_n == all.units[all.p.unit_n - 1].res_g_n;
+    const hz_tensor *lm = &all.tensors[all.units[all.p.unit_n - 1].first_tensor + 1];
+    tied_ok &= lm->kind == HZ_LM_HEAD && lm->res_n == all.tensors[0].res_n;
+    CHECK(tied_ok, "tied: the head reads the embedding's resident weights and shares its "
+                   "gradients");
+    CHECK(all.p.pred.phase_s[HZ_PH_OPT] == 0 && all.p.pred.phase_s[HZ_PH_GPU_OPT] > 0 &&
+              all.p.pred.step_s < base.p.pred.step_s && all.p.pred.critical != HZ_PH_OPT,
+          "all resident: predicted %.3f s < %.3f s streamed, no host optimizer",
+          all.p.pred.step_s, base.p.pred.step_s);
+
+    s.plan.resident_blocks = s.L / 2;
+    s.plan.resident_ends = 0;
+    plan_build(&s, &none, &half, stderr);
+    tm_predict(&half.p, &c);
+    int ok = 1, res_next = 0;
+    for (int i = 0; i < half.p.unit_n; i++) {
+        const hz_unit *u = &half.units[i];
+        int want = u->kind == HZ_BLOCK && u->layer < s.L / 2;
+        ok &= u->resident == want;
+        if (u->resident) {
+            ok &= u->res_n == res_next;
+            res_next += (int)u->padded_n;
+        }
+    }
+    for (int i = 0; i < half.p.op_n; i++) {
+        const hz_op *o = &half.ops[i];
+        const hz_unit *u = &half.units[o->unit];
+        if (u->resident) ok &= o->kind != HZ_LOAD_W && o->slot < 0 && o->gslot < 0;
+        if (o->kind == HZ_OPT) ok &= (o->stream == HZ_COMPUTE) == u->resident;
+    }
+    CHECK(ok && half.p.resident_n == res_next,
+          "half resident: blocks 0-%lld resident, in host order, without slots; their updates "
+          "on the GPU",
+          (long long)s.L / 2 - 1);
+    CHECK(half.p.gpu_bytes > base.p.gpu_bytes && half.p.gpu_bytes < all.p.gpu_bytes &&
+              half.p.pred.step_s < base.p.pred.step_s,
+          "half resident: GPU %.1f < %.1f < %.1f GiB; predicted %.3f s < %.3f s",
+          base.p.gpu_bytes / 1073741824.0, half.p.gpu_bytes / 1073741824.0,
+          all.p.gpu_bytes / 1073741824.0, half.p.pred.step_s, base.p.pred.step_s);
+
+    s.plan.resident_blocks = 0;
+    s.plan.keep_blocks = 4;
+    plan_build(&s, &none, &keep, stderr);
+    tm_predict(&keep.p, &c);
+    int kept = 0, slots_ok = 1;
+    for (int i = 0; i < keep.p.unit_n; i++) {
+        const hz_unit *u = &keep.units[i];
+        if (!u->keep) continue;
+        slots_ok &= u->kind == HZ_BLOCK && u->layer >= s.L - 4 && u->keep_slot == kept;
+        kept++;
+    }
+    CHECK(kept == 4 && keep.p.keep_n == 4 && slots_ok &&
+              keep.regions[HZ_SAVED].count == 4 * (int)keep.p.dims.n_micro &&
+              keep.regions[HZ_SAVED].slot_bytes == hz_saved_layout(&keep.p.dims, 2) &&
+              keep.p.gpu_bytes == base.p.gpu_bytes + keep.regions[HZ_SAVED].bytes,
+          "keep 4: the last 4 blocks keep %lld bytes each per micro-batch; GPU grows by exactly "
+          "the saved region",
+          (long long)keep.regions[HZ_SAVED].slot_bytes);
+    CHECK(keep.p.pred.phase_s[HZ_PH_BWD] < base.p.pred.phase_s[HZ_PH_BWD],
+          "keep 4: predicted backward %.3f s < %.3f s (no recompute for them)",
+          keep.p.pred.phase_s[HZ_PH_BWD], base.p.pred.phase_s[HZ_PH_BWD]);
+
+    /* a plan: section that does not fit names its choices, at the place they were written */
+    s.plan.keep_blocks = s.L;
+    s.plan.resident_blocks = s.L;
+    s.plan.pos_keep_blocks = (spec_pos){7, 3};
+    plan_limits lim = {80ll << 30, 0, PLAN_BOUNDARIES_AUTO};
+    char *msg = NULL;
+    size_t msg_n = 0;
+    FILE *err = open_memstream(&msg, &msg_n);
+    hzc_plan over;
+    int rc = plan_build(&s, &lim, &over, err);
+    fclose(err);
+    char where[4200];
+    snprintf(where, sizeof where, "%s:7:3: note: plan.keep_activations", s.path);
+    CHECK(rc != 0 && strstr(msg, where) && strstr(msg, "plan.resident_blocks") &&
+              strstr(msg, "lower it by"),
+          "an overflowing plan: section names its choices: %s", msg);
+    free(msg);
+    plan_free(&over);
+    plan_free(&base);
+    plan_free(&all);
+    plan_free(&half);
+    plan_free(&keep);
+}
+
 int main(void)
 {
     check_caps();
+    check_residency();
     check_timemodel();
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {

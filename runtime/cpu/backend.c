@@ -14,6 +14,14 @@ typedef struct cpu_state {
     int64_t wslot_n, gslot_n, ghead_n;
     float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
     float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
+    /* resident units: the host store stays their home here; their weights are widened into
+     * res_slot for each op, their gradients gather in res_gblock (blocks) or res_ghead */
+    float *res_slot, *res_gblock, *res_ghead;
+    int64_t res_gblock_n, res_ghead_n;
+    hz_pool *res_pool;       /* one thread for their updates, which run beside the host
+                              * optimizer thread's pool */
+    float *saved;            /* the SAVED region: kept blocks' activations, fp32 */
+    int64_t saved_n;         /* floats per kept block and micro-batch */
     cpu_work work;
     int32_t *inputs, *targets; /* (step_tokens) each: the step's tokens, as begin_step gave */
     float dscale;              /* the step's loss scale, 1 / trained tokens */
@@ -43,8 +51,8 @@ static int cpu_init(hz_ctx *c)
     s->wslot_n = r[HZ_WSLOT].slot_bytes / 2;
     s->gslot_n = r[HZ_GSLOT].slot_bytes / 4;
     s->ghead_n = r[HZ_GHEAD].slot_bytes / 4;
-    s->wslot = calloc((size_t)r[HZ_WSLOT].count, sizeof(float *));
-    s->gslot = calloc((size_t)r[HZ_GSLOT].count, sizeof(float *));
+    s->wslot = calloc((size_t)r[HZ_WSLOT].count + 1, sizeof(float *));
+    s->gslot = calloc((size_t)r[HZ_GSLOT].count + 1, sizeof(float *));
     if (!s->wslot || !s->gslot) return -1;
     for (int i = 0; i < r[HZ_WSLOT].count; i++)
         if (!(s->wslot[i] = falloc(s, s->wslot_n))) return -1;
@@ -67,6 +75,22 @@ static int cpu_init(hz_ctx *c)
     if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq)
         return -1;
     cpu_work_bind(&s->work, s->work_mem, d);
+    int64_t span = 0;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        if (!u->resident) continue;
+        if (u->span_n > span) span = u->span_n;
+        int64_t *g = u->kind == HZ_BLOCK ? &s->res_gblock_n : &s->res_ghead_n;
+        if (u->span_n > *g) *g = u->span_n;
+    }
+    if (p->resident_n > 0 && (!(s->res_slot = falloc(s, span)) ||
+                              !(s->res_gblock = falloc(s, s->res_gblock_n)) ||
+                              !(s->res_ghead = falloc(s, s->res_ghead_n)) ||
+                              !(s->res_pool = hz_pool_new(1))))
+        return -1;
+    s->saved_n = cpu_saved_floats(d);
+    if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * d->n_micro * s->saved_n)))
+        return -1;
     hz_rope_inv_freq_dims(s->inv_freq, d);
     return 0;
 }
@@ -127,6 +151,17 @@ static void load_unit(hz_ctx *c, const hz_unit *u, float *slot)
     }
 }
 
+/* The buffers block U uses for micro-batch M: the workspace, with the forward's activations
+ * in the block's own part of the saved region when it keeps them. */
+static cpu_work unit_work(const cpu_state *s, const hz_plan *p, const hz_unit *u, int m)
+{
+    cpu_work ws = s->work;
+    if (u->keep)
+        cpu_work_saved(&ws, s->saved + (u->keep_slot * p->dims.n_micro + m) * s->saved_n,
+                       &p->dims);
+    return ws;
+}
+
 /* Forward of the embedding or a block for micro-batch m into the next boundary. */
 static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
 {
@@ -139,7 +174,8 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
         embedding_forward(out, s->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
     } else {
         cpu_block_params w = block_params(p, u, slot, 0);
-        cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &s->work);
+        cpu_work ws = unit_work(s, p, u, m);
+        cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &ws);
     }
 }
 
@@ -166,26 +202,36 @@ static int cpu_op_times(hz_ctx *c, float *t0, float *t1)
 
 /* ---- the ops of the step ---- */
 
-static float *op_slot(const cpu_state *s, const hz_op *o)
+/* The unit's weights: its weight slot, or for a resident unit the store widened now. */
+static float *op_slot(hz_ctx *c, const hz_op *o)
 {
-    return o->slot >= 0 ? s->wslot[o->slot] : NULL;
+    cpu_state *s = c->bk;
+    if (o->slot >= 0) return s->wslot[o->slot];
+    load_unit(c, &c->plan->units[o->unit], s->res_slot);
+    return s->res_slot;
 }
 
-/* The unit's gradient accumulator: a grad slot for blocks, the head region otherwise. */
-static float *op_grads(const cpu_state *s, const hz_plan *p, const hz_op *o)
+/* The unit's gradient accumulator: a grad slot for blocks, the head region otherwise (a
+ * resident unit's: their own), and how many floats it holds. */
+static float *op_grads(const cpu_state *s, const hz_plan *p, const hz_op *o, int64_t *n)
 {
-    if (p->units[o->unit].grad_region != HZ_GSLOT) return s->ghead;
+    const hz_unit *u = &p->units[o->unit];
+    int block = u->grad_region == HZ_GSLOT;
+    if (n) *n = u->resident ? (block ? s->res_gblock_n : s->res_ghead_n)
+                            : (block ? s->gslot_n : s->ghead_n);
+    if (u->resident) return block ? s->res_gblock : s->res_ghead;
+    if (!block) return s->ghead;
     return o->gslot >= 0 ? s->gslot[o->gslot] : NULL;
 }
 
 static void op_load_w(hz_ctx *c, const hz_op *o)
 {
-    load_unit(c, &c->plan->units[o->unit], op_slot(c->bk, o));
+    load_unit(c, &c->plan->units[o->unit], op_slot(c, o));
 }
 
 static void op_fwd(hz_ctx *c, const hz_op *o)
 {
-    forward_unit(c, &c->plan->units[o->unit], o->micro, op_slot(c->bk, o));
+    forward_unit(c, &c->plan->units[o->unit], o->micro, op_slot(c, o));
 }
 
 static void op_loss(hz_ctx *c, const hz_op *o)
@@ -194,13 +240,14 @@ static void op_loss(hz_ctx *c, const hz_op *o)
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     const hz_unit *u = &p->units[o->unit];
-    float *slot = op_slot(s, o);
-    int64_t mtok = (int64_t)o->micro * d->micro_tokens;
-    if (o->micro == 0) memset(s->ghead, 0, (size_t)s->ghead_n * sizeof(float));
+    float *slot = op_slot(c, o);
+    int64_t mtok = (int64_t)o->micro * d->micro_tokens, grads_n;
+    float *grads = op_grads(s, p, o, &grads_n);
+    if (o->micro == 0) memset(grads, 0, (size_t)grads_n * sizeof(float));
     s->loss_sum += cpu_head_loss(
         d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0),
         boundary_at(c, d->L, mtok), s->targets + mtok, s->dscale, s->dgrad + mtok * d->C,
-        tensor_at(p, u, HZ_FINAL_NORM, s->ghead, 1), tensor_at(p, u, HZ_LM_HEAD, s->ghead, 1),
+        tensor_at(p, u, HZ_FINAL_NORM, grads, 1), tensor_at(p, u, HZ_LM_HEAD, grads, 1),
         s->head_mem, 1, NULL);
 }
 
@@ -210,19 +257,20 @@ static void op_bwd(hz_ctx *c, const hz_op *o)
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     const hz_unit *u = &p->units[o->unit];
-    int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)o->micro * N;
-    float *grads = op_grads(s, p, o);
+    int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)o->micro * N, grads_n;
+    float *grads = op_grads(s, p, o, &grads_n);
     if (u->kind == HZ_EMBED) {
-        float *dwte = tensor_at(p, u, HZ_WTE, s->ghead, 1);
+        float *dwte = tensor_at(p, u, HZ_WTE, grads, 1);
         if (o->micro == 0 && !d->tied) memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
         embedding_backward(dwte, s->dgrad + mtok * C, s->inputs + mtok, N, C);
         return;
     }
-    if (o->micro == 0) memset(grads, 0, (size_t)s->gslot_n * sizeof(float));
-    float *slot = op_slot(s, o);
+    if (o->micro == 0) memset(grads, 0, (size_t)grads_n * sizeof(float));
+    float *slot = op_slot(c, o);
     cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
+    cpu_work ws = unit_work(s, p, u, o->micro);
     cpu_block_backward(d, s->inv_freq, &w, &g, boundary_at(c, u->layer, mtok),
-                       s->dgrad + mtok * C, &s->work);
+                       s->dgrad + mtok * C, &ws, !u->keep);
 }
 
 static void op_store_g(hz_ctx *c, const hz_op *o)
@@ -230,7 +278,7 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
     cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
     const hz_unit *u = &p->units[o->unit];
-    const float *grads = op_grads(s, p, o);
+    const float *grads = op_grads(s, p, o, NULL);
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
         if (!t->store_grad) continue;
@@ -288,21 +336,32 @@ static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     double sum = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
-        load_unit(c, u, s->wslot[0]);
+        float *slot = u->resident ? s->res_slot : s->wslot[0];
+        load_unit(c, u, slot);
         for (int m = 0; m < d->n_micro; m++) {
             if (u->kind != HZ_HEAD) {
-                forward_unit(c, u, m, s->wslot[0]);
+                forward_unit(c, u, m, slot);
                 continue;
             }
             const float *x = boundary_at(c, d->L, (int64_t)m * N);
-            sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, s->wslot[0], 0),
-                                 tensor_at(p, u, HZ_LM_HEAD, s->wslot[0], 0), x,
+            sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0),
+                                 tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
                                  s->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
                                  s->head_mem, 0, logits ? logits + (int64_t)m * N * d->V : NULL);
         }
     }
     return sum;
 }
+
+/* A resident unit's update: the host store is its home on this backend. */
+static void op_opt(hz_ctx *c, const hz_op *o)
+{
+    cpu_state *s = c->bk;
+    hz_adamw_unit(&c->store, c->plan, o->unit, &c->optim, c->opt_lr, c->opt_gscale, c->opt_t,
+                  s->res_pool);
+}
+
+static void cpu_store_sync(hz_ctx *c, int to_device) { (void)c, (void)to_device; }
 
 static void cpu_report(hz_ctx *c, FILE *out)
 {
@@ -322,6 +381,11 @@ static void cpu_destroy(hz_ctx *c)
     free(s->wslot);
     free(s->gslot);
     free(s->ghead);
+    free(s->res_slot);
+    free(s->res_gblock);
+    free(s->res_ghead);
+    free(s->saved);
+    if (s->res_pool) hz_pool_free(s->res_pool);
     free(s->boundary);
     free(s->host_boundary);
     free(s->dgrad);
@@ -345,12 +409,14 @@ const hz_backend hz_backend_impl = {
     .begin_step = cpu_begin_step,
     .op_begin = cpu_op_begin,
     .ops = {[HZ_LOAD_W] = op_load_w, [HZ_FWD] = op_fwd, [HZ_LOSS] = op_loss, [HZ_BWD] = op_bwd,
-            [HZ_STORE_G] = op_store_g, [HZ_STORE_B] = op_store_b, [HZ_LOAD_B] = op_load_b},
+            [HZ_STORE_G] = op_store_g, [HZ_OPT] = op_opt, [HZ_STORE_B] = op_store_b,
+            [HZ_LOAD_B] = op_load_b},
     .op_end = cpu_op_end,
     .wait_op = cpu_wait_op,
     .step_result = cpu_step_result,
     .op_times = cpu_op_times,
     .eval = cpu_eval,
     .report = cpu_report,
+    .store_sync = cpu_store_sync,
     .destroy = cpu_destroy,
 };

@@ -1,7 +1,8 @@
 /* runtime/cpu/block.c - the decoder block and the loss head from the cpu ops (fp32).
  * Forward: x -> rmsnorm -> q,k,v (+bias) -> rope -> attention -> o_proj -> + x = xmid
  *          xmid -> rmsnorm -> gate, up -> silu(gate)*up -> down -> + xmid = out.
- * Backward recomputes all of that from the block's input, then runs it in reverse. */
+ * Backward recomputes all of that from the block's input (unless the block kept it), then
+ * runs it in reverse. */
 #include "block.h"
 
 #include <string.h>
@@ -17,6 +18,17 @@ void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d)
     hz_work_layout(d, 4, off);
 #define TAKE(name, dtype, n) w->name = mem + off[HZ_WORK_##name] / 4;
     HZ_WORK_BUFS(TAKE)
+#undef TAKE
+}
+
+int64_t cpu_saved_floats(const hz_dims *d) { return hz_saved_layout(d, 4) / 4; }
+
+void cpu_work_saved(cpu_work *w, float *mem, const hz_dims *d)
+{
+    int64_t off[HZ_WORK_BUF_N];
+    hz_work_layout(d, 4, off);
+#define TAKE(name, dtype, n) w->name = mem + off[HZ_WORK_##name] / 4;
+    HZ_SAVED_BUFS(TAKE)
 #undef TAKE
 }
 
@@ -46,11 +58,12 @@ void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_
 }
 
 void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                        cpu_block_params *g, const float *inp, float *dx, cpu_work *s)
+                        cpu_block_params *g, const float *inp, float *dx, cpu_work *s,
+                        int recompute)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     /* recompute; the block's output itself is not needed, only its internals */
-    cpu_block_forward(d, inv_freq, w, inp, NULL, s);
+    if (recompute) cpu_block_forward(d, inv_freq, w, inp, NULL, s);
     const float *gate = s->gu, *up = s->gu + N * F;
     float *dgate = s->dgu, *dup = s->dgu + N * F;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;

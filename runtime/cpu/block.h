@@ -27,10 +27,15 @@ void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d);
  * the internals the backward needs are computed (no down projection, no last residual). */
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
                        const float *inp, float *out, cpu_work *ws);
-/* Recompute the block from inp, then backward: dx holds dout on entry and dinp on exit;
- * gradients accumulate into g. */
+/* Recompute the block from inp (RECOMPUTE 0: ws already holds its forward's activations,
+ * the SAVED list), then backward: dx holds dout on entry and dinp on exit; gradients
+ * accumulate into g. */
 void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                        cpu_block_params *g, const float *inp, float *dx, cpu_work *ws);
+                        cpu_block_params *g, const float *inp, float *dx, cpu_work *ws,
+                        int recompute);
+/* The SAVED list's floats, and WS with its SAVED buffers moved into MEM (a kept block's). */
+int64_t cpu_saved_floats(const hz_dims *d);
+void cpu_work_saved(cpu_work *ws, float *mem, const hz_dims *d);
 
 /* The loss head of one micro-batch: final norm, lm_head (V, C) chunked over tokens,
  * cross-entropy with dscale, backward into dx (N, C) and the gradients dnorm, dlm

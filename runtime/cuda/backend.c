@@ -16,6 +16,7 @@
  *   gemm.c      cuBLASLt GEMMs planned once per shape; the row-major linear_* helpers
  *   arena.c     the arena, its regions and buffers (runtime/hz_layout.h), pinned staging
  *   model.c     block, loss head, embedding: op by op as runtime/cpu/block.c
+ *   resident.c  the resident units: their state's copies to and from the host, their AdamW
  *   *.cu        the kernels, one op family per file (forward and backward side by side);
  *               attention.cuh holds the attention tile constants shared with kernels.h */
 #include <limits.h>
@@ -61,12 +62,11 @@ static char *op_slot(const cuda_state *s, const hz_op *o)
     return o->slot >= 0 ? hzcu_region_at(s, HZ_WSLOT, o->slot) : NULL;
 }
 
-/* The unit's gradient accumulator: a grad slot for blocks, the head region otherwise. */
+/* The unit's gradient accumulator: a grad slot for blocks, the head region otherwise, its
+ * own place in the RESIDENT region for a resident unit. */
 static char *op_grads(const cuda_state *s, const hz_op *o)
 {
-    const hz_unit *u = &s->p->units[o->unit];
-    if (u->grad_region != HZ_GSLOT) return hzcu_region_at(s, HZ_GHEAD, 0);
-    return o->gslot >= 0 ? hzcu_region_at(s, HZ_GSLOT, o->gslot) : NULL;
+    return hzcu_unit_grads(s, &s->p->units[o->unit], o->gslot);
 }
 
 static void op_load_w(hz_ctx *c, const hz_op *o)
@@ -98,6 +98,13 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_store_grads(s, c->store.g, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_D2H]);
+}
+
+/* A resident unit's AdamW on the GPU, with the update exec.c set (runtime/cuda/resident.c). */
+static void op_opt(hz_ctx *c, const hz_op *o)
+{
+    cuda_state *s = c->bk;
+    hzcu_adamw_resident(s, &s->p->units[o->unit], &c->optim, c->opt_lr, c->opt_gscale, c->opt_t);
 }
 
 /* The whole step's boundary o->bnd, one contiguous copy each way. */
@@ -232,16 +239,16 @@ static void cuda_step_result(hz_ctx *c, double *loss_sum, double *grad_sumsq)
 
 /* ---- eval ---- */
 
-/* Forward only, every unit through weight slot 0 in forward order, then the head's loss;
- * everything on the compute stream. */
+/* Forward only, every streamed unit through weight slot 0 in forward order (resident ones
+ * where they live), then the head's loss; everything on the compute stream. */
 static void eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
 {
     const hz_plan *p = s->p;
     cudaStream_t cs = s->stream[HZ_COMPUTE];
-    char *slot = hzcu_region_at(s, HZ_WSLOT, 0);
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
-        hzcu_load_unit(s, c->store.w, u, slot, cs);
+        char *slot = u->resident ? NULL : hzcu_region_at(s, HZ_WSLOT, 0);
+        if (slot) hzcu_load_unit(s, c->store.w, u, slot, cs);
         for (int m = 0; m < p->dims.n_micro; m++) {
             if (u->kind != HZ_HEAD)
                 hzcu_forward_unit(s, u, m, slot);
@@ -474,6 +481,7 @@ const hz_backend hz_backend_impl = {
             [HZ_LOSS] = op_loss,
             [HZ_BWD] = op_bwd,
             [HZ_STORE_G] = op_store_g,
+            [HZ_OPT] = op_opt,
             [HZ_STORE_B] = op_store_b,
             [HZ_LOAD_B] = op_load_b},
     .op_end = cuda_op_end,
@@ -482,5 +490,6 @@ const hz_backend hz_backend_impl = {
     .op_times = cuda_op_times,
     .eval = cuda_eval,
     .report = cuda_report,
+    .store_sync = hzcu_store_sync,
     .destroy = cuda_destroy,
 };

@@ -65,6 +65,9 @@ typedef struct cuda_state {
     void *ws;
     float *inv_freq;
     work_bufs w;
+    int64_t work_off[HZ_WORK_BUF_N]; /* the WORK list's offsets: a kept block's SAVED slot
+                                      * is laid out as its prefix */
+    char *res[HZ_RES_ARRAYS];        /* the RESIDENT region's w, lo, m, v, g */
     loss_bufs l;
     bf16 *dgrad;
     int32_t *tok_in, *tok_tgt;
@@ -125,7 +128,9 @@ void hzcu_copy(cuda_state *s, cudaStream_t st, void *dst, const void *src, int64
                enum cudaMemcpyKind kind);
 
 /* ---- model.c: the model on the GPU, op by op as runtime/cpu/block.c ---- */
-/* Forward of the embedding or a block for micro-batch m into the next boundary. */
+/* Forward of the embedding or a block for micro-batch m into the next boundary. SLOT: the
+ * weight slot holding the unit, NULL for a resident unit (its weights in the RESIDENT
+ * region). */
 void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot);
 /* Recompute and backward of the embedding or a block for micro-batch m; gradients
  * accumulate in GRADS (zeroed at micro-batch 0). */
@@ -138,8 +143,19 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
 /* Copy a unit's bf16 weights from the host store W into a weight slot on ST. */
 void hzcu_load_unit(cuda_state *s, const uint16_t *host_w, const hz_unit *u, char *slot,
                     cudaStream_t st);
-/* Copy a unit's gradients to the host store G, adding their squared norm, on ST. */
+/* Copy a unit's gradients to the host store G, adding their squared norm, on ST (a
+ * resident unit's stay: only the norm). */
 void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
                       cudaStream_t st);
+/* The gradients of unit U: its grad slot GSLOT (blocks), the head region, or (resident) its
+ * place in the RESIDENT region. */
+char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot);
+/* ---- resident.c: the units that live on the GPU ---- */
+/* hz_backend.store_sync: the resident units' w, lo, m, v to the GPU or back to the host store. */
+void hzcu_store_sync(hz_ctx *c, int to_device);
+/* AdamW of a resident unit on the GPU (compute stream), the host update's formula and bits
+ * (runtime/rt.h hz_adam_coef). */
+void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, float lr,
+                         float gscale, int64_t t);
 
 #endif

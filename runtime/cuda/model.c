@@ -4,10 +4,12 @@
  * and the per-unit weight and gradient copies. */
 #include "launch.h"
 
-static const bf16 *w_at(const hz_plan *p, const hz_unit *u, int kind, const char *slot)
+/* Tensor KIND of unit U: in its weight slot, or (SLOT NULL) in the RESIDENT region. */
+static const bf16 *w_at(const cuda_state *s, const hz_unit *u, int kind, const char *slot)
 {
-    const hz_tensor *t = hz_unit_tensor(p, u, kind);
-    return t ? (const bf16 *)slot + t->slot_n : NULL;
+    const hz_tensor *t = hz_unit_tensor(s->p, u, kind);
+    if (!t) return NULL;
+    return slot ? (const bf16 *)slot + t->slot_n : (const bf16 *)s->res[HZ_RES_W] + t->res_n;
 }
 
 static float *g_at(const hz_plan *p, const hz_unit *u, int kind, char *grads)
@@ -16,13 +18,27 @@ static float *g_at(const hz_plan *p, const hz_unit *u, int kind, char *grads)
     return t ? (float *)grads + t->grad_n : NULL;
 }
 
-static block_w block_weights(const hz_plan *p, const hz_unit *u, const char *slot)
+static block_w block_weights(const cuda_state *s, const hz_unit *u, const char *slot)
 {
-    block_w w = {w_at(p, u, HZ_ATTN_NORM, slot), w_at(p, u, HZ_WQKV, slot),
-                 w_at(p, u, HZ_BQKV, slot),      w_at(p, u, HZ_WO, slot),
-                 w_at(p, u, HZ_MLP_NORM, slot),  w_at(p, u, HZ_WGU, slot),
-                 w_at(p, u, HZ_WDOWN, slot)};
+    block_w w = {w_at(s, u, HZ_ATTN_NORM, slot), w_at(s, u, HZ_WQKV, slot),
+                 w_at(s, u, HZ_BQKV, slot),      w_at(s, u, HZ_WO, slot),
+                 w_at(s, u, HZ_MLP_NORM, slot),  w_at(s, u, HZ_WGU, slot),
+                 w_at(s, u, HZ_WDOWN, slot)};
     return w;
+}
+
+/* The buffers block U uses for micro-batch M: the workspace, with the forward's activations
+ * (the SAVED list) in the block's own slot of the SAVED region when it keeps them. */
+static work_bufs unit_work(const cuda_state *s, const hz_unit *u, int m)
+{
+    work_bufs b = s->w;
+    if (!u->keep) return b;
+    char *base = hzcu_region_at(s, HZ_SAVED, u->keep_slot * (int)s->p->dims.n_micro + m);
+#define HZCU_TAKE_SAVED(name, dtype, n)                                                        \
+    b.name = (HZCU_PTR_##dtype)(base + s->work_off[HZ_WORK_##name]);
+    HZ_SAVED_BUFS(HZCU_TAKE_SAVED)
+#undef HZCU_TAKE_SAVED
+    return b;
 }
 
 static block_g block_grads(const hz_plan *p, const hz_unit *u, char *grads)
@@ -34,13 +50,13 @@ static block_g block_grads(const hz_plan *p, const hz_unit *u, char *grads)
     return g;
 }
 
-/* out = block(inp) for one micro-batch, (N, C) bf16 each. With out == NULL only the
- * internals the backward needs are recomputed (the down projection and the last residual
- * add are skipped). */
-static void block_forward(cuda_state *s, const block_w *w, const bf16 *inp, bf16 *out)
+/* out = block(inp) for one micro-batch, (N, C) bf16 each, its activations in B. With
+ * out == NULL only the internals the backward needs are recomputed (the down projection and
+ * the last residual add are skipped). */
+static void block_forward(cuda_state *s, const block_w *w, const work_bufs *b, const bf16 *inp,
+                          bf16 *out)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
-    work_bufs *b = &s->w;
     const float eps = s->p->dims.eps;
     hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
     hzcu_linear_forward(s, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
@@ -57,15 +73,15 @@ static void block_forward(cuda_state *s, const block_w *w, const bf16 *inp, bf16
     hzcu_add_bf16(s, st, out, out, b->xmid, (long)s->N * s->C);
 }
 
-/* Recompute the block from inp, then backward: dx (N, C) holds dout on entry and dinp on
- * exit; weight gradients accumulate (fp32) into g. */
-static void block_backward(cuda_state *s, const block_w *w, const block_g *g, const bf16 *inp,
-                           bf16 *dx)
+/* Recompute the block from inp (unless B holds its forward's activations: RECOMPUTE 0),
+ * then backward: dx (N, C) holds dout on entry and dinp on exit; weight gradients
+ * accumulate (fp32) into g. */
+static void block_backward(cuda_state *s, const block_w *w, const block_g *g, const work_bufs *b,
+                           const bf16 *inp, bf16 *dx, int recompute)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
-    work_bufs *b = &s->w;
     int64_t N = s->N, C = s->C, F = s->F, A = s->A, QKV = s->QKV;
-    block_forward(s, w, inp, NULL);
+    if (recompute) block_forward(s, w, b, inp, NULL);
     /* MLP: out = xmid + down(silu(gate) * up) */
     hzcu_linear_backward_x(s, "dh = dout wdown", b->dh, dx, w->wdown, N, F, C);
     hzcu_linear_backward_w(s, "dwdown += dout^T h", g->wdown, dx, b->h, N, F, C);
@@ -96,11 +112,12 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
     const hz_plan *p = s->p;
     cudaStream_t st = s->stream[HZ_COMPUTE];
     loss_bufs *l = &s->l;
-    const bf16 *norm_w = w_at(p, u, HZ_FINAL_NORM, slot), *lm = w_at(p, u, HZ_LM_HEAD, slot);
+    const bf16 *norm_w = w_at(s, u, HZ_FINAL_NORM, slot), *lm = w_at(s, u, HZ_LM_HEAD, slot);
     int64_t N = s->N, C = s->C, V = s->V, K = s->K, mtok = (int64_t)m * N;
     const bf16 *x = hzcu_boundary_at(s, p->dims.L, mtok);
     bf16 *dx = s->dgrad + mtok * C;
-    if (backward && m == 0) hzcu_memset(s, st, grads, p->regions[HZ_GHEAD].bytes);
+    if (backward && m == 0)
+        hzcu_memset(s, st, grads, u->resident ? u->span_n * 4 : p->regions[HZ_GHEAD].bytes);
     hzcu_rmsnorm_forward(s, st, l->xn, l->rstd, x, norm_w, s->N, s->C, p->dims.eps);
     for (int64_t c0 = 0; c0 < N; c0 += K) {
         hzcu_linear_forward(s, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
@@ -125,15 +142,15 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
 
 void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot)
 {
-    const hz_plan *p = s->p;
     int64_t mtok = (int64_t)m * s->N;
     bf16 *out = hzcu_boundary_at(s, u->layer + 1, mtok);
     if (u->kind == HZ_EMBED) {
         hzcu_embedding_forward(s, s->stream[HZ_COMPUTE], out, s->tok_in + mtok,
-                               w_at(p, u, HZ_WTE, slot), s->N, s->C);
+                               w_at(s, u, HZ_WTE, slot), s->N, s->C);
     } else {
-        block_w w = block_weights(p, u, slot);
-        block_forward(s, &w, hzcu_boundary_at(s, u->layer, mtok), out);
+        block_w w = block_weights(s, u, slot);
+        work_bufs b = unit_work(s, u, m);
+        block_forward(s, &w, &b, hzcu_boundary_at(s, u->layer, mtok), out);
     }
 }
 
@@ -161,10 +178,12 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
         hzcu_embedding_backward(s, cs, dwte, dx, s->tok_in + mtok, s->N, s->C);
         return;
     }
-    if (m == 0) hzcu_memset(s, cs, grads, p->regions[HZ_GSLOT].slot_bytes);
-    block_w w = block_weights(p, u, slot);
+    if (m == 0)
+        hzcu_memset(s, cs, grads, u->resident ? u->span_n * 4 : p->regions[HZ_GSLOT].slot_bytes);
+    block_w w = block_weights(s, u, slot);
     block_g g = block_grads(p, u, grads);
-    block_backward(s, &w, &g, hzcu_boundary_at(s, u->layer, mtok), dx);
+    work_bufs b = unit_work(s, u, m);
+    block_backward(s, &w, &g, &b, hzcu_boundary_at(s, u->layer, mtok), dx, !u->keep);
 }
 
 void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
@@ -178,6 +197,7 @@ void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char 
         const float *src = (const float *)grads + t->grad_n;
         long n = (long)(t->rows * t->cols);
         hzcu_sumsq_f32(s, st, s->scalars + HZ_SC_SUMSQ, src, n);
+        if (u->resident) continue; /* updated on the GPU, where they are */
         if (p->host_grad_bf16) {
             hzcu_f32_to_bf16(s, st, stage + t->grad_n, src, n);
             hzcu_copy(s, st, (uint16_t *)host_g + t->host_n, stage + t->grad_n, n * 2,
@@ -186,4 +206,11 @@ void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char 
             hzcu_copy(s, st, (float *)host_g + t->host_n, src, n * 4, cudaMemcpyDeviceToHost);
         }
     }
+}
+
+char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot)
+{
+    if (u->resident) return s->res[HZ_RES_G] + u->res_g_n * 4;
+    if (u->grad_region != HZ_GSLOT) return hzcu_region_at(s, HZ_GHEAD, 0);
+    return gslot >= 0 ? hzcu_region_at(s, HZ_GSLOT, gslot) : NULL;
 }
