@@ -3,7 +3,8 @@
 # device machine, beside the card's ceilings and PyTorch's own throughput in the same run.
 #   MODEL: a name under models/ (default: llama3-3b llama3-8b), optionally with @SIZE to plan
 #   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
-#   activations on the host) and +det for train --deterministic; STEPS (default 4) steps
+#   activations on the host), +det for train --deterministic and +tuned for the plan
+#   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
 #   each, the first excluded from the mean. Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
 #   a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
 # Writes logs and a summary to $OUT (default build/bench).
@@ -30,7 +31,15 @@ for run in $models; do
     case $run in *+det*) flags=--deterministic ;; esac
     tag=$(echo "$run" | tr '@+' '--')
     d=build/bench/$tag
-    build/hzc build "models/$m.yaml" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
+    spec=models/$m.yaml
+    case $run in *+tuned*)
+        mkdir -p build/bench
+        spec=build/bench/$tag.yaml
+        build/hzc tune "models/$m.yaml" --gpu-mem "$gpu" --host-mem "$host_b" ${CEILINGS:+--ceilings "$CEILINGS"} \
+            -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
+        cat "$OUT/$tag-tune.log" ;;
+    esac
+    build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
         > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
     python3 - "$d" "$STEPS" <<'PY'
 import json, sys, numpy as np
@@ -44,11 +53,19 @@ PY
     grep -E '^(planned|step |summary|  |cuda|gpu|pcie|compute)' "$OUT/$tag.log" | tail -n 25
 done
 
+# PyTorch with the whole model on the GPU, with and without per-layer checkpointing (its best
+# setting is the faster that fits), at hzc's step of 32k tokens (4 x 2048 x 4)
 if [ "$PEERS" = 1 ] && [ -f .peers/peer_torch.py ]; then
-    for m in $models; do
+    for m in $(for r in $models; do echo "${r%%[@+]*}"; done | sort -u); do
         case $m in
-            llama3-3b) python3 .peers/peer_torch.py --mode gpu --model llama3-3b --seq 2048 --micro 4 --accum 4 --steps 4 \
-                           > "$OUT/peer-$m-gpu.log" 2>&1; grep RESULT "$OUT/peer-$m-gpu.log" || tail -n 5 "$OUT/peer-$m-gpu.log" ;;
+            llama3-1b|llama3-3b)
+                for ck in ckpt no-ckpt; do
+                    f=
+                    [ $ck = no-ckpt ] && f=--no-ckpt
+                    python3 .peers/peer_torch.py --mode gpu --model $m --seq 2048 --micro 4 --accum 4 --steps 4 $f \
+                        > "$OUT/peer-$m-gpu-$ck.log" 2>&1
+                    echo "peer $m gpu $ck: $(grep RESULT "$OUT/peer-$m-gpu-$ck.log" || tail -n 2 "$OUT/peer-$m-gpu-$ck.log")"
+                done ;;
         esac
     done
 fi

@@ -189,7 +189,7 @@ static void print_trace(cuda_state *s, int64_t step)
     double busy[HZ_STREAM_KIND_N] = {0}, kind_ms[HZ_OP_KIND_N] = {0}, span = 0.0;
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
-        if (o->stream == HZ_HOST) continue;
+        if (o->stream == HZ_HOST || o->kind == HZ_OPT) continue; /* updates: issued later */
         float t0 = 0.0f, t1 = 0.0f;
         CUDA_CHECK(cudaEventElapsedTime(&t0, s->tr_start, s->tr0[i]));
         CUDA_CHECK(cudaEventElapsedTime(&t1, s->tr_start, s->tr1[i]));

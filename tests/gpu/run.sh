@@ -93,6 +93,42 @@ on_host=$?
 [ $on_host = 0 ] && same "$d/da.raw" "$d/hb.raw" && same "$d/da.loss" "$d/hb.loss" &&
     ok "host-held boundaries (store_b/load_b) train bit-identically to GPU ones (--deterministic)" ||
     bad "host boundaries: plan on host: $on_host; $(tr '\n' ' ' < "$d/hb.loss") vs $(tr '\n' ' ' < "$d/da.loss")"
+# residency tiers on the GPU (--deterministic): resident units updated by hzk_adamw, kept
+# activations without recompute, both with host boundaries, tied and untied: each trains
+# bit-identically to the default streamed plan (the cpu reference of these plans is the
+# default plan: tests/test_residency.sh shows they agree bit for bit on the cpu backend)
+for v in untied tied; do
+    base=da
+    src=tests/gpu/small-llama.yaml
+    if [ $v = tied ]; then
+        sed -e 's/tie_embeddings: false/tie_embeddings: true/' "$src" > "$d/tied.yaml"
+        src="$d/tied.yaml"
+        build/hzc build "$src" -o "$d/tied" --backend cuda > "$d/tied-build.log" 2>&1 || bad "tied build"
+        run tied "$d/tied/train" --steps 6 --deterministic --save-raw "$d/tied.raw"
+        base=tied
+    fi
+    for plan in all half ends; do
+        case $plan in
+            all) body='  resident_blocks: 4\n  resident_ends: true\n' ;;
+            half) body='  resident_blocks: 2\n  keep_activations: 3\n' ;;
+            ends) body='  resident_ends: true\n  keep_activations: 4\n  boundaries: host\n' ;;
+        esac
+        n=$v-$plan
+        { cat "$src"; printf 'plan:\n%b' "$body"; } > "$d/$n.yaml"
+        build/hzc build "$d/$n.yaml" -o "$d/$n" --backend cuda > "$d/$n-build.log" 2>&1 ||
+            { bad "$n: build: $(tail -n 3 "$d/$n-build.log")"; continue; }
+        run "$n" "$d/$n/train" --steps 6 --deterministic --save-raw "$d/$n.raw"
+        same "$d/$base.raw" "$d/$n.raw" && same "$d/$base.loss" "$d/$n.loss" &&
+            ok "$v, plan '$plan' on the GPU: bit-identical to the streamed plan over 6 steps: $(tr '\n' ' ' < "$d/$n.loss")" ||
+            bad "$v, plan '$plan' on the GPU: $(tr '\n' ' ' < "$d/$n.loss") vs $(tr '\n' ' ' < "$d/$base.loss")"
+    done
+done
+# a checkpoint of the resident plan resumes into the streamed one, bit-identically
+run rs "$d/untied-all/train" --steps 3 --deterministic --out "$d/rsck"
+run rt "$tr" --steps 6 --deterministic --resume "$d/rsck" --save-raw "$d/rt.raw"
+same "$d/da.raw" "$d/rt.raw" && same "$d/da3.loss" "$d/rt.loss" &&
+    ok "3 steps all resident + --resume into the streamed plan + 3 = 6 streamed steps, bit for bit" ||
+    bad "resume across placements on the GPU: $(tr '\n' ' ' < "$d/rt.loss") vs $(tr '\n' ' ' < "$d/da3.loss")"
 run tc "$tr" --steps 3 --trace "$d/trace.json"
 plan=build/gpu/small-llama-cuda/generated/plan.json
 ops=$(grep -c '"ph": "X"' "$d/trace.json" 2> /dev/null)
