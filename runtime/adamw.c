@@ -45,25 +45,44 @@ typedef struct adam_job {
         hz_split_inl(p, &w[i], &lo[i]);                                                     \
     }
 
+#define ADAM_COEFS(k)                                                                       \
+    const float decay = (k)->decay, step = (k)->step, rbc2 = (k)->rbc2;                     \
+    const float b1 = (k)->beta1, b2 = (k)->beta2, eps = (k)->eps, gscale = (k)->gscale
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
+#define ADAM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ADAM_CLONES
 #endif
+
+/* fp32 gradients, exported (rt.h) so the GPU kernel is tested against this very loop. */
+ADAM_CLONES
+void hz_adamw_range(uint16_t *restrict w, int16_t *restrict lo, float *restrict m,
+                    float *restrict v, const float *restrict grad, int64_t n,
+                    const hz_adam_coef *k)
+{
+    ADAM_COEFS(k);
+    const int64_t begin = 0, end = n;
+    ADAM_LOOP(grad[i])
+}
+
+ADAM_CLONES
 static void adam_range(void *varg, int64_t begin, int64_t end)
 {
     const adam_job *j = varg;
     hz_store *s = j->s;
-    uint16_t *restrict w = s->w + j->base;
-    int16_t *restrict lo = s->lo + j->base;
-    float *restrict m = s->m + j->base, *restrict v = s->v + j->base;
-    const float decay = j->k.decay, step = j->k.step, rbc2 = j->k.rbc2;
-    const float b1 = j->k.beta1, b2 = j->k.beta2, eps = j->k.eps, gscale = j->k.gscale;
-    if (s->grad_bf16) {
-        const uint16_t *restrict gb = (const uint16_t *)s->g + j->base;
-        ADAM_LOOP(hz_bf16_f32_inl(gb[i]))
-    } else {
-        const float *restrict gf = (const float *)s->g + j->base;
-        ADAM_LOOP(gf[i])
+    const int64_t at = j->base;
+    if (!s->grad_bf16) {
+        hz_adamw_range(s->w + at + begin, s->lo + at + begin, s->m + at + begin,
+                       s->v + at + begin, (const float *)s->g + at + begin, end - begin, &j->k);
+        return;
     }
+    uint16_t *restrict w = s->w + at;
+    int16_t *restrict lo = s->lo + at;
+    float *restrict m = s->m + at, *restrict v = s->v + at;
+    const uint16_t *restrict gb = (const uint16_t *)s->g + at;
+    ADAM_COEFS(&j->k);
+    ADAM_LOOP(hz_bf16_f32_inl(gb[i]))
 }
 
 void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,

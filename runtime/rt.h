@@ -131,6 +131,10 @@ typedef struct hz_adam_coef {
     float beta1, beta2, eps, gscale;
 } hz_adam_coef;
 hz_adam_coef hz_adam_coef_of(const hz_optim *o, float lr, int decay, float gscale, int64_t t);
+/* The host update of N elements with fp32 gradients GRAD (the arrays do not overlap): the
+ * loop hz_adamw_unit runs for such a store, and the reference of the GPU kernel's bits. */
+void hz_adamw_range(uint16_t *w, int16_t *lo, float *m, float *v, const float *grad, int64_t n,
+                    const hz_adam_coef *k);
 
 /* AdamW on every tensor a unit owns, with gradients scaled by GSCALE (clipping);
  * t = 1-based step for the bias correction. */

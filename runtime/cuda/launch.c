@@ -44,6 +44,16 @@ void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *pa
     hzcu_launch(s, K_COLSUM_F32, st, (C + 255) / 256, 1, 256, 0, args);
 }
 
+/* 4 elements a thread where the pointers allow it (adamw.cu), so a quarter of n threads. */
+void hzcu_adamw(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, float *m, float *v,
+                const float *g, long n, const hz_adam_coef *k)
+{
+    hz_adam_coef c = *k;
+    void *args[] = {&w, &lo, &m, &v, &g, &n, &c.decay, &c.step, &c.rbc2, &c.beta1, &c.beta2,
+                    &c.eps, &c.gscale};
+    hzcu_launch(s, K_ADAMW, st, grid_for(s, (n + 3) / 4, 256), 1, 256, 0, args);
+}
+
 void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
                             const bf16 *wte, int N, int C)
 {

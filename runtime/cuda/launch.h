@@ -9,6 +9,10 @@ void hzcu_f32_to_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const float *in
 void hzcu_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a, const bf16 *b, long n);
 void hzcu_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x, long n);
 void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C);
+/* One AdamW step of n master elements in place, fp32 gradients g; k from hz_adam_coef_of.
+ * Gives the bits of the host's hz_adamw_range (runtime/cuda/adamw.cu). */
+void hzcu_adamw(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, float *m, float *v,
+                const float *g, long n, const hz_adam_coef *k);
 void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
                             const bf16 *wte, int N, int C);
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,

@@ -4,7 +4,8 @@
  * Compiles the .cu files of SRCDIR (util.cu first, then alphabetical) with NVRTC for this GPU,
  * loads the cubin with the driver API, and for each kernel: fresh random inputs, outputs
  * poisoned with NaN bytes, the same bf16-rounded inputs through runtime/cpu (fp32), and a
- * comparison printing tensor, max abs diff and tolerance. Ends with attention timings
+ * comparison printing tensor, max abs diff and tolerance (AdamW: bit for bit against the
+ * host's own loop, hz_adamw_range of runtime/adamw.c). Ends with attention timings
  * (set HZ_TEST_NO_BENCH=1 to skip them) and the line "N passed, N failed".
  * HZ_TEST_SEED=n changes the random inputs. */
 #define _DEFAULT_SOURCE
@@ -286,6 +287,160 @@ static void test_util(void) {
 
     free(x), free(want), free(a), free(b);
     cuMemFree(dx), cuMemFree(dbf), cuMemFree(df), cuMemFree(da), cuMemFree(db), cuMemFree(dout), cuMemFree(dacc);
+}
+
+/* ---- adamw.cu ---------------------------------------------------------------------------- */
+
+/* What each element of an AdamW test holds, kept over its steps: masters near bf16 ties
+ * (the low half 0x7fff, 0x8000 or 0x8001), zeros, denormals and large magnitudes; moments
+ * and gradients typical, zero, denormal or large (g^2 may overflow: v = inf, still no NaN).
+ * The _STILL kinds have m = g = +-0, so the master meets only the decay, a zero update (of
+ * either sign) and the split. */
+#define ADAM_KINDS(X)                                                                     \
+    X(TYPICAL) X(TIE) X(TIE_STILL) X(ZERO_STILL) X(DENORMAL) X(DENORMAL_STILL)            \
+    X(TINY_MOMENTS) X(LARGE) X(LARGE_GRAD) X(ZERO_GRAD)
+#define ADAM_KIND_ENUM(k) AK_##k,
+#define ADAM_KIND_NAME(k) #k,
+enum { ADAM_KINDS(ADAM_KIND_ENUM) AK_N };
+static const char *const adam_kind_names[AK_N] = {ADAM_KINDS(ADAM_KIND_NAME)};
+
+static float u01(void) { return frand() * 0.5f + 0.5f; }
+static float signed_zero(void) { return irand(2) ? -0.0f : 0.0f; }
+static float denormal(int sign) {
+    uint32_t mant = 1u + (uint32_t)(u01() * (float)0x7ffffe);
+    return hz_float_inl((sign && irand(2) ? 0x80000000u : 0u) | mant);
+}
+static float magnitude(float lo_exp10, float hi_exp10) { /* +-10^[lo, hi) */
+    float x = powf(10.0f, lo_exp10 + (hi_exp10 - lo_exp10) * u01());
+    return irand(2) ? -x : x;
+}
+
+static float adam_master_of(int kind) {
+    switch (kind) {
+    case AK_TIE:
+    case AK_TIE_STILL: {
+        uint32_t hi = hz_bits_inl(4.0f * frand()) & 0xffff0000u;
+        return hz_float_inl(hi | (0x7fffu + (uint32_t)irand(3)));
+    }
+    case AK_ZERO_STILL: return signed_zero();
+    case AK_DENORMAL:
+    case AK_DENORMAL_STILL: return denormal(1);
+    case AK_LARGE: return magnitude(30.0f, 38.5f);
+    default: return 0.05f * frand();
+    }
+}
+static float adam_grad_of(int kind) {
+    switch (kind) {
+    case AK_TIE_STILL:
+    case AK_ZERO_STILL:
+    case AK_DENORMAL_STILL:
+    case AK_ZERO_GRAD: return signed_zero();
+    case AK_TINY_MOMENTS: return denormal(1);
+    case AK_LARGE_GRAD: return magnitude(15.0f, 30.0f);
+    default: return 1e-2f * frand();
+    }
+}
+static void adam_moments_of(int kind, float *m, float *v) {
+    switch (kind) {
+    case AK_TIE_STILL:
+    case AK_ZERO_STILL:
+    case AK_DENORMAL_STILL: *m = signed_zero(), *v = 1e-4f * u01(); return;
+    case AK_TINY_MOMENTS: *m = denormal(1), *v = denormal(0); return;
+    case AK_LARGE_GRAD: *m = magnitude(10.0f, 25.0f), *v = powf(10.0f, 20.0f + 10.0f * u01()); return;
+    default: *m = 1e-2f * frand(), *v = 1e-4f * u01() * u01(); return;
+    }
+}
+
+/* hzk_adamw on N elements placed OFF elements into their buffers (OFF % 4 != 0 keeps the
+ * kernel off its 4-wide path) with GRID blocks of 256 (0: the wrapper's grid), against the
+ * host's hz_adamw_range on the same inputs: steps t = 1, 2 and 10 in a row, each with fresh
+ * gradients, and after each step w, lo, m and v must be the host's bit for bit. The
+ * OFF elements before the range and 4 after it must keep their poison. */
+static void test_adamw_case(long n, int off, unsigned grid, const hz_optim *o, int decay, float gscale) {
+    const size_t nn = (size_t)n, all = nn + (size_t)off + 4;
+    uint16_t *w = malloc(nn * 2), *w0 = malloc(nn * 2), *gw = malloc(all * 2);
+    int16_t *lo = malloc(nn * 2), *lo0 = malloc(nn * 2), *glo = malloc(all * 2);
+    float *m = hmalloc(nn), *v = hmalloc(nn), *g = hmalloc(nn), *m0 = hmalloc(nn), *v0 = hmalloc(nn);
+    float *gm = hmalloc(all), *gv = hmalloc(all);
+    unsigned char *kind = malloc(nn);
+    for (size_t i = 0; i < nn; i++) {
+        kind[i] = (unsigned char)irand(AK_N);
+        hz_split_inl(adam_master_of(kind[i]), &w[i], &lo[i]);
+        adam_moments_of(kind[i], &m[i], &v[i]);
+    }
+    CUdeviceptr bw = dalloc(all * 2), blo = dalloc(all * 2), bm = dalloc(all * 4), bv = dalloc(all * 4),
+                bg = dalloc(all * 4);
+    CUdeviceptr dw = bw + (size_t)off * 2, dlo = blo + (size_t)off * 2, dm = bm + (size_t)off * 4,
+                dv = bv + (size_t)off * 4, dg = bg + (size_t)off * 4;
+    CU_CHECK(cuMemcpyHtoD(dw, w, nn * 2));
+    CU_CHECK(cuMemcpyHtoD(dlo, lo, nn * 2));
+    CU_CHECK(cuMemcpyHtoD(dm, m, nn * 4));
+    CU_CHECK(cuMemcpyHtoD(dv, v, nn * 4));
+    const unsigned blocks = grid ? grid : blocks_for((n + 3) / 4, 256);
+
+    static const int steps[] = {1, 2, 10};
+    char fail[512] = "";
+    size_t bad = 0, nan_n = 0, guard_bad = 0;
+    for (int s = 0; s < 3 && bad == 0; s++) {
+        const int t = steps[s];
+        for (size_t i = 0; i < nn; i++) g[i] = adam_grad_of(kind[i]);
+        memcpy(w0, w, nn * 2), memcpy(lo0, lo, nn * 2), memcpy(m0, m, nn * 4), memcpy(v0, v, nn * 4);
+        hz_adam_coef k = hz_adam_coef_of(o, o->lr, decay, gscale, t);
+        CU_CHECK(cuMemcpyHtoD(dg, g, nn * 4));
+        void *args[] = {&dw, &dlo, &dm, &dv, &dg, &n, &k.decay, &k.step, &k.rbc2, &k.beta1,
+                        &k.beta2, &k.eps, &k.gscale};
+        launch("hzk_adamw", blocks, 1, 256, 0, args);
+        hz_adamw_range(w, lo, m, v, g, n, &k);
+        CU_CHECK(cuMemcpyDtoH(gw, bw, all * 2));
+        CU_CHECK(cuMemcpyDtoH(glo, blo, all * 2));
+        CU_CHECK(cuMemcpyDtoH(gm, bm, all * 4));
+        CU_CHECK(cuMemcpyDtoH(gv, bv, all * 4));
+        for (size_t i = 0; i < nn; i++) {
+            nan_n += isnan(hz_join_inl(w[i], lo[i])) || isnan(m[i]) || isnan(v[i]);
+            const size_t at = (size_t)off + i;
+            const char *which = memcmp(&gw[at], &w[i], 2) ? "w" : memcmp(&glo[at], &lo[i], 2) ? "lo"
+                              : memcmp(&gm[at], &m[i], 4) ? "m" : memcmp(&gv[at], &v[i], 4) ? "v" : NULL;
+            if (!which || bad++ > 0) continue;
+            snprintf(fail, sizeof fail,
+                     "; first at t=%d [%zu] (%s) %s: from w %04x lo %d m %.9g v %.9g g %.9g, "
+                     "got w %04x lo %d m %.9g v %.9g, want w %04x lo %d m %.9g v %.9g",
+                     t, i, adam_kind_names[kind[i]], which, w0[i], lo0[i], (double)m0[i],
+                     (double)v0[i], (double)g[i], gw[at], glo[at], (double)gm[at], (double)gv[at],
+                     w[i], lo[i], (double)m[i], (double)v[i]);
+        }
+    }
+    /* the poison (0xFF bytes) around the range */
+    for (size_t i = 0; i < all; i++)
+        if (i < (size_t)off || i >= (size_t)off + nn)
+            guard_bad += gw[i] != 0xffffu || glo[i] != -1 || hz_bits_inl(gm[i]) != 0xffffffffu ||
+                         hz_bits_inl(gv[i]) != 0xffffffffu;
+    CHECK(bad == 0 && nan_n == 0 && guard_bad == 0,
+          "adamw n=%ld off %d grid %u (lr %g wd %g%s, gscale %g): w lo m v bit-identical to "
+          "hz_adamw_range after t = 1, 2, 10 (%zu differ%s); %zu NaN; %zu guard elements written",
+          n, off, blocks, (double)o->lr, (double)o->weight_decay, decay ? "" : " off", (double)gscale,
+          bad, fail, nan_n, guard_bad);
+    free(w), free(w0), free(gw), free(lo), free(lo0), free(glo), free(m), free(v), free(g), free(m0), free(v0);
+    free(gm), free(gv), free(kind);
+    cuMemFree(bw), cuMemFree(blo), cuMemFree(bm), cuMemFree(bv), cuMemFree(bg);
+}
+
+/* Three optimizers (with decay, without it and with clipping's gscale, a large lr), sizes
+ * from 1 up, odd and even, each at an aligned and an unaligned offset; two small grids. */
+static void test_adamw(void) {
+    const hz_optim opts[3] = {
+        {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f},
+        {.lr = 3e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-6f, .weight_decay = 0.1f},
+        {.lr = 0.25f, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.01f},
+    };
+    const int decays[3] = {1, 0, 1};
+    const float gscales[3] = {1.0f, 0.37f, 0.8f};
+    const long sizes[] = {1, 3, 4, 1027, 65539};
+    for (int c = 0; c < 3; c++)
+        for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++)
+            for (int off = 0; off < 2; off++)
+                test_adamw_case(sizes[z], off, 0, &opts[c], decays[c], gscales[c]);
+    test_adamw_case(1000003, 4, 5, &opts[0], 1, 0.5f); /* a small grid strides over 4-wide chunks */
+    test_adamw_case(100003, 3, 2, &opts[1], 1, 1.0f);  /* and over single elements */
 }
 
 /* ---- embedding.cu ------------------------------------------------------------------------ */
@@ -740,6 +895,7 @@ int main(int argc, char **argv) {
     compile_and_load(dir, major, minor);
 
     test_util();
+    test_adamw();
     test_embedding(400, 256, 300);
     test_embedding(400, 77, 50);
     test_rmsnorm(400, 256);
