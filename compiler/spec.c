@@ -314,6 +314,15 @@ static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, h
     case R_UNIT:
         if (v < 0 || v > 1) spec_error(c, node, "%s: must be in [0, 1], got %s", def->key, got);
         return v >= 0 && v <= 1;
+    case R_BLOCKS: {
+        int64_t L = spec->L >= 1 && spec->L <= SPEC_MAX_LAYERS ? spec->L : -1;
+        if (L >= 0 && (iv < 0 || iv > L))
+            spec_error(c, node, "%s: must be in 0..%lld (architecture.num_layers), got %s",
+                       def->key, (long long)L, got);
+        else if (iv < 0)
+            spec_error(c, node, "%s: must be >= 0 (a number of blocks), got %s", def->key, got);
+        return iv >= 0 && (L < 0 || iv <= L);
+    }
     }
     return 1;
 }

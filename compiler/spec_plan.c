@@ -11,9 +11,9 @@
 #include "yml.h"
 
 const field_def spec_plan_fields[PK_N] = {
-    [PK_RESIDENT_BLOCKS] = FIELD("resident_blocks", FT_INT, R_ANY, 0, plan.resident_blocks),
+    [PK_RESIDENT_BLOCKS] = FIELD("resident_blocks", FT_INT, R_BLOCKS, 0, plan.resident_blocks),
     [PK_RESIDENT_ENDS] = FIELD("resident_ends", FT_BOOL, R_ANY, 0, plan.resident_ends),
-    [PK_KEEP] = FIELD("keep_activations", FT_INT, R_ANY, 0, plan.keep_blocks),
+    [PK_KEEP] = FIELD("keep_activations", FT_INT, R_BLOCKS, 0, plan.keep_blocks),
     [PK_WEIGHT_SLOTS] = FIELD_OTHER("weight_slots", 0),
     [PK_HOST_GRAD] = FIELD_OTHER("host_gradients", 0),
     [PK_BOUNDARIES] = FIELD_OTHER("boundaries", 0),
@@ -25,20 +25,6 @@ static const char *const where_names[] = {
     [SPEC_WHERE_AUTO] = "auto", [SPEC_WHERE_GPU] = "gpu", [SPEC_WHERE_HOST] = "host"};
 
 /* ---- reading --------------------------------------------------------------------------- */
-
-/* A block count (resident_blocks, keep_activations) lies in [0, L]; L < 0 when num_layers
- * is itself in error, and then only the sign is checked. */
-static void check_blocks(spec_ctx *c, const field_val *f, int64_t n, int64_t L) {
-    char buf[48];
-    if (!f->value || !f->ok) return;
-    const char *key = f->key->text;
-    if (L >= 0 && (n < 0 || n > L))
-        spec_error(c, f->value, "%s: must be in 0..%lld (architecture.num_layers), got %s", key,
-                   (long long)L, spec_describe(f->value, buf));
-    else if (n < 0)
-        spec_error(c, f->value, "%s: must be >= 0 (a number of blocks), got %s", key,
-                   spec_describe(f->value, buf));
-}
 
 void spec_load_plan(spec_ctx *c, const field_val *at, hzc_spec *spec) {
     char buf[48];
@@ -52,10 +38,6 @@ void spec_load_plan(spec_ctx *c, const field_val *at, hzc_spec *spec) {
         [PK_HOST_GRAD] = &p->pos_host_grad, [PK_BOUNDARIES] = &p->pos_boundaries};
     for (int k = 0; k < PK_N; k++)
         if (v[k].value) *pos[k] = (spec_pos){v[k].value->line, v[k].value->col};
-
-    int64_t L = spec->L >= 1 && spec->L <= SPEC_MAX_LAYERS ? spec->L : -1;
-    check_blocks(c, &v[PK_RESIDENT_BLOCKS], p->resident_blocks, L);
-    check_blocks(c, &v[PK_KEEP], p->keep_blocks, L);
 
     const yml_node *ws = v[PK_WEIGHT_SLOTS].value;
     if (ws) {

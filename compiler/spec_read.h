@@ -37,6 +37,8 @@ typedef enum {
     R_POS,       /* > 0 */
     R_UNIT_OPEN, /* [0, 1) */
     R_UNIT,      /* [0, 1] */
+    R_BLOCKS,    /* integer in [0, num_layers] (only >= 0 while num_layers is in error):
+                  * the section is loaded after the architecture */
 } field_range;
 
 typedef struct {
