@@ -1,4 +1,4 @@
-/* compiler/main.c - the hzc driver: check, plan and build commands.
+/* compiler/main.c - the hzc driver: check, plan, tune, build and import commands.
  * hzc finds its templates, kernel sources and runtime libraries relative to its own
  * executable (ROOT/build/hzc -> ROOT), or under $HZC_ROOT when that is set. */
 #include <assert.h>
@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "spec.h"
 #include "timemodel.h"
+#include "tune.h"
 
 #ifndef HZC_CUDA_DIR
 #define HZC_CUDA_DIR ""
@@ -32,6 +33,12 @@ static void usage(FILE *out)
             "               [--ceilings FILE] [--json]\n"
             "                                   print the memory plan, the step schedule and\n"
             "                                   the predicted step time\n"
+            "  hzc tune SPEC --gpu-mem SIZE --host-mem SIZE [--ceilings FILE] [-o TUNED.yaml]\n"
+            "               [--top N]\n"
+            "                                   search the plan: choices for the fastest\n"
+            "                                   predicted step that fits; print the best N\n"
+            "                                   (default 5) beside the default plan, and with\n"
+            "                                   -o write the spec with the winner's plan:\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
             "               [--boundaries auto|gpu|host] [--ceilings FILE]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
@@ -42,7 +49,8 @@ static void usage(FILE *out)
             "  hzc --help | --version\n\n"
             "SIZE: bytes, or a number with K/M/G/T (binary: 80G = 80 GiB), KiB/MiB/GiB/TiB,\n"
             "or KB/MB/GB/TB (decimal). --boundaries: where the layers' input activations live\n"
-            "(auto: on the GPU unless --gpu-mem needs them on the host). The default backend\n"
+            "(auto: on the GPU unless --gpu-mem needs them on the host; given, it overrides the\n"
+            "spec's plan.boundaries). The default backend\n"
             "is cuda when hzc was built with the CUDA toolkit, else cpu. See docs/ for the\n"
             "model description and the plan. --ceilings: the machine's rates for the step-time\n"
             "model (JSON; default: one H200 as measured, see docs/plan.md).\n");
@@ -89,7 +97,11 @@ typedef struct options {
     const char *command, *spec, *out_dir, *backend, *ceilings;
     plan_limits lim;
     int json;
+    int boundaries_given;
+    int top_n;     /* tune --top: 0 when not given */
 } options;
+
+#define TUNE_TOP_MAX 1000
 
 static int parse_options(int argc, char **argv, options *o)
 {
@@ -119,6 +131,17 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             }
             o->lim.boundaries = k;
+            o->boundaries_given = 1;
+            i++;
+        } else if (!strcmp(a, "--top")) {
+            char *end = NULL;
+            long n = v ? strtol(v, &end, 10) : 0;
+            if (!v || end == v || *end || n < 1 || n > TUNE_TOP_MAX) {
+                fprintf(stderr, "hzc: error: --top expects a number of plans from 1 to %d, "
+                                "got '%s'\n", TUNE_TOP_MAX, v ? v : "");
+                return -1;
+            }
+            o->top_n = (int)n;
             i++;
         } else if (!strcmp(a, "--ceilings")) {
             if (!v) {
@@ -348,6 +371,45 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
     return 0;
 }
 
+/* The step-time model's rates: --ceilings FILE, else the defaults. 0, or 1 after saying why. */
+static int load_ceilings(const options *o, tm_ceilings *ceil)
+{
+    if (!o->ceilings) {
+        tm_defaults(ceil);
+        return 0;
+    }
+    char note[256], err[1024];
+    if (tm_load(ceil, o->ceilings, note, sizeof note, err, sizeof err) != 0) {
+        fprintf(stderr, "hzc: %s\n", err);
+        return 1;
+    }
+    if (note[0])
+        fprintf(stderr, "hzc: note: %s has no %s; the H200 defaults stand in for them\n",
+                o->ceilings, note);
+    return 0;
+}
+
+/* The tune command's own rules on the options, before the spec is read. */
+static int tune_options_ok(const options *o)
+{
+    if (!o->lim.gpu_bytes || !o->lim.host_bytes) {
+        fprintf(stderr, "hzc: error: tune needs --gpu-mem SIZE and --host-mem SIZE: the "
+                        "memory of the machine to fit (e.g. --gpu-mem 80G --host-mem 512G)\n");
+        return 0;
+    }
+    if (o->boundaries_given) {
+        fprintf(stderr, "hzc: error: --boundaries is for plan and build; tune tries both and "
+                        "writes its choice as plan.boundaries\n");
+        return 0;
+    }
+    if (o->json || o->backend) {
+        fprintf(stderr, "hzc: error: %s is not a tune option (see hzc --help)\n",
+                o->json ? "--json" : "--backend");
+        return 0;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -373,23 +435,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "hzc: wrote %s\n", argv[4]);
         return 0;
     }
-    if (strcmp(cmd, "check") && strcmp(cmd, "plan") && strcmp(cmd, "build")) {
-        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, build or import; see "
-                        "hzc --help)\n",
+    if (strcmp(cmd, "check") && strcmp(cmd, "plan") && strcmp(cmd, "build") &&
+        strcmp(cmd, "tune")) {
+        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, tune, build or import; "
+                        "see hzc --help)\n",
                 cmd);
         return 1;
     }
+    int tune = !strcmp(cmd, "tune");
     options o;
     if (parse_options(argc, argv, &o) != 0) return 1;
     if (!strcmp(cmd, "build") && !o.out_dir) {
         fprintf(stderr, "hzc: error: build needs -o DIR\n");
         return 1;
     }
-    if (strcmp(cmd, "build") && o.out_dir) { /* accepted and ignored, it would mislead */
-        fprintf(stderr, "hzc: error: -o is for build; %s writes no files%s\n", cmd,
+    if (strcmp(cmd, "build") && !tune && o.out_dir) { /* accepted and ignored, it would mislead */
+        fprintf(stderr, "hzc: error: -o is for build and tune; %s writes no files%s\n", cmd,
                 !strcmp(cmd, "plan") ? " (hzc plan SPEC --json > FILE saves the plan)" : "");
         return 1;
     }
+    if (!tune && o.top_n) {
+        fprintf(stderr, "hzc: error: --top is for tune\n");
+        return 1;
+    }
+    if (tune && !tune_options_ok(&o)) return 1;
     hzc_spec spec;
     int errors = spec_load(o.spec, &spec, stderr);
     if (errors) {
@@ -402,18 +471,9 @@ int main(int argc, char **argv)
         return 0;
     }
     tm_ceilings ceil;
-    if (o.ceilings) {
-        char note[256], err[1024];
-        if (tm_load(&ceil, o.ceilings, note, sizeof note, err, sizeof err) != 0) {
-            fprintf(stderr, "hzc: %s\n", err);
-            return 1;
-        }
-        if (note[0])
-            fprintf(stderr, "hzc: note: %s has no %s; the H200 defaults stand in for them\n",
-                    o.ceilings, note);
-    } else {
-        tm_defaults(&ceil);
-    }
+    if (load_ceilings(&o, &ceil) != 0) return 1;
+    if (tune) return tune_run(&spec, &o.lim, &ceil, o.top_n ? o.top_n : 5, o.out_dir, stdout,
+                              stderr);
     hzc_plan pl;
     int bad = plan_build(&spec, &o.lim, &pl, stderr);
     tm_predict(&pl.p, &ceil);

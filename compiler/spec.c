@@ -12,21 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spec_read.h"
 #include "yml.h"
 
-#define SPEC_MAX_ERRORS 50
-
-typedef struct {
-    const char *path;
-    FILE *err;
-    int errors_n;
-} spec_ctx;
-
-static void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Report one error at AT's mark; past SPEC_MAX_ERRORS errors are counted, not printed. */
-static void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...) {
+void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...) {
     va_list ap;
     if (++c->errors_n > SPEC_MAX_ERRORS) return;
     fprintf(c->err, "%s:%d:%d: error: ", c->path, at->line, at->col);
@@ -38,47 +27,13 @@ static void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...) {
 
 /* ---- field tables --------------------------------------------------------------------- */
 
-typedef enum {
-    FT_INT,     /* int64_t at off */
-    FT_NUM,     /* double at off */
-    FT_BOOL,    /* int at off */
-    FT_OTHER,   /* converted by the section's own code (names, choices, sub-mappings) */
-} field_type;
-
-typedef enum {
-    R_ANY,
-    R_SIZE,      /* integer in [1, SPEC_MAX_SIZE] */
-    R_LAYERS,    /* integer in [1, SPEC_MAX_LAYERS] */
-    R_NONNEG,    /* >= 0 */
-    R_POS,       /* > 0 */
-    R_UNIT_OPEN, /* [0, 1) */
-    R_UNIT,      /* [0, 1] */
-} field_range;
-
-typedef struct {
-    const char *key;
-    field_type type;
-    field_range range;
-    int required;
-    size_t off; /* offsetof(hzc_spec, ...) for FT_INT, FT_NUM, FT_BOOL */
-} field_def;
-
-/* What load_section found for one field: its key and value nodes (NULL when absent)
- * and whether the value converted and passed its range check. */
-typedef struct {
-    const yml_node *key, *value;
-    int ok;
-} field_val;
-
-#define FIELD(k, t, r, req, member) { k, t, r, req, offsetof(hzc_spec, member) }
-#define FIELD_OTHER(k, req) { k, FT_OTHER, R_ANY, req, 0 }
-
-enum { TOP_NAME, TOP_ARCH, TOP_SHAPE, TOP_TRAINING, TOP_N };
+enum { TOP_NAME, TOP_ARCH, TOP_SHAPE, TOP_TRAINING, TOP_PLAN, TOP_N };
 static const field_def top_fields[TOP_N] = {
     [TOP_NAME] = FIELD_OTHER("name", 0),
     [TOP_ARCH] = FIELD_OTHER("architecture", 1),
     [TOP_SHAPE] = FIELD_OTHER("shape", 1),
     [TOP_TRAINING] = FIELD_OTHER("training", 0),
+    [TOP_PLAN] = FIELD_OTHER("plan", 0),
 };
 
 enum {
@@ -134,8 +89,6 @@ static const field_def training_fields[T_N] = {
     [T_SEED] = FIELD("seed", FT_INT, R_NONNEG, 0, seed),
 };
 
-/* Every mapping of the schema, so that a key in the wrong one can be pointed home. */
-enum { SEC_TOP, SEC_ARCH, SEC_ROPE, SEC_SHAPE, SEC_TRAINING };
 static const struct {
     const char *name;
     const field_def *defs;
@@ -146,6 +99,7 @@ static const struct {
     [SEC_ROPE] = {"architecture.rope_scaling", rope_fields, RS_N},
     [SEC_SHAPE] = {"shape", shape_fields, S_N},
     [SEC_TRAINING] = {"training", training_fields, T_N},
+    [SEC_PLAN] = {"plan", spec_plan_fields, PK_N},
 };
 
 static const char *const family_names[] = {
@@ -159,10 +113,7 @@ const char *spec_family_name(spec_family family) {
 
 /* ---- scalars --------------------------------------------------------------------------- */
 
-/* Write NODE's text into BUF (size >= 48) for a message: 'text' with non-printable bytes
- * as '?', shortened with "..." past 40 bytes; "nothing" for an empty plain scalar; the
- * kind for a collection. */
-static const char *describe(const yml_node *node, char *buf) {
+const char *spec_describe(const yml_node *node, char *buf) {
     if (node->kind != YML_SCALAR) return yml_kind_name(node->kind);
     if (node->len == 0 && node->plain) return "nothing";
     size_t n = node->len > 40 ? 37 : node->len, o = 0;
@@ -180,8 +131,7 @@ static const char *describe(const yml_node *node, char *buf) {
     return buf;
 }
 
-/* Whether NODE is a YAML null (an empty plain scalar, ~ or null), as in "training:". */
-static int is_null(const yml_node *node) {
+int spec_is_null(const yml_node *node) {
     return node->kind == YML_SCALAR && node->plain &&
            (node->len == 0 || strcmp(node->text, "~") == 0 || strcmp(node->text, "null") == 0);
 }
@@ -195,14 +145,14 @@ static int parse_int(spec_ctx *c, const char *key, const yml_node *node, int64_t
     int digits = node->kind == YML_SCALAR && node->plain && s[i] != '\0';
     for (; digits && s[i]; i++) digits = s[i] >= '0' && s[i] <= '9';
     if (!digits || i != node->len) {
-        spec_error(c, node, "%s: expected an integer, got %s%s", key, describe(node, buf),
+        spec_error(c, node, "%s: expected an integer, got %s%s", key, spec_describe(node, buf),
                    node->kind == YML_SCALAR && !node->plain ? " (quoted, so a string)" : "");
         return 0;
     }
     errno = 0;
     long long v = strtoll(s, NULL, 10);
     if (errno == ERANGE) {
-        spec_error(c, node, "%s: integer %s is out of range", key, describe(node, buf));
+        spec_error(c, node, "%s: integer %s is out of range", key, spec_describe(node, buf));
         return 0;
     }
     *out = (int64_t)v;
@@ -218,12 +168,12 @@ static int parse_num(spec_ctx *c, const char *key, const yml_node *node, double 
     char *end = NULL;
     double v = ok ? strtod(node->text, &end) : 0.0;
     if (!ok || end != node->text + node->len) {
-        spec_error(c, node, "%s: expected a number, got %s%s", key, describe(node, buf),
+        spec_error(c, node, "%s: expected a number, got %s%s", key, spec_describe(node, buf),
                    node->kind == YML_SCALAR && !node->plain ? " (quoted, so a string)" : "");
         return 0;
     }
     if (!isfinite(v) || (v != 0.0 && fabs(v) < 1e-300)) {
-        spec_error(c, node, "%s: number %s is out of range", key, describe(node, buf));
+        spec_error(c, node, "%s: number %s is out of range", key, spec_describe(node, buf));
         return 0;
     }
     *out = v;
@@ -253,7 +203,7 @@ static int parse_bool(spec_ctx *c, const char *key, const yml_node *node, int *o
         *out = 0;
         return 1;
     }
-    spec_error(c, node, "%s: expected true or false, got %s", key, describe(node, buf));
+    spec_error(c, node, "%s: expected true or false, got %s", key, spec_describe(node, buf));
     return 0;
 }
 
@@ -292,12 +242,11 @@ static int closest(const char *word, const char *const *names, int names_n) {
     return best;
 }
 
-/* Check that NODE is a plain or quoted string among NAMES; returns its index or -1. */
-static int parse_choice(spec_ctx *c, const char *key, const yml_node *node,
+int spec_parse_choice(spec_ctx *c, const char *key, const yml_node *node,
                         const char *const *names, int names_n, const char *what) {
     char buf[48];
     if (node->kind != YML_SCALAR) {
-        spec_error(c, node, "%s: expected a name, got %s", key, describe(node, buf));
+        spec_error(c, node, "%s: expected a name, got %s", key, spec_describe(node, buf));
         return -1;
     }
     for (int i = 0; i < names_n; i++)
@@ -310,9 +259,9 @@ static int parse_choice(spec_ctx *c, const char *key, const yml_node *node,
     int near = closest(node->text, names, names_n);
     if (near >= 0)
         spec_error(c, node, "%s: %s %s; did you mean '%s'? (supported: %s)", key, what,
-                   describe(node, buf), names[near], list);
+                   spec_describe(node, buf), names[near], list);
     else
-        spec_error(c, node, "%s: %s %s (supported: %s)", key, what, describe(node, buf), list);
+        spec_error(c, node, "%s: %s %s (supported: %s)", key, what, spec_describe(node, buf), list);
     return -1;
 }
 
@@ -337,7 +286,7 @@ static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, h
         break;
     case FT_OTHER: return 1;
     }
-    const char *got = describe(node, buf);
+    const char *got = spec_describe(node, buf);
     switch (def->range) {
     case R_ANY: return 1;
     case R_SIZE:
@@ -365,6 +314,15 @@ static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, h
     case R_UNIT:
         if (v < 0 || v > 1) spec_error(c, node, "%s: must be in [0, 1], got %s", def->key, got);
         return v >= 0 && v <= 1;
+    case R_BLOCKS: {
+        int64_t L = spec->L >= 1 && spec->L <= SPEC_MAX_LAYERS ? spec->L : -1;
+        if (L >= 0 && (iv < 0 || iv > L))
+            spec_error(c, node, "%s: must be in 0..%lld (architecture.num_layers), got %s",
+                       def->key, (long long)L, got);
+        else if (iv < 0)
+            spec_error(c, node, "%s: must be >= 0 (a number of blocks), got %s", def->key, got);
+        return iv >= 0 && (L < 0 || iv <= L);
+    }
     }
     return 1;
 }
@@ -380,8 +338,8 @@ static int unknown_key(spec_ctx *c, int section, const yml_node *key) {
         if ((int)s == section) continue;
         for (int i = 0; i < sections[s].defs_n; i++) {
             if (strcmp(sections[s].defs[i].key, key->text) == 0) {
-                spec_error(c, key, "unknown key %s %s %s; it belongs in %s", describe(key, buf),
-                           in, where, sections[s].name);
+                spec_error(c, key, "unknown key %s %s %s; it belongs in %s",
+                           spec_describe(key, buf), in, where, sections[s].name);
                 return -1;
             }
         }
@@ -392,19 +350,15 @@ static int unknown_key(spec_ctx *c, int section, const yml_node *key) {
     for (int i = 0; i < names_n; i++) names[i] = sections[section].defs[i].key;
     int near = closest(key->text, names, names_n);
     if (near < 0) {
-        spec_error(c, key, "unknown key %s %s %s", describe(key, buf), in, where);
+        spec_error(c, key, "unknown key %s %s %s", spec_describe(key, buf), in, where);
         return -1;
     }
-    spec_error(c, key, "unknown key %s %s %s; did you mean '%s'?", describe(key, buf), in, where,
-               names[near]);
+    spec_error(c, key, "unknown key %s %s %s; did you mean '%s'?", spec_describe(key, buf), in,
+               where, names[near]);
     return near;
 }
 
-/* Check mapping MAP (named by KEY_NODE, NULL at the top level) against section SECTION:
- * every key known and given once, required keys present; fill VALS (one per field) and
- * convert the plain fields into SPEC. Missing keys are reported at KEY_NODE, the line
- * that opens the section. Returns 0 if MAP is not a mapping at all. */
-static int load_section(spec_ctx *c, int section, const yml_node *key_node, const yml_node *map,
+int spec_load_section(spec_ctx *c, int section, const yml_node *key_node, const yml_node *map,
                         hzc_spec *spec, field_val *vals) {
     char buf[48];
     const field_def *defs = sections[section].defs;
@@ -412,12 +366,12 @@ static int load_section(spec_ctx *c, int section, const yml_node *key_node, cons
     const char *name = sections[section].name;
     const char *leaf = strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
     memset(vals, 0, (size_t)defs_n * sizeof *vals);
-    if (map->kind != YML_MAPPING && !is_null(map)) {
+    if (map->kind != YML_MAPPING && !spec_is_null(map)) {
         if (section == SEC_TOP)
-            spec_error(c, map, "expected a mapping with keys architecture, shape and training at "
-                               "the top level, got %s", describe(map, buf));
+            spec_error(c, map, "expected a mapping with keys architecture, shape, training and "
+                               "plan at the top level, got %s", spec_describe(map, buf));
         else
-            spec_error(c, map, "%s: expected a mapping, got %s", leaf, describe(map, buf));
+            spec_error(c, map, "%s: expected a mapping, got %s", leaf, spec_describe(map, buf));
         return 0;
     }
     int pairs_n = map->kind == YML_MAPPING ? map->n : 0;
@@ -436,7 +390,7 @@ static int load_section(spec_ctx *c, int section, const yml_node *key_node, cons
             continue;
         }
         if (vals[f].key) {
-            spec_error(c, key, "duplicate key %s (first given at %d:%d)", describe(key, buf),
+            spec_error(c, key, "duplicate key %s (first given at %d:%d)", spec_describe(key, buf),
                        vals[f].key->line, vals[f].key->col);
             continue;
         }
@@ -460,10 +414,10 @@ static int load_section(spec_ctx *c, int section, const yml_node *key_node, cons
 
 static void load_rope_scaling(spec_ctx *c, const field_val *at, hzc_spec *spec) {
     field_val v[RS_N];
-    if (is_null(at->value)) return; /* "rope_scaling:" with nothing = no scaling */
-    if (!load_section(c, SEC_ROPE, at->key, at->value, spec, v)) return;
+    if (spec_is_null(at->value)) return; /* "rope_scaling:" with nothing = no scaling */
+    if (!spec_load_section(c, SEC_ROPE, at->key, at->value, spec, v)) return;
     if (v[RS_TYPE].value) {
-        int t = parse_choice(c, "type", v[RS_TYPE].value, rope_type_names, 1,
+        int t = spec_parse_choice(c, "type", v[RS_TYPE].value, rope_type_names, 1,
                              "unsupported rope_scaling type");
         spec->rope_llama3 = t == 0;
     }
@@ -476,10 +430,11 @@ static void load_rope_scaling(spec_ctx *c, const field_val *at, hzc_spec *spec) 
 
 static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) {
     field_val v[A_N];
-    if (!load_section(c, SEC_ARCH, at->key, at->value, spec, v)) return;
+    if (!spec_load_section(c, SEC_ARCH, at->key, at->value, spec, v)) return;
     int family_ok = 0;
     if (v[A_FAMILY].value) {
-        int f = parse_choice(c, "family", v[A_FAMILY].value, family_names, 3, "unknown family");
+        int f = spec_parse_choice(c, "family", v[A_FAMILY].value, family_names, 3,
+                                  "unknown family");
         if (f >= 0) {
             spec->family = (spec_family)f;
             family_ok = 1;
@@ -525,7 +480,7 @@ static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) 
 static void load_shape(spec_ctx *c, const field_val *at, hzc_spec *spec,
                        const yml_node **step_at) {
     field_val v[S_N];
-    if (!load_section(c, SEC_SHAPE, at->key, at->value, spec, v)) return;
+    if (!spec_load_section(c, SEC_SHAPE, at->key, at->value, spec, v)) return;
     *step_at = v[S_STEP].value;
     /* tokens_per_micro_batch defaults to tokens_per_step (no gradient accumulation) */
     int micro_given = v[S_MICRO].value != NULL;
@@ -553,7 +508,7 @@ static void load_shape(spec_ctx *c, const field_val *at, hzc_spec *spec,
 static void load_name(spec_ctx *c, const yml_node *node, hzc_spec *spec) {
     char buf[48];
     if (node->kind != YML_SCALAR || node->len == 0) {
-        spec_error(c, node, "name: expected a name, got %s", describe(node, buf));
+        spec_error(c, node, "name: expected a name, got %s", spec_describe(node, buf));
         return;
     }
     if (node->len >= sizeof spec->name) {
@@ -564,7 +519,7 @@ static void load_name(spec_ctx *c, const yml_node *node, hzc_spec *spec) {
     /* the name ends up in file names and generated identifiers' comments */
     if (strspn(node->text, SPEC_NAME_CHARS) != node->len) {
         spec_error(c, node, "name: %s may hold only letters, digits, '.', '_' and '-'",
-                   describe(node, buf));
+                   spec_describe(node, buf));
         return;
     }
     memcpy(spec->name, node->text, node->len + 1);
@@ -622,14 +577,16 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err) {
 
     field_val top[TOP_N];
     const yml_node *step_at = NULL;
-    if (load_section(&c, SEC_TOP, NULL, root, spec, top)) {
+    if (spec_load_section(&c, SEC_TOP, NULL, root, spec, top)) {
         if (top[TOP_NAME].value) load_name(&c, top[TOP_NAME].value, spec);
         if (top[TOP_ARCH].value) load_architecture(&c, &top[TOP_ARCH], spec);
         if (top[TOP_SHAPE].value) load_shape(&c, &top[TOP_SHAPE], spec, &step_at);
         if (top[TOP_TRAINING].value) {
             field_val v[T_N];
-            load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key, top[TOP_TRAINING].value, spec, v);
+            spec_load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key, top[TOP_TRAINING].value,
+                              spec, v);
         }
+        if (top[TOP_PLAN].value) spec_load_plan(&c, &top[TOP_PLAN], spec);
     }
     double params = c.errors_n == 0 ? spec_param_count_fp(spec) : 0.0;
     if (params > SPEC_MAX_PARAMS)

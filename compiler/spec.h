@@ -86,6 +86,24 @@ double spec_param_count_fp(const hzc_spec *spec);
 /* The characters a spec name may hold (it ends up in file names and comments). */
 #define SPEC_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
+/* Write P as a plan: section (YAML: the line "plan:", then every key, each with a one-line
+ * comment) that spec_load reads back as P. */
+void spec_plan_write(FILE *out, const spec_plan *p);
+
+/* Copy the spec file IN_PATH to OUT_PATH (it may be the same file) with its plan: section
+ * replaced by P, or P appended when it has none; every other line is kept byte for byte.
+ * The section runs from its "plan:" line to the next line that starts in column 1 (a key,
+ * a comment, "---"), less the blank lines before that one. A file whose top level is not a
+ * block mapping with plan at column 1 is refused. Errors go to ERR as "PATH:...: error:";
+ * returns their number (0 = written). */
+int spec_write_with_plan(const char *in_path, const spec_plan *p, const char *out_path,
+                         FILE *err);
+/* The same, also setting shape.tokens_per_micro_batch to MICRO_TOKENS when it is not 0:
+ * the value on that key's line is replaced, or the key added as the shape section's last
+ * line (shape must then be a block mapping). */
+int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_tokens,
+                     const char *out_path, FILE *err);
+
 /* NAME (64 bytes) = PATH's base name less .yaml or .yml, cut to 63 characters. */
 void spec_name_from_path(const char *path, char name[64]);
 

@@ -283,6 +283,11 @@ static const char *file_kind(mode_t mode) {
 }
 
 yml_node *yml_load(const char *path, FILE *err, int *errors_n) {
+    return yml_load_text(path, err, errors_n, NULL, NULL);
+}
+
+yml_node *yml_load_text(const char *path, FILE *err, int *errors_n, char **text_out,
+                        size_t *len_out) {
     *errors_n = 0;
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -326,6 +331,11 @@ yml_node *yml_load(const char *path, FILE *err, int *errors_n) {
         yml_error(err, errors_n, path, 0, 0, "cannot read: %s", strerror(read_errno));
     else
         root = yml_parse(path, text, len, err, errors_n);
-    free(text);
+    if (root && text_out) {
+        *text_out = text;
+        *len_out = len;
+    } else {
+        free(text);
+    }
     return root;
 }

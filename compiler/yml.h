@@ -35,6 +35,9 @@ yml_node *yml_parse(const char *name, const char *text, size_t len, FILE *err, i
  * /dev/zero would not end), and a file of more than YML_MAX_FILE_BYTES. */
 #define YML_MAX_FILE_BYTES (1 << 20) /* 1 MiB: a model description is a few hundred bytes */
 yml_node *yml_load(const char *path, FILE *err, int *errors_n);
+/* yml_load that also hands back the file's text (NUL-terminated, malloc'd; the caller
+ * frees it) and its length, when it returns a tree. */
+yml_node *yml_load_text(const char *path, FILE *err, int *errors_n, char **text, size_t *len);
 
 /* Free a tree returned by yml_parse or yml_load (NULL is fine). */
 void yml_free(yml_node *root);

@@ -324,6 +324,39 @@ static void test_bad_inputs(void) {
                "1024 layers times 128 micro-batches is 131072 layer passes a step; the schedule "
                "holds at most 65536");
 
+    /* the plan: section: every value, key and shape wrong in its own way */
+    t = expect_errors("tests/bad/plan_values.yaml", 6);
+    expect_line(t, "tests/bad/plan_values.yaml:12:20: error: ",
+                "resident_blocks: must be in 0..4 (architecture.num_layers), got '5'");
+    expect_line(t, "tests/bad/plan_values.yaml:13:18: error: ",
+                "resident_ends: expected true or false, got 'maybe'");
+    expect_line(t, "tests/bad/plan_values.yaml:14:21: error: ",
+                "keep_activations: must be in 0..4 (architecture.num_layers), got '-1'");
+    expect_line(t, "tests/bad/plan_values.yaml:15:17: error: ",
+                "weight_slots: must be 2 or 3 (or auto: the planner's choice), got '4'");
+    expect_line(t, "tests/bad/plan_values.yaml:16:19: error: ",
+                "host_gradients: unknown precision 'fp16'; did you mean 'fp32'? (supported: "
+                "auto, fp32 or bf16)");
+    expect_line(t, "tests/bad/plan_values.yaml:17:15: error: ",
+                "boundaries: unknown place 'cpu'; did you mean 'gpu'? (supported: auto, gpu or "
+                "host)");
+    free(t);
+    t = expect_errors("tests/bad/plan_keys.yaml", 5);
+    expect_line(t, "tests/bad/plan_keys.yaml:12:3: error: ",
+                "unknown key 'boundaries' in training; it belongs in plan");
+    expect_line(t, "tests/bad/plan_keys.yaml:14:3: error: ",
+                "unknown key 'resident_block' in plan; did you mean 'resident_blocks'?");
+    expect_line(t, "tests/bad/plan_keys.yaml:15:3: error: ",
+                "unknown key 'seq_len' in plan; it belongs in shape");
+    expect_line(t, "tests/bad/plan_keys.yaml:16:21: error: ",
+                "keep_activations: expected an integer, got '2.5'");
+    expect_line(t, "tests/bad/plan_keys.yaml:17:17: error: ",
+                "weight_slots: must be 2 or 3 (or auto: the planner's choice), got '3' (quoted, "
+                "so a string)");
+    free(t);
+    expect_one("tests/bad/plan_mapping.yaml", "tests/bad/plan_mapping.yaml:11:7: error: ",
+               "plan: expected a mapping, got '3'");
+
     /* three independent errors in one file: all three reported, in file order */
     t = expect_errors("tests/bad/three_errors.yaml", 3);
     expect_line(t, "tests/bad/three_errors.yaml:5:3: error: ",
@@ -331,6 +364,256 @@ static void test_bad_inputs(void) {
     expect_line(t, "tests/bad/three_errors.yaml:7:13: error: ", "expected an integer, got 'big'");
     expect_line(t, "tests/bad/three_errors.yaml:10:20: error: ", "tokens_per_step: must be positive");
     free(t);
+}
+
+/* ---- the plan: section ---- */
+
+/* A valid spec of 6 layers without a plan: section (11 lines). */
+static const char plan_base[] = "# six layers\n"
+                                "architecture:\n"
+                                "  family: llama\n"
+                                "  vocab_size: 256\n"
+                                "  hidden_size: 64\n"
+                                "  num_layers: 6\n"
+                                "  num_heads: 4\n"
+                                "  ffn_size: 128\n"
+                                "shape:\n"
+                                "  seq_len: 16\n"
+                                "  tokens_per_step: 128\n";
+
+/* Whether two plans hold the same choices (positions aside). */
+static int same_choices(const spec_plan *a, const spec_plan *b) {
+    return a->set == b->set && a->resident_blocks == b->resident_blocks &&
+           a->resident_ends == b->resident_ends && a->keep_blocks == b->keep_blocks &&
+           a->weight_slots == b->weight_slots && a->host_grad == b->host_grad &&
+           a->boundaries == b->boundaries;
+}
+
+static const char *plan_text(const spec_plan *p) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "set %d resident_blocks %lld resident_ends %d keep %lld slots %d "
+             "host_grad %d boundaries %d", p->set, (long long)p->resident_blocks,
+             p->resident_ends, (long long)p->keep_blocks, p->weight_slots, p->host_grad,
+             p->boundaries);
+    return buf;
+}
+
+/* Load BASE + TAIL from a scratch file; returns the number of errors, the text in *text. */
+static int load_with(const char *tail, hzc_spec *s, char **text) {
+    char body[2048];
+    snprintf(body, sizeof body, "%s%s", plan_base, tail);
+    return load(write_file("plan.yaml", body), s, text);
+}
+
+static void test_plan_section(void) {
+    hzc_spec s;
+    char *text = NULL;
+    int n = load_with("", &s, &text);
+    spec_plan none = {0};
+    CHECK(n == 0 && same_choices(&s.plan, &none) && s.plan.pos_boundaries.line == 0,
+          "no plan: section: every choice at its default (%s) %s", plan_text(&s.plan), text);
+    free(text);
+
+    n = load_with("plan:\n"
+                  "  resident_blocks: 6\n"
+                  "  resident_ends: yes\n"
+                  "  keep_activations: 2\n"
+                  "  weight_slots: 2\n"
+                  "  host_gradients: bf16\n"
+                  "  boundaries: host\n", &s, &text);
+    spec_plan want = {.set = 1, .resident_blocks = 6, .resident_ends = 1, .keep_blocks = 2,
+                      .weight_slots = 2, .host_grad = SPEC_GRAD_BF16,
+                      .boundaries = SPEC_WHERE_HOST};
+    CHECK(n == 0 && same_choices(&s.plan, &want), "every plan key: %s %s", plan_text(&s.plan),
+          text);
+    free(text);
+    const spec_plan *p = &s.plan;
+    CHECK(p->pos_resident_blocks.line == 13 && p->pos_resident_blocks.col == 20 &&
+              p->pos_resident_ends.line == 14 && p->pos_resident_ends.col == 18 &&
+              p->pos_keep_blocks.line == 15 && p->pos_keep_blocks.col == 21 &&
+              p->pos_weight_slots.line == 16 && p->pos_weight_slots.col == 17 &&
+              p->pos_host_grad.line == 17 && p->pos_host_grad.col == 19 &&
+              p->pos_boundaries.line == 18 && p->pos_boundaries.col == 15,
+          "plan positions at the values: %d:%d %d:%d %d:%d %d:%d %d:%d %d:%d",
+          p->pos_resident_blocks.line, p->pos_resident_blocks.col, p->pos_resident_ends.line,
+          p->pos_resident_ends.col, p->pos_keep_blocks.line, p->pos_keep_blocks.col,
+          p->pos_weight_slots.line, p->pos_weight_slots.col, p->pos_host_grad.line,
+          p->pos_host_grad.col, p->pos_boundaries.line, p->pos_boundaries.col);
+
+    n = load_with("plan:\n", &s, &text);
+    none.set = 1;
+    CHECK(n == 0 && same_choices(&s.plan, &none), "an empty plan: section is set, with the "
+          "defaults: %s %s", plan_text(&s.plan), text);
+    free(text);
+
+    n = load_with("plan: {weight_slots: auto, host_gradients: auto, boundaries: gpu, "
+                  "keep_activations: 0}\n", &s, &text);
+    want = (spec_plan){.set = 1, .boundaries = SPEC_WHERE_GPU};
+    CHECK(n == 0 && same_choices(&s.plan, &want) && s.plan.pos_weight_slots.line == 12 &&
+              s.plan.pos_resident_blocks.line == 0,
+          "flow style, weight_slots auto = 0: %s %s", plan_text(&s.plan), text);
+    free(text);
+
+    /* num_layers itself wrong: a block count is then checked only for its sign */
+    write_file("plan.yaml", "architecture:\n  family: llama\n  vocab_size: 256\n"
+                            "  hidden_size: 64\n  num_layers: 0\n  num_heads: 4\n"
+                            "  ffn_size: 128\nshape:\n  seq_len: 16\n  tokens_per_step: 128\n"
+                            "plan:\n  resident_blocks: 3\n  keep_activations: -2\n");
+    n = load(test_tmp("plan.yaml"), &s, &text);
+    CHECK(n == 2 && strstr(text, "num_layers: must be positive") &&
+              strstr(text, "plan.yaml:13:21: error: keep_activations: must be >= 0"),
+          "num_layers 0: the plan's counts only checked for sign: %d errors %s", n, text);
+    free(text);
+}
+
+/* The whole of PATH (a scratch file) as a malloc'd string. */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    size_t len = 0;
+    char *text = f ? yml_slurp(f, 1 << 20, &len) : NULL;
+    if (f) fclose(f);
+    if (!text) {
+        printf("NOT OK  cannot read %s\n", path);
+        exit(2);
+    }
+    return text;
+}
+
+/* spec_plan_write's text for P. */
+static char *plan_yaml(const spec_plan *p) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) exit(2);
+    spec_plan_write(f, p);
+    fclose(f);
+    return text;
+}
+
+/* Write IN to a scratch file, put P (and MICRO, when > 0) into it with spec_write_tuned (to
+ * the same file when IN_PLACE), and check the output is exactly BEFORE + P's section + AFTER
+ * (BEFORE may hold %s once, for P's section, when it is not at the end), that it loads with
+ * P's choices and that every other field is what IN gave. */
+static void expect_rewrite(const char *what, const char *in, const spec_plan *p, int64_t micro,
+                           const char *before, const char *after, int in_place) {
+    const char *in_path = write_file("rw-in.yaml", in);
+    const char *out_path = in_place ? in_path : test_tmp("rw-out.yaml");
+    hzc_spec s0, s1;
+    char *text = NULL;
+    int n0 = load(in_path, &s0, &text);
+    free(text);
+    char *err = NULL;
+    size_t err_size = 0;
+    FILE *ef = open_memstream(&err, &err_size);
+    int rc = spec_write_tuned(in_path, p, micro, out_path, ef);
+    fclose(ef);
+    CHECK(n0 == 0 && rc == 0, "%s: the spec loads and is rewritten: %s", what, err);
+    free(err);
+    if (rc != 0) return;
+    char *got = slurp(out_path), *section = plan_yaml(p);
+    size_t want_n = strlen(before) + strlen(section) + strlen(after) + 1;
+    char *want = malloc(want_n);
+    snprintf(want, want_n, "%s%s%s", before, section, after);
+    CHECK(strcmp(got, want) == 0, "%s: every line but the plan's kept byte for byte", what);
+    if (strcmp(got, want) != 0) printf("        got:\n%s        want:\n%s", got, want);
+    int n1 = load(out_path, &s1, &text);
+    spec_plan pw = *p;
+    pw.set = 1;
+    CHECK(n1 == 0 && same_choices(&s1.plan, &pw), "%s: loads back with the same plan: %s (%s)",
+          what, plan_text(&s1.plan), text);
+    free(text);
+    if (micro > 0) {
+        CHECK(s1.micro_tokens == micro, "%s: tokens_per_micro_batch %lld want %lld", what,
+              (long long)s1.micro_tokens, (long long)micro);
+        s1.micro_tokens = s0.micro_tokens;
+    }
+    /* the rest of the spec: every field as before */
+    memset(&s0.plan, 0, sizeof s0.plan);
+    memset(&s1.plan, 0, sizeof s1.plan);
+    memset(s0.path, 0, sizeof s0.path);
+    memset(s1.path, 0, sizeof s1.path);
+    if (!in_place) { /* the name comes from the file's */
+        memset(s0.name, 0, sizeof s0.name);
+        memset(s1.name, 0, sizeof s1.name);
+    }
+    CHECK(memcmp(&s0, &s1, sizeof s0) == 0, "%s: every other field of the spec unchanged", what);
+    free(got);
+    free(section);
+    free(want);
+}
+
+static void test_plan_write(void) {
+    const spec_plan plans[] = {
+        {.set = 1},
+        {.set = 1, .resident_blocks = 6, .resident_ends = 1, .keep_blocks = 6,
+         .weight_slots = 3, .host_grad = SPEC_GRAD_FP32, .boundaries = SPEC_WHERE_GPU},
+        {.set = 1, .resident_blocks = 2, .keep_blocks = 1, .weight_slots = 2,
+         .host_grad = SPEC_GRAD_BF16, .boundaries = SPEC_WHERE_HOST},
+    };
+    char in[2048], before[4096];
+    for (size_t i = 0; i < sizeof plans / sizeof *plans; i++) {
+        const spec_plan *p = &plans[i];
+        /* appended to a spec without one */
+        expect_rewrite("appended", plan_base, p, 0, plan_base, "", 0);
+        /* replaced in the middle: its comments and indented lines go, the blank line and the
+         * column-1 comment after it stay */
+        snprintf(in, sizeof in, "%splan:   # old\n  resident_blocks: 1\n  # inside\n"
+                 "  boundaries: gpu\n\n# the training defaults\ntraining:\n  lr: 1e-3\n",
+                 plan_base);
+        expect_rewrite("replaced", in, p, 0, plan_base,
+                       "\n# the training defaults\ntraining:\n  lr: 1e-3\n", 0);
+        /* the last line, with no newline at the end */
+        snprintf(in, sizeof in, "%splan:\n  keep_activations: 1", plan_base);
+        expect_rewrite("last, no newline", in, p, 0, plan_base, "", 0);
+    }
+    const spec_plan *p = &plans[1];
+    /* a spec that does not end in a newline gets one before the section */
+    snprintf(in, sizeof in, "%s  # the end", plan_base);
+    snprintf(before, sizeof before, "%s\n", in);
+    expect_rewrite("appended after a last line with no newline", in, p, 0, before, "", 0);
+    /* written over its own input */
+    expect_rewrite("in place", plan_base, p, 0, plan_base, "", 1);
+    /* spec_write_with_plan is spec_write_tuned with the micro-batch as it is */
+    write_file("rw-in.yaml", plan_base);
+    int rc = spec_write_with_plan(test_tmp("rw-in.yaml"), p, test_tmp("rw-out.yaml"), stdout);
+    char *got = slurp(test_tmp("rw-out.yaml")), *section = plan_yaml(p);
+    CHECK(rc == 0 && strncmp(got, plan_base, strlen(plan_base)) == 0 &&
+              strcmp(got + strlen(plan_base), section) == 0,
+          "spec_write_with_plan appends the section: %d", rc);
+    free(got);
+    free(section);
+
+    /* tokens_per_micro_batch: the value replaced in its line, or the key added to shape */
+    snprintf(in, sizeof in, "%s  tokens_per_micro_batch: 32   # two\ntraining:\n  lr: 1e-3\n",
+             plan_base);
+    snprintf(before, sizeof before, "%s  tokens_per_micro_batch: 64   # two\ntraining:\n"
+             "  lr: 1e-3\n", plan_base);
+    expect_rewrite("micro-batch value replaced", in, p, 64, before, "", 0);
+    snprintf(in, sizeof in, "%straining:\n  lr: 1e-3\n", plan_base);
+    snprintf(before, sizeof before, "%s  tokens_per_micro_batch: 32\ntraining:\n  lr: 1e-3\n",
+             plan_base);
+    expect_rewrite("micro-batch key added", in, p, 32, before, "", 0);
+
+    /* what cannot be rewritten line by line is refused */
+    const char *flow = write_file("rw-flow.yaml",
+                                  "{architecture: {family: llama, vocab_size: 256, hidden_size: "
+                                  "64, num_layers: 6, num_heads: 4, ffn_size: 128}, shape: "
+                                  "{seq_len: 16, tokens_per_step: 128}}\n");
+    char *err = NULL;
+    size_t err_size = 0;
+    FILE *ef = open_memstream(&err, &err_size);
+    rc = spec_write_with_plan(flow, p, test_tmp("rw-out.yaml"), ef);
+    fclose(ef);
+    CHECK(rc == 1 && strstr(err, "rw-flow.yaml:1:1: error: hzc rewrites the plan: section only "
+                                 "in a spec whose top level is a block mapping"),
+          "a flow-style spec is refused: %s", err);
+    free(err);
+    err = NULL;
+    ef = open_memstream(&err, &err_size);
+    rc = spec_write_with_plan(test_tmp("nope.yaml"), p, test_tmp("rw-out.yaml"), ef);
+    fclose(ef);
+    CHECK(rc == 1 && strstr(err, "nope.yaml: error: cannot open"), "a missing spec: %s", err);
+    free(err);
 }
 
 /* The spec file's own limits: exactly 1 MiB is read, one byte more is refused unread, and
@@ -372,6 +655,8 @@ int main(void) {
     test_defaults();
     test_error_cap();
     test_bad_inputs();
+    test_plan_section();
+    test_plan_write();
     test_file_limits();
     test_tmp_close();
     TEST_END();

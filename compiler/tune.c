@@ -1,0 +1,283 @@
+/* compiler/tune.c - hzc tune (contract in tune.h). Every point tried is one plan_build and
+ * one tm_predict; the search is pruned by the one fact it relies on: with every other
+ * choice fixed, the planned GPU bytes grow with resident_blocks and with keep_activations.
+ * So for each keep count only the largest resident count that fits is a candidate, and
+ * that count falls as keep rises: a walk down the staircase builds about 2 L plans. */
+#include "tune.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Bytes over the limits (0 = fits both). */
+static double overflow_bytes(const tune_result *r, const plan_limits *lim)
+{
+    double over = 0;
+    if (lim->gpu_bytes && r->gpu_bytes > lim->gpu_bytes)
+        over += (double)(r->gpu_bytes - lim->gpu_bytes);
+    if (lim->host_bytes && r->host_bytes > lim->host_bytes)
+        over += (double)(r->host_bytes - lim->host_bytes);
+    return over;
+}
+
+/* Build and predict one point; plan_build's reasons for a plan that does not fit go to
+ * QUIET. */
+static void eval_quiet(const hzc_spec *spec, const spec_plan *plan, int64_t micro_tokens,
+                       const plan_limits *lim, const tm_ceilings *ceil, tune_result *r,
+                       FILE *quiet)
+{
+    hzc_spec s = *spec;
+    s.plan = *plan;
+    s.micro_tokens = micro_tokens;
+    hzc_plan pl;
+    int bad = plan_build(&s, lim, &pl, quiet);
+    tm_predict(&pl.p, ceil);
+    memset(r, 0, sizeof *r);
+    r->plan = *plan;
+    r->micro_tokens = micro_tokens;
+    r->fits = !bad;
+    r->gpu_bytes = pl.p.gpu_bytes;
+    r->host_bytes = pl.p.host_bytes;
+    r->weight_slots = pl.n_wslots;
+    r->host_grad_bf16 = pl.p.host_grad_bf16;
+    r->boundary_on_host = pl.p.boundary_on_host;
+    r->step_s = pl.p.pred.step_s;
+    r->tflops = hz_flops_per_token(&pl.p.dims) * (double)pl.p.dims.step_tokens / r->step_s * 1e-12;
+    tm_critical_text(&pl.p, r->critical, sizeof r->critical);
+    plan_free(&pl);
+}
+
+void tune_eval(const hzc_spec *spec, const spec_plan *plan, int64_t micro_tokens,
+               const plan_limits *lim, const tm_ceilings *ceil, tune_result *r)
+{
+    FILE *quiet = fopen("/dev/null", "w");
+    eval_quiet(spec, plan, micro_tokens, lim, ceil, r, quiet ? quiet : stderr);
+    if (quiet) fclose(quiet);
+}
+
+/* Whether A ranks before B: faster, or as fast with less GPU memory. */
+static int ranks_before(const tune_result *a, const tune_result *b)
+{
+    return a->step_s < b->step_s || (a->step_s == b->step_s && a->gpu_bytes < b->gpu_bytes);
+}
+
+typedef struct walker {
+    hzc_spec spec;               /* the spec whose plan and micro-batch the search varies */
+    const plan_limits *lim;
+    const tm_ceilings *ceil;
+    FILE *quiet;
+    tune_search *s;
+    double smallest_over;
+} walker;
+
+/* Try the walker's spec with resident_blocks R and keep_activations K: a plan that fits
+ * enters the ranking, one that does not may become the smallest. Returns whether its GPU
+ * bytes fit (the staircase's test; the host bytes decide only whether it is a candidate). */
+static int try_point(walker *w, int64_t r, int64_t k)
+{
+    tune_search *s = w->s;
+    spec_plan plan = w->spec.plan;
+    plan.resident_blocks = r;
+    plan.keep_blocks = k;
+    tune_result res;
+    eval_quiet(&w->spec, &plan, w->spec.micro_tokens, w->lim, w->ceil, &res, w->quiet);
+    s->built_n++;
+    if (res.fits) {
+        int at = s->best_n;
+        while (at > 0 && ranks_before(&res, &s->best[at - 1])) at--;
+        if (at < s->best_cap) {
+            int last = s->best_n < s->best_cap ? s->best_n : s->best_cap - 1;
+            memmove(&s->best[at + 1], &s->best[at], (size_t)(last - at) * sizeof res);
+            s->best[at] = res;
+            if (s->best_n < s->best_cap) s->best_n++;
+        }
+    } else {
+        double over = overflow_bytes(&res, w->lim);
+        if (w->smallest_over < 0 || over < w->smallest_over) {
+            w->smallest_over = over;
+            s->smallest = res;
+        }
+    }
+    return !w->lim->gpu_bytes || res.gpu_bytes <= w->lim->gpu_bytes;
+}
+
+/* The staircase for the walker's other choices: the largest resident count r0 with no
+ * kept activations by bisection, then for each keep count the largest r (at most the
+ * previous one) that fits. */
+static void walk(walker *w)
+{
+    int64_t L = w->spec.L;
+    if (!try_point(w, 0, 0)) return; /* nothing of this kind fits */
+    int64_t lo = 0, hi = L + 1;      /* lo fits; hi does not (L + 1 is never tried) */
+    if (try_point(w, L, 0))
+        lo = L;
+    else
+        hi = L;
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (try_point(w, mid, 0))
+            lo = mid;
+        else
+            hi = mid;
+    }
+    int64_t r = lo;
+    for (int64_t k = 1; k <= L; k++) {
+        while (r >= 0 && !try_point(w, r, k)) r--;
+        if (r < 0) return; /* more kept activations fit no better */
+    }
+}
+
+int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ceil,
+                    tune_search *s)
+{
+    double t0 = now_s();
+    walker w = {*spec, lim, ceil, fopen("/dev/null", "w"), s, -1.0};
+    if (!w.quiet) w.quiet = stderr;
+    s->best_n = 0;
+    s->built_n = 0;
+    s->micro_n = 0;
+    memset(&s->smallest, 0, sizeof s->smallest);
+    int64_t seqs = spec->step_tokens / spec->T;
+    for (int64_t per = 1; per <= seqs; per++) {
+        int64_t micro = per * spec->T, n_micro = seqs / per;
+        if (seqs % per != 0 || n_micro > SPEC_MAX_MICRO_BATCHES ||
+            spec->L * n_micro > SPEC_MAX_LAYER_PASSES)
+            continue;
+        s->micro_n++;
+        w.spec.micro_tokens = micro;
+        for (int ends = 0; ends <= 1; ends++)
+            for (int slots = 2; slots <= 3; slots++)
+                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16; grad++)
+                    for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++) {
+                        w.spec.plan = (spec_plan){.set = 1, .resident_ends = ends,
+                                                  .weight_slots = slots, .host_grad = grad,
+                                                  .boundaries = where};
+                        walk(&w);
+                    }
+    }
+    if (w.quiet != stderr) fclose(w.quiet);
+    s->seconds = now_s() - t0;
+    return s->best_n;
+}
+
+/* ---- the report ---- */
+
+static void print_header(FILE *out)
+{
+    fprintf(out, "%-7s %-4s %8s %4s %5s %5s %6s %7s %8s %8s %8s %8s  %s\n", "rank", "ends",
+            "resident", "keep", "slots", "grads", "bounds", "micro", "step_s", "TFLOP/s",
+            "GPU_GiB", "host_GiB", "critical path");
+}
+
+/* The choices of R as the search made them; where the plan: section says auto (the
+ * default row), what the planner chose. */
+static int slots_of(const tune_result *r)
+{
+    return r->plan.weight_slots ? r->plan.weight_slots : r->weight_slots;
+}
+
+static const char *grads_of(const tune_result *r)
+{
+    int bf16 = r->plan.host_grad ? r->plan.host_grad == SPEC_GRAD_BF16 : r->host_grad_bf16;
+    return bf16 ? "bf16" : "fp32";
+}
+
+static const char *bounds_of(const tune_result *r)
+{
+    int host = r->plan.boundaries ? r->plan.boundaries == SPEC_WHERE_HOST : r->boundary_on_host;
+    return host ? "host" : "gpu";
+}
+
+static void print_row(FILE *out, const char *rank, const tune_result *r)
+{
+    fprintf(out, "%-7s %-4s %8lld %4lld %5d %5s %6s %7lld %8.4g %8.1f %8.2f %8.2f  %s\n", rank,
+            r->plan.resident_ends ? "yes" : "no", (long long)r->plan.resident_blocks,
+            (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
+            (long long)r->micro_tokens, r->step_s, r->tflops, (double)r->gpu_bytes / GIB,
+            (double)r->host_bytes / GIB, r->fits ? r->critical : "does not fit the limits");
+}
+
+/* "resident_ends true, resident_blocks 3, ..." for messages. */
+static void choice_text(const tune_result *r, char *buf, size_t n)
+{
+    snprintf(buf, n, "resident_ends %s, resident_blocks %lld, keep_activations %lld, "
+                     "weight_slots %d, host_gradients %s, boundaries %s, "
+                     "tokens_per_micro_batch %lld",
+             r->plan.resident_ends ? "true" : "false", (long long)r->plan.resident_blocks,
+             (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
+             (long long)r->micro_tokens);
+}
+
+int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ceil, int top_n,
+             const char *out_path, FILE *out, FILE *err)
+{
+    tune_search s = {0};
+    s.best_cap = top_n;
+    s.best = calloc((size_t)top_n, sizeof *s.best);
+    if (!s.best) {
+        fprintf(err, "hzc: out of memory\n");
+        return 1;
+    }
+    tune_search_run(spec, lim, ceil, &s);
+    tune_result def;
+    spec_plan none = {0};
+    tune_eval(spec, &none, spec->micro_tokens, lim, ceil, &def);
+
+    fprintf(out, "hzc tune: %s on %.2f GiB of GPU and %.2f GiB of host memory (%s)\n",
+            spec->name, (double)lim->gpu_bytes / GIB, (double)lim->host_bytes / GIB, ceil->name);
+    fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 16 choices of "
+                 "resident_ends, weight_slots, host_gradients and boundaries, each with "
+                 "keep_activations 0..%lld and the most resident_blocks that fit\n\n",
+            (long long)s.built_n, s.seconds, s.micro_n, (long long)spec->L);
+    char why[512];
+    if (s.best_n == 0) {
+        const tune_result *m = &s.smallest;
+        choice_text(m, why, sizeof why);
+        fprintf(err,
+                "hzc: error: %s: no plan fits --gpu-mem %.2f GiB and --host-mem %.2f GiB; the "
+                "one that overflows the least (%s) needs %.2f GiB of GPU memory (%.2f over) and "
+                "%.2f GiB of host memory (%.2f over)\n",
+                spec->name, (double)lim->gpu_bytes / GIB, (double)lim->host_bytes / GIB, why,
+                (double)m->gpu_bytes / GIB,
+                m->gpu_bytes > lim->gpu_bytes ? (double)(m->gpu_bytes - lim->gpu_bytes) / GIB : 0.0,
+                (double)m->host_bytes / GIB,
+                m->host_bytes > lim->host_bytes ? (double)(m->host_bytes - lim->host_bytes) / GIB
+                                                : 0.0);
+        free(s.best);
+        return 1;
+    }
+    print_header(out);
+    for (int i = 0; i < s.best_n; i++) {
+        char rank[16];
+        snprintf(rank, sizeof rank, "%d", i + 1);
+        print_row(out, rank, &s.best[i]);
+    }
+    print_row(out, "default", &def);
+    const tune_result *win = &s.best[0];
+    if (def.fits)
+        fprintf(out, "\nrank 1 predicts %.3f s a step, %.2fx the default plan's %.3f s\n",
+                win->step_s, def.step_s / win->step_s, def.step_s);
+    else
+        fprintf(out, "\nrank 1 predicts %.3f s a step; the default plan (no plan: section) "
+                     "does not fit these limits\n", win->step_s);
+    int rc = 0;
+    if (out_path) {
+        int64_t micro = win->micro_tokens != spec->micro_tokens ? win->micro_tokens : 0;
+        rc = spec_write_tuned(spec->path, &win->plan, micro, out_path, err) != 0;
+        if (!rc) {
+            choice_text(win, why, sizeof why);
+            fprintf(err, "hzc: wrote %s with rank 1's plan: section (%s)\n", out_path, why);
+        }
+    }
+    free(s.best);
+    return rc;
+}

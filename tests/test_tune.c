@@ -1,0 +1,152 @@
+/* tests/test_tune.c - hzc tune's search (compiler/tune.c): its pruned walk finds the same
+ * best step as trying every point, the winner fits, it is never slower than the default
+ * plan, more GPU memory never gives a slower best, and the walk builds about 2 L plans per
+ * choice. Run from the repository root. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+#include "spec.h"
+#include "test.h"
+#include "test_specs.h"
+#include "timemodel.h"
+#include "tune.h"
+
+/* Whether a point that fits ranks before the best so far (the search's own order). */
+static int better(const tune_result *r, const tune_result *best)
+{
+    return r->fits && (!best->fits || r->step_s < best->step_s ||
+                       (r->step_s == best->step_s && r->gpu_bytes < best->gpu_bytes));
+}
+
+/* Every point of the search space, built; the best into *best (fits = 0: none fits).
+ * Returns the number of points. */
+static int64_t exhaustive(const hzc_spec *s, const plan_limits *lim, const tm_ceilings *c,
+                          tune_result *best)
+{
+    int64_t n = 0, seqs = s->step_tokens / s->T;
+    memset(best, 0, sizeof *best);
+    for (int64_t per = 1; per <= seqs; per++) {
+        if (seqs % per || seqs / per > SPEC_MAX_MICRO_BATCHES ||
+            s->L * (seqs / per) > SPEC_MAX_LAYER_PASSES)
+            continue;
+        for (int ends = 0; ends <= 1; ends++)
+            for (int slots = 2; slots <= 3; slots++)
+                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16; grad++)
+                    for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++)
+                        for (int64_t r = 0; r <= s->L; r++)
+                            for (int64_t k = 0; k <= s->L; k++) {
+                                spec_plan p = {.set = 1, .resident_blocks = r,
+                                               .resident_ends = ends, .keep_blocks = k,
+                                               .weight_slots = slots, .host_grad = grad,
+                                               .boundaries = where};
+                                tune_result res;
+                                tune_eval(s, &p, per * s->T, lim, c, &res);
+                                n++;
+                                if (better(&res, best)) *best = res;
+                            }
+    }
+    return n;
+}
+
+/* The GPU bytes of the smallest and the largest point (no residency and boundaries on the
+ * host at the smallest micro-batch; everything resident and kept at the largest), for
+ * limits that cut the search space in the middle. */
+static void gpu_span(const hzc_spec *s, const tm_ceilings *c, int64_t *lo, int64_t *hi)
+{
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    spec_plan small = {.set = 1, .weight_slots = 2, .host_grad = SPEC_GRAD_BF16,
+                       .boundaries = SPEC_WHERE_HOST};
+    spec_plan big = {.set = 1, .resident_blocks = s->L, .resident_ends = 1,
+                     .keep_blocks = s->L, .weight_slots = 3, .host_grad = SPEC_GRAD_FP32,
+                     .boundaries = SPEC_WHERE_GPU};
+    tune_result r;
+    tune_eval(s, &small, s->T, &none, c, &r);
+    *lo = r.gpu_bytes;
+    tune_eval(s, &big, s->step_tokens, &none, c, &r);
+    *hi = r.gpu_bytes > *lo ? r.gpu_bytes : *lo;
+}
+
+static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c)
+{
+    int64_t lo, hi;
+    gpu_span(s, c, &lo, &hi);
+    double prev_step = 0;
+    for (int i = 0; i < 4; i++) {
+        /* four GPU sizes from the smallest plan's to the largest's; host: ample */
+        plan_limits lim = {lo + (hi - lo) / 3 * i, (int64_t)1 << 50, PLAN_BOUNDARIES_AUTO};
+        if (i == 3) lim.gpu_bytes = hi;
+        tune_result best[8];
+        tune_search srch = {.best = best, .best_cap = 8};
+        tune_search_run(s, &lim, c, &srch);
+        tune_result all;
+        int64_t points = exhaustive(s, &lim, c, &all);
+        double kib = (double)lim.gpu_bytes / 1024;
+        CHECK(srch.best_n > 0 && all.fits, "%s at %.1f KiB of GPU: %d plans fit (%lld built of "
+              "%lld points)", name, kib, srch.best_n, (long long)srch.built_n, (long long)points);
+        if (srch.best_n == 0 || !all.fits) continue;
+        const tune_result *w = &best[0];
+        CHECK(w->step_s == all.step_s && w->gpu_bytes == all.gpu_bytes,
+              "%s at %.1f KiB: the walk's best %.6g s (%lld resident, %lld kept) is every "
+              "point's best %.6g s (%lld resident, %lld kept)", name, kib, w->step_s,
+              (long long)w->plan.resident_blocks, (long long)w->plan.keep_blocks, all.step_s,
+              (long long)all.plan.resident_blocks, (long long)all.plan.keep_blocks);
+        CHECK(w->fits && w->gpu_bytes <= lim.gpu_bytes && w->host_bytes <= lim.host_bytes,
+              "%s at %.1f KiB: the winner fits: %lld GPU bytes <= %lld", name, kib,
+              (long long)w->gpu_bytes, (long long)lim.gpu_bytes);
+        int sorted = 1;
+        for (int j = 1; j < srch.best_n; j++)
+            sorted &= best[j - 1].step_s < best[j].step_s ||
+                      (best[j - 1].step_s == best[j].step_s &&
+                       best[j - 1].gpu_bytes <= best[j].gpu_bytes);
+        CHECK(sorted, "%s at %.1f KiB: the %d best ranked by step, then GPU bytes", name, kib,
+              srch.best_n);
+        tune_result def;
+        spec_plan none = {0};
+        tune_eval(s, &none, s->micro_tokens, &lim, c, &def);
+        CHECK(!def.fits || w->step_s <= def.step_s,
+              "%s at %.1f KiB: the winner's %.6g s <= the default plan's %.6g s%s", name, kib,
+              w->step_s, def.step_s, def.fits ? "" : " (the default does not fit)");
+        if (i > 0)
+            CHECK(w->step_s <= prev_step,
+                  "%s at %.1f KiB: more GPU memory, best step %.6g s <= %.6g s before", name,
+                  kib, w->step_s, prev_step);
+        prev_step = w->step_s;
+        /* the walk: per choice one bisection over the resident count, then one step down
+         * the staircase per kept count or per resident count given up */
+        int64_t log2L = 0;
+        while (((int64_t)1 << log2L) <= s->L) log2L++;
+        int64_t bound = 16 * (int64_t)srch.micro_n * (2 * s->L + log2L + 2);
+        CHECK(srch.built_n <= bound, "%s at %.1f KiB: %lld plans built <= %lld (16 x %d "
+              "micro-batch sizes x (2 L + log2 L + 2))", name, kib, (long long)srch.built_n,
+              (long long)bound, srch.micro_n);
+    }
+}
+
+/* Nothing fits: no best, and the smallest overflow is the least of all the points'. */
+static void check_no_fit(const hzc_spec *s, const tm_ceilings *c)
+{
+    plan_limits lim = {1024, 1024, PLAN_BOUNDARIES_AUTO};
+    tune_result best[2];
+    tune_search srch = {.best = best, .best_cap = 2};
+    int n = tune_search_run(s, &lim, c, &srch);
+    const tune_result *m = &srch.smallest;
+    CHECK(n == 0 && !m->fits && m->gpu_bytes > 0,
+          "1 KiB of GPU and host memory: nothing fits; the least overflow needs %lld GPU and "
+          "%lld host bytes", (long long)m->gpu_bytes, (long long)m->host_bytes);
+}
+
+int main(void)
+{
+    tm_ceilings c;
+    tm_defaults(&c);
+    hzc_spec tiny;
+    int errors_n = spec_load("models/tiny.yaml", &tiny, stdout);
+    CHECK(errors_n == 0, "models/tiny.yaml loads");
+    if (errors_n == 0) check_spec("tiny", &tiny, &c);
+    hzc_spec six = make_spec(0);
+    six.L = 6;
+    check_spec("six-layer qwen2", &six, &c);
+    check_no_fit(&six, &c);
+    TEST_END();
+}
