@@ -33,10 +33,13 @@ for v in tied untied; do
     spec "$v-all" '  resident_blocks: 4\n  resident_ends: true\n' "$edit"
     spec "$v-half" '  resident_blocks: 2\n  keep_activations: 3\n' "$edit"
     spec "$v-ends" '  resident_ends: true\n  keep_activations: 4\n  boundaries: host\n' "$edit"
-    grep -q 'blocks 0-3 *gpu *gpu *gpu fp32' "$tmp/$v-all.build" &&
-        grep -q 'blocks 2-3 *streamed *host *host fp32 *kept' "$tmp/$v-half.build" &&
-        ok "$v: hzc build prints the residency table" ||
-        bad "$v: residency table: $(grep -A6 '^residency' "$tmp/$v-half.build" | tr '\n' '|')"
+    $hzc plan "$tmp/$v-all.yaml" > "$tmp/$v-all.plan" 2>&1
+    $hzc plan "$tmp/$v-half.yaml" > "$tmp/$v-half.plan" 2>&1
+    grep -q '^  blocks 0-3 *gpu *gpu *gpu fp32 *recomputed' "$tmp/$v-all.plan" &&
+        grep -q '^  blocks 2-3 *streamed *host *host fp32 *kept' "$tmp/$v-half.plan" &&
+        grep -q '^  block 1 *gpu *gpu *gpu fp32 *kept' "$tmp/$v-half.plan" &&
+        ok "$v: hzc plan prints the residency table (unit x class)" ||
+        bad "$v: residency table: $(grep -A6 '^residency' "$tmp/$v-half.plan" | tr '\n' '|')"
     for clip in 1 0; do
         run "$v-base-$clip" "$v-base" --steps 4 --grad-clip $clip
         for p in all half ends; do
