@@ -39,6 +39,7 @@ static void usage(FILE *out)
             "                                   predicted step that fits; print the best N\n"
             "                                   (default 5) beside the default plan, and with\n"
             "                                   -o write the spec with the winner's plan:\n"
+            "                                   section\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
             "               [--boundaries auto|gpu|host] [--ceilings FILE]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
@@ -49,11 +50,11 @@ static void usage(FILE *out)
             "  hzc --help | --version\n\n"
             "SIZE: bytes, or a number with K/M/G/T (binary: 80G = 80 GiB), KiB/MiB/GiB/TiB,\n"
             "or KB/MB/GB/TB (decimal). --boundaries: where the layers' input activations live\n"
-            "(auto: on the GPU unless --gpu-mem needs them on the host; given, it overrides the\n"
-            "spec's plan.boundaries). The default backend\n"
-            "is cuda when hzc was built with the CUDA toolkit, else cpu. See docs/ for the\n"
-            "model description and the plan. --ceilings: the machine's rates for the step-time\n"
-            "model (JSON; default: one H200 as measured, see docs/plan.md).\n");
+            "(auto: on the GPU unless --gpu-mem needs them on the host); given, it overrides\n"
+            "the spec's plan.boundaries. The default backend is cuda when hzc was built with\n"
+            "the CUDA toolkit, else cpu. See docs/ for the model description and the plan.\n"
+            "--ceilings: the machine's rates for the step-time model (JSON; default: one\n"
+            "H200 as measured, see docs/plan.md).\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */

@@ -1,7 +1,8 @@
 /* compiler/spec.c - read and validate a model description (docs/spec.md) into hzc_spec.
  * Each mapping is checked against a table of its keys (field_def); values are converted
  * and range-checked as they are met, then each section checks its cross-field rules.
- * Every user error is reported with the mark of the node at fault, and checking goes on. */
+ * Every user error is reported with the mark of the node at fault, and checking goes on.
+ * The plan: section has its own file, spec_plan.c, on the parts in spec_read.h. */
 #include "spec.h"
 
 #include <assert.h>

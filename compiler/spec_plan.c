@@ -123,7 +123,9 @@ static size_t node_offset(const char *text, size_t len, const yml_node *node) {
 /* The last line any node of the tree at NODE stands on. */
 static int last_line(const yml_node *node) {
     int line = node->line;
-    int slots_n = node->kind == YML_MAPPING ? 2 * node->n : node->kind == YML_SEQUENCE ? node->n : 0;
+    int slots_n = node->kind == YML_MAPPING    ? 2 * node->n
+                  : node->kind == YML_SEQUENCE ? node->n
+                                               : 0;
     for (int i = 0; i < slots_n; i++) {
         int l = last_line(node->items[i]);
         if (l > line) line = l;
