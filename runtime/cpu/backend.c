@@ -352,5 +352,7 @@ const hz_backend hz_backend_impl = {
     .op_times = cpu_op_times,
     .eval = cpu_eval,
     .report = cpu_report,
+    .device = NULL, /* no device to name or to --probe */
+    .probe = NULL,
     .destroy = cpu_destroy,
 };

@@ -125,6 +125,10 @@ void hzcu_copy(cuda_state *s, cudaStream_t st, void *dst, const void *src, int64
                enum cudaMemcpyKind kind);
 
 /* ---- model.c: the model on the GPU, op by op as runtime/cpu/block.c ---- */
+/* A block unit's weights in a weight slot, its gradients in a grad slot (NULL where the
+ * unit has no such tensor). */
+block_w hzcu_block_weights(const hz_plan *p, const hz_unit *u, const char *slot);
+block_g hzcu_block_grads(const hz_plan *p, const hz_unit *u, char *grads);
 /* Forward of the embedding or a block for micro-batch m into the next boundary. */
 void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot);
 /* Recompute and backward of the embedding or a block for micro-batch m; gradients
@@ -141,5 +145,8 @@ void hzcu_load_unit(cuda_state *s, const uint16_t *host_w, const hz_unit *u, cha
 /* Copy a unit's gradients to the host store G, adding their squared norm, on ST. */
 void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
                       cudaStream_t st);
+
+/* ---- probe.c: train --probe (hz_backend.probe) ---- */
+int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log);
 
 #endif
