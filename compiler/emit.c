@@ -128,6 +128,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_num(L, "step_s", p->pred.step_s);
     set_int(L, "critical", p->pred.critical);
     set_str(L, "ceilings", p->pred.ceilings ? p->pred.ceilings : "");
+    set_str(L, "ceilings_gpu", p->pred.ceilings_gpu ? p->pred.ceilings_gpu : "");
     char crit[256];
     tm_critical_text(p, crit, sizeof crit);
     set_str(L, "critical_text", crit);

@@ -479,6 +479,7 @@ int main(int argc, char **argv)
     int bad = plan_build(&spec, &o.lim, &pl, stderr);
     tm_predict(&pl.p, &ceil);
     pl.p.pred.ceilings = ceil.name;
+    pl.p.pred.ceilings_gpu = ceil.gpu;
     int rc = bad;
     char root[PATH_MAX];
     find_root(root, sizeof root);

@@ -17,6 +17,7 @@ void tm_defaults(tm_ceilings *c)
      * 0.889 s per step) and the backward GEMMs' rate, the one that makes its backward take
      * the 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). */
     snprintf(c->name, sizeof c->name, "defaults: one H200, measured 2026-12-01");
+    c->gpu[0] = 0; /* not a file's measurement: the trainer compares no device name */
     c->gemm_tflops = 752.9;
     c->gemm_bwd_tflops = 586.8;
     c->att_fwd_tflops = 264.5;
@@ -75,9 +76,21 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
         }
         *dst = json_number_value(v);
     }
-    json_t *gpu = json_object_get(root, "gpu");
-    snprintf(c->name, sizeof c->name, "%s%s%s", path, json_is_string(gpu) ? ", " : "",
-             json_is_string(gpu) ? json_string_value(gpu) : "");
+    json_t *gpu = json_object_get(root, "gpu"), *mem = json_object_get(root, "gpu_mem_bytes");
+    if (gpu && !json_is_string(gpu)) {
+        snprintf(err, err_n, "%s: error: \"gpu\" must be a string (the device's name)", path);
+        json_decref(root);
+        return -1;
+    }
+    if (mem && (!json_is_number(mem) || !(json_number_value(mem) > 0))) {
+        snprintf(err, err_n, "%s: error: \"gpu_mem_bytes\" must be a positive number (the "
+                             "device's memory in bytes)", path);
+        json_decref(root);
+        return -1;
+    }
+    const char *name = gpu ? json_string_value(gpu) : "";
+    snprintf(c->gpu, sizeof c->gpu, "%s", name);
+    snprintf(c->name, sizeof c->name, "%s%s%s", path, *name ? ", " : "", name);
     json_decref(root);
     return 0;
 }

@@ -11,6 +11,8 @@
 /* The machine's rates. */
 typedef struct tm_ceilings {
     char name[128];          /* where they come from, for the report */
+    char gpu[128];           /* the device they were measured on (the file's "gpu"; "" for
+                              * the defaults or a file without one) */
     double gemm_tflops;      /* bf16 GEMM, fp32 accumulate, large shapes (forward GEMMs) */
     double gemm_bwd_tflops;  /* the backward's dx and dW GEMMs (transposed operands, dW
                               * accumulated in fp32) */
@@ -24,8 +26,10 @@ typedef struct tm_ceilings {
 /* The defaults: one H200 (141 GB) measured on 2026-12-01 (bench/NOTES.md). */
 void tm_defaults(tm_ceilings *c);
 
-/* Read a ceilings file (JSON: the keys of tm_ceilings, e.g. "gemm_tflops"; missing keys keep
- * the defaults and are named in NOTE). 0, or -1 with a message in ERR. */
+/* Read a ceilings file (JSON, as train --probe writes it: the rates by the keys of
+ * docs/plan.md, e.g. "gemm_tflops"; missing ones keep the defaults and are named in NOTE;
+ * optional "gpu", a string, and "gpu_mem_bytes", a positive number; other keys are for
+ * people). 0, or -1 with a message in ERR. */
 int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
             size_t err_n);
 

@@ -102,6 +102,9 @@ typedef struct hz_predict {
     double step_s;              /* the step, phases overlapped as the schedule allows */
     int critical;               /* the phase that sets the step (enum hz_phase_kind) */
     const char *ceilings;       /* what the rates came from */
+    const char *ceilings_gpu;   /* the device a ceilings file was measured on ("" for the
+                                 * defaults or a file that names none): the trainer notes a
+                                 * different device */
 } hz_predict;
 
 typedef struct hz_plan {

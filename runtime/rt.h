@@ -140,6 +140,10 @@ void hz_adamw_range(uint16_t *w, int16_t *lo, float *m, float *v, const float *g
  * t = 1-based step for the bias correction. */
 void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
                    float gscale, int64_t t, hz_pool *pool);
+/* AdamW with the coefficients K on store elements [first, first + n), split over POOL: what
+ * hz_adamw_unit runs on each tensor (train --probe times it). */
+void hz_adamw_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
+                    hz_pool *pool);
 
 /* ---- backends ----
  * A backend provides the arena, one function per device op kind (exec.c dispatches the
@@ -176,6 +180,13 @@ typedef struct hz_backend {
      * the host store (before a checkpoint, an export or a read of the masters). The device
      * work issued so far is finished first. */
     void (*store_sync)(hz_ctx *ctx, int to_device);
+    /* After init: the name of the device it runs on; NULL where it runs on none (cpu). */
+    const char *(*device)(hz_ctx *ctx);
+    /* train --probe, after init and instead of any step: measure the rates of hzc's
+     * step-time model (compiler/timemodel.h) at this plan's shapes, progress and a table on
+     * LOG, and write them to OUT_PATH as a ceilings file for hzc plan/build --ceilings.
+     * 0, or -1 after saying why. NULL where there is no device to measure (cpu). */
+    int (*probe)(hz_ctx *ctx, const char *out_path, FILE *log);
     void (*destroy)(hz_ctx *ctx);
 } hz_backend;
 

@@ -34,13 +34,18 @@ typedef struct train_args {
     double val_fraction;
     int threads, deterministic;
     hz_optim optim;
+    int probe;                       /* --probe: measure the machine, write probe_out */
+    const char *probe_out;           /* -o FILE */
+    const char *train_flag;          /* the first flag given that only training reads */
 } train_args;
 
 static void usage(FILE *out, const char *argv0)
 {
     fprintf(out,
             "usage: %s --data PATH [options]\n"
-            "Train %s (hzc %s, %s backend) on token data.\n\n"
+            "       %s --probe [-o FILE] [--threads N]\n"
+            "Train %s (hzc %s, %s backend) on token data, or measure this machine for hzc's\n"
+            "step-time model.\n\n"
             "  --data PATH          training tokens: llm.c shards (.bin, uint16 or uint32), a\n"
             "                       quoted glob of shards, a 1-D .npy of uint16/uint32, or\n"
             "                       .jsonl of {\"input_ids\": [...], \"labels\": [...]} examples\n"
@@ -84,10 +89,15 @@ static void usage(FILE *out, const char *argv0)
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
             "                       step: one track per stream and one for the optimizer\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
+            "  --probe              measure this machine's rates at this plan's shapes (GEMMs,\n"
+            "                       attention, device memory, PCIe each way, the host AdamW)\n"
+            "                       and write them as a ceilings file for hzc plan/build\n"
+            "                       --ceilings; trains nothing, needs no --data (cuda backend)\n"
+            "  -o FILE              where --probe writes (default ceilings.json)\n"
             "  --help, --version\n"
             "SIGINT, SIGTERM or SIGHUP: finish the step, save a checkpoint under --out, exit\n"
             "128 + the signal's number; a second one: exit at once\n",
-            argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
+            argv0, argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
             MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
 }
 
@@ -167,7 +177,8 @@ static train_args parse_args(int argc, char **argv)
     train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
                     -1, 0, 0, 3, 0.0, threads, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
-                     t->min_lr_ratio, t->warmup_steps, t->decay_steps}};
+                     t->min_lr_ratio, t->warmup_steps, t->decay_steps},
+                    0, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -181,13 +192,23 @@ static train_args parse_args(int argc, char **argv)
         }
         if (!strcmp(f, "--deterministic")) {
             a.deterministic = 1;
+            if (!a.train_flag) a.train_flag = f;
             continue;
         }
-        if (i + 1 >= argc || strncmp(f, "--", 2) != 0) {
+        if (!strcmp(f, "--probe")) {
+            a.probe = 1;
+            continue;
+        }
+        if (i + 1 >= argc || (strncmp(f, "--", 2) != 0 && strcmp(f, "-o") != 0)) {
             fprintf(stderr, "train: error: unknown or incomplete option '%s' (see --help)\n", f);
             exit(1);
         }
         const char *v = argv[++i];
+        if (!strcmp(f, "-o")) {
+            a.probe_out = v;
+            continue;
+        }
+        if (strcmp(f, "--threads") != 0 && !a.train_flag) a.train_flag = f;
         if (!strcmp(f, "--data")) a.data = v;
         else if (!strcmp(f, "--val-data")) a.val_data = v;
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
@@ -223,6 +244,22 @@ static train_args parse_args(int argc, char **argv)
             fprintf(stderr, "train: error: unknown option '%s' (see --help)\n", f);
             exit(1);
         }
+    }
+    if (a.probe_out && !a.probe)
+        die("-o FILE is where --probe writes; checkpoints go to --out DIR", NULL);
+    if (a.probe) {
+        if (a.train_flag) {
+            fprintf(stderr, "train: error: --probe measures the machine and trains nothing; "
+                            "%s is for training: leave it out\n", a.train_flag);
+            exit(1);
+        }
+        if (!hz_backend_impl.probe) {
+            fprintf(stderr, "train: error: --probe measures a GPU; this trainer was built with "
+                            "--backend %s\n", hz_backend_impl.name);
+            exit(2);
+        }
+        if (!a.probe_out) a.probe_out = "ceilings.json";
+        return a;
     }
     if (a.optim.beta1 >= 1 || a.optim.beta2 >= 1) die("--beta1 and --beta2 must be below 1", NULL);
     if (!a.data) die("no training data: pass --data PATH (see --help)", NULL);
@@ -334,6 +371,7 @@ static void probe_out_dir(const char *dir)
 
 static void probe_outputs(const train_args *a)
 {
+    if (a->probe_out) probe_file("-o", a->probe_out);
     if (a->out) probe_out_dir(a->out);
     if (a->save_raw) probe_file("--save-raw", a->save_raw);
     if (a->logits) probe_file("--dump-logits", a->logits);
@@ -494,13 +532,9 @@ static void print_bytes_line(const char *what, int64_t planned, int64_t measured
            (long long)planned, planned / gib, (long long)measured, measured / gib);
 }
 
-int main(int argc, char **argv)
+/* Refuse before pinning anything when the host cannot hold the plan. */
+static void check_host_memory(const hz_plan *p)
 {
-    const hz_plan *p = &hzg_plan;
-    const hz_dims *dm = &p->dims;
-    train_args a = parse_args(argc, argv);
-    probe_outputs(&a);
-    /* refuse before pinning anything when the host cannot hold the plan */
     int64_t avail = hz_proc_bytes("/proc/meminfo", "MemAvailable:");
     if (avail > 0 && p->host_bytes > avail) {
         const double gib = 1024.0 * 1024.0 * 1024.0;
@@ -509,8 +543,57 @@ int main(int argc, char **argv)
                 "but %.2f GiB are available: free memory, or use a machine with more RAM; "
                 "hzc plan SPEC --host-mem SIZE shows what fits\n",
                 p->host_bytes / gib, (double)p->host_bytes / (double)p->params_n, avail / gib);
-        return 1;
+        exit(1);
     }
+}
+
+/* The host store, the thread pool and the backend (arena, kernels, streams), as planned. */
+static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->optim = a->optim;
+    ctx->deterministic = a->deterministic;
+    /* large models take seconds here (pinning 100 GiB): say what is happening */
+    printf("setting up: host store %.2f GiB%s, %d optimizer threads\n",
+           p->host_store_bytes / 1073741824.0,
+           hz_backend_impl.caps->pinned_host ? " pinned" : "", a->threads);
+    fflush(stdout);
+    if (hz_exec_init(ctx, p, a->threads) != 0) {
+        fprintf(stderr, "train: error: cannot set up the plan's memory (%lld host bytes, %lld "
+                        "GPU bytes; see above); free memory or plan again with hzc plan "
+                        "--gpu-mem/--host-mem for this machine\n",
+                (long long)p->host_bytes, (long long)p->gpu_bytes);
+        hz_exec_free(ctx);
+        exit(1);
+    }
+    /* the plan's predicted times are a model of the device its ceilings were measured on */
+    const char *assumed = p->pred.ceilings_gpu;
+    const char *dev = ctx->be->device ? ctx->be->device(ctx) : NULL;
+    if (assumed && *assumed && dev && strcmp(assumed, dev) != 0)
+        fprintf(stderr, "train: note: the plan's predicted times assume %s; this is %s (train "
+                        "--probe measures it for hzc build --ceilings)\n", assumed, dev);
+}
+
+/* --probe: the backend measures the rates of hzc's step-time model and writes them. */
+static int run_probe(const hz_plan *p, const train_args *a)
+{
+    printf("hzc %s trainer: %s, --probe: measuring this machine for hzc's step-time model "
+           "(docs/plan.md \"Step time\"); nothing is trained\n", HZ_VERSION, p->spec_name);
+    hz_ctx ctx;
+    set_up(&ctx, p, a);
+    int rc = ctx.be->probe(&ctx, a->probe_out, stdout);
+    hz_exec_free(&ctx);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const hz_plan *p = &hzg_plan;
+    const hz_dims *dm = &p->dims;
+    train_args a = parse_args(argc, argv);
+    probe_outputs(&a);
+    check_host_memory(p);
+    if (a.probe) return run_probe(p, &a);
     char err[512];
     hz_data_opts dopt = {dm->V, dm->step_tokens + 1, (uint64_t)a.data_seed, a.val_fraction,
                          a.val_fraction > 0 ? HZ_DATA_TRAIN : HZ_DATA_ALL};
@@ -545,24 +628,8 @@ int main(int argc, char **argv)
            (long long)p->gpu_bytes);
 
     hz_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.optim = a.optim;
-    ctx.deterministic = a.deterministic;
-    /* large models take seconds here (pinning 100 GiB, initialising billions of weights):
-     * say what is happening */
-    double t_init = hz_now_s();
-    printf("setting up: host store %.2f GiB%s, %d optimizer threads\n",
-           p->host_store_bytes / 1073741824.0,
-           hz_backend_impl.caps->pinned_host ? " pinned" : "", a.threads);
-    fflush(stdout);
-    if (hz_exec_init(&ctx, p, a.threads) != 0) {
-        fprintf(stderr, "train: error: cannot set up the plan's memory (%lld host bytes, %lld "
-                        "GPU bytes; see above); free memory or plan again with hzc plan "
-                        "--gpu-mem/--host-mem for this machine\n",
-                (long long)p->host_bytes, (long long)p->gpu_bytes);
-        hz_exec_free(&ctx);
-        return 1;
-    }
+    double t_init = hz_now_s(); /* initialising billions of weights takes seconds too */
+    set_up(&ctx, p, &a);
     step_tokens tk = {calloc((size_t)dm->step_tokens, sizeof(int32_t)),
                       calloc((size_t)dm->step_tokens, sizeof(int32_t))};
     if (!tk.inputs || !tk.targets) die("out of memory for the step's tokens", NULL);

@@ -61,6 +61,24 @@ local function emit(v)
   return tostring(v)
 end
 
+-- Text from outside hzc (a file path, a device name from a ceilings file) inside a string
+-- literal. c_string: the inside of a C string; every byte that is not printable ASCII, and
+-- every quote, backslash and question mark (trigraphs), as a three-digit octal escape, which
+-- no later digit can extend. json_string: the inside of a JSON string; quotes, backslashes
+-- and control characters escaped, UTF-8 as it is.
+local function c_string(s)
+  return (tostring(s):gsub(".", function(ch)
+    local b = ch:byte()
+    if b < 32 or b > 126 or ch == '"' or ch == "\\" or ch == "?" then
+      return string.format("\\%03o", b)
+    end
+  end))
+end
+
+local function json_string(s)
+  return (tostring(s):gsub('[%c"\\]', function(ch) return string.format("\\u%04x", ch:byte()) end))
+end
+
 -- put(n, text) for the chunk: appends TEXT (template line N expanded) to OUT. With LINES,
 -- a #line N goes first unless the output already stands at line N of NAME: after line 1
 -- (the banner stays first), after Lua lines, and after a value that spanned lines.
@@ -78,8 +96,9 @@ end
 -- Render the template file PATH, named NAME in errors and #line ("templates/x.c.tmpl"),
 -- with the table ENV visible as globals; LINES: write #line directives. Returns the text.
 -- Templates may call from_file(path, text): TEXT, the contents of file PATH, preceded by
--- #line 1 "PATH" when LINES is on.
+-- #line 1 "PATH" when LINES is on; and c_string(s), json_string(s) above.
 function render.file(path, env, name, lines)
+  env.c_string, env.json_string = c_string, json_string
   local f = assert(io.open(path, "r"))
   local text = f:read("a")
   f:close()

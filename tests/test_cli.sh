@@ -47,7 +47,29 @@ out=$($hzc plan models/llama3-3b.yaml --ceilings "$tmp/ceil-fast.json" 2> "$tmp/
 echo "$out" | grep -q "critical path: compute stream" && grep -q "has no gemm_tflops" "$tmp/ceil-note" &&
     ok "--ceilings: a fast host moves the critical path to the compute stream; missing keys named" ||
     bad "--ceilings: $(echo "$out" | grep 'critical path') / $(cat "$tmp/ceil-note")"
-$hzc plan models/llama3-3b.yaml --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["predicted"]; assert p["step_s"] > 0 and len(p["phases_s"]) == 6, p' &&
+# a ceilings file as --probe writes it, at a path with a quote, naming a device with quotes,
+# a backslash, a trigraph and UTF-8: every byte reaches the C string and plan.json escaped
+gq="$tmp/ceil \"q\".json"
+cat > "$gq" <<'JSON'
+{"gpu": "Card \"X\" \\ ??= \u00e9", "gemm_tflops": 700.5, "gemm_bwd_tflops": 600, "attention_fwd_tflops": 250,
+ "attention_bwd_tflops": 170, "hbm_gbps": 4000, "h2d_gbps": 50, "d2h_gbps": 50, "host_adamw_gbps": 100,
+ "gpu_mem_bytes": 150754820096, "cc": "sm_90", "host_threads": 16, "measured": "2026-12-01T10:00:00Z",
+ "plan": "tiny", "measured_by": {"gemm_tflops": "the forward GEMMs of one block"}}
+JSON
+$hzc build models/tiny.yaml -o "$tmp/gq" --backend cpu --ceilings "$gq" > "$tmp/gq.log" 2>&1 &&
+    [ -x "$tmp/gq/train" ] && ! grep -q "note: .* has no" "$tmp/gq.log" &&
+    python3 - "$tmp/gq/generated/plan.json" "$gq" <<'PY' &&
+import json, sys
+p = json.load(open(sys.argv[1]))["predicted"]
+want = "Card \"X\" \\ ??= \u00e9"
+assert p["ceilings_gpu"] == want and p["ceilings"] == sys.argv[2] + ", " + want, p
+PY
+    ok "--ceilings in --probe's format, quotes and UTF-8 in its path and device: the trainer links, plan.json names them" ||
+    bad "--ceilings with quotes: $(tail -n 3 "$tmp/gq.log")"
+grep -qF 'ceilings_gpu = "Card \042X\042 \134 \077\077= \303\251"' "$tmp/gq/generated/schedule.c" &&
+    ok "schedule.c: the device name as an escaped C string" ||
+    bad "schedule.c: $(grep 'ceilings_gpu' "$tmp/gq/generated/schedule.c")"
+$hzc plan models/llama3-3b.yaml --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["predicted"]; assert p["step_s"] > 0 and len(p["phases_s"]) == 7, p' &&
     ok "plan --json carries the prediction" || bad "plan --json: no valid prediction"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
@@ -130,6 +152,18 @@ build/text2tokens models/tiny.yaml "$tmp/short.bin" "$tmp/short_val.bin" 0.5 > /
 expect_fail "data shorter than a step" "step needs" $train --data "$tmp/short.bin" --steps 1
 expect_fail "bad flag value" "expects an integer" $train --data data/tiny_train.bin --steps many
 expect_fail "no data flag" "no training data" $train --steps 1
+
+# --probe measures a GPU: the cpu trainer refuses it (exit 2), and its flags are checked
+$train --probe > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc = 2 ] && grep -q "^train: error: --probe measures a GPU; this trainer was built with --backend cpu$" "$tmp/err" &&
+    [ ! -e ceilings.json ] && ok "cpu trainer --probe: exit 2, says: $(cat "$tmp/err")" ||
+    bad "cpu trainer --probe: exit $rc, stderr: $(head -c 300 "$tmp/err")"
+expect_fail "--probe with a training flag" "trains nothing; --steps is for training" $train --probe --steps 3
+expect_fail "--probe with --data" "trains nothing; --data is for training" $train --probe -o "$tmp/c.json" --data data/tiny_train.bin
+expect_fail "-o without --probe" "-o FILE is where --probe writes" $train --data data/tiny_train.bin -o "$tmp/c.json"
+$train --help | grep -q -- "--probe \[-o FILE\]" && $train --help | grep -q -- "-o FILE  *where --probe writes" &&
+    ok "--help documents --probe and -o" || bad "--help: no --probe"
 # a trainer whose plan needs more host memory than any machine here: refused at once
 sed 's/num_layers: 32/num_layers: 600/' models/llama3-8b.yaml > "$tmp/huge.yaml"
 $hzc build "$tmp/huge.yaml" -o "$tmp/huge" --backend cpu 2> /dev/null

@@ -215,13 +215,16 @@ static void check_timemodel(void)
     plan_build(&s, &none, &a, stderr);
     tm_predict(&a.p, &c);
     const hz_predict *r = &a.p.pred;
-    int positive = r->step_s > 0;
-    for (int k = 0; k < HZ_PHASE_N; k++) positive &= r->phase_s[k] > 0 || k == HZ_PH_GPU_OPT;
-    positive &= r->phase_s[HZ_PH_GPU_OPT] == 0; /* nothing resident */
+    int positive = r->step_s > 0, resident = 0;
+    for (int u = 0; u < a.p.unit_n; u++) resident |= a.p.units[u].resident;
+    /* the GPU optimizer has work only where a unit is resident */
+    for (int k = 0; k < HZ_PHASE_N; k++)
+        positive &= k == HZ_PH_GPU_OPT && !resident ? r->phase_s[k] == 0 : r->phase_s[k] > 0;
     double compute = r->phase_s[HZ_PH_FWD] + r->phase_s[HZ_PH_LOSS] + r->phase_s[HZ_PH_BWD];
     CHECK(positive && r->step_s >= compute && r->step_s >= r->phase_s[HZ_PH_OPT],
-          "llama3-3b: every phase > 0; step %.3f s >= compute %.3f s and optimizer %.3f s",
-          r->step_s, compute, r->phase_s[HZ_PH_OPT]);
+          "llama3-3b: every phase > 0 (the GPU optimizer: %s); step %.3f s >= "
+          "compute %.3f s and optimizer %.3f s",
+          resident ? "units resident" : "0, no unit resident", r->step_s, compute, r->phase_s[HZ_PH_OPT]);
     CHECK(r->critical == HZ_PH_OPT, "llama3-3b: the host optimizer is the critical path (%s)",
           hz_phase_names[r->critical]);
     /* a 20 times faster host AdamW moves the critical path to the compute stream */
@@ -263,8 +266,33 @@ static void check_timemodel(void)
     CHECK(rc == 0 && got.gemm_tflops == 700 && got.h2d_gbps == 50 &&
               got.d2h_gbps == c.d2h_gbps && strstr(note, "d2h_gbps") && strstr(got.name, "H100"),
           "a ceilings file sets its rates, the missing ones are named (%s)", note);
+    /* a file as train --probe writes it (runtime/cuda/probe.c): every rate, the device, and
+     * keys for people that tm_load passes over */
+    static const char probed[] =
+        "{\n  \"gpu\": \"NVIDIA H200\",\n  \"gemm_tflops\": 731.25,\n"
+        "  \"gemm_bwd_tflops\": 612.5,\n  \"attention_fwd_tflops\": 250.0,\n"
+        "  \"attention_bwd_tflops\": 170.5,\n  \"hbm_gbps\": 4100.0,\n  \"h2d_gbps\": 54.0,\n"
+        "  \"d2h_gbps\": 53.5,\n  \"host_adamw_gbps\": 98.75,\n"
+        "  \"gpu_mem_bytes\": 150754820096,\n  \"cc\": \"sm_90\",\n  \"host_threads\": 16,\n"
+        "  \"measured\": \"2026-12-01T10:00:00Z\",\n  \"plan\": \"tiny\",\n"
+        "  \"measured_by\": {\"gemm_tflops\": \"the forward GEMMs of one block\"}\n}";
+    test_write(path, probed, strlen(probed));
+    rc = tm_load(&got, path, note, sizeof note, err, sizeof err);
+    CHECK(rc == 0 && note[0] == 0 && got.gemm_tflops == 731.25 &&
+              got.gemm_bwd_tflops == 612.5 &&
+              got.att_fwd_tflops == 250.0 && got.att_bwd_tflops == 170.5 &&
+              got.hbm_gbps == 4100.0 && got.h2d_gbps == 54.0 && got.d2h_gbps == 53.5 &&
+              got.host_adamw_gbps == 98.75 && strcmp(got.gpu, "NVIDIA H200") == 0 &&
+              strstr(got.name, "NVIDIA H200"),
+          "a file in --probe's format sets every rate (none missing: '%s') and the device '%s'",
+          note, got.gpu);
+    tm_defaults(&got);
+    CHECK(got.gpu[0] == 0, "the defaults name no device for the trainer to compare");
     static const char *const bad[] = {"{\"gemm_tflops\": -3}", "{\"gemm_tflops\": \"fast\"}",
-                                      "[1, 2]", "{\"gemm_tflops\": 700,"};
+                                      "[1, 2]", "{\"gemm_tflops\": 700,",
+                                      "{\"gpu_mem_bytes\": 0}", "{\"gpu_mem_bytes\": \"lots\"}",
+                                      "{\"gpu_mem_bytes\": -1}", "{\"gpu\": 42}",
+                                      "{\"hbm_gbps\": null}", "{\"h2d_gbps\": true}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         test_write(path, bad[i], strlen(bad[i]));
         err[0] = 0;

@@ -418,5 +418,7 @@ const hz_backend hz_backend_impl = {
     .eval = cpu_eval,
     .report = cpu_report,
     .store_sync = cpu_store_sync,
+    .device = NULL, /* no device to name or to --probe */
+    .probe = NULL,
     .destroy = cpu_destroy,
 };

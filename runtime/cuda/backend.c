@@ -17,6 +17,7 @@
  *   arena.c     the arena, its regions and buffers (runtime/hz_layout.h), pinned staging
  *   model.c     block, loss head, embedding: op by op as runtime/cpu/block.c
  *   resident.c  the resident units: their state's copies to and from the host, their AdamW
+ *   probe.c     train --probe: the step-time model's rates measured, a ceilings file
  *   *.cu        the kernels, one op family per file (forward and backward side by side);
  *               attention.cuh holds the attention tile constants shared with kernels.h */
 #include <limits.h>
@@ -442,6 +443,8 @@ static int cuda_init(hz_ctx *c)
     return 0;
 }
 
+static const char *cuda_device(hz_ctx *c) { return ((cuda_state *)c->bk)->gpu_name; }
+
 static void cuda_destroy(hz_ctx *c)
 {
     cuda_state *s = c->bk;
@@ -491,5 +494,7 @@ const hz_backend hz_backend_impl = {
     .eval = cuda_eval,
     .report = cuda_report,
     .store_sync = hzcu_store_sync,
+    .device = cuda_device,
+    .probe = hzcu_probe,
     .destroy = cuda_destroy,
 };

@@ -128,6 +128,10 @@ void hzcu_copy(cuda_state *s, cudaStream_t st, void *dst, const void *src, int64
                enum cudaMemcpyKind kind);
 
 /* ---- model.c: the model on the GPU, op by op as runtime/cpu/block.c ---- */
+/* A block unit's weights (in weight slot SLOT, or the RESIDENT region when SLOT is NULL) and
+ * its gradients in GRADS (NULL where the unit has no such tensor). */
+block_w hzcu_block_weights(const cuda_state *s, const hz_unit *u, const char *slot);
+block_g hzcu_block_grads(const hz_plan *p, const hz_unit *u, char *grads);
 /* Forward of the embedding or a block for micro-batch m into the next boundary. SLOT: the
  * weight slot holding the unit, NULL for a resident unit (its weights in the RESIDENT
  * region). */
@@ -157,5 +161,8 @@ void hzcu_store_sync(hz_ctx *c, int to_device);
  * (runtime/rt.h hz_adam_coef). */
 void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, float lr,
                          float gscale, int64_t t);
+
+/* ---- probe.c: train --probe (hz_backend.probe) ---- */
+int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log);
 
 #endif

@@ -18,7 +18,7 @@ static float *g_at(const hz_plan *p, const hz_unit *u, int kind, char *grads)
     return t ? (float *)grads + t->grad_n : NULL;
 }
 
-static block_w block_weights(const cuda_state *s, const hz_unit *u, const char *slot)
+block_w hzcu_block_weights(const cuda_state *s, const hz_unit *u, const char *slot)
 {
     block_w w = {w_at(s, u, HZ_ATTN_NORM, slot), w_at(s, u, HZ_WQKV, slot),
                  w_at(s, u, HZ_BQKV, slot),      w_at(s, u, HZ_WO, slot),
@@ -41,7 +41,7 @@ static work_bufs unit_work(const cuda_state *s, const hz_unit *u, int m)
     return b;
 }
 
-static block_g block_grads(const hz_plan *p, const hz_unit *u, char *grads)
+block_g hzcu_block_grads(const hz_plan *p, const hz_unit *u, char *grads)
 {
     block_g g = {g_at(p, u, HZ_ATTN_NORM, grads), g_at(p, u, HZ_WQKV, grads),
                  g_at(p, u, HZ_BQKV, grads),      g_at(p, u, HZ_WO, grads),
@@ -148,7 +148,7 @@ void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot)
         hzcu_embedding_forward(s, s->stream[HZ_COMPUTE], out, s->tok_in + mtok,
                                w_at(s, u, HZ_WTE, slot), s->N, s->C);
     } else {
-        block_w w = block_weights(s, u, slot);
+        block_w w = hzcu_block_weights(s, u, slot);
         work_bufs b = unit_work(s, u, m);
         block_forward(s, &w, &b, hzcu_boundary_at(s, u->layer, mtok), out);
     }
@@ -180,8 +180,8 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
     }
     if (m == 0)
         hzcu_memset(s, cs, grads, u->resident ? u->span_n * 4 : p->regions[HZ_GSLOT].slot_bytes);
-    block_w w = block_weights(s, u, slot);
-    block_g g = block_grads(p, u, grads);
+    block_w w = hzcu_block_weights(s, u, slot);
+    block_g g = hzcu_block_grads(p, u, grads);
     work_bufs b = unit_work(s, u, m);
     block_backward(s, &w, &g, &b, hzcu_boundary_at(s, u->layer, mtok), dx, !u->keep);
 }

@@ -3,7 +3,9 @@
 #   1. every CUDA kernel against its cpu reference (build/gpu/test_kernels);
 #   2. the tiny model and a small Llama shape: 20 steps on the cuda and the cpu trainer,
 #      losses agree within bf16 tolerance;
-#   3. --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
+#   3. --probe: a ceilings file with every rate, which hzc plan reads; the note on another
+#      device's ceilings; an unwritable -o refused before any work;
+#      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
 #      it, resume within the float atomics' rounding; host-held boundaries train identically;
 #      --trace; the refusal when the GPU lacks the planned memory;
 #   4. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py);
@@ -36,6 +38,54 @@ for spec in models/tiny.yaml tests/gpu/small-llama.yaml; do
         ok "$n: 20 steps cuda vs cpu: max relative loss difference $worst (tol 0.02)" ||
         bad "$n: cuda vs cpu: $steps steps, max relative loss difference $worst (tol 0.02)"
 done
+
+# --probe on the tiny cuda trainer: every rate, the device's memory and the host threads are
+# positive numbers, hzc plan reads the file (no key missing), a plan built from it names this
+# device (no note), one built from another device's file says so; an unwritable -o is refused
+# before any work
+tc=build/gpu/tiny-cuda/train
+rm -f "$LOGDIR/ceil.json"
+"$tc" --probe -o "$LOGDIR/ceil.json" > "$LOGDIR/probe.log" 2>&1
+rc=$?
+python3 - "$LOGDIR/ceil.json" > "$LOGDIR/probe.check" 2>&1 <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+rates = ["gemm_tflops", "gemm_bwd_tflops", "attention_fwd_tflops", "attention_bwd_tflops",
+         "hbm_gbps", "h2d_gbps", "d2h_gbps", "host_adamw_gbps"]
+num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+bad = [k for k in rates + ["gpu_mem_bytes", "host_threads"] if not num(c.get(k))]
+bad += [k for k in ["gpu", "cc", "measured", "plan"] if not (isinstance(c.get(k), str) and c[k])]
+if c.get("plan") != "tiny" or not str(c.get("cc")).startswith("sm_"):
+    bad.append("plan or cc")
+print("bad keys: %s" % bad if bad else ", ".join("%s %.1f" % (k, c[k]) for k in rates))
+sys.exit(1 if bad else 0)
+PY
+chk=$?
+[ $rc = 0 ] && [ $chk = 0 ] && grep -q '^ceilings: ' "$LOGDIR/probe.log" &&
+    ok "--probe on the tiny cuda trainer: $(cat "$LOGDIR/probe.check")" ||
+    bad "--probe: exit $rc; $(cat "$LOGDIR/probe.check"); $(tail -n 5 "$LOGDIR/probe.log")"
+build/hzc plan models/tiny.yaml --ceilings "$LOGDIR/ceil.json" > "$LOGDIR/probe-plan.log" 2>&1 &&
+    grep -qF "predicted step time ($LOGDIR/ceil.json, " "$LOGDIR/probe-plan.log" &&
+    ! grep -q "has no" "$LOGDIR/probe-plan.log" &&
+    ok "hzc plan --ceilings reads the probe's file: $(grep 'predicted step time' "$LOGDIR/probe-plan.log")" ||
+    bad "hzc plan --ceilings $LOGDIR/ceil.json: $(tail -n 3 "$LOGDIR/probe-plan.log")"
+echo '{"gpu": "hzc test card"}' > "$LOGDIR/ceil-other.json"
+for c in probed other; do
+    f=$LOGDIR/ceil.json
+    [ $c = other ] && f=$LOGDIR/ceil-other.json
+    build/hzc build models/tiny.yaml -o "build/gpu/tiny-$c" --backend cuda --ceilings "$f" > "$LOGDIR/tiny-$c-build.log" 2>&1 &&
+        "build/gpu/tiny-$c/train" --data data/tiny_train.bin --steps 1 > "$LOGDIR/tiny-$c.log" 2>&1 ||
+        bad "tiny built --ceilings $f: $(tail -n 3 "$LOGDIR/tiny-$c.log")"
+done
+! grep -q 'train: note: the plan' "$LOGDIR/tiny-probed.log" &&
+    grep -q "^train: note: the plan's predicted times assume hzc test card; this is " "$LOGDIR/tiny-other.log" &&
+    ok "the trainer notes ceilings of another device: $(grep 'note: the plan' "$LOGDIR/tiny-other.log")" ||
+    bad "device note: $(grep 'note: the plan' "$LOGDIR/tiny-probed.log" "$LOGDIR/tiny-other.log")"
+"$tc" --probe -o /proc/hzc-nope/ceil.json > "$LOGDIR/probe-bad.log" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q 'cannot write there' "$LOGDIR/probe-bad.log" && ! grep -q 'cuda backend:' "$LOGDIR/probe-bad.log" &&
+    ok "--probe -o to an unwritable path: refused before any work: $(head -n 1 "$LOGDIR/probe-bad.log" | cut -c1-120)" ||
+    bad "--probe -o /proc/...: exit $rc; $(tail -n 3 "$LOGDIR/probe-bad.log")"
 
 # --deterministic, resume, host boundaries and --trace on the small Llama's cuda trainer
 tr=build/gpu/small-llama-cuda/train
