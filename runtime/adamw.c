@@ -85,8 +85,8 @@ static void adam_range(void *varg, int64_t begin, int64_t end)
     ADAM_LOOP(hz_bf16_f32_inl(gb[i]))
 }
 
-void hz_adamw_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
-                    hz_pool *pool)
+void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
+                          hz_pool *pool)
 {
     adam_job j = {s, first, *k};
     hz_pool_run(pool, adam_range, &j, n);
@@ -100,6 +100,6 @@ void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, f
         const hz_tensor *x = &p->tensors[u->first_tensor + k];
         if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
         hz_adam_coef c = hz_adam_coef_of(o, lr, x->decay, gscale, t);
-        hz_adamw_range(s, x->host_n, x->rows * x->cols, &c, pool);
+        hz_adamw_store_range(s, x->host_n, x->rows * x->cols, &c, pool);
     }
 }

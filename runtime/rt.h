@@ -142,8 +142,8 @@ void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, f
                    float gscale, int64_t t, hz_pool *pool);
 /* AdamW with the coefficients K on store elements [first, first + n), split over POOL: what
  * hz_adamw_unit runs on each tensor (train --probe times it). */
-void hz_adamw_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
-                    hz_pool *pool);
+void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
+                          hz_pool *pool);
 
 /* ---- backends ----
  * A backend provides the arena, one function per device op kind (exec.c dispatches the

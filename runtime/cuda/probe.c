@@ -281,7 +281,7 @@ static void fill_grads(void *arg, int64_t begin, int64_t end)
     }
 }
 
-/* hz_adamw_unit's loop (hz_adamw_range) over the trainer's pool on a store of its own,
+/* hz_adamw_unit's loop (hz_adamw_store_range) over the trainer's pool on a store of its own,
  * allocated as the host store is, with the plan's gradient dtype: PROBE_ADAMW_N parameters,
  * or what half the available RAM holds. GB/s of (24 + gradient bytes) per parameter, as
  * timemodel.c counts. 0, or -1 when the memory cannot be had. */
@@ -310,11 +310,11 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
     fflush(log);
     hz_pool_run(c->pool, fill_grads, &st, n);
     hz_adam_coef k = hz_adam_coef_of(&c->optim, c->optim.lr, 1, 1.0f, 1);
-    hz_adamw_range(&st, 0, n, &k, c->pool); /* warm-up: the pages are touched */
+    hz_adamw_store_range(&st, 0, n, &k, c->pool); /* warm-up: the pages are touched */
     double t[PROBE_ADAMW_REPS];
     for (int i = 0; i < PROBE_ADAMW_REPS; i++) {
         double t0 = hz_now_s();
-        hz_adamw_range(&st, 0, n, &k, c->pool);
+        hz_adamw_store_range(&st, 0, n, &k, c->pool);
         t[i] = hz_now_s() - t0;
     }
     hz_store_free(&st, c->be->host_free);
