@@ -35,7 +35,10 @@ for run in $models; do
     case $run in *+tuned*)
         mkdir -p build/bench
         spec=build/bench/$tag.yaml
-        build/hzc tune "models/$m.yaml" --gpu-mem "$gpu" --host-mem "$host_b" ${CEILINGS:+--ceilings "$CEILINGS"} \
+        # headroom: the CUDA context and cuBLASLt's workspace outside the plan; the OS's share of RAM
+        tgpu=$gpu
+        [ "$gpu" = "${gpu_mib}MiB" ] && tgpu=$((gpu_mib - 2560))MiB
+        build/hzc tune "models/$m.yaml" --gpu-mem "$tgpu" --host-mem $((host_b / 100 * 85)) ${CEILINGS:+--ceilings "$CEILINGS"} \
             -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
         cat "$OUT/$tag-tune.log" ;;
     esac

@@ -47,6 +47,9 @@ static void eval_quiet(const hzc_spec *spec, const spec_plan *plan, int64_t micr
     r->fits = !bad;
     r->gpu_bytes = pl.p.gpu_bytes;
     r->host_bytes = pl.p.host_bytes;
+    int64_t h2d = 0, d2h = 0;
+    hz_plan_pcie_bytes(&pl.p, &h2d, &d2h);
+    r->pcie_bytes = h2d + d2h;
     r->weight_slots = pl.n_wslots;
     r->host_grad_bf16 = pl.p.host_grad_bf16;
     r->boundary_on_host = pl.p.boundary_on_host;
@@ -64,10 +67,13 @@ void tune_eval(const hzc_spec *spec, const spec_plan *plan, int64_t micro_tokens
     if (quiet) fclose(quiet);
 }
 
-/* Whether A ranks before B: faster, or as fast with less GPU memory. */
+/* Whether A ranks before B: faster; as fast, with fewer PCIe bytes (copies the model counts
+ * as hidden still take host memory bandwidth and leave less slack); then less GPU memory. */
 static int ranks_before(const tune_result *a, const tune_result *b)
 {
-    return a->step_s < b->step_s || (a->step_s == b->step_s && a->gpu_bytes < b->gpu_bytes);
+    if (a->step_s != b->step_s) return a->step_s < b->step_s;
+    if (a->pcie_bytes != b->pcie_bytes) return a->pcie_bytes < b->pcie_bytes;
+    return a->gpu_bytes < b->gpu_bytes;
 }
 
 typedef struct walker {

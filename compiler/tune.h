@@ -15,6 +15,7 @@ typedef struct tune_result {
     int64_t micro_tokens;        /* shape.tokens_per_micro_batch tried */
     int fits;                    /* plan_build accepted it within both limits */
     int64_t gpu_bytes, host_bytes; /* as planned */
+    int64_t pcie_bytes;          /* a step's copies both ways (hz_plan_pcie_bytes) */
     int weight_slots, host_grad_bf16, boundary_on_host; /* as planned (auto resolved) */
     double step_s;               /* predicted step */
     double tflops;               /* model TFLOP/s at step_s */
@@ -22,7 +23,7 @@ typedef struct tune_result {
 } tune_result;
 
 /* The search's outcome. BEST (the caller's array of BEST_CAP) is filled fastest first (tie:
- * less GPU memory, then the order found) with up to BEST_CAP plans that fit. */
+ * fewer PCIe bytes, then less GPU memory, then the order found) with up to BEST_CAP plans that fit. */
 typedef struct tune_search {
     tune_result *best;
     int best_cap, best_n;

@@ -15,8 +15,10 @@
 /* Whether a point that fits ranks before the best so far (the search's own order). */
 static int better(const tune_result *r, const tune_result *best)
 {
-    return r->fits && (!best->fits || r->step_s < best->step_s ||
-                       (r->step_s == best->step_s && r->gpu_bytes < best->gpu_bytes));
+    if (!r->fits) return 0;
+    if (!best->fits || r->step_s != best->step_s) return !best->fits || r->step_s < best->step_s;
+    if (r->pcie_bytes != best->pcie_bytes) return r->pcie_bytes < best->pcie_bytes;
+    return r->gpu_bytes < best->gpu_bytes;
 }
 
 /* Every point of the search space, built; the best into *best (fits = 0: none fits).
@@ -98,8 +100,10 @@ static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c
         for (int j = 1; j < srch.best_n; j++)
             sorted &= best[j - 1].step_s < best[j].step_s ||
                       (best[j - 1].step_s == best[j].step_s &&
-                       best[j - 1].gpu_bytes <= best[j].gpu_bytes);
-        CHECK(sorted, "%s at %.1f KiB: the %d best ranked by step, then GPU bytes", name, kib,
+                       (best[j - 1].pcie_bytes < best[j].pcie_bytes ||
+                        (best[j - 1].pcie_bytes == best[j].pcie_bytes &&
+                         best[j - 1].gpu_bytes <= best[j].gpu_bytes)));
+        CHECK(sorted, "%s at %.1f KiB: the %d best ranked by step, then PCIe bytes, then GPU bytes", name, kib,
               srch.best_n);
         tune_result def;
         spec_plan none = {0};
