@@ -68,11 +68,13 @@ void tune_eval(const hzc_spec *spec, const spec_plan *plan, int64_t micro_tokens
 }
 
 /* Whether A ranks before B: faster; as fast, with fewer PCIe bytes (copies the model counts
- * as hidden still take host memory bandwidth and leave less slack); then less GPU memory. */
+ * as hidden still take host memory bandwidth and leave less slack); then less host memory,
+ * then less GPU memory. */
 static int ranks_before(const tune_result *a, const tune_result *b)
 {
     if (a->step_s != b->step_s) return a->step_s < b->step_s;
     if (a->pcie_bytes != b->pcie_bytes) return a->pcie_bytes < b->pcie_bytes;
+    if (a->host_bytes != b->host_bytes) return a->host_bytes < b->host_bytes;
     return a->gpu_bytes < b->gpu_bytes;
 }
 

@@ -100,8 +100,14 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
         if (t1[i] > last) last = t1[i];
     }
     out->span_ms = last - first;
-    out->phase_ms[HZ_PH_H2D] = out->busy_ms[HZ_H2D];
-    out->phase_ms[HZ_PH_D2H] = out->busy_ms[HZ_D2H];
+    /* the copies; a resident unit's store_g only adds its squared norm on the d2h stream */
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        double ms = t1[i] - t0[i];
+        if (o->kind == HZ_LOAD_W || o->kind == HZ_LOAD_B) out->phase_ms[HZ_PH_H2D] += ms;
+        if (o->kind == HZ_STORE_B || (o->kind == HZ_STORE_G && !p->units[o->unit].resident))
+            out->phase_ms[HZ_PH_D2H] += ms;
+    }
     if (c->step >= 1) { /* the updates of the step before, all applied by now */
         const double *u0 = c->opt_t0_s + ((c->step - 1) % 2) * p->unit_n;
         const double *u1 = c->opt_t1_s + ((c->step - 1) % 2) * p->unit_n;

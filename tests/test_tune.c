@@ -18,6 +18,7 @@ static int better(const tune_result *r, const tune_result *best)
     if (!r->fits) return 0;
     if (!best->fits || r->step_s != best->step_s) return !best->fits || r->step_s < best->step_s;
     if (r->pcie_bytes != best->pcie_bytes) return r->pcie_bytes < best->pcie_bytes;
+    if (r->host_bytes != best->host_bytes) return r->host_bytes < best->host_bytes;
     return r->gpu_bytes < best->gpu_bytes;
 }
 
@@ -102,8 +103,11 @@ static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c
                       (best[j - 1].step_s == best[j].step_s &&
                        (best[j - 1].pcie_bytes < best[j].pcie_bytes ||
                         (best[j - 1].pcie_bytes == best[j].pcie_bytes &&
-                         best[j - 1].gpu_bytes <= best[j].gpu_bytes)));
-        CHECK(sorted, "%s at %.1f KiB: the %d best ranked by step, then PCIe bytes, then GPU bytes", name, kib,
+                         (best[j - 1].host_bytes < best[j].host_bytes ||
+                          (best[j - 1].host_bytes == best[j].host_bytes &&
+                           best[j - 1].gpu_bytes <= best[j].gpu_bytes)))));
+        CHECK(sorted,
+              "%s at %.1f KiB: the %d best ranked by step, then PCIe, host and GPU bytes", name, kib,
               srch.best_n);
         tune_result def;
         spec_plan none = {0};
