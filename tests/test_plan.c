@@ -199,18 +199,23 @@ static void check_caps(void)
           "pinned host memory and PCIe: cuda yes, cpu no");
 }
 
+/* llama3-3b's spec and the default ceilings; 0, or -1 after a failed check. */
+static int load_3b(hzc_spec *s, tm_ceilings *c)
+{
+    tm_defaults(c);
+    if (spec_load("models/llama3-3b.yaml", s, stderr) == 0) return 0;
+    CHECK(0, "llama3-3b loads");
+    return -1;
+}
+
 /* The step-time model: every phase positive, more tokens take longer, the critical path is
  * the phase that sets the step; ceilings files are read, checked and refused when bad. */
 static void check_timemodel(void)
 {
     hzc_spec s;
-    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
-    if (spec_load("models/llama3-3b.yaml", &s, stderr) != 0) {
-        CHECK(0, "llama3-3b loads");
-        return;
-    }
     tm_ceilings c;
-    tm_defaults(&c);
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (load_3b(&s, &c) != 0) return;
     hzc_plan a, b;
     plan_build(&s, &none, &a, stderr);
     tm_predict(&a.p, &c);
@@ -308,13 +313,9 @@ static void check_timemodel(void)
 static void check_residency(void)
 {
     hzc_spec s;
-    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
-    if (spec_load("models/llama3-3b.yaml", &s, stderr) != 0) {
-        CHECK(0, "llama3-3b loads");
-        return;
-    }
     tm_ceilings c;
-    tm_defaults(&c);
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (load_3b(&s, &c) != 0) return;
     hzc_plan base, all, half, keep;
     plan_build(&s, &none, &base, stderr);
     tm_predict(&base.p, &c);

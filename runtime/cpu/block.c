@@ -12,25 +12,24 @@
 /* The list's bytes with every element 4 bytes wide, in floats. */
 int64_t cpu_work_floats(const hz_dims *d) { return hz_work_layout(d, 4, NULL) / 4; }
 
-void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d)
-{
-    int64_t off[HZ_WORK_BUF_N];
-    hz_work_layout(d, 4, off);
-#define TAKE(name, dtype, n) w->name = mem + off[HZ_WORK_##name] / 4;
-    HZ_WORK_BUFS(TAKE)
-#undef TAKE
-}
-
-int64_t cpu_saved_floats(const hz_dims *d) { return hz_saved_layout(d, 4) / 4; }
-
-void cpu_work_saved(cpu_work *w, float *mem, const hz_dims *d)
+/* Point W's buffers into MEM as the WORK list lays them out: the SAVED list's only, or all. */
+static void take_bufs(cpu_work *w, float *mem, const hz_dims *d, int all)
 {
     int64_t off[HZ_WORK_BUF_N];
     hz_work_layout(d, 4, off);
 #define TAKE(name, dtype, n) w->name = mem + off[HZ_WORK_##name] / 4;
     HZ_SAVED_BUFS(TAKE)
+    if (all) {
+        HZ_SCRATCH_BUFS(TAKE)
+    }
 #undef TAKE
 }
+
+void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d) { take_bufs(w, mem, d, 1); }
+
+int64_t cpu_saved_floats(const hz_dims *d) { return hz_saved_layout(d, 4) / 4; }
+
+void cpu_work_saved(cpu_work *w, float *mem, const hz_dims *d) { take_bufs(w, mem, d, 0); }
 
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
                        const float *inp, float *out, cpu_work *s)
