@@ -106,8 +106,15 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     hz_exec_resume_at(c, 0); /* nothing applied yet, nothing queued */
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    double t0 = hz_now_s();
     if (hz_store_alloc(&c->store, p, c->be->host_alloc) != 0) return -1;
-    return c->be->init(c);
+    double t1 = hz_now_s();
+    printf("setting up: host store %.2f GiB allocated%s in %.1f s\n", c->store.bytes / 1073741824.0,
+           c->be->caps->pinned_host ? " and pinned" : "", t1 - t0);
+    fflush(stdout);
+    int rc = c->be->init(c);
+    if (rc == 0) printf("setting up: %s backend ready in %.1f s\n", c->be->name, hz_now_s() - t1);
+    return rc;
 }
 
 void hz_exec_resume_at(hz_ctx *c, int64_t step)

@@ -90,6 +90,8 @@ typedef struct hz_store {
     int64_t bytes;      /* bytes allocated for the arrays above */
 } hz_store;
 
+/* Host memory for the store: BYTES of zeroed memory, or NULL after saying why. Called from
+ * several threads at once (one per array). */
 typedef void *(*hz_host_alloc_fn)(size_t bytes);
 typedef void (*hz_host_free_fn)(void *p);
 

@@ -20,6 +20,21 @@ void hz_master_split(float master, uint16_t *w, int16_t *lo) { hz_split_inl(mast
 
 float hz_master_join(uint16_t w, int16_t lo) { return hz_join_inl(w, lo); }
 
+typedef struct store_array {
+    hz_host_alloc_fn alloc;
+    size_t bytes;
+    void *ptr;
+} store_array;
+
+static void *alloc_array(void *arg)
+{
+    store_array *a = arg;
+    a->ptr = a->alloc(a->bytes);
+    return NULL;
+}
+
+/* The five arrays at once, one thread each: pinning tens of GiB is the start-up's longest
+ * wait, and the allocator (zeroed memory, hz_host_alloc_fn) spends it per page. */
 int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc)
 {
     memset(s, 0, sizeof(*s));
@@ -27,17 +42,23 @@ int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc)
     s->grad_bf16 = p->host_grad_bf16;
     size_t n = (size_t)s->n;
     size_t gsize = s->grad_bf16 ? 2 : 4;
-    s->w = alloc(n * 2);
-    s->lo = alloc(n * 2);
-    s->m = alloc(n * 4);
-    s->v = alloc(n * 4);
-    s->g = alloc(n * gsize);
+    store_array a[5] = {{alloc, n * 2, NULL}, {alloc, n * 2, NULL}, {alloc, n * 4, NULL},
+                        {alloc, n * 4, NULL}, {alloc, n * gsize, NULL}};
+    pthread_t tid[5];
+    int started[5] = {0};
+    for (int i = 0; i < 5; i++) started[i] = pthread_create(&tid[i], NULL, alloc_array, &a[i]) == 0;
+    for (int i = 0; i < 5; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            alloc_array(&a[i]);
+    }
+    s->w = a[0].ptr;
+    s->lo = a[1].ptr;
+    s->m = a[2].ptr;
+    s->v = a[3].ptr;
+    s->g = a[4].ptr;
     if (!s->w || !s->lo || !s->m || !s->v || !s->g) return -1;
-    memset(s->w, 0, n * 2);
-    memset(s->lo, 0, n * 2);
-    memset(s->m, 0, n * 4);
-    memset(s->v, 0, n * 4);
-    memset(s->g, 0, n * gsize);
     s->bytes = (int64_t)(n * (2 + 2 + 4 + 4 + gsize));
     return 0;
 }

@@ -666,9 +666,10 @@ int main(int argc, char **argv)
         }
         printf("loaded %s (%.1f s)\n", a.init_hf, hz_now_s() - t0);
     } else {
+        double t0 = hz_now_s();
         hz_store_init(&ctx.store, p, (uint64_t)a.seed);
-        printf("initialised %lld parameters (seed %lld)\n", (long long)p->params_n,
-               (long long)a.seed);
+        printf("initialised %lld parameters (seed %lld) in %.1f s\n", (long long)p->params_n,
+               (long long)a.seed, hz_now_s() - t0);
     }
     if (a.init_raw) load_raw(&ctx.store, a.init_raw);
     hz_exec_store_to_device(&ctx); /* the resident units' state to where it lives */

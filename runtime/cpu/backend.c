@@ -31,7 +31,7 @@ typedef struct cpu_state {
     float *op_t0, *op_t1;    /* per op: ms from step_t0 (the ops run one after another) */
 } cpu_state;
 
-static void *cpu_host_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+static void *cpu_host_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
 static void cpu_host_free(void *p) { free(p); }
 
 static float *falloc(cpu_state *s, int64_t n)
