@@ -62,12 +62,14 @@ static void event(hz_trace *t, const char *name, int tid, double start_s, double
             (long long)step + 1);
 }
 
-/* The host updates of step t->opt_pending (all applied by now). */
+/* The host updates of step t->opt_pending (all applied by now); a resident unit's update is
+ * a device op of the compute stream, written with the step's other device ops. */
 static void write_updates(hz_trace *t, hz_ctx *c)
 {
     if (t->opt_pending < 0) return;
     char unit[48], name[64];
     for (int u = 0; u < c->plan->unit_n; u++) {
+        if (c->plan->units[u].resident) continue;
         unit_label(&c->plan->units[u], unit, sizeof unit);
         snprintf(name, sizeof name, "opt %s", unit);
         int64_t k = (t->opt_pending % 2) * c->plan->unit_n + u;

@@ -66,5 +66,21 @@ a=$(grep '^val loss' "$tmp/va.log") b=$(grep '^val loss' "$tmp/vr.log")
     ok "all resident: the same $a and checkpoint weights as the default plan" ||
     bad "all resident: '$a' vs '$b', or the checkpoint weights differ"
 
+# --trace of the all-resident plan: every op of every step once, updates on the compute stream
+"$tmp/tied-all/train" --data data/tiny_train.bin --threads 2 --steps 3 --trace "$tmp/res.json" > "$tmp/res.log" 2>&1
+python3 - "$tmp/res.json" "$tmp/tied-all/generated/plan.json" <<'PY' && ok "--trace, all resident: $(cat "$tmp/res.cmp")" || bad "--trace, all resident: $(cat "$tmp/res.cmp")"
+import json, sys
+ev = json.load(open(sys.argv[1]))["traceEvents"]
+ops = json.load(open(sys.argv[2]))["ops"]
+xs = [e for e in ev if e.get("ph") == "X"]
+upd = [e for e in xs if e["name"].startswith("opt ")]
+host = [o for o in ops if o["stream"] == "host"]
+msg = "%d events for 3 x %d ops, %d updates, %d host ops, earliest ts %.1f" % (
+    len(xs), len(ops), len(upd), len(host), min(e["ts"] for e in xs))
+open(sys.argv[1].replace(".json", ".cmp"), "w").write(msg)
+ok = len(xs) == 3 * len(ops) and not host and len(upd) == 3 * sum(o["op"] == "opt" for o in ops)
+sys.exit(0 if ok and min(e["ts"] for e in xs) >= 0 else 1)
+PY
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
