@@ -72,13 +72,20 @@ rc=$?
     ok "the checkpoint saved on SIGTERM resumes: step $((n + 1)) trained" ||
     bad "resume after SIGTERM: exit $rc; $(tail -n 3 "$tmp/sigr.log")"
 
-start_bg "$tmp/hup.log" "$tmp/hup.err" --data $data --steps 1000 --threads 2
-kill -HUP $bg
-wait $bg
-rc=$?
-[ $rc = 129 ] && grep -q 'SIGHUP: stopping after step .*nothing saved' "$tmp/hup.err" &&
-    ok "SIGHUP without --out: exit 129, $(grep -m1 SIGHUP "$tmp/hup.err" | cut -c1-80)" ||
-    bad "SIGHUP: exit $rc; stderr: $(cat "$tmp/hup.err")"
+# under nohup SIGHUP is ignored from the start, and the trainer keeps it so (by design): then
+# there is nothing to test, and a trainer started here would run all its steps
+hup_ignored=$(awk '/^SigIgn:/ { print substr($2, length($2)) }' /proc/$$/status 2> /dev/null)
+case $hup_ignored in
+    1|3|5|7|9|b|d|f) echo "skip    SIGHUP: ignored in this environment (nohup), so the trainer ignores it too" ;;
+    *)
+        start_bg "$tmp/hup.log" "$tmp/hup.err" --data $data --steps 1000 --threads 2
+        kill -HUP $bg
+        wait $bg
+        rc=$?
+        [ $rc = 129 ] && grep -q 'SIGHUP: stopping after step .*nothing saved' "$tmp/hup.err" &&
+            ok "SIGHUP without --out: exit 129, $(grep -m1 SIGHUP "$tmp/hup.err" | cut -c1-80)" ||
+            bad "SIGHUP: exit $rc; stderr: $(cat "$tmp/hup.err")" ;;
+esac
 
 # a second signal: at once, and never a step-N directory that looks complete but is not
 start_bg "$tmp/two.log" "$tmp/two.err" --data $data --steps 1000 --threads 2 --out "$tmp/two"
