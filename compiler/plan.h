@@ -36,7 +36,7 @@ typedef struct hzc_plan {
 int plan_build(const hzc_spec *spec, const plan_limits *lim, hzc_plan *plan, FILE *err);
 void plan_free(hzc_plan *plan);
 
-/* Print the plan for people. */
+/* Print the plan for people (compiler/plan_print.c). */
 void plan_print(const hzc_plan *plan, FILE *out);
 
 #endif

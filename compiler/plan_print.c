@@ -1,0 +1,136 @@
+/* compiler/plan_print.c - the plan for people (hzc plan): the model and step, the host store
+ * per array, the GPU arena map, the residency table (unit x class) and the schedule in brief.
+ * Every number comes from the plan compiler/plan.c built. */
+#include "plan.h"
+
+#include <string.h>
+
+static void print_bytes(FILE *out, const char *what, int64_t bytes)
+{
+    fprintf(out, "  %-34s %16lld bytes  %10.3f GiB\n", what, (long long)bytes,
+            (double)bytes / (1024.0 * 1024.0 * 1024.0));
+}
+
+/* Where each class of a unit lives, as one row per run of units placed alike. */
+static void residency_row(const hzc_plan *pl, const hz_unit *u, const char **col)
+{
+    const hz_plan *p = &pl->p;
+    static const char *host_g[2] = {"host fp32", "host bf16"};
+    col[0] = u->resident ? "gpu" : "streamed";
+    col[1] = u->resident ? "gpu" : "host";
+    col[2] = u->resident ? "gpu fp32" : host_g[p->host_grad_bf16];
+    col[3] = u->kind != HZ_BLOCK ? "-" : u->keep ? "kept" : "recomputed";
+    col[4] = u->kind == HZ_EMBED ? "-" : p->boundary_on_host && u->kind == HZ_BLOCK &&
+                                              u->layer < p->dims.L - 1
+                                             ? "host"
+                                             : "gpu";
+}
+
+static void print_residency(const hzc_plan *pl, FILE *out)
+{
+    const hz_plan *p = &pl->p;
+    fprintf(out, "residency (unit x class)\n");
+    fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", "units", "weights",
+            "master, m, v", "gradients", "activations", "input boundary");
+    for (int i = 0; i < p->unit_n;) {
+        const char *a[5], *b[5];
+        residency_row(pl, &pl->units[i], a);
+        int j = i + 1;
+        for (; j < p->unit_n && pl->units[j].kind == pl->units[i].kind; j++) {
+            residency_row(pl, &pl->units[j], b);
+            int same = 1;
+            for (int k = 0; k < 5; k++) same &= strcmp(a[k], b[k]) == 0;
+            if (!same) break;
+        }
+        char name[48];
+        const hz_unit *u = &pl->units[i];
+        if (u->kind != HZ_BLOCK)
+            snprintf(name, sizeof name, "%s", hz_unit_names[u->kind]);
+        else if (j - i == 1)
+            snprintf(name, sizeof name, "block %d", u->layer);
+        else
+            snprintf(name, sizeof name, "blocks %d-%d", u->layer, pl->units[j - 1].layer);
+        fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", name, a[0], a[1], a[2], a[3], a[4]);
+        i = j;
+    }
+    if (p->resident_n > 0)
+        print_bytes(out, "resident on the GPU (16 B/param)", pl->regions[HZ_RESIDENT].bytes);
+    if (p->keep_n > 0)
+        print_bytes(out, "kept activations", pl->regions[HZ_SAVED].bytes);
+    fprintf(out, "\n");
+}
+
+void plan_print(const hzc_plan *pl, FILE *out)
+{
+    const hz_dims *d = &pl->p.dims;
+    const hz_plan *p = &pl->p;
+    fprintf(out, "plan for %s\n", p->spec_name);
+    fprintf(out, "  model: V=%lld C=%lld L=%lld NH=%lld NKV=%lld HD=%lld F=%lld %s%s\n",
+            (long long)d->V, (long long)d->C, (long long)d->L, (long long)d->NH,
+            (long long)d->NKV, (long long)d->HD, (long long)d->F, d->tied ? "tied" : "untied",
+            d->qkv_bias ? " qkv-bias" : "");
+    fprintf(out, "  parameters: %lld\n", (long long)p->params_n);
+    fprintf(out, "  step: %lld tokens = %lld micro-batches x %lld rows x %lld positions; "
+                 "loss chunk %lld tokens\n",
+            (long long)d->step_tokens, (long long)d->n_micro, (long long)d->B, (long long)d->T,
+            (long long)d->chunk_tokens);
+    fprintf(out, "  model FLOPs per token: %.4g\n\n", hz_flops_per_token(d));
+
+    fprintf(out, "host store (layer-contiguous, %lld elements per array incl. %lld padding)\n",
+            (long long)p->host_store_n, (long long)(p->host_store_n - p->params_n));
+    int64_t n = p->host_store_n;
+    print_bytes(out, "w     bf16 working weights", 2 * n);
+    print_bytes(out, "lo    int16 master low parts", 2 * n);
+    print_bytes(out, "m     fp32 Adam first moment", 4 * n);
+    print_bytes(out, "v     fp32 Adam second moment", 4 * n);
+    print_bytes(out, p->host_grad_bf16 ? "g     bf16 gradients" : "g     fp32 gradients",
+                (p->host_grad_bf16 ? 2 : 4) * n);
+    print_bytes(out, p->boundary_on_host ? "extras (token/loss staging, boundaries)"
+                                         : "extras (token and loss staging)",
+                pl->host_extra_bytes);
+    print_bytes(out, "planned peak host", p->host_bytes);
+    fprintf(out, "  bytes per parameter: %.3f\n\n", (double)p->host_bytes / (double)p->params_n);
+
+    fprintf(out, "GPU arena (one cudaMalloc)\n");
+    fprintf(out, "  %-13s %16s %16s %6s  %s\n", "region", "offset", "bytes", "slots", "holds");
+    for (int k = 0; k < HZ_REGION_KIND_N; k++) {
+        const hz_region *r = &pl->regions[k];
+        fprintf(out, "  %-13s %16lld %16lld %6d  %s\n", hz_region_names[k],
+                (long long)r->offset_bytes, (long long)r->bytes, r->count,
+                hz_region_what[k]);
+    }
+    print_bytes(out, "planned peak GPU", p->gpu_bytes);
+    fprintf(out, "\n");
+
+    print_residency(pl, out);
+
+    int counts[HZ_OP_KIND_N] = {0};
+    for (int i = 0; i < p->op_n; i++) counts[p->ops[i].kind]++;
+    fprintf(out, "schedule: %d ops per step (", p->op_n);
+    for (int k = 0; k < HZ_OP_KIND_N; k++)
+        fprintf(out, "%s%d %s", k ? ", " : "", counts[k], hz_op_names[k]);
+    fprintf(out, ")\n");
+    fprintf(out, "  forward: load each unit into one of %d weight slots while the previous "
+                 "computes; %lld micro-batches per unit\n",
+            pl->n_wslots, (long long)d->n_micro);
+    fprintf(out, "  loss head: final norm + lm_head + cross-entropy fused, %lld tokens per "
+                 "logits chunk\n",
+            (long long)d->chunk_tokens);
+    if (p->boundary_on_host)
+        fprintf(out, "  boundaries on the host: each layer's input goes to pinned host memory "
+                     "after its forward (store_b) and comes back before its backward (load_b); "
+                     "the GPU holds two layers' worth\n");
+    fprintf(out, "  backward: reload, recompute from the boundary, backward; %d gradient slots "
+                 "alternate so one stores to the host while the next fills\n",
+            pl->n_gslots);
+    fprintf(out, "  optimizer: AdamW on the host per streamed unit, %s\n",
+            p->train.grad_clip > 0 ? "after the global gradient norm is known"
+                                   : "as soon as the unit's gradients arrive");
+    if (p->resident_n > 0)
+        fprintf(out, "  resident units: no load_w and no gradient copy; AdamW on the GPU (the "
+                     "same fp32 update) once the step's norm is known\n");
+    if (p->keep_n > 0)
+        fprintf(out, "  kept blocks (%d): the forward leaves its activations in the saved "
+                     "region and the backward skips the recompute\n",
+                p->keep_n);
+}
