@@ -1,5 +1,5 @@
-/* runtime/train.c - the trainer's main(): flags, data, the step loop, logging, the
- * live progress line and the final summary with measured beside planned memory.
+/* runtime/train.c - the trainer's main() (its flags: train_args.c): data, the step loop,
+ * logging, the live progress line and the final summary with measured beside planned memory.
  * The plan comes from the generated schedule (hzg_plan). Errors stop the trainer at
  * once with a message that says what to do. SIGINT, SIGTERM and SIGHUP end the run after
  * the current step (with a checkpoint under --out); a second one ends it at once. */
@@ -10,7 +10,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,272 +17,7 @@
 #include "hfmap.h"
 #include "rt.h"
 
-/* The flags' sane ranges (docs/training.md lists them): far beyond any useful value, far
- * below float overflow. */
-#define MAX_THREADS 1024
-#define MAX_LR 10.0
-#define MAX_EPS 1.0
-#define MAX_WEIGHT_DECAY 10.0
-#define MAX_GRAD_CLIP 1e6
-
-typedef struct train_args {
-    const char *data, *val_data, *init_raw, *save_raw, *trace, *init_hf, *out, *resume, *logits;
-    int64_t steps, log_every, eval_every, eval_batches, seed, save_every, keep, data_seed;
-    int64_t trace_first, trace_last; /* --trace-steps, 1-based, inclusive */
-    int64_t max_bad_steps;           /* stop after this many non-finite steps in a row */
-    double val_fraction;
-    int threads, deterministic;
-    hz_optim optim;
-    int probe;                       /* --probe: measure the machine, write probe_out */
-    const char *probe_out;           /* -o FILE */
-    const char *train_flag;          /* the first flag given that only training reads */
-} train_args;
-
-static void usage(FILE *out, const char *argv0)
-{
-    fprintf(out,
-            "usage: %s --data PATH [options]\n"
-            "       %s --probe [-o FILE] [--threads N]\n"
-            "Train %s (hzc %s, %s backend) on token data, or measure this machine for hzc's\n"
-            "step-time model.\n\n"
-            "  --data PATH          training tokens: llm.c shards (.bin, uint16 or uint32), a\n"
-            "                       quoted glob of shards, a 1-D .npy of uint16/uint32, or\n"
-            "                       .jsonl of {\"input_ids\": [...], \"labels\": [...]} examples\n"
-            "                       (label -100: not trained; tools/prepare_sft.py makes them),\n"
-            "                       packed into rows, shuffled every epoch\n"
-            "  --val-data PATH      validation data (same formats)\n"
-            "  --val-fraction X     hold out the last fraction X of --data for validation\n"
-            "  --data-seed N        shuffle seed of .jsonl data (default: --seed)\n"
-            "  --steps N            optimizer steps in all (default 100); a resumed run\n"
-            "                       continues up to N\n"
-            "  --init HF_DIR        start from a Hugging Face checkpoint (model.safetensors or\n"
-            "                       shards with model.safetensors.index.json)\n"
-            "  --out DIR            write checkpoints there: DIR/step-N/ holds config.json and\n"
-            "                       model.safetensors (transformers loads them) and resume.bin\n"
-            "  --save-every N       a checkpoint every N steps (default: only at the end)\n"
-            "  --keep K             keep the K newest checkpoints (default: all)\n"
-            "  --resume PATH        continue exactly from a checkpoint (or the newest in a\n"
-            "                       --out directory)\n"
-            "  --lr X --beta1 X --beta2 X --eps X --weight-decay X --grad-clip X (0 = off)\n"
-            "  --warmup N --decay-steps N --min-lr-ratio X\n"
-            "                       override the spec's training values; ranges: --lr 0-%g,\n"
-            "                       --beta1/--beta2 0 to below 1, --eps 0-%g, --weight-decay\n"
-            "                       0-%g, --grad-clip 0-%g, --min-lr-ratio 0-1\n"
-            "  --max-bad-steps N    a step whose loss or gradient norm is not finite is\n"
-            "                       skipped (no update); stop after N of them in a row\n"
-            "                       (default 3; docs/training.md \"Divergence\")\n"
-            "  --seed N             weight init seed (default: the spec's)\n"
-            "  --log-every N        print a step line every N steps (default 1)\n"
-            "  --eval-every N       validation loss every N steps (default 0 = at the end only)\n"
-            "  --eval-batches N     validation steps' worth of tokens per evaluation (default 1)\n"
-            "  --threads N          host threads for the optimizer, 1 to %d (default: all cores)\n"
-            "  --deterministic      bit-identical results from run to run, and across --resume\n"
-            "                       (cuda: ordered sums replace float atomics; the cpu\n"
-            "                       backend always is)\n"
-            "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
-            "                       host store's order (plan.json \"tensors\": host_offset)\n"
-            "  --save-raw FILE      write the fp32 master weights there after training\n"
-            "  --dump-logits FILE   at the end, the logits of the first validation step as a\n"
-            "                       float32 .npy of (tokens per step, vocab), for comparing\n"
-            "                       with another implementation\n"
-            "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
-            "                       step: one track per stream and one for the optimizer\n"
-            "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
-            "  --probe              measure this machine's rates at this plan's shapes (GEMMs,\n"
-            "                       attention, device memory, PCIe each way, the host AdamW)\n"
-            "                       and write them as a ceilings file for hzc plan/build\n"
-            "                       --ceilings; trains nothing, needs no --data (cuda backend)\n"
-            "  -o FILE              where --probe writes (default ceilings.json)\n"
-            "  --help, --version\n"
-            "SIGINT, SIGTERM or SIGHUP: finish the step, save a checkpoint under --out, exit\n"
-            "128 + the signal's number; a second one: exit at once\n",
-            argv0, argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
-            MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
-}
-
-static void die(const char *msg, const char *arg)
-{
-    fprintf(stderr, "train: error: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    exit(1);
-}
-
-static int64_t parse_int(const char *flag, const char *v, int64_t min)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < min) {
-        fprintf(stderr, "train: error: %s expects an integer >= %lld, got '%s'\n", flag,
-                (long long)min, v);
-        exit(1);
-    }
-    return x;
-}
-
-/* An integer in [min, max]. */
-static int64_t parse_int_in(const char *flag, const char *v, int64_t min, int64_t max)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < min || x > max) {
-        fprintf(stderr, "train: error: %s expects an integer from %lld to %lld, got '%s'\n",
-                flag, (long long)min, (long long)max, v);
-        exit(1);
-    }
-    return x;
-}
-
-/* A number in [min, max] (max below FLT_MAX: every value is finite as a float). */
-static float parse_float(const char *flag, const char *v, double min, double max)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *end || end == v || !(x >= min && x <= max)) {
-        fprintf(stderr, "train: error: %s expects a number from %g to %g, got '%s'\n", flag,
-                min, max, v);
-        exit(1);
-    }
-    return (float)x;
-}
-
-/* A-B, A or A- (1-based steps, A <= B) */
-static void parse_steps(const char *flag, const char *v, int64_t *first, int64_t *last)
-{
-    char *end;
-    errno = 0;
-    long long a = strtoll(v, &end, 10), b = a;
-    int ok = !errno && end != v;
-    if (ok && *end == '-') {
-        const char *w = end + 1;
-        if (!*w) b = INT64_MAX, end = (char *)w; /* A-: from A on */
-        else b = strtoll(w, &end, 10), ok = !errno && end != w;
-    }
-    if (!ok || *end || a < 1 || b < a) {
-        fprintf(stderr, "train: error: %s expects steps A-B, A or A- with 1 <= A <= B, got '%s'\n",
-                flag, v);
-        exit(1);
-    }
-    *first = a;
-    *last = b;
-}
-
-static train_args parse_args(int argc, char **argv)
-{
-    const hz_train_defaults *t = &hzg_plan.train;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
-    train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
-                    -1, 0, 0, 3, 0.0, threads, 0,
-                    {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
-                     t->min_lr_ratio, t->warmup_steps, t->decay_steps},
-                    0, NULL, NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            usage(stdout, argv[0]);
-            exit(0);
-        }
-        if (!strcmp(f, "--version")) {
-            printf("hzc %s trainer for %s (%s backend)\n", HZ_VERSION, hzg_plan.spec_name,
-                   hz_backend_impl.name);
-            exit(0);
-        }
-        if (!strcmp(f, "--deterministic")) {
-            a.deterministic = 1;
-            if (!a.train_flag) a.train_flag = f;
-            continue;
-        }
-        if (!strcmp(f, "--probe")) {
-            a.probe = 1;
-            continue;
-        }
-        if (i + 1 >= argc || (strncmp(f, "--", 2) != 0 && strcmp(f, "-o") != 0)) {
-            fprintf(stderr, "train: error: unknown or incomplete option '%s' (see --help)\n", f);
-            exit(1);
-        }
-        const char *v = argv[++i];
-        if (!strcmp(f, "-o")) {
-            a.probe_out = v;
-            continue;
-        }
-        if (strcmp(f, "--threads") != 0 && !a.train_flag) a.train_flag = f;
-        if (!strcmp(f, "--data")) a.data = v;
-        else if (!strcmp(f, "--val-data")) a.val_data = v;
-        else if (!strcmp(f, "--init-raw")) a.init_raw = v;
-        else if (!strcmp(f, "--save-raw")) a.save_raw = v;
-        else if (!strcmp(f, "--trace")) a.trace = v;
-        else if (!strcmp(f, "--trace-steps")) parse_steps(f, v, &a.trace_first, &a.trace_last);
-        else if (!strcmp(f, "--dump-logits")) a.logits = v;
-        else if (!strcmp(f, "--init")) a.init_hf = v;
-        else if (!strcmp(f, "--out")) a.out = v;
-        else if (!strcmp(f, "--resume")) a.resume = v;
-        else if (!strcmp(f, "--save-every")) a.save_every = parse_int(f, v, 0);
-        else if (!strcmp(f, "--keep")) a.keep = parse_int(f, v, 0);
-        else if (!strcmp(f, "--data-seed")) a.data_seed = parse_int(f, v, 0);
-        else if (!strcmp(f, "--val-fraction")) a.val_fraction = parse_float(f, v, 0, 1);
-        else if (!strcmp(f, "--steps")) a.steps = parse_int(f, v, 0);
-        else if (!strcmp(f, "--log-every")) a.log_every = parse_int(f, v, 1);
-        else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
-        else if (!strcmp(f, "--eval-batches")) a.eval_batches = parse_int(f, v, 1);
-        else if (!strcmp(f, "--seed")) a.seed = parse_int(f, v, 0);
-        else if (!strcmp(f, "--threads")) a.threads = (int)parse_int_in(f, v, 1, MAX_THREADS);
-        else if (!strcmp(f, "--max-bad-steps")) a.max_bad_steps = parse_int(f, v, 1);
-        else if (!strcmp(f, "--lr")) a.optim.lr = parse_float(f, v, 0, MAX_LR);
-        else if (!strcmp(f, "--beta1")) a.optim.beta1 = parse_float(f, v, 0, 1);
-        else if (!strcmp(f, "--beta2")) a.optim.beta2 = parse_float(f, v, 0, 1);
-        else if (!strcmp(f, "--eps")) a.optim.eps = parse_float(f, v, 0, MAX_EPS);
-        else if (!strcmp(f, "--weight-decay"))
-            a.optim.weight_decay = parse_float(f, v, 0, MAX_WEIGHT_DECAY);
-        else if (!strcmp(f, "--grad-clip")) a.optim.grad_clip = parse_float(f, v, 0, MAX_GRAD_CLIP);
-        else if (!strcmp(f, "--warmup")) a.optim.warmup_steps = parse_int(f, v, 0);
-        else if (!strcmp(f, "--decay-steps")) a.optim.decay_steps = parse_int(f, v, 0);
-        else if (!strcmp(f, "--min-lr-ratio")) a.optim.min_lr_ratio = parse_float(f, v, 0, 1);
-        else {
-            fprintf(stderr, "train: error: unknown option '%s' (see --help)\n", f);
-            exit(1);
-        }
-    }
-    if (a.probe_out && !a.probe)
-        die("-o FILE is where --probe writes; checkpoints go to --out DIR", NULL);
-    if (a.probe) {
-        if (a.train_flag) {
-            fprintf(stderr, "train: error: --probe measures the machine and trains nothing; "
-                            "%s is for training: leave it out\n", a.train_flag);
-            exit(1);
-        }
-        if (!hz_backend_impl.probe) {
-            fprintf(stderr, "train: error: --probe measures a GPU; this trainer was built with "
-                            "--backend %s\n", hz_backend_impl.name);
-            exit(2);
-        }
-        if (!a.probe_out) a.probe_out = "ceilings.json";
-        return a;
-    }
-    if (a.optim.beta1 >= 1 || a.optim.beta2 >= 1) die("--beta1 and --beta2 must be below 1", NULL);
-    if (!a.data) die("no training data: pass --data PATH (see --help)", NULL);
-    if (a.save_every && !a.out) die("--save-every needs --out DIR", NULL);
-    if (a.val_fraction >= 1) die("--val-fraction must be below 1", NULL);
-    if (a.val_fraction > 0 && a.val_data) die("--val-fraction and --val-data: pass one", NULL);
-    if (a.data_seed < 0) a.data_seed = a.seed;
-    if (a.trace_first && !a.trace) die("--trace-steps needs --trace FILE", NULL);
-    if (a.init_hf && a.resume) die("--init and --resume both set the weights: pass one", NULL);
-    if (a.logits && !a.val_data && a.val_fraction <= 0)
-        die("--dump-logits writes the logits of validation tokens: pass --val-data or "
-            "--val-fraction", NULL);
-    if (a.logits) {
-        const hz_dims *d = &hzg_plan.dims;
-        double gib = (double)d->step_tokens * (double)d->V * 4.0 / 1073741824.0;
-        if (gib > 4.0) {
-            fprintf(stderr, "train: error: --dump-logits would write %.1f GiB (%lld tokens x %lld "
-                            "vocabulary x 4 bytes); it is meant for small comparison models\n",
-                    gib, (long long)d->step_tokens, (long long)d->V);
-            exit(1);
-        }
-    }
-    return a;
-}
+#include "train_args.h"
 
 /* ---- signals: the first ends the run after the current step, a second at once ---- */
 
@@ -426,7 +160,7 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
     const hz_dims *d = &c->plan->dims;
     size_t n = (size_t)(d->step_tokens * d->V);
     float *buf = malloc(n * sizeof(float));
-    if (!buf) die("out of memory for --dump-logits", NULL);
+    if (!buf) hz_train_die("out of memory for --dump-logits", NULL);
     hz_exec_drain(c);
     hz_data_seek(val, 0);
     fill_step(c->plan, val, tk);
@@ -445,7 +179,7 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
              fwrite(buf, sizeof(float), n, f) == n;
     if (f && fclose(f) != 0) ok = 0;
     free(buf);
-    if (!ok) die("cannot write --dump-logits file", path);
+    if (!ok) hz_train_die("cannot write --dump-logits file", path);
     printf("logits: %s (%lld x %lld float32, the first validation step)\n", path,
            (long long)d->step_tokens, (long long)d->V);
 }
@@ -455,7 +189,7 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
 static void load_raw(hz_store *s, const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open --init-raw file", path);
+    if (!f) hz_train_die("cannot open --init-raw file", path);
     float buf[4096];
     int64_t i = 0;
     size_t got;
@@ -473,14 +207,15 @@ static void load_raw(hz_store *s, const char *path)
 static void save_raw(const hz_store *s, const char *path)
 {
     FILE *f = fopen(path, "wb");
-    if (!f) die("cannot create --save-raw file", path);
+    if (!f) hz_train_die("cannot create --save-raw file", path);
     float buf[4096];
     for (int64_t i = 0; i < s->n; i += 4096) {
         int64_t k, n = s->n - i < 4096 ? s->n - i : 4096;
         for (k = 0; k < n; k++) buf[k] = hz_store_master(s, i + k);
-        if (fwrite(buf, 4, (size_t)n, f) != (size_t)n) die("writing --save-raw failed", path);
+        if (fwrite(buf, 4, (size_t)n, f) != (size_t)n)
+            hz_train_die("writing --save-raw failed", path);
     }
-    if (fclose(f) != 0) die("writing --save-raw failed", path);
+    if (fclose(f) != 0) hz_train_die("writing --save-raw failed", path);
 }
 
 typedef struct finite_job {
@@ -590,7 +325,7 @@ int main(int argc, char **argv)
 {
     const hz_plan *p = &hzg_plan;
     const hz_dims *dm = &p->dims;
-    train_args a = parse_args(argc, argv);
+    train_args a = hz_train_parse_args(argc, argv);
     probe_outputs(&a);
     check_host_memory(p);
     if (a.probe) return run_probe(p, &a);
@@ -632,15 +367,17 @@ int main(int argc, char **argv)
     set_up(&ctx, p, &a);
     step_tokens tk = {calloc((size_t)dm->step_tokens, sizeof(int32_t)),
                       calloc((size_t)dm->step_tokens, sizeof(int32_t))};
-    if (!tk.inputs || !tk.targets) die("out of memory for the step's tokens", NULL);
+    if (!tk.inputs || !tk.targets) hz_train_die("out of memory for the step's tokens", NULL);
     int64_t first_step = 0;
     char herr[HZ_HF_ERR_BYTES];
     if (a.resume) {
         char dir[4096];
         hz_resume r;
         if (hz_ckpt_resolve(a.resume, dir, sizeof dir) != 0)
-            die("--resume: no checkpoint there (a step-N directory with resume.bin, or a --out "
-                "directory holding them)", a.resume);
+            hz_train_die(
+                "--resume: no checkpoint there (a step-N directory with resume.bin, or a --out "
+                "directory holding them)",
+                a.resume);
         double t0 = hz_now_s();
         if (hz_ckpt_load(&ctx.store, p, dir, a.threads, &r, herr) != 0) {
             fprintf(stderr, "train: error: --resume: %s\n", herr);
@@ -681,7 +418,7 @@ int main(int argc, char **argv)
     if (a.trace) {
         if (!(ctx.trace = hz_trace_open(a.trace, p, a.trace_first ? a.trace_first : 1,
                                         a.trace_first ? a.trace_last : INT64_MAX)))
-            die("cannot create the trace file", a.trace);
+            hz_train_die("cannot create the trace file", a.trace);
     }
 
     int tty = isatty(fileno(stderr));
