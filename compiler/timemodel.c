@@ -120,16 +120,17 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     double ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F);
     double ew_rec = ew_fwd - 2.0 * N * 3.0 * C;
     double ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A);
+    double ew_kept = 2.0 * N * (4.0 * C + 3.0 * F); /* a kept block's two norms and SwiGLU */
     double dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */
     double emb = 4.0 * N * C;
     double *ph = p->pred.phase_s;
     double block_fwd = M * (gemm_fwd / G + att_fwd / AF + ew_fwd / H);
     double recompute = M * (gemm_rec / G + att_fwd / AF + ew_rec / H);
     ph[HZ_PH_FWD] = L * block_fwd + M * emb / H;
-    /* kept blocks skip the recompute */
+    /* kept blocks skip the recompute but for their elementwise part */
     ph[HZ_PH_BWD] = M * (L * (2.0 * gemm_fwd / GB + 2.5 * att_fwd / AB + (ew_bwd + dw_acc) / H) +
                          2.0 * emb / H) +
-                    (L - (double)p->keep_n) * recompute;
+                    (L - (double)p->keep_n) * recompute + (double)p->keep_n * M * ew_kept / H;
     /* lm_head forward, dx and dW per chunk; the loss reads logits and writes dlogits;
      * dlm_head (fp32) is read and written once per chunk */
     ph[HZ_PH_LOSS] = M * (6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H +

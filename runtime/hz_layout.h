@@ -11,24 +11,26 @@
  * names of hz_buf_dims below. */
 
 /* WORK: one block's recompute and backward for one micro-batch. Its first part, the
- * SAVED list, is what the forward leaves for the backward: a kept block (hz_unit.keep)
- * writes it into its own slot of the SAVED region, laid out as this prefix of WORK, and
- * its backward reads it there instead of recomputing it. */
+ * SAVED list, is what a kept block's forward leaves for its backward (hz_unit.keep): it
+ * writes it into its own slot of the SAVED region, laid out as this prefix of WORK, and its
+ * backward reads it there instead of recomputing the block. The list holds what costs a
+ * GEMM or the attention to recompute; the two norm outputs and the SwiGLU product are
+ * recomputed from it in one elementwise pass each (a third less memory per kept block). */
 #define HZ_SAVED_BUFS(X)                                                                  \
-    X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
     X(q, BF16, N * A)           /* rotated q */                                           \
     X(k, BF16, N * KV)          /* rotated k */                                           \
     X(v, BF16, N * KV)                                                                    \
     X(att, BF16, N * A)         /* attention output */                                    \
     X(xmid, BF16, N * C)        /* x + o_proj(att) */                                     \
-    X(xn2, BF16, N * C)         /* mlp rmsnorm output */                                  \
     X(gu, BF16, N * 2 * F)      /* gate and up projections */                             \
-    X(h, BF16, N * F)           /* silu(gate) * up */                                     \
     X(rstd1, F32, N)            /* attn rmsnorm 1/rms per token */                        \
     X(rstd2, F32, N)            /* mlp rmsnorm 1/rms per token */                         \
     X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */
 
 #define HZ_SCRATCH_BUFS(X)                                                                \
+    X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
+    X(xn2, BF16, N * C)         /* mlp rmsnorm output */                                  \
+    X(h, BF16, N * F)           /* silu(gate) * up */                                     \
     X(qkv, BF16, N * QKV)       /* fused q/k/v projection; the attention backward's D */  \
     X(dh, BF16, N * F)                                                                    \
     X(dgu, BF16, N * 2 * F)                                                               \

@@ -18,9 +18,9 @@ static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml"
 
 /* The buffer lists of runtime/hz_layout.h: every buffer lies inside its region, after the
  * previous one, aligned for its element type; the workspace has the size of the list the
- * block code uses, counted here by hand: the saved forward activations (bf16: xn q k v att
- * xmid xn2 gu h; fp32: two rstd, lse), then the scratch (bf16: qkv and the gradients; fp32:
- * the deterministic partials). */
+ * block code uses, counted here by hand: the saved forward activations (bf16: q k v att
+ * xmid gu; fp32: two rstd, lse), then the scratch (bf16: the recomputed xn xn2 h, qkv and
+ * the gradients; fp32: the deterministic partials). */
 static int64_t al256(int64_t b) { return (b + 255) / 256 * 256; }
 
 static void check_layout(const char *name, const hz_plan *p)
@@ -28,9 +28,9 @@ static void check_layout(const char *name, const hz_plan *p)
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     int64_t QKV = A + 2 * KV;
-    int64_t saved_bf = N * (C + A + 2 * KV + A + C + C + 2 * F + F);
+    int64_t saved_bf = N * (A + 2 * KV + A + C + 2 * F);
     int64_t saved_f32 = 2 * N + d->B * d->NH * d->T;
-    int64_t scratch_bf = N * (QKV + F + 2 * F + C + C + A + A + 2 * KV + QKV + C);
+    int64_t scratch_bf = N * (C + C + F + QKV + F + 2 * F + C + C + A + A + 2 * KV + QKV + C);
     int64_t part = HZ_PART_ROWS * (C > QKV ? C : QKV);
     int64_t saved = al256(2 * saved_bf) + al256(4 * saved_f32);
     int64_t want = saved + al256(2 * scratch_bf) + al256(4 * part);

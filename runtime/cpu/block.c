@@ -1,8 +1,8 @@
 /* runtime/cpu/block.c - the decoder block and the loss head from the cpu ops (fp32).
  * Forward: x -> rmsnorm -> q,k,v (+bias) -> rope -> attention -> o_proj -> + x = xmid
  *          xmid -> rmsnorm -> gate, up -> silu(gate)*up -> down -> + xmid = out.
- * Backward recomputes all of that from the block's input (unless the block kept it), then
- * runs it in reverse. */
+ * Backward recomputes all of that from the block's input (a kept block: only the norms and
+ * the SwiGLU product, from the SAVED list), then runs it in reverse. */
 #include "block.h"
 
 #include <string.h>
@@ -61,9 +61,16 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
                         int recompute)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
-    /* recompute; the block's output itself is not needed, only its internals */
-    if (recompute) cpu_block_forward(d, inv_freq, w, inp, NULL, s);
     const float *gate = s->gu, *up = s->gu + N * F;
+    /* recompute; the block's output itself is not needed, only its internals. A kept block
+     * has the SAVED list and recomputes only the norm outputs and the SwiGLU product. */
+    if (recompute) {
+        cpu_block_forward(d, inv_freq, w, inp, NULL, s);
+    } else {
+        rmsnorm_forward(s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
+        rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
+        swiglu_forward(s->h, gate, up, N * F);
+    }
     float *dgate = s->dgu, *dup = s->dgu + N * F;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     float *dwq = g->wqkv, *dwk = dwq + A * C, *dwv = dwk + KV * C;

@@ -73,15 +73,32 @@ static void block_forward(cuda_state *s, const block_w *w, const work_bufs *b, c
     hzcu_add_bf16(s, st, out, out, b->xmid, (long)s->N * s->C);
 }
 
-/* Recompute the block from inp (unless B holds its forward's activations: RECOMPUTE 0),
- * then backward: dx (N, C) holds dout on entry and dinp on exit; weight gradients
- * accumulate (fp32) into g. */
+/* A kept block's backward: the SAVED list is in B; the rest of what the backward reads (the
+ * two norm outputs and the SwiGLU product) is recomputed from it, with the forward's own
+ * kernels on the same inputs, so the bits are the forward's (the norms rewrite rstd1 and
+ * rstd2 with the values they hold). */
+static void block_recompute_cheap(cuda_state *s, const block_w *w, const work_bufs *b,
+                                  const bf16 *inp)
+{
+    cudaStream_t st = s->stream[HZ_COMPUTE];
+    const float eps = s->p->dims.eps;
+    hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
+    hzcu_rmsnorm_forward(s, st, b->xn2, b->rstd2, b->xmid, w->mlp_norm, s->N, s->C, eps);
+    hzcu_swiglu_forward(s, st, b->h, b->gu);
+}
+
+/* Recompute the block from inp (RECOMPUTE 1), or only its cheap part when B holds its
+ * forward's SAVED list (RECOMPUTE 0), then backward: dx (N, C) holds dout on entry and
+ * dinp on exit; weight gradients accumulate (fp32) into g. */
 static void block_backward(cuda_state *s, const block_w *w, const block_g *g, const work_bufs *b,
                            const bf16 *inp, bf16 *dx, int recompute)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
     int64_t N = s->N, C = s->C, F = s->F, A = s->A, QKV = s->QKV;
-    if (recompute) block_forward(s, w, b, inp, NULL);
+    if (recompute)
+        block_forward(s, w, b, inp, NULL);
+    else
+        block_recompute_cheap(s, w, b, inp);
     /* MLP: out = xmid + down(silu(gate) * up) */
     hzcu_linear_backward_x(s, "dh = dout wdown", b->dh, dx, w->wdown, N, F, C);
     hzcu_linear_backward_w(s, "dwdown += dout^T h", g->wdown, dx, b->h, N, F, C);
