@@ -389,9 +389,11 @@ static void build_arena(hzc_plan *pl)
 
 static void plan_host(hzc_plan *pl, int grad_bf16)
 {
-    int64_t n = pl->p.host_store_n;
     pl->p.host_grad_bf16 = grad_bf16;
-    pl->p.host_store_bytes = n * (2 + 2 + 4 + 4 + (grad_bf16 ? 2 : 4));
+    /* only the streamed units' pages of the arrays are backed (runtime/hz_layout.h) */
+    hz_plan q = pl->p;
+    q.units = pl->units;
+    pl->p.host_store_bytes = hz_store_backed_bytes(&q, grad_bf16 ? 2 : 4);
     /* pinned staging: the step's tokens (inputs, targets) and per-token losses; with host
      * boundaries, boundaries 0..L-1 of the whole step in bf16 */
     const hz_dims *d = &pl->p.dims;

@@ -74,12 +74,41 @@ static void checksum_start(hz_digest *d, const resume_header *h, const manifest_
     hz_digest_update(d, man, (size_t)h->files_n * sizeof *man);
 }
 
-static void checksum_store(hz_digest *d, const hz_store *s)
+/* The resume state, lo then m then v, each over the whole store in element order: one
+ * pass per array (hz_store_pass) with what to do to each window's bytes. */
+static const int state_array[3] = {HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V};
+static const size_t state_size[3] = {2, 4, 4};
+
+typedef struct state_io {
+    int k;           /* index into state_array */
+    hz_digest *d;    /* digest the bytes, or */
+    int fd;          /* write them, or */
+    FILE *f;         /* read them */
+} state_io;
+
+static int state_window(void *arg, int64_t first, int64_t n, void *const *ptr)
 {
-    hz_digest_update(d, s->lo, (size_t)s->n * 2);
-    hz_digest_update(d, s->m, (size_t)s->n * 4);
-    hz_digest_update(d, s->v, (size_t)s->n * 4);
+    (void)first;
+    const state_io *io = arg;
+    void *at = ptr[state_array[io->k]];
+    size_t bytes = (size_t)n * state_size[io->k];
+    if (io->d) hz_digest_update(io->d, at, bytes);
+    if (io->fd >= 0) return hz_st_write_all(io->fd, at, bytes) ? -1 : 0;
+    if (io->f) return fread(at, state_size[io->k], (size_t)n, io->f) == (size_t)n ? 0 : -1;
+    return 0;
 }
+
+/* Each state array in turn: digested into D, written to FD (>= 0) or read from F. */
+static int state_pass(const hz_store *s, hz_digest *d, int fd, FILE *f)
+{
+    for (int k = 0; k < 3; k++) {
+        state_io io = {k, d, fd, f};
+        if (hz_store_pass(s, HZ_ARR_BIT(state_array[k]), f != NULL, state_window, &io)) return -1;
+    }
+    return 0;
+}
+
+static void checksum_store(hz_digest *d, const hz_store *s) { state_pass(s, d, -1, NULL); }
 
 /* ---- writing resume.bin ---- */
 
@@ -145,9 +174,7 @@ static int emit_resume(int fd, void *arg)
     const hz_store *s = j->s;
     return hz_st_write_all(fd, &j->h, sizeof j->h) ||
                    hz_st_write_all(fd, j->man, (size_t)j->h.files_n * sizeof *j->man) ||
-                   hz_st_write_all(fd, s->lo, (size_t)s->n * 2) ||
-                   hz_st_write_all(fd, s->m, (size_t)s->n * 4) ||
-                   hz_st_write_all(fd, s->v, (size_t)s->n * 4)
+                   state_pass(s, NULL, fd, NULL)
                ? -1
                : 0;
 }
@@ -578,9 +605,7 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
         goto done;
     }
     if (hz_hf_load(s, p, dir, threads, err) != 0) goto done;
-    if (fread(s->lo, 2, (size_t)s->n, f) != (size_t)s->n ||
-        fread(s->m, 4, (size_t)s->n, f) != (size_t)s->n ||
-        fread(s->v, 4, (size_t)s->n, f) != (size_t)s->n || fgetc(f) != EOF) {
+    if (state_pass(s, NULL, -1, f) != 0 || fgetc(f) != EOF) {
         set_err(err, "%.900s/resume.bin: truncated or with trailing bytes", dir);
         goto done;
     }

@@ -107,12 +107,14 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     double t0 = hz_now_s();
-    if (hz_store_alloc(&c->store, p, c->be->host_alloc) != 0) return -1;
+    if (hz_store_alloc(&c->store, p, c->be->host_pin, c->be->host_unpin) != 0) return -1;
     double t1 = hz_now_s();
     printf("setting up: host store %.2f GiB allocated%s in %.1f s\n", c->store.bytes / 1073741824.0,
            c->be->caps->pinned_host ? " and pinned" : "", t1 - t0);
     fflush(stdout);
     int rc = c->be->init(c);
+    c->store.home = c->be->home_copy; /* the resident units' state lives with the backend */
+    c->store.home_ctx = c;
     if (rc == 0) printf("setting up: %s backend ready in %.1f s\n", c->be->name, hz_now_s() - t1);
     return rc;
 }
@@ -240,17 +242,6 @@ void hz_exec_drain(hz_ctx *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-void hz_exec_store_to_host(hz_ctx *c)
-{
-    hz_exec_drain(c);
-    if (c->plan->resident_n > 0) c->be->store_sync(c, 0);
-}
-
-void hz_exec_store_to_device(hz_ctx *c)
-{
-    if (c->plan->resident_n > 0) c->be->store_sync(c, 1);
-}
-
 void hz_exec_free(hz_ctx *c)
 {
     if (c->pool) {
@@ -262,7 +253,7 @@ void hz_exec_free(hz_ctx *c)
             pthread_join(c->opt_thread, NULL);
         }
         c->be->destroy(c);
-        hz_store_free(&c->store, c->be->host_free);
+        hz_store_free(&c->store);
         hz_pool_free(c->pool);
     }
     free(c->unit_done_step);

@@ -214,6 +214,7 @@ typedef struct loader {
     int job_n;
     int next;             /* next job to take, under mu */
     int failed;           /* a worker had no memory for its buffer */
+    int dropped;          /* a worker had no memory for a job it had taken */
     pthread_mutex_t mu;
 } loader;
 
@@ -221,6 +222,7 @@ static void *load_worker(void *arg)
 {
     loader *ld = arg;
     float *buf = malloc((size_t)CHUNK_ELEMS * sizeof *buf);
+    uint16_t *split = NULL; /* w then lo of a chunk bound for a resident unit */
     for (;;) {
         pthread_mutex_lock(&ld->mu);
         int j = buf ? ld->next++ : ld->job_n;
@@ -232,9 +234,26 @@ static void *load_worker(void *arg)
         assert(rc == 0); /* match() checked the shapes */
         (void)rc;
         int64_t dst = jb->nd->t->host_n + jb->nd->part.row0 * jb->nd->part.cols + jb->begin;
-        for (int64_t i = 0; i < jb->n; i++) hz_master_split(buf[i], &ld->s->w[dst + i], &ld->s->lo[dst + i]);
+        if (hz_store_backed(ld->s, dst, jb->n)) {
+            for (int64_t i = 0; i < jb->n; i++)
+                hz_master_split(buf[i], &ld->s->w[dst + i], &ld->s->lo[dst + i]);
+            continue;
+        }
+        /* a resident unit's: split here, then sent to where it lives */
+        if (!split && !(split = malloc((size_t)CHUNK_ELEMS * 4))) {
+            pthread_mutex_lock(&ld->mu);
+            ld->dropped = 1;
+            pthread_mutex_unlock(&ld->mu);
+            break;
+        }
+        uint16_t *w = split;
+        int16_t *lo = (int16_t *)(split + CHUNK_ELEMS);
+        for (int64_t i = 0; i < jb->n; i++) hz_master_split(buf[i], &w[i], &lo[i]);
+        hz_store_put(ld->s, HZ_ARR_W, dst, jb->n, w);
+        hz_store_put(ld->s, HZ_ARR_LO, dst, jb->n, lo);
     }
     free(buf);
+    free(split);
     return NULL;
 }
 
@@ -270,7 +289,7 @@ int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads > job_n) threads = job_n;
     if (threads < 1) threads = 1;
-    loader ld = {s, jobs, job_n, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    loader ld = {s, jobs, job_n, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t *tid = malloc((size_t)threads * sizeof *tid);
     int started = 0;
     if (tid)
@@ -280,7 +299,7 @@ int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char
     for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
     free(tid);
     pthread_mutex_destroy(&ld.mu);
-    if (ld.failed && ld.next < ld.job_n) {
+    if ((ld.failed && ld.next < ld.job_n) || ld.dropped) {
         set_err(err, "%s: out of memory converting the weights", dir);
         goto done;
     }
@@ -294,9 +313,15 @@ done:
 
 /* ---- saving ---- */
 
+typedef struct fill_src {
+    const hz_store *s;
+    int64_t at;           /* the part's first element in the store */
+} fill_src;
+
 static void fill_bf16(void *arg, int64_t begin, int64_t n, void *out)
 {
-    memcpy(out, (const uint16_t *)arg + begin, (size_t)n * 2);
+    const fill_src *f = arg;
+    hz_store_get(f->s, HZ_ARR_W, f->at + begin, n, out);
 }
 
 int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char *config_json_text,
@@ -309,9 +334,11 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
     int n;
     need *v = plan_needs(p, &n);
     hz_st_wtensor *w = calloc((size_t)(n ? n : 1), sizeof *w);
-    if (!v || !w) {
+    fill_src *src = calloc((size_t)(n ? n : 1), sizeof *src);
+    if (!v || !w || !src) {
         free(v);
         free(w);
+        free(src);
         set_err(err, "%s: out of memory", dir);
         return -1;
     }
@@ -323,10 +350,12 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
         t->shape[0] = v[i].part.rows;
         t->shape[1] = v[i].part.cols;
         t->fill = fill_bf16;
-        t->arg = s->w + v[i].t->host_n + v[i].part.row0 * v[i].part.cols;
+        src[i] = (fill_src){s, v[i].t->host_n + v[i].part.row0 * v[i].part.cols};
+        t->arg = &src[i];
     }
     int rc = hz_st_write_checkpoint(dir, w, n, max_shard_bytes, err) < 0 ? -1 : 0;
     free(w);
+    free(src);
     free(v);
     if (rc == 0 && config_json_text) {
         char path[PATH_MAX + 16];

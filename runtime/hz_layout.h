@@ -143,6 +143,63 @@ static inline int64_t hz_saved_layout(const hz_dims *d, int64_t bf16_bytes)
     return hz_buf_offsets(HZ_SAVED_BUF_N, count, dtype, bf16_bytes, NULL);
 }
 
+/* ---- the host store's memory (runtime/store_mem.c), counted by the planner ----
+ * Each host array (w, lo, m, v, g) is mapped whole, host_store_n elements; only the pages
+ * that hold a streamed unit's elements are backed. A resident unit's state (hz_unit
+ * .resident) lives with the backend, and the I/O paths move it through a bounce buffer of
+ * up to HZ_STORE_BOUNCE_N elements of w, lo, m and v (hz_store_bounce_n). */
+#define HZ_STORE_PAGE 4096
+#define HZ_STORE_BOUNCE_N ((int64_t)1 << 22)
+
+/* The backed runs of an array of ELEM bytes per element: byte ranges [first, end) of the
+ * streamed units' elements, rounded out to pages and merged. Fills the first MAX of them
+ * (FIRST, END may be NULL), adds every run's bytes to *BYTES (may be NULL) and returns the
+ * run count. Units are in store order. */
+static inline int hz_store_runs(const hz_plan *p, int64_t elem, int64_t *first, int64_t *end,
+                                int max, int64_t *bytes)
+{
+    int n = 0;
+    int64_t run_a = 0, run_b = -1;
+    for (int i = 0; i <= p->unit_n; i++) {
+        const hz_unit *u = i < p->unit_n ? &p->units[i] : NULL;
+        if (u && (u->resident || u->padded_n == 0)) continue;
+        int64_t a = u ? u->host_n * elem / HZ_STORE_PAGE * HZ_STORE_PAGE : 0;
+        int64_t b = u ? ((u->host_n + u->padded_n) * elem + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE *
+                            HZ_STORE_PAGE
+                      : 0;
+        if (u && run_b >= 0 && a <= run_b) { /* joins the open run */
+            if (b > run_b) run_b = b;
+            continue;
+        }
+        if (run_b >= 0) { /* close the open run */
+            if (n < max && first) first[n] = run_a;
+            if (n < max && end) end[n] = run_b;
+            if (bytes) *bytes += run_b - run_a;
+            n++;
+        }
+        run_a = a;
+        run_b = u ? b : -1;
+    }
+    return n;
+}
+
+/* Elements of the bounce buffer: HZ_STORE_BOUNCE_N, or all the resident elements if fewer. */
+static inline int64_t hz_store_bounce_n(const hz_plan *p)
+{
+    return p->resident_n < HZ_STORE_BOUNCE_N ? p->resident_n : HZ_STORE_BOUNCE_N;
+}
+
+/* Bytes the store backs: the five arrays' runs (gradients GRAD_BYTES wide), and the bounce
+ * buffer where some unit is resident. The planner's host_store_bytes. */
+static inline int64_t hz_store_backed_bytes(const hz_plan *p, int64_t grad_bytes)
+{
+    const int64_t elem[5] = {2, 2, 4, 4, grad_bytes};
+    int64_t bytes = 0;
+    for (int a = 0; a < 5; a++) hz_store_runs(p, elem[a], NULL, NULL, 0, &bytes);
+    bytes += hz_store_bounce_n(p) * (2 + 2 + 4 + 4);
+    return bytes;
+}
+
 /* The RESIDENT region: arrays w (bf16), lo (int16), m, v (fp32) of resident_n elements and g
  * (fp32) of resident_g_n, in this order, each 256-byte aligned. Fills OFF[5] (bytes) and
  * returns the region's bytes. */

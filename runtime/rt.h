@@ -79,7 +79,26 @@ void hz_rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
 /* The same for a plan's dims (head_dim and rope settings): the table both backends use. */
 void hz_rope_inv_freq_dims(float *inv_freq, const hz_dims *d);
 
-/* ---- the host store (store.c): SoA arrays of host_store_n elements each ---- */
+/* ---- the host store (store.c, store_mem.c): SoA arrays of host_store_n elements each ----
+ * Element i of every array belongs to the unit whose [host_n, host_n + padded_n) holds it. A
+ * streamed unit's elements live in the arrays; a resident unit's live with the backend (its
+ * home), and their pages of the arrays are never touched: read and write them with
+ * hz_store_get / hz_store_put / hz_store_pass, which go through the home's copy function.
+ * Hot paths (the host optimizer, weight and gradient copies) index the arrays directly and
+ * only for streamed units. */
+enum { HZ_ARR_W, HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V, HZ_ARR_G, HZ_ARR_N };
+#define HZ_ARR_BIT(a) (1u << (a))
+
+/* Copy elements [first, first + n) of array A (HZ_ARR_W..V), all of resident units, between
+ * their home and BUF: into BUF (TO_HOME 0) or from it. Device work issued so far is finished
+ * first. Called from several threads at once. */
+typedef void (*hz_home_copy_fn)(void *ctx, int a, int64_t first, int64_t n, void *buf,
+                                int to_home);
+
+/* Pinning of the backed runs (NULL: not pinned): 0, or -1 after saying why. */
+typedef int (*hz_host_pin_fn)(void *ptr, size_t bytes);
+typedef void (*hz_host_unpin_fn)(void *ptr);
+
 typedef struct hz_store {
     int64_t n;          /* elements per array */
     uint16_t *w;        /* bf16 working weights */
@@ -87,20 +106,41 @@ typedef struct hz_store {
     float *m, *v;       /* Adam moments */
     void *g;            /* gradients: float, or uint16_t bf16 when grad_bf16 */
     int grad_bf16;
-    int64_t bytes;      /* bytes allocated for the arrays above */
+    int64_t bytes;      /* bytes backed (the runs and the bounce buffer): hz_store_backed_bytes */
+    const hz_plan *plan;
+    size_t map_bytes[HZ_ARR_N];  /* each array's mapping */
+    int pinned;
+    hz_host_unpin_fn unpin;
+    char *bounce;       /* bounce_n elements of w, lo, m, v; NULL when nothing is resident */
+    int64_t bounce_n;   /* hz_store_bounce_n */
+    hz_home_copy_fn home;
+    void *home_ctx;
 } hz_store;
 
-/* Host memory for the store: BYTES of zeroed memory, or NULL after saying why. Called from
- * several threads at once (one per array). */
-typedef void *(*hz_host_alloc_fn)(size_t bytes);
-typedef void (*hz_host_free_fn)(void *p);
+/* Map and back the store for plan P (zeroed), pinning the backed runs with PIN (may be
+ * NULL); returns 0 or -1 after saying why. */
+int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_unpin_fn unpin);
+void hz_store_free(hz_store *s);
+/* Bytes of the store's mappings now in RAM (mincore), the bounce buffer included. */
+int64_t hz_store_measured_bytes(const hz_store *s);
+/* Elements [first, first + n) of array A (HZ_ARR_W..V; G only where streamed) into DST /
+ * from SRC, wherever they live. Thread-safe for disjoint ranges. */
+void hz_store_get(const hz_store *s, int a, int64_t first, int64_t n, void *dst);
+void hz_store_put(const hz_store *s, int a, int64_t first, int64_t n, const void *src);
+/* 1 when elements [first, first + n) all live in the arrays. */
+int hz_store_backed(const hz_store *s, int64_t first, int64_t n);
+/* Visit every element once, in order, window by window: FN(ARG, FIRST, N, PTR) with PTR[a]
+ * pointing at element FIRST of array a for each a in the mask ARRAYS (HZ_ARR_BIT of W..V):
+ * the arrays themselves, or the bounce buffer, filled from the home before FN and (WRITE)
+ * sent back after it. FN returns 0, or nonzero to stop the pass, which returns it. One pass
+ * at a time (the bounce buffer is shared). */
+typedef int (*hz_window_fn)(void *arg, int64_t first, int64_t n, void *const *ptr);
+int hz_store_pass(const hz_store *s, unsigned arrays, int write, hz_window_fn fn, void *arg);
 
-/* Allocate the store (zeroed) with ALLOC; returns 0 or -1. */
-int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc);
-void hz_store_free(hz_store *s, hz_host_free_fn release);
 /* Initialise weights as transformers does for these models: matrices N(0, 0.02),
  * norm weights 1, biases 0; deterministic in SEED, multithreaded. */
 void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed);
+/* The master of a streamed unit's element I (the arrays are read directly). */
 float hz_store_master(const hz_store *s, int64_t i);
 float hz_store_grad(const hz_store *s, int64_t i);
 
@@ -157,8 +197,8 @@ typedef void (*hz_op_fn)(hz_ctx *ctx, const hz_op *o);
 typedef struct hz_backend {
     const char *name;
     const hz_caps *caps;          /* what it can do (hz_tables.h HZ_BACKENDS) */
-    hz_host_alloc_fn host_alloc;  /* pinned when caps->pinned_host */
-    hz_host_free_fn host_free;
+    hz_host_pin_fn host_pin;      /* the host store's backed runs pinned (NULL: not pinned) */
+    hz_host_unpin_fn host_unpin;
     int (*init)(hz_ctx *ctx);     /* allocate the arena; 0 or -1 */
     /* Before the step's first op: its input and target ids (step_tokens each, copied) and
      * the loss scale, 1 / trained tokens. */
@@ -177,11 +217,8 @@ typedef struct hz_backend {
      * fp32) receives the logits (--dump-logits). */
     double (*eval)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
-    /* The resident units' weights, master low halves and moments: TO_DEVICE copies them
-     * from the host store to where they live (after an init or a resume), else back into
-     * the host store (before a checkpoint, an export or a read of the masters). The device
-     * work issued so far is finished first. */
-    void (*store_sync)(hz_ctx *ctx, int to_device);
+    /* The home of the resident units' w, lo, m and v (hz_home_copy_fn; CTX is the hz_ctx). */
+    hz_home_copy_fn home_copy;
     /* After init: the name of the device it runs on; NULL where it runs on none (cpu). */
     const char *(*device)(hz_ctx *ctx);
     /* train --probe, after init and instead of any step: measure the rates of hzc's
@@ -295,12 +332,6 @@ void hz_exec_resume_at(hz_ctx *ctx, int64_t step);
 int hz_exec_update_waits_norm(const hz_ctx *ctx);
 /* Wait for every queued optimizer update to be applied. */
 void hz_exec_drain(hz_ctx *ctx);
-/* The host store holds every unit's state: after hz_exec_drain, the resident units' state is
- * copied back from the GPU (a no-op when the plan has none). Call before reading the store. */
-void hz_exec_store_to_host(hz_ctx *ctx);
-/* The host store was filled (init, --init, a resume): copy the resident units' state to the
- * GPU. Call before the first step. */
-void hz_exec_store_to_device(hz_ctx *ctx);
 void hz_exec_free(hz_ctx *ctx);
 
 /* Bytes the process has allocated at its peak (VmHWM), 0 if unknown. */

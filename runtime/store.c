@@ -20,59 +20,6 @@ void hz_master_split(float master, uint16_t *w, int16_t *lo) { hz_split_inl(mast
 
 float hz_master_join(uint16_t w, int16_t lo) { return hz_join_inl(w, lo); }
 
-typedef struct store_array {
-    hz_host_alloc_fn alloc;
-    size_t bytes;
-    void *ptr;
-} store_array;
-
-static void *alloc_array(void *arg)
-{
-    store_array *a = arg;
-    a->ptr = a->alloc(a->bytes);
-    return NULL;
-}
-
-/* The five arrays at once, one thread each: pinning tens of GiB is the start-up's longest
- * wait, and the allocator (zeroed memory, hz_host_alloc_fn) spends it per page. */
-int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_alloc_fn alloc)
-{
-    memset(s, 0, sizeof(*s));
-    s->n = p->host_store_n;
-    s->grad_bf16 = p->host_grad_bf16;
-    size_t n = (size_t)s->n;
-    size_t gsize = s->grad_bf16 ? 2 : 4;
-    store_array a[5] = {{alloc, n * 2, NULL}, {alloc, n * 2, NULL}, {alloc, n * 4, NULL},
-                        {alloc, n * 4, NULL}, {alloc, n * gsize, NULL}};
-    pthread_t tid[5];
-    int started[5] = {0};
-    for (int i = 0; i < 5; i++) started[i] = pthread_create(&tid[i], NULL, alloc_array, &a[i]) == 0;
-    for (int i = 0; i < 5; i++) {
-        if (started[i])
-            pthread_join(tid[i], NULL);
-        else
-            alloc_array(&a[i]);
-    }
-    s->w = a[0].ptr;
-    s->lo = a[1].ptr;
-    s->m = a[2].ptr;
-    s->v = a[3].ptr;
-    s->g = a[4].ptr;
-    if (!s->w || !s->lo || !s->m || !s->v || !s->g) return -1;
-    s->bytes = (int64_t)(n * (2 + 2 + 4 + 4 + gsize));
-    return 0;
-}
-
-void hz_store_free(hz_store *s, hz_host_free_fn release)
-{
-    release(s->w);
-    release(s->lo);
-    release(s->m);
-    release(s->v);
-    release(s->g);
-    memset(s, 0, sizeof(*s));
-}
-
 float hz_store_master(const hz_store *s, int64_t i) { return hz_master_join(s->w[i], s->lo[i]); }
 
 float hz_store_grad(const hz_store *s, int64_t i)
@@ -96,18 +43,39 @@ static float normal_at(uint64_t seed, int64_t i)
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed)
+typedef struct init_job {
+    const hz_plan *p;
+    uint64_t seed;
+} init_job;
+
+/* The tensors overlapping elements [first, first + n), each element from its own index. */
+static int init_window(void *arg, int64_t first, int64_t n, void *const *ptr)
 {
+    const init_job *j = arg;
+    const hz_plan *p = j->p;
+    uint16_t *w = ptr[HZ_ARR_W];
+    int16_t *lo = ptr[HZ_ARR_LO];
     for (int t = 0; t < p->tensor_n; t++) {
         const hz_tensor *x = &p->tensors[t];
         if (x->kind == HZ_LM_HEAD && p->dims.tied) continue; /* the embedding's store */
-        int64_t n = x->rows * x->cols;
+        int64_t a = x->host_n > first ? x->host_n : first;
+        int64_t b = x->host_n + x->rows * x->cols;
+        if (b > first + n) b = first + n;
+        if (a >= b) continue;
         int is_norm = x->kind == HZ_ATTN_NORM || x->kind == HZ_MLP_NORM || x->kind == HZ_FINAL_NORM;
         int is_bias = x->kind == HZ_BQKV;
+        uint64_t seed = j->seed;
 #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++) {
-            float v = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * normal_at(seed, x->host_n + i);
-            hz_master_split(v, &s->w[x->host_n + i], &s->lo[x->host_n + i]);
+        for (int64_t i = a; i < b; i++) {
+            float v = is_norm ? 1.0f : is_bias ? 0.0f : 0.02f * normal_at(seed, i);
+            hz_master_split(v, &w[i - first], &lo[i - first]);
         }
     }
+    return 0;
+}
+
+void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed)
+{
+    init_job j = {p, seed};
+    hz_store_pass(s, HZ_ARR_BIT(HZ_ARR_W) | HZ_ARR_BIT(HZ_ARR_LO), 1, init_window, &j);
 }

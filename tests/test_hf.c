@@ -321,7 +321,6 @@ static void st_index(void)
 
 /* ---- 2. hfmap ---- */
 
-static void *zalloc(size_t n) { return calloc(1, n); }
 
 /* Random masters in every tensor (padding stays 0), most not representable in bf16. */
 static void randomize(hz_store *s, const hz_plan *p, uint64_t seed)
@@ -409,8 +408,8 @@ static void hf_save_load(int variant)
     }
     const hz_plan *p = &pl.p;
     hz_store a, b;
-    hz_store_alloc(&a, p, zalloc);
-    hz_store_alloc(&b, p, zalloc);
+    hz_store_alloc(&a, p, NULL, NULL);
+    hz_store_alloc(&b, p, NULL, NULL);
     hz_store_init(&a, p, 99);
     char *config = hz_hf_config_json(p, spec_family_name(spec.family));
     CHECK(config != NULL, "variant %d: config.json text", variant);
@@ -492,8 +491,8 @@ static void hf_save_load(int variant)
               back.rope_original_max_pos == spec.rope_original_max_pos,
           "variant %d: hzc import of the saved config.json gives the same architecture", variant);
     free(config);
-    hz_store_free(&a, free);
-    hz_store_free(&b, free);
+    hz_store_free(&a);
+    hz_store_free(&b);
     plan_free(&pl);
 }
 
@@ -509,10 +508,10 @@ static void hf_errors(void)
     }
     const hz_plan *p = &pl.p, *t = &tl.p;
     hz_store a, b, ta, tb;
-    hz_store_alloc(&a, p, zalloc);
-    hz_store_alloc(&b, p, zalloc);
-    hz_store_alloc(&ta, t, zalloc);
-    hz_store_alloc(&tb, t, zalloc);
+    hz_store_alloc(&a, p, NULL, NULL);
+    hz_store_alloc(&b, p, NULL, NULL);
+    hz_store_alloc(&ta, t, NULL, NULL);
+    hz_store_alloc(&tb, t, NULL, NULL);
     randomize(&a, p, 5);
     randomize(&ta, t, 6);
 
@@ -571,7 +570,7 @@ static void hf_errors(void)
             return;
         }
         hz_store us;
-        hz_store_alloc(&us, &u2.p, zalloc);
+        hz_store_alloc(&us, &u2.p, NULL, NULL);
         randomize(&us, &u2.p, 8);
         write_custom(test_tmp("tiedlm"), &u2.p, &us, NULL, NULL, NULL, HZ_ST_BF16, sterr);
         rc = hz_hf_load(&tb, t, test_tmp("tiedlm"), 2, err);
@@ -581,7 +580,7 @@ static void hf_errors(void)
         for (int64_t i = 0; i < wte_t->rows * wte_t->cols; i++)
             same &= tb.w[wte_t->host_n + i] == us.w[wte_u->host_n + i];
         CHECK(same, "tied plan: wte is model.embed_tokens.weight");
-        hz_store_free(&us, free);
+        hz_store_free(&us);
         plan_free(&u2);
     }
     rc = hz_hf_load(&b, p, test_tmp("nothere"), 1, err);
@@ -598,10 +597,10 @@ static void hf_errors(void)
               has(c, "\"tie_word_embeddings\": true"),
           "config.json: mistral, sliding_window null, tied");
     free(c);
-    hz_store_free(&a, free);
-    hz_store_free(&b, free);
-    hz_store_free(&ta, free);
-    hz_store_free(&tb, free);
+    hz_store_free(&a);
+    hz_store_free(&b);
+    hz_store_free(&ta);
+    hz_store_free(&tb);
     plan_free(&pl);
     plan_free(&tl);
 }

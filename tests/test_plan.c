@@ -22,6 +22,7 @@ static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml"
  * xmid gu; fp32: two rstd, lse), then the scratch (bf16: the recomputed xn xn2 h, qkv and
  * the gradients; fp32: the deterministic partials). */
 static int64_t al256(int64_t b) { return (b + 255) / 256 * 256; }
+static int64_t pages(int64_t b) { return (b + 4095) / 4096 * 4096; }
 
 static void check_layout(const char *name, const hz_plan *p)
 {
@@ -99,8 +100,12 @@ static void check_plan(const char *name, const hzc_plan *pl)
     CHECK(params == p->params_n, "%s: params %lld = sum over units", name, (long long)params);
     int64_t per = 12 + (p->host_grad_bf16 ? 2 : 4);
     int64_t bnd = p->boundary_on_host ? 2 * p->dims.L * p->dims.step_tokens * p->dims.C : 0;
-    CHECK(p->host_bytes == per * p->host_store_n + p->dims.step_tokens * 12 + bnd,
-          "%s: host bytes = %lld per element + 12 per step token + %lld of host boundaries",
+    int64_t n = p->host_store_n, gb = p->host_grad_bf16 ? 2 : 4;
+    int64_t arrays = 2 * pages(2 * n) + 2 * pages(4 * n) + pages(gb * n); /* all backed */
+    CHECK(p->host_bytes == arrays + p->dims.step_tokens * 12 + bnd && arrays >= per * n &&
+              arrays < per * n + 5 * 4096,
+          "%s: host bytes = the five arrays (%lld per element, each rounded up to pages) + 12 "
+          "per step token + %lld of host boundaries",
           name, (long long)per, (long long)bnd);
     CHECK(p->host_store_n - p->params_n < (int64_t)p->tensor_n * PLAN_ALIGN_N,
           "%s: padding %lld elements < %d per tensor", name,
@@ -342,6 +347,10 @@ static void check_residency(void)
           "all resident: %lld resident bytes (16 per element plus the tied head's gradient), "
           "no slots",
           (long long)all.regions[HZ_RESIDENT].bytes);
+    CHECK(all.p.host_store_bytes == hz_store_bounce_n(&all.p) * 12 &&
+              hz_store_bounce_n(&all.p) == HZ_STORE_BOUNCE_N,
+          "all resident: the host store backs only its bounce buffer (%lld bytes)",
+          (long long)all.p.host_store_bytes);
     int tied_ok = all.units[0].res_g_n == all.units[all.p.unit_n - 1].res_g_n;
     const hz_tensor *lm = &all.tensors[all.units[all.p.unit_n - 1].first_tensor + 1];
     tied_ok &= lm->kind == HZ_LM_HEAD && lm->res_n == all.tensors[0].res_n;
@@ -381,6 +390,19 @@ static void check_residency(void)
           "half resident: GPU %.1f < %.1f < %.1f GiB; predicted %.3f s < %.3f s",
           base.p.gpu_bytes / 1073741824.0, half.p.gpu_bytes / 1073741824.0,
           all.p.gpu_bytes / 1073741824.0, half.p.pred.step_s, base.p.pred.step_s);
+
+    /* the host store backs the streamed units only: the embedding, blocks L/2.. and the head */
+    int64_t streamed = 0;
+    for (int i = 0; i < half.p.unit_n; i++)
+        if (!half.units[i].resident) streamed += half.units[i].padded_n;
+    int64_t hper = 12 + (half.p.host_grad_bf16 ? 2 : 4);
+    CHECK(half.p.host_store_bytes >= hper * streamed + HZ_STORE_BOUNCE_N * 12 &&
+              half.p.host_store_bytes <= hper * streamed + HZ_STORE_BOUNCE_N * 12 + 5 * 2 * 4096 &&
+              half.p.host_store_bytes < base.p.host_store_bytes,
+          "half resident: host store %lld bytes = %lld per streamed element (%lld of %lld) + "
+          "the bounce buffer, up to a page per run end; the default plan's %lld",
+          (long long)half.p.host_store_bytes, (long long)hper, (long long)streamed,
+          (long long)half.p.host_store_n, (long long)base.p.host_store_bytes);
 
     s.plan.resident_blocks = 0;
     s.plan.keep_blocks = 4;

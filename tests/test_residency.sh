@@ -66,6 +66,24 @@ a=$(grep '^val loss' "$tmp/va.log") b=$(grep '^val loss' "$tmp/vr.log")
     ok "all resident: the same $a and checkpoint weights as the default plan" ||
     bad "all resident: '$a' vs '$b', or the checkpoint weights differ"
 
+# the host store holds only the streamed units: planned = measured (pages in RAM), smaller
+# than the default plan's; --init of a checkpoint and --init-raw reach the resident state
+hs() { sed -n 's/^  host store *planned *\([0-9]*\) .*measured *\([0-9]*\) .*/\1 \2/p' "$tmp/$1.log"; }
+set -- $(hs va) $(hs vr) $(hs tied-half-1)
+[ $# = 6 ] && [ "$1" = "$2" ] && [ "$3" = "$4" ] && [ "$5" = "$6" ] && [ "$3" -lt "$1" ] && [ "$5" -lt "$1" ] &&
+    ok "host store planned = measured: default $1, all resident $3, half resident $5 bytes" ||
+    bad "host store planned vs measured: $*"
+run ia tied-base --steps 2 --init "$tmp/vb/step-00000003"
+run ib tied-all --steps 2 --init "$tmp/vb/step-00000003"
+run ic tied-half --steps 2 --init "$tmp/vb/step-00000003"
+same ia ib && same ia ic &&
+    ok "--init of a checkpoint into all resident and half resident plans trains as the default plan" ||
+    bad "--init into resident plans: $(tr '\n' ' ' < "$tmp/ib.loss") vs $(tr '\n' ' ' < "$tmp/ia.loss")"
+run ja tied-base --steps 1 --init-raw "$tmp/ia.raw"
+run jb tied-all --steps 1 --init-raw "$tmp/ia.raw"
+same ja jb && ok "--init-raw into the all-resident plan trains as the default plan" ||
+    bad "--init-raw into the all-resident plan: $(tr '\n' ' ' < "$tmp/jb.loss") vs $(tr '\n' ' ' < "$tmp/ja.loss")"
+
 # --trace of the all-resident plan: every op of every step once, updates on the compute stream
 "$tmp/tied-all/train" --data data/tiny_train.bin --threads 2 --steps 3 --trace "$tmp/res.json" > "$tmp/res.log" 2>&1
 python3 - "$tmp/res.json" "$tmp/tied-all/generated/plan.json" <<'PY' && ok "--trace, all resident: $(cat "$tmp/res.cmp")" || bad "--trace, all resident: $(cat "$tmp/res.cmp")"

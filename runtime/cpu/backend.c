@@ -14,8 +14,12 @@ typedef struct cpu_state {
     int64_t wslot_n, gslot_n, ghead_n;
     float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
     float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
-    /* resident units: the host store stays their home here; their weights are widened into
+    /* resident units: their w, lo, m, v and fp32 gradients live in res_w .. res_g (the
+     * RESIDENT region's arrays, hz_resident_layout); their weights are widened into
      * res_slot for each op, their gradients gather in res_gblock (blocks) or res_ghead */
+    uint16_t *res_w;
+    int16_t *res_lo;
+    float *res_m, *res_v, *res_g;
     float *res_slot, *res_gblock, *res_ghead;
     int64_t res_gblock_n, res_ghead_n;
     hz_pool *res_pool;       /* one thread for their updates, which run beside the host
@@ -31,8 +35,6 @@ typedef struct cpu_state {
     float *op_t0, *op_t1;    /* per op: ms from step_t0 (the ops run one after another) */
 } cpu_state;
 
-static void *cpu_host_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
-static void cpu_host_free(void *p) { free(p); }
 
 static float *falloc(cpu_state *s, int64_t n)
 {
@@ -83,7 +85,15 @@ static int cpu_init(hz_ctx *c)
         int64_t *g = u->kind == HZ_BLOCK ? &s->res_gblock_n : &s->res_ghead_n;
         if (u->span_n > *g) *g = u->span_n;
     }
-    if (p->resident_n > 0 && (!(s->res_slot = falloc(s, span)) ||
+    if (p->resident_n > 0) {
+        s->res_w = calloc((size_t)p->resident_n, 2);
+        s->res_lo = calloc((size_t)p->resident_n, 2);
+        s->arena_bytes += p->resident_n * 4;
+    }
+    if (p->resident_n > 0 && (!s->res_w || !s->res_lo || !(s->res_m = falloc(s, p->resident_n)) ||
+                              !(s->res_v = falloc(s, p->resident_n)) ||
+                              !(s->res_g = falloc(s, p->resident_g_n)) ||
+                              !(s->res_slot = falloc(s, span)) ||
                               !(s->res_gblock = falloc(s, s->res_gblock_n)) ||
                               !(s->res_ghead = falloc(s, s->res_ghead_n)) ||
                               !(s->res_pool = hz_pool_new(1))))
@@ -143,9 +153,10 @@ static cpu_block_params block_params(const hz_plan *p, const hz_unit *u, float *
 static void load_unit(hz_ctx *c, const hz_unit *u, float *slot)
 {
     const hz_plan *p = c->plan;
+    const cpu_state *s = c->bk;
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
-        const uint16_t *src = c->store.w + t->host_n;
+        const uint16_t *src = u->resident ? s->res_w + t->res_n : c->store.w + t->host_n;
         float *dst = slot + t->slot_n;
         for (int64_t e = 0; e < t->rows * t->cols; e++) dst[e] = hz_bf16_f32_inl(src[e]);
     }
@@ -287,7 +298,9 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
         double ss = 0.0;
         for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
         s->sumsq += ss;
-        if (c->store.grad_bf16) {
+        if (u->resident) {
+            memcpy(s->res_g + u->res_g_n + t->grad_n, src, (size_t)n * sizeof(float));
+        } else if (c->store.grad_bf16) {
             uint16_t *g = (uint16_t *)c->store.g + t->host_n;
             for (int64_t e = 0; e < n; e++) g[e] = hz_bf16_from_f32(src[e]);
         } else {
@@ -353,15 +366,46 @@ static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     return sum;
 }
 
-/* A resident unit's update: the host store is its home on this backend. */
+/* A resident unit's update, in its RESIDENT arrays (a store view over each tensor). */
 static void op_opt(hz_ctx *c, const hz_op *o)
 {
     cpu_state *s = c->bk;
-    hz_adamw_unit(&c->store, c->plan, o->unit, &c->optim, c->opt_lr, c->opt_gscale, c->opt_t,
-                  s->res_pool);
+    const hz_plan *p = c->plan;
+    const hz_unit *u = &p->units[o->unit];
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *x = &p->tensors[u->first_tensor + k];
+        if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
+        int64_t n = x->rows * x->cols;
+        hz_store view = {.n = n, .w = s->res_w + x->res_n, .lo = s->res_lo + x->res_n,
+                         .m = s->res_m + x->res_n, .v = s->res_v + x->res_n,
+                         .g = s->res_g + u->res_g_n + x->grad_n, .grad_bf16 = 0};
+        hz_adam_coef coef = hz_adam_coef_of(&c->optim, c->opt_lr, x->decay, c->opt_gscale,
+                                            c->opt_t);
+        hz_adamw_store_range(&view, 0, n, &coef, s->res_pool);
+    }
 }
 
-static void cpu_store_sync(hz_ctx *c, int to_device) { (void)c, (void)to_device; }
+/* The home of the resident units' state: the RESIDENT arrays above, memcpy'd. */
+static void cpu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home)
+{
+    hz_ctx *c = ctx;
+    cpu_state *s = c->bk;
+    const hz_plan *p = c->plan;
+    static const int64_t size[4] = {2, 2, 4, 4};
+    char *res[4] = {(char *)s->res_w, (char *)s->res_lo, (char *)s->res_m, (char *)s->res_v};
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        int64_t lo = first > u->host_n ? first : u->host_n;
+        int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
+        if (lo >= hi) continue;
+        char *d = res[a] + (u->res_n + lo - u->host_n) * size[a];
+        char *h = (char *)buf + (lo - first) * size[a];
+        if (to_home)
+            memcpy(d, h, (size_t)((hi - lo) * size[a]));
+        else
+            memcpy(h, d, (size_t)((hi - lo) * size[a]));
+    }
+}
 
 static void cpu_report(hz_ctx *c, FILE *out)
 {
@@ -381,6 +425,11 @@ static void cpu_destroy(hz_ctx *c)
     free(s->wslot);
     free(s->gslot);
     free(s->ghead);
+    free(s->res_w);
+    free(s->res_lo);
+    free(s->res_m);
+    free(s->res_v);
+    free(s->res_g);
     free(s->res_slot);
     free(s->res_gblock);
     free(s->res_ghead);
@@ -403,8 +452,8 @@ static void cpu_destroy(hz_ctx *c)
 const hz_backend hz_backend_impl = {
     .name = "cpu",
     .caps = &hz_backend_caps[HZ_BACKEND_CPU],
-    .host_alloc = cpu_host_alloc,
-    .host_free = cpu_host_free,
+    .host_pin = NULL, /* host memory is all there is */
+    .host_unpin = NULL,
     .init = cpu_init,
     .begin_step = cpu_begin_step,
     .op_begin = cpu_op_begin,
@@ -417,7 +466,7 @@ const hz_backend hz_backend_impl = {
     .op_times = cpu_op_times,
     .eval = cpu_eval,
     .report = cpu_report,
-    .store_sync = cpu_store_sync,
+    .home_copy = cpu_home_copy,
     .device = NULL, /* no device to name or to --probe */
     .probe = NULL,
     .destroy = cpu_destroy,

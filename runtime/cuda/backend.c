@@ -37,82 +37,23 @@ static int env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
-/* ---- pinned host memory (the store arrays are allocated through these) ----
- * Anonymous pages (zeroed by the kernel), transparent huge pages asked for, first touched
- * by several threads at once (the kernel zeroes each page where it is first written), then
- * registered with CUDA in one piece: cudaHostAlloc would fault and zero every page on one
- * thread. The mapping's size sits in its first page, in front of what the caller gets. */
+/* ---- pinned host memory: the host store's backed runs (runtime/store_mem.c maps and
+ * first-touches them in parallel; registering them with CUDA is then cheap, where
+ * cudaHostAlloc would fault and zero every page on one thread) ---- */
 
-#define HOST_HEAD 4096 /* bytes in front of the caller's memory: the mapping's size */
-
-typedef struct touch_job {
-    char *base;
-    size_t bytes;
-} touch_job;
-
-static void *touch_pages(void *arg)
+static int cuda_host_pin(void *ptr, size_t bytes)
 {
-    touch_job *j = arg;
-    for (size_t off = 0; off < j->bytes; off += 4096) j->base[off] = 0;
-    return NULL;
+    cudaError_t e = cudaHostRegister(ptr, bytes, cudaHostRegisterDefault);
+    if (e == cudaSuccess) return 0;
+    fprintf(stderr,
+            "train: pinning %zu bytes (%.2f GiB) of host memory (cudaHostRegister) failed: %s\n"
+            "HINT: the host store is pinned; check free RAM and the locked-memory "
+            "limit (ulimit -l), or plan for a smaller host (hzc build --host-mem)\n",
+            bytes, gib((int64_t)bytes), cudaGetErrorString(e));
+    return -1;
 }
 
-static void first_touch(char *base, size_t bytes)
-{
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cpus < 1 ? 1 : cpus > 32 ? 32 : (int)cpus;
-    if (bytes < ((size_t)64 << 20)) n = 1;
-    pthread_t tid[32];
-    touch_job job[32];
-    int started[32] = {0};
-    size_t chunk = (bytes / (size_t)n + 4095) / 4096 * 4096;
-    for (int i = 0; i < n; i++) {
-        size_t at = chunk * (size_t)i;
-        job[i] = (touch_job){base + at, at < bytes ? (bytes - at < chunk ? bytes - at : chunk) : 0};
-        started[i] = pthread_create(&tid[i], NULL, touch_pages, &job[i]) == 0;
-        if (!started[i]) touch_pages(&job[i]);
-    }
-    for (int i = 0; i < n; i++)
-        if (started[i]) pthread_join(tid[i], NULL);
-}
-
-static void *cuda_host_alloc(size_t bytes)
-{
-    size_t total = bytes + HOST_HEAD;
-    char *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) {
-        fprintf(stderr, "train: cannot map %zu bytes (%.2f GiB) of host memory: %s\n", bytes,
-                gib((int64_t)bytes), strerror(errno));
-        return NULL;
-    }
-#ifdef MADV_HUGEPAGE
-    madvise(base, total, MADV_HUGEPAGE); /* fewer pages to fault and to pin; a hint */
-#endif
-    first_touch(base, total);
-    cudaError_t e = cudaHostRegister(base, total, cudaHostRegisterDefault);
-    if (e != cudaSuccess) {
-        munmap(base, total);
-        fprintf(stderr,
-                "train: pinning %zu bytes (%.2f GiB) of host memory (cudaHostRegister) failed: "
-                "%s\n"
-                "HINT: the host store is pinned; check free RAM and the locked-memory "
-                "limit (ulimit -l), or plan for a smaller host (hzc build --host-mem)\n",
-                bytes, gib((int64_t)bytes), cudaGetErrorString(e));
-        return NULL;
-    }
-    memcpy(base, &total, sizeof total);
-    return base + HOST_HEAD;
-}
-
-static void cuda_host_free(void *ptr)
-{
-    if (!ptr) return;
-    char *base = (char *)ptr - HOST_HEAD;
-    size_t total;
-    memcpy(&total, base, sizeof total);
-    CUDA_CHECK(cudaHostUnregister(base));
-    munmap(base, total);
-}
+static void cuda_host_unpin(void *ptr) { CUDA_CHECK(cudaHostUnregister(ptr)); }
 
 /* ---- the ops of the step, each issued on its stream (all asynchronous) ---- */
 
@@ -532,8 +473,8 @@ static void cuda_destroy(hz_ctx *c)
 const hz_backend hz_backend_impl = {
     .name = "cuda",
     .caps = &hz_backend_caps[HZ_BACKEND_CUDA],
-    .host_alloc = cuda_host_alloc,
-    .host_free = cuda_host_free,
+    .host_pin = cuda_host_pin,
+    .host_unpin = cuda_host_unpin,
     .init = cuda_init,
     .begin_step = cuda_begin_step,
     .op_begin = cuda_op_begin,
@@ -551,7 +492,7 @@ const hz_backend hz_backend_impl = {
     .op_times = cuda_op_times,
     .eval = cuda_eval,
     .report = cuda_report,
-    .store_sync = hzcu_store_sync,
+    .home_copy = hzcu_home_copy,
     .device = cuda_device,
     .probe = hzcu_probe,
     .destroy = cuda_destroy,

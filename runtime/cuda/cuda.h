@@ -156,7 +156,7 @@ void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char 
 char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot);
 /* ---- resident.c: the units that live on the GPU ---- */
 /* hz_backend.store_sync: the resident units' w, lo, m, v to the GPU or back to the host store. */
-void hzcu_store_sync(hz_ctx *c, int to_device);
+void hzcu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home);
 /* AdamW of a resident unit on the GPU (compute stream), the host update's formula and bits
  * (runtime/rt.h hz_adam_coef). */
 void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, float lr,

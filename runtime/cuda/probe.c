@@ -292,11 +292,17 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
     int64_t avail = hz_proc_bytes("/proc/meminfo", "MemAvailable:");
     if (avail > 0 && avail / 2 / per < n) n = avail / 2 / per / 64 * 64;
     if (n < (1 << 20)) n = 1 << 20;
-    hz_plan q = *p; /* the store's sizes: host_store_n and the gradient dtype */
+    hz_plan q = *p; /* the store's sizes: host_store_n, the gradient dtype, one streamed unit */
+    hz_unit one;
+    memset(&one, 0, sizeof one);
+    one.padded_n = n;
     q.host_store_n = n;
+    q.units = &one;
+    q.unit_n = 1;
+    q.resident_n = 0;
     hz_store st;
-    if (hz_store_alloc(&st, &q, c->be->host_alloc) != 0) {
-        hz_store_free(&st, c->be->host_free);
+    if (hz_store_alloc(&st, &q, c->be->host_pin, c->be->host_unpin) != 0) {
+        hz_store_free(&st);
         fprintf(stderr, "train: error: --probe: cannot allocate %lld bytes of host memory for the "
                         "AdamW measurement (see above); free memory and run it again\n",
                 (long long)(n * per));
@@ -317,7 +323,7 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
         hz_adamw_store_range(&st, 0, n, &k, c->pool);
         t[i] = hz_now_s() - t0;
     }
-    hz_store_free(&st, c->be->host_free);
+    hz_store_free(&st);
     double s = median(t, PROBE_ADAMW_REPS);
     r->value[R_ADAMW] = (double)n * (double)(24 + grad_bytes) / s * 1e-9;
     snprintf(r->what[R_ADAMW], sizeof r->what[R_ADAMW],

@@ -2,34 +2,36 @@
  * low halves and Adam moments live in the RESIDENT region (runtime/hz_layout.h
  * hz_resident_layout) and are updated there by hzk_adamw (adamw.cu), with the coefficients
  * the host update uses (runtime/rt.h hz_adam_coef), so the master is the same bits wherever it
- * lives. The host store keeps a copy for checkpoints, brought up to date by store_sync. */
+ * lives. They have no copy in the host store: checkpoints, init and export reach them through
+ * hzcu_home_copy. */
 #include "launch.h"
 
-/* Each unit's own elements: [host_n, host_n + padded_n) of the host store, from res_n on. */
-void hzcu_store_sync(hz_ctx *c, int to_device)
+/* A unit's elements [host_n, host_n + padded_n) of the host store are its elements from
+ * res_n on in the RESIDENT arrays; the range may span several resident units. Pageable
+ * copies: this is the checkpoint, init and export path, not the step's. */
+void hzcu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home)
 {
+    hz_ctx *c = ctx;
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
-    if (p->resident_n == 0) return;
-    cudaStream_t cs = s->stream[HZ_COMPUTE];
+    static const int64_t size[4] = {2, 2, 4, 4};
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (k != HZ_HOST) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
-    char *host[4] = {(char *)c->store.w, (char *)c->store.lo, (char *)c->store.m,
-                     (char *)c->store.v};
-    const int64_t size[4] = {2, 2, 4, 4};
+    char *b = buf;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
-        if (!u->resident) continue;
-        for (int a = 0; a < 4; a++) {
-            char *h = host[a] + u->host_n * size[a], *d = s->res[a] + u->res_n * size[a];
-            int64_t bytes = u->padded_n * size[a];
-            if (to_device)
-                CUDA_CHECK(cudaMemcpyAsync(d, h, (size_t)bytes, cudaMemcpyHostToDevice, cs));
-            else
-                CUDA_CHECK(cudaMemcpyAsync(h, d, (size_t)bytes, cudaMemcpyDeviceToHost, cs));
-        }
+        int64_t lo = first > u->host_n ? first : u->host_n;
+        int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
+        if (lo >= hi) continue;
+        if (!u->resident) hzcu_die("home_copy of a streamed unit's elements (internal error)");
+        char *d = s->res[a] + (u->res_n + lo - u->host_n) * size[a];
+        char *h = b + (lo - first) * size[a];
+        size_t bytes = (size_t)((hi - lo) * size[a]);
+        if (to_home)
+            CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+        else
+            CUDA_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
     }
-    CUDA_CHECK(cudaStreamSynchronize(cs));
 }
 
 /* Every tensor the unit owns (a tied head's lm_head is the embedding's, updated there). */
