@@ -1,7 +1,8 @@
 /* runtime/hfmap.c - Hugging Face checkpoints <-> the host store (see hfmap.h). Fused plan
  * tensors stack HF tensors by rows (docs/plan.md): wqkv = q, k, v; bqkv = their biases;
  * wgate_up = gate, up. Loading checks the whole name/shape set before touching the store,
- * then converts on THREADS workers in chunks of 1M elements. */
+ * then converts on THREADS workers in chunks of 1M elements (bf16, most checkpoints, by
+ * copying). */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -218,6 +219,32 @@ typedef struct loader {
     pthread_mutex_t mu;
 } loader;
 
+/* Elements [begin, begin + n) of SRC as split masters into W and LO (BUF: n floats of
+ * scratch). A bf16 value is its own master (w = its bits, lo = 0, what hz_master_split
+ * gives): copied, as checkpoints mostly are bf16; fp32 is split in one pass. */
+static void convert(const hz_st_tensor *src, int64_t begin, int64_t n, uint16_t *restrict w,
+                    int16_t *restrict lo, float *restrict buf)
+{
+    const unsigned char *from = src->data + begin * hz_st_dtype_bytes[src->dtype];
+    if (src->dtype == HZ_ST_BF16) {
+        memcpy(w, from, (size_t)n * 2);
+        memset(lo, 0, (size_t)n * 2);
+        return;
+    }
+    if (src->dtype == HZ_ST_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            float x;
+            memcpy(&x, from + 4 * i, 4);
+            hz_split_inl(x, &w[i], &lo[i]);
+        }
+        return;
+    }
+    int rc = hz_st_read_elems_f32(src, begin, n, buf);
+    assert(rc == 0); /* match() checked the shapes and the dtype */
+    (void)rc;
+    for (int64_t i = 0; i < n; i++) hz_split_inl(buf[i], &w[i], &lo[i]);
+}
+
 static void *load_worker(void *arg)
 {
     loader *ld = arg;
@@ -230,16 +257,12 @@ static void *load_worker(void *arg)
         pthread_mutex_unlock(&ld->mu);
         if (j >= ld->job_n) break;
         const job *jb = &ld->jobs[j];
-        int rc = hz_st_read_elems_f32(jb->nd->src, jb->begin, jb->n, buf);
-        assert(rc == 0); /* match() checked the shapes */
-        (void)rc;
         int64_t dst = jb->nd->t->host_n + jb->nd->part.row0 * jb->nd->part.cols + jb->begin;
         if (hz_store_backed(ld->s, dst, jb->n)) {
-            for (int64_t i = 0; i < jb->n; i++)
-                hz_master_split(buf[i], &ld->s->w[dst + i], &ld->s->lo[dst + i]);
+            convert(jb->nd->src, jb->begin, jb->n, ld->s->w + dst, ld->s->lo + dst, buf);
             continue;
         }
-        /* a resident unit's: split here, then sent to where it lives */
+        /* a resident unit's: converted here, then sent to where it lives */
         if (!split && !(split = malloc((size_t)CHUNK_ELEMS * 4))) {
             pthread_mutex_lock(&ld->mu);
             ld->dropped = 1;
@@ -248,7 +271,7 @@ static void *load_worker(void *arg)
         }
         uint16_t *w = split;
         int16_t *lo = (int16_t *)(split + CHUNK_ELEMS);
-        for (int64_t i = 0; i < jb->n; i++) hz_master_split(buf[i], &w[i], &lo[i]);
+        convert(jb->nd->src, jb->begin, jb->n, w, lo, buf);
         hz_store_put(ld->s, HZ_ARR_W, dst, jb->n, w);
         hz_store_put(ld->s, HZ_ARR_LO, dst, jb->n, lo);
     }

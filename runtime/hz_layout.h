@@ -154,10 +154,17 @@ static inline int64_t hz_saved_layout(const hz_dims *d, int64_t bf16_bytes)
 /* The backed runs of an array of ELEM bytes per element: byte ranges [first, end) of the
  * streamed units' elements, rounded out to pages and merged. Fills the first MAX of them
  * (FIRST, END may be NULL), adds every run's bytes to *BYTES (may be NULL) and returns the
- * run count. Units are in store order. */
+ * run count. Units are in store order; a plan without units is one streamed run. */
 static inline int hz_store_runs(const hz_plan *p, int64_t elem, int64_t *first, int64_t *end,
                                 int max, int64_t *bytes)
 {
+    if (p->unit_n == 0) { /* a bare store (tests, benchmarks): one run, all of it */
+        int64_t b = (p->host_store_n * elem + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+        if (max > 0 && first) first[0] = 0;
+        if (max > 0 && end) end[0] = b;
+        if (bytes) *bytes += b;
+        return b > 0;
+    }
     int n = 0;
     int64_t run_a = 0, run_b = -1;
     for (int i = 0; i <= p->unit_n; i++) {

@@ -137,9 +137,6 @@ int hz_store_backed(const hz_store *s, int64_t first, int64_t n);
 typedef int (*hz_window_fn)(void *arg, int64_t first, int64_t n, void *const *ptr);
 int hz_store_pass(const hz_store *s, unsigned arrays, int write, hz_window_fn fn, void *arg);
 
-/* Initialise weights as transformers does for these models: matrices N(0, 0.02),
- * norm weights 1, biases 0; deterministic in SEED, multithreaded. */
-void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed);
 /* The master of a streamed unit's element I (the arrays are read directly). */
 float hz_store_master(const hz_store *s, int64_t i);
 float hz_store_grad(const hz_store *s, int64_t i);
@@ -152,6 +149,25 @@ hz_pool *hz_pool_new(int threads);
 void hz_pool_run(hz_pool *pool, hz_task_fn fn, void *arg, int64_t n);
 int hz_pool_threads(const hz_pool *pool);
 void hz_pool_free(hz_pool *pool);
+
+/* ---- the random init (init.c) ---- */
+/* Initialise weights as transformers does for these models: matrices N(0, 0.02), norm
+ * weights 1, biases 0 (a tied lm_head is the embedding's store), split into (w, lo). The
+ * matrix element at store index I gets the float 0.02f * hz_init_normal(SEED, I): the store
+ * is the same for every thread count and on every ISA, and for every placement (a resident
+ * unit's elements go to the backend window by window, hz_store_pass). Runs on POOL's threads
+ * (NULL: this thread); store elements outside the tensors are left as they are. */
+void hz_store_init(hz_store *s, const hz_plan *p, uint64_t seed, hz_pool *pool);
+/* The same for the store elements [BEGIN, END) alone, all of streamed units. */
+void hz_store_init_range(hz_store *s, const hz_plan *p, uint64_t seed, int64_t begin,
+                         int64_t end);
+/* The standard normal of store index I, as the init computes it. key = the first splitmix64
+ * output from state SEED; pair k's 64 bits h = output k + 1 of splitmix64 from state key;
+ * in float, u1 = (h[63:33] + 1/2) 2^-31 in (0, 1] and u2 = h[31:8] 2^-24 in [0, 1); then
+ * z0 = r cos(2 pi u2), z1 = r sin(2 pi u2), r = sqrt(-2 ln u1) (Box-Muller, init_math.h).
+ * Indices go in groups of 64: index 64g + j (j < 32) is z0 of pair 32g + j, index
+ * 64g + 32 + j its z1. |z| <= 6.67. */
+float hz_init_normal(uint64_t seed, int64_t i);
 
 /* ---- AdamW (adamw.c) ---- */
 typedef struct hz_optim {

@@ -218,8 +218,8 @@ static void move(const hz_store *s, int a, int64_t first, int64_t n, void *buf, 
     int64_t size = elem_bytes(s, a), end = first + n;
     char *b = buf;
     for (int64_t i = first; i < end;) {
-        int resident;
-        int64_t e = run_end(s, i, end, &resident);
+        int resident = 0;
+        int64_t e = s->plan->resident_n > 0 ? run_end(s, i, end, &resident) : end;
         char *at = b + (i - first) * size;
         if (resident)
             s->home(s->home_ctx, a, i, e - i, at, to_store);

@@ -449,7 +449,7 @@ int main(int argc, char **argv)
         printf("loaded %s (%.1f s)\n", a.init_hf, hz_now_s() - t0);
     } else {
         double t0 = hz_now_s();
-        hz_store_init(&ctx.store, p, (uint64_t)a.seed);
+        hz_store_init(&ctx.store, p, (uint64_t)a.seed, ctx.pool);
         printf("initialised %lld parameters (seed %lld) in %.1f s\n", (long long)p->params_n,
                (long long)a.seed, hz_now_s() - t0);
     }

@@ -410,7 +410,7 @@ static void hf_save_load(int variant)
     hz_store a, b;
     hz_store_alloc(&a, p, NULL, NULL);
     hz_store_alloc(&b, p, NULL, NULL);
-    hz_store_init(&a, p, 99);
+    hz_store_init(&a, p, 99, NULL);
     char *config = hz_hf_config_json(p, spec_family_name(spec.family));
     CHECK(config != NULL, "variant %d: config.json text", variant);
     const char *dir = test_tmp("save%d", variant);

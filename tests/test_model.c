@@ -168,7 +168,7 @@ static void streamed_vs_plain(const hz_plan *p, int variant)
         CHECK(0, "exec init");
         return;
     }
-    hz_store_init(&c.store, p, 99);
+    hz_store_init(&c.store, p, 99, c.pool);
     int64_t n = p->host_store_n;
     float *W = calloc((size_t)n, sizeof(float)), *G = calloc((size_t)n, sizeof(float));
     for (int64_t i = 0; i < n; i++) W[i] = hz_f32_from_bf16(c.store.w[i]);
@@ -236,7 +236,7 @@ static void learns(const hz_plan *p, int variant)
     memset(&c, 0, sizeof c);
     c.optim = (hz_optim){3e-2f, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, 1.0f, 0, 0};
     if (hz_exec_init(&c, p, 2) != 0) return;
-    hz_store_init(&c.store, p, 5);
+    hz_store_init(&c.store, p, 5, c.pool);
     double first = 0, last = 0, norm;
     int32_t *inputs = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
     int32_t *targets = calloc((size_t)p->dims.step_tokens, sizeof(int32_t));
