@@ -14,6 +14,8 @@
     X(K_ADD_BF16, "hzk_add_bf16", "pppl", 0)                                               \
     X(K_SUMSQ_F32, "hzk_sumsq_f32", "pppl", 0)                                             \
     X(K_ADAMW, "hzk_adamw", "ppppplfffffff", 0)                                            \
+    X(K_ADAMW_BF16S, "hzk_adamw_bf16state", "pppppillpfffffffll", 0)                       \
+    X(K_ADAMW_INT8S, "hzk_adamw_int8state", "pppppppillpfffffff", 0)                       \
     X(K_EMBED_FWD, "hzk_embedding_forward", "pppii", 0)                                    \
     X(K_EMBED_BWD, "hzk_embedding_backward", "pppii", 0)                                   \
     X(K_RMSNORM_FWD, "hzk_rmsnorm_forward", "ppppiif", 0)                                  \

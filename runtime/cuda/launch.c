@@ -2,6 +2,7 @@
  * turns a model-level call into the launch shape stated above the kernel in its .cu file
  * (grid, block, shared memory) and, under --deterministic, into the ordered variant. */
 #include "launch.h"
+#include "../optstate.h"
 
 /* Blocks for a grid-strided kernel of BLOCK threads over ITEMS work items, capped so that a
  * huge tensor does not get millions of blocks (the loops stride over the rest). */
@@ -52,6 +53,29 @@ void hzcu_adamw(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, float 
     void *args[] = {&w, &lo, &m, &v, &g, &n, &c.decay, &c.step, &c.rbc2, &c.beta1, &c.beta2,
                     &c.eps, &c.gscale};
     hzcu_launch(s, K_ADAMW, st, grid_for(s, (n + 3) / 4, 256), 1, 256, 0, args);
+}
+
+/* one element a thread (adamw_q.cu) */
+void hzcu_adamw_bf16state(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, uint16_t *m,
+                          uint16_t *v, const void *g, int grad_bf16, long first, long n,
+                          uint64_t *bad, const hz_adam_coef *k, uint64_t seed, long t)
+{
+    hz_adam_coef c = *k;
+    void *args[] = {&w, &lo, &m, &v, &g, &grad_bf16, &first, &n, &bad, &c.decay, &c.step,
+                    &c.rbc2, &c.beta1, &c.beta2, &c.eps, &c.gscale, &seed, &t};
+    hzcu_launch(s, K_ADAMW_BF16S, st, grid_for(s, n, 256), 1, 256, 0, args);
+}
+
+/* one warp per block of HZ_OPTSTATE_BLOCK elements (adamw_q.cu) */
+void hzcu_adamw_int8state(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, int8_t *mc,
+                          uint8_t *vc, float *mabs, float *vabs, const void *g, int grad_bf16,
+                          long first, long n, uint64_t *bad, const hz_adam_coef *k)
+{
+    hz_adam_coef c = *k;
+    void *args[] = {&w, &lo, &mc, &vc, &mabs, &vabs, &g, &grad_bf16, &first, &n, &bad, &c.decay,
+                    &c.step, &c.rbc2, &c.beta1, &c.beta2, &c.eps, &c.gscale};
+    int64_t blocks = (n + HZ_OPTSTATE_BLOCK - 1) / HZ_OPTSTATE_BLOCK;
+    hzcu_launch(s, K_ADAMW_INT8S, st, grid_for(s, blocks * 32, 256), 1, 256, 0, args);
 }
 
 void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,

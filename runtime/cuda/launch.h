@@ -13,6 +13,17 @@ void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *pa
  * Gives the bits of the host's hz_adamw_range (runtime/cuda/adamw.cu). */
 void hzcu_adamw(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, float *m, float *v,
                 const float *g, long n, const hz_adam_coef *k);
+/* The same with compact moments (runtime/optstate.h) on elements [first, first + n) of arrays
+ * indexed alike; g is float, or bf16 when grad_bf16; the count of non-finite scaled gradients
+ * is added to the device counter *bad. Bits of the host's hz_qadamw_ref (runtime/cuda/
+ * adamw_q.cu). bf16: m, v bf16 bits, seed and t of the stochastic rounding. int8: first a
+ * multiple of HZ_OPTSTATE_BLOCK, codes mc (int8) and vc (uint8), absmaxes mabs, vabs. */
+void hzcu_adamw_bf16state(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, uint16_t *m,
+                          uint16_t *v, const void *g, int grad_bf16, long first, long n,
+                          uint64_t *bad, const hz_adam_coef *k, uint64_t seed, long t);
+void hzcu_adamw_int8state(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, int8_t *mc,
+                          uint8_t *vc, float *mabs, float *vabs, const void *g, int grad_bf16,
+                          long first, long n, uint64_t *bad, const hz_adam_coef *k);
 void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
                             const bf16 *wte, int N, int C);
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,

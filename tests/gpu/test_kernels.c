@@ -22,6 +22,7 @@
 #include "cuda/check.h" /* CU_CHECK: the cuda backend's checks */
 #include "kernel_sources.h"
 #include "ops.h"
+#include "optstate.h"
 #include "rt.h"
 #include "test.h"
 
@@ -441,6 +442,111 @@ static void test_adamw(void) {
                 test_adamw_case(sizes[z], off, 0, &opts[c], decays[c], gscales[c]);
     test_adamw_case(1000003, 4, 5, &opts[0], 1, 0.5f); /* a small grid strides over 4-wide chunks */
     test_adamw_case(100003, 3, 2, &opts[1], 1, 1.0f);  /* and over single elements */
+}
+
+/* ---- adamw_q.cu -------------------------------------------------------------------------- */
+
+/* hzk_adamw_bf16state / hzk_adamw_int8state on elements [first, first + n) of arrays of
+ * first + n + 64 elements, GRID blocks of 256 (0: the wrappers' grid), against the host's
+ * hz_qadamw_ref on the same inputs: steps t = 1, 2 and 10 with fresh gradients (fp32 or bf16,
+ * spread over decades, some zero; at t = 10 a NaN and an inf), and after each step every byte of
+ * the master, the moments and (int8) the absmaxes must be the host's, and the non-finite count
+ * the host's count. */
+static void test_adamw_q_case(int mode, long n, long first, int grad_bf16, unsigned grid) {
+    const size_t all = (size_t)(first + n + 64), eb = mode == HZ_OPTSTATE_BF16 ? 2 : 1;
+    const size_t nb = (all + HZ_OPTSTATE_BLOCK - 1) / HZ_OPTSTATE_BLOCK;
+    hz_qstate q;
+    if (hz_qstate_alloc(&q, mode, (int64_t)all, 0x5eed) != 0) exit(2);
+    uint16_t *w = malloc(all * 2), *gw = malloc(all * 2), *gb = malloc(all * 2);
+    int16_t *lo = malloc(all * 2), *glo = malloc(all * 2);
+    float *gf = hmalloc(all), *gabs = hmalloc(2 * nb);
+    unsigned char *gm = malloc(all * eb), *gv = malloc(all * eb);
+    for (size_t i = 0; i < all; i++) hz_split_inl(frand() * 0.1f, &w[i], &lo[i]);
+    CUdeviceptr dw = dalloc(all * 2), dlo = dalloc(all * 2), dm = dalloc(all * eb),
+                dv = dalloc(all * eb), dg = dalloc(all * 4), dbad = dalloc(8),
+                dma = dalloc(nb * 4), dva = dalloc(nb * 4);
+    CU_CHECK(cuMemcpyHtoD(dw, w, all * 2));
+    CU_CHECK(cuMemcpyHtoD(dlo, lo, all * 2));
+    CU_CHECK(cuMemcpyHtoD(dm, q.m, all * eb));
+    CU_CHECK(cuMemcpyHtoD(dv, q.v, all * eb));
+    CU_CHECK(cuMemsetD8(dbad, 0, 8));
+    if (mode == HZ_OPTSTATE_INT8) {
+        CU_CHECK(cuMemcpyHtoD(dma, q.m_absmax, nb * 4));
+        CU_CHECK(cuMemcpyHtoD(dva, q.v_absmax, nb * 4));
+    }
+    const hz_optim o = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    static const int steps[] = {1, 2, 10};
+    int64_t host_bad = 0;
+    unsigned long long dev_bad = 0;
+    const char *differ = NULL;
+    int differ_t = 0;
+    unsigned blocks = 0;
+    for (int s = 0; s < 3 && !differ; s++) {
+        const long t = steps[s];
+        for (size_t i = 0; i < all; i++) {
+            float x = i % 13 == 5 ? 0.0f : (frand() < 0 ? -1.0f : 1.0f) * powf(10.0f, -6.0f * u01());
+            gb[i] = f2bf(x);
+            gf[i] = grad_bf16 ? 0.0f : x;
+        }
+        if (t == 10 && n > 40) {
+            gb[first + 3] = f2bf(NAN), gf[first + 3] = NAN;
+            gb[first + 40] = f2bf(INFINITY), gf[first + 40] = INFINITY;
+        }
+        const void *hg = grad_bf16 ? (const void *)gb : gf;
+        CU_CHECK(cuMemcpyHtoD(dg, hg, all * (grad_bf16 ? 2 : 4)));
+        hz_adam_coef k = hz_adam_coef_of(&o, o.lr, 1, 1.0f, t);
+        int gbf = grad_bf16;
+        long fst = first, nn = n;
+        if (mode == HZ_OPTSTATE_BF16) {
+            unsigned long long seed = q.seed;
+            long tt = t;
+            void *args[] = {&dw, &dlo, &dm, &dv, &dg, &gbf, &fst, &nn, &dbad, &k.decay, &k.step,
+                            &k.rbc2, &k.beta1, &k.beta2, &k.eps, &k.gscale, &seed, &tt};
+            blocks = grid ? grid : blocks_for(n, 256);
+            launch("hzk_adamw_bf16state", blocks, 1, 256, 0, args);
+        } else {
+            void *args[] = {&dw, &dlo, &dm, &dv, &dma, &dva, &dg, &gbf, &fst, &nn, &dbad,
+                            &k.decay, &k.step, &k.rbc2, &k.beta1, &k.beta2, &k.eps, &k.gscale};
+            blocks = grid ? grid : blocks_for((n + HZ_OPTSTATE_BLOCK - 1) / HZ_OPTSTATE_BLOCK * 32, 256);
+            launch("hzk_adamw_int8state", blocks, 1, 256, 0, args);
+        }
+        host_bad += hz_qadamw_ref(&q, w, lo, hg, grad_bf16, first, n, &k, t);
+        CU_CHECK(cuMemcpyDtoH(gw, dw, all * 2));
+        CU_CHECK(cuMemcpyDtoH(glo, dlo, all * 2));
+        CU_CHECK(cuMemcpyDtoH(gm, dm, all * eb));
+        CU_CHECK(cuMemcpyDtoH(gv, dv, all * eb));
+        CU_CHECK(cuMemcpyDtoH(&dev_bad, dbad, 8));
+        differ = memcmp(gw, w, all * 2) ? "w" : memcmp(glo, lo, all * 2) ? "lo"
+               : memcmp(gm, q.m, all * eb) ? "m" : memcmp(gv, q.v, all * eb) ? "v" : NULL;
+        if (!differ && mode == HZ_OPTSTATE_INT8) {
+            CU_CHECK(cuMemcpyDtoH(gabs, dma, nb * 4));
+            CU_CHECK(cuMemcpyDtoH(gabs + nb, dva, nb * 4));
+            differ = memcmp(gabs, q.m_absmax, nb * 4) || memcmp(gabs + nb, q.v_absmax, nb * 4)
+                         ? "absmax" : NULL;
+        }
+        differ_t = (int)t;
+    }
+    CHECK(!differ && (int64_t)dev_bad == host_bad,
+          "adamw %s moments n=%ld first %ld %s grads grid %u: master, moments%s bit-identical to "
+          "hz_qadamw_ref after t = 1, 2, 10 (%s%s%d); non-finite %llu, host %lld",
+          hz_optstate_name(mode), n, first, grad_bf16 ? "bf16" : "fp32", blocks,
+          mode == HZ_OPTSTATE_INT8 ? ", absmaxes" : "", differ ? differ : "none differ",
+          differ ? " differs at t=" : ", last t=", differ_t, dev_bad, (long long)host_bad);
+    hz_qstate_free(&q);
+    free(w), free(gw), free(gb), free(lo), free(glo), free(gf), free(gabs), free(gm), free(gv);
+    cuMemFree(dw), cuMemFree(dlo), cuMemFree(dm), cuMemFree(dv), cuMemFree(dg), cuMemFree(dbad);
+    cuMemFree(dma), cuMemFree(dva);
+}
+
+static void test_adamw_q(void) {
+    const long sizes[] = {1, 63, 64, 65, 4097, 100003};
+    for (int mode = HZ_OPTSTATE_BF16; mode <= HZ_OPTSTATE_INT8; mode++)
+        for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++)
+            for (int gbf = 0; gbf < 2; gbf++)
+                test_adamw_q_case(mode, sizes[z], z % 2 ? (mode == HZ_OPTSTATE_INT8 ? 128 : 3) : 0,
+                                  gbf, 0);
+    test_adamw_q_case(HZ_OPTSTATE_BF16, 300007, 5, 0, 3); /* small grids stride */
+    test_adamw_q_case(HZ_OPTSTATE_INT8, 300007, 64, 1, 2);
 }
 
 /* ---- embedding.cu ------------------------------------------------------------------------ */
@@ -896,6 +1002,7 @@ int main(int argc, char **argv) {
 
     test_util();
     test_adamw();
+    test_adamw_q();
     test_embedding(400, 256, 300);
     test_embedding(400, 77, 50);
     test_rmsnorm(400, 256);
