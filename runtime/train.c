@@ -18,6 +18,7 @@
 #include "rt.h"
 
 #include "train_args.h"
+#include "train_raw.h"
 
 /* ---- signals: the first ends the run after the current step, a second at once ---- */
 
@@ -184,111 +185,12 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
            (long long)d->step_tokens, (long long)d->V);
 }
 
-/* Raw fp32 masters in the host store's order: the exchange format of the parity tests
- * until safetensors import exists. Read and written window by window (hz_store_pass). */
-typedef struct raw_io {
-    FILE *f;
-    int64_t done;        /* elements read */
-} raw_io;
-
-static int raw_read_window(void *arg, int64_t first, int64_t n, void *const *ptr)
-{
-    (void)first;
-    raw_io *io = arg;
-    uint16_t *w = ptr[HZ_ARR_W];
-    int16_t *lo = ptr[HZ_ARR_LO];
-    float buf[4096];
-    for (int64_t i = 0; i < n;) {
-        size_t want = (size_t)(n - i < 4096 ? n - i : 4096);
-        size_t got = fread(buf, 4, want, io->f);
-        for (size_t k = 0; k < got; k++) hz_master_split(buf[k], &w[i + (int64_t)k], &lo[i + (int64_t)k]);
-        io->done += (int64_t)got;
-        i += (int64_t)got;
-        if (got < want) return 1;
-    }
-    return 0;
-}
-
-static void load_raw(hz_store *s, const char *path)
-{
-    raw_io io = {fopen(path, "rb"), 0};
-    if (!io.f) hz_train_die("cannot open --init-raw file", path);
-    hz_store_pass(s, HZ_ARR_BIT(HZ_ARR_W) | HZ_ARR_BIT(HZ_ARR_LO), 1, raw_read_window, &io);
-    int extra = fgetc(io.f) != EOF;
-    fclose(io.f);
-    if (io.done != s->n || extra) {
-        fprintf(stderr, "train: error: %s: expected exactly %lld fp32 values (host_store_n), "
-                        "found %s\n", path, (long long)s->n, extra ? "more" : "fewer");
-        exit(1);
-    }
-}
-
-static int raw_write_window(void *arg, int64_t first, int64_t n, void *const *ptr)
-{
-    (void)first;
-    raw_io *io = arg;
-    const uint16_t *w = ptr[HZ_ARR_W];
-    const int16_t *lo = ptr[HZ_ARR_LO];
-    float buf[4096];
-    for (int64_t i = 0; i < n; i += 4096) {
-        int64_t k, m = n - i < 4096 ? n - i : 4096;
-        for (k = 0; k < m; k++) buf[k] = hz_master_join(w[i + k], lo[i + k]);
-        if (fwrite(buf, 4, (size_t)m, io->f) != (size_t)m) return 1;
-    }
-    return 0;
-}
-
-static void save_raw(const hz_store *s, const char *path)
-{
-    raw_io io = {fopen(path, "wb"), 0};
-    if (!io.f) hz_train_die("cannot create --save-raw file", path);
-    if (hz_store_pass(s, HZ_ARR_BIT(HZ_ARR_W) | HZ_ARR_BIT(HZ_ARR_LO), 0, raw_write_window, &io))
-        hz_train_die("writing --save-raw failed", path);
-    if (fclose(io.f) != 0) hz_train_die("writing --save-raw failed", path);
-}
-
-typedef struct finite_job {
-    const uint16_t *w;
-    const int16_t *lo;
-    atomic_int bad;
-} finite_job;
-
-static void finite_chunk(void *arg, int64_t b, int64_t e)
-{
-    finite_job *j = arg;
-    for (int64_t i = b; i < e && !atomic_load_explicit(&j->bad, memory_order_relaxed); i++)
-        if (!isfinite(hz_master_join(j->w[i], j->lo[i]))) atomic_store(&j->bad, 1);
-}
-
-typedef struct finite_pass {
-    hz_pool *pool;
-    int bad;
-} finite_pass;
-
-static int finite_window(void *arg, int64_t first, int64_t n, void *const *ptr)
-{
-    (void)first;
-    finite_pass *fp = arg;
-    finite_job j = {ptr[HZ_ARR_W], ptr[HZ_ARR_LO], 0};
-    hz_pool_run(fp->pool, finite_chunk, &j, n);
-    fp->bad = atomic_load(&j.bad);
-    return fp->bad;
-}
-
-/* 1 when every master weight is finite (updates applied: drain first). */
-static int masters_finite(hz_ctx *c)
-{
-    finite_pass fp = {c->pool, 0};
-    hz_store_pass(&c->store, HZ_ARR_BIT(HZ_ARR_W) | HZ_ARR_BIT(HZ_ARR_LO), 0, finite_window, &fp);
-    return !fp.bad;
-}
-
 /* A checkpoint of the first STEPS steps, once their updates are applied; never of
  * weights that are not finite. */
 static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
 {
     hz_exec_drain(c);
-    if (!masters_finite(c)) {
+    if (!hz_train_masters_finite(c)) {
         fprintf(stderr, "train: error: after step %lld some weights are not finite (inf or "
                         "NaN): no checkpoint written; lower --lr or --weight-decay, or set "
                         "--grad-clip, and restart from an earlier checkpoint\n",
@@ -453,7 +355,7 @@ int main(int argc, char **argv)
         printf("initialised %lld parameters (seed %lld) in %.1f s\n", (long long)p->params_n,
                (long long)a.seed, hz_now_s() - t0);
     }
-    if (a.init_raw) load_raw(&ctx.store, a.init_raw);
+    if (a.init_raw) hz_train_load_raw(&ctx.store, a.init_raw);
     printf("ready in %.1f s\n", hz_now_s() - t_init);
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
@@ -565,7 +467,7 @@ int main(int argc, char **argv)
     if (a.logits) dump_logits(&ctx, val, a.logits, &tk);
     if (a.save_raw) {
         hz_exec_drain(&ctx);
-        save_raw(&ctx.store, a.save_raw);
+        hz_train_save_raw(&ctx.store, a.save_raw);
     }
     if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
 
