@@ -115,6 +115,8 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "resident_g_n", p->resident_g_n);
     set_int(L, "saved_bytes", p->saved_bytes);
     set_int(L, "keep_n", p->keep_n);
+    set_int(L, "hold_n", p->hold_n);
+    set_int(L, "fetch_n", p->fetch_n);
     set_int(L, "n_wslots", pl->n_wslots);
     set_int(L, "n_gslots", pl->n_gslots);
     set_num(L, "flops_per_token", hz_flops_per_token(&p->dims));
@@ -171,6 +173,8 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
         set_int(L, "res_g_n", u->res_g_n);
         set_int(L, "keep", u->keep);
         set_int(L, "keep_slot", u->keep_slot);
+        set_int(L, "held", u->held);
+        set_int(L, "hold_n", u->hold_n);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "units");

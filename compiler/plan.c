@@ -133,43 +133,65 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
         hz_unit *u = &pl->units[i];
         pl->p.params_n += u->params_n;
         u->span_n = unit_slot_n(pl, u);
-        u->res_n = u->res_g_n = -1;
+        u->res_n = u->res_g_n = u->hold_n = -1;
         u->keep_slot = -1;
     }
 }
 
 /* ---- residency: which units live on the GPU, which blocks keep their activations ---- */
 
-/* Blocks 0..R-1 (and with ENDS the embedding and the head, together, as a tied head reads
- * the embedding's weights) become resident; blocks L-K..L-1 keep their activations.
- * Resident w, lo, m, v follow the host order of the resident units; the gradients take
- * each unit's slot span (a tied embedding accumulates into the head's, as in GHEAD). */
-static void plan_residency(hzc_plan *pl, int64_t R, int ends, int64_t K)
+/* Gradient places of the resident (HELD 0) or held (1) units, head first, so a tied
+ * embedding takes the head's (it accumulates onto the head's lm_head gradient, as in
+ * GHEAD): res_g_n or hold_n, each unit's span aligned. Returns the elements they take; a
+ * held plan's fetch_n is the most a held unit's FETCH_G copies (hz_unit_grads_n). */
+static int64_t place_grads(hzc_plan *pl, int held)
 {
     hz_plan *p = &pl->p;
-    int64_t L = p->dims.L, res = 0, res_g = 0;
+    hz_unit *head = &pl->units[p->unit_n - 1], *emb = &pl->units[0];
+    int64_t at = 0;
+    for (int i = p->unit_n - 1; i >= 0; i--) {
+        hz_unit *u = &pl->units[i];
+        if (!(held ? u->held : u->resident)) continue;
+        int64_t *off = held ? &u->hold_n : &u->res_g_n;
+        if (u == emb && p->dims.tied) {
+            *off = held ? head->hold_n : head->res_g_n;
+            continue;
+        }
+        *off = at;
+        at += align_up(u->span_n, PLAN_ALIGN_N);
+    }
+    for (int i = 0; held && i < p->unit_n; i++) {
+        int64_t n = hz_unit_grads_n(pl->tensors, &pl->units[i]);
+        if (pl->units[i].held && n > p->fetch_n) p->fetch_n = n;
+    }
+    return at;
+}
+
+/* Blocks 0..R-1 (and with ENDS the embedding and the head, together, as a tied head reads
+ * the embedding's weights) become resident; blocks L-K..L-1 keep their activations; the
+ * streamed blocks among 0..G-1 (and with GENDS the streamed ends, together) hold their
+ * gradients on the GPU. Resident w, lo, m, v follow the host order of the resident units;
+ * resident and held gradients take each unit's slot span. */
+static void plan_residency(hzc_plan *pl, int64_t R, int ends, int64_t K, int64_t G, int gends)
+{
+    hz_plan *p = &pl->p;
+    int64_t L = p->dims.L, res = 0;
     p->keep_n = 0;
+    p->fetch_n = 0;
     for (int i = 0; i < p->unit_n; i++) {
         hz_unit *u = &pl->units[i];
         u->resident = u->kind == HZ_BLOCK ? u->layer < R : ends;
+        u->held = !u->resident && (u->kind == HZ_BLOCK ? u->layer < G : gends);
         u->keep = u->kind == HZ_BLOCK && u->layer >= L - K;
         u->keep_slot = u->keep ? p->keep_n++ : -1;
-        u->res_n = u->res_g_n = -1;
+        u->res_n = u->res_g_n = u->hold_n = -1;
         if (!u->resident) continue;
         u->res_n = res;
         res += u->padded_n;
     }
-    hz_unit *head = &pl->units[p->unit_n - 1], *emb = &pl->units[0];
-    for (int i = p->unit_n - 1; i >= 0; i--) { /* head first: a tied embedding shares it */
-        hz_unit *u = &pl->units[i];
-        if (!u->resident) continue;
-        if (u == emb && p->dims.tied) {
-            u->res_g_n = head->res_g_n;
-            continue;
-        }
-        u->res_g_n = res_g;
-        res_g += align_up(u->span_n, PLAN_ALIGN_N);
-    }
+    hz_unit *emb = &pl->units[0];
+    int64_t res_g = place_grads(pl, 0);
+    p->hold_n = place_grads(pl, 1);
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &pl->units[i];
         for (int k = 0; k < u->tensor_n; k++) {
@@ -254,8 +276,15 @@ static void build_schedule(hzc_plan *pl, int clip)
 {
     sched s = {.pl = pl, .cap = 64};
     int n_micro = (int)pl->p.dims.n_micro, L = (int)pl->p.dims.L;
-    int head = L + 1, store_head = -1, store_last = -1;
+    int head = L + 1, store_head = -1, store_last = -1, held_n = 0, any_held = 0;
     int *store_of = xcalloc((size_t)pl->p.unit_n, sizeof(int));
+    int *fetch_of = xcalloc((size_t)pl->p.unit_n, sizeof(int));
+    int *held = xcalloc((size_t)pl->p.unit_n, sizeof(int)); /* the held units, forward order */
+    for (int u = 0; u < pl->p.unit_n; u++) {
+        fetch_of[u] = -1;
+        if (pl->units[u].held) held[held_n++] = u;
+    }
+    any_held = held_n > 0;
     pl->ops = xcalloc((size_t)s.cap, sizeof(hz_op));
     s.slot_last_use = xcalloc((size_t)pl->n_wslots, sizeof(int));
     s.gslot_last_store = xcalloc((size_t)pl->n_gslots, sizeof(int));
@@ -264,15 +293,30 @@ static void build_schedule(hzc_plan *pl, int clip)
     for (int b = 0; b < 2; b++)
         for (int k = 0; k < HZ_STREAM_KIND_N; k++) s.buf_last[b][k] = -1;
 
+    /* Held units: the previous step's gradients go to the host staging slots (k % 2 for
+     * the k-th held unit) in forward order, two ahead of the weights: the first two before
+     * anything, held unit k just after the weights of held unit k - 2 (issuing those waited
+     * for its update, which has emptied the slot). */
+    for (int k = 0; k < held_n && k < 2; k++)
+        fetch_of[held[k]] = emit(&s, HZ_FETCH_G, HZ_D2H, held[k], -1, -1, k % 2);
     /* forward: embed, blocks, then the head's loss (forward + backward). Unit u writes
      * boundary u and reads boundary u - 1; with host boundaries, boundary j < L then goes
      * to the host (the head's input, boundary L, stays for the loss). */
-    for (int u = 0; u < pl->p.unit_n; u++) {
+    for (int u = 0, k = 0; u < pl->p.unit_n; u++) {
         int slot = -1, load = -1, last = -1;
         if (!pl->units[u].resident) load = load_weights(&s, u, &slot);
+        if (k < held_n && held[k] == u) {
+            if (k + 2 < held_n)
+                fetch_of[held[k + 2]] = emit(&s, HZ_FETCH_G, HZ_D2H, held[k + 2], -1, -1, k % 2);
+            k++;
+        }
         for (int m = 0; m < n_micro; m++) {
             last = emit(&s, u == head ? HZ_LOSS : HZ_FWD, HZ_COMPUTE, u, m, slot, -1);
             if (m == 0) add_wait(pl, last, load);
+            if (m == 0 && u == head) { /* the loss overwrites the head's held gradients */
+                add_wait(pl, last, fetch_of[u]);
+                if (pl->p.dims.tied) add_wait(pl, last, fetch_of[0]); /* the embedding's too */
+            }
             if (u > 0) use_buffer(&s, last, (u - 1) % 2, 0);
             if (u < head) use_buffer(&s, last, u % 2, 1);
         }
@@ -294,8 +338,8 @@ static void build_schedule(hzc_plan *pl, int clip)
         int slot = -1, load = -1, gslot = -1, last = -1;
         int load_b = -1, resident = pl->units[u].resident;
         if (u > 0) {
-            if (!resident) {
-                load = load_weights(&s, u, &slot);
+            if (!resident) load = load_weights(&s, u, &slot);
+            if (!resident && !pl->units[u].held) { /* a held unit accumulates in GHOLD */
                 gslot = s.gslot_next;
                 s.gslot_next = (s.gslot_next + 1) % pl->n_gslots;
             }
@@ -313,7 +357,8 @@ static void build_schedule(hzc_plan *pl, int clip)
             add_wait(pl, last, load);
             add_wait(pl, last, load_b);
             if (gslot >= 0) add_wait(pl, last, s.gslot_last_store[gslot]);
-            if (u == 0 && !pl->p.dims.tied && !resident)
+            add_wait(pl, last, fetch_of[u]); /* a held unit's: fetched before it is overwritten */
+            if (u == 0 && !pl->p.dims.tied && !resident && !pl->units[u].held)
                 add_wait(pl, last, store_head); /* GHEAD reuse */
         }
         if (slot >= 0) s.slot_last_use[slot] = last;
@@ -326,15 +371,20 @@ static void build_schedule(hzc_plan *pl, int clip)
      * last store_g), so they run in forward order, overlapping the next step's forward.
      * Without, each unit updates as soon as its gradients are home, in the order they
      * arrive (head, blocks in reverse, embedding): the updates overlap this backward.
-     * Resident units update on the GPU (compute stream), issued once the step's norm is
-     * known (runtime/exec.c). */
+     * A held unit's update waits for its FETCH_G, which the next step issues in forward
+     * order: a plan with held units updates in forward order. Resident units update on the
+     * GPU (compute stream), issued once the step's norm is known (runtime/exec.c). */
+    int forward_order = clip || any_held;
     for (int k = 0; k < pl->p.unit_n; k++) {
-        int u = clip ? k : (k == 0 ? head : head - k);
+        int u = forward_order ? k : (k == 0 ? head : head - k);
         int stream = pl->units[u].resident ? HZ_COMPUTE : HZ_HOST;
         int op = emit(&s, HZ_OPT, stream, u, -1, -1, -1);
         add_wait(pl, op, clip ? store_last : store_of[u]);
+        add_wait(pl, op, fetch_of[u]);
     }
     free(store_of);
+    free(fetch_of);
+    free(held);
     free(s.slot_last_use);
     free(s.gslot_last_store);
 }
@@ -354,19 +404,21 @@ static void build_arena(hzc_plan *pl)
 {
     const hz_dims *d = &pl->p.dims;
     /* the slots serve the streamed units only */
-    int64_t max_unit = 0, max_block = 0, head_grad = 0;
+    int64_t max_unit = 0, max_block = 0, head_grad = 0, host_grad = 0;
     for (int i = 0; i < pl->p.unit_n; i++) {
         const hz_unit *u = &pl->units[i];
         if (u->resident) continue;
         int64_t n = u->span_n;
         if (n > max_unit) max_unit = n;
+        if (u->held) continue; /* its gradients have their own place */
         if (u->kind == HZ_BLOCK && n > max_block) max_block = n;
         if (u->kind != HZ_BLOCK && n > head_grad) head_grad = n;
+        if (n > host_grad) host_grad = n;
     }
     set_region(pl, HZ_WSLOT, max_unit ? pl->n_wslots : 0, 2 * max_unit);
     set_region(pl, HZ_GSLOT, max_block ? pl->n_gslots : 0, 4 * max_block);
     set_region(pl, HZ_GHEAD, head_grad ? 1 : 0, 4 * head_grad);
-    set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 && max_unit ? 1 : 0, 2 * max_unit);
+    set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 && host_grad ? 1 : 0, 2 * host_grad);
     set_region(pl, HZ_BOUNDARY, pl->p.boundary_on_host ? 2 : (int)d->L + 1,
                2 * d->step_tokens * d->C);
     set_region(pl, HZ_DGRAD, 1, 2 * d->step_tokens * d->C);
@@ -379,6 +431,7 @@ static void build_arena(hzc_plan *pl)
     set_region(pl, HZ_RESIDENT, 1, hz_resident_layout(pl->p.resident_n, pl->p.resident_g_n, NULL));
     pl->p.saved_bytes = hz_saved_layout(d, 2);
     set_region(pl, HZ_SAVED, pl->p.keep_n * (int)d->n_micro, pl->p.saved_bytes);
+    set_region(pl, HZ_GHOLD, pl->p.hold_n ? 1 : 0, 4 * pl->p.hold_n);
     int64_t off = 0;
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
         pl->regions[k].offset_bytes = off;
@@ -399,6 +452,8 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
     const hz_dims *d = &pl->p.dims;
     pl->host_extra_bytes = d->step_tokens * (4 + 4 + 4);
     if (pl->p.boundary_on_host) pl->host_extra_bytes += d->L * d->step_tokens * d->C * 2;
+    /* held units: the two fp32 staging slots their gradients reach the host optimizer in */
+    pl->host_extra_bytes += 2 * pl->p.fetch_n * 4;
     pl->p.host_bytes = pl->p.host_store_bytes + pl->host_extra_bytes;
 }
 
@@ -453,7 +508,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
 
     /* The plan: section's choices (spec.h spec_plan; all 0/auto without one). */
     const spec_plan *c = &s->plan;
-    plan_residency(pl, c->resident_blocks, c->resident_ends, c->keep_blocks);
+    plan_residency(pl, c->resident_blocks, c->resident_ends, c->keep_blocks, c->gpu_grad_blocks,
+                   c->gpu_grad_ends);
     int boundaries = lim->boundaries != PLAN_BOUNDARIES_AUTO ? lim->boundaries : c->boundaries;
 
     /* Host gradients: fp32 when the whole plan fits in 85% of the host budget (the rest

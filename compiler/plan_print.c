@@ -18,7 +18,7 @@ static void residency_row(const hzc_plan *pl, const hz_unit *u, const char **col
     static const char *host_g[2] = {"host fp32", "host bf16"};
     col[0] = u->resident ? "gpu" : "streamed";
     col[1] = u->resident ? "gpu" : "host";
-    col[2] = u->resident ? "gpu fp32" : host_g[p->host_grad_bf16];
+    col[2] = u->resident || u->held ? "gpu fp32" : host_g[p->host_grad_bf16];
     col[3] = u->kind != HZ_BLOCK ? "-" : u->keep ? "kept" : "recomputed";
     col[4] = u->kind == HZ_EMBED ? "-" : p->boundary_on_host && u->kind == HZ_BLOCK &&
                                               u->layer < p->dims.L - 1
@@ -57,6 +57,8 @@ static void print_residency(const hzc_plan *pl, FILE *out)
         print_bytes(out, "resident on the GPU (16 B/param)", pl->regions[HZ_RESIDENT].bytes);
     if (p->keep_n > 0)
         print_bytes(out, "kept activations", pl->regions[HZ_SAVED].bytes);
+    if (p->hold_n > 0)
+        print_bytes(out, "streamed units' gradients on the GPU", pl->regions[HZ_GHOLD].bytes);
     fprintf(out, "\n");
 }
 
@@ -86,7 +88,8 @@ void plan_print(const hzc_plan *pl, FILE *out)
     print_bytes(out, p->host_grad_bf16 ? "g     bf16 gradients" : "g     fp32 gradients",
                 (p->host_grad_bf16 ? 2 : 4) * n);
     print_bytes(out, p->boundary_on_host ? "extras (token/loss staging, boundaries)"
-                                         : "extras (token and loss staging)",
+                     : p->fetch_n ? "extras (token/loss, gradient staging)"
+                                  : "extras (token and loss staging)",
                 pl->host_extra_bytes);
     print_bytes(out, "planned peak host", p->host_bytes);
     fprintf(out, "  bytes per parameter: %.3f\n\n", (double)p->host_bytes / (double)p->params_n);
@@ -133,4 +136,8 @@ void plan_print(const hzc_plan *pl, FILE *out)
         fprintf(out, "  kept blocks (%d): the forward leaves its activations in the saved "
                      "region and the backward skips the recompute\n",
                 p->keep_n);
+    if (p->hold_n > 0)
+        fprintf(out, "  held gradients: streamed units with gpu gradients keep them in "
+                     "grad_hold until the update; the next step copies each to one of two "
+                     "host staging slots (fetch_g) just before the host updates it\n");
 }

@@ -29,8 +29,12 @@ typedef struct spec_plan {
     int weight_slots;         /* plan.weight_slots: 2 or 3; 0 = the planner's choice */
     int host_grad;            /* plan.host_gradients: auto | fp32 | bf16 (enum spec_grad) */
     int boundaries;           /* plan.boundaries: auto | gpu | host (enum spec_where) */
+    int64_t gpu_grad_blocks;  /* plan.gpu_gradient_blocks: the first N blocks hold their fp32
+                               * gradients on the GPU until the update (resident blocks always
+                               * do), not on the host (default 0) */
+    int gpu_grad_ends;        /* plan.gpu_gradient_ends: the embedding and the head too (false) */
     spec_pos pos_resident_blocks, pos_resident_ends, pos_keep_blocks, pos_weight_slots,
-        pos_host_grad, pos_boundaries;
+        pos_host_grad, pos_boundaries, pos_gpu_grad_blocks, pos_gpu_grad_ends;
 } spec_plan;
 
 typedef struct hzc_spec {

@@ -17,6 +17,8 @@ const field_def spec_plan_fields[PK_N] = {
     [PK_WEIGHT_SLOTS] = FIELD_OTHER("weight_slots", 0),
     [PK_HOST_GRAD] = FIELD_OTHER("host_gradients", 0),
     [PK_BOUNDARIES] = FIELD_OTHER("boundaries", 0),
+    [PK_GPU_GRAD_BLOCKS] = FIELD("gpu_gradient_blocks", FT_INT, R_BLOCKS, 0, plan.gpu_grad_blocks),
+    [PK_GPU_GRAD_ENDS] = FIELD("gpu_gradient_ends", FT_BOOL, R_ANY, 0, plan.gpu_grad_ends),
 };
 
 static const char *const grad_names[] = {
@@ -35,7 +37,8 @@ void spec_load_plan(spec_ctx *c, const field_val *at, hzc_spec *spec) {
     spec_pos *pos[PK_N] = {
         [PK_RESIDENT_BLOCKS] = &p->pos_resident_blocks, [PK_RESIDENT_ENDS] = &p->pos_resident_ends,
         [PK_KEEP] = &p->pos_keep_blocks, [PK_WEIGHT_SLOTS] = &p->pos_weight_slots,
-        [PK_HOST_GRAD] = &p->pos_host_grad, [PK_BOUNDARIES] = &p->pos_boundaries};
+        [PK_HOST_GRAD] = &p->pos_host_grad, [PK_BOUNDARIES] = &p->pos_boundaries,
+        [PK_GPU_GRAD_BLOCKS] = &p->pos_gpu_grad_blocks, [PK_GPU_GRAD_ENDS] = &p->pos_gpu_grad_ends};
     for (int k = 0; k < PK_N; k++)
         if (v[k].value) *pos[k] = (spec_pos){v[k].value->line, v[k].value->col};
 
@@ -90,6 +93,11 @@ void spec_plan_write(FILE *out, const spec_plan *p) {
     snprintf(n, sizeof n, "%d", p->weight_slots);
     plan_line(out, "weight_slots", p->weight_slots ? n : "auto",
               "GPU slots the streamed blocks take turns in: 2, 3 or auto");
+    snprintf(n, sizeof n, "%lld", (long long)p->gpu_grad_blocks);
+    plan_line(out, "gpu_gradient_blocks", n,
+              "the first N blocks hold their gradients on the GPU until the update");
+    plan_line(out, "gpu_gradient_ends", p->gpu_grad_ends ? "true" : "false",
+              "the embedding and the head too");
     plan_line(out, "host_gradients", choice_name(grad_names, p->host_grad),
               "precision of the gradients held on the host: auto, fp32 or bf16");
     plan_line(out, "boundaries", choice_name(where_names, p->boundaries),

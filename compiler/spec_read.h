@@ -64,7 +64,7 @@ enum { SEC_TOP, SEC_ARCH, SEC_ROPE, SEC_SHAPE, SEC_TRAINING, SEC_PLAN };
 
 /* The plan: section's keys (spec_plan.c), in the order spec_plan_write writes them. */
 enum { PK_RESIDENT_BLOCKS, PK_RESIDENT_ENDS, PK_KEEP, PK_WEIGHT_SLOTS, PK_HOST_GRAD,
-       PK_BOUNDARIES, PK_N };
+       PK_BOUNDARIES, PK_GPU_GRAD_BLOCKS, PK_GPU_GRAD_ENDS, PK_N };
 extern const field_def spec_plan_fields[PK_N];
 
 /* NODE's text for a message, in BUF (at least 48 bytes): 'text' with non-printable bytes

@@ -5,6 +5,8 @@
  * the step before it (a unit streams in only after its update). */
 #include "timemodel.h"
 
+#include "../runtime/hz_layout.h"
+
 #include <jansson.h>
 #include <string.h>
 
@@ -140,7 +142,8 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     ph[HZ_PH_H2D] = (double)h2d / (c->h2d_gbps * 1e9);
     ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
     /* host AdamW: 24 bytes of w, lo, m, v read and written plus the gradient, per streamed
-     * parameter; the GPU's: the same 24 plus the fp32 gradient, 28 per resident parameter */
+     * parameter (a held unit's: fp32, from its staging slot); the GPU's: the same 24 plus the
+     * fp32 gradient, 28 per resident parameter */
     double per_param = 24.0 + (p->host_grad_bf16 ? 2.0 : 4.0), host_rate = c->host_adamw_gbps * 1e9;
     ph[HZ_PH_OPT] = ph[HZ_PH_GPU_OPT] = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
@@ -148,24 +151,30 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         if (u->resident)
             ph[HZ_PH_GPU_OPT] += (double)u->padded_n * 28.0 / H;
         else
-            ph[HZ_PH_OPT] += (double)u->padded_n * per_param / host_rate;
+            ph[HZ_PH_OPT] += (double)u->padded_n * (u->held ? 28.0 : per_param) / host_rate;
     }
 
     double compute = ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT];
     double step = compute;
     int crit = ph[HZ_PH_BWD] >= ph[HZ_PH_FWD] ? HZ_PH_BWD : HZ_PH_FWD;
-    if (p->train.grad_clip > 0) {
-        /* the updates of step s start when its norm is known, at the end of step s: the GPU's
-         * on the compute stream before the next forward, the host's in forward order beside
-         * it; a streamed unit's forward (the head's: the loss) starts after its update */
-        double t = ph[HZ_PH_GPU_OPT], h = 0.0;
+    if (p->train.grad_clip > 0 || p->fetch_n > 0) {
+        /* the updates of step s start when its norm is known, at the end of step s (with held
+         * units, in forward order too): the GPU's on the compute stream before the next
+         * forward, the host's in forward order beside it, a held unit's once its gradients
+         * have crossed to the host (the fetches queue on the d2h stream from the step's end);
+         * a streamed unit's forward (the head's: the loss) starts after its update */
+        double t = ph[HZ_PH_GPU_OPT], h = 0.0, fetched = 0.0, d2h_rate = c->d2h_gbps * 1e9;
         for (int i = 0; i < p->unit_n; i++) {
             const hz_unit *u = &p->units[i];
             double f = u->kind == HZ_HEAD ? ph[HZ_PH_LOSS]
                        : u->kind == HZ_EMBED ? M * emb / H
                                              : block_fwd;
+            if (u->held) {
+                fetched += 4.0 * (double)hz_unit_grads_n(p->tensors, u) / d2h_rate;
+                if (fetched > h) h = fetched;
+            }
             if (!u->resident) {
-                h += (double)u->padded_n * per_param / host_rate;
+                h += (double)u->padded_n * (u->held ? 28.0 : per_param) / host_rate;
                 if (h > t) t = h;
             }
             t += f;

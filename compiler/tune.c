@@ -164,11 +164,18 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
         w.spec.micro_tokens = micro;
         for (int ends = 0; ends <= 1; ends++)
             for (int slots = 2; slots <= 3; slots++)
-                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16; grad++)
+                /* gradients on the host in fp32 or bf16, or every streamed unit's held on
+                     * the GPU (resident units hold theirs anyway: the GPU bytes still grow
+                     * with resident_blocks) */
+                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16 + 1; grad++)
                     for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++) {
+                        int held = grad > SPEC_GRAD_BF16;
                         w.spec.plan = (spec_plan){.set = 1, .resident_ends = ends,
-                                                  .weight_slots = slots, .host_grad = grad,
-                                                  .boundaries = where};
+                                                  .weight_slots = slots,
+                                                  .host_grad = held ? SPEC_GRAD_FP32 : grad,
+                                                  .boundaries = where,
+                                                  .gpu_grad_blocks = held ? spec->L : 0,
+                                                  .gpu_grad_ends = held};
                         walk(&w);
                     }
     }
@@ -195,6 +202,7 @@ static int slots_of(const tune_result *r)
 
 static const char *grads_of(const tune_result *r)
 {
+    if (r->plan.gpu_grad_blocks > r->plan.resident_blocks || r->plan.gpu_grad_ends) return "gpu";
     int bf16 = r->plan.host_grad ? r->plan.host_grad == SPEC_GRAD_BF16 : r->host_grad_bf16;
     return bf16 ? "bf16" : "fp32";
 }
@@ -218,7 +226,7 @@ static void print_row(FILE *out, const char *rank, const tune_result *r)
 static void choice_text(const tune_result *r, char *buf, size_t n)
 {
     snprintf(buf, n, "resident_ends %s, resident_blocks %lld, keep_activations %lld, "
-                     "weight_slots %d, host_gradients %s, boundaries %s, "
+                     "weight_slots %d, gradients %s, boundaries %s, "
                      "tokens_per_micro_batch %lld",
              r->plan.resident_ends ? "true" : "false", (long long)r->plan.resident_blocks,
              (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
@@ -242,9 +250,10 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
 
     fprintf(out, "hzc tune: %s on %.2f GiB of GPU and %.2f GiB of host memory (%s)\n",
             spec->name, (double)lim->gpu_bytes / GIB, (double)lim->host_bytes / GIB, ceil->name);
-    fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 16 choices of "
-                 "resident_ends, weight_slots, host_gradients and boundaries, each with "
-                 "keep_activations 0..%lld and the most resident_blocks that fit\n\n",
+    fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 24 choices of "
+                 "resident_ends, weight_slots, gradients (host fp32, host bf16 or on the GPU) "
+                 "and boundaries, each with keep_activations 0..%lld and the most "
+                 "resident_blocks that fit\n\n",
             (long long)s.built_n, s.seconds, s.micro_n, (long long)spec->L);
     char why[512];
     if (s.best_n == 0) {

@@ -27,6 +27,7 @@ hz_adam_coef hz_adam_coef_of(const hz_optim *o, float lr, int decay, float gscal
 typedef struct adam_job {
     hz_store *s;
     int64_t base;
+    const float *grads; /* element base's gradient, or NULL: the store's */
     hz_adam_coef k;
 } adam_job;
 
@@ -72,9 +73,10 @@ static void adam_range(void *varg, int64_t begin, int64_t end)
     const adam_job *j = varg;
     hz_store *s = j->s;
     const int64_t at = j->base;
-    if (!s->grad_bf16) {
+    if (j->grads || !s->grad_bf16) {
+        const float *g = j->grads ? j->grads : (const float *)s->g + at;
         hz_adamw_range(s->w + at + begin, s->lo + at + begin, s->m + at + begin,
-                       s->v + at + begin, (const float *)s->g + at + begin, end - begin, &j->k);
+                       s->v + at + begin, g + begin, end - begin, &j->k);
         return;
     }
     uint16_t *restrict w = s->w + at;
@@ -88,18 +90,25 @@ static void adam_range(void *varg, int64_t begin, int64_t end)
 void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
                           hz_pool *pool)
 {
-    adam_job j = {s, first, *k};
+    adam_job j = {s, first, NULL, *k};
     hz_pool_run(pool, adam_range, &j, n);
 }
 
-void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
-                   float gscale, int64_t t, hz_pool *pool)
+void hz_adamw_unit_grads(hz_store *s, const hz_plan *p, int unit, const float *grads,
+                         const hz_optim *o, float lr, float gscale, int64_t t, hz_pool *pool)
 {
     const hz_unit *u = &p->units[unit];
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *x = &p->tensors[u->first_tensor + k];
         if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
-        hz_adam_coef c = hz_adam_coef_of(o, lr, x->decay, gscale, t);
-        hz_adamw_store_range(s, x->host_n, x->rows * x->cols, &c, pool);
+        adam_job j = {s, x->host_n, grads ? grads + x->grad_n : NULL,
+                      hz_adam_coef_of(o, lr, x->decay, gscale, t)};
+        hz_pool_run(pool, adam_range, &j, x->rows * x->cols);
     }
+}
+
+void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
+                   float gscale, int64_t t, hz_pool *pool)
+{
+    hz_adamw_unit_grads(s, p, unit, NULL, o, lr, gscale, t, pool);
 }

@@ -2,7 +2,8 @@
  * device op by kind to the backend's function for it (hz_backend.ops) in issue order, and
  * runs the host ops (AdamW per unit) on the optimizer thread, so the update of step s
  * overlaps the forward of step s+1.
- * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s.
+ * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s; a held
+ * unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1 (or a drain).
  * A step whose loss or gradient norm is not finite is skipped (no unit updated) when the
  * update waits for the norm (hz_exec_update_waits_norm). */
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "data.h"
+#include "hz_layout.h"
 #include "rt.h"
 
 /* Test hook: HZ_TEST_NAN_STEPS=A-B (1-based, inclusive; A alone: one step) makes the loss
@@ -65,10 +67,19 @@ static void *opt_main(void *arg)
         for (int i = 0; i < p->op_n; i++) {
             const hz_op *o = &p->ops[i];
             if (o->kind != HZ_OPT || o->stream != HZ_HOST) continue;
+            int fetch = c->fetch_op[o->unit];
+            if (fetch >= 0) { /* a held unit: its gradients' copy is issued first */
+                pthread_mutex_lock(&c->mu);
+                while (c->fetched_step[o->unit] < step) pthread_cond_wait(&c->cv, &c->mu);
+                pthread_mutex_unlock(&c->mu);
+            }
             for (int w = 0; w < HZ_OP_WAITS; w++)
                 if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
             double t0 = hz_now_s();
-            if (!skip) hz_adamw_unit(&c->store, p, o->unit, &c->optim, lr, gscale, step + 1, c->pool);
+            const float *grads = fetch >= 0 ? c->gstage[p->ops[fetch].gslot] : NULL;
+            if (!skip)
+                hz_adamw_unit_grads(&c->store, p, o->unit, grads, &c->optim, lr, gscale,
+                                    step + 1, c->pool);
             pthread_mutex_lock(&c->mu);
             c->opt_t0_s[(step % 2) * p->unit_n + o->unit] = t0;
             c->opt_t1_s[(step % 2) * p->unit_n + o->unit] = hz_now_s();
@@ -83,6 +94,27 @@ static void *opt_main(void *arg)
     return NULL;
 }
 
+/* The two staging slots of the held units' gradients, touched and pinned as the store. */
+static int alloc_stage(hz_ctx *c)
+{
+    size_t bytes = ((size_t)c->plan->fetch_n * 4 + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+    for (int j = 0; j < 2; j++) {
+        c->gstage[j] = aligned_alloc(HZ_STORE_PAGE, bytes);
+        if (!c->gstage[j]) {
+            fprintf(stderr, "train: error: cannot allocate the %.2f GiB gradient staging for "
+                            "the held units\n", 2.0 * (double)bytes / 1073741824.0);
+            return -1;
+        }
+        memset(c->gstage[j], 0, bytes);
+        if (c->be->host_pin && c->be->host_pin(c->gstage[j], bytes) != 0) {
+            free(c->gstage[j]);
+            c->gstage[j] = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
 {
     c->plan = p;
@@ -94,6 +126,12 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->opt_t1_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     c->op_t0_ms = calloc((size_t)p->op_n, sizeof(float));
     c->op_t1_ms = calloc((size_t)p->op_n, sizeof(float));
+    c->fetch_op = calloc((size_t)p->unit_n, sizeof(int));
+    c->fetched_step = calloc((size_t)p->unit_n, sizeof(int64_t));
+    if (!c->fetch_op || !c->fetched_step) return -1;
+    for (int u = 0; u < p->unit_n; u++) c->fetch_op[u] = -1;
+    for (int i = 0; i < p->op_n; i++)
+        if (p->ops[i].kind == HZ_FETCH_G) c->fetch_op[p->ops[i].unit] = i;
     for (int k = 0; k < HZ_OP_KIND_N; k++)
         if (!c->be->ops[k]) {
             fprintf(stderr, "train: error: the %s backend has no %s op (internal error)\n",
@@ -108,6 +146,7 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     pthread_cond_init(&c->cv, NULL);
     double t0 = hz_now_s();
     if (hz_store_alloc(&c->store, p, c->be->host_pin, c->be->host_unpin) != 0) return -1;
+    if (p->fetch_n > 0 && alloc_stage(c) != 0) return -1;
     double t1 = hz_now_s();
     printf("setting up: host store %.2f GiB allocated%s in %.1f s\n", c->store.bytes / 1073741824.0,
            c->be->caps->pinned_host ? " and pinned" : "", t1 - t0);
@@ -122,8 +161,35 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
 void hz_exec_resume_at(hz_ctx *c, int64_t step)
 {
     c->step = step;
-    for (int u = 0; u < c->plan->unit_n; u++) c->unit_done_step[u] = step - 1;
+    for (int u = 0; u < c->plan->unit_n; u++) c->unit_done_step[u] = c->fetched_step[u] = step - 1;
     c->opt_queued_step = step - 1;
+    c->stage_unit[0] = c->stage_unit[1] = -1;
+}
+
+/* FETCH_G op i, of the gradients of step c->step - 1: issued when that update is still to
+ * come and they are not copied yet, once its staging slot's last gradients are used; else,
+ * with MARK, only its marks (the step's timeline and waits have every op). */
+static void issue_fetch(hz_ctx *c, int i, int mark)
+{
+    const hz_op *o = &c->plan->ops[i];
+    int64_t g = c->step - 1;
+    int j = o->gslot;
+    pthread_mutex_lock(&c->mu);
+    int needed = g >= 0 && c->unit_done_step[o->unit] < g && c->fetched_step[o->unit] < g;
+    while (needed && c->stage_unit[j] >= 0 && c->unit_done_step[c->stage_unit[j]] < c->stage_step[j])
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    if (!needed && !mark) return;
+    c->be->op_begin(c, i);
+    if (needed) c->be->ops[o->kind](c, o);
+    c->be->op_end(c, i);
+    if (!needed) return;
+    pthread_mutex_lock(&c->mu);
+    c->fetched_step[o->unit] = g;
+    c->stage_unit[j] = o->unit;
+    c->stage_step[j] = g;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Block until unit u holds the update of step s-1 (its weights may stream again). */
@@ -204,6 +270,10 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->stream == HZ_HOST || o->kind == HZ_OPT) continue; /* updates: below */
+        if (o->kind == HZ_FETCH_G) {
+            issue_fetch(c, i, 1);
+            continue;
+        }
         if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
         issue(c, i);
         if (o->stream == HZ_D2H) last_device_op = i;
@@ -236,6 +306,9 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
 
 void hz_exec_drain(hz_ctx *c)
 {
+    /* the held units' gradients of the last step, which no next step will fetch */
+    for (int i = 0; i < c->plan->op_n; i++)
+        if (c->plan->ops[i].kind == HZ_FETCH_G) issue_fetch(c, i, 0);
     pthread_mutex_lock(&c->mu);
     for (int u = 0; u < c->plan->unit_n; u++)
         while (c->unit_done_step[u] < c->step - 1) pthread_cond_wait(&c->cv, &c->mu);
@@ -253,6 +326,10 @@ void hz_exec_free(hz_ctx *c)
             pthread_join(c->opt_thread, NULL);
         }
         c->be->destroy(c);
+        for (int j = 0; j < 2; j++) {
+            if (c->gstage[j] && c->be->host_unpin) c->be->host_unpin(c->gstage[j]);
+            free(c->gstage[j]);
+        }
         hz_store_free(&c->store);
         hz_pool_free(c->pool);
     }
@@ -261,6 +338,8 @@ void hz_exec_free(hz_ctx *c)
     free(c->opt_t1_s);
     free(c->op_t0_ms);
     free(c->op_t1_ms);
+    free(c->fetch_op);
+    free(c->fetched_step);
     memset(c, 0, sizeof(*c));
 }
 

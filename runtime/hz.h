@@ -61,6 +61,13 @@ typedef struct hz_unit {
     int keep;                /* a block whose forward activations stay on the GPU for its
                               * backward (SAVED region) instead of being recomputed */
     int keep_slot;           /* keep: its index among the kept blocks */
+    int held;                /* a streamed unit whose fp32 gradients stay on the GPU (the
+                              * GHOLD region) until its update: its backward accumulates
+                              * there, its STORE_G only adds their squared norm, and the next
+                              * step's FETCH_G copies them to a host staging slot just before
+                              * the host optimizer updates it (no host gradient pages) */
+    int64_t hold_n;          /* held: its gradients' first element in GHOLD (a tied embedding
+                              * shares the head's) */
 } hz_unit;
 
 /* One region of the GPU arena. */
@@ -87,7 +94,8 @@ typedef struct hz_op {
     int unit;                /* index into units */
     int micro;               /* micro-batch, -1 if none */
     int slot;                /* weight slot (LOAD_W, FWD, LOSS, BWD), -1 if none */
-    int gslot;               /* grad slot (BWD, STORE_G of blocks), -1 if none */
+    int gslot;               /* grad slot (BWD, STORE_G of blocks) or host staging slot
+                              * (FETCH_G), -1 if none */
     int bnd;                 /* STORE_B, LOAD_B: boundary index (input of block bnd), else -1 */
     int wait[HZ_OP_WAITS];
 } hz_op;
@@ -126,6 +134,9 @@ typedef struct hz_plan {
     int64_t saved_bytes;     /* SAVED bytes per kept block and micro-batch (the WORK list's
                               * HZ_SAVED_BUFS prefix) */
     int keep_n;              /* blocks that keep their activations */
+    int64_t hold_n;          /* elements of the GHOLD region (fp32) */
+    int64_t fetch_n;         /* elements of each of the two host staging slots FETCH_G fills:
+                              * the largest held unit's span (0: nothing held) */
     hz_predict pred;         /* the predicted step time */
     int unit_n, tensor_n, region_n, op_n;
     const hz_unit *units;

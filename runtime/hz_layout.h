@@ -152,11 +152,12 @@ static inline int64_t hz_saved_layout(const hz_dims *d, int64_t bf16_bytes)
 #define HZ_STORE_BOUNCE_N ((int64_t)1 << 22)
 
 /* The backed runs of an array of ELEM bytes per element: byte ranges [first, end) of the
- * streamed units' elements, rounded out to pages and merged. Fills the first MAX of them
- * (FIRST, END may be NULL), adds every run's bytes to *BYTES (may be NULL) and returns the
- * run count. Units are in store order; a plan without units is one streamed run. */
-static inline int hz_store_runs(const hz_plan *p, int64_t elem, int64_t *first, int64_t *end,
-                                int max, int64_t *bytes)
+ * streamed units' elements (of the gradient array, GRADS: of the units that hold their
+ * gradients on the host, i.e. not held either), rounded out to pages and merged. Fills the
+ * first MAX of them (FIRST, END may be NULL), adds every run's bytes to *BYTES (may be NULL)
+ * and returns the run count. Units are in store order; a plan without units is one run. */
+static inline int hz_store_runs(const hz_plan *p, int64_t elem, int grads, int64_t *first,
+                                int64_t *end, int max, int64_t *bytes)
 {
     if (p->unit_n == 0) { /* a bare store (tests, benchmarks): one run, all of it */
         int64_t b = (p->host_store_n * elem + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
@@ -169,7 +170,7 @@ static inline int hz_store_runs(const hz_plan *p, int64_t elem, int64_t *first, 
     int64_t run_a = 0, run_b = -1;
     for (int i = 0; i <= p->unit_n; i++) {
         const hz_unit *u = i < p->unit_n ? &p->units[i] : NULL;
-        if (u && (u->resident || u->padded_n == 0)) continue;
+        if (u && (u->resident || (grads && u->held) || u->padded_n == 0)) continue;
         int64_t a = u ? u->host_n * elem / HZ_STORE_PAGE * HZ_STORE_PAGE : 0;
         int64_t b = u ? ((u->host_n + u->padded_n) * elem + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE *
                             HZ_STORE_PAGE
@@ -190,6 +191,21 @@ static inline int hz_store_runs(const hz_plan *p, int64_t elem, int64_t *first, 
     return n;
 }
 
+/* Elements of a unit's gradients from the start of its gradient region up to the end of the
+ * last tensor it owns (a tied head's lm_head is the embedding's; a tied embedding's
+ * gradient lies after the head's final norm): what a held unit's FETCH_G copies, laid out
+ * by each tensor's grad_n. */
+static inline int64_t hz_unit_grads_n(const hz_tensor *tensors, const hz_unit *u)
+{
+    int64_t n = 0;
+    for (int i = 0; i < u->tensor_n; i++) {
+        const hz_tensor *t = &tensors[u->first_tensor + i];
+        if (t->host_n < u->host_n || t->host_n >= u->host_n + u->padded_n) continue;
+        if (t->grad_n + t->rows * t->cols > n) n = t->grad_n + t->rows * t->cols;
+    }
+    return n;
+}
+
 /* Elements of the bounce buffer: HZ_STORE_BOUNCE_N, or all the resident elements if fewer. */
 static inline int64_t hz_store_bounce_n(const hz_plan *p)
 {
@@ -202,7 +218,7 @@ static inline int64_t hz_store_backed_bytes(const hz_plan *p, int64_t grad_bytes
 {
     const int64_t elem[5] = {2, 2, 4, 4, grad_bytes};
     int64_t bytes = 0;
-    for (int a = 0; a < 5; a++) hz_store_runs(p, elem[a], NULL, NULL, 0, &bytes);
+    for (int a = 0; a < 5; a++) hz_store_runs(p, elem[a], a == 4, NULL, NULL, 0, &bytes);
     bytes += hz_store_bounce_n(p) * (2 + 2 + 4 + 4);
     return bytes;
 }

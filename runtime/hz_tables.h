@@ -37,7 +37,8 @@
     X(LOSSBUF, "loss_head", "final norm, logits chunk, per-token losses")         \
     X(SCALARS, "scalars", "doubles: the step's squared gradient norm and its partial sums") \
     X(RESIDENT, "resident", "resident units: bf16 w, int16 lo, fp32 m, v, g (16 bytes a parameter)") \
-    X(SAVED, "saved", "forward activations of the kept blocks, per block and micro-batch")
+    X(SAVED, "saved", "forward activations of the kept blocks, per block and micro-batch") \
+    X(GHOLD, "grad_hold", "fp32 gradients of the streamed units that hold them on the GPU until their update")
 
 /* Streams. */
 #define HZ_STREAM_KINDS(X)                          \
@@ -53,6 +54,7 @@
     X(LOSS, "loss", "head forward + backward of one micro-batch, chunked over tokens") \
     X(BWD, "bwd", "recompute a block from its boundary, backward, accumulate grads") \
     X(STORE_G, "store_g", "copy a unit's gradients -> host, add its squared norm")  \
+    X(FETCH_G, "fetch_g", "copy a held unit's gradients of the step before -> host staging, for its update") \
     X(OPT, "opt", "AdamW on a unit's master (host, or the GPU for resident units)")  \
     X(STORE_B, "store_b", "copy a layer's boundary activations -> host (host boundaries)") \
     X(LOAD_B, "load_b", "copy a layer's boundary activations host -> GPU (host boundaries)")

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hz.h"
+#include "hz_layout.h"
 
 #define HZ_NAME_ENTRY(id, name, ...) name,
 #define HZ_WHAT_ENTRY(id, name, what) what,
@@ -61,9 +62,10 @@ void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
         for (int k = 0; k < u->tensor_n; k++) {
             const hz_tensor *x = &p->tensors[u->first_tensor + k];
             if (o->kind == HZ_LOAD_W) *h2d += 2 * x->rows * x->cols;
-            if (o->kind == HZ_STORE_G && x->store_grad && !u->resident)
+            if (o->kind == HZ_STORE_G && x->store_grad && !u->resident && !u->held)
                 *d2h += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
         }
+        if (o->kind == HZ_FETCH_G) *d2h += 4 * hz_unit_grads_n(p->tensors, u);
         /* host boundaries: a whole layer each way */
         if (o->kind == HZ_LOAD_B) *h2d += 2 * p->dims.step_tokens * p->dims.C;
         if (o->kind == HZ_STORE_B) *d2h += 2 * p->dims.step_tokens * p->dims.C;

@@ -198,6 +198,10 @@ void hz_adamw_range(uint16_t *w, int16_t *lo, float *m, float *v, const float *g
  * t = 1-based step for the bias correction. */
 void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
                    float gscale, int64_t t, hz_pool *pool);
+/* The same with the unit's fp32 gradients in GRADS, laid out by each tensor's grad_n (a held
+ * unit's staging slot) instead of the store's gradient array. */
+void hz_adamw_unit_grads(hz_store *s, const hz_plan *p, int unit, const float *grads,
+                         const hz_optim *o, float lr, float gscale, int64_t t, hz_pool *pool);
 /* AdamW with the coefficients K on store elements [first, first + n), split over POOL: what
  * hz_adamw_unit runs on each tensor (train --probe times it). */
 void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
@@ -280,6 +284,13 @@ struct hz_ctx {
     /* the update a device opt op applies (exec.c sets them before issuing it) */
     float opt_lr, opt_gscale;
     int64_t opt_t;               /* 1-based step for the bias correction */
+    /* held units (hz_unit.held): their FETCH_G copies the gradients of step s into staging
+     * slot o->gslot when step s + 1 (or a drain) issues it; the update of step s reads them */
+    float *gstage[2];            /* (fetch_n) fp32 each, pinned where the store is */
+    int *fetch_op;               /* per unit: its FETCH_G op, -1 if not held */
+    int64_t *fetched_step;       /* per unit: the step whose gradients its FETCH_G copied */
+    int stage_unit[2];           /* per slot: the unit whose gradients it holds (-1: none), */
+    int64_t stage_step[2];       /* of this step: the slot is free once that update is done */
 };
 
 /* ---- checkpoints (checkpoint.c); err buffers are HZ_HF_ERR_BYTES (hfmap.h) ---- */

@@ -86,11 +86,11 @@ static void *map_array(void *arg)
         return NULL;
     }
     j->base = base;
-    int n = hz_store_runs(s->plan, elem_bytes(s, j->a), NULL, NULL, 0, NULL);
+    int n = hz_store_runs(s->plan, elem_bytes(s, j->a), j->a == HZ_ARR_G, NULL, NULL, 0, NULL);
     int64_t *first = malloc(sizeof(int64_t) * (size_t)(2 * n + 1)), *end = first + n;
     if (!first) return NULL;
-    hz_store_runs(s->plan, elem_bytes(s, j->a), first, end, n, NULL);
-    int64_t gap = 0; /* the gaps hold resident units' elements: nothing may touch them */
+    hz_store_runs(s->plan, elem_bytes(s, j->a), j->a == HZ_ARR_G, first, end, n, NULL);
+    int64_t gap = 0; /* the gaps hold resident (in g, also held) units' elements: nothing touches them */
     for (int r = 0; r <= n; r++) {
         int64_t gap_end = r < n ? first[r] : (int64_t)bytes;
         if (gap_end > gap) mprotect(base + gap, (size_t)(gap_end - gap), PROT_NONE);
@@ -153,10 +153,10 @@ void hz_store_free(hz_store *s)
         char *base = array_base(s, a);
         if (!base) continue;
         if (s->pinned && s->unpin) {
-            int n = hz_store_runs(s->plan, elem_bytes(s, a), NULL, NULL, 0, NULL);
+            int n = hz_store_runs(s->plan, elem_bytes(s, a), a == HZ_ARR_G, NULL, NULL, 0, NULL);
             int64_t *first = malloc(sizeof(int64_t) * (size_t)(n + 1));
             if (first) {
-                hz_store_runs(s->plan, elem_bytes(s, a), first, NULL, n, NULL);
+                hz_store_runs(s->plan, elem_bytes(s, a), a == HZ_ARR_G, first, NULL, n, NULL);
                 for (int r = 0; r < n; r++) s->unpin(base + first[r]);
             }
             free(first);

@@ -102,12 +102,15 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
         if (t1[i] > last) last = t1[i];
     }
     out->span_ms = last - first;
-    /* the copies; a resident unit's store_g only adds its squared norm on the d2h stream */
+    /* the copies; a resident or held unit's store_g only adds its squared norm on the d2h
+     * stream (a held unit's gradients go home in the next step's fetch_g) */
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         double ms = t1[i] - t0[i];
         if (o->kind == HZ_LOAD_W || o->kind == HZ_LOAD_B) out->phase_ms[HZ_PH_H2D] += ms;
-        if (o->kind == HZ_STORE_B || (o->kind == HZ_STORE_G && !p->units[o->unit].resident))
+        const hz_unit *u = &p->units[o->unit];
+        if (o->kind == HZ_STORE_B || o->kind == HZ_FETCH_G ||
+            (o->kind == HZ_STORE_G && !u->resident && !u->held))
             out->phase_ms[HZ_PH_D2H] += ms;
     }
     if (c->step >= 1) { /* the updates of the step before, all applied by now */

@@ -426,6 +426,68 @@ static void check_residency(void)
           "keep 4: predicted backward %.3f s < %.3f s (no recompute for them)",
           keep.p.pred.phase_s[HZ_PH_BWD], base.p.pred.phase_s[HZ_PH_BWD]);
 
+    /* every streamed unit holds its gradients on the GPU: no host gradient pages, two staging
+     * slots instead; each fetch two held units ahead of its weights, each update after it */
+    hzc_plan held;
+    s.plan.keep_blocks = 0;
+    s.plan.gpu_grad_blocks = s.L;
+    s.plan.gpu_grad_ends = 1;
+    CHECK(plan_build(&s, &none, &held, stderr) == 0, "llama3-3b: every unit's gradients held plans");
+    tm_predict(&held.p, &c);
+    int64_t g_runs = 0, span = 0, hold_ok = 1;
+    hz_store_runs(&base.p, base.p.host_grad_bf16 ? 2 : 4, 1, NULL, NULL, 0, &g_runs);
+    for (int i = 0; i < held.p.unit_n; i++) {
+        const hz_unit *u = &held.units[i];
+        int64_t n = hz_unit_grads_n(held.tensors, u);
+        if (n > span) span = n;
+        hold_ok &= u->held && u->hold_n >= 0 && u->hold_n + u->span_n <= held.p.hold_n;
+    }
+    hold_ok &= held.units[0].hold_n == held.units[held.p.unit_n - 1].hold_n; /* tied */
+    CHECK(hold_ok && held.p.fetch_n == span &&
+              held.regions[HZ_GHOLD].bytes >= 4 * held.p.hold_n &&
+              held.regions[HZ_GHOLD].bytes >= 4 * held.p.params_n &&
+              held.regions[HZ_GSLOT].bytes == 0 && held.regions[HZ_GHEAD].bytes == 0 &&
+              held.regions[HZ_GSTAGE].bytes == 0,
+          "held: every unit in grad_hold (%lld bytes), no gradient slots; staging slots of "
+          "%lld elements",
+          (long long)held.regions[HZ_GHOLD].bytes, (long long)held.p.fetch_n);
+    CHECK(held.p.host_store_bytes == base.p.host_store_bytes - g_runs &&
+              held.p.host_bytes - held.p.host_store_bytes ==
+                  base.p.host_bytes - base.p.host_store_bytes + 2 * 4 * held.p.fetch_n,
+          "held: host store %lld = the default's %lld less its %lld gradient bytes; two fp32 "
+          "staging slots in the extras",
+          (long long)held.p.host_store_bytes, (long long)base.p.host_store_bytes,
+          (long long)g_runs);
+    int fetches = 0, order_ok = 1, k_held = 0, last_load[64] = {0};
+    for (int i = 0; i < held.p.op_n; i++) {
+        const hz_op *o = &held.ops[i];
+        if (o->kind == HZ_LOAD_W && k_held < held.p.unit_n && k_held < 64) last_load[k_held++] = i;
+        if (o->kind == HZ_FETCH_G) {
+            order_ok &= o->stream == HZ_D2H && o->gslot == fetches % 2 &&
+                        o->unit == fetches && /* every unit held: the k-th fetch is unit k */
+                        (fetches < 2 ? i < 2 : i == last_load[fetches - 2] + 1);
+            fetches++;
+        }
+        if (o->kind == HZ_OPT) {
+            int waits_fetch = 0;
+            for (int w = 0; w < HZ_OP_WAITS; w++)
+                waits_fetch |= o->wait[w] >= 0 && held.ops[o->wait[w]].kind == HZ_FETCH_G &&
+                               held.ops[o->wait[w]].unit == o->unit;
+            order_ok &= waits_fetch && o->stream == HZ_HOST;
+        }
+    }
+    int64_t hh2d = 0, hd2h = 0, bh2d = 0, bd2h = 0;
+    hz_plan_pcie_bytes(&held.p, &hh2d, &hd2h);
+    hz_plan_pcie_bytes(&base.p, &bh2d, &bd2h);
+    CHECK(fetches == held.p.unit_n && order_ok && hh2d == bh2d &&
+              hd2h >= bd2h && hd2h < bd2h + bd2h / 100,
+          "held: %d fetch_g, slot k %% 2, each right after the load_w of the held unit two "
+          "before; every update waits for its fetch; d2h %lld bytes (the default's %lld)",
+          fetches, (long long)hd2h, (long long)bd2h);
+    s.plan.gpu_grad_blocks = 0;
+    s.plan.gpu_grad_ends = 0;
+    plan_free(&held);
+
     /* a plan: section that does not fit names its choices, at the place they were written */
     s.plan.keep_blocks = s.L;
     s.plan.resident_blocks = s.L;

@@ -1,8 +1,9 @@
 #!/bin/sh
 # tests/test_residency.sh - every placement of a plan (the plan: section) trains the same
 # numbers: on the cpu backend the resident units' updates, the kept blocks' saved activations
-# and the default streaming give bit-identical masters, losses and norms, with and without
-# gradient clipping, tied and untied; a checkpoint of one placement resumes into another.
+# gradients held on the GPU and the default streaming give bit-identical masters, losses and
+# norms, with and without gradient clipping, tied and untied; a checkpoint of one placement
+# resumes into another.
 # Run from the repository root after make.
 hzc=build/hzc
 tmp=$(mktemp -d /tmp/hzc-res.XXXXXX)
@@ -33,8 +34,19 @@ for v in tied untied; do
     spec "$v-all" '  resident_blocks: 4\n  resident_ends: true\n' "$edit"
     spec "$v-half" '  resident_blocks: 2\n  keep_activations: 3\n' "$edit"
     spec "$v-ends" '  resident_ends: true\n  keep_activations: 4\n  boundaries: host\n' "$edit"
+    spec "$v-held" '  gpu_gradient_blocks: 4\n  gpu_gradient_ends: true\n' "$edit"
+    spec "$v-mixed" '  resident_blocks: 1\n  gpu_gradient_blocks: 3\n  keep_activations: 2\n  boundaries: host\n' "$edit"
     $hzc plan "$tmp/$v-all.yaml" > "$tmp/$v-all.plan" 2>&1
     $hzc plan "$tmp/$v-half.yaml" > "$tmp/$v-half.plan" 2>&1
+    $hzc plan "$tmp/$v-mixed.yaml" > "$tmp/$v-mixed.plan" 2>&1
+    grep -q '^  block 0 *gpu *gpu *gpu fp32 *recomputed' "$tmp/$v-mixed.plan" &&
+        grep -q '^  block 1 *streamed *host *gpu fp32 *recomputed' "$tmp/$v-mixed.plan" &&
+        grep -q '^  block 2 *streamed *host *gpu fp32 *kept' "$tmp/$v-mixed.plan" &&
+        grep -q '^  block 3 *streamed *host *host fp32 *kept' "$tmp/$v-mixed.plan" &&
+        grep -q '^  head *streamed *host *host fp32 ' "$tmp/$v-mixed.plan" &&
+        grep -q ' 2 fetch_g' "$tmp/$v-mixed.plan" &&
+        ok "$v: hzc plan: gradients of blocks 1-2 held on the GPU (2 fetch_g), block 3 and the head on the host" ||
+        bad "$v: held gradients in the plan: $(grep -A7 '^residency' "$tmp/$v-mixed.plan" | tr '\n' '|')"
     grep -q '^  blocks 0-3 *gpu *gpu *gpu fp32 *recomputed' "$tmp/$v-all.plan" &&
         grep -q '^  blocks 2-3 *streamed *host *host fp32 *kept' "$tmp/$v-half.plan" &&
         grep -q '^  block 1 *gpu *gpu *gpu fp32 *kept' "$tmp/$v-half.plan" &&
@@ -42,7 +54,7 @@ for v in tied untied; do
         bad "$v: residency table: $(grep -A6 '^residency' "$tmp/$v-half.plan" | tr '\n' '|')"
     for clip in 1 0; do
         run "$v-base-$clip" "$v-base" --steps 4 --grad-clip $clip
-        for p in all half ends; do
+        for p in all half ends held mixed; do
             run "$v-$p-$clip" "$v-$p" --steps 4 --grad-clip $clip
             same "$v-base-$clip" "$v-$p-$clip" &&
                 ok "$v, --grad-clip $clip: plan '$p' trains bit-identically to the default plan: $(tr '\n' ' ' < "$tmp/$v-$p-$clip.loss")" ||
@@ -73,6 +85,19 @@ set -- $(hs va) $(hs vr) $(hs tied-half-1)
 [ $# = 6 ] && [ "$1" = "$2" ] && [ "$3" = "$4" ] && [ "$5" = "$6" ] && [ "$3" -lt "$1" ] && [ "$5" -lt "$1" ] &&
     ok "host store planned = measured: default $1, all resident $3, half resident $5 bytes" ||
     bad "host store planned vs measured: $*"
+set -- $(hs tied-base-1) $(hs tied-held-1) $(hs untied-mixed-1)
+[ $# = 6 ] && [ "$1" = "$2" ] && [ "$3" = "$4" ] && [ "$5" = "$6" ] && [ "$3" -lt "$1" ] &&
+    ok "held gradients: host store planned = measured, no gradient pages: $3 bytes against the default's $1 (mixed untied: $5)" ||
+    bad "held gradients: host store planned vs measured: $*"
+# the held units' last gradients reach their update before a checkpoint, and both ways resume
+run ha tied-held --steps 2 --out "$tmp/hk"
+run hb tied-base --steps 4 --resume "$tmp/hk"
+run hc tied-base --steps 2 --out "$tmp/hl"
+run hd tied-mixed --steps 4 --resume "$tmp/hl"
+cmp -s "$tmp/hb.raw" "$tmp/tied-base-1.raw" && cmp -s "$tmp/hb.loss" "$tmp/base-tail.loss" &&
+    cmp -s "$tmp/hd.raw" "$tmp/tied-base-1.raw" && cmp -s "$tmp/hd.loss" "$tmp/base-tail.loss" &&
+    ok "held gradients: 2 steps + checkpoint + --resume (held -> default, default -> mixed) = 4 steps of the default plan" ||
+    bad "held gradients and resume: $(tr '\n' ' ' < "$tmp/hb.loss") / $(tr '\n' ' ' < "$tmp/hd.loss") vs $(tr '\n' ' ' < "$tmp/base-tail.loss")"
 run ia tied-base --steps 2 --init "$tmp/vb/step-00000003"
 run ib tied-all --steps 2 --init "$tmp/vb/step-00000003"
 run ic tied-half --steps 2 --init "$tmp/vb/step-00000003"

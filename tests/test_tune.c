@@ -35,14 +35,18 @@ static int64_t exhaustive(const hzc_spec *s, const plan_limits *lim, const tm_ce
             continue;
         for (int ends = 0; ends <= 1; ends++)
             for (int slots = 2; slots <= 3; slots++)
-                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16; grad++)
+                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16 + 1; grad++)
                     for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++)
                         for (int64_t r = 0; r <= s->L; r++)
                             for (int64_t k = 0; k <= s->L; k++) {
+                                int held = grad > SPEC_GRAD_BF16; /* every streamed unit */
                                 spec_plan p = {.set = 1, .resident_blocks = r,
                                                .resident_ends = ends, .keep_blocks = k,
-                                               .weight_slots = slots, .host_grad = grad,
-                                               .boundaries = where};
+                                               .weight_slots = slots,
+                                               .host_grad = held ? SPEC_GRAD_FP32 : grad,
+                                               .boundaries = where,
+                                               .gpu_grad_blocks = held ? s->L : 0,
+                                               .gpu_grad_ends = held};
                                 tune_result res;
                                 tune_eval(s, &p, per * s->T, lim, c, &res);
                                 n++;
@@ -120,12 +124,12 @@ static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c
                   "%s at %.1f KiB: more GPU memory, best step %.6g s <= %.6g s before", name,
                   kib, w->step_s, prev_step);
         prev_step = w->step_s;
-        /* the walk: per choice one bisection over the resident count, then one step down
+        /* the walk: per choice (24) one bisection over the resident count, then one step down
          * the staircase per kept count or per resident count given up */
         int64_t log2L = 0;
         while (((int64_t)1 << log2L) <= s->L) log2L++;
-        int64_t bound = 16 * (int64_t)srch.micro_n * (2 * s->L + log2L + 2);
-        CHECK(srch.built_n <= bound, "%s at %.1f KiB: %lld plans built <= %lld (16 x %d "
+        int64_t bound = 24 * (int64_t)srch.micro_n * (2 * s->L + log2L + 2);
+        CHECK(srch.built_n <= bound, "%s at %.1f KiB: %lld plans built <= %lld (24 x %d "
               "micro-batch sizes x (2 L + log2 L + 2))", name, kib, (long long)srch.built_n,
               (long long)bound, srch.micro_n);
     }

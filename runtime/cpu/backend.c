@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../hz_layout.h"
 #include "../rt.h"
 #include "block.h"
 #include "ops.h"
@@ -24,6 +25,7 @@ typedef struct cpu_state {
     int64_t res_gblock_n, res_ghead_n;
     hz_pool *res_pool;       /* one thread for their updates, which run beside the host
                               * optimizer thread's pool */
+    float *hold;             /* the GHOLD region: held units' gradients (hz_unit.held) */
     float *saved;            /* the SAVED region: kept blocks' activations, fp32 */
     int64_t saved_n;         /* floats per kept block and micro-batch */
     cpu_work work;
@@ -98,6 +100,7 @@ static int cpu_init(hz_ctx *c)
                               !(s->res_ghead = falloc(s, s->res_ghead_n)) ||
                               !(s->res_pool = hz_pool_new(1))))
         return -1;
+    if (p->hold_n > 0 && !(s->hold = falloc(s, p->hold_n))) return -1;
     s->saved_n = cpu_saved_floats(d);
     if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * d->n_micro * s->saved_n)))
         return -1;
@@ -223,10 +226,15 @@ static float *op_slot(hz_ctx *c, const hz_op *o)
 }
 
 /* The unit's gradient accumulator: a grad slot for blocks, the head region otherwise (a
- * resident unit's: their own), and how many floats it holds. */
+ * resident unit's: their own; a held unit's: its place in GHOLD), and how many floats it
+ * holds. */
 static float *op_grads(const cpu_state *s, const hz_plan *p, const hz_op *o, int64_t *n)
 {
     const hz_unit *u = &p->units[o->unit];
+    if (u->held) {
+        if (n) *n = u->span_n;
+        return s->hold + u->hold_n;
+    }
     int block = u->grad_region == HZ_GSLOT;
     if (n) *n = u->resident ? (block ? s->res_gblock_n : s->res_ghead_n)
                             : (block ? s->gslot_n : s->ghead_n);
@@ -298,7 +306,9 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
         double ss = 0.0;
         for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
         s->sumsq += ss;
-        if (u->resident) {
+        if (u->held) {
+            continue; /* they wait in GHOLD for the next step's FETCH_G */
+        } else if (u->resident) {
             memcpy(s->res_g + u->res_g_n + t->grad_n, src, (size_t)n * sizeof(float));
         } else if (c->store.grad_bf16) {
             uint16_t *g = (uint16_t *)c->store.g + t->host_n;
@@ -307,6 +317,15 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
             memcpy((float *)c->store.g + t->host_n, src, (size_t)n * sizeof(float));
         }
     }
+}
+
+/* A held unit's gradients of the step before, to the staging slot its update reads. */
+static void op_fetch_g(hz_ctx *c, const hz_op *o)
+{
+    cpu_state *s = c->bk;
+    const hz_unit *u = &c->plan->units[o->unit];
+    memcpy(c->gstage[o->gslot], s->hold + u->hold_n,
+           (size_t)hz_unit_grads_n(c->plan->tensors, u) * sizeof(float));
 }
 
 /* The whole step's boundary o->bnd, one copy each way. */
@@ -430,6 +449,7 @@ static void cpu_destroy(hz_ctx *c)
     free(s->res_m);
     free(s->res_v);
     free(s->res_g);
+    free(s->hold);
     free(s->res_slot);
     free(s->res_gblock);
     free(s->res_ghead);
@@ -458,7 +478,7 @@ const hz_backend hz_backend_impl = {
     .begin_step = cpu_begin_step,
     .op_begin = cpu_op_begin,
     .ops = {[HZ_LOAD_W] = op_load_w, [HZ_FWD] = op_fwd, [HZ_LOSS] = op_loss, [HZ_BWD] = op_bwd,
-            [HZ_STORE_G] = op_store_g, [HZ_OPT] = op_opt, [HZ_STORE_B] = op_store_b,
+            [HZ_STORE_G] = op_store_g, [HZ_FETCH_G] = op_fetch_g, [HZ_OPT] = op_opt, [HZ_STORE_B] = op_store_b,
             [HZ_LOAD_B] = op_load_b},
     .op_end = cpu_op_end,
     .wait_op = cpu_wait_op,

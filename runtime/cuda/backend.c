@@ -100,6 +100,16 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
     hzcu_store_grads(s, c->store.g, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_D2H]);
 }
 
+/* A held unit's gradients of the step before, from GHOLD to the host staging slot its update
+ * reads (exec.c issues it only while that update is to come). */
+static void op_fetch_g(hz_ctx *c, const hz_op *o)
+{
+    cuda_state *s = c->bk;
+    const hz_unit *u = &s->p->units[o->unit];
+    hzcu_copy(s, s->stream[HZ_D2H], c->gstage[o->gslot], hzcu_unit_grads(s, u, -1),
+              hz_unit_grads_n(s->p->tensors, u) * 4, cudaMemcpyDeviceToHost);
+}
+
 /* A resident unit's AdamW on the GPU, with the update exec.c set (runtime/cuda/resident.c). */
 static void op_opt(hz_ctx *c, const hz_op *o)
 {
@@ -483,6 +493,7 @@ const hz_backend hz_backend_impl = {
             [HZ_LOSS] = op_loss,
             [HZ_BWD] = op_bwd,
             [HZ_STORE_G] = op_store_g,
+            [HZ_FETCH_G] = op_fetch_g,
             [HZ_OPT] = op_opt,
             [HZ_STORE_B] = op_store_b,
             [HZ_LOAD_B] = op_load_b},

@@ -134,7 +134,8 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
     const bf16 *x = hzcu_boundary_at(s, p->dims.L, mtok);
     bf16 *dx = s->dgrad + mtok * C;
     if (backward && m == 0)
-        hzcu_memset(s, st, grads, u->resident ? u->span_n * 4 : p->regions[HZ_GHEAD].bytes);
+        hzcu_memset(s, st, grads,
+                    u->resident || u->held ? u->span_n * 4 : p->regions[HZ_GHEAD].bytes);
     hzcu_rmsnorm_forward(s, st, l->xn, l->rstd, x, norm_w, s->N, s->C, p->dims.eps);
     for (int64_t c0 = 0; c0 < N; c0 += K) {
         hzcu_linear_forward(s, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
@@ -196,7 +197,8 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
         return;
     }
     if (m == 0)
-        hzcu_memset(s, cs, grads, u->resident ? u->span_n * 4 : p->regions[HZ_GSLOT].slot_bytes);
+        hzcu_memset(s, cs, grads,
+                    u->resident || u->held ? u->span_n * 4 : p->regions[HZ_GSLOT].slot_bytes);
     block_w w = hzcu_block_weights(s, u, slot);
     block_g g = hzcu_block_grads(p, u, grads);
     work_bufs b = unit_work(s, u, m);
@@ -214,7 +216,7 @@ void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char 
         const float *src = (const float *)grads + t->grad_n;
         long n = (long)(t->rows * t->cols);
         hzcu_sumsq_f32(s, st, s->scalars + HZ_SC_SUMSQ, src, n);
-        if (u->resident) continue; /* updated on the GPU, where they are */
+        if (u->resident || u->held) continue; /* updated on the GPU / fetched by FETCH_G */
         if (p->host_grad_bf16) {
             hzcu_f32_to_bf16(s, st, stage + t->grad_n, src, n);
             hzcu_copy(s, st, (uint16_t *)host_g + t->host_n, stage + t->grad_n, n * 2,
@@ -228,6 +230,7 @@ void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char 
 char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot)
 {
     if (u->resident) return s->res[HZ_RES_G] + u->res_g_n * 4;
+    if (u->held) return hzcu_region_at(s, HZ_GHOLD, 0) + u->hold_n * 4;
     if (u->grad_region != HZ_GSLOT) return hzcu_region_at(s, HZ_GHEAD, 0);
     return gslot >= 0 ? hzcu_region_at(s, HZ_GSLOT, gslot) : NULL;
 }

@@ -144,7 +144,8 @@ on_host=$?
     ok "host-held boundaries (store_b/load_b) train bit-identically to GPU ones (--deterministic)" ||
     bad "host boundaries: plan on host: $on_host; $(tr '\n' ' ' < "$d/hb.loss") vs $(tr '\n' ' ' < "$d/da.loss")"
 # residency tiers on the GPU (--deterministic): resident units updated by hzk_adamw, kept
-# activations without recompute, both with host boundaries, tied and untied: each trains
+# activations without recompute, gradients held on the GPU and fetched for the host update,
+# with host boundaries, tied and untied: each trains
 # bit-identically to the default streamed plan (the cpu reference of these plans is the
 # default plan: tests/test_residency.sh shows they agree bit for bit on the cpu backend)
 for v in untied tied; do
@@ -157,11 +158,13 @@ for v in untied tied; do
         run tied "$d/tied/train" --steps 6 --deterministic --save-raw "$d/tied.raw"
         base=tied
     fi
-    for plan in all half ends; do
+    for plan in all half ends held mixed; do
         case $plan in
             all) body='  resident_blocks: 4\n  resident_ends: true\n' ;;
             half) body='  resident_blocks: 2\n  keep_activations: 3\n' ;;
             ends) body='  resident_ends: true\n  keep_activations: 4\n  boundaries: host\n' ;;
+            held) body='  gpu_gradient_blocks: 4\n  gpu_gradient_ends: true\n' ;;
+            mixed) body='  resident_blocks: 1\n  gpu_gradient_blocks: 3\n  keep_activations: 2\n  boundaries: host\n' ;;
         esac
         n=$v-$plan
         { cat "$src"; printf 'plan:\n%b' "$body"; } > "$d/$n.yaml"
