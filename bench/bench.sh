@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/bench.sh [MODEL...] - throughput of hzc's cuda trainer on published shapes, on the
 # device machine, beside the card's ceilings and PyTorch's own throughput in the same run.
-#   MODEL: a name under models/ (default: llama3-3b llama3-8b), optionally with @SIZE to plan
+#   MODEL: a name under models/ (default: llama3-3b llama3-8b) or a spec's path (*.yaml, its
+#   own plan: section, e.g. bench/specs/llama3-8b-held.yaml), optionally with @SIZE to plan
 #   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
 #   activations on the host), +det for train --deterministic and +tuned for the plan
 #   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
@@ -30,8 +31,9 @@ for run in $models; do
     flags=
     case $run in *+det*) flags=--deterministic ;; esac
     tag=$(echo "$run" | tr '@+' '--')
-    d=build/bench/$tag
     spec=models/$m.yaml
+    case $m in *.yaml) spec=$m; tag=$(basename "$m" .yaml)$(echo "${run#"$m"}" | tr '@+' '--') ;; esac
+    d=build/bench/$tag
     case $run in *+tuned*)
         mkdir -p build/bench
         spec=build/bench/$tag.yaml

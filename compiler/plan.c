@@ -453,7 +453,7 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
     pl->host_extra_bytes = d->step_tokens * (4 + 4 + 4);
     if (pl->p.boundary_on_host) pl->host_extra_bytes += d->L * d->step_tokens * d->C * 2;
     /* held units: the two fp32 staging slots their gradients reach the host optimizer in */
-    pl->host_extra_bytes += 2 * pl->p.fetch_n * 4;
+    pl->host_extra_bytes += 2 * hz_stage_slot_bytes(&pl->p);
     pl->p.host_bytes = pl->p.host_store_bytes + pl->host_extra_bytes;
 }
 

@@ -97,7 +97,7 @@ static void *opt_main(void *arg)
 /* The two staging slots of the held units' gradients, touched and pinned as the store. */
 static int alloc_stage(hz_ctx *c)
 {
-    size_t bytes = ((size_t)c->plan->fetch_n * 4 + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+    size_t bytes = (size_t)hz_stage_slot_bytes(c->plan);
     for (int j = 0; j < 2; j++) {
         c->gstage[j] = aligned_alloc(HZ_STORE_PAGE, bytes);
         if (!c->gstage[j]) {

@@ -206,6 +206,13 @@ static inline int64_t hz_unit_grads_n(const hz_tensor *tensors, const hz_unit *u
     return n;
 }
 
+/* Bytes of one of the two host staging slots of the held units' gradients (fetch_n fp32,
+ * whole pages; 0 when nothing is held): the executor's allocation, counted by the planner. */
+static inline int64_t hz_stage_slot_bytes(const hz_plan *p)
+{
+    return (p->fetch_n * 4 + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+}
+
 /* Elements of the bounce buffer: HZ_STORE_BOUNCE_N, or all the resident elements if fewer. */
 static inline int64_t hz_store_bounce_n(const hz_plan *p)
 {

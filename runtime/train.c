@@ -357,6 +357,9 @@ int main(int argc, char **argv)
     }
     if (a.init_raw) hz_train_load_raw(&ctx.store, a.init_raw);
     printf("ready in %.1f s\n", hz_now_s() - t_init);
+    /* everything the plan allocates exists now; what the process holds beyond it is its own
+     * start-up (code, libraries, the CUDA context), which the plan does not model */
+    int64_t rss_ready = hz_proc_bytes("/proc/self/status", "VmRSS:");
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
     int64_t profiled_steps = 0;
@@ -506,6 +509,12 @@ int main(int argc, char **argv)
     }
     print_bytes_line("host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store));
     print_bytes_line("host peak (RSS)", p->host_bytes, hz_peak_rss_bytes());
+    int64_t peak = hz_peak_rss_bytes();
+    printf("  host RSS when ready %lld: the plan's %lld and %lld of the process's own start-up "
+           "(libraries, device context); peak %lld, %+lld after start-up (%+.3f%% of the plan)\n",
+           (long long)rss_ready, (long long)p->host_bytes, (long long)(rss_ready - p->host_bytes),
+           (long long)peak, (long long)(peak - rss_ready),
+           100.0 * (double)(peak - rss_ready) / (double)p->host_bytes);
     ctx.be->report(&ctx, stdout);
     hz_exec_free(&ctx);
     free(tk.inputs);

@@ -453,7 +453,7 @@ static void check_residency(void)
           (long long)held.regions[HZ_GHOLD].bytes, (long long)held.p.fetch_n);
     CHECK(held.p.host_store_bytes == base.p.host_store_bytes - g_runs &&
               held.p.host_bytes - held.p.host_store_bytes ==
-                  base.p.host_bytes - base.p.host_store_bytes + 2 * 4 * held.p.fetch_n,
+                  base.p.host_bytes - base.p.host_store_bytes + 2 * hz_stage_slot_bytes(&held.p),
           "held: host store %lld = the default's %lld less its %lld gradient bytes; two fp32 "
           "staging slots in the extras",
           (long long)held.p.host_store_bytes, (long long)base.p.host_store_bytes,

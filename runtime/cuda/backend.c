@@ -310,7 +310,8 @@ static void cuda_report(hz_ctx *c, FILE *out)
             LT_WORKSPACE_BYTES >> 20, (long long)(s->HD / 2 * 4), s->cubin_bytes, s->gemm_n,
             s->gemm_late ? " (some late: see the warning above)" : "");
     fprintf(out, "  pinned host staging    planned %14lld  allocated %14lld\n",
-            (long long)(p->host_bytes - p->host_store_bytes), (long long)s->pinned_bytes);
+            (long long)(p->host_bytes - p->host_store_bytes - 2 * hz_stage_slot_bytes(p)),
+            (long long)s->pinned_bytes);
     fprintf(out, "  GPU %s: %.2f GiB in use by all processes now, %.2f GiB total\n", s->gpu_name,
             gib((int64_t)(total_b - free_b)), gib((int64_t)total_b));
 }
