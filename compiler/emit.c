@@ -131,6 +131,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "critical", p->pred.critical);
     set_str(L, "ceilings", p->pred.ceilings ? p->pred.ceilings : "");
     set_str(L, "ceilings_gpu", p->pred.ceilings_gpu ? p->pred.ceilings_gpu : "");
+    set_int(L, "process_host_bytes", p->pred.process_host_bytes);
     char crit[256];
     tm_critical_text(p, crit, sizeof crit);
     set_str(L, "critical_text", crit);

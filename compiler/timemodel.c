@@ -28,6 +28,8 @@ void tm_defaults(tm_ceilings *c)
     c->h2d_gbps = 55.3;
     c->d2h_gbps = 55.1;
     c->host_adamw_gbps = 101.2;
+    /* the llama3-8b trainer's resident set when ready beyond its plan, measured 2026-12-02 */
+    c->process_host_bytes = 492867584;
 }
 
 int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
@@ -45,6 +47,7 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
         {"h2d_gbps", offsetof(tm_ceilings, h2d_gbps)},
         {"d2h_gbps", offsetof(tm_ceilings, d2h_gbps)},
         {"host_adamw_gbps", offsetof(tm_ceilings, host_adamw_gbps)},
+        {"process_host_bytes", offsetof(tm_ceilings, process_host_bytes)},
     };
     tm_defaults(c);
     note[0] = 0;
@@ -193,6 +196,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         }
     p->pred.step_s = step;
     p->pred.critical = crit;
+    p->pred.process_host_bytes = (int64_t)c->process_host_bytes;
 }
 
 void tm_critical_text(const hz_plan *p, char *buf, size_t n)

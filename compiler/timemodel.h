@@ -21,6 +21,9 @@ typedef struct tm_ceilings {
     double hbm_gbps;         /* device memory, read + write, for the elementwise kernels */
     double h2d_gbps, d2h_gbps; /* pinned PCIe copies */
     double host_adamw_gbps;  /* host memory traffic of hzc's AdamW over all its threads */
+    double process_host_bytes; /* host memory the trainer process holds beyond the plan once
+                                * ready: code, libraries, the device context ("process_host_
+                                * bytes"; the trainer prints it when ready) */
 } tm_ceilings;
 
 /* The defaults: one H200 (141 GB) measured on 2026-12-01 (bench/NOTES.md). */

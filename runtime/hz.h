@@ -113,6 +113,9 @@ typedef struct hz_predict {
     const char *ceilings_gpu;   /* the device a ceilings file was measured on ("" for the
                                  * defaults or a file that names none): the trainer notes a
                                  * different device */
+    int64_t process_host_bytes; /* the trainer process's own host memory beyond the plan
+                                 * (code, libraries, device context), from the ceilings: the
+                                 * cuda trainer's host peak is host_bytes plus this */
 } hz_predict;
 
 typedef struct hz_plan {

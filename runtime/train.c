@@ -508,13 +508,21 @@ int main(int argc, char **argv)
             print_times(p, &prof_sum, n, train_s / (double)timed_steps);
     }
     print_bytes_line("host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store));
-    print_bytes_line("host peak (RSS)", p->host_bytes, hz_peak_rss_bytes());
-    int64_t peak = hz_peak_rss_bytes();
-    printf("  host RSS when ready %lld: the plan's %lld and %lld of the process's own start-up "
-           "(libraries, device context); peak %lld, %+lld after start-up (%+.3f%% of the plan)\n",
-           (long long)rss_ready, (long long)p->host_bytes, (long long)(rss_ready - p->host_bytes),
-           (long long)peak, (long long)(peak - rss_ready),
-           100.0 * (double)(peak - rss_ready) / (double)p->host_bytes);
+    /* a device backend's process holds its libraries and device context beside the plan (the
+     * ceilings' process_host_bytes); the cpu backend's arena is host memory of its own */
+    int64_t peak = hz_peak_rss_bytes(), process = p->pred.process_host_bytes;
+    if (hz_backend_impl.caps->pcie) {
+        printf("  host peak (RSS)        planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)"
+               "  %+.3f%%\n", (long long)(p->host_bytes + process),
+               (p->host_bytes + process) / 1073741824.0, (long long)peak, peak / 1073741824.0,
+               100.0 * (double)(peak - p->host_bytes - process) / (double)(p->host_bytes + process));
+        printf("    the plan's %lld and the process's own %lld (%s); when ready %lld beyond the "
+               "plan, %+lld after\n", (long long)p->host_bytes, (long long)process,
+               p->pred.ceilings, (long long)(rss_ready - p->host_bytes),
+               (long long)(peak - rss_ready));
+    } else {
+        print_bytes_line("host peak (RSS)", p->host_bytes, peak);
+    }
     ctx.be->report(&ctx, stdout);
     hz_exec_free(&ctx);
     free(tk.inputs);

@@ -337,7 +337,8 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
 }
 
 /* ---- the report and the file ---- */
-static int write_ceilings(const char *path, hz_ctx *c, const probe_result *r, int64_t mem_bytes)
+static int write_ceilings(const char *path, hz_ctx *c, const probe_result *r, int64_t mem_bytes,
+                          int64_t process)
 {
     const cuda_state *s = c->bk;
     char cc[32], date[32];
@@ -354,6 +355,8 @@ static int write_ceilings(const char *path, hz_ctx *c, const probe_result *r, in
         bad |= json_object_set_new(by, rate_keys[k], json_string(r->what[k]));
     }
     bad |= json_object_set_new(root, "gpu_mem_bytes", json_integer((json_int_t)mem_bytes));
+    if (process > 0)
+        bad |= json_object_set_new(root, "process_host_bytes", json_integer((json_int_t)process));
     bad |= json_object_set_new(root, "cc", json_string(cc));
     bad |= json_object_set_new(root, "host_threads", json_integer(hz_pool_threads(c->pool)));
     bad |= json_object_set_new(root, "measured", json_string(date));
@@ -375,6 +378,10 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     fprintf(log, "probe: measuring %s (sm_%d%d) and this host at the shapes of %s: %d tokens per "
                  "micro-batch\n", s->gpu_name, s->cc_major, s->cc_minor, p->spec_name, s->N);
+    /* ready, as the trainer is before its first step: what it holds beyond its plan */
+    int64_t process = hz_proc_bytes("/proc/self/status", "VmRSS:") - p->host_bytes;
+    fprintf(log, "probe: the process holds %lld bytes beyond its plan's host memory "
+                 "(libraries, device context)\n", (long long)process);
 
     if (p->resident_n > 0 || p->regions[HZ_GSLOT].count < 1)
         hzcu_die("--probe measures the streaming plan's copies in its weight and gradient "
@@ -468,7 +475,7 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
             return -1;
         }
     }
-    if (write_ceilings(out_path, c, &r, (int64_t)total_b) != 0) {
+    if (write_ceilings(out_path, c, &r, (int64_t)total_b, process) != 0) {
         fflush(log);
         fprintf(stderr, "train: error: -o %s: cannot write the ceilings file; pick a writable "
                         "path\n", out_path);
