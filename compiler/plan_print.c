@@ -92,6 +92,9 @@ void plan_print(const hzc_plan *pl, FILE *out)
                                   : "extras (token and loss staging)",
                 pl->host_extra_bytes);
     print_bytes(out, "planned peak host", p->host_bytes);
+    if (p->pred.process_host_bytes > 0)
+        print_bytes(out, "with the cuda trainer's own (ceilings)",
+                    p->host_bytes + p->pred.process_host_bytes);
     fprintf(out, "  bytes per parameter: %.3f\n\n", (double)p->host_bytes / (double)p->params_n);
 
     fprintf(out, "GPU arena (one cudaMalloc)\n");

@@ -19,13 +19,19 @@ mkdir -p "$LOGDIR"
 
 build/gpu/test_kernels > "$LOGDIR/kernels.log" 2>&1; tally "kernels vs cpu reference" "$LOGDIR/kernels.log"
 
-# cuda vs cpu trainer, 20 steps, same seed and data
+# cuda vs cpu trainer, 20 steps, same seed and data. The tiny model runs at lr 1e-3: at the
+# demo's 3e-3 it trains at the edge of stability, where bf16 and fp32 part for reasons that
+# are not errors (measured on the H200 over data seeds 1-6: at 3e-3 seed 6's two cuda runs,
+# two micro-batches or one, agree within 0.07% and both jump to loss 4.83 at step 20 while
+# the fp32 cpu run stays at 3.21; at 1e-3 cuda and cpu agree within 0.03% for every seed).
 for spec in models/tiny.yaml tests/gpu/small-llama.yaml; do
     n=$(basename "$spec" .yaml)
+    lr= tol=0.02
+    [ "$n" = tiny ] && lr="--lr 1e-3" tol=0.005
     build/hzc build "$spec" -o "build/gpu/$n-cuda" --backend cuda > "$LOGDIR/$n-build.log" 2>&1 || { bad "$n: cuda build"; cat "$LOGDIR/$n-build.log"; continue; }
     build/hzc build "$spec" -o "build/gpu/$n-cpu" --backend cpu >> "$LOGDIR/$n-build.log" 2>&1 || { bad "$n: cpu build"; continue; }
     for b in cuda cpu; do
-        "build/gpu/$n-$b/train" --data data/tiny_train.bin --steps 20 --seed 3 > "$LOGDIR/$n-$b.log" 2>&1 ||
+        "build/gpu/$n-$b/train" --data data/tiny_train.bin --steps 20 --seed 3 $lr > "$LOGDIR/$n-$b.log" 2>&1 ||
             { bad "$n: $b trainer failed: $(tail -n 5 "$LOGDIR/$n-$b.log")"; }
     done
     for b in cuda cpu; do
@@ -34,9 +40,9 @@ for spec in models/tiny.yaml tests/gpu/small-llama.yaml; do
     worst=$(paste -d' ' "$LOGDIR/$n-cuda.loss" "$LOGDIR/$n-cpu.loss" |
         awk '{ d = ($1 - $2) / $2; if (d < 0) d = -d; if (d > w) w = d } END { printf "%.4f", w + 0 }')
     steps=$(grep -c '^step  *[0-9]*/' "$LOGDIR/$n-cuda.log")
-    awk -v w="$worst" -v s="$steps" 'BEGIN { exit !(s == 20 && w <= 0.02) }' &&
-        ok "$n: 20 steps cuda vs cpu: max relative loss difference $worst (tol 0.02)" ||
-        bad "$n: cuda vs cpu: $steps steps, max relative loss difference $worst (tol 0.02)"
+    awk -v w="$worst" -v s="$steps" -v t=$tol 'BEGIN { exit !(s == 20 && w <= t) }' &&
+        ok "$n: 20 steps cuda vs cpu${lr:+ ($lr)}: max relative loss difference $worst (tol $tol)" ||
+        bad "$n: cuda vs cpu: $steps steps${lr:+ ($lr)}, max relative loss difference $worst (tol $tol)"
 done
 
 # --probe on the tiny cuda trainer: every rate, the device's memory and the host threads are
