@@ -51,7 +51,7 @@ static void check_layout(const char *name, const hz_plan *p)
           "%s: buffers ordered and inside their regions (loss head %lld bytes)", name,
           (long long)loss);
     CHECK(p->regions[HZ_SCALARS].bytes >= 8 * HZ_SCALAR_N && HZ_SC_SUMSQ_PARTS == 1 &&
-              HZ_SCALAR_N == 1 + HZ_SUMSQ_PARTS,
+              HZ_SC_NONFINITE == 1 + HZ_SUMSQ_PARTS && HZ_SCALAR_N == 2 + HZ_SUMSQ_PARTS,
           "%s: scalars hold %d doubles", name, HZ_SCALAR_N);
 }
 
