@@ -5,6 +5,8 @@
  * the step before it (a unit streams in only after its update). */
 #include "timemodel.h"
 
+#include "../runtime/hz_layout.h"
+
 #include <jansson.h>
 #include <string.h>
 
@@ -139,14 +141,18 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     hz_plan_pcie_bytes(p, &h2d, &d2h);
     ph[HZ_PH_H2D] = (double)h2d / (c->h2d_gbps * 1e9);
     ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
-    /* host AdamW: 24 bytes of w, lo, m, v read and written plus the gradient, per streamed
-     * parameter; the GPU's: the same 24 plus the fp32 gradient, 28 per resident parameter */
-    double per_param = 24.0 + (p->host_grad_bf16 ? 2.0 : 4.0), host_rate = c->host_adamw_gbps * 1e9;
+    /* host AdamW: w, lo, m, v (and int8's block scales) read and written plus the gradient,
+     * per streamed parameter (fp32 moments: 24 + the gradient); the GPU's: the same plus the
+     * fp32 gradient per resident parameter (fp32: 28). The rate is the fp32 loop's (probe). */
+    double state = 2.0 * (4.0 + (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_M) /
+                                    32.0 +
+                          (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_MS) / 32.0);
+    double per_param = state + (p->host_grad_bf16 ? 2.0 : 4.0), host_rate = c->host_adamw_gbps * 1e9;
     ph[HZ_PH_OPT] = ph[HZ_PH_GPU_OPT] = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
         if (u->resident)
-            ph[HZ_PH_GPU_OPT] += (double)u->padded_n * 28.0 / H;
+            ph[HZ_PH_GPU_OPT] += (double)u->padded_n * (state + 4.0) / H;
         else
             ph[HZ_PH_OPT] += (double)u->padded_n * per_param / host_rate;
     }
