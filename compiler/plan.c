@@ -534,7 +534,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
                 s->name, need, have, over, (double)pl->p.host_bytes / (double)pl->p.params_n,
                 hz_optstate_names[pl->p.optimizer_state],
                 pl->p.optimizer_state != HZ_OPTSTATE_INT8
-                    ? "set training.optimizer_state: int8 (6.125 bytes per parameter before gradients), or "
+                    ? "set training.optimizer_state: int8 (6.125 bytes per parameter before "
+                      "gradients), or "
                     : "");
         bad = 1;
     }

@@ -86,8 +86,9 @@ void plan_print(const hzc_plan *pl, FILE *out)
             (long long)p->host_store_n, (long long)(p->host_store_n - p->params_n));
     int64_t n = p->host_store_n;
     const int mode = p->optimizer_state;
-    static const char *const m_what[HZ_OPTSTATE_MODE_N] = {
-        "m     fp32 Adam first moment", "m     bf16 Adam first moment", "m     int8 Adam first moment"};
+    static const char *const m_what[HZ_OPTSTATE_MODE_N] = {"m     fp32 Adam first moment",
+                                                           "m     bf16 Adam first moment",
+                                                           "m     int8 Adam first moment"};
     static const char *const v_what[HZ_OPTSTATE_MODE_N] = {
         "v     fp32 Adam second moment", "v     bf16 Adam second moment",
         "v     uint8 Adam second moment"};

@@ -147,7 +147,8 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     double state = 2.0 * (4.0 + (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_M) /
                                     32.0 +
                           (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_MS) / 32.0);
-    double per_param = state + (p->host_grad_bf16 ? 2.0 : 4.0), host_rate = c->host_adamw_gbps * 1e9;
+    double per_param = state + (p->host_grad_bf16 ? 2.0 : 4.0);
+    double host_rate = c->host_adamw_gbps * 1e9;
     ph[HZ_PH_OPT] = ph[HZ_PH_GPU_OPT] = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];

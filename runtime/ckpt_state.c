@@ -23,7 +23,8 @@ static const int payload_array[5] = {HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V, HZ_ARR_MS, H
 int64_t hz_ckpt_state_bytes(int mode, int64_t n)
 {
     int64_t bytes = 0;
-    for (int k = 0; k < 5; k++) bytes += hz_arr_offset(hz_arr_block_bytes(mode, 0, payload_array[k]), n);
+    for (int k = 0; k < 5; k++)
+        bytes += hz_arr_offset(hz_arr_block_bytes(mode, 0, payload_array[k]), n);
     return bytes;
 }
 
@@ -84,7 +85,8 @@ static void decode(int mode, const char *m, const char *v, const float *ms, cons
     }
     if (mode != HZ_OPTSTATE_INT8) return;
     for (int64_t b = 0; b * HZ_OPTSTATE_BLOCK < n; b++) {
-        int64_t at = b * HZ_OPTSTATE_BLOCK, len = n - at < HZ_OPTSTATE_BLOCK ? n - at : HZ_OPTSTATE_BLOCK;
+        int64_t at = b * HZ_OPTSTATE_BLOCK;
+        int64_t len = n - at < HZ_OPTSTATE_BLOCK ? n - at : HZ_OPTSTATE_BLOCK;
         hz_q8_dequantize_block_ref((const uint8_t *)m + at, (int)len, 1, ms[b], fm + at);
         hz_q8_dequantize_block_ref((const uint8_t *)v + at, (int)len, 0, vs[b], fv + at);
     }
@@ -108,7 +110,8 @@ static int encode(int mode, const float *fm, const float *fv, int64_t n, char *m
     }
     if (mode != HZ_OPTSTATE_INT8) return 0;
     for (int64_t b = 0; b * HZ_OPTSTATE_BLOCK < n; b++) {
-        int64_t at = b * HZ_OPTSTATE_BLOCK, len = n - at < HZ_OPTSTATE_BLOCK ? n - at : HZ_OPTSTATE_BLOCK;
+        int64_t at = b * HZ_OPTSTATE_BLOCK;
+        int64_t len = n - at < HZ_OPTSTATE_BLOCK ? n - at : HZ_OPTSTATE_BLOCK;
         hz_q8_quantize_block_ref(fm + at, (int)len, 1, (uint8_t *)m + at, &ms[b]);
         hz_q8_quantize_block_ref(fv + at, (int)len, 0, (uint8_t *)v + at, &vs[b]);
     }

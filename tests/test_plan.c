@@ -450,7 +450,10 @@ static void check_residency(void)
     plan_free(&keep);
 }
 
-static int64_t page_up(int64_t b) { return (b + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE; }
+static int64_t page_up(int64_t b)
+{
+    return (b + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+}
 
 /* The host store and the RESIDENT region in each optimizer-state precision, counted by hand;
  * hzc plan's family table; the large shapes on their hosts. */
@@ -482,7 +485,8 @@ static void check_optstate(void)
         s.plan.resident_ends = 1;
         plan_build(&s, &none, &pl, stderr);
         int64_t r = pl.p.resident_n, g = pl.p.resident_g_n, sc = (r + 63) / 64 * 4;
-        int64_t res = 2 * al256(2 * r) + 2 * al256(mb * r) + al256(4 * g) + 2 * al256(mode == 2 ? sc : 0);
+        int64_t res = 2 * al256(2 * r) + 2 * al256(mb * r) + al256(4 * g) +
+                      2 * al256(mode == 2 ? sc : 0);
         int64_t bounce = hz_store_bounce_n(&pl.p) * (4 + 2 * mb) + (mode == 2 ? 2 * sc : 0);
         CHECK(pl.regions[HZ_RESIDENT].bytes == res && pl.p.host_store_bytes == bounce,
               "tiny all resident, %s state: RESIDENT %lld bytes = %lld by hand; the host store "

@@ -64,7 +64,8 @@ void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, flo
         uint16_t *w = hz_shift_ptr(s->res[HZ_RES_W], d * 2);
         int16_t *lo = hz_shift_ptr(s->res[HZ_RES_LO], d * 2);
         const void *gx = hz_shift_ptr(g + x->grad_n, -x->host_n * 4);
-        void *m = hz_shift_ptr(s->res[HZ_RES_M], d * mb), *v = hz_shift_ptr(s->res[HZ_RES_V], d * mb);
+        void *m = hz_shift_ptr(s->res[HZ_RES_M], d * mb);
+        void *v = hz_shift_ptr(s->res[HZ_RES_V], d * mb);
         if (mode == HZ_OPTSTATE_BF16)
             hzcu_adamw_bf16state(s, cs, w, lo, m, v, gx, 0, (long)x->host_n, n, bad, &coef, seed,
                                  (long)t);
