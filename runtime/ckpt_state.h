@@ -21,8 +21,9 @@ int hz_ckpt_state_write(const hz_store *s, hz_digest *d, int fd);
 /* Read a payload written in FILE_MODE from F (positioned at it) into the store, adding its
  * bytes to D in file order. The same mode: read as it is. Another: lo as it is, the moments
  * decoded to fp32 and encoded in the store's mode (bf16: rounded to nearest; int8: the
- * blockwise quantiser of runtime/optstate.h). F is left at the payload's end. 0, or -1 with a message in ERR (HZ_HF_ERR_BYTES): truncated, or a moment
- * that is not finite and cannot be converted. */
+ * blockwise quantiser of runtime/optstate.h). F is left at the payload's end. 0, or -1
+ * with a message in ERR (HZ_HF_ERR_BYTES): truncated, or a moment that is not finite and
+ * cannot be converted. */
 int hz_ckpt_state_read(hz_store *s, FILE *f, int file_mode, hz_digest *d, char *err);
 
 #endif
