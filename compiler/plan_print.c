@@ -57,8 +57,10 @@ static void print_residency(const hzc_plan *pl, FILE *out)
     }
     if (p->resident_n > 0) {
         char what[64];
-        snprintf(what, sizeof what, "resident on the GPU (%.2f B/param)",
-                 (double)pl->regions[HZ_RESIDENT].bytes / (double)p->resident_n);
+        /* w, lo, m, v, the fp32 gradient and int8's scales of a parameter */
+        double per = 8.0 + 2.0 * (double)hz_moment_bytes(p->optimizer_state) +
+                     (p->optimizer_state == HZ_OPTSTATE_INT8 ? 8.0 / HZ_OPTSTATE_BLOCK : 0.0);
+        snprintf(what, sizeof what, "resident on the GPU (%g B/param)", per);
         print_bytes(out, what, pl->regions[HZ_RESIDENT].bytes);
     }
     if (p->keep_n > 0)

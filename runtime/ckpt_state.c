@@ -160,7 +160,7 @@ static int convert_window(void *arg, int64_t first, int64_t n, void *const *ptr)
                 io->bad = -1;
                 return -1;
             }
-            b += bytes;
+            b += (bytes + 7) / 8 * 8; /* the scales after the codes stay aligned */
         }
         decode(io->from, src[0], src[1], (const float *)src[2], (const float *)src[3], cn, io->fm,
                io->fv);
@@ -221,7 +221,7 @@ int hz_ckpt_state_read(hz_store *s, FILE *f, int file_mode, hz_digest *d, char *
         set_err(err, "truncated");
         return -1;
     }
-    io.buf = malloc((size_t)(CONVERT_N * 8 + CONVERT_N / HZ_OPTSTATE_BLOCK * 8));
+    io.buf = malloc((size_t)(CONVERT_N * 8 + CONVERT_N / HZ_OPTSTATE_BLOCK * 8 + 4 * 8));
     io.fm = malloc((size_t)CONVERT_N * 4);
     io.fv = malloc((size_t)CONVERT_N * 4);
     int rc = 0;
