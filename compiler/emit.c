@@ -105,6 +105,8 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "params", p->params_n);
     set_int(L, "host_store_n", p->host_store_n);
     set_int(L, "host_grad_bf16", p->host_grad_bf16);
+    set_int(L, "optimizer_state", p->optimizer_state);
+    set_str(L, "optimizer_state_name", hz_optstate_names[p->optimizer_state]);
     set_int(L, "boundary_on_host", p->boundary_on_host);
     set_int(L, "host_bytes", p->host_bytes);
     set_int(L, "host_store_bytes", p->host_store_bytes);

@@ -490,6 +490,7 @@ int main(int argc, char **argv)
             rc = emit_render(tdir, NULL, "plan.json.tmpl", o.spec, &pl, "-") != 0;
         } else {
             plan_print(&pl, stdout);
+            plan_print_fit(&spec, &o.lim, stdout);
             tm_print(&pl.p, stdout);
         }
     } else if (!bad) {

@@ -1,7 +1,8 @@
 /* compiler/plan.c - the planner. Every decision about memory and order is made here,
  * unit-tested (tests/test_plan.c), and only rendered by the templates:
- *   host store: SoA arrays w (bf16), lo (int16), m, v (fp32), g (fp32 or bf16), each
- *     holding the units' parameters contiguously in forward order (embed, blocks, head);
+ *   host store: SoA arrays w (bf16), lo (int16), m, v (in training.optimizer_state's
+ *     precision, with int8's block scales), g (fp32 or bf16), each holding the units'
+ *     parameters contiguously in forward order (embed, blocks, head);
  *   GPU arena: fixed regions (hz_tables.h HZ_REGION_KINDS), sized by the largest unit
  *     and the token batch, never by the number of layers (except the boundary store);
  *   step schedule: the op list with streams, slots and the events each op waits on. */
@@ -428,7 +429,9 @@ static void build_arena(hzc_plan *pl)
     set_region(pl, HZ_WORK, 1, pl->p.work_bytes);
     set_region(pl, HZ_LOSSBUF, 1, hz_loss_layout(d, 2, NULL));
     set_region(pl, HZ_SCALARS, 1, 8 * HZ_SCALAR_N);
-    set_region(pl, HZ_RESIDENT, 1, hz_resident_layout(pl->p.resident_n, pl->p.resident_g_n, NULL));
+    set_region(pl, HZ_RESIDENT, 1,
+               hz_resident_layout(pl->p.resident_n, pl->p.resident_g_n, pl->p.optimizer_state,
+                                  NULL));
     pl->p.saved_bytes = hz_saved_layout(d, 2);
     set_region(pl, HZ_SAVED, pl->p.keep_n * (int)d->n_micro, pl->p.saved_bytes);
     set_region(pl, HZ_GHOLD, pl->p.hold_n ? 1 : 0, 4 * pl->p.hold_n);
@@ -504,6 +507,7 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
                                       s->warmup_steps, s->decay_steps, s->seed};
     pl->p.spec_name = s->name;
     pl->p.family = spec_family_name(s->family);
+    pl->p.optimizer_state = s->optimizer_state;
     build_units(s, pl);
 
     /* The plan: section's choices (spec.h spec_plan; all 0/auto without one). */
@@ -581,9 +585,14 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
         fmt_gib(over, sizeof over, pl->p.host_bytes - lim->host_bytes);
         fprintf(err,
                 "%s: error: the plan needs %s of host memory but --host-mem is %s (%s over); "
-                "the host store holds 14 bytes per parameter at least: use a machine with "
-                "more RAM or a smaller model\n",
-                s->name, need, have, over);
+                "the host store holds %.2f bytes per parameter with %s optimizer state: %suse a "
+                "machine with more RAM or a smaller model\n",
+                s->name, need, have, over, (double)pl->p.host_bytes / (double)pl->p.params_n,
+                hz_optstate_names[pl->p.optimizer_state],
+                pl->p.optimizer_state != HZ_OPTSTATE_INT8
+                    ? "set training.optimizer_state: int8 (6.125 bytes per parameter before "
+                      "gradients), or "
+                    : "");
         bad = 1;
     }
     return bad;

@@ -38,5 +38,9 @@ void plan_free(hzc_plan *plan);
 
 /* Print the plan for people (compiler/plan_print.c). */
 void plan_print(const hzc_plan *plan, FILE *out);
+/* Print the host bytes per parameter of SPEC in each optimizer-state precision and, with a
+ * host limit in LIM, the most layers of SPEC's layer that plan within LIM in each
+ * (compiler/plan_fit.c). */
+void plan_print_fit(const hzc_spec *spec, const plan_limits *lim, FILE *out);
 
 #endif

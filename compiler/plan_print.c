@@ -3,6 +3,8 @@
  * Every number comes from the plan compiler/plan.c built. */
 #include "plan.h"
 
+#include "../runtime/hz_layout.h"
+
 #include <string.h>
 
 static void print_bytes(FILE *out, const char *what, int64_t bytes)
@@ -53,8 +55,14 @@ static void print_residency(const hzc_plan *pl, FILE *out)
         fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", name, a[0], a[1], a[2], a[3], a[4]);
         i = j;
     }
-    if (p->resident_n > 0)
-        print_bytes(out, "resident on the GPU (16 B/param)", pl->regions[HZ_RESIDENT].bytes);
+    if (p->resident_n > 0) {
+        char what[64];
+        /* w, lo, m, v, the fp32 gradient and int8's scales of a parameter */
+        double per = 8.0 + 2.0 * (double)hz_moment_bytes(p->optimizer_state) +
+                     (p->optimizer_state == HZ_OPTSTATE_INT8 ? 8.0 / HZ_OPTSTATE_BLOCK : 0.0);
+        snprintf(what, sizeof what, "resident on the GPU (%g B/param)", per);
+        print_bytes(out, what, pl->regions[HZ_RESIDENT].bytes);
+    }
     if (p->keep_n > 0)
         print_bytes(out, "kept activations", pl->regions[HZ_SAVED].bytes);
     if (p->hold_n > 0)
@@ -81,16 +89,28 @@ void plan_print(const hzc_plan *pl, FILE *out)
     fprintf(out, "host store (layer-contiguous, %lld elements per array incl. %lld padding)\n",
             (long long)p->host_store_n, (long long)(p->host_store_n - p->params_n));
     int64_t n = p->host_store_n;
+    const int mode = p->optimizer_state;
+    static const char *const m_what[HZ_OPTSTATE_MODE_N] = {"m     fp32 Adam first moment",
+                                                           "m     bf16 Adam first moment",
+                                                           "m     int8 Adam first moment"};
+    static const char *const v_what[HZ_OPTSTATE_MODE_N] = {
+        "v     fp32 Adam second moment", "v     bf16 Adam second moment",
+        "v     uint8 Adam second moment"};
     print_bytes(out, "w     bf16 working weights", 2 * n);
     print_bytes(out, "lo    int16 master low parts", 2 * n);
-    print_bytes(out, "m     fp32 Adam first moment", 4 * n);
-    print_bytes(out, "v     fp32 Adam second moment", 4 * n);
+    print_bytes(out, m_what[mode], hz_arr_offset(hz_arr_block_bytes(mode, 0, HZ_ARR_M), n));
+    print_bytes(out, v_what[mode], hz_arr_offset(hz_arr_block_bytes(mode, 0, HZ_ARR_V), n));
+    if (mode == HZ_OPTSTATE_INT8) {
+        print_bytes(out, "ms    fp32 m absmax per 64", hz_arr_offset(4, n));
+        print_bytes(out, "vs    fp32 v absmax per 64", hz_arr_offset(4, n));
+    }
     print_bytes(out, p->host_grad_bf16 ? "g     bf16 gradients" : "g     fp32 gradients",
                 (p->host_grad_bf16 ? 2 : 4) * n);
     print_bytes(out, p->boundary_on_host ? "extras (token/loss staging, boundaries)"
                      : p->fetch_n ? "extras (token/loss, gradient staging)"
                                   : "extras (token and loss staging)",
                 pl->host_extra_bytes);
+    print_bytes(out, "backed (streamed units, bounce)", p->host_store_bytes);
     print_bytes(out, "planned peak host", p->host_bytes);
     if (p->pred.process_host_bytes > 0)
         print_bytes(out, "with the cuda trainer's own (ceilings)",
@@ -134,7 +154,8 @@ void plan_print(const hzc_plan *pl, FILE *out)
                                    : "as soon as the unit's gradients arrive");
     if (p->resident_n > 0)
         fprintf(out, "  resident units: no load_w and no gradient copy; AdamW on the GPU (the "
-                     "same fp32 update) once the step's norm is known\n");
+                     "same update, %s moments) once the step's norm is known\n",
+                hz_optstate_names[p->optimizer_state]);
     if (p->keep_n > 0)
         fprintf(out, "  kept blocks (%d): the forward leaves its activations in the saved "
                      "region and the backward skips the recompute\n",

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/hz.h"
 #include "spec_read.h"
 #include "yml.h"
 
@@ -75,7 +76,7 @@ static const field_def shape_fields[S_N] = {
 
 enum {
     T_LR, T_BETA1, T_BETA2, T_EPS, T_WEIGHT_DECAY, T_GRAD_CLIP, T_WARMUP, T_DECAY,
-    T_MIN_LR_RATIO, T_SEED, T_N
+    T_MIN_LR_RATIO, T_SEED, T_OPTSTATE, T_N
 };
 static const field_def training_fields[T_N] = {
     [T_LR] = FIELD("lr", FT_NUM, R_POS, 0, lr),
@@ -88,7 +89,9 @@ static const field_def training_fields[T_N] = {
     [T_DECAY] = FIELD("decay_steps", FT_INT, R_NONNEG, 0, decay_steps),
     [T_MIN_LR_RATIO] = FIELD("min_lr_ratio", FT_NUM, R_UNIT, 0, min_lr_ratio),
     [T_SEED] = FIELD("seed", FT_INT, R_NONNEG, 0, seed),
+    [T_OPTSTATE] = FIELD_OTHER("optimizer_state", 0),
 };
+
 
 static const struct {
     const char *name;
@@ -584,8 +587,14 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err) {
         if (top[TOP_SHAPE].value) load_shape(&c, &top[TOP_SHAPE], spec, &step_at);
         if (top[TOP_TRAINING].value) {
             field_val v[T_N];
-            spec_load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key, top[TOP_TRAINING].value,
-                              spec, v);
+            if (spec_load_section(&c, SEC_TRAINING, top[TOP_TRAINING].key,
+                                  top[TOP_TRAINING].value, spec, v) &&
+                v[T_OPTSTATE].value) {
+                int m = spec_parse_choice(&c, "optimizer_state", v[T_OPTSTATE].value,
+                                          hz_optstate_names, HZ_OPTSTATE_MODE_N,
+                                          "unknown optimizer-state precision");
+                if (m >= 0) spec->optimizer_state = m;
+            }
         }
         if (top[TOP_PLAN].value) spec_load_plan(&c, &top[TOP_PLAN], spec);
     }

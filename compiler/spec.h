@@ -64,6 +64,7 @@ typedef struct hzc_spec {
     int64_t warmup_steps, decay_steps; /* cosine decay over decay_steps after warmup; 0 = constant */
     double min_lr_ratio;    /* final lr = lr * min_lr_ratio */
     int64_t seed;
+    int optimizer_state;    /* training.optimizer_state: enum hz_optstate_mode (default fp32) */
     spec_plan plan;         /* plan: (all defaults when absent) */
     char path[4096];        /* the file it came from, for FILE:LINE:COL messages */
 } hzc_spec;

@@ -144,17 +144,22 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     hz_plan_pcie_bytes(p, &h2d, &d2h);
     ph[HZ_PH_H2D] = (double)h2d / (c->h2d_gbps * 1e9);
     ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
-    /* host AdamW: 24 bytes of w, lo, m, v read and written plus the gradient, per streamed
-     * parameter (a held unit's: fp32, from its staging slot); the GPU's: the same 24 plus the
-     * fp32 gradient, 28 per resident parameter */
-    double per_param = 24.0 + (p->host_grad_bf16 ? 2.0 : 4.0), host_rate = c->host_adamw_gbps * 1e9;
+    /* host AdamW: w, lo, m, v (and int8's block scales) read and written plus the gradient,
+     * per streamed parameter (fp32 moments: 24 + the gradient; a held unit's gradient is fp32,
+     * from its staging slot); the GPU's: the same plus the
+     * fp32 gradient per resident parameter (fp32: 28). The rate is the fp32 loop's (probe). */
+    double state = 2.0 * (4.0 + (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_M) /
+                                    32.0 +
+                          (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_MS) / 32.0);
+    double per_param = state + (p->host_grad_bf16 ? 2.0 : 4.0);
+    double host_rate = c->host_adamw_gbps * 1e9;
     ph[HZ_PH_OPT] = ph[HZ_PH_GPU_OPT] = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
         if (u->resident)
-            ph[HZ_PH_GPU_OPT] += (double)u->padded_n * 28.0 / H;
+            ph[HZ_PH_GPU_OPT] += (double)u->padded_n * (state + 4.0) / H;
         else
-            ph[HZ_PH_OPT] += (double)u->padded_n * (u->held ? 28.0 : per_param) / host_rate;
+            ph[HZ_PH_OPT] += (double)u->padded_n * (u->held ? state + 4.0 : per_param) / host_rate;
     }
 
     double compute = ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT];
@@ -177,7 +182,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
                 if (fetched > h) h = fetched;
             }
             if (!u->resident) {
-                h += (double)u->padded_n * (u->held ? 28.0 : per_param) / host_rate;
+                h += (double)u->padded_n * (u->held ? state + 4.0 : per_param) / host_rate;
                 if (h > t) t = h;
             }
             t += f;

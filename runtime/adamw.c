@@ -3,6 +3,7 @@
  * The inner loop is compiled for AVX-512, AVX2 and plain x86-64 and picked at run time. */
 #include <math.h>
 
+#include "optstate.h"
 #include "rt.h"
 
 float hz_lr_at(const hz_optim *o, int64_t step)
@@ -75,13 +76,13 @@ static void adam_range(void *varg, int64_t begin, int64_t end)
     const int64_t at = j->base;
     if (j->grads || !s->grad_bf16) {
         const float *g = j->grads ? j->grads : (const float *)s->g + at;
-        hz_adamw_range(s->w + at + begin, s->lo + at + begin, s->m + at + begin,
-                       s->v + at + begin, g + begin, end - begin, &j->k);
+        hz_adamw_range(s->w + at + begin, s->lo + at + begin, (float *)s->m + at + begin,
+                       (float *)s->v + at + begin, g + begin, end - begin, &j->k);
         return;
     }
     uint16_t *restrict w = s->w + at;
     int16_t *restrict lo = s->lo + at;
-    float *restrict m = s->m + at, *restrict v = s->v + at;
+    float *restrict m = (float *)s->m + at, *restrict v = (float *)s->v + at;
     const uint16_t *restrict gb = (const uint16_t *)s->g + at;
     ADAM_COEFS(&j->k);
     ADAM_LOOP(hz_bf16_f32_inl(gb[i]))
@@ -94,21 +95,46 @@ void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_c
     hz_pool_run(pool, adam_range, &j, n);
 }
 
-void hz_adamw_unit_grads(hz_store *s, const hz_plan *p, int unit, const float *grads,
-                         const hz_optim *o, float lr, float gscale, int64_t t, hz_pool *pool)
+/* The store's moments as a state of the whole store (element i at index i). */
+static hz_qstate store_qstate(const hz_store *s)
+{
+    hz_qstate q = {s->state_mode, s->n, s->state_seed, s->m, s->v, s->ms, s->vs};
+    return q;
+}
+
+/* A held unit's gradients of tensor X as the compact update indexes them, by store index: it
+ * reads only [host_n, host_n + n), which is the staging slot's [grad_n, grad_n + n). */
+static const void *indexed_like_store(const float *grads, const hz_tensor *x)
+{
+    return (const void *)((uintptr_t)(grads + x->grad_n) - (uintptr_t)x->host_n * sizeof(float));
+}
+
+int64_t hz_adamw_unit_grads(hz_store *s, const hz_plan *p, int unit, const float *grads,
+                            const hz_optim *o, float lr, float gscale, int64_t t, hz_pool *pool)
 {
     const hz_unit *u = &p->units[unit];
+    hz_qstate q = store_qstate(s);
+    int64_t bad = 0;
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *x = &p->tensors[u->first_tensor + k];
         if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
-        adam_job j = {s, x->host_n, grads ? grads + x->grad_n : NULL,
-                      hz_adam_coef_of(o, lr, x->decay, gscale, t)};
-        hz_pool_run(pool, adam_range, &j, x->rows * x->cols);
+        hz_adam_coef c = hz_adam_coef_of(o, lr, x->decay, gscale, t);
+        if (s->state_mode == HZ_OPTSTATE_FP32) {
+            adam_job j = {s, x->host_n, grads ? grads + x->grad_n : NULL, c};
+            hz_pool_run(pool, adam_range, &j, x->rows * x->cols);
+        } else if (grads) {
+            bad += hz_qadamw_pool(&q, s->w, s->lo, indexed_like_store(grads, x), 0, x->host_n,
+                                  x->rows * x->cols, &c, t, pool);
+        } else {
+            bad += hz_qadamw_pool(&q, s->w, s->lo, s->g, s->grad_bf16, x->host_n,
+                                  x->rows * x->cols, &c, t, pool);
+        }
     }
+    return bad;
 }
 
-void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
-                   float gscale, int64_t t, hz_pool *pool)
+int64_t hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
+                      float gscale, int64_t t, hz_pool *pool)
 {
-    hz_adamw_unit_grads(s, p, unit, NULL, o, lr, gscale, t, pool);
+    return hz_adamw_unit_grads(s, p, unit, NULL, o, lr, gscale, t, pool);
 }

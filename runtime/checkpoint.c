@@ -3,12 +3,15 @@
  *
  * OUT/step-00000100/ holds config.json and model.safetensors (bf16 working weights, sharded
  * with an index above 5 GB, as save_pretrained does) and resume.bin, written last:
- *   header (little-endian, 72 bytes): "HZRESUME", u32 version 2, u32 header bytes (72),
+ *   header (little-endian, 88 bytes): "HZRESUME", u32 version 3, u32 header bytes (88),
  *     i64 host_store_n, i64 params_n, i64 step (steps done), i64 data position,
- *     u64 data seed, u32 files_n, u32 0, u64 checksum
+ *     u64 data seed, u32 files_n, u32 state mode (0 fp32, 1 bf16, 2 int8), u32 state block
+ *     (int8: elements per absmax, 64; else 0), u32 0, u64 state seed (the bf16 rounding's),
+ *     u64 checksum
  *   manifest: files_n x {char name[64], i64 bytes, u64 digest}: every other file of the
  *     directory, sorted by name
- *   payload: lo (int16 x n), m (fp32 x n), v (fp32 x n) in the host store's order.
+ *   payload (ckpt_state.h): lo (int16 x n), m, v (x n each: fp32, bf16 bits, or int8 codes),
+ *     int8 only: the m then v absmax (fp32 x ceil(n / 64)), in the host store's order.
  * The checksum is the digest of the header (checksum field 0), the manifest and the
  * payload, so every byte of the checkpoint is covered: a resume checks each file against
  * the manifest, the checkpoint's config.json against the plan's, and the checksum.
@@ -29,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt_state.h"
 #include "digest.h"
 #include "errf.h"
 #include "hfmap.h"
@@ -38,8 +42,8 @@
 #define set_err(err, ...) hz_errf(err, HZ_HF_ERR_BYTES, __VA_ARGS__)
 
 #define RESUME_MAGIC "HZRESUME"
-#define RESUME_VERSION 2u
-#define RESUME_HEADER_BYTES 72u
+#define RESUME_VERSION 3u
+#define RESUME_HEADER_BYTES 88u
 #define MANIFEST_NAME_BYTES 64
 #define MANIFEST_MAX_FILES 4096
 #define STEP_MAX (1ll << 40)     /* more steps than any run takes: a header beyond is damaged */
@@ -50,7 +54,11 @@ typedef struct resume_header {
     uint32_t version, header_bytes;
     int64_t host_store_n, params_n, step, data_pos;
     uint64_t data_seed;
-    uint32_t files_n, reserved;
+    uint32_t files_n;
+    uint32_t state_mode;         /* enum hz_optstate_mode of the payload's moments */
+    uint32_t state_block;        /* int8: elements per absmax block; else 0 */
+    uint32_t reserved;
+    uint64_t state_seed;         /* the bf16 stochastic rounding's seed */
     uint64_t checksum;           /* digest of header (this field 0), manifest and payload */
 } resume_header;
 
@@ -74,41 +82,7 @@ static void checksum_start(hz_digest *d, const resume_header *h, const manifest_
     hz_digest_update(d, man, (size_t)h->files_n * sizeof *man);
 }
 
-/* The resume state, lo then m then v, each over the whole store in element order: one
- * pass per array (hz_store_pass) with what to do to each window's bytes. */
-static const int state_array[3] = {HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V};
-static const size_t state_size[3] = {2, 4, 4};
-
-typedef struct state_io {
-    int k;           /* index into state_array */
-    hz_digest *d;    /* digest the bytes, or */
-    int fd;          /* write them, or */
-    FILE *f;         /* read them */
-} state_io;
-
-static int state_window(void *arg, int64_t first, int64_t n, void *const *ptr)
-{
-    (void)first;
-    const state_io *io = arg;
-    void *at = ptr[state_array[io->k]];
-    size_t bytes = (size_t)n * state_size[io->k];
-    if (io->d) hz_digest_update(io->d, at, bytes);
-    if (io->fd >= 0) return hz_st_write_all(io->fd, at, bytes) ? -1 : 0;
-    if (io->f) return fread(at, state_size[io->k], (size_t)n, io->f) == (size_t)n ? 0 : -1;
-    return 0;
-}
-
-/* Each state array in turn: digested into D, written to FD (>= 0) or read from F. */
-static int state_pass(const hz_store *s, hz_digest *d, int fd, FILE *f)
-{
-    for (int k = 0; k < 3; k++) {
-        state_io io = {k, d, fd, f};
-        if (hz_store_pass(s, HZ_ARR_BIT(state_array[k]), f != NULL, state_window, &io)) return -1;
-    }
-    return 0;
-}
-
-static void checksum_store(hz_digest *d, const hz_store *s) { state_pass(s, d, -1, NULL); }
+static void checksum_store(hz_digest *d, const hz_store *s) { hz_ckpt_state_write(s, d, -1); }
 
 /* ---- writing resume.bin ---- */
 
@@ -174,7 +148,7 @@ static int emit_resume(int fd, void *arg)
     const hz_store *s = j->s;
     return hz_st_write_all(fd, &j->h, sizeof j->h) ||
                    hz_st_write_all(fd, j->man, (size_t)j->h.files_n * sizeof *j->man) ||
-                   state_pass(s, NULL, fd, NULL)
+                   hz_ckpt_state_write(s, NULL, fd)
                ? -1
                : 0;
 }
@@ -194,6 +168,9 @@ static int write_resume(const hz_store *s, const hz_plan *p, const char *dir,
     j.h.step = r->step;
     j.h.data_pos = r->data_pos;
     j.h.data_seed = r->data_seed;
+    j.h.state_mode = (uint32_t)s->state_mode;
+    j.h.state_block = s->state_mode == HZ_OPTSTATE_INT8 ? HZ_OPTSTATE_BLOCK : 0;
+    j.h.state_seed = s->state_seed;
     manifest_entry *man = make_manifest(dir, &j.h.files_n, err);
     if (!man) return -1;
     j.man = man;
@@ -604,14 +581,23 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
                      "this plan's %lld)", dir, (long long)h.host_store_n, (long long)s->n);
         goto done;
     }
-    if (hz_hf_load(s, p, dir, threads, err) != 0) goto done;
-    if (state_pass(s, NULL, -1, f) != 0 || fgetc(f) != EOF) {
-        set_err(err, "%.900s/resume.bin: truncated or with trailing bytes", dir);
+    if (h.state_mode >= HZ_OPTSTATE_MODE_N ||
+        (h.state_mode == HZ_OPTSTATE_INT8 && h.state_block != HZ_OPTSTATE_BLOCK) ||
+        (h.state_mode != HZ_OPTSTATE_INT8 && h.state_block != 0)) {
+        set_err(err, "%.900s/resume.bin: optimizer state mode %u with blocks of %u elements, "
+                     "which this trainer cannot convert (it reads fp32, bf16 and int8 with "
+                     "blocks of %d): resume with the hzc that wrote it",
+                dir, h.state_mode, h.state_block, HZ_OPTSTATE_BLOCK);
         goto done;
     }
+    if (hz_hf_load(s, p, dir, threads, err) != 0) goto done;
     hz_digest d;
     checksum_start(&d, &h, man);
-    checksum_store(&d, s);
+    char why[HZ_HF_ERR_BYTES] = "";
+    if (hz_ckpt_state_read(s, f, (int)h.state_mode, &d, why) != 0 || fgetc(f) != EOF) {
+        set_err(err, "%.900s/resume.bin: %s", dir, why[0] ? why : "trailing bytes");
+        goto done;
+    }
     if (hz_digest_final(&d) != h.checksum) {
         set_err(err, "%.900s/resume.bin: corrupt (checksum mismatch over its header and "
                      "state)", dir);
@@ -620,6 +606,8 @@ int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
     r->step = h.step;
     r->data_pos = h.data_pos;
     r->data_seed = h.data_seed;
+    r->state_mode = (int)h.state_mode;
+    s->state_seed = h.state_seed;
     rc = 0;
 done:
     free(man);

@@ -77,10 +77,11 @@ static void *opt_main(void *arg)
                 if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
             double t0 = hz_now_s();
             const float *grads = fetch >= 0 ? c->gstage[p->ops[fetch].gslot] : NULL;
-            if (!skip)
-                hz_adamw_unit_grads(&c->store, p, o->unit, grads, &c->optim, lr, gscale,
-                                    step + 1, c->pool);
+            int64_t bad = skip ? 0
+                               : hz_adamw_unit_grads(&c->store, p, o->unit, grads, &c->optim, lr,
+                                                     gscale, step + 1, c->pool);
             pthread_mutex_lock(&c->mu);
+            c->nonfinite_n += bad;
             c->opt_t0_s[(step % 2) * p->unit_n + o->unit] = t0;
             c->opt_t1_s[(step % 2) * p->unit_n + o->unit] = hz_now_s();
             c->unit_done_step[o->unit] = step;

@@ -126,6 +126,8 @@ typedef struct hz_plan {
     int64_t params_n;        /* true parameter count (no padding) */
     int64_t host_store_n;    /* elements per host array, padding included */
     int host_grad_bf16;      /* host gradients held as bf16 (else fp32) */
+    int optimizer_state;     /* enum hz_optstate_mode: the precision of the Adam moments in
+                              * the host store and the RESIDENT region (runtime/optstate.h) */
     int boundary_on_host;    /* boundaries live in pinned host memory; the GPU holds two
                               * layers' worth: boundary j in buffer j % 2 */
     int64_t host_store_bytes;/* planned bytes of the host store arrays */
@@ -156,6 +158,7 @@ extern const char *const hz_stream_names[];
 extern const char *const hz_op_names[];
 extern const char *const hz_region_what[];
 extern const char *const hz_phase_names[];
+extern const char *const hz_optstate_names[]; /* "fp32", "bf16", "int8" (HZ_OPTSTATE_MODES) */
 
 /* What a backend can do (hz_tables.h HZ_BACKENDS; names.c). */
 #define HZ_CAPS_HEAD_DIMS 8

@@ -54,10 +54,12 @@
     X(rstd, F32, N)                                                                       \
     X(losses, F32, N)           /* per-token losses */
 
-/* SCALARS, in doubles: X(ID, doubles, what). */
+/* SCALARS, in doubles: X(ID, doubles, what). A step zeroes the slots before NONFINITE; that
+ * one counts over the run. */
 #define HZ_SCALAR_SLOTS(X)                                                                \
     X(SUMSQ, 1, "the step's squared gradient norm")                                       \
-    X(SUMSQ_PARTS, HZ_SUMSQ_PARTS, "its per-block partials (--deterministic)")
+    X(SUMSQ_PARTS, HZ_SUMSQ_PARTS, "its per-block partials (--deterministic)")            \
+    X(NONFINITE, 1, "uint64: non-finite gradients the compact states kept out (all steps)")
 
 /* The shape names the element expressions use. */
 typedef struct hz_buf_dims {
@@ -144,23 +146,69 @@ static inline int64_t hz_saved_layout(const hz_dims *d, int64_t bf16_bytes)
 }
 
 /* ---- the host store's memory (runtime/store_mem.c), counted by the planner ----
- * Each host array (w, lo, m, v, g) is mapped whole, host_store_n elements; only the pages
- * that hold a streamed unit's elements are backed. A resident unit's state (hz_unit
- * .resident) lives with the backend, and the I/O paths move it through a bounce buffer of
- * up to HZ_STORE_BOUNCE_N elements of w, lo, m and v (hz_store_bounce_n). */
+ * Each host array is mapped whole over host_store_n elements; only the pages that hold a
+ * streamed unit's elements are backed. The arrays: w (bf16), lo (int16), m and v (one moment
+ * each in the plan's optimizer_state: fp32 4 bytes, bf16 2, int8 1), g (fp32 or bf16), and in
+ * int8 mode ms and vs, the fp32 absmax of each HZ_OPTSTATE_BLOCK elements of m and of v (an
+ * element's scale is at index / HZ_OPTSTATE_BLOCK). A resident unit's state (hz_unit
+ * .resident) lives with the backend, and the I/O paths move it through a bounce buffer of up
+ * to HZ_STORE_BOUNCE_N elements of w, lo, m, v, ms and vs (hz_store_bounce_n). Sizes below are
+ * in bytes per HZ_OPTSTATE_BLOCK elements, so the scales (4 bytes a block) count like the
+ * rest; every unit starts and ends on a block (the planner aligns tensors to 64). */
 #define HZ_STORE_PAGE 4096
 #define HZ_STORE_BOUNCE_N ((int64_t)1 << 22)
 
-/* The backed runs of an array of ELEM bytes per element: byte ranges [first, end) of the
+enum { HZ_ARR_W, HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V, HZ_ARR_G, HZ_ARR_MS, HZ_ARR_VS, HZ_ARR_N };
+#define HZ_ARR_BIT(a) (1u << (a))
+/* The arrays of the state a unit keeps (all but g): what the home and the bounce hold. */
+#define HZ_ARR_STATE (HZ_ARR_BIT(HZ_ARR_W) | HZ_ARR_BIT(HZ_ARR_LO) | HZ_ARR_BIT(HZ_ARR_M) | \
+                      HZ_ARR_BIT(HZ_ARR_V) | HZ_ARR_BIT(HZ_ARR_MS) | HZ_ARR_BIT(HZ_ARR_VS))
+
+/* Bytes of one moment in optimizer-state MODE (enum hz_optstate_mode); 0 for a bad mode. */
+static inline int64_t hz_moment_bytes(int mode)
+{
+#define HZ_MOMENT_BYTES(id, name, bytes) bytes,
+    static const int64_t b[HZ_OPTSTATE_MODE_N] = {HZ_OPTSTATE_MODES(HZ_MOMENT_BYTES)};
+#undef HZ_MOMENT_BYTES
+    return mode >= 0 && mode < HZ_OPTSTATE_MODE_N ? b[mode] : 0;
+}
+
+/* Bytes per HZ_OPTSTATE_BLOCK elements of array A of a store in optimizer-state MODE with
+ * gradients GRAD_BYTES wide; 0 for an array the mode does not have. */
+static inline int64_t hz_arr_block_bytes(int mode, int64_t grad_bytes, int a)
+{
+    const int64_t n = HZ_OPTSTATE_BLOCK;
+    switch (a) {
+    case HZ_ARR_W: case HZ_ARR_LO: return 2 * n;
+    case HZ_ARR_M: case HZ_ARR_V: return hz_moment_bytes(mode) * n;
+    case HZ_ARR_G: return grad_bytes * n;
+    case HZ_ARR_MS: case HZ_ARR_VS: return mode == HZ_OPTSTATE_INT8 ? 4 : 0;
+    default: return 0;
+    }
+}
+
+/* Bytes of elements [0, I) of an array of BLOCK_BYTES per block: exact for a multiple of
+ * the block; a partial last block takes its elements' bytes, or a whole scale. */
+static inline int64_t hz_arr_offset(int64_t block_bytes, int64_t i)
+{
+    int64_t part = i % HZ_OPTSTATE_BLOCK;
+    return i / HZ_OPTSTATE_BLOCK * block_bytes +
+           (part == 0 ? 0 : block_bytes >= HZ_OPTSTATE_BLOCK ? part * block_bytes /
+                                                               HZ_OPTSTATE_BLOCK
+                                                             : block_bytes);
+}
+
+/* The backed runs of an array of BLOCK_BYTES per block: byte ranges [first, end) of the
  * streamed units' elements (of the gradient array, GRADS: of the units that hold their
  * gradients on the host, i.e. not held either), rounded out to pages and merged. Fills the
  * first MAX of them (FIRST, END may be NULL), adds every run's bytes to *BYTES (may be NULL)
  * and returns the run count. Units are in store order; a plan without units is one run. */
-static inline int hz_store_runs(const hz_plan *p, int64_t elem, int grads, int64_t *first,
+static inline int hz_store_runs(const hz_plan *p, int64_t block_bytes, int grads, int64_t *first,
                                 int64_t *end, int max, int64_t *bytes)
 {
     if (p->unit_n == 0) { /* a bare store (tests, benchmarks): one run, all of it */
-        int64_t b = (p->host_store_n * elem + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+        int64_t b = (hz_arr_offset(block_bytes, p->host_store_n) + HZ_STORE_PAGE - 1) /
+                    HZ_STORE_PAGE * HZ_STORE_PAGE;
         if (max > 0 && first) first[0] = 0;
         if (max > 0 && end) end[0] = b;
         if (bytes) *bytes += b;
@@ -171,9 +219,9 @@ static inline int hz_store_runs(const hz_plan *p, int64_t elem, int grads, int64
     for (int i = 0; i <= p->unit_n; i++) {
         const hz_unit *u = i < p->unit_n ? &p->units[i] : NULL;
         if (u && (u->resident || (grads && u->held) || u->padded_n == 0)) continue;
-        int64_t a = u ? u->host_n * elem / HZ_STORE_PAGE * HZ_STORE_PAGE : 0;
-        int64_t b = u ? ((u->host_n + u->padded_n) * elem + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE *
-                            HZ_STORE_PAGE
+        int64_t a = u ? hz_arr_offset(block_bytes, u->host_n) / HZ_STORE_PAGE * HZ_STORE_PAGE : 0;
+        int64_t b = u ? (hz_arr_offset(block_bytes, u->host_n + u->padded_n) + HZ_STORE_PAGE -
+                         1) / HZ_STORE_PAGE * HZ_STORE_PAGE
                       : 0;
         if (u && run_b >= 0 && a <= run_b) { /* joins the open run */
             if (b > run_b) run_b = b;
@@ -213,30 +261,53 @@ static inline int64_t hz_stage_slot_bytes(const hz_plan *p)
     return (p->fetch_n * 4 + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
 }
 
-/* Elements of the bounce buffer: HZ_STORE_BOUNCE_N, or all the resident elements if fewer. */
+/* Elements of the bounce buffer: HZ_STORE_BOUNCE_N, or all the resident elements if fewer
+ * (a multiple of the block either way). */
 static inline int64_t hz_store_bounce_n(const hz_plan *p)
 {
     return p->resident_n < HZ_STORE_BOUNCE_N ? p->resident_n : HZ_STORE_BOUNCE_N;
 }
 
-/* Bytes the store backs: the five arrays' runs (gradients GRAD_BYTES wide), and the bounce
- * buffer where some unit is resident. The planner's host_store_bytes. */
-static inline int64_t hz_store_backed_bytes(const hz_plan *p, int64_t grad_bytes)
+/* Bytes of the bounce buffer: the state arrays (HZ_ARR_STATE) of its elements, one after
+ * another in array order; AT[a] (may be NULL) receives each one's offset. */
+static inline int64_t hz_store_bounce_bytes(const hz_plan *p, int64_t *at)
 {
-    const int64_t elem[5] = {2, 2, 4, 4, grad_bytes};
-    int64_t bytes = 0;
-    for (int a = 0; a < 5; a++) hz_store_runs(p, elem[a], a == 4, NULL, NULL, 0, &bytes);
-    bytes += hz_store_bounce_n(p) * (2 + 2 + 4 + 4);
+    int64_t n = hz_store_bounce_n(p), bytes = 0;
+    for (int a = 0; a < HZ_ARR_N; a++) {
+        if (at) at[a] = bytes;
+        if (HZ_ARR_STATE & HZ_ARR_BIT(a))
+            bytes += hz_arr_offset(hz_arr_block_bytes(p->optimizer_state, 0, a), n);
+    }
     return bytes;
 }
 
-/* The RESIDENT region: arrays w (bf16), lo (int16), m, v (fp32) of resident_n elements and g
- * (fp32) of resident_g_n, in this order, each 256-byte aligned. Fills OFF[5] (bytes) and
- * returns the region's bytes. */
-enum { HZ_RES_W, HZ_RES_LO, HZ_RES_M, HZ_RES_V, HZ_RES_G, HZ_RES_ARRAYS };
-static inline int64_t hz_resident_layout(int64_t n, int64_t g_n, int64_t *off)
+/* Bytes the store backs: the arrays' runs (gradients GRAD_BYTES wide), and the bounce buffer
+ * where some unit is resident. The planner's host_store_bytes. */
+static inline int64_t hz_store_backed_bytes(const hz_plan *p, int64_t grad_bytes)
 {
-    const int64_t bytes[HZ_RES_ARRAYS] = {2 * n, 2 * n, 4 * n, 4 * n, 4 * g_n};
+    int64_t bytes = 0;
+    for (int a = 0; a < HZ_ARR_N; a++) {
+        int64_t bb = hz_arr_block_bytes(p->optimizer_state, grad_bytes, a);
+        if (bb > 0) hz_store_runs(p, bb, a == HZ_ARR_G, NULL, NULL, 0, &bytes);
+    }
+    return bytes + hz_store_bounce_bytes(p, NULL);
+}
+
+/* The RESIDENT region: arrays w (bf16), lo (int16), m, v (in optimizer-state MODE) of n
+ * elements, g (fp32) of g_n, and in int8 mode ms, vs (fp32, one per block of n), in this
+ * order, each 256-byte aligned. Fills OFF[HZ_RES_ARRAYS] (bytes) and returns the region's
+ * bytes. */
+enum { HZ_RES_W, HZ_RES_LO, HZ_RES_M, HZ_RES_V, HZ_RES_G, HZ_RES_MS, HZ_RES_VS, HZ_RES_ARRAYS };
+/* The RESIDENT arrays in the host store's array order: a state array's HZ_ARR_* indexes it. */
+_Static_assert((int)HZ_RES_M == (int)HZ_ARR_M && (int)HZ_RES_VS == (int)HZ_ARR_VS &&
+                   (int)HZ_RES_ARRAYS == (int)HZ_ARR_N,
+               "resident and store array order");
+static inline int64_t hz_resident_layout(int64_t n, int64_t g_n, int mode, int64_t *off)
+{
+    const int64_t mb = hz_moment_bytes(mode);
+    const int64_t sb = mode == HZ_OPTSTATE_INT8 ? 4 * ((n + HZ_OPTSTATE_BLOCK - 1) /
+                                                       HZ_OPTSTATE_BLOCK) : 0;
+    const int64_t bytes[HZ_RES_ARRAYS] = {2 * n, 2 * n, mb * n, mb * n, 4 * g_n, sb, sb};
     int64_t at = 0;
     for (int i = 0; i < HZ_RES_ARRAYS; i++) {
         if (off) off[i] = at;

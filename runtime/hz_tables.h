@@ -77,6 +77,18 @@
     X(BACKEND_CPU, "cpu", 0, 0, {0})        \
     X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128})
 
+/* Optimizer-state precisions (runtime/optstate.h): X(ID, name, bytes of one moment). The spec's
+ * training.optimizer_state, the plan's optimizer_state and a checkpoint's state mode. */
+#define HZ_OPTSTATE_MODES(X)      \
+    X(HZ_OPTSTATE_FP32, "fp32", 4) \
+    X(HZ_OPTSTATE_BF16, "bf16", 2) \
+    X(HZ_OPTSTATE_INT8, "int8", 1)
+
+/* Elements per int8 block (one fp32 absmax for m and one for v each). 64 is the planner's
+ * tensor alignment in the host store (tests/test_optstate.c checks it divides it), so every
+ * tensor starts on a block boundary; the absmax costs 2 * 4 / 64 = 0.125 bytes a parameter. */
+#define HZ_OPTSTATE_BLOCK 64
+
 #define HZ_ENUM_ENTRY(id, ...) HZ_##id,
 enum hz_unit_kind { HZ_UNIT_KINDS(HZ_ENUM_ENTRY) HZ_UNIT_KIND_N };
 enum hz_tensor_kind { HZ_TENSOR_KINDS(HZ_ENUM_ENTRY) HZ_TENSOR_KIND_N };
@@ -85,5 +97,8 @@ enum hz_stream_kind { HZ_STREAM_KINDS(HZ_ENUM_ENTRY) HZ_STREAM_KIND_N };
 enum hz_op_kind { HZ_OP_KINDS(HZ_ENUM_ENTRY) HZ_OP_KIND_N };
 enum hz_backend_kind { HZ_BACKENDS(HZ_ENUM_ENTRY) HZ_BACKEND_N };
 enum hz_phase_kind { HZ_PHASES(HZ_ENUM_ENTRY) HZ_PHASE_N };
+#define HZ_OPTSTATE_ENUM(id, ...) id,
+enum hz_optstate_mode { HZ_OPTSTATE_MODES(HZ_OPTSTATE_ENUM) HZ_OPTSTATE_MODE_N };
+#undef HZ_OPTSTATE_ENUM
 
 #endif

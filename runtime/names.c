@@ -15,6 +15,8 @@ const char *const hz_stream_names[] = {HZ_STREAM_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_op_names[] = {HZ_OP_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_region_what[] = {HZ_REGION_KINDS(HZ_WHAT_ENTRY)};
 const char *const hz_phase_names[] = {HZ_PHASES(HZ_NAME_ENTRY)};
+#define HZ_OPTSTATE_NAME_ENTRY(id, name, bytes) name,
+const char *const hz_optstate_names[] = {HZ_OPTSTATE_MODES(HZ_OPTSTATE_NAME_ENTRY)};
 
 double hz_flops_per_token(const hz_dims *d)
 {

@@ -8,19 +8,16 @@
 #include "optstate.h"
 #include "rt.h"
 
-#define HZ_OPTSTATE_NAME(id, name) name,
-static const char *const mode_names[HZ_OPTSTATE_MODE_N] = {HZ_OPTSTATE_MODES(HZ_OPTSTATE_NAME)};
-#undef HZ_OPTSTATE_NAME
 
 const char *hz_optstate_name(int mode)
 {
-    return mode >= 0 && mode < HZ_OPTSTATE_MODE_N ? mode_names[mode] : NULL;
+    return mode >= 0 && mode < HZ_OPTSTATE_MODE_N ? hz_optstate_names[mode] : NULL;
 }
 
 int hz_optstate_parse(const char *name)
 {
     for (int k = 0; k < HZ_OPTSTATE_MODE_N; k++)
-        if (strcmp(name, mode_names[k]) == 0) return k;
+        if (strcmp(name, hz_optstate_names[k]) == 0) return k;
     return -1;
 }
 

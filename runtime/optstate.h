@@ -5,20 +5,7 @@
 #define HZ_OPTSTATE_H
 #include <stdint.h>
 
-/* The modes. X(ID, name): one list gives the enum and the names that parse and print. */
-#define HZ_OPTSTATE_MODES(X)   \
-    X(HZ_OPTSTATE_FP32, "fp32") \
-    X(HZ_OPTSTATE_BF16, "bf16") \
-    X(HZ_OPTSTATE_INT8, "int8")
-
-#define HZ_OPTSTATE_ENUM(id, name) id,
-enum hz_optstate_mode { HZ_OPTSTATE_MODES(HZ_OPTSTATE_ENUM) HZ_OPTSTATE_MODE_N };
-#undef HZ_OPTSTATE_ENUM
-
-/* Elements per int8 block (one fp32 absmax for m and one for v each). 64 is the planner's
- * tensor alignment in the host store (tests/test_optstate.c checks it divides it), so every
- * tensor starts on a block boundary; the absmax costs 2 * 4 / 64 = 0.125 bytes a parameter. */
-#define HZ_OPTSTATE_BLOCK 64
+#include "hz_tables.h" /* the modes (HZ_OPTSTATE_MODES) and HZ_OPTSTATE_BLOCK */
 
 /* "fp32", "bf16", "int8"; NULL for a mode out of range. */
 const char *hz_optstate_name(int mode);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "hz.h"
+#include "hz_layout.h"
 
 /* ---- inline bf16 and split-master arithmetic for the hot loops (store.c has the
  * public, documented versions; these are the same bits) ---- */
@@ -47,6 +48,15 @@ static inline void hz_split_inl(float master, uint16_t *w, int16_t *lo)
     *lo = (int16_t)(diff - (int32_t)(up << 16));
 }
 
+/* P moved by BYTES, as an integer: an array base shifted so that index i of the shifted
+ * array is index i - BYTES / size of P's (the resident arrays indexed by store index, so the
+ * bf16 rounding hashes an element's store index wherever it lives). Indexed only inside
+ * P's object. */
+static inline void *hz_shift_ptr(const void *p, int64_t bytes)
+{
+    return (void *)((uintptr_t)p + (uintptr_t)bytes);
+}
+
 /* ---- plan lookups both backends make ---- */
 
 /* The tensor of KIND in unit U, or NULL. */
@@ -80,18 +90,19 @@ void hz_rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
 void hz_rope_inv_freq_dims(float *inv_freq, const hz_dims *d);
 
 /* ---- the host store (store.c, store_mem.c): SoA arrays of host_store_n elements each ----
- * Element i of every array belongs to the unit whose [host_n, host_n + padded_n) holds it. A
- * streamed unit's elements live in the arrays; a resident unit's live with the backend (its
- * home), and their pages of the arrays are never touched: read and write them with
- * hz_store_get / hz_store_put / hz_store_pass, which go through the home's copy function.
- * Hot paths (the host optimizer, weight and gradient copies) index the arrays directly and
- * only for streamed units. */
-enum { HZ_ARR_W, HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V, HZ_ARR_G, HZ_ARR_N };
-#define HZ_ARR_BIT(a) (1u << (a))
+ * Element i of every array belongs to the unit whose [host_n, host_n + padded_n) holds it
+ * (the arrays and their element sizes: runtime/hz_layout.h HZ_ARR_*; ms and vs hold one
+ * scale per HZ_OPTSTATE_BLOCK elements, element i's at i / HZ_OPTSTATE_BLOCK). A streamed
+ * unit's elements live in the arrays; a resident unit's live with the backend (its home), and
+ * their pages of the arrays are never touched: read and write them with hz_store_get /
+ * hz_store_put / hz_store_pass, which go through the home's copy function. Hot paths (the
+ * host optimizer, weight and gradient copies) index the arrays directly and only for
+ * streamed units. */
 
-/* Copy elements [first, first + n) of array A (HZ_ARR_W..V), all of resident units, between
- * their home and BUF: into BUF (TO_HOME 0) or from it. Device work issued so far is finished
- * first. Called from several threads at once. */
+/* Copy elements [first, first + n) of state array A (in HZ_ARR_STATE; first and n multiples
+ * of HZ_OPTSTATE_BLOCK for MS and VS), all of resident units, between their home and BUF:
+ * into BUF (TO_HOME 0) or from it. Device work issued so far is finished first. Called from
+ * several threads at once. */
 typedef void (*hz_home_copy_fn)(void *ctx, int a, int64_t first, int64_t n, void *buf,
                                 int to_home);
 
@@ -103,15 +114,21 @@ typedef struct hz_store {
     int64_t n;          /* elements per array */
     uint16_t *w;        /* bf16 working weights */
     int16_t *lo;        /* low halves of the fp32 master */
-    float *m, *v;       /* Adam moments */
+    void *m, *v;        /* Adam moments in state_mode: float, bf16 bits, or int8 / uint8
+                         * codes (runtime/optstate.h) */
+    float *ms, *vs;     /* int8: the absmax of each block of m and v; else NULL */
     void *g;            /* gradients: float, or uint16_t bf16 when grad_bf16 */
     int grad_bf16;
+    int state_mode;     /* enum hz_optstate_mode: the plan's optimizer_state */
+    uint64_t state_seed;/* bf16: the stochastic rounding's seed (the run's --seed, or the
+                         * checkpoint's on a resume) */
     int64_t bytes;      /* bytes backed (the runs and the bounce buffer): hz_store_backed_bytes */
     const hz_plan *plan;
-    size_t map_bytes[HZ_ARR_N];  /* each array's mapping */
+    size_t map_bytes[HZ_ARR_N];  /* each array's mapping (0: the mode has no such array) */
     int pinned;
     hz_host_unpin_fn unpin;
-    char *bounce;       /* bounce_n elements of w, lo, m, v; NULL when nothing is resident */
+    char *bounce;       /* bounce_n elements of the state arrays (hz_store_bounce_bytes);
+                         * NULL when nothing is resident */
     int64_t bounce_n;   /* hz_store_bounce_n */
     hz_home_copy_fn home;
     void *home_ctx;
@@ -123,17 +140,19 @@ int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_un
 void hz_store_free(hz_store *s);
 /* Bytes of the store's mappings now in RAM (mincore), the bounce buffer included. */
 int64_t hz_store_measured_bytes(const hz_store *s);
-/* Elements [first, first + n) of array A (HZ_ARR_W..V; G only where streamed) into DST /
- * from SRC, wherever they live. Thread-safe for disjoint ranges. */
+/* Elements [first, first + n) of array A (HZ_ARR_STATE; G only where streamed) into DST /
+ * from SRC, wherever they live (MS, VS: their scales, first and n multiples of the block).
+ * Thread-safe for disjoint ranges. */
 void hz_store_get(const hz_store *s, int a, int64_t first, int64_t n, void *dst);
 void hz_store_put(const hz_store *s, int a, int64_t first, int64_t n, const void *src);
 /* 1 when elements [first, first + n) all live in the arrays. */
 int hz_store_backed(const hz_store *s, int64_t first, int64_t n);
 /* Visit every element once, in order, window by window: FN(ARG, FIRST, N, PTR) with PTR[a]
- * pointing at element FIRST of array a for each a in the mask ARRAYS (HZ_ARR_BIT of W..V):
- * the arrays themselves, or the bounce buffer, filled from the home before FN and (WRITE)
- * sent back after it. FN returns 0, or nonzero to stop the pass, which returns it. One pass
- * at a time (the bounce buffer is shared). */
+ * pointing at element FIRST of array a for each a in the mask ARRAYS (HZ_ARR_BIT of the
+ * state arrays; MS, VS: at the scale of FIRST's block; FIRST and N are multiples of the
+ * block but for a store's last partial one): the arrays themselves, or the bounce buffer,
+ * filled from the home before FN and (WRITE) sent back after it. FN returns 0, or nonzero to
+ * stop the pass, which returns it. One pass at a time (the bounce buffer is shared). */
 typedef int (*hz_window_fn)(void *arg, int64_t first, int64_t n, void *const *ptr);
 int hz_store_pass(const hz_store *s, unsigned arrays, int write, hz_window_fn fn, void *arg);
 
@@ -195,15 +214,18 @@ void hz_adamw_range(uint16_t *w, int16_t *lo, float *m, float *v, const float *g
                     const hz_adam_coef *k);
 
 /* AdamW on every tensor a unit owns, with gradients scaled by GSCALE (clipping);
- * t = 1-based step for the bias correction. */
-void hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
+ * t = 1-based step for the bias correction; the moments in the store's state_mode (fp32:
+ * hz_adamw_store_range; bf16, int8: hz_qadamw_pool of runtime/optstate.h). Returns the count
+ * of non-finite scaled gradients the compact modes kept out of the state (fp32: 0, not
+ * counted: the fp32 update is today's loop, bit for bit). */
+int64_t hz_adamw_unit(hz_store *s, const hz_plan *p, int unit, const hz_optim *o, float lr,
                    float gscale, int64_t t, hz_pool *pool);
 /* The same with the unit's fp32 gradients in GRADS, laid out by each tensor's grad_n (a held
- * unit's staging slot) instead of the store's gradient array. */
-void hz_adamw_unit_grads(hz_store *s, const hz_plan *p, int unit, const float *grads,
-                         const hz_optim *o, float lr, float gscale, int64_t t, hz_pool *pool);
-/* AdamW with the coefficients K on store elements [first, first + n), split over POOL: what
- * hz_adamw_unit runs on each tensor (train --probe times it). */
+ * unit's staging slot) instead of the store's gradient array (GRADS NULL: hz_adamw_unit). */
+int64_t hz_adamw_unit_grads(hz_store *s, const hz_plan *p, int unit, const float *grads,
+                            const hz_optim *o, float lr, float gscale, int64_t t, hz_pool *pool);
+/* AdamW with the coefficients K on store elements [first, first + n), split over POOL, fp32
+ * moments: what hz_adamw_unit runs on each tensor in fp32 mode (train --probe times it). */
 void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_coef *k,
                           hz_pool *pool);
 
@@ -237,7 +259,7 @@ typedef struct hz_backend {
      * fp32) receives the logits (--dump-logits). */
     double (*eval)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
-    /* The home of the resident units' w, lo, m and v (hz_home_copy_fn; CTX is the hz_ctx). */
+    /* The home of the resident units' state arrays (hz_home_copy_fn; CTX is the hz_ctx). */
     hz_home_copy_fn home_copy;
     /* After init: the name of the device it runs on; NULL where it runs on none (cpu). */
     const char *(*device)(hz_ctx *ctx);
@@ -270,6 +292,9 @@ struct hz_ctx {
     int64_t opt_queued_step;     /* step whose OPT ops may run (-1 none) */
     int64_t *unit_done_step;     /* per unit: last step whose update is applied */
     double grad_norm;            /* of the step being optimized, before clipping */
+    int64_t nonfinite_n;         /* non-finite scaled gradients the compact optimizer states
+                                  * kept out of the moments so far (host and device updates;
+                                  * under mu) */
     int opt_quit;
     int opt_started;             /* the optimizer thread exists */
     int64_t opt_done_before;     /* steps whose updates were applied before it started, - 1 */
@@ -298,6 +323,8 @@ typedef struct hz_resume {
     int64_t step;        /* optimizer steps done */
     int64_t data_pos;    /* the training data's position (hz_data_position) */
     uint64_t data_seed;  /* the data order's seed */
+    int state_mode;      /* hz_ckpt_load: the checkpoint's optimizer-state precision (the
+                          * store's own after the load, converted where they differ) */
 } hz_resume;
 
 /* Save OUT_DIR/step-<step>/ (config.json, model.safetensors, resume.bin with a digest of
@@ -312,7 +339,9 @@ int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const
 int hz_ckpt_resolve(const char *path, char *dir, size_t n);
 /* Load a checkpoint's weights and optimizer state into S, exactly, after verifying it:
  * every file against resume.bin's manifest, its config.json against the plan's (the first
- * differing key named), step and data position in range, the checksum. 0 or -1 + message. */
+ * differing key named), step and data position in range, the checksum. The moments of a
+ * checkpoint in another precision are converted to the store's (runtime/ckpt_state.h); the
+ * store takes the checkpoint's rounding seed. 0 or -1 + message. */
 int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
                  char *err);
 

@@ -1,9 +1,9 @@
 /* runtime/store_mem.c - the host store's memory and the way to the elements that live
  * elsewhere. Each array is mapped whole; only the streamed units' pages are backed (first
- * touched in parallel, huge pages asked for, pinned by the backend), the resident units'
- * pages are mapped without access, and hz_store_get / put / pass reach those elements
- * through the backend's copy function (their home). The planner counts the same runs
- * (runtime/hz_layout.h hz_store_runs). */
+ * touched in parallel, huge pages asked for, pinned by the backend; the moments in the
+ * plan's optimizer-state precision), the resident units' pages are mapped without access,
+ * and hz_store_get / put / pass reach those elements through the backend's copy function
+ * (their home). The planner counts the same runs (runtime/hz_layout.h hz_store_runs). */
 #define _DEFAULT_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -15,15 +15,15 @@
 #include "hz_layout.h"
 #include "rt.h"
 
-static int64_t elem_bytes(const hz_store *s, int a)
+/* Bytes per HZ_OPTSTATE_BLOCK elements of array A (0: this store's mode has none). */
+static int64_t block_bytes(const hz_store *s, int a)
 {
-    static const int64_t size[HZ_ARR_N] = {2, 2, 4, 4, 4};
-    return a == HZ_ARR_G && s->grad_bf16 ? 2 : size[a];
+    return hz_arr_block_bytes(s->state_mode, s->grad_bf16 ? 2 : 4, a);
 }
 
 static char *array_base(const hz_store *s, int a)
 {
-    void *const base[HZ_ARR_N] = {s->w, s->lo, s->m, s->v, s->g};
+    void *const base[HZ_ARR_N] = {s->w, s->lo, s->m, s->v, s->g, s->ms, s->vs};
     return base[a];
 }
 
@@ -77,6 +77,11 @@ static void *map_array(void *arg)
     const hz_store *s = j->s;
     size_t bytes = j->s->map_bytes[j->a];
     j->rc = -1;
+    if (bytes == 0) { /* an array this mode does not have */
+        j->base = NULL;
+        j->rc = 0;
+        return NULL;
+    }
     char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
@@ -86,11 +91,11 @@ static void *map_array(void *arg)
         return NULL;
     }
     j->base = base;
-    int n = hz_store_runs(s->plan, elem_bytes(s, j->a), j->a == HZ_ARR_G, NULL, NULL, 0, NULL);
+    int n = hz_store_runs(s->plan, block_bytes(s, j->a), j->a == HZ_ARR_G, NULL, NULL, 0, NULL);
     int64_t *first = malloc(sizeof(int64_t) * (size_t)(2 * n + 1)), *end = first + n;
     if (!first) return NULL;
-    hz_store_runs(s->plan, elem_bytes(s, j->a), j->a == HZ_ARR_G, first, end, n, NULL);
-    int64_t gap = 0; /* the gaps hold resident (in g, also held) units' elements: nothing touches them */
+    hz_store_runs(s->plan, block_bytes(s, j->a), j->a == HZ_ARR_G, first, end, n, NULL);
+    int64_t gap = 0; /* the gaps hold resident (in g, also held) units' elements */
     for (int r = 0; r <= n; r++) {
         int64_t gap_end = r < n ? first[r] : (int64_t)bytes;
         if (gap_end > gap) mprotect(base + gap, (size_t)(gap_end - gap), PROT_NONE);
@@ -110,19 +115,20 @@ static void *map_array(void *arg)
     return NULL;
 }
 
-/* The five arrays at once, one thread each: backing and pinning tens of GiB is the
- * start-up's longest wait. */
+/* The arrays at once, one thread each: backing and pinning tens of GiB is the start-up's
+ * longest wait. */
 int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_unpin_fn unpin)
 {
     memset(s, 0, sizeof(*s));
     s->n = p->host_store_n;
     s->grad_bf16 = p->host_grad_bf16;
+    s->state_mode = p->optimizer_state;
     s->plan = p;
     s->pinned = pin != NULL;
     s->unpin = unpin;
     for (int a = 0; a < HZ_ARR_N; a++)
-        s->map_bytes[a] = (size_t)((s->n * elem_bytes(s, a) + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE *
-                                   HZ_STORE_PAGE);
+        s->map_bytes[a] = (size_t)((hz_arr_offset(block_bytes(s, a), s->n) + HZ_STORE_PAGE - 1) /
+                                   HZ_STORE_PAGE * HZ_STORE_PAGE);
     map_job job[HZ_ARR_N];
     pthread_t tid[HZ_ARR_N];
     int started[HZ_ARR_N];
@@ -141,8 +147,10 @@ int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_un
     s->m = job[HZ_ARR_M].base;
     s->v = job[HZ_ARR_V].base;
     s->g = job[HZ_ARR_G].base;
+    s->ms = job[HZ_ARR_MS].base;
+    s->vs = job[HZ_ARR_VS].base;
     s->bounce_n = hz_store_bounce_n(p);
-    if (s->bounce_n > 0 && !(s->bounce = malloc((size_t)s->bounce_n * 12))) rc = -1;
+    if (s->bounce_n > 0 && !(s->bounce = malloc((size_t)hz_store_bounce_bytes(p, NULL)))) rc = -1;
     s->bytes = hz_store_backed_bytes(p, s->grad_bf16 ? 2 : 4);
     return rc ? -1 : 0;
 }
@@ -153,10 +161,10 @@ void hz_store_free(hz_store *s)
         char *base = array_base(s, a);
         if (!base) continue;
         if (s->pinned && s->unpin) {
-            int n = hz_store_runs(s->plan, elem_bytes(s, a), a == HZ_ARR_G, NULL, NULL, 0, NULL);
+            int n = hz_store_runs(s->plan, block_bytes(s, a), a == HZ_ARR_G, NULL, NULL, 0, NULL);
             int64_t *first = malloc(sizeof(int64_t) * (size_t)(n + 1));
             if (first) {
-                hz_store_runs(s->plan, elem_bytes(s, a), a == HZ_ARR_G, first, NULL, n, NULL);
+                hz_store_runs(s->plan, block_bytes(s, a), a == HZ_ARR_G, first, NULL, n, NULL);
                 for (int r = 0; r < n; r++) s->unpin(base + first[r]);
             }
             free(first);
@@ -169,7 +177,7 @@ void hz_store_free(hz_store *s)
 
 int64_t hz_store_measured_bytes(const hz_store *s)
 {
-    int64_t bytes = s->bounce ? s->bounce_n * 12 : 0;
+    int64_t bytes = s->bounce ? hz_store_bounce_bytes(s->plan, NULL) : 0;
     size_t pages_max = 0;
     for (int a = 0; a < HZ_ARR_N; a++)
         if (s->map_bytes[a] / HZ_STORE_PAGE > pages_max) pages_max = s->map_bytes[a] / HZ_STORE_PAGE;
@@ -215,18 +223,20 @@ static int64_t run_end(const hz_store *s, int64_t i, int64_t limit, int *residen
 
 static void move(const hz_store *s, int a, int64_t first, int64_t n, void *buf, int to_store)
 {
-    int64_t size = elem_bytes(s, a), end = first + n;
+    int64_t bb = block_bytes(s, a), end = first + n, at0 = hz_arr_offset(bb, first);
     char *b = buf;
     for (int64_t i = first; i < end;) {
         int resident = 0;
         int64_t e = s->plan->resident_n > 0 ? run_end(s, i, end, &resident) : end;
-        char *at = b + (i - first) * size;
+        int64_t off = hz_arr_offset(bb, i);
+        char *at = b + (off - at0);
+        size_t bytes = (size_t)(hz_arr_offset(bb, e) - off);
         if (resident)
             s->home(s->home_ctx, a, i, e - i, at, to_store);
         else if (to_store)
-            memcpy(array_base(s, a) + i * size, at, (size_t)((e - i) * size));
+            memcpy(array_base(s, a) + off, at, bytes);
         else
-            memcpy(at, array_base(s, a) + i * size, (size_t)((e - i) * size));
+            memcpy(at, array_base(s, a) + off, bytes);
         i = e;
     }
 }
@@ -250,26 +260,30 @@ int hz_store_backed(const hz_store *s, int64_t first, int64_t n)
 
 int hz_store_pass(const hz_store *s, unsigned arrays, int write, hz_window_fn fn, void *arg)
 {
-    static const int64_t bounce_at[4] = {0, 2, 4, 8}; /* bytes per bounce element before a */
+    int64_t bounce_at[HZ_ARR_N]; /* each state array's place in the bounce buffer */
+    hz_store_bounce_bytes(s->plan, bounce_at);
+    arrays &= HZ_ARR_STATE;
+    for (int a = 0; a < HZ_ARR_N; a++)
+        if (block_bytes(s, a) == 0) arrays &= ~HZ_ARR_BIT(a);
     for (int64_t i = 0; i < s->n;) {
         int resident = 0;
         int64_t e = s->plan->resident_n > 0 ? run_end(s, i, s->n, &resident) : s->n;
         if (resident && e - i > s->bounce_n) e = i + s->bounce_n;
         void *ptr[HZ_ARR_N] = {0};
-        for (int a = 0; a < HZ_ARR_V + 1; a++) {
+        for (int a = 0; a < HZ_ARR_N; a++) {
             if (!(arrays & HZ_ARR_BIT(a))) continue;
             if (!resident) {
-                ptr[a] = array_base(s, a) + i * elem_bytes(s, a);
+                ptr[a] = array_base(s, a) + hz_arr_offset(block_bytes(s, a), i);
                 continue;
             }
-            /* the bounce holds w, lo, m, v of HZ_STORE_BOUNCE_N elements, one after another */
-            ptr[a] = s->bounce + bounce_at[a] * s->bounce_n;
+            /* the bounce holds the state arrays of bounce_n elements, one after another */
+            ptr[a] = s->bounce + bounce_at[a];
             s->home(s->home_ctx, a, i, e - i, ptr[a], 0); /* a write keeps what fn leaves */
         }
         int rc = fn(arg, i, e - i, ptr);
         if (rc) return rc;
         if (resident && write)
-            for (int a = 0; a < HZ_ARR_V + 1; a++)
+            for (int a = 0; a < HZ_ARR_N; a++)
                 if (arrays & HZ_ARR_BIT(a)) s->home(s->home_ctx, a, i, e - i, ptr[a], 1);
         i = e;
     }

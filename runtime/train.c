@@ -15,6 +15,7 @@
 
 #include "data.h"
 #include "hfmap.h"
+#include "optstate.h"
 #include "rt.h"
 
 #include "train_args.h"
@@ -197,7 +198,7 @@ static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int6
                 (long long)steps);
         exit(1);
     }
-    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed};
+    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed, c->store.state_mode};
     char err[HZ_HF_ERR_BYTES];
     double t0 = hz_now_s();
     if (hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, err) != 0) {
@@ -308,10 +309,13 @@ int main(int argc, char **argv)
     printf("planned: host %lld bytes (%.2f per parameter), GPU arena %lld bytes\n",
            (long long)p->host_bytes, (double)p->host_bytes / (double)p->params_n,
            (long long)p->gpu_bytes);
+    printf("optimizer state: %s (Adam moments %.3f bytes per parameter; the fp32 master exact)\n",
+           hz_optstate_name(p->optimizer_state), hz_optstate_bytes_per_param(p->optimizer_state));
 
     hz_ctx ctx;
     double t_init = hz_now_s(); /* initialising billions of weights takes seconds too */
     set_up(&ctx, p, &a);
+    ctx.store.state_seed = (uint64_t)a.seed; /* a resume takes the checkpoint's */
     step_tokens tk = {calloc((size_t)dm->step_tokens, sizeof(int32_t)),
                       calloc((size_t)dm->step_tokens, sizeof(int32_t))};
     if (!tk.inputs || !tk.targets) hz_train_die("out of memory for the step's tokens", NULL);
@@ -340,6 +344,9 @@ int main(int argc, char **argv)
         }
         hz_exec_resume_at(&ctx, first_step);
         hz_data_seek(train, r.data_pos);
+        if (r.state_mode != p->optimizer_state)
+            printf("resumed optimizer state: the checkpoint's %s moments converted to this plan's "
+                   "%s\n", hz_optstate_names[r.state_mode], hz_optstate_names[p->optimizer_state]);
         printf("resumed from %s: %lld steps done (%.1f s)\n", dir, (long long)first_step,
                hz_now_s() - t0);
     } else if (a.init_hf) {
@@ -524,6 +531,9 @@ int main(int argc, char **argv)
         print_bytes_line("host peak (RSS)", p->host_bytes, peak);
     }
     ctx.be->report(&ctx, stdout);
+    if (p->optimizer_state != HZ_OPTSTATE_FP32)
+        printf("optimizer state %s: %lld non-finite gradients kept out of the moments\n",
+               hz_optstate_name(p->optimizer_state), (long long)ctx.nonfinite_n);
     hz_exec_free(&ctx);
     free(tk.inputs);
     free(tk.targets);

@@ -51,7 +51,7 @@ static void check_layout(const char *name, const hz_plan *p)
           "%s: buffers ordered and inside their regions (loss head %lld bytes)", name,
           (long long)loss);
     CHECK(p->regions[HZ_SCALARS].bytes >= 8 * HZ_SCALAR_N && HZ_SC_SUMSQ_PARTS == 1 &&
-              HZ_SCALAR_N == 1 + HZ_SUMSQ_PARTS,
+              HZ_SC_NONFINITE == 1 + HZ_SUMSQ_PARTS && HZ_SCALAR_N == 2 + HZ_SUMSQ_PARTS,
           "%s: scalars hold %d doubles", name, HZ_SCALAR_N);
 }
 
@@ -283,7 +283,7 @@ static void check_timemodel(void)
         "  \"gemm_bwd_tflops\": 612.5,\n  \"attention_fwd_tflops\": 250.0,\n"
         "  \"attention_bwd_tflops\": 170.5,\n  \"hbm_gbps\": 4100.0,\n  \"h2d_gbps\": 54.0,\n"
         "  \"d2h_gbps\": 53.5,\n  \"host_adamw_gbps\": 98.75,\n"
-        "  \"gpu_mem_bytes\": 150754820096,\n  \"cc\": \"sm_90\",\n  \"host_threads\": 16,\n"
+        "  \"gpu_mem_bytes\": 150754820096,\n  \"process_host_bytes\": 460517376,\n  \"cc\": \"sm_90\",\n  \"host_threads\": 16,\n"
         "  \"measured\": \"2026-12-01T10:00:00Z\",\n  \"plan\": \"tiny\",\n"
         "  \"measured_by\": {\"gemm_tflops\": \"the forward GEMMs of one block\"}\n}";
     test_write(path, probed, strlen(probed));
@@ -292,7 +292,8 @@ static void check_timemodel(void)
               got.gemm_bwd_tflops == 612.5 &&
               got.att_fwd_tflops == 250.0 && got.att_bwd_tflops == 170.5 &&
               got.hbm_gbps == 4100.0 && got.h2d_gbps == 54.0 && got.d2h_gbps == 53.5 &&
-              got.host_adamw_gbps == 98.75 && strcmp(got.gpu, "NVIDIA H200") == 0 &&
+              got.host_adamw_gbps == 98.75 && got.process_host_bytes == 460517376 &&
+              strcmp(got.gpu, "NVIDIA H200") == 0 &&
               strstr(got.name, "NVIDIA H200"),
           "a file in --probe's format sets every rate (none missing: '%s') and the device '%s'",
           note, got.gpu);
@@ -435,7 +436,8 @@ static void check_residency(void)
     CHECK(plan_build(&s, &none, &held, stderr) == 0, "llama3-3b: every unit's gradients held plans");
     tm_predict(&held.p, &c);
     int64_t g_runs = 0, span = 0, hold_ok = 1;
-    hz_store_runs(&base.p, base.p.host_grad_bf16 ? 2 : 4, 1, NULL, NULL, 0, &g_runs);
+    hz_store_runs(&base.p, hz_arr_block_bytes(base.p.optimizer_state, base.p.host_grad_bf16 ? 2 : 4, HZ_ARR_G), 1,
+                  NULL, NULL, 0, &g_runs);
     for (int i = 0; i < held.p.unit_n; i++) {
         const hz_unit *u = &held.units[i];
         int64_t n = hz_unit_grads_n(held.tensors, u);
@@ -512,9 +514,99 @@ static void check_residency(void)
     plan_free(&keep);
 }
 
+static int64_t page_up(int64_t b)
+{
+    return (b + HZ_STORE_PAGE - 1) / HZ_STORE_PAGE * HZ_STORE_PAGE;
+}
+
+/* The host store and the RESIDENT region in each optimizer-state precision, counted by hand;
+ * hzc plan's family table; the large shapes on their hosts. */
+static void check_optstate(void)
+{
+    static const double per_want[HZ_OPTSTATE_MODE_N] = {16.0, 12.0, 10.125};
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    int fit_layers[HZ_OPTSTATE_MODE_N] = {0};
+    for (int mode = 0; mode < HZ_OPTSTATE_MODE_N; mode++) {
+        hzc_spec s;
+        spec_load("models/llama3-8b.yaml", &s, stderr);
+        s.optimizer_state = mode;
+        hzc_plan pl;
+        plan_build(&s, &none, &pl, stderr);
+        int64_t n = pl.p.host_store_n, mb = mode == 0 ? 4 : mode == 1 ? 2 : 1;
+        int64_t want = 2 * page_up(2 * n) + 2 * page_up(mb * n) + page_up(4 * n) +
+                       (mode == HZ_OPTSTATE_INT8 ? 2 * page_up((n + 63) / 64 * 4) : 0);
+        double per = (double)pl.p.host_bytes / (double)pl.p.params_n;
+        CHECK(pl.p.optimizer_state == mode && pl.p.host_store_bytes == want &&
+                  fabs(per - per_want[mode]) < 1e-3,
+              "llama3-8b, %s state: host store %lld bytes = the hand count %lld, %.4f bytes per "
+              "parameter (want %.3f with fp32 gradients)", hz_optstate_names[mode],
+              (long long)pl.p.host_store_bytes, (long long)want, per, per_want[mode]);
+        plan_free(&pl);
+
+        spec_load("models/tiny.yaml", &s, stderr);
+        s.optimizer_state = mode;
+        s.plan.resident_blocks = s.L;
+        s.plan.resident_ends = 1;
+        plan_build(&s, &none, &pl, stderr);
+        int64_t r = pl.p.resident_n, g = pl.p.resident_g_n, sc = (r + 63) / 64 * 4;
+        int64_t res = 2 * al256(2 * r) + 2 * al256(mb * r) + al256(4 * g) +
+                      2 * al256(mode == 2 ? sc : 0);
+        int64_t bounce = hz_store_bounce_n(&pl.p) * (4 + 2 * mb) + (mode == 2 ? 2 * sc : 0);
+        CHECK(pl.regions[HZ_RESIDENT].bytes == res && pl.p.host_store_bytes == bounce,
+              "tiny all resident, %s state: RESIDENT %lld bytes = %lld by hand; the host store "
+              "backs its bounce buffer alone, %lld = %lld", hz_optstate_names[mode],
+              (long long)pl.regions[HZ_RESIDENT].bytes, (long long)res,
+              (long long)pl.p.host_store_bytes, (long long)bounce);
+        plan_free(&pl);
+    }
+    hzc_spec s;
+    spec_load("models/llama3-8b.yaml", &s, stderr);
+    plan_limits host125 = {0, 125ll << 30, PLAN_BOUNDARIES_AUTO};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    plan_print_fit(&s, &host125, out);
+    fclose(out);
+    for (int mode = 0; mode < HZ_OPTSTATE_MODE_N; mode++) {
+        char key[16];
+        snprintf(key, sizeof key, "\n  %s ", hz_optstate_names[mode]);
+        const char *at = strstr(text, key);
+        double per = 0, gib = 0;
+        if (at) sscanf(at + strlen(key), "%lf %lf %d", &per, &gib, &fit_layers[mode]);
+    }
+    CHECK(fit_layers[0] >= s.L && fit_layers[1] > fit_layers[0] && fit_layers[2] > fit_layers[1],
+          "hzc plan llama3-8b --host-mem 125G: the family's largest fits %d, %d, %d layers "
+          "(fp32, bf16, int8)", fit_layers[0], fit_layers[1], fit_layers[2]);
+    free(text);
+
+    hzc_spec q, l70;
+    spec_load("models/qwen2.5-14b.yaml", &q, stderr);
+    spec_load("models/llama3.1-70b.yaml", &l70, stderr);
+    plan_limits tb1 = {0, 1000000000000ll, PLAN_BOUNDARIES_AUTO};
+    hzc_plan a, b, c;
+    char *msg = NULL;
+    out = open_memstream(&msg, &len);
+    int rq = plan_build(&q, &host125, &a, stderr), r70 = plan_build(&l70, &tb1, &c, stderr);
+    q.optimizer_state = HZ_OPTSTATE_FP32;
+    int rf = plan_build(&q, &host125, &b, out);
+    fclose(out);
+    CHECK(rq == 0 && a.p.params_n == 14770033664ll && rf != 0 &&
+              strstr(msg, "optimizer_state: int8"),
+          "qwen2.5-14b (%lld params) plans within 125 GiB with int8 state (%.2f GiB); fp32 "
+          "state is refused: %s", (long long)a.p.params_n, a.p.host_bytes / 1073741824.0, msg);
+    CHECK(r70 == 0 && c.p.params_n == 70553706496ll,
+          "llama3.1-70b (%lld params) plans within 1 TB with int8 state (%.1f GB)",
+          (long long)c.p.params_n, c.p.host_bytes * 1e-9);
+    free(msg);
+    plan_free(&a);
+    plan_free(&b);
+    plan_free(&c);
+}
+
 int main(void)
 {
     check_caps();
+    check_optstate();
     check_residency();
     check_timemodel();
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};

@@ -103,6 +103,10 @@ static const model_want models[] = {
      1e-6, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 7615616512},
     {"models/mistral-7b.yaml", "mistral-7b", FAMILY_MISTRAL, 32000, 4096, 32, 32, 8, 128, 14336,
      1e-5, 1e4, 0, 0, 0, 0, 2048, 65536, 8192, 7241732096},
+    {"models/qwen2.5-14b.yaml", "qwen2.5-14b", FAMILY_QWEN2, 152064, 5120, 48, 40, 8, 128, 13824,
+     1e-5, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 14770033664},
+    {"models/llama3.1-70b.yaml", "llama3.1-70b", FAMILY_LLAMA, 128256, 8192, 80, 64, 8, 128,
+     28672, 1e-5, 5e5, 1, 8, 0, 0, 2048, 65536, 8192, 70553706496},
 };
 
 static void test_models(void) {
@@ -285,6 +289,9 @@ static void test_bad_inputs(void) {
                "tokens_per_micro_batch (1024) must be a multiple of seq_len (100)");
     expect_one("tests/bad/family.yaml", "tests/bad/family.yaml:2:11: error: ",
                "unknown family 'lama'; did you mean 'llama'?");
+    expect_one("tests/bad/optimizer_state.yaml", "tests/bad/optimizer_state.yaml:13:20: error: ",
+               "optimizer_state: unknown optimizer-state precision 'int4'; did you mean 'int8'? "
+               "(supported: fp32, bf16 or int8)");
     expect_one("tests/bad/rope_type.yaml", "tests/bad/rope_type.yaml:9:11: error: ",
                "unsupported rope_scaling type 'linear'");
 

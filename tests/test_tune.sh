@@ -1,8 +1,9 @@
 #!/bin/sh
-# tests/test_tune.sh - hzc tune from the command line: it finishes on every shipped model,
-# its winner fits and is never slower than the default plan, more GPU memory never gives a
-# slower winner, -o writes a spec that hzc plan takes with its plan: section, an 80-layer
-# model is searched in under 2 s, and bad flags are refused (one message, exit 1).
+# tests/test_tune.sh - hzc tune from the command line: it finishes on every shipped model
+# (one larger than the 512 GiB host at any placement is refused: no plan fits), its winner
+# fits and is never slower than the default plan, more GPU memory never gives a slower winner,
+# -o writes a spec that hzc plan takes with its plan: section, an 80-layer model is searched
+# in under 2 s, and bad flags are refused (one message, exit 1).
 # Run from the repository root after make.
 hzc=build/hzc
 tmp=$(mktemp -d /tmp/hzc-tune.XXXXXX)
@@ -18,6 +19,15 @@ le() { awk -v a="$1" -v b="$2" -v t="${3:-0}" 'BEGIN { exit !(a != "" && b != ""
 for m in models/*.yaml; do
     n=$(basename "$m" .yaml)
     out="$tmp/$n.out"
+    if ! $hzc plan "$m" --host-mem 512G > /dev/null 2> "$tmp/$n.host"; then
+        # larger than the host at any placement (llama3.1-70b): tune says no plan fits
+        $hzc tune "$m" --gpu-mem 80G --host-mem 512G > "$out" 2> "$tmp/$n.err"
+        rc=$?
+        [ $rc = 1 ] && grep -q 'host memory' "$tmp/$n.host" && grep -q 'no plan fits' "$tmp/$n.err" &&
+            ok "tune $m: more than 512 GiB of host at any placement: $(cut -c1-120 "$tmp/$n.err")" ||
+            bad "tune $m beyond the host: exit $rc: $(head -c 300 "$tmp/$n.err")"
+        continue
+    fi
     if $hzc tune "$m" --gpu-mem 80G --host-mem 512G -o "$tmp/$n.yaml" > "$out" 2> "$tmp/$n.err"; then
         ok "tune $m: $(grep -m1 "^searched" "$out" | cut -d: -f1)"
     else

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../hz_layout.h"
+#include "../optstate.h"
 #include "../rt.h"
 #include "block.h"
 #include "ops.h"
@@ -15,12 +16,14 @@ typedef struct cpu_state {
     int64_t wslot_n, gslot_n, ghead_n;
     float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
     float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
-    /* resident units: their w, lo, m, v and fp32 gradients live in res_w .. res_g (the
-     * RESIDENT region's arrays, hz_resident_layout); their weights are widened into
-     * res_slot for each op, their gradients gather in res_gblock (blocks) or res_ghead */
+    /* resident units: their w, lo, m, v (in the plan's optimizer state), fp32 gradients and
+     * int8 scales live in res[] (the RESIDENT region as the GPU holds it, hz_resident_layout,
+     * in res_mem); their weights are widened into res_slot for each op, their gradients
+     * gather in res_gblock (blocks) or res_ghead */
+    char *res_mem, *res[HZ_RES_ARRAYS];
     uint16_t *res_w;
     int16_t *res_lo;
-    float *res_m, *res_v, *res_g;
+    float *res_g;
     float *res_slot, *res_gblock, *res_ghead;
     int64_t res_gblock_n, res_ghead_n;
     hz_pool *res_pool;       /* one thread for their updates, which run beside the host
@@ -88,14 +91,16 @@ static int cpu_init(hz_ctx *c)
         if (u->span_n > *g) *g = u->span_n;
     }
     if (p->resident_n > 0) {
-        s->res_w = calloc((size_t)p->resident_n, 2);
-        s->res_lo = calloc((size_t)p->resident_n, 2);
-        s->arena_bytes += p->resident_n * 4;
+        int64_t off[HZ_RES_ARRAYS];
+        int64_t bytes = hz_resident_layout(p->resident_n, p->resident_g_n, p->optimizer_state, off);
+        if (!(s->res_mem = calloc((size_t)bytes, 1))) return -1;
+        s->arena_bytes += bytes;
+        for (int i = 0; i < HZ_RES_ARRAYS; i++) s->res[i] = s->res_mem + off[i];
+        s->res_w = (uint16_t *)s->res[HZ_RES_W];
+        s->res_lo = (int16_t *)s->res[HZ_RES_LO];
+        s->res_g = (float *)s->res[HZ_RES_G];
     }
-    if (p->resident_n > 0 && (!s->res_w || !s->res_lo || !(s->res_m = falloc(s, p->resident_n)) ||
-                              !(s->res_v = falloc(s, p->resident_n)) ||
-                              !(s->res_g = falloc(s, p->resident_g_n)) ||
-                              !(s->res_slot = falloc(s, span)) ||
+    if (p->resident_n > 0 && (!(s->res_slot = falloc(s, span)) ||
                               !(s->res_gblock = falloc(s, s->res_gblock_n)) ||
                               !(s->res_ghead = falloc(s, s->res_ghead_n)) ||
                               !(s->res_pool = hz_pool_new(1))))
@@ -385,44 +390,67 @@ static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     return sum;
 }
 
-/* A resident unit's update, in its RESIDENT arrays (a store view over each tensor). */
+/* A resident unit's update, in its RESIDENT arrays: fp32 moments through a store view over
+ * each tensor; compact ones through a state whose arrays are shifted to be indexed by store
+ * index (hz_shift_ptr), so the bf16 rounding hashes the same index as a streamed unit's. */
 static void op_opt(hz_ctx *c, const hz_op *o)
 {
     cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
     const hz_unit *u = &p->units[o->unit];
+    const int mode = p->optimizer_state;
+    const int64_t mb = hz_moment_bytes(mode);
+    int64_t bad = 0;
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *x = &p->tensors[u->first_tensor + k];
         if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
         int64_t n = x->rows * x->cols;
-        hz_store view = {.n = n, .w = s->res_w + x->res_n, .lo = s->res_lo + x->res_n,
-                         .m = s->res_m + x->res_n, .v = s->res_v + x->res_n,
-                         .g = s->res_g + u->res_g_n + x->grad_n, .grad_bf16 = 0};
+        float *g = s->res_g + u->res_g_n + x->grad_n;
         hz_adam_coef coef = hz_adam_coef_of(&c->optim, c->opt_lr, x->decay, c->opt_gscale,
                                             c->opt_t);
-        hz_adamw_store_range(&view, 0, n, &coef, s->res_pool);
+        if (mode == HZ_OPTSTATE_FP32) {
+            hz_store view = {.n = n, .w = s->res_w + x->res_n, .lo = s->res_lo + x->res_n,
+                             .m = (float *)s->res[HZ_RES_M] + x->res_n,
+                             .v = (float *)s->res[HZ_RES_V] + x->res_n, .g = g, .grad_bf16 = 0};
+            hz_adamw_store_range(&view, 0, n, &coef, s->res_pool);
+            continue;
+        }
+        const int64_t d = x->res_n - x->host_n; /* resident index - store index */
+        hz_qstate q = {mode, p->host_store_n, c->store.state_seed,
+                       hz_shift_ptr(s->res[HZ_RES_M], d * mb),
+                       hz_shift_ptr(s->res[HZ_RES_V], d * mb),
+                       hz_shift_ptr(s->res[HZ_RES_MS], d / HZ_OPTSTATE_BLOCK * 4),
+                       hz_shift_ptr(s->res[HZ_RES_VS], d / HZ_OPTSTATE_BLOCK * 4)};
+        if (mode != HZ_OPTSTATE_INT8) q.m_absmax = q.v_absmax = NULL;
+        bad += hz_qadamw_pool(&q, hz_shift_ptr(s->res_w, d * 2), hz_shift_ptr(s->res_lo, d * 2),
+                              hz_shift_ptr(g, -x->host_n * 4), 0, x->host_n, n, &coef, c->opt_t,
+                              s->res_pool);
     }
+    pthread_mutex_lock(&c->mu);
+    c->nonfinite_n += bad;
+    pthread_mutex_unlock(&c->mu);
 }
 
-/* The home of the resident units' state: the RESIDENT arrays above, memcpy'd. */
+/* The home of the resident units' state: the RESIDENT arrays above, memcpy'd (HZ_ARR_* of
+ * the state arrays and HZ_RES_* name the same arrays by the same index). */
 static void cpu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home)
 {
     hz_ctx *c = ctx;
     cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
-    static const int64_t size[4] = {2, 2, 4, 4};
-    char *res[4] = {(char *)s->res_w, (char *)s->res_lo, (char *)s->res_m, (char *)s->res_v};
+    const int64_t bb = hz_arr_block_bytes(p->optimizer_state, 4, a);
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
         int64_t lo = first > u->host_n ? first : u->host_n;
         int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
         if (lo >= hi) continue;
-        char *d = res[a] + (u->res_n + lo - u->host_n) * size[a];
-        char *h = (char *)buf + (lo - first) * size[a];
+        char *d = s->res[a] + hz_arr_offset(bb, u->res_n + lo - u->host_n);
+        char *h = (char *)buf + hz_arr_offset(bb, lo) - hz_arr_offset(bb, first);
+        size_t bytes = (size_t)(hz_arr_offset(bb, hi) - hz_arr_offset(bb, lo));
         if (to_home)
-            memcpy(d, h, (size_t)((hi - lo) * size[a]));
+            memcpy(d, h, bytes);
         else
-            memcpy(h, d, (size_t)((hi - lo) * size[a]));
+            memcpy(h, d, bytes);
     }
 }
 
@@ -444,11 +472,7 @@ static void cpu_destroy(hz_ctx *c)
     free(s->wslot);
     free(s->gslot);
     free(s->ghead);
-    free(s->res_w);
-    free(s->res_lo);
-    free(s->res_m);
-    free(s->res_v);
-    free(s->res_g);
+    free(s->res_mem);
     free(s->hold);
     free(s->res_slot);
     free(s->res_gblock);

@@ -64,7 +64,8 @@ static void carve(cuda_state *s)
     s->tok_tgt = s->tok_in + p->dims.step_tokens;
     s->scalars = (double *)hzcu_region_at(s, HZ_SCALARS, 0);
     int64_t res_off[HZ_RES_ARRAYS];
-    if (hz_resident_layout(p->resident_n, p->resident_g_n, res_off) != p->regions[HZ_RESIDENT].bytes)
+    if (hz_resident_layout(p->resident_n, p->resident_g_n, p->optimizer_state, res_off) !=
+        p->regions[HZ_RESIDENT].bytes)
         hzcu_die("the plan's resident region differs from this runtime's layout: rebuild the "
                  "trainer with this hzc");
     for (int i = 0; i < HZ_RES_ARRAYS; i++)
@@ -92,6 +93,10 @@ void hzcu_arena_alloc(cuda_state *s)
     CUDA_CHECK(cudaMemcpy(s->inv_freq, table, (size_t)(s->HD / 2) * 4, cudaMemcpyHostToDevice));
     free(table);
     carve(s);
+    /* zero moments (every mode's zero bytes) and the run's counters before the first step */
+    CUDA_CHECK(cudaMemset(hzcu_region_at(s, HZ_RESIDENT, 0), 0,
+                          (size_t)p->regions[HZ_RESIDENT].bytes));
+    CUDA_CHECK(cudaMemset(s->scalars, 0, (size_t)p->regions[HZ_SCALARS].bytes));
 
     /* pinned staging: the step's tokens, its per-token losses, the scalars */
     int64_t T = d->step_tokens, sc_bytes = p->regions[HZ_SCALARS].bytes;

@@ -114,7 +114,8 @@ static void op_fetch_g(hz_ctx *c, const hz_op *o)
 static void op_opt(hz_ctx *c, const hz_op *o)
 {
     cuda_state *s = c->bk;
-    hzcu_adamw_resident(s, &s->p->units[o->unit], &c->optim, c->opt_lr, c->opt_gscale, c->opt_t);
+    hzcu_adamw_resident(s, &s->p->units[o->unit], &c->optim, c->opt_lr, c->opt_gscale, c->opt_t,
+                        c->store.state_seed);
 }
 
 /* The whole step's boundary o->bnd, one contiguous copy each way. */
@@ -147,14 +148,14 @@ static void stage_tokens(cuda_state *s, const int32_t *inputs, const int32_t *ta
 static void cuda_begin_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets, float dscale)
 {
     cuda_state *s = c->bk;
-    const hz_plan *p = s->p;
     /* the previous step (and any eval) is complete: the staging is free */
     cudaStream_t h2d = s->stream[HZ_H2D], cs = s->stream[HZ_COMPUTE];
     s->dscale = dscale;
     stage_tokens(s, inputs, targets, h2d);
     CUDA_CHECK(cudaEventRecord(s->tok_ev, h2d));
     CUDA_CHECK(cudaStreamWaitEvent(cs, s->tok_ev, 0));
-    CUDA_CHECK(cudaMemsetAsync(s->scalars, 0, (size_t)p->regions[HZ_SCALARS].bytes, cs));
+    /* the step's scalars; the run's non-finite count (after them) stays */
+    CUDA_CHECK(cudaMemsetAsync(s->scalars, 0, (size_t)HZ_SC_NONFINITE * 8, cs));
     CUDA_CHECK(cudaEventRecord(s->tr_start, h2d));
 }
 
@@ -244,6 +245,7 @@ static void cuda_step_result(hz_ctx *c, double *loss_sum, double *grad_sumsq)
     for (int64_t i = 0; i < p->dims.step_tokens; i++) sum += s->h_loss[i];
     *loss_sum = sum;
     *grad_sumsq = s->h_scalars[HZ_SC_SUMSQ];
+    hzcu_count_nonfinite(c);
     if (s->trace) print_trace(s, c->step);
 }
 
@@ -300,6 +302,7 @@ static void cuda_report(hz_ctx *c, FILE *out)
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
     size_t free_b = 0, total_b = 0;
+    hzcu_count_nonfinite(c); /* the last step's device updates */
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     print_bytes_line(out, "GPU arena", p->gpu_bytes, s->arena_measured);
     print_bytes_line(out, "GPU peak (this backend)", p->gpu_bytes + LT_WORKSPACE_BYTES,

@@ -67,7 +67,10 @@ typedef struct cuda_state {
     work_bufs w;
     int64_t work_off[HZ_WORK_BUF_N]; /* the WORK list's offsets: a kept block's SAVED slot
                                       * is laid out as its prefix */
-    char *res[HZ_RES_ARRAYS];        /* the RESIDENT region's w, lo, m, v, g */
+    char *res[HZ_RES_ARRAYS];        /* the RESIDENT region's w, lo, m, v, g, ms, vs
+                                      * (hz_resident_layout) */
+    uint64_t nonfinite_seen;         /* the SCALARS NONFINITE count already added to the
+                                      * context's nonfinite_n */
     loss_bufs l;
     bf16 *dgrad;
     int32_t *tok_in, *tok_tgt;
@@ -155,12 +158,16 @@ void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char 
  * place in the RESIDENT region. */
 char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot);
 /* ---- resident.c: the units that live on the GPU ---- */
-/* hz_backend.store_sync: the resident units' w, lo, m, v to the GPU or back to the host store. */
+/* hz_backend.home_copy: the resident units' state arrays to the GPU or back to the host. */
 void hzcu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home);
-/* AdamW of a resident unit on the GPU (compute stream), the host update's formula and bits
- * (runtime/rt.h hz_adam_coef). */
+/* AdamW of a resident unit on the GPU (compute stream) in the plan's optimizer state, the
+ * host update's formula and bits (runtime/rt.h hz_adam_coef, runtime/optstate.h); the
+ * bf16 rounding's seed is SEED. */
 void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, float lr,
-                         float gscale, int64_t t);
+                         float gscale, int64_t t, uint64_t seed);
+/* After the device is idle (step_result, report): the device's count of non-finite gradients
+ * kept out of the compact states since the last call, added to the context's nonfinite_n. */
+void hzcu_count_nonfinite(hz_ctx *c);
 
 /* ---- probe.c: train --probe (hz_backend.probe) ---- */
 int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log);

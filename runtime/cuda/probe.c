@@ -300,6 +300,7 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
     q.units = &one;
     q.unit_n = 1;
     q.resident_n = 0;
+    q.optimizer_state = HZ_OPTSTATE_FP32; /* the loop timed: fp32 moments */
     hz_store st;
     if (hz_store_alloc(&st, &q, c->be->host_pin, c->be->host_unpin) != 0) {
         hz_store_free(&st);

@@ -8,8 +8,10 @@
 #      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
 #      it, resume within the float atomics' rounding; host-held boundaries train identically;
 #      --trace; the refusal when the GPU lacks the planned memory;
-#   4. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py);
-#   5. compute-sanitizer (memcheck) on the tiny cuda trainer.
+#   4. bf16 and int8 optimizer state: resident = streamed bits, resume, cuda vs cpu
+#      (tests/gpu/optstate.sh);
+#   5. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py);
+#   6. compute-sanitizer (memcheck) on the tiny cuda trainer.
 # Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels). Logs go to
 # $LOGDIR (default build/gpu-logs). Ends with "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
@@ -221,6 +223,9 @@ kill $holder 2> /dev/null; wait $holder 2> /dev/null
 [ $rc = 1 ] && grep -q 'GPU memory' "$d/refuse.log" && grep -q 'only .* GiB are free' "$d/refuse.log" &&
     ok "a plan larger than the free GPU memory is refused: $(grep 'error' "$d/refuse.log" | cut -c1-160)" ||
     bad "GPU refusal: exit $rc; $(tail -n 3 "$d/refuse.log")"
+
+sh tests/gpu/optstate.sh > "$LOGDIR/optstate.log" 2>&1
+tally "optimizer states on the GPU" "$LOGDIR/optstate.log" $?
 
 for b in cuda cpu; do
     python3 tests/gpu/torch_parity.py --backend $b --out "build/gpu/parity-$b" > "$LOGDIR/parity-$b.log" 2>&1
