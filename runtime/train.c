@@ -15,6 +15,7 @@
 
 #include "data.h"
 #include "hfmap.h"
+#include "metrics.h"
 #include "rt.h"
 
 #include "train_args.h"
@@ -111,6 +112,7 @@ static void probe_outputs(const train_args *a)
     if (a->save_raw) probe_file("--save-raw", a->save_raw);
     if (a->logits) probe_file("--dump-logits", a->logits);
     if (a->trace) probe_file("--trace", a->trace);
+    if (a->metrics) probe_file("--metrics", a->metrics);
 }
 
 /* One step's input and target ids, (step_tokens) each. */
@@ -141,7 +143,8 @@ static void fill_step(const hz_plan *p, hz_data *d, step_tokens *tk)
         hz_data_next_row(d, tk->inputs + r * dm->T, tk->targets + r * dm->T, dm->T);
 }
 
-static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk)
+static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk,
+                       hz_metrics *m, int64_t steps)
 {
     hz_exec_drain(c);
     hz_data_seek(val, 0);
@@ -152,7 +155,9 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk
         sum += c->be->eval(c, tk->inputs, tk->targets, NULL);
         n += hz_exec_trained(c->plan, tk->targets);
     }
-    return n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
+    double loss = n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
+    hz_metrics_eval(m, steps, loss);
+    return loss;
 }
 
 /* The logits of the first validation step, (step_tokens, V) fp32, as a .npy file. */
@@ -366,6 +371,8 @@ int main(int argc, char **argv)
                                         a.trace_first ? a.trace_last : INT64_MAX)))
             hz_train_die("cannot create the trace file", a.trace);
     }
+    hz_metrics *met = hz_metrics_open(a.metrics, a.out);
+    hz_metrics_run(met, p, a.trace, first_step, a.steps);
 
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
@@ -421,6 +428,8 @@ int main(int argc, char **argv)
             }
         }
         double tok_s = (double)dm->step_tokens / dt;
+        hz_metrics_step(met, step, loss, norm, hz_lr_at(&a.optim, step), dt, dm->step_tokens,
+                        flops, hz_exec_trained(p, tk.targets));
         if (tty) fprintf(stderr, "\r\033[K");
         if (step % a.log_every == 0 || step + 1 == a.steps)
             printf("step %5lld/%lld | loss %.4f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s | "
@@ -429,7 +438,7 @@ int main(int argc, char **argv)
                    hz_lr_at(&a.optim, step), dt * 1e3, tok_s, tok_s * flops * 1e-12);
         if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
-                   evaluate(&ctx, val, a.eval_batches, &tk));
+                   evaluate(&ctx, val, a.eval_batches, &tk, met, step + 1));
         if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
             save_checkpoint(&ctx, train, &a, step + 1);
             saved_step = step + 1;
@@ -456,6 +465,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "train: saved %s/step-%08lld: --resume %s continues there\n", a.out,
                     (long long)ctx.step, a.out);
         }
+        hz_metrics_close(met);
         fflush(stdout);
         return 128 + sig;
     }
@@ -463,7 +473,7 @@ int main(int argc, char **argv)
         hz_trace_close(ctx.trace, &ctx);
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
     }
-    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk));
+    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk, met, ctx.step));
     if (a.logits) dump_logits(&ctx, val, a.logits, &tk);
     if (a.save_raw) {
         hz_exec_drain(&ctx);
@@ -476,11 +486,10 @@ int main(int argc, char **argv)
                (long long)first_step, (long long)a.steps);
     else
         printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
-    if (timed_steps > 0) {
-        double tok_s = (double)timed_steps * (double)dm->step_tokens / train_s;
-        printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", tok_s,
-               tok_s * flops * 1e-12);
-    }
+    double mean_tok_s = timed_steps > 0 ? (double)timed_steps * (double)dm->step_tokens / train_s : 0;
+    if (timed_steps > 0)
+        printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", mean_tok_s,
+               mean_tok_s * flops * 1e-12);
     printf("\n");
     if (profiled_steps > 0) {
         double n = (double)profiled_steps, span = prof_sum.span_ms / n;
@@ -504,9 +513,14 @@ int main(int argc, char **argv)
         if (hz_backend_impl.caps->pcie)
             print_times(p, &prof_sum, n, train_s / (double)timed_steps);
     }
-    print_bytes_line("host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store));
-    print_bytes_line("host peak (RSS)", p->host_bytes, hz_peak_rss_bytes());
+    hz_mem_line mem[2 + HZ_MEM_LINES_MAX] = {
+        {"host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store)},
+        {"host peak (RSS)", p->host_bytes, hz_peak_rss_bytes()}};
+    for (int i = 0; i < 2; i++) print_bytes_line(mem[i].what, mem[i].planned, mem[i].measured);
     ctx.be->report(&ctx, stdout);
+    int mem_n = 2 + ctx.be->memory(&ctx, mem + 2);
+    hz_metrics_summary(met, ctx.step, loss, mean_tok_s, mean_tok_s * flops * 1e-12, mem, mem_n);
+    hz_metrics_close(met);
     hz_exec_free(&ctx);
     free(tk.inputs);
     free(tk.targets);

@@ -57,7 +57,14 @@ static void usage(FILE *out, const char *argv0)
             "                       float32 .npy of (tokens per step, vocab), for comparing\n"
             "                       with another implementation\n"
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
-            "                       step: one track per stream and one for the optimizer\n"
+            "                       step: one track per stream and one for the optimizer\n",
+            argv0, argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
+            MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
+    fprintf(out,
+            "  --metrics FILE       JSON Lines: one object per step, evaluation and sample, a\n"
+            "                       run header and a summary, each flushed as written (with\n"
+            "                       --out also appended to DIR/metrics.jsonl); hzc report\n"
+            "                       turns it into a page of plots\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --probe              measure this machine's rates at this plan's shapes (GEMMs,\n"
             "                       attention, device memory, PCIe each way, the host AdamW)\n"
@@ -66,9 +73,7 @@ static void usage(FILE *out, const char *argv0)
             "  -o FILE              where --probe writes (default ceilings.json)\n"
             "  --help, --version\n"
             "SIGINT, SIGTERM or SIGHUP: finish the step, save a checkpoint under --out, exit\n"
-            "128 + the signal's number; a second one: exit at once\n",
-            argv0, argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
-            MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
+            "128 + the signal's number; a second one: exit at once\n");
 }
 
 void hz_train_die(const char *msg, const char *arg)
@@ -148,7 +153,7 @@ train_args hz_train_parse_args(int argc, char **argv)
                     -1, 0, 0, 3, 0.0, threads, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps},
-                    0, NULL, NULL};
+                    0, NULL, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -184,6 +189,7 @@ train_args hz_train_parse_args(int argc, char **argv)
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
         else if (!strcmp(f, "--save-raw")) a.save_raw = v;
         else if (!strcmp(f, "--trace")) a.trace = v;
+        else if (!strcmp(f, "--metrics")) a.metrics = v;
         else if (!strcmp(f, "--trace-steps")) parse_steps(f, v, &a.trace_first, &a.trace_last);
         else if (!strcmp(f, "--dump-logits")) a.logits = v;
         else if (!strcmp(f, "--init")) a.init_hf = v;

@@ -23,6 +23,7 @@ typedef struct train_args {
     int probe;                       /* --probe: measure the machine, write probe_out */
     const char *probe_out;           /* -o FILE */
     const char *train_flag;          /* the first flag given that only training reads */
+    const char *metrics;             /* --metrics FILE.jsonl */
 } train_args;
 
 /* The flags of argv, checked (a bad one stops the trainer with what to do; --help prints
