@@ -45,6 +45,10 @@ static void usage(FILE *out)
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
+            "  hzc check|plan|tune|build SPEC ... KEY=VALUE ...\n"
+            "                                   override the spec's values, each checked as\n"
+            "                                   if it were in the file (shape.seq_len=4096\n"
+            "                                   training.lr=2e-5)\n"
             "  hzc import HF_DIR -o SPEC.yaml   write a model description from a Hugging Face\n"
             "                                   checkpoint's config.json (Llama, Qwen2, Mistral)\n"
             "  hzc --help | --version\n\n"
@@ -94,12 +98,16 @@ static void find_root(char *root, size_t n)
     }
 }
 
+#define OVERRIDES_MAX 64
+
 typedef struct options {
     const char *command, *spec, *out_dir, *backend, *ceilings;
     plan_limits lim;
     int json;
     int boundaries_given;
     int top_n;     /* tune --top: 0 when not given */
+    const char *overrides[OVERRIDES_MAX]; /* KEY=VALUE after the spec, in order */
+    int override_n;
 } options;
 
 #define TUNE_TOP_MAX 1000
@@ -163,6 +171,12 @@ static int parse_options(int argc, char **argv, options *o)
             return -1;
         } else if (!o->spec) {
             o->spec = a;
+        } else if (spec_is_override(a)) {
+            if (o->override_n == OVERRIDES_MAX) {
+                fprintf(stderr, "hzc: error: more than %d overrides\n", OVERRIDES_MAX);
+                return -1;
+            }
+            o->overrides[o->override_n++] = a;
         } else {
             fprintf(stderr, "hzc: error: unexpected argument '%s'\n", a);
             return -1;
@@ -461,7 +475,13 @@ int main(int argc, char **argv)
     }
     if (tune && !tune_options_ok(&o)) return 1;
     hzc_spec spec;
-    int errors = spec_load(o.spec, &spec, stderr);
+    if (tune && o.out_dir && o.override_n) {
+        fprintf(stderr, "hzc: error: tune -o writes the spec file's own text with a plan: "
+                        "section, which would leave out %s: put the overrides in the file\n",
+                o.overrides[0]);
+        return 1;
+    }
+    int errors = spec_load_overrides(o.spec, o.overrides, o.override_n, &spec, stderr);
     if (errors) {
         fprintf(stderr, "%s: %d error%s\n", o.spec, errors, errors == 1 ? "" : "s");
         return 1;

@@ -7,8 +7,8 @@
 
 typedef struct hz_metrics hz_metrics;
 
-/* The log: FILE (--metrics, truncated; NULL none) and OUT_DIR/metrics.jsonl (--out,
- * appended, so a resumed run continues the history; NULL none). NULL when neither is
+/* The log: FILE (--metrics, truncated; NULL none) and OUT_DIR/metrics.jsonl (--out with
+ * --metrics, appended, so a resumed run continues the history; NULL none). NULL when neither is
  * given; a file that cannot be opened stops the trainer with a message. */
 hz_metrics *hz_metrics_open(const char *file, const char *out_dir);
 /* {"type": "run", ...}: what ran and where its plan and trace are (the trainer's own

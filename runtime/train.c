@@ -371,7 +371,7 @@ int main(int argc, char **argv)
                                         a.trace_first ? a.trace_last : INT64_MAX)))
             hz_train_die("cannot create the trace file", a.trace);
     }
-    hz_metrics *met = hz_metrics_open(a.metrics, a.out);
+    hz_metrics *met = hz_metrics_open(a.metrics, a.metrics ? a.out : NULL);
     hz_metrics_run(met, p, a.trace, first_step, a.steps);
 
     int tty = isatty(fileno(stderr));

@@ -63,7 +63,7 @@ static void usage(FILE *out, const char *argv0)
     fprintf(out,
             "  --metrics FILE       JSON Lines: one object per step, evaluation and sample, a\n"
             "                       run header and a summary, each flushed as written (with\n"
-            "                       --out also appended to DIR/metrics.jsonl); hzc report\n"
+            "                       --out DIR also appended to DIR/metrics.jsonl); hzc report\n"
             "                       turns it into a page of plots\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --probe              measure this machine's rates at this plan's shapes (GEMMs,\n"
