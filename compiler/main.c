@@ -14,6 +14,7 @@
 #include "emit.h"
 #include "import.h"
 #include "plan.h"
+#include "plan_svg.h"
 #include "spec.h"
 #include "timemodel.h"
 #include "tune.h"
@@ -30,9 +31,9 @@ static void usage(FILE *out)
             "commands:\n"
             "  hzc check SPEC                   validate a model description\n"
             "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--boundaries auto|gpu|host]\n"
-            "               [--ceilings FILE] [--json]\n"
+            "               [--ceilings FILE] [--json] [--svg FILE]\n"
             "                                   print the memory plan, the step schedule and\n"
-            "                                   the predicted step time\n"
+            "                                   the predicted step time; --svg also draws it\n"
             "  hzc tune SPEC --gpu-mem SIZE --host-mem SIZE [--ceilings FILE] [-o TUNED.yaml]\n"
             "               [--top N]\n"
             "                                   search the plan: choices for the fastest\n"
@@ -101,7 +102,7 @@ static void find_root(char *root, size_t n)
 #define OVERRIDES_MAX 64
 
 typedef struct options {
-    const char *command, *spec, *out_dir, *backend, *ceilings;
+    const char *command, *spec, *out_dir, *backend, *ceilings, *svg;
     plan_limits lim;
     int json;
     int boundaries_given;
@@ -151,6 +152,13 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             }
             o->top_n = (int)n;
+            i++;
+        } else if (!strcmp(a, "--svg")) {
+            if (!v) {
+                fprintf(stderr, "hzc: error: --svg needs a file (the plan as a picture)\n");
+                return -1;
+            }
+            o->svg = v;
             i++;
         } else if (!strcmp(a, "--ceilings")) {
             if (!v) {
@@ -469,6 +477,10 @@ int main(int argc, char **argv)
                 !strcmp(cmd, "plan") ? " (hzc plan SPEC --json > FILE saves the plan)" : "");
         return 1;
     }
+    if (o.svg && strcmp(cmd, "plan") != 0) {
+        fprintf(stderr, "hzc: error: --svg is for plan\n");
+        return 1;
+    }
     if (!tune && o.top_n) {
         fprintf(stderr, "hzc: error: --top is for tune\n");
         return 1;
@@ -512,6 +524,7 @@ int main(int argc, char **argv)
             plan_print(&pl, stdout);
             tm_print(&pl.p, stdout);
         }
+        if (o.svg && rc == 0) rc = plan_svg(&pl, &ceil, o.svg, stderr);
     } else if (!bad) {
         rc = build(&o, &pl, root);
     }

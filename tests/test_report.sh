@@ -86,5 +86,56 @@ logged=$(grep -c '^step .*/1000 | loss' "$tmp/k.log")
     ok "SIGKILL after $n steps: every line parses, none of the $logged printed steps missing" ||
     bad "SIGKILL: $n step records, $logged printed steps"
 
+# ---- hzc plan --svg: well-formed, and its elements carry the plan's numbers ----
+for args in "models/tiny.yaml" "models/llama3-8b.yaml --gpu-mem 80G --host-mem 128G" "models/llama3-8b.yaml --gpu-mem 40G --host-mem 256G training.grad_clip=0"; do
+    # shellcheck disable=SC2086
+    $hzc plan $args --svg "$tmp/plan.svg" > /dev/null 2> "$tmp/svg.err" &&
+        $hzc plan $args --json > "$tmp/plan.json" 2> /dev/null &&
+        python3 - "$tmp/plan.svg" "$tmp/plan.json" > "$tmp/svg.log" 2>&1 <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()
+plan = json.load(open(sys.argv[2]))
+rects = [r for r in root.iter(ns + "rect") if r.get("class")]
+regions = {r.get("data-name"): r for r in rects if r.get("class") == "region"}
+assert sorted(regions) == sorted(x["name"] for x in plan["regions"]), regions.keys()
+width = float(root.get("width")) - 40
+for x in plan["regions"]:
+    r = regions[x["name"]]
+    assert int(r.get("data-bytes")) == x["bytes"] and int(r.get("data-offset")) == x["offset"], (x, r.attrib)
+    # to scale: the x position and width are the offset and bytes over the arena
+    assert abs(float(r.get("width")) - width * x["bytes"] / plan["gpu_bytes"]) < 0.01, (x, r.attrib)
+    assert abs(float(r.get("x")) - 20 - width * x["offset"] / plan["gpu_bytes"]) < 0.01, (x, r.attrib)
+host = [r for r in rects if r.get("class") == "host"]
+assert abs(sum(float(r.get("data-bytes")) for r in host) - plan["host_bytes"]) < 8, plan["host_bytes"]
+ops = sorted((r for r in rects if r.get("class") == "op"), key=lambda r: int(r.get("data-op")))
+assert len(ops) == len(plan["ops"]), (len(ops), len(plan["ops"]))
+t0 = [float(r.get("data-t0")) for r in ops]
+t1 = [float(r.get("data-t1")) for r in ops]
+clip = plan["training"]["grad_clip"] > 0
+for i, (r, o) in enumerate(zip(ops, plan["ops"])):
+    assert r.get("data-kind") == o["op"] and r.get("data-stream") == o["stream"], (r.attrib, o)
+    if not (clip and o["op"] == "opt"):
+        assert all(t0[i] >= t1[w] - 1e-12 for w in o["wait"]), (i, o)
+by = {}
+for r, o in zip(ops, plan["ops"]):
+    by[o["op"]] = by.get(o["op"], 0) + float(r.get("data-t1")) - float(r.get("data-t0"))
+ph = plan["predicted"]["phases_s"]
+for kind, phase in (("fwd", "forward"), ("loss", "loss head"), ("bwd", "backward")):
+    assert abs(by[kind] - ph[phase]) <= 1e-5 * ph[phase], (kind, by[kind], ph[phase])
+host_opt = sum(float(r.get("data-t1")) - float(r.get("data-t0")) for r, o in zip(ops, plan["ops"])
+               if o["op"] == "opt" and o["stream"] == "host")
+assert abs(host_opt - ph["host optimizer"]) <= 1e-5 * ph["host optimizer"], (host_opt, ph)
+phases = {r.get("data-name"): float(r.get("data-seconds")) for r in rects if r.get("class") == "phase"}
+assert abs(phases["step"] - plan["predicted"]["step_s"]) <= 1e-5 * plan["predicted"]["step_s"], phases
+print("%d regions at their offsets to scale, %d host arrays summing to %d bytes, %d ops after their waits, "
+      "fwd/loss/bwd/optimizer equal to the predicted phases, step %.4g ms"
+      % (len(regions), len(host), plan["host_bytes"], len(ops), plan["predicted"]["step_s"] * 1e3))
+PY
+    [ $? = 0 ] && ok "plan --svg $args: $(tail -n 1 "$tmp/svg.log")" || bad "plan --svg $args: $(cat "$tmp/svg.err"; tail -n 5 "$tmp/svg.log")"
+done
+expect_fail "--svg into a missing directory" "cannot write there" $hzc plan models/tiny.yaml --svg "$tmp/nodir/p.svg"
+expect_fail "--svg on build" "--svg is for plan" $hzc build models/tiny.yaml -o "$tmp/x" --svg "$tmp/p.svg"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
