@@ -111,10 +111,11 @@ static double timeline(const hzc_plan *pl, const tm_ceilings *c, FILE *out, doub
     const double lx = X0 + 80, tw = W - X0 - lx, rh = 26;
     char line[256], attrs[240], label[96];
     snprintf(line, sizeof line, "one step as the step-time model predicts it: %.3f ms of "
-             "ops (the model's step: %.3f ms; rates: %s)",
-             span * 1e3, p->pred.step_s * 1e3, c->name);
+             "ops (the model's step: %.3f ms)", span * 1e3, p->pred.step_s * 1e3);
     svg_text(out, X0, y, 15, "start", line);
-    y += 12;
+    snprintf(line, sizeof line, "rates: %s", c->name);
+    svg_text(out, X0, y + 16, 12, "start", line);
+    y += 28;
     double scale = span > 0 ? tw / span : 0;
     for (int s = 0; s < HZ_STREAM_KIND_N; s++) {
         double ry = y + s * rh;
@@ -136,7 +137,7 @@ static double timeline(const hzc_plan *pl, const tm_ceilings *c, FILE *out, doub
     for (int k = 0; k <= 5; k++) {
         double x = lx + tw * k / 5.0;
         svg_line(out, x, ay, x, ay + 5, "#555555");
-        snprintf(line, sizeof line, "%.3g ms", span * 1e3 * k / 5.0);
+        snprintf(line, sizeof line, "%.4g ms", span * 1e3 * k / 5.0);
         svg_text(out, x, ay + 17, 11, k == 0 ? "start" : k == 5 ? "end" : "middle", line);
     }
     y = ay + 36;
@@ -184,8 +185,8 @@ int plan_svg(const hzc_plan *pl, const tm_ceilings *c, const char *path, FILE *e
         return 1;
     }
     double span = tm_timeline(p, c, t0, t1);
-    double height = 150 + 2 * ROW + (HZ_REGION_KIND_N / 2 + 1) * ROW + 4 * 26 + 70 +
-                    (HZ_PHASE_N + 1) * ROW + 200;
+    double height = 60 + 70 + 2 * ROW + 70 + (HZ_REGION_KIND_N / 2 + 1) * ROW + 60 +
+                    HZ_STREAM_KIND_N * 26 + 70 + (HZ_PHASE_N + 2) * ROW + 20;
     svg_begin(out, W, height);
     char line[256];
     fprintf(out, "<title>");
