@@ -15,6 +15,7 @@
 #include "import.h"
 #include "plan.h"
 #include "plan_svg.h"
+#include "report.h"
 #include "spec.h"
 #include "timemodel.h"
 #include "tune.h"
@@ -50,6 +51,10 @@ static void usage(FILE *out)
             "                                   override the spec's values, each checked as\n"
             "                                   if it were in the file (shape.seq_len=4096\n"
             "                                   training.lr=2e-5)\n"
+            "  hzc report RUN [-o report.html] [--plan FILE] [--trace FILE]\n"
+            "                                   one HTML page of a run (train --metrics FILE,\n"
+            "                                   or its --out DIR): loss, lr, throughput,\n"
+            "                                   memory planned and measured, a traced step\n"
             "  hzc import HF_DIR -o SPEC.yaml   write a model description from a Hugging Face\n"
             "                                   checkpoint's config.json (Llama, Qwen2, Mistral)\n"
             "  hzc --help | --version\n\n"
@@ -458,9 +463,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "hzc: wrote %s\n", argv[4]);
         return 0;
     }
+    if (!strcmp(cmd, "report")) return report_command(argc - 2, argv + 2);
     if (strcmp(cmd, "check") && strcmp(cmd, "plan") && strcmp(cmd, "build") &&
         strcmp(cmd, "tune")) {
-        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, tune, build or import; "
+        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, tune, build, report or import; "
                         "see hzc --help)\n",
                 cmd);
         return 1;

@@ -61,6 +61,14 @@ void svg_line(FILE *out, double x1, double y1, double x2, double y2, const char 
             x1, y1, x2, y2, stroke);
 }
 
+void svg_polyline(FILE *out, const double *x, const double *y, int n, const char *stroke,
+                  const char *attrs)
+{
+    fputs("<polyline fill=\"none\" stroke-width=\"1.5\" points=\"", out);
+    for (int i = 0; i < n; i++) fprintf(out, "%s%.2f,%.2f", i ? " " : "", x[i], y[i]);
+    fprintf(out, "\" stroke=\"%s\"%s%s/>\n", stroke, attrs ? " " : "", attrs ? attrs : "");
+}
+
 const char *svg_bytes(char *buf, size_t n, double bytes)
 {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -16,6 +16,9 @@ void svg_rect(FILE *out, double x, double y, double w, double h, const char *fil
 /* Text at (X, Y), SIZE px, ANCHOR start|middle|end; TEXT escaped. */
 void svg_text(FILE *out, double x, double y, double size, const char *anchor, const char *text);
 void svg_line(FILE *out, double x1, double y1, double x2, double y2, const char *stroke);
+/* A polyline through N points (X[i], Y[i]) in STROKE; ATTRS as for svg_rect. */
+void svg_polyline(FILE *out, const double *x, const double *y, int n, const char *stroke,
+                  const char *attrs);
 /* "1.23 GiB", "45.6 MiB", "789 B": BYTES for a label, in BUF (N bytes). */
 const char *svg_bytes(char *buf, size_t n, double bytes);
 /* The fill colour of item K of a palette of distinct colours. */

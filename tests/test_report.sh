@@ -15,7 +15,7 @@ train="$tmp/t/train"
 data="--data data/tiny_train.bin --val-data data/tiny_val.bin"
 
 # ---- --metrics: every line against the printed log ----
-$train $data --steps 6 --eval-every 2 --metrics "$tmp/m.jsonl" --out "$tmp/ck" > "$tmp/run.log" 2>&1 ||
+$train $data --steps 6 --eval-every 2 --metrics "$tmp/m.jsonl" --out "$tmp/ck" --trace "$tmp/trace.json" > "$tmp/run.log" 2>&1 ||
     bad "train --metrics: $(tail -n 3 "$tmp/run.log")"
 python3 - "$tmp/m.jsonl" "$tmp/run.log" > "$tmp/check.log" 2>&1 <<'PY'
 import json, re, sys
@@ -51,6 +51,53 @@ for what in ("host store", "host peak (RSS)"):
 print("%d records: 6 steps, 3 evaluations, summary with %d memory lines, all equal to the log" % (len(recs), len(mem)))
 PY
 [ $? = 0 ] && ok "--metrics: $(tail -n 1 "$tmp/check.log")" || bad "--metrics: $(tail -n 5 "$tmp/check.log")"
+# ---- hzc report from that run: every chart holds the run's numbers ----
+$hzc report "$tmp/m.jsonl" -o "$tmp/r.html" 2> "$tmp/report.err" &&
+    python3 - "$tmp/r.html" "$tmp/m.jsonl" "$tmp/t/generated/plan.json" "$tmp/trace.json" > "$tmp/rcheck.log" 2>&1 <<'PY'
+import json, sys, xml.etree.ElementTree as ET
+X, S = "{http://www.w3.org/1999/xhtml}", "{http://www.w3.org/2000/svg}"
+html = open(sys.argv[1]).read()
+root = ET.fromstring(html)  # well-formed: it parses as XML
+recs = [json.loads(l) for l in open(sys.argv[2])]
+plan = json.load(open(sys.argv[3]))
+trace = json.load(open(sys.argv[4]))["traceEvents"]
+assert "<script" not in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "").replace('xmlns="http://www.w3.org/1999/xhtml"', ""), "external reference or script"
+svgs = {e.get("id"): e for e in root.iter(S + "svg")}
+for want in ("loss", "lr", "throughput", "tflops", "memory-host", "memory-gpu", "timeline"):
+    assert want in svgs, (want, sorted(svgs))
+steps = [r for r in recs if r["type"] == "step"]
+evals = [r for r in recs if r["type"] == "eval"]
+lines = {p.get("data-name"): p for p in svgs["loss"].iter(S + "polyline")}
+assert int(lines["loss"].get("data-n")) == len(steps) == 6, lines["loss"].attrib
+assert abs(float(lines["loss"].get("data-last")) - steps[-1]["loss"]) < 1e-6, lines["loss"].attrib
+assert int(lines["val loss"].get("data-n")) == len(evals) == 3, lines["val loss"].attrib
+for sid, key in (("lr", "lr"), ("throughput", "tokens_per_s"), ("tflops", "model_tflops")):
+    p = next(svgs[sid].iter(S + "polyline"))
+    assert int(p.get("data-n")) == 6 and abs(float(p.get("data-last")) - steps[-1][key]) <= 1e-6 * abs(steps[-1][key]), (sid, p.attrib)
+summ = recs[-1]
+def bars(sid, row):
+    return [(b.get("data-name"), float(b.get("data-bytes"))) for b in svgs[sid].iter(S + "rect") if b.get("data-row") == row]
+host = bars("memory-host", "planned")
+assert abs(sum(b for _, b in host) - plan["host_bytes"]) < 8, (host, plan["host_bytes"])
+measured = dict(bars("memory-host", "measured") + bars("memory-gpu", "measured"))
+for l in summ["memory"]:
+    assert measured[l["what"]] == l["measured"], (l, measured)
+gpu = dict(bars("memory-gpu", "planned"))
+assert gpu == {r["name"]: r["bytes"] for r in plan["regions"]}, gpu
+# the timeline: step 5 (the one before the last) and the updates of step 4
+ev = [e for e in trace if e["ph"] == "X"]
+want = [e for e in ev if (e["args"]["step"] == 5 and e["tid"] != 3) or (e["args"]["step"] == 4 and e["tid"] == 3)]
+a = min(e["ts"] for e in want); b = max(e["ts"] + e["dur"] for e in want)
+shown = [r for r in svgs["timeline"].iter(S + "rect") if r.get("class") == "event"]
+assert len(shown) == len([e for e in ev if e["ts"] < b and e["ts"] + e["dur"] > a]), (len(shown), len(want))
+assert {r.get("data-track") for r in shown} >= {"compute", "h2d", "d2h", "host"}, {r.get("data-track") for r in shown}
+rows = {tr.find(X + "th").text: tr.find(X + "td").text for tr in root.iter(X + "tr")}
+assert rows["last loss"] == "%.4f" % steps[-1]["loss"] and rows["steps logged"] == "6 of 6", rows
+print("7 charts; loss, val loss, lr, throughput with every logged point; host and GPU bars equal to "
+      "the plan and the summary; %d events of the traced step 5" % len(shown))
+PY
+[ $? = 0 ] && ok "hzc report: $(tail -n 1 "$tmp/rcheck.log")" || bad "hzc report: $(cat "$tmp/report.err"; tail -n 5 "$tmp/rcheck.log")"
+
 cmp -s "$tmp/m.jsonl" "$tmp/ck/metrics.jsonl" && ok "--out DIR/metrics.jsonl holds the same lines" ||
     bad "--out metrics.jsonl differs from --metrics"
 
@@ -69,6 +116,14 @@ assert [r["step"] for r in new if r["type"] == "step"] == [7, 8], new
 print("steps 1-8 in --out's log over two runs; --metrics holds 7-8")
 PY
 [ $? = 0 ] && ok "resume: $(tail -n 1 "$tmp/check2.log")" || bad "resume metrics: $(tail -n 5 "$tmp/check2.log")"
+# a --out directory as RUN: both runs' steps, once each
+$hzc report "$tmp/ck" -o "$tmp/r2.html" 2> "$tmp/r2.err" &&
+    grep -q 'data-name="loss" data-n="8"' "$tmp/r2.html" && grep -q "<p>No trace" "$tmp/r2.html" &&
+    ok "hzc report OUT: the 8 steps of a run and its resume, no trace named" || bad "report OUT: $(cat "$tmp/r2.err")"
+printf '{"type":"step","step":1}\nnot json\n' > "$tmp/badm.jsonl"
+expect_fail "report: a bad metrics line" "badm.jsonl:2: not a metrics record" $hzc report "$tmp/badm.jsonl" -o "$tmp/x.html"
+expect_fail "report: no metrics file" "cannot open" $hzc report "$tmp/nothing.jsonl"
+expect_fail "report: a missing --trace" "no such file" $hzc report "$tmp/m.jsonl" --trace "$tmp/none.json" -o "$tmp/x.html"
 
 # SIGKILL mid-run: every line written so far is whole and parses
 $train $data --steps 1000 --metrics "$tmp/k.jsonl" > "$tmp/k.log" 2>&1 &
@@ -85,6 +140,65 @@ logged=$(grep -c '^step .*/1000 | loss' "$tmp/k.log")
 [ "$n" -ge 3 ] 2> /dev/null && [ "$n" -ge "$logged" ] &&
     ok "SIGKILL after $n steps: every line parses, none of the $logged printed steps missing" ||
     bad "SIGKILL: $n step records, $logged printed steps"
+
+# ---- the report in a real browser: a screenshot, and the page's elements as rendered ----
+browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+if [ -z "$browser" ]; then
+    echo "skipped: no browser (apt-get install chromium): the headless screenshot test of hzc report"
+else
+    flags="--headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,2400"
+    # shellcheck disable=SC2086
+    timeout 120 "$browser" $flags --screenshot="$tmp/report.png" "file://$tmp/r.html" > "$tmp/chrome.log" 2>&1
+    # shellcheck disable=SC2086
+    timeout 120 "$browser" $flags --dump-dom "file://$tmp/r.html" > "$tmp/dom.html" 2>> "$tmp/chrome.log"
+    mkdir -p build/test-logs && cp "$tmp/report.png" build/test-logs/report.png 2> /dev/null
+    python3 - "$tmp/report.png" "$tmp/dom.html" > "$tmp/png.log" 2>&1 <<'PY'
+import struct, sys, zlib, re
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+pos, idat, ihdr = 8, b"", None
+while pos < len(data):
+    n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + n]
+    if kind == b"IHDR": ihdr = struct.unpack(">IIBBBBB", body)
+    if kind == b"IDAT": idat += body
+    pos += 12 + n
+w, h, depth, ctype = ihdr[:4]
+assert depth == 8 and ctype in (2, 6), ihdr
+bpp = 3 if ctype == 2 else 4
+raw, stride = zlib.decompress(idat), w * bpp
+rows, prev = [], bytearray(stride)
+for y in range(min(h, 1000)):  # the header and the four training charts; pure Python is slow
+    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+    for i in range(stride):
+        a = line[i - bpp] if i >= bpp else 0
+        b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+        if f == 1: line[i] = (line[i] + a) & 255
+        elif f == 2: line[i] = (line[i] + b) & 255
+        elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    rows.append(bytes(line)); prev = line
+colors = {}
+for r in rows[::2]:
+    for x in range(0, stride, bpp * 2):
+        px = r[x:x + 3]; colors[px] = colors.get(px, 0) + 1
+total = sum(colors.values())
+white = colors.get(b"\xff\xff\xff", 0)
+# the loss line, the val loss, the host store's w array: the charts' own colours, drawn
+for name, rgb in (("loss line", (0x4e, 0x79, 0xa7)), ("val loss", (0xe1, 0x57, 0x59)), ("lr line", (0x59, 0xa1, 0x4f))):
+    assert colors.get(bytes(rgb), 0) > 20, (name, colors.get(bytes(rgb), 0))
+assert 1 - white / total > 0.05 and len(colors) > 50, (white / total, len(colors))
+dom = open(sys.argv[2]).read()
+ids = re.findall(r'<svg[^>]* id="([^"]+)"', dom)
+assert ids == ["loss", "lr", "throughput", "tflops", "memory-host", "memory-gpu", "timeline"], ids
+print("%dx%d screenshot, %.0f%% of it drawn in %d colours with the loss, val loss and lr lines' own; "
+      "the rendered page holds the 7 charts in order" % (w, h, 100 * (1 - white / total), len(colors)))
+PY
+    [ $? = 0 ] && ok "report in $(basename "$browser"): $(tail -n 1 "$tmp/png.log")" ||
+        bad "report in $browser: $(tail -n 5 "$tmp/png.log"; tail -n 3 "$tmp/chrome.log")"
+fi
 
 # ---- hzc plan --svg: well-formed, and its elements carry the plan's numbers ----
 for args in "models/tiny.yaml" "models/llama3-8b.yaml --gpu-mem 80G --host-mem 128G" "models/llama3-8b.yaml --gpu-mem 40G --host-mem 256G training.grad_clip=0"; do
