@@ -16,6 +16,7 @@
 #include "data.h"
 #include "hfmap.h"
 #include "metrics.h"
+#include "sample.h"
 #include "rt.h"
 
 #include "train_args.h"
@@ -219,6 +220,21 @@ static void print_bytes_line(const char *what, int64_t planned, int64_t measured
            (long long)planned, planned / gib, (long long)measured, measured / gib);
 }
 
+/* --sample-every's sampler, or a message and exit. */
+static hz_sampler *new_sampler(const hz_plan *p, const train_args *a)
+{
+    int32_t *prompt;
+    int64_t n;
+    char err[256];
+    if (hz_sample_parse_prompt(a->sample_prompt, p->dims.V, &prompt, &n, err, sizeof err) != 0)
+        hz_train_die(err, NULL);
+    hz_sampler *s = hz_sample_new(p, prompt, n, a->sample_tokens, a->sample_temperature,
+                                  a->sample_top_k, (uint64_t)a->seed);
+    free(prompt);
+    if (!s) hz_train_die("out of memory for --sample-every (a whole step's logits)", NULL);
+    return s;
+}
+
 /* Refuse before pinning anything when the host cannot hold the plan. */
 static void check_host_memory(const hz_plan *p)
 {
@@ -373,6 +389,7 @@ int main(int argc, char **argv)
     }
     hz_metrics *met = hz_metrics_open(a.metrics, a.metrics ? a.out : NULL);
     hz_metrics_run(met, p, a.trace, first_step, a.steps);
+    hz_sampler *smp = a.sample_every ? new_sampler(p, &a) : NULL;
 
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
@@ -439,6 +456,8 @@ int main(int argc, char **argv)
         if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
                    evaluate(&ctx, val, a.eval_batches, &tk, met, step + 1));
+        if (smp && (step + 1) % a.sample_every == 0 && step + 1 < a.steps)
+            hz_sample_print(smp, &ctx, step + 1, met, stdout);
         if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
             save_checkpoint(&ctx, train, &a, step + 1);
             saved_step = step + 1;
@@ -474,6 +493,8 @@ int main(int argc, char **argv)
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
     }
     if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk, met, ctx.step));
+    if (smp) hz_sample_print(smp, &ctx, ctx.step, met, stdout);
+    hz_sample_free(smp);
     if (a.logits) dump_logits(&ctx, val, a.logits, &tk);
     if (a.save_raw) {
         hz_exec_drain(&ctx);

@@ -141,6 +141,36 @@ logged=$(grep -c '^step .*/1000 | loss' "$tmp/k.log")
     ok "SIGKILL after $n steps: every line parses, none of the $logged printed steps missing" ||
     bad "SIGKILL: $n step records, $logged printed steps"
 
+# ---- samples: from the current weights, without disturbing the training ----
+$train $data --steps 2 --sample-every 1 --sample-prompt "The " --sample-tokens 8 --sample-temperature 0 \
+    --metrics "$tmp/s0.jsonl" > "$tmp/s0.log" 2>&1
+$train $data --steps 2 --sample-every 1 --sample-prompt "ids:84,104,101,32" --sample-tokens 8 --sample-top-k 1 \
+    --metrics "$tmp/s1.jsonl" > /dev/null 2>&1
+$train $data --steps 2 --sample-every 1 --sample-prompt "The " --sample-tokens 8 --sample-temperature 1.5 \
+    --metrics "$tmp/s2.jsonl" > /dev/null 2>&1
+$train $data --steps 2 --sample-every 1 --sample-prompt "The " --sample-tokens 8 --sample-temperature 1.5 \
+    --metrics "$tmp/s3.jsonl" > /dev/null 2>&1
+python3 - "$tmp/m.jsonl" "$tmp/s0.jsonl" "$tmp/s1.jsonl" "$tmp/s2.jsonl" "$tmp/s3.jsonl" "$tmp/s0.log" > "$tmp/smp.log" 2>&1 <<'PY'
+import json, sys
+runs = [[json.loads(l) for l in open(f)] for f in sys.argv[1:6]]
+losses = [[(r["loss"], r["grad_norm"]) for r in run if r["type"] == "step"][:2] for run in runs]
+assert all(l == losses[0] for l in losses), losses  # sampling changes no weight (the 6-step run's first 2)
+smp = [[r for r in run if r["type"] == "sample"] for run in runs[1:]]
+assert [r["step"] for r in smp[0]] == [1, 2] and all(len(r["tokens"]) == 8 for s in smp for r in s), smp
+greedy, topk1, hot, hot2 = [[r["tokens"] for r in s] for s in smp]
+assert greedy == topk1, (greedy, topk1)      # top-k 1 is greedy; ids: gives the same prompt as text
+assert hot == hot2 and hot != greedy, (hot, greedy)  # seeded: reproducible; tempered: not the argmax
+assert all(r["text"] == bytes(r["tokens"]).decode() for r in smp[0] if all(32 <= t < 127 for t in r["tokens"])), smp[0]
+log = open(sys.argv[6]).read()
+assert "sample after step 2 (8 tokens of text after the prompt):\n  | The " + smp[0][1]["text"] in log, log
+print("losses unchanged by sampling; greedy = top-k 1 (prompt as text and as ids); temperature 1.5 "
+      "reproducible and not greedy; printed text = logged text: %r" % smp[0][1]["text"])
+PY
+[ $? = 0 ] && ok "samples: $(tail -n 1 "$tmp/smp.log")" || bad "samples: $(tail -n 5 "$tmp/smp.log")"
+expect_fail "--sample-every without a prompt" "needs --sample-prompt" $train $data --steps 1 --sample-every 1
+expect_fail "an empty prompt" "empty" $train $data --steps 1 --sample-every 1 --sample-prompt ""
+expect_fail "a prompt id beyond the vocabulary" "not a token id below" $train $data --steps 1 --sample-every 1 --sample-prompt "ids:5,300"
+
 # ---- the report in a real browser: a screenshot, and the page's elements as rendered ----
 browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$browser" ]; then
