@@ -181,9 +181,8 @@ static void memory(FILE *out, const run_data *d, json_t *plan)
         fputs("<p>The run wrote no summary record (it was stopped): no measured bytes.</p>\n", out);
 }
 
-/* The events of one traced step: the one before the last traced (the last may be the only
- * one): its device ops, the host updates of the step before (which its loads wait for),
- * and whatever else ran meanwhile. */
+/* The events of one traced step: its device ops, the host updates of the step before (which
+ * its loads wait for), and whatever else ran meanwhile. */
 static void trace_step(FILE *out, const char *path)
 {
     json_error_t je;
@@ -197,7 +196,9 @@ static void trace_step(FILE *out, const char *path)
     }
     const char *tracks[8] = {"0", "1", "2", "3", "4", "5", "6", "7"};
     int track_n = 0;
-    double last = 0, prev = 0;
+    /* the last traced step whose previous step's updates are traced too, else the one
+     * before the last traced, else the last */
+    double last = 0, prev = 0, best = 0;
     size_t i;
     json_array_foreach(ev, i, e) {
         int tid = (int)json_integer_value(json_object_get(e, "tid"));
@@ -205,13 +206,23 @@ static void trace_step(FILE *out, const char *path)
         if (!strcmp(str_of(e, "ph", ""), "M")) {
             tracks[tid] = str_of(json_object_get(e, "args"), "name", tracks[tid]);
             if (tid + 1 > track_n) track_n = tid + 1;
-            continue;
         }
+    }
+    json_array_foreach(ev, i, e) {
+        int tid = (int)json_integer_value(json_object_get(e, "tid"));
+        if (tid < 0 || tid >= 8 || strcmp(str_of(e, "ph", ""), "X")) continue;
         double s = num_of(json_object_get(e, "args"), "step");
+        if (!strcmp(tracks[tid], "host")) continue;
         if (s > last) prev = last, last = s;
         else if (s < last && s > prev) prev = s;
     }
-    double step = prev > 0 ? prev : last, a = INFINITY, b = -INFINITY;
+    json_array_foreach(ev, i, e) {
+        int tid = (int)json_integer_value(json_object_get(e, "tid"));
+        double s = num_of(json_object_get(e, "args"), "step");
+        if (tid >= 0 && tid < 8 && !strcmp(tracks[tid], "host") && s + 1 <= last && s + 1 > best)
+            best = s + 1;
+    }
+    double step = best > 0 ? best : prev > 0 ? prev : last, a = INFINITY, b = -INFINITY;
     /* the step's device ops, and the host updates of the step before, which it waits for */
     json_array_foreach(ev, i, e) {
         int tid = (int)json_integer_value(json_object_get(e, "tid"));
