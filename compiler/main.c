@@ -14,6 +14,8 @@
 #include "emit.h"
 #include "import.h"
 #include "plan.h"
+#include "plan_svg.h"
+#include "report.h"
 #include "spec.h"
 #include "timemodel.h"
 #include "tune.h"
@@ -30,9 +32,9 @@ static void usage(FILE *out)
             "commands:\n"
             "  hzc check SPEC                   validate a model description\n"
             "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--boundaries auto|gpu|host]\n"
-            "               [--ceilings FILE] [--json]\n"
+            "               [--ceilings FILE] [--json] [--svg FILE]\n"
             "                                   print the memory plan, the step schedule and\n"
-            "                                   the predicted step time\n"
+            "                                   the predicted step time; --svg also draws it\n"
             "  hzc tune SPEC --gpu-mem SIZE --host-mem SIZE [--ceilings FILE] [-o TUNED.yaml]\n"
             "               [--top N]\n"
             "                                   search the plan: choices for the fastest\n"
@@ -45,6 +47,14 @@ static void usage(FILE *out)
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
+            "  hzc check|plan|tune|build SPEC ... KEY=VALUE ...\n"
+            "                                   override the spec's values, each checked as\n"
+            "                                   if it were in the file (shape.seq_len=4096\n"
+            "                                   training.lr=2e-5)\n"
+            "  hzc report RUN [-o report.html] [--plan FILE] [--trace FILE]\n"
+            "                                   one HTML page of a run (train --metrics FILE,\n"
+            "                                   or its --out DIR): loss, lr, throughput,\n"
+            "                                   memory planned and measured, a traced step\n"
             "  hzc import HF_DIR -o SPEC.yaml   write a model description from a Hugging Face\n"
             "                                   checkpoint's config.json (Llama, Qwen2, Mistral)\n"
             "  hzc --help | --version\n\n"
@@ -94,12 +104,16 @@ static void find_root(char *root, size_t n)
     }
 }
 
+#define OVERRIDES_MAX 64
+
 typedef struct options {
-    const char *command, *spec, *out_dir, *backend, *ceilings;
+    const char *command, *spec, *out_dir, *backend, *ceilings, *svg;
     plan_limits lim;
     int json;
     int boundaries_given;
     int top_n;     /* tune --top: 0 when not given */
+    const char *overrides[OVERRIDES_MAX]; /* KEY=VALUE after the spec, in order */
+    int override_n;
 } options;
 
 #define TUNE_TOP_MAX 1000
@@ -144,6 +158,13 @@ static int parse_options(int argc, char **argv, options *o)
             }
             o->top_n = (int)n;
             i++;
+        } else if (!strcmp(a, "--svg")) {
+            if (!v) {
+                fprintf(stderr, "hzc: error: --svg needs a file (the plan as a picture)\n");
+                return -1;
+            }
+            o->svg = v;
+            i++;
         } else if (!strcmp(a, "--ceilings")) {
             if (!v) {
                 fprintf(stderr, "hzc: error: --ceilings needs a file (JSON rates; docs/plan.md)\n");
@@ -163,6 +184,12 @@ static int parse_options(int argc, char **argv, options *o)
             return -1;
         } else if (!o->spec) {
             o->spec = a;
+        } else if (spec_is_override(a)) {
+            if (o->override_n == OVERRIDES_MAX) {
+                fprintf(stderr, "hzc: error: more than %d overrides\n", OVERRIDES_MAX);
+                return -1;
+            }
+            o->overrides[o->override_n++] = a;
         } else {
             fprintf(stderr, "hzc: error: unexpected argument '%s'\n", a);
             return -1;
@@ -436,9 +463,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "hzc: wrote %s\n", argv[4]);
         return 0;
     }
+    if (!strcmp(cmd, "report")) return report_command(argc - 2, argv + 2);
     if (strcmp(cmd, "check") && strcmp(cmd, "plan") && strcmp(cmd, "build") &&
         strcmp(cmd, "tune")) {
-        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, tune, build or import; "
+        fprintf(stderr, "hzc: error: unknown command '%s' (check, plan, tune, build, report or import; "
                         "see hzc --help)\n",
                 cmd);
         return 1;
@@ -455,13 +483,23 @@ int main(int argc, char **argv)
                 !strcmp(cmd, "plan") ? " (hzc plan SPEC --json > FILE saves the plan)" : "");
         return 1;
     }
+    if (o.svg && strcmp(cmd, "plan") != 0) {
+        fprintf(stderr, "hzc: error: --svg is for plan\n");
+        return 1;
+    }
     if (!tune && o.top_n) {
         fprintf(stderr, "hzc: error: --top is for tune\n");
         return 1;
     }
     if (tune && !tune_options_ok(&o)) return 1;
     hzc_spec spec;
-    int errors = spec_load(o.spec, &spec, stderr);
+    if (tune && o.out_dir && o.override_n) {
+        fprintf(stderr, "hzc: error: tune -o writes the spec file's own text with a plan: "
+                        "section, which would leave out %s: put the overrides in the file\n",
+                o.overrides[0]);
+        return 1;
+    }
+    int errors = spec_load_overrides(o.spec, o.overrides, o.override_n, &spec, stderr);
     if (errors) {
         fprintf(stderr, "%s: %d error%s\n", o.spec, errors, errors == 1 ? "" : "s");
         return 1;
@@ -493,6 +531,7 @@ int main(int argc, char **argv)
             plan_print_fit(&spec, &o.lim, stdout);
             tm_print(&pl.p, stdout);
         }
+        if (o.svg && rc == 0) rc = plan_svg(&pl, &ceil, o.svg, stderr);
     } else if (!bad) {
         rc = build(&o, &pl, root);
     }

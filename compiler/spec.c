@@ -17,16 +17,6 @@
 #include "spec_read.h"
 #include "yml.h"
 
-void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...) {
-    va_list ap;
-    if (++c->errors_n > SPEC_MAX_ERRORS) return;
-    fprintf(c->err, "%s:%d:%d: error: ", c->path, at->line, at->col);
-    va_start(ap, fmt);
-    vfprintf(c->err, fmt, ap);
-    va_end(ap);
-    fputc('\n', c->err);
-}
-
 /* ---- field tables --------------------------------------------------------------------- */
 
 enum { TOP_NAME, TOP_ARCH, TOP_SHAPE, TOP_TRAINING, TOP_PLAN, TOP_N };
@@ -116,24 +106,6 @@ const char *spec_family_name(spec_family family) {
 }
 
 /* ---- scalars --------------------------------------------------------------------------- */
-
-const char *spec_describe(const yml_node *node, char *buf) {
-    if (node->kind != YML_SCALAR) return yml_kind_name(node->kind);
-    if (node->len == 0 && node->plain) return "nothing";
-    size_t n = node->len > 40 ? 37 : node->len, o = 0;
-    buf[o++] = '\'';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)node->text[i];
-        buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    if (n < node->len) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o++] = '\'';
-    buf[o] = '\0';
-    return buf;
-}
 
 int spec_is_null(const yml_node *node) {
     return node->kind == YML_SCALAR && node->plain &&
@@ -573,11 +545,13 @@ double spec_param_count_fp(const hzc_spec *s) {
 }
 
 int spec_load(const char *path, hzc_spec *spec, FILE *err) {
-    spec_ctx c = {path, err, 0};
+    return spec_load_overrides(path, NULL, 0, spec, err);
+}
+
+int spec_load_tree(const char *path, yml_node *root, const char *const *overrides,
+                   hzc_spec *spec, FILE *err) {
+    spec_ctx c = {path, err, 0, overrides};
     spec_defaults(spec, path);
-    int yml_errors_n = 0;
-    yml_node *root = yml_load(path, err, &yml_errors_n);
-    if (!root) return yml_errors_n;
 
     field_val top[TOP_N];
     const yml_node *step_at = NULL;
@@ -611,6 +585,5 @@ int spec_load(const char *path, hzc_spec *spec, FILE *err) {
                    SPEC_MAX_LAYER_PASSES);
     if (c.errors_n > SPEC_MAX_ERRORS)
         fprintf(err, "%s: note: %d more errors not shown\n", path, c.errors_n - SPEC_MAX_ERRORS);
-    yml_free(root);
     return c.errors_n;
 }

@@ -72,6 +72,13 @@ typedef struct hzc_spec {
 /* Parse and validate PATH into *spec. Errors go to err as "PATH:LINE:COL: error: ...";
  * all errors are reported (capped at 50). Returns the number of errors (0 = success). */
 int spec_load(const char *path, hzc_spec *spec, FILE *err);
+/* spec_load with OVERRIDES[0..N) ("shape.seq_len=4096", N >= 0) spliced into the file's
+ * tree first, each checked exactly as if it were in the file: its errors read
+ * "override K (KEY=VALUE): error: ..." (K 1-based). A malformed override is an error too. */
+int spec_load_overrides(const char *path, const char *const *overrides, int n, hzc_spec *spec,
+                        FILE *err);
+/* Whether ARG has the form of an override (a dotted key of [a-z0-9_], then '='). */
+int spec_is_override(const char *arg);
 
 /* Number of parameters of a spec that spec_load accepted: embedding V*C, a separate
  * lm_head V*C unless tied, the final norm C, and per layer two norms, q/k/v/o, the SwiGLU

@@ -1,5 +1,6 @@
 /* compiler/spec_read.h - the spec reader's own parts, shared by spec.c (the sections of
- * the model) and spec_plan.c (the plan: section); no other module includes it.
+ * the model), spec_plan.c (the plan: section), spec_msg.c (error marks) and
+ * spec_override.c (KEY=VALUE overrides); no other module includes it.
  * A section is a table of its keys (field_def); spec_load_section checks a mapping
  * against one and converts its plain fields; the rest is each section's own code. */
 #ifndef HZC_SPEC_READ_H
@@ -16,7 +17,13 @@ typedef struct {
     const char *path;
     FILE *err;
     int errors_n;
+    const char *const *overrides; /* the KEY=VALUE texts a node of line -N came from */
 } spec_ctx;
+
+/* Validate the parsed file ROOT (taken from PATH, with OVERRIDES spliced in by
+ * spec_override.c; NULL: none) into *spec; the number of errors. ROOT stays the caller's. */
+int spec_load_tree(const char *path, yml_node *root, const char *const *overrides,
+                   hzc_spec *spec, FILE *err);
 
 /* Report one error at AT's mark; past SPEC_MAX_ERRORS errors are counted, not printed. */
 void spec_error(spec_ctx *c, const yml_node *at, const char *fmt, ...)

@@ -8,6 +8,7 @@
 #include "../runtime/hz_layout.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 void tm_defaults(tm_ceilings *c)
@@ -242,4 +243,92 @@ void tm_print(const hz_plan *p, FILE *out)
             (double)p->dims.step_tokens / r->step_s,
             hz_flops_per_token(&p->dims) * (double)p->dims.step_tokens / r->step_s * 1e-12);
     fprintf(out, "  critical path: %s\n", crit);
+}
+
+/* ---- the predicted timeline of one step, op by op ---- */
+
+double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
+{
+    const hz_dims *d = &p->dims;
+    const hz_op *o = &p->ops[i];
+    const hz_unit *u = &p->units[o->unit];
+    /* the terms of tm_predict, for one block (or unit) and one micro-batch */
+    double N = (double)d->micro_tokens, C = (double)d->C, F = (double)d->F, V = (double)d->V;
+    double A = (double)(d->NH * d->HD), QKV = A + 2.0 * (double)(d->NKV * d->HD);
+    double K = (double)d->chunk_tokens, H = c->hbm_gbps * 1e9;
+    double block_params = C * QKV + A * C + 3.0 * C * F;
+    double gemm_fwd = 2.0 * N * block_params, gemm_rec = gemm_fwd - 2.0 * N * F * C;
+    double att_fwd = 2.0 * N * (double)d->T * A;
+    double ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F), ew_rec = ew_fwd - 2.0 * N * 3.0 * C;
+    double ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A);
+    double ew_kept = 2.0 * N * (4.0 * C + 3.0 * F), dw_acc = 8.0 * block_params;
+    double emb = 4.0 * N * C;
+    double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12;
+    double AF = c->att_fwd_tflops * 1e12, AB = c->att_bwd_tflops * 1e12;
+    int64_t bytes = 0;
+    switch (o->kind) {
+    case HZ_FWD:
+        return u->kind == HZ_EMBED ? emb / H : gemm_fwd / G + att_fwd / AF + ew_fwd / H;
+    case HZ_LOSS:
+        return 6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H + N / K * 8.0 * V * C / H;
+    case HZ_BWD:
+        if (u->kind == HZ_EMBED) return 2.0 * emb / H;
+        return 2.0 * gemm_fwd / GB + 2.5 * att_fwd / AB + (ew_bwd + dw_acc) / H +
+               (u->keep ? ew_kept / H : gemm_rec / G + att_fwd / AF + ew_rec / H);
+    case HZ_LOAD_W:
+    case HZ_STORE_G:
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *x = &p->tensors[u->first_tensor + k];
+            if (o->kind == HZ_LOAD_W) bytes += 2 * x->rows * x->cols;
+            else if (x->store_grad && !u->resident)
+                bytes += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
+        }
+        return (double)bytes / ((o->kind == HZ_LOAD_W ? c->h2d_gbps : c->d2h_gbps) * 1e9);
+    case HZ_LOAD_B:
+        return 2.0 * (double)d->step_tokens * C / (c->h2d_gbps * 1e9);
+    case HZ_STORE_B:
+        return 2.0 * (double)d->step_tokens * C / (c->d2h_gbps * 1e9);
+    case HZ_OPT:
+        if (u->resident) return (double)u->padded_n * 28.0 / H;
+        return (double)u->padded_n * (24.0 + (p->host_grad_bf16 ? 2.0 : 4.0)) /
+               (c->host_adamw_gbps * 1e9);
+    default:
+        return 0.0;
+    }
+}
+
+double tm_timeline(const hz_plan *p, const tm_ceilings *c, double *t0, double *t1)
+{
+    double stream_end[HZ_STREAM_KIND_N] = {0};
+    double *upd_end = calloc((size_t)p->unit_n, sizeof *upd_end);
+    if (!upd_end) return -1.0;
+    int gated = p->train.grad_clip > 0;
+    /* with clipping, the previous step's updates open the step, in forward order */
+    for (int i = 0; gated && i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->kind != HZ_OPT) continue;
+        t0[i] = stream_end[o->stream];
+        t1[i] = upd_end[o->unit] = t0[i] + tm_op_seconds(p, c, i);
+        stream_end[o->stream] = t1[i];
+    }
+    double span = 0.0;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (gated && o->kind == HZ_OPT) continue;
+        double s = stream_end[o->stream];
+        for (int w = 0; w < HZ_OP_WAITS; w++)
+            if (o->wait[w] >= 0 && t1[o->wait[w]] > s) s = t1[o->wait[w]];
+        /* a unit streams in once its update is applied; a resident one computes after it */
+        if (gated && (o->kind == HZ_LOAD_W || o->kind == HZ_FWD || o->kind == HZ_LOSS) &&
+            upd_end[o->unit] > s)
+            s = upd_end[o->unit];
+        t0[i] = s;
+        t1[i] = s + tm_op_seconds(p, c, i);
+        stream_end[o->stream] = t1[i];
+        if (t1[i] > span) span = t1[i];
+    }
+    for (int i = 0; i < p->op_n; i++)
+        if (t1[i] > span) span = t1[i];
+    free(upd_end);
+    return span;
 }

@@ -39,6 +39,16 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
 /* Predict the step of plan P (p->pred is filled in). */
 void tm_predict(hz_plan *p, const tm_ceilings *c);
 
+/* The predicted seconds of op I of P: the term of tm_predict's phases that op runs (its
+ * micro-batch's share; PCIe ops their own bytes; updates their unit's). */
+double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i);
+/* One step's ops placed in time (T0, T1: op_n seconds each): each stream runs its ops in
+ * order, each op after its waits. With clipping the previous step's updates open the step
+ * on their stream, and a unit's weights load (a resident unit computes) after its update,
+ * as tm_predict assumes; without, the updates trail the gradients. Returns the span, -1
+ * when out of memory. */
+double tm_timeline(const hz_plan *p, const tm_ceilings *c, double *t0, double *t1);
+
 /* "host optimizer: 0.73 s of the step's 2.12 s run while the forward waits for it" */
 void tm_critical_text(const hz_plan *p, char *buf, size_t n);
 

@@ -236,6 +236,12 @@ void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_c
  * when wait_op returns. */
 typedef struct hz_ctx hz_ctx;
 typedef void (*hz_op_fn)(hz_ctx *ctx, const hz_op *o);
+/* One line of memory planned beside measured (the summary prints it, --metrics records it). */
+typedef struct hz_mem_line {
+    const char *what;
+    int64_t planned, measured;
+} hz_mem_line;
+#define HZ_MEM_LINES_MAX 8
 typedef struct hz_backend {
     const char *name;
     const hz_caps *caps;          /* what it can do (hz_tables.h HZ_BACKENDS) */
@@ -259,6 +265,8 @@ typedef struct hz_backend {
      * fp32) receives the logits (--dump-logits). */
     double (*eval)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
+    /* The same as lines (at most HZ_MEM_LINES_MAX into OUT); returns how many. */
+    int (*memory)(hz_ctx *ctx, hz_mem_line *out);
     /* The home of the resident units' state arrays (hz_home_copy_fn; CTX is the hz_ctx). */
     hz_home_copy_fn home_copy;
     /* After init: the name of the device it runs on; NULL where it runs on none (cpu). */

@@ -16,6 +16,8 @@
 #include "data.h"
 #include "hfmap.h"
 #include "optstate.h"
+#include "metrics.h"
+#include "sample.h"
 #include "rt.h"
 
 #include "train_args.h"
@@ -112,6 +114,7 @@ static void probe_outputs(const train_args *a)
     if (a->save_raw) probe_file("--save-raw", a->save_raw);
     if (a->logits) probe_file("--dump-logits", a->logits);
     if (a->trace) probe_file("--trace", a->trace);
+    if (a->metrics) probe_file("--metrics", a->metrics);
 }
 
 /* One step's input and target ids, (step_tokens) each. */
@@ -142,7 +145,8 @@ static void fill_step(const hz_plan *p, hz_data *d, step_tokens *tk)
         hz_data_next_row(d, tk->inputs + r * dm->T, tk->targets + r * dm->T, dm->T);
 }
 
-static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk)
+static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk,
+                       hz_metrics *m, int64_t steps)
 {
     hz_exec_drain(c);
     hz_data_seek(val, 0);
@@ -153,7 +157,9 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk
         sum += c->be->eval(c, tk->inputs, tk->targets, NULL);
         n += hz_exec_trained(c->plan, tk->targets);
     }
-    return n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
+    double loss = n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
+    hz_metrics_eval(m, steps, loss);
+    return loss;
 }
 
 /* The logits of the first validation step, (step_tokens, V) fp32, as a .npy file. */
@@ -213,6 +219,21 @@ static void print_bytes_line(const char *what, int64_t planned, int64_t measured
     const double gib = 1024.0 * 1024.0 * 1024.0;
     printf("  %-22s planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)\n", what,
            (long long)planned, planned / gib, (long long)measured, measured / gib);
+}
+
+/* --sample-every's sampler, or a message and exit. */
+static hz_sampler *new_sampler(const hz_plan *p, const train_args *a)
+{
+    int32_t *prompt;
+    int64_t n;
+    char err[256];
+    if (hz_sample_parse_prompt(a->sample_prompt, p->dims.V, &prompt, &n, err, sizeof err) != 0)
+        hz_train_die(err, NULL);
+    hz_sampler *s = hz_sample_new(p, prompt, n, a->sample_tokens, a->sample_temperature,
+                                  a->sample_top_k, (uint64_t)a->seed);
+    free(prompt);
+    if (!s) hz_train_die("out of memory for --sample-every (a whole step's logits)", NULL);
+    return s;
 }
 
 /* Refuse before pinning anything when the host cannot hold the plan. */
@@ -376,6 +397,9 @@ int main(int argc, char **argv)
                                         a.trace_first ? a.trace_last : INT64_MAX)))
             hz_train_die("cannot create the trace file", a.trace);
     }
+    hz_metrics *met = hz_metrics_open(a.metrics, a.metrics ? a.out : NULL);
+    hz_metrics_run(met, p, a.trace, first_step, a.steps);
+    hz_sampler *smp = a.sample_every ? new_sampler(p, &a) : NULL;
 
     int tty = isatty(fileno(stderr));
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
@@ -431,6 +455,8 @@ int main(int argc, char **argv)
             }
         }
         double tok_s = (double)dm->step_tokens / dt;
+        hz_metrics_step(met, step, loss, norm, hz_lr_at(&a.optim, step), dt, dm->step_tokens,
+                        flops, hz_exec_trained(p, tk.targets));
         if (tty) fprintf(stderr, "\r\033[K");
         if (step % a.log_every == 0 || step + 1 == a.steps)
             printf("step %5lld/%lld | loss %.4f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s | "
@@ -439,7 +465,9 @@ int main(int argc, char **argv)
                    hz_lr_at(&a.optim, step), dt * 1e3, tok_s, tok_s * flops * 1e-12);
         if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
-                   evaluate(&ctx, val, a.eval_batches, &tk));
+                   evaluate(&ctx, val, a.eval_batches, &tk, met, step + 1));
+        if (smp && (step + 1) % a.sample_every == 0 && step + 1 < a.steps)
+            hz_sample_print(smp, &ctx, step + 1, met, stdout);
         if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
             save_checkpoint(&ctx, train, &a, step + 1);
             saved_step = step + 1;
@@ -466,6 +494,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "train: saved %s/step-%08lld: --resume %s continues there\n", a.out,
                     (long long)ctx.step, a.out);
         }
+        hz_metrics_close(met);
         fflush(stdout);
         return 128 + sig;
     }
@@ -473,7 +502,9 @@ int main(int argc, char **argv)
         hz_trace_close(ctx.trace, &ctx);
         printf("trace: %s (chrome://tracing or https://ui.perfetto.dev)\n", a.trace);
     }
-    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk));
+    if (val) printf("val loss %.6f\n", evaluate(&ctx, val, a.eval_batches, &tk, met, ctx.step));
+    if (smp) hz_sample_print(smp, &ctx, ctx.step, met, stdout);
+    hz_sample_free(smp);
     if (a.logits) dump_logits(&ctx, val, a.logits, &tk);
     if (a.save_raw) {
         hz_exec_drain(&ctx);
@@ -486,11 +517,10 @@ int main(int argc, char **argv)
                (long long)first_step, (long long)a.steps);
     else
         printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
-    if (timed_steps > 0) {
-        double tok_s = (double)timed_steps * (double)dm->step_tokens / train_s;
-        printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", tok_s,
-               tok_s * flops * 1e-12);
-    }
+    double mean_tok_s = timed_steps > 0 ? (double)timed_steps * (double)dm->step_tokens / train_s : 0;
+    if (timed_steps > 0)
+        printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", mean_tok_s,
+               mean_tok_s * flops * 1e-12);
     printf("\n");
     if (profiled_steps > 0) {
         double n = (double)profiled_steps, span = prof_sum.span_ms / n;
@@ -514,11 +544,14 @@ int main(int argc, char **argv)
         if (hz_backend_impl.caps->pcie)
             print_times(p, &prof_sum, n, train_s / (double)timed_steps);
     }
-    print_bytes_line("host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store));
     /* a device backend's process holds its libraries and device context beside the plan (the
      * ceilings' process_host_bytes); the cpu backend's arena is host memory of its own */
-    int64_t peak = hz_peak_rss_bytes(), process = p->pred.process_host_bytes;
-    if (hz_backend_impl.caps->pcie) {
+    int64_t peak = hz_peak_rss_bytes(), process = hz_backend_impl.caps->pcie ? p->pred.process_host_bytes : 0;
+    hz_mem_line mem[2 + HZ_MEM_LINES_MAX] = {
+        {"host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store)},
+        {"host peak (RSS)", p->host_bytes + process, peak}};
+    print_bytes_line(mem[0].what, mem[0].planned, mem[0].measured);
+    if (process > 0) {
         printf("  host peak (RSS)        planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)"
                "  %+.3f%%\n", (long long)(p->host_bytes + process),
                (p->host_bytes + process) / 1073741824.0, (long long)peak, peak / 1073741824.0,
@@ -528,12 +561,15 @@ int main(int argc, char **argv)
                p->pred.ceilings, (long long)(rss_ready - p->host_bytes),
                (long long)(peak - rss_ready));
     } else {
-        print_bytes_line("host peak (RSS)", p->host_bytes, peak);
+        print_bytes_line(mem[1].what, mem[1].planned, mem[1].measured);
     }
     ctx.be->report(&ctx, stdout);
     if (p->optimizer_state != HZ_OPTSTATE_FP32)
         printf("optimizer state %s: %lld non-finite gradients kept out of the moments\n",
                hz_optstate_name(p->optimizer_state), (long long)ctx.nonfinite_n);
+    int mem_n = 2 + ctx.be->memory(&ctx, mem + 2);
+    hz_metrics_summary(met, ctx.step, loss, mean_tok_s, mean_tok_s * flops * 1e-12, mem, mem_n);
+    hz_metrics_close(met);
     hz_exec_free(&ctx);
     free(tk.inputs);
     free(tk.targets);

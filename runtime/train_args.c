@@ -57,7 +57,19 @@ static void usage(FILE *out, const char *argv0)
             "                       float32 .npy of (tokens per step, vocab), for comparing\n"
             "                       with another implementation\n"
             "  --trace FILE         write a Chrome trace (chrome://tracing, Perfetto) of every\n"
-            "                       step: one track per stream and one for the optimizer\n"
+            "                       step: one track per stream and one for the optimizer\n",
+            argv0, argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
+            MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
+    fprintf(out,
+            "  --metrics FILE       JSON Lines: one object per step, evaluation and sample, a\n"
+            "                       run header and a summary, each flushed as written (with\n"
+            "                       --out DIR also appended to DIR/metrics.jsonl); hzc report\n"
+            "                       turns it into a page of plots\n"
+            "  --sample-every N     every N steps and at the end, generate --sample-tokens K\n"
+            "                       (default 64) after --sample-prompt TEXT (a byte-level\n"
+            "                       model's text, else token ids: 1,2,3) from the current\n"
+            "                       weights; --sample-temperature T (default 1; 0: greedy),\n"
+            "                       --sample-top-k K (default 0: all tokens)\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
             "  --probe              measure this machine's rates at this plan's shapes (GEMMs,\n"
             "                       attention, device memory, PCIe each way, the host AdamW)\n"
@@ -66,9 +78,7 @@ static void usage(FILE *out, const char *argv0)
             "  -o FILE              where --probe writes (default ceilings.json)\n"
             "  --help, --version\n"
             "SIGINT, SIGTERM or SIGHUP: finish the step, save a checkpoint under --out, exit\n"
-            "128 + the signal's number; a second one: exit at once\n",
-            argv0, argv0, hzg_plan.spec_name, HZ_VERSION, hz_backend_impl.name, MAX_LR, MAX_EPS,
-            MAX_WEIGHT_DECAY, MAX_GRAD_CLIP, MAX_THREADS);
+            "128 + the signal's number; a second one: exit at once\n");
 }
 
 void hz_train_die(const char *msg, const char *arg)
@@ -148,7 +158,7 @@ train_args hz_train_parse_args(int argc, char **argv)
                     -1, 0, 0, 3, 0.0, threads, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps},
-                    0, NULL, NULL};
+                    0, NULL, NULL, NULL, 0, 64, 0, NULL, 1.0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -184,6 +194,14 @@ train_args hz_train_parse_args(int argc, char **argv)
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
         else if (!strcmp(f, "--save-raw")) a.save_raw = v;
         else if (!strcmp(f, "--trace")) a.trace = v;
+        else if (!strcmp(f, "--metrics")) a.metrics = v;
+        else if (!strcmp(f, "--sample-every")) a.sample_every = parse_int(f, v, 1);
+        else if (!strcmp(f, "--sample-prompt")) a.sample_prompt = v;
+        else if (!strcmp(f, "--sample-tokens")) a.sample_tokens = parse_int_in(f, v, 1, 1000000);
+        else if (!strcmp(f, "--sample-temperature"))
+            a.sample_temperature = parse_float(f, v, 0, 100);
+        else if (!strcmp(f, "--sample-top-k"))
+            a.sample_top_k = parse_int_in(f, v, 0, hzg_plan.dims.V);
         else if (!strcmp(f, "--trace-steps")) parse_steps(f, v, &a.trace_first, &a.trace_last);
         else if (!strcmp(f, "--dump-logits")) a.logits = v;
         else if (!strcmp(f, "--init")) a.init_hf = v;
@@ -245,13 +263,19 @@ train_args hz_train_parse_args(int argc, char **argv)
     if (a.logits && !a.val_data && a.val_fraction <= 0)
         hz_train_die("--dump-logits writes the logits of validation tokens: pass --val-data or "
             "--val-fraction", NULL);
-    if (a.logits) {
+    if (a.sample_every && !a.sample_prompt)
+        hz_train_die("--sample-every needs --sample-prompt TEXT (or token ids)", NULL);
+    if (a.sample_prompt && !a.sample_every)
+        hz_train_die("--sample-prompt is for --sample-every N", NULL);
+    if (a.logits || a.sample_every) {
         const hz_dims *d = &hzg_plan.dims;
         double gib = (double)d->step_tokens * (double)d->V * 4.0 / 1073741824.0;
         if (gib > 4.0) {
-            fprintf(stderr, "train: error: --dump-logits would write %.1f GiB (%lld tokens x %lld "
-                            "vocabulary x 4 bytes); it is meant for small comparison models\n",
-                    gib, (long long)d->step_tokens, (long long)d->V);
+            fprintf(stderr, "train: error: %s would hold %.1f GiB of logits (%lld tokens x %lld "
+                            "vocabulary x 4 bytes, a whole step's); it is meant for small "
+                            "models\n",
+                    a.logits ? "--dump-logits" : "--sample-every", gib,
+                    (long long)d->step_tokens, (long long)d->V);
             exit(1);
         }
     }

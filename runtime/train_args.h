@@ -23,6 +23,11 @@ typedef struct train_args {
     int probe;                       /* --probe: measure the machine, write probe_out */
     const char *probe_out;           /* -o FILE */
     const char *train_flag;          /* the first flag given that only training reads */
+    const char *metrics;             /* --metrics FILE.jsonl */
+    /* --sample-every N, --sample-prompt, --sample-tokens, --sample-temperature, --sample-top-k */
+    int64_t sample_every, sample_tokens, sample_top_k;
+    const char *sample_prompt;
+    double sample_temperature;
 } train_args;
 
 /* The flags of argv, checked (a bad one stops the trainer with what to do; --help prints

@@ -18,6 +18,7 @@ sh tests/test_tune.sh > $log/tune.log 2>&1; tally "test_tune.sh" $log/tune.log $
 sh tests/test_ckpt.sh > $log/ckpt.log 2>&1; tally "test_ckpt.sh" $log/ckpt.log $?
 sh tests/test_residency.sh > $log/residency.log 2>&1; tally "test_residency.sh" $log/residency.log $?
 sh tests/test_optstate.sh > $log/optstate.log 2>&1; tally "test_optstate.sh" $log/optstate.log $?
+sh tests/test_report.sh > $log/report.log 2>&1; tally "test_report.sh" $log/report.log $?
 sh tests/test_lines.sh > $log/lines.log 2>&1; tally "test_lines.sh" $log/lines.log $?
 sh tests/fuzz/run.sh > $log/fuzz.log 2>&1; tally "tests/fuzz/run.sh" $log/fuzz.log $?
 sh tests/test_prepare_sft.sh > $log/prepare_sft.log 2>&1; tally "test_prepare_sft.sh" $log/prepare_sft.log $?

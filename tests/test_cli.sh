@@ -74,6 +74,21 @@ $hzc plan models/llama3-3b.yaml --json | python3 -c 'import json,sys; p=json.loa
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
 expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda
+# KEY=VALUE overrides, each checked as if it were in the file
+$hzc build models/tiny.yaml -o "$tmp/ov" --backend cpu shape.seq_len=64 training.lr=2e-5 > /dev/null 2> "$tmp/ov.log" &&
+    python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); d=p["dims"]; t=p["training"]; assert d["T"] == 64 and abs(t["lr"] - 2e-5) < 1e-12, (d, t)' \
+        "$tmp/ov/generated/plan.json" > "$tmp/ov.err" 2>&1 &&
+    ok "build with shape.seq_len=64 training.lr=2e-5: plan.json has them" || bad "build overrides: $(cat "$tmp/ov.log" "$tmp/ov.err" | tail -n 3)"
+expect_fail "a bad override named" "^override 2 (training.lr=abc): error: lr: expected a number" \
+    $hzc build models/tiny.yaml -o "$tmp/ov2" --backend cpu shape.seq_len=64 training.lr=abc
+expect_fail "an override of an unknown key" "^override 1 (shape.seqlen=64): error: unknown key 'seqlen' in shape" \
+    $hzc plan models/tiny.yaml shape.seqlen=64
+expect_fail "tune -o with overrides" "put the overrides in the file" \
+    $hzc tune models/tiny.yaml --gpu-mem 1G --host-mem 1G -o "$tmp/t.yaml" shape.seq_len=64
+a=$($hzc plan models/tiny.yaml shape.tokens_per_step=4096 | grep -c '4096')
+[ "$a" -gt 0 ] && $hzc check models/tiny.yaml architecture.num_layers=2 | grep -q "ok (tiny, 426624 parameters)" &&
+    ok "plan and check take overrides (2 layers: 426624 parameters)" ||
+    bad "plan/check overrides: $($hzc check models/tiny.yaml architecture.num_layers=2 2>&1)"
 for f in tests/bad/*.yaml; do
     expect_fail "check $f" "^$f:[0-9]*:[0-9]*: error: " $hzc check "$f"
 done

@@ -574,6 +574,7 @@ static void test_crossentropy(void) {
 
 int main(void) {
     test_matmul_forward_values(67, 45, 37, 1);
+    test_matmul_forward_values(1024, 128, 384, 1); /* the demo's q/k/v shape, packed path */
     test_matmul_forward_values(3, 8, 5, 0);
     test_matmul_forward_values(9, 1100, 70, 1); /* several blocks of w rows, ragged last */
     test_matmul_backward_values();

@@ -462,6 +462,13 @@ static void cpu_report(hz_ctx *c, FILE *out)
             (long long)s->arena_bytes, (long long)c->plan->gpu_bytes);
 }
 
+static int cpu_memory(hz_ctx *c, hz_mem_line *out)
+{
+    cpu_state *s = c->bk;
+    out[0] = (hz_mem_line){"arena (fp32 host mirror)", c->plan->gpu_bytes, s->arena_bytes};
+    return 1;
+}
+
 static void cpu_destroy(hz_ctx *c)
 {
     cpu_state *s = c->bk;
@@ -510,6 +517,7 @@ const hz_backend hz_backend_impl = {
     .op_times = cpu_op_times,
     .eval = cpu_eval,
     .report = cpu_report,
+    .memory = cpu_memory,
     .home_copy = cpu_home_copy,
     .device = NULL, /* no device to name or to --probe */
     .probe = NULL,

@@ -1,6 +1,9 @@
 /* runtime/cpu/matmul.c - the linear layer y = x W^T + b, forward and backward, in fp32.
  * This is the reference trainer's hot loop, so it is register-tiled in plain C: the
- * fixed-size inner loops are what gcc/clang vectorise at -O2, no intrinsics needed. */
+ * fixed-size inner loops are what gcc/clang vectorise at -O2, no intrinsics needed; one
+ * broadcast kernel (cloned per ISA) serves the forward (on w^T, packed) and the backward. */
+#include <stdlib.h>
+
 #include "ops.h"
 
 /* Forward tile: MM_TR rows of inp times MM_TC rows of w, as MM_TR*MM_TC dot products over
@@ -15,10 +18,14 @@
 /* Backward tile: MM_BR rows of C times MM_BJ contiguous columns, updated by broadcast
  * multiply-adds over k (no reduction, so it vectorises along the columns); k is walked in
  * blocks of MM_BK so the panels of A and B a tile reads stay in L1/L2. */
-#define MM_BR 4
-#define MM_BJ 16
+#define MM_BR 8
+#define MM_BJ 32
 #define MM_BK 256
 #define MM_BIAS_COLS 64
+/* The broadcast kernel for each ISA the machine may have: its 8 x 32 accumulators are 16
+ * AVX-512 registers (AVX2 and SSE2 spill some). At -O2: -O3 measured several times slower
+ * here (gcc 12), and without -ffp-contract no FMA, so every clone rounds as the C reads. */
+#define MM_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* Dot product with the same lanes as the tiles, for the ragged edges. */
 static float mm_dot(const float *a, const float *b, int64_t n) {
@@ -59,8 +66,8 @@ static void mm_forward_tile(float *out, const float *inp, const float *w, const 
  * rows, a chunk of IN), so a block of w is read from L2 by every row tile of a thread and
  * a tile's rows of inp and w stay in L1. The static schedule is identical for every
  * block, so a thread always owns the same rows and the chunks of a row add up in order. */
-void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-                    int64_t N, int64_t IN, int64_t OUT) {
+static void matmul_forward_dots(float *out, const float *inp, const float *w, const float *bias,
+                               int64_t N, int64_t IN, int64_t OUT) {
     /* equal chunks of at most MM_IN_CHUNK, whole lanes */
     int64_t chunks = (IN + MM_IN_CHUNK - 1) / MM_IN_CHUNK;
     int64_t chunk = chunks > 1 ? (IN + chunks - 1) / chunks : (IN > 0 ? IN : 1);
@@ -98,7 +105,7 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
 /* C (M, NC) (+)= A @ B for k in [k0, k1), with A addressed by strides (A[m*sam + k*sak])
  * so one kernel serves both dout @ w and dout^T @ inp; B is (K, NC) row-major.
  * Rows [m0, m0 + MM_BR) of C; load_c = 0 starts from zero instead of C (overwrite). */
-static void mm_nn_rows(float *C, const float *A, int64_t sam, int64_t sak, const float *B,
+MM_CLONES static void mm_nn_rows(float *C, const float *A, int64_t sam, int64_t sak, const float *B,
                        int64_t m0, int64_t M, int64_t k0, int64_t k1, int64_t NC, int load_c) {
     int64_t j0 = 0;
     if (m0 + MM_BR <= M) {
@@ -144,6 +151,28 @@ static void mm_nn(float *C, const float *A, int64_t sam, int64_t sak, const floa
             mm_nn_rows(C, A, sam, sak, B, rt * MM_BR, M, k0, k1, NC, accumulate || k0 > 0);
         }
     }
+}
+
+/* out = inp @ w^T + bias as out = inp @ wt with wt (IN, OUT) = w^T packed once per call
+ * (IN x OUT floats, against N x IN x OUT multiply-adds), so the forward runs the
+ * broadcast kernel of the backward: no horizontal sums, every lane along the columns.
+ * Without the memory for wt it falls back on the dot-product tiles. */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                    int64_t N, int64_t IN, int64_t OUT) {
+    float *wt = N >= 4 * MM_BR ? malloc((size_t)(IN * OUT + 1) * sizeof *wt) : NULL;
+    if (!wt) {
+        matmul_forward_dots(out, inp, w, bias, N, IN, OUT);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < IN; i++)
+        for (int64_t o = 0; o < OUT; o++) wt[i * OUT + o] = w[o * IN + i];
+    mm_nn(out, inp, IN, 1, wt, N, IN, OUT, 0);
+    free(wt);
+    if (bias)
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < OUT; o++) out[n * OUT + o] += bias[o];
 }
 
 /* dinp (N, IN) = dout (N, OUT) @ w (OUT, IN);  dw (OUT, IN) += dout^T @ inp (N, IN);

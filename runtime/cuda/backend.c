@@ -319,6 +319,18 @@ static void cuda_report(hz_ctx *c, FILE *out)
             gib((int64_t)(total_b - free_b)), gib((int64_t)total_b));
 }
 
+static int cuda_memory(hz_ctx *c, hz_mem_line *out)
+{
+    cuda_state *s = c->bk;
+    const hz_plan *p = s->p;
+    out[0] = (hz_mem_line){"GPU arena", p->gpu_bytes, s->arena_measured};
+    out[1] = (hz_mem_line){"GPU peak (this backend)", p->gpu_bytes + LT_WORKSPACE_BYTES,
+                           s->arena_measured + s->extra_measured};
+    out[2] = (hz_mem_line){"pinned host staging", p->host_bytes - p->host_store_bytes,
+                           s->pinned_bytes};
+    return 3;
+}
+
 /* The model's shape as kernel arguments; stop on a shape the kernels cannot run. */
 static void set_shape(cuda_state *s, const hz_dims *d)
 {
@@ -507,6 +519,7 @@ const hz_backend hz_backend_impl = {
     .op_times = cuda_op_times,
     .eval = cuda_eval,
     .report = cuda_report,
+    .memory = cuda_memory,
     .home_copy = hzcu_home_copy,
     .device = cuda_device,
     .probe = hzcu_probe,
