@@ -446,6 +446,10 @@ static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) 
     if (v[A_ROPE_SCALING].value) load_rope_scaling(c, &v[A_ROPE_SCALING], spec);
     if (!v[A_QKV_BIAS].value && family_ok) spec->qkv_bias = spec->family == FAMILY_QWEN2;
     if (!v[A_QK_NORM].value && family_ok) spec->qk_norm = spec->family == FAMILY_QWEN3;
+    if (spec->qk_norm && spec->qkv_bias && (v[A_QK_NORM].value || v[A_QKV_BIAS].value))
+        spec_error(c, v[A_QK_NORM].value ? v[A_QK_NORM].value : v[A_QKV_BIAS].value,
+                   "qk_norm and qkv_bias together are no transformers model (Qwen3 has the norms "
+                   "and no biases, Qwen2 the biases and no norms); set one of them false");
 
     /* num_kv_heads defaults to num_heads (plain multi-head attention) */
     int nkv_ok = v[A_KV_HEADS].value ? v[A_KV_HEADS].ok : v[A_HEADS].ok;
