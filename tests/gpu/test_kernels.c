@@ -1059,6 +1059,39 @@ static void test_swiglu(long N, int F) {
     cuMemFree(dgu), cuMemFree(dh), cuMemFree(dg), cuMemFree(ddgu);
 }
 
+/* Gemma's GeGLU (geglu.cu) against runtime/cpu/geglu.c, as swiglu's. */
+static void test_geglu(long N, int F) {
+    const size_t nf = (size_t)N * F;
+    float *gu = rand_bf(nf * 2, -4, 4), *gate = hmalloc(nf), *up = hmalloc(nf);
+    for (long n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            gate[n * F + j] = gu[n * 2 * F + j];
+            up[n * F + j] = gu[n * 2 * F + F + j];
+        }
+    float *h_ref = hmalloc(nf);
+    geglu_forward(h_ref, gate, up, (int64_t)nf);
+    CUdeviceptr dgu = up_bf(gu, nf * 2), dh = dalloc(nf * 2);
+    void *a1[] = {&dh, &dgu, &N, &F};
+    launch("hzk_geglu_forward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a1);
+    check_dev(1, dh, h_ref, nf, 1e-3 * rms(h_ref, nf), 1e-2, NULL, 0.0,
+              "geglu fwd h (F=%d)", F);
+
+    float *g = rand_bf(nf, -1, 1), *dgate = hmalloc(nf), *dup = hmalloc(nf), *want = hmalloc(nf * 2);
+    geglu_backward(dgate, dup, g, gate, up, (int64_t)nf);
+    for (long n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            want[n * 2 * F + j] = dgate[n * F + j];
+            want[n * 2 * F + F + j] = dup[n * F + j];
+        }
+    CUdeviceptr dg = up_bf(g, nf), ddgu = dalloc(nf * 4);
+    void *a2[] = {&ddgu, &dg, &dgu, &N, &F};
+    launch("hzk_geglu_backward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a2);
+    check_dev(1, ddgu, want, nf * 2, 1e-3 * rms(want, nf * 2), 1e-2, NULL, 0.0,
+              "geglu bwd dgu (F=%d)", F);
+    free(gu), free(gate), free(up), free(h_ref), free(g), free(dgate), free(dup), free(want);
+    cuMemFree(dgu), cuMemFree(dh), cuMemFree(dg), cuMemFree(ddgu);
+}
+
 /* ---- crossentropy.cu --------------------------------------------------------------------- */
 
 static void test_crossentropy(int N, int V) {
@@ -1127,6 +1160,8 @@ int main(int argc, char **argv) {
     test_qk_norm(1, 100, 4, 2, 256);
     test_swiglu(400, 512);
     test_swiglu(300, 100);
+    test_geglu(400, 512);
+    test_geglu(300, 100);
     test_crossentropy(300, 1000);
     test_crossentropy(100, 1003);
     test_attention(2, 128, 8, 2, 64);
