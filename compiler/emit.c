@@ -77,6 +77,7 @@ static void push_dims(lua_State *L, const hz_dims *d)
     set_int(L, "rope_original_max_pos", d->rope_original_max_pos);
     set_int(L, "tied", d->tied);
     set_int(L, "qkv_bias", d->qkv_bias);
+    set_int(L, "qk_norm", d->qk_norm);
 }
 
 static void push_train(lua_State *L, const hz_train_defaults *t)

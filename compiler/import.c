@@ -10,7 +10,9 @@
  *
  * seq_len is capped by max_position_embeddings and by a sliding window (not modelled: up
  * to the window, windowed attention is full causal attention); the token counts are then
- * rounded down to whole sequences and whole micro-batches. The training section is the
+ * rounded down to whole sequences and whole micro-batches. Architectures that are known
+ * but not modelled (mixture-of-experts, Gemma, vision-language) and options hzc does not
+ * compute (logit softcaps, rope types other than llama3) are refused by name. The training section is the
  * spec's defaults with lr 1e-5, 100 warmup and 10000 decay steps: continued training or
  * fine-tuning of the released weights. */
 #include "import.h"
@@ -145,8 +147,35 @@ static const struct {
     [FAMILY_LLAMA] = {"LlamaForCausalLM", "llama"},
     [FAMILY_QWEN2] = {"Qwen2ForCausalLM", "qwen2"},
     [FAMILY_MISTRAL] = {"MistralForCausalLM", "mistral"},
+    [FAMILY_QWEN3] = {"Qwen3ForCausalLM", "qwen3"},
 };
-#define FAMILY_N 3
+#define FAMILY_N 4
+
+/* Why a known architecture that hzc does not model is refused: a class-name fragment (or
+ * a model_type) and the reason. */
+static const struct {
+    const char *fragment, *why;
+} refused[] = {
+    {"Moe", "a mixture-of-experts model (hzc trains dense decoders)"},
+    {"Mixtral", "a mixture-of-experts model (hzc trains dense decoders)"},
+    {"Gemma", "Gemma (its norms, GeGLU MLP and embedding scale are not modelled)"},
+    {"ConditionalGeneration", "a multimodal model (hzc trains text decoders)"},
+    {"VL", "a vision-language model (hzc trains text decoders)"},
+};
+
+/* The reason NAME (an architecture or model_type) is refused, or NULL when unknown. */
+static const char *refusal(const char *name)
+{
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+        if (strstr(name, refused[i].fragment)) return refused[i].why;
+    char low[64];
+    size_t n = strlen(name) < sizeof low - 1 ? strlen(name) : sizeof low - 1;
+    for (size_t i = 0; i < n; i++) low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    low[n] = 0;
+    if (strstr(low, "moe") || strstr(low, "mixtral")) return refused[0].why;
+    if (strstr(low, "gemma")) return refused[2].why;
+    return NULL;
+}
 
 /* The family from "architectures" (or "model_type" when there is none); -1 if unsupported. */
 static int read_family(imp *c, json_t *root, const char **arch_out)
@@ -166,9 +195,14 @@ static int read_family(imp *c, json_t *root, const char **arch_out)
         for (int f = 0; f < FAMILY_N; f++)
             if (!strcmp(a, families[f].arch)) fam = f;
         if (fam < 0) {
-            imp_error(c, "architectures: unsupported architecture %s (hzc supports "
-                         "LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM)",
-                      shown(json_array_get(archs, 0), buf));
+            const char *why = refusal(a);
+            if (why)
+                imp_error(c, "architectures: %s is %s", shown(json_array_get(archs, 0), buf), why);
+            else
+                imp_error(c, "architectures: unsupported architecture %s (hzc supports "
+                             "LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM and "
+                             "Qwen3ForCausalLM)",
+                          shown(json_array_get(archs, 0), buf));
             return -1;
         }
         *arch_out = families[fam].arch;
@@ -183,9 +217,11 @@ static int read_family(imp *c, json_t *root, const char **arch_out)
     }
     for (int f = 0; f < FAMILY_N; f++)
         if (!strcmp(mt, families[f].model_type)) fam = f;
-    if (fam < 0)
-        imp_error(c, "model_type: unsupported model type %s (hzc supports llama, qwen2 and "
-                     "mistral)", shown(get(root, "model_type"), buf));
+    if (fam < 0 && refusal(mt))
+        imp_error(c, "model_type: %s is %s", shown(get(root, "model_type"), buf), refusal(mt));
+    else if (fam < 0)
+        imp_error(c, "model_type: unsupported model type %s (hzc supports llama, qwen2, "
+                     "mistral and qwen3)", shown(get(root, "model_type"), buf));
     else
         *arch_out = families[fam].arch;
     return fam;
@@ -283,13 +319,27 @@ static void read_architecture(imp *c, json_t *root, hzc_spec *s, int64_t *max_po
                   shown(get(root, "hidden_act"), buf));
     if (s->family == FAMILY_QWEN2) {
         s->qkv_bias = 1; /* Qwen2's q, k and v projections always have biases, o_proj none */
-    } else if (s->family == FAMILY_LLAMA) {
+    } else if (s->family == FAMILY_LLAMA || s->family == FAMILY_QWEN3) {
         if (get_bool(c, root, "attention_bias", 0))
-            imp_error(c, "attention_bias: true is not supported: transformers' Llama then gives "
-                         "o_proj a bias too, which hzc does not model (Qwen2 has q/k/v biases only)");
-        if (get_bool(c, root, "mlp_bias", 0))
+            imp_error(c, "attention_bias: true is not supported: transformers' %s then gives "
+                         "o_proj a bias too, which hzc does not model (Qwen2 has q/k/v biases only)",
+                      s->family == FAMILY_LLAMA ? "Llama" : "Qwen3");
+        if (s->family == FAMILY_LLAMA && get_bool(c, root, "mlp_bias", 0))
             imp_error(c, "mlp_bias: true is not supported (hzc's MLP has no biases)");
     }
+    s->qk_norm = s->family == FAMILY_QWEN3; /* Qwen3Attention always has q_norm and k_norm */
+    /* options of other families that would change the computation if set */
+    static const char *const softcaps[] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    for (int i = 0; i < 2; i++)
+        if (get(root, softcaps[i]))
+            imp_error(c, "%s: %s is not supported (hzc does not cap logits)", softcaps[i],
+                      shown(get(root, softcaps[i]), buf));
+    json_t *experts = get(root, "num_experts");
+    if (!experts) experts = get(root, "num_local_experts");
+    if (experts && !(json_is_integer(experts) && json_integer_value(experts) <= 1))
+        imp_error(c, "%s: %s experts is a mixture-of-experts model (hzc trains dense decoders)",
+                  get(root, "num_experts") ? "num_experts" : "num_local_experts",
+                  shown(experts, buf));
 
     /* rope: transformers 5 "rope_parameters" (holding rope_theta), else 4's keys */
     s->rope_theta = 10000.0;
@@ -310,7 +360,17 @@ static void read_architecture(imp *c, json_t *root, hzc_spec *s, int64_t *max_po
     get_size(c, root, "", "max_position_embeddings", 0, max_pos);
     *window = 0;
     int windowed = s->family == FAMILY_MISTRAL ||
-                   (s->family == FAMILY_QWEN2 && get_bool(c, root, "use_sliding_window", 0));
+                   ((s->family == FAMILY_QWEN2 || s->family == FAMILY_QWEN3) &&
+                    get_bool(c, root, "use_sliding_window", 0));
+    /* transformers 5 lists each layer's attention; a sliding one bounds seq_len the same way */
+    json_t *types = get(root, "layer_types");
+    for (size_t i = 0; json_is_array(types) && i < json_array_size(types); i++) {
+        const char *t = json_string_value(json_array_get(types, i));
+        if (t && !strcmp(t, "sliding_attention")) windowed = 1;
+        else if (!t || strcmp(t, "full_attention"))
+            imp_error(c, "layer_types[%zu]: attention type %s is not supported", i,
+                      shown(json_array_get(types, i), buf));
+    }
     if (windowed && get_size(c, root, "", "sliding_window", 0, window))
         note(nt, "# Its sliding window (%lld tokens) is not modelled: at seq_len <= %lld, windowed\n"
                  "# attention is the same as full causal attention.\n",
@@ -442,6 +502,7 @@ char *import_config_yaml(const char *text, size_t len, const char *src, const ch
     }
     fprintf(o, "  tie_embeddings: %s\n", s.tied ? "true" : "false");
     fprintf(o, "  qkv_bias: %s\n", s.qkv_bias ? "true" : "false");
+    if (s.qk_norm) fprintf(o, "  qk_norm: true\n");
     fprintf(o, "shape:\n  seq_len: %lld\n  tokens_per_step: %lld\n  tokens_per_micro_batch: %lld\n",
             (long long)s.T, (long long)s.step_tokens, (long long)s.micro_tokens);
     fprintf(o, "training:\n"

@@ -1,5 +1,5 @@
 /* compiler/import.h - hzc import: a Hugging Face transformers config.json (LlamaForCausalLM,
- * Qwen2ForCausalLM, MistralForCausalLM; transformers 4 and 5 layouts) to a model
+ * Qwen2ForCausalLM, MistralForCausalLM, Qwen3ForCausalLM; transformers 4 and 5 layouts) to a model
  * description (docs/spec.md) with shape and training defaults chosen for the model's size. */
 #ifndef HZC_IMPORT_H
 #define HZC_IMPORT_H

@@ -93,7 +93,7 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
     builder b = {pl, 0};
     int64_t C = s->C, A = s->NH * s->HD, KV = s->NKV * s->HD, QKV = A + 2 * KV;
     pl->units = xcalloc((size_t)s->L + 2, sizeof(hz_unit));
-    pl->tensors = xcalloc((size_t)s->L * 8 + 4, sizeof(hz_tensor));
+    pl->tensors = xcalloc((size_t)s->L * 10 + 4, sizeof(hz_tensor));
 
     hz_unit *emb = begin_unit(&b, HZ_EMBED, -1);
     hz_tensor *wte = add_tensor(&b, emb, HZ_WTE, -1, s->V, C, 1);
@@ -104,6 +104,10 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
         add_tensor(&b, u, HZ_ATTN_NORM, l, C, 1, 0);
         add_tensor(&b, u, HZ_WQKV, l, QKV, C, 1);
         if (s->qkv_bias) add_tensor(&b, u, HZ_BQKV, l, QKV, 1, 0);
+        if (s->qk_norm) {
+            add_tensor(&b, u, HZ_Q_NORM, l, s->HD, 1, 0);
+            add_tensor(&b, u, HZ_K_NORM, l, s->HD, 1, 0);
+        }
         add_tensor(&b, u, HZ_WO, l, C, A, 1);
         add_tensor(&b, u, HZ_MLP_NORM, l, C, 1, 0);
         add_tensor(&b, u, HZ_WGU, l, 2 * s->F, C, 1);
@@ -495,7 +499,7 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
                    .rope_low_freq_factor = (float)s->rope_low_freq_factor,
                    .rope_high_freq_factor = (float)s->rope_high_freq_factor,
                    .rope_original_max_pos = (int)s->rope_original_max_pos, .tied = s->tied,
-                   .qkv_bias = s->qkv_bias};
+                   .qkv_bias = s->qkv_bias, .qk_norm = s->qk_norm};
     d->B = s->micro_tokens / s->T;
     d->n_micro = s->step_tokens / s->micro_tokens;
     d->chunk_tokens = s->micro_tokens;

@@ -30,7 +30,7 @@ static const field_def top_fields[TOP_N] = {
 
 enum {
     A_FAMILY, A_VOCAB, A_HIDDEN, A_LAYERS, A_HEADS, A_KV_HEADS, A_HEAD_DIM, A_FFN,
-    A_NORM_EPS, A_ROPE_THETA, A_ROPE_SCALING, A_TIED, A_QKV_BIAS, A_N
+    A_NORM_EPS, A_ROPE_THETA, A_ROPE_SCALING, A_TIED, A_QKV_BIAS, A_QK_NORM, A_N
 };
 static const field_def arch_fields[A_N] = {
     [A_FAMILY] = FIELD_OTHER("family", 1),
@@ -46,6 +46,7 @@ static const field_def arch_fields[A_N] = {
     [A_ROPE_SCALING] = FIELD_OTHER("rope_scaling", 0),
     [A_TIED] = FIELD("tie_embeddings", FT_BOOL, R_ANY, 0, tied),
     [A_QKV_BIAS] = FIELD("qkv_bias", FT_BOOL, R_ANY, 0, qkv_bias),
+    [A_QK_NORM] = FIELD("qk_norm", FT_BOOL, R_ANY, 0, qk_norm),
 };
 
 enum { RS_TYPE, RS_FACTOR, RS_LOW, RS_HIGH, RS_ORIG, RS_N };
@@ -97,7 +98,8 @@ static const struct {
 };
 
 static const char *const family_names[] = {
-    [FAMILY_LLAMA] = "llama", [FAMILY_QWEN2] = "qwen2", [FAMILY_MISTRAL] = "mistral"};
+    [FAMILY_LLAMA] = "llama", [FAMILY_QWEN2] = "qwen2", [FAMILY_MISTRAL] = "mistral",
+    [FAMILY_QWEN3] = "qwen3"};
 static const char *const rope_type_names[] = {"llama3"};
 
 const char *spec_family_name(spec_family family) {
@@ -409,7 +411,7 @@ static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) 
     if (!spec_load_section(c, SEC_ARCH, at->key, at->value, spec, v)) return;
     int family_ok = 0;
     if (v[A_FAMILY].value) {
-        int f = spec_parse_choice(c, "family", v[A_FAMILY].value, family_names, 3,
+        int f = spec_parse_choice(c, "family", v[A_FAMILY].value, family_names, 4,
                                   "unknown family");
         if (f >= 0) {
             spec->family = (spec_family)f;
@@ -418,6 +420,11 @@ static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) 
     }
     if (v[A_ROPE_SCALING].value) load_rope_scaling(c, &v[A_ROPE_SCALING], spec);
     if (!v[A_QKV_BIAS].value && family_ok) spec->qkv_bias = spec->family == FAMILY_QWEN2;
+    if (!v[A_QK_NORM].value && family_ok) spec->qk_norm = spec->family == FAMILY_QWEN3;
+    if (spec->qk_norm && spec->qkv_bias && (v[A_QK_NORM].value || v[A_QKV_BIAS].value))
+        spec_error(c, v[A_QK_NORM].value ? v[A_QK_NORM].value : v[A_QKV_BIAS].value,
+                   "qk_norm and qkv_bias together are no transformers model (Qwen3 has the norms "
+                   "and no biases, Qwen2 the biases and no norms); set one of them false");
 
     /* num_kv_heads defaults to num_heads (plain multi-head attention) */
     int nkv_ok = v[A_KV_HEADS].value ? v[A_KV_HEADS].ok : v[A_HEADS].ok;
@@ -533,14 +540,14 @@ static void spec_defaults(hzc_spec *spec, const char *path) {
 int64_t spec_param_count(const hzc_spec *s) {
     int64_t attn = s->C * s->NH * s->HD + 2 * s->C * s->NKV * s->HD + s->NH * s->HD * s->C;
     int64_t bias = s->qkv_bias ? s->NH * s->HD + 2 * s->NKV * s->HD : 0;
-    int64_t layer = 2 * s->C + attn + 3 * s->C * s->F + bias;
+    int64_t layer = 2 * s->C + attn + 3 * s->C * s->F + bias + (s->qk_norm ? 2 * s->HD : 0);
     return s->V * s->C + (s->tied ? 0 : s->V * s->C) + s->C + s->L * layer;
 }
 
 double spec_param_count_fp(const hzc_spec *s) {
     double C = (double)s->C, NH = (double)s->NH, NKV = (double)s->NKV, HD = (double)s->HD;
     double layer = 2 * C + 2 * C * NH * HD + 2 * C * NKV * HD + 3 * C * (double)s->F +
-                   (s->qkv_bias ? NH * HD + 2 * NKV * HD : 0);
+                   (s->qkv_bias ? NH * HD + 2 * NKV * HD : 0) + (s->qk_norm ? 2 * HD : 0);
     return (double)s->V * C * (s->tied ? 1 : 2) + C + (double)s->L * layer;
 }
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL } spec_family;
+typedef enum { FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL, FAMILY_QWEN3 } spec_family;
 
 /* Where a key was written (for messages about its value after parsing); line 0: not written. */
 typedef struct spec_pos {
@@ -39,7 +39,7 @@ typedef struct spec_plan {
 
 typedef struct hzc_spec {
     char name[64];          /* name: (defaults to the file's base name without .yaml) */
-    spec_family family;     /* architecture.family: llama | qwen2 | mistral */
+    spec_family family;     /* architecture.family: llama | qwen2 | mistral | qwen3 */
     /* architecture */
     int64_t V;              /* vocab_size */
     int64_t C;              /* hidden_size */
@@ -55,6 +55,7 @@ typedef struct hzc_spec {
     int64_t rope_original_max_pos;  /* rope_scaling.original_max_position */
     int tied;               /* tie_embeddings (default false) */
     int qkv_bias;           /* qkv_bias (default: true for qwen2, else false) */
+    int qk_norm;            /* qk_norm: per-head RMSNorm of q and k (default: true for qwen3) */
     /* shape */
     int64_t T;              /* shape.seq_len */
     int64_t step_tokens;    /* shape.tokens_per_step (a multiple of micro_tokens) */
@@ -82,7 +83,7 @@ int spec_is_override(const char *arg);
 
 /* Number of parameters of a spec that spec_load accepted: embedding V*C, a separate
  * lm_head V*C unless tied, the final norm C, and per layer two norms, q/k/v/o, the SwiGLU
- * MLP and the q/k/v biases when qkv_bias. spec_load guarantees it is below 2^50. */
+ * MLP, the q/k/v biases when qkv_bias and the q/k norms (2 HD) when qk_norm. spec_load guarantees it is below 2^50. */
 int64_t spec_param_count(const hzc_spec *spec);
 /* The same count in floating point, safe from overflow for any sizes up to SPEC_MAX_SIZE. */
 double spec_param_count_fp(const hzc_spec *spec);
@@ -119,7 +120,7 @@ int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_toke
 /* NAME (64 bytes) = PATH's base name less .yaml or .yml, cut to 63 characters. */
 void spec_name_from_path(const char *path, char name[64]);
 
-/* "llama", "qwen2" or "mistral", as written in architecture.family. */
+/* "llama", "qwen2", "mistral" or "qwen3", as written in architecture.family. */
 const char *spec_family_name(spec_family family);
 
 #endif

@@ -53,6 +53,8 @@ int hz_hf_parts(const hz_plan *p, const hz_tensor *t, hz_hf_part parts[HZ_HF_MAX
         put(&parts[2], A + KV, KV, cols, 2 - bias, fmt, l, "v");
         return 3;
     }
+    case HZ_Q_NORM: put(&parts[0], 0, d->HD, 1, 1, "%s%s", l, "self_attn.q_norm.weight"); return 1;
+    case HZ_K_NORM: put(&parts[0], 0, d->HD, 1, 1, "%s%s", l, "self_attn.k_norm.weight"); return 1;
     case HZ_WO: put(&parts[0], 0, C, A, 2, "%s%s", l, "self_attn.o_proj.weight"); return 1;
     case HZ_MLP_NORM: put(&parts[0], 0, C, 1, 1, "%s%s", l, "post_attention_layernorm.weight"); return 1;
     case HZ_WGU:
@@ -411,14 +413,27 @@ static void fmt_float(char *buf, size_t n, float x)
 char *hz_hf_config_json(const hz_plan *p, const char *family)
 {
     const hz_dims *d = &p->dims;
-    if (!family || (strcmp(family, "llama") && strcmp(family, "qwen2") && strcmp(family, "mistral")))
+    if (!family || (strcmp(family, "llama") && strcmp(family, "qwen2") && strcmp(family, "mistral") &&
+                    strcmp(family, "qwen3")))
         return NULL;
     /* transformers' Llama attention_bias also gives o_proj a bias, and Mistral has none:
-     * q/k/v biases alone are Qwen2, and Qwen2 without them computes what Llama does. */
-    if (d->qkv_bias) family = "qwen2";
-    else if (!strcmp(family, "qwen2")) family = "llama";
+     * q/k/v biases alone are Qwen2, and Qwen2 without them computes what Llama does. Per-head
+     * q/k norms are Qwen3's (whose attention_bias would also bias o_proj): a model with them
+     * and q/k/v biases has no transformers class, and none is written. */
+    if (d->qk_norm) {
+        if (d->qkv_bias) return NULL;
+        family = "qwen3";
+    } else if (d->qkv_bias) {
+        family = "qwen2";
+    } else if (!strcmp(family, "qwen2") || !strcmp(family, "qwen3")) {
+        family = "llama";
+    }
     int llama = !strcmp(family, "llama"), qwen2 = !strcmp(family, "qwen2");
-    const char *arch = llama ? "LlamaForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "MistralForCausalLM";
+    int qwen3 = !strcmp(family, "qwen3");
+    const char *arch = llama   ? "LlamaForCausalLM"
+                       : qwen2 ? "Qwen2ForCausalLM"
+                       : qwen3 ? "Qwen3ForCausalLM"
+                               : "MistralForCausalLM";
 
     char *text = NULL, eps[32], theta[32], f[3][32];
     size_t size = 0;
@@ -431,7 +446,7 @@ char *hz_hf_config_json(const hz_plan *p, const char *family)
     fmt_float(theta, sizeof theta, d->rope_theta);
     /* keys sorted, two-space indent: the layout of transformers' save_pretrained */
     fprintf(o, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arch);
-    if (llama) fprintf(o, "  \"attention_bias\": false,\n");
+    if (llama || qwen3) fprintf(o, "  \"attention_bias\": false,\n");
     fprintf(o, "  \"attention_dropout\": 0.0,\n");
     fprintf(o, "  \"head_dim\": %lld,\n", (long long)d->HD);
     fprintf(o, "  \"hidden_act\": \"silu\",\n");
@@ -461,7 +476,7 @@ char *hz_hf_config_json(const hz_plan *p, const char *family)
     fprintf(o, "  \"tie_word_embeddings\": %s,\n", d->tied ? "true" : "false");
     fprintf(o, "  \"torch_dtype\": \"bfloat16\",\n");
     fprintf(o, "  \"use_cache\": true,\n");
-    if (qwen2) fprintf(o, "  \"use_sliding_window\": false,\n");
+    if (qwen2 || qwen3) fprintf(o, "  \"use_sliding_window\": false,\n");
     fprintf(o, "  \"vocab_size\": %lld\n}\n", (long long)d->V);
     if (fclose(o) != 0) {
         free(text);

@@ -44,10 +44,11 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
                int64_t max_shard_bytes, char *err);
 
 /* A transformers config.json (malloc'd text, caller frees) for the plan's model as FAMILY
- * ("llama", "qwen2" or "mistral"; the plan does not record it), or NULL for another
- * family. A model with q/k/v biases is written as Qwen2ForCausalLM whatever its family
- * (transformers' Llama attention_bias would give o_proj a bias too; Mistral has none), and a
- * qwen2 without them as LlamaForCausalLM: the same computation either way.
+ * ("llama", "qwen2", "mistral" or "qwen3"), or NULL for another family. A model with
+ * per-head q/k norms is written as Qwen3ForCausalLM (NULL when it also has q/k/v biases: no
+ * transformers class computes that); else one with q/k/v biases as Qwen2ForCausalLM whatever
+ * its family (transformers' Llama attention_bias would give o_proj a bias too; Mistral has
+ * none), and a qwen2 or qwen3 without either as LlamaForCausalLM: the same computation.
  * max_position_embeddings is the sequence length, or original_max_position * factor with
  * llama3 rope scaling when larger; sliding_window is null (hzc attends to the whole
  * sequence). */

@@ -21,6 +21,7 @@ typedef struct hz_dims {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_max_pos;
     int tied, qkv_bias;
+    int qk_norm;                     /* per-head RMSNorm of q and k before RoPE (Qwen3) */
 } hz_dims;
 
 /* Training defaults from the spec (the trainer's flags override them). */
@@ -120,7 +121,7 @@ typedef struct hz_predict {
 
 typedef struct hz_plan {
     const char *spec_name;
-    const char *family;      /* llama | qwen2 | mistral: for the exported config.json */
+    const char *family;      /* llama | qwen2 | mistral | qwen3: for the exported config.json */
     hz_dims dims;
     hz_train_defaults train;
     int64_t params_n;        /* true parameter count (no padding) */

@@ -23,9 +23,13 @@
     X(att, BF16, N * A)         /* attention output */                                    \
     X(xmid, BF16, N * C)        /* x + o_proj(att) */                                     \
     X(gu, BF16, N * 2 * F)      /* gate and up projections */                             \
+    X(qpre, BF16, QN * N * A)   /* qk_norm: q projection before its per-head norm */      \
+    X(kpre, BF16, QN * N * KV)  /* qk_norm: k projection before its per-head norm */      \
     X(rstd1, F32, N)            /* attn rmsnorm 1/rms per token */                        \
     X(rstd2, F32, N)            /* mlp rmsnorm 1/rms per token */                         \
-    X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */
+    X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */                    \
+    X(rstdq, F32, QN * N * NH)  /* qk_norm: 1/rms per token and q head */                 \
+    X(rstdk, F32, QN * N * NKV) /* qk_norm: 1/rms per token and k head */
 
 #define HZ_SCRATCH_BUFS(X)                                                                \
     X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
@@ -63,7 +67,8 @@
 
 /* The shape names the element expressions use. */
 typedef struct hz_buf_dims {
-    int64_t N, C, F, A, KV, QKV, B, NH, T, K, V, PART;
+    int64_t N, C, F, A, KV, QKV, B, NH, NKV, T, K, V, PART;
+    int64_t QN; /* 1 with qk_norm, else 0: its buffers take no room */
 } hz_buf_dims;
 
 static inline hz_buf_dims hz_buf_dims_of(const hz_dims *d)
@@ -77,6 +82,8 @@ static inline hz_buf_dims hz_buf_dims_of(const hz_dims *d)
     b.QKV = b.A + 2 * b.KV;
     b.B = d->B;
     b.NH = d->NH;
+    b.NKV = d->NKV;
+    b.QN = d->qk_norm ? 1 : 0;
     b.T = d->T;
     b.K = d->chunk_tokens;
     b.V = d->V;
@@ -106,9 +113,10 @@ enum { HZ_BUF_BF16, HZ_BUF_F32 };
 #define HZ_BUF_NAME(name, dtype, n) #name,
 #define HZ_BUF_DIMS_IN_SCOPE(b)                                                            \
     const int64_t N = (b).N, C = (b).C, F = (b).F, A = (b).A, KV = (b).KV, QKV = (b).QKV,  \
-                  B = (b).B, NH = (b).NH, T = (b).T, K = (b).K, V = (b).V, PART = (b).PART; \
-    (void)N, (void)C, (void)F, (void)A, (void)KV, (void)QKV, (void)B, (void)NH, (void)T,   \
-        (void)K, (void)V, (void)PART
+                  B = (b).B, NH = (b).NH, NKV = (b).NKV, T = (b).T, K = (b).K, V = (b).V,   \
+                  PART = (b).PART, QN = (b).QN;                                            \
+    (void)N, (void)C, (void)F, (void)A, (void)KV, (void)QKV, (void)B, (void)NH, (void)NKV, \
+        (void)T, (void)K, (void)V, (void)PART, (void)QN
 
 /* Offsets of the N_BUF buffers with COUNT elements of DTYPE each when a bf16 element takes
  * BF16_BYTES and an fp32 one 4 (the cpu backend mirrors bf16 in fp32: BF16_BYTES = 4).

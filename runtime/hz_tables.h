@@ -17,6 +17,8 @@
     X(ATTN_NORM, "attn_norm", "input_layernorm.weight")               \
     X(WQKV, "wqkv", "self_attn.{q,k,v}_proj.weight")                  \
     X(BQKV, "bqkv", "self_attn.{q,k,v}_proj.bias")                    \
+    X(Q_NORM, "q_norm", "self_attn.q_norm.weight")                    \
+    X(K_NORM, "k_norm", "self_attn.k_norm.weight")                    \
     X(WO, "wo", "self_attn.o_proj.weight")                            \
     X(MLP_NORM, "mlp_norm", "post_attention_layernorm.weight")        \
     X(WGU, "wgate_up", "mlp.{gate,up}_proj.weight")                   \

@@ -84,7 +84,9 @@ enum { INIT_NORMAL, INIT_ONE, INIT_ZERO };
 
 static int rule_of(int kind)
 {
-    if (kind == HZ_ATTN_NORM || kind == HZ_MLP_NORM || kind == HZ_FINAL_NORM) return INIT_ONE;
+    if (kind == HZ_ATTN_NORM || kind == HZ_MLP_NORM || kind == HZ_FINAL_NORM || kind == HZ_Q_NORM ||
+        kind == HZ_K_NORM)
+        return INIT_ONE;
     if (kind == HZ_BQKV) return INIT_ZERO;
     return INIT_NORMAL;
 }

@@ -2,7 +2,7 @@
  *   1. safetensors: writer -> reader round trips (BF16, F16, F32, row ranges), every bad
  *      file refused with a message naming the file, sharded checkpoints and their index;
  *   2. hfmap: a planned model saved with hz_hf_save loads back bit-exactly with hz_hf_load
- *      (untied + qkv bias, tied, llama3 rope; single file and shards); missing, unexpected
+ *      (untied + qkv bias, tied, llama3 rope, Qwen3 q/k norms; single file and shards); missing, unexpected
  *      and mis-shaped tensors listed; fp32 checkpoints land exactly in the split master;
  *   3. import: transformers config.json fixtures (v4 and v5 rope layouts, Qwen2, Mistral,
  *      Llama 3 8B) to specs that spec_load accepts, and the unsupported ones refused. */
@@ -439,6 +439,9 @@ static void hf_save_load(int variant)
     char errst[HZ_ST_ERR_BYTES];
     hz_st_index *ix = hz_st_index_open(dir, errst);
     if (ix) {
+        const hz_st_tensor *qn = hz_st_index_find(ix, "model.layers.1.self_attn.q_norm.weight");
+        CHECK((qn != NULL) == spec.qk_norm && (!qn || (qn->ndim == 1 && qn->shape[0] == spec.HD)),
+              "variant %d: self_attn.q_norm.weight %s", variant, spec.qk_norm ? "[head_dim]" : "absent");
         CHECK((hz_st_index_find(ix, "lm_head.weight") != NULL) == !spec.tied &&
                   (hz_st_index_find(ix, "model.layers.1.self_attn.k_proj.bias") != NULL) == spec.qkv_bias,
               "variant %d: lm_head.weight %s, k_proj.bias %s", variant, spec.tied ? "absent" : "present",
@@ -463,7 +466,9 @@ static void hf_save_load(int variant)
     const char *arch = json_string_value(json_array_get(json_object_get(cfg, "architectures"), 0));
     CHECK(cfg && json_integer_value(json_object_get(cfg, "num_key_value_heads")) == spec.NKV &&
               json_is_true(json_object_get(cfg, "tie_word_embeddings")) == spec.tied &&
-              !strcmp(arch ? arch : "", variant == 0 ? "Qwen2ForCausalLM" : "LlamaForCausalLM") &&
+              !strcmp(arch ? arch : "", variant == 0   ? "Qwen2ForCausalLM"
+                                        : variant == 3 ? "Qwen3ForCausalLM"
+                                                       : "LlamaForCausalLM") &&
               json_is_object(json_object_get(cfg, "rope_scaling")) == spec.rope_llama3,
           "variant %d: config.json parses: %s, kv heads, tie, rope_scaling", variant, arch ? arch : "?");
     if (variant == 2) {
@@ -485,7 +490,7 @@ static void hf_save_load(int variant)
     fclose(e);
     CHECK(rc == 0 && errs == 0 && back.V == spec.V && back.C == spec.C && back.L == spec.L &&
               back.NH == spec.NH && back.NKV == spec.NKV && back.HD == spec.HD && back.F == spec.F &&
-              back.tied == spec.tied && back.qkv_bias == spec.qkv_bias &&
+              back.tied == spec.tied && back.qkv_bias == spec.qkv_bias && back.qk_norm == spec.qk_norm &&
               back.rope_llama3 == spec.rope_llama3 && (float)back.norm_eps == (float)spec.norm_eps &&
               back.rope_theta == spec.rope_theta && back.rope_factor == spec.rope_factor &&
               back.rope_original_max_pos == spec.rope_original_max_pos,
@@ -807,7 +812,7 @@ int main(void)
     st_round_trip();
     st_bad_files();
     st_index();
-    for (int v = 0; v < 3; v++) hf_save_load(v);
+    for (int v = 0; v < 4; v++) hf_save_load(v);
     hf_errors();
     import_good();
     import_errors();

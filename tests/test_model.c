@@ -4,7 +4,7 @@
  *      plain forward + backward of the same model over the whole step at once;
  *   3. the AdamW update applied to the split master equal to torch.optim.AdamW's formula;
  *   4. a short training run whose loss falls.
- * Each runs for untied+bias, tied, and llama3-rope-scaled variants. */
+ * Each runs for untied+bias, tied, llama3-rope-scaled and Qwen3 (q/k norm) variants. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +68,8 @@ static cpu_block_params block_at(const hz_plan *p, float *base, int l)
     cpu_block_params b = {tensor_ptr(p, base, HZ_ATTN_NORM, l), tensor_ptr(p, base, HZ_WQKV, l),
                           tensor_ptr(p, base, HZ_BQKV, l),      tensor_ptr(p, base, HZ_WO, l),
                           tensor_ptr(p, base, HZ_MLP_NORM, l),  tensor_ptr(p, base, HZ_WGU, l),
-                          tensor_ptr(p, base, HZ_WDOWN, l)};
+                          tensor_ptr(p, base, HZ_WDOWN, l),     tensor_ptr(p, base, HZ_Q_NORM, l),
+                          tensor_ptr(p, base, HZ_K_NORM, l)};
     return b;
 }
 
@@ -120,7 +121,8 @@ static void gradcheck(const hz_plan *p, int variant)
     float *W = calloc((size_t)n, sizeof(float)), *G = calloc((size_t)n, sizeof(float));
     for (int t = 0; t < p->tensor_n; t++) {
         const hz_tensor *x = &p->tensors[t];
-        int norm = x->kind == HZ_ATTN_NORM || x->kind == HZ_MLP_NORM || x->kind == HZ_FINAL_NORM;
+        int norm = x->kind == HZ_ATTN_NORM || x->kind == HZ_MLP_NORM || x->kind == HZ_FINAL_NORM ||
+                   x->kind == HZ_Q_NORM || x->kind == HZ_K_NORM;
         for (int64_t e = 0; e < x->rows * x->cols; e++)
             W[x->host_n + e] = norm ? 1.0f + 0.3f * frand() : 0.3f * frand();
     }
@@ -257,7 +259,7 @@ static void learns(const hz_plan *p, int variant)
 
 int main(void)
 {
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
         hzc_spec s = make_spec(variant);
         hzc_plan pl;
         plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};

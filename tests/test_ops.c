@@ -1,7 +1,9 @@
 /* tests/test_ops.c - the cpu backend's reference ops (runtime/cpu/ops.h).
  * Every op gets a central finite-difference check of all its inputs and weights under a
  * scalar loss L = sum(out * R) with random R, and value checks against direct formulas
- * written here in double (naive T x T attention, explicit RoPE, llama3 inv_freq, ...). */
+ * written here in double (explicit RoPE, llama3 inv_freq, tanh-GELU, ...); attention has its
+ * own file, tests/test_attention.c. */
+#include "op_checks.h"
 #include "ops.h"
 #include "rt.h"
 #include "test.h"
@@ -9,84 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- helpers ---------------------------------------------------------------------- */
-
-#define frand test_frand
-
-static float *rand_buf(int64_t n, float scale) {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (!p) {
-        fprintf(stderr, "test_ops: out of memory\n");
-        exit(1);
-    }
-    for (int64_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-
-static float *copy_buf(const float *src, int64_t n) {
-    float *p = rand_buf(n, 1.0f);
-    memcpy(p, src, (size_t)n * sizeof(float));
-    return p;
-}
-
-static double *dbuf(int64_t n) {
-    double *p = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-    if (!p) {
-        fprintf(stderr, "test_ops: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static double dot_r(const float *out, const float *R, int64_t n) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)out[i] * R[i];
-    return s;
-}
-
-/* got vs want elementwise: ok when every |got - want| <= atol + rtol*|want|. */
-static void check_tensor(const char *name, const float *got, const double *want, int64_t n,
-                         double atol, double rtol) {
-    double max_diff = 0.0, max_want = 0.0;
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= atol + rtol * fabs(want[i]))) bad++;
-        if (d > max_diff || isnan(d)) max_diff = d;
-        if (fabs(want[i]) > max_want) max_want = fabs(want[i]);
-    }
-    CHECK(!bad, "%-34s max abs diff %.3g  tol %.3g + %.3g*|want| (max|want| %.3g, %d bad of %lld)",
-          name, max_diff, atol, rtol, max_want, bad, (long long)n);
-}
-
-/* Central differences of loss(ctx) w.r.t. each x[i] against the analytic grad[i]. */
-typedef double (*loss_fn)(void *ctx);
-
-static void fd_check(const char *name, float *x, int64_t n, const float *grad, loss_fn loss,
-                     void *ctx, float eps, double atol, double rtol) {
-    double *num = dbuf(n);
-    for (int64_t i = 0; i < n; i++) {
-        float keep = x[i], xp = keep + eps, xm = keep - eps;
-        x[i] = xp;
-        double lp = loss(ctx);
-        x[i] = xm;
-        double lm = loss(ctx);
-        x[i] = keep;
-        num[i] = (lp - lm) / ((double)xp - (double)xm);
-    }
-    char label[96];
-    snprintf(label, sizeof label, "fd %s", name);
-    check_tensor(label, grad, num, n, atol, rtol);
-    free(num);
-}
-
-/* got - base: what an accumulating (+=) gradient added. */
-static float *delta(const float *got, const float *base, int64_t n) {
-    float *d = rand_buf(n, 1.0f);
-    for (int64_t i = 0; i < n; i++) d[i] = got[i] - base[i];
-    return d;
-}
 
 /* ---- matmul ----------------------------------------------------------------------- */
 
@@ -369,110 +293,7 @@ static void test_rope(void) {
     free(c.x), free(c.tmp), free(c.R), free(dx);
 }
 
-/* ---- attention -------------------------------------------------------------------- */
-
-typedef struct att_ctx {
-    float *q, *k, *v, *out, *lse, *R;
-    int64_t B, T, NH, NKV, HD;
-} att_ctx;
-
-static double att_loss(void *p) {
-    att_ctx *c = p;
-    attention_forward(c->out, c->lse, c->q, c->k, c->v, c->B, c->T, c->NH, c->NKV, c->HD);
-    return dot_r(c->out, c->R, c->B * c->T * c->NH * c->HD);
-}
-
-/* Naive attention with the full T x T probability matrix, in double, forward and backward. */
-static void naive_attention(double *out, double *lse, double *dq, double *dk, double *dv,
-                            const float *dout, const float *q, const float *k, const float *v,
-                            int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD) {
-    int64_t C = NH * HD, CKV = NKV * HD, group = NH / NKV;
-    double scale = 1.0 / sqrt((double)HD);
-    double *P = dbuf(T * T), *dS = dbuf(T * T);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t h = 0; h < NH; h++) {
-            const float *qb = q + b * T * C + h * HD, *dob = dout + b * T * C + h * HD;
-            int64_t kvo = b * T * CKV + (h / group) * HD;
-            for (int64_t t = 0; t < T; t++) {
-                double mx = -INFINITY, sum = 0.0;
-                for (int64_t s = 0; s <= t; s++) {
-                    double a = 0.0;
-                    for (int64_t d = 0; d < HD; d++)
-                        a += (double)qb[t * C + d] * k[kvo + s * CKV + d];
-                    P[t * T + s] = a * scale;
-                    mx = fmax(mx, a * scale);
-                }
-                for (int64_t s = 0; s <= t; s++) sum += exp(P[t * T + s] - mx);
-                for (int64_t s = 0; s <= t; s++) P[t * T + s] = exp(P[t * T + s] - mx) / sum;
-                lse[(b * NH + h) * T + t] = mx + log(sum);
-                for (int64_t d = 0; d < HD; d++) {
-                    double o = 0.0;
-                    for (int64_t s = 0; s <= t; s++) o += P[t * T + s] * v[kvo + s * CKV + d];
-                    out[(b * T + t) * C + h * HD + d] = o;
-                }
-                /* dS = P * (dP - rowsum(P * dP)) */
-                double D = 0.0;
-                for (int64_t s = 0; s <= t; s++) {
-                    double dp = 0.0;
-                    for (int64_t d = 0; d < HD; d++)
-                        dp += (double)dob[t * C + d] * v[kvo + s * CKV + d];
-                    dS[t * T + s] = dp;
-                    D += P[t * T + s] * dp;
-                }
-                for (int64_t s = 0; s <= t; s++) dS[t * T + s] = P[t * T + s] * (dS[t * T + s] - D);
-                for (int64_t s = 0; s <= t; s++)
-                    for (int64_t d = 0; d < HD; d++) {
-                        double ds = scale * dS[t * T + s];
-                        dq[(b * T + t) * C + h * HD + d] += ds * k[kvo + s * CKV + d];
-                        dk[kvo + s * CKV + d] += ds * qb[t * C + d];
-                        dv[kvo + s * CKV + d] += P[t * T + s] * dob[t * C + d];
-                    }
-            }
-        }
-    free(P), free(dS);
-}
-
-/* T above the online softmax's key block (64), GQA, B = 2: forward and backward vs naive. */
-static void test_attention_values(int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD) {
-    int64_t nq = B * T * NH * HD, nkv = B * T * NKV * HD;
-    float *q = rand_buf(nq, 2.0f), *k = rand_buf(nkv, 2.0f), *v = rand_buf(nkv, 1.0f);
-    float *dout = rand_buf(nq, 1.0f), *out = rand_buf(nq, 1.0f), *lse = rand_buf(B * NH * T, 1.0f);
-    float *dq = rand_buf(nq, 100.0f), *dk = rand_buf(nkv, 100.0f), *dv = rand_buf(nkv, 100.0f);
-    double *w_out = dbuf(nq), *w_lse = dbuf(B * NH * T);
-    double *w_dq = dbuf(nq), *w_dk = dbuf(nkv), *w_dv = dbuf(nkv);
-    naive_attention(w_out, w_lse, w_dq, w_dk, w_dv, dout, q, k, v, B, T, NH, NKV, HD);
-    attention_forward(out, lse, q, k, v, B, T, NH, NKV, HD);
-    attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HD);
-    char name[96];
-    const char *what[5] = {"out", "lse", "dq", "dk", "dv"};
-    const float *got[5] = {out, lse, dq, dk, dv};
-    const double *want[5] = {w_out, w_lse, w_dq, w_dk, w_dv};
-    int64_t n[5] = {nq, B * NH * T, nq, nkv, nkv};
-    for (int i = 0; i < 5; i++) {
-        snprintf(name, sizeof name, "attention %s vs naive B%lld T%lld NH%lld NKV%lld", what[i],
-                 (long long)B, (long long)T, (long long)NH, (long long)NKV);
-        check_tensor(name, got[i], want[i], n[i], 2e-5, 1e-4);
-    }
-    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
-    free(w_out), free(w_lse), free(w_dq), free(w_dk), free(w_dv);
-}
-
-static void test_attention_fd(void) {
-    att_ctx c = {.B = 2, .T = 5, .NH = 4, .NKV = 2, .HD = 4};
-    int64_t nq = c.B * c.T * c.NH * c.HD, nkv = c.B * c.T * c.NKV * c.HD;
-    c.q = rand_buf(nq, 1.0f), c.k = rand_buf(nkv, 1.0f), c.v = rand_buf(nkv, 1.0f);
-    c.out = rand_buf(nq, 1.0f), c.lse = rand_buf(c.B * c.NH * c.T, 1.0f), c.R = rand_buf(nq, 1.0f);
-    att_loss(&c);
-    float *dq = rand_buf(nq, 100.0f), *dk = rand_buf(nkv, 100.0f), *dv = rand_buf(nkv, 100.0f);
-    attention_backward(dq, dk, dv, c.R, c.q, c.k, c.v, c.out, c.lse, c.B, c.T, c.NH, c.NKV, c.HD);
-    fd_check("attention dq", c.q, nq, dq, att_loss, &c, 1e-2f, 2e-4, 2e-3);
-    fd_check("attention dk", c.k, nkv, dk, att_loss, &c, 1e-2f, 2e-4, 2e-3);
-    fd_check("attention dv", c.v, nkv, dv, att_loss, &c, 1e-2f, 2e-4, 2e-3);
-    free(c.q), free(c.k), free(c.v), free(c.out), free(c.lse), free(c.R), free(dq), free(dk);
-    free(dv);
-}
-
-/* ---- swiglu and residual ---------------------------------------------------------- */
+/* ---- swiglu, geglu and residual ---------------------------------------------------- */
 
 typedef struct swiglu_ctx {
     float *gate, *up, *h, *R;
@@ -510,6 +331,33 @@ static void test_swiglu(void) {
     residual_forward(a, a, b, n);
     check_tensor("residual in place (out aliases a)", a, w, n, 0.0, 0.0);
     free(a), free(b), free(out), free(w);
+}
+
+static double geglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    geglu_forward(c->h, c->gate, c->up, c->n);
+    return dot_r(c->h, c->R, c->n);
+}
+
+/* Gemma's GeGLU: values against tanh-GELU written out in double (saturated tails too), and
+ * finite differences of both inputs. */
+static void test_geglu(void) {
+    swiglu_ctx c = {.n = 24};
+    c.gate = rand_buf(c.n, 4.0f), c.up = rand_buf(c.n, 2.0f);
+    c.h = rand_buf(c.n, 1.0f), c.R = rand_buf(c.n, 1.0f);
+    c.gate[0] = -30.0f, c.gate[1] = 30.0f; /* tanh saturates: gelu -> -0 and g */
+    double *want = dbuf(c.n);
+    for (int64_t i = 0; i < c.n; i++) {
+        double g = c.gate[i];
+        want[i] = 0.5 * g * (1.0 + tanh(sqrt(2.0 / 3.14159265358979323846) * (g + 0.044715 * g * g * g))) * c.up[i];
+    }
+    geglu_forward(c.h, c.gate, c.up, c.n);
+    check_tensor("geglu h vs tanh-gelu formula (incl. g = +-30)", c.h, want, c.n, 1e-6, 1e-5);
+    float *dgate = rand_buf(c.n, 100.0f), *dup = rand_buf(c.n, 100.0f);
+    geglu_backward(dgate, dup, c.R, c.gate, c.up, c.n);
+    fd_check("geglu dgate", c.gate, c.n, dgate, geglu_loss, &c, 1e-2f, 3e-4, 2e-3);
+    fd_check("geglu dup", c.up, c.n, dup, geglu_loss, &c, 1e-2f, 3e-4, 2e-3);
+    free(c.gate), free(c.up), free(c.h), free(c.R), free(want), free(dgate), free(dup);
 }
 
 /* ---- cross-entropy ---------------------------------------------------------------- */
@@ -583,11 +431,8 @@ int main(void) {
     test_rmsnorm();
     test_rope_inv_freq();
     test_rope();
-    test_attention_values(2, 7, 4, 2, 8);
-    test_attention_values(2, 150, 4, 2, 16);
-    test_attention_values(1, 70, 3, 1, 5); /* MQA, odd HD */
-    test_attention_fd();
     test_swiglu();
+    test_geglu();
     test_crossentropy();
     TEST_END();
 }

@@ -14,12 +14,13 @@
 static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml",
                                      "models/llama3-3b.yaml", "models/llama3-8b.yaml",
                                      "models/qwen2.5-0.5b.yaml", "models/qwen2.5-7b.yaml",
-                                     "models/mistral-7b.yaml"};
+                                     "models/mistral-7b.yaml", "models/qwen3-0.6b.yaml",
+                                     "models/qwen3-8b.yaml", "models/qwen3-14b.yaml"};
 
 /* The buffer lists of runtime/hz_layout.h: every buffer lies inside its region, after the
  * previous one, aligned for its element type; the workspace has the size of the list the
  * block code uses, counted here by hand: the saved forward activations (bf16: q k v att
- * xmid gu; fp32: two rstd, lse), then the scratch (bf16: the recomputed xn xn2 h, qkv and
+ * xmid gu, with qk_norm qpre kpre; fp32: two rstd, lse, with qk_norm rstdq rstdk), then the scratch (bf16: the recomputed xn xn2 h, qkv and
  * the gradients; fp32: the deterministic partials). */
 static int64_t al256(int64_t b) { return (b + 255) / 256 * 256; }
 static int64_t pages(int64_t b) { return (b + 4095) / 4096 * 4096; }
@@ -29,8 +30,9 @@ static void check_layout(const char *name, const hz_plan *p)
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     int64_t QKV = A + 2 * KV;
-    int64_t saved_bf = N * (A + 2 * KV + A + C + 2 * F);
-    int64_t saved_f32 = 2 * N + d->B * d->NH * d->T;
+    int64_t QN = d->qk_norm ? 1 : 0;
+    int64_t saved_bf = N * (A + 2 * KV + A + C + 2 * F) + QN * N * (A + KV);
+    int64_t saved_f32 = 2 * N + d->B * d->NH * d->T + QN * N * (d->NH + d->NKV);
     int64_t scratch_bf = N * (C + C + F + QKV + F + 2 * F + C + C + A + A + 2 * KV + QKV + C);
     int64_t part = HZ_PART_ROWS * (C > QKV ? C : QKV);
     int64_t saved = al256(2 * saved_bf) + al256(4 * saved_f32);
@@ -44,7 +46,8 @@ static void check_layout(const char *name, const hz_plan *p)
     hz_work_layout(d, 2, off);
     int64_t loss = hz_loss_layout(d, 2, loss_off);
     int ordered = 1;
-    for (int i = 1; i < HZ_WORK_BUF_N; i++) ordered &= off[i] > off[i - 1] && off[i] % 2 == 0;
+    /* non-decreasing: the qk_norm buffers take no room without it */
+    for (int i = 1; i < HZ_WORK_BUF_N; i++) ordered &= off[i] >= off[i - 1] && off[i] % 2 == 0;
     ordered &= off[HZ_WORK_rstd1] % 256 == 0 && off[HZ_WORK_part] < p->work_bytes;
     for (int i = 1; i < HZ_LOSS_BUF_N; i++) ordered &= loss_off[i] > loss_off[i - 1];
     CHECK(ordered && loss == p->regions[HZ_LOSSBUF].bytes,
@@ -705,6 +708,23 @@ int main(void)
     CHECK(pl.p.gpu_bytes <= (80ll << 30), "llama3-8b GPU bytes %.2f GiB <= 80",
           pl.p.gpu_bytes / 1073741824.0);
     plan_free(&pl);
+
+    /* the published shapes' parameter counts, from their config.json arithmetic: per layer
+     * q, k, v, o, the MLP, two norms and (Qwen3) the q/k norms of head_dim each */
+    static const struct {
+        const char *path;
+        long long params;
+    } counts[] = {{"models/qwen3-0.6b.yaml", 596049920ll},
+                  {"models/qwen3-8b.yaml", 8190735360ll},
+                  {"models/qwen3-14b.yaml", 14768307200ll}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        hzc_spec q;
+        hzc_plan qp;
+        int ok = spec_load(counts[i].path, &q, stderr) == 0 && plan_build(&q, &none, &qp, stderr) == 0;
+        CHECK(ok && qp.p.params_n == counts[i].params, "%s: %lld parameters, want %lld", counts[i].path,
+              ok ? (long long)qp.p.params_n : -1ll, counts[i].params);
+        if (ok) plan_free(&qp);
+    }
 
     /* a plan that does not fit says by how much and which knob to turn */
     char *msg = NULL;

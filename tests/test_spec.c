@@ -86,27 +86,34 @@ typedef struct {
     int tied, qkv_bias;
     int64_t T, step_tokens, micro_tokens;
     int64_t params_n; /* from the Hugging Face checkpoints */
+    int qk_norm;
 } model_want;
 
 static const model_want models[] = {
     {"models/tiny.yaml", "tiny", FAMILY_LLAMA, 256, 128, 4, 4, 2, 32, 384, 1e-5, 1e4, 0, 0, 1, 0,
-     128, 2048, 1024, 820352},
+     128, 2048, 1024, 820352, 0},
     {"models/llama3-1b.yaml", "llama3-1b", FAMILY_LLAMA, 128256, 2048, 16, 32, 8, 64, 8192, 1e-5,
-     5e5, 1, 32, 1, 0, 2048, 32768, 8192, 1235814400},
+     5e5, 1, 32, 1, 0, 2048, 32768, 8192, 1235814400, 0},
     {"models/llama3-3b.yaml", "llama3-3b", FAMILY_LLAMA, 128256, 3072, 28, 24, 8, 128, 8192, 1e-5,
-     5e5, 1, 32, 1, 0, 2048, 32768, 8192, 3212749824},
+     5e5, 1, 32, 1, 0, 2048, 32768, 8192, 3212749824, 0},
     {"models/llama3-8b.yaml", "llama3-8b", FAMILY_LLAMA, 128256, 4096, 32, 32, 8, 128, 14336, 1e-5,
-     5e5, 1, 8, 0, 0, 2048, 65536, 8192, 8030261248},
+     5e5, 1, 8, 0, 0, 2048, 65536, 8192, 8030261248, 0},
     {"models/qwen2.5-0.5b.yaml", "qwen2.5-0.5b", FAMILY_QWEN2, 151936, 896, 24, 14, 2, 64, 4864,
-     1e-6, 1e6, 0, 0, 1, 1, 2048, 32768, 8192, 494032768},
+     1e-6, 1e6, 0, 0, 1, 1, 2048, 32768, 8192, 494032768, 0},
     {"models/qwen2.5-7b.yaml", "qwen2.5-7b", FAMILY_QWEN2, 152064, 3584, 28, 28, 4, 128, 18944,
-     1e-6, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 7615616512},
+     1e-6, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 7615616512, 0},
     {"models/mistral-7b.yaml", "mistral-7b", FAMILY_MISTRAL, 32000, 4096, 32, 32, 8, 128, 14336,
-     1e-5, 1e4, 0, 0, 0, 0, 2048, 65536, 8192, 7241732096},
+     1e-5, 1e4, 0, 0, 0, 0, 2048, 65536, 8192, 7241732096, 0},
     {"models/qwen2.5-14b.yaml", "qwen2.5-14b", FAMILY_QWEN2, 152064, 5120, 48, 40, 8, 128, 13824,
-     1e-5, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 14770033664},
+     1e-5, 1e6, 0, 0, 0, 1, 2048, 65536, 8192, 14770033664, 0},
     {"models/llama3.1-70b.yaml", "llama3.1-70b", FAMILY_LLAMA, 128256, 8192, 80, 64, 8, 128,
-     28672, 1e-5, 5e5, 1, 8, 0, 0, 2048, 65536, 8192, 70553706496},
+     28672, 1e-5, 5e5, 1, 8, 0, 0, 2048, 65536, 8192, 70553706496, 0},
+    {"models/qwen3-0.6b.yaml", "qwen3-0.6b", FAMILY_QWEN3, 151936, 1024, 28, 16, 8, 128, 3072,
+     1e-6, 1e6, 0, 0, 1, 0, 2048, 32768, 8192, 596049920, 1},
+    {"models/qwen3-8b.yaml", "qwen3-8b", FAMILY_QWEN3, 151936, 4096, 36, 32, 8, 128, 12288,
+     1e-6, 1e6, 0, 0, 0, 0, 2048, 65536, 8192, 8190735360, 1},
+    {"models/qwen3-14b.yaml", "qwen3-14b", FAMILY_QWEN3, 151936, 5120, 40, 40, 8, 128, 17408,
+     1e-6, 1e6, 0, 0, 0, 0, 2048, 65536, 8192, 14768307200, 1},
 };
 
 static void test_models(void) {
@@ -140,9 +147,9 @@ static void test_models(void) {
                   s.rope_low_freq_factor, s.rope_high_freq_factor,
                   (long long)s.rope_original_max_pos);
         }
-        CHECK(s.tied == w->tied && s.qkv_bias == w->qkv_bias,
-              "%s: tied %d qkv_bias %d want %d %d", w->path, s.tied, s.qkv_bias, w->tied,
-              w->qkv_bias);
+        CHECK(s.tied == w->tied && s.qkv_bias == w->qkv_bias && s.qk_norm == w->qk_norm,
+              "%s: tied %d qkv_bias %d qk_norm %d want %d %d %d", w->path, s.tied, s.qkv_bias,
+              s.qk_norm, w->tied, w->qkv_bias, w->qk_norm);
         CHECK(s.T == w->T && s.step_tokens == w->step_tokens && s.micro_tokens == w->micro_tokens,
               "%s: seq_len, tokens per step, per micro-batch = %lld %lld %lld want %lld %lld %lld",
               w->path, (long long)s.T, (long long)s.step_tokens, (long long)s.micro_tokens,
@@ -294,6 +301,11 @@ static void test_bad_inputs(void) {
                "(supported: fp32, bf16 or int8)");
     expect_one("tests/bad/rope_type.yaml", "tests/bad/rope_type.yaml:9:11: error: ",
                "unsupported rope_scaling type 'linear'");
+    /* qwen3 defaults: q/k norms on, biases off; both on is refused where it was written */
+    expect_one("tests/bad/qk_norm_bias.yaml", "tests/bad/qk_norm_bias.yaml:10:13: error: ",
+               "qk_norm and qkv_bias together are no transformers model");
+    expect_one("tests/bad/qk_norm_type.yaml", "tests/bad/qk_norm_type.yaml:9:12: error: ",
+               "qk_norm: expected true or false, got 'per_head'");
 
     t = expect_errors("tests/bad/rope_factors.yaml", 2);
     expect_line(t, "tests/bad/rope_factors.yaml:8:3: error: ",

@@ -1,6 +1,7 @@
 /* tests/test_specs.h - the small models the whole-model tests share: variant 0 is a
  * Qwen2-like model (untied, q/k/v biases), 1 a tied Llama, 2 a Llama with llama3 rope
- * scaling (small original_max_position, so all three frequency bands occur). */
+ * scaling (small original_max_position, so all three frequency bands occur), 3 a tied
+ * Qwen3-like model (per-head q/k norms, no biases, head_dim * num_heads != hidden_size). */
 #ifndef HZ_TEST_SPECS_H
 #define HZ_TEST_SPECS_H
 #include <stdio.h>
@@ -13,7 +14,7 @@ static inline hzc_spec make_spec(int variant)
     hzc_spec s;
     memset(&s, 0, sizeof s);
     snprintf(s.name, sizeof s.name, "hf%d", variant);
-    s.family = variant == 0 ? FAMILY_QWEN2 : FAMILY_LLAMA;
+    s.family = variant == 0 ? FAMILY_QWEN2 : variant == 3 ? FAMILY_QWEN3 : FAMILY_LLAMA;
     s.V = 32;
     s.C = 16;
     s.L = 2;
@@ -35,7 +36,12 @@ static inline hzc_spec make_spec(int variant)
     s.min_lr_ratio = 0.1;
     s.seed = 7;
     s.qkv_bias = variant == 0;
-    s.tied = variant == 1;
+    s.tied = variant == 1 || variant == 3;
+    if (variant == 3) {
+        s.qk_norm = 1;
+        s.HD = 8; /* 4 heads of 8: q is 32 wide, twice the residual stream */
+        s.rope_theta = 1000000;
+    }
     if (variant == 2) {
         s.rope_llama3 = 1;
         s.rope_factor = 8;

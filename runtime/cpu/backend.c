@@ -154,7 +154,8 @@ static cpu_block_params block_params(const hz_plan *p, const hz_unit *u, float *
         tensor_at(p, u, HZ_ATTN_NORM, base, grad), tensor_at(p, u, HZ_WQKV, base, grad),
         tensor_at(p, u, HZ_BQKV, base, grad),      tensor_at(p, u, HZ_WO, base, grad),
         tensor_at(p, u, HZ_MLP_NORM, base, grad),  tensor_at(p, u, HZ_WGU, base, grad),
-        tensor_at(p, u, HZ_WDOWN, base, grad)};
+        tensor_at(p, u, HZ_WDOWN, base, grad),     tensor_at(p, u, HZ_Q_NORM, base, grad),
+        tensor_at(p, u, HZ_K_NORM, base, grad)};
     return b;
 }
 

@@ -1,5 +1,6 @@
 /* runtime/cpu/block.c - the decoder block and the loss head from the cpu ops (fp32).
- * Forward: x -> rmsnorm -> q,k,v (+bias) -> rope -> attention -> o_proj -> + x = xmid
+ * Forward: x -> rmsnorm -> q,k,v (+bias) [-> per-head rmsnorm of q and k: Qwen3's q_norm,
+ *          k_norm, each head a row of HD] -> rope -> attention -> o_proj -> + x = xmid
  *          xmid -> rmsnorm -> gate, up -> silu(gate)*up -> down -> + xmid = out.
  * Backward recomputes all of that from the block's input (a kept block: only the norms and
  * the SwiGLU product, from the SAVED list), then runs it in reverse. */
@@ -38,9 +39,14 @@ void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     const float *bq = w->bqkv, *bk = bq ? bq + A : NULL, *bv = bq ? bk + KV : NULL;
     rmsnorm_forward(s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
-    matmul_forward(s->q, s->xn, wq, bq, N, C, A);
-    matmul_forward(s->k, s->xn, wk, bk, N, C, KV);
+    /* with q/k norms the projections land in qpre, kpre, which their backward reads */
+    matmul_forward(w->q_norm ? s->qpre : s->q, s->xn, wq, bq, N, C, A);
+    matmul_forward(w->q_norm ? s->kpre : s->k, s->xn, wk, bk, N, C, KV);
     matmul_forward(s->v, s->xn, wv, bv, N, C, KV);
+    if (w->q_norm) {
+        rmsnorm_forward(s->q, s->rstdq, s->qpre, w->q_norm, N * d->NH, d->HD, d->eps);
+        rmsnorm_forward(s->k, s->rstdk, s->kpre, w->k_norm, N * d->NKV, d->HD, d->eps);
+    }
     rope_forward(s->q, inv_freq, N, d->T, d->NH, d->HD);
     rope_forward(s->k, inv_freq, N, d->T, d->NKV, d->HD);
     attention_forward(s->att, s->lse, s->q, s->k, s->v, d->B, d->T, d->NH, d->NKV, d->HD);
@@ -90,8 +96,18 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
                        d->T, d->NH, d->NKV, d->HD);
     rope_backward(s->dq, inv_freq, N, d->T, d->NH, d->HD);
     rope_backward(s->dk, inv_freq, N, d->T, d->NKV, d->HD);
+    float *dq = s->dq;
+    if (w->q_norm) {
+        /* datt (N, A) is free after the attention backward; A >= KV as NH >= NKV */
+        rmsnorm_backward(s->datt, g->k_norm, s->dk, s->kpre, w->k_norm, s->rstdk, N * d->NKV,
+                         d->HD);
+        memcpy(s->dk, s->datt, (size_t)(N * KV) * sizeof(float));
+        rmsnorm_backward(s->datt, g->q_norm, s->dq, s->qpre, w->q_norm, s->rstdq, N * d->NH,
+                         d->HD);
+        dq = s->datt;
+    }
     /* dxn2 is free again (rmsnorm_backward consumed it): the k and v shares go there */
-    matmul_backward(s->dxn, dwq, dbq, s->dq, s->xn, wq, N, C, A);
+    matmul_backward(s->dxn, dwq, dbq, dq, s->xn, wq, N, C, A);
     matmul_backward(s->dxn2, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
     residual_forward(s->dxn, s->dxn, s->dxn2, N * C);
     matmul_backward(s->dxn2, dwv, dbv, s->dv, s->xn, wv, N, C, KV);

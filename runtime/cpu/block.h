@@ -6,9 +6,10 @@
 #include "../hz_layout.h"
 
 /* A block's weights or gradients, (OUT, IN) matrices as in hz_tensor. wqkv stacks q, k,
- * v rows; wgu stacks gate then up rows; bqkv may be NULL (no bias). */
+ * v rows; wgu stacks gate then up rows; bqkv may be NULL (no bias); q_norm, k_norm (HD)
+ * may be NULL (no per-head q/k norm; both or neither). */
 typedef struct cpu_block_params {
-    float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
+    float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown, *q_norm, *k_norm;
 } cpu_block_params;
 
 /* Workspace for one micro-batch of N = B*T tokens (cpu_work_floats of them): the WORK

@@ -41,11 +41,27 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                         const float *k, const float *v, const float *out, const float *lse,
                         int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HD);
+/* The same with the scores scaled by SCALE and, with WINDOW > 0, sliding-window (local)
+ * attention as transformers' Gemma 3 local layers: query t sees keys s with
+ * t - WINDOW < s <= t (WINDOW 0: every s <= t). The two above are these with scale
+ * HD^-0.5 and window 0. */
+void attention_forward_window(float *out, float *lse, const float *q, const float *k,
+                              const float *v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                              int64_t HD, float scale, int64_t window);
+void attention_backward_window(float *dq, float *dk, float *dv, const float *dout,
+                               const float *q, const float *k, const float *v, const float *out,
+                               const float *lse, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                               int64_t HD, float scale, int64_t window);
 
 /* swiglu: h = silu(gate) * up, elementwise over n values. */
 void swiglu_forward(float *h, const float *gate, const float *up, int64_t n);
 void swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate,
                      const float *up, int64_t n);
+
+/* geglu: h = gelu_tanh(gate) * up, elementwise over n values (Gemma's MLP). */
+void geglu_forward(float *h, const float *gate, const float *up, int64_t n);
+void geglu_backward(float *dgate, float *dup, const float *dh, const float *gate,
+                    const float *up, int64_t n);
 
 /* residual: out = a + b (out may alias a). */
 void residual_forward(float *out, const float *a, const float *b, int64_t n);

@@ -20,12 +20,13 @@ typedef struct loss_bufs {
     HZ_LOSS_BUFS(HZCU_BUF_FIELD)
 } loss_bufs;
 
-/* A block's weights (bf16, in a weight slot) and gradients (fp32, in a grad slot). */
+/* A block's weights (bf16, in a weight slot) and gradients (fp32, in a grad slot); bqkv,
+ * q_norm and k_norm are NULL where the model has none. */
 typedef struct block_w {
-    const bf16 *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
+    const bf16 *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown, *q_norm, *k_norm;
 } block_w;
 typedef struct block_g {
-    float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown;
+    float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown, *q_norm, *k_norm;
 } block_g;
 
 /* One planned cuBLASLt GEMM: the key (shape, layout, output type, pointer alignments) and

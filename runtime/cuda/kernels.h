@@ -23,6 +23,8 @@
     X(K_RMSNORM_BWD, "hzk_rmsnorm_backward", "pppppppii", (int64_t)C * 4) /* a dw row */   \
     X(K_QKV_ROPE, "hzk_qkv_bias_rope", "ppppppiiiii", 0)                                   \
     X(K_QKV_ROPE_BWD, "hzk_qkv_rope_backward", "ppppppiiiii", 0)                           \
+    X(K_QKN_ROPE, "hzk_qk_norm_rope", "pppppppppppiiiiif", 0)                              \
+    X(K_QKN_ROPE_BWD, "hzk_qk_norm_rope_backward", "pppppppppppppiiiii", 0)                \
     X(K_SWIGLU_FWD, "hzk_swiglu_forward", "ppli", 0)                                       \
     X(K_SWIGLU_BWD, "hzk_swiglu_backward", "pppli", 0)                                     \
     X(K_XENT, "hzk_crossentropy_forward_backward", "ppppiif", 0)                           \
@@ -35,6 +37,7 @@
     X(K_EMBED_BWD_ORD, "hzk_embedding_backward_ordered", "pppiii", 0)                      \
     X(K_RMSNORM_BWD_PART, "hzk_rmsnorm_backward_part", "pppppppii", (int64_t)C * 4)        \
     X(K_QKV_ROPE_BWD_PART, "hzk_qkv_rope_backward_part", "ppppppiiiii", 0)                 \
+    X(K_QKN_ROPE_BWD_PART, "hzk_qk_norm_rope_backward_part", "pppppppppppppiiiii", 0)      \
     X(K_COLSUM_F32, "hzk_colsum_f32", "ppii", 0)                                           \
     X(K_SUM_F64, "hzk_sum_f64", "ppi", 0)
 

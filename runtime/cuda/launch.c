@@ -154,6 +154,42 @@ void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *d
     if (det) hzcu_colsum_f32(s, st, dbias, acc, (int)grid, OUT);
 }
 
+/* (token, head) rows, 8 per block, grid-strided; the forward takes one block per 8 rows up
+ * to 65535 blocks, the backward (which sums dw per block) at most 8 per SM. */
+void hzcu_qk_norm_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, bf16 *qpre,
+                       bf16 *kpre, float *rstdq, float *rstdk, const bf16 *qkv, const bf16 *wq,
+                       const bf16 *wk, const float *inv_freq)
+{
+    int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    float eps = s->p->dims.eps;
+    int64_t grid = ((int64_t)N * (NH + 2 * NKV) + 7) / 8;
+    if (grid > 65535) grid = 65535;
+    void *args[] = {&q, &k, &v, &qpre, &kpre, &rstdq, &rstdk, &qkv, &wq, &wk, &inv_freq,
+                    &N, &T, &NH, &NKV, &HD, &eps};
+    hzcu_launch(s, K_QKN_ROPE, st, grid, 1, 256, 0, args);
+}
+
+void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dwq, float *dwk,
+                                const bf16 *dq, const bf16 *dk, const bf16 *dv, const bf16 *qpre,
+                                const bf16 *kpre, const float *rstdq, const float *rstdk,
+                                const bf16 *wq, const bf16 *wk, const float *inv_freq)
+{
+    int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    int64_t grid = ((int64_t)N * (NH + 2 * NKV) + 7) / 8;
+    if (grid > (int64_t)8 * s->sm_count) grid = (int64_t)8 * s->sm_count;
+    if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
+    /* deterministic: the q rows then the k rows of block partials (2 grid HD <= the part
+     * buffer's HZ_PART_ROWS QKV, QKV >= 3 HD), then added in order */
+    float *acc = s->det ? s->w.part : dwq;
+    void *args[] = {&dqkv, &acc, &dwk, &dq, &dk, &dv, &qpre, &kpre, &rstdq, &rstdk, &wq, &wk,
+                    &inv_freq, &N, &T, &NH, &NKV, &HD};
+    hzcu_launch(s, s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD, st, grid, 1, 256, 0, args);
+    if (s->det) {
+        hzcu_colsum_f32(s, st, dwq, acc, (int)grid, HD);
+        hzcu_colsum_f32(s, st, dwk, acc + grid * HD, (int)grid, HD);
+    }
+}
+
 void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
 {
     long N = s->N;

@@ -40,6 +40,15 @@ void hzcu_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *
                         const bf16 *bias, const float *inv_freq);
 void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dbias,
                             const bf16 *dq, const bf16 *dk, const bf16 *dv, const float *inv_freq);
+/* qk_norm models (runtime/cuda/qknorm.cu): the per-head q/k norms and RoPE in one pass, and
+ * its backward into the fused dqkv with dwq, dwk (fp32, HD each) accumulated. */
+void hzcu_qk_norm_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, bf16 *qpre,
+                       bf16 *kpre, float *rstdq, float *rstdk, const bf16 *qkv, const bf16 *wq,
+                       const bf16 *wk, const float *inv_freq);
+void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dwq, float *dwk,
+                                const bf16 *dq, const bf16 *dk, const bf16 *dv, const bf16 *qpre,
+                                const bf16 *kpre, const float *rstdq, const float *rstdk,
+                                const bf16 *wq, const bf16 *wk, const float *inv_freq);
 void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
 void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
                           const bf16 *gu);

@@ -1,7 +1,8 @@
 /* runtime/cuda/model.c - the model on the GPU: the decoder block, the loss head and the
  * embedding composed from the kernels (launch.h) and the GEMMs (gemm.c), op by op as the
- * reference runtime/cpu/block.c (bf16 activations, fp32 statistics and weight gradients),
- * and the per-unit weight and gradient copies. */
+ * reference runtime/cpu/block.c (bf16 activations, fp32 statistics and weight gradients;
+ * with qk_norm the q/k norms and RoPE are one kernel), and the per-unit weight and gradient
+ * copies. */
 #include "launch.h"
 
 /* Tensor KIND of unit U: in its weight slot, or (SLOT NULL) in the RESIDENT region. */
@@ -23,7 +24,8 @@ block_w hzcu_block_weights(const cuda_state *s, const hz_unit *u, const char *sl
     block_w w = {w_at(s, u, HZ_ATTN_NORM, slot), w_at(s, u, HZ_WQKV, slot),
                  w_at(s, u, HZ_BQKV, slot),      w_at(s, u, HZ_WO, slot),
                  w_at(s, u, HZ_MLP_NORM, slot),  w_at(s, u, HZ_WGU, slot),
-                 w_at(s, u, HZ_WDOWN, slot)};
+                 w_at(s, u, HZ_WDOWN, slot),     w_at(s, u, HZ_Q_NORM, slot),
+                 w_at(s, u, HZ_K_NORM, slot)};
     return w;
 }
 
@@ -46,7 +48,8 @@ block_g hzcu_block_grads(const hz_plan *p, const hz_unit *u, char *grads)
     block_g g = {g_at(p, u, HZ_ATTN_NORM, grads), g_at(p, u, HZ_WQKV, grads),
                  g_at(p, u, HZ_BQKV, grads),      g_at(p, u, HZ_WO, grads),
                  g_at(p, u, HZ_MLP_NORM, grads),  g_at(p, u, HZ_WGU, grads),
-                 g_at(p, u, HZ_WDOWN, grads)};
+                 g_at(p, u, HZ_WDOWN, grads),     g_at(p, u, HZ_Q_NORM, grads),
+                 g_at(p, u, HZ_K_NORM, grads)};
     return g;
 }
 
@@ -60,7 +63,11 @@ static void block_forward(cuda_state *s, const block_w *w, const work_bufs *b, c
     const float eps = s->p->dims.eps;
     hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
     hzcu_linear_forward(s, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
-    hzcu_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, s->inv_freq);
+    if (w->q_norm)
+        hzcu_qk_norm_rope(s, st, b->q, b->k, b->v, b->qpre, b->kpre, b->rstdq, b->rstdk, b->qkv,
+                          w->q_norm, w->k_norm, s->inv_freq);
+    else
+        hzcu_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, s->inv_freq);
     hzcu_attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v);
     hzcu_linear_forward(s, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
     hzcu_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, b->xmid, inp, w->mlp_norm, s->N,
@@ -113,7 +120,12 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g, co
     hzcu_linear_backward_w(s, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
     hzcu_attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att, b->lse,
                             (float *)b->qkv);
-    hzcu_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
+    if (w->q_norm)
+        hzcu_qk_norm_rope_backward(s, st, b->dqkv, g->q_norm, g->k_norm, b->dq, b->dk, b->dv,
+                                   b->qpre, b->kpre, b->rstdq, b->rstdk, w->q_norm, w->k_norm,
+                                   s->inv_freq);
+    else
+        hzcu_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
     hzcu_linear_backward_x(s, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
     hzcu_linear_backward_w(s, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
     hzcu_rmsnorm_backward(s, st, dx, g->attn_norm, b->dxn, inp, w->attn_norm, b->rstd1, b->dxmid,

@@ -759,6 +759,116 @@ static void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int 
     cuMemFree(dgq), cuMemFree(dgk), cuMemFree(dgv), cuMemFree(ddqkv);
 }
 
+/* ---- qknorm.cu --------------------------------------------------------------------------- */
+
+/* The fused per-head q/k norm + RoPE against the cpu ops it replaces: rmsnorm over rows of HD
+ * (runtime/cpu/rmsnorm.c) then rope (runtime/cpu/rope.c), and back. */
+static void test_qk_norm(int B, int T, int NH, int NKV, int HD) {
+    char tag[96], name[160];
+    snprintf(tag, sizeof tag, "T=%d NH=%d NKV=%d HD=%d", T, NH, NKV, HD);
+    const int N = B * T, OUT = (NH + 2 * NKV) * HD, CQ = NH * HD, CK = NKV * HD;
+    const float eps = 1e-6f;
+    hz_rope rope = {1000000.0f, 0, 1.0f, 1.0f, 4.0f, 8192};
+    float *inv_freq = hmalloc((size_t)HD / 2);
+    hz_rope_inv_freq(inv_freq, HD, &rope);
+    float *qkv = rand_bf((size_t)N * OUT, -3, 3);
+    float *wq = rand_bf((size_t)HD, 0.5f, 1.5f), *wk = rand_bf((size_t)HD, 0.5f, 1.5f);
+    float *qpre = hmalloc((size_t)N * CQ), *kpre = hmalloc((size_t)N * CK), *v = hmalloc((size_t)N * CK);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < OUT; j++) {
+            float x = qkv[(size_t)n * OUT + j];
+            if (j < CQ) qpre[(size_t)n * CQ + j] = x;
+            else if (j < CQ + CK) kpre[(size_t)n * CK + j - CQ] = x;
+            else v[(size_t)n * CK + j - CQ - CK] = x;
+        }
+    float *q = hmalloc((size_t)N * CQ), *k = hmalloc((size_t)N * CK);
+    float *rq = hmalloc((size_t)N * NH), *rk = hmalloc((size_t)N * NKV);
+    rmsnorm_forward(q, rq, qpre, wq, (int64_t)N * NH, HD, eps);
+    rmsnorm_forward(k, rk, kpre, wk, (int64_t)N * NKV, HD, eps);
+    rope_forward(q, inv_freq, N, T, NH, HD);
+    rope_forward(k, inv_freq, N, T, NKV, HD);
+    CUdeviceptr dqkv = up_bf(qkv, (size_t)N * OUT), dinv = up_f32(inv_freq, (size_t)HD / 2);
+    CUdeviceptr dwq = up_bf(wq, (size_t)HD), dwk = up_bf(wk, (size_t)HD);
+    CUdeviceptr dq = dalloc((size_t)N * CQ * 2), dk = dalloc((size_t)N * CK * 2), dv = dalloc((size_t)N * CK * 2);
+    CUdeviceptr dqp = dalloc((size_t)N * CQ * 2), dkp = dalloc((size_t)N * CK * 2);
+    CUdeviceptr drq = dalloc((size_t)N * NH * 4), drk = dalloc((size_t)N * NKV * 4);
+    poison(dq, (size_t)N * CQ * 2), poison(dk, (size_t)N * CK * 2), poison(dv, (size_t)N * CK * 2);
+    poison(dqp, (size_t)N * CQ * 2), poison(dkp, (size_t)N * CK * 2);
+    float epsv = eps;
+    void *a1[] = {&dq, &dk, &dv, &dqp, &dkp, &drq, &drk, &dqkv, &dwq, &dwk, &dinv,
+                  (void *)&N, (void *)&T, &NH, &NKV, &HD, &epsv};
+    const unsigned rows_grid = (unsigned)(((long)N * (NH + 2 * NKV) + 7) / 8);
+    launch("hzk_qk_norm_rope", rows_grid < 65535 ? rows_grid : 65535, 1, 256, 0, a1);
+    check_dev(1, dq, q, (size_t)N * CQ, 2e-2 * rms(q, (size_t)N * CQ), 1e-2, NULL, 0.0, "qk-norm fwd q (%s)", tag);
+    check_dev(1, dk, k, (size_t)N * CK, 2e-2 * rms(k, (size_t)N * CK), 1e-2, NULL, 0.0, "qk-norm fwd k (%s)", tag);
+    check_dev(1, dv, v, (size_t)N * CK, 0.0, 0.0, NULL, 0.0, "qk-norm fwd v copied (%s)", tag);
+    check_dev(1, dqp, qpre, (size_t)N * CQ, 0.0, 0.0, NULL, 0.0, "qk-norm fwd qpre = q proj (%s)", tag);
+    check_dev(1, dkp, kpre, (size_t)N * CK, 0.0, 0.0, NULL, 0.0, "qk-norm fwd kpre = k proj (%s)", tag);
+    check_dev(0, drq, rq, (size_t)N * NH, 0.0, 1e-5, NULL, 0.0, "qk-norm fwd rstdq (%s)", tag);
+    check_dev(0, drk, rk, (size_t)N * NKV, 0.0, 1e-5, NULL, 0.0, "qk-norm fwd rstdk (%s)", tag);
+
+    /* backward: random gradients of the rotated q, k and of v */
+    float *gq = rand_bf((size_t)N * CQ, -1, 1), *gk = rand_bf((size_t)N * CK, -1, 1), *gv = rand_bf((size_t)N * CK, -1, 1);
+    CUdeviceptr dgq = up_bf(gq, (size_t)N * CQ), dgk = up_bf(gk, (size_t)N * CK), dgv = up_bf(gv, (size_t)N * CK);
+    rope_backward(gq, inv_freq, N, T, NH, HD);
+    rope_backward(gk, inv_freq, N, T, NKV, HD);
+    float *xq = hmalloc((size_t)N * CQ), *xk = hmalloc((size_t)N * CK);
+    float *gwq0 = rand_bf((size_t)HD, -1, 1), *gwk0 = rand_bf((size_t)HD, -1, 1);
+    float *gwq = copy_of(gwq0, (size_t)HD), *gwk = copy_of(gwk0, (size_t)HD);
+    rmsnorm_backward(xq, gwq, gq, qpre, wq, rq, (int64_t)N * NH, HD);
+    rmsnorm_backward(xk, gwk, gk, kpre, wk, rk, (int64_t)N * NKV, HD);
+    float *want = hmalloc((size_t)N * OUT);
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < OUT; j++)
+            want[(size_t)n * OUT + j] = j < CQ ? xq[(size_t)n * CQ + j]
+                                      : j < CQ + CK ? xk[(size_t)n * CK + j - CQ] : gv[(size_t)n * CK + j - CQ - CK];
+    /* dw sums N * H rows of g * xhat: the tolerance grows with the square root of their count */
+    double dw_tol_q = 2e-3 * sqrt((double)N * NH), dw_tol_k = 2e-3 * sqrt((double)N * NKV);
+    CUdeviceptr ddqkv = dalloc((size_t)N * OUT * 2), dgwq = up_f32(gwq0, (size_t)HD), dgwk = up_f32(gwk0, (size_t)HD);
+    void *a2[] = {&ddqkv, &dgwq, &dgwk, &dgq, &dgk, &dgv, &dqp, &dkp, &drq, &drk, &dwq, &dwk, &dinv,
+                  (void *)&N, (void *)&T, &NH, &NKV, &HD};
+    const unsigned G = rows_grid < 132 * 8 ? rows_grid : 132 * 8; /* 8 per SM of an H200, as launch.c */
+    launch("hzk_qk_norm_rope_backward", G, 1, 256, 0, a2);
+    check_dev(1, ddqkv, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
+              "qk-norm bwd dqkv (%s)", tag);
+    check_dev(0, dgwq, gwq, (size_t)HD, dw_tol_q, 1e-2, NULL, 0.0, "qk-norm bwd dq_norm (+=) (%s)", tag);
+    check_dev(0, dgwk, gwk, (size_t)HD, dw_tol_k, 1e-2, NULL, 0.0, "qk-norm bwd dk_norm (+=) (%s)", tag);
+    /* the deterministic path: q then k block partials, colsum in order, twice */
+    const int GP = (int)(G < 256 ? G : 256);
+    CUdeviceptr dpart = dalloc((size_t)2 * GP * HD * 4);
+    float *runs[2][2];
+    for (int r = 0; r < 2; r++) {
+        CU_CHECK(cuMemcpyHtoD(dgwq, gwq0, (size_t)HD * 4));
+        CU_CHECK(cuMemcpyHtoD(dgwk, gwk0, (size_t)HD * 4));
+        poison(dpart, (size_t)2 * GP * HD * 4), poison(ddqkv, (size_t)N * OUT * 2);
+        void *a3[] = {&ddqkv, &dpart, &dgwk, &dgq, &dgk, &dgv, &dqp, &dkp, &drq, &drk, &dwq, &dwk, &dinv,
+                      (void *)&N, (void *)&T, &NH, &NKV, &HD};
+        launch("hzk_qk_norm_rope_backward_part", (unsigned)GP, 1, 256, 0, a3);
+        CUdeviceptr kpart = dpart + (size_t)GP * HD * 4;
+        void *a4[] = {&dgwq, &dpart, (void *)&GP, (void *)&HD};
+        launch("hzk_colsum_f32", (unsigned)(HD + 255) / 256, 1, 256, 0, a4);
+        void *a5[] = {&dgwk, &kpart, (void *)&GP, (void *)&HD};
+        launch("hzk_colsum_f32", (unsigned)(HD + 255) / 256, 1, 256, 0, a5);
+        runs[r][0] = down_f32(dgwq, (size_t)HD);
+        runs[r][1] = down_f32(dgwk, (size_t)HD);
+    }
+    check_dev(1, ddqkv, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
+              "qk-norm bwd part dqkv (%s)", tag);
+    snprintf(name, sizeof name, "qk-norm bwd part dq_norm (%s)", tag);
+    compare(name, runs[0][0], gwq, (size_t)HD, dw_tol_q, 1e-2);
+    same_bits(name, runs[0][0], runs[1][0], (size_t)HD);
+    snprintf(name, sizeof name, "qk-norm bwd part dk_norm (%s)", tag);
+    compare(name, runs[0][1], gwk, (size_t)HD, dw_tol_k, 1e-2);
+    same_bits(name, runs[0][1], runs[1][1], (size_t)HD);
+    for (int r = 0; r < 2; r++) free(runs[r][0]), free(runs[r][1]);
+    free(inv_freq), free(qkv), free(wq), free(wk), free(qpre), free(kpre), free(v), free(q), free(k);
+    free(rq), free(rk), free(gq), free(gk), free(gv), free(xq), free(xk), free(gwq0), free(gwk0);
+    free(gwq), free(gwk), free(want);
+    cuMemFree(dqkv), cuMemFree(dinv), cuMemFree(dwq), cuMemFree(dwk), cuMemFree(dq), cuMemFree(dk);
+    cuMemFree(dv), cuMemFree(dqp), cuMemFree(dkp), cuMemFree(drq), cuMemFree(drk), cuMemFree(dgq);
+    cuMemFree(dgk), cuMemFree(dgv), cuMemFree(ddqkv), cuMemFree(dgwq), cuMemFree(dgwk), cuMemFree(dpart);
+}
+
 /* ---- attention.cu ------------------------------------------------------------------------ */
 
 /* the launch shapes of runtime/cuda/kernels.h, from the kernels' own constants */
@@ -949,6 +1059,39 @@ static void test_swiglu(long N, int F) {
     cuMemFree(dgu), cuMemFree(dh), cuMemFree(dg), cuMemFree(ddgu);
 }
 
+/* Gemma's GeGLU (geglu.cu) against runtime/cpu/geglu.c, as swiglu's. */
+static void test_geglu(long N, int F) {
+    const size_t nf = (size_t)N * F;
+    float *gu = rand_bf(nf * 2, -4, 4), *gate = hmalloc(nf), *up = hmalloc(nf);
+    for (long n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            gate[n * F + j] = gu[n * 2 * F + j];
+            up[n * F + j] = gu[n * 2 * F + F + j];
+        }
+    float *h_ref = hmalloc(nf);
+    geglu_forward(h_ref, gate, up, (int64_t)nf);
+    CUdeviceptr dgu = up_bf(gu, nf * 2), dh = dalloc(nf * 2);
+    void *a1[] = {&dh, &dgu, &N, &F};
+    launch("hzk_geglu_forward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a1);
+    check_dev(1, dh, h_ref, nf, 1e-3 * rms(h_ref, nf), 1e-2, NULL, 0.0,
+              "geglu fwd h (F=%d)", F);
+
+    float *g = rand_bf(nf, -1, 1), *dgate = hmalloc(nf), *dup = hmalloc(nf), *want = hmalloc(nf * 2);
+    geglu_backward(dgate, dup, g, gate, up, (int64_t)nf);
+    for (long n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            want[n * 2 * F + j] = dgate[n * F + j];
+            want[n * 2 * F + F + j] = dup[n * F + j];
+        }
+    CUdeviceptr dg = up_bf(g, nf), ddgu = dalloc(nf * 4);
+    void *a2[] = {&ddgu, &dg, &dgu, &N, &F};
+    launch("hzk_geglu_backward", blocks_for((long)nf / 8 + 1, 256), 1, 256, 0, a2);
+    check_dev(1, ddgu, want, nf * 2, 1e-3 * rms(want, nf * 2), 1e-2, NULL, 0.0,
+              "geglu bwd dgu (F=%d)", F);
+    free(gu), free(gate), free(up), free(h_ref), free(g), free(dgate), free(dup), free(want);
+    cuMemFree(dgu), cuMemFree(dh), cuMemFree(dg), cuMemFree(ddgu);
+}
+
 /* ---- crossentropy.cu --------------------------------------------------------------------- */
 
 static void test_crossentropy(int N, int V) {
@@ -1011,8 +1154,14 @@ int main(int argc, char **argv) {
     test_rope(2, 128, 8, 2, 128, 1, 1);
     test_rope(2, 200, 8, 2, 32, 1, 0);
     test_rope(1, 4096, 2, 1, 64, 1, 1);
+    test_qk_norm(2, 200, 16, 8, 128); /* Qwen3-0.6B's heads */
+    test_qk_norm(2, 128, 8, 2, 64);
+    test_qk_norm(1, 300, 4, 1, 32);
+    test_qk_norm(1, 100, 4, 2, 256);
     test_swiglu(400, 512);
     test_swiglu(300, 100);
+    test_geglu(400, 512);
+    test_geglu(300, 100);
     test_crossentropy(300, 1000);
     test_crossentropy(100, 1003);
     test_attention(2, 128, 8, 2, 64);

@@ -1,0 +1,123 @@
+/* tests/test_import.c - hzc import of the newer families: Qwen3 config.json files in the
+ * layouts transformers 4 and 5 save (head_dim apart from hidden / heads, tied and untied,
+ * rope_parameters), the spec they give and its exact parameter count, and the configs that
+ * are refused by name (mixture-of-experts, Gemma, softcaps, Qwen3's attention_bias). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "import.h"
+#include "spec.h"
+#include "test.h"
+
+/* Qwen/Qwen3-0.6B's config.json as transformers 4.51 wrote it. */
+static const char *qwen3_06b =
+    "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, \"attention_dropout\": 0.0,"
+    " \"bos_token_id\": 151643, \"eos_token_id\": 151645, \"head_dim\": 128, \"hidden_act\": \"silu\","
+    " \"hidden_size\": 1024, \"initializer_range\": 0.02, \"intermediate_size\": 3072,"
+    " \"max_position_embeddings\": 40960, \"max_window_layers\": 28, \"model_type\": \"qwen3\","
+    " \"num_attention_heads\": 16, \"num_hidden_layers\": 28, \"num_key_value_heads\": 8,"
+    " \"rms_norm_eps\": 1e-06, \"rope_scaling\": null, \"rope_theta\": 1000000, \"sliding_window\": null,"
+    " \"tie_word_embeddings\": true, \"torch_dtype\": \"bfloat16\", \"transformers_version\": \"4.51.0\","
+    " \"use_cache\": true, \"use_sliding_window\": false, \"vocab_size\": 151936}";
+
+/* A Qwen3-8B shape as transformers 5 saves it: rope_parameters, layer_types, dtype. */
+static const char *qwen3_8b_v5 =
+    "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, \"dtype\": \"bfloat16\","
+    " \"head_dim\": 128, \"hidden_act\": \"silu\", \"hidden_size\": 4096, \"intermediate_size\": 12288,"
+    " \"layer_types\": [\"full_attention\", \"full_attention\", \"full_attention\", \"full_attention\"],"
+    " \"max_position_embeddings\": 40960, \"model_type\": \"qwen3\", \"num_attention_heads\": 32,"
+    " \"num_hidden_layers\": 36, \"num_key_value_heads\": 8, \"rms_norm_eps\": 1e-06,"
+    " \"rope_parameters\": {\"rope_theta\": 1000000.0, \"rope_type\": \"default\"},"
+    " \"tie_word_embeddings\": false, \"use_sliding_window\": false, \"vocab_size\": 151936}";
+
+static int has(const char *hay, const char *needle) { return hay && strstr(hay, needle) != NULL; }
+
+/* Import TEXT; the errors go to *MSG (malloc'd), the spec (when written) to *S. Returns the
+ * errors of import and spec_load together. */
+static int import_text(const char *name, const char *text, hzc_spec *s, char **msg)
+{
+    size_t n = 0;
+    FILE *e = open_memstream(msg, &n);
+    int errs = 0;
+    char *yaml = import_config_yaml(text, strlen(text), name, name, e, &errs);
+    if (yaml) {
+        const char *path = test_tmp("%s.yaml", name);
+        test_write(path, yaml, strlen(yaml));
+        errs += spec_load(path, s, e);
+        free(yaml);
+    } else if (!errs) {
+        errs = 1;
+    }
+    fclose(e);
+    for (char *p = *msg; p && *p; p++)
+        if (*p == '\n') *p = ' ';
+    return errs;
+}
+
+static void good(void)
+{
+    hzc_spec s;
+    char *msg = NULL;
+    int errs = import_text("qwen3-0.6b", qwen3_06b, &s, &msg);
+    CHECK(errs == 0 && s.family == FAMILY_QWEN3 && s.qk_norm && !s.qkv_bias && s.tied &&
+              s.HD == 128 && s.NH == 16 && s.NKV == 8 && s.C == 1024 && s.rope_theta == 1e6 &&
+              s.norm_eps == 1e-6 && !s.rope_llama3,
+          "Qwen3-0.6B (transformers 4): qwen3, q/k norms, no biases, tied, head_dim 128 with "
+          "hidden 1024 and 16 heads, theta 1e6 (%s)", msg);
+    CHECK(errs == 0 && spec_param_count(&s) == 596049920LL, "Qwen3-0.6B: %lld parameters, want 596049920",
+          (long long)spec_param_count(&s));
+    free(msg);
+
+    msg = NULL;
+    errs = import_text("qwen3-8b", qwen3_8b_v5, &s, &msg);
+    CHECK(errs == 0 && s.family == FAMILY_QWEN3 && s.qk_norm && !s.tied && s.rope_theta == 1e6 &&
+              spec_param_count(&s) == 8190735360LL && s.T == 2048 && s.step_tokens == 65536,
+          "Qwen3-8B (transformers 5: rope_parameters, layer_types): untied, theta 1e6 from inside, "
+          "%lld parameters, want 8190735360 (%s)", (long long)spec_param_count(&s), msg);
+    free(msg);
+}
+
+/* TEXT is refused, the message saying PHRASE. */
+static void bad(const char *name, const char *text, const char *phrase)
+{
+    hzc_spec s;
+    char *msg = NULL;
+    int errs = import_text(name, text, &s, &msg);
+    CHECK(errs > 0 && has(msg, phrase), "%s: refused saying '%s': %s", name, phrase, msg);
+    free(msg);
+}
+
+static void refused(void)
+{
+    char buf[2048];
+    bad("qwen3-moe", "{\"architectures\": [\"Qwen3MoeForCausalLM\"], \"model_type\": \"qwen3_moe\"}",
+        "\"Qwen3MoeForCausalLM\" is a mixture-of-experts model");
+    bad("mixtral", "{\"model_type\": \"mixtral\"}", "\"mixtral\" is a mixture-of-experts model");
+    bad("gemma2", "{\"architectures\": [\"Gemma2ForCausalLM\"]}", "\"Gemma2ForCausalLM\" is Gemma");
+    bad("llava", "{\"architectures\": [\"LlavaForConditionalGeneration\"]}", "is a multimodal model");
+    snprintf(buf, sizeof buf, "%s", qwen3_06b);
+    memcpy(strstr(buf, "\"attention_bias\": false"), "\"attention_bias\": true ", 23);
+    bad("qwen3-bias", buf, "attention_bias: true is not supported: transformers' Qwen3 then gives "
+                           "o_proj a bias too");
+    snprintf(buf, sizeof buf, "%.*s, \"final_logit_softcapping\": 30.0}", (int)strlen(qwen3_06b) - 1,
+             qwen3_06b);
+    bad("softcap", buf, "final_logit_softcapping: 30.0 is not supported");
+    snprintf(buf, sizeof buf, "%.*s, \"num_experts\": 128}", (int)strlen(qwen3_06b) - 1, qwen3_06b);
+    bad("experts", buf, "num_experts: 128 experts is a mixture-of-experts model");
+    snprintf(buf, sizeof buf, "%s", qwen3_8b_v5);
+    memcpy(strstr(buf, "\"default\""), "\"yarn\"   ", 9);
+    bad("qwen3-yarn", buf, "rope type \"yarn\" is not supported");
+    const char *last = strstr(qwen3_8b_v5, "\"full_attention\"]");
+    snprintf(buf, sizeof buf, "%.*s\"chunked_attention\"%s", (int)(last - qwen3_8b_v5), qwen3_8b_v5,
+             last + strlen("\"full_attention\""));
+    bad("layer-types", buf, "layer_types[3]: attention type \"chunked_attention\" is not supported");
+}
+
+int main(void)
+{
+    if (test_tmp_open("import") != 0) return 1;
+    good();
+    refused();
+    test_tmp_close();
+    TEST_END();
+}
