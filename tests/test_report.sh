@@ -86,8 +86,8 @@ gpu = dict(bars("memory-gpu", "planned"))
 assert gpu == {r["name"]: r["bytes"] for r in plan["regions"]}, gpu
 # the timeline: the last step whose previous step's host updates are traced, with them
 ev = [e for e in trace if e["ph"] == "X"]
-S = max(e["args"]["step"] for e in ev if e["tid"] != 3 and any(h["tid"] == 3 and h["args"]["step"] == e["args"]["step"] - 1 for h in ev))
-want = [e for e in ev if (e["args"]["step"] == S and e["tid"] != 3) or (e["args"]["step"] == S - 1 and e["tid"] == 3)]
+traced = max(e["args"]["step"] for e in ev if e["tid"] != 3 and any(h["tid"] == 3 and h["args"]["step"] == e["args"]["step"] - 1 for h in ev))
+want = [e for e in ev if (e["args"]["step"] == traced and e["tid"] != 3) or (e["args"]["step"] == traced - 1 and e["tid"] == 3)]
 a = min(e["ts"] for e in want); b = max(e["ts"] + e["dur"] for e in want)
 shown = [r for r in svgs["timeline"].iter(S + "rect") if r.get("class") == "event"]
 assert len(shown) == len([e for e in ev if e["ts"] < b and e["ts"] + e["dur"] > a]), (len(shown), len(want))
@@ -95,7 +95,7 @@ assert {r.get("data-track") for r in shown} >= {"compute", "h2d", "d2h", "host"}
 rows = {tr.find(X + "th").text: tr.find(X + "td").text for tr in root.iter(X + "tr")}
 assert rows["last loss"] == "%.4f" % steps[-1]["loss"] and rows["steps logged"] == "6 of 6", rows
 print("7 charts; loss, val loss, lr, throughput with every logged point; host and GPU bars equal to "
-      "the plan and the summary; %d events of the traced step %d and the updates before it" % (len(shown), S))
+      "the plan and the summary; %d events of the traced step %d and the updates before it" % (len(shown), traced))
 PY
 [ $? = 0 ] && ok "hzc report: $(tail -n 1 "$tmp/rcheck.log")" || bad "hzc report: $(cat "$tmp/report.err"; tail -n 5 "$tmp/rcheck.log")"
 
