@@ -290,20 +290,21 @@ typedef struct hz_resume {
 } hz_resume;
 
 /* Save OUT_DIR/step-<step>/ (config.json, model.safetensors, resume.bin with a digest of
- * every file) atomically and keep KEEP checkpoints (<= 0: all): the one just written and the
- * KEEP - 1 highest other steps. Removal never follows symlinks. The store must hold no
- * pending update. */
+ * every file) atomically, with parallel large I/O, and keep KEEP checkpoints (<= 0: all): the
+ * one just written and the KEEP - 1 highest other steps. Removal never follows symlinks. The
+ * store must hold no pending update. 0; -2 when a master is not finite (nothing saved); -1
+ * with a message. (ckpt_async.c saves while training goes on.) */
 int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
                  int keep, char *err);
-/* PATH is a checkpoint (taken as it is), or a --out directory whose newest step-N that
- * verifies is taken; each newer one that does not is named on stderr with the reason (when
- * none verifies, the newest, for hz_ckpt_load to refuse). 0, or -1: no checkpoint there. */
-int hz_ckpt_resolve(const char *path, char *dir, size_t n);
-/* Load a checkpoint's weights and optimizer state into S, exactly, after verifying it:
- * every file against resume.bin's manifest, its config.json against the plan's (the first
- * differing key named), step and data position in range, the checksum. 0 or -1 + message. */
-int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
-                 char *err);
+/* Load a checkpoint's weights and optimizer state into S, exactly, verifying it as it is
+ * read (every file against resume.bin's manifest, its config.json against the plan's with
+ * the first differing key named, step and data position in range, the checksum). PATH is a
+ * checkpoint, or a --out directory whose newest step-N that verifies is taken (each newer one
+ * that does not is named on stderr with the reason; when none does, the newest one's error
+ * is the message). DIR (N bytes) receives the checkpoint taken. 0; -1 with a message; -2:
+ * no checkpoint there. */
+int hz_ckpt_resume(hz_store *s, const hz_plan *p, const char *path, int threads, hz_resume *r,
+                   char *dir, size_t n, char *err);
 
 /* Host monotonic clock in seconds. */
 double hz_now_s(void);

@@ -320,13 +320,14 @@ int main(int argc, char **argv)
     if (a.resume) {
         char dir[4096];
         hz_resume r;
-        if (hz_ckpt_resolve(a.resume, dir, sizeof dir) != 0)
+        double t0 = hz_now_s();
+        int rc = hz_ckpt_resume(&ctx.store, p, a.resume, a.threads, &r, dir, sizeof dir, herr);
+        if (rc == -2)
             hz_train_die(
                 "--resume: no checkpoint there (a step-N directory with resume.bin, or a --out "
                 "directory holding them)",
                 a.resume);
-        double t0 = hz_now_s();
-        if (hz_ckpt_load(&ctx.store, p, dir, a.threads, &r, herr) != 0) {
+        if (rc != 0) {
             fprintf(stderr, "train: error: --resume: %s\n", herr);
             return 1;
         }
