@@ -181,10 +181,11 @@ void hz_ckpt_end(hz_ckpt_job *sv, int failed)
 }
 
 int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
-                 int keep, char *err)
+                 int keep, int64_t *bytes, char *err)
 {
     hz_ckpt_job sv;
     int rc = hz_ckpt_begin(&sv, s, p, out_dir, r, err);
+    if (rc == 0 && bytes) *bytes = hz_ckpt_writer_bytes(sv.w);
     if (rc == 0) rc = hz_ckpt_writer_run(sv.w, HZ_CKPT_IO_THREADS, NULL, err);
     if (rc == 0) rc = hz_ckpt_commit(&sv, keep, err);
     hz_ckpt_end(&sv, rc != 0);

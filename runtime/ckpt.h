@@ -23,6 +23,9 @@ hz_ckpt_writer *hz_ckpt_writer_new(const hz_store *s, const hz_plan *p, const ch
 int hz_ckpt_writer_units(const hz_ckpt_writer *w, int file, int64_t off, int64_t n, int *first,
                          int *last);
 int64_t hz_ckpt_writer_bytes(const hz_ckpt_writer *w); /* all files together */
+/* The files, and the bytes of file I's region (what the engine moves in chunks). */
+int hz_ckpt_writer_files(const hz_ckpt_writer *w);
+int64_t hz_ckpt_writer_file_bytes(const hz_ckpt_writer *w, int file);
 /* Write every file on THREADS threads in the order SCHED gives (NULL: file order), each
  * fsync'd, resume.bin's manifest and checksum last. 0; HZ_CKPT_NONFINITE when a master of
  * the store is not finite (the files are incomplete); -1 with a message. */

@@ -333,6 +333,10 @@ void hz_ckpt_writer_free(hz_ckpt_writer *w)
     free(w);
 }
 
+int hz_ckpt_writer_files(const hz_ckpt_writer *w) { return w->n; }
+
+int64_t hz_ckpt_writer_file_bytes(const hz_ckpt_writer *w, int file) { return w->io[file].bytes; }
+
 int64_t hz_ckpt_writer_bytes(const hz_ckpt_writer *w)
 {
     int64_t b = 0;

@@ -185,26 +185,67 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
            (long long)d->step_tokens, (long long)d->V);
 }
 
-/* A checkpoint of the first STEPS steps, once their updates are applied; never of
- * weights that are not finite. */
-static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
+static void die_nonfinite(int64_t steps)
 {
-    hz_exec_drain(c);
-    if (!hz_train_masters_finite(c)) {
-        fprintf(stderr, "train: error: after step %lld some weights are not finite (inf or "
-                        "NaN): no checkpoint written; lower --lr or --weight-decay, or set "
-                        "--grad-clip, and restart from an earlier checkpoint\n",
-                (long long)steps);
-        exit(1);
-    }
-    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed};
+    fprintf(stderr, "train: error: after step %lld some weights are not finite (inf or NaN): no "
+                    "checkpoint written; lower --lr or --weight-decay, or set --grad-clip, and "
+                    "restart from an earlier checkpoint\n",
+            (long long)steps);
+    exit(1);
+}
+
+static void print_saved(const train_args *a, int64_t steps, double sec, int64_t bytes,
+                        const char *how)
+{
+    printf("checkpoint: %s/step-%08lld (%.1f s, %.2f GB at %.2f GB/s%s)\n", a->out,
+           (long long)steps, sec, bytes * 1e-9, sec > 0 ? bytes * 1e-9 / sec : 0.0, how);
+}
+
+/* Wait for the checkpoint being written while training goes on, if any, and say how it went
+ * (a failure stops the trainer: nothing of it was saved). */
+static void finish_save(hz_ctx *c, const train_args *a)
+{
+    int64_t steps, bytes;
+    double sec;
     char err[HZ_HF_ERR_BYTES];
-    double t0 = hz_now_s();
-    if (hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, err) != 0) {
+    int rc = hz_ckpt_async_wait(c, &steps, &sec, &bytes, err);
+    if (rc == 1) return;
+    if (rc == -2) die_nonfinite(steps);
+    if (rc != 0) {
         fprintf(stderr, "train: error: saving a checkpoint: %s\n", err);
         exit(1);
     }
-    printf("checkpoint: %s/step-%08lld (%.1f s)\n", a->out, (long long)steps, hz_now_s() - t0);
+    print_saved(a, steps, sec, bytes, ", written while training");
+}
+
+/* A checkpoint of the first STEPS steps; never of weights that are not finite (the save
+ * checks every master as it writes, and writes nothing then). BACKGROUND: training goes on
+ * while it is written (hz_ckpt_async_start); else the updates are drained and it is written
+ * now. */
+static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps,
+                            int background)
+{
+    finish_save(c, a); /* one at a time */
+    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed};
+    char err[HZ_HF_ERR_BYTES];
+    if (background) {
+        if (hz_ckpt_async_start(c, a->out, &r, (int)a->keep, err) != 0) {
+            fprintf(stderr, "train: error: saving a checkpoint: %s\n", err);
+            exit(1);
+        }
+        return;
+    }
+    hz_exec_drain(c);
+    double t0 = hz_now_s();
+    int64_t bytes = 0;
+    int rc = hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, &bytes, err);
+    if (rc == -2) die_nonfinite(steps);
+    if (rc != 0) {
+        fprintf(stderr, "train: error: saving a checkpoint: %s\n", err);
+        exit(1);
+    }
+    double sec = hz_now_s() - t0;
+    print_saved(a, steps, sec, bytes, "");
 }
 
 static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
@@ -393,6 +434,7 @@ int main(int argc, char **argv)
                                 "checkpoint; lower --lr, or set --grad-clip (then such steps are "
                                 "skipped)\n",
                         (long long)step + 1, loss, norm);
+                finish_save(&ctx, &a); /* of an earlier step's state, before this one */
                 return 1;
             }
             bad_run++;
@@ -406,6 +448,7 @@ int main(int argc, char **argv)
                                 "without a checkpoint; lower --lr or --grad-clip, or resume from "
                                 "an earlier checkpoint\n",
                         (long long)bad_run, (long long)(step + 2 - bad_run), (long long)step + 1);
+                finish_save(&ctx, &a);
                 return 1;
             }
         } else {
@@ -432,9 +475,10 @@ int main(int argc, char **argv)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
                    evaluate(&ctx, val, a.eval_batches, &tk));
         if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
-            save_checkpoint(&ctx, train, &a, step + 1);
+            save_checkpoint(&ctx, train, &a, step + 1, !a.sync_save);
             saved_step = step + 1;
         }
+        if (hz_ckpt_async_done(&ctx)) finish_save(&ctx, &a);
         fflush(stdout);
         if (tty) {
             double el = hz_now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
@@ -444,6 +488,7 @@ int main(int argc, char **argv)
     }
     if (tty) fprintf(stderr, "\r\033[K");
     hz_exec_drain(&ctx);
+    finish_save(&ctx, &a);
     if (stop_signal) {
         int sig = stop_signal;
         int save = a.out && saved_step != ctx.step && ctx.step > first_step;
@@ -453,7 +498,7 @@ int main(int argc, char **argv)
                      : a.out ? "; its checkpoint is saved already" : " (no --out: nothing saved)");
         if (ctx.trace) hz_trace_close(ctx.trace, &ctx);
         if (save) {
-            save_checkpoint(&ctx, train, &a, ctx.step);
+            save_checkpoint(&ctx, train, &a, ctx.step, 0);
             fprintf(stderr, "train: saved %s/step-%08lld: --resume %s continues there\n", a.out,
                     (long long)ctx.step, a.out);
         }
@@ -470,7 +515,8 @@ int main(int argc, char **argv)
         hz_exec_drain(&ctx);
         hz_train_save_raw(&ctx.store, a.save_raw);
     }
-    if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
+    if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step, 0);
+    finish_save(&ctx, &a);
 
     if (ctx.step == first_step)
         printf("summary: no steps trained (the checkpoint has %lld of --steps %lld done)",
