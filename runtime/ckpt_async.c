@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ckpt.h"
 
@@ -18,6 +19,7 @@ struct hz_ckpt_async {
     hz_ctx *c;
     hz_ckpt_job job;
     int keep, threads, rc;
+    long delay_ms;               /* HZ_TEST_SAVE_DELAY_MS */
     int64_t steps, bytes;
     int64_t *rank;               /* per unit: where its update comes in the schedule */
     pthread_t tid;
@@ -36,6 +38,15 @@ static int64_t chunk_rank(void *arg, int file, int64_t off, int64_t n)
     return r;
 }
 
+/* Test hook: HZ_TEST_SAVE_DELAY_MS=N makes every chunk of a save wait N ms more before it
+ * is read, as a slow disk would, so that tests/test_ckpt_async.sh sees the next step's
+ * updates run while the save is under way. 0 when unset. */
+static long test_delay_ms(void)
+{
+    const char *v = getenv("HZ_TEST_SAVE_DELAY_MS");
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
 /* A chunk is read once its units hold step N - 1's update. */
 static void chunk_before(void *arg, int file, int64_t off, int64_t n)
 {
@@ -47,6 +58,10 @@ static void chunk_before(void *arg, int file, int64_t off, int64_t n)
     for (int u = first; u <= last; u++)
         while (c->unit_done_step[u] < a->steps - 1) pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
+    if (a->delay_ms > 0) {
+        struct timespec ts = {a->delay_ms / 1000, (a->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Written: its units may take step N's update once no other chunk holds them. */
@@ -93,6 +108,7 @@ int hz_ckpt_async_start(hz_ctx *c, const char *out_dir, const hz_resume *r, int 
     a->c = c;
     a->keep = keep;
     a->threads = HZ_CKPT_IO_THREADS;
+    a->delay_ms = test_delay_ms();
     a->steps = r->step;
     a->t0 = hz_now_s();
     atomic_init(&a->done, 0);

@@ -263,3 +263,36 @@ int hz_pio_read(hz_pio_file *f, int n, int threads, int use_direct, char *err)
 {
     return run(f, n, threads, use_direct, 0, NULL, err);
 }
+
+int hz_pio_src_open(hz_pio_src *src, const char *path, int use_direct)
+{
+    src->fd_direct = -1;
+    if ((src->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return -1;
+#ifdef O_DIRECT
+    if (use_direct) src->fd_direct = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+#endif
+    return 0;
+}
+
+void hz_pio_src_close(hz_pio_src *src)
+{
+    if (src->fd >= 0) close(src->fd);
+    if (src->fd_direct >= 0) close(src->fd_direct);
+    src->fd = src->fd_direct = -1;
+}
+
+size_t hz_pio_range_buf_bytes(int64_t n)
+{
+    return (size_t)((n + 3 * HZ_PIO_ALIGN - 1) / HZ_PIO_ALIGN * HZ_PIO_ALIGN); /* aligned_alloc wants a multiple */
+}
+
+const void *hz_pio_read_range(hz_pio_src *src, int64_t off, int64_t n, void *buf)
+{
+    char *b = buf;
+    if (src->fd_direct >= 0) {
+        int64_t start = off / HZ_PIO_ALIGN * HZ_PIO_ALIGN;
+        if (read_direct(src->fd_direct, b, off + n - start, start) == 0) return b + (off - start);
+        if (errno != EINVAL) return NULL; /* EINVAL: O_DIRECT refused here; read buffered */
+    }
+    return hz_pio_pread_all(src->fd, b, (size_t)n, off) == 0 ? b : NULL;
+}

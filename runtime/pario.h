@@ -55,6 +55,22 @@ int hz_pio_write(hz_pio_file *f, int n, int threads, int use_direct, const hz_pi
  * ("truncated"). */
 int hz_pio_read(hz_pio_file *f, int n, int threads, int use_direct, char *err);
 
+/* A file opened for hz_pio_read_range: a buffered descriptor and, where the filesystem
+ * takes it, an O_DIRECT one. 0, or -1 with errno. */
+typedef struct hz_pio_src {
+    int fd, fd_direct;
+} hz_pio_src;
+int hz_pio_src_open(hz_pio_src *src, const char *path, int use_direct);
+void hz_pio_src_close(hz_pio_src *src);
+/* Bytes of a range buffer for reads of up to N bytes (the aligned margins included; a
+ * multiple of HZ_PIO_ALIGN, as aligned_alloc wants). */
+size_t hz_pio_range_buf_bytes(int64_t n);
+/* Read bytes [off, off + n) of SRC into BUF (HZ_PIO_ALIGN-aligned, of
+ * hz_pio_range_buf_bytes(n)): through O_DIRECT in whole aligned blocks where it is open,
+ * else buffered. Returns where the bytes start in BUF, or NULL with errno (EIO: the file
+ * ends first). Several threads may read one SRC at once. */
+const void *hz_pio_read_range(hz_pio_src *src, int64_t off, int64_t n, void *buf);
+
 /* pread exactly N bytes at OFF of FD into BUF (any alignment, no O_DIRECT); 0 or -1 with
  * errno (EIO for a file that ends first). pwrite likewise. */
 int hz_pio_pread_all(int fd, void *buf, size_t n, int64_t off);

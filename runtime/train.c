@@ -386,11 +386,15 @@ int main(int argc, char **argv)
                hz_now_s() - t0);
     } else if (a.init_hf) {
         double t0 = hz_now_s();
-        if (hz_hf_load(&ctx.store, p, a.init_hf, a.threads, herr) != 0) {
+        hz_hf_load_times lt;
+        if (hz_hf_load_timed(&ctx.store, p, a.init_hf, a.threads, &lt, herr) != 0) {
             fprintf(stderr, "train: error: --init: %s\n", herr);
             return 1;
         }
-        printf("loaded %s (%.1f s)\n", a.init_hf, hz_now_s() - t0);
+        printf("loaded %s (%.1f s): %d files opened and matched in %.2f s, %.2f GB read and "
+               "converted in %.2f s (%.2f GB/s, %d threads)\n",
+               a.init_hf, hz_now_s() - t0, lt.files, lt.open_s, lt.bytes * 1e-9, lt.read_s,
+               lt.read_s > 0 ? lt.bytes * 1e-9 / lt.read_s : 0.0, lt.threads);
     } else {
         double t0 = hz_now_s();
         hz_store_init(&ctx.store, p, (uint64_t)a.seed, ctx.pool);
