@@ -493,6 +493,7 @@ int main(int argc, char **argv)
     if (tty) fprintf(stderr, "\r\033[K");
     hz_exec_drain(&ctx);
     finish_save(&ctx, &a);
+    double loop_s = hz_now_s() - t_start; /* the steps and the checkpoints written among them */
     if (stop_signal) {
         int sig = stop_signal;
         int save = a.out && saved_step != ctx.step && ctx.step > first_step;
@@ -532,6 +533,8 @@ int main(int argc, char **argv)
         printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", tok_s,
                tok_s * flops * 1e-12);
     }
+    if (ctx.step > first_step)
+        printf("; step loop %.1f s with its checkpoints", loop_s);
     printf("\n");
     if (profiled_steps > 0) {
         double n = (double)profiled_steps, span = prof_sum.span_ms / n;
