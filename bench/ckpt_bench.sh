@@ -11,7 +11,8 @@
 # MODEL: a name under models/ or a spec file (default llama3-3b). STEPS (default 12), EVERY
 # (default 4), DIR (default build/ckbench: the disk measured; the checkpoints go there and
 # are removed at the end), OUT (logs and summary, default DIR/logs). Needs build/ (hzc,
-# libhzrt_cuda.a, build/bench/ckpt_bench: make all build/bench/ckpt_bench).
+# libhzrt_cuda.a, build/bench/ckpt_bench: make all build/bench/ckpt_bench). BACKEND=cpu runs
+# the same on the cpu backend (a trial of the script on a machine without a GPU).
 cd "$(dirname "$0")/.." || exit 1
 m=${1:-llama3-3b}
 spec=models/$m.yaml
@@ -23,18 +24,31 @@ DIR=${DIR:-build/ckbench}
 OUT=${OUT:-$DIR/logs}
 mkdir -p "$DIR" "$OUT" || exit 1
 d=$DIR/$tag-trainer
-gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -n 1)
+BACKEND=${BACKEND:-cuda}
 host_b=$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)
-echo "ckpt_bench: $tag, $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), $(nproc) cores, DIR $DIR on $(df -P "$DIR" | awk 'NR == 2 { print $1 }')"
+if [ "$BACKEND" = cuda ]; then
+    gpu_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -n 1)
+    where="$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
+    plan="--gpu-mem ${gpu_mib}MiB --host-mem $host_b"
+else
+    where="cpu backend" plan=
+fi
+echo "ckpt_bench: $tag, $where, $(nproc) cores, DIR $DIR on $(df -P "$DIR" | awk 'NR == 2 { print $1 }')"
 [ -x build/bench/ckpt_bench ] || make build/bench/ckpt_bench > /dev/null || exit 1
-build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "${gpu_mib}MiB" --host-mem "$host_b" \
+build/hzc build "$spec" -o "$d" --backend "$BACKEND" $plan \
     > "$OUT/build.log" 2>&1 || { echo "ckpt_bench: build failed"; tail -n 20 "$OUT/build.log"; exit 1; }
 python3 - "$d" "$STEPS" <<'PY'
-import json, sys, numpy as np
+import array, json, random, sys
 d, steps = sys.argv[1], int(sys.argv[2])
 p = json.load(open(d + "/generated/plan.json"))
 n = p["dims"]["step_tokens"] * (2 * steps + 2) + 1
-np.save(d + "/tokens.npy", np.random.default_rng(0).integers(0, p["dims"]["V"], n, dtype=np.uint32))
+rng = random.Random(0)
+tok = array.array("I", (rng.randrange(p["dims"]["V"]) for _ in range(n)))
+head = "{'descr': '<u4', 'fortran_order': False, 'shape': (%d,), }" % n
+head += " " * (63 - (10 + len(head)) % 64) + "\n"
+with open(d + "/tokens.npy", "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head.encode())
+    tok.tofile(f)
 PY
 train() { "$d/train" --data "$d/tokens.npy" --log-every 1 "$@"; }
 loop_s() { sed -n 's/.*step loop \([0-9.]*\) s.*/\1/p' "$1"; }
@@ -76,7 +90,7 @@ def text(name):
     return open(p).read() if os.path.exists(p) else ""
 disk = dict(re.findall(r"(\w+_GBps) ([0-9.]+)", text("disk.log")))
 m = re.findall(r"checkpoint: \S+ \(([0-9.]+) s, ([0-9.]+) GB at ([0-9.]+) GB/s", text("save.log"))
-ready = re.search(r"ready in ([0-9.]+) s", text("resume.log"))
+ready = re.search(r"^ready in ([0-9.]+) s", text("resume.log"), re.M)
 resumed = re.search(r"resumed from .*\(([0-9.]+) s\)", text("resume.log"))
 print("summary: checkpoint %.2f GB" % (nbytes * 1e-9))
 if disk and m:
