@@ -150,7 +150,7 @@ int hz_ckpt_begin(hz_ckpt_job *sv, const hz_store *s, const hz_plan *p, const ch
         free(config);
         return -1;
     }
-    sv->w = hz_ckpt_writer_new(s, p, sv->tmp, config, r, err);
+    sv->w = hz_ckpt_writer_new(s, p, sv->tmp, config, r, 0, err);
     free(config);
     return sv->w ? 0 : -1;
 }

@@ -14,10 +14,12 @@
 /* ---- writing (ckpt_files.c) ---- */
 typedef struct hz_ckpt_writer hz_ckpt_writer;
 /* The files of a checkpoint of S after R->step steps, to be written into the directory DIR
- * (existing, empty): model.safetensors or its shards and index, config.json (CONFIG), and
- * resume.bin. Nothing is read from S yet. NULL with a message in ERR (HZ_HF_ERR_BYTES). */
+ * (existing, empty): model.safetensors, or shards of at most MAX_SHARD_BYTES (<= 0: 5 GB, as
+ * save_pretrained) and their index, config.json (CONFIG), and resume.bin. Nothing is read
+ * from S yet. NULL with a message in ERR (HZ_HF_ERR_BYTES). */
 hz_ckpt_writer *hz_ckpt_writer_new(const hz_store *s, const hz_plan *p, const char *dir,
-                                   const char *config, const hz_resume *r, char *err);
+                                   const char *config, const hz_resume *r,
+                                   int64_t max_shard_bytes, char *err);
 /* The units of the store whose state bytes [off, off + n) of file FILE (the writer's order)
  * hold, as the range [*first, *last]; 0 when they hold none (headers, config, index). */
 int hz_ckpt_writer_units(const hz_ckpt_writer *w, int file, int64_t off, int64_t n, int *first,

@@ -247,7 +247,8 @@ static int add_text_file(ck_file *f, char *text)
 }
 
 hz_ckpt_writer *hz_ckpt_writer_new(const hz_store *s, const hz_plan *p, const char *dir,
-                                   const char *config, const hz_resume *r, char *err)
+                                   const char *config, const hz_resume *r,
+                                   int64_t max_shard_bytes, char *err)
 {
     hz_ckpt_writer *w = calloc(1, sizeof *w);
     hz_hf_part *parts = NULL;
@@ -262,7 +263,8 @@ hz_ckpt_writer *hz_ckpt_writer_new(const hz_store *s, const hz_plan *p, const ch
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     int64_t total = 0;
     for (int i = 0; i < tn; i++) total += hz_st_wtensor_bytes(&t[i]);
-    int shards = total <= HZ_ST_DEFAULT_SHARD_BYTES ? 1 : hz_st_shards(t, tn, 0, first);
+    if (max_shard_bytes <= 0) max_shard_bytes = HZ_ST_DEFAULT_SHARD_BYTES;
+    int shards = total <= max_shard_bytes ? 1 : hz_st_shards(t, tn, max_shard_bytes, first);
     if (shards == 1) {
         first[0] = 0;
         first[1] = tn;

@@ -277,7 +277,8 @@ int hz_ckpt_read(hz_store *s, const hz_plan *p, const char *dir, int threads, hz
         read_and_compare(f, man_of, (int)h.files_n, threads, dir, err);
         goto done;
     }
-    for (uint32_t i = 0; i < h.files_n; i++) qsort(f[i].segs, (size_t)f[i].seg_n, sizeof(seg), by_off);
+    for (uint32_t i = 0; i < h.files_n; i++)
+        if (f[i].seg_n > 1) qsort(f[i].segs, (size_t)f[i].seg_n, sizeof(seg), by_off);
     /* the large files and resume.bin's payload (its region starts after the head; its
      * checksum, not the manifest, covers it) in one parallel read */
     hz_pio_file *all = calloc((size_t)h.files_n + 1, sizeof *all);

@@ -6,7 +6,10 @@
  *   2. --init from a sharded Hugging Face checkpoint (runtime/hfmap.c): many shards of
  *      BF16, F16 and F32 tensors at unaligned offsets, tensors of several read jobs, read on 1
  *      and 4 threads, land in the store bit for bit as the element-by-element conversion
- *      of the reader (hz_st_read_elems_f32, then the split) gives. */
+ *      of the reader (hz_st_read_elems_f32, then the split) gives;
+ *   3. a checkpoint in shards through the engine (runtime/ckpt_files.c): the shards and the
+ *      index byte for byte those of the sequential writer (hz_hf_save), and read back
+ *      (runtime/ckpt_read.c) into w, lo, m and v bit for bit; one changed byte refused. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt.h"
 #include "hfmap.h"
 #include "pario.h"
 #include "plan.h"
@@ -305,6 +309,97 @@ static void init_shards(void)
     plan_free(&pl);
 }
 
+/* ---- 3. a sharded checkpoint through the engine ---- */
+
+static int same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = hz_read_file(a, &na), *y = hz_read_file(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+static void sharded_checkpoint(void)
+{
+    hzc_spec spec = make_spec(1);
+    hzc_plan pl;
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (plan_build(&spec, &none, &pl, stderr) != 0) {
+        CHECK(0, "the model plans");
+        return;
+    }
+    const hz_plan *p = &pl.p;
+    hz_store a, b;
+    hz_store_alloc(&a, p, NULL, NULL);
+    hz_store_alloc(&b, p, NULL, NULL);
+    for (int64_t i = 0; i < p->host_store_n; i++) { /* lo, m, v: padding too; w: tensors */
+        hz_master_split(0.05f * test_frand(), &a.w[i], &a.lo[i]);
+        a.m[i] = test_frand();
+        a.v[i] = 1e-3f * (1.0f + test_frand());
+    }
+    for (int u = 0; u < p->unit_n; u++) { /* w's padding master is 0, as after any init */
+        const hz_unit *un = &p->units[u];
+        memset(a.w + un->host_n, 0, (size_t)un->padded_n * 2);
+        memset(a.lo + un->host_n, 0, (size_t)un->padded_n * 2);
+    }
+    for (int t = 0; t < p->tensor_n; t++)
+        for (int64_t i = 0; i < p->tensors[t].rows * p->tensors[t].cols; i++)
+            hz_master_split(0.05f * test_frand(), &a.w[p->tensors[t].host_n + i], &a.lo[p->tensors[t].host_n + i]);
+    char err[HZ_HF_ERR_BYTES], dir[256], seq[256], path[600], path2[600];
+    snprintf(dir, sizeof dir, "%s/ck", test_tmp_dir());
+    snprintf(seq, sizeof seq, "%s/seq", test_tmp_dir());
+    mkdir(dir, 0777);
+    char *config = hz_hf_config_json(p, "llama");
+    hz_resume r = {7, 1234, 99}, back = {0, 0, 0};
+    hz_ckpt_writer *w = hz_ckpt_writer_new(&a, p, dir, config, &r, 2000, err);
+    int rc = w ? hz_ckpt_writer_run(w, 3, NULL, err) : -1;
+    int files = w ? hz_ckpt_writer_files(w) : 0;
+    hz_ckpt_writer_free(w);
+    CHECK(rc == 0 && files > 5, "a checkpoint in shards of 2000 bytes written through the engine: "
+                                "%d files (%s)", files, rc ? err : "ok");
+    rc = hz_hf_save(&a, p, seq, config, 2000, err);
+    int shards = 0, same = rc == 0;
+    for (int k = 1; same && k < 100; k++) {
+        snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, k, files - 3);
+        snprintf(path2, sizeof path2, "%s/model-%05d-of-%05d.safetensors", seq, k, files - 3);
+        if (access(path2, F_OK) != 0) break;
+        same &= same_file(path, path2);
+        shards++;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    snprintf(path2, sizeof path2, "%s/model.safetensors.index.json", seq);
+    same &= shards == files - 3 && same_file(path, path2);
+    CHECK(same, "its %d shards and index are byte for byte the sequential writer's", shards);
+    rc = hz_ckpt_read(&b, p, dir, 4, &back, &(int){0}, err);
+    CHECK(rc == 0 && !memcmp(a.w, b.w, (size_t)p->host_store_n * 2) &&
+              !memcmp(a.lo, b.lo, (size_t)p->host_store_n * 2) &&
+              !memcmp(a.m, b.m, (size_t)p->host_store_n * 4) &&
+              !memcmp(a.v, b.v, (size_t)p->host_store_n * 4) && back.step == 7 &&
+              back.data_pos == 1234 && back.data_seed == 99,
+          "read back on 4 threads: w, lo, m, v bit for bit, step, data position and seed (%s)",
+          rc ? err : "ok");
+    /* one byte changed in the last shard: refused, the shard named */
+    snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, shards, shards);
+    FILE *f = fopen(path, "r+b");
+    int damaged = 0;
+    if (f) {
+        fseek(f, -3, SEEK_END);
+        int ch = fgetc(f);
+        fseek(f, -3, SEEK_END);
+        fputc(ch ^ 1, f);
+        fclose(f);
+    }
+    rc = hz_ckpt_read(&b, p, dir, 4, &back, &damaged, err);
+    CHECK(rc == -1 && damaged && strstr(err, path) && strstr(err, "manifest"),
+          "one flipped byte of the last shard: %s", err);
+    free(config);
+    hz_store_free(&a);
+    hz_store_free(&b);
+    plan_free(&pl);
+}
+
 int main(void)
 {
     if (test_tmp_open("ckio") != 0) return 1;
@@ -312,6 +407,7 @@ int main(void)
     engine(5, 1);
     engine(5, 0);
     init_shards();
+    sharded_checkpoint();
     test_tmp_close();
     printf("%d passed, %d failed\n", test_passed_n, test_failed_n);
     return test_failed_n != 0;
