@@ -60,20 +60,26 @@ static int seg_at(const ck_file *f, int64_t off)
     return lo;
 }
 
-/* The masters of store elements [first, first + n), whose lo is LO: all finite? */
+/* The masters of store elements [first, first + n), whose lo is LO: all finite? Streamed
+ * elements are read in place; a resident unit's w is fetched from its home in one copy (a
+ * copy per small block would wait on the device each time). -1: out of memory. */
 static int masters_finite(const hz_store *s, int64_t first, int64_t n, const int16_t *lo)
 {
-    uint16_t w[FINITE_BLOCK];
-    for (int64_t i = 0; i < n; i += FINITE_BLOCK) {
-        int64_t k = n - i < FINITE_BLOCK ? n - i : FINITE_BLOCK;
-        hz_store_get(s, HZ_ARR_W, first + i, k, w);
-        for (int64_t j = 0; j < k; j++) {
-            int16_t l;
-            memcpy(&l, lo + i + j, 2);
-            if (!isfinite(hz_join_inl(w[j], l))) return 0;
-        }
+    const uint16_t *w = s->w + first;
+    uint16_t *copy = NULL;
+    if (!hz_store_backed(s, first, n)) {
+        if (!(copy = malloc((size_t)n * 2))) return -1;
+        hz_store_get(s, HZ_ARR_W, first, n, copy);
+        w = copy;
     }
-    return 1;
+    int ok = 1;
+    for (int64_t i = 0; i < n && ok; i++) {
+        int16_t l;
+        memcpy(&l, lo + i, 2);
+        ok = isfinite(hz_join_inl(w[i], l));
+    }
+    free(copy);
+    return ok;
 }
 
 int hz_ck_fill(void *arg, int64_t off, int64_t n, void *buf, char *msg)
@@ -94,7 +100,12 @@ int hz_ck_fill(void *arg, int64_t off, int64_t n, void *buf, char *msg)
         } else {
             int64_t e = sg->first + (at - sg->off) / sg->elem_bytes, k = (stop - at) / sg->elem_bytes;
             hz_store_get(f->s, sg->array, e, k, b + (at - off));
-            if (sg->finite && !masters_finite(f->s, e, k, (const int16_t *)(b + (at - off)))) {
+            int fin = sg->finite ? masters_finite(f->s, e, k, (const int16_t *)(b + (at - off))) : 1;
+            if (fin < 0) {
+                snprintf(msg, HZ_PIO_ERR_BYTES, "out of memory checking the masters");
+                return -1;
+            }
+            if (!fin) {
                 atomic_store(f->nonfinite, 1);
                 snprintf(msg, HZ_PIO_ERR_BYTES, "some weights are not finite (inf or NaN)");
                 return -1;

@@ -17,7 +17,6 @@
 #define MANIFEST_MAX_FILES 4096
 #define STEP_MAX (1ll << 40)     /* more steps than any run takes: a header beyond is damaged */
 #define DATA_POS_MAX (1ll << 62)
-#define FINITE_BLOCK 8192        /* masters checked a block at a time while lo is written */
 
 typedef struct resume_header {
     char magic[8];
