@@ -1,6 +1,7 @@
 /* runtime/ckpt_state.c - the state payload of resume.bin: lo, m, v (and int8's block scales)
  * of the whole store in its optimizer-state precision, moved window by window through
- * hz_store_pass; on a resume into another precision the moments are converted. */
+ * hz_store_pass (a checkpoint's save and same-precision resume move the same bytes through
+ * the parallel engine, ckpt_files.c); on a resume into another precision the moments are converted. */
 #define _DEFAULT_SOURCE
 #include "ckpt_state.h"
 
@@ -17,15 +18,31 @@
 
 #define set_err(err, ...) hz_errf(err, HZ_HF_ERR_BYTES, __VA_ARGS__)
 
-/* The payload's arrays, in file order. */
-static const int payload_array[5] = {HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V, HZ_ARR_MS, HZ_ARR_VS};
+const int hz_ckpt_state_arrays[HZ_CKPT_STATE_ARRAYS] = {HZ_ARR_LO, HZ_ARR_M, HZ_ARR_V,
+                                                        HZ_ARR_MS, HZ_ARR_VS};
+#define payload_array hz_ckpt_state_arrays
+
+static int64_t round8(int64_t x) { return (x + 7) / 8 * 8; }
+
+int64_t hz_ckpt_state_at(int mode, int64_t n, int k, int64_t *bytes)
+{
+    int64_t off = 0;
+    for (int j = 0; j <= k; j++) {
+        int64_t b = hz_arr_offset(hz_arr_block_bytes(mode, 0, payload_array[j]), n);
+        if (j == k) {
+            *bytes = b;
+            return b ? round8(off) : off;
+        }
+        if (b) off = round8(off) + b;
+    }
+    return off;
+}
 
 int64_t hz_ckpt_state_bytes(int mode, int64_t n)
 {
-    int64_t bytes = 0;
-    for (int k = 0; k < 5; k++)
-        bytes += hz_arr_offset(hz_arr_block_bytes(mode, 0, payload_array[k]), n);
-    return bytes;
+    int64_t b;
+    int64_t at = hz_ckpt_state_at(mode, n, HZ_CKPT_STATE_ARRAYS - 1, &b);
+    return at + b;
 }
 
 typedef struct state_io {
@@ -47,21 +64,37 @@ static int state_window(void *arg, int64_t first, int64_t n, void *const *ptr)
     return 0;
 }
 
-/* The arrays of the payload from K0 on, each in turn: digested, written or read. */
-static int pass_arrays(const hz_store *s, int k0, hz_digest *d, int fd, FILE *f)
+/* The zero bytes before an array that starts at a multiple of 8: PAD (< 8) of them
+ * digested, written or read. */
+static int pass_pad(hz_digest *d, int fd, FILE *f, int64_t pad)
 {
-    for (int k = k0; k < 5; k++) {
+    unsigned char z[8] = {0};
+    if (pad == 0) return 0;
+    if (f && fread(z, 1, (size_t)pad, f) != (size_t)pad) return -1;
+    if (d) hz_digest_update(d, z, (size_t)pad);
+    if (fd >= 0) return hz_st_write_all(fd, z, (size_t)pad) ? -1 : 0;
+    return 0;
+}
+
+/* The arrays of the payload, each in turn at its offset: digested, written or read. */
+static int pass_arrays(const hz_store *s, hz_digest *d, int fd, FILE *f)
+{
+    int64_t off = 0;
+    for (int k = 0; k < HZ_CKPT_STATE_ARRAYS; k++) {
         state_io io = {payload_array[k], hz_arr_block_bytes(s->state_mode, 0, payload_array[k]),
                        d, fd, f};
         if (io.bb == 0) continue;
+        int64_t bytes, at = hz_ckpt_state_at(s->state_mode, s->n, k, &bytes);
+        if (pass_pad(d, fd, f, at - off) != 0) return -1;
         if (hz_store_pass(s, HZ_ARR_BIT(io.a), f != NULL, state_window, &io)) return -1;
+        off = at + bytes;
     }
     return 0;
 }
 
 int hz_ckpt_state_write(const hz_store *s, hz_digest *d, int fd)
 {
-    return pass_arrays(s, 0, d, fd, NULL);
+    return pass_arrays(s, d, fd, NULL);
 }
 
 /* ---- conversion ---- */
@@ -198,7 +231,7 @@ static int digest_rest(FILE *f, int64_t bytes, hz_digest *d)
 int hz_ckpt_state_read(hz_store *s, FILE *f, int file_mode, hz_digest *d, char *err)
 {
     if (file_mode == s->state_mode) {
-        if (pass_arrays(s, 0, d, -1, f) != 0) {
+        if (pass_arrays(s, d, -1, f) != 0) {
             set_err(err, "truncated");
             return -1;
         }
@@ -211,11 +244,11 @@ int hz_ckpt_state_read(hz_store *s, FILE *f, int file_mode, hz_digest *d, char *
     }
     convert_io io = {fileno(f), file_mode, s->state_mode, {0}, NULL, NULL, NULL, 0};
     long pos = ftell(f);
-    int64_t at = pos;
-    static const int arr[4] = {HZ_ARR_M, HZ_ARR_V, HZ_ARR_MS, HZ_ARR_VS};
-    for (int k = 0; k < 4; k++) {
-        io.at[k] = at;
-        at += hz_arr_offset(hz_arr_block_bytes(file_mode, 0, arr[k]), s->n);
+    int64_t base = pos - hz_arr_offset(hz_arr_block_bytes(file_mode, 0, HZ_ARR_LO), s->n);
+    int64_t at = base + hz_ckpt_state_bytes(file_mode, s->n);
+    for (int k = 0; k < 4; k++) { /* m, v, ms, vs */
+        int64_t bytes;
+        io.at[k] = base + hz_ckpt_state_at(file_mode, s->n, k + 1, &bytes);
     }
     if (pos < 0 || digest_rest(f, at - pos, d) != 0) {
         set_err(err, "truncated");

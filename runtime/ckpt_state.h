@@ -9,10 +9,17 @@
 #include "rt.h"
 
 /* The payload of a store in optimizer-state MODE, over its N elements in store order, each
- * array whole before the next: lo (int16), m, v (fp32, bf16 bits, or int8 codes: m signed,
- * v unsigned), and in int8 mode ms, vs (the fp32 absmax of each HZ_OPTSTATE_BLOCK
- * elements). Its bytes. */
+ * array whole before the next and starting at a multiple of 8 bytes (zeros between): lo
+ * (int16), m, v (fp32, bf16 bits, or int8 codes: m signed, v unsigned), and in int8 mode
+ * ms, vs (the fp32 absmax of each HZ_OPTSTATE_BLOCK elements). Its bytes (no padding after
+ * the last array). */
 int64_t hz_ckpt_state_bytes(int mode, int64_t n);
+
+/* The payload's arrays in file order (HZ_ARR_*), and the offset of the K-th with its
+ * *BYTES (0: the mode has no such array). */
+#define HZ_CKPT_STATE_ARRAYS 5
+extern const int hz_ckpt_state_arrays[HZ_CKPT_STATE_ARRAYS];
+int64_t hz_ckpt_state_at(int mode, int64_t n, int k, int64_t *bytes);
 
 /* The store's payload (in its own mode) into the digest D (may be NULL) and, with FD >= 0,
  * written to FD. 0, or -1 on a write error. */

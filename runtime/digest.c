@@ -1,12 +1,7 @@
 /* runtime/digest.c - the 64-bit digest the checkpoints use (contract in digest.h). */
 #include "digest.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
 
 #define DIGEST_PRIME 0x100000001b3ull
 
@@ -64,33 +59,24 @@ uint64_t hz_digest_final(hz_digest *d)
     return mix64(h);
 }
 
-int hz_file_digest(int dirfd, const char *name, int64_t *bytes, uint64_t *out)
+uint64_t hz_digest_bytes(const void *data, size_t n)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t cap = 1 << 20;
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        errno = ENOMEM;
-        return -1;
-    }
     hz_digest d;
     hz_digest_init(&d);
-    ssize_t k;
-    while ((k = read(fd, buf, cap)) != 0) {
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) break;
-        hz_digest_update(&d, buf, (size_t)k);
+    hz_digest_update(&d, data, n);
+    return hz_digest_final(&d);
+}
+
+uint64_t hz_digest_chunked(int64_t bytes, const uint64_t *chunk_digest, int64_t n)
+{
+    hz_digest d;
+    unsigned char le[8];
+    hz_digest_init(&d);
+    for (int b = 0; b < 8; b++) le[b] = (unsigned char)((uint64_t)bytes >> (8 * b));
+    hz_digest_update(&d, le, 8);
+    for (int64_t k = 0; k < n; k++) {
+        for (int b = 0; b < 8; b++) le[b] = (unsigned char)(chunk_digest[k] >> (8 * b));
+        hz_digest_update(&d, le, 8);
     }
-    int saved = errno;
-    free(buf);
-    close(fd);
-    if (k < 0) {
-        errno = saved;
-        return -1;
-    }
-    *bytes = (int64_t)d.bytes;
-    *out = hz_digest_final(&d);
-    return 0;
+    return hz_digest_final(&d);
 }

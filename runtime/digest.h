@@ -17,7 +17,14 @@ typedef struct hz_digest {
 void hz_digest_init(hz_digest *d);
 void hz_digest_update(hz_digest *d, const void *data, size_t n);
 uint64_t hz_digest_final(hz_digest *d);
-/* Digest and size of the file NAME in DIRFD; 0, or -1 with errno. */
-int hz_file_digest(int dirfd, const char *name, int64_t *bytes, uint64_t *out);
+
+/* The chunked digest of a file, the one checkpoints record: the file is cut into chunks of
+ * HZ_DIGEST_CHUNK bytes from its start (the last shorter), each chunk digested alone (so
+ * several threads digest a file as they write or read it), and the result is the digest of
+ * the byte count (u64 little-endian) followed by the N chunk digests (u64 each). */
+#define HZ_DIGEST_CHUNK (8 << 20)
+uint64_t hz_digest_chunked(int64_t bytes, const uint64_t *chunk_digest, int64_t n);
+/* The digest of N bytes at once. */
+uint64_t hz_digest_bytes(const void *data, size_t n);
 
 #endif

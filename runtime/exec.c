@@ -3,7 +3,8 @@
  * runs the host ops (AdamW per unit) on the optimizer thread, so the update of step s
  * overlaps the forward of step s+1.
  * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s; a held
- * unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1 (or a drain).
+ * unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1 (or a drain),
+ * and only once a checkpoint of s steps being written (ckpt_async.c) holds u's state.
  * A step whose loss or gradient norm is not finite is skipped (no unit updated) when the
  * update waits for the norm (hz_exec_update_waits_norm). */
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "data.h"
+#include "hfmap.h"
 #include "hz_layout.h"
 #include "rt.h"
 
@@ -49,6 +51,15 @@ static int update_of(const hz_ctx *c, int64_t step, double norm, float *lr, floa
     return 0;
 }
 
+/* Before the update of step STEP of unit U: a checkpoint of STEP steps done being written
+ * must have written U's state (the lock is not held). */
+static void wait_unit_saved(hz_ctx *c, int u, int64_t step)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->save_step == step && c->save_pending[u] > 0) pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* The optimizer thread: for each queued step, the host OPT ops in schedule order. */
 static void *opt_main(void *arg)
 {
@@ -75,6 +86,7 @@ static void *opt_main(void *arg)
             }
             for (int w = 0; w < HZ_OP_WAITS; w++)
                 if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
+            wait_unit_saved(c, o->unit, step);
             double t0 = hz_now_s();
             const float *grads = fetch >= 0 ? c->gstage[p->ops[fetch].gslot] : NULL;
             int64_t bad = skip ? 0
@@ -133,13 +145,15 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     for (int u = 0; u < p->unit_n; u++) c->fetch_op[u] = -1;
     for (int i = 0; i < p->op_n; i++)
         if (p->ops[i].kind == HZ_FETCH_G) c->fetch_op[p->ops[i].unit] = i;
+    c->save_pending = calloc((size_t)p->unit_n, sizeof(int));
+    c->save_step = -1;
     for (int k = 0; k < HZ_OP_KIND_N; k++)
         if (!c->be->ops[k]) {
             fprintf(stderr, "train: error: the %s backend has no %s op (internal error)\n",
                     c->be->name, hz_op_names[k]);
             return -1;
         }
-    if (!c->pool || !c->unit_done_step || !c->opt_t0_s ||
+    if (!c->pool || !c->unit_done_step || !c->opt_t0_s || !c->save_pending ||
         !c->opt_t1_s || !c->op_t0_ms || !c->op_t1_ms)
         return -1;
     hz_exec_resume_at(c, 0); /* nothing applied yet, nothing queued */
@@ -241,6 +255,7 @@ static int issue_device_updates(hz_ctx *c, double norm)
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->kind != HZ_OPT || o->stream == HZ_HOST) continue;
+        wait_unit_saved(c, o->unit, c->step);
         c->be->op_begin(c, i); /* a skipped update still marks its times */
         if (!skip) c->be->ops[o->kind](c, o);
         c->be->op_end(c, i);
@@ -319,6 +334,12 @@ void hz_exec_drain(hz_ctx *c)
 void hz_exec_free(hz_ctx *c)
 {
     if (c->pool) {
+        if (c->saving) { /* it needs the optimizer thread to apply what it waits for */
+            int64_t step, bytes;
+            double sec;
+            char err[HZ_HF_ERR_BYTES];
+            hz_ckpt_async_wait(c, &step, &sec, &bytes, err);
+        }
         if (c->opt_started) {
             pthread_mutex_lock(&c->mu);
             c->opt_quit = 1;
@@ -341,6 +362,7 @@ void hz_exec_free(hz_ctx *c)
     free(c->op_t1_ms);
     free(c->fetch_op);
     free(c->fetched_step);
+    free(c->save_pending);
     memset(c, 0, sizeof(*c));
 }
 

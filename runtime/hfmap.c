@@ -1,13 +1,15 @@
 /* runtime/hfmap.c - Hugging Face checkpoints <-> the host store (see hfmap.h). Fused plan
  * tensors stack HF tensors by rows (docs/plan.md): wqkv = q, k, v; bqkv = their biases;
  * wgate_up = gate, up. Loading checks the whole name/shape set before touching the store,
- * then converts on THREADS workers in chunks of 1M elements (bf16, most checkpoints, by
+ * then reads (pread of large ranges, O_DIRECT where it is taken) and converts on THREADS
+ * workers in chunks of 2M elements, straight into the store (bf16, most checkpoints, by
  * copying). */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,11 @@
 
 #include "hfmap.h"
 #include "errf.h"
+#include "pario.h"
 #include "safetensors.h"
 
 #define LIST_MAX 10                 /* names listed per kind of mismatch */
-#define CHUNK_ELEMS (1 << 20)       /* elements converted per job */
+#define CHUNK_ELEMS (1 << 21)       /* elements read and converted per job */
 
 #define set_err(err, ...) hz_errf(err, HZ_HF_ERR_BYTES, __VA_ARGS__)
 
@@ -204,10 +207,11 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
     return -1;
 }
 
-/* ---- conversion on worker threads ---- */
+/* ---- reading and conversion on worker threads ---- */
 
 typedef struct job {
     const need *nd;
+    int src;              /* the file holding it: loader.srcs[src] */
     int64_t begin, n;     /* elements of the HF tensor, in its flat order */
 } job;
 
@@ -215,25 +219,29 @@ typedef struct loader {
     hz_store *s;
     const job *jobs;
     int job_n;
+    hz_pio_src *srcs;
     int next;             /* next job to take, under mu */
-    int failed;           /* a worker had no memory for its buffer */
+    int failed;           /* a worker had no memory for its buffers */
     int dropped;          /* a worker had no memory for a job it had taken */
+    int read_errno;       /* a read failed (its errno; the file: read_file) */
+    const char *read_file;
+    atomic_llong bytes;   /* read so far */
     pthread_mutex_t mu;
 } loader;
 
-/* Elements [begin, begin + n) of SRC as split masters into W and LO (BUF: n floats of
- * scratch). A bf16 value is its own master (w = its bits, lo = 0, what hz_master_split
- * gives): copied, as checkpoints mostly are bf16; fp32 is split in one pass. */
-static void convert(const hz_st_tensor *src, int64_t begin, int64_t n, uint16_t *restrict w,
+/* N elements of dtype DTYPE at FROM (any alignment) as split masters into W and LO (BUF: n
+ * floats of scratch). A bf16 value is its own master (w = its bits, lo = 0, what
+ * hz_master_split gives): copied, as checkpoints mostly are bf16; fp32 is split in one
+ * pass; fp16 is widened exactly, then split. */
+static void convert(const unsigned char *from, int dtype, int64_t n, uint16_t *restrict w,
                     int16_t *restrict lo, float *restrict buf)
 {
-    const unsigned char *from = src->data + begin * hz_st_dtype_bytes[src->dtype];
-    if (src->dtype == HZ_ST_BF16) {
+    if (dtype == HZ_ST_BF16) {
         memcpy(w, from, (size_t)n * 2);
         memset(lo, 0, (size_t)n * 2);
         return;
     }
-    if (src->dtype == HZ_ST_F32) {
+    if (dtype == HZ_ST_F32) {
         for (int64_t i = 0; i < n; i++) {
             float x;
             memcpy(&x, from + 4 * i, 4);
@@ -241,9 +249,11 @@ static void convert(const hz_st_tensor *src, int64_t begin, int64_t n, uint16_t 
         }
         return;
     }
-    int rc = hz_st_read_elems_f32(src, begin, n, buf);
-    assert(rc == 0); /* match() checked the shapes and the dtype */
-    (void)rc;
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, from + 2 * i, 2);
+        buf[i] = hz_st_f32_from_f16(h);
+    }
     for (int64_t i = 0; i < n; i++) hz_split_inl(buf[i], &w[i], &lo[i]);
 }
 
@@ -251,17 +261,33 @@ static void *load_worker(void *arg)
 {
     loader *ld = arg;
     float *buf = malloc((size_t)CHUNK_ELEMS * sizeof *buf);
+    void *raw = aligned_alloc(HZ_PIO_ALIGN, hz_pio_range_buf_bytes((int64_t)CHUNK_ELEMS * 4));
     uint16_t *split = NULL; /* w then lo of a chunk bound for a resident unit */
     for (;;) {
         pthread_mutex_lock(&ld->mu);
-        int j = buf ? ld->next++ : ld->job_n;
-        ld->failed |= !buf;
+        int ok = buf && raw && !ld->read_errno;
+        int j = ok ? ld->next++ : ld->job_n;
+        ld->failed |= !buf || !raw;
         pthread_mutex_unlock(&ld->mu);
         if (j >= ld->job_n) break;
         const job *jb = &ld->jobs[j];
+        const hz_st_tensor *t = jb->nd->src;
+        int64_t size = hz_st_dtype_bytes[t->dtype], bytes = jb->n * size;
+        const unsigned char *from = hz_pio_read_range(&ld->srcs[jb->src], t->offset + jb->begin * size,
+                                                      bytes, raw);
+        if (!from) {
+            pthread_mutex_lock(&ld->mu);
+            if (!ld->read_errno) {
+                ld->read_errno = errno ? errno : EIO;
+                ld->read_file = t->file;
+            }
+            pthread_mutex_unlock(&ld->mu);
+            break;
+        }
+        atomic_fetch_add(&ld->bytes, bytes);
         int64_t dst = jb->nd->t->host_n + jb->nd->part.row0 * jb->nd->part.cols + jb->begin;
         if (hz_store_backed(ld->s, dst, jb->n)) {
-            convert(jb->nd->src, jb->begin, jb->n, ld->s->w + dst, ld->s->lo + dst, buf);
+            convert(from, t->dtype, jb->n, ld->s->w + dst, ld->s->lo + dst, buf);
             continue;
         }
         /* a resident unit's: converted here, then sent to where it lives */
@@ -273,11 +299,12 @@ static void *load_worker(void *arg)
         }
         uint16_t *w = split;
         int16_t *lo = (int16_t *)(split + CHUNK_ELEMS);
-        convert(jb->nd->src, jb->begin, jb->n, w, lo, buf);
+        convert(from, t->dtype, jb->n, w, lo, buf);
         hz_store_put(ld->s, HZ_ARR_W, dst, jb->n, w);
         hz_store_put(ld->s, HZ_ARR_LO, dst, jb->n, lo);
     }
     free(buf);
+    free(raw);
     free(split);
     return NULL;
 }
@@ -287,34 +314,58 @@ _Static_assert(HZ_HF_ERR_BYTES >= HZ_ST_ERR_BYTES, "hfmap err buffers hold safet
 
 int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char *err)
 {
+    return hz_hf_load_timed(s, p, dir, threads, NULL, err);
+}
+
+int hz_hf_load_timed(hz_store *s, const hz_plan *p, const char *dir, int threads,
+                     hz_hf_load_times *times, char *err)
+{
+    double t0 = hz_now_s();
     hz_st_index *ix = hz_st_index_open(dir, err);
     if (!ix) return -1;
-    int n;
+    int n, src_n = 0;
     need *v = plan_needs(p, &n);
     job *jobs = NULL;
+    hz_pio_src *srcs = NULL;
     int rc = -1;
     if (!v) {
         set_err(err, "%s: out of memory", dir);
         goto done;
     }
     if (match(p, ix, v, n, dir, err) != 0) goto done;
+    /* every file the plan's tensors come from, opened once for all the workers */
+    srcs = calloc((size_t)n + 1, sizeof *srcs);
+    const char **src_file = calloc((size_t)n + 1, sizeof *src_file);
     int job_n = 0;
     for (int i = 0; i < n; i++) job_n += (int)((v[i].part.rows * v[i].part.cols + CHUNK_ELEMS - 1) / CHUNK_ELEMS);
     jobs = malloc((size_t)(job_n ? job_n : 1) * sizeof *jobs);
-    if (!jobs) {
+    if (!jobs || !srcs || !src_file) {
+        free(src_file);
         set_err(err, "%s: out of memory", dir);
         goto done;
     }
     job_n = 0;
     for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < src_n && strcmp(src_file[k], v[i].src->file)) k++;
+        if (k == src_n) {
+            if (hz_pio_src_open(&srcs[k], v[i].src->file, 1) != 0) {
+                set_err(err, "%s: cannot open: %s", v[i].src->file, strerror(errno));
+                free(src_file);
+                goto done;
+            }
+            src_file[src_n++] = v[i].src->file;
+        }
         int64_t numel = v[i].part.rows * v[i].part.cols;
         for (int64_t b = 0; b < numel; b += CHUNK_ELEMS)
-            jobs[job_n++] = (job){&v[i], b, numel - b < CHUNK_ELEMS ? numel - b : CHUNK_ELEMS};
+            jobs[job_n++] = (job){&v[i], k, b, numel - b < CHUNK_ELEMS ? numel - b : CHUNK_ELEMS};
     }
+    free(src_file);
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads > job_n) threads = job_n;
     if (threads < 1) threads = 1;
-    loader ld = {s, jobs, job_n, 0, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    double t1 = hz_now_s();
+    loader ld = {s, jobs, job_n, srcs, 0, 0, 0, 0, NULL, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t *tid = malloc((size_t)threads * sizeof *tid);
     int started = 0;
     if (tid)
@@ -324,12 +375,26 @@ int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char
     for (int i = 0; i < started; i++) pthread_join(tid[i], NULL);
     free(tid);
     pthread_mutex_destroy(&ld.mu);
+    if (ld.read_errno) {
+        set_err(err, "%s: cannot read: %s", ld.read_file,
+                ld.read_errno == EIO ? "shorter than its header says" : strerror(ld.read_errno));
+        goto done;
+    }
     if ((ld.failed && ld.next < ld.job_n) || ld.dropped) {
         set_err(err, "%s: out of memory converting the weights", dir);
         goto done;
     }
+    if (times) {
+        times->open_s = t1 - t0;
+        times->read_s = hz_now_s() - t1;
+        times->bytes = (int64_t)atomic_load(&ld.bytes);
+        times->files = src_n;
+        times->threads = started + 1;
+    }
     rc = 0;
 done:
+    for (int i = 0; srcs && i < src_n; i++) hz_pio_src_close(&srcs[i]);
+    free(srcs);
     free(jobs);
     free(v);
     hz_st_index_close(ix);

@@ -35,6 +35,16 @@ int hz_hf_parts(const hz_plan *p, const hz_tensor *t, hz_hf_part parts[HZ_HF_MAX
  * err (HZ_HF_ERR_BYTES); the store is unchanged when the checkpoint does not match. */
 int hz_hf_load(hz_store *s, const hz_plan *p, const char *dir, int threads, char *err);
 
+/* hz_hf_load with its phase times: opening and matching the files, then reading and
+ * converting BYTES bytes of FILES files on THREADS threads. */
+typedef struct hz_hf_load_times {
+    double open_s, read_s;
+    int64_t bytes;
+    int files, threads;
+} hz_hf_load_times;
+int hz_hf_load_timed(hz_store *s, const hz_plan *p, const char *dir, int threads,
+                     hz_hf_load_times *times, char *err);
+
 /* Save the working weights (bf16 w) of S into DIR (created if needed) as transformers'
  * save_pretrained lays them out: model.safetensors, or shards of at most max_shard_bytes
  * (<= 0: 5 GB) with model.safetensors.index.json; no lm_head.weight for a tied plan. Then

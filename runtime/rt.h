@@ -314,6 +314,12 @@ struct hz_ctx {
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
     int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
+    /* a checkpoint written while training goes on (ckpt_async.c): the update of step
+     * save_step (0-based; -1: none) of unit u waits while save_pending[u] > 0 (chunks
+     * holding its state not yet written) */
+    int64_t save_step;
+    int *save_pending;           /* (units), under mu */
+    struct hz_ckpt_async *saving; /* the save in flight, or NULL */
     /* the update a device opt op applies (exec.c sets them before issuing it) */
     float opt_lr, opt_gscale;
     int64_t opt_t;               /* 1-based step for the bias correction */
@@ -336,22 +342,36 @@ typedef struct hz_resume {
 } hz_resume;
 
 /* Save OUT_DIR/step-<step>/ (config.json, model.safetensors, resume.bin with a digest of
- * every file) atomically and keep KEEP checkpoints (<= 0: all): the one just written and the
- * KEEP - 1 highest other steps. Removal never follows symlinks. The store must hold no
- * pending update. */
+ * every file) atomically, with parallel large I/O, and keep KEEP checkpoints (<= 0: all): the
+ * one just written and the KEEP - 1 highest other steps. Removal never follows symlinks. The
+ * store must hold no pending update. *BYTES (NULL: not wanted): what it wrote. 0; -2 when a master is not finite (nothing saved); -1
+ * with a message. (ckpt_async.c saves while training goes on.) */
 int hz_ckpt_save(const hz_store *s, const hz_plan *p, const char *out_dir, const hz_resume *r,
-                 int keep, char *err);
-/* PATH is a checkpoint (taken as it is), or a --out directory whose newest step-N that
- * verifies is taken; each newer one that does not is named on stderr with the reason (when
- * none verifies, the newest, for hz_ckpt_load to refuse). 0, or -1: no checkpoint there. */
-int hz_ckpt_resolve(const char *path, char *dir, size_t n);
-/* Load a checkpoint's weights and optimizer state into S, exactly, after verifying it:
- * every file against resume.bin's manifest, its config.json against the plan's (the first
- * differing key named), step and data position in range, the checksum. The moments of a
- * checkpoint in another precision are converted to the store's (runtime/ckpt_state.h); the
- * store takes the checkpoint's rounding seed. 0 or -1 + message. */
-int hz_ckpt_load(hz_store *s, const hz_plan *p, const char *dir, int threads, hz_resume *r,
-                 char *err);
+                 int keep, int64_t *bytes, char *err);
+/* Load a checkpoint's weights and optimizer state into S, exactly, verifying it as it is
+ * read (every file against resume.bin's manifest, its config.json against the plan's with
+ * the first differing key named, step and data position in range, the checksum). PATH is a
+ * checkpoint, or a --out directory whose newest step-N that verifies is taken (each newer one
+ * that does not is named on stderr with the reason; when none does, the newest one's error
+ * is the message). The moments of a checkpoint in another precision are converted to the
+ * store's (runtime/ckpt_state.h); the store takes the checkpoint's rounding seed. DIR (N
+ * bytes) receives the checkpoint taken. 0; -1 with a message; -2:
+ * no checkpoint there. */
+int hz_ckpt_resume(hz_store *s, const hz_plan *p, const char *path, int threads, hz_resume *r,
+                   char *dir, size_t n, char *err);
+
+/* ---- saving while training goes on (ckpt_async.c) ---- */
+typedef struct hz_ckpt_async hz_ckpt_async;
+/* Start a checkpoint of the first R->step (= C->step) steps into OUT_DIR on a thread of
+ * its own, keeping KEEP (hz_ckpt_save); step R->step - 1's updates may still be queued. It
+ * writes each unit's state once that update is applied, and holds the unit's next update
+ * until then. One at a time (wait for the last first). 0, or -1 with a message. */
+int hz_ckpt_async_start(hz_ctx *c, const char *out_dir, const hz_resume *r, int keep, char *err);
+/* 1 when the save in flight has finished (hz_ckpt_async_wait returns at once). */
+int hz_ckpt_async_done(const hz_ctx *c);
+/* Wait for the save in flight: its step, seconds and bytes; 0 saved, 1 none in flight, -2 a
+ * master was not finite (nothing saved), -1 with a message (nothing saved). */
+int hz_ckpt_async_wait(hz_ctx *c, int64_t *step, double *seconds, int64_t *bytes, char *err);
 
 /* Host monotonic clock in seconds. */
 double hz_now_s(void);

@@ -1,7 +1,8 @@
 /* runtime/safetensors.h - the .safetensors format (Hugging Face): a strict reader over an
  * mmap'd file, a checkpoint index (one file, or shards named by model.safetensors.index.json),
- * conversion of a tensor or a row range to fp32, and an atomic writer (one file, or
- * transformers-style shards plus their index). Little-endian hosts only (as the format). */
+ * conversion of a tensor or a row range to fp32 (safetensors.c), and the writers: the
+ * layout of a file or of transformers-style shards plus their index, and an atomic
+ * sequential writer (st_write.c). Little-endian hosts only (as the format). */
 #ifndef HZ_SAFETENSORS_H
 #define HZ_SAFETENSORS_H
 #include <stddef.h>
@@ -31,6 +32,7 @@ typedef struct hz_st_tensor {
     int64_t shape[HZ_ST_MAX_DIMS];
     int64_t numel;                    /* product of shape (1 for a 0-d tensor) */
     const unsigned char *data;        /* numel * dtype bytes */
+    int64_t offset;                   /* where data starts in the file */
     const char *file;                 /* path of the file holding it */
 } hz_st_tensor;
 
@@ -104,6 +106,23 @@ int hz_st_write(const char *path, const hz_st_wtensor *tensors, int n, char *err
  * of shard files written (1 for a single file), or -1 with a message. */
 int hz_st_write_checkpoint(const char *dir, const hz_st_wtensor *tensors, int n,
                            int64_t max_shard_bytes, char *err);
+
+/* ---- the layout of a checkpoint, for writers that place the bytes themselves ---- */
+
+/* Bytes of a tensor's data. */
+int64_t hz_st_wtensor_bytes(const hz_st_wtensor *t);
+/* The start of a file holding TENSORS in this order (checked as hz_st_write does): the u64
+ * header length and the JSON header padded with spaces to a multiple of 8; malloc'd, *BYTES
+ * long; the tensors' data follows it back to back. NULL with a message on error. */
+unsigned char *hz_st_header(const char *path, const hz_st_wtensor *tensors, int n,
+                            int64_t *bytes, char *err);
+/* hz_st_write_checkpoint's split: shard s holds tensors [first[s], first[s + 1]) (FIRST has
+ * room for n + 1); returns the shard count, or -1 beyond 99999 shards. */
+int hz_st_shards(const hz_st_wtensor *tensors, int n, int64_t max_shard_bytes, int *first);
+/* "model-0000s-of-0000N.safetensors" for shard S (0-based) of SHARDS. */
+void hz_st_shard_name(char *buf, size_t n, int shard, int shards);
+/* model.safetensors.index.json's text for that split (malloc'd; NULL: out of memory). */
+char *hz_st_index_text(const hz_st_wtensor *tensors, const int *first, int shards);
 
 /* Write TEXT to PATH via PATH.tmp, fsync and rename. Returns 0 or -1 with a message. */
 int hz_st_write_text(const char *path, const char *text, char *err);

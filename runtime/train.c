@@ -22,6 +22,7 @@
 
 #include "train_args.h"
 #include "train_raw.h"
+#include "train_save.h"
 
 /* ---- signals: the first ends the run after the current step, a second at once ---- */
 
@@ -192,28 +193,6 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
            (long long)d->step_tokens, (long long)d->V);
 }
 
-/* A checkpoint of the first STEPS steps, once their updates are applied; never of
- * weights that are not finite. */
-static void save_checkpoint(hz_ctx *c, hz_data *train, const train_args *a, int64_t steps)
-{
-    hz_exec_drain(c);
-    if (!hz_train_masters_finite(c)) {
-        fprintf(stderr, "train: error: after step %lld some weights are not finite (inf or "
-                        "NaN): no checkpoint written; lower --lr or --weight-decay, or set "
-                        "--grad-clip, and restart from an earlier checkpoint\n",
-                (long long)steps);
-        exit(1);
-    }
-    hz_resume r = {steps, hz_data_position(train), (uint64_t)a->data_seed, c->store.state_mode};
-    char err[HZ_HF_ERR_BYTES];
-    double t0 = hz_now_s();
-    if (hz_ckpt_save(&c->store, c->plan, a->out, &r, (int)a->keep, err) != 0) {
-        fprintf(stderr, "train: error: saving a checkpoint: %s\n", err);
-        exit(1);
-    }
-    printf("checkpoint: %s/step-%08lld (%.1f s)\n", a->out, (long long)steps, hz_now_s() - t0);
-}
-
 static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
 {
     const double gib = 1024.0 * 1024.0 * 1024.0;
@@ -345,13 +324,14 @@ int main(int argc, char **argv)
     if (a.resume) {
         char dir[4096];
         hz_resume r;
-        if (hz_ckpt_resolve(a.resume, dir, sizeof dir) != 0)
+        double t0 = hz_now_s();
+        int rc = hz_ckpt_resume(&ctx.store, p, a.resume, a.threads, &r, dir, sizeof dir, herr);
+        if (rc == -2)
             hz_train_die(
                 "--resume: no checkpoint there (a step-N directory with resume.bin, or a --out "
                 "directory holding them)",
                 a.resume);
-        double t0 = hz_now_s();
-        if (hz_ckpt_load(&ctx.store, p, dir, a.threads, &r, herr) != 0) {
+        if (rc != 0) {
             fprintf(stderr, "train: error: --resume: %s\n", herr);
             return 1;
         }
@@ -372,11 +352,15 @@ int main(int argc, char **argv)
                hz_now_s() - t0);
     } else if (a.init_hf) {
         double t0 = hz_now_s();
-        if (hz_hf_load(&ctx.store, p, a.init_hf, a.threads, herr) != 0) {
+        hz_hf_load_times lt;
+        if (hz_hf_load_timed(&ctx.store, p, a.init_hf, a.threads, &lt, herr) != 0) {
             fprintf(stderr, "train: error: --init: %s\n", herr);
             return 1;
         }
-        printf("loaded %s (%.1f s)\n", a.init_hf, hz_now_s() - t0);
+        printf("loaded %s (%.1f s): %d files opened and matched in %.2f s, %.2f GB read and "
+               "converted in %.2f s (%.2f GB/s, %d threads)\n",
+               a.init_hf, hz_now_s() - t0, lt.files, lt.open_s, lt.bytes * 1e-9, lt.read_s,
+               lt.read_s > 0 ? lt.bytes * 1e-9 / lt.read_s : 0.0, lt.threads);
     } else {
         double t0 = hz_now_s();
         hz_store_init(&ctx.store, p, (uint64_t)a.seed, ctx.pool);
@@ -426,6 +410,7 @@ int main(int argc, char **argv)
                                 "checkpoint; lower --lr, or set --grad-clip (then such steps are "
                                 "skipped)\n",
                         (long long)step + 1, loss, norm);
+                hz_train_finish_save(&ctx, &a); /* of an earlier step's state, before this one */
                 return 1;
             }
             bad_run++;
@@ -439,6 +424,7 @@ int main(int argc, char **argv)
                                 "without a checkpoint; lower --lr or --grad-clip, or resume from "
                                 "an earlier checkpoint\n",
                         (long long)bad_run, (long long)(step + 2 - bad_run), (long long)step + 1);
+                hz_train_finish_save(&ctx, &a);
                 return 1;
             }
         } else {
@@ -469,9 +455,10 @@ int main(int argc, char **argv)
         if (smp && (step + 1) % a.sample_every == 0 && step + 1 < a.steps)
             hz_sample_print(smp, &ctx, step + 1, met, stdout);
         if (a.out && a.save_every > 0 && (step + 1) % a.save_every == 0) {
-            save_checkpoint(&ctx, train, &a, step + 1);
+            hz_train_save(&ctx, train, &a, step + 1, !a.sync_save);
             saved_step = step + 1;
         }
+        if (hz_ckpt_async_done(&ctx)) hz_train_finish_save(&ctx, &a);
         fflush(stdout);
         if (tty) {
             double el = hz_now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
@@ -481,6 +468,8 @@ int main(int argc, char **argv)
     }
     if (tty) fprintf(stderr, "\r\033[K");
     hz_exec_drain(&ctx);
+    hz_train_finish_save(&ctx, &a);
+    double loop_s = hz_now_s() - t_start; /* the steps and the checkpoints written among them */
     if (stop_signal) {
         int sig = stop_signal;
         int save = a.out && saved_step != ctx.step && ctx.step > first_step;
@@ -490,7 +479,7 @@ int main(int argc, char **argv)
                      : a.out ? "; its checkpoint is saved already" : " (no --out: nothing saved)");
         if (ctx.trace) hz_trace_close(ctx.trace, &ctx);
         if (save) {
-            save_checkpoint(&ctx, train, &a, ctx.step);
+            hz_train_save(&ctx, train, &a, ctx.step, 0);
             fprintf(stderr, "train: saved %s/step-%08lld: --resume %s continues there\n", a.out,
                     (long long)ctx.step, a.out);
         }
@@ -510,7 +499,8 @@ int main(int argc, char **argv)
         hz_exec_drain(&ctx);
         hz_train_save_raw(&ctx.store, a.save_raw);
     }
-    if (a.out && saved_step != ctx.step) save_checkpoint(&ctx, train, &a, ctx.step);
+    if (a.out && saved_step != ctx.step) hz_train_save(&ctx, train, &a, ctx.step, 0);
+    hz_train_finish_save(&ctx, &a);
 
     if (ctx.step == first_step)
         printf("summary: no steps trained (the checkpoint has %lld of --steps %lld done)",
@@ -521,6 +511,8 @@ int main(int argc, char **argv)
     if (timed_steps > 0)
         printf(", %.0f tokens/s, %.3f model TFLOP/s (steps after the first)", mean_tok_s,
                mean_tok_s * flops * 1e-12);
+    if (ctx.step > first_step)
+        printf("; step loop %.1f s with its checkpoints", loop_s);
     printf("\n");
     if (profiled_steps > 0) {
         double n = (double)profiled_steps, span = prof_sum.span_ms / n;

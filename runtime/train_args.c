@@ -32,6 +32,8 @@ static void usage(FILE *out, const char *argv0)
             "                       model.safetensors (transformers loads them) and resume.bin\n"
             "  --save-every N       a checkpoint every N steps (default: only at the end)\n"
             "  --keep K             keep the K newest checkpoints (default: all)\n"
+            "  --sync-save          stop training while a --save-every checkpoint is written\n"
+            "                       (default: training goes on; the same bytes either way)\n"
             "  --resume PATH        continue exactly from a checkpoint (or the newest in a\n"
             "                       --out directory)\n"
             "  --lr X --beta1 X --beta2 X --eps X --weight-decay X --grad-clip X (0 = off)\n"
@@ -155,7 +157,7 @@ train_args hz_train_parse_args(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
     train_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 100, 1, 0, 1, t->seed, 0, 0,
-                    -1, 0, 0, 3, 0.0, threads, 0,
+                    -1, 0, 0, 3, 0.0, threads, 0, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps},
                     0, NULL, NULL, NULL, 0, 64, 0, NULL, 1.0};
@@ -172,6 +174,11 @@ train_args hz_train_parse_args(int argc, char **argv)
         }
         if (!strcmp(f, "--deterministic")) {
             a.deterministic = 1;
+            if (!a.train_flag) a.train_flag = f;
+            continue;
+        }
+        if (!strcmp(f, "--sync-save")) {
+            a.sync_save = 1;
             if (!a.train_flag) a.train_flag = f;
             continue;
         }

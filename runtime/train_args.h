@@ -19,6 +19,7 @@ typedef struct train_args {
     int64_t max_bad_steps;           /* stop after this many non-finite steps in a row */
     double val_fraction;
     int threads, deterministic;
+    int sync_save;                   /* --sync-save: training stops while a checkpoint is written */
     hz_optim optim;
     int probe;                       /* --probe: measure the machine, write probe_out */
     const char *probe_out;           /* -o FILE */

@@ -1,5 +1,4 @@
-/* runtime/train_raw.h - the trainer's raw master files and the finiteness check
- * (train_raw.c). */
+/* runtime/train_raw.h - the trainer's raw master files (train_raw.c). */
 #ifndef HZ_TRAIN_RAW_H
 #define HZ_TRAIN_RAW_H
 #include "rt.h"
@@ -9,7 +8,5 @@
 void hz_train_load_raw(hz_store *s, const char *path);
 /* --save-raw: the store's fp32 masters in store order; exits with a message on failure. */
 void hz_train_save_raw(const hz_store *s, const char *path);
-/* 1 when every master weight is finite (updates applied: drain first). */
-int hz_train_masters_finite(hz_ctx *c);
 
 #endif

@@ -16,6 +16,7 @@ sh tests/test_cli.sh > $log/cli.log 2>&1; tally "test_cli.sh" $log/cli.log $?
 sh tests/test_robust.sh > $log/robust.log 2>&1; tally "test_robust.sh" $log/robust.log $?
 sh tests/test_tune.sh > $log/tune.log 2>&1; tally "test_tune.sh" $log/tune.log $?
 sh tests/test_ckpt.sh > $log/ckpt.log 2>&1; tally "test_ckpt.sh" $log/ckpt.log $?
+sh tests/test_ckpt_async.sh > $log/ckpt_async.log 2>&1; tally "test_ckpt_async.sh" $log/ckpt_async.log $?
 sh tests/test_residency.sh > $log/residency.log 2>&1; tally "test_residency.sh" $log/residency.log $?
 sh tests/test_optstate.sh > $log/optstate.log 2>&1; tally "test_optstate.sh" $log/optstate.log $?
 sh tests/test_report.sh > $log/report.log 2>&1; tally "test_report.sh" $log/report.log $?
