@@ -36,6 +36,13 @@ typedef struct hzc_plan {
 int plan_build(const hzc_spec *spec, const plan_limits *lim, hzc_plan *plan, FILE *err);
 void plan_free(hzc_plan *plan);
 
+/* calloc that says "out of memory" and exits when it fails (the planner's allocations). */
+void *plan_xcalloc(size_t n, size_t size);
+
+/* The op list of one step for a plan whose units, residency and slot counts are set
+ * (compiler/plan_sched.c); CLIP: the updates wait for the global gradient norm. */
+void plan_schedule(hzc_plan *plan, int clip);
+
 /* Print the plan for people (compiler/plan_print.c). */
 void plan_print(const hzc_plan *plan, FILE *out);
 /* Print the host bytes per parameter of SPEC in each optimizer-state precision and, with a

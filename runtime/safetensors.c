@@ -1,5 +1,5 @@
 /* runtime/safetensors.c - reading, validating and writing .safetensors files and sharded
- * checkpoints (see safetensors.h). The reader trusts nothing in a file: every length and
+ * files (see safetensors.h; sharded checkpoints: st_index.c, writing: st_write.c). The reader trusts nothing in a file: every length and
  * offset is checked before use, so a hostile file gives a message, never a bad access. */
 #include <dirent.h>
 #include <errno.h>
@@ -37,18 +37,9 @@ struct hz_st_file {
     hz_st_tensor **by_name; /* sorted by name */
 };
 
-struct hz_st_index {
-    char *path;
-    int file_n;
-    hz_st_file **files;
-    int tensor_n;
-    const hz_st_tensor **by_name;
-};
-
 #define set_err(err, ...) hz_errf(err, HZ_ST_ERR_BYTES, __VA_ARGS__)
 
-/* A name from a file, fit for a message: at most 80 bytes, non-printable bytes as '?'. */
-static const char *shown(const char *name, char buf[96])
+const char *hz_st_shown(const char *name, char buf[96])
 {
     size_t n = strlen(name), k = n > 80 ? 77 : n, o = 0;
     for (size_t i = 0; i < k; i++) {
@@ -141,7 +132,7 @@ int hz_st_read_f32(const hz_st_tensor *t, int64_t row0, int64_t rows_n, float *o
 
 /* ---- the reader ---- */
 
-static int cmp_tensor_name(const void *a, const void *b)
+int hz_st_cmp_name(const void *a, const void *b)
 {
     return strcmp((*(const hz_st_tensor *const *)a)->name, (*(const hz_st_tensor *const *)b)->name);
 }
@@ -171,7 +162,7 @@ static int parse_entry(hz_st_file *f, hz_st_tensor *t, const char *key, json_t *
                        int64_t data_bytes, int64_t *begin, int64_t *end, char *err)
 {
     char nb[96], db[96];
-    const char *nm = shown(key, nb);
+    const char *nm = hz_st_shown(key, nb);
     if (!json_is_object(v)) {
         set_err(err, "%s: tensor '%s': header entry is not a JSON object", f->path, nm);
         return -1;
@@ -194,7 +185,7 @@ static int parse_entry(hz_st_file *f, hz_st_tensor *t, const char *key, json_t *
         for (size_t i = 0; i < sizeof other_dtypes / sizeof *other_dtypes; i++)
             known |= !strcmp(d, other_dtypes[i]);
         set_err(err, "%s: tensor '%s': dtype %s%s is not supported (hzc reads BF16, F16 and F32)",
-                f->path, nm, shown(d, db), known ? "" : " (not a safetensors dtype)");
+                f->path, nm, hz_st_shown(d, db), known ? "" : " (not a safetensors dtype)");
         return -1;
     }
     if (!json_is_array(sh)) {
@@ -324,15 +315,15 @@ static int parse_file(hz_st_file *f, char *err)
     for (int i = 0; i < f->tensor_n; i++) {
         if (spans[i].begin < pos) {
             set_err(err, "%s: tensors '%s' and '%s' overlap (data_offsets [%lld, %lld] and "
-                         "[%lld, %lld])", f->path, shown(f->tensors[spans[i - 1].tensor].name, nb),
-                    shown(f->tensors[spans[i].tensor].name, nb2), (long long)spans[i - 1].begin,
+                         "[%lld, %lld])", f->path, hz_st_shown(f->tensors[spans[i - 1].tensor].name, nb),
+                    hz_st_shown(f->tensors[spans[i].tensor].name, nb2), (long long)spans[i - 1].begin,
                     (long long)spans[i - 1].end, (long long)spans[i].begin, (long long)spans[i].end);
             goto done;
         }
         if (spans[i].begin > pos) {
             set_err(err, "%s: bytes [%lld, %lld) of the data area belong to no tensor (before '%s'); "
                          "the format allows no holes", f->path, (long long)pos,
-                    (long long)spans[i].begin, shown(f->tensors[spans[i].tensor].name, nb));
+                    (long long)spans[i].begin, hz_st_shown(f->tensors[spans[i].tensor].name, nb));
             goto done;
         }
         pos = spans[i].end;
@@ -348,7 +339,7 @@ static int parse_file(hz_st_file *f, char *err)
         goto done;
     }
     for (int i = 0; i < f->tensor_n; i++) f->by_name[i] = &f->tensors[i];
-    qsort(f->by_name, (size_t)f->tensor_n, sizeof *f->by_name, cmp_tensor_name);
+    qsort(f->by_name, (size_t)f->tensor_n, sizeof *f->by_name, hz_st_cmp_name);
     rc = 0;
 done:
     free(spans);
@@ -432,7 +423,7 @@ hz_st_file *hz_st_open(const char *path, char *err)
 int hz_st_tensor_n(const hz_st_file *f) { return f->tensor_n; }
 const hz_st_tensor *hz_st_tensor_at(const hz_st_file *f, int i) { return &f->tensors[i]; }
 
-static const hz_st_tensor *find_sorted(const hz_st_tensor *const *v, int n, const char *name)
+const hz_st_tensor *hz_st_find_sorted(const hz_st_tensor *const *v, int n, const char *name)
 {
     int lo = 0, hi = n - 1;
     while (lo <= hi) {
@@ -446,179 +437,5 @@ static const hz_st_tensor *find_sorted(const hz_st_tensor *const *v, int n, cons
 
 const hz_st_tensor *hz_st_find(const hz_st_file *f, const char *name)
 {
-    return find_sorted((const hz_st_tensor *const *)f->by_name, f->tensor_n, name);
-}
-
-/* ---- the checkpoint index ---- */
-
-static int is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-void hz_st_index_close(hz_st_index *ix)
-{
-    if (!ix) return;
-    for (int i = 0; i < ix->file_n; i++) hz_st_close(ix->files[i]);
-    free(ix->files);
-    free(ix->by_name);
-    free(ix->path);
-    free(ix);
-}
-
-/* Collect every tensor of every file, sorted by name; a name twice is an error. */
-static int index_tensors(hz_st_index *ix, char *err)
-{
-    char nb[96];
-    int n = 0;
-    for (int i = 0; i < ix->file_n; i++) n += ix->files[i]->tensor_n;
-    ix->by_name = malloc((n > 0 ? (size_t)n : 1) * sizeof *ix->by_name);
-    if (!ix->by_name) {
-        set_err(err, "%s: out of memory", ix->path);
-        return -1;
-    }
-    for (int i = 0; i < ix->file_n; i++)
-        for (int k = 0; k < ix->files[i]->tensor_n; k++)
-            ix->by_name[ix->tensor_n++] = &ix->files[i]->tensors[k];
-    qsort(ix->by_name, (size_t)n, sizeof *ix->by_name, cmp_tensor_name);
-    for (int i = 1; i < n; i++)
-        if (!strcmp(ix->by_name[i - 1]->name, ix->by_name[i]->name)) {
-            set_err(err, "%s: tensor '%s' is in two shards, %s and %s", ix->path,
-                    shown(ix->by_name[i]->name, nb), ix->by_name[i - 1]->file, ix->by_name[i]->file);
-            return -1;
-        }
-    return 0;
-}
-
-static int open_sharded(hz_st_index *ix, const char *dir, char *err)
-{
-    char nb[96], sb[96], path[PATH_MAX + 256];
-    json_error_t jerr;
-    json_t *root = json_load_file(ix->path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        set_err(err, "%s: not valid JSON: %s (line %d)", ix->path, jerr.text, jerr.line);
-        return -1;
-    }
-    int rc = -1;
-    json_t *map = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
-    if (!json_is_object(map)) {
-        set_err(err, "%s: no \"weight_map\" object", ix->path);
-        goto done;
-    }
-    const char **shards = calloc(json_object_size(map) + 1, sizeof *shards);
-    ix->files = calloc(json_object_size(map) + 1, sizeof *ix->files);
-    if (!shards || !ix->files) {
-        free(shards);
-        set_err(err, "%s: out of memory", ix->path);
-        goto done;
-    }
-    const char *key;
-    json_t *v;
-    /* open each shard the map names, once, in order of first mention */
-    json_object_foreach(map, key, v) {
-        const char *shard = json_string_value(v);
-        if (!shard || !*shard || strchr(shard, '/') || !strcmp(shard, ".") || !strcmp(shard, "..")) {
-            set_err(err, "%s: weight_map['%s'] is not a shard file name in this directory",
-                    ix->path, shown(key, nb));
-            goto fail;
-        }
-        int seen = 0;
-        for (int i = 0; i < ix->file_n && !seen; i++) seen = !strcmp(shards[i], shard);
-        if (seen) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, shard);
-        if (!is_file(path)) {
-            set_err(err, "%s: shard '%s' (holding '%s') is missing: %s: %s", ix->path,
-                    shown(shard, sb), shown(key, nb), path, strerror(errno ? errno : ENOENT));
-            goto fail;
-        }
-        hz_st_file *f = hz_st_open(path, err);
-        if (!f) goto fail;
-        shards[ix->file_n] = shard;
-        ix->files[ix->file_n++] = f;
-    }
-    json_object_foreach(map, key, v) {
-        const char *shard = json_string_value(v);
-        for (int i = 0; i < ix->file_n; i++)
-            if (!strcmp(shards[i], shard) && !hz_st_find(ix->files[i], key)) {
-                set_err(err, "%s: weight_map puts '%s' in %s, which does not hold it", ix->path,
-                        shown(key, nb), shown(shard, sb));
-                goto fail;
-            }
-    }
-    rc = index_tensors(ix, err);
-fail:
-    free(shards);
-done:
-    json_decref(root);
-    return rc;
-}
-
-hz_st_index *hz_st_index_open(const char *path, char *err)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        set_err(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    hz_st_index *ix = calloc(1, sizeof *ix);
-    char p[PATH_MAX + 64];
-    if (!ix) {
-        set_err(err, "%s: out of memory", path);
-        return NULL;
-    }
-    int single = 1;
-    if (S_ISDIR(st.st_mode)) {
-        snprintf(p, sizeof p, "%s/model.safetensors", path);
-        if (!is_file(p)) {
-            snprintf(p, sizeof p, "%s/model.safetensors.index.json", path);
-            single = 0;
-            if (!is_file(p)) {
-                snprintf(p, sizeof p, "%s/pytorch_model.bin", path);
-                int bin = is_file(p);
-                snprintf(p, sizeof p, "%s/pytorch_model.bin.index.json", path);
-                bin |= is_file(p);
-                set_err(err, "%s: no model.safetensors or model.safetensors.index.json here%s",
-                        path, bin ? "; only PyTorch .bin weights, which hzc does not read: "
-                                    "convert them to safetensors first"
-                                  : " (a Hugging Face checkpoint directory is expected)");
-                free(ix);
-                return NULL;
-            }
-        }
-    } else {
-        snprintf(p, sizeof p, "%s", path);
-    }
-    if (!(ix->path = xstrdup(p))) {
-        set_err(err, "%s: out of memory", p);
-        free(ix);
-        return NULL;
-    }
-    if (single) {
-        ix->files = calloc(1, sizeof *ix->files);
-        if (!ix->files) {
-            set_err(err, "%s: out of memory", p);
-            hz_st_index_close(ix);
-            return NULL;
-        }
-        if (!(ix->files[0] = hz_st_open(p, err)) || (ix->file_n = 1, index_tensors(ix, err) != 0)) {
-            hz_st_index_close(ix);
-            return NULL;
-        }
-        return ix;
-    }
-    if (open_sharded(ix, path, err) != 0) {
-        hz_st_index_close(ix);
-        return NULL;
-    }
-    return ix;
-}
-
-int hz_st_index_tensor_n(const hz_st_index *ix) { return ix->tensor_n; }
-const hz_st_tensor *hz_st_index_tensor_at(const hz_st_index *ix, int i) { return ix->by_name[i]; }
-const char *hz_st_index_path(const hz_st_index *ix) { return ix->path; }
-
-const hz_st_tensor *hz_st_index_find(const hz_st_index *ix, const char *name)
-{
-    return find_sorted(ix->by_name, ix->tensor_n, name);
+    return hz_st_find_sorted((const hz_st_tensor *const *)f->by_name, f->tensor_n, name);
 }

@@ -51,6 +51,12 @@ void hz_st_close(hz_st_file *f);          /* NULL is allowed */
 int hz_st_tensor_n(const hz_st_file *f);
 const hz_st_tensor *hz_st_tensor_at(const hz_st_file *f, int i); /* in header order */
 const hz_st_tensor *hz_st_find(const hz_st_file *f, const char *name); /* or NULL */
+/* For the reader's parts (safetensors.c, st_index.c, st_write.c): NAME fit for a message (at
+ * most 80 bytes, non-printable bytes as '?'); qsort's order of tensor pointers by name; the
+ * tensor called NAME in such a sorted list, or NULL. */
+const char *hz_st_shown(const char *name, char buf[96]);
+int hz_st_cmp_name(const void *a, const void *b);
+const hz_st_tensor *hz_st_find_sorted(const hz_st_tensor *const *v, int n, const char *name);
 
 /* Rows of T are its first dimension (a 0-d tensor has one row of one element). */
 int64_t hz_st_rows(const hz_st_tensor *t);

@@ -17,22 +17,6 @@
 
 #define set_err(err, ...) hz_errf(err, HZ_ST_ERR_BYTES, __VA_ARGS__)
 
-/* A name fit for a message: at most 80 bytes, non-printable bytes as '?'. */
-static const char *shown(const char *name, char buf[96])
-{
-    size_t n = strlen(name), k = n > 80 ? 77 : n, o = 0;
-    for (size_t i = 0; i < k; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        buf[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-    }
-    if (k < n) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 /* ---- writing ---- */
 
 int hz_st_write_all(int fd, const void *buf, size_t n)
@@ -157,12 +141,12 @@ static int build_header(const char *path, st_job *j, char *err)
         if (!t->name || t->dtype < 0 || t->dtype >= HZ_ST_DTYPE_N || t->ndim < 0 ||
             t->ndim > HZ_ST_MAX_DIMS || !t->fill || !strcmp(t->name, "__metadata__")) {
             set_err(err, "%s: tensor %d ('%s'): bad name, dtype, rank or no fill function", path,
-                    i, t->name ? shown(t->name, nb) : "");
+                    i, t->name ? hz_st_shown(t->name, nb) : "");
             json_decref(root);
             return -1;
         }
         if (json_object_get(root, t->name)) {
-            set_err(err, "%s: tensor '%s' is given twice", path, shown(t->name, nb));
+            set_err(err, "%s: tensor '%s' is given twice", path, hz_st_shown(t->name, nb));
             json_decref(root);
             return -1;
         }
@@ -174,7 +158,7 @@ static int build_header(const char *path, st_job *j, char *err)
         json_object_set_new(e, "shape", shape);
         json_object_set_new(e, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + bytes)));
         if (json_object_set_new(root, t->name, e) != 0) {
-            set_err(err, "%s: tensor '%s': name is not valid UTF-8", path, shown(t->name, nb));
+            set_err(err, "%s: tensor '%s': name is not valid UTF-8", path, hz_st_shown(t->name, nb));
             json_decref(root);
             return -1;
         }
