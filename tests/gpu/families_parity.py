@@ -168,6 +168,11 @@ def run(name, fam, args):
         x, y = rows_of(val, 0, dev)
         t_log = loaded(input_ids=x).logits.float().reshape(-1, V)
         t_val = float(torch.nn.functional.cross_entropy(t_log, y.reshape(-1)))
+        # transformers' own bf16 noise on these logits: the same model under bf16 autocast
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            b_log = loaded(input_ids=x).logits.float().reshape(-1, V)
+        noise = float(torch.linalg.norm(b_log - t_log) / torch.linalg.norm(t_log))
+        del b_log
         t_log = t_log.cpu().numpy()
     tp.check(rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's checkpoint: "
              f"hzc forward {h_val:.5f}, transformers forward {t_val:.5f} (tol 1e-2)")
@@ -175,9 +180,13 @@ def run(name, fam, args):
     if h_log.shape != t_log.shape:
         tp.check(False, f"{name}: --dump-logits shape {h_log.shape}, transformers {t_log.shape}")
         return
+    # hzc computes in bf16 against transformers in fp32: within 1e-2, or within twice what
+    # transformers itself moves under bf16 autocast where that is more
     lerr = float(np.linalg.norm(h_log - t_log) / np.linalg.norm(t_log))
-    tp.check(lerr <= 1e-2, f"{name} [{args.backend}]: logits of hzc's checkpoint ({h_log.shape[0]} tokens x {V}): "
-             f"hzc vs transformers rel err {lerr:.2e} (tol 1e-2), max|diff| {float(np.max(np.abs(h_log - t_log))):.3g}")
+    ltol = max(1e-2, 2 * noise)
+    tp.check(lerr <= ltol, f"{name} [{args.backend}]: logits of hzc's checkpoint ({h_log.shape[0]} tokens x {V}): "
+             f"hzc vs transformers fp32 rel err {lerr:.2e} (tol {ltol:.2e}; transformers bf16 vs fp32 {noise:.2e}), "
+             f"max|diff| {float(np.max(np.abs(h_log - t_log))):.3g}")
     del loaded, t_log, h_log, m
 
     # 20 steps from the same start

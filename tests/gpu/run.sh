@@ -218,6 +218,27 @@ run ts "$tr" --steps 4 --trace "$d/trace2.json" --trace-steps 2-3
 ops=$(grep -c '"ph": "X"' "$d/trace2.json" 2> /dev/null)
 [ "$ops" = $((2 * want + 2 * units)) ] && ok "--trace-steps 2-3 on cuda: $ops events" ||
     bad "--trace-steps 2-3 on cuda: $ops events, want $((2 * want + 2 * units))"
+# samples on cuda (--sample-every): the training is undisturbed (masters and losses bit-identical
+# to the 6-step run without samples), each sample has its tokens, and a rerun samples the same
+run sa "$tr" --steps 6 --deterministic --save-raw "$d/sa.raw" --sample-every 2 --sample-prompt "The " \
+    --sample-tokens 16 --metrics "$d/sa.jsonl"
+run sb "$tr" --steps 6 --deterministic --sample-every 2 --sample-prompt "The " --sample-tokens 16 \
+    --sample-temperature 0.8 --sample-top-k 20 --metrics "$d/sb.jsonl"
+run sc "$tr" --steps 6 --deterministic --sample-every 2 --sample-prompt "The " --sample-tokens 16 \
+    --sample-temperature 0.8 --sample-top-k 20 --metrics "$d/sc.jsonl"
+python3 - "$d" > "$d/smp.cmp" 2>&1 <<'PY'
+import json, sys
+d = sys.argv[1]
+smp = lambda f: [r for r in map(json.loads, open(d + f)) if r["type"] == "sample"]
+a, b, c = smp("/sa.jsonl"), smp("/sb.jsonl"), smp("/sc.jsonl")
+assert [r["step"] for r in a] == [2, 4, 6] and all(len(r["tokens"]) == 16 for r in a + b), (a, b)
+assert all(0 <= t < 256 for r in a + b for t in r["tokens"]), a
+assert [r["tokens"] for r in b] == [r["tokens"] for r in c], (b, c)
+print("3 greedy samples of 16 tokens (%r), tempered top-k samples reproducible" % a[-1]["text"])
+PY
+[ $? = 0 ] && same "$d/da.raw" "$d/sa.raw" && same "$d/da.loss" "$d/sa.loss" &&
+    ok "samples on cuda, training undisturbed: $(tail -n 1 "$d/smp.cmp")" ||
+    bad "samples on cuda: $(tail -n 3 "$d/smp.cmp"); $(tr '\n' ' ' < "$d/sa.loss")"
 # the refusal: another process holds the GPU's memory but 2 GiB; a plan of 6 GiB must not start
 sed -e 's/tokens_per_step: 2048/tokens_per_step: 262144/' -e 's/tokens_per_micro_batch: 1024/tokens_per_micro_batch: 262144/' \
     -e 's/seq_len: 256/seq_len: 2048/' tests/gpu/small-llama.yaml > "$d/big.yaml"
