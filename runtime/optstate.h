@@ -148,4 +148,15 @@ int64_t hz_qadamw_pool(hz_qstate *q, uint16_t *w, int16_t *lo, const void *grad,
                        int64_t first, int64_t n, const struct hz_adam_coef *k, int64_t t,
                        struct hz_pool *pool);
 
+/* The int8 loop of BLOCKS whole blocks in AVX-512 (runtime/optstate_avx512.c), the same bits
+ * as hz_qadamw_ref; hz_qadamw_range takes it where the CPU has AVX-512F. MC, VC, W, LO, GF or
+ * GB start at the first block's element, MABS and VABS at its absmaxes. */
+int64_t hz_qadamw_int8_avx512(int8_t *mc, uint8_t *vc, float *mabs, float *vabs, uint16_t *w,
+                              int16_t *lo, const float *gf, const uint16_t *gb, int64_t blocks,
+                              const struct hz_adam_coef *k, const hz_qmap *map);
+/* Whether hz_qadamw_range takes it now; hz_qadamw_int8_avx512_use(0) turns it off (the tests
+ * run both paths), (1) on where the CPU has AVX-512F; it returns whether the CPU has it. */
+int hz_qadamw_int8_avx512_on(void);
+int hz_qadamw_int8_avx512_use(int on);
+
 #endif

@@ -348,11 +348,20 @@ int64_t hz_qadamw_range(hz_qstate *q, uint16_t *w, int16_t *lo, const void *grad
         }
         return bad;
     }
-    default:
+    default: {
         assert(first % BLOCK == 0);
-        return fast_int8((int8_t *)q->m + first, (uint8_t *)q->v + first,
-                         q->m_absmax + first / BLOCK, q->v_absmax + first / BLOCK, w, lo, gf, gb,
-                         n, k, hz_qmap_get(), fast_map_get());
+        int8_t *mc = (int8_t *)q->m + first;
+        uint8_t *vc = (uint8_t *)q->v + first;
+        float *ma = q->m_absmax + first / BLOCK, *va = q->v_absmax + first / BLOCK;
+        int64_t whole = hz_qadamw_int8_avx512_on() ? n / BLOCK : 0, done = whole * BLOCK, bad = 0;
+        if (whole)
+            bad = hz_qadamw_int8_avx512(mc, vc, ma, va, w, lo, gf, gb, whole, k, hz_qmap_get());
+        if (done < n)
+            bad += fast_int8(mc + done, vc + done, ma + whole, va + whole, w + done, lo + done,
+                             gf ? gf + done : NULL, gb ? gb + done : NULL, n - done, k,
+                             hz_qmap_get(), fast_map_get());
+        return bad;
+    }
     }
 }
 

@@ -612,10 +612,20 @@ int main(void)
     test_maps();
     test_blocks();
     test_sr();
-    test_fast_vs_ref();
+    /* the fast paths twice where the CPU has AVX-512F: the int8 blocks in its intrinsics
+     * (runtime/optstate_avx512.c), then in the compiler-vectorised loop */
+    int have = hz_qadamw_int8_avx512_use(1);
+    for (int pass = 0; pass < 1 + have; pass++) {
+        hz_qadamw_int8_avx512_use(pass == 0);
+        printf("# fast paths, int8 blocks in %s\n",
+               hz_qadamw_int8_avx512_on() ? "AVX-512 intrinsics" : "the vectorised C loop");
+        test_fast_vs_ref();
+        test_nonfinite();
+        test_chunks();
+    }
+    if (!have) printf("# no AVX-512F on this CPU: its int8 path is not tested here\n");
+    hz_qadamw_int8_avx512_use(1);
     test_bf16_far();
-    test_nonfinite();
-    test_chunks();
     test_quadratic();
     TEST_END();
 }
