@@ -574,7 +574,7 @@ int spec_load_tree(const char *path, yml_node *root, const char *const *override
                 int m = spec_parse_choice(&c, "optimizer_state", v[T_OPTSTATE].value,
                                           hz_optstate_names, HZ_OPTSTATE_MODE_N,
                                           "unknown optimizer-state precision");
-                if (m >= 0) spec->optimizer_state = m;
+                if (m >= 0) spec->optimizer_state = m, spec->optimizer_state_set = 1;
             }
         }
         if (top[TOP_PLAN].value) spec_load_plan(&c, &top[TOP_PLAN], spec);

@@ -66,6 +66,7 @@ typedef struct hzc_spec {
     double min_lr_ratio;    /* final lr = lr * min_lr_ratio */
     int64_t seed;
     int optimizer_state;    /* training.optimizer_state: enum hz_optstate_mode (default fp32) */
+    int optimizer_state_set; /* the spec names it (hzc tune then keeps it; else tune chooses) */
     spec_plan plan;         /* plan: (all defaults when absent) */
     char path[4096];        /* the file it came from, for FILE:LINE:COL messages */
 } hzc_spec;
@@ -111,11 +112,12 @@ void spec_plan_write(FILE *out, const spec_plan *p);
  * returns their number (0 = written). */
 int spec_write_with_plan(const char *in_path, const spec_plan *p, const char *out_path,
                          FILE *err);
-/* The same, also setting shape.tokens_per_micro_batch to MICRO_TOKENS when it is not 0:
- * the value on that key's line is replaced, or the key added as the shape section's last
- * line (shape must then be a block mapping). */
+/* The same, also setting shape.tokens_per_micro_batch to MICRO_TOKENS when it is not 0 and
+ * training.optimizer_state to OPTIMIZER_STATE when it is not -1: a key's value on its line is
+ * replaced, or the key added as its section's last line (the section must then be a block
+ * mapping), or a training: section holding it added at the end. */
 int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_tokens,
-                     const char *out_path, FILE *err);
+                     int optimizer_state, const char *out_path, FILE *err);
 
 /* NAME (64 bytes) = PATH's base name less .yaml or .yml, cut to 63 characters. */
 void spec_name_from_path(const char *path, char name[64]);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/hz.h"
 #include "spec_read.h"
 #include "yml.h"
 
@@ -160,53 +161,82 @@ static int is_block_mapping(const char *text, size_t len, const yml_node *node) 
     return node->kind == YML_MAPPING && text[node_offset(text, len, node)] != '{';
 }
 
-/* One change to the text: bytes [start, end) give way to the plan section, or to the
- * tokens_per_micro_batch value (inline) or line (with INDENT spaces before the key). */
-enum { EDIT_PLAN, EDIT_MICRO_VALUE, EDIT_MICRO_LINE };
+/* One change to the text: bytes [start, end) give way to the plan section, to a key's value
+ * (inline), to the key's line (with INDENT spaces before it) or to a new section holding it. */
+enum { EDIT_PLAN, EDIT_VALUE, EDIT_LINE, EDIT_SECTION };
 typedef struct {
     size_t start, end;
     int kind;
     int indent;
+    const char *section, *key; /* EDIT_VALUE, EDIT_LINE, EDIT_SECTION: what is set */
+    char value[32];
 } spec_edit;
 
-/* Find the edits; 0, or the number of errors reported. */
+/* The edit that sets SECTION.KEY to VALUE: its value replaced, or the key added as the
+ * section's last line, or (no such section) the section added at the end. 0, or 1 after
+ * saying why. */
+static int edit_key(const char *path, const char *text, size_t len, const yml_node *root,
+                    const char *section, const char *key_name, const char *value_text,
+                    spec_edit *e, FILE *err) {
+    const yml_node *key = NULL, *sec = top_value(root, section, &key);
+    e->section = section;
+    e->key = key_name;
+    snprintf(e->value, sizeof e->value, "%s", value_text);
+    if (!sec) {
+        e->kind = EDIT_SECTION;
+        e->start = e->end = len;
+        return 0;
+    }
+    if (!is_block_mapping(text, len, sec)) {
+        fprintf(err, "%s:%d:%d: error: hzc sets %s only in a block-style %s: section (one key "
+                     "per line)\n", path, sec->line, sec->col, key_name, section);
+        return 1;
+    }
+    const yml_node *value = NULL;
+    for (int i = 0; i < sec->n && !value; i++)
+        if (sec->items[2 * i]->kind == YML_SCALAR && strcmp(sec->items[2 * i]->text, key_name) == 0)
+            value = sec->items[2 * i + 1];
+    if (value) {
+        e->kind = EDIT_VALUE;
+        e->start = node_offset(text, len, value);
+        e->end = e->start + (value->kind == YML_SCALAR ? value->len : 0);
+        if (value->kind != YML_SCALAR || !value->plain || e->end > len ||
+            memcmp(text + e->start, value->text, value->len) != 0) {
+            fprintf(err, "%s:%d:%d: error: %s: hzc replaces only a plain value on one line\n", path,
+                    value->line, value->col, key_name);
+            return 1;
+        }
+    } else {
+        e->kind = EDIT_LINE;
+        e->start = e->end = line_start(text, len, last_line(sec) + 1);
+        e->indent = sec->n > 0 ? sec->items[0]->col - 1 : 2;
+    }
+    return 0;
+}
+
+/* Find the edits (at most three: micro-batch, optimizer state, plan); 0, or the number of
+ * errors reported. */
 static int find_edits(const char *path, const char *text, size_t len, const yml_node *root,
-                      int64_t micro_tokens, spec_edit *edits, int *edits_n, FILE *err) {
+                      int64_t micro_tokens, int optimizer_state, spec_edit *edits, int *edits_n,
+                      FILE *err) {
     *edits_n = 0;
     if (!is_block_mapping(text, len, root)) {
         fprintf(err, "%s:%d:%d: error: hzc rewrites the plan: section only in a spec whose top "
                      "level is a block mapping (one key per line)\n", path, root->line, root->col);
         return 1;
     }
-    const yml_node *key = NULL, *shape = NULL;
-    if (micro_tokens > 0 && (shape = top_value(root, "shape", &key)) != NULL) {
-        if (!is_block_mapping(text, len, shape)) {
-            fprintf(err, "%s:%d:%d: error: hzc sets tokens_per_micro_batch only in a block-style "
-                         "shape: section (one key per line)\n", path, shape->line, shape->col);
+    const yml_node *key = NULL;
+    if (micro_tokens > 0 && top_value(root, "shape", &key) != NULL) {
+        char v[32];
+        snprintf(v, sizeof v, "%lld", (long long)micro_tokens);
+        if (edit_key(path, text, len, root, "shape", "tokens_per_micro_batch", v,
+                     &edits[(*edits_n)++], err))
             return 1;
-        }
-        const yml_node *value = NULL;
-        for (int i = 0; i < shape->n && !value; i++)
-            if (shape->items[2 * i]->kind == YML_SCALAR &&
-                strcmp(shape->items[2 * i]->text, "tokens_per_micro_batch") == 0)
-                value = shape->items[2 * i + 1];
-        spec_edit *e = &edits[(*edits_n)++];
-        if (value) {
-            e->kind = EDIT_MICRO_VALUE;
-            e->start = node_offset(text, len, value);
-            e->end = e->start + (value->kind == YML_SCALAR ? value->len : 0);
-            if (value->kind != YML_SCALAR || !value->plain || e->end > len ||
-                memcmp(text + e->start, value->text, value->len) != 0) {
-                fprintf(err, "%s:%d:%d: error: tokens_per_micro_batch: hzc replaces only a plain "
-                             "value on one line\n", path, value->line, value->col);
-                return 1;
-            }
-        } else {
-            e->kind = EDIT_MICRO_LINE;
-            e->start = e->end = line_start(text, len, last_line(shape) + 1);
-            e->indent = shape->n > 0 ? shape->items[0]->col - 1 : 2;
-        }
     }
+    if (optimizer_state >= 0 &&
+        edit_key(path, text, len, root, "training", "optimizer_state",
+                 hz_optstate_names[optimizer_state], &edits[(*edits_n)++], err))
+        return 1;
     const yml_node *plan = top_value(root, "plan", &key);
     spec_edit *e = &edits[(*edits_n)++];
     e->kind = EDIT_PLAN;
@@ -250,25 +280,27 @@ static void out_line_break(spec_out *o) {
 }
 
 int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_tokens,
-                     const char *out_path, FILE *err) {
+                     int optimizer_state, const char *out_path, FILE *err) {
     int errors_n = 0;
     char *text = NULL;
     size_t len = 0;
     yml_node *root = yml_load_text(in_path, err, &errors_n, &text, &len);
     if (!root) return errors_n ? errors_n : 1;
-    spec_edit edits[2];
+    spec_edit edits[3];
     int edits_n = 0;
-    errors_n = find_edits(in_path, text, len, root, micro_tokens, edits, &edits_n, err);
+    errors_n = find_edits(in_path, text, len, root, micro_tokens, optimizer_state, edits,
+                          &edits_n, err);
     yml_free(root);
     if (errors_n) {
         free(text);
         return errors_n;
     }
-    if (edits_n == 2 && edits[1].start < edits[0].start) {
-        spec_edit t = edits[0];
-        edits[0] = edits[1];
-        edits[1] = t;
-    }
+    for (int i = 1; i < edits_n; i++) /* by position; at the same one (the end) as found */
+        for (int j = i; j > 0 && edits[j].start < edits[j - 1].start; j--) {
+            spec_edit t = edits[j];
+            edits[j] = edits[j - 1];
+            edits[j - 1] = t;
+        }
     spec_out o = {fopen(out_path, "w"), 0};
     if (!o.f) {
         fprintf(err, "%s: error: cannot write: %s\n", out_path, strerror(errno));
@@ -280,16 +312,19 @@ int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_toke
     for (int i = 0; i < edits_n; i++) {
         const spec_edit *e = &edits[i];
         out_bytes(&o, text + at, e->start - at);
-        char line[96];
+        char line[160];
         switch (e->kind) {
-        case EDIT_MICRO_VALUE:
-            snprintf(line, sizeof line, "%lld", (long long)micro_tokens);
+        case EDIT_VALUE:
+            out_bytes(&o, e->value, strlen(e->value));
+            break;
+        case EDIT_LINE:
+            out_line_break(&o);
+            snprintf(line, sizeof line, "%*s%s: %s\n", e->indent, "", e->key, e->value);
             out_bytes(&o, line, strlen(line));
             break;
-        case EDIT_MICRO_LINE:
+        case EDIT_SECTION:
             out_line_break(&o);
-            snprintf(line, sizeof line, "%*stokens_per_micro_batch: %lld\n", e->indent, "",
-                     (long long)micro_tokens);
+            snprintf(line, sizeof line, "%s:\n  %s: %s\n", e->section, e->key, e->value);
             out_bytes(&o, line, strlen(line));
             break;
         case EDIT_PLAN:
@@ -312,5 +347,5 @@ int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_toke
 
 int spec_write_with_plan(const char *in_path, const spec_plan *p, const char *out_path,
                          FILE *err) {
-    return spec_write_tuned(in_path, p, 0, out_path, err);
+    return spec_write_tuned(in_path, p, 0, -1, out_path, err);
 }

@@ -48,6 +48,8 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
         {"h2d_gbps", offsetof(tm_ceilings, h2d_gbps)},
         {"d2h_gbps", offsetof(tm_ceilings, d2h_gbps)},
         {"host_adamw_gbps", offsetof(tm_ceilings, host_adamw_gbps)},
+        {"host_adamw_bf16_gbps", offsetof(tm_ceilings, host_adamw_bf16_gbps)},
+        {"host_adamw_int8_gbps", offsetof(tm_ceilings, host_adamw_int8_gbps)},
         {"process_host_bytes", offsetof(tm_ceilings, process_host_bytes)},
     };
     tm_defaults(c);
@@ -109,6 +111,27 @@ static double units_of(const hz_plan *p)
     return n > 0 ? n : 1;
 }
 
+/* The master and moments an AdamW update reads and writes per parameter: w, lo, m, v (and
+ * int8's block scales): 24 bytes with fp32 moments, 16 with bf16, 12.25 with int8. */
+static double host_state_bytes(const hz_plan *p)
+{
+    return 2.0 * (4.0 + (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_M) / 32.0 +
+                  (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_MS) / 32.0);
+}
+
+/* The host AdamW's rate (bytes of that traffic, plus the gradient's, per second) in the
+ * plan's moment precision: its own measured key, or where a ceilings file has none (0), the
+ * fp32 loop's time per parameter (bf16 and int8 moves fewer bytes but computes more). */
+static double host_adamw_rate(const hz_plan *p, const tm_ceilings *c)
+{
+    double g = p->host_grad_bf16 ? 2.0 : 4.0;
+    double own = p->optimizer_state == HZ_OPTSTATE_BF16   ? c->host_adamw_bf16_gbps
+                 : p->optimizer_state == HZ_OPTSTATE_INT8 ? c->host_adamw_int8_gbps
+                                                          : c->host_adamw_gbps;
+    if (own > 0) return own * 1e9;
+    return c->host_adamw_gbps * 1e9 * (host_state_bytes(p) + g) / (24.0 + g);
+}
+
 void tm_predict(hz_plan *p, const tm_ceilings *c)
 {
     const hz_dims *d = &p->dims;
@@ -149,11 +172,9 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
      * per streamed parameter (fp32 moments: 24 + the gradient; a held unit's gradient is fp32,
      * from its staging slot); the GPU's: the same plus the
      * fp32 gradient per resident parameter (fp32: 28). The rate is the fp32 loop's (probe). */
-    double state = 2.0 * (4.0 + (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_M) /
-                                    32.0 +
-                          (double)hz_arr_block_bytes(p->optimizer_state, 0, HZ_ARR_MS) / 32.0);
+    double state = host_state_bytes(p);
     double per_param = state + (p->host_grad_bf16 ? 2.0 : 4.0);
-    double host_rate = c->host_adamw_gbps * 1e9;
+    double host_rate = host_adamw_rate(p, c);
     ph[HZ_PH_OPT] = ph[HZ_PH_GPU_OPT] = 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
@@ -289,9 +310,10 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
     case HZ_STORE_B:
         return 2.0 * (double)d->step_tokens * C / (c->d2h_gbps * 1e9);
     case HZ_OPT:
-        if (u->resident) return (double)u->padded_n * 28.0 / H;
-        return (double)u->padded_n * (24.0 + (p->host_grad_bf16 ? 2.0 : 4.0)) /
-               (c->host_adamw_gbps * 1e9);
+        if (u->resident) return (double)u->padded_n * (host_state_bytes(p) + 4.0) / H;
+        return (double)u->padded_n *
+               (host_state_bytes(p) + (u->held ? 4.0 : p->host_grad_bf16 ? 2.0 : 4.0)) /
+               host_adamw_rate(p, c);
     default:
         return 0.0;
     }

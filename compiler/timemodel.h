@@ -21,6 +21,8 @@ typedef struct tm_ceilings {
     double hbm_gbps;         /* device memory, read + write, for the elementwise kernels */
     double h2d_gbps, d2h_gbps; /* pinned PCIe copies */
     double host_adamw_gbps;  /* host memory traffic of hzc's AdamW over all its threads */
+    double host_adamw_bf16_gbps, host_adamw_int8_gbps; /* the same with bf16 and int8 moments
+                              * (their own bytes); 0: the fp32 loop's time per parameter */
     double process_host_bytes; /* host memory the trainer process holds beyond the plan once
                                 * ready: code, libraries, the device context ("process_host_
                                 * bytes"; the trainer prints it when ready) */

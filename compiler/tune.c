@@ -44,6 +44,7 @@ static void eval_quiet(const hzc_spec *spec, const spec_plan *plan, int64_t micr
     memset(r, 0, sizeof *r);
     r->plan = *plan;
     r->micro_tokens = micro_tokens;
+    r->optimizer_state = s.optimizer_state;
     r->fits = !bad;
     r->gpu_bytes = pl.p.gpu_bytes;
     r->host_bytes = pl.p.host_bytes;
@@ -144,6 +145,36 @@ static void walk(walker *w)
     }
 }
 
+/* One precision's search: every choice at every micro-batch size. */
+static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
+{
+    int64_t seqs = spec->step_tokens / spec->T;
+    for (int64_t per = 1; per <= seqs; per++) {
+        int64_t micro = per * spec->T, n_micro = seqs / per;
+        if (seqs % per != 0 || n_micro > SPEC_MAX_MICRO_BATCHES ||
+            spec->L * n_micro > SPEC_MAX_LAYER_PASSES)
+            continue;
+        s->micro_n++;
+        w->spec.micro_tokens = micro;
+        for (int ends = 0; ends <= 1; ends++)
+            for (int slots = 2; slots <= 3; slots++)
+                /* gradients on the host in fp32 or bf16, or every streamed unit's held on
+                     * the GPU (resident units hold theirs anyway: the GPU bytes still grow
+                     * with resident_blocks) */
+                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16 + 1; grad++)
+                    for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++) {
+                        int held = grad > SPEC_GRAD_BF16;
+                        w->spec.plan = (spec_plan){.set = 1, .resident_ends = ends,
+                                                   .weight_slots = slots,
+                                                   .host_grad = held ? SPEC_GRAD_FP32 : grad,
+                                                   .boundaries = where,
+                                                   .gpu_grad_blocks = held ? spec->L : 0,
+                                                   .gpu_grad_ends = held};
+                        walk(w);
+                    }
+    }
+}
+
 int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ceil,
                     tune_search *s)
 {
@@ -153,32 +184,39 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
     s->best_n = 0;
     s->built_n = 0;
     s->micro_n = 0;
+    s->states_n = 0;
     memset(&s->smallest, 0, sizeof s->smallest);
-    int64_t seqs = spec->step_tokens / spec->T;
-    for (int64_t per = 1; per <= seqs; per++) {
-        int64_t micro = per * spec->T, n_micro = seqs / per;
-        if (seqs % per != 0 || n_micro > SPEC_MAX_MICRO_BATCHES ||
-            spec->L * n_micro > SPEC_MAX_LAYER_PASSES)
-            continue;
-        s->micro_n++;
-        w.spec.micro_tokens = micro;
-        for (int ends = 0; ends <= 1; ends++)
-            for (int slots = 2; slots <= 3; slots++)
-                /* gradients on the host in fp32 or bf16, or every streamed unit's held on
-                     * the GPU (resident units hold theirs anyway: the GPU bytes still grow
-                     * with resident_blocks) */
-                for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16 + 1; grad++)
-                    for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++) {
-                        int held = grad > SPEC_GRAD_BF16;
-                        w.spec.plan = (spec_plan){.set = 1, .resident_ends = ends,
-                                                  .weight_slots = slots,
-                                                  .host_grad = held ? SPEC_GRAD_FP32 : grad,
-                                                  .boundaries = where,
-                                                  .gpu_grad_blocks = held ? spec->L : 0,
-                                                  .gpu_grad_ends = held};
-                        walk(&w);
-                    }
+    /* the spec's precision; where it names none, each of them: the most exact one with a
+     * plan that fits is taken, the others' fastest plans are shown beside it */
+    int first = spec->optimizer_state_set ? spec->optimizer_state : HZ_OPTSTATE_FP32;
+    int last = spec->optimizer_state_set ? spec->optimizer_state : HZ_OPTSTATE_MODE_N - 1;
+    tune_result *kept = malloc((size_t)s->best_cap * sizeof *kept), least;
+    int kept_n = 0, chosen = -1;
+    double least_over = -1.0;
+    for (int m = first; m <= last; m++) {
+        w.spec.optimizer_state = m;
+        w.smallest_over = -1.0;
+        s->best_n = 0;
+        s->micro_n = 0; /* the same sizes for each precision */
+        search_state(&w, spec, s);
+        int i = s->states_n++;
+        s->states[i] = m;
+        s->state_fits[i] = s->best_n > 0;
+        s->state_best[i] = s->best_n > 0 ? s->best[0] : s->smallest;
+        if (s->best_n > 0 && chosen < 0 && kept) {
+            chosen = m;
+            kept_n = s->best_n;
+            memcpy(kept, s->best, (size_t)kept_n * sizeof *kept);
+        }
+        if (s->best_n == 0 && (least_over < 0 || w.smallest_over < least_over)) {
+            least_over = w.smallest_over;
+            least = s->smallest;
+        }
     }
+    s->best_n = kept_n;
+    if (kept_n) memcpy(s->best, kept, (size_t)kept_n * sizeof *kept);
+    if (least_over >= 0) s->smallest = least;
+    free(kept);
     if (w.quiet != stderr) fclose(w.quiet);
     s->seconds = now_s() - t0;
     return s->best_n;
@@ -188,8 +226,8 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
 
 static void print_header(FILE *out)
 {
-    fprintf(out, "%-7s %-4s %8s %4s %5s %5s %6s %7s %8s %8s %8s %8s  %s\n", "rank", "ends",
-            "resident", "keep", "slots", "grads", "bounds", "micro", "step_s", "TFLOP/s",
+    fprintf(out, "%-7s %-5s %-4s %8s %4s %5s %5s %6s %7s %8s %8s %8s %8s  %s\n", "rank", "state",
+            "ends", "resident", "keep", "slots", "grads", "bounds", "micro", "step_s", "TFLOP/s",
             "GPU_GiB", "host_GiB", "critical path");
 }
 
@@ -215,8 +253,8 @@ static const char *bounds_of(const tune_result *r)
 
 static void print_row(FILE *out, const char *rank, const tune_result *r)
 {
-    fprintf(out, "%-7s %-4s %8lld %4lld %5d %5s %6s %7lld %8.4g %8.1f %8.2f %8.2f  %s\n", rank,
-            r->plan.resident_ends ? "yes" : "no", (long long)r->plan.resident_blocks,
+    fprintf(out, "%-7s %-5s %-4s %8lld %4lld %5d %5s %6s %7lld %8.4g %8.1f %8.2f %8.2f  %s\n",
+            rank, hz_optstate_names[r->optimizer_state], r->plan.resident_ends ? "yes" : "no", (long long)r->plan.resident_blocks,
             (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
             (long long)r->micro_tokens, r->step_s, r->tflops, (double)r->gpu_bytes / GIB,
             (double)r->host_bytes / GIB, r->fits ? r->critical : "does not fit the limits");
@@ -225,12 +263,44 @@ static void print_row(FILE *out, const char *rank, const tune_result *r)
 /* "resident_ends true, resident_blocks 3, ..." for messages. */
 static void choice_text(const tune_result *r, char *buf, size_t n)
 {
-    snprintf(buf, n, "resident_ends %s, resident_blocks %lld, keep_activations %lld, "
-                     "weight_slots %d, gradients %s, boundaries %s, "
+    snprintf(buf, n, "optimizer_state %s, resident_ends %s, resident_blocks %lld, "
+                     "keep_activations %lld, weight_slots %d, gradients %s, boundaries %s, "
                      "tokens_per_micro_batch %lld",
-             r->plan.resident_ends ? "true" : "false", (long long)r->plan.resident_blocks,
+             hz_optstate_names[r->optimizer_state], r->plan.resident_ends ? "true" : "false", (long long)r->plan.resident_blocks,
              (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
              (long long)r->micro_tokens);
+}
+
+/* Which optimizer-state precision the search took, and why; each other one's fastest plan. */
+static void print_states(const hzc_spec *spec, const tune_search *s, const plan_limits *lim,
+                         FILE *out)
+{
+    if (spec->optimizer_state_set) {
+        fprintf(out, "optimizer state: %s, as the spec's training.optimizer_state says\n\n",
+                hz_optstate_names[spec->optimizer_state]);
+        return;
+    }
+    int chosen = -1;
+    for (int i = 0; i < s->states_n && chosen < 0; i++)
+        if (s->state_fits[i]) chosen = s->states[i];
+    fprintf(out, "optimizer state: the spec names none; tune takes the most exact precision with "
+                 "a plan that fits%s%s\n", chosen >= 0 ? ": " : " (none does)",
+            chosen >= 0 ? hz_optstate_names[chosen] : "");
+    for (int i = 0; i < s->states_n; i++) {
+        const tune_result *r = &s->state_best[i];
+        if (s->state_fits[i])
+            fprintf(out, "  %s: fastest plan %.4g s a step, %.1f model TFLOP/s, %.2f GiB host%s\n",
+                    hz_optstate_names[s->states[i]], r->step_s, r->tflops,
+                    (double)r->host_bytes / GIB,
+                    s->states[i] == chosen ? " (taken)"
+                    : s->states[i] > chosen ? " (set training.optimizer_state to take it)" : "");
+        else
+            fprintf(out, "  %s: no plan fits; the nearest needs %.2f GiB of host and %.2f GiB of "
+                         "GPU memory (limits %.2f and %.2f)\n", hz_optstate_names[s->states[i]],
+                    (double)r->host_bytes / GIB, (double)r->gpu_bytes / GIB,
+                    (double)lim->host_bytes / GIB, (double)lim->gpu_bytes / GIB);
+    }
+    fprintf(out, "\n");
 }
 
 int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ceil, int top_n,
@@ -253,8 +323,10 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
     fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 24 choices of "
                  "resident_ends, weight_slots, gradients (host fp32, host bf16 or on the GPU) "
                  "and boundaries, each with keep_activations 0..%lld and the most "
-                 "resident_blocks that fit\n\n",
-            (long long)s.built_n, s.seconds, s.micro_n, (long long)spec->L);
+                 "resident_blocks that fit, in %d optimizer-state precision%s\n",
+            (long long)s.built_n, s.seconds, s.micro_n, (long long)spec->L, s.states_n,
+            s.states_n == 1 ? "" : "s");
+    print_states(spec, &s, lim, out);
     char why[512];
     if (s.best_n == 0) {
         const tune_result *m = &s.smallest;
@@ -289,7 +361,8 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
     int rc = 0;
     if (out_path) {
         int64_t micro = win->micro_tokens != spec->micro_tokens ? win->micro_tokens : 0;
-        rc = spec_write_tuned(spec->path, &win->plan, micro, out_path, err) != 0;
+        int state = win->optimizer_state != spec->optimizer_state ? win->optimizer_state : -1;
+        rc = spec_write_tuned(spec->path, &win->plan, micro, state, out_path, err) != 0;
         if (!rc) {
             choice_text(win, why, sizeof why);
             fprintf(err, "hzc: wrote %s with rank 1's plan: section (%s)\n", out_path, why);

@@ -13,6 +13,7 @@
 typedef struct tune_result {
     spec_plan plan;              /* the plan: section tried (set = 0: the spec's default) */
     int64_t micro_tokens;        /* shape.tokens_per_micro_batch tried */
+    int optimizer_state;         /* training.optimizer_state tried (enum hz_optstate_mode) */
     int fits;                    /* plan_build accepted it within both limits */
     int64_t gpu_bytes, host_bytes; /* as planned */
     int64_t pcie_bytes;          /* a step's copies both ways (hz_plan_pcie_bytes) */
@@ -28,6 +29,12 @@ typedef struct tune_search {
     tune_result *best;
     int best_cap, best_n;
     tune_result smallest;        /* when nothing fits: the plan that overflows the least */
+    int states[HZ_OPTSTATE_MODE_N], states_n; /* the precisions searched, in order: the spec's,
+                                  * or fp32, bf16 and int8 where it names none (BEST then holds
+                                  * the most exact one's plans that fit) */
+    int state_fits[HZ_OPTSTATE_MODE_N];
+    tune_result state_best[HZ_OPTSTATE_MODE_N]; /* each one's fastest plan, or where none fits
+                                  * its least-overflowing one */
     int64_t built_n;             /* plans built */
     int micro_n;                 /* micro-batch sizes tried */
     double seconds;              /* wall time */

@@ -53,7 +53,7 @@ gq="$tmp/ceil \"q\".json"
 cat > "$gq" <<'JSON'
 {"gpu": "Card \"X\" \\ ??= \u00e9", "gemm_tflops": 700.5, "gemm_bwd_tflops": 600, "attention_fwd_tflops": 250,
  "attention_bwd_tflops": 170, "hbm_gbps": 4000, "h2d_gbps": 50, "d2h_gbps": 50, "host_adamw_gbps": 100,
- "gpu_mem_bytes": 150754820096, "process_host_bytes": 460517376, "cc": "sm_90", "host_threads": 16, "measured": "2026-12-01T10:00:00Z",
+ "host_adamw_bf16_gbps": 80, "host_adamw_int8_gbps": 70, "gpu_mem_bytes": 150754820096, "process_host_bytes": 460517376, "cc": "sm_90", "host_threads": 16, "measured": "2026-12-01T10:00:00Z",
  "plan": "tiny", "measured_by": {"gemm_tflops": "the forward GEMMs of one block"}}
 JSON
 $hzc build models/tiny.yaml -o "$tmp/gq" --backend cpu --ceilings "$gq" > "$tmp/gq.log" 2>&1 &&

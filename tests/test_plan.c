@@ -248,6 +248,27 @@ static void check_timemodel(void)
     CHECK(q.pred.critical == HZ_PH_BWD && q.pred.step_s < r->step_s,
           "a fast host optimizer leaves the backward critical (%s, %.3f s < %.3f s)",
           hz_phase_names[q.pred.critical], q.pred.step_s, r->step_s);
+    /* compact moments: the host optimizer at its own measured rate over its own bytes, or,
+     * where the ceilings have none, at the fp32 loop's time per parameter */
+    {
+        hz_plan i8 = a.p, f32 = a.p;
+        i8.optimizer_state = HZ_OPTSTATE_INT8;
+        tm_ceilings none8 = c, own8 = c;
+        none8.host_adamw_int8_gbps = 0;
+        own8.host_adamw_int8_gbps = 50.0;
+        tm_predict(&f32, &c);
+        double f = f32.pred.phase_s[HZ_PH_OPT];
+        tm_predict(&i8, &none8);
+        double same = i8.pred.phase_s[HZ_PH_OPT];
+        tm_predict(&i8, &own8);
+        double own = i8.pred.phase_s[HZ_PH_OPT], params = 0;
+        for (int u = 0; u < a.p.unit_n; u++)
+            if (!a.p.units[u].resident) params += (double)a.p.units[u].padded_n;
+        double want = params * (12.25 + (a.p.host_grad_bf16 ? 2.0 : 4.0)) / 50e9;
+        CHECK(fabs(same - f) <= 1e-9 * f && fabs(own - want) <= 1e-9 * want,
+              "int8 moments: host optimizer %.4f s with no int8 rate (fp32's %.4f s), %.4f s at "
+              "50 GB/s of 12.25 + gradient bytes a parameter (want %.4f s)", same, f, own, want);
+    }
     /* a slow bus makes PCIe the critical path */
     tm_ceilings slow = c;
     slow.h2d_gbps = slow.d2h_gbps = 0.5;
@@ -286,6 +307,7 @@ static void check_timemodel(void)
         "  \"gemm_bwd_tflops\": 612.5,\n  \"attention_fwd_tflops\": 250.0,\n"
         "  \"attention_bwd_tflops\": 170.5,\n  \"hbm_gbps\": 4100.0,\n  \"h2d_gbps\": 54.0,\n"
         "  \"d2h_gbps\": 53.5,\n  \"host_adamw_gbps\": 98.75,\n"
+        "  \"host_adamw_bf16_gbps\": 70.25,\n  \"host_adamw_int8_gbps\": 60.5,\n"
         "  \"gpu_mem_bytes\": 150754820096,\n  \"process_host_bytes\": 460517376,\n  \"cc\": \"sm_90\",\n  \"host_threads\": 16,\n"
         "  \"measured\": \"2026-12-01T10:00:00Z\",\n  \"plan\": \"tiny\",\n"
         "  \"measured_by\": {\"gemm_tflops\": \"the forward GEMMs of one block\"}\n}";
@@ -295,7 +317,8 @@ static void check_timemodel(void)
               got.gemm_bwd_tflops == 612.5 &&
               got.att_fwd_tflops == 250.0 && got.att_bwd_tflops == 170.5 &&
               got.hbm_gbps == 4100.0 && got.h2d_gbps == 54.0 && got.d2h_gbps == 53.5 &&
-              got.host_adamw_gbps == 98.75 && got.process_host_bytes == 460517376 &&
+              got.host_adamw_gbps == 98.75 && got.host_adamw_bf16_gbps == 70.25 &&
+              got.host_adamw_int8_gbps == 60.5 && got.process_host_bytes == 460517376 &&
               strcmp(got.gpu, "NVIDIA H200") == 0 &&
               strstr(got.name, "NVIDIA H200"),
           "a file in --probe's format sets every rate (none missing: '%s') and the device '%s'",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "spec.h"
+#include "../runtime/hz.h"
 #include "yml.h"
 #include "test.h"
 
@@ -524,7 +525,7 @@ static void expect_rewrite(const char *what, const char *in, const spec_plan *p,
     char *err = NULL;
     size_t err_size = 0;
     FILE *ef = open_memstream(&err, &err_size);
-    int rc = spec_write_tuned(in_path, p, micro, out_path, ef);
+    int rc = spec_write_tuned(in_path, p, micro, -1, out_path, ef);
     fclose(ef);
     CHECK(n0 == 0 && rc == 0, "%s: the spec loads and is rewritten: %s", what, err);
     free(err);
@@ -559,6 +560,40 @@ static void expect_rewrite(const char *what, const char *in, const spec_plan *p,
     free(got);
     free(section);
     free(want);
+}
+
+/* hzc tune's optimizer state (spec_write_tuned's OPTIMIZER_STATE): a training: section
+ * added at the end where there is none, the key added as the section's last line, or its
+ * value replaced; the plan section after it either way, and the spec loads with it. */
+static void test_state_write(void) {
+    const spec_plan p = {.set = 1, .resident_blocks = 2, .weight_slots = 2};
+    char *section = plan_yaml(&p), in[2048], want[4096];
+    const struct {
+        const char *what, *training, *written;
+    } cases[] = {
+        {"no training: section", "", "training:\n  optimizer_state: int8\n"},
+        {"training: without the key", "training:\n  lr: 1e-3\n",
+         "training:\n  lr: 1e-3\n  optimizer_state: int8\n"},
+        {"training: with the key", "training:\n  optimizer_state: fp32  # exact\n  lr: 1e-3\n",
+         "training:\n  optimizer_state: int8  # exact\n  lr: 1e-3\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(in, sizeof in, "%s%s", plan_base, cases[i].training);
+        const char *in_path = write_file("st-in.yaml", in), *out_path = test_tmp("st-out.yaml");
+        int rc = spec_write_tuned(in_path, &p, 0, HZ_OPTSTATE_INT8, out_path, stdout);
+        char *got = slurp(out_path), *text = NULL;
+        snprintf(want, sizeof want, "%s%s%s", plan_base, cases[i].written, section);
+        hzc_spec s1;
+        int n1 = load(out_path, &s1, &text);
+        CHECK(rc == 0 && strcmp(got, want) == 0 && n1 == 0 &&
+                  s1.optimizer_state == HZ_OPTSTATE_INT8 && s1.optimizer_state_set &&
+                  s1.plan.resident_blocks == 2,
+              "tuned optimizer state, %s: written as training.optimizer_state: int8, loads back", cases[i].what);
+        if (strcmp(got, want) != 0) printf("        got:\n%s        want:\n%s", got, want);
+        free(got);
+        free(text);
+    }
+    free(section);
 }
 
 static void test_plan_write(void) {
@@ -676,6 +711,7 @@ int main(void) {
     test_bad_inputs();
     test_plan_section();
     test_plan_write();
+    test_state_write();
     test_file_limits();
     test_tmp_close();
     TEST_END();

@@ -128,11 +128,85 @@ static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c
          * the staircase per kept count or per resident count given up */
         int64_t log2L = 0;
         while (((int64_t)1 << log2L) <= s->L) log2L++;
-        int64_t bound = 24 * (int64_t)srch.micro_n * (2 * s->L + log2L + 2);
+        int64_t bound = 24 * (int64_t)srch.micro_n * srch.states_n * (2 * s->L + log2L + 2);
         CHECK(srch.built_n <= bound, "%s at %.1f KiB: %lld plans built <= %lld (24 x %d "
-              "micro-batch sizes x (2 L + log2 L + 2))", name, kib, (long long)srch.built_n,
-              (long long)bound, srch.micro_n);
+              "micro-batch sizes x %d precisions x (2 L + log2 L + 2))", name, kib,
+              (long long)srch.built_n, (long long)bound, srch.micro_n, srch.states_n);
     }
+}
+
+/* The optimizer-state precision: a spec that names one is searched in it alone; one that
+ * names none takes the most exact precision whose exhaustive search finds a plan that fits
+ * (fp32, then bf16, then int8), with that precision's best plan, over host limits from
+ * roomy to too small for all. */
+static void check_states(const char *name, const hzc_spec *s0, const tm_ceilings *c)
+{
+    int64_t lo, hi;
+    gpu_span(s0, c, &lo, &hi);
+    hzc_spec s = *s0;
+    s.optimizer_state_set = 0;
+    /* each precision's least host bytes over every point, at the GPU limit between the ends */
+    plan_limits roomy = {lo + (hi - lo) / 2, (int64_t)1 << 50, PLAN_BOUNDARIES_AUTO};
+    int64_t least[HZ_OPTSTATE_MODE_N];
+    for (int m = 0; m < HZ_OPTSTATE_MODE_N; m++) {
+        hzc_spec sm = s;
+        sm.optimizer_state = m;
+        int64_t best = 0;
+        for (int64_t r = 0; r <= s.L; r++) {
+            spec_plan p = {.set = 1, .resident_blocks = r, .resident_ends = 1, .weight_slots = 2,
+                           .host_grad = SPEC_GRAD_BF16, .boundaries = SPEC_WHERE_GPU};
+            tune_result res;
+            tune_eval(&sm, &p, sm.micro_tokens, &roomy, c, &res);
+            if (res.gpu_bytes <= roomy.gpu_bytes && (!best || res.host_bytes < best))
+                best = res.host_bytes;
+        }
+        least[m] = best;
+    }
+    int64_t hosts[] = {(int64_t)1 << 50, least[0], least[0] - 1, least[1] - 1, least[2] - 1, 4096};
+    int good = 1, cases = 0, seen[HZ_OPTSTATE_MODE_N + 1] = {0};
+    for (size_t h = 0; h < sizeof hosts / sizeof hosts[0]; h++) {
+        plan_limits lim = roomy;
+        lim.host_bytes = hosts[h];
+        tune_result best[4];
+        tune_search srch = {.best = best, .best_cap = 4};
+        tune_search_run(&s, &lim, c, &srch);
+        int want = -1;
+        tune_result all = {0};
+        for (int m = 0; m < HZ_OPTSTATE_MODE_N && want < 0; m++) {
+            hzc_spec sm = s;
+            sm.optimizer_state = m;
+            exhaustive(&sm, &lim, c, &all);
+            if (all.fits) want = m;
+        }
+        int ok = srch.states_n == HZ_OPTSTATE_MODE_N &&
+                 (want < 0 ? srch.best_n == 0
+                           : srch.best_n > 0 && best[0].optimizer_state == want &&
+                                 best[0].step_s == all.step_s && srch.state_fits[want] &&
+                                 srch.state_best[want].step_s == all.step_s);
+        for (int m = 0; m < want && ok; m++) ok = !srch.state_fits[m];
+        if (!ok)
+            printf("  host %lld: chose %s (%d fit), want %s\n", (long long)hosts[h],
+                   srch.best_n ? hz_optstate_names[best[0].optimizer_state] : "none", srch.best_n,
+                   want < 0 ? "none" : hz_optstate_names[want]);
+        good &= ok;
+        seen[want + 1] = 1;
+        cases++;
+    }
+    CHECK(good && seen[1] && seen[2] && seen[3] && seen[0],
+          "%s, no training.optimizer_state: in %d host limits tune takes the most exact "
+          "precision that fits (fp32, bf16, int8 and none each seen), with its best plan",
+          name, cases);
+    /* named: that precision alone, even where a more exact one would fit */
+    hzc_spec named = s;
+    named.optimizer_state_set = 1;
+    named.optimizer_state = HZ_OPTSTATE_INT8;
+    tune_result best[2];
+    tune_search srch = {.best = best, .best_cap = 2};
+    tune_search_run(&named, &roomy, c, &srch);
+    CHECK(srch.states_n == 1 && srch.states[0] == HZ_OPTSTATE_INT8 && srch.best_n > 0 &&
+              best[0].optimizer_state == HZ_OPTSTATE_INT8,
+          "%s with optimizer_state int8: searched in int8 alone (%d precision)", name,
+          srch.states_n);
 }
 
 /* Nothing fits: no best, and the smallest overflow is the least of all the points'. */
@@ -156,6 +230,7 @@ int main(void)
     int errors_n = spec_load("models/tiny.yaml", &tiny, stdout);
     CHECK(errors_n == 0, "models/tiny.yaml loads");
     if (errors_n == 0) check_spec("tiny", &tiny, &c);
+    if (errors_n == 0) check_states("tiny", &tiny, &c);
     hzc_spec six = make_spec(0);
     six.L = 6;
     check_spec("six-layer qwen2", &six, &c);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "launch.h"
+#include "../optstate.h"
 
 #define PROBE_WARMUP 3
 #define PROBE_REPS 7
@@ -25,12 +26,16 @@
 #define PROBE_ADAMW_REPS 5
 
 /* The rates, by the keys of a ceilings file (compiler/timemodel.c tm_load), in its order. */
-enum { R_GEMM, R_GEMM_BWD, R_ATT_FWD, R_ATT_BWD, R_HBM, R_H2D, R_D2H, R_ADAMW, R_N };
+enum {
+    R_GEMM, R_GEMM_BWD, R_ATT_FWD, R_ATT_BWD, R_HBM, R_H2D, R_D2H, R_ADAMW, R_ADAMW_BF16,
+    R_ADAMW_INT8, R_N
+};
 static const char *const rate_keys[R_N] = {
     "gemm_tflops", "gemm_bwd_tflops", "attention_fwd_tflops", "attention_bwd_tflops",
-    "hbm_gbps",    "h2d_gbps",        "d2h_gbps",             "host_adamw_gbps"};
-static const char *const rate_units[R_N] = {"TFLOP/s", "TFLOP/s", "TFLOP/s", "TFLOP/s",
-                                            "GB/s",    "GB/s",    "GB/s",    "GB/s"};
+    "hbm_gbps",    "h2d_gbps",        "d2h_gbps",             "host_adamw_gbps",
+    "host_adamw_bf16_gbps", "host_adamw_int8_gbps"};
+static const char *const rate_units[R_N] = {"TFLOP/s", "TFLOP/s", "TFLOP/s", "TFLOP/s", "GB/s",
+                                            "GB/s",    "GB/s",    "GB/s",    "GB/s",    "GB/s"};
 
 typedef struct probe_result {
     double value[R_N];   /* TFLOP/s for the first four, GB/s (1e9 bytes) for the rest */
@@ -323,6 +328,34 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
         double t0 = hz_now_s();
         hz_adamw_store_range(&st, 0, n, &k, c->pool);
         t[i] = hz_now_s() - t0;
+    }
+    /* the compact moments' loop (hz_qadamw_pool) on the same master and gradients */
+    for (int mode = HZ_OPTSTATE_BF16; mode <= HZ_OPTSTATE_INT8; mode++) {
+        int key = mode == HZ_OPTSTATE_BF16 ? R_ADAMW_BF16 : R_ADAMW_INT8;
+        hz_qstate qs;
+        if (hz_qstate_alloc(&qs, mode, n, 1) != 0) {
+            hz_store_free(&st);
+            fprintf(stderr, "train: error: --probe: cannot allocate the %s moments of %lld "
+                            "parameters for the AdamW measurement; free memory and run it "
+                            "again\n", hz_optstate_name(mode), (long long)n);
+            return -1;
+        }
+        hz_qadamw_pool(&qs, st.w, st.lo, st.g, st.grad_bf16, 0, n, &k, 1, c->pool); /* warm-up */
+        double tq[PROBE_ADAMW_REPS];
+        for (int i = 0; i < PROBE_ADAMW_REPS; i++) {
+            double t0 = hz_now_s();
+            hz_qadamw_pool(&qs, st.w, st.lo, st.g, st.grad_bf16, 0, n, &k, 2 + i, c->pool);
+            tq[i] = hz_now_s() - t0;
+        }
+        hz_qstate_free(&qs);
+        double sq = median(tq, PROBE_ADAMW_REPS), per_q = 2.0 * (4.0 + hz_optstate_bytes_per_param(mode));
+        r->value[key] = (double)n * (per_q + (double)grad_bytes) / sq * 1e-9;
+        snprintf(r->what[key], sizeof r->what[key],
+                 "the %s-moment AdamW (hz_qadamw_pool) over %d threads on the same parameters: "
+                 "(%.4g + %lld) bytes per parameter over time (median of %d passes)",
+                 hz_optstate_name(mode), threads, per_q, (long long)grad_bytes, PROBE_ADAMW_REPS);
+        fprintf(log, "probe:   %s moments: %.3f s a pass, %.1f GB/s\n", hz_optstate_name(mode), sq,
+                r->value[key]);
     }
     hz_store_free(&st);
     double s = median(t, PROBE_ADAMW_REPS);

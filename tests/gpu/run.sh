@@ -60,7 +60,8 @@ python3 - "$LOGDIR/ceil.json" > "$LOGDIR/probe.check" 2>&1 <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 rates = ["gemm_tflops", "gemm_bwd_tflops", "attention_fwd_tflops", "attention_bwd_tflops",
-         "hbm_gbps", "h2d_gbps", "d2h_gbps", "host_adamw_gbps"]
+         "hbm_gbps", "h2d_gbps", "d2h_gbps", "host_adamw_gbps",
+         "host_adamw_bf16_gbps", "host_adamw_int8_gbps"]
 num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 bad = [k for k in rates + ["gpu_mem_bytes", "host_threads"] if not num(c.get(k))]
 bad += [k for k in ["gpu", "cc", "measured", "plan"] if not (isinstance(c.get(k), str) and c[k])]
