@@ -36,11 +36,11 @@ for run in $models; do
     d=build/bench/$tag
     case $run in *+tuned*)
         mkdir -p build/bench
-        spec=build/bench/$tag.yaml
+        src=$spec spec=build/bench/$tag.yaml
         # headroom: the CUDA context and cuBLASLt's workspace outside the plan; the OS's share of RAM
         tgpu=$gpu
         [ "$gpu" = "${gpu_mib}MiB" ] && tgpu=$((gpu_mib - 2560))MiB
-        build/hzc tune "models/$m.yaml" --gpu-mem "$tgpu" --host-mem $((host_b / 100 * 85)) ${CEILINGS:+--ceilings "$CEILINGS"} \
+        build/hzc tune "$src" --gpu-mem "$tgpu" --host-mem $((host_b / 100 * 85)) ${CEILINGS:+--ceilings "$CEILINGS"} \
             -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
         cat "$OUT/$tag-tune.log" ;;
     esac
