@@ -29,6 +29,10 @@ void tm_defaults(tm_ceilings *c)
     c->h2d_gbps = 55.3;
     c->d2h_gbps = 55.1;
     c->host_adamw_gbps = 101.2;
+    /* the compact moments' loops on the same machine's 16 threads, train --probe 2026-12-02
+     * (fp32's in that probe: 106.5) */
+    c->host_adamw_bf16_gbps = 71.55;
+    c->host_adamw_int8_gbps = 74.01;
     /* the llama3-8b trainer's resident set when ready beyond its plan, measured 2026-12-02 */
     c->process_host_bytes = 492867584;
 }
