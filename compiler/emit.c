@@ -135,6 +135,10 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_str(L, "ceilings", p->pred.ceilings ? p->pred.ceilings : "");
     set_str(L, "ceilings_gpu", p->pred.ceilings_gpu ? p->pred.ceilings_gpu : "");
     set_int(L, "process_host_bytes", p->pred.process_host_bytes);
+    set_num(L, "gemm_tflops", p->pred.gemm_tflops);
+    set_num(L, "hbm_gbps", p->pred.hbm_gbps);
+    set_num(L, "h2d_gbps", p->pred.h2d_gbps);
+    set_num(L, "d2h_gbps", p->pred.d2h_gbps);
     char crit[256];
     tm_critical_text(p, crit, sizeof crit);
     set_str(L, "critical_text", crit);

@@ -228,6 +228,10 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     p->pred.step_s = step;
     p->pred.critical = crit;
     p->pred.process_host_bytes = (int64_t)c->process_host_bytes;
+    p->pred.gemm_tflops = c->gemm_tflops;
+    p->pred.hbm_gbps = c->hbm_gbps;
+    p->pred.h2d_gbps = c->h2d_gbps;
+    p->pred.d2h_gbps = c->d2h_gbps;
 }
 
 void tm_critical_text(const hz_plan *p, char *buf, size_t n)

@@ -147,6 +147,11 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
         if (p->ops[i].kind == HZ_FETCH_G) c->fetch_op[p->ops[i].unit] = i;
     c->save_pending = calloc((size_t)p->unit_n, sizeof(int));
     c->save_step = -1;
+    if (c->kprof && (!c->be->kprof_begin || !c->be->kprof_end)) {
+        fprintf(stderr, "train: error: the %s backend cannot profile kernels (internal error)\n",
+                c->be->name);
+        return -1;
+    }
     for (int k = 0; k < HZ_OP_KIND_N; k++)
         if (!c->be->ops[k]) {
             fprintf(stderr, "train: error: the %s backend has no %s op (internal error)\n",
@@ -281,6 +286,12 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
         }
         c->opt_started = 1;
     }
+    int kp = c->kprof && c->step == c->kprof_step;
+    if (kp) {
+        memset(c->kprof, 0, sizeof(*c->kprof));
+        c->kprof->step = c->step;
+        c->be->kprof_begin(c, c->kprof);
+    }
     c->be->begin_step(c, inputs, targets, trained > 0 ? 1.0f / (float)trained : 0.0f);
     int last_device_op = -1; /* the D2H stream ends the step */
     for (int i = 0; i < p->op_n; i++) {
@@ -311,9 +322,15 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     int last_update = issue_device_updates(c, opt_norm);
     /* after queueing, so that the updates need not wait for the profile and the trace (which
      * read the device updates' times too) */
-    if (c->profile) {
+    if (c->profile || kp) {
         if (last_update >= 0) c->be->wait_op(c, last_update);
-        c->profiled = hz_profile_step(c, c->trace, c->profile);
+        c->profiled = c->profile && hz_profile_step(c, c->trace, c->profile);
+    }
+    if (kp) { /* the rows of every op just waited for; their busy times beside them */
+        c->be->kprof_end(c);
+        if (c->profiled)
+            memcpy(c->kprof->busy_ms, c->profile->busy_ms, sizeof c->kprof->busy_ms);
+        c->kprofiled = 1;
     }
     c->step++;
     *grad_norm = norm;

@@ -117,6 +117,10 @@ typedef struct hz_predict {
     int64_t process_host_bytes; /* the trainer process's own host memory beyond the plan
                                  * (code, libraries, device context), from the ceilings: the
                                  * cuda trainer's host peak is host_bytes plus this */
+    /* the card's ceilings the prediction used, the roofline of train --profile-kernels */
+    double gemm_tflops;         /* bf16 GEMM (the compute-bound kernels' ceiling) */
+    double hbm_gbps;            /* device memory, bytes read + written */
+    double h2d_gbps, d2h_gbps;  /* pinned PCIe copies */
 } hz_predict;
 
 typedef struct hz_plan {

@@ -170,6 +170,61 @@ void hz_metrics_summary(hz_metrics *m, int64_t steps, double final_loss, double 
     put(m, o);
 }
 
+void hz_metrics_kernels(hz_metrics *m, const hz_kprof *kp, const hz_plan *p)
+{
+    if (!m) return;
+    const hz_predict *c = &p->pred;
+    json_t *o = json_object(), *ceil = json_object(), *streams = json_array();
+    json_object_set_new(o, "type", json_string("kernels"));
+    json_object_set_new(o, "step", json_integer(kp->step + 1));
+    json_object_set_new(o, "backend", json_string(hz_backend_impl.name));
+    json_object_set_new(ceil, "source", json_string(c->ceilings ? c->ceilings : ""));
+    json_object_set_new(ceil, "gemm_tflops", num(c->gemm_tflops));
+    json_object_set_new(ceil, "hbm_gbps", num(c->hbm_gbps));
+    json_object_set_new(ceil, "h2d_gbps", num(c->h2d_gbps));
+    json_object_set_new(ceil, "d2h_gbps", num(c->d2h_gbps));
+    json_object_set_new(o, "ceilings", ceil);
+    for (int st = 0; st < HZ_STREAM_KIND_N; st++) {
+        double total = 0.0;
+        int64_t calls = 0;
+        for (int k = 0; k < HZ_KROW_N; k++) {
+            total += kp->row[st][k].ms;
+            calls += kp->row[st][k].calls;
+        }
+        if (st == HZ_HOST || (calls == 0 && total <= 0)) continue;
+        json_t *so = json_object(), *rows = json_array();
+        json_object_set_new(so, "stream", json_string(hz_stream_names[st]));
+        json_object_set_new(so, "busy_ms", num(kp->busy_ms[st]));
+        json_object_set_new(so, "total_ms", num(total));
+        json_object_set_new(so, "calls", json_integer(calls));
+        for (int k = 0; k < HZ_KROW_N; k++) {
+            const hz_kstat *r = &kp->row[st][k];
+            if (r->calls == 0 && r->ms <= 0) continue;
+            int cls = hz_krow_class[k];
+            json_t *ro = json_object();
+            json_object_set_new(ro, "kernel", json_string(hz_krow_names[k]));
+            json_object_set_new(ro, "calls", json_integer(r->calls));
+            json_object_set_new(ro, "ms", num(r->ms));
+            json_object_set_new(ro, "mean_us", r->calls > 0 ? num(r->ms * 1e3 / (double)r->calls)
+                                                            : json_null());
+            json_object_set_new(ro, "flops", num(r->flops));
+            json_object_set_new(ro, "bytes", num(r->bytes));
+            double rate = hz_kprof_rate(r, k);
+            json_object_set_new(ro, "tflops", cls == HZ_KC_FLOPS ? num(rate) : json_null());
+            json_object_set_new(ro, "gbps",
+                                cls != HZ_KC_FLOPS && cls != HZ_KC_NONE ? num(rate) : json_null());
+            json_object_set_new(ro, "roofline",
+                                cls != HZ_KC_NONE ? num(hz_kprof_roofline(r, k, p)) : json_null());
+            json_object_set_new(ro, "share", num(total > 0 ? r->ms / total : 0.0));
+            json_array_append_new(rows, ro);
+        }
+        json_object_set_new(so, "rows", rows);
+        json_array_append_new(streams, so);
+    }
+    json_object_set_new(o, "streams", streams);
+    put(m, o);
+}
+
 void hz_metrics_close(hz_metrics *m)
 {
     if (!m) return;

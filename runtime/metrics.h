@@ -28,6 +28,9 @@ void hz_metrics_sample(hz_metrics *m, int64_t steps, const int32_t *tokens, int6
  * lines, planned beside measured (LINES, as the summary prints them). */
 void hz_metrics_summary(hz_metrics *m, int64_t steps, double final_loss, double tok_s,
                         double tflops, const hz_mem_line *lines, int line_n);
+/* {"type": "kernels", ...}: train --profile-kernels' rows of one step, as printed
+ * (docs/training.md "Kernel profile"). */
+void hz_metrics_kernels(hz_metrics *m, const hz_kprof *kp, const hz_plan *p);
 void hz_metrics_close(hz_metrics *m);
 
 #endif

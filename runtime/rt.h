@@ -7,6 +7,7 @@
 
 #include "hz.h"
 #include "hz_layout.h"
+#include "kprof.h"
 
 /* ---- inline bf16 and split-master arithmetic for the hot loops (store.c has the
  * public, documented versions; these are the same bits) ---- */
@@ -276,6 +277,12 @@ typedef struct hz_backend {
      * LOG, and write them to OUT_PATH as a ceilings file for hzc plan/build --ceilings.
      * 0, or -1 after saying why. NULL where there is no device to measure (cpu). */
     int (*probe)(hz_ctx *ctx, const char *out_path, FILE *log);
+    /* train --profile-kernels (runtime/kprof.h): before the profiled step's first op, from
+     * then until kprof_end every op's work is timed piece by piece into KP's rows; kprof_end
+     * comes after the step's last op (its device updates too) is done. Work outside the
+     * profiled step is not timed. */
+    void (*kprof_begin)(hz_ctx *ctx, hz_kprof *kp);
+    void (*kprof_end)(hz_ctx *ctx);
     void (*destroy)(hz_ctx *ctx);
 } hz_backend;
 
@@ -314,6 +321,11 @@ struct hz_ctx {
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
     int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
+    int64_t kprof_step;          /* --profile-kernels: the 0-based step to profile kernel by
+                                  * kernel, -1 none (set before init: the cuda backend
+                                  * creates its events there) */
+    hz_kprof *kprof;             /* its rows (NULL: none) */
+    int kprofiled;               /* kprof holds the last step (the caller clears it) */
     /* a checkpoint written while training goes on (ckpt_async.c): the update of step
      * save_step (0-based; -1: none) of unit u waits while save_pending[u] > 0 (chunks
      * holding its state not yet written) */

@@ -236,6 +236,9 @@ static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a)
     memset(ctx, 0, sizeof *ctx);
     ctx->optim = a->optim;
     ctx->deterministic = a->deterministic;
+    ctx->kprof_step = -1; /* main sets the step once a resume has said where the run starts */
+    static hz_kprof kprof; /* one run's profile, alive as long as the trainer */
+    if (a->profile_kernels >= 0) ctx->kprof = &kprof;
     /* large models take seconds here (pinning 100 GiB): say what is happening */
     printf("setting up: host store %.2f GiB%s, %d optimizer threads\n",
            p->host_store_bytes / 1073741824.0,
@@ -368,6 +371,15 @@ int main(int argc, char **argv)
                (long long)a.seed, hz_now_s() - t0);
     }
     if (a.init_raw) hz_train_load_raw(&ctx.store, a.init_raw);
+    if (a.profile_kernels > 0 && a.profile_kernels <= first_step) {
+        fprintf(stderr, "train: error: --profile-kernels %lld: the checkpoint has %lld steps done, "
+                        "so this run starts at step %lld; profile one of its steps\n",
+                (long long)a.profile_kernels, (long long)first_step, (long long)first_step + 1);
+        return 1;
+    }
+    if (ctx.kprof) /* the run's second step by default: its first includes warm-up work */
+        ctx.kprof_step = a.profile_kernels > 0 ? a.profile_kernels - 1
+                         : first_step + 1 < a.steps ? first_step + 1 : first_step;
     printf("ready in %.1f s\n", hz_now_s() - t_init);
     /* everything the plan allocates exists now; what the process holds beyond it is its own
      * start-up (code, libraries, the CUDA context), which the plan does not model */
@@ -449,6 +461,11 @@ int main(int argc, char **argv)
                    "%.2f TFLOP/s\n",
                    (long long)step + 1, (long long)a.steps, loss, norm,
                    hz_lr_at(&a.optim, step), dt * 1e3, tok_s, tok_s * flops * 1e-12);
+        if (ctx.kprofiled) { /* --profile-kernels: this step's table, after its line */
+            hz_kprof_print(ctx.kprof, p, hz_backend_impl.name, stdout);
+            hz_metrics_kernels(met, ctx.kprof, p);
+            ctx.kprofiled = 0;
+        }
         if (val && a.eval_every > 0 && (step + 1) % a.eval_every == 0 && step + 1 < a.steps)
             printf("step %5lld/%lld | val loss %.4f\n", (long long)step + 1, (long long)a.steps,
                    evaluate(&ctx, val, a.eval_batches, &tk, met, step + 1));

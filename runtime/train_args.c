@@ -73,6 +73,11 @@ static void usage(FILE *out, const char *argv0)
             "                       weights; --sample-temperature T (default 1; 0: greedy),\n"
             "                       --sample-top-k K (default 0: all tokens)\n"
             "  --trace-steps A-B    trace only steps A to B (A, A-: from A on; default all)\n"
+            "  --profile-kernels [STEP]\n"
+            "                       time every kernel, GEMM and copy of one step (default: the\n"
+            "                       run's second) and print a table by kind: calls, time,\n"
+            "                       TFLOP/s or GB/s, the fraction of the plan's ceilings, the\n"
+            "                       share of each stream; with --metrics also a \"kernels\" record\n"
             "  --probe              measure this machine's rates at this plan's shapes (GEMMs,\n"
             "                       attention, device memory, PCIe each way, the host AdamW)\n"
             "                       and write them as a ceilings file for hzc plan/build\n"
@@ -160,7 +165,7 @@ train_args hz_train_parse_args(int argc, char **argv)
                     -1, 0, 0, 3, 0.0, threads, 0, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps},
-                    0, NULL, NULL, NULL, 0, 64, 0, NULL, 1.0};
+                    0, NULL, NULL, NULL, -1, 0, 64, 0, NULL, 1.0};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -184,6 +189,13 @@ train_args hz_train_parse_args(int argc, char **argv)
         }
         if (!strcmp(f, "--probe")) {
             a.probe = 1;
+            continue;
+        }
+        if (!strcmp(f, "--profile-kernels")) { /* an optional STEP: the next word if a number */
+            a.profile_kernels = 0;
+            if (!a.train_flag) a.train_flag = f;
+            if (i + 1 < argc && argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9')
+                a.profile_kernels = parse_int(f, argv[++i], 1);
             continue;
         }
         if (i + 1 >= argc || (strncmp(f, "--", 2) != 0 && strcmp(f, "-o") != 0)) {
@@ -265,6 +277,12 @@ train_args hz_train_parse_args(int argc, char **argv)
         hz_train_die("--val-fraction and --val-data: pass one", NULL);
     if (a.data_seed < 0) a.data_seed = a.seed;
     if (a.trace_first && !a.trace) hz_train_die("--trace-steps needs --trace FILE", NULL);
+    if (a.profile_kernels > a.steps) {
+        fprintf(stderr, "train: error: --profile-kernels %lld: the run ends at --steps %lld; "
+                        "profile a step up to it\n",
+                (long long)a.profile_kernels, (long long)a.steps);
+        exit(1);
+    }
     if (a.init_hf && a.resume)
         hz_train_die("--init and --resume both set the weights: pass one", NULL);
     if (a.logits && !a.val_data && a.val_fraction <= 0)

@@ -25,6 +25,8 @@ typedef struct train_args {
     const char *probe_out;           /* -o FILE */
     const char *train_flag;          /* the first flag given that only training reads */
     const char *metrics;             /* --metrics FILE.jsonl */
+    int64_t profile_kernels;         /* --profile-kernels [STEP]: -1 off, 0 the run's second
+                                      * step (its first when it has one), else the 1-based step */
     /* --sample-every N, --sample-prompt, --sample-tokens, --sample-temperature, --sample-top-k */
     int64_t sample_every, sample_tokens, sample_top_k;
     const char *sample_prompt;

@@ -21,6 +21,7 @@ sh tests/test_residency.sh > $log/residency.log 2>&1; tally "test_residency.sh" 
 sh tests/test_optstate.sh > $log/optstate.log 2>&1; tally "test_optstate.sh" $log/optstate.log $?
 sh tests/test_report.sh > $log/report.log 2>&1; tally "test_report.sh" $log/report.log $?
 sh tests/test_lines.sh > $log/lines.log 2>&1; tally "test_lines.sh" $log/lines.log $?
+sh tests/test_kprof.sh > $log/kprof.log 2>&1; tally "test_kprof.sh" $log/kprof.log $?
 sh tests/fuzz/run.sh > $log/fuzz.log 2>&1; tally "tests/fuzz/run.sh" $log/fuzz.log $?
 sh tests/test_prepare_sft.sh > $log/prepare_sft.log 2>&1; tally "test_prepare_sft.sh" $log/prepare_sft.log $?
 echo "$pass passed, $fail failed"

@@ -85,7 +85,8 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
     embedding_forward(m->xs, in, tensor_ptr(p, W, HZ_WTE, -1), N, C);
     for (int l = 0; l < d->L; l++) {
         cpu_block_params w = block_at(p, W, l);
-        cpu_block_forward(d, m->inv_freq, &w, m->xs + l * N * C, m->xs + (l + 1) * N * C, &ws);
+        cpu_block_forward(d, m->inv_freq, &w, m->xs + l * N * C, m->xs + (l + 1) * N * C, &ws,
+                          NULL);
     }
     float *lm = d->tied ? tensor_ptr(p, W, HZ_WTE, -1) : tensor_ptr(p, W, HZ_LM_HEAD, -1);
     float *dlm = G ? (d->tied ? tensor_ptr(p, G, HZ_WTE, -1) : tensor_ptr(p, G, HZ_LM_HEAD, -1))
@@ -93,11 +94,11 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
     double sum = cpu_head_loss(d, tensor_ptr(p, W, HZ_FINAL_NORM, -1), lm, m->xs + d->L * N * C,
                                tg, 1.0f / (float)trained, m->dx,
                                G ? tensor_ptr(p, G, HZ_FINAL_NORM, -1) : NULL, dlm, m->head,
-                               G != NULL, NULL);
+                               G != NULL, NULL, NULL);
     if (G) {
         for (int l = (int)d->L - 1; l >= 0; l--) {
             cpu_block_params w = block_at(p, W, l), g = block_at(p, G, l);
-            cpu_block_backward(d, m->inv_freq, &w, &g, m->xs + l * N * C, m->dx, &ws, 1);
+            cpu_block_backward(d, m->inv_freq, &w, &g, m->xs + l * N * C, m->dx, &ws, 1, NULL);
         }
         embedding_backward(tensor_ptr(p, G, HZ_WTE, -1), m->dx, in, N, C);
     }

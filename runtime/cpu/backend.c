@@ -38,7 +38,16 @@ typedef struct cpu_state {
     int64_t arena_bytes;
     double step_t0;          /* host clock at begin_step */
     float *op_t0, *op_t1;    /* per op: ms from step_t0 (the ops run one after another) */
+    /* --profile-kernels: the profiled step's clock (kclock.kp set), and KC pointing at it
+     * while one of its ops runs (NULL otherwise: nothing is timed) */
+    hz_kclock kclock, *kc;
 } cpu_state;
+
+/* A copy or conversion of N elements of B bytes each way, as the profile counts it. */
+static hz_kcost copy_cost(int row, int64_t n, int bytes)
+{
+    return hz_kc(row, 0.0, (double)n * bytes);
+}
 
 
 static float *falloc(cpu_state *s, int64_t n)
@@ -168,6 +177,7 @@ static void load_unit(hz_ctx *c, const hz_unit *u, float *slot)
         const uint16_t *src = u->resident ? s->res_w + t->res_n : c->store.w + t->host_n;
         float *dst = slot + t->slot_n;
         for (int64_t e = 0; e < t->rows * t->cols; e++) dst[e] = hz_bf16_f32_inl(src[e]);
+        hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_H2D, t->rows * t->cols, 2));
     }
 }
 
@@ -192,10 +202,11 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
     float *out = boundary_at(c, u->layer + 1, mtok);
     if (u->kind == HZ_EMBED) {
         embedding_forward(out, s->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
+        hz_kclock_mark(s->kc, hz_kc(HZ_KR_EMBED_FWD, 0.0, 8.0 * (double)(N * C) + 4.0 * N));
     } else {
         cpu_block_params w = block_params(p, u, slot, 0);
         cpu_work ws = unit_work(s, p, u, m);
-        cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &ws);
+        cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &ws, s->kc);
     }
 }
 
@@ -203,13 +214,36 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
 static void cpu_op_begin(hz_ctx *c, int i)
 {
     cpu_state *s = c->bk;
-    s->op_t0[i] = (float)((hz_now_s() - s->step_t0) * 1e3);
+    double t = hz_now_s();
+    s->op_t0[i] = (float)((t - s->step_t0) * 1e3);
+    if (s->kclock.kp) { /* the profiled step: its rows start at the op's own start */
+        s->kc = &s->kclock;
+        hz_kclock_start(s->kc, c->plan->ops[i].stream, t);
+    }
 }
 
 static void cpu_op_end(hz_ctx *c, int i)
 {
     cpu_state *s = c->bk;
-    s->op_t1[i] = (float)((hz_now_s() - s->step_t0) * 1e3);
+    double t = hz_now_s();
+    s->op_t1[i] = (float)((t - s->step_t0) * 1e3);
+    if (s->kc) hz_kclock_end(s->kc, t);
+    s->kc = NULL;
+}
+
+/* --profile-kernels: the ops run on this thread one after another, so the host clock between
+ * the marks of one op is the time of each piece of its work. */
+static void cpu_kprof_begin(hz_ctx *c, hz_kprof *kp)
+{
+    cpu_state *s = c->bk;
+    s->kclock.kp = kp;
+}
+
+static void cpu_kprof_end(hz_ctx *c)
+{
+    cpu_state *s = c->bk;
+    s->kclock.kp = NULL;
+    s->kc = NULL;
 }
 
 static int cpu_op_times(hz_ctx *c, float *t0, float *t1)
@@ -268,12 +302,15 @@ static void op_loss(hz_ctx *c, const hz_op *o)
     float *slot = op_slot(c, o);
     int64_t mtok = (int64_t)o->micro * d->micro_tokens, grads_n;
     float *grads = op_grads(s, p, o, &grads_n);
-    if (o->micro == 0) memset(grads, 0, (size_t)grads_n * sizeof(float));
+    if (o->micro == 0) {
+        memset(grads, 0, (size_t)grads_n * sizeof(float));
+        hz_kclock_mark(s->kc, copy_cost(HZ_KR_MEMSET, grads_n, 4));
+    }
     s->loss_sum += cpu_head_loss(
         d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0),
         boundary_at(c, d->L, mtok), s->targets + mtok, s->dscale, s->dgrad + mtok * d->C,
         tensor_at(p, u, HZ_FINAL_NORM, grads, 1), tensor_at(p, u, HZ_LM_HEAD, grads, 1),
-        s->head_mem, 1, NULL);
+        s->head_mem, 1, NULL, s->kc);
 }
 
 static void op_bwd(hz_ctx *c, const hz_op *o)
@@ -286,16 +323,23 @@ static void op_bwd(hz_ctx *c, const hz_op *o)
     float *grads = op_grads(s, p, o, &grads_n);
     if (u->kind == HZ_EMBED) {
         float *dwte = tensor_at(p, u, HZ_WTE, grads, 1);
-        if (o->micro == 0 && !d->tied) memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
+        if (o->micro == 0 && !d->tied) {
+            memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
+            hz_kclock_mark(s->kc, copy_cost(HZ_KR_MEMSET, d->V * C, 4));
+        }
         embedding_backward(dwte, s->dgrad + mtok * C, s->inputs + mtok, N, C);
+        hz_kclock_mark(s->kc, hz_kc(HZ_KR_EMBED_BWD, 0.0, 12.0 * (double)(N * C) + 4.0 * N));
         return;
     }
-    if (o->micro == 0) memset(grads, 0, (size_t)grads_n * sizeof(float));
+    if (o->micro == 0) {
+        memset(grads, 0, (size_t)grads_n * sizeof(float));
+        hz_kclock_mark(s->kc, copy_cost(HZ_KR_MEMSET, grads_n, 4));
+    }
     float *slot = op_slot(c, o);
     cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
     cpu_work ws = unit_work(s, p, u, o->micro);
     cpu_block_backward(d, s->inv_freq, &w, &g, boundary_at(c, u->layer, mtok),
-                       s->dgrad + mtok * C, &ws, !u->keep);
+                       s->dgrad + mtok * C, &ws, !u->keep, s->kc);
 }
 
 static void op_store_g(hz_ctx *c, const hz_op *o)
@@ -312,15 +356,19 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
         double ss = 0.0;
         for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
         s->sumsq += ss;
+        hz_kclock_mark(s->kc, copy_cost(HZ_KR_GRAD_NORM, n, 4));
         if (u->held) {
             continue; /* they wait in GHOLD for the next step's FETCH_G */
         } else if (u->resident) {
             memcpy(s->res_g + u->res_g_n + t->grad_n, src, (size_t)n * sizeof(float));
+            hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2D, n, 8));
         } else if (c->store.grad_bf16) {
             uint16_t *g = (uint16_t *)c->store.g + t->host_n;
             for (int64_t e = 0; e < n; e++) g[e] = hz_bf16_from_f32(src[e]);
+            hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2H, n, 2));
         } else {
             memcpy((float *)c->store.g + t->host_n, src, (size_t)n * sizeof(float));
+            hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2H, n, 4));
         }
     }
 }
@@ -332,6 +380,7 @@ static void op_fetch_g(hz_ctx *c, const hz_op *o)
     const hz_unit *u = &c->plan->units[o->unit];
     memcpy(c->gstage[o->gslot], s->hold + u->hold_n,
            (size_t)hz_unit_grads_n(c->plan->tensors, u) * sizeof(float));
+    hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2H, hz_unit_grads_n(c->plan->tensors, u), 4));
 }
 
 /* The whole step's boundary o->bnd, one copy each way. */
@@ -340,6 +389,7 @@ static void op_store_b(hz_ctx *c, const hz_op *o)
     cpu_state *s = c->bk;
     int64_t n = c->plan->dims.step_tokens * c->plan->dims.C;
     memcpy(s->host_boundary + o->bnd * n, boundary_at(c, o->bnd, 0), (size_t)n * sizeof(float));
+    hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2H, n, 4));
 }
 
 static void op_load_b(hz_ctx *c, const hz_op *o)
@@ -347,6 +397,7 @@ static void op_load_b(hz_ctx *c, const hz_op *o)
     cpu_state *s = c->bk;
     int64_t n = c->plan->dims.step_tokens * c->plan->dims.C;
     memcpy(boundary_at(c, o->bnd, 0), s->host_boundary + o->bnd * n, (size_t)n * sizeof(float));
+    hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_H2D, n, 4));
 }
 
 static void cpu_wait_op(hz_ctx *c, int op)
@@ -385,7 +436,8 @@ static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
             sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0),
                                  tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
                                  s->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
-                                 s->head_mem, 0, logits ? logits + (int64_t)m * N * d->V : NULL);
+                                 s->head_mem, 0, logits ? logits + (int64_t)m * N * d->V : NULL,
+                                 NULL);
         }
     }
     return sum;
@@ -409,11 +461,14 @@ static void op_opt(hz_ctx *c, const hz_op *o)
         float *g = s->res_g + u->res_g_n + x->grad_n;
         hz_adam_coef coef = hz_adam_coef_of(&c->optim, c->opt_lr, x->decay, c->opt_gscale,
                                             c->opt_t);
+        /* bytes read and written: w, lo and the moments both ways, the gradients read */
+        hz_kcost cost = copy_cost(HZ_KR_ADAMW, n, 2 * (4 + 2 * (int)mb) + 4);
         if (mode == HZ_OPTSTATE_FP32) {
             hz_store view = {.n = n, .w = s->res_w + x->res_n, .lo = s->res_lo + x->res_n,
                              .m = (float *)s->res[HZ_RES_M] + x->res_n,
                              .v = (float *)s->res[HZ_RES_V] + x->res_n, .g = g, .grad_bf16 = 0};
             hz_adamw_store_range(&view, 0, n, &coef, s->res_pool);
+            hz_kclock_mark(s->kc, cost);
             continue;
         }
         const int64_t d = x->res_n - x->host_n; /* resident index - store index */
@@ -426,6 +481,7 @@ static void op_opt(hz_ctx *c, const hz_op *o)
         bad += hz_qadamw_pool(&q, hz_shift_ptr(s->res_w, d * 2), hz_shift_ptr(s->res_lo, d * 2),
                               hz_shift_ptr(g, -x->host_n * 4), 0, x->host_n, n, &coef, c->opt_t,
                               s->res_pool);
+        hz_kclock_mark(s->kc, cost);
     }
     pthread_mutex_lock(&c->mu);
     c->nonfinite_n += bad;
@@ -522,5 +578,7 @@ const hz_backend hz_backend_impl = {
     .home_copy = cpu_home_copy,
     .device = NULL, /* no device to name or to --probe */
     .probe = NULL,
+    .kprof_begin = cpu_kprof_begin,
+    .kprof_end = cpu_kprof_end,
     .destroy = cpu_destroy,
 };

@@ -32,88 +32,148 @@ int64_t cpu_saved_floats(const hz_dims *d) { return hz_saved_layout(d, 4) / 4; }
 
 void cpu_work_saved(cpu_work *w, float *mem, const hz_dims *d) { take_bufs(w, mem, d, 0); }
 
+/* The costs of the profile's rows (runtime/kprof.h), in fp32 elements of 4 bytes. */
+static hz_kcost gemm_cost(int role, int pass, int64_t N, int64_t IN, int64_t OUT)
+{
+    return hz_kc(hz_krow_gemm(role, pass), 2.0 * (double)N * (double)IN * (double)OUT, 0.0);
+}
+
+static hz_kcost mem_cost(int row, int64_t floats) { return hz_kc(row, 0.0, 4.0 * (double)floats); }
+
+/* y = x w^T + b, then the time since the last mark to ROLE's forward row */
+static void linear(hz_kclock *kc, int role, float *out, const float *inp, const float *w,
+                   const float *bias, int64_t N, int64_t IN, int64_t OUT)
+{
+    matmul_forward(out, inp, w, bias, N, IN, OUT);
+    hz_kclock_mark(kc, gemm_cost(role, HZ_GEMM_FWD, N, IN, OUT));
+}
+
+/* matmul_backward, each half marked to ROLE's dx and dw rows */
+static void linear_backward(hz_kclock *kc, int role, float *dinp, float *dw, float *dbias,
+                            const float *dout, const float *inp, const float *w, int64_t N,
+                            int64_t IN, int64_t OUT)
+{
+    matmul_backward_x(dinp, dout, w, N, IN, OUT);
+    hz_kclock_mark(kc, gemm_cost(role, HZ_GEMM_DX, N, IN, OUT));
+    matmul_backward_w(dw, dbias, dout, inp, N, IN, OUT);
+    hz_kclock_mark(kc, gemm_cost(role, HZ_GEMM_DW, N, IN, OUT));
+}
+
+static void residual(hz_kclock *kc, float *out, const float *a, const float *b, int64_t n)
+{
+    residual_forward(out, a, b, n);
+    hz_kclock_mark(kc, mem_cost(HZ_KR_RESIDUAL, 3 * n));
+}
+
+/* rmsnorm forward (ROW) and backward of N rows of C */
+static void norm(hz_kclock *kc, int row, float *out, float *rstd, const float *inp,
+                 const float *w, int64_t N, int64_t C, float eps)
+{
+    rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    hz_kclock_mark(kc, mem_cost(row, 2 * N * C + C + N));
+}
+
+static void norm_backward(hz_kclock *kc, int row, float *dinp, float *dw, const float *dout,
+                          const float *inp, const float *w, const float *rstd, int64_t N,
+                          int64_t C)
+{
+    rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
+    hz_kclock_mark(kc, mem_cost(row, 3 * N * C + 3 * C + N));
+}
+
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                       const float *inp, float *out, cpu_work *s)
+                       const float *inp, float *out, cpu_work *s, hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     const float *bq = w->bqkv, *bk = bq ? bq + A : NULL, *bv = bq ? bk + KV : NULL;
-    rmsnorm_forward(s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
+    norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
     /* with q/k norms the projections land in qpre, kpre, which their backward reads */
-    matmul_forward(w->q_norm ? s->qpre : s->q, s->xn, wq, bq, N, C, A);
-    matmul_forward(w->q_norm ? s->kpre : s->k, s->xn, wk, bk, N, C, KV);
-    matmul_forward(s->v, s->xn, wv, bv, N, C, KV);
+    linear(kc, HZ_GEMM_QKV, w->q_norm ? s->qpre : s->q, s->xn, wq, bq, N, C, A);
+    linear(kc, HZ_GEMM_QKV, w->q_norm ? s->kpre : s->k, s->xn, wk, bk, N, C, KV);
+    linear(kc, HZ_GEMM_QKV, s->v, s->xn, wv, bv, N, C, KV);
+    /* the q/k norms and the rotation: the cuda backend's one rope kernel */
     if (w->q_norm) {
-        rmsnorm_forward(s->q, s->rstdq, s->qpre, w->q_norm, N * d->NH, d->HD, d->eps);
-        rmsnorm_forward(s->k, s->rstdk, s->kpre, w->k_norm, N * d->NKV, d->HD, d->eps);
+        norm(kc, HZ_KR_ROPE_FWD, s->q, s->rstdq, s->qpre, w->q_norm, N * d->NH, d->HD, d->eps);
+        norm(kc, HZ_KR_ROPE_FWD, s->k, s->rstdk, s->kpre, w->k_norm, N * d->NKV, d->HD, d->eps);
     }
     rope_forward(s->q, inv_freq, N, d->T, d->NH, d->HD);
     rope_forward(s->k, inv_freq, N, d->T, d->NKV, d->HD);
+    hz_kclock_mark(kc, mem_cost(HZ_KR_ROPE_FWD, 2 * N * (A + KV)));
     attention_forward(s->att, s->lse, s->q, s->k, s->v, d->B, d->T, d->NH, d->NKV, d->HD);
-    matmul_forward(s->xmid, s->att, w->wo, NULL, N, A, C);
-    residual_forward(s->xmid, s->xmid, inp, N * C);
-    rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
+    hz_kclock_mark(kc, hz_kc(HZ_KR_ATT_FWD, 2.0 * (double)N * (double)d->T * (double)A, 0.0));
+    linear(kc, HZ_GEMM_ATTN_OUT, s->xmid, s->att, w->wo, NULL, N, A, C);
+    residual(kc, s->xmid, s->xmid, inp, N * C);
+    norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
     float *gate = s->gu, *up = s->gu + N * F;
-    matmul_forward(gate, s->xn2, w->wgu, NULL, N, C, F);
-    matmul_forward(up, s->xn2, w->wgu + F * C, NULL, N, C, F);
+    linear(kc, HZ_GEMM_GATE_UP, gate, s->xn2, w->wgu, NULL, N, C, F);
+    linear(kc, HZ_GEMM_GATE_UP, up, s->xn2, w->wgu + F * C, NULL, N, C, F);
     swiglu_forward(s->h, gate, up, N * F);
+    hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_FWD, 3 * N * F));
     if (!out) return;
-    matmul_forward(out, s->h, w->wdown, NULL, N, F, C);
-    residual_forward(out, out, s->xmid, N * C);
+    linear(kc, HZ_GEMM_DOWN, out, s->h, w->wdown, NULL, N, F, C);
+    residual(kc, out, out, s->xmid, N * C);
 }
 
 void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
                         cpu_block_params *g, const float *inp, float *dx, cpu_work *s,
-                        int recompute)
+                        int recompute, hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     const float *gate = s->gu, *up = s->gu + N * F;
     /* recompute; the block's output itself is not needed, only its internals. A kept block
      * has the SAVED list and recomputes only the norm outputs and the SwiGLU product. */
     if (recompute) {
-        cpu_block_forward(d, inv_freq, w, inp, NULL, s);
+        cpu_block_forward(d, inv_freq, w, inp, NULL, s, kc);
     } else {
-        rmsnorm_forward(s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
-        rmsnorm_forward(s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
+        norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
+        norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
         swiglu_forward(s->h, gate, up, N * F);
+        hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_FWD, 3 * N * F));
     }
     float *dgate = s->dgu, *dup = s->dgu + N * F;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     float *dwq = g->wqkv, *dwk = dwq + A * C, *dwv = dwk + KV * C;
     float *dbq = g->bqkv, *dbk = dbq ? dbq + A : NULL, *dbv = dbq ? dbk + KV : NULL;
     /* MLP: out = xmid + down(silu(gate) * up) */
-    matmul_backward(s->dh, g->wdown, NULL, dx, s->h, w->wdown, N, F, C);
+    linear_backward(kc, HZ_GEMM_DOWN, s->dh, g->wdown, NULL, dx, s->h, w->wdown, N, F, C);
     swiglu_backward(dgate, dup, s->dh, gate, up, N * F);
-    matmul_backward(s->dxn2, g->wgu, NULL, dgate, s->xn2, w->wgu, N, C, F);
+    hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_BWD, 5 * N * F));
+    linear_backward(kc, HZ_GEMM_GATE_UP, s->dxn2, g->wgu, NULL, dgate, s->xn2, w->wgu, N, C, F);
     /* dxn is free until the attention backward: it holds the up branch's share */
-    matmul_backward(s->dxn, g->wgu + F * C, NULL, dup, s->xn2, w->wgu + F * C, N, C, F);
-    residual_forward(s->dxn2, s->dxn2, s->dxn, N * C);
-    rmsnorm_backward(s->dxmid, g->mlp_norm, s->dxn2, s->xmid, w->mlp_norm, s->rstd2, N, C);
-    residual_forward(s->dxmid, s->dxmid, dx, N * C);
+    linear_backward(kc, HZ_GEMM_GATE_UP, s->dxn, g->wgu + F * C, NULL, dup, s->xn2,
+                    w->wgu + F * C, N, C, F);
+    residual(kc, s->dxn2, s->dxn2, s->dxn, N * C);
+    norm_backward(kc, HZ_KR_RMSNORM_BWD, s->dxmid, g->mlp_norm, s->dxn2, s->xmid, w->mlp_norm,
+                  s->rstd2, N, C);
+    residual(kc, s->dxmid, s->dxmid, dx, N * C);
     /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)) */
-    matmul_backward(s->datt, g->wo, NULL, s->dxmid, s->att, w->wo, N, A, C);
+    linear_backward(kc, HZ_GEMM_ATTN_OUT, s->datt, g->wo, NULL, s->dxmid, s->att, w->wo, N, A, C);
     attention_backward(s->dq, s->dk, s->dv, s->datt, s->q, s->k, s->v, s->att, s->lse, d->B,
                        d->T, d->NH, d->NKV, d->HD);
+    hz_kclock_mark(kc, hz_kc(HZ_KR_ATT_BWD, 5.0 * (double)N * (double)d->T * (double)A, 0.0));
     rope_backward(s->dq, inv_freq, N, d->T, d->NH, d->HD);
     rope_backward(s->dk, inv_freq, N, d->T, d->NKV, d->HD);
+    hz_kclock_mark(kc, mem_cost(HZ_KR_ROPE_BWD, 2 * N * (A + KV)));
     float *dq = s->dq;
     if (w->q_norm) {
         /* datt (N, A) is free after the attention backward; A >= KV as NH >= NKV */
-        rmsnorm_backward(s->datt, g->k_norm, s->dk, s->kpre, w->k_norm, s->rstdk, N * d->NKV,
-                         d->HD);
+        norm_backward(kc, HZ_KR_ROPE_BWD, s->datt, g->k_norm, s->dk, s->kpre, w->k_norm,
+                      s->rstdk, N * d->NKV, d->HD);
         memcpy(s->dk, s->datt, (size_t)(N * KV) * sizeof(float));
-        rmsnorm_backward(s->datt, g->q_norm, s->dq, s->qpre, w->q_norm, s->rstdq, N * d->NH,
-                         d->HD);
+        norm_backward(kc, HZ_KR_ROPE_BWD, s->datt, g->q_norm, s->dq, s->qpre, w->q_norm,
+                      s->rstdq, N * d->NH, d->HD);
         dq = s->datt;
     }
     /* dxn2 is free again (rmsnorm_backward consumed it): the k and v shares go there */
-    matmul_backward(s->dxn, dwq, dbq, dq, s->xn, wq, N, C, A);
-    matmul_backward(s->dxn2, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
-    residual_forward(s->dxn, s->dxn, s->dxn2, N * C);
-    matmul_backward(s->dxn2, dwv, dbv, s->dv, s->xn, wv, N, C, KV);
-    residual_forward(s->dxn, s->dxn, s->dxn2, N * C);
-    rmsnorm_backward(dx, g->attn_norm, s->dxn, inp, w->attn_norm, s->rstd1, N, C);
-    residual_forward(dx, dx, s->dxmid, N * C);
+    linear_backward(kc, HZ_GEMM_QKV, s->dxn, dwq, dbq, dq, s->xn, wq, N, C, A);
+    linear_backward(kc, HZ_GEMM_QKV, s->dxn2, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
+    residual(kc, s->dxn, s->dxn, s->dxn2, N * C);
+    linear_backward(kc, HZ_GEMM_QKV, s->dxn2, dwv, dbv, s->dv, s->xn, wv, N, C, KV);
+    residual(kc, s->dxn, s->dxn, s->dxn2, N * C);
+    norm_backward(kc, HZ_KR_RMSNORM_BWD, dx, g->attn_norm, s->dxn, inp, w->attn_norm, s->rstd1,
+                  N, C);
+    residual(kc, dx, dx, s->dxmid, N * C);
 }
 
 /* The LOSSBUF list of runtime/hz_layout.h in fp32. */
@@ -121,7 +181,7 @@ int64_t cpu_head_floats(const hz_dims *d) { return hz_loss_layout(d, 4, NULL) / 
 
 double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, const float *x,
                      const int32_t *targets, float dscale, float *dx, float *dnorm, float *dlm,
-                     float *scratch, int backward, float *logits_out)
+                     float *scratch, int backward, float *logits_out, hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, V = d->V, K = d->chunk_tokens;
     int64_t off[HZ_LOSS_BUF_N];
@@ -129,15 +189,18 @@ double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, con
     float *xn = scratch + off[HZ_LOSS_xn] / 4, *dxn = scratch + off[HZ_LOSS_dxn] / 4;
     float *logits = scratch + off[HZ_LOSS_logits] / 4, *rstd = scratch + off[HZ_LOSS_rstd] / 4;
     float *losses = scratch + off[HZ_LOSS_losses] / 4;
-    rmsnorm_forward(xn, rstd, x, norm_w, N, C, d->eps);
+    norm(kc, HZ_KR_RMSNORM_FWD, xn, rstd, x, norm_w, N, C, d->eps);
     double sum = 0.0;
     for (int64_t c0 = 0; c0 < N; c0 += K) {
-        matmul_forward(logits, xn + c0 * C, lm, NULL, K, C, V);
+        linear(kc, HZ_GEMM_LM_HEAD, logits, xn + c0 * C, lm, NULL, K, C, V);
         if (logits_out) memcpy(logits_out + c0 * V, logits, (size_t)(K * V) * sizeof(float));
         sum += crossentropy_forward_backward(logits, losses + c0, logits, targets + c0, K, V,
                                              dscale);
-        if (backward) matmul_backward(dxn + c0 * C, dlm, NULL, logits, xn + c0 * C, lm, K, C, V);
+        hz_kclock_mark(kc, mem_cost(HZ_KR_XENT, 2 * K * V + 2 * K));
+        if (backward)
+            linear_backward(kc, HZ_GEMM_LM_HEAD, dxn + c0 * C, dlm, NULL, logits, xn + c0 * C,
+                            lm, K, C, V);
     }
-    if (backward) rmsnorm_backward(dx, dnorm, dxn, x, norm_w, rstd, N, C);
+    if (backward) norm_backward(kc, HZ_KR_RMSNORM_BWD, dx, dnorm, dxn, x, norm_w, rstd, N, C);
     return sum;
 }

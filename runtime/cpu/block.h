@@ -4,6 +4,7 @@
 #ifndef HZ_CPU_BLOCK_H
 #define HZ_CPU_BLOCK_H
 #include "../hz_layout.h"
+#include "../kprof.h"
 
 /* A block's weights or gradients, (OUT, IN) matrices as in hz_tensor. wqkv stacks q, k,
  * v rows; wgu stacks gate then up rows; bqkv may be NULL (no bias); q_norm, k_norm (HD)
@@ -25,15 +26,16 @@ int64_t cpu_work_floats(const hz_dims *d);
 void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d);
 
 /* out = block(inp); inp and out are (N, C) with N = d->micro_tokens. With out == NULL only
- * the internals the backward needs are computed (no down projection, no last residual). */
+ * the internals the backward needs are computed (no down projection, no last residual).
+ * KC: the profiled step's clock, each op marked to its row (runtime/kprof.h); NULL: none. */
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                       const float *inp, float *out, cpu_work *ws);
+                       const float *inp, float *out, cpu_work *ws, hz_kclock *kc);
 /* Recompute the block from inp (RECOMPUTE 0: ws already holds its forward's activations,
  * the SAVED list), then backward: dx holds dout on entry and dinp on exit; gradients
  * accumulate into g. */
 void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
                         cpu_block_params *g, const float *inp, float *dx, cpu_work *ws,
-                        int recompute);
+                        int recompute, hz_kclock *kc);
 /* The SAVED list's floats, and WS with its SAVED buffers moved into MEM (a kept block's). */
 int64_t cpu_saved_floats(const hz_dims *d);
 void cpu_work_saved(cpu_work *ws, float *mem, const hz_dims *d);
@@ -45,6 +47,6 @@ void cpu_work_saved(cpu_work *ws, float *mem, const hz_dims *d);
 int64_t cpu_head_floats(const hz_dims *d);
 double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, const float *x,
                      const int32_t *targets, float dscale, float *dx, float *dnorm, float *dlm,
-                     float *scratch, int backward, float *logits_out);
+                     float *scratch, int backward, float *logits_out, hz_kclock *kc);
 
 #endif

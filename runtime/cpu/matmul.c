@@ -179,7 +179,17 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
  * dbias (OUT) += column sums of dout. Each thread owns whole rows of what it writes. */
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int64_t N, int64_t IN, int64_t OUT) {
-    if (dinp) mm_nn(dinp, dout, OUT, 1, w, N, OUT, IN, 0);
+    if (dinp) matmul_backward_x(dinp, dout, w, N, IN, OUT);
+    matmul_backward_w(dw, dbias, dout, inp, N, IN, OUT);
+}
+
+void matmul_backward_x(float *dinp, const float *dout, const float *w, int64_t N, int64_t IN,
+                       int64_t OUT) {
+    mm_nn(dinp, dout, OUT, 1, w, N, OUT, IN, 0);
+}
+
+void matmul_backward_w(float *dw, float *dbias, const float *dout, const float *inp,
+                       int64_t N, int64_t IN, int64_t OUT) {
     mm_nn(dw, dout, 1, OUT, inp, OUT, N, IN, 1);
     if (dbias) {
         /* a block of columns per thread, walked row by row (contiguous reads of dout) */

@@ -26,6 +26,11 @@ void matmul_forward(float *out, const float *inp, const float *w, const float *b
                     int64_t N, int64_t IN, int64_t OUT);
 void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                      const float *inp, const float *w, int64_t N, int64_t IN, int64_t OUT);
+/* Its two halves, in the order it runs them (the same bits): dinp; then dw and dbias. */
+void matmul_backward_x(float *dinp, const float *dout, const float *w, int64_t N, int64_t IN,
+                       int64_t OUT);
+void matmul_backward_w(float *dw, float *dbias, const float *dout, const float *inp,
+                       int64_t N, int64_t IN, int64_t OUT);
 
 /* rope: rotate each head of x (N, H*HD) in place, half-rotation as Hugging Face:
  * for i < HD/2, angle = pos * inv_freq[i], (x1, x2) = (x[i], x[i+HD/2]) ->

@@ -22,12 +22,19 @@ bf16 *hzcu_boundary_at(const cuda_state *s, int64_t l, int64_t tok)
 void hzcu_memset(cuda_state *s, cudaStream_t st, void *ptr, int64_t bytes)
 {
     if (!s->dry) CUDA_CHECK(cudaMemsetAsync(ptr, 0, (size_t)bytes, st));
+    if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_MEMSET, 0.0, (double)bytes));
 }
 
 void hzcu_copy(cuda_state *s, cudaStream_t st, void *dst, const void *src, int64_t bytes,
                enum cudaMemcpyKind kind)
 {
     if (!s->dry) CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)bytes, kind, st));
+    /* a device copy reads and writes its bytes; one over the bus moves them once */
+    int row = kind == cudaMemcpyHostToDevice   ? HZ_KR_COPY_H2D
+              : kind == cudaMemcpyDeviceToHost ? HZ_KR_COPY_D2H
+                                               : HZ_KR_COPY_D2D;
+    double moved = row == HZ_KR_COPY_D2D ? 2.0 * (double)bytes : (double)bytes;
+    if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(row, 0.0, moved));
 }
 
 /* The lists and the plan come from one table, so they agree unless the trainer's schedule

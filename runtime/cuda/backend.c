@@ -18,6 +18,7 @@
  *   model.c     block, loss head, embedding: op by op as runtime/cpu/block.c
  *   resident.c  the resident units: their state's copies to and from the host, their AdamW
  *   probe.c     train --probe: the step-time model's rates measured, a ceilings file
+ *   profile.c   train --profile-kernels: CUDA events around every launch of one step
  *   *.cu        the kernels, one op family per file (forward and backward side by side);
  *               attention.cuh holds the attention tile constants shared with kernels.h */
 #include <errno.h>
@@ -167,6 +168,7 @@ static void cuda_op_begin(hz_ctx *c, int i)
     for (int w = 0; w < HZ_OP_WAITS; w++)
         if (o->wait[w] >= 0) CUDA_CHECK(cudaStreamWaitEvent(st, s->ev[o->wait[w]], 0));
     CUDA_CHECK(cudaEventRecord(s->tr0[i], st));
+    if (s->prof_on) hzcu_prof_op(s, o->stream);
 }
 
 static void cuda_op_end(hz_ctx *c, int i)
@@ -186,6 +188,10 @@ static void cuda_op_end(hz_ctx *c, int i)
         }
     }
 }
+
+static void cuda_kprof_begin(hz_ctx *c, hz_kprof *kp) { hzcu_prof_begin(c->bk, kp); }
+
+static void cuda_kprof_end(hz_ctx *c) { hzcu_prof_end(c->bk); }
 
 static void cuda_wait_op(hz_ctx *c, int op)
 {
@@ -452,11 +458,13 @@ static int cuda_init(hz_ctx *c)
     /* cuBLASLt: plan every GEMM of the step and of eval by walking them without issuing */
     LT_CHECK(cublasLtCreate(&s->lt));
     double t0 = hz_now_s();
+    if (c->kprof) hzcu_prof_init(s); /* the walk counts the marks of a step */
     s->dry = 1;
     for (int i = 0; i < p->op_n; i++)
         if (p->ops[i].stream != HZ_HOST) hz_backend_impl.ops[p->ops[i].kind](c, &p->ops[i]);
     eval_issue(s, c, NULL);
     s->dry = 0;
+    if (s->prof) hzcu_prof_events(s);
     printf("cuda backend: %d GEMM shapes planned with cuBLASLt in %.2f s; arena %lld bytes "
            "allocated (measured %lld)%s%s\n",
            s->gemm_n, hz_now_s() - t0, (long long)p->gpu_bytes, (long long)s->arena_measured,
@@ -478,6 +486,7 @@ static void cuda_destroy(hz_ctx *c)
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (s->stream[k]) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
     hzcu_gemm_destroy(s);
+    hzcu_prof_free(s);
     for (int i = 0; i < p->op_n; i++) {
         if (s->ev && s->ev[i]) CUDA_CHECK(cudaEventDestroy(s->ev[i]));
         if (s->tr0 && s->tr0[i]) CUDA_CHECK(cudaEventDestroy(s->tr0[i]));
@@ -523,5 +532,7 @@ const hz_backend hz_backend_impl = {
     .home_copy = hzcu_home_copy,
     .device = cuda_device,
     .probe = hzcu_probe,
+    .kprof_begin = cuda_kprof_begin,
+    .kprof_end = cuda_kprof_end,
     .destroy = cuda_destroy,
 };

@@ -93,6 +93,10 @@ typedef struct cuda_state {
     int gemm_n, gemm_late;
     float dscale; /* the step's loss scale, 1 / trained tokens */
     int dry;      /* 1 while init walks the schedule to plan the GEMMs: nothing is issued */
+    /* --profile-kernels (profile.c): PROF exists when asked for; PROF_ON while the profiled
+     * step's ops are issued (and while init counts the marks a step makes) */
+    struct hzcu_prof *prof;
+    int prof_on;
 } cuda_state;
 
 static inline double gib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -101,21 +105,23 @@ static inline double gib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.
 /* Build (NVRTC or the cache) and load generated/kernels.cu, check every kernel of the
  * table against it and raise the shared-memory limit of those that need it. */
 void hzcu_load_kernels(cuda_state *s);
-/* Launch kernel K on ST (a no-op while planning); gx < 1 launches one block. */
+/* Launch kernel K on ST (a no-op while planning); gx < 1 launches one block. COST: what it
+ * does, for the kernel profile (runtime/kprof.h). */
 void hzcu_launch(cuda_state *s, int k, cudaStream_t st, int64_t gx, int64_t gy, int bx,
-                 int64_t smem, void **args);
+                 int64_t smem, void **args, hz_kcost cost);
 /* Bytes of dynamic shared memory kernel K takes for this model (its table entry). */
 int64_t hzcu_smem(const cuda_state *s, int k);
 
-/* ---- gemm.c: cuBLASLt, row-major linear layers as in runtime/cpu/ops.h, w (OUT, IN) ---- */
+/* ---- gemm.c: cuBLASLt, row-major linear layers as in runtime/cpu/ops.h, w (OUT, IN); ROLE
+ * (enum hz_gemm_role) names the layer for the kernel profile, WHAT the product for messages */
 /* y (N, OUT) = x (N, IN) @ w^T */
-void hzcu_linear_forward(cuda_state *s, const char *what, bf16 *y, const bf16 *x, const bf16 *w,
-                         int64_t N, int64_t IN, int64_t OUT);
+void hzcu_linear_forward(cuda_state *s, int role, const char *what, bf16 *y, const bf16 *x,
+                         const bf16 *w, int64_t N, int64_t IN, int64_t OUT);
 /* dx (N, IN) = dy (N, OUT) @ w */
-void hzcu_linear_backward_x(cuda_state *s, const char *what, bf16 *dx, const bf16 *dy,
+void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx, const bf16 *dy,
                             const bf16 *w, int64_t N, int64_t IN, int64_t OUT);
 /* dw (OUT, IN) += dy^T @ x, fp32 */
-void hzcu_linear_backward_w(cuda_state *s, const char *what, float *dw, const bf16 *dy,
+void hzcu_linear_backward_w(cuda_state *s, int role, const char *what, float *dw, const bf16 *dy,
                             const bf16 *x, int64_t N, int64_t IN, int64_t OUT);
 void hzcu_gemm_destroy(cuda_state *s);
 
@@ -169,6 +175,22 @@ void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, flo
 /* After the device is idle (step_result, report): the device's count of non-finite gradients
  * kept out of the compact states since the last call, added to the context's nonfinite_n. */
 void hzcu_count_nonfinite(hz_ctx *c);
+
+/* ---- profile.c: train --profile-kernels (runtime/kprof.h) with CUDA events ---- */
+/* At init, before the schedule's dry walk (which counts the marks of a step), when the run
+ * profiles a step; hzcu_prof_events after the walk creates the events, once. */
+void hzcu_prof_init(cuda_state *s);
+void hzcu_prof_events(cuda_state *s);
+/* The profiled step: its rows go to KP from begin until end, which waits for every stream
+ * and reads the events. */
+void hzcu_prof_begin(cuda_state *s, hz_kprof *kp);
+void hzcu_prof_end(cuda_state *s);
+/* An op starts on stream kind STREAM (after its waits). */
+void hzcu_prof_op(cuda_state *s, int stream);
+/* After a kernel, GEMM or copy issued on ST: it gets the time since the last mark on ST. While
+ * init walks the schedule without issuing (dry), the mark is only counted. */
+void hzcu_prof_mark(cuda_state *s, cudaStream_t st, hz_kcost cost);
+void hzcu_prof_free(cuda_state *s);
 
 /* ---- probe.c: train --probe (hz_backend.probe) ---- */
 int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log);

@@ -80,10 +80,11 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
 }
 
 /* D (m, n) = A' B' (+ D when beta = 1), column-major, A' = op(A) (m, k), B' = op(B) (k, n).
- * WHAT names the product for messages. Pointers must be 16-byte aligned. */
-static void gemm(cuda_state *s, const char *what, int ta, int tb, int64_t m, int64_t n, int64_t k,
-                 const bf16 *A, int64_t lda, const bf16 *B, int64_t ldb, void *D, int64_t ldd,
-                 int out_f32, float beta)
+ * WHAT names the product for messages, ROW its row of the kernel profile (runtime/kprof.h).
+ * Pointers must be 16-byte aligned. */
+static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64_t m, int64_t n,
+                 int64_t k, const bf16 *A, int64_t lda, const bf16 *B, int64_t ldb, void *D,
+                 int64_t ldd, int out_f32, float beta)
 {
     uint32_t aa = ptr_align(A), ab = ptr_align(B), ad = ptr_align(D);
     if (aa < 16 || ab < 16 || ad < 16)
@@ -100,7 +101,11 @@ static void gemm(cuda_state *s, const char *what, int ta, int tb, int64_t m, int
                     what, (long long)m, (long long)n, (long long)k);
         g = gemm_new(s, what, ta, tb, m, n, k, lda, ldb, ldd, out_f32, aa, ab, ad);
     }
-    if (s->dry) return;
+    hz_kcost cost = hz_kc(row, 2.0 * (double)m * (double)n * (double)k, 0.0);
+    if (s->dry) {
+        if (s->prof_on) hzcu_prof_mark(s, s->stream[HZ_COMPUTE], cost);
+        return;
+    }
     const float alpha = 1.0f;
     cublasStatus_t st =
         cublasLtMatmul(s->lt, g->desc, &alpha, A, g->la, B, g->lb, &beta, D, g->ld, D, g->ld,
@@ -109,28 +114,29 @@ static void gemm(cuda_state *s, const char *what, int ta, int tb, int64_t m, int
         hzcu_die("cuBLASLt GEMM %s (m %lld n %lld k %lld, op %c%c, %s out, beta %g) failed: %s",
                  what, (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',
                  out_f32 ? "fp32" : "bf16", (double)beta, cublasLtGetStatusString(st));
+    if (s->prof_on) hzcu_prof_mark(s, s->stream[HZ_COMPUTE], cost);
 }
 
 /* Row-major linear layers as in runtime/cpu/ops.h, w (OUT, IN):
  *   y (N, OUT) = x (N, IN) @ w^T          -> column-major y^T = op_T(w) x^T
  *   dx (N, IN) = dy (N, OUT) @ w          -> dx^T = w^T dy^T, w read as (IN, OUT) col-major
  *   dw (OUT, IN) += dy^T @ x  (fp32)      -> dw^T (IN, OUT) = x^T dy, dy read transposed */
-void hzcu_linear_forward(cuda_state *s, const char *what, bf16 *y, const bf16 *x, const bf16 *w,
-                         int64_t N, int64_t IN, int64_t OUT)
+void hzcu_linear_forward(cuda_state *s, int role, const char *what, bf16 *y, const bf16 *x,
+                         const bf16 *w, int64_t N, int64_t IN, int64_t OUT)
 {
-    gemm(s, what, 1, 0, OUT, N, IN, w, IN, x, IN, y, OUT, 0, 0.0f);
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_FWD), what, 1, 0, OUT, N, IN, w, IN, x, IN, y, OUT, 0, 0.0f);
 }
 
-void hzcu_linear_backward_x(cuda_state *s, const char *what, bf16 *dx, const bf16 *dy,
+void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx, const bf16 *dy,
                             const bf16 *w, int64_t N, int64_t IN, int64_t OUT)
 {
-    gemm(s, what, 0, 0, IN, N, OUT, w, IN, dy, OUT, dx, IN, 0, 0.0f);
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_DX), what, 0, 0, IN, N, OUT, w, IN, dy, OUT, dx, IN, 0, 0.0f);
 }
 
-void hzcu_linear_backward_w(cuda_state *s, const char *what, float *dw, const bf16 *dy,
+void hzcu_linear_backward_w(cuda_state *s, int role, const char *what, float *dw, const bf16 *dy,
                             const bf16 *x, int64_t N, int64_t IN, int64_t OUT)
 {
-    gemm(s, what, 0, 1, IN, OUT, N, x, IN, dy, OUT, dw, IN, 1, 1.0f);
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_DW), what, 0, 1, IN, OUT, N, x, IN, dy, OUT, dw, IN, 1, 1.0f);
 }
 
 void hzcu_gemm_destroy(cuda_state *s)

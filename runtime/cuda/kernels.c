@@ -104,9 +104,12 @@ void hzcu_load_kernels(cuda_state *s)
 }
 
 void hzcu_launch(cuda_state *s, int k, cudaStream_t st, int64_t gx, int64_t gy, int bx,
-                 int64_t smem, void **args)
+                 int64_t smem, void **args, hz_kcost cost)
 {
-    if (s->dry) return;
+    if (s->dry) {
+        if (s->prof_on) hzcu_prof_mark(s, st, cost); /* counted */
+        return;
+    }
     if (gx < 1) gx = 1;
     CUresult r = cuLaunchKernel(s->fn[k], (unsigned)gx, (unsigned)gy, 1, (unsigned)bx, 1, 1,
                                 (unsigned)smem, (CUstream)st, args, NULL);
@@ -118,4 +121,5 @@ void hzcu_launch(cuda_state *s, int k, cudaStream_t st, int64_t gx, int64_t gy, 
                  hzcu_kernel_names[k], (long long)gx, (long long)gy, bx, (long long)smem,
                  msg ? msg : "unknown error");
     }
+    if (s->prof_on) hzcu_prof_mark(s, st, cost);
 }

@@ -4,6 +4,16 @@
 #include "launch.h"
 #include "../optstate.h"
 
+/* The kernel profile's costs (runtime/kprof.h): bytes read + written, in the kernels' own
+ * element sizes (bf16 2, fp32 4, token ids 4); a row's later kernels add no call. */
+static hz_kcost mem(int row, double bytes) { return hz_kc(row, 0.0, bytes); }
+
+static hz_kcost more(int row, double bytes)
+{
+    hz_kcost c = {row, 0, 0.0, bytes};
+    return c;
+}
+
 /* Blocks for a grid-strided kernel of BLOCK threads over ITEMS work items, capped so that a
  * huge tensor does not get millions of blocks (the loops stride over the rest). */
 static int64_t grid_for(const cuda_state *s, int64_t items, int block)
@@ -15,13 +25,15 @@ static int64_t grid_for(const cuda_state *s, int64_t items, int block)
 void hzcu_f32_to_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const float *in, long n)
 {
     void *args[] = {&out, &in, &n};
-    hzcu_launch(s, K_F32_TO_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_F32_TO_BF16, st, grid_for(s, n, 256), 1, 256, 0, args,
+                mem(HZ_KR_CAST, 6.0 * (double)n));
 }
 
 void hzcu_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a, const bf16 *b, long n)
 {
     void *args[] = {&out, &a, &b, &n};
-    hzcu_launch(s, K_ADD_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_ADD_BF16, st, grid_for(s, n, 256), 1, 256, 0, args,
+                mem(HZ_KR_RESIDUAL, 6.0 * (double)n));
 }
 
 /* In the deterministic mode HZ_SUMSQ_PARTS blocks store their sums after the scalars and one
@@ -31,18 +43,20 @@ void hzcu_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x,
     double *part = s->det ? s->scalars + HZ_SC_SUMSQ_PARTS : NULL;
     void *args[] = {&acc, &part, &x, &n};
     hzcu_launch(s, K_SUMSQ_F32, st, s->det ? HZ_SUMSQ_PARTS : 2 * (int64_t)s->sm_count, 1, 256, 0,
-                args);
+                args, mem(HZ_KR_GRAD_NORM, 4.0 * (double)n));
     if (!s->det) return;
     int G = HZ_SUMSQ_PARTS;
     void *sum[] = {&acc, &part, &G};
-    hzcu_launch(s, K_SUM_F64, st, 1, 1, 1, 0, sum);
+    hzcu_launch(s, K_SUM_F64, st, 1, 1, 1, 0, sum, more(HZ_KR_GRAD_NORM, 8.0 * (G + 1)));
 }
 
-/* dst (C) += the rows of part (G, C), in order. */
-void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C)
+/* dst (C) += the rows of part (G, C), in order; the second kernel of ROW's work. */
+void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, int row, float *dst, const float *part, int G,
+                     int C)
 {
     void *args[] = {&dst, &part, &G, &C};
-    hzcu_launch(s, K_COLSUM_F32, st, (C + 255) / 256, 1, 256, 0, args);
+    hzcu_launch(s, K_COLSUM_F32, st, (C + 255) / 256, 1, 256, 0, args,
+                more(row, 4.0 * (double)C * (G + 2)));
 }
 
 /* 4 elements a thread where the pointers allow it (adamw.cu), so a quarter of n threads. */
@@ -52,7 +66,8 @@ void hzcu_adamw(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, float 
     hz_adam_coef c = *k;
     void *args[] = {&w, &lo, &m, &v, &g, &n, &c.decay, &c.step, &c.rbc2, &c.beta1, &c.beta2,
                     &c.eps, &c.gscale};
-    hzcu_launch(s, K_ADAMW, st, grid_for(s, (n + 3) / 4, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_ADAMW, st, grid_for(s, (n + 3) / 4, 256), 1, 256, 0, args,
+                mem(HZ_KR_ADAMW, 28.0 * (double)n));
 }
 
 /* one element a thread (adamw_q.cu) */
@@ -63,7 +78,8 @@ void hzcu_adamw_bf16state(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *
     hz_adam_coef c = *k;
     void *args[] = {&w, &lo, &m, &v, &g, &grad_bf16, &first, &n, &bad, &c.decay, &c.step,
                     &c.rbc2, &c.beta1, &c.beta2, &c.eps, &c.gscale, &seed, &t};
-    hzcu_launch(s, K_ADAMW_BF16S, st, grid_for(s, n, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_ADAMW_BF16S, st, grid_for(s, n, 256), 1, 256, 0, args,
+                mem(HZ_KR_ADAMW, (16.0 + (grad_bf16 ? 2 : 4)) * (double)n));
 }
 
 /* one warp per block of HZ_OPTSTATE_BLOCK elements (adamw_q.cu) */
@@ -75,7 +91,8 @@ void hzcu_adamw_int8state(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *
     void *args[] = {&w, &lo, &mc, &vc, &mabs, &vabs, &g, &grad_bf16, &first, &n, &bad, &c.decay,
                     &c.step, &c.rbc2, &c.beta1, &c.beta2, &c.eps, &c.gscale};
     int64_t blocks = (n + HZ_OPTSTATE_BLOCK - 1) / HZ_OPTSTATE_BLOCK;
-    hzcu_launch(s, K_ADAMW_INT8S, st, grid_for(s, blocks * 32, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_ADAMW_INT8S, st, grid_for(s, blocks * 32, 256), 1, 256, 0, args,
+                mem(HZ_KR_ADAMW, (12.0 + (grad_bf16 ? 2 : 4)) * (double)n + 16.0 * (double)blocks));
 }
 
 void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int32_t *tok,
@@ -83,7 +100,8 @@ void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int
 {
     void *args[] = {&out, &tok, &wte, &N, &C};
     int64_t items = (int64_t)N * C / (C % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_EMBED_FWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_EMBED_FWD, st, grid_for(s, items, 256), 1, 256, 0, args,
+                mem(HZ_KR_EMBED_FWD, 4.0 * (double)N * C + 4.0 * N));
 }
 
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
@@ -92,12 +110,14 @@ void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const 
     if (s->det) {
         int threads = C % 2 == 0 ? C / 2 : C, V = s->V;
         void *ord[] = {&dwte, &dout, &tok, &N, &C, &V};
-        hzcu_launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, V < 32 ? V : 32, 128, 0, ord);
+        hzcu_launch(s, K_EMBED_BWD_ORD, st, (threads + 127) / 128, V < 32 ? V : 32, 128, 0, ord,
+                    mem(HZ_KR_EMBED_BWD, 10.0 * (double)N * C + 4.0 * N));
         return;
     }
     void *args[] = {&dwte, &dout, &tok, &N, &C};
     int64_t items = (int64_t)N * C / (C % 2 == 0 ? 2 : 1);
-    hzcu_launch(s, K_EMBED_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_EMBED_BWD, st, grid_for(s, items, 256), 1, 256, 0, args,
+                mem(HZ_KR_EMBED_BWD, 10.0 * (double)N * C + 4.0 * N));
 }
 
 /* rows are grid-strided: one block per row up to 65535 */
@@ -107,7 +127,8 @@ void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd
                           const bf16 *w, int N, int C, float eps)
 {
     void *args[] = {&out, &rstd, &inp, &w, &N, &C, &eps};
-    hzcu_launch(s, K_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args);
+    hzcu_launch(s, K_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args,
+                mem(HZ_KR_RMSNORM_FWD, 4.0 * (double)N * C + 2.0 * C + 4.0 * N));
 }
 
 void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out, bf16 *out,
@@ -115,7 +136,8 @@ void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out
                                    int C, float eps)
 {
     void *args[] = {&res_out, &out, &rstd, &a, &b, &w, &N, &C, &eps};
-    hzcu_launch(s, K_RES_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args);
+    hzcu_launch(s, K_RES_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args,
+                mem(HZ_KR_RES_RMSNORM_FWD, 8.0 * (double)N * C + 2.0 * C + 4.0 * N));
 }
 
 void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw, const bf16 *dout,
@@ -127,9 +149,11 @@ void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw
     if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
     float *acc = s->det ? s->w.part : dw; /* deterministic: block partials, then in order */
     void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
+    /* dout, inp (and dres) read, dinp written; the block sums of dw read and written */
+    double bytes = (dres ? 8.0 : 6.0) * (double)N * C + 2.0 * C + 4.0 * N + 8.0 * (double)grid * C;
     hzcu_launch(s, s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD, st, grid, 1, 256,
-                hzcu_smem(s, K_RMSNORM_BWD), args);
-    if (s->det) hzcu_colsum_f32(s, st, dw, acc, (int)grid, C);
+                hzcu_smem(s, K_RMSNORM_BWD), args, mem(HZ_KR_RMSNORM_BWD, bytes));
+    if (s->det) hzcu_colsum_f32(s, st, HZ_KR_RMSNORM_BWD, dw, acc, (int)grid, C);
 }
 
 void hzcu_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
@@ -137,7 +161,8 @@ void hzcu_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *
 {
     int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     void *args[] = {&q, &k, &v, &qkv, &bias, &inv_freq, &N, &T, &NH, &NKV, &HD};
-    hzcu_launch(s, K_QKV_ROPE, st, (N + 63) / 64, NH + 2 * NKV, 256, 0, args);
+    hzcu_launch(s, K_QKV_ROPE, st, (N + 63) / 64, NH + 2 * NKV, 256, 0, args,
+                mem(HZ_KR_ROPE_FWD, 4.0 * (double)N * s->QKV + (bias ? 2.0 * s->QKV : 0.0)));
 }
 
 void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dbias,
@@ -150,8 +175,8 @@ void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *d
     float *acc = det ? s->w.part : dbias;
     void *args[] = {&dqkv, &acc, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
     hzcu_launch(s, det ? K_QKV_ROPE_BWD_PART : K_QKV_ROPE_BWD, st, grid, NH + 2 * NKV, 256, 0,
-                args);
-    if (det) hzcu_colsum_f32(s, st, dbias, acc, (int)grid, OUT);
+                args, mem(HZ_KR_ROPE_BWD, 4.0 * (double)N * OUT));
+    if (det) hzcu_colsum_f32(s, st, HZ_KR_ROPE_BWD, dbias, acc, (int)grid, OUT);
 }
 
 /* (token, head) rows, 8 per block, grid-strided; the forward takes one block per 8 rows up
@@ -166,7 +191,10 @@ void hzcu_qk_norm_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v
     if (grid > 65535) grid = 65535;
     void *args[] = {&q, &k, &v, &qpre, &kpre, &rstdq, &rstdk, &qkv, &wq, &wk, &inv_freq,
                     &N, &T, &NH, &NKV, &HD, &eps};
-    hzcu_launch(s, K_QKN_ROPE, st, grid, 1, 256, 0, args);
+    /* qkv read, q k v written, the pre-norm q k and their 1/rms written */
+    double bytes = 4.0 * (double)N * s->QKV + 2.0 * (double)N * (NH + NKV) * HD +
+                   4.0 * (double)N * (NH + NKV);
+    hzcu_launch(s, K_QKN_ROPE, st, grid, 1, 256, 0, args, mem(HZ_KR_ROPE_FWD, bytes));
 }
 
 void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dwq, float *dwk,
@@ -183,10 +211,13 @@ void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
     float *acc = s->det ? s->w.part : dwq;
     void *args[] = {&dqkv, &acc, &dwk, &dq, &dk, &dv, &qpre, &kpre, &rstdq, &rstdk, &wq, &wk,
                     &inv_freq, &N, &T, &NH, &NKV, &HD};
-    hzcu_launch(s, s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD, st, grid, 1, 256, 0, args);
+    double bytes = 4.0 * (double)N * s->QKV + 2.0 * (double)N * (NH + NKV) * HD +
+                   4.0 * (double)N * (NH + NKV);
+    hzcu_launch(s, s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD, st, grid, 1, 256, 0, args,
+                mem(HZ_KR_ROPE_BWD, bytes));
     if (s->det) {
-        hzcu_colsum_f32(s, st, dwq, acc, (int)grid, HD);
-        hzcu_colsum_f32(s, st, dwk, acc + grid * HD, (int)grid, HD);
+        hzcu_colsum_f32(s, st, HZ_KR_ROPE_BWD, dwq, acc, (int)grid, HD);
+        hzcu_colsum_f32(s, st, HZ_KR_ROPE_BWD, dwk, acc + grid * HD, (int)grid, HD);
     }
 }
 
@@ -196,7 +227,8 @@ void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu
     int F = s->F;
     void *args[] = {&h, &gu, &N, &F};
     int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_SWIGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_SWIGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args,
+                mem(HZ_KR_SWIGLU_FWD, 6.0 * (double)N * F));
 }
 
 void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
@@ -205,7 +237,8 @@ void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 
     int F = s->F;
     void *args[] = {&dgu, &dh, &gu, &N, &F};
     int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_SWIGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+    hzcu_launch(s, K_SWIGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args,
+                mem(HZ_KR_SWIGLU_BWD, 10.0 * (double)N * F));
 }
 
 void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
@@ -214,7 +247,8 @@ void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *los
     void *args[] = {&dlogits, &losses, &logits, &targets, &N, &V, &dscale};
     int chunks = V % 8 == 0 ? V / 8 : V, block = (chunks + 31) / 32 * 32;
     if (block > 1024) block = 1024;
-    hzcu_launch(s, K_XENT, st, grid_rows(N), 1, block, 0, args);
+    hzcu_launch(s, K_XENT, st, grid_rows(N), 1, block, 0, args,
+                mem(HZ_KR_XENT, 4.0 * (double)N * V + 8.0 * N));
 }
 
 /* ---- attention (runtime/cuda/attention.cu): FlashAttention-2 forward, and the backward
@@ -227,8 +261,10 @@ void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *ls
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
     void *args[] = {&out, &lse, &q, &k, &v, &B, &T, &NH, &NKV, &HD, &scale};
+    /* the plan's FLOPs: 2 N T A, the causal half of the two products */
+    double flops = 2.0 * (double)B * T * (double)T * NH * HD;
     hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
-                hzcu_smem(s, K_ATT_FWD), args);
+                hzcu_smem(s, K_ATT_FWD), args, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
 }
 
 /* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse; D (B, NH, T) fp32
@@ -242,11 +278,14 @@ void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
     float scale = s->att_scale;
     int64_t tiles = (T + HZ_ATT_BM - 1) / HZ_ATT_BM;
     void *pre[] = {&D, &dout, &out, &B, &T, &NH, &HD};
-    hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre);
+    /* one row, one call: 2.5 x the forward's FLOPs, as the plan counts the backward */
+    double flops = 5.0 * (double)B * T * (double)T * NH * HD;
+    hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre,
+                hz_kc(HZ_KR_ATT_BWD, flops, 0.0));
     void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
     hzcu_launch(s, K_ATT_BWD, st, (int64_t)B * NKV, tiles, HZ_ATT_THREADS, hzcu_smem(s, K_ATT_BWD),
-                bwd);
+                bwd, more(HZ_KR_ATT_BWD, 0.0));
     void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
     hzcu_launch(s, K_ATT_BWD_DQ, st, (int64_t)B * NH, tiles, HZ_ATT_THREADS,
-                hzcu_smem(s, K_ATT_BWD_DQ), bdq);
+                hzcu_smem(s, K_ATT_BWD_DQ), bdq, more(HZ_KR_ATT_BWD, 0.0));
 }

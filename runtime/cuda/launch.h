@@ -8,7 +8,9 @@
 void hzcu_f32_to_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const float *in, long n);
 void hzcu_add_bf16(cuda_state *s, cudaStream_t st, bf16 *out, const bf16 *a, const bf16 *b, long n);
 void hzcu_sumsq_f32(cuda_state *s, cudaStream_t st, double *acc, const float *x, long n);
-void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, float *dst, const float *part, int G, int C);
+/* dst (C) += the rows of part (G, C) in order: the second kernel of profile row ROW's work */
+void hzcu_colsum_f32(cuda_state *s, cudaStream_t st, int row, float *dst, const float *part, int G,
+                     int C);
 /* One AdamW step of n master elements in place, fp32 gradients g; k from hz_adam_coef_of.
  * Gives the bits of the host's hz_adamw_range (runtime/cuda/adamw.cu). */
 void hzcu_adamw(cuda_state *s, cudaStream_t st, uint16_t *w, int16_t *lo, float *m, float *v,

@@ -62,21 +62,21 @@ static void block_forward(cuda_state *s, const block_w *w, const work_bufs *b, c
     cudaStream_t st = s->stream[HZ_COMPUTE];
     const float eps = s->p->dims.eps;
     hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
-    hzcu_linear_forward(s, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
+    hzcu_linear_forward(s, HZ_GEMM_QKV, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
     if (w->q_norm)
         hzcu_qk_norm_rope(s, st, b->q, b->k, b->v, b->qpre, b->kpre, b->rstdq, b->rstdk, b->qkv,
                           w->q_norm, w->k_norm, s->inv_freq);
     else
         hzcu_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, s->inv_freq);
     hzcu_attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v);
-    hzcu_linear_forward(s, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
+    hzcu_linear_forward(s, HZ_GEMM_ATTN_OUT, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
     hzcu_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, b->xmid, inp, w->mlp_norm, s->N,
                                   s->C, eps);
-    hzcu_linear_forward(s, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C,
+    hzcu_linear_forward(s, HZ_GEMM_GATE_UP, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C,
                         2 * (int64_t)s->F);
     hzcu_swiglu_forward(s, st, b->h, b->gu);
     if (!out) return;
-    hzcu_linear_forward(s, "out = h wdown^T", out, b->h, w->wdown, s->N, s->F, s->C);
+    hzcu_linear_forward(s, HZ_GEMM_DOWN, "out = h wdown^T", out, b->h, w->wdown, s->N, s->F, s->C);
     hzcu_add_bf16(s, st, out, out, b->xmid, (long)s->N * s->C);
 }
 
@@ -107,17 +107,17 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g, co
     else
         block_recompute_cheap(s, w, b, inp);
     /* MLP: out = xmid + down(silu(gate) * up) */
-    hzcu_linear_backward_x(s, "dh = dout wdown", b->dh, dx, w->wdown, N, F, C);
-    hzcu_linear_backward_w(s, "dwdown += dout^T h", g->wdown, dx, b->h, N, F, C);
+    hzcu_linear_backward_x(s, HZ_GEMM_DOWN, "dh = dout wdown", b->dh, dx, w->wdown, N, F, C);
+    hzcu_linear_backward_w(s, HZ_GEMM_DOWN, "dwdown += dout^T h", g->wdown, dx, b->h, N, F, C);
     hzcu_swiglu_backward(s, st, b->dgu, b->dh, b->gu);
-    hzcu_linear_backward_x(s, "dxn2 = dgate_up wgate_up", b->dxn2, b->dgu, w->wgu, N, C, 2 * F);
-    hzcu_linear_backward_w(s, "dwgate_up += dgate_up^T xn2", g->wgu, b->dgu, b->xn2, N, C, 2 * F);
+    hzcu_linear_backward_x(s, HZ_GEMM_GATE_UP, "dxn2 = dgate_up wgate_up", b->dxn2, b->dgu, w->wgu, N, C, 2 * F);
+    hzcu_linear_backward_w(s, HZ_GEMM_GATE_UP, "dwgate_up += dgate_up^T xn2", g->wgu, b->dgu, b->xn2, N, C, 2 * F);
     hzcu_rmsnorm_backward(s, st, b->dxmid, g->mlp_norm, b->dxn2, b->xmid, w->mlp_norm, b->rstd2, dx,
                           s->N, s->C);
     /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)); D of the attention
      * backward lives in the qkv buffer, free once rope has read it */
-    hzcu_linear_backward_x(s, "datt = dxmid wo", b->datt, b->dxmid, w->wo, N, A, C);
-    hzcu_linear_backward_w(s, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
+    hzcu_linear_backward_x(s, HZ_GEMM_ATTN_OUT, "datt = dxmid wo", b->datt, b->dxmid, w->wo, N, A, C);
+    hzcu_linear_backward_w(s, HZ_GEMM_ATTN_OUT, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
     hzcu_attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att, b->lse,
                             (float *)b->qkv);
     if (w->q_norm)
@@ -126,8 +126,8 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g, co
                                    s->inv_freq);
     else
         hzcu_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
-    hzcu_linear_backward_x(s, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
-    hzcu_linear_backward_w(s, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
+    hzcu_linear_backward_x(s, HZ_GEMM_QKV, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
+    hzcu_linear_backward_w(s, HZ_GEMM_QKV, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
     hzcu_rmsnorm_backward(s, st, dx, g->attn_norm, b->dxn, inp, w->attn_norm, b->rstd1, b->dxmid,
                           s->N, s->C);
 }
@@ -150,7 +150,7 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
                     u->resident || u->held ? u->span_n * 4 : p->regions[HZ_GHEAD].bytes);
     hzcu_rmsnorm_forward(s, st, l->xn, l->rstd, x, norm_w, s->N, s->C, p->dims.eps);
     for (int64_t c0 = 0; c0 < N; c0 += K) {
-        hzcu_linear_forward(s, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
+        hzcu_linear_forward(s, HZ_GEMM_LM_HEAD, "logits = xn lm_head^T", l->logits, l->xn + c0 * C, lm, K, C, V);
         if (host_logits) {
             hzcu_copy(s, st, s->h_logits, l->logits, K * V * 2, cudaMemcpyDeviceToHost);
             if (!s->dry) CUDA_CHECK(cudaStreamSynchronize(st));
@@ -160,8 +160,8 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
         hzcu_crossentropy(s, st, l->logits, l->losses + c0, l->logits, s->tok_tgt + mtok + c0, s->K,
                           s->V, dscale);
         if (!backward) continue;
-        hzcu_linear_backward_x(s, "dxn = dlogits lm_head", l->dxn + c0 * C, l->logits, lm, K, C, V);
-        hzcu_linear_backward_w(s, "dlm_head += dlogits^T xn", g_at(p, u, HZ_LM_HEAD, grads),
+        hzcu_linear_backward_x(s, HZ_GEMM_LM_HEAD, "dxn = dlogits lm_head", l->dxn + c0 * C, l->logits, lm, K, C, V);
+        hzcu_linear_backward_w(s, HZ_GEMM_LM_HEAD, "dlm_head += dlogits^T xn", g_at(p, u, HZ_LM_HEAD, grads),
                                l->logits, l->xn + c0 * C, K, C, V);
     }
     hzcu_copy(s, st, s->h_loss + mtok, l->losses, N * 4, cudaMemcpyDeviceToHost);

@@ -9,7 +9,7 @@
 #      it, resume within the float atomics' rounding; host-held boundaries train identically;
 #      --trace; the refusal when the GPU lacks the planned memory;
 #   4. bf16 and int8 optimizer state: resident = streamed bits, resume, cuda vs cpu
-#      (tests/gpu/optstate.sh);
+#      (tests/gpu/optstate.sh); --profile-kernels' table and record (tests/gpu/kprof.sh);
 #   5. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py, and
 #      families_parity.py for Qwen3 through save_pretrained, import, --init and from_pretrained);
 #   6. compute-sanitizer (memcheck) on the tiny cuda trainer.
@@ -263,6 +263,9 @@ kill $holder 2> /dev/null; wait $holder 2> /dev/null
 
 sh tests/gpu/optstate.sh > "$LOGDIR/optstate.log" 2>&1
 tally "optimizer states on the GPU" "$LOGDIR/optstate.log" $?
+
+sh tests/gpu/kprof.sh > "$LOGDIR/kprof.log" 2>&1
+tally "--profile-kernels on the GPU" "$LOGDIR/kprof.log" $?
 
 for b in cuda cpu; do
     python3 tests/gpu/torch_parity.py --backend $b --out "build/gpu/parity-$b" > "$LOGDIR/parity-$b.log" 2>&1

@@ -1,0 +1,85 @@
+#!/bin/sh
+# tests/gpu/kprof.sh - train --profile-kernels on the GPU (tests/gpu/run.sh runs it; alone:
+# sh tests/gpu/kprof.sh after make): the small Llama's cuda trainer profiles its second step,
+# with the default and the --deterministic kernels. Every row has calls and positive time,
+# each stream's shares add up to 100%, the compute stream's rows to its busy time from the op
+# events within 3%, every kernel kind of the step has its row, the GEMM and attention rates are
+# positive and below the plan's GEMM ceiling, the printed table equals the --metrics record,
+# and the profile changes no result (--deterministic: the same losses as a run without it).
+# Needs build/ from make. Logs go to $LOGDIR (default build/gpu-logs). Ends with
+# "N passed, N failed".
+cd "$(dirname "$0")/../.." || exit 1
+LOGDIR=${LOGDIR:-build/gpu-logs}
+d=$LOGDIR/kprof
+mkdir -p "$d"
+. tests/lib.sh
+
+build/hzc build tests/gpu/small-llama.yaml -o "$d/sl" --backend cuda > "$d/build.log" 2>&1 ||
+    bad "small-llama cuda build: $(tail -n 3 "$d/build.log")"
+tr="$d/sl/train"
+for mode in default deterministic; do
+    flag=
+    [ $mode = deterministic ] && flag=--deterministic
+    "$tr" --data data/tiny_train.bin --steps 4 --seed 3 $flag --profile-kernels \
+        --metrics "$d/$mode.jsonl" > "$d/$mode.log" 2>&1 ||
+        { bad "$mode: trainer failed: $(tail -n 5 "$d/$mode.log")"; continue; }
+    python3 - "$d/$mode.log" "$d/$mode.jsonl" > "$d/$mode.check" 2>&1 <<'PY'
+import json, re, sys
+log = open(sys.argv[1]).read()
+k = [json.loads(l) for l in open(sys.argv[2]) if '"kernels"' in l]
+fails = []
+def check(cond, what):
+    print(("ok      " if cond else "NOT OK  ") + what)
+    if not cond: fails.append(what)
+check(len(k) == 1 and k[0]["step"] == 2 and k[0]["backend"] == "cuda", "one kernels record, of step 2")
+k = k[0]
+check("kernel profile of step 2 (cuda backend)" in log, "the table is printed")
+check("were not timed" not in log, "every launch was timed (the event pool held them)")
+ceil = k["ceilings"]["gemm_tflops"]
+streams = {s["stream"]: s for s in k["streams"]}
+check(set(streams) == {"compute", "h2d", "d2h"}, "a block per stream: %s" % sorted(streams))
+for name, s in streams.items():
+    rows = s["rows"]
+    for r in rows:
+        check(r["calls"] > 0 and r["ms"] > 0, "%s %s: %d calls, %.3f ms" % (name, r["kernel"], r["calls"], r["ms"]))
+        line = re.search(r"^  %s +%s +(\d+) +([\d.]+) " % (re.escape(name), re.escape(r["kernel"])), log, re.M)
+        check(line is not None and int(line.group(1)) == r["calls"] and line.group(2) == "%.3f" % r["ms"],
+              "%s %s: printed as recorded" % (name, r["kernel"]))
+    share = sum(r["share"] for r in rows)
+    check(abs(share - 1.0) < 1e-6, "%s: shares add up to %.4f%%" % (name, 100 * share))
+    check(abs(sum(r["ms"] for r in rows) - s["total_ms"]) < 1e-6 * s["total_ms"] + 1e-6, "%s: rows add up to the total" % name)
+c = streams["compute"]
+err = (c["total_ms"] - c["busy_ms"]) / c["busy_ms"]
+check(abs(err) < 0.03, "compute: rows %.3f ms against the op events' busy %.3f ms (%+.2f%%, within 3%%)" % (c["total_ms"], c["busy_ms"], 100 * err))
+names = {r["kernel"]: r for r in c["rows"]}
+want = ["gemm %s %s" % (g, p) for g in ("qkv", "attn-out", "gate/up", "down", "lm-head") for p in ("fwd", "dx", "dw")]
+want += ["attention fwd", "attention bwd", "rmsnorm fwd", "residual+rmsnorm fwd", "rmsnorm bwd", "rope fwd",
+         "rope bwd", "swiglu fwd", "swiglu bwd", "crossentropy", "embedding fwd", "embedding bwd",
+         "residual add", "memset", "copy d2h"]
+missing = [w for w in want if w not in names]
+check(not missing, "every kernel kind of the step has a compute row (missing: %s)" % missing)
+for n, r in names.items():
+    if r["tflops"] is not None:
+        check(0 < r["tflops"] < ceil, "%s: %.2f TFLOP/s, below the plan's GEMM ceiling %.1f" % (n, r["tflops"], ceil))
+    if r["gbps"] is not None:
+        check(r["gbps"] > 0 and r["roofline"] > 0, "%s: %.1f GB/s, %.2f%% of the device memory ceiling" % (n, r["gbps"], 100 * r["roofline"]))
+check("copy h2d" in {r["kernel"] for r in streams["h2d"]["rows"]}, "h2d: the weights' copies")
+check({"grad norm", "copy d2h"} <= {r["kernel"] for r in streams["d2h"]["rows"]}, "d2h: the gradients' norm and copies")
+print("%d passed, %d failed" % (0, len(fails)))
+sys.exit(1 if fails else 0)
+PY
+    [ $? = 0 ] && ok "--profile-kernels ($mode kernels): $(grep -c '^ok' "$d/$mode.check") checks; $(grep 'compute: rows' "$d/$mode.check" | cut -c9-)" ||
+        { bad "--profile-kernels ($mode kernels):"; grep 'NOT OK\|Error\|Traceback' "$d/$mode.check" | head -n 20; }
+done
+
+# the profiled step trains as any other: --deterministic losses equal a run without the flag
+"$tr" --data data/tiny_train.bin --steps 4 --seed 3 --deterministic > "$d/plain.log" 2>&1 ||
+    bad "plain run: $(tail -n 3 "$d/plain.log")"
+grep '^step  *[0-9]*/' "$d/plain.log" | sed 's/.*| loss \([0-9.]*\) | norm \([0-9.]*\) .*/\1 \2/' > "$d/plain.loss"
+grep '^step  *[0-9]*/' "$d/deterministic.log" | sed 's/.*| loss \([0-9.]*\) | norm \([0-9.]*\) .*/\1 \2/' > "$d/prof.loss"
+[ -s "$d/plain.loss" ] && cmp -s "$d/plain.loss" "$d/prof.loss" &&
+    ok "the profiled run's losses and norms equal a run without --profile-kernels ($(wc -l < "$d/plain.loss") steps, --deterministic)" ||
+    bad "profiled vs plain: $(paste "$d/plain.loss" "$d/prof.loss" | tr '\n' ';')"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
