@@ -10,14 +10,27 @@
  * set in a .preinit_array function. So a program with these objects, started with neither
  * OMP_WAIT_POLICY nor GOMP_SPINCOUNT set, sets GOMP_SPINCOUNT and executes itself again
  * before main (once: the new image finds the variable set). Either variable set by the user
- * wins; where the program cannot execute itself again it runs on with libgomp's defaults. */
+ * wins; where the program cannot execute itself again it runs on with libgomp's defaults
+ * (and says so in the trainer's report). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "ops.h"
 
 #define OMP_SPINCOUNT "1000"   /* rounds a waiting thread spins before it sleeps */
+
+/* Whether executing /proc/self/exe starts this program again: not when the dynamic loader
+ * was run as the command (ld.so PROGRAM: no interpreter was loaded, AT_BASE is 0, and
+ * /proc/self/exe is the loader), nor under valgrind (its preload library in LD_PRELOAD;
+ * /proc/self/exe is its tool, and the new image would run outside it). */
+static int can_restart(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return getauxval(AT_BASE) != 0 && !(preload && strstr(preload, "vgpreload"));
+}
 
 /* An .init_array entry: glibc passes it main's arguments. Only the main thread exists, and
  * no OpenMP region has run yet. */
@@ -25,7 +38,9 @@ static void omp_wait_restart(int argc, char **argv, char **envp)
 {
     (void)argc;
     (void)envp;
-    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY") || !argv || !argv[0]) return;
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY") || !argv || !argv[0] ||
+        !can_restart())
+        return;
     if (setenv("GOMP_SPINCOUNT", OMP_SPINCOUNT, 1) != 0) return;
     execv("/proc/self/exe", argv);
     unsetenv("GOMP_SPINCOUNT");   /* not executed again: libgomp's defaults stay */
