@@ -74,7 +74,7 @@
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
  * are built and tested for ({0}: any even head_dim)). The cuda list is the set
- * runtime/cuda/attention.cu compiles in and tests/gpu/test_kernels.c tests. */
+ * runtime/cuda/attention.cu compiles in and tests/gpu/ktest_attention.c tests. */
 #define HZ_BACKENDS(X)                     \
     X(BACKEND_CPU, "cpu", 0, 0, {0})        \
     X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128})

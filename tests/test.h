@@ -9,7 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* A program of several files (tests/gpu/test_kernels) defines TEST_SHARED before including
+ * this header in each, and writes TEST_STATE_DEFINE in one of them: the counts and the
+ * generator below are then one for the whole program, as in a one-file test. */
+#define TEST_RNG_SEED 0x9E3779B97F4A7C15ull
+#ifdef TEST_SHARED
+extern int test_passed_n, test_failed_n;
+extern uint64_t test_rng;
+#define TEST_STATE_DEFINE                                                      \
+    int test_passed_n, test_failed_n;                                          \
+    uint64_t test_rng = TEST_RNG_SEED
+#else
 static int test_passed_n, test_failed_n;
+static uint64_t test_rng = TEST_RNG_SEED;
+#endif
 
 /* CHECK(cond, fmt, ...): one named assertion; the message says what was compared. */
 #define CHECK(cond, ...)                                                       \
@@ -36,7 +49,6 @@ static int test_passed_n, test_failed_n;
     } while (0)
 
 /* Uniform in [-1, 1): xorshift64* from a fixed seed, so every run draws the same inputs. */
-static uint64_t test_rng = 0x9E3779B97F4A7C15ull;
 static inline float test_frand(void)
 {
     test_rng ^= test_rng >> 12;

@@ -1,4 +1,4 @@
-/* tests/test_data.c - the token data reader (runtime/data.c) and text2tokens.
+/* tests/test_data.c - the token data reader (runtime/data*.c) and text2tokens.
  * Fixtures are written at test time into a mkdtemp directory by the small writers below:
  * llm.c shards (uint16 v1, uint32 v7), hand-made .npy files, and one broken file per error
  * the reader must name. Build with tools/text2tokens.c and -DTEXT2TOKENS_NO_MAIN. */

@@ -1,6 +1,7 @@
-/* tests/test_jsonl.c - instruction-tuning examples in runtime/data.c: JSON Lines of
- * pre-tokenized {"input_ids", "labels"} examples packed into rows, the per-epoch shuffle,
- * the validation split, exact resume, and one clear message per kind of bad input.
+/* tests/test_jsonl.c - instruction-tuning examples (runtime/data_jsonl.c, data_rows.c):
+ * JSON Lines of pre-tokenized {"input_ids", "labels"} examples packed into rows, the
+ * per-epoch shuffle, the validation split, exact resume, and one clear message per kind of
+ * bad input.
  * Fixtures are written at test time into a mkdtemp directory. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L

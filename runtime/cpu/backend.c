@@ -517,6 +517,10 @@ static void cpu_report(hz_ctx *c, FILE *out)
     fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes "
                  "(the GPU plan is %lld bytes in bf16/fp32)\n",
             (long long)s->arena_bytes, (long long)c->plan->gpu_bytes);
+    char wait[96];
+    cpu_omp_wait(wait, sizeof wait);
+    fprintf(out, "cpu backend: OpenMP threads wait by %s (OMP_WAIT_POLICY or GOMP_SPINCOUNT "
+                 "in the environment decide instead)\n", wait);
 }
 
 static int cpu_memory(hz_ctx *c, hz_mem_line *out)

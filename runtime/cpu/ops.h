@@ -7,6 +7,7 @@
  * add up; gradients of inputs are OVERWRITTEN (=) unless the name says _acc. */
 #ifndef HZ_CPU_OPS_H
 #define HZ_CPU_OPS_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* embedding: out[n,:] = wte[tok[n],:]; backward scatter-adds dout rows into dwte. */
@@ -77,5 +78,10 @@ void residual_forward(float *out, const float *a, const float *b, int64_t n);
  * Returns the sum of losses of the trained rows. */
 double crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                      const int32_t *targets, int64_t N, int64_t V, float dscale);
+
+/* How the ops' OpenMP threads wait between parallel regions, for the trainer's report, into
+ * BUF (CAP bytes): GOMP_SPINCOUNT=1000 unless the user set it or OMP_WAIT_POLICY
+ * (omp_wait.c). */
+void cpu_omp_wait(char *buf, size_t cap);
 
 #endif

@@ -112,7 +112,7 @@ __device__ float hzq_midpoint(float a, float b) {
 }
 
 /* HZ_OPTSTATE_BLOCK of runtime/optstate.h: the host and these kernels must use one block size;
- * tests/gpu/test_kernels.c compares them bit for bit, so a change on one side alone fails it. */
+ * tests/gpu/ktest_adamw.c compares them bit for bit, so a change on one side alone fails it. */
 #define HZQ_BLOCK 64
 
 /* int8 moments: elements [first, first + n) (first a multiple of 64) of w, lo, the codes mc

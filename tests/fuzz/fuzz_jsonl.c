@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_jsonl.c - fuzz target: the JSON Lines example reader of runtime/data.c
+/* tests/fuzz/fuzz_jsonl.c - fuzz target: the JSON Lines example reader (runtime/data_jsonl.c)
  * over arbitrary bytes (hz_data_open_jsonl_memory: the same checks as a .jsonl file). Any
  * input must give either a reader or one message that starts with the file's name; an
  * accepted one must serve only valid pairs (ids < vocab, targets < vocab or -100, one -100

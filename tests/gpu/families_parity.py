@@ -16,7 +16,6 @@ Usage: families_parity.py [--backend cuda|cpu] [--hzc build/hzc] [--out DIR] [--
 Prints ok / NOT OK lines and ends with "N passed, N failed".
 """
 import os
-import re
 import subprocess
 import sys
 
@@ -24,9 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_parity as tp  # noqa: E402  (checks, the AdamW settings, the step's rows)
+import parity_common as pc  # noqa: E402  (checks, step shape, AdamW settings, init, rows)
+from parity_common import STEP, check, rel, rows_of, step_lines  # noqa: E402
 
-T, STEP, MICRO = tp.T, tp.STEP, tp.MICRO
 STEPS = 20
 LOSS_TOL = 2e-2  # per-step relative loss difference over the 20 steps
 
@@ -47,35 +46,12 @@ def build_model(cfg_name, cls_name, kw, theta, dev):
                       attn_implementation="eager", **kw)
     except TypeError:
         cfg = cfg_cls(rope_theta=theta, attn_implementation="eager", **kw)
-    torch.manual_seed(0)
-    m = cls(cfg).to(device=dev, dtype=torch.float32)
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if p.dim() == 1 and "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.copy_(0.02 * torch.randn_like(p))
-            p.copy_(p.to(torch.bfloat16).float())  # both sides start from bf16 values
-    return m
-
-
-def rows_of(tok, step, dev):
-    """Step STEP's rows as hzc's stream reader serves them: row r of the run reads
-    tok[rT, rT + T] (inputs, then targets shifted by one)."""
-    rows = STEP // T
-    base = step * rows
-    x = np.stack([tok[(base + r) * T:(base + r) * T + T] for r in range(rows)]).astype(np.int64)
-    y = np.stack([tok[(base + r) * T + 1:(base + r) * T + T + 1] for r in range(rows)]).astype(np.int64)
-    return torch.tensor(x, device=dev), torch.tensor(y, device=dev)
+    return pc.init_model(cls, cfg, dev)
 
 
 def torch_train(m, tok, V, steps, dev):
     """STEPS steps of torch.optim.AdamW as hzc runs them; the losses and the first norm."""
-    decay = [p for p in m.parameters() if p.dim() >= 2]
-    no_decay = [p for p in m.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tp.WD},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=tp.LR, betas=(tp.B1, tp.B2), eps=tp.EPS)
+    opt = pc.adamw(m)
     losses, norms = [], []
     for s in range(steps):
         x, y = rows_of(tok, s, dev)
@@ -84,22 +60,16 @@ def torch_train(m, tok, V, steps, dev):
         loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1))
         del logits
         loss.backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(list(m.parameters()), tp.CLIP)))
+        norms.append(float(torch.nn.utils.clip_grad_norm_(list(m.parameters()), pc.CLIP)))
         opt.step()
         losses.append(float(loss))
     return losses, norms
 
 
 def hzc_train(d, hf_dir, data, steps, extra):
-    args = [os.path.join(d, "train"), "--data", data, "--init", hf_dir, "--steps", str(steps),
-            "--lr", str(tp.LR), "--beta1", str(tp.B1), "--beta2", str(tp.B2), "--eps", str(tp.EPS),
-            "--weight-decay", str(tp.WD), "--grad-clip", str(tp.CLIP), "--warmup", "0",
-            "--decay-steps", "0", "--log-every", "1"] + extra
+    args = [os.path.join(d, "train"), "--data", data, "--init", hf_dir, "--steps", str(steps)]
+    args += pc.train_flags() + ["--log-every", "1"] + extra
     return subprocess.run(args, capture_output=True, text=True)
-
-
-def step_lines(out):
-    return [(float(a), float(b)) for a, b in re.findall(r"step +\d+/\d+ \| loss ([0-9.]+) \| norm ([0-9.]+)", out)]
 
 
 def run(name, fam, args):
@@ -108,24 +78,11 @@ def run(name, fam, args):
     V = kw["vocab_size"]
     d = os.path.join(args.out, name)
     os.makedirs(d, exist_ok=True)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = pc.device()
     m = build_model(cfg_name, cls_name, kw, theta, dev)
     hf_dir = os.path.join(d, "hf")
     m.save_pretrained(hf_dir)
-    spec = os.path.join(d, "imported.yaml")
-    r = subprocess.run([args.hzc, "import", hf_dir, "-o", spec], capture_output=True, text=True)
-    tp.check(r.returncode == 0, f"{name}: hzc import of transformers' save_pretrained {r.stderr.strip()[-300:]}")
-    if r.returncode:
-        return
-    text = open(spec).read()
-    text = re.sub(r"seq_len: \d+", f"seq_len: {T}", text)
-    text = re.sub(r"tokens_per_step: \d+", f"tokens_per_step: {STEP}", text)
-    text = re.sub(r"tokens_per_micro_batch: \d+", f"tokens_per_micro_batch: {MICRO}", text)
-    open(spec, "w").write(text)
-    b = subprocess.run([args.hzc, "build", spec, "-o", d, "--backend", args.backend],
-                       capture_output=True, text=True)
-    if b.returncode:
-        tp.check(False, f"{name}: hzc build: {b.stderr[-1500:]}")
+    if not pc.import_and_build(name, hf_dir, d, args):
         return
     rng = np.random.default_rng(3)
     tok = rng.integers(0, V, size=STEPS * STEP + 1, dtype=np.uint32)
@@ -133,7 +90,6 @@ def run(name, fam, args):
     data, vdata = os.path.join(d, "tokens.npy"), os.path.join(d, "val.npy")
     np.save(data, tok)
     np.save(vdata, val)
-    rel = lambda a, b: abs(a - b) / abs(b)
 
     # one step, its checkpoint, and the checkpoint's logits
     ck = os.path.join(d, "ck")
@@ -141,29 +97,25 @@ def run(name, fam, args):
                                        "--dump-logits", os.path.join(d, "logits.npy")])
     open(os.path.join(d, "train1.log"), "w").write(r.stdout + r.stderr)
     if r.returncode:
-        tp.check(False, f"{name}: train --init: {(r.stdout + r.stderr)[-1500:]}")
+        check(False, f"{name}: train --init: {(r.stdout + r.stderr)[-1500:]}")
         return
     (h_loss, h_norm), = step_lines(r.stdout)
-    h_val = float(re.search(r"^val loss ([0-9.]+)", r.stdout, re.M).group(1))
+    h_val = pc.val_loss(r.stdout)
     t_losses, t_norms = torch_train(m, tok, V, 1, dev)
-    tp.check(rel(h_loss, t_losses[0]) <= 1e-2,
-             f"{name} [{args.backend}]: step-0 loss hzc {h_loss:.5f} transformers {t_losses[0]:.5f} (tol 1e-2)")
-    tp.check(rel(h_norm, t_norms[0]) <= 1e-2,
-             f"{name} [{args.backend}]: grad norm hzc {h_norm:.5f} transformers {t_norms[0]:.5f} (tol 1e-2)")
+    check(rel(h_loss, t_losses[0]) <= 1e-2,
+          f"{name} [{args.backend}]: step-0 loss hzc {h_loss:.5f} transformers {t_losses[0]:.5f} (tol 1e-2)")
+    check(rel(h_norm, t_norms[0]) <= 1e-2,
+          f"{name} [{args.backend}]: grad norm hzc {h_norm:.5f} transformers {t_norms[0]:.5f} (tol 1e-2)")
     loaded = AutoModelForCausalLM.from_pretrained(os.path.join(ck, "step-00000001"), dtype=torch.float32).to(dev)
     got = dict(loaded.named_parameters())
-    num = den = 0.0
     missing = [n for n, _ in m.named_parameters() if n not in got]
-    tp.check(not missing, f"{name}: every transformers parameter is in hzc's checkpoint (missing: {missing[:5]})")
+    check(not missing, f"{name}: every transformers parameter is in hzc's checkpoint (missing: {missing[:5]})")
     if missing:
         return
-    for n, p in m.named_parameters():
-        num += float((got[n].detach() - p.detach()).float().pow(2).sum())
-        den += float(p.detach().float().pow(2).sum())
-    werr = (num / den) ** 0.5
+    werr = pc.weights_rel_err(m, got)
     qn = [n for n in got if n.endswith("q_norm.weight")]
-    tp.check(werr <= 1e-2, f"{name} [{args.backend}]: from_pretrained(hzc checkpoint) vs torch.optim.AdamW "
-             f"after one step: rel err {werr:.2e} (tol 1e-2; {len(got)} tensors, {len(qn)} q_norm)")
+    check(werr <= 1e-2, f"{name} [{args.backend}]: from_pretrained(hzc checkpoint) vs torch.optim.AdamW "
+          f"after one step: rel err {werr:.2e} (tol 1e-2; {len(got)} tensors, {len(qn)} q_norm)")
     with torch.no_grad():
         x, y = rows_of(val, 0, dev)
         t_log = loaded(input_ids=x).logits.float().reshape(-1, V)
@@ -174,19 +126,19 @@ def run(name, fam, args):
         noise = float(torch.linalg.norm(b_log - t_log) / torch.linalg.norm(t_log))
         del b_log
         t_log = t_log.cpu().numpy()
-    tp.check(rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's checkpoint: "
-             f"hzc forward {h_val:.5f}, transformers forward {t_val:.5f} (tol 1e-2)")
+    check(rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's checkpoint: "
+          f"hzc forward {h_val:.5f}, transformers forward {t_val:.5f} (tol 1e-2)")
     h_log = np.load(os.path.join(d, "logits.npy"))
     if h_log.shape != t_log.shape:
-        tp.check(False, f"{name}: --dump-logits shape {h_log.shape}, transformers {t_log.shape}")
+        check(False, f"{name}: --dump-logits shape {h_log.shape}, transformers {t_log.shape}")
         return
     # hzc computes in bf16 against transformers in fp32: within 1e-2, or within twice what
     # transformers itself moves under bf16 autocast where that is more
     lerr = float(np.linalg.norm(h_log - t_log) / np.linalg.norm(t_log))
     ltol = max(1e-2, 2 * noise)
-    tp.check(lerr <= ltol, f"{name} [{args.backend}]: logits of hzc's checkpoint ({h_log.shape[0]} tokens x {V}): "
-             f"hzc vs transformers fp32 rel err {lerr:.2e} (tol {ltol:.2e}; transformers bf16 vs fp32 {noise:.2e}), "
-             f"max|diff| {float(np.max(np.abs(h_log - t_log))):.3g}")
+    check(lerr <= ltol, f"{name} [{args.backend}]: logits of hzc's checkpoint ({h_log.shape[0]} tokens x {V}): "
+          f"hzc vs transformers fp32 rel err {lerr:.2e} (tol {ltol:.2e}; transformers bf16 vs fp32 {noise:.2e}), "
+          f"max|diff| {float(np.max(np.abs(h_log - t_log))):.3g}")
     del loaded, t_log, h_log, m
 
     # 20 steps from the same start
@@ -196,9 +148,9 @@ def run(name, fam, args):
     m = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).to(dev)
     t, _ = torch_train(m, tok, V, STEPS, dev)
     worst = max((rel(a, b) for a, b in zip(h, t)), default=float("inf"))
-    tp.check(r.returncode == 0 and len(h) == STEPS and worst <= LOSS_TOL,
-             f"{name} [{args.backend}]: {STEPS}-step loss trajectory, max rel diff {worst:.2e} (tol {LOSS_TOL}): "
-             f"hzc {h[0] if h else 0:.4f} -> {h[-1] if h else 0:.4f}, transformers {t[0]:.4f} -> {t[-1]:.4f}")
+    check(r.returncode == 0 and len(h) == STEPS and worst <= LOSS_TOL,
+          f"{name} [{args.backend}]: {STEPS}-step loss trajectory, max rel diff {worst:.2e} (tol {LOSS_TOL}): "
+          f"hzc {h[0] if h else 0:.4f} -> {h[-1] if h else 0:.4f}, transformers {t[0]:.4f} -> {t[-1]:.4f}")
     print("hzc  " + " ".join(f"{x:.4f}" for x in h))
     print("torch " + " ".join(f"{x:.4f}" for x in t))
 
@@ -215,8 +167,8 @@ def main():
         if args.only and args.only != name:
             continue
         run(name, fam, args)
-    print(f"{tp.passed} passed, {tp.failed} failed")
-    sys.exit(1 if tp.failed else 0)
+    print(f"{pc.passed} passed, {pc.failed} failed")
+    sys.exit(1 if pc.failed else 0)
 
 
 if __name__ == "__main__":

@@ -15,29 +15,21 @@ Prints ok / NOT OK lines and ends with "N passed, N failed".
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import parity_common as pc  # noqa: E402  (checks, step shape, AdamW settings, init, rows)
+from parity_common import B1, B2, CLIP, EPS, LR, MICRO, STEP, T, WD, check, rel  # noqa: E402
+
 SHAPES = {
     # name: family, V, C, L, NH, NKV, F, tied, bias, llama3 rope scaling
     "llama-untied-rope3": ("llama", 1024, 256, 3, 8, 2, 768, False, False, True),
     "qwen2-tied-bias": ("qwen2", 1024, 256, 3, 8, 4, 640, True, True, False),
 }
-T, STEP, MICRO = 128, 2048, 1024
-LR, B1, B2, EPS, WD, CLIP = 1e-3, 0.9, 0.95, 1e-8, 0.1, 1.0
-
-passed = failed = 0
-
-
-def check(ok, msg):
-    global passed, failed
-    passed += bool(ok)
-    failed += not ok
-    print(("ok      " if ok else "NOT OK  ") + msg, flush=True)
 
 
 def spec_yaml(name, fam, V, C, L, NH, NKV, F, tied, bias, rope3):
@@ -69,16 +61,7 @@ def hf_model(fam, V, C, L, NH, NKV, F, tied, bias, rope3, device):
         cfg = cls_cfg(rope_theta=10000.0, rope_scaling=rope, **kw)
     if fam == "llama":
         cfg.attention_bias = bias
-    torch.manual_seed(0)
-    m = cls(cfg).to(device=device, dtype=torch.float32)
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if p.dim() == 1 and "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            else:
-                p.copy_(0.02 * torch.randn_like(p))
-            p.copy_(p.to(torch.bfloat16).float())  # both sides start from bf16 values
-    return m
+    return pc.init_model(cls, cfg, device)
 
 
 def hf_tensors(m, L, tied):
@@ -109,18 +92,9 @@ def to_raw(plan, tensors):
     return raw
 
 
-def step_rows(tok, dev):
-    """The step's rows as hzc reads them: row r has inputs tok[rT, rT+T) and targets
-    shifted by one. Returns (inputs, targets), each (rows, T)."""
-    rows = STEP // T
-    x = torch.tensor(np.stack([tok[r * T:r * T + T] for r in range(rows)]).astype(np.int64), device=dev)
-    y = torch.tensor(np.stack([tok[r * T + 1:r * T + T + 1] for r in range(rows)]).astype(np.int64), device=dev)
-    return x, y
-
-
 def step_logits_loss(m, tok, V, dev):
-    """The logits (tokens, V) of the step's rows and their mean cross-entropy."""
-    x, y = step_rows(tok, dev)
+    """The logits (tokens, V) of the first step's rows and their mean cross-entropy."""
+    x, y = pc.rows_of(tok, 0, dev)
     logits = m(input_ids=x).logits.float().reshape(-1, V)
     return logits, torch.nn.functional.cross_entropy(logits, y.reshape(-1))
 
@@ -136,12 +110,7 @@ def torch_step(m, tok, V, dev):
     loss = step_loss(m, tok, V, dev)
     loss.backward()
     norm = float(torch.nn.utils.clip_grad_norm_(list(m.parameters()), CLIP))
-    decay = [p for p in m.parameters() if p.dim() >= 2]
-    no_decay = [p for p in m.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=LR, betas=(B1, B2), eps=EPS)
-    opt.step()
+    pc.adamw(m).step()
     return loss.detach(), norm
 
 
@@ -158,7 +127,7 @@ def run_shape(name, cfg, args):
         check(False, f"{name}: hzc build failed: {b.stderr[-2000:]}")
         return
     plan = json.load(open(os.path.join(d, "generated", "plan.json")))
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = pc.device()
     m = hf_model(fam, V, C, L, NH, NKV, F, tied, bias, rope3, dev)
     rng = np.random.default_rng(1)
     tok = rng.integers(0, V, size=STEP + 1, dtype=np.uint16)
@@ -178,10 +147,8 @@ def run_shape(name, cfg, args):
     if r.returncode:
         check(False, f"{name}: hzc train failed: {(r.stdout + r.stderr)[-3000:]}")
         return
-    mt = re.search(r"step +1/1 \| loss ([0-9.]+) \| norm ([0-9.]+)", r.stdout)
-    h_loss, h_norm = float(mt.group(1)), float(mt.group(2))
+    (h_loss, h_norm), = pc.step_lines(r.stdout)
     w1_hzc = np.fromfile(os.path.join(d, "after.raw"), dtype=np.float32)
-    rel = lambda a, b: abs(a - b) / abs(b)
     check(rel(h_loss, float(loss)) <= 1e-2,
           f"{name} [{args.backend}]: step-0 loss hzc {h_loss:.6f} torch {float(loss):.6f} rel {rel(h_loss, float(loss)):.2e} (tol 1e-2)")
     check(rel(h_norm, norm) <= 1e-2,
@@ -204,8 +171,8 @@ def main(run=None, out="/tmp/hzc-parity"):
     args = ap.parse_args()
     for name, cfg in SHAPES.items():
         (run or run_shape)(name, cfg, args)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    print(f"{pc.passed} passed, {pc.failed} failed")
+    sys.exit(1 if pc.failed else 0)
 
 
 if __name__ == "__main__":
