@@ -20,9 +20,11 @@
     X(Q_NORM, "q_norm", "self_attn.q_norm.weight")                    \
     X(K_NORM, "k_norm", "self_attn.k_norm.weight")                    \
     X(WO, "wo", "self_attn.o_proj.weight")                            \
-    X(MLP_NORM, "mlp_norm", "post_attention_layernorm.weight")        \
+    X(ATTN_POST_NORM, "attn_post_norm", "post_attention_layernorm.weight (gemma3)") \
+    X(MLP_NORM, "mlp_norm", "post_attention_layernorm.weight (gemma3: pre_feedforward_layernorm)") \
     X(WGU, "wgate_up", "mlp.{gate,up}_proj.weight")                   \
     X(WDOWN, "wdown", "mlp.down_proj.weight")                         \
+    X(MLP_POST_NORM, "mlp_post_norm", "post_feedforward_layernorm.weight (gemma3)") \
     X(FINAL_NORM, "final_norm", "model.norm.weight")                  \
     X(LM_HEAD, "lm_head", "lm_head.weight")
 

@@ -300,7 +300,7 @@ static void test_bad_inputs(void) {
                "optimizer_state: unknown optimizer-state precision 'int4'; did you mean 'int8'? "
                "(supported: fp32, bf16 or int8)");
     expect_one("tests/bad/rope_type.yaml", "tests/bad/rope_type.yaml:9:11: error: ",
-               "unsupported rope_scaling type 'linear'");
+               "unsupported rope_scaling type 'yarn'");
     /* qwen3 defaults: q/k norms on, biases off; both on is refused where it was written */
     expect_one("tests/bad/qk_norm_bias.yaml", "tests/bad/qk_norm_bias.yaml:10:13: error: ",
                "qk_norm and qkv_bias together are no transformers model");
