@@ -3,7 +3,8 @@
  *      file refused with a message naming the file, sharded checkpoints and their index;
  *   2. hfmap: a planned model saved with hz_hf_save loads back bit-exactly with hz_hf_load
  *      (untied + qkv bias, tied, llama3 rope, Qwen3 q/k norms, Gemma 3; single file and
- *      shards); missing, unexpected and mis-shaped tensors listed; fp32 checkpoints land exactly in the split master;
+ *      shards); missing, unexpected and mis-shaped tensors listed; fp32 checkpoints land
+ *      exactly in the split master;
  *   3. import: transformers config.json fixtures (v4 and v5 rope layouts, Qwen2, Mistral,
  *      Llama 3 8B) to specs that spec_load accepts, and the unsupported ones refused. */
 #include <dirent.h>
