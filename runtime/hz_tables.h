@@ -76,10 +76,11 @@
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
  * are built and tested for ({0}: any even head_dim)). The cuda list is the set
- * runtime/cuda/attention.cu compiles in and tests/gpu/test_kernels.c tests. */
+ * runtime/cuda/attention.cu compiles in (256 through the model's HZ_HD, Gemma 3's) and
+ * tests/gpu/test_kernels.c tests. */
 #define HZ_BACKENDS(X)                     \
     X(BACKEND_CPU, "cpu", 0, 0, {0})        \
-    X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128})
+    X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128, 256})
 
 /* Optimizer-state precisions (runtime/optstate.h): X(ID, name, bytes of one moment). The spec's
  * training.optimizer_state, the plan's optimizer_state and a checkpoint's state mode. */

@@ -86,6 +86,12 @@ void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int
     hzcu_launch(s, K_EMBED_FWD, st, grid_for(s, items, 256), 1, 256, 0, args);
 }
 
+void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, bf16 *x, float scale, long n)
+{
+    void *args[] = {&x, &scale, &n};
+    hzcu_launch(s, K_SCALE_BF16, st, grid_for(s, n, 256), 1, 256, 0, args);
+}
+
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
                              const int32_t *tok, int N, int C)
 {
@@ -103,11 +109,15 @@ void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const 
 /* rows are grid-strided: one block per row up to 65535 */
 static int64_t grid_rows(int N) { return N < 65535 ? N : 65535; }
 
+/* The model's norms: Gemma 3's multiply by (1 + w) (the *1p kernels), the others' by w. */
+static int onep(const cuda_state *s) { return s->p->dims.norm_offset != 0.0f; }
+
 void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd, const bf16 *inp,
                           const bf16 *w, int N, int C, float eps)
 {
     void *args[] = {&out, &rstd, &inp, &w, &N, &C, &eps};
-    hzcu_launch(s, K_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args);
+    hzcu_launch(s, onep(s) ? K_RMSNORM1P_FWD : K_RMSNORM_FWD, st, grid_rows(N), 1,
+                C <= 1024 ? 128 : 256, 0, args);
 }
 
 void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out, bf16 *out,
@@ -115,7 +125,8 @@ void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out
                                    int C, float eps)
 {
     void *args[] = {&res_out, &out, &rstd, &a, &b, &w, &N, &C, &eps};
-    hzcu_launch(s, K_RES_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args);
+    hzcu_launch(s, onep(s) ? K_RES_RMSNORM1P_FWD : K_RES_RMSNORM_FWD, st, grid_rows(N), 1,
+                C <= 1024 ? 128 : 256, 0, args);
 }
 
 void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw, const bf16 *dout,
@@ -127,8 +138,9 @@ void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw
     if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
     float *acc = s->det ? s->w.part : dw; /* deterministic: block partials, then in order */
     void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
-    hzcu_launch(s, s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD, st, grid, 1, 256,
-                hzcu_smem(s, K_RMSNORM_BWD), args);
+    int k = onep(s) ? (s->det ? K_RMSNORM1P_BWD_PART : K_RMSNORM1P_BWD)
+                    : (s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD);
+    hzcu_launch(s, k, st, grid, 1, 256, hzcu_smem(s, K_RMSNORM_BWD), args);
     if (s->det) hzcu_colsum_f32(s, st, dw, acc, (int)grid, C);
 }
 
@@ -166,7 +178,7 @@ void hzcu_qk_norm_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v
     if (grid > 65535) grid = 65535;
     void *args[] = {&q, &k, &v, &qpre, &kpre, &rstdq, &rstdk, &qkv, &wq, &wk, &inv_freq,
                     &N, &T, &NH, &NKV, &HD, &eps};
-    hzcu_launch(s, K_QKN_ROPE, st, grid, 1, 256, 0, args);
+    hzcu_launch(s, onep(s) ? K_QKN1P_ROPE : K_QKN_ROPE, st, grid, 1, 256, 0, args);
 }
 
 void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dwq, float *dwk,
@@ -183,7 +195,9 @@ void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
     float *acc = s->det ? s->w.part : dwq;
     void *args[] = {&dqkv, &acc, &dwk, &dq, &dk, &dv, &qpre, &kpre, &rstdq, &rstdk, &wq, &wk,
                     &inv_freq, &N, &T, &NH, &NKV, &HD};
-    hzcu_launch(s, s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD, st, grid, 1, 256, 0, args);
+    int k = onep(s) ? (s->det ? K_QKN1P_ROPE_BWD_PART : K_QKN1P_ROPE_BWD)
+                    : (s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD);
+    hzcu_launch(s, k, st, grid, 1, 256, 0, args);
     if (s->det) {
         hzcu_colsum_f32(s, st, dwq, acc, (int)grid, HD);
         hzcu_colsum_f32(s, st, dwk, acc + grid * HD, (int)grid, HD);
@@ -208,6 +222,24 @@ void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 
     hzcu_launch(s, K_SWIGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
 }
 
+void hzcu_geglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
+{
+    long N = s->N;
+    int F = s->F;
+    void *args[] = {&h, &gu, &N, &F};
+    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_GEGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+}
+
+void hzcu_geglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
+{
+    long N = s->N;
+    int F = s->F;
+    void *args[] = {&dgu, &dh, &gu, &N, &F};
+    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_GEGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args);
+}
+
 void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
                        const bf16 *logits, const int32_t *targets, int N, int V, float dscale)
 {
@@ -222,11 +254,11 @@ void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *los
  * (dq). ---- */
 
 void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse, const bf16 *q,
-                            const bf16 *k, const bf16 *v)
+                            const bf16 *k, const bf16 *v, int window)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
-    void *args[] = {&out, &lse, &q, &k, &v, &B, &T, &NH, &NKV, &HD, &scale};
+    void *args[] = {&out, &lse, &q, &k, &v, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_FWD), args);
 }
@@ -236,17 +268,17 @@ void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *ls
  * atomics. */
 void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
                              const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                             const bf16 *out, const float *lse, float *D)
+                             const bf16 *out, const float *lse, float *D, int window)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
     int64_t tiles = (T + HZ_ATT_BM - 1) / HZ_ATT_BM;
     void *pre[] = {&D, &dout, &out, &B, &T, &NH, &HD};
     hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre);
-    void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_BWD, st, (int64_t)B * NKV, tiles, HZ_ATT_THREADS, hzcu_smem(s, K_ATT_BWD),
                 bwd);
-    void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_BWD_DQ, st, (int64_t)B * NH, tiles, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_BWD_DQ), bdq);
 }
