@@ -202,8 +202,8 @@ static void check_caps(void)
     CHECK(cuda && cpu && !hz_caps_find("metal"), "backends found by name, unknown ones not");
     if (!cuda || !cpu) return;
     int ok128 = hz_caps_head_dim_ok(cuda, 128, list, sizeof list);
-    CHECK(ok128 && !hz_caps_head_dim_ok(cuda, 96, NULL, 0) && strcmp(list, "32, 64, 128") == 0,
-          "cuda runs head_dim 128, not 96; lists \"%s\"", list);
+    CHECK(ok128 && !hz_caps_head_dim_ok(cuda, 96, NULL, 0) && strcmp(list, "32, 64, 128, 256") == 0,
+          "cuda runs head_dim 128 and Gemma 3's 256, not 96; lists \"%s\"", list);
     CHECK(hz_caps_head_dim_ok(cpu, 96, NULL, 0) && !hz_caps_head_dim_ok(cpu, 7, NULL, 0),
           "cpu runs any even head_dim");
     CHECK(cuda->pinned_host && cuda->pcie && !cpu->pinned_host && !cpu->pcie,

@@ -4,7 +4,10 @@ transformers.
 
 For each family a random-init model with a few layers but the published head and
 vocabulary sizes (Qwen3: Qwen3-0.6B's hidden 1024, 16 query heads and 8 kv heads of 128,
-q_norm/k_norm, tied embeddings, 151936 tokens): save_pretrained -> `hzc import` ->
+q_norm/k_norm, tied embeddings, 151936 tokens; Gemma 3: Gemma-3-1B's hidden 1152, 4 query
+heads and 1 kv head of 256, 262144 tokens, three layers local / global / local with a
+window of 48 on sequences of 128, RoPE bases 1e4 and 1e6 with linear scaling x8 on the
+global layer, query_pre_attn_scalar 256): save_pretrained -> `hzc import` ->
 `hzc build` -> `train --init HF --steps 1 --out CK` -> from_pretrained(CK), and compare:
   - the step-0 loss and the gradient norm with transformers' on the same tokens,
   - the weights after one step with torch.optim.AdamW's (clipping, decay on matrices),
@@ -12,6 +15,9 @@ q_norm/k_norm, tied embeddings, 151936 tokens): save_pretrained -> `hzc import` 
     transformers' forward of that checkpoint,
   - 20 steps of training from the same start: every step's loss within 2% of transformers'
     in fp32 (hzc computes in bf16 with fp32 masters).
+Gemma 3's embedding scale: transformers multiplies by sqrt(hidden) cast to the weights'
+dtype, 34.0 in bf16 (sqrt(1152) = 33.94 in fp32); hzc's weights are bf16, so the fp32
+reference models here are given the bf16 value, as a bf16 run of transformers has it.
 Usage: families_parity.py [--backend cuda|cpu] [--hzc build/hzc] [--out DIR] [--only NAME]
 Prints ok / NOT OK lines and ends with "N passed, N failed".
 """
@@ -30,29 +36,71 @@ T, STEP, MICRO = tp.T, tp.STEP, tp.MICRO
 STEPS = 20
 LOSS_TOL = 2e-2  # per-step relative loss difference over the 20 steps
 
+GEMMA3_WINDOW = 48  # shorter than the sequence (T = 128), across the 64-key tiles
+
 FAMILIES = {
-    # name: transformers config class and model class, config keywords
+    # name: transformers config class and model class, config keywords, rope theta (Gemma 3:
+    # None, its two bases and scaling are in gemma3_rope)
     "qwen3-0.6b-heads": ("Qwen3Config", "Qwen3ForCausalLM", dict(
         vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=2,
         num_attention_heads=16, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
         tie_word_embeddings=True, max_position_embeddings=40960), 1000000.0),
+    "gemma3-1b-heads": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(
+        vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=256, query_pre_attn_scalar=256,
+        rms_norm_eps=1e-6, hidden_activation="gelu_pytorch_tanh", sliding_window=GEMMA3_WINDOW,
+        tie_word_embeddings=True, max_position_embeddings=32768), None),
 }
+
+
+def transformers_major():
+    import transformers
+    return int(transformers.__version__.split(".")[0])
+
+
+def gemma3_rope():
+    """Local layers: base 1e4; global ones: 1e6 with linear scaling x8 (Gemma 3 4B and up).
+    The layer pattern local / global / local, in both layouts."""
+    if transformers_major() >= 5:
+        return dict(layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                    rope_parameters={"full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                        "rope_theta": 1000000.0},
+                                     "sliding_attention": {"rope_type": "default",
+                                                           "rope_theta": 10000.0}})
+    return dict(sliding_window_pattern=2, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                rope_scaling={"rope_type": "linear", "factor": 8.0})
+
+
+def bf16_embed_scale(m):
+    """Gemma 3's normalizer as a bf16 model has it (see the module docstring)."""
+    emb = getattr(getattr(m, "model", None), "embed_tokens", None)
+    scale = getattr(emb, "embed_scale", None)
+    if torch.is_tensor(scale):
+        scale.fill_(float(scale.to(torch.bfloat16)))
+    elif isinstance(scale, float):
+        emb.embed_scale = float(torch.tensor(scale).to(torch.bfloat16))
+    return m
 
 
 def build_model(cfg_name, cls_name, kw, theta, dev):
     import transformers
     cfg_cls, cls = getattr(transformers, cfg_name), getattr(transformers, cls_name)
-    try:  # transformers 5: rope_parameters carries theta
-        cfg = cfg_cls(rope_parameters={"rope_type": "default", "rope_theta": theta},
-                      attn_implementation="eager", **kw)
-    except TypeError:
-        cfg = cfg_cls(rope_theta=theta, attn_implementation="eager", **kw)
+    if theta is None:
+        cfg = cfg_cls(attn_implementation="eager", **gemma3_rope(), **kw)
+    else:
+        try:  # transformers 5: rope_parameters carries theta
+            cfg = cfg_cls(rope_parameters={"rope_type": "default", "rope_theta": theta},
+                          attn_implementation="eager", **kw)
+        except TypeError:
+            cfg = cfg_cls(rope_theta=theta, attn_implementation="eager", **kw)
     torch.manual_seed(0)
-    m = cls(cfg).to(device=dev, dtype=torch.float32)
+    m = bf16_embed_scale(cls(cfg).to(device=dev, dtype=torch.float32))
+    # a norm's effective weight near 1: w, or w + 1 for Gemma 3's (1 + w) norms
+    one = 0.0 if theta is None else 1.0
     with torch.no_grad():
         for n, p in m.named_parameters():
             if p.dim() == 1 and "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+                p.copy_(one + 0.1 * torch.randn_like(p))
             else:
                 p.copy_(0.02 * torch.randn_like(p))
             p.copy_(p.to(torch.bfloat16).float())  # both sides start from bf16 values
@@ -118,6 +166,11 @@ def run(name, fam, args):
     if r.returncode:
         return
     text = open(spec).read()
+    if theta is None:
+        tp.check(f"sliding_window: {GEMMA3_WINDOW}" in text and "family: gemma3" in text and
+                 "type: linear" in text,
+                 f"{name}: the imported spec is gemma3 with window {GEMMA3_WINDOW} and linear rope "
+                 f"scaling: {' '.join(l.strip() for l in text.splitlines() if 'sliding' in l or 'layer_types' in l)}")
     text = re.sub(r"seq_len: \d+", f"seq_len: {T}", text)
     text = re.sub(r"tokens_per_step: \d+", f"tokens_per_step: {STEP}", text)
     text = re.sub(r"tokens_per_micro_batch: \d+", f"tokens_per_micro_batch: {MICRO}", text)
@@ -150,7 +203,8 @@ def run(name, fam, args):
              f"{name} [{args.backend}]: step-0 loss hzc {h_loss:.5f} transformers {t_losses[0]:.5f} (tol 1e-2)")
     tp.check(rel(h_norm, t_norms[0]) <= 1e-2,
              f"{name} [{args.backend}]: grad norm hzc {h_norm:.5f} transformers {t_norms[0]:.5f} (tol 1e-2)")
-    loaded = AutoModelForCausalLM.from_pretrained(os.path.join(ck, "step-00000001"), dtype=torch.float32).to(dev)
+    loaded = bf16_embed_scale(AutoModelForCausalLM.from_pretrained(os.path.join(ck, "step-00000001"),
+                                                                   dtype=torch.float32).to(dev))
     got = dict(loaded.named_parameters())
     num = den = 0.0
     missing = [n for n, _ in m.named_parameters() if n not in got]
@@ -193,7 +247,7 @@ def run(name, fam, args):
     r = hzc_train(d, hf_dir, data, STEPS, [])
     open(os.path.join(d, "train20.log"), "w").write(r.stdout + r.stderr)
     h = [a for a, _ in step_lines(r.stdout)]
-    m = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).to(dev)
+    m = bf16_embed_scale(AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).to(dev))
     t, _ = torch_train(m, tok, V, STEPS, dev)
     worst = max((rel(a, b) for a, b in zip(h, t)), default=float("inf"))
     tp.check(r.returncode == 0 and len(h) == STEPS and worst <= LOSS_TOL,
