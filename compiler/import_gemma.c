@@ -5,6 +5,7 @@
  * layouts (4: rope_theta, rope_local_base_freq, rope_scaling; 5: rope_parameters per layer
  * type). What hzc does not compute is refused by name: logit softcaps, attention biases,
  * bidirectional attention, another activation, rope types other than default and linear. */
+#include <stddef.h>
 #include <string.h>
 
 #include "import_read.h"
@@ -71,14 +72,21 @@ void import_gemma3(imp *c, json_t *cfg, hzc_spec *s, int64_t *max_pos)
     s->norm_eps = 1e-6, s->rope_theta = 1e6, s->rope_local_theta = 1e4;
     s->query_pre_attn_scalar = 256, s->sliding_window = 4096;
     *max_pos = 131072;
+    /* the sizes a config may leave at the defaults above */
+    static const struct {
+        const char *key;
+        size_t off;
+    } sizes[] = {{"vocab_size", offsetof(hzc_spec, V)},
+                 {"hidden_size", offsetof(hzc_spec, C)},
+                 {"intermediate_size", offsetof(hzc_spec, F)},
+                 {"num_hidden_layers", offsetof(hzc_spec, L)},
+                 {"num_attention_heads", offsetof(hzc_spec, NH)},
+                 {"num_key_value_heads", offsetof(hzc_spec, NKV)},
+                 {"head_dim", offsetof(hzc_spec, HD)}};
     int ok = 1;
-    ok &= imp_get(cfg, "vocab_size") ? imp_size(c, cfg, w, "vocab_size", 0, &s->V) : 1;
-    ok &= imp_get(cfg, "hidden_size") ? imp_size(c, cfg, w, "hidden_size", 0, &s->C) : 1;
-    ok &= imp_get(cfg, "intermediate_size") ? imp_size(c, cfg, w, "intermediate_size", 0, &s->F) : 1;
-    ok &= imp_get(cfg, "num_hidden_layers") ? imp_size(c, cfg, w, "num_hidden_layers", 0, &s->L) : 1;
-    ok &= imp_get(cfg, "num_attention_heads") ? imp_size(c, cfg, w, "num_attention_heads", 0, &s->NH) : 1;
-    ok &= imp_get(cfg, "num_key_value_heads") ? imp_size(c, cfg, w, "num_key_value_heads", 0, &s->NKV) : 1;
-    ok &= imp_get(cfg, "head_dim") ? imp_size(c, cfg, w, "head_dim", 0, &s->HD) : 1;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if (imp_get(cfg, sizes[i].key))
+            ok &= imp_size(c, cfg, w, sizes[i].key, 0, (int64_t *)((char *)s + sizes[i].off));
     imp_size(c, cfg, w, "max_position_embeddings", 0, max_pos);
     imp_size(c, cfg, w, "sliding_window", 0, &s->sliding_window);
     imp_pos(c, cfg, w, "rms_norm_eps", 0, &s->norm_eps);
@@ -117,15 +125,18 @@ void import_gemma3(imp *c, json_t *cfg, hzc_spec *s, int64_t *max_pos)
 
     /* rope: transformers 5 "rope_parameters" per layer type, else 4's keys */
     json_t *rp = imp_get(cfg, "rope_parameters");
-    if (rp && json_is_object(rp) && (imp_get(rp, "full_attention") || imp_get(rp, "sliding_attention"))) {
-        json_t *full = imp_get(rp, "full_attention"), *local = imp_get(rp, "sliding_attention");
+    json_t *full = json_is_object(rp) ? imp_get(rp, "full_attention") : NULL;
+    json_t *local = json_is_object(rp) ? imp_get(rp, "sliding_attention") : NULL;
+    if (full || local) {
         if (full) read_rope(c, full, "rope_parameters.full_attention", 1, &s->rope_theta, s);
-        if (local) read_rope(c, local, "rope_parameters.sliding_attention", 0, &s->rope_local_theta, s);
+        if (local)
+            read_rope(c, local, "rope_parameters.sliding_attention", 0, &s->rope_local_theta, s);
     } else {
         imp_pos(c, cfg, w, "rope_theta", 0, &s->rope_theta);
         imp_pos(c, cfg, w, "rope_local_base_freq", 0, &s->rope_local_theta);
-        json_t *rs = rp ? rp : imp_get(cfg, "rope_scaling");
-        if (rs) read_rope(c, rs, rp ? "rope_parameters" : "rope_scaling", 1, rp ? &s->rope_theta : NULL, s);
+        if (rp) read_rope(c, rp, "rope_parameters", 1, &s->rope_theta, s);
+        else if (imp_get(cfg, "rope_scaling"))
+            read_rope(c, imp_get(cfg, "rope_scaling"), "rope_scaling", 1, NULL, s);
     }
     if (ok) read_layers(c, cfg, s);
 }

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL, FAMILY_QWEN3, FAMILY_GEMMA3 } spec_family;
+typedef enum {
+    FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL, FAMILY_QWEN3, FAMILY_GEMMA3
+} spec_family;
 #define SPEC_FAMILY_N 5
 
 /* Where a key was written (for messages about its value after parsing); line 0: not written. */

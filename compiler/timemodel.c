@@ -155,7 +155,8 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         if (u->kind != HZ_BLOCK) continue;
         block_cost b = block_cost_of(d, u->window);
         ph[HZ_PH_FWD] += M * (b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H);
-        ph[HZ_PH_BWD] += M * (2.0 * b.gemm_fwd / GB + 2.5 * b.att_fwd / AB + (b.ew_bwd + b.dw_acc) / H);
+        ph[HZ_PH_BWD] +=
+            M * (2.0 * b.gemm_fwd / GB + 2.5 * b.att_fwd / AB + (b.ew_bwd + b.dw_acc) / H);
         /* kept blocks skip the recompute but for their elementwise part */
         ph[HZ_PH_BWD] += u->keep ? M * b.ew_kept / H
                                  : M * (b.gemm_rec / G + b.att_fwd / AF + b.ew_rec / H);

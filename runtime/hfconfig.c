@@ -83,8 +83,8 @@ static char *gemma3_config(const hz_plan *p)
     fprintf(o, "  \"rope_local_base_freq\": %s,\n", local);
     if (d->rope_linear > 0.0f) {
         fmt_float(factor, sizeof factor, d->rope_linear);
-        fprintf(o, "  \"rope_scaling\": {\n    \"factor\": %s,\n    \"rope_type\": \"linear\"\n  },\n",
-                factor);
+        fprintf(o, "  \"rope_scaling\": {\n    \"factor\": %s,\n"
+                   "    \"rope_type\": \"linear\"\n  },\n", factor);
     } else {
         fprintf(o, "  \"rope_scaling\": null,\n");
     }
@@ -108,8 +108,8 @@ char *hz_hf_config_json(const hz_plan *p, const char *family)
 {
     const hz_dims *d = &p->dims;
     if (family && !strcmp(family, "gemma3")) return gemma3_config(p);
-    if (!family || (strcmp(family, "llama") && strcmp(family, "qwen2") && strcmp(family, "mistral") &&
-                    strcmp(family, "qwen3")))
+    if (!family || (strcmp(family, "llama") && strcmp(family, "qwen2") &&
+                    strcmp(family, "mistral") && strcmp(family, "qwen3")))
         return NULL;
     /* transformers' Llama attention_bias also gives o_proj a bias, and Mistral has none:
      * q/k/v biases alone are Qwen2, and Qwen2 without them computes what Llama does. Per-head

@@ -26,7 +26,8 @@ typedef struct hz_dims {
     float norm_offset;               /* every RMSNorm multiplies by (norm_offset + w): 1 for
                                       * Gemma 3's x * (1 + w), else 0 */
     int post_norms;                  /* the attention and MLP outputs are RMS-normalised
-                                      * (attn_post_norm, mlp_post_norm) before their residual adds */
+                                      * (attn_post_norm, mlp_post_norm) before their
+                                      * residual adds */
     int geglu;                       /* the MLP gate is gelu_tanh (GeGLU), else silu (SwiGLU) */
     float embed_scale;               /* the embedding lookup is multiplied by it: Gemma 3's
                                       * sqrt(hidden) rounded to bf16; 1 otherwise */
@@ -139,7 +140,8 @@ typedef struct hz_predict {
 
 typedef struct hz_plan {
     const char *spec_name;
-    const char *family;      /* llama | qwen2 | mistral | qwen3 | gemma3: for the exported config.json */
+    const char *family;      /* llama | qwen2 | mistral | qwen3 | gemma3: for the exported
+                              * config.json */
     hz_dims dims;
     hz_train_defaults train;
     int64_t params_n;        /* true parameter count (no padding) */

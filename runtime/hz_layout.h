@@ -38,7 +38,7 @@
 #define HZ_SCRATCH_BUFS(X)                                                                \
     X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
     X(xn2, BF16, N * C)         /* mlp rmsnorm output */                                  \
-    X(h, BF16, N * F)           /* silu(gate) * up (GeGLU: gelu_tanh(gate) * up) */                                    \
+    X(h, BF16, N * F)           /* silu(gate) * up (GeGLU: gelu_tanh(gate) * up) */       \
     X(qkv, BF16, N * QKV)       /* fused q/k/v projection; the attention backward's D */  \
     X(dh, BF16, N * F)                                                                    \
     X(dgu, BF16, N * 2 * F)                                                               \

@@ -53,11 +53,12 @@ static int write_multimodal(const char *dir, const hz_plan *p, const hz_store *s
                                    {parts[n].rows, parts[n].cols}, fill_w, &args[n]};
         }
     }
-    w[n++] = (hz_st_wtensor){prefix[0] == 'l' ? "vision_tower.vision_model.post_layernorm.weight"
-                                              : "model.vision_tower.vision_model.post_layernorm.weight",
+    int old = prefix[0] == 'l'; /* the published layout: the vision tower at the top level */
+    w[n++] = (hz_st_wtensor){old ? "vision_tower.vision_model.post_layernorm.weight"
+                                 : "model.vision_tower.vision_model.post_layernorm.weight",
                              HZ_ST_BF16, 1, {4}, fill_zero, NULL};
-    w[n++] = (hz_st_wtensor){prefix[0] == 'l' ? "multi_modal_projector.mm_input_projection_weight"
-                                              : "model.multi_modal_projector.mm_input_projection_weight",
+    w[n++] = (hz_st_wtensor){old ? "multi_modal_projector.mm_input_projection_weight"
+                                 : "model.multi_modal_projector.mm_input_projection_weight",
                              HZ_ST_BF16, 2, {4, 4}, fill_zero, NULL};
     mkdir(dir, 0777);
     return hz_st_write_checkpoint(dir, w, n, 0, err) < 0 ? -1 : 0;

@@ -1,7 +1,8 @@
 /* runtime/cpu/rmsnorm.c - RMSNorm forward and backward in fp32, as Hugging Face's
- * LlamaRMSNorm: out = w * (x * rsqrt(mean(x^2) + eps)), or with a weight offset Gemma3RMSNorm:
- * out = (1 + w) * (x * rsqrt(...)); offset 0 is the Llama form bit for bit. Row sums are accumulated in
- * double so the reference is at least as accurate as torch's pairwise float reduction. */
+ * LlamaRMSNorm: out = w * (x * rsqrt(mean(x^2) + eps)), or with a weight offset
+ * Gemma3RMSNorm: out = (1 + w) * (x * rsqrt(...)); offset 0 is the Llama form bit for bit.
+ * Row sums are accumulated in double so the reference is at least as accurate as torch's
+ * pairwise float reduction. */
 #include "ops.h"
 
 #include <math.h>

@@ -1,5 +1,6 @@
 /* runtime/cuda/qknorm.cu - Qwen3's (and, as *1p, Gemma 3's) per-head RMSNorm of q and k
- * fused with RoPE, forward and backward: the qk_norm models' replacement for rope.cu's pair (no q/k/v bias there).
+ * fused with RoPE, forward and backward: the qk_norm models' replacement for rope.cu's pair
+ * (no q/k/v bias there).
  * qkv, dqkv (N, OUT) bf16, OUT = (NH + 2*NKV) * HD, per token the NH q heads, the NKV k
  * heads, the NKV v heads (the fused GEMM's output, as rope.cu); q, dq, qpre (N, NH*HD) and
  * k, v, dk, dv, kpre (N, NKV*HD) bf16; rstdq (N, NH), rstdk (N, NKV) fp32; wq, wk (HD) bf16

@@ -138,8 +138,10 @@ extern "C" __global__ void hzk_rmsnorm_backward_part(bf16 *dinp, float *dw_part,
                                                      const bf16 *inp, const bf16 *w,
                                                      const float *rstd, const bf16 *dres, int N,
                                                      int C) {
-    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8, 0>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
-    else hz_rmsnorm_backward_rows<1, 0>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+    if ((C & 7) == 0)
+        hz_rmsnorm_backward_rows<8, 0>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+    else
+        hz_rmsnorm_backward_rows<1, 0>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
 }
 
 /* ---- Gemma 3: out = bf16((1 + w) * (inp * rstd)); the same launches, aliasing and dw ---- */
