@@ -10,9 +10,9 @@
  * in the prelude, as the generated kernels.cu does with the model's (Gemma 3's 256, whose
  * accumulators exceed the register file and spill: correct, not tuned). The compiled-in set
  * is a switch at the top of each kernel; an HD not in it traps, so the planner must reject
- * it. T may be any value >= 1: partial tiles are
- * zero-filled and masked. Numerics: probabilities are rounded to bf16 before P V (as every
- * flash kernel does); lse, softmax statistics and all accumulators are fp32. */
+ * it. T may be any value >= 1: partial tiles are zero-filled and masked. Numerics:
+ * probabilities are rounded to bf16 before P V (as every flash kernel does); lse, softmax
+ * statistics and all accumulators are fp32. */
 
 /* HZ_ATT_BM, HZ_ATT_BN, HZ_ATT_THREADS and the shared-memory sizes: attention.cuh, which the
  * kernel sources place before this file and the launch code includes. */
