@@ -755,6 +755,21 @@ int main(void)
         /* model FLOPs: the windowed blocks count their 512 keys, not seq_len's 2048 */
         double A = 4.0 * 256, full = 6.0 * 26 * 2048 * A, windowed = 6.0 * (4 * 2048 + 22 * 512) * A;
         if (ok) {
+            /* the time model: a windowed block's forward and backward take less than a
+             * global one's, by its attention alone */
+            tm_ceilings tc;
+            tm_defaults(&tc);
+            double fwd[2] = {0, 0}, bwd[2] = {0, 0};
+            for (int i = 0; i < gp.p.op_n; i++) {
+                const hz_op *o = &gp.p.ops[i];
+                const hz_unit *u = &gp.p.units[o->unit];
+                if (u->kind != HZ_BLOCK || o->micro != 0) continue;
+                if (o->kind == HZ_FWD) fwd[u->window > 0] = tm_op_seconds(&gp.p, &tc, i);
+                if (o->kind == HZ_BWD) bwd[u->window > 0] = tm_op_seconds(&gp.p, &tc, i);
+            }
+            CHECK(fwd[1] > 0 && fwd[1] < fwd[0] && bwd[1] > 0 && bwd[1] < bwd[0],
+                  "gemma3-1b time model: a windowed block's forward %.3g s < a global one's %.3g s, "
+                  "backward %.3g s < %.3g s", fwd[1], fwd[0], bwd[1], bwd[0]);
             hz_dims nowin = *gd;
             nowin.window_n = 0;
             double diff = hz_flops_per_token(&nowin) - hz_flops_per_token(gd);
