@@ -181,8 +181,11 @@ def run(name, fam, args):
         tp.check(False, f"{name}: hzc build: {b.stderr[-1500:]}")
         return
     rng = np.random.default_rng(3)
-    tok = rng.integers(0, V, size=STEPS * STEP + 1, dtype=np.uint32)
-    val = rng.integers(0, V, size=STEP + 1, dtype=np.uint32)
+    # Gemma 3's embedding has padding_idx = pad_token_id = 0, whose row the lookup's gradient
+    # never reaches in transformers (hzc's reaches every row): its tokens start at 1
+    low = 1 if theta is None else 0
+    tok = rng.integers(low, V, size=STEPS * STEP + 1, dtype=np.uint32)
+    val = rng.integers(low, V, size=STEP + 1, dtype=np.uint32)
     data, vdata = os.path.join(d, "tokens.npy"), os.path.join(d, "val.npy")
     np.save(data, tok)
     np.save(vdata, val)
