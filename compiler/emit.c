@@ -78,6 +78,15 @@ static void push_dims(lua_State *L, const hz_dims *d)
     set_int(L, "tied", d->tied);
     set_int(L, "qkv_bias", d->qkv_bias);
     set_int(L, "qk_norm", d->qk_norm);
+    set_num(L, "norm_offset", d->norm_offset);
+    set_int(L, "post_norms", d->post_norms);
+    set_int(L, "geglu", d->geglu);
+    set_num(L, "embed_scale", d->embed_scale);
+    set_num(L, "attn_scale", d->attn_scale);
+    set_num(L, "rope_local_theta", d->rope_local_theta);
+    set_num(L, "rope_linear", d->rope_linear);
+    set_int(L, "window", d->window);
+    set_int(L, "window_n", d->window_n);
 }
 
 static void push_train(lua_State *L, const hz_train_defaults *t)
@@ -182,6 +191,7 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
         set_int(L, "keep", u->keep);
         set_int(L, "keep_slot", u->keep_slot);
         set_int(L, "held", u->held);
+        set_int(L, "window", u->window);
         set_int(L, "hold_n", u->hold_n);
         lua_rawseti(L, -2, i + 1);
     }

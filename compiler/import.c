@@ -8,13 +8,15 @@
  *   >= 1e8         2048     8192                    32768            qwen2.5-0.5b
  *   smaller        512      4096                    16384            test and toy models
  *
- * seq_len is capped by max_position_embeddings and by a sliding window (not modelled: up
- * to the window, windowed attention is full causal attention); the token counts are then
- * rounded down to whole sequences and whole micro-batches. Architectures that are known
- * but not modelled (mixture-of-experts, Gemma, vision-language) and options hzc does not
- * compute (logit softcaps, rope types other than llama3) are refused by name. The training section is the
- * spec's defaults with lr 1e-5, 100 warmup and 10000 decay steps: continued training or
- * fine-tuning of the released weights. */
+ * seq_len is capped by max_position_embeddings and, but for Gemma 3, whose local layers are
+ * modelled, by a sliding window (up to the window, windowed attention is full causal
+ * attention); the token counts are then rounded down to whole sequences and whole
+ * micro-batches. Gemma 3's own keys are read in import_gemma.c, the values by key in
+ * import_json.c. Architectures that are known but not modelled (mixture-of-experts, Gemma
+ * and Gemma 2, vision-language) and options hzc does not compute (logit softcaps, rope
+ * types other than llama3 and Gemma 3's linear) are refused by name. The training section
+ * is the spec's defaults with lr 1e-5, 100 warmup and 10000 decay steps: continued
+ * training or fine-tuning of the released weights. */
 #include "import.h"
 
 #include <errno.h>
@@ -27,119 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "import_read.h"
 #include "spec.h"
 #include "yml.h"
-
-#define IMPORT_MAX_ERRORS 50
-
-typedef struct imp {
-    const char *src;
-    FILE *err;
-    int errors_n;
-} imp;
-
-static void imp_error(imp *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void imp_error(imp *c, const char *fmt, ...)
-{
-    if (++c->errors_n > IMPORT_MAX_ERRORS) return;
-    va_list ap;
-    fprintf(c->err, "%s: error: ", c->src);
-    va_start(ap, fmt);
-    vfprintf(c->err, fmt, ap);
-    va_end(ap);
-    fputc('\n', c->err);
-}
-
-/* A JSON value for a message: compact, printable, at most 40 bytes. */
-static const char *shown(const json_t *v, char buf[48])
-{
-    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    size_t n = s ? strlen(s) : 0, k = n > 40 ? 37 : n, o = 0;
-    for (size_t i = 0; i < k; i++)
-        buf[o++] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
-    if (k < n) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = 0;
-    free(s);
-    return buf;
-}
-
-/* The value at KEY, or NULL when absent or JSON null. */
-static json_t *get(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
-}
-
-/* The value at WHERE.KEY (WHERE "" at the top level), or NULL, reporting it when required. */
-static json_t *get_at(imp *c, json_t *obj, const char *where, const char *key, int required)
-{
-    json_t *v = get(obj, key);
-    if (!v && required) imp_error(c, "missing required key '%s%s'", where, key);
-    return v;
-}
-
-/* An integer in [1, 2^31 - 1] at WHERE.KEY. Returns 1 when present and valid; reports a
- * missing required key or a bad value. */
-static int get_size(imp *c, json_t *obj, const char *where, const char *key, int required,
-                    int64_t *out)
-{
-    char buf[48];
-    json_t *v = get_at(c, obj, where, key, required);
-    if (!v) return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SPEC_MAX_SIZE) {
-        imp_error(c, "%s%s: expected an integer from 1 to %lld, got %s", where, key,
-                  SPEC_MAX_SIZE, shown(v, buf));
-        return 0;
-    }
-    *out = json_integer_value(v);
-    return 1;
-}
-
-/* A finite number > 0 at WHERE.KEY; same contract as get_size. */
-static int get_pos(imp *c, json_t *obj, const char *where, const char *key, int required,
-                   double *out)
-{
-    char buf[48];
-    json_t *v = get_at(c, obj, where, key, required);
-    if (!v) return 0;
-    double x = json_is_number(v) ? json_number_value(v) : NAN;
-    /* spec.c refuses magnitudes below 1e-300 and anything not finite */
-    if (!(x >= 1e-300) || !isfinite(x)) {
-        imp_error(c, "%s%s: expected a number > 0, got %s", where, key, shown(v, buf));
-        return 0;
-    }
-    *out = x;
-    return 1;
-}
-
-/* A boolean at KEY, DEF when absent. */
-static int get_bool(imp *c, json_t *obj, const char *key, int def)
-{
-    char buf[48];
-    json_t *v = get(obj, key);
-    if (!v) return def;
-    if (!json_is_boolean(v)) {
-        imp_error(c, "%s: expected true or false, got %s", key, shown(v, buf));
-        return def;
-    }
-    return json_is_true(v);
-}
-
-/* A string at KEY, or NULL (absent; reported when not a string). */
-static const char *get_str(imp *c, json_t *obj, const char *where, const char *key)
-{
-    char buf[48];
-    json_t *v = get(obj, key);
-    if (v && !json_is_string(v)) {
-        imp_error(c, "%s%s: expected a string, got %s", where, key, shown(v, buf));
-        return NULL;
-    }
-    return v ? json_string_value(v) : NULL;
-}
 
 static const struct {
     const char *arch, *model_type;
@@ -148,8 +40,12 @@ static const struct {
     [FAMILY_QWEN2] = {"Qwen2ForCausalLM", "qwen2"},
     [FAMILY_MISTRAL] = {"MistralForCausalLM", "mistral"},
     [FAMILY_QWEN3] = {"Qwen3ForCausalLM", "qwen3"},
+    [FAMILY_GEMMA3] = {"Gemma3ForCausalLM", "gemma3_text"},
 };
-#define FAMILY_N 4
+#define FAMILY_N 5
+/* A Gemma 3 multimodal checkpoint: its text model, in text_config, is what hzc trains. */
+#define GEMMA3_MM_ARCH "Gemma3ForConditionalGeneration"
+#define GEMMA3_MM_TYPE "gemma3"
 
 /* Why a known architecture that hzc does not model is refused: a class-name fragment (or
  * a model_type) and the reason. */
@@ -158,7 +54,8 @@ static const struct {
 } refused[] = {
     {"Moe", "a mixture-of-experts model (hzc trains dense decoders)"},
     {"Mixtral", "a mixture-of-experts model (hzc trains dense decoders)"},
-    {"Gemma", "Gemma (its norms, GeGLU MLP and embedding scale are not modelled)"},
+    {"Gemma", "Gemma or Gemma 2, which hzc does not model (logit softcaps, other layer "
+              "patterns); it trains Gemma 3 (Gemma3ForCausalLM, Gemma3ForConditionalGeneration)"},
     {"ConditionalGeneration", "a multimodal model (hzc trains text decoders)"},
     {"VL", "a vision-language model (hzc trains text decoders)"},
 };
@@ -181,14 +78,22 @@ static const char *refusal(const char *name)
 static int read_family(imp *c, json_t *root, const char **arch_out)
 {
     char buf[48];
-    json_t *archs = get(root, "architectures");
-    const char *mt = get_str(c, root, "", "model_type");
+    json_t *archs = imp_get(root, "architectures");
+    const char *mt = imp_str(c, root, "", "model_type");
     int fam = -1;
     *arch_out = NULL;
+    const char *a0 = json_string_value(json_array_get(archs, 0));
+    if ((a0 && !strcmp(a0, GEMMA3_MM_ARCH)) || (!archs && mt && !strcmp(mt, GEMMA3_MM_TYPE))) {
+        *arch_out = GEMMA3_MM_ARCH;
+        if (mt && strcmp(mt, GEMMA3_MM_TYPE))
+            imp_error(c, "model_type: %s does not match the architecture %s (model_type '%s')",
+                      imp_shown(imp_get(root, "model_type"), buf), GEMMA3_MM_ARCH, GEMMA3_MM_TYPE);
+        return FAMILY_GEMMA3;
+    }
     if (archs) {
         if (!json_is_array(archs) || json_array_size(archs) == 0 ||
             !json_is_string(json_array_get(archs, 0))) {
-            imp_error(c, "architectures: expected a list of class names, got %s", shown(archs, buf));
+            imp_error(c, "architectures: expected a list of class names, got %s", imp_shown(archs, buf));
             return -1;
         }
         const char *a = json_string_value(json_array_get(archs, 0));
@@ -197,18 +102,19 @@ static int read_family(imp *c, json_t *root, const char **arch_out)
         if (fam < 0) {
             const char *why = refusal(a);
             if (why)
-                imp_error(c, "architectures: %s is %s", shown(json_array_get(archs, 0), buf), why);
+                imp_error(c, "architectures: %s is %s", imp_shown(json_array_get(archs, 0), buf), why);
             else
                 imp_error(c, "architectures: unsupported architecture %s (hzc supports "
-                             "LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM and "
-                             "Qwen3ForCausalLM)",
-                          shown(json_array_get(archs, 0), buf));
+                             "LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM, "
+                             "Qwen3ForCausalLM, Gemma3ForCausalLM and the text model of "
+                             "Gemma3ForConditionalGeneration)",
+                          imp_shown(json_array_get(archs, 0), buf));
             return -1;
         }
         *arch_out = families[fam].arch;
         if (mt && strcmp(mt, families[fam].model_type))
             imp_error(c, "model_type: %s does not match the architecture %s (model_type '%s')",
-                      shown(get(root, "model_type"), buf), a, families[fam].model_type);
+                      imp_shown(imp_get(root, "model_type"), buf), a, families[fam].model_type);
         return fam;
     }
     if (!mt) {
@@ -218,10 +124,11 @@ static int read_family(imp *c, json_t *root, const char **arch_out)
     for (int f = 0; f < FAMILY_N; f++)
         if (!strcmp(mt, families[f].model_type)) fam = f;
     if (fam < 0 && refusal(mt))
-        imp_error(c, "model_type: %s is %s", shown(get(root, "model_type"), buf), refusal(mt));
+        imp_error(c, "model_type: %s is %s", imp_shown(imp_get(root, "model_type"), buf), refusal(mt));
     else if (fam < 0)
         imp_error(c, "model_type: unsupported model type %s (hzc supports llama, qwen2, "
-                     "mistral and qwen3)", shown(get(root, "model_type"), buf));
+                     "mistral, qwen3, gemma3_text and gemma3)",
+                  imp_shown(imp_get(root, "model_type"), buf));
     else
         *arch_out = families[fam].arch;
     return fam;
@@ -234,23 +141,23 @@ static int read_rope(imp *c, json_t *rope, const char *key, hzc_spec *s)
     char where[40], buf[48];
     snprintf(where, sizeof where, "%s.", key);
     if (!json_is_object(rope)) {
-        imp_error(c, "%s: expected a mapping, got %s", key, shown(rope, buf));
+        imp_error(c, "%s: expected a mapping, got %s", key, imp_shown(rope, buf));
         return -1;
     }
-    const char *type = get_str(c, rope, where, "rope_type");
-    if (!type) type = get_str(c, rope, where, "type");
+    const char *type = imp_str(c, rope, where, "rope_type");
+    if (!type) type = imp_str(c, rope, where, "type");
     if (!type || !strcmp(type, "default")) return 0;
     if (strcmp(type, "llama3")) {
         imp_error(c, "%s: rope type %s is not supported (hzc models plain RoPE and llama3 "
                      "scaling; not yarn, linear, dynamic, longrope, ...)",
-                  key, shown(get(rope, get(rope, "rope_type") ? "rope_type" : "type"), buf));
+                  key, imp_shown(imp_get(rope, imp_get(rope, "rope_type") ? "rope_type" : "type"), buf));
         return -1;
     }
     s->rope_llama3 = 1;
-    int ok = get_pos(c, rope, where, "factor", 1, &s->rope_factor);
-    ok &= get_pos(c, rope, where, "low_freq_factor", 1, &s->rope_low_freq_factor);
-    ok &= get_pos(c, rope, where, "high_freq_factor", 1, &s->rope_high_freq_factor);
-    ok &= get_size(c, rope, where, "original_max_position_embeddings", 1, &s->rope_original_max_pos);
+    int ok = imp_pos(c, rope, where, "factor", 1, &s->rope_factor);
+    ok &= imp_pos(c, rope, where, "low_freq_factor", 1, &s->rope_low_freq_factor);
+    ok &= imp_pos(c, rope, where, "high_freq_factor", 1, &s->rope_high_freq_factor);
+    ok &= imp_size(c, rope, where, "original_max_position_embeddings", 1, &s->rope_original_max_pos);
     if (ok && s->rope_high_freq_factor <= s->rope_low_freq_factor) {
         imp_error(c, "%shigh_freq_factor (%g) must be greater than low_freq_factor (%g)", where,
                   s->rope_high_freq_factor, s->rope_low_freq_factor);
@@ -259,38 +166,21 @@ static int read_rope(imp *c, json_t *rope, const char *key, hzc_spec *s)
     return ok ? 0 : -1;
 }
 
-/* Notes for the YAML's header, one per line. */
-typedef struct notes {
-    char text[1024];
-    size_t len;
-} notes;
-
-static void note(notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void note(notes *n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(n->text + n->len, sizeof n->text - n->len, fmt, ap);
-    va_end(ap);
-    if (w > 0) n->len = n->len + (size_t)w < sizeof n->text ? n->len + (size_t)w : sizeof n->text - 1;
-}
-
 /* Fill S's architecture from ROOT. WINDOW: a sliding window to respect (0 = none). */
 static void read_architecture(imp *c, json_t *root, hzc_spec *s, int64_t *max_pos,
                               int64_t *window, notes *nt)
 {
     char buf[48];
-    int ok = get_size(c, root, "", "vocab_size", 1, &s->V);
-    ok &= get_size(c, root, "", "hidden_size", 1, &s->C);
-    ok &= get_size(c, root, "", "num_hidden_layers", 1, &s->L);
-    ok &= get_size(c, root, "", "num_attention_heads", 1, &s->NH);
-    ok &= get_size(c, root, "", "intermediate_size", 1, &s->F);
+    int ok = imp_size(c, root, "", "vocab_size", 1, &s->V);
+    ok &= imp_size(c, root, "", "hidden_size", 1, &s->C);
+    ok &= imp_size(c, root, "", "num_hidden_layers", 1, &s->L);
+    ok &= imp_size(c, root, "", "num_attention_heads", 1, &s->NH);
+    ok &= imp_size(c, root, "", "intermediate_size", 1, &s->F);
     s->NKV = s->NH;
-    if (get(root, "num_key_value_heads"))
-        ok &= get_size(c, root, "", "num_key_value_heads", 0, &s->NKV);
-    if (get(root, "head_dim")) {
-        ok &= get_size(c, root, "", "head_dim", 0, &s->HD);
+    if (imp_get(root, "num_key_value_heads"))
+        ok &= imp_size(c, root, "", "num_key_value_heads", 0, &s->NKV);
+    if (imp_get(root, "head_dim")) {
+        ok &= imp_size(c, root, "", "head_dim", 0, &s->HD);
     } else if (ok) {
         if (s->C % s->NH) {
             imp_error(c, "hidden_size (%lld) is not a multiple of num_attention_heads (%lld) "
@@ -310,93 +200,71 @@ static void read_architecture(imp *c, json_t *root, hzc_spec *s, int64_t *max_po
         ok = 0;
     }
     s->norm_eps = 1e-6; /* LlamaConfig, Qwen2Config and MistralConfig all default to 1e-6 */
-    get_pos(c, root, "", "rms_norm_eps", 0, &s->norm_eps);
-    s->tied = get_bool(c, root, "tie_word_embeddings", 0);
+    imp_pos(c, root, "", "rms_norm_eps", 0, &s->norm_eps);
+    s->tied = imp_bool(c, root, "tie_word_embeddings", 0);
 
-    const char *act = get_str(c, root, "", "hidden_act");
+    const char *act = imp_str(c, root, "", "hidden_act");
     if (act && strcmp(act, "silu"))
         imp_error(c, "hidden_act: %s is not supported (hzc's MLP is SwiGLU with silu)",
-                  shown(get(root, "hidden_act"), buf));
+                  imp_shown(imp_get(root, "hidden_act"), buf));
     if (s->family == FAMILY_QWEN2) {
         s->qkv_bias = 1; /* Qwen2's q, k and v projections always have biases, o_proj none */
     } else if (s->family == FAMILY_LLAMA || s->family == FAMILY_QWEN3) {
-        if (get_bool(c, root, "attention_bias", 0))
+        if (imp_bool(c, root, "attention_bias", 0))
             imp_error(c, "attention_bias: true is not supported: transformers' %s then gives "
                          "o_proj a bias too, which hzc does not model (Qwen2 has q/k/v biases only)",
                       s->family == FAMILY_LLAMA ? "Llama" : "Qwen3");
-        if (s->family == FAMILY_LLAMA && get_bool(c, root, "mlp_bias", 0))
+        if (s->family == FAMILY_LLAMA && imp_bool(c, root, "mlp_bias", 0))
             imp_error(c, "mlp_bias: true is not supported (hzc's MLP has no biases)");
     }
     s->qk_norm = s->family == FAMILY_QWEN3; /* Qwen3Attention always has q_norm and k_norm */
     /* options of other families that would change the computation if set */
     static const char *const softcaps[] = {"attn_logit_softcapping", "final_logit_softcapping"};
     for (int i = 0; i < 2; i++)
-        if (get(root, softcaps[i]))
+        if (imp_get(root, softcaps[i]))
             imp_error(c, "%s: %s is not supported (hzc does not cap logits)", softcaps[i],
-                      shown(get(root, softcaps[i]), buf));
-    json_t *experts = get(root, "num_experts");
-    if (!experts) experts = get(root, "num_local_experts");
+                      imp_shown(imp_get(root, softcaps[i]), buf));
+    json_t *experts = imp_get(root, "num_experts");
+    if (!experts) experts = imp_get(root, "num_local_experts");
     if (experts && !(json_is_integer(experts) && json_integer_value(experts) <= 1))
         imp_error(c, "%s: %s experts is a mixture-of-experts model (hzc trains dense decoders)",
-                  get(root, "num_experts") ? "num_experts" : "num_local_experts",
-                  shown(experts, buf));
+                  imp_get(root, "num_experts") ? "num_experts" : "num_local_experts",
+                  imp_shown(experts, buf));
 
     /* rope: transformers 5 "rope_parameters" (holding rope_theta), else 4's keys */
     s->rope_theta = 10000.0;
-    json_t *rp = get(root, "rope_parameters");
+    json_t *rp = imp_get(root, "rope_parameters");
     if (rp) {
         read_rope(c, rp, "rope_parameters", s);
-        if (!json_is_object(rp) || !get(rp, "rope_theta"))
-            get_pos(c, root, "", "rope_theta", 0, &s->rope_theta);
+        if (!json_is_object(rp) || !imp_get(rp, "rope_theta"))
+            imp_pos(c, root, "", "rope_theta", 0, &s->rope_theta);
         else
-            get_pos(c, rp, "rope_parameters.", "rope_theta", 0, &s->rope_theta);
+            imp_pos(c, rp, "rope_parameters.", "rope_theta", 0, &s->rope_theta);
     } else {
-        get_pos(c, root, "", "rope_theta", 0, &s->rope_theta);
-        json_t *rs = get(root, "rope_scaling");
+        imp_pos(c, root, "", "rope_theta", 0, &s->rope_theta);
+        json_t *rs = imp_get(root, "rope_scaling");
         if (rs) read_rope(c, rs, "rope_scaling", s);
     }
 
     *max_pos = 0;
-    get_size(c, root, "", "max_position_embeddings", 0, max_pos);
+    imp_size(c, root, "", "max_position_embeddings", 0, max_pos);
     *window = 0;
     int windowed = s->family == FAMILY_MISTRAL ||
                    ((s->family == FAMILY_QWEN2 || s->family == FAMILY_QWEN3) &&
-                    get_bool(c, root, "use_sliding_window", 0));
+                    imp_bool(c, root, "use_sliding_window", 0));
     /* transformers 5 lists each layer's attention; a sliding one bounds seq_len the same way */
-    json_t *types = get(root, "layer_types");
+    json_t *types = imp_get(root, "layer_types");
     for (size_t i = 0; json_is_array(types) && i < json_array_size(types); i++) {
         const char *t = json_string_value(json_array_get(types, i));
         if (t && !strcmp(t, "sliding_attention")) windowed = 1;
         else if (!t || strcmp(t, "full_attention"))
             imp_error(c, "layer_types[%zu]: attention type %s is not supported", i,
-                      shown(json_array_get(types, i), buf));
+                      imp_shown(json_array_get(types, i), buf));
     }
-    if (windowed && get_size(c, root, "", "sliding_window", 0, window))
-        note(nt, "# Its sliding window (%lld tokens) is not modelled: at seq_len <= %lld, windowed\n"
+    if (windowed && imp_size(c, root, "", "sliding_window", 0, window))
+        imp_note(nt, "# Its sliding window (%lld tokens) is not modelled: at seq_len <= %lld, windowed\n"
                  "# attention is the same as full causal attention.\n",
              (long long)*window, (long long)*window);
-}
-
-/* Shortest decimal for X that reads back exactly, in a form spec.c reads as a number:
- * 500000, 1e-5, 0.02. */
-static void fmt_num(char *buf, size_t n, double x)
-{
-    if (x == floor(x) && fabs(x) < 1e15) {
-        snprintf(buf, n, "%.0f", x);
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, x);
-        if (strtod(buf, NULL) == x) break;
-    }
-    char *e = strchr(buf, 'e'); /* 1e-05 -> 1e-5, 1e+20 -> 1e20 */
-    if (e) {
-        char *p = e + 1, *q = e + 1;
-        if (*p == '+') p++;
-        else if (*p == '-') *q++ = *p++;
-        while (*p == '0' && p[1]) p++;
-        memmove(q, p, strlen(p) + 1);
-    }
 }
 
 /* Digits with thousands separators, for the header. */
@@ -429,7 +297,7 @@ static void choose_shape(hzc_spec *s, double params, int64_t max_pos, int64_t wi
 char *import_config_yaml(const char *text, size_t len, const char *src, const char *name,
                          FILE *err, int *errors_n)
 {
-    imp c = {src, err, 0};
+    imp c = {src, err, 0, ""};
     hzc_spec s;
     memset(&s, 0, sizeof s);
     char *out = NULL;
@@ -447,9 +315,26 @@ char *import_config_yaml(const char *text, size_t len, const char *src, const ch
     int fam = read_family(&c, root, &arch);
     if (fam < 0) goto done;
     s.family = (spec_family)fam;
-    int64_t max_pos, window;
+    int64_t max_pos, window = 0;
     notes nt = {{0}, 0};
-    read_architecture(&c, root, &s, &max_pos, &window, &nt);
+    if (fam != FAMILY_GEMMA3) {
+        read_architecture(&c, root, &s, &max_pos, &window, &nt);
+    } else if (!strcmp(arch, GEMMA3_MM_ARCH)) {
+        json_t *tc = imp_get(root, "text_config");
+        if (!json_is_object(tc)) {
+            char buf[48];
+            if (tc) imp_error(&c, "text_config: expected a mapping, got %s", imp_shown(tc, buf));
+            else imp_error(&c, "missing required key 'text_config' (the text model of %s)", arch);
+            goto done;
+        }
+        c.where = "text_config.";
+        import_gemma3(&c, tc, &s, &max_pos);
+        c.where = "";
+        imp_note(&nt, "# The text model of a Gemma 3 multimodal checkpoint; --init reads its language_model\n"
+                      "# tensors and skips the vision tower.\n");
+    } else {
+        import_gemma3(&c, root, &s, &max_pos);
+    }
     if (c.errors_n) goto done;
     double params = spec_param_count_fp(&s);
     if (params >= SPEC_MAX_PARAMS) {
@@ -486,23 +371,24 @@ char *import_config_yaml(const char *text, size_t len, const char *src, const ch
     fprintf(o, "  num_kv_heads: %lld\n", (long long)s.NKV);
     fprintf(o, "  head_dim: %lld\n", (long long)s.HD);
     fprintf(o, "  ffn_size: %lld\n", (long long)s.F);
-    fmt_num(num, sizeof num, s.norm_eps);
+    imp_fmt_num(num, sizeof num, s.norm_eps);
     fprintf(o, "  norm_eps: %s\n", num);
-    fmt_num(num, sizeof num, s.rope_theta);
+    imp_fmt_num(num, sizeof num, s.rope_theta);
     fprintf(o, "  rope_theta: %s\n", num);
     if (s.rope_llama3) {
         fprintf(o, "  rope_scaling:\n    type: llama3\n");
-        fmt_num(num, sizeof num, s.rope_factor);
+        imp_fmt_num(num, sizeof num, s.rope_factor);
         fprintf(o, "    factor: %s\n", num);
-        fmt_num(num, sizeof num, s.rope_low_freq_factor);
+        imp_fmt_num(num, sizeof num, s.rope_low_freq_factor);
         fprintf(o, "    low_freq_factor: %s\n", num);
-        fmt_num(num, sizeof num, s.rope_high_freq_factor);
+        imp_fmt_num(num, sizeof num, s.rope_high_freq_factor);
         fprintf(o, "    high_freq_factor: %s\n", num);
         fprintf(o, "    original_max_position: %lld\n", (long long)s.rope_original_max_pos);
     }
     fprintf(o, "  tie_embeddings: %s\n", s.tied ? "true" : "false");
     fprintf(o, "  qkv_bias: %s\n", s.qkv_bias ? "true" : "false");
     if (s.qk_norm) fprintf(o, "  qk_norm: true\n");
+    if (s.family == FAMILY_GEMMA3) import_gemma3_yaml(o, &s);
     fprintf(o, "shape:\n  seq_len: %lld\n  tokens_per_step: %lld\n  tokens_per_micro_batch: %lld\n",
             (long long)s.T, (long long)s.step_tokens, (long long)s.micro_tokens);
     fprintf(o, "training:\n"

@@ -11,6 +11,7 @@
 
 #include "../runtime/hz_layout.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,8 +94,9 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
 {
     builder b = {pl, 0};
     int64_t C = s->C, A = s->NH * s->HD, KV = s->NKV * s->HD, QKV = A + 2 * KV;
+    int gemma = s->family == FAMILY_GEMMA3; /* four norms a block: the two outputs' too */
     pl->units = plan_xcalloc((size_t)s->L + 2, sizeof(hz_unit));
-    pl->tensors = plan_xcalloc((size_t)s->L * 10 + 4, sizeof(hz_tensor));
+    pl->tensors = plan_xcalloc((size_t)s->L * 12 + 4, sizeof(hz_tensor));
 
     hz_unit *emb = begin_unit(&b, HZ_EMBED, -1);
     hz_tensor *wte = add_tensor(&b, emb, HZ_WTE, -1, s->V, C, 1);
@@ -110,9 +112,12 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
             add_tensor(&b, u, HZ_K_NORM, l, s->HD, 1, 0);
         }
         add_tensor(&b, u, HZ_WO, l, C, A, 1);
+        if (gemma) add_tensor(&b, u, HZ_ATTN_POST_NORM, l, C, 1, 0);
         add_tensor(&b, u, HZ_MLP_NORM, l, C, 1, 0);
         add_tensor(&b, u, HZ_WGU, l, 2 * s->F, C, 1);
         add_tensor(&b, u, HZ_WDOWN, l, C, s->F, 1);
+        if (gemma) add_tensor(&b, u, HZ_MLP_POST_NORM, l, C, 1, 0);
+        u->window = s->sliding_window > 0 && s->sliding[l] ? s->sliding_window : 0;
         end_unit(&b, u);
     }
 
@@ -318,7 +323,21 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
                    .rope_low_freq_factor = (float)s->rope_low_freq_factor,
                    .rope_high_freq_factor = (float)s->rope_high_freq_factor,
                    .rope_original_max_pos = (int)s->rope_original_max_pos, .tied = s->tied,
-                   .qkv_bias = s->qkv_bias, .qk_norm = s->qk_norm};
+                   .qkv_bias = s->qkv_bias, .qk_norm = s->qk_norm,
+                   .embed_scale = 1.0f, .attn_scale = (float)(1.0 / sqrt((double)s->HD)),
+                   .rope_local_theta = (float)s->rope_local_theta};
+    if (s->family == FAMILY_GEMMA3) {
+        /* transformers: (1 + w) norms, sandwich norms, gelu_pytorch_tanh, the bf16
+         * normalizer, scaling = query_pre_attn_scalar ** -0.5 as a python float */
+        d->norm_offset = 1.0f;
+        d->post_norms = 1;
+        d->geglu = 1;
+        d->embed_scale = hz_gemma_embed_scale(s->C);
+        d->attn_scale = (float)pow(s->query_pre_attn_scalar, -0.5);
+        d->rope_linear = s->rope_linear ? (float)s->rope_factor : 0.0f;
+        d->window = s->sliding_window;
+        for (int64_t l = 0; l < s->L; l++) d->window_n += s->sliding_window > 0 && s->sliding[l];
+    }
     d->B = s->micro_tokens / s->T;
     d->n_micro = s->step_tokens / s->micro_tokens;
     d->chunk_tokens = s->micro_tokens;

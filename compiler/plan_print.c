@@ -79,6 +79,11 @@ void plan_print(const hzc_plan *pl, FILE *out)
             (long long)d->V, (long long)d->C, (long long)d->L, (long long)d->NH,
             (long long)d->NKV, (long long)d->HD, (long long)d->F, d->tied ? "tied" : "untied",
             d->qkv_bias ? " qkv-bias" : "");
+    if (d->post_norms)
+        fprintf(out, "  gemma3: four (1 + w) norms a block, GeGLU, embedding x %g, score scale %g, "
+                     "window %lld on %lld of %lld blocks\n",
+                (double)d->embed_scale, (double)d->attn_scale, (long long)d->window,
+                (long long)d->window_n, (long long)d->L);
     fprintf(out, "  parameters: %lld\n", (long long)p->params_n);
     fprintf(out, "  step: %lld tokens = %lld micro-batches x %lld rows x %lld positions; "
                  "loss chunk %lld tokens\n",

@@ -2,7 +2,8 @@
  * Each mapping is checked against a table of its keys (field_def); values are converted
  * and range-checked as they are met, then each section checks its cross-field rules.
  * Every user error is reported with the mark of the node at fault, and checking goes on.
- * The plan: section has its own file, spec_plan.c, on the parts in spec_read.h. */
+ * The architecture section has its own file, spec_arch.c, and the plan: section
+ * spec_plan.c, on the parts in spec_read.h. */
 #include "spec.h"
 
 #include <assert.h>
@@ -26,36 +27,6 @@ static const field_def top_fields[TOP_N] = {
     [TOP_SHAPE] = FIELD_OTHER("shape", 1),
     [TOP_TRAINING] = FIELD_OTHER("training", 0),
     [TOP_PLAN] = FIELD_OTHER("plan", 0),
-};
-
-enum {
-    A_FAMILY, A_VOCAB, A_HIDDEN, A_LAYERS, A_HEADS, A_KV_HEADS, A_HEAD_DIM, A_FFN,
-    A_NORM_EPS, A_ROPE_THETA, A_ROPE_SCALING, A_TIED, A_QKV_BIAS, A_QK_NORM, A_N
-};
-static const field_def arch_fields[A_N] = {
-    [A_FAMILY] = FIELD_OTHER("family", 1),
-    [A_VOCAB] = FIELD("vocab_size", FT_INT, R_SIZE, 1, V),
-    [A_HIDDEN] = FIELD("hidden_size", FT_INT, R_SIZE, 1, C),
-    [A_LAYERS] = FIELD("num_layers", FT_INT, R_LAYERS, 1, L),
-    [A_HEADS] = FIELD("num_heads", FT_INT, R_SIZE, 1, NH),
-    [A_KV_HEADS] = FIELD("num_kv_heads", FT_INT, R_SIZE, 0, NKV),
-    [A_HEAD_DIM] = FIELD("head_dim", FT_INT, R_SIZE, 0, HD),
-    [A_FFN] = FIELD("ffn_size", FT_INT, R_SIZE, 1, F),
-    [A_NORM_EPS] = FIELD("norm_eps", FT_NUM, R_POS, 0, norm_eps),
-    [A_ROPE_THETA] = FIELD("rope_theta", FT_NUM, R_POS, 0, rope_theta),
-    [A_ROPE_SCALING] = FIELD_OTHER("rope_scaling", 0),
-    [A_TIED] = FIELD("tie_embeddings", FT_BOOL, R_ANY, 0, tied),
-    [A_QKV_BIAS] = FIELD("qkv_bias", FT_BOOL, R_ANY, 0, qkv_bias),
-    [A_QK_NORM] = FIELD("qk_norm", FT_BOOL, R_ANY, 0, qk_norm),
-};
-
-enum { RS_TYPE, RS_FACTOR, RS_LOW, RS_HIGH, RS_ORIG, RS_N };
-static const field_def rope_fields[RS_N] = {
-    [RS_TYPE] = FIELD_OTHER("type", 1),
-    [RS_FACTOR] = FIELD("factor", FT_NUM, R_POS, 1, rope_factor),
-    [RS_LOW] = FIELD("low_freq_factor", FT_NUM, R_POS, 1, rope_low_freq_factor),
-    [RS_HIGH] = FIELD("high_freq_factor", FT_NUM, R_POS, 1, rope_high_freq_factor),
-    [RS_ORIG] = FIELD("original_max_position", FT_INT, R_SIZE, 1, rope_original_max_pos),
 };
 
 enum { S_SEQ_LEN, S_STEP, S_MICRO, S_N };
@@ -90,22 +61,12 @@ static const struct {
     int defs_n;
 } sections[] = {
     [SEC_TOP] = {"the top level", top_fields, TOP_N},
-    [SEC_ARCH] = {"architecture", arch_fields, A_N},
-    [SEC_ROPE] = {"architecture.rope_scaling", rope_fields, RS_N},
+    [SEC_ARCH] = {"architecture", spec_arch_fields, SPEC_ARCH_N},
+    [SEC_ROPE] = {"architecture.rope_scaling", spec_rope_fields, SPEC_ROPE_N},
     [SEC_SHAPE] = {"shape", shape_fields, S_N},
     [SEC_TRAINING] = {"training", training_fields, T_N},
     [SEC_PLAN] = {"plan", spec_plan_fields, PK_N},
 };
-
-static const char *const family_names[] = {
-    [FAMILY_LLAMA] = "llama", [FAMILY_QWEN2] = "qwen2", [FAMILY_MISTRAL] = "mistral",
-    [FAMILY_QWEN3] = "qwen3"};
-static const char *const rope_type_names[] = {"llama3"};
-
-const char *spec_family_name(spec_family family) {
-    if ((unsigned)family < sizeof family_names / sizeof *family_names) return family_names[family];
-    return "?";
-}
 
 /* ---- scalars --------------------------------------------------------------------------- */
 
@@ -322,9 +283,9 @@ static int unknown_key(spec_ctx *c, int section, const yml_node *key) {
             }
         }
     }
-    const char *names[16];
+    const char *names[SPEC_MAX_FIELDS];
     int names_n = sections[section].defs_n;
-    assert(names_n <= 16);
+    assert(names_n <= SPEC_MAX_FIELDS);
     for (int i = 0; i < names_n; i++) names[i] = sections[section].defs[i].key;
     int near = closest(key->text, names, names_n);
     if (near < 0) {
@@ -353,7 +314,7 @@ int spec_load_section(spec_ctx *c, int section, const yml_node *key_node, const 
         return 0;
     }
     int pairs_n = map->kind == YML_MAPPING ? map->n : 0;
-    int suggested[16] = {0};
+    int suggested[SPEC_MAX_FIELDS] = {0};
     for (int p = 0; p < pairs_n; p++) {
         const yml_node *key = map->items[2 * p], *value = map->items[2 * p + 1];
         if (key->kind != YML_SCALAR) {
@@ -388,75 +349,7 @@ int spec_load_section(spec_ctx *c, int section, const yml_node *key_node, const 
     return 1;
 }
 
-/* ---- sections -------------------------------------------------------------------------- */
-
-static void load_rope_scaling(spec_ctx *c, const field_val *at, hzc_spec *spec) {
-    field_val v[RS_N];
-    if (spec_is_null(at->value)) return; /* "rope_scaling:" with nothing = no scaling */
-    if (!spec_load_section(c, SEC_ROPE, at->key, at->value, spec, v)) return;
-    if (v[RS_TYPE].value) {
-        int t = spec_parse_choice(c, "type", v[RS_TYPE].value, rope_type_names, 1,
-                             "unsupported rope_scaling type");
-        spec->rope_llama3 = t == 0;
-    }
-    /* llama3 scaling blends between the two wavelength bounds: high must exceed low */
-    if (v[RS_LOW].ok && v[RS_HIGH].ok && spec->rope_high_freq_factor <= spec->rope_low_freq_factor)
-        spec_error(c, v[RS_HIGH].value,
-                   "high_freq_factor (%g) must be greater than low_freq_factor (%g)",
-                   spec->rope_high_freq_factor, spec->rope_low_freq_factor);
-}
-
-static void load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec) {
-    field_val v[A_N];
-    if (!spec_load_section(c, SEC_ARCH, at->key, at->value, spec, v)) return;
-    int family_ok = 0;
-    if (v[A_FAMILY].value) {
-        int f = spec_parse_choice(c, "family", v[A_FAMILY].value, family_names, 4,
-                                  "unknown family");
-        if (f >= 0) {
-            spec->family = (spec_family)f;
-            family_ok = 1;
-        }
-    }
-    if (v[A_ROPE_SCALING].value) load_rope_scaling(c, &v[A_ROPE_SCALING], spec);
-    if (!v[A_QKV_BIAS].value && family_ok) spec->qkv_bias = spec->family == FAMILY_QWEN2;
-    if (!v[A_QK_NORM].value && family_ok) spec->qk_norm = spec->family == FAMILY_QWEN3;
-    if (spec->qk_norm && spec->qkv_bias && (v[A_QK_NORM].value || v[A_QKV_BIAS].value))
-        spec_error(c, v[A_QK_NORM].value ? v[A_QK_NORM].value : v[A_QKV_BIAS].value,
-                   "qk_norm and qkv_bias together are no transformers model (Qwen3 has the norms "
-                   "and no biases, Qwen2 the biases and no norms); set one of them false");
-
-    /* num_kv_heads defaults to num_heads (plain multi-head attention) */
-    int nkv_ok = v[A_KV_HEADS].value ? v[A_KV_HEADS].ok : v[A_HEADS].ok;
-    if (!v[A_KV_HEADS].value) spec->NKV = spec->NH;
-    if (nkv_ok && v[A_HEADS].ok && spec->NH % spec->NKV != 0)
-        spec_error(c, v[A_KV_HEADS].value,
-                   "num_heads (%lld) must be a multiple of num_kv_heads (%lld): each kv head "
-                   "serves a whole group of query heads",
-                   (long long)spec->NH, (long long)spec->NKV);
-
-    /* head_dim defaults to hidden_size / num_heads, which must then divide exactly */
-    if (v[A_HEAD_DIM].value) {
-        if (v[A_HEAD_DIM].ok && spec->HD % 2 != 0)
-            spec_error(c, v[A_HEAD_DIM].value,
-                       "head_dim (%lld) must be even: RoPE rotates the two halves of each head",
-                       (long long)spec->HD);
-    } else if (v[A_HIDDEN].ok && v[A_HEADS].ok) {
-        if (spec->C % spec->NH != 0) {
-            spec_error(c, v[A_HIDDEN].value,
-                       "hidden_size (%lld) is not num_heads (%lld) * head_dim; set head_dim "
-                       "explicitly, or make hidden_size a multiple of num_heads",
-                       (long long)spec->C, (long long)spec->NH);
-        } else {
-            spec->HD = spec->C / spec->NH;
-            if (spec->HD % 2 != 0)
-                spec_error(c, v[A_HIDDEN].value,
-                           "head_dim = hidden_size / num_heads = %lld must be even: RoPE rotates "
-                           "the two halves of each head; set head_dim explicitly",
-                           (long long)spec->HD);
-        }
-    }
-}
+/* ---- sections (the architecture's are in spec_arch.c) ------------------------------ */
 
 /* Load the shape section; *step_at is set to tokens_per_step's value node (NULL when
  * absent), where the layers-times-micro-batches bound is reported. */
@@ -527,6 +420,7 @@ static void spec_defaults(hzc_spec *spec, const char *path) {
     snprintf(spec->path, sizeof spec->path, "%s", path);
     spec->norm_eps = 1e-5;
     spec->rope_theta = 10000.0;
+    spec->rope_local_theta = 10000.0;
     spec->lr = 3e-4;
     spec->beta1 = 0.9;
     spec->beta2 = 0.95;
@@ -535,20 +429,6 @@ static void spec_defaults(hzc_spec *spec, const char *path) {
     spec->grad_clip = 1.0;
     spec->min_lr_ratio = 0.1;
     spec->seed = 1337;
-}
-
-int64_t spec_param_count(const hzc_spec *s) {
-    int64_t attn = s->C * s->NH * s->HD + 2 * s->C * s->NKV * s->HD + s->NH * s->HD * s->C;
-    int64_t bias = s->qkv_bias ? s->NH * s->HD + 2 * s->NKV * s->HD : 0;
-    int64_t layer = 2 * s->C + attn + 3 * s->C * s->F + bias + (s->qk_norm ? 2 * s->HD : 0);
-    return s->V * s->C + (s->tied ? 0 : s->V * s->C) + s->C + s->L * layer;
-}
-
-double spec_param_count_fp(const hzc_spec *s) {
-    double C = (double)s->C, NH = (double)s->NH, NKV = (double)s->NKV, HD = (double)s->HD;
-    double layer = 2 * C + 2 * C * NH * HD + 2 * C * NKV * HD + 3 * C * (double)s->F +
-                   (s->qkv_bias ? NH * HD + 2 * NKV * HD : 0) + (s->qk_norm ? 2 * HD : 0);
-    return (double)s->V * C * (s->tied ? 1 : 2) + C + (double)s->L * layer;
 }
 
 int spec_load(const char *path, hzc_spec *spec, FILE *err) {
@@ -564,7 +444,7 @@ int spec_load_tree(const char *path, yml_node *root, const char *const *override
     const yml_node *step_at = NULL;
     if (spec_load_section(&c, SEC_TOP, NULL, root, spec, top)) {
         if (top[TOP_NAME].value) load_name(&c, top[TOP_NAME].value, spec);
-        if (top[TOP_ARCH].value) load_architecture(&c, &top[TOP_ARCH], spec);
+        if (top[TOP_ARCH].value) spec_load_architecture(&c, &top[TOP_ARCH], spec);
         if (top[TOP_SHAPE].value) load_shape(&c, &top[TOP_SHAPE], spec, &step_at);
         if (top[TOP_TRAINING].value) {
             field_val v[T_N];

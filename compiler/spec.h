@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL, FAMILY_QWEN3 } spec_family;
+typedef enum {
+    FAMILY_LLAMA, FAMILY_QWEN2, FAMILY_MISTRAL, FAMILY_QWEN3, FAMILY_GEMMA3
+} spec_family;
+#define SPEC_FAMILY_N 5
 
 /* Where a key was written (for messages about its value after parsing); line 0: not written. */
 typedef struct spec_pos {
@@ -39,7 +42,7 @@ typedef struct spec_plan {
 
 typedef struct hzc_spec {
     char name[64];          /* name: (defaults to the file's base name without .yaml) */
-    spec_family family;     /* architecture.family: llama | qwen2 | mistral | qwen3 */
+    spec_family family;     /* architecture.family: llama | qwen2 | mistral | qwen3 | gemma3 */
     /* architecture */
     int64_t V;              /* vocab_size */
     int64_t C;              /* hidden_size */
@@ -55,7 +58,17 @@ typedef struct hzc_spec {
     int64_t rope_original_max_pos;  /* rope_scaling.original_max_position */
     int tied;               /* tie_embeddings (default false) */
     int qkv_bias;           /* qkv_bias (default: true for qwen2, else false) */
-    int qk_norm;            /* qk_norm: per-head RMSNorm of q and k (default: true for qwen3) */
+    int qk_norm;            /* qk_norm: per-head RMSNorm of q and k (default: true for qwen3
+                             * and gemma3) */
+    /* gemma3 only */
+    int rope_linear;        /* rope_scaling.type == linear (factor in rope_factor) */
+    double rope_local_theta;        /* rope_local_theta: RoPE base of sliding layers (10000) */
+    double query_pre_attn_scalar;   /* query_pre_attn_scalar: scores scaled by its ^-0.5
+                                     * (default head_dim) */
+    int64_t sliding_window;         /* sliding_window: the local layers' window (0 = none) */
+    int64_t window_pattern;         /* sliding_window_pattern: every Nth layer is global (6) */
+    unsigned char sliding[1024];    /* per layer: 1 = sliding-window attention (from
+                                     * layer_types or the pattern; all 0 without a window) */
     /* shape */
     int64_t T;              /* shape.seq_len */
     int64_t step_tokens;    /* shape.tokens_per_step (a multiple of micro_tokens) */
@@ -83,8 +96,9 @@ int spec_load_overrides(const char *path, const char *const *overrides, int n, h
 int spec_is_override(const char *arg);
 
 /* Number of parameters of a spec that spec_load accepted: embedding V*C, a separate
- * lm_head V*C unless tied, the final norm C, and per layer two norms, q/k/v/o, the SwiGLU
- * MLP, the q/k/v biases when qkv_bias and the q/k norms (2 HD) when qk_norm. spec_load guarantees it is below 2^50. */
+ * lm_head V*C unless tied, the final norm C, and per layer two norms (four for gemma3),
+ * q/k/v/o, the gated MLP, the q/k/v biases when qkv_bias and the q/k norms (2 HD) when
+ * qk_norm. spec_load guarantees it is below 2^50. */
 int64_t spec_param_count(const hzc_spec *spec);
 /* The same count in floating point, safe from overflow for any sizes up to SPEC_MAX_SIZE. */
 double spec_param_count_fp(const hzc_spec *spec);
@@ -122,7 +136,7 @@ int spec_write_tuned(const char *in_path, const spec_plan *p, int64_t micro_toke
 /* NAME (64 bytes) = PATH's base name less .yaml or .yml, cut to 63 characters. */
 void spec_name_from_path(const char *path, char name[64]);
 
-/* "llama", "qwen2", "mistral" or "qwen3", as written in architecture.family. */
+/* "llama", "qwen2", "mistral", "qwen3" or "gemma3", as written in architecture.family. */
 const char *spec_family_name(spec_family family);
 
 #endif

@@ -12,6 +12,7 @@
 #include "yml.h"
 
 #define SPEC_MAX_ERRORS 50
+#define SPEC_MAX_FIELDS 24 /* keys of the largest section (architecture) */
 
 typedef struct {
     const char *path;
@@ -68,6 +69,19 @@ typedef struct {
 
 /* Every mapping of the schema, so that a key in the wrong one can be pointed home. */
 enum { SEC_TOP, SEC_ARCH, SEC_ROPE, SEC_SHAPE, SEC_TRAINING, SEC_PLAN };
+
+/* The architecture and rope_scaling sections' keys (spec_arch.c). */
+enum {
+    A_FAMILY, A_VOCAB, A_HIDDEN, A_LAYERS, A_HEADS, A_KV_HEADS, A_HEAD_DIM, A_FFN,
+    A_NORM_EPS, A_ROPE_THETA, A_ROPE_SCALING, A_TIED, A_QKV_BIAS, A_QK_NORM,
+    A_ROPE_LOCAL, A_QPAS, A_WINDOW, A_PATTERN, A_LAYER_TYPES, SPEC_ARCH_N
+};
+extern const field_def spec_arch_fields[SPEC_ARCH_N];
+enum { RS_TYPE, RS_FACTOR, RS_LOW, RS_HIGH, RS_ORIG, SPEC_ROPE_N };
+extern const field_def spec_rope_fields[SPEC_ROPE_N];
+
+/* Load the architecture section whose key and value AT holds (spec_arch.c). */
+void spec_load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec);
 
 /* The plan: section's keys (spec_plan.c), in the order spec_plan_write writes them. */
 enum { PK_RESIDENT_BLOCKS, PK_RESIDENT_ENDS, PK_KEEP, PK_WEIGHT_SLOTS, PK_HOST_GRAD,

@@ -108,6 +108,35 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
 }
 
 /* Units whose updates run on the host (at least 1). */
+/* One block's work for one micro-batch: FLOPs of its GEMMs and attention, bytes of its
+ * elementwise kernels (2 a bf16 element read or written). A windowed block's queries score
+ * W - W^2 / 2T keys on average, against T / 2 for causal attention (W = T gives the same);
+ * Gemma 3's two output norms add a read and a write of the stream each way and their
+ * backward three, and its recompute runs through the down projection, whose output the MLP
+ * norm's backward reads. GeGLU moves what SwiGLU does. */
+typedef struct block_cost {
+    double gemm_fwd, gemm_rec, att_fwd, ew_fwd, ew_rec, ew_bwd, ew_kept, dw_acc;
+} block_cost;
+
+static block_cost block_cost_of(const hz_dims *d, int64_t window)
+{
+    double N = (double)d->micro_tokens, C = (double)d->C, F = (double)d->F, T = (double)d->T;
+    double A = (double)(d->NH * d->HD), QKV = A + 2.0 * (double)(d->NKV * d->HD);
+    double W = (double)window, keys = window > 0 && W < T ? W - W * W / (2.0 * T) : T / 2.0;
+    double post = d->post_norms ? 1.0 : 0.0;
+    block_cost b;
+    double block_params = C * QKV + A * C + 3.0 * C * F;
+    b.gemm_fwd = 2.0 * N * block_params;
+    b.gemm_rec = b.gemm_fwd - (1.0 - post) * 2.0 * N * F * C; /* the recompute stops before down */
+    b.att_fwd = 4.0 * N * keys * A;
+    b.ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F + post * 4.0 * C);
+    b.ew_rec = b.ew_fwd - 2.0 * N * (3.0 - post) * C;
+    b.ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A + post * 6.0 * C);
+    b.ew_kept = 2.0 * N * (4.0 * C + 3.0 * F); /* a kept block's two norms and gated product */
+    b.dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */
+    return b;
+}
+
 static double units_of(const hz_plan *p)
 {
     int n = 0;
@@ -139,31 +168,26 @@ static double host_adamw_rate(const hz_plan *p, const tm_ceilings *c)
 void tm_predict(hz_plan *p, const tm_ceilings *c)
 {
     const hz_dims *d = &p->dims;
-    double N = (double)d->micro_tokens, C = (double)d->C, F = (double)d->F, V = (double)d->V;
-    double A = (double)(d->NH * d->HD), QKV = A + 2.0 * (double)(d->NKV * d->HD);
-    double L = (double)d->L, M = (double)d->n_micro, K = (double)d->chunk_tokens;
+    double N = (double)d->micro_tokens, C = (double)d->C, V = (double)d->V;
+    double M = (double)d->n_micro, K = (double)d->chunk_tokens;
     double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12;
     double AF = c->att_fwd_tflops * 1e12;
     double AB = c->att_bwd_tflops * 1e12, H = c->hbm_gbps * 1e9;
-    /* one block, one micro-batch */
-    double block_params = C * QKV + A * C + 3.0 * C * F;
-    double gemm_fwd = 2.0 * N * block_params;
-    double gemm_rec = gemm_fwd - 2.0 * N * F * C; /* the recompute stops before down */
-    double att_fwd = 2.0 * N * (double)d->T * A;
-    double ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F);
-    double ew_rec = ew_fwd - 2.0 * N * 3.0 * C;
-    double ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A);
-    double ew_kept = 2.0 * N * (4.0 * C + 3.0 * F); /* a kept block's two norms and SwiGLU */
-    double dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */
     double emb = 4.0 * N * C;
     double *ph = p->pred.phase_s;
-    double block_fwd = M * (gemm_fwd / G + att_fwd / AF + ew_fwd / H);
-    double recompute = M * (gemm_rec / G + att_fwd / AF + ew_rec / H);
-    ph[HZ_PH_FWD] = L * block_fwd + M * emb / H;
-    /* kept blocks skip the recompute but for their elementwise part */
-    ph[HZ_PH_BWD] = M * (L * (2.0 * gemm_fwd / GB + 2.5 * att_fwd / AB + (ew_bwd + dw_acc) / H) +
-                         2.0 * emb / H) +
-                    (L - (double)p->keep_n) * recompute + (double)p->keep_n * M * ew_kept / H;
+    ph[HZ_PH_FWD] = M * emb / H;
+    ph[HZ_PH_BWD] = M * 2.0 * emb / H;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        if (u->kind != HZ_BLOCK) continue;
+        block_cost b = block_cost_of(d, u->window);
+        ph[HZ_PH_FWD] += M * (b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H);
+        ph[HZ_PH_BWD] +=
+            M * (2.0 * b.gemm_fwd / GB + 2.5 * b.att_fwd / AB + (b.ew_bwd + b.dw_acc) / H);
+        /* kept blocks skip the recompute but for their elementwise part */
+        ph[HZ_PH_BWD] += u->keep ? M * b.ew_kept / H
+                                 : M * (b.gemm_rec / G + b.att_fwd / AF + b.ew_rec / H);
+    }
     /* lm_head forward, dx and dW per chunk; the loss reads logits and writes dlogits;
      * dlm_head (fp32) is read and written once per chunk */
     ph[HZ_PH_LOSS] = M * (6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H +
@@ -200,9 +224,10 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         double t = ph[HZ_PH_GPU_OPT], h = 0.0, fetched = 0.0, d2h_rate = c->d2h_gbps * 1e9;
         for (int i = 0; i < p->unit_n; i++) {
             const hz_unit *u = &p->units[i];
-            double f = u->kind == HZ_HEAD ? ph[HZ_PH_LOSS]
+            block_cost b = block_cost_of(d, u->window);
+            double f = u->kind == HZ_HEAD    ? ph[HZ_PH_LOSS]
                        : u->kind == HZ_EMBED ? M * emb / H
-                                             : block_fwd;
+                                             : M * (b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H);
             if (u->held) {
                 fetched += 4.0 * (double)hz_unit_grads_n(p->tensors, u) / d2h_rate;
                 if (fetched > h) h = fetched;
@@ -282,28 +307,22 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
     const hz_op *o = &p->ops[i];
     const hz_unit *u = &p->units[o->unit];
     /* the terms of tm_predict, for one block (or unit) and one micro-batch */
-    double N = (double)d->micro_tokens, C = (double)d->C, F = (double)d->F, V = (double)d->V;
-    double A = (double)(d->NH * d->HD), QKV = A + 2.0 * (double)(d->NKV * d->HD);
+    double N = (double)d->micro_tokens, C = (double)d->C, V = (double)d->V;
     double K = (double)d->chunk_tokens, H = c->hbm_gbps * 1e9;
-    double block_params = C * QKV + A * C + 3.0 * C * F;
-    double gemm_fwd = 2.0 * N * block_params, gemm_rec = gemm_fwd - 2.0 * N * F * C;
-    double att_fwd = 2.0 * N * (double)d->T * A;
-    double ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F), ew_rec = ew_fwd - 2.0 * N * 3.0 * C;
-    double ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A);
-    double ew_kept = 2.0 * N * (4.0 * C + 3.0 * F), dw_acc = 8.0 * block_params;
+    block_cost b = block_cost_of(d, u->kind == HZ_BLOCK ? u->window : 0);
     double emb = 4.0 * N * C;
     double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12;
     double AF = c->att_fwd_tflops * 1e12, AB = c->att_bwd_tflops * 1e12;
     int64_t bytes = 0;
     switch (o->kind) {
     case HZ_FWD:
-        return u->kind == HZ_EMBED ? emb / H : gemm_fwd / G + att_fwd / AF + ew_fwd / H;
+        return u->kind == HZ_EMBED ? emb / H : b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H;
     case HZ_LOSS:
         return 6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H + N / K * 8.0 * V * C / H;
     case HZ_BWD:
         if (u->kind == HZ_EMBED) return 2.0 * emb / H;
-        return 2.0 * gemm_fwd / GB + 2.5 * att_fwd / AB + (ew_bwd + dw_acc) / H +
-               (u->keep ? ew_kept / H : gemm_rec / G + att_fwd / AF + ew_rec / H);
+        return 2.0 * b.gemm_fwd / GB + 2.5 * b.att_fwd / AB + (b.ew_bwd + b.dw_acc) / H +
+               (u->keep ? b.ew_kept / H : b.gemm_rec / G + b.att_fwd / AF + b.ew_rec / H);
     case HZ_LOAD_W:
     case HZ_STORE_G:
         for (int k = 0; k < u->tensor_n; k++) {

@@ -7,7 +7,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -59,7 +58,16 @@ int hz_hf_parts(const hz_plan *p, const hz_tensor *t, hz_hf_part parts[HZ_HF_MAX
     case HZ_Q_NORM: put(&parts[0], 0, d->HD, 1, 1, "%s%s", l, "self_attn.q_norm.weight"); return 1;
     case HZ_K_NORM: put(&parts[0], 0, d->HD, 1, 1, "%s%s", l, "self_attn.k_norm.weight"); return 1;
     case HZ_WO: put(&parts[0], 0, C, A, 2, "%s%s", l, "self_attn.o_proj.weight"); return 1;
-    case HZ_MLP_NORM: put(&parts[0], 0, C, 1, 1, "%s%s", l, "post_attention_layernorm.weight"); return 1;
+    case HZ_ATTN_POST_NORM:
+        put(&parts[0], 0, C, 1, 1, "%s%s", l, "post_attention_layernorm.weight");
+        return 1;
+    case HZ_MLP_NORM: /* Gemma 3 calls the pre-MLP norm pre_feedforward_layernorm */
+        put(&parts[0], 0, C, 1, 1, "%s%s", l,
+            d->post_norms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight");
+        return 1;
+    case HZ_MLP_POST_NORM:
+        put(&parts[0], 0, C, 1, 1, "%s%s", l, "post_feedforward_layernorm.weight");
+        return 1;
     case HZ_WGU:
         put(&parts[0], 0, d->F, C, 2, "%smlp.%s_proj.weight", l, "gate");
         put(&parts[1], d->F, d->F, C, 2, "%smlp.%s_proj.weight", l, "up");
@@ -112,11 +120,56 @@ static void add(report *r, const char *fmt, ...)
     if (r->len > HZ_HF_ERR_BYTES - 1) r->len = HZ_HF_ERR_BYTES - 1;
 }
 
+/* A Gemma 3 multimodal checkpoint (Gemma3ForConditionalGeneration) holds the text model's
+ * tensors under language_model.model. (as the published checkpoints are saved) or
+ * model.language_model. (transformers 4.52 and later), beside its vision tower and
+ * projector, which the text model does not use. */
+static const char *const vision_prefixes[] = {"vision_tower.", "multi_modal_projector.",
+                                              "model.vision_tower.",
+                                              "model.multi_modal_projector."};
+
+/* NAME as the text model's own name ("model.layers.0..." or "lm_head.weight") in OUT (at
+ * least HZ_HF_NAME_BYTES): the multimodal prefixes removed. Returns OUT, or NAME as it is. */
+static const char *text_name(const char *name, char *out)
+{
+    static const char *const from[] = {"language_model.model.", "model.language_model.",
+                                       "language_model.lm_head."};
+    static const char *const to[] = {"model.", "model.", "lm_head."};
+    for (int i = 0; i < 3; i++) {
+        size_t k = strlen(from[i]);
+        if (strncmp(name, from[i], k) != 0) continue;
+        size_t a = strlen(to[i]), b = strlen(name + k);
+        if (a + b >= HZ_HF_NAME_BYTES) return name;
+        memcpy(out, to[i], a);
+        memcpy(out + a, name + k, b + 1);
+        return out;
+    }
+    return name;
+}
+
+/* The checkpoint's tensor for the plan's NAME: under its own name, or (a post_norms model,
+ * Gemma 3) under a multimodal checkpoint's prefixes. */
+static const hz_st_tensor *find_part(const hz_plan *p, const hz_st_index *ix, const char *name)
+{
+    const hz_st_tensor *t = hz_st_index_find(ix, name);
+    if (t || !p->dims.post_norms || strncmp(name, "model.", 6) != 0) return t;
+    char alt[HZ_HF_NAME_BYTES + 32];
+    snprintf(alt, sizeof alt, "language_model.%s", name);
+    if ((t = hz_st_index_find(ix, alt))) return t;
+    snprintf(alt, sizeof alt, "model.language_model.%s", name + 6);
+    return hz_st_index_find(ix, alt);
+}
+
 static int ignored(const hz_plan *p, const char *name)
 {
     size_t n = strlen(name), k = strlen("rotary_emb.inv_freq");
     if (n >= k && !strcmp(name + n - k, "rotary_emb.inv_freq")) return 1;
-    return p->dims.tied && !strcmp(name, "lm_head.weight");
+    if (p->dims.post_norms)
+        for (size_t i = 0; i < sizeof vision_prefixes / sizeof *vision_prefixes; i++)
+            if (!strncmp(name, vision_prefixes[i], strlen(vision_prefixes[i]))) return 1;
+    char buf[HZ_HF_NAME_BYTES];
+    return p->dims.tied && !strcmp(p->dims.post_norms ? text_name(name, buf) : name,
+                                   "lm_head.weight");
 }
 
 static int cmp_need_name(const void *a, const void *b)
@@ -129,7 +182,9 @@ static int cmp_need_name(const void *a, const void *b)
 static int unexpected(const hz_plan *p, const char *name, const need *sorted, int n)
 {
     need key;
+    char buf[HZ_HF_NAME_BYTES];
     if (ignored(p, name)) return 0;
+    if (p->dims.post_norms) name = text_name(name, buf);
     if (strlen(name) >= sizeof key.part.name) return 1;
     snprintf(key.part.name, sizeof key.part.name, "%s", name);
     return !bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_need_name);
@@ -141,7 +196,7 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
 {
     int missing_n = 0, shape_n = 0, extra_n = 0;
     for (int i = 0; i < n; i++) {
-        const hz_st_tensor *t = hz_st_index_find(ix, v[i].part.name);
+        const hz_st_tensor *t = find_part(p, ix, v[i].part.name);
         int64_t want[2] = {v[i].part.rows, v[i].part.cols};
         if (!t) missing_n++;
         else if (t->ndim != v[i].part.ndim || t->shape[0] != want[0] ||
@@ -170,7 +225,7 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
     if (missing_n) {
         add(&r, " %d missing tensor%s:", missing_n, missing_n == 1 ? "" : "s");
         for (int i = 0, k = 0; i < n && k < LIST_MAX; i++)
-            if (!hz_st_index_find(ix, v[i].part.name)) add(&r, "%s %s", k++ ? "," : "", v[i].part.name);
+            if (!find_part(p, ix, v[i].part.name)) add(&r, "%s %s", k++ ? "," : "", v[i].part.name);
         if (missing_n > LIST_MAX) add(&r, " and %d more", missing_n - LIST_MAX);
         add(&r, ";");
     }
@@ -191,7 +246,7 @@ static int match(const hz_plan *p, const hz_st_index *ix, need *v, int n, const 
     if (shape_n) {
         add(&r, " %d with another shape:", shape_n);
         for (int i = 0, k = 0; i < n && k < LIST_MAX; i++) {
-            const hz_st_tensor *t = hz_st_index_find(ix, v[i].part.name);
+            const hz_st_tensor *t = find_part(p, ix, v[i].part.name);
             if (!t || v[i].src) continue;
             char got[128], want[64];
             int64_t w[2] = {v[i].part.rows, v[i].part.cols};
@@ -453,99 +508,4 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
         if (hz_st_write_text(path, config_json_text, err) != 0) rc = -1;
     }
     return rc;
-}
-
-/* ---- config.json ---- */
-
-/* The shortest decimal that reads back as the float X, as a JSON number with a '.' or 'e'
- * (so Python reads a float): 1e-05, 500000.0, 0.02. */
-static void fmt_float(char *buf, size_t n, float x)
-{
-    if (x == floorf(x) && fabsf(x) < 1e15f) {
-        snprintf(buf, n, "%.1f", (double)x);
-        return;
-    }
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, n, "%.*g", prec, (double)x);
-        if (strtof(buf, NULL) == x) break;
-    }
-    if (!strpbrk(buf, ".e")) {
-        size_t len = strlen(buf);
-        snprintf(buf + len, n - len, ".0");
-    }
-}
-
-char *hz_hf_config_json(const hz_plan *p, const char *family)
-{
-    const hz_dims *d = &p->dims;
-    if (!family || (strcmp(family, "llama") && strcmp(family, "qwen2") && strcmp(family, "mistral") &&
-                    strcmp(family, "qwen3")))
-        return NULL;
-    /* transformers' Llama attention_bias also gives o_proj a bias, and Mistral has none:
-     * q/k/v biases alone are Qwen2, and Qwen2 without them computes what Llama does. Per-head
-     * q/k norms are Qwen3's (whose attention_bias would also bias o_proj): a model with them
-     * and q/k/v biases has no transformers class, and none is written. */
-    if (d->qk_norm) {
-        if (d->qkv_bias) return NULL;
-        family = "qwen3";
-    } else if (d->qkv_bias) {
-        family = "qwen2";
-    } else if (!strcmp(family, "qwen2") || !strcmp(family, "qwen3")) {
-        family = "llama";
-    }
-    int llama = !strcmp(family, "llama"), qwen2 = !strcmp(family, "qwen2");
-    int qwen3 = !strcmp(family, "qwen3");
-    const char *arch = llama   ? "LlamaForCausalLM"
-                       : qwen2 ? "Qwen2ForCausalLM"
-                       : qwen3 ? "Qwen3ForCausalLM"
-                               : "MistralForCausalLM";
-
-    char *text = NULL, eps[32], theta[32], f[3][32];
-    size_t size = 0;
-    FILE *o = open_memstream(&text, &size);
-    if (!o) return NULL;
-    int64_t max_pos = d->T;
-    if (d->rope_llama3 && (double)d->rope_original_max_pos * d->rope_factor > (double)max_pos)
-        max_pos = (int64_t)((double)d->rope_original_max_pos * d->rope_factor);
-    fmt_float(eps, sizeof eps, d->eps);
-    fmt_float(theta, sizeof theta, d->rope_theta);
-    /* keys sorted, two-space indent: the layout of transformers' save_pretrained */
-    fprintf(o, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arch);
-    if (llama || qwen3) fprintf(o, "  \"attention_bias\": false,\n");
-    fprintf(o, "  \"attention_dropout\": 0.0,\n");
-    fprintf(o, "  \"head_dim\": %lld,\n", (long long)d->HD);
-    fprintf(o, "  \"hidden_act\": \"silu\",\n");
-    fprintf(o, "  \"hidden_size\": %lld,\n", (long long)d->C);
-    fprintf(o, "  \"initializer_range\": 0.02,\n");
-    fprintf(o, "  \"intermediate_size\": %lld,\n", (long long)d->F);
-    fprintf(o, "  \"max_position_embeddings\": %lld,\n", (long long)max_pos);
-    if (llama) fprintf(o, "  \"mlp_bias\": false,\n");
-    fprintf(o, "  \"model_type\": \"%s\",\n", family);
-    fprintf(o, "  \"num_attention_heads\": %lld,\n", (long long)d->NH);
-    fprintf(o, "  \"num_hidden_layers\": %lld,\n", (long long)d->L);
-    fprintf(o, "  \"num_key_value_heads\": %lld,\n", (long long)d->NKV);
-    fprintf(o, "  \"rms_norm_eps\": %s,\n", eps);
-    if (d->rope_llama3) {
-        fmt_float(f[0], sizeof f[0], d->rope_factor);
-        fmt_float(f[1], sizeof f[1], d->rope_high_freq_factor);
-        fmt_float(f[2], sizeof f[2], d->rope_low_freq_factor);
-        fprintf(o, "  \"rope_scaling\": {\n    \"factor\": %s,\n    \"high_freq_factor\": %s,\n"
-                   "    \"low_freq_factor\": %s,\n    \"original_max_position_embeddings\": %d,\n"
-                   "    \"rope_type\": \"llama3\"\n  },\n",
-                f[0], f[1], f[2], d->rope_original_max_pos);
-    } else {
-        fprintf(o, "  \"rope_scaling\": null,\n");
-    }
-    fprintf(o, "  \"rope_theta\": %s,\n", theta);
-    if (!llama) fprintf(o, "  \"sliding_window\": null,\n");
-    fprintf(o, "  \"tie_word_embeddings\": %s,\n", d->tied ? "true" : "false");
-    fprintf(o, "  \"torch_dtype\": \"bfloat16\",\n");
-    fprintf(o, "  \"use_cache\": true,\n");
-    if (qwen2 || qwen3) fprintf(o, "  \"use_sliding_window\": false,\n");
-    fprintf(o, "  \"vocab_size\": %lld\n}\n", (long long)d->V);
-    if (fclose(o) != 0) {
-        free(text);
-        return NULL;
-    }
-    return text;
 }

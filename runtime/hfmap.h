@@ -1,7 +1,8 @@
 /* runtime/hfmap.h - the plan's tensors as Hugging Face transformers names them: loading a
- * checkpoint directory (model.safetensors or shards) into the host store's split fp32
- * master, saving the working bf16 weights as a checkpoint transformers loads directly,
- * and the matching config.json. The table of names is docs/plan.md's. */
+ * checkpoint directory (model.safetensors or shards; for Gemma 3 also the text part of a
+ * Gemma3ForConditionalGeneration checkpoint) into the host store's split fp32 master,
+ * saving the working bf16 weights as a checkpoint transformers loads directly, and the
+ * matching config.json. The table of names is docs/plan.md's. */
 #ifndef HZ_HFMAP_H
 #define HZ_HFMAP_H
 #include <stdint.h>
@@ -28,8 +29,9 @@ int hz_hf_parts(const hz_plan *p, const hz_tensor *t, hz_hf_part parts[HZ_HF_MAX
  * model.safetensors.index.json and its shards, or one .safetensors file) into S: every
  * tensor of the plan must be there with its shape (BF16, F16 or F32; converted exactly to
  * the fp32 master, split into w and lo); a checkpoint tensor the plan lacks is an error too,
- * except rotary_emb.inv_freq buffers and, for a tied plan, lm_head.weight (transformers
- * ties it to the embedding on load). The error lists up to 10 missing, unexpected and
+ * except rotary_emb.inv_freq buffers, for a tied plan lm_head.weight (transformers
+ * ties it to the embedding on load), and for Gemma 3 a multimodal checkpoint's vision tower
+ * and projector. The error lists up to 10 missing, unexpected and
  * mis-shaped tensors each, then how many more. THREADS workers convert (<= 0: one per
  * core). Adam moments and gradients are left alone. Returns 0, or -1 with a message in
  * err (HZ_HF_ERR_BYTES); the store is unchanged when the checkpoint does not match. */
@@ -54,7 +56,8 @@ int hz_hf_save(const hz_store *s, const hz_plan *p, const char *dir, const char 
                int64_t max_shard_bytes, char *err);
 
 /* A transformers config.json (malloc'd text, caller frees) for the plan's model as FAMILY
- * ("llama", "qwen2", "mistral" or "qwen3"), or NULL for another family. A model with
+ * ("llama", "qwen2", "mistral", "qwen3" or "gemma3"), or NULL for another family
+ * (hfconfig.c). A gemma3 model is written as Gemma3ForCausalLM with its layer_types. A model with
  * per-head q/k norms is written as Qwen3ForCausalLM (NULL when it also has q/k/v biases: no
  * transformers class computes that); else one with q/k/v biases as Qwen2ForCausalLM whatever
  * its family (transformers' Llama attention_bias would give o_proj a bias too; Mistral has

@@ -21,7 +21,23 @@ typedef struct hz_dims {
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_max_pos;
     int tied, qkv_bias;
-    int qk_norm;                     /* per-head RMSNorm of q and k before RoPE (Qwen3) */
+    int qk_norm;                     /* per-head RMSNorm of q and k before RoPE (Qwen3, Gemma 3) */
+    /* Gemma 3 (all neutral for the other families): */
+    float norm_offset;               /* every RMSNorm multiplies by (norm_offset + w): 1 for
+                                      * Gemma 3's x * (1 + w), else 0 */
+    int post_norms;                  /* the attention and MLP outputs are RMS-normalised
+                                      * (attn_post_norm, mlp_post_norm) before their
+                                      * residual adds */
+    int geglu;                       /* the MLP gate is gelu_tanh (GeGLU), else silu (SwiGLU) */
+    float embed_scale;               /* the embedding lookup is multiplied by it: Gemma 3's
+                                      * sqrt(hidden) rounded to bf16; 1 otherwise */
+    float attn_scale;                /* attention score scale: HD^-0.5, or Gemma 3's
+                                      * query_pre_attn_scalar^-0.5 */
+    float rope_local_theta;          /* RoPE base of the sliding-window blocks (hz_unit.window) */
+    float rope_linear;               /* linear RoPE scaling of the full-attention blocks (inv_freq
+                                      * divided by it); 0 = none */
+    int64_t window;                  /* the sliding window of the windowed blocks; 0 = none */
+    int64_t window_n;                /* how many blocks have it (hz_unit.window) */
 } hz_dims;
 
 /* Training defaults from the spec (the trainer's flags override them). */
@@ -69,6 +85,9 @@ typedef struct hz_unit {
                               * the host optimizer updates it (no host gradient pages) */
     int64_t hold_n;          /* held: its gradients' first element in GHOLD (a tied embedding
                               * shares the head's) */
+    int64_t window;          /* a block with sliding-window attention: query t sees keys
+                              * t - window < s <= t, and RoPE uses dims.rope_local_theta;
+                              * 0: full causal attention with the global RoPE */
 } hz_unit;
 
 /* One region of the GPU arena. */
@@ -125,7 +144,8 @@ typedef struct hz_predict {
 
 typedef struct hz_plan {
     const char *spec_name;
-    const char *family;      /* llama | qwen2 | mistral | qwen3: for the exported config.json */
+    const char *family;      /* llama | qwen2 | mistral | qwen3 | gemma3: for the exported
+                              * config.json */
     hz_dims dims;
     hz_train_defaults train;
     int64_t params_n;        /* true parameter count (no padding) */
@@ -188,9 +208,13 @@ void hz_master_split(float master, uint16_t *w, int16_t *lo);
 float hz_master_join(uint16_t w, int16_t lo);
 
 /* Model FLOPs per token (DESIGN.md): 6 * matmul parameters (lm_head yes, lookup no)
- * + 6 * L * T * NH * HD for attention. Recomputation is not counted. */
+ * + 6 * L * T * NH * HD for attention, where a sliding-window block counts min(window, T)
+ * for T: the keys it can score. Recomputation is not counted. */
 double hz_flops_per_token(const hz_dims *d);
 
+/* Gemma 3's embedding scale for hidden size C: sqrt(C) in float32, rounded to bf16, as
+ * transformers casts its normalizer to the model's dtype (sqrt(1152) = 33.94 -> 34). */
+float hz_gemma_embed_scale(int64_t C);
 /* Bytes one step moves each way between host and GPU (weights, boundaries, tokens,
  * gradients, losses): a property of the plan (names.c). */
 void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h);

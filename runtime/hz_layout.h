@@ -25,16 +25,20 @@
     X(gu, BF16, N * 2 * F)      /* gate and up projections */                             \
     X(qpre, BF16, QN * N * A)   /* qk_norm: q projection before its per-head norm */      \
     X(kpre, BF16, QN * N * KV)  /* qk_norm: k projection before its per-head norm */      \
+    X(ao, BF16, PN * N * C)     /* post_norms: o_proj output, before its norm */          \
+    X(mo, BF16, PN * N * C)     /* post_norms: down_proj output, before its norm */       \
     X(rstd1, F32, N)            /* attn rmsnorm 1/rms per token */                        \
     X(rstd2, F32, N)            /* mlp rmsnorm 1/rms per token */                         \
     X(lse, F32, B * NH * T)     /* attention log-sum-exp (B, NH, T) */                    \
     X(rstdq, F32, QN * N * NH)  /* qk_norm: 1/rms per token and q head */                 \
-    X(rstdk, F32, QN * N * NKV) /* qk_norm: 1/rms per token and k head */
+    X(rstdk, F32, QN * N * NKV) /* qk_norm: 1/rms per token and k head */                 \
+    X(rstd3, F32, PN * N)       /* post_norms: attention output norm 1/rms per token */   \
+    X(rstd4, F32, PN * N)       /* post_norms: MLP output norm 1/rms per token */
 
 #define HZ_SCRATCH_BUFS(X)                                                                \
     X(xn, BF16, N * C)          /* attn rmsnorm output */                                 \
     X(xn2, BF16, N * C)         /* mlp rmsnorm output */                                  \
-    X(h, BF16, N * F)           /* silu(gate) * up */                                     \
+    X(h, BF16, N * F)           /* silu(gate) * up (GeGLU: gelu_tanh(gate) * up) */       \
     X(qkv, BF16, N * QKV)       /* fused q/k/v projection; the attention backward's D */  \
     X(dh, BF16, N * F)                                                                    \
     X(dgu, BF16, N * 2 * F)                                                               \
@@ -69,6 +73,7 @@
 typedef struct hz_buf_dims {
     int64_t N, C, F, A, KV, QKV, B, NH, NKV, T, K, V, PART;
     int64_t QN; /* 1 with qk_norm, else 0: its buffers take no room */
+    int64_t PN; /* 1 with post_norms (Gemma 3), else 0 */
 } hz_buf_dims;
 
 static inline hz_buf_dims hz_buf_dims_of(const hz_dims *d)
@@ -84,6 +89,7 @@ static inline hz_buf_dims hz_buf_dims_of(const hz_dims *d)
     b.NH = d->NH;
     b.NKV = d->NKV;
     b.QN = d->qk_norm ? 1 : 0;
+    b.PN = d->post_norms ? 1 : 0;
     b.T = d->T;
     b.K = d->chunk_tokens;
     b.V = d->V;
@@ -114,9 +120,9 @@ enum { HZ_BUF_BF16, HZ_BUF_F32 };
 #define HZ_BUF_DIMS_IN_SCOPE(b)                                                            \
     const int64_t N = (b).N, C = (b).C, F = (b).F, A = (b).A, KV = (b).KV, QKV = (b).QKV,  \
                   B = (b).B, NH = (b).NH, NKV = (b).NKV, T = (b).T, K = (b).K, V = (b).V,   \
-                  PART = (b).PART, QN = (b).QN;                                            \
+                  PART = (b).PART, QN = (b).QN, PN = (b).PN;                               \
     (void)N, (void)C, (void)F, (void)A, (void)KV, (void)QKV, (void)B, (void)NH, (void)NKV, \
-        (void)T, (void)K, (void)V, (void)PART, (void)QN
+        (void)T, (void)K, (void)V, (void)PART, (void)QN, (void)PN
 
 /* Offsets of the N_BUF buffers with COUNT elements of DTYPE each when a bf16 element takes
  * BF16_BYTES and an fp32 one 4 (the cpu backend mirrors bf16 in fp32: BF16_BYTES = 4).

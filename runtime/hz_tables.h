@@ -20,9 +20,11 @@
     X(Q_NORM, "q_norm", "self_attn.q_norm.weight")                    \
     X(K_NORM, "k_norm", "self_attn.k_norm.weight")                    \
     X(WO, "wo", "self_attn.o_proj.weight")                            \
-    X(MLP_NORM, "mlp_norm", "post_attention_layernorm.weight")        \
+    X(ATTN_POST_NORM, "attn_post_norm", "post_attention_layernorm.weight (gemma3)") \
+    X(MLP_NORM, "mlp_norm", "post_attention_layernorm.weight (gemma3: pre_feedforward_layernorm)") \
     X(WGU, "wgate_up", "mlp.{gate,up}_proj.weight")                   \
     X(WDOWN, "wdown", "mlp.down_proj.weight")                         \
+    X(MLP_POST_NORM, "mlp_post_norm", "post_feedforward_layernorm.weight (gemma3)") \
     X(FINAL_NORM, "final_norm", "model.norm.weight")                  \
     X(LM_HEAD, "lm_head", "lm_head.weight")
 
@@ -74,10 +76,11 @@
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
  * are built and tested for ({0}: any even head_dim)). The cuda list is the set
- * runtime/cuda/attention.cu compiles in and tests/gpu/ktest_attention.c tests. */
+ * runtime/cuda/attention.cu compiles in (256 through the model's HZ_HD, Gemma 3's) and
+ * tests/gpu/ktest_attention.c tests. */
 #define HZ_BACKENDS(X)                     \
     X(BACKEND_CPU, "cpu", 0, 0, {0})        \
-    X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128})
+    X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128, 256})
 
 /* Optimizer-state precisions (runtime/optstate.h): X(ID, name, bytes of one moment). The spec's
  * training.optimizer_state, the plan's optimizer_state and a checkpoint's state mode. */

@@ -1,8 +1,9 @@
-/* runtime/init.c - the random init of the host store: matrices N(0, 0.02), norm weights 1,
- * biases 0, written as split masters (w, lo). Every value is a function of the seed and the
- * element's store index alone, so the store does not depend on the thread count or on how
- * the index space is cut into chunks. The normal generator (its definition is at
- * hz_init_normal in rt.h) runs 32 lanes at once, compiled for AVX-512, AVX2 and plain x86-64. */
+/* runtime/init.c - the random init of the host store: matrices N(0, 0.02), norm weights 1
+ * (0 for Gemma 3's (1 + w) norms), biases 0, written as split masters (w, lo). Every value
+ * is a function of the seed and the element's store index alone, so the store does not
+ * depend on the thread count or on how the index space is cut into chunks. The normal
+ * generator (its definition is at hz_init_normal in rt.h) runs 32 lanes at once, compiled
+ * for AVX-512, AVX2 and plain x86-64. */
 #include <stdlib.h>
 
 #include "init_math.h"
@@ -82,11 +83,13 @@ static void const_range(uint16_t *w, int16_t *lo, int64_t base, float x, int64_t
 
 enum { INIT_NORMAL, INIT_ONE, INIT_ZERO };
 
-static int rule_of(int kind)
+/* A norm is the identity at start: weight 1, or 0 where it multiplies by (1 + w) (Gemma 3,
+ * whose transformers init zeroes them). */
+static int rule_of(int kind, const hz_dims *d)
 {
     if (kind == HZ_ATTN_NORM || kind == HZ_MLP_NORM || kind == HZ_FINAL_NORM || kind == HZ_Q_NORM ||
-        kind == HZ_K_NORM)
-        return INIT_ONE;
+        kind == HZ_K_NORM || kind == HZ_ATTN_POST_NORM || kind == HZ_MLP_POST_NORM)
+        return d->norm_offset != 0.0f ? INIT_ZERO : INIT_ONE;
     if (kind == HZ_BQKV) return INIT_ZERO;
     return INIT_NORMAL;
 }
@@ -102,7 +105,7 @@ static void init_range_at(uint16_t *w, int16_t *lo, int64_t base, const hz_plan 
         int64_t b = x->host_n > begin ? x->host_n : begin;
         int64_t e = x->host_n + x->rows * x->cols < end ? x->host_n + x->rows * x->cols : end;
         if (b >= e) continue;
-        int rule = rule_of(x->kind);
+        int rule = rule_of(x->kind, &p->dims);
         if (rule != INIT_NORMAL) {
             const_range(w, lo, base, rule == INIT_ONE ? 1.0f : 0.0f, b, e);
             continue;

@@ -1,5 +1,7 @@
 /* runtime/names.c - what the compiler and the runtime share: the names of the tables
  * (hz_tables.h) for messages and traces, and the FLOP accounting of DESIGN.md. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +25,20 @@ double hz_flops_per_token(const hz_dims *d)
     int64_t A = d->NH * d->HD, KV = d->NKV * d->HD;
     double block = (double)d->C * (A + 2 * KV) + (double)A * d->C + 3.0 * d->C * d->F;
     double n_matmul = d->L * block + (double)d->V * d->C;
-    return 6.0 * n_matmul + 6.0 * d->L * d->T * A;
+    double local_T = d->window > 0 && d->window < d->T ? (double)d->window : (double)d->T;
+    double keys = (double)(d->L - d->window_n) * d->T + (double)d->window_n * local_T;
+    return 6.0 * n_matmul + 6.0 * keys * A;
+}
+
+float hz_gemma_embed_scale(int64_t C)
+{
+    float f = (float)sqrt((double)C);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even; sqrt of a size is finite */
+    u &= 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
 #define HZ_CAPS_ENTRY(id, name, pinned, pcie, ...) {name, pinned, pcie, __VA_ARGS__},

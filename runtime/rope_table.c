@@ -1,6 +1,7 @@
 /* runtime/rope_table.c - the RoPE inverse-frequency table as Hugging Face transformers
- * computes it (default and llama3 rope types): host math both backends need, computed once
- * at start and read by the rope ops of either backend. Contract in rt.h. */
+ * computes it (default, llama3 and linear rope types; Gemma 3's local table): host math
+ * both backends need, computed once at start and read by the rope ops of either backend.
+ * Contract in rt.h. */
 #include <assert.h>
 #include <math.h>
 
@@ -23,6 +24,8 @@ void hz_rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope)
         float p = (float)pow((double)rope->theta, (double)e);
         inv_freq[i] = 1.0f / p;
     }
+    if (rope->linear > 0.0f) /* _compute_linear_scaling_rope_parameters: inv_freq /= factor */
+        for (int i = 0; i < HD / 2; i++) inv_freq[i] /= rope->linear;
     if (!rope->llama3) return;
     float factor = rope->factor, lo = rope->low_freq_factor, hi = rope->high_freq_factor;
     double old_len = (double)rope->original_max_pos;
@@ -44,6 +47,12 @@ void hz_rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope)
 void hz_rope_inv_freq_dims(float *inv_freq, const hz_dims *d)
 {
     hz_rope rope = {d->rope_theta, d->rope_llama3, d->rope_factor, d->rope_low_freq_factor,
-                    d->rope_high_freq_factor, d->rope_original_max_pos};
+                    d->rope_high_freq_factor, d->rope_original_max_pos, d->rope_linear};
+    hz_rope_inv_freq(inv_freq, (int)d->HD, &rope);
+}
+
+void hz_rope_inv_freq_local(float *inv_freq, const hz_dims *d)
+{
+    hz_rope rope = {.theta = d->rope_local_theta};
     hz_rope_inv_freq(inv_freq, (int)d->HD, &rope);
 }

@@ -76,19 +76,25 @@ static inline int64_t hz_boundary_buf(const hz_plan *p, int64_t j)
 }
 
 /* ---- RoPE (rope_table.c): the settings and the inverse-frequency table ---- */
-typedef struct hz_rope { /* Hugging Face "default" and "llama3" rope types */
+typedef struct hz_rope { /* Hugging Face "default", "llama3" and "linear" rope types */
     float theta;             /* base, e.g. 500000 */
     int llama3;              /* 1: apply llama3 frequency scaling */
     float factor;            /* llama3: scaling factor (e.g. 32) */
     float low_freq_factor;   /* llama3: e.g. 1 */
     float high_freq_factor;  /* llama3: e.g. 4 */
     int original_max_pos;    /* llama3: original_max_position_embeddings, e.g. 8192 */
+    float linear;            /* linear: every inv_freq divided by it (e.g. 8); 0 = none */
 } hz_rope;
 
-/* inv_freq[i] = theta^(-2i/HD) for i < HD/2, then llama3-scaled if asked; as transformers. */
+/* inv_freq[i] = theta^(-2i/HD) for i < HD/2, then llama3- or linear-scaled if asked; as
+ * transformers. */
 void hz_rope_inv_freq(float *inv_freq, int HD, const hz_rope *rope);
-/* The same for a plan's dims (head_dim and rope settings): the table both backends use. */
+/* The same for a plan's dims (head_dim and rope settings): the table both backends use for
+ * full-attention blocks. */
 void hz_rope_inv_freq_dims(float *inv_freq, const hz_dims *d);
+/* The table of sliding-window blocks (hz_unit.window > 0): base d->rope_local_theta, no
+ * scaling (transformers' Gemma 3 local rotary embedding). */
+void hz_rope_inv_freq_local(float *inv_freq, const hz_dims *d);
 
 /* ---- the host store (store.c, store_mem.c): SoA arrays of host_store_n elements each ----
  * Element i of every array belongs to the unit whose [host_n, host_n + padded_n) holds it

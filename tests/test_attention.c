@@ -142,6 +142,7 @@ int main(void) {
     test_attention_values(2, 150, 4, 2, 16, 64); /* the key block's, */
     test_attention_values(1, 150, 2, 1, 8, 97);  /* ragged across blocks, */
     test_attention_values(1, 40, 2, 2, 8, 40);   /* = T: full causal */
+    test_attention_values(1, 80, 4, 1, 256, 33); /* Gemma 3 1B's head_dim and MQA */
     test_attention_fd(0);
     test_attention_fd(2);
     TEST_END();

@@ -73,7 +73,7 @@ $hzc plan models/llama3-3b.yaml --json | python3 -c 'import json,sys; p=json.loa
     ok "plan --json carries the prediction" || bad "plan --json: no valid prediction"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
-expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda
+expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128, 256; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda
 # KEY=VALUE overrides, each checked as if it were in the file
 $hzc build models/tiny.yaml -o "$tmp/ov" --backend cpu shape.seq_len=64 training.lr=2e-5 > /dev/null 2> "$tmp/ov.log" &&
     python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); d=p["dims"]; t=p["training"]; assert d["T"] == 64 and abs(t["lr"] - 2e-5) < 1e-12, (d, t)' \

@@ -2,8 +2,9 @@
  *   1. safetensors: writer -> reader round trips (BF16, F16, F32, row ranges), every bad
  *      file refused with a message naming the file, sharded checkpoints and their index;
  *   2. hfmap: a planned model saved with hz_hf_save loads back bit-exactly with hz_hf_load
- *      (untied + qkv bias, tied, llama3 rope, Qwen3 q/k norms; single file and shards); missing, unexpected
- *      and mis-shaped tensors listed; fp32 checkpoints land exactly in the split master;
+ *      (untied + qkv bias, tied, llama3 rope, Qwen3 q/k norms, Gemma 3; single file and
+ *      shards); missing, unexpected and mis-shaped tensors listed; fp32 checkpoints land
+ *      exactly in the split master;
  *   3. import: transformers config.json fixtures (v4 and v5 rope layouts, Qwen2, Mistral,
  *      Llama 3 8B) to specs that spec_load accepts, and the unsupported ones refused. */
 #include <dirent.h>
@@ -468,8 +469,10 @@ static void hf_save_load(int variant)
               json_is_true(json_object_get(cfg, "tie_word_embeddings")) == spec.tied &&
               !strcmp(arch ? arch : "", variant == 0   ? "Qwen2ForCausalLM"
                                         : variant == 3 ? "Qwen3ForCausalLM"
+                                        : variant == 4 ? "Gemma3ForCausalLM"
                                                        : "LlamaForCausalLM") &&
-              json_is_object(json_object_get(cfg, "rope_scaling")) == spec.rope_llama3,
+              json_is_object(json_object_get(cfg, "rope_scaling")) ==
+                  (spec.rope_llama3 || spec.rope_linear),
           "variant %d: config.json parses: %s, kv heads, tie, rope_scaling", variant, arch ? arch : "?");
     if (variant == 2) {
         json_t *rs = json_object_get(cfg, "rope_scaling");
@@ -493,7 +496,12 @@ static void hf_save_load(int variant)
               back.tied == spec.tied && back.qkv_bias == spec.qkv_bias && back.qk_norm == spec.qk_norm &&
               back.rope_llama3 == spec.rope_llama3 && (float)back.norm_eps == (float)spec.norm_eps &&
               back.rope_theta == spec.rope_theta && back.rope_factor == spec.rope_factor &&
-              back.rope_original_max_pos == spec.rope_original_max_pos,
+              back.rope_original_max_pos == spec.rope_original_max_pos &&
+              back.family == spec.family && back.rope_linear == spec.rope_linear &&
+              back.sliding_window == spec.sliding_window &&
+              !memcmp(back.sliding, spec.sliding, (size_t)spec.L) &&
+              back.query_pre_attn_scalar == spec.query_pre_attn_scalar &&
+              back.rope_local_theta == spec.rope_local_theta,
           "variant %d: hzc import of the saved config.json gives the same architecture", variant);
     free(config);
     hz_store_free(&a);
@@ -812,7 +820,7 @@ int main(void)
     st_round_trip();
     st_bad_files();
     st_index();
-    for (int v = 0; v < 4; v++) hf_save_load(v);
+    for (int v = 0; v < TEST_SPEC_VARIANTS; v++) hf_save_load(v);
     hf_errors();
     import_good();
     import_errors();

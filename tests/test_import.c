@@ -113,11 +113,102 @@ static void refused(void)
     bad("layer-types", buf, "layer_types[3]: attention type \"chunked_attention\" is not supported");
 }
 
+/* tests/hf_configs/NAME.json (malloc'd, NUL-terminated), or NULL. */
+static char *fixture(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "tests/hf_configs/%s.json", name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = calloc(1, 1 << 16);
+    size_t n = text ? fread(text, 1, (1 << 16) - 1, f) : 0;
+    fclose(f);
+    if (text) text[n] = 0;
+    return text;
+}
+
+/* Gemma 3: the published 1B config (transformers 4), the 4B multimodal one (its text_config
+ * lists only what differs from Gemma3TextConfig), a 12B in transformers 5's layout
+ * (rope_parameters per layer type, layer_types) and a small one whose layer_types follow no
+ * pattern. Counts: the published totals less the vision tower and projector. */
+static void gemma3(void)
+{
+    hzc_spec s;
+    char *msg = NULL, *text = fixture("gemma3-1b");
+    int errs = text ? import_text("gemma3-1b", text, &s, &msg) : 1;
+    CHECK(errs == 0 && s.family == FAMILY_GEMMA3 && s.qk_norm && s.tied && s.V == 262144 &&
+              s.HD == 256 && s.NH == 4 && s.NKV == 1 && s.sliding_window == 512 &&
+              s.window_pattern == 6 && s.sliding[0] && !s.sliding[5] && s.sliding[6] &&
+              s.query_pre_attn_scalar == 256 && s.rope_theta == 1e6 && s.rope_local_theta == 1e4 &&
+              !s.rope_linear && s.norm_eps == 1e-6 && spec_param_count(&s) == 999885952LL,
+          "Gemma 3 1B (transformers 4): window 512, every 6th layer global, bases 1e6 and 1e4, "
+          "%lld parameters, want 999885952 (%s)", (long long)spec_param_count(&s), msg ? msg : "");
+    free(msg);
+    free(text);
+
+    msg = NULL;
+    text = fixture("gemma3-4b-multimodal");
+    errs = text ? import_text("gemma3-4b", text, &s, &msg) : 1;
+    CHECK(errs == 0 && s.family == FAMILY_GEMMA3 && s.V == 262208 && s.C == 2560 && s.L == 34 &&
+              s.NH == 8 && s.NKV == 4 && s.HD == 256 && s.F == 10240 && s.rope_linear &&
+              s.rope_factor == 8 && s.sliding_window == 1024 && s.tied &&
+              spec_param_count(&s) == 3880263168LL,
+          "Gemma 3 4B (Gemma3ForConditionalGeneration): text_config with Gemma3TextConfig's "
+          "defaults, linear rope x8, %lld parameters, want 3880263168 (%s)",
+          (long long)spec_param_count(&s), msg ? msg : "");
+    free(msg);
+    free(text);
+
+    msg = NULL;
+    text = fixture("gemma3-12b-v5");
+    errs = text ? import_text("gemma3-12b", text, &s, &msg) : 1;
+    CHECK(errs == 0 && s.family == FAMILY_GEMMA3 && s.rope_linear && s.rope_factor == 8 &&
+              s.rope_theta == 1e6 && s.rope_local_theta == 1e4 && s.window_pattern == 6 &&
+              !s.sliding[47] && s.sliding[46] && spec_param_count(&s) == 11766034176LL,
+          "Gemma 3 12B (transformers 5: rope_parameters per layer type, layer_types): pattern 6, "
+          "linear x8 on full_attention, %lld parameters, want 11766034176 (%s)",
+          (long long)spec_param_count(&s), msg ? msg : "");
+    free(msg);
+
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    char *at = strstr(buf, "\"attn_logit_softcapping\": null");
+    if (at) memcpy(at, "\"attn_logit_softcapping\": 50.0", 30);
+    bad("gemma3-softcap", buf, "attn_logit_softcapping: 50.0 is not supported");
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    if ((at = strstr(buf, "\"linear\""))) memcpy(at, "\"yarn\"  ", 8);
+    bad("gemma3-yarn", buf, "rope_parameters.full_attention: rope type \"yarn\" is not supported");
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    if ((at = strstr(buf, "\"gelu_pytorch_tanh\""))) memcpy(at, "\"gelu\"             ", 19);
+    bad("gemma3-gelu", buf, "hidden_activation: \"gelu\" is not supported");
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    if ((at = strstr(buf, "\"use_bidirectional_attention\": false")))
+        memcpy(at, "\"use_bidirectional_attention\": true ", 36);
+    bad("gemma3-bidi", buf, "use_bidirectional_attention: true is not supported");
+    snprintf(buf, sizeof buf, "%s", text ? text : "");
+    if ((at = strstr(buf, "\"num_hidden_layers\": 48"))) memcpy(at, "\"num_hidden_layers\": 47", 23);
+    bad("gemma3-layers", buf, "layer_types: expected a list of 47 attention types");
+    free(text);
+
+    msg = NULL;
+    text = fixture("gemma3-tiny-v5");
+    errs = text ? import_text("gemma3-tiny", text, &s, &msg) : 1;
+    CHECK(errs == 0 && s.L == 4 && s.sliding[0] && !s.sliding[1] && !s.sliding[2] && s.sliding[3] &&
+              s.query_pre_attn_scalar == 24 && s.HD == 32,
+          "Gemma 3 with layer_types that follow no pattern: written as layer_types (%s)",
+          msg ? msg : "");
+    free(msg);
+    free(text);
+    bad("gemma3-mm-no-text", "{\"architectures\": [\"Gemma3ForConditionalGeneration\"]}",
+        "missing required key 'text_config'");
+}
+
 int main(void)
 {
     if (test_tmp_open("import") != 0) return 1;
     good();
     refused();
+    gemma3();
     test_tmp_close();
     TEST_END();
 }

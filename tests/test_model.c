@@ -4,7 +4,8 @@
  *      plain forward + backward of the same model over the whole step at once;
  *   3. the AdamW update applied to the split master equal to torch.optim.AdamW's formula;
  *   4. a short training run whose loss falls.
- * Each runs for untied+bias, tied, llama3-rope-scaled and Qwen3 (q/k norm) variants. */
+ * Each runs for untied+bias, tied, llama3-rope-scaled, Qwen3 (q/k norm) and Gemma 3 (four
+ * (1 + w) norms, GeGLU, scaled embedding, a sliding-window layer) variants. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ static float frand(void) /* uniform in [-1, 1) */
 typedef struct plain {
     const hz_plan *p;
     hz_dims d;       /* dims with one micro-batch = the whole step */
-    float *inv_freq, *work, *head, *xs, *dx;
+    float *inv_freq, *inv_freq_local, *work, *head, *xs, *dx;
 } plain;
 
 static void plain_init(plain *m, const hz_plan *p)
@@ -40,6 +41,8 @@ static void plain_init(plain *m, const hz_plan *p)
     m->d.chunk_tokens = m->d.step_tokens;
     m->inv_freq = calloc((size_t)m->d.HD / 2, sizeof(float));
     hz_rope_inv_freq_dims(m->inv_freq, &m->d);
+    m->inv_freq_local = calloc((size_t)m->d.HD / 2, sizeof(float));
+    hz_rope_inv_freq_local(m->inv_freq_local, &m->d);
     m->work = calloc((size_t)cpu_work_floats(&m->d), sizeof(float));
     m->head = calloc((size_t)cpu_head_floats(&m->d), sizeof(float));
     m->xs = calloc((size_t)((m->d.L + 1) * m->d.step_tokens * m->d.C), sizeof(float));
@@ -49,6 +52,7 @@ static void plain_init(plain *m, const hz_plan *p)
 static void plain_free(plain *m)
 {
     free(m->inv_freq);
+    free(m->inv_freq_local);
     free(m->work);
     free(m->head);
     free(m->xs);
@@ -69,7 +73,9 @@ static cpu_block_params block_at(const hz_plan *p, float *base, int l)
                           tensor_ptr(p, base, HZ_BQKV, l),      tensor_ptr(p, base, HZ_WO, l),
                           tensor_ptr(p, base, HZ_MLP_NORM, l),  tensor_ptr(p, base, HZ_WGU, l),
                           tensor_ptr(p, base, HZ_WDOWN, l),     tensor_ptr(p, base, HZ_Q_NORM, l),
-                          tensor_ptr(p, base, HZ_K_NORM, l)};
+                          tensor_ptr(p, base, HZ_K_NORM, l),
+                          tensor_ptr(p, base, HZ_ATTN_POST_NORM, l),
+                          tensor_ptr(p, base, HZ_MLP_POST_NORM, l)};
     return b;
 }
 
@@ -82,11 +88,12 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
     for (int64_t i = 0; i < N; i++) trained += tg[i] != -100;
     cpu_work ws;
     cpu_work_bind(&ws, m->work, d);
-    embedding_forward(m->xs, in, tensor_ptr(p, W, HZ_WTE, -1), N, C);
+    embedding_scaled_forward(m->xs, in, tensor_ptr(p, W, HZ_WTE, -1), N, C, d->embed_scale);
     for (int l = 0; l < d->L; l++) {
         cpu_block_params w = block_at(p, W, l);
-        cpu_block_forward(d, m->inv_freq, &w, m->xs + l * N * C, m->xs + (l + 1) * N * C, &ws,
-                          NULL);
+        int64_t win = p->units[1 + l].window;
+        cpu_block_forward(d, win ? m->inv_freq_local : m->inv_freq, win, &w, m->xs + l * N * C,
+                          m->xs + (l + 1) * N * C, &ws, NULL);
     }
     float *lm = d->tied ? tensor_ptr(p, W, HZ_WTE, -1) : tensor_ptr(p, W, HZ_LM_HEAD, -1);
     float *dlm = G ? (d->tied ? tensor_ptr(p, G, HZ_WTE, -1) : tensor_ptr(p, G, HZ_LM_HEAD, -1))
@@ -98,9 +105,11 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
     if (G) {
         for (int l = (int)d->L - 1; l >= 0; l--) {
             cpu_block_params w = block_at(p, W, l), g = block_at(p, G, l);
-            cpu_block_backward(d, m->inv_freq, &w, &g, m->xs + l * N * C, m->dx, &ws, 1, NULL);
+            int64_t win = p->units[1 + l].window;
+            cpu_block_backward(d, win ? m->inv_freq_local : m->inv_freq, win, &w, &g,
+                               m->xs + l * N * C, m->dx, &ws, 1, NULL);
         }
-        embedding_backward(tensor_ptr(p, G, HZ_WTE, -1), m->dx, in, N, C);
+        embedding_scaled_backward(tensor_ptr(p, G, HZ_WTE, -1), m->dx, in, N, C, d->embed_scale);
     }
     return sum / (double)trained;
 }
@@ -123,9 +132,11 @@ static void gradcheck(const hz_plan *p, int variant)
     for (int t = 0; t < p->tensor_n; t++) {
         const hz_tensor *x = &p->tensors[t];
         int norm = x->kind == HZ_ATTN_NORM || x->kind == HZ_MLP_NORM || x->kind == HZ_FINAL_NORM ||
-                   x->kind == HZ_Q_NORM || x->kind == HZ_K_NORM;
-        for (int64_t e = 0; e < x->rows * x->cols; e++)
-            W[x->host_n + e] = norm ? 1.0f + 0.3f * frand() : 0.3f * frand();
+                   x->kind == HZ_Q_NORM || x->kind == HZ_K_NORM || x->kind == HZ_ATTN_POST_NORM ||
+                   x->kind == HZ_MLP_POST_NORM;
+        /* a norm's effective weight near 1: w itself, or (1 + w) with Gemma's offset */
+        float base = norm ? 1.0f - p->dims.norm_offset : 0.0f;
+        for (int64_t e = 0; e < x->rows * x->cols; e++) W[x->host_n + e] = base + 0.3f * frand();
     }
     int32_t in[64], tg[64];
     random_tokens(p, in, tg);
@@ -260,7 +271,7 @@ static void learns(const hz_plan *p, int variant)
 
 int main(void)
 {
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < TEST_SPEC_VARIANTS; variant++) {
         hzc_spec s = make_spec(variant);
         hzc_plan pl;
         plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};

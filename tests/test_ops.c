@@ -104,12 +104,38 @@ typedef struct emb_ctx {
     float *wte, *out, *R;
     const int32_t *tok;
     int64_t N, C;
+    float scale; /* 0: the plain lookup */
 } emb_ctx;
 
 static double emb_loss(void *p) {
     emb_ctx *c = p;
-    embedding_forward(c->out, c->tok, c->wte, c->N, c->C);
+    if (c->scale != 0.0f) embedding_scaled_forward(c->out, c->tok, c->wte, c->N, c->C, c->scale);
+    else embedding_forward(c->out, c->tok, c->wte, c->N, c->C);
     return dot_r(c->out, c->R, c->N * c->C);
+}
+
+/* Gemma 3's scaled lookup: out = wte[tok] * scale, dwte += dout * scale; scale 1 is the plain
+ * lookup bit for bit. */
+static void test_embedding_scaled(void) {
+    static const int32_t tok[7] = {3, 0, 5, 3, 2, 3, 0};
+    int64_t V = 6, C = 5, N = 7;
+    emb_ctx c = {.tok = tok, .N = N, .C = C, .scale = 34.0f};
+    c.wte = rand_buf(V * C, 1.0f), c.out = rand_buf(N * C, 1.0f), c.R = rand_buf(N * C, 1.0f);
+    float *plain = rand_buf(N * C, 1.0f);
+    embedding_scaled_forward(c.out, tok, c.wte, N, C, 1.0f);
+    embedding_forward(plain, tok, c.wte, N, C);
+    CHECK(!memcmp(c.out, plain, (size_t)(N * C) * sizeof(float)),
+          "scaled embedding with scale 1 = the plain lookup (bitwise)");
+    embedding_scaled_forward(c.out, tok, c.wte, N, C, c.scale);
+    int same = 1;
+    for (int64_t i = 0; i < N * C; i++) same &= c.out[i] == c.wte[tok[i / C] * C + i % C] * 34.0f;
+    CHECK(same, "scaled embedding rows are 34 x the wte rows of their tokens");
+    float *dwte0 = rand_buf(V * C, 1.0f), *dwte = copy_buf(dwte0, V * C);
+    embedding_scaled_backward(dwte, c.R, tok, N, C, c.scale);
+    float *d = delta(dwte, dwte0, V * C);
+    fd_check("scaled embedding dwte (+=, repeated tokens)", c.wte, V * C, d, emb_loss, &c, 1e-2f,
+             2e-3, 1e-3);
+    free(c.wte), free(c.out), free(c.R), free(plain), free(dwte0), free(dwte), free(d);
 }
 
 static void test_embedding(void) {
@@ -135,13 +161,58 @@ static void test_embedding(void) {
 typedef struct rms_ctx {
     float *inp, *w, *out, *rstd, *R;
     int64_t N, C;
-    float eps;
+    float eps, offset; /* offset 1: Gemma 3's x * (1 + w) */
 } rms_ctx;
 
 static double rms_loss(void *p) {
     rms_ctx *c = p;
-    rmsnorm_forward(c->out, c->rstd, c->inp, c->w, c->N, c->C, c->eps);
+    if (c->offset != 0.0f)
+        rmsnorm_offset_forward(c->out, c->rstd, c->inp, c->w, c->N, c->C, c->eps, c->offset);
+    else
+        rmsnorm_forward(c->out, c->rstd, c->inp, c->w, c->N, c->C, c->eps);
     return dot_r(c->out, c->R, c->N * c->C);
+}
+
+/* Gemma3RMSNorm: out = (x * rstd) * (1 + w); zero weights are the identity norm; offset 0 is
+ * LlamaRMSNorm bit for bit. */
+static void test_rmsnorm_offset(void) {
+    int64_t N = 4, C = 33;
+    float eps = 1e-6f;
+    float *inp = rand_buf(N * C, 2.0f), *w = rand_buf(C, 0.5f), *out = rand_buf(N * C, 1.0f);
+    float *ref = rand_buf(N * C, 1.0f), *rstd = rand_buf(N, 1.0f), *zero = calloc((size_t)C, 4);
+    double *want = dbuf(N * C), *unit = dbuf(N * C);
+    for (int64_t n = 0; n < N; n++) {
+        double ss = 0.0;
+        for (int64_t i = 0; i < C; i++) ss += (double)inp[n * C + i] * inp[n * C + i];
+        double r = 1.0 / sqrt(ss / (double)C + eps);
+        for (int64_t i = 0; i < C; i++) {
+            want[n * C + i] = (1.0 + w[i]) * inp[n * C + i] * r;
+            unit[n * C + i] = inp[n * C + i] * r;
+        }
+    }
+    rmsnorm_offset_forward(out, rstd, inp, w, N, C, eps, 1.0f);
+    check_tensor("rmsnorm (1 + w) out vs formula", out, want, N * C, 1e-6, 1e-6);
+    rmsnorm_offset_forward(out, rstd, inp, zero, N, C, eps, 1.0f);
+    check_tensor("rmsnorm (1 + w) with w = 0 is x * rstd", out, unit, N * C, 1e-6, 1e-6);
+    rmsnorm_offset_forward(out, rstd, inp, w, N, C, eps, 0.0f);
+    rmsnorm_forward(ref, rstd, inp, w, N, C, eps);
+    CHECK(!memcmp(out, ref, (size_t)(N * C) * sizeof(float)),
+          "rmsnorm offset 0 = rmsnorm_forward (bitwise)");
+    free(inp), free(w), free(out), free(ref), free(rstd), free(zero), free(want), free(unit);
+
+    rms_ctx c = {.N = 3, .C = 8, .eps = 1e-6f, .offset = 1.0f};
+    c.inp = rand_buf(c.N * c.C, 1.0f), c.w = rand_buf(c.C, 0.5f);
+    c.out = rand_buf(c.N * c.C, 1.0f), c.rstd = rand_buf(c.N, 1.0f);
+    c.R = rand_buf(c.N * c.C, 1.0f);
+    rms_loss(&c);
+    float *dinp = rand_buf(c.N * c.C, 100.0f);
+    float *dw0 = rand_buf(c.C, 1.0f), *dw = copy_buf(dw0, c.C);
+    rmsnorm_offset_backward(dinp, dw, c.R, c.inp, c.w, c.rstd, c.N, c.C, 1.0f);
+    float *ddw = delta(dw, dw0, c.C);
+    fd_check("rmsnorm (1 + w) dinp", c.inp, c.N * c.C, dinp, rms_loss, &c, 1e-3f, 5e-4, 2e-3);
+    fd_check("rmsnorm (1 + w) dw (+=)", c.w, c.C, ddw, rms_loss, &c, 1e-3f, 5e-4, 2e-3);
+    free(c.inp), free(c.w), free(c.out), free(c.rstd), free(c.R), free(dinp), free(dw0), free(dw);
+    free(ddw);
 }
 
 static void test_rmsnorm(void) {
@@ -235,6 +306,25 @@ static void test_rope_inv_freq(void) {
     hz_rope_inv_freq(inv, 64, &l32);
     inv_freq_double(want, 64, &l32);
     check_tensor("rope inv_freq llama3 (Llama 3.2) HD64", inv, want, 32, 0.0, 1e-6);
+
+    /* Gemma 3: linear scaling (x8) of the global table, each inv_freq divided in float; the
+     * local table of the dims is the plain one of rope_local_theta */
+    float g[128], g_plain[128];
+    hz_rope lin = {.theta = 1000000.0f, .linear = 8.0f}, unscaled = {.theta = 1000000.0f};
+    hz_rope_inv_freq(g, 256, &lin);
+    hz_rope_inv_freq(g_plain, 256, &unscaled);
+    int divided = 1;
+    for (int i = 0; i < 128; i++) divided &= g[i] == g_plain[i] / 8.0f;
+    CHECK(divided, "rope linear x8 (Gemma 3 global layers, HD 256): every inv_freq / 8 in float");
+    hz_dims d = {.HD = 256, .rope_theta = 1000000.0f, .rope_linear = 8.0f,
+                 .rope_local_theta = 10000.0f};
+    hz_rope local = {.theta = 10000.0f};
+    hz_rope_inv_freq_local(g, &d);
+    hz_rope_inv_freq(g_plain, 256, &local);
+    CHECK(!memcmp(g, g_plain, sizeof g), "rope local table: base rope_local_theta, unscaled");
+    hz_rope_inv_freq_dims(g, &d);
+    hz_rope_inv_freq(g_plain, 256, &lin);
+    CHECK(!memcmp(g, g_plain, sizeof g), "rope global table of the dims: linear scaling applied");
 }
 
 typedef struct rope_ctx {
@@ -428,7 +518,9 @@ int main(void) {
     test_matmul_backward_values();
     test_matmul_fd();
     test_embedding();
+    test_embedding_scaled();
     test_rmsnorm();
+    test_rmsnorm_offset();
     test_rope_inv_freq();
     test_rope();
     test_swiglu();

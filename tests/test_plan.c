@@ -15,13 +15,16 @@ static const char *const models[] = {"models/tiny.yaml", "models/llama3-1b.yaml"
                                      "models/llama3-3b.yaml", "models/llama3-8b.yaml",
                                      "models/qwen2.5-0.5b.yaml", "models/qwen2.5-7b.yaml",
                                      "models/mistral-7b.yaml", "models/qwen3-0.6b.yaml",
-                                     "models/qwen3-8b.yaml", "models/qwen3-14b.yaml"};
+                                     "models/qwen3-8b.yaml", "models/qwen3-14b.yaml",
+                                     "models/gemma3-1b.yaml", "models/gemma3-4b.yaml",
+                                     "models/gemma3-12b.yaml", "models/gemma3-27b.yaml"};
 
 /* The buffer lists of runtime/hz_layout.h: every buffer lies inside its region, after the
  * previous one, aligned for its element type; the workspace has the size of the list the
  * block code uses, counted here by hand: the saved forward activations (bf16: q k v att
- * xmid gu, with qk_norm qpre kpre; fp32: two rstd, lse, with qk_norm rstdq rstdk), then the scratch (bf16: the recomputed xn xn2 h, qkv and
- * the gradients; fp32: the deterministic partials). */
+ * xmid gu, with qk_norm qpre kpre, with post norms ao mo; fp32: two rstd, lse, with qk_norm
+ * rstdq rstdk, with post norms two more rstd), then the scratch (bf16: the recomputed xn xn2
+ * h, qkv and the gradients; fp32: the deterministic partials). */
 static int64_t al256(int64_t b) { return (b + 255) / 256 * 256; }
 static int64_t pages(int64_t b) { return (b + 4095) / 4096 * 4096; }
 
@@ -30,9 +33,9 @@ static void check_layout(const char *name, const hz_plan *p)
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     int64_t QKV = A + 2 * KV;
-    int64_t QN = d->qk_norm ? 1 : 0;
-    int64_t saved_bf = N * (A + 2 * KV + A + C + 2 * F) + QN * N * (A + KV);
-    int64_t saved_f32 = 2 * N + d->B * d->NH * d->T + QN * N * (d->NH + d->NKV);
+    int64_t QN = d->qk_norm ? 1 : 0, PN = d->post_norms ? 1 : 0;
+    int64_t saved_bf = N * (A + 2 * KV + A + C + 2 * F) + QN * N * (A + KV) + PN * 2 * N * C;
+    int64_t saved_f32 = 2 * N + d->B * d->NH * d->T + QN * N * (d->NH + d->NKV) + PN * 2 * N;
     int64_t scratch_bf = N * (C + C + F + QKV + F + 2 * F + C + C + A + A + 2 * KV + QKV + C);
     int64_t part = HZ_PART_ROWS * (C > QKV ? C : QKV);
     int64_t saved = al256(2 * saved_bf) + al256(4 * saved_f32);
@@ -199,8 +202,8 @@ static void check_caps(void)
     CHECK(cuda && cpu && !hz_caps_find("metal"), "backends found by name, unknown ones not");
     if (!cuda || !cpu) return;
     int ok128 = hz_caps_head_dim_ok(cuda, 128, list, sizeof list);
-    CHECK(ok128 && !hz_caps_head_dim_ok(cuda, 96, NULL, 0) && strcmp(list, "32, 64, 128") == 0,
-          "cuda runs head_dim 128, not 96; lists \"%s\"", list);
+    CHECK(ok128 && !hz_caps_head_dim_ok(cuda, 96, NULL, 0) && strcmp(list, "32, 64, 128, 256") == 0,
+          "cuda runs head_dim 128 and Gemma 3's 256, not 96; lists \"%s\"", list);
     CHECK(hz_caps_head_dim_ok(cpu, 96, NULL, 0) && !hz_caps_head_dim_ok(cpu, 7, NULL, 0),
           "cpu runs any even head_dim");
     CHECK(cuda->pinned_host && cuda->pcie && !cpu->pinned_host && !cpu->pcie,
@@ -739,7 +742,12 @@ int main(void)
         long long params;
     } counts[] = {{"models/qwen3-0.6b.yaml", 596049920ll},
                   {"models/qwen3-8b.yaml", 8190735360ll},
-                  {"models/qwen3-14b.yaml", 14768307200ll}};
+                  {"models/qwen3-14b.yaml", 14768307200ll},
+                  /* Gemma 3: four norms a layer; the published totals less the vision tower */
+                  {"models/gemma3-1b.yaml", 999885952ll},
+                  {"models/gemma3-4b.yaml", 3880263168ll},
+                  {"models/gemma3-12b.yaml", 11766034176ll},
+                  {"models/gemma3-27b.yaml", 27009346304ll}};
     for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
         hzc_spec q;
         hzc_plan qp;
@@ -747,6 +755,51 @@ int main(void)
         CHECK(ok && qp.p.params_n == counts[i].params, "%s: %lld parameters, want %lld", counts[i].path,
               ok ? (long long)qp.p.params_n : -1ll, counts[i].params);
         if (ok) plan_free(&qp);
+    }
+
+    /* Gemma 3 1B: every 6th block global, the rest windowed; the plan's Gemma numerics */
+    {
+        hzc_spec g;
+        hzc_plan gp;
+        int ok = spec_load("models/gemma3-1b.yaml", &g, stderr) == 0 &&
+                 plan_build(&g, &none, &gp, stderr) == 0;
+        int pattern = ok;
+        for (int i = 0; ok && i < gp.p.unit_n; i++) {
+            const hz_unit *u = &gp.p.units[i];
+            if (u->kind == HZ_BLOCK) pattern &= u->window == ((u->layer + 1) % 6 ? 512 : 0);
+            else pattern &= u->window == 0;
+        }
+        const hz_dims *gd = ok ? &gp.p.dims : NULL;
+        CHECK(pattern && gd->window == 512 && gd->window_n == 22 && gd->embed_scale == 34.0f &&
+                  gd->attn_scale == 0.0625f && gd->norm_offset == 1.0f && gd->post_norms &&
+                  gd->geglu && gd->rope_local_theta == 10000.0f && gd->rope_linear == 0.0f,
+              "gemma3-1b: window 512 on blocks with (l + 1) %% 6 != 0 (22 of 26), embedding x "
+              "bf16(sqrt(1152)) = 34, scale 256^-0.5, (1 + w) norms, GeGLU, local base 1e4");
+        /* model FLOPs: the windowed blocks count their 512 keys, not seq_len's 2048 */
+        double A = 4.0 * 256, full = 6.0 * 26 * 2048 * A, windowed = 6.0 * (4 * 2048 + 22 * 512) * A;
+        if (ok) {
+            /* the time model: a windowed block's forward and backward take less than a
+             * global one's, by its attention alone */
+            tm_ceilings tc;
+            tm_defaults(&tc);
+            double fwd[2] = {0, 0}, bwd[2] = {0, 0};
+            for (int i = 0; i < gp.p.op_n; i++) {
+                const hz_op *o = &gp.p.ops[i];
+                const hz_unit *u = &gp.p.units[o->unit];
+                if (u->kind != HZ_BLOCK || o->micro != 0) continue;
+                if (o->kind == HZ_FWD) fwd[u->window > 0] = tm_op_seconds(&gp.p, &tc, i);
+                if (o->kind == HZ_BWD) bwd[u->window > 0] = tm_op_seconds(&gp.p, &tc, i);
+            }
+            CHECK(fwd[1] > 0 && fwd[1] < fwd[0] && bwd[1] > 0 && bwd[1] < bwd[0],
+                  "gemma3-1b time model: a windowed block's forward %.3g s < a global one's %.3g s, "
+                  "backward %.3g s < %.3g s", fwd[1], fwd[0], bwd[1], bwd[0]);
+            hz_dims nowin = *gd;
+            nowin.window_n = 0;
+            double diff = hz_flops_per_token(&nowin) - hz_flops_per_token(gd);
+            CHECK_CLOSE("gemma3-1b attention FLOPs saved by the window", diff, full - windowed,
+                        0, 1e-9);
+            plan_free(&gp);
+        }
     }
 
     /* a plan that does not fit says by how much and which knob to turn */

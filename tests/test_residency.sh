@@ -2,9 +2,9 @@
 # tests/test_residency.sh - every placement of a plan (the plan: section) trains the same
 # numbers: on the cpu backend the resident units' updates, the kept blocks' saved activations
 # gradients held on the GPU and the default streaming give bit-identical masters, losses and
-# norms, with and without gradient clipping, tied and untied, and a Qwen3 variant (its q/k
-# norms' buffers among the kept activations); a checkpoint of one placement resumes into
-# another.
+# norms, with and without gradient clipping, tied and untied, a Qwen3 variant (its q/k
+# norms' buffers among the kept activations) and a Gemma 3 one (its output norms' buffers,
+# windowed blocks); a checkpoint of one placement resumes into another.
 # Run from the repository root after make.
 hzc=build/hzc
 tmp=$(mktemp -d /tmp/hzc-res.XXXXXX)
@@ -28,10 +28,11 @@ run() {
 }
 same() { [ -s "$tmp/$1.raw" ] && cmp -s "$tmp/$1.raw" "$tmp/$2.raw" && [ -s "$tmp/$1.loss" ] && cmp -s "$tmp/$1.loss" "$tmp/$2.loss"; }
 
-for v in tied untied qwen3; do
+for v in tied untied qwen3 gemma3; do
     edit=s/^//
     [ $v = untied ] && edit='s/tie_embeddings: true/tie_embeddings: false/'
     [ $v = qwen3 ] && edit='s/family: llama/family: qwen3/'
+    [ $v = gemma3 ] && edit='s/family: llama/family: gemma3\n  sliding_window: 48\n  sliding_window_pattern: 2/'
     spec "$v-base" "" "$edit"
     spec "$v-all" '  resident_blocks: 4\n  resident_ends: true\n' "$edit"
     spec "$v-half" '  resident_blocks: 2\n  keep_activations: 3\n' "$edit"

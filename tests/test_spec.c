@@ -115,6 +115,15 @@ static const model_want models[] = {
      1e-6, 1e6, 0, 0, 0, 0, 2048, 65536, 8192, 8190735360, 1},
     {"models/qwen3-14b.yaml", "qwen3-14b", FAMILY_QWEN3, 151936, 5120, 40, 40, 8, 128, 17408,
      1e-6, 1e6, 0, 0, 0, 0, 2048, 65536, 8192, 14768307200, 1},
+    /* Gemma 3: the text models (published totals less the vision tower and projector) */
+    {"models/gemma3-1b.yaml", "gemma3-1b", FAMILY_GEMMA3, 262144, 1152, 26, 4, 1, 256, 6912,
+     1e-6, 1e6, 0, 0, 1, 0, 2048, 65536, 8192, 999885952, 1},
+    {"models/gemma3-4b.yaml", "gemma3-4b", FAMILY_GEMMA3, 262208, 2560, 34, 8, 4, 256, 10240,
+     1e-6, 1e6, 0, 0, 1, 0, 2048, 65536, 8192, 3880263168, 1},
+    {"models/gemma3-12b.yaml", "gemma3-12b", FAMILY_GEMMA3, 262208, 3840, 48, 16, 8, 256, 15360,
+     1e-6, 1e6, 0, 0, 1, 0, 2048, 65536, 8192, 11766034176, 1},
+    {"models/gemma3-27b.yaml", "gemma3-27b", FAMILY_GEMMA3, 262208, 5376, 62, 32, 16, 128, 21504,
+     1e-6, 1e6, 0, 0, 1, 0, 2048, 65536, 8192, 27009346304, 1},
 };
 
 static void test_models(void) {
@@ -301,12 +310,41 @@ static void test_bad_inputs(void) {
                "optimizer_state: unknown optimizer-state precision 'int4'; did you mean 'int8'? "
                "(supported: fp32, bf16 or int8)");
     expect_one("tests/bad/rope_type.yaml", "tests/bad/rope_type.yaml:9:11: error: ",
-               "unsupported rope_scaling type 'linear'");
+               "unsupported rope_scaling type 'yarn'");
     /* qwen3 defaults: q/k norms on, biases off; both on is refused where it was written */
     expect_one("tests/bad/qk_norm_bias.yaml", "tests/bad/qk_norm_bias.yaml:10:13: error: ",
                "qk_norm and qkv_bias together are no transformers model");
     expect_one("tests/bad/qk_norm_type.yaml", "tests/bad/qk_norm_type.yaml:9:12: error: ",
                "qk_norm: expected true or false, got 'per_head'");
+
+    /* gemma3: its keys only there, the layer pattern checked entry by entry, its fixed parts */
+    t = expect_errors("tests/bad/gemma3_other_family.yaml", 2);
+    expect_line(t, "tests/bad/gemma3_other_family.yaml:8:3: error: ",
+                "sliding_window: only for family gemma3");
+    expect_line(t, "tests/bad/gemma3_other_family.yaml:9:3: error: ",
+                "query_pre_attn_scalar: only for family gemma3");
+    free(t);
+    expect_one("tests/bad/gemma3_layer_types.yaml", "tests/bad/gemma3_layer_types.yaml:9:52: error: ",
+               "layer_types: unknown attention type 'local_attention' (supported: full_attention "
+               "or sliding_attention)");
+    expect_one("tests/bad/gemma3_layer_count.yaml", "tests/bad/gemma3_layer_count.yaml:9:16: error: ",
+               "layer_types: 2 entries for 4 layers (num_layers)");
+    expect_one("tests/bad/gemma3_no_window.yaml", "tests/bad/gemma3_no_window.yaml:8:3: error: ",
+               "sliding_window_pattern: needs sliding_window");
+    expect_one("tests/bad/gemma3_both_patterns.yaml",
+               "tests/bad/gemma3_both_patterns.yaml:10:3: error: ",
+               "layer_types and sliding_window_pattern together");
+    t = expect_errors("tests/bad/gemma3_flags.yaml", 3);
+    expect_line(t, "tests/bad/gemma3_flags.yaml:8:12: error: ", "qk_norm: gemma3 always has q/k norms");
+    expect_line(t, "tests/bad/gemma3_flags.yaml:9:13: error: ", "qkv_bias: gemma3 has no q/k/v biases");
+    expect_line(t, "tests/bad/gemma3_flags.yaml:13:5: error: ",
+                "low_freq_factor: not a key of linear rope scaling");
+    free(t);
+    t = expect_errors("tests/bad/gemma3_llama3_rope.yaml", 2);
+    expect_line(t, "tests/bad/gemma3_llama3_rope.yaml:8:19: error: ", "sliding_window: must be positive");
+    expect_line(t, "tests/bad/gemma3_llama3_rope.yaml:10:11: error: ",
+                "type: gemma3 takes linear rope scaling, not llama3");
+    free(t);
 
     t = expect_errors("tests/bad/rope_factors.yaml", 2);
     expect_line(t, "tests/bad/rope_factors.yaml:8:3: error: ",

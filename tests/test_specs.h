@@ -1,9 +1,13 @@
 /* tests/test_specs.h - the small models the whole-model tests share: variant 0 is a
  * Qwen2-like model (untied, q/k/v biases), 1 a tied Llama, 2 a Llama with llama3 rope
  * scaling (small original_max_position, so all three frequency bands occur), 3 a tied
- * Qwen3-like model (per-head q/k norms, no biases, head_dim * num_heads != hidden_size). */
+ * Qwen3-like model (per-head q/k norms, no biases, head_dim * num_heads != hidden_size), 4 a
+ * Gemma 3-like model ((1 + w) norms, four a block, GeGLU, embedding scale, query_pre_attn_scalar
+ * other than head_dim, layer 0 sliding with a window shorter than seq_len and its own RoPE
+ * base, layer 1 global with linear rope scaling). */
 #ifndef HZ_TEST_SPECS_H
 #define HZ_TEST_SPECS_H
+#define TEST_SPEC_VARIANTS 5
 #include <stdio.h>
 #include <string.h>
 
@@ -14,7 +18,10 @@ static inline hzc_spec make_spec(int variant)
     hzc_spec s;
     memset(&s, 0, sizeof s);
     snprintf(s.name, sizeof s.name, "hf%d", variant);
-    s.family = variant == 0 ? FAMILY_QWEN2 : variant == 3 ? FAMILY_QWEN3 : FAMILY_LLAMA;
+    s.family = variant == 0   ? FAMILY_QWEN2
+               : variant == 3 ? FAMILY_QWEN3
+               : variant == 4 ? FAMILY_GEMMA3
+                              : FAMILY_LLAMA;
     s.V = 32;
     s.C = 16;
     s.L = 2;
@@ -24,6 +31,7 @@ static inline hzc_spec make_spec(int variant)
     s.F = 24;
     s.norm_eps = 1e-5;
     s.rope_theta = 10000;
+    s.rope_local_theta = 10000;
     s.T = 8;
     s.micro_tokens = 16;
     s.step_tokens = 32;
@@ -36,11 +44,25 @@ static inline hzc_spec make_spec(int variant)
     s.min_lr_ratio = 0.1;
     s.seed = 7;
     s.qkv_bias = variant == 0;
-    s.tied = variant == 1 || variant == 3;
+    s.tied = variant == 1 || variant == 3 || variant == 4;
     if (variant == 3) {
         s.qk_norm = 1;
         s.HD = 8; /* 4 heads of 8: q is 32 wide, twice the residual stream */
         s.rope_theta = 1000000;
+    }
+    if (variant == 4) {
+        s.qk_norm = 1;
+        s.HD = 8;
+        s.norm_eps = 1e-6;
+        s.rope_theta = 1000000;
+        s.rope_local_theta = 100;
+        s.rope_linear = 1;
+        s.rope_factor = 4;
+        s.query_pre_attn_scalar = 6;
+        s.sliding_window = 3;
+        s.window_pattern = 2;
+        s.sliding[0] = 1; /* (i + 1) % 2 != 0: layer 0 local, layer 1 global */
+        s.sliding[2] = 1;
     }
     if (variant == 2) {
         s.rope_llama3 = 1;

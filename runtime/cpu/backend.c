@@ -15,6 +15,7 @@ typedef struct cpu_state {
     float **wslot, **gslot, *ghead;
     int64_t wslot_n, gslot_n, ghead_n;
     float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
+    float *inv_freq_local;   /* the RoPE table of sliding-window blocks (hz_unit.window) */
     float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
     /* resident units: their w, lo, m, v (in the plan's optimizer state), fp32 gradients and
      * int8 scales live in res[] (the RESIDENT region as the GPU holds it, hz_resident_layout,
@@ -82,13 +83,15 @@ static int cpu_init(hz_ctx *c)
     s->work_mem = falloc(s, cpu_work_floats(d));
     s->head_mem = falloc(s, cpu_head_floats(d));
     s->inv_freq = falloc(s, d->HD / 2);
+    s->inv_freq_local = falloc(s, d->HD / 2);
     s->inputs = calloc((size_t)d->step_tokens, sizeof(int32_t));
     s->targets = calloc((size_t)d->step_tokens, sizeof(int32_t));
     if (!s->inputs || !s->targets) return -1;
     s->op_t0 = calloc((size_t)p->op_n, sizeof(float));
     s->op_t1 = calloc((size_t)p->op_n, sizeof(float));
     if (!s->op_t0 || !s->op_t1) return -1;
-    if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq)
+    if (!s->ghead || !s->boundary || !s->dgrad || !s->work_mem || !s->head_mem || !s->inv_freq ||
+        !s->inv_freq_local)
         return -1;
     cpu_work_bind(&s->work, s->work_mem, d);
     int64_t span = 0;
@@ -119,6 +122,7 @@ static int cpu_init(hz_ctx *c)
     if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * d->n_micro * s->saved_n)))
         return -1;
     hz_rope_inv_freq_dims(s->inv_freq, d);
+    hz_rope_inv_freq_local(s->inv_freq_local, d);
     return 0;
 }
 
@@ -164,7 +168,8 @@ static cpu_block_params block_params(const hz_plan *p, const hz_unit *u, float *
         tensor_at(p, u, HZ_BQKV, base, grad),      tensor_at(p, u, HZ_WO, base, grad),
         tensor_at(p, u, HZ_MLP_NORM, base, grad),  tensor_at(p, u, HZ_WGU, base, grad),
         tensor_at(p, u, HZ_WDOWN, base, grad),     tensor_at(p, u, HZ_Q_NORM, base, grad),
-        tensor_at(p, u, HZ_K_NORM, base, grad)};
+        tensor_at(p, u, HZ_K_NORM, base, grad),    tensor_at(p, u, HZ_ATTN_POST_NORM, base, grad),
+        tensor_at(p, u, HZ_MLP_POST_NORM, base, grad)};
     return b;
 }
 
@@ -201,12 +206,14 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
     int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)m * N;
     float *out = boundary_at(c, u->layer + 1, mtok);
     if (u->kind == HZ_EMBED) {
-        embedding_forward(out, s->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C);
+        embedding_scaled_forward(out, s->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C,
+                                 d->embed_scale);
         hz_kclock_mark(s->kc, hz_kc(HZ_KR_EMBED_FWD, 0.0, 8.0 * (double)(N * C) + 4.0 * N));
     } else {
         cpu_block_params w = block_params(p, u, slot, 0);
         cpu_work ws = unit_work(s, p, u, m);
-        cpu_block_forward(d, s->inv_freq, &w, boundary_at(c, u->layer, mtok), out, &ws, s->kc);
+        cpu_block_forward(d, u->window ? s->inv_freq_local : s->inv_freq, u->window, &w,
+                          boundary_at(c, u->layer, mtok), out, &ws, s->kc);
     }
 }
 
@@ -327,7 +334,8 @@ static void op_bwd(hz_ctx *c, const hz_op *o)
             memset(dwte, 0, (size_t)(d->V * C) * sizeof(float));
             hz_kclock_mark(s->kc, copy_cost(HZ_KR_MEMSET, d->V * C, 4));
         }
-        embedding_backward(dwte, s->dgrad + mtok * C, s->inputs + mtok, N, C);
+        embedding_scaled_backward(dwte, s->dgrad + mtok * C, s->inputs + mtok, N, C,
+                                  d->embed_scale);
         hz_kclock_mark(s->kc, hz_kc(HZ_KR_EMBED_BWD, 0.0, 12.0 * (double)(N * C) + 4.0 * N));
         return;
     }
@@ -338,8 +346,8 @@ static void op_bwd(hz_ctx *c, const hz_op *o)
     float *slot = op_slot(c, o);
     cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
     cpu_work ws = unit_work(s, p, u, o->micro);
-    cpu_block_backward(d, s->inv_freq, &w, &g, boundary_at(c, u->layer, mtok),
-                       s->dgrad + mtok * C, &ws, !u->keep, s->kc);
+    cpu_block_backward(d, u->window ? s->inv_freq_local : s->inv_freq, u->window, &w, &g,
+                       boundary_at(c, u->layer, mtok), s->dgrad + mtok * C, &ws, !u->keep, s->kc);
 }
 
 static void op_store_g(hz_ctx *c, const hz_op *o)
@@ -553,6 +561,7 @@ static void cpu_destroy(hz_ctx *c)
     free(s->work_mem);
     free(s->head_mem);
     free(s->inv_freq);
+    free(s->inv_freq_local);
     free(s->inputs);
     free(s->targets);
     free(s->op_t0);

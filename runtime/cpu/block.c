@@ -1,9 +1,12 @@
 /* runtime/cpu/block.c - the decoder block and the loss head from the cpu ops (fp32).
- * Forward: x -> rmsnorm -> q,k,v (+bias) [-> per-head rmsnorm of q and k: Qwen3's q_norm,
- *          k_norm, each head a row of HD] -> rope -> attention -> o_proj -> + x = xmid
- *          xmid -> rmsnorm -> gate, up -> silu(gate)*up -> down -> + xmid = out.
+ * Forward: x -> rmsnorm -> q,k,v (+bias) [-> per-head rmsnorm of q and k: Qwen3's and
+ *          Gemma 3's q_norm, k_norm, each head a row of HD] -> rope -> attention (causal,
+ *          or over a sliding window) -> o_proj [-> rmsnorm: Gemma 3] -> + x = xmid
+ *          xmid -> rmsnorm -> gate, up -> silu(gate)*up (Gemma: gelu_tanh) -> down
+ *          [-> rmsnorm] -> + xmid = out.
+ * Gemma 3's norms multiply by (1 + w) (dims.norm_offset).
  * Backward recomputes all of that from the block's input (a kept block: only the norms and
- * the SwiGLU product, from the SAVED list), then runs it in reverse. */
+ * the gated product, from the SAVED list), then runs it in reverse. */
 #include "block.h"
 
 #include <string.h>
@@ -65,92 +68,130 @@ static void residual(hz_kclock *kc, float *out, const float *a, const float *b, 
     hz_kclock_mark(kc, mem_cost(HZ_KR_RESIDUAL, 3 * n));
 }
 
-/* rmsnorm forward (ROW) and backward of N rows of C */
+/* rmsnorm forward (ROW) and backward of N rows of C, the weight as OFF + w (Gemma: 1) */
 static void norm(hz_kclock *kc, int row, float *out, float *rstd, const float *inp,
-                 const float *w, int64_t N, int64_t C, float eps)
+                 const float *w, int64_t N, int64_t C, float eps, float off)
 {
-    rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+    rmsnorm_offset_forward(out, rstd, inp, w, N, C, eps, off);
     hz_kclock_mark(kc, mem_cost(row, 2 * N * C + C + N));
 }
 
 static void norm_backward(hz_kclock *kc, int row, float *dinp, float *dw, const float *dout,
                           const float *inp, const float *w, const float *rstd, int64_t N,
-                          int64_t C)
+                          int64_t C, float off)
 {
-    rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
+    rmsnorm_offset_backward(dinp, dw, dout, inp, w, rstd, N, C, off);
     hz_kclock_mark(kc, mem_cost(row, 3 * N * C + 3 * C + N));
 }
 
-void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                       const float *inp, float *out, cpu_work *s, hz_kclock *kc)
+/* The MLP's gate: SwiGLU, or Gemma's GeGLU (one profile row for both). */
+static void mlp_gate_forward(hz_kclock *kc, const hz_dims *d, float *h, const float *gate,
+                             const float *up, int64_t n)
+{
+    if (d->geglu) geglu_forward(h, gate, up, n);
+    else swiglu_forward(h, gate, up, n);
+    hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_FWD, 3 * n));
+}
+
+void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
+                       const cpu_block_params *w, const float *inp, float *out, cpu_work *s,
+                       hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     const float *bq = w->bqkv, *bk = bq ? bq + A : NULL, *bv = bq ? bk + KV : NULL;
-    norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
+    const float off = d->norm_offset;
+    norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps, off);
     /* with q/k norms the projections land in qpre, kpre, which their backward reads */
     linear(kc, HZ_GEMM_QKV, w->q_norm ? s->qpre : s->q, s->xn, wq, bq, N, C, A);
     linear(kc, HZ_GEMM_QKV, w->q_norm ? s->kpre : s->k, s->xn, wk, bk, N, C, KV);
     linear(kc, HZ_GEMM_QKV, s->v, s->xn, wv, bv, N, C, KV);
     /* the q/k norms and the rotation: the cuda backend's one rope kernel */
     if (w->q_norm) {
-        norm(kc, HZ_KR_ROPE_FWD, s->q, s->rstdq, s->qpre, w->q_norm, N * d->NH, d->HD, d->eps);
-        norm(kc, HZ_KR_ROPE_FWD, s->k, s->rstdk, s->kpre, w->k_norm, N * d->NKV, d->HD, d->eps);
+        norm(kc, HZ_KR_ROPE_FWD, s->q, s->rstdq, s->qpre, w->q_norm, N * d->NH, d->HD, d->eps, off);
+        norm(kc, HZ_KR_ROPE_FWD, s->k, s->rstdk, s->kpre, w->k_norm, N * d->NKV, d->HD, d->eps, off);
     }
     rope_forward(s->q, inv_freq, N, d->T, d->NH, d->HD);
     rope_forward(s->k, inv_freq, N, d->T, d->NKV, d->HD);
     hz_kclock_mark(kc, mem_cost(HZ_KR_ROPE_FWD, 2 * N * (A + KV)));
-    attention_forward(s->att, s->lse, s->q, s->k, s->v, d->B, d->T, d->NH, d->NKV, d->HD);
+    attention_forward_window(s->att, s->lse, s->q, s->k, s->v, d->B, d->T, d->NH, d->NKV, d->HD,
+                             d->attn_scale, window);
     hz_kclock_mark(kc, hz_kc(HZ_KR_ATT_FWD, 2.0 * (double)N * (double)d->T * (double)A, 0.0));
-    linear(kc, HZ_GEMM_ATTN_OUT, s->xmid, s->att, w->wo, NULL, N, A, C);
+    if (d->post_norms) { /* xmid = x + norm(o_proj(att)) */
+        linear(kc, HZ_GEMM_ATTN_OUT, s->ao, s->att, w->wo, NULL, N, A, C);
+        norm(kc, HZ_KR_RMSNORM_FWD, s->xmid, s->rstd3, s->ao, w->attn_post_norm, N, C, d->eps, off);
+    } else {
+        linear(kc, HZ_GEMM_ATTN_OUT, s->xmid, s->att, w->wo, NULL, N, A, C);
+    }
     residual(kc, s->xmid, s->xmid, inp, N * C);
-    norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
+    norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps, off);
     float *gate = s->gu, *up = s->gu + N * F;
     linear(kc, HZ_GEMM_GATE_UP, gate, s->xn2, w->wgu, NULL, N, C, F);
     linear(kc, HZ_GEMM_GATE_UP, up, s->xn2, w->wgu + F * C, NULL, N, C, F);
-    swiglu_forward(s->h, gate, up, N * F);
-    hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_FWD, 3 * N * F));
+    mlp_gate_forward(kc, d, s->h, gate, up, N * F);
+    if (d->post_norms) { /* out = xmid + norm(down(h)); the backward reads mo and rstd4 */
+        linear(kc, HZ_GEMM_DOWN, s->mo, s->h, w->wdown, NULL, N, F, C);
+        float *y = out ? out : s->dxmid; /* dxmid is scratch until the backward writes it */
+        norm(kc, HZ_KR_RMSNORM_FWD, y, s->rstd4, s->mo, w->mlp_post_norm, N, C, d->eps, off);
+        if (out) residual(kc, out, out, s->xmid, N * C);
+        return;
+    }
     if (!out) return;
     linear(kc, HZ_GEMM_DOWN, out, s->h, w->wdown, NULL, N, F, C);
     residual(kc, out, out, s->xmid, N * C);
 }
 
-void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                        cpu_block_params *g, const float *inp, float *dx, cpu_work *s,
-                        int recompute, hz_kclock *kc)
+void cpu_block_backward(const hz_dims *d, const float *inv_freq, int64_t window,
+                        const cpu_block_params *w, cpu_block_params *g, const float *inp,
+                        float *dx, cpu_work *s, int recompute, hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     const float *gate = s->gu, *up = s->gu + N * F;
+    const float off = d->norm_offset;
     /* recompute; the block's output itself is not needed, only its internals. A kept block
-     * has the SAVED list and recomputes only the norm outputs and the SwiGLU product. */
+     * has the SAVED list and recomputes only the norm outputs and the gated product. */
     if (recompute) {
-        cpu_block_forward(d, inv_freq, w, inp, NULL, s, kc);
+        cpu_block_forward(d, inv_freq, window, w, inp, NULL, s, kc);
     } else {
-        norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps);
-        norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps);
-        swiglu_forward(s->h, gate, up, N * F);
-        hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_FWD, 3 * N * F));
+        norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps, off);
+        norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps, off);
+        mlp_gate_forward(kc, d, s->h, gate, up, N * F);
     }
     float *dgate = s->dgu, *dup = s->dgu + N * F;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
     float *dwq = g->wqkv, *dwk = dwq + A * C, *dwv = dwk + KV * C;
     float *dbq = g->bqkv, *dbk = dbq ? dbq + A : NULL, *dbv = dbq ? dbk + KV : NULL;
-    /* MLP: out = xmid + down(silu(gate) * up) */
-    linear_backward(kc, HZ_GEMM_DOWN, s->dh, g->wdown, NULL, dx, s->h, w->wdown, N, F, C);
-    swiglu_backward(dgate, dup, s->dh, gate, up, N * F);
+    /* MLP: out = xmid + down(gate(gate) * up), with post norms out = xmid + norm(down(...));
+     * dxn is free until the attention backward: it holds the down output's gradient */
+    const float *dmo = dx;
+    if (d->post_norms) {
+        norm_backward(kc, HZ_KR_RMSNORM_BWD, s->dxn, g->mlp_post_norm, dx, s->mo,
+                      w->mlp_post_norm, s->rstd4, N, C, off);
+        dmo = s->dxn;
+    }
+    linear_backward(kc, HZ_GEMM_DOWN, s->dh, g->wdown, NULL, dmo, s->h, w->wdown, N, F, C);
+    if (d->geglu) geglu_backward(dgate, dup, s->dh, gate, up, N * F);
+    else swiglu_backward(dgate, dup, s->dh, gate, up, N * F);
     hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_BWD, 5 * N * F));
     linear_backward(kc, HZ_GEMM_GATE_UP, s->dxn2, g->wgu, NULL, dgate, s->xn2, w->wgu, N, C, F);
-    /* dxn is free until the attention backward: it holds the up branch's share */
+    /* dxn holds the up branch's share now */
     linear_backward(kc, HZ_GEMM_GATE_UP, s->dxn, g->wgu + F * C, NULL, dup, s->xn2,
                     w->wgu + F * C, N, C, F);
     residual(kc, s->dxn2, s->dxn2, s->dxn, N * C);
     norm_backward(kc, HZ_KR_RMSNORM_BWD, s->dxmid, g->mlp_norm, s->dxn2, s->xmid, w->mlp_norm,
-                  s->rstd2, N, C);
+                  s->rstd2, N, C, off);
     residual(kc, s->dxmid, s->dxmid, dx, N * C);
-    /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)) */
-    linear_backward(kc, HZ_GEMM_ATTN_OUT, s->datt, g->wo, NULL, s->dxmid, s->att, w->wo, N, A, C);
-    attention_backward(s->dq, s->dk, s->dv, s->datt, s->q, s->k, s->v, s->att, s->lse, d->B,
-                       d->T, d->NH, d->NKV, d->HD);
+    /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)) [post norms: norm(o_proj)];
+     * dxn2 is free again and holds the o_proj output's gradient */
+    const float *dao = s->dxmid;
+    if (d->post_norms) {
+        norm_backward(kc, HZ_KR_RMSNORM_BWD, s->dxn2, g->attn_post_norm, s->dxmid, s->ao,
+                      w->attn_post_norm, s->rstd3, N, C, off);
+        dao = s->dxn2;
+    }
+    linear_backward(kc, HZ_GEMM_ATTN_OUT, s->datt, g->wo, NULL, dao, s->att, w->wo, N, A, C);
+    attention_backward_window(s->dq, s->dk, s->dv, s->datt, s->q, s->k, s->v, s->att, s->lse, d->B,
+                              d->T, d->NH, d->NKV, d->HD, d->attn_scale, window);
     hz_kclock_mark(kc, hz_kc(HZ_KR_ATT_BWD, 5.0 * (double)N * (double)d->T * (double)A, 0.0));
     rope_backward(s->dq, inv_freq, N, d->T, d->NH, d->HD);
     rope_backward(s->dk, inv_freq, N, d->T, d->NKV, d->HD);
@@ -159,20 +200,20 @@ void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block
     if (w->q_norm) {
         /* datt (N, A) is free after the attention backward; A >= KV as NH >= NKV */
         norm_backward(kc, HZ_KR_ROPE_BWD, s->datt, g->k_norm, s->dk, s->kpre, w->k_norm,
-                      s->rstdk, N * d->NKV, d->HD);
+                      s->rstdk, N * d->NKV, d->HD, off);
         memcpy(s->dk, s->datt, (size_t)(N * KV) * sizeof(float));
         norm_backward(kc, HZ_KR_ROPE_BWD, s->datt, g->q_norm, s->dq, s->qpre, w->q_norm,
-                      s->rstdq, N * d->NH, d->HD);
+                      s->rstdq, N * d->NH, d->HD, off);
         dq = s->datt;
     }
-    /* dxn2 is free again (rmsnorm_backward consumed it): the k and v shares go there */
+    /* dxn2 is free again (its last reader was the o_proj backward): the k and v shares */
     linear_backward(kc, HZ_GEMM_QKV, s->dxn, dwq, dbq, dq, s->xn, wq, N, C, A);
     linear_backward(kc, HZ_GEMM_QKV, s->dxn2, dwk, dbk, s->dk, s->xn, wk, N, C, KV);
     residual(kc, s->dxn, s->dxn, s->dxn2, N * C);
     linear_backward(kc, HZ_GEMM_QKV, s->dxn2, dwv, dbv, s->dv, s->xn, wv, N, C, KV);
     residual(kc, s->dxn, s->dxn, s->dxn2, N * C);
     norm_backward(kc, HZ_KR_RMSNORM_BWD, dx, g->attn_norm, s->dxn, inp, w->attn_norm, s->rstd1,
-                  N, C);
+                  N, C, off);
     residual(kc, dx, dx, s->dxmid, N * C);
 }
 
@@ -189,7 +230,7 @@ double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, con
     float *xn = scratch + off[HZ_LOSS_xn] / 4, *dxn = scratch + off[HZ_LOSS_dxn] / 4;
     float *logits = scratch + off[HZ_LOSS_logits] / 4, *rstd = scratch + off[HZ_LOSS_rstd] / 4;
     float *losses = scratch + off[HZ_LOSS_losses] / 4;
-    norm(kc, HZ_KR_RMSNORM_FWD, xn, rstd, x, norm_w, N, C, d->eps);
+    norm(kc, HZ_KR_RMSNORM_FWD, xn, rstd, x, norm_w, N, C, d->eps, d->norm_offset);
     double sum = 0.0;
     for (int64_t c0 = 0; c0 < N; c0 += K) {
         linear(kc, HZ_GEMM_LM_HEAD, logits, xn + c0 * C, lm, NULL, K, C, V);
@@ -201,6 +242,7 @@ double cpu_head_loss(const hz_dims *d, const float *norm_w, const float *lm, con
             linear_backward(kc, HZ_GEMM_LM_HEAD, dxn + c0 * C, dlm, NULL, logits, xn + c0 * C,
                             lm, K, C, V);
     }
-    if (backward) norm_backward(kc, HZ_KR_RMSNORM_BWD, dx, dnorm, dxn, x, norm_w, rstd, N, C);
+    if (backward)
+        norm_backward(kc, HZ_KR_RMSNORM_BWD, dx, dnorm, dxn, x, norm_w, rstd, N, C, d->norm_offset);
     return sum;
 }

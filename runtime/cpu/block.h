@@ -8,9 +8,11 @@
 
 /* A block's weights or gradients, (OUT, IN) matrices as in hz_tensor. wqkv stacks q, k,
  * v rows; wgu stacks gate then up rows; bqkv may be NULL (no bias); q_norm, k_norm (HD)
- * may be NULL (no per-head q/k norm; both or neither). */
+ * may be NULL (no per-head q/k norm; both or neither); attn_post_norm, mlp_post_norm (C)
+ * are NULL unless dims.post_norms (Gemma 3). */
 typedef struct cpu_block_params {
     float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown, *q_norm, *k_norm;
+    float *attn_post_norm, *mlp_post_norm;
 } cpu_block_params;
 
 /* Workspace for one micro-batch of N = B*T tokens (cpu_work_floats of them): the WORK
@@ -25,17 +27,20 @@ typedef struct cpu_work {
 int64_t cpu_work_floats(const hz_dims *d);
 void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d);
 
-/* out = block(inp); inp and out are (N, C) with N = d->micro_tokens. With out == NULL only
- * the internals the backward needs are computed (no down projection, no last residual).
+/* out = block(inp); inp and out are (N, C) with N = d->micro_tokens. INV_FREQ is the
+ * block's RoPE table and WINDOW its attention window (hz_unit.window; 0 = full causal).
+ * With out == NULL only the internals the backward needs are computed (no last residual,
+ * and without post norms no down projection).
  * KC: the profiled step's clock, each op marked to its row (runtime/kprof.h); NULL: none. */
-void cpu_block_forward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                       const float *inp, float *out, cpu_work *ws, hz_kclock *kc);
+void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
+                       const cpu_block_params *w, const float *inp, float *out, cpu_work *ws,
+                       hz_kclock *kc);
 /* Recompute the block from inp (RECOMPUTE 0: ws already holds its forward's activations,
  * the SAVED list), then backward: dx holds dout on entry and dinp on exit; gradients
  * accumulate into g. */
-void cpu_block_backward(const hz_dims *d, const float *inv_freq, const cpu_block_params *w,
-                        cpu_block_params *g, const float *inp, float *dx, cpu_work *ws,
-                        int recompute, hz_kclock *kc);
+void cpu_block_backward(const hz_dims *d, const float *inv_freq, int64_t window,
+                        const cpu_block_params *w, cpu_block_params *g, const float *inp,
+                        float *dx, cpu_work *ws, int recompute, hz_kclock *kc);
 /* The SAVED list's floats, and WS with its SAVED buffers moved into MEM (a kept block's). */
 int64_t cpu_saved_floats(const hz_dims *d);
 void cpu_work_saved(cpu_work *ws, float *mem, const hz_dims *d);

@@ -13,12 +13,24 @@
 /* embedding: out[n,:] = wte[tok[n],:]; backward scatter-adds dout rows into dwte. */
 void embedding_forward(float *out, const int32_t *tok, const float *wte, int64_t N, int64_t C);
 void embedding_backward(float *dwte, const float *dout, const int32_t *tok, int64_t N, int64_t C);
+/* The same times SCALE: out = wte[tok] * scale, dwte += dout * scale. */
+void embedding_scaled_forward(float *out, const int32_t *tok, const float *wte, int64_t N,
+                              int64_t C, float scale);
+void embedding_scaled_backward(float *dwte, const float *dout, const int32_t *tok, int64_t N,
+                               int64_t C, float scale);
 
 /* rmsnorm: out = (x * rstd) * w with rstd = 1/sqrt(mean(x^2) + eps), rstd (N) saved. */
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int64_t N,
                      int64_t C, float eps);
 void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
                       const float *w, const float *rstd, int64_t N, int64_t C);
+/* The same with the weight taken as (OFFSET + w): OFFSET 1 is Gemma 3's x * (1 + w), whose
+ * zero weights are the identity; OFFSET 0 is the two above. */
+void rmsnorm_offset_forward(float *out, float *rstd, const float *inp, const float *w, int64_t N,
+                            int64_t C, float eps, float offset);
+void rmsnorm_offset_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                             const float *w, const float *rstd, int64_t N, int64_t C,
+                             float offset);
 
 /* matmul: out (N, OUT) = inp (N, IN) @ w^T + bias (bias may be NULL).
  * backward: dinp = dout @ w (dinp may be NULL to skip), dw += dout^T @ inp,

@@ -92,12 +92,16 @@ void hzcu_arena_alloc(cuda_state *s)
     s->arena_measured = (int64_t)free1 - (int64_t)free2;
     CUDA_CHECK(cudaMalloc(&s->ws, LT_WORKSPACE_BYTES));
     CUDA_CHECK(cudaMalloc((void **)&s->inv_freq, (size_t)(s->HD / 2) * 4));
+    CUDA_CHECK(cudaMalloc((void **)&s->inv_freq_local, (size_t)(s->HD / 2) * 4));
     CUDA_CHECK(cudaMemGetInfo(&free3, &total));
     s->extra_measured = (int64_t)free2 - (int64_t)free3;
     float *table = malloc((size_t)(s->HD / 2) * 4);
     if (!table) hzcu_die("out of host memory");
     hz_rope_inv_freq_dims(table, d); /* the table the cpu reference uses too */
     CUDA_CHECK(cudaMemcpy(s->inv_freq, table, (size_t)(s->HD / 2) * 4, cudaMemcpyHostToDevice));
+    hz_rope_inv_freq_local(table, d);
+    CUDA_CHECK(cudaMemcpy(s->inv_freq_local, table, (size_t)(s->HD / 2) * 4,
+                          cudaMemcpyHostToDevice));
     free(table);
     carve(s);
     /* zero moments (every mode's zero bytes) and the run's counters before the first step */
@@ -123,6 +127,7 @@ void hzcu_arena_free(cuda_state *s)
     if (s->arena) CUDA_CHECK(cudaFree(s->arena));
     if (s->ws) CUDA_CHECK(cudaFree(s->ws));
     if (s->inv_freq) CUDA_CHECK(cudaFree(s->inv_freq));
+    if (s->inv_freq_local) CUDA_CHECK(cudaFree(s->inv_freq_local));
     if (s->h_tok) CUDA_CHECK(cudaFreeHost(s->h_tok));
     if (s->h_loss) CUDA_CHECK(cudaFreeHost(s->h_loss));
     if (s->h_scalars) CUDA_CHECK(cudaFreeHost(s->h_scalars));

@@ -1,14 +1,18 @@
 /* runtime/cuda/attention.cu - causal grouped-query flash attention, forward and backward.
  * q, out, dout, dq (B, T, NH, HD) bf16 = (N, NH*HD); k, v, dk, dv (B, T, NKV, HD) bf16;
  * lse, D (B, NH, T) fp32. Query head h reads kv head
- * h / (NH / NKV); scores are scaled by `scale` (HD^-0.5) and masked causally.
+ * h / (NH / NKV); scores are scaled by `scale` (HD^-0.5, or Gemma 3's
+ * query_pre_attn_scalar^-0.5) and masked causally, and with `window` > 0 to the keys
+ * t - window < s <= t (key tiles wholly before a tile's window are skipped).
  * Algorithm: FlashAttention-2 on mma.sync m16n8k16 (bf16 in, fp32 accumulate) with ldmatrix
  * from XOR-swizzled shared tiles and cp.async loads; the T x T matrix is never stored.
- * HD = 32, 64 and 128 are compiled in; any other multiple of 16 can be added by defining
- * HZ_HD in the prelude (the compiled-in set is a switch at the top of each kernel; an HD not
- * in it traps, so the planner must reject it). T may be any value >= 1: partial tiles are
- * zero-filled and masked. Numerics: probabilities are rounded to bf16 before P V (as every
- * flash kernel does); lse, softmax statistics and all accumulators are fp32. */
+ * HD = 32, 64 and 128 are compiled in; any other multiple of 16 is added by defining HZ_HD
+ * in the prelude, as the generated kernels.cu does with the model's (Gemma 3's 256, whose
+ * accumulators exceed the register file and spill: correct, not tuned). The compiled-in set
+ * is a switch at the top of each kernel; an HD not in it traps, so the planner must reject
+ * it. T may be any value >= 1: partial tiles are zero-filled and masked. Numerics:
+ * probabilities are rounded to bf16 before P V (as every flash kernel does); lse, softmax
+ * statistics and all accumulators are fp32. */
 
 /* HZ_ATT_BM, HZ_ATT_BN, HZ_ATT_THREADS and the shared-memory sizes: attention.cuh, which the
  * kernel sources place before this file and the launch code includes. */
@@ -104,7 +108,8 @@ __device__ __forceinline__ void hz_att_mma_tile(float (*c)[4], const unsigned (*
  * tiles, single-buffered: the V load overlaps QK^T and softmax, the next K load overlaps PV. */
 template <int HD>
 __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
-                                           const bf16 *v, int T, int NH, int NKV, float scale) {
+                                           const bf16 *v, int T, int NH, int NKV, float scale,
+                                           int window) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, KS = HD / 16, NT = HD / 8;
     constexpr unsigned ROW16 = 16 * NC * 16; /* bytes of 16 tile rows */
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
@@ -120,8 +125,10 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
     const unsigned offB = hz_att_off<NC>((lane & 7) + ((lane >> 4) << 3), (lane >> 3) & 1);
     const unsigned offC = hz_att_off<NC>((lane & 7) + (((lane >> 3) & 1) << 3), lane >> 4);
 
+    /* with a window, the first key tile any of these rows sees */
+    const int j0 = window > 0 && q0 - window + 1 > 0 ? (q0 - window + 1) / BN : 0;
     hz_att_load<HD, BM>(sQ, qg, qs, q0, T);
-    hz_att_load<HD, BN>(sK, kg, ks, 0, T);
+    hz_att_load<HD, BN>(sK, kg, ks, j0 * BN, T);
     hz_cp_async_commit();
     hz_cp_async_wait_all();
     __syncthreads();
@@ -133,7 +140,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
     float m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}; /* rows g and g + 8, log2 domain */
     const float sl2 = scale * 1.4426950408889634f;
     const int row0 = q0 + warp * 16 + g;
-    for (int j = 0; j <= qb; j++) {
+    for (int j = j0; j <= qb; j++) {
         hz_att_load<HD, BN>(sV, vg, ks, j * BN, T);
         hz_cp_async_commit();
 
@@ -149,24 +156,29 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
                 hz_mma_bf16_16816(s[2 * np + 1], qf[kk], bf + 2);
             }
         }
-        /* scale to the log2 domain, mask the diagonal tile, online softmax */
+        /* scale to the log2 domain, mask the diagonal tile (and keys before the window),
+         * online softmax */
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int nt = 0; nt < BN / 8; nt++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 float x = s[nt][e] * sl2;
-                if (j == qb && j * BN + nt * 8 + 2 * t + (e & 1) > row0 + (e >> 1) * 8) x = -HZ_INF;
+                const int key = j * BN + nt * 8 + 2 * t + (e & 1), row = row0 + (e >> 1) * 8;
+                if ((j == qb && key > row) || (window > 0 && key <= row - window)) x = -HZ_INF;
                 s[nt][e] = x;
                 mx[e >> 1] = fmaxf(mx[e >> 1], x);
             }
         }
-        float alpha[2];
+        /* causal: every row has a live key in every tile; with a window a row may have none
+         * in its first tiles, whose max is then -inf: taken as 0 so that P = 0, not NaN */
+        float alpha[2], mz[2];
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
             mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            alpha[r] = hz_exp2(m[r] - mx[r]); /* every row has a live key in every tile */
+            mz[r] = mx[r] == -HZ_INF ? 0.0f : mx[r];
+            alpha[r] = hz_exp2(m[r] - mz[r]);
             m[r] = mx[r];
             l[r] *= alpha[r];
         }
@@ -176,7 +188,7 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
             float p[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                p[e] = hz_exp2(s[nt][e] - m[e >> 1]);
+                p[e] = hz_exp2(s[nt][e] - mz[e >> 1]);
                 l[e >> 1] += p[e];
             }
             pf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(p[0], p[1]);
@@ -229,18 +241,19 @@ __device__ __forceinline__ void hz_att_fwd(bf16 *out, float *lse, const bf16 *q,
 }
 
 /* out = softmax(scale * q k^T, causal) v; lse = log-sum-exp of each row's scaled scores.
+ * window > 0: query t sees keys t - window < s <= t only (Gemma 3's local layers).
  * Launch: grid (B * NH, ceil(T / 64)), block 128, dynamic shared memory HZ_ATT_FWD_SMEM(HD)
  * bytes (48 KiB at HD = 128). blockIdx.y counts query tiles from the last (longest) one. */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_FWD_MINB)
 hzk_attention_forward(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B,
-                      int T, int NH, int NKV, int HD, float scale) {
+                      int T, int NH, int NKV, int HD, float scale, int window) {
     (void)B;
     switch (HD) {
-    case 128: hz_att_fwd<128>(out, lse, q, k, v, T, NH, NKV, scale); break;
-    case 64: hz_att_fwd<64>(out, lse, q, k, v, T, NH, NKV, scale); break;
-    case 32: hz_att_fwd<32>(out, lse, q, k, v, T, NH, NKV, scale); break;
+    case 128: hz_att_fwd<128>(out, lse, q, k, v, T, NH, NKV, scale, window); break;
+    case 64: hz_att_fwd<64>(out, lse, q, k, v, T, NH, NKV, scale, window); break;
+    case 32: hz_att_fwd<32>(out, lse, q, k, v, T, NH, NKV, scale, window); break;
 #if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
-    case HZ_HD: hz_att_fwd<HZ_HD>(out, lse, q, k, v, T, NH, NKV, scale); break;
+    case HZ_HD: hz_att_fwd<HZ_HD>(out, lse, q, k, v, T, NH, NKV, scale, window); break;
 #endif
     default: __trap();
     }
@@ -319,7 +332,7 @@ template <int HD>
 __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
                                            const bf16 *q, const bf16 *k, const bf16 *v,
                                            const float *lse, const float *D, int T, int NH,
-                                           int NKV, float scale) {
+                                           int NKV, float scale, int window) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NT = HD / 8;
     constexpr int QW = HD > 64 ? 16 : 32; /* queries per sub-tile: bounds the registers */
     constexpr unsigned ROW16 = 16 * NC * 16;
@@ -327,7 +340,11 @@ __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int b = blockIdx.x / NKV, hk = blockIdx.x - b * NKV, G = NH / NKV;
     const int kb = blockIdx.y, k0 = kb * BN; /* tile 0 has the most work and starts first */
-    const int nq = (T + BM - 1) / BM - kb, niter = G * nq;
+    /* the query tiles at or after this key tile; with a window, only those whose rows
+     * reach back to one of its keys */
+    const int nq_all = (T + BM - 1) / BM - kb, q_last = (k0 + BN - 1 + window - 1) / BM;
+    const int nq = window > 0 && q_last - kb + 1 < nq_all ? q_last - kb + 1 : nq_all;
+    const int niter = G * nq;
     const long qs = (long)NH * HD, ks = (long)NKV * HD;
     /* shared memory: K, V (BN x HD); two buffers of Q, dO (BM x HD each); two buffers of
      * lse * log2 e and D (BM each) */
@@ -383,7 +400,8 @@ __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
                 for (int e = 0; e < 4; e++) {
                     const int qc = hq * QW + nt * 8 + 2 * t + (e & 1);
                     p[e] = hz_exp2(st[nt][e] * sl2 - sL[qc]);
-                    if (qi == kb && key0 + (e >> 1) * 8 > q0 + qc) p[e] = 0.0f;
+                    const int key = key0 + (e >> 1) * 8, row = q0 + qc;
+                    if ((qi == kb && key > row) || (window > 0 && key <= row - window)) p[e] = 0.0f;
                     ds[e] = p[e] * (dpt[nt][e] - sD[qc]);
                 }
                 pf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(p[0], p[1]);
@@ -435,14 +453,14 @@ __device__ __forceinline__ void hz_att_bwd(bf16 *dk, bf16 *dv, const bf16 *dout,
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
 hzk_attention_backward(bf16 *dk, bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                        const bf16 *v, const float *lse, const float *D, int B, int T, int NH,
-                       int NKV, int HD, float scale) {
+                       int NKV, int HD, float scale, int window) {
     (void)B;
     switch (HD) {
-    case 128: hz_att_bwd<128>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 64: hz_att_bwd<64>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 32: hz_att_bwd<32>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 128: hz_att_bwd<128>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
+    case 64: hz_att_bwd<64>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
+    case 32: hz_att_bwd<32>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
 #if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
-    case HZ_HD: hz_att_bwd<HZ_HD>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case HZ_HD: hz_att_bwd<HZ_HD>(dk, dv, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
 #endif
     default: __trap();
     }
@@ -456,7 +474,7 @@ template <int HD>
 __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const bf16 *q,
                                               const bf16 *k, const bf16 *v, const float *lse,
                                               const float *D, int T, int NH, int NKV,
-                                              float scale) {
+                                              float scale, int window) {
     constexpr int BM = HZ_ATT_BM, BN = HZ_ATT_BN, NC = HD / 8, NT = HD / 8;
     extern __shared__ __align__(16) unsigned char hz_dyn_smem[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -484,7 +502,8 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
     }
     float acc[NT][4] = {};
     const float sl2 = scale * 1.4426950408889634f;
-    for (int j = 0; j <= qb; j++) {
+    const int j0 = window > 0 && q0 - window + 1 > 0 ? (q0 - window + 1) / BN : 0;
+    for (int j = j0; j <= qb; j++) {
         hz_att_load<HD, BN>(sK, k + koff, ks, j * BN, T);
         hz_att_load<HD, BN>(sV, v + koff, ks, j * BN, T);
         hz_cp_async_commit();
@@ -499,7 +518,8 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 float p = hz_exp2(st[nt][e] * sl2 - l2[e >> 1]);
-                if (j == qb && j * BN + nt * 8 + 2 * t + (e & 1) > row0 + (e >> 1) * 8) p = 0.0f;
+                const int key = j * BN + nt * 8 + 2 * t + (e & 1), row = row0 + (e >> 1) * 8;
+                if ((j == qb && key > row) || (window > 0 && key <= row - window)) p = 0.0f;
                 ds[e] = p * (dpt[nt][e] - dd[e >> 1]);
             }
             sf[nt >> 1][(nt & 1) * 2] = hz_pack_bf16x2(ds[0], ds[1]);
@@ -526,14 +546,14 @@ __device__ __forceinline__ void hz_att_bwd_dq(bf16 *dq, const bf16 *dout, const 
 extern "C" __global__ void __launch_bounds__(HZ_ATT_THREADS, HZ_ATT_BWD_MINB)
 hzk_attention_backward_dq(bf16 *dq, const bf16 *dout, const bf16 *q, const bf16 *k,
                           const bf16 *v, const float *lse, const float *D, int B, int T,
-                          int NH, int NKV, int HD, float scale) {
+                          int NH, int NKV, int HD, float scale, int window) {
     (void)B;
     switch (HD) {
-    case 128: hz_att_bwd_dq<128>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 64: hz_att_bwd_dq<64>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
-    case 32: hz_att_bwd_dq<32>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case 128: hz_att_bwd_dq<128>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
+    case 64: hz_att_bwd_dq<64>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
+    case 32: hz_att_bwd_dq<32>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
 #if defined(HZ_HD) && HZ_HD != 128 && HZ_HD != 64 && HZ_HD != 32
-    case HZ_HD: hz_att_bwd_dq<HZ_HD>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale); break;
+    case HZ_HD: hz_att_bwd_dq<HZ_HD>(dq, dout, q, k, v, lse, D, T, NH, NKV, scale, window); break;
 #endif
     default: __trap();
     }

@@ -357,7 +357,7 @@ static void set_shape(cuda_state *s, const hz_dims *d)
     s->A = d->NH * d->HD;
     s->KV = d->NKV * d->HD;
     s->QKV = s->A + 2 * s->KV;
-    s->att_scale = (float)(1.0 / sqrt((double)d->HD));
+    s->att_scale = d->attn_scale; /* HD^-0.5, or Gemma 3's query_pre_attn_scalar^-0.5 */
     char hds[64];
     if (!hz_caps_head_dim_ok(hz_backend_impl.caps, d->HD, hds, sizeof hds))
         hzcu_die("head_dim %lld: the cuda backend's attention kernels run head_dim %s; rebuild "

@@ -22,11 +22,14 @@ typedef struct loss_bufs {
 
 /* A block's weights (bf16, in a weight slot) and gradients (fp32, in a grad slot); bqkv,
  * q_norm and k_norm are NULL where the model has none. */
+/* attn_post_norm, mlp_post_norm: Gemma 3's output norms (NULL otherwise). */
 typedef struct block_w {
     const bf16 *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown, *q_norm, *k_norm;
+    const bf16 *attn_post_norm, *mlp_post_norm;
 } block_w;
 typedef struct block_g {
     float *attn_norm, *wqkv, *bqkv, *wo, *mlp_norm, *wgu, *wdown, *q_norm, *k_norm;
+    float *attn_post_norm, *mlp_post_norm;
 } block_g;
 
 /* One planned cuBLASLt GEMM: the key (shape, layout, output type, pointer alignments) and
@@ -64,7 +67,8 @@ typedef struct cuda_state {
     char *arena;
     int64_t arena_measured, extra_measured;
     void *ws;
-    float *inv_freq;
+    float *inv_freq;       /* RoPE table of the full-attention blocks */
+    float *inv_freq_local; /* and of the sliding-window ones (Gemma 3's local base) */
     work_bufs w;
     int64_t work_off[HZ_WORK_BUF_N]; /* the WORK list's offsets: a kept block's SAVED slot
                                       * is laid out as its prefix */

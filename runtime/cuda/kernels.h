@@ -27,17 +27,28 @@
     X(K_QKN_ROPE_BWD, "hzk_qk_norm_rope_backward", "pppppppppppppiiiii", 0)                \
     X(K_SWIGLU_FWD, "hzk_swiglu_forward", "ppli", 0)                                       \
     X(K_SWIGLU_BWD, "hzk_swiglu_backward", "pppli", 0)                                     \
+    /* Gemma 3: (1 + w) norms, GeGLU, the embedding's bf16 scale */                          \
+    X(K_RMSNORM1P_FWD, "hzk_rmsnorm1p_forward", "ppppiif", 0)                              \
+    X(K_RES_RMSNORM1P_FWD, "hzk_residual_rmsnorm1p_forward", "ppppppiif", 0)               \
+    X(K_RMSNORM1P_BWD, "hzk_rmsnorm1p_backward", "pppppppii", (int64_t)C * 4)              \
+    X(K_QKN1P_ROPE, "hzk_qk_norm1p_rope", "pppppppppppiiiiif", 0)                          \
+    X(K_QKN1P_ROPE_BWD, "hzk_qk_norm1p_rope_backward", "pppppppppppppiiiii", 0)            \
+    X(K_GEGLU_FWD, "hzk_geglu_forward", "ppli", 0)                                         \
+    X(K_GEGLU_BWD, "hzk_geglu_backward", "pppli", 0)                                       \
+    X(K_SCALE_BF16, "hzk_scale_bf16", "pfl", 0)                                            \
     X(K_XENT, "hzk_crossentropy_forward_backward", "ppppiif", 0)                           \
-    X(K_ATT_FWD, "hzk_attention_forward", "pppppiiiiif", HZ_ATT_FWD_SMEM((int64_t)HD))     \
+    X(K_ATT_FWD, "hzk_attention_forward", "pppppiiiiifi", HZ_ATT_FWD_SMEM((int64_t)HD))    \
     X(K_ATT_BWD_PRE, "hzk_attention_backward_preprocess", "pppiiii", 0)                    \
-    X(K_ATT_BWD, "hzk_attention_backward", "ppppppppiiiiif", HZ_ATT_BWD_SMEM((int64_t)HD)) \
-    X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pppppppiiiiif",                          \
+    X(K_ATT_BWD, "hzk_attention_backward", "ppppppppiiiiifi", HZ_ATT_BWD_SMEM((int64_t)HD)) \
+    X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pppppppiiiiifi",                         \
       HZ_ATT_DQ_SMEM((int64_t)HD))                                                         \
     /* the deterministic path (train --deterministic) */                                   \
     X(K_EMBED_BWD_ORD, "hzk_embedding_backward_ordered", "pppiii", 0)                      \
     X(K_RMSNORM_BWD_PART, "hzk_rmsnorm_backward_part", "pppppppii", (int64_t)C * 4)        \
     X(K_QKV_ROPE_BWD_PART, "hzk_qkv_rope_backward_part", "ppppppiiiii", 0)                 \
     X(K_QKN_ROPE_BWD_PART, "hzk_qk_norm_rope_backward_part", "pppppppppppppiiiii", 0)      \
+    X(K_RMSNORM1P_BWD_PART, "hzk_rmsnorm1p_backward_part", "pppppppii", (int64_t)C * 4)    \
+    X(K_QKN1P_ROPE_BWD_PART, "hzk_qk_norm1p_rope_backward_part", "pppppppppppppiiiii", 0)  \
     X(K_COLSUM_F32, "hzk_colsum_f32", "ppii", 0)                                           \
     X(K_SUM_F64, "hzk_sum_f64", "ppi", 0)
 

@@ -104,6 +104,13 @@ void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int
                 mem(HZ_KR_EMBED_FWD, 4.0 * (double)N * C + 4.0 * N));
 }
 
+void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, bf16 *x, float scale, long n)
+{
+    void *args[] = {&x, &scale, &n};
+    hzcu_launch(s, K_SCALE_BF16, st, grid_for(s, n, 256), 1, 256, 0, args,
+                mem(HZ_KR_EMBED_FWD, 4.0 * (double)n)); /* the embedding's scale */
+}
+
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
                              const int32_t *tok, int N, int C)
 {
@@ -123,11 +130,15 @@ void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const 
 /* rows are grid-strided: one block per row up to 65535 */
 static int64_t grid_rows(int N) { return N < 65535 ? N : 65535; }
 
+/* The model's norms: Gemma 3's multiply by (1 + w) (the *1p kernels), the others' by w. */
+static int onep(const cuda_state *s) { return s->p->dims.norm_offset != 0.0f; }
+
 void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd, const bf16 *inp,
                           const bf16 *w, int N, int C, float eps)
 {
     void *args[] = {&out, &rstd, &inp, &w, &N, &C, &eps};
-    hzcu_launch(s, K_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args,
+    hzcu_launch(s, onep(s) ? K_RMSNORM1P_FWD : K_RMSNORM_FWD, st, grid_rows(N), 1,
+                C <= 1024 ? 128 : 256, 0, args,
                 mem(HZ_KR_RMSNORM_FWD, 4.0 * (double)N * C + 2.0 * C + 4.0 * N));
 }
 
@@ -136,7 +147,8 @@ void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out
                                    int C, float eps)
 {
     void *args[] = {&res_out, &out, &rstd, &a, &b, &w, &N, &C, &eps};
-    hzcu_launch(s, K_RES_RMSNORM_FWD, st, grid_rows(N), 1, C <= 1024 ? 128 : 256, 0, args,
+    hzcu_launch(s, onep(s) ? K_RES_RMSNORM1P_FWD : K_RES_RMSNORM_FWD, st, grid_rows(N), 1,
+                C <= 1024 ? 128 : 256, 0, args,
                 mem(HZ_KR_RES_RMSNORM_FWD, 8.0 * (double)N * C + 2.0 * C + 4.0 * N));
 }
 
@@ -151,8 +163,10 @@ void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw
     void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
     /* dout, inp (and dres) read, dinp written; the block sums of dw read and written */
     double bytes = (dres ? 8.0 : 6.0) * (double)N * C + 2.0 * C + 4.0 * N + 8.0 * (double)grid * C;
-    hzcu_launch(s, s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD, st, grid, 1, 256,
-                hzcu_smem(s, K_RMSNORM_BWD), args, mem(HZ_KR_RMSNORM_BWD, bytes));
+    int k = onep(s) ? (s->det ? K_RMSNORM1P_BWD_PART : K_RMSNORM1P_BWD)
+                    : (s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD);
+    hzcu_launch(s, k, st, grid, 1, 256, hzcu_smem(s, K_RMSNORM_BWD), args,
+                mem(HZ_KR_RMSNORM_BWD, bytes));
     if (s->det) hzcu_colsum_f32(s, st, HZ_KR_RMSNORM_BWD, dw, acc, (int)grid, C);
 }
 
@@ -194,7 +208,8 @@ void hzcu_qk_norm_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v
     /* qkv read, q k v written, the pre-norm q k and their 1/rms written */
     double bytes = 4.0 * (double)N * s->QKV + 2.0 * (double)N * (NH + NKV) * HD +
                    4.0 * (double)N * (NH + NKV);
-    hzcu_launch(s, K_QKN_ROPE, st, grid, 1, 256, 0, args, mem(HZ_KR_ROPE_FWD, bytes));
+    hzcu_launch(s, onep(s) ? K_QKN1P_ROPE : K_QKN_ROPE, st, grid, 1, 256, 0, args,
+                mem(HZ_KR_ROPE_FWD, bytes));
 }
 
 void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dwq, float *dwk,
@@ -213,8 +228,9 @@ void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
                     &inv_freq, &N, &T, &NH, &NKV, &HD};
     double bytes = 4.0 * (double)N * s->QKV + 2.0 * (double)N * (NH + NKV) * HD +
                    4.0 * (double)N * (NH + NKV);
-    hzcu_launch(s, s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD, st, grid, 1, 256, 0, args,
-                mem(HZ_KR_ROPE_BWD, bytes));
+    int k = onep(s) ? (s->det ? K_QKN1P_ROPE_BWD_PART : K_QKN1P_ROPE_BWD)
+                    : (s->det ? K_QKN_ROPE_BWD_PART : K_QKN_ROPE_BWD);
+    hzcu_launch(s, k, st, grid, 1, 256, 0, args, mem(HZ_KR_ROPE_BWD, bytes));
     if (s->det) {
         hzcu_colsum_f32(s, st, HZ_KR_ROPE_BWD, dwq, acc, (int)grid, HD);
         hzcu_colsum_f32(s, st, HZ_KR_ROPE_BWD, dwk, acc + grid * HD, (int)grid, HD);
@@ -241,6 +257,26 @@ void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 
                 mem(HZ_KR_SWIGLU_BWD, 10.0 * (double)N * F));
 }
 
+void hzcu_geglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
+{
+    long N = s->N;
+    int F = s->F;
+    void *args[] = {&h, &gu, &N, &F};
+    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_GEGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args,
+                mem(HZ_KR_SWIGLU_FWD, 6.0 * (double)N * F)); /* the gated MLP's row */
+}
+
+void hzcu_geglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
+{
+    long N = s->N;
+    int F = s->F;
+    void *args[] = {&dgu, &dh, &gu, &N, &F};
+    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
+    hzcu_launch(s, K_GEGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args,
+                mem(HZ_KR_SWIGLU_BWD, 10.0 * (double)N * F));
+}
+
 void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
                        const bf16 *logits, const int32_t *targets, int N, int V, float dscale)
 {
@@ -256,13 +292,14 @@ void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *los
  * (dq). ---- */
 
 void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse, const bf16 *q,
-                            const bf16 *k, const bf16 *v)
+                            const bf16 *k, const bf16 *v, int window)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
-    void *args[] = {&out, &lse, &q, &k, &v, &B, &T, &NH, &NKV, &HD, &scale};
-    /* the plan's FLOPs: 2 N T A, the causal half of the two products */
-    double flops = 2.0 * (double)B * T * (double)T * NH * HD;
+    void *args[] = {&out, &lse, &q, &k, &v, &B, &T, &NH, &NKV, &HD, &scale, &window};
+    /* the plan's FLOPs: 2 N T A, the causal half of the two products (a window: its keys) */
+    double keys = window > 0 && window < T ? (double)window : (double)T;
+    double flops = 2.0 * (double)B * T * keys * NH * HD;
     hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_FWD), args, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
 }
@@ -272,20 +309,21 @@ void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *ls
  * atomics. */
 void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
                              const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                             const bf16 *out, const float *lse, float *D)
+                             const bf16 *out, const float *lse, float *D, int window)
 {
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
     int64_t tiles = (T + HZ_ATT_BM - 1) / HZ_ATT_BM;
     void *pre[] = {&D, &dout, &out, &B, &T, &NH, &HD};
     /* one row, one call: 2.5 x the forward's FLOPs, as the plan counts the backward */
-    double flops = 5.0 * (double)B * T * (double)T * NH * HD;
+    double keys = window > 0 && window < T ? (double)window : (double)T;
+    double flops = 5.0 * (double)B * T * keys * NH * HD;
     hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre,
                 hz_kc(HZ_KR_ATT_BWD, flops, 0.0));
-    void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_BWD, st, (int64_t)B * NKV, tiles, HZ_ATT_THREADS, hzcu_smem(s, K_ATT_BWD),
                 bwd, more(HZ_KR_ATT_BWD, 0.0));
-    void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale};
+    void *bdq[] = {&dq, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_BWD_DQ, st, (int64_t)B * NH, tiles, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_BWD_DQ), bdq, more(HZ_KR_ATT_BWD, 0.0));
 }

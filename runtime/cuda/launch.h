@@ -30,6 +30,10 @@ void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int
                             const bf16 *wte, int N, int C);
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
                              const int32_t *tok, int N, int C);
+/* x = bf16(x * scale) over n elements: Gemma 3's embedding scale and its gradient. */
+void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, bf16 *x, float scale, long n);
+/* The norm wrappers launch the model's kind: Gemma 3's (1 + w) kernels when
+ * dims.norm_offset is set (rmsnorm.cu, qknorm.cu *1p), else the w ones. */
 void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd, const bf16 *inp,
                           const bf16 *w, int N, int C, float eps);
 void hzcu_residual_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *res_out, bf16 *out,
@@ -54,12 +58,17 @@ void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
 void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
 void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
                           const bf16 *gu);
+/* GeGLU (runtime/cuda/geglu.cu): Gemma's MLP gate, as the SwiGLU pair. */
+void hzcu_geglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
+void hzcu_geglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
+                         const bf16 *gu);
 void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
                        const bf16 *logits, const int32_t *targets, int N, int V, float dscale);
+/* WINDOW: the block's sliding window (hz_unit.window; 0 = full causal). */
 void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse, const bf16 *q,
-                            const bf16 *k, const bf16 *v);
+                            const bf16 *k, const bf16 *v, int window);
 void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
                              const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                             const bf16 *out, const float *lse, float *D);
+                             const bf16 *out, const float *lse, float *D, int window);
 
 #endif

@@ -1,8 +1,8 @@
 /* runtime/cuda/model.c - the model on the GPU: the decoder block, the loss head and the
  * embedding composed from the kernels (launch.h) and the GEMMs (gemm.c), op by op as the
  * reference runtime/cpu/block.c (bf16 activations, fp32 statistics and weight gradients;
- * with qk_norm the q/k norms and RoPE are one kernel), and the per-unit weight and gradient
- * copies. */
+ * with qk_norm the q/k norms and RoPE are one kernel; Gemma 3's output norms, GeGLU, scaled
+ * embedding and sliding-window blocks), and the per-unit weight and gradient copies. */
 #include "launch.h"
 
 /* Tensor KIND of unit U: in its weight slot, or (SLOT NULL) in the RESIDENT region. */
@@ -25,7 +25,8 @@ block_w hzcu_block_weights(const cuda_state *s, const hz_unit *u, const char *sl
                  w_at(s, u, HZ_BQKV, slot),      w_at(s, u, HZ_WO, slot),
                  w_at(s, u, HZ_MLP_NORM, slot),  w_at(s, u, HZ_WGU, slot),
                  w_at(s, u, HZ_WDOWN, slot),     w_at(s, u, HZ_Q_NORM, slot),
-                 w_at(s, u, HZ_K_NORM, slot)};
+                 w_at(s, u, HZ_K_NORM, slot),    w_at(s, u, HZ_ATTN_POST_NORM, slot),
+                 w_at(s, u, HZ_MLP_POST_NORM, slot)};
     return w;
 }
 
@@ -49,39 +50,77 @@ block_g hzcu_block_grads(const hz_plan *p, const hz_unit *u, char *grads)
                  g_at(p, u, HZ_BQKV, grads),      g_at(p, u, HZ_WO, grads),
                  g_at(p, u, HZ_MLP_NORM, grads),  g_at(p, u, HZ_WGU, grads),
                  g_at(p, u, HZ_WDOWN, grads),     g_at(p, u, HZ_Q_NORM, grads),
-                 g_at(p, u, HZ_K_NORM, grads)};
+                 g_at(p, u, HZ_K_NORM, grads),    g_at(p, u, HZ_ATTN_POST_NORM, grads),
+                 g_at(p, u, HZ_MLP_POST_NORM, grads)};
     return g;
 }
 
+/* The block's attention settings: its window (0 = full causal) and its RoPE table. */
+typedef struct block_att {
+    int window;
+    const float *inv_freq;
+} block_att;
+
+static block_att att_of(const cuda_state *s, const hz_unit *u)
+{
+    block_att a = {(int)u->window, u->window > 0 ? s->inv_freq_local : s->inv_freq};
+    return a;
+}
+
+/* The MLP's gate product h from gate_up: SwiGLU, or Gemma's GeGLU. */
+static void gate_forward(cuda_state *s, cudaStream_t st, const work_bufs *b)
+{
+    if (s->p->dims.geglu) hzcu_geglu_forward(s, st, b->h, b->gu);
+    else hzcu_swiglu_forward(s, st, b->h, b->gu);
+}
+
 /* out = block(inp) for one micro-batch, (N, C) bf16 each, its activations in B. With
- * out == NULL only the internals the backward needs are recomputed (the down projection and
- * the last residual add are skipped). */
-static void block_forward(cuda_state *s, const block_w *w, const work_bufs *b, const bf16 *inp,
-                          bf16 *out)
+ * out == NULL only the internals the backward needs are recomputed (the last residual add
+ * is skipped, and without post norms the down projection). With post norms (Gemma 3):
+ * xmid = inp + norm(o_proj(att)) and out = xmid + norm(down(h)); the norms' outputs pass
+ * through dxn, which is free until the backward, and the recompute keeps rstd4 (the MLP
+ * output norm's) from a norm into dxmid, free likewise. */
+static void block_forward(cuda_state *s, const block_w *w, const block_att *at,
+                          const work_bufs *b, const bf16 *inp, bf16 *out)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
     const float eps = s->p->dims.eps;
+    const int post = s->p->dims.post_norms;
     hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
     hzcu_linear_forward(s, HZ_GEMM_QKV, "qkv = xn wqkv^T", b->qkv, b->xn, w->wqkv, s->N, s->C, s->QKV);
     if (w->q_norm)
         hzcu_qk_norm_rope(s, st, b->q, b->k, b->v, b->qpre, b->kpre, b->rstdq, b->rstdk, b->qkv,
-                          w->q_norm, w->k_norm, s->inv_freq);
+                          w->q_norm, w->k_norm, at->inv_freq);
     else
-        hzcu_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, s->inv_freq);
-    hzcu_attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v);
-    hzcu_linear_forward(s, HZ_GEMM_ATTN_OUT, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
-    hzcu_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, b->xmid, inp, w->mlp_norm, s->N,
-                                  s->C, eps);
+        hzcu_qkv_bias_rope(s, st, b->q, b->k, b->v, b->qkv, w->bqkv, at->inv_freq);
+    hzcu_attention_forward(s, st, b->att, b->lse, b->q, b->k, b->v, at->window);
+    if (post) {
+        hzcu_linear_forward(s, HZ_GEMM_ATTN_OUT, "ao = att wo^T", b->ao, b->att, w->wo, s->N, s->A, s->C);
+        hzcu_rmsnorm_forward(s, st, b->dxn, b->rstd3, b->ao, w->attn_post_norm, s->N, s->C, eps);
+        hzcu_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, inp, b->dxn, w->mlp_norm,
+                                      s->N, s->C, eps);
+    } else {
+        hzcu_linear_forward(s, HZ_GEMM_ATTN_OUT, "xmid = att wo^T", b->xmid, b->att, w->wo, s->N, s->A, s->C);
+        hzcu_residual_rmsnorm_forward(s, st, b->xmid, b->xn2, b->rstd2, b->xmid, inp, w->mlp_norm,
+                                      s->N, s->C, eps);
+    }
     hzcu_linear_forward(s, HZ_GEMM_GATE_UP, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C,
                         2 * (int64_t)s->F);
-    hzcu_swiglu_forward(s, st, b->h, b->gu);
+    gate_forward(s, st, b);
+    if (post) {
+        hzcu_linear_forward(s, HZ_GEMM_DOWN, "mo = h wdown^T", b->mo, b->h, w->wdown, s->N, s->F, s->C);
+        bf16 *y = out ? b->dxn : b->dxmid;
+        hzcu_rmsnorm_forward(s, st, y, b->rstd4, b->mo, w->mlp_post_norm, s->N, s->C, eps);
+        if (out) hzcu_add_bf16(s, st, out, b->dxn, b->xmid, (long)s->N * s->C);
+        return;
+    }
     if (!out) return;
     hzcu_linear_forward(s, HZ_GEMM_DOWN, "out = h wdown^T", out, b->h, w->wdown, s->N, s->F, s->C);
     hzcu_add_bf16(s, st, out, out, b->xmid, (long)s->N * s->C);
 }
 
 /* A kept block's backward: the SAVED list is in B; the rest of what the backward reads (the
- * two norm outputs and the SwiGLU product) is recomputed from it, with the forward's own
+ * two norm outputs and the gated product) is recomputed from it, with the forward's own
  * kernels on the same inputs, so the bits are the forward's (the norms rewrite rstd1 and
  * rstd2 with the values they hold). */
 static void block_recompute_cheap(cuda_state *s, const block_w *w, const work_bufs *b,
@@ -91,41 +130,58 @@ static void block_recompute_cheap(cuda_state *s, const block_w *w, const work_bu
     const float eps = s->p->dims.eps;
     hzcu_rmsnorm_forward(s, st, b->xn, b->rstd1, inp, w->attn_norm, s->N, s->C, eps);
     hzcu_rmsnorm_forward(s, st, b->xn2, b->rstd2, b->xmid, w->mlp_norm, s->N, s->C, eps);
-    hzcu_swiglu_forward(s, st, b->h, b->gu);
+    gate_forward(s, st, b);
 }
 
 /* Recompute the block from inp (RECOMPUTE 1), or only its cheap part when B holds its
  * forward's SAVED list (RECOMPUTE 0), then backward: dx (N, C) holds dout on entry and
  * dinp on exit; weight gradients accumulate (fp32) into g. */
-static void block_backward(cuda_state *s, const block_w *w, const block_g *g, const work_bufs *b,
-                           const bf16 *inp, bf16 *dx, int recompute)
+static void block_backward(cuda_state *s, const block_w *w, const block_g *g,
+                           const block_att *at, const work_bufs *b, const bf16 *inp, bf16 *dx,
+                           int recompute)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
     int64_t N = s->N, C = s->C, F = s->F, A = s->A, QKV = s->QKV;
+    const int post = s->p->dims.post_norms;
     if (recompute)
-        block_forward(s, w, b, inp, NULL);
+        block_forward(s, w, at, b, inp, NULL);
     else
         block_recompute_cheap(s, w, b, inp);
-    /* MLP: out = xmid + down(silu(gate) * up) */
-    hzcu_linear_backward_x(s, HZ_GEMM_DOWN, "dh = dout wdown", b->dh, dx, w->wdown, N, F, C);
-    hzcu_linear_backward_w(s, HZ_GEMM_DOWN, "dwdown += dout^T h", g->wdown, dx, b->h, N, F, C);
-    hzcu_swiglu_backward(s, st, b->dgu, b->dh, b->gu);
+    /* MLP: out = xmid + down(gate(gate) * up) [post norms: + norm(down(...))]; dxn holds the
+     * down output's gradient, free until the attention backward */
+    const bf16 *dmo = dx;
+    if (post) {
+        hzcu_rmsnorm_backward(s, st, b->dxn, g->mlp_post_norm, dx, b->mo, w->mlp_post_norm,
+                              b->rstd4, NULL, s->N, s->C);
+        dmo = b->dxn;
+    }
+    hzcu_linear_backward_x(s, HZ_GEMM_DOWN, "dh = dout wdown", b->dh, dmo, w->wdown, N, F, C);
+    hzcu_linear_backward_w(s, HZ_GEMM_DOWN, "dwdown += dout^T h", g->wdown, dmo, b->h, N, F, C);
+    if (s->p->dims.geglu) hzcu_geglu_backward(s, st, b->dgu, b->dh, b->gu);
+    else hzcu_swiglu_backward(s, st, b->dgu, b->dh, b->gu);
     hzcu_linear_backward_x(s, HZ_GEMM_GATE_UP, "dxn2 = dgate_up wgate_up", b->dxn2, b->dgu, w->wgu, N, C, 2 * F);
     hzcu_linear_backward_w(s, HZ_GEMM_GATE_UP, "dwgate_up += dgate_up^T xn2", g->wgu, b->dgu, b->xn2, N, C, 2 * F);
     hzcu_rmsnorm_backward(s, st, b->dxmid, g->mlp_norm, b->dxn2, b->xmid, w->mlp_norm, b->rstd2, dx,
                           s->N, s->C);
-    /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)); D of the attention
-     * backward lives in the qkv buffer, free once rope has read it */
-    hzcu_linear_backward_x(s, HZ_GEMM_ATTN_OUT, "datt = dxmid wo", b->datt, b->dxmid, w->wo, N, A, C);
-    hzcu_linear_backward_w(s, HZ_GEMM_ATTN_OUT, "dwo += dxmid^T att", g->wo, b->dxmid, b->att, N, A, C);
+    /* attention: xmid = x + o_proj(attention(rope(q), rope(k), v)) [post norms: norm(o_proj)];
+     * D of the attention backward lives in the qkv buffer, free once rope has read it; dxn2
+     * holds the o_proj output's gradient */
+    const bf16 *dao = b->dxmid;
+    if (post) {
+        hzcu_rmsnorm_backward(s, st, b->dxn2, g->attn_post_norm, b->dxmid, b->ao,
+                              w->attn_post_norm, b->rstd3, NULL, s->N, s->C);
+        dao = b->dxn2;
+    }
+    hzcu_linear_backward_x(s, HZ_GEMM_ATTN_OUT, "datt = dxmid wo", b->datt, dao, w->wo, N, A, C);
+    hzcu_linear_backward_w(s, HZ_GEMM_ATTN_OUT, "dwo += dxmid^T att", g->wo, dao, b->att, N, A, C);
     hzcu_attention_backward(s, st, b->dq, b->dk, b->dv, b->datt, b->q, b->k, b->v, b->att, b->lse,
-                            (float *)b->qkv);
+                            (float *)b->qkv, at->window);
     if (w->q_norm)
         hzcu_qk_norm_rope_backward(s, st, b->dqkv, g->q_norm, g->k_norm, b->dq, b->dk, b->dv,
                                    b->qpre, b->kpre, b->rstdq, b->rstdk, w->q_norm, w->k_norm,
-                                   s->inv_freq);
+                                   at->inv_freq);
     else
-        hzcu_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, s->inv_freq);
+        hzcu_qkv_rope_backward(s, st, b->dqkv, g->bqkv, b->dq, b->dk, b->dv, at->inv_freq);
     hzcu_linear_backward_x(s, HZ_GEMM_QKV, "dxn = dqkv wqkv", b->dxn, b->dqkv, w->wqkv, N, C, QKV);
     hzcu_linear_backward_w(s, HZ_GEMM_QKV, "dwqkv += dqkv^T xn", g->wqkv, b->dqkv, b->xn, N, C, QKV);
     hzcu_rmsnorm_backward(s, st, dx, g->attn_norm, b->dxn, inp, w->attn_norm, b->rstd1, b->dxmid,
@@ -177,10 +233,14 @@ void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot)
     if (u->kind == HZ_EMBED) {
         hzcu_embedding_forward(s, s->stream[HZ_COMPUTE], out, s->tok_in + mtok,
                                w_at(s, u, HZ_WTE, slot), s->N, s->C);
+        float scale = s->p->dims.embed_scale;
+        if (scale != 1.0f)
+            hzcu_scale_bf16(s, s->stream[HZ_COMPUTE], out, scale, (long)s->N * s->C);
     } else {
         block_w w = hzcu_block_weights(s, u, slot);
+        block_att at = att_of(s, u);
         work_bufs b = unit_work(s, u, m);
-        block_forward(s, &w, &b, hzcu_boundary_at(s, u->layer, mtok), out);
+        block_forward(s, &w, &at, &b, hzcu_boundary_at(s, u->layer, mtok), out);
     }
 }
 
@@ -205,6 +265,8 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
     if (u->kind == HZ_EMBED) {
         float *dwte = g_at(p, u, HZ_WTE, grads);
         if (m == 0 && !d->tied) hzcu_memset(s, cs, dwte, d->V * d->C * 4);
+        /* Gemma 3: the gradient through the scale, in place (nothing reads dx after) */
+        if (d->embed_scale != 1.0f) hzcu_scale_bf16(s, cs, dx, d->embed_scale, (long)s->N * s->C);
         hzcu_embedding_backward(s, cs, dwte, dx, s->tok_in + mtok, s->N, s->C);
         return;
     }
@@ -213,8 +275,9 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
                     u->resident || u->held ? u->span_n * 4 : p->regions[HZ_GSLOT].slot_bytes);
     block_w w = hzcu_block_weights(s, u, slot);
     block_g g = hzcu_block_grads(p, u, grads);
+    block_att at = att_of(s, u);
     work_bufs b = unit_work(s, u, m);
-    block_backward(s, &w, &g, &b, hzcu_boundary_at(s, u->layer, mtok), dx, !u->keep);
+    block_backward(s, &w, &g, &at, &b, hzcu_boundary_at(s, u->layer, mtok), dx, !u->keep);
 }
 
 void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,

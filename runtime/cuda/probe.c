@@ -174,7 +174,7 @@ static double time_gemms(cuda_state *s, const gemm_call *g, int n, FILE *log)
 static void att_fwd_issue(cuda_state *s, const void *arg)
 {
     work_bufs *b = &s->w;
-    hzcu_attention_forward(s, s->stream[HZ_COMPUTE], b->att, b->lse, b->q, b->k, b->v);
+    hzcu_attention_forward(s, s->stream[HZ_COMPUTE], b->att, b->lse, b->q, b->k, b->v, 0);
 }
 
 /* D borrows the qkv buffer, as in block_backward */
@@ -182,7 +182,7 @@ static void att_bwd_issue(cuda_state *s, const void *arg)
 {
     work_bufs *b = &s->w;
     hzcu_attention_backward(s, s->stream[HZ_COMPUTE], b->dq, b->dk, b->dv, b->datt, b->q, b->k,
-                            b->v, b->att, b->lse, (float *)b->qkv);
+                            b->v, b->att, b->lse, (float *)b->qkv, 0);
 }
 
 typedef struct copy_call {

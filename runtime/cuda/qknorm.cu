@@ -1,5 +1,6 @@
-/* runtime/cuda/qknorm.cu - Qwen3's per-head RMSNorm of q and k fused with RoPE, forward
- * and backward: the qk_norm models' replacement for rope.cu's pair (no q/k/v bias there).
+/* runtime/cuda/qknorm.cu - Qwen3's (and, as *1p, Gemma 3's) per-head RMSNorm of q and k
+ * fused with RoPE, forward and backward: the qk_norm models' replacement for rope.cu's pair
+ * (no q/k/v bias there).
  * qkv, dqkv (N, OUT) bf16, OUT = (NH + 2*NKV) * HD, per token the NH q heads, the NKV k
  * heads, the NKV v heads (the fused GEMM's output, as rope.cu); q, dq, qpre (N, NH*HD) and
  * k, v, dk, dv, kpre (N, NKV*HD) bf16; rstdq (N, NH), rstdk (N, NKV) fp32; wq, wk (HD) bf16
@@ -36,11 +37,14 @@ __device__ __forceinline__ void hz_qkn_row(long R, int NH, int NKV, int *n_, int
 }
 
 /* q, k = rope(w * norm(head)) from qkv, v copied; qpre, kpre = the heads as they came;
- * rstdq, rstdk = 1/sqrt(mean(head^2) + eps). */
-extern "C" __global__ void hzk_qk_norm_rope(bf16 *q, bf16 *k, bf16 *v, bf16 *qpre, bf16 *kpre,
-                                            float *rstdq, float *rstdk, const bf16 *qkv,
-                                            const bf16 *wq, const bf16 *wk, const float *inv_freq,
-                                            int N, int T, int NH, int NKV, int HD, float eps) {
+ * rstdq, rstdk = 1/sqrt(mean(head^2) + eps). ONEP: Gemma 3's (1 + w) * (x * rstd) in fp32,
+ * rounded once, in place of Qwen3's two roundings. */
+template <int ONEP>
+__device__ __forceinline__ void hz_qk_norm_rope_fwd(bf16 *q, bf16 *k, bf16 *v, bf16 *qpre,
+                                                    bf16 *kpre, float *rstdq, float *rstdk,
+                                                    const bf16 *qkv, const bf16 *wq,
+                                                    const bf16 *wk, const float *inv_freq, int N,
+                                                    int T, int NH, int NKV, int HD, float eps) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = HD >> 1;
     const int OUT = (NH + 2 * NKV) * HD;
     const long rows = (long)N * (NH + 2 * NKV);
@@ -76,8 +80,11 @@ extern "C" __global__ void hzk_qk_norm_rope(bf16 *q, bf16 *k, bf16 *v, bf16 *qpr
         for (int t = 0; t < HZ_QKN_PAIRS; t++) {
             const int i = lane + 32 * t;
             if (i >= half) continue;
-            const float y1 = hz_round_bf16(hz_qkn_ld(w + i) * hz_round_bf16(x1[t] * r));
-            const float y2 = hz_round_bf16(hz_qkn_ld(w + i + half) * hz_round_bf16(x2[t] * r));
+            const float w1 = hz_qkn_ld(w + i), w2 = hz_qkn_ld(w + i + half);
+            const float y1 = ONEP ? hz_round_bf16((1.0f + w1) * (x1[t] * r))
+                                  : hz_round_bf16(w1 * hz_round_bf16(x1[t] * r));
+            const float y2 = ONEP ? hz_round_bf16((1.0f + w2) * (x2[t] * r))
+                                  : hz_round_bf16(w2 * hz_round_bf16(x2[t] * r));
             float c, s;
             hz_qkn_cs(&c, &s, n % T, inv_freq, i);
             dst[i] = __float2bfloat16(y1 * c - y2 * s);
@@ -86,11 +93,31 @@ extern "C" __global__ void hzk_qk_norm_rope(bf16 *q, bf16 *k, bf16 *v, bf16 *qpr
     }
 }
 
-/* The body of the two backward kernels: dwq, dwk get the block's sums with atomics
+extern "C" __global__ void hzk_qk_norm_rope(bf16 *q, bf16 *k, bf16 *v, bf16 *qpre, bf16 *kpre,
+                                            float *rstdq, float *rstdk, const bf16 *qkv,
+                                            const bf16 *wq, const bf16 *wk, const float *inv_freq,
+                                            int N, int T, int NH, int NKV, int HD, float eps) {
+    hz_qk_norm_rope_fwd<0>(q, k, v, qpre, kpre, rstdq, rstdk, qkv, wq, wk, inv_freq, N, T, NH,
+                           NKV, HD, eps);
+}
+
+/* Gemma 3's: the norm multiplies by (1 + w). */
+extern "C" __global__ void hzk_qk_norm1p_rope(bf16 *q, bf16 *k, bf16 *v, bf16 *qpre, bf16 *kpre,
+                                              float *rstdq, float *rstdk, const bf16 *qkv,
+                                              const bf16 *wq, const bf16 *wk,
+                                              const float *inv_freq, int N, int T, int NH,
+                                              int NKV, int HD, float eps) {
+    hz_qk_norm_rope_fwd<1>(q, k, v, qpre, kpre, rstdq, rstdk, qkv, wq, wk, inv_freq, N, T, NH,
+                           NKV, HD, eps);
+}
+
+/* The body of the backward kernels: dwq, dwk get the block's sums with atomics
  * (part == 0), or (part == 1) dwq is a partial-sum array whose row blockIdx.x receives the
- * q sums and row gridDim.x + blockIdx.x the k sums ((2 * gridDim.x, HD) fp32). */
+ * q sums and row gridDim.x + blockIdx.x the k sums ((2 * gridDim.x, HD) fp32). onep: the
+ * norm's weight is (1 + w) (Gemma 3). */
 __device__ __forceinline__ void hz_qk_norm_rope_backward(
-    bf16 *dqkv, float *dwq, float *dwk, int part, const bf16 *dq, const bf16 *dk, const bf16 *dv,
+    bf16 *dqkv, float *dwq, float *dwk, int part, int onep, const bf16 *dq, const bf16 *dk,
+    const bf16 *dv,
     const bf16 *qpre, const bf16 *kpre, const float *rstdq, const float *rstdk, const bf16 *wq,
     const bf16 *wk, const float *inv_freq, int N, int T, int NH, int NKV, int HD) {
     __shared__ float sdw[HZ_QKN_WARPS][2][256]; /* each warp's dw sums, added in warp order */
@@ -127,8 +154,8 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
             const float d1 = hz_qkn_ld(dy + i), d2 = hz_qkn_ld(dy + i + half);
             g1[t] = d1 * c + d2 * s;
             g2[t] = d2 * c - d1 * s;
-            dot += g1[t] * hz_qkn_ld(w + i) * hz_qkn_ld(x + i) +
-                   g2[t] * hz_qkn_ld(w + i + half) * hz_qkn_ld(x + i + half);
+            dot += g1[t] * (hz_qkn_ld(w + i) + (float)onep) * hz_qkn_ld(x + i) +
+                   g2[t] * (hz_qkn_ld(w + i + half) + (float)onep) * hz_qkn_ld(x + i + half);
         }
         const float m = hz_warp_sum(dot) * r / (float)HD; /* mean(g * w * xhat) */
 #pragma unroll
@@ -138,8 +165,9 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
             const float xh1 = hz_qkn_ld(x + i) * r, xh2 = hz_qkn_ld(x + i + half) * r;
             if (kind == 0) aq1[t] += g1[t] * xh1, aq2[t] += g2[t] * xh2;
             else ak1[t] += g1[t] * xh1, ak2[t] += g2[t] * xh2;
-            out[i] = __float2bfloat16(r * (g1[t] * hz_qkn_ld(w + i) - xh1 * m));
-            out[i + half] = __float2bfloat16(r * (g2[t] * hz_qkn_ld(w + i + half) - xh2 * m));
+            out[i] = __float2bfloat16(r * (g1[t] * (hz_qkn_ld(w + i) + (float)onep) - xh1 * m));
+            out[i + half] =
+                __float2bfloat16(r * (g2[t] * (hz_qkn_ld(w + i + half) + (float)onep) - xh2 * m));
         }
     }
 #pragma unroll
@@ -172,7 +200,7 @@ extern "C" __global__ void hzk_qk_norm_rope_backward(bf16 *dqkv, float *dwq, flo
                                                      const float *rstdk, const bf16 *wq, const bf16 *wk,
                                                      const float *inv_freq, int N, int T, int NH,
                                                      int NKV, int HD) {
-    hz_qk_norm_rope_backward(dqkv, dwq, dwk, 0, dq, dk, dv, qpre, kpre, rstdq, rstdk, wq, wk,
+    hz_qk_norm_rope_backward(dqkv, dwq, dwk, 0, 0, dq, dk, dv, qpre, kpre, rstdq, rstdk, wq, wk,
                              inv_freq, N, T, NH, NKV, HD);
 }
 
@@ -186,6 +214,26 @@ extern "C" __global__ void hzk_qk_norm_rope_backward_part(bf16 *dqkv, float *dw_
                                                           const float *rstdk, const bf16 *wq,
                                                           const bf16 *wk, const float *inv_freq, int N,
                                                           int T, int NH, int NKV, int HD) {
-    hz_qk_norm_rope_backward(dqkv, dw_part, dwk, 1, dq, dk, dv, qpre, kpre, rstdq, rstdk, wq, wk,
+    hz_qk_norm_rope_backward(dqkv, dw_part, dwk, 1, 0, dq, dk, dv, qpre, kpre, rstdq, rstdk, wq,
+                             wk, inv_freq, N, T, NH, NKV, HD);
+}
+
+/* Gemma 3's backward and its deterministic form, as the two above with (1 + w). */
+extern "C" __global__ void hzk_qk_norm1p_rope_backward(bf16 *dqkv, float *dwq, float *dwk,
+                                                       const bf16 *dq, const bf16 *dk,
+                                                       const bf16 *dv, const bf16 *qpre,
+                                                       const bf16 *kpre, const float *rstdq,
+                                                       const float *rstdk, const bf16 *wq,
+                                                       const bf16 *wk, const float *inv_freq,
+                                                       int N, int T, int NH, int NKV, int HD) {
+    hz_qk_norm_rope_backward(dqkv, dwq, dwk, 0, 1, dq, dk, dv, qpre, kpre, rstdq, rstdk, wq, wk,
                              inv_freq, N, T, NH, NKV, HD);
+}
+
+extern "C" __global__ void hzk_qk_norm1p_rope_backward_part(
+    bf16 *dqkv, float *dw_part, float *dwk, const bf16 *dq, const bf16 *dk, const bf16 *dv,
+    const bf16 *qpre, const bf16 *kpre, const float *rstdq, const float *rstdk, const bf16 *wq,
+    const bf16 *wk, const float *inv_freq, int N, int T, int NH, int NKV, int HD) {
+    hz_qk_norm_rope_backward(dqkv, dw_part, dwk, 1, 1, dq, dk, dv, qpre, kpre, rstdq, rstdk, wq,
+                             wk, inv_freq, N, T, NH, NKV, HD);
 }

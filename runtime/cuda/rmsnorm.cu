@@ -1,11 +1,12 @@
 /* runtime/cuda/rmsnorm.cu - RMSNorm (with the fused residual add), forward and backward.
  * inp, out, res_out, a, b, dout, dinp, dres (N, C) bf16; w (C) bf16; rstd (N) fp32;
  * dw (C) fp32, accumulated. Numerics as Hugging Face LlamaRMSNorm: rstd and x * rstd in fp32,
- * x * rstd rounded to bf16, then multiplied by w and rounded again.
+ * x * rstd rounded to bf16, then multiplied by w and rounded again; the *1p kernels as
+ * Gemma3RMSNorm: x * rstd * (1 + w) in fp32, rounded once (its zero weights are the identity).
  * Every kernel takes a 16-byte vector path when C % 8 == 0 and a scalar path otherwise. */
 
 /* One row per block iteration; a thread handles VEC-wide chunks tid, tid + blockDim, ... */
-template <int VEC>
+template <int VEC, int ONEP>
 __device__ __forceinline__ void hz_rmsnorm_rows(bf16 *res_out, bf16 *out, float *rstd,
                                                 const bf16 *a, const bf16 *b, const bf16 *w,
                                                 int N, int C, float eps) {
@@ -35,7 +36,8 @@ __device__ __forceinline__ void hz_rmsnorm_rows(bf16 *res_out, bf16 *out, float 
             hz_loadv<VEC>(v, x + i * VEC);
             hz_loadv<VEC>(wv, w + i * VEC);
 #pragma unroll
-            for (int e = 0; e < VEC; e++) v[e] = wv[e] * hz_round_bf16(v[e] * r);
+            for (int e = 0; e < VEC; e++)
+                v[e] = ONEP ? (1.0f + wv[e]) * (v[e] * r) : wv[e] * hz_round_bf16(v[e] * r);
             hz_storev<VEC>(out + base + i * VEC, v);
         }
     }
@@ -46,8 +48,8 @@ __device__ __forceinline__ void hz_rmsnorm_rows(bf16 *res_out, bf16 *out, float 
  * (rows are grid-strided), no dynamic shared memory. out may alias inp. */
 extern "C" __global__ void hzk_rmsnorm_forward(bf16 *out, float *rstd, const bf16 *inp,
                                                const bf16 *w, int N, int C, float eps) {
-    if ((C & 7) == 0) hz_rmsnorm_rows<8>(nullptr, out, rstd, inp, nullptr, w, N, C, eps);
-    else hz_rmsnorm_rows<1>(nullptr, out, rstd, inp, nullptr, w, N, C, eps);
+    if ((C & 7) == 0) hz_rmsnorm_rows<8, 0>(nullptr, out, rstd, inp, nullptr, w, N, C, eps);
+    else hz_rmsnorm_rows<1, 0>(nullptr, out, rstd, inp, nullptr, w, N, C, eps);
 }
 
 /* res_out = bf16(a + b) (the residual stream), then out, rstd = rmsnorm(res_out) as above.
@@ -55,13 +57,13 @@ extern "C" __global__ void hzk_rmsnorm_forward(bf16 *out, float *rstd, const bf1
 extern "C" __global__ void hzk_residual_rmsnorm_forward(bf16 *res_out, bf16 *out, float *rstd,
                                                         const bf16 *a, const bf16 *b,
                                                         const bf16 *w, int N, int C, float eps) {
-    if ((C & 7) == 0) hz_rmsnorm_rows<8>(res_out, out, rstd, a, b, w, N, C, eps);
-    else hz_rmsnorm_rows<1>(res_out, out, rstd, a, b, w, N, C, eps);
+    if ((C & 7) == 0) hz_rmsnorm_rows<8, 0>(res_out, out, rstd, a, b, w, N, C, eps);
+    else hz_rmsnorm_rows<1, 0>(res_out, out, rstd, a, b, w, N, C, eps);
 }
 
 /* dw: the block's column sums are added with atomics (part == 0) or stored to row blockIdx.x
  * of a (gridDim.x, C) array of partial sums (part == 1). */
-template <int VEC>
+template <int VEC, int ONEP>
 __device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, int part,
                                                          const bf16 *dout, const bf16 *inp,
                                                          const bf16 *w, const float *rstd,
@@ -83,7 +85,7 @@ __device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, 
             hz_loadv<VEC>(x, inp + base + i * VEC);
             hz_loadv<VEC>(wv, w + i * VEC);
 #pragma unroll
-            for (int e = 0; e < VEC; e++) dot += g[e] * wv[e] * x[e];
+            for (int e = 0; e < VEC; e++) dot += g[e] * (ONEP ? 1.0f + wv[e] : wv[e]) * x[e];
         }
         const float m = hz_block_sum(dot) * r / (float)C; /* mean(g * xhat) */
         for (int i = threadIdx.x; i < nchunk; i += blockDim.x) {
@@ -100,7 +102,7 @@ __device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, 
             for (int e = 0; e < VEC; e++) {
                 const float xhat = x[e] * r;
                 dw_part[i * VEC + e] += g[e] * xhat;
-                d[e] += r * (g[e] * wv[e] - xhat * m);
+                d[e] += r * (g[e] * (ONEP ? 1.0f + wv[e] : wv[e]) - xhat * m);
             }
             hz_storev<VEC>(dinp + base + i * VEC, d);
         }
@@ -124,8 +126,8 @@ __device__ __forceinline__ void hz_rmsnorm_backward_rows(bf16 *dinp, float *dw, 
 extern "C" __global__ void hzk_rmsnorm_backward(bf16 *dinp, float *dw, const bf16 *dout,
                                                 const bf16 *inp, const bf16 *w, const float *rstd,
                                                 const bf16 *dres, int N, int C) {
-    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
-    else hz_rmsnorm_backward_rows<1>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
+    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8, 0>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
+    else hz_rmsnorm_backward_rows<1, 0>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
 }
 
 /* As hzk_rmsnorm_backward, but each block stores its column sums of dout * inp * rstd to
@@ -136,6 +138,39 @@ extern "C" __global__ void hzk_rmsnorm_backward_part(bf16 *dinp, float *dw_part,
                                                      const bf16 *inp, const bf16 *w,
                                                      const float *rstd, const bf16 *dres, int N,
                                                      int C) {
-    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
-    else hz_rmsnorm_backward_rows<1>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+    if ((C & 7) == 0)
+        hz_rmsnorm_backward_rows<8, 0>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+    else
+        hz_rmsnorm_backward_rows<1, 0>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+}
+
+/* ---- Gemma 3: out = bf16((1 + w) * (inp * rstd)); the same launches, aliasing and dw ---- */
+extern "C" __global__ void hzk_rmsnorm1p_forward(bf16 *out, float *rstd, const bf16 *inp,
+                                                 const bf16 *w, int N, int C, float eps) {
+    if ((C & 7) == 0) hz_rmsnorm_rows<8, 1>(nullptr, out, rstd, inp, nullptr, w, N, C, eps);
+    else hz_rmsnorm_rows<1, 1>(nullptr, out, rstd, inp, nullptr, w, N, C, eps);
+}
+
+extern "C" __global__ void hzk_residual_rmsnorm1p_forward(bf16 *res_out, bf16 *out, float *rstd,
+                                                          const bf16 *a, const bf16 *b,
+                                                          const bf16 *w, int N, int C, float eps) {
+    if ((C & 7) == 0) hz_rmsnorm_rows<8, 1>(res_out, out, rstd, a, b, w, N, C, eps);
+    else hz_rmsnorm_rows<1, 1>(res_out, out, rstd, a, b, w, N, C, eps);
+}
+
+extern "C" __global__ void hzk_rmsnorm1p_backward(bf16 *dinp, float *dw, const bf16 *dout,
+                                                  const bf16 *inp, const bf16 *w, const float *rstd,
+                                                  const bf16 *dres, int N, int C) {
+    if ((C & 7) == 0) hz_rmsnorm_backward_rows<8, 1>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
+    else hz_rmsnorm_backward_rows<1, 1>(dinp, dw, 0, dout, inp, w, rstd, dres, N, C);
+}
+
+extern "C" __global__ void hzk_rmsnorm1p_backward_part(bf16 *dinp, float *dw_part, const bf16 *dout,
+                                                       const bf16 *inp, const bf16 *w,
+                                                       const float *rstd, const bf16 *dres, int N,
+                                                       int C) {
+    if ((C & 7) == 0)
+        hz_rmsnorm_backward_rows<8, 1>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
+    else
+        hz_rmsnorm_backward_rows<1, 1>(dinp, dw_part, 1, dout, inp, w, rstd, dres, N, C);
 }

@@ -246,4 +246,12 @@ extern "C" __global__ void hzk_scale_f32(float *x, float s, long n) {
         x[i] *= s;
 }
 
+/* x[i] = bf16(x[i] * s), s a bf16 value: Gemma 3's embedding times its bf16 normalizer, and
+ * the gradient through it (transformers multiplies two bf16 tensors). Launch: block 256, any
+ * grid (grid-stride). */
+extern "C" __global__ void hzk_scale_bf16(bf16 *x, float s, long n) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x)
+        x[i] = __float2bfloat16(__bfloat162float(x[i]) * s);
+}
+
 #endif

@@ -45,7 +45,7 @@ run_target() {
     passed=$((passed + 1))
 }
 run_target fuzz_safetensors "runtime/safetensors.c" "$JANSSON"
-run_target fuzz_import "compiler/import.c compiler/spec.c compiler/spec_msg.c compiler/spec_override.c compiler/spec_plan.c compiler/yml.c runtime/names.c" "$JANSSON $YAML"
+run_target fuzz_import "compiler/import.c compiler/import_json.c compiler/import_gemma.c compiler/spec.c compiler/spec_arch.c compiler/spec_msg.c compiler/spec_override.c compiler/spec_plan.c compiler/yml.c runtime/names.c" "$JANSSON $YAML"
 run_target fuzz_jsonl "runtime/data.c runtime/data_shard.c runtime/data_npy.c runtime/data_jsonl.c runtime/data_rows.c" "$JANSSON"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

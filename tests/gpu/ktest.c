@@ -141,6 +141,8 @@ void check_reruns(float *runs[2], const float *want, size_t n, double atol, doub
 static CUmodule mod;
 static char prelude[4096] = "/* prelude (tests/gpu/test_kernels.c) */\n";
 
+const char *ktest_prelude(void) { return prelude; }
+
 void ktest_define(const char *name_value) {
     kernel_prelude_define(prelude, sizeof prelude, name_value);
 }

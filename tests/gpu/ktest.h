@@ -67,6 +67,8 @@ void check_reruns(float *runs[2], const float *want, size_t n, double atol, doub
 
 /* Add "#define NAME VALUE" to the prelude of the sources, for a -D NAME=VALUE option. */
 void ktest_define(const char *name_value);
+/* The prelude so far (the -D defines), e.g. to skip cases a define does not enable. */
+const char *ktest_prelude(void);
 /* Compile the .cu files of DIR with NVRTC for sm_MAJORMINOR and load the module. */
 void compile_and_load(const char *dir, int cc_major, int cc_minor);
 void unload_module(void);
@@ -89,6 +91,9 @@ void test_swiglu(long N, int F);                                  /* ktest_glu.c
 void test_geglu(long N, int F);
 void test_crossentropy(int N, int V);                             /* ktest_crossentropy.c */
 void test_attention(int B, int T, int NH, int NKV, int HD);       /* ktest_attention.c */
+/* WINDOW > 0: sliding-window attention scaled by SCALE_W; 0: test_attention */
+void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int window);
 void bench_attention(int B, int T, int NH, int NKV, int HD);
+void test_gemma(void);                                            /* ktest_gemma.c */
 
 #endif

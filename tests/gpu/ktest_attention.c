@@ -23,13 +23,13 @@ static unsigned att_dq_smem(int HD) { return (unsigned)HZ_ATT_DQ_SMEM(HD); }
 static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
                          CUdeviceptr ddout, CUdeviceptr dq, CUdeviceptr dk, CUdeviceptr dv,
                          CUdeviceptr dout, CUdeviceptr dlse, int B, int T, int NH, int NKV, int HD,
-                         float scale, int sync) {
+                         float scale, int window, int sync) {
     void (*go)(const char *, unsigned, unsigned, unsigned, unsigned, void **) = sync ? launch : launch_async;
     void *a1[] = {&dD, &ddout, &dout, &B, &T, &NH, &HD};
     go("hzk_attention_backward_preprocess", blocks_for((long)B * T * NH, 8), 1, 256, 0, a1);
-    void *a2[] = {&ddk, &ddv, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale};
+    void *a2[] = {&ddk, &ddv, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale, &window};
     go("hzk_attention_backward", (unsigned)(B * NKV), (unsigned)((T + 63) / 64), 128, att_bwd_smem(HD), a2);
-    void *a3[] = {&ddq, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale};
+    void *a3[] = {&ddq, &ddout, &dq, &dk, &dv, &dlse, &dD, &B, &T, &NH, &NKV, &HD, &scale, &window};
     go("hzk_attention_backward_dq", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_dq_smem(HD), a3);
 }
 
@@ -39,10 +39,11 @@ static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUde
  *   |err dq| <= 2^-9 scale sum_k |dS||k|,  |err dk| <= 2^-9 scale sum_q |dS||q|
  * (plus the rounding of the result). In rows with few keys these terms are large and cancel,
  * so a tolerance from the tensor's rms alone would be wrong there. Computed in double from
- * the reference's lse and out; bk, bv summed over the query heads of each kv head. */
+ * the reference's lse and out; bk, bv summed over the query heads of each kv head. WINDOW > 0:
+ * over the keys of the sliding window only. */
 static void att_bounds(float *bo, float *bq, float *bk, float *bv, const float *q, const float *k,
                        const float *v, const float *g, const float *out, const float *lse, int B, int T,
-                       int NH, int NKV, int HD, float scale) {
+                       int NH, int NKV, int HD, float scale, int window) {
     const int G = NH / NKV;
     double *ak = calloc((size_t)B * T * NKV * HD, sizeof(double)), *av = calloc((size_t)B * T * NKV * HD, sizeof(double));
     double *ao = malloc((size_t)HD * sizeof(double)), *aq = malloc((size_t)HD * sizeof(double));
@@ -53,7 +54,7 @@ static void att_bounds(float *bo, float *bq, float *bk, float *bv, const float *
                 double D = 0.0;
                 for (int d = 0; d < HD; d++) D += (double)g[qo + d] * out[qo + d], ao[d] = aq[d] = 0.0;
                 const double L = lse[((size_t)b * NH + h) * T + t];
-                for (int s = 0; s <= t; s++) {
+                for (int s = window > 0 && t >= window ? t - window + 1 : 0; s <= t; s++) {
                     const size_t ko = (((size_t)b * T + s) * NKV + h / G) * HD;
                     double sc = 0.0, dp = 0.0;
                     for (int d = 0; d < HD; d++) sc += (double)q[qo + d] * k[ko + d], dp += (double)g[qo + d] * v[ko + d];
@@ -71,21 +72,30 @@ static void att_bounds(float *bo, float *bq, float *bk, float *bv, const float *
     free(ak), free(av), free(ao), free(aq);
 }
 
-void test_attention(int B, int T, int NH, int NKV, int HD) {
+/* WINDOW > 0: sliding-window attention with SCALE_W (Gemma 3's local layers, against
+ * attention_forward_window); 0: causal with HD^-0.5 as the cpu reference (SCALE_W unused). */
+void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int window) {
     char tag[96];
-    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d", B, T, NH, NKV, HD);
+    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d%s", B, T, NH, NKV, HD,
+             window ? " windowed" : "");
+    if (window) {
+        size_t n = strlen(tag);
+        snprintf(tag + n, sizeof tag - n, " %d", window);
+    }
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
-    const float scale = (float)(1.0 / sqrt((double)HD)); /* as the cpu reference */
+    const float scale = window ? scale_w : (float)(1.0 / sqrt((double)HD)); /* as the cpu reference */
     float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
     float *out_ref = hmalloc(nq), *lse_ref = hmalloc(nl), *bo = hmalloc(nq);
-    attention_forward(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD);
+    if (window) attention_forward_window(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD, scale, window);
+    else attention_forward(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD);
     float *g = rand_bf(nq, -1, 1); /* dout, for the backward */
     float *bq = hmalloc(nq), *bk = hmalloc(nk), *bv = hmalloc(nk);
-    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale);
+    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale, window);
     CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk);
     CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
     float sc = scale;
-    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc};
+    int win = window;
+    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc, &win};
     launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
     check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3,
               "attention fwd out (%s)", tag);
@@ -95,7 +105,11 @@ void test_attention(int B, int T, int NH, int NKV, int HD) {
     /* backward from the reference out (rounded to bf16, as the device would hold it) and lse */
     for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
     float *dq_ref = hmalloc(nq), *dk_ref = hmalloc(nk), *dv_ref = hmalloc(nk);
-    attention_backward(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV, HD);
+    if (window)
+        attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH,
+                                  NKV, HD, scale, window);
+    else
+        attention_backward(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV, HD);
     CUdeviceptr dg = up_bf(g, nq), dO = up_bf(out_ref, nq), dL = up_f32(lse_ref, nl);
     CUdeviceptr ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
     /* twice, outputs poisoned before each run: the backward has no atomics, so the runs must
@@ -103,7 +117,7 @@ void test_attention(int B, int T, int NH, int NKV, int HD) {
     float *runs_dq[2], *runs_dk[2], *runs_dv[2];
     for (int r = 0; r < 2; r++) {
         poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
-        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, 1);
+        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, window, 1);
         runs_dq[r] = down_bf(ddq, nq), runs_dk[r] = down_bf(ddk, nk), runs_dv[r] = down_bf(ddv, nk);
     }
     check_reruns(runs_dq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "attention bwd dq (%s)", tag);
@@ -116,6 +130,10 @@ void test_attention(int B, int T, int NH, int NKV, int HD) {
 }
 
 /* Timings of the attention kernels at a training shape (not checks; printed for the log). */
+void test_attention(int B, int T, int NH, int NKV, int HD) {
+    test_attention_w(B, T, NH, NKV, HD, 0.0f, 0);
+}
+
 void bench_attention(int B, int T, int NH, int NKV, int HD) {
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
     float *h = rand_bf(nq, -1.5f, 1.5f);
@@ -123,7 +141,8 @@ void bench_attention(int B, int T, int NH, int NKV, int HD) {
     CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4), ddq = dalloc(nq * 2), ddk = dalloc(nk * 2),
                 ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
     float scale = (float)(1.0 / sqrt((double)HD));
-    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &scale};
+    int window = 0;
+    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &scale, &window};
     CUevent e0, e1, e2;
     CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
     CU_CHECK(cuEventCreate(&e1, CU_EVENT_DEFAULT));
@@ -135,7 +154,7 @@ void bench_attention(int B, int T, int NH, int NKV, int HD) {
     }
     CU_CHECK(cuEventRecord(e1, NULL));
     for (int r = 0; r < reps; r++)
-        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0);
+        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0, 0);
     CU_CHECK(cuEventRecord(e2, NULL));
     CU_CHECK(cuEventSynchronize(e2));
     float ms_f = 0, ms_b = 0;

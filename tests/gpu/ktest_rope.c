@@ -16,7 +16,7 @@ void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int llama3)
     snprintf(tag, sizeof tag, "T=%d NH=%d NKV=%d HD=%d%s%s", T, NH, NKV, HD, with_bias ? " bias" : "",
              llama3 ? " llama3" : "");
     const int N = B * T, OUT = (NH + 2 * NKV) * HD, CQ = NH * HD, CK = NKV * HD;
-    hz_rope rope = {llama3 ? 500000.0f : 10000.0f, llama3, 8.0f, 1.0f, 4.0f, 8192};
+    hz_rope rope = {llama3 ? 500000.0f : 10000.0f, llama3, 8.0f, 1.0f, 4.0f, 8192, 0.0f};
     float *inv_freq = hmalloc((size_t)HD / 2);
     hz_rope_inv_freq(inv_freq, HD, &rope);
     float *qkv = rand_bf((size_t)N * OUT, -2, 2), *bias = rand_bf((size_t)OUT, -1, 1);
@@ -101,7 +101,7 @@ void test_qk_norm(int B, int T, int NH, int NKV, int HD) {
     snprintf(tag, sizeof tag, "T=%d NH=%d NKV=%d HD=%d", T, NH, NKV, HD);
     const int N = B * T, OUT = (NH + 2 * NKV) * HD, CQ = NH * HD, CK = NKV * HD;
     const float eps = 1e-6f;
-    hz_rope rope = {1000000.0f, 0, 1.0f, 1.0f, 4.0f, 8192};
+    hz_rope rope = {1000000.0f, 0, 1.0f, 1.0f, 4.0f, 8192, 0.0f};
     float *inv_freq = hmalloc((size_t)HD / 2);
     hz_rope_inv_freq(inv_freq, HD, &rope);
     float *qkv = rand_bf((size_t)N * OUT, -3, 3);

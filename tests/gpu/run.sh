@@ -1,8 +1,8 @@
 #!/bin/sh
 # tests/gpu/run.sh - the GPU tests (make check-gpu), on a machine with an NVIDIA GPU:
 #   1. every CUDA kernel against its cpu reference (build/gpu/test_kernels);
-#   2. the tiny model, a small Llama and a small Qwen3 shape: 20 steps on the cuda and the cpu
-#      trainer, losses agree within bf16 tolerance;
+#   2. the tiny model, a small Llama, a small Qwen3 and a small Gemma 3 shape: 20 steps on
+#      the cuda and the cpu trainer, losses agree within bf16 tolerance;
 #   3. --probe: a ceilings file with every rate, which hzc plan reads; the note on another
 #      device's ceilings; an unwritable -o refused before any work;
 #      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
@@ -11,7 +11,8 @@
 #   4. bf16 and int8 optimizer state: resident = streamed bits, resume, cuda vs cpu
 #      (tests/gpu/optstate.sh); --profile-kernels' table and record (tests/gpu/kprof.sh);
 #   5. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py, and
-#      families_parity.py for Qwen3 through save_pretrained, import, --init and from_pretrained);
+#      families_parity.py for Qwen3 and Gemma 3 through save_pretrained, import, --init and
+#      from_pretrained);
 #   6. compute-sanitizer (memcheck) on the tiny cuda trainer.
 # Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels). Logs go to
 # $LOGDIR (default build/gpu-logs). Ends with "N passed, N failed".
@@ -21,13 +22,16 @@ mkdir -p "$LOGDIR"
 . tests/lib.sh
 
 build/gpu/test_kernels > "$LOGDIR/kernels.log" 2>&1; tally "kernels vs cpu reference" "$LOGDIR/kernels.log"
+# head_dim 256 (Gemma 3) is compiled in through the model's HZ_HD, as its kernels.cu does
+HZ_TEST_NO_BENCH=1 build/gpu/test_kernels -D HZ_HD=256 > "$LOGDIR/kernels-hd256.log" 2>&1
+tally "kernels vs cpu reference, HZ_HD=256" "$LOGDIR/kernels-hd256.log"
 
 # cuda vs cpu trainer, 20 steps, same seed and data. The tiny model runs at lr 1e-3: at the
 # demo's 3e-3 it trains at the edge of stability, where bf16 and fp32 part for reasons that
 # are not errors (measured on the H200 over data seeds 1-6: at 3e-3 seed 6's two cuda runs,
 # two micro-batches or one, agree within 0.07% and both jump to loss 4.83 at step 20 while
 # the fp32 cpu run stays at 3.21; at 1e-3 cuda and cpu agree within 0.03% for every seed).
-for spec in models/tiny.yaml tests/gpu/small-llama.yaml tests/gpu/small-qwen3.yaml; do
+for spec in models/tiny.yaml tests/gpu/small-llama.yaml tests/gpu/small-qwen3.yaml tests/gpu/small-gemma3.yaml; do
     n=$(basename "$spec" .yaml)
     lr= tol=0.02
     [ "$n" = tiny ] && lr="--lr 1e-3" tol=0.005
@@ -136,6 +140,20 @@ run q3k "$d/q3keep/train" --steps 4 --deterministic --save-raw "$d/q3k.raw"
 same "$d/q3a.raw" "$d/q3k.raw" && same "$d/q3a.loss" "$d/q3k.loss" &&
     ok "small Qwen3, 1 resident block and 3 kept: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/q3k.loss")" ||
     bad "small Qwen3 kept activations: $(tr '\n' ' ' < "$d/q3k.loss") vs $(tr '\n' ' ' < "$d/q3a.loss")"
+# Gemma 3 (output norms, windowed blocks): the same two checks; its kept blocks hold ao, mo
+# and the two output norms' rstd
+g3=build/gpu/small-gemma3-cuda/train
+run g3a "$g3" --steps 4 --deterministic --save-raw "$d/g3a.raw"
+run g3b "$g3" --steps 4 --deterministic --save-raw "$d/g3b.raw"
+same "$d/g3a.raw" "$d/g3b.raw" && same "$d/g3a.loss" "$d/g3b.loss" &&
+    ok "--deterministic, small Gemma 3: two 4-step runs bit-identical" ||
+    bad "--deterministic Gemma 3 reruns differ: $(tr '\n' ' ' < "$d/g3a.loss") vs $(tr '\n' ' ' < "$d/g3b.loss")"
+{ cat tests/gpu/small-gemma3.yaml; printf 'plan:\n  resident_blocks: 1\n  keep_activations: 3\n'; } > "$d/g3keep.yaml"
+build/hzc build "$d/g3keep.yaml" -o "$d/g3keep" --backend cuda > "$d/g3keep-build.log" 2>&1 || bad "g3keep build: $(tail -n 3 "$d/g3keep-build.log")"
+run g3k "$d/g3keep/train" --steps 4 --deterministic --save-raw "$d/g3k.raw"
+same "$d/g3a.raw" "$d/g3k.raw" && same "$d/g3a.loss" "$d/g3k.loss" &&
+    ok "small Gemma 3, 1 resident block and 3 kept: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/g3k.loss")" ||
+    bad "small Gemma 3 kept activations: $(tr '\n' ' ' < "$d/g3k.loss") vs $(tr '\n' ' ' < "$d/g3a.loss")"
 run dc "$tr" --steps 3 --deterministic --out "$d/dck"
 run dr "$tr" --steps 6 --deterministic --resume "$d/dck" --save-raw "$d/dr.raw"
 tail -n 3 "$d/da.loss" > "$d/da3.loss"
@@ -274,7 +292,7 @@ done
 python3 tests/gpu/hf_roundtrip.py --backend cuda --out build/gpu/roundtrip > "$LOGDIR/roundtrip.log" 2>&1
 tally "HF import/export round trip (cuda)" "$LOGDIR/roundtrip.log"
 python3 tests/gpu/families_parity.py --backend cuda --out build/gpu/families > "$LOGDIR/families.log" 2>&1
-tally "Qwen3 through save_pretrained, import, --init, from_pretrained (cuda)" "$LOGDIR/families.log"
+tally "Qwen3 and Gemma 3 through save_pretrained, import, --init, from_pretrained (cuda)" "$LOGDIR/families.log"
 
 if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)

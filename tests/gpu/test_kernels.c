@@ -8,7 +8,8 @@
  * host's own loop, hz_adamw_range of runtime/adamw.c). Ends with attention timings
  * (set HZ_TEST_NO_BENCH=1 to skip them) and the line "N passed, N failed".
  * HZ_TEST_SEED=n changes the random inputs. The helpers are ktest.c's (ktest.h), the tests of
- * each op family in ktest_FAMILY.c. */
+ * each op family in ktest_FAMILY.c (Gemma 3's in ktest_gemma.c; its head_dim 256 attention
+ * needs -D HZ_HD=256). */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,7 @@ int main(int argc, char **argv) {
     test_attention(1, 1, 2, 1, 128);
     test_attention(1, 300, 6, 1, 128);
     test_attention(1, 1024, 4, 1, 128);
+    test_gemma();
     if (!getenv("HZ_TEST_NO_BENCH")) {
         bench_attention(4, 2048, 32, 8, 128);
         bench_attention(8, 2048, 16, 2, 64);
