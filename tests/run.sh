@@ -24,5 +24,6 @@ sh tests/test_lines.sh > $log/lines.log 2>&1; tally "test_lines.sh" $log/lines.l
 sh tests/test_kprof.sh > $log/kprof.log 2>&1; tally "test_kprof.sh" $log/kprof.log $?
 sh tests/fuzz/run.sh > $log/fuzz.log 2>&1; tally "tests/fuzz/run.sh" $log/fuzz.log $?
 sh tests/test_prepare_sft.sh > $log/prepare_sft.log 2>&1; tally "test_prepare_sft.sh" $log/prepare_sft.log $?
+sh tests/test_samples_tool.sh > $log/samples_tool.log 2>&1; tally "test_samples_tool.sh" $log/samples_tool.log $?
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
