@@ -104,11 +104,11 @@ void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int
                 mem(HZ_KR_EMBED_FWD, 4.0 * (double)N * C + 4.0 * N));
 }
 
-void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, bf16 *x, float scale, long n)
+void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, int row, bf16 *x, float scale, long n)
 {
     void *args[] = {&x, &scale, &n};
     hzcu_launch(s, K_SCALE_BF16, st, grid_for(s, n, 256), 1, 256, 0, args,
-                mem(HZ_KR_EMBED_FWD, 4.0 * (double)n)); /* the embedding's scale */
+                mem(row, 4.0 * (double)n));
 }
 
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,

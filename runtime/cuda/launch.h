@@ -30,8 +30,9 @@ void hzcu_embedding_forward(cuda_state *s, cudaStream_t st, bf16 *out, const int
                             const bf16 *wte, int N, int C);
 void hzcu_embedding_backward(cuda_state *s, cudaStream_t st, float *dwte, const bf16 *dout,
                              const int32_t *tok, int N, int C);
-/* x = bf16(x * scale) over n elements: Gemma 3's embedding scale and its gradient. */
-void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, bf16 *x, float scale, long n);
+/* x = bf16(x * scale) over n elements: Gemma 3's embedding scale and its gradient, profiled
+ * under ROW (runtime/kprof.h). */
+void hzcu_scale_bf16(cuda_state *s, cudaStream_t st, int row, bf16 *x, float scale, long n);
 /* The norm wrappers launch the model's kind: Gemma 3's (1 + w) kernels when
  * dims.norm_offset is set (rmsnorm.cu, qknorm.cu *1p), else the w ones. */
 void hzcu_rmsnorm_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *rstd, const bf16 *inp,

@@ -235,7 +235,7 @@ void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot)
                                w_at(s, u, HZ_WTE, slot), s->N, s->C);
         float scale = s->p->dims.embed_scale;
         if (scale != 1.0f)
-            hzcu_scale_bf16(s, s->stream[HZ_COMPUTE], out, scale, (long)s->N * s->C);
+            hzcu_scale_bf16(s, s->stream[HZ_COMPUTE], HZ_KR_EMBED_FWD, out, scale, (long)s->N * s->C);
     } else {
         block_w w = hzcu_block_weights(s, u, slot);
         block_att at = att_of(s, u);
@@ -266,7 +266,8 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
         float *dwte = g_at(p, u, HZ_WTE, grads);
         if (m == 0 && !d->tied) hzcu_memset(s, cs, dwte, d->V * d->C * 4);
         /* Gemma 3: the gradient through the scale, in place (nothing reads dx after) */
-        if (d->embed_scale != 1.0f) hzcu_scale_bf16(s, cs, dx, d->embed_scale, (long)s->N * s->C);
+        if (d->embed_scale != 1.0f)
+            hzcu_scale_bf16(s, cs, HZ_KR_EMBED_BWD, dx, d->embed_scale, (long)s->N * s->C);
         hzcu_embedding_backward(s, cs, dwte, dx, s->tok_in + mtok, s->N, s->C);
         return;
     }
