@@ -237,44 +237,26 @@ void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
     }
 }
 
-void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
+/* The gated MLP's activation over the fused (N, 2F) row [gate | up]: SwiGLU, or GeGLU where
+ * the plan says (Gemma 3; runtime/cuda/geglu.cu); one profile row for both. */
+void hzcu_glu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
 {
     long N = s->N;
     int F = s->F;
     void *args[] = {&h, &gu, &N, &F};
     int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_SWIGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args,
-                mem(HZ_KR_SWIGLU_FWD, 6.0 * (double)N * F));
+    hzcu_launch(s, s->p->dims.geglu ? K_GEGLU_FWD : K_SWIGLU_FWD, st, grid_for(s, items, 256), 1,
+                256, 0, args, mem(HZ_KR_SWIGLU_FWD, 6.0 * (double)N * F));
 }
 
-void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
+void hzcu_glu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
 {
     long N = s->N;
     int F = s->F;
     void *args[] = {&dgu, &dh, &gu, &N, &F};
     int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_SWIGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args,
-                mem(HZ_KR_SWIGLU_BWD, 10.0 * (double)N * F));
-}
-
-void hzcu_geglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu)
-{
-    long N = s->N;
-    int F = s->F;
-    void *args[] = {&h, &gu, &N, &F};
-    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_GEGLU_FWD, st, grid_for(s, items, 256), 1, 256, 0, args,
-                mem(HZ_KR_SWIGLU_FWD, 6.0 * (double)N * F)); /* the gated MLP's row */
-}
-
-void hzcu_geglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh, const bf16 *gu)
-{
-    long N = s->N;
-    int F = s->F;
-    void *args[] = {&dgu, &dh, &gu, &N, &F};
-    int64_t items = (int64_t)N * F / (F % 8 == 0 ? 8 : 1);
-    hzcu_launch(s, K_GEGLU_BWD, st, grid_for(s, items, 256), 1, 256, 0, args,
-                mem(HZ_KR_SWIGLU_BWD, 10.0 * (double)N * F));
+    hzcu_launch(s, s->p->dims.geglu ? K_GEGLU_BWD : K_SWIGLU_BWD, st, grid_for(s, items, 256), 1,
+                256, 0, args, mem(HZ_KR_SWIGLU_BWD, 10.0 * (double)N * F));
 }
 
 void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,

@@ -56,13 +56,11 @@ void hzcu_qk_norm_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, floa
                                 const bf16 *dq, const bf16 *dk, const bf16 *dv, const bf16 *qpre,
                                 const bf16 *kpre, const float *rstdq, const float *rstdk,
                                 const bf16 *wq, const bf16 *wk, const float *inv_freq);
-void hzcu_swiglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
-void hzcu_swiglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
-                          const bf16 *gu);
-/* GeGLU (runtime/cuda/geglu.cu): Gemma's MLP gate, as the SwiGLU pair. */
-void hzcu_geglu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
-void hzcu_geglu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
-                         const bf16 *gu);
+/* The MLP's gate over [gate | up]: SwiGLU (swiglu.cu), or GeGLU (geglu.cu) where the plan's
+ * dims.geglu says (Gemma 3). */
+void hzcu_glu_forward(cuda_state *s, cudaStream_t st, bf16 *h, const bf16 *gu);
+void hzcu_glu_backward(cuda_state *s, cudaStream_t st, bf16 *dgu, const bf16 *dh,
+                       const bf16 *gu);
 void hzcu_crossentropy(cuda_state *s, cudaStream_t st, bf16 *dlogits, float *losses,
                        const bf16 *logits, const int32_t *targets, int N, int V, float dscale);
 /* WINDOW: the block's sliding window (hz_unit.window; 0 = full causal). */

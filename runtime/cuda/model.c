@@ -70,8 +70,7 @@ static block_att att_of(const cuda_state *s, const hz_unit *u)
 /* The MLP's gate product h from gate_up: SwiGLU, or Gemma's GeGLU. */
 static void gate_forward(cuda_state *s, cudaStream_t st, const work_bufs *b)
 {
-    if (s->p->dims.geglu) hzcu_geglu_forward(s, st, b->h, b->gu);
-    else hzcu_swiglu_forward(s, st, b->h, b->gu);
+    hzcu_glu_forward(s, st, b->h, b->gu);
 }
 
 /* out = block(inp) for one micro-batch, (N, C) bf16 each, its activations in B. With
@@ -157,8 +156,7 @@ static void block_backward(cuda_state *s, const block_w *w, const block_g *g,
     }
     hzcu_linear_backward_x(s, HZ_GEMM_DOWN, "dh = dout wdown", b->dh, dmo, w->wdown, N, F, C);
     hzcu_linear_backward_w(s, HZ_GEMM_DOWN, "dwdown += dout^T h", g->wdown, dmo, b->h, N, F, C);
-    if (s->p->dims.geglu) hzcu_geglu_backward(s, st, b->dgu, b->dh, b->gu);
-    else hzcu_swiglu_backward(s, st, b->dgu, b->dh, b->gu);
+    hzcu_glu_backward(s, st, b->dgu, b->dh, b->gu);
     hzcu_linear_backward_x(s, HZ_GEMM_GATE_UP, "dxn2 = dgate_up wgate_up", b->dxn2, b->dgu, w->wgu, N, C, 2 * F);
     hzcu_linear_backward_w(s, HZ_GEMM_GATE_UP, "dwgate_up += dgate_up^T xn2", g->wgu, b->dgu, b->xn2, N, C, 2 * F);
     hzcu_rmsnorm_backward(s, st, b->dxmid, g->mlp_norm, b->dxn2, b->xmid, w->mlp_norm, b->rstd2, dx,
