@@ -1,7 +1,9 @@
 /* runtime/optstate.c - the compact optimizer-state codecs: mode names and sizes, the int8
  * dynamic code maps and the blockwise reference quantiser, the stochastic-rounding hash and
  * bf16 rounding, and the state's memory. The AdamW loops that use them are optstate_adamw.c. */
+#include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +90,41 @@ const hz_qmap *hz_qmap_get(void)
 {
     pthread_once(&the_map_once, build_the_map);
     return &the_map;
+}
+
+/* ---- the fast encoders' bucket table (optstate.h) ---- */
+
+static uint32_t spack[HZ_Q8_BUCKETS], upack[HZ_Q8_BUCKETS];
+static pthread_once_t the_buckets_once = PTHREAD_ONCE_INIT;
+
+static void pack(uint32_t *out, const float *mid, int top)
+{
+    const uint32_t first = (uint32_t)(127 - HZ_Q8_EXP_LO) << 23;
+    assert(hz_bits_inl(mid[1]) > first); /* no midpoint in or below bucket 0 */
+    int r = 0;
+    for (int b = 0; b < HZ_Q8_BUCKETS; b++) {
+        uint32_t lo = first + ((uint32_t)b << 16);
+        while (r < top && hz_bits_inl(mid[r + 1]) <= lo) r++; /* mids at or below lo */
+        uint32_t thr = 0x10000u;
+        if (r < top && (hz_bits_inl(mid[r + 1]) >> 16) == (lo >> 16)) {
+            thr = hz_bits_inl(mid[r + 1]) & 0xffffu;
+            assert(r + 1 == top || (hz_bits_inl(mid[r + 2]) >> 16) != (lo >> 16)); /* one */
+        }
+        out[b] = (uint32_t)r | thr << 8;
+    }
+}
+
+static void build_buckets(void)
+{
+    const hz_qmap *q = hz_qmap_get();
+    pack(spack, q->smid, 127);
+    pack(upack, q->umid, 255);
+}
+
+const uint32_t *hz_q8_buckets(int is_signed)
+{
+    pthread_once(&the_buckets_once, build_buckets);
+    return is_signed ? spack : upack;
 }
 
 /* ---- the reference quantiser ---- */

@@ -36,6 +36,24 @@ typedef struct hz_qmap {
     float smid[128], umid[256];   /* [0] unused */
 } hz_qmap;
 
+/* The fast encoders' table (both fast paths of optstate_adamw.c and optstate_avx512.c): the
+ * magnitude code of a in [0, 1] from its fp32 bits. A bucket is the floats that share
+ * exponent and top 7 mantissa bits (at most 2^-7 relative wide, narrower than any gap between
+ * two codes, so at most one midpoint lies inside); buckets start at 2^-HZ_Q8_EXP_LO, below
+ * the smallest midpoint of either map (smaller a share bucket 0). Entry b = code | thr << 8:
+ * the code of the bucket's smallest float, and the low 16 bits a float of the bucket needs to
+ * reach the next midpoint (0x10000: none lies in the bucket). hz_q8_code is the encode. */
+#define HZ_Q8_EXP_LO 27
+#define HZ_Q8_BUCKETS ((HZ_Q8_EXP_LO << 7) + 1) /* up to a = 1 */
+const uint32_t *hz_q8_buckets(int is_signed);   /* built once on first use */
+static inline int hz_q8_code(uint32_t a_bits, const uint32_t *t)
+{
+    a_bits &= 0x7fffffffu; /* |a|: a -0 is 0 */
+    int32_t b = (int32_t)(a_bits >> 16) - (int32_t)((127 - HZ_Q8_EXP_LO) << 7);
+    uint32_t e = t[b < 0 ? 0 : b];
+    return (int)(e & 0xffu) + ((a_bits & 0xffffu) >= (e >> 8));
+}
+
 /* Build the maps (deterministic; the same bits on every IEEE machine). */
 void hz_qmap_build(hz_qmap *q);
 /* The maps, built once on first use. */

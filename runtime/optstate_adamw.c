@@ -201,63 +201,6 @@ static int64_t fast_bf16(uint16_t *restrict m, uint16_t *restrict v, uint16_t *r
     return bad;
 }
 
-/* The fast encoder: the magnitude code of A in [0, 1] from its fp32 bits. A bucket is the
- * floats that share exponent and top 7 mantissa bits (at most 2^-7 relative wide, narrower
- * than any gap between two codes, so at most one midpoint lies inside); base[bucket] is the
- * code of its smallest float, and one comparison with the next midpoint finishes:
- * code = base + (a >= mid[base + 1]), the count encode_magnitude_ref makes. Buckets start at
- * 2^-EXP_LO, below the smallest midpoint of either map; smaller A share bucket 0 (code 0).
- * mid[top + 1] is +inf so the comparison needs no bound check. */
-#define EXP_LO 27
-#define BUCKETS ((EXP_LO << 7) + 1) /* up to a = 1 */
-typedef struct fast_map {
-    int32_t sbase[BUCKETS], ubase[BUCKETS];
-    float smid[129], umid[257];
-} fast_map;
-
-static fast_map the_fast_map;
-static pthread_once_t the_fast_map_once = PTHREAD_ONCE_INIT;
-
-static int count_midpoints(float a, const float *mid, int top)
-{
-    int r = 0;
-    for (int j = 1; j <= top; j++) r += a >= mid[j];
-    return r;
-}
-
-static void build_fast_map(void)
-{
-    const hz_qmap *q = hz_qmap_get();
-    fast_map *f = &the_fast_map;
-    memcpy(f->smid, q->smid, sizeof q->smid);
-    memcpy(f->umid, q->umid, sizeof q->umid);
-    f->smid[128] = f->umid[256] = INFINITY;
-    const uint32_t first = (uint32_t)(127 - EXP_LO) << 23;
-    for (int b = 0; b < BUCKETS; b++) {
-        float lo = hz_float_inl(first + ((uint32_t)b << 16));
-        float hi = hz_float_inl(first + ((uint32_t)(b + 1) << 16));
-        f->sbase[b] = count_midpoints(lo, q->smid, 127);
-        f->ubase[b] = count_midpoints(lo, q->umid, 255);
-        assert(count_midpoints(hi, q->smid, 127) - f->sbase[b] <= 1);
-        assert(count_midpoints(hi, q->umid, 255) - f->ubase[b] <= 1);
-    }
-    assert(count_midpoints(hz_float_inl(first), q->umid, 255) == 0);
-}
-
-static const fast_map *fast_map_get(void)
-{
-    pthread_once(&the_fast_map_once, build_fast_map);
-    return &the_fast_map;
-}
-
-static inline int fast_code(float a, const int32_t *base, const float *mid)
-{
-    int32_t b = (int32_t)((hz_bits_inl(a) & 0x7fffffffu) >> 16) - (int32_t)((127 - EXP_LO) << 7);
-    b = b < 0 ? 0 : b;
-    int r = base[b];
-    return r + (a >= mid[r + 1]);
-}
-
 /* One block's decode and update into the scratch mt, vt, wt, lt, with the largest |m|, |v|
  * bit patterns and the count of non-finite gradients. */
 #define INT8_DECODE_UPDATE(GRAD_EXPR)                                                        \
@@ -284,11 +227,11 @@ Q_CLONES
 static int64_t fast_int8(int8_t *restrict mc, uint8_t *restrict vc, float *restrict mabs,
                          float *restrict vabs, uint16_t *restrict w, int16_t *restrict lo,
                          const float *restrict gf, const uint16_t *restrict gb, int64_t n,
-                         const hz_adam_coef *k, const hz_qmap *map,
-                         const fast_map *fm)
+                         const hz_adam_coef *k, const hz_qmap *map)
 {
     const hz_adam_coef c = *k; /* a local copy: no store can alias it */
     k = &c;
+    const uint32_t *sbuck = hz_q8_buckets(1), *ubuck = hz_q8_buckets(0);
     int64_t bad = 0;
     for (int64_t b0 = 0; b0 < n; b0 += BLOCK) {
         const int nb = (int)(n - b0 < BLOCK ? n - b0 : BLOCK);
@@ -311,8 +254,8 @@ static int64_t fast_int8(int8_t *restrict mc, uint8_t *restrict vc, float *restr
         mabs[blk] = amn;
         vabs[blk] = avn;
         for (int j = 0; j < nb; j++) {
-            int rm = fast_code(fabsf(mt[j]) / dm, fm->sbase, fm->smid);
-            int rv = fast_code(vt[j] / dv, fm->ubase, fm->umid);
+            int rm = hz_q8_code(hz_bits_inl(fabsf(mt[j]) / dm), sbuck);
+            int rv = hz_q8_code(hz_bits_inl(vt[j] / dv), ubuck);
             rv |= (rv == 0) & (vt[j] > 0.0f);
             mc[b0 + j] = (int8_t)(mt[j] < 0.0f ? -rm : rm);
             vc[b0 + j] = (uint8_t)rv;
@@ -359,7 +302,7 @@ int64_t hz_qadamw_range(hz_qstate *q, uint16_t *w, int16_t *lo, const void *grad
         if (done < n)
             bad += fast_int8(mc + done, vc + done, ma + whole, va + whole, w + done, lo + done,
                              gf ? gf + done : NULL, gb ? gb + done : NULL, n - done, k,
-                             hz_qmap_get(), fast_map_get());
+                             hz_qmap_get());
         return bad;
     }
     }

@@ -2,11 +2,8 @@
  * 4 vectors a block): the bits of hz_qadamw_ref's int8 mode (optstate_adamw.c), written
  * with intrinsics because the compiler's own vectorisation of that loop extracts every
  * table index to a scalar register (3.6 ns an element on one core where this takes about
- * 1; bench/NOTES.md). Decoding gathers the code maps; encoding gathers one packed entry per
- * value: the code of the bucket's smallest float and the low 16 bits of the midpoint that
- * lies inside the bucket (a bucket is the floats sharing exponent and top 7 mantissa bits,
- * narrower than any gap between two codes, so at most one midpoint lies in it). */
-#include <pthread.h>
+ * 1; bench/NOTES.md). Decoding gathers the code maps; encoding gathers one entry per value
+ * of optstate.h's bucket table (hz_q8_buckets), as the C loop does. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -17,36 +14,6 @@
 #include <immintrin.h>
 
 #define BLOCK HZ_OPTSTATE_BLOCK
-#define EXP_LO 27                   /* buckets start at 2^-27, below every midpoint */
-#define BUCKETS ((EXP_LO << 7) + 1) /* up to a = 1 */
-#define NEVER 0x10000u              /* no midpoint in the bucket: no low half reaches it */
-
-/* entry = code | threshold << 8: the code of the bucket's smallest float, and the low 16
- * bits a float of the bucket needs to reach the next midpoint (NEVER when it lies above). */
-static uint32_t spack[BUCKETS], upack[BUCKETS];
-static pthread_once_t packed_once = PTHREAD_ONCE_INIT;
-
-static void pack(uint32_t *out, const float *mid, int top)
-{
-    const uint32_t first = (uint32_t)(127 - EXP_LO) << 23;
-    int r = 0;
-    for (int b = 0; b < BUCKETS; b++) {
-        uint32_t lo = first + ((uint32_t)b << 16);
-        while (r < top && hz_bits_inl(mid[r + 1]) <= lo) r++; /* mids at or below lo */
-        uint32_t thr = NEVER;
-        if (r < top && (hz_bits_inl(mid[r + 1]) >> 16) == (lo >> 16))
-            thr = hz_bits_inl(mid[r + 1]) & 0xffffu;
-        out[b] = (uint32_t)r | thr << 8;
-    }
-}
-
-static void build_packed(void)
-{
-    const hz_qmap *q = hz_qmap_get();
-    pack(spack, q->smid, 127);
-    pack(upack, q->umid, 255);
-}
-
 static _Atomic int use = -1; /* -1: not yet asked; 0: off (no AVX-512, or turned off); 1: on */
 
 int hz_qadamw_int8_avx512_on(void)
@@ -59,18 +26,19 @@ int hz_qadamw_int8_avx512_use(int on)
 {
     __builtin_cpu_init();
     int have = __builtin_cpu_supports("avx512f") != 0;
-    if (have) pthread_once(&packed_once, build_packed);
     use = on && have;
     return have;
 }
 
 #define TGT __attribute__((target("avx512f")))
 
-/* The magnitude code of A (non-negative, at most 1) from the packed table T. */
+/* The magnitude code of A (non-negative, at most 1) from the bucket table T: hz_q8_code of
+ * optstate.h, 16 lanes at a time. */
 static inline TGT __m512i encode(__m512 a, const uint32_t *t)
 {
-    __m512i u = _mm512_castps_si512(a);
-    __m512i b = _mm512_sub_epi32(_mm512_srli_epi32(u, 16), _mm512_set1_epi32((127 - EXP_LO) << 7));
+    __m512i u = _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff));
+    __m512i b = _mm512_sub_epi32(_mm512_srli_epi32(u, 16),
+                                 _mm512_set1_epi32((127 - HZ_Q8_EXP_LO) << 7));
     b = _mm512_max_epi32(b, _mm512_setzero_si512());
     __m512i e = _mm512_i32gather_epi32(b, (const int *)t, 4);
     __m512i r = _mm512_and_si512(e, _mm512_set1_epi32(0xff));
@@ -98,6 +66,7 @@ TGT int64_t hz_qadamw_int8_avx512(int8_t *mc, uint8_t *vc, float *mabs, float *v
     const __m512 rbc2 = _mm512_set1_ps(k->rbc2), eps = _mm512_set1_ps(k->eps);
     const __m512 gscale = _mm512_set1_ps(k->gscale);
     const __m512i expo = _mm512_set1_epi32(0x7f800000), abs = _mm512_set1_epi32(0x7fffffff);
+    const uint32_t *sbuck = hz_q8_buckets(1), *ubuck = hz_q8_buckets(0);
     int64_t bad = 0;
     for (int64_t blk = 0; blk < blocks; blk++) {
         const int64_t b0 = blk * BLOCK;
@@ -152,8 +121,8 @@ TGT int64_t hz_qadamw_int8_avx512(int8_t *mc, uint8_t *vc, float *mabs, float *v
             const int64_t i = b0 + 16 * j;
             __m512i mu = _mm512_castps_si512(mt[j]);
             __m512 ma = _mm512_castsi512_ps(_mm512_and_si512(mu, abs));
-            __m512i rm = encode(_mm512_div_ps(ma, dm), spack);
-            __m512i rv = encode(_mm512_div_ps(vt[j], dv), upack);
+            __m512i rm = encode(_mm512_div_ps(ma, dm), sbuck);
+            __m512i rv = encode(_mm512_div_ps(vt[j], dv), ubuck);
             __mmask16 neg = _mm512_cmp_ps_mask(mt[j], _mm512_setzero_ps(), _CMP_LT_OQ);
             rm = _mm512_mask_sub_epi32(rm, neg, _mm512_setzero_si512(), rm);
             __mmask16 tiny = _mm512_cmpeq_epi32_mask(rv, _mm512_setzero_si512()) &
