@@ -22,7 +22,6 @@ Usage: families_parity.py [--backend cuda|cpu] [--hzc build/hzc] [--out DIR] [--
 Prints ok / NOT OK lines and ends with "N passed, N failed".
 """
 import os
-import re
 import subprocess
 import sys
 
@@ -32,7 +31,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import parity_common as tp  # noqa: E402  (checks, the AdamW settings)
 
-T, STEP, MICRO = tp.T, tp.STEP, tp.MICRO
+STEP = tp.STEP
 STEPS = 20
 LOSS_TOL = 2e-2  # per-step relative loss difference over the 20 steps
 
@@ -107,26 +106,12 @@ def build_model(cfg_name, cls_name, kw, theta, dev):
     return m
 
 
-def rows_of(tok, step, dev):
-    """Step STEP's rows as hzc's stream reader serves them: row r of the run reads
-    tok[rT, rT + T] (inputs, then targets shifted by one)."""
-    rows = STEP // T
-    base = step * rows
-    x = np.stack([tok[(base + r) * T:(base + r) * T + T] for r in range(rows)]).astype(np.int64)
-    y = np.stack([tok[(base + r) * T + 1:(base + r) * T + T + 1] for r in range(rows)]).astype(np.int64)
-    return torch.tensor(x, device=dev), torch.tensor(y, device=dev)
-
-
 def torch_train(m, tok, V, steps, dev):
     """STEPS steps of torch.optim.AdamW as hzc runs them; the losses and the first norm."""
-    decay = [p for p in m.parameters() if p.dim() >= 2]
-    no_decay = [p for p in m.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tp.WD},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=tp.LR, betas=(tp.B1, tp.B2), eps=tp.EPS)
+    opt = tp.adamw(m)
     losses, norms = [], []
     for s in range(steps):
-        x, y = rows_of(tok, s, dev)
+        x, y = tp.rows_of(tok, s, dev)
         opt.zero_grad(set_to_none=True)
         logits = m(input_ids=x).logits.float().reshape(-1, V)
         loss = torch.nn.functional.cross_entropy(logits, y.reshape(-1))
@@ -139,15 +124,9 @@ def torch_train(m, tok, V, steps, dev):
 
 
 def hzc_train(d, hf_dir, data, steps, extra):
-    args = [os.path.join(d, "train"), "--data", data, "--init", hf_dir, "--steps", str(steps),
-            "--lr", str(tp.LR), "--beta1", str(tp.B1), "--beta2", str(tp.B2), "--eps", str(tp.EPS),
-            "--weight-decay", str(tp.WD), "--grad-clip", str(tp.CLIP), "--warmup", "0",
-            "--decay-steps", "0", "--log-every", "1"] + extra
+    args = [os.path.join(d, "train"), "--data", data, "--init", hf_dir, "--steps", str(steps)] + \
+        tp.train_flags() + ["--log-every", "1"] + extra
     return subprocess.run(args, capture_output=True, text=True)
-
-
-def step_lines(out):
-    return [(float(a), float(b)) for a, b in re.findall(r"step +\d+/\d+ \| loss ([0-9.]+) \| norm ([0-9.]+)", out)]
 
 
 def run(name, fam, args):
@@ -160,26 +139,14 @@ def run(name, fam, args):
     m = build_model(cfg_name, cls_name, kw, theta, dev)
     hf_dir = os.path.join(d, "hf")
     m.save_pretrained(hf_dir)
-    spec = os.path.join(d, "imported.yaml")
-    r = subprocess.run([args.hzc, "import", hf_dir, "-o", spec], capture_output=True, text=True)
-    tp.check(r.returncode == 0, f"{name}: hzc import of transformers' save_pretrained {r.stderr.strip()[-300:]}")
-    if r.returncode:
+    if not tp.import_and_build(name, hf_dir, d, args):
         return
-    text = open(spec).read()
     if theta is None:
+        text = open(os.path.join(d, "imported.yaml")).read()
         tp.check(f"sliding_window: {GEMMA3_WINDOW}" in text and "family: gemma3" in text and
                  "type: linear" in text,
                  f"{name}: the imported spec is gemma3 with window {GEMMA3_WINDOW} and linear rope "
                  f"scaling: {' '.join(l.strip() for l in text.splitlines() if 'sliding' in l or 'layer_types' in l)}")
-    text = re.sub(r"seq_len: \d+", f"seq_len: {T}", text)
-    text = re.sub(r"tokens_per_step: \d+", f"tokens_per_step: {STEP}", text)
-    text = re.sub(r"tokens_per_micro_batch: \d+", f"tokens_per_micro_batch: {MICRO}", text)
-    open(spec, "w").write(text)
-    b = subprocess.run([args.hzc, "build", spec, "-o", d, "--backend", args.backend],
-                       capture_output=True, text=True)
-    if b.returncode:
-        tp.check(False, f"{name}: hzc build: {b.stderr[-1500:]}")
-        return
     rng = np.random.default_rng(3)
     # Gemma 3's embedding has padding_idx = pad_token_id = 0, whose row the lookup's gradient
     # never reaches in transformers (hzc's reaches every row): its tokens start at 1
@@ -189,7 +156,6 @@ def run(name, fam, args):
     data, vdata = os.path.join(d, "tokens.npy"), os.path.join(d, "val.npy")
     np.save(data, tok)
     np.save(vdata, val)
-    rel = lambda a, b: abs(a - b) / abs(b)
 
     # one step, its checkpoint, and the checkpoint's logits
     ck = os.path.join(d, "ck")
@@ -199,30 +165,26 @@ def run(name, fam, args):
     if r.returncode:
         tp.check(False, f"{name}: train --init: {(r.stdout + r.stderr)[-1500:]}")
         return
-    (h_loss, h_norm), = step_lines(r.stdout)
-    h_val = float(re.search(r"^val loss ([0-9.]+)", r.stdout, re.M).group(1))
+    (h_loss, h_norm), = tp.step_lines(r.stdout)
+    h_val = tp.val_loss(r.stdout)
     t_losses, t_norms = torch_train(m, tok, V, 1, dev)
-    tp.check(rel(h_loss, t_losses[0]) <= 1e-2,
+    tp.check(tp.rel(h_loss, t_losses[0]) <= 1e-2,
              f"{name} [{args.backend}]: step-0 loss hzc {h_loss:.5f} transformers {t_losses[0]:.5f} (tol 1e-2)")
-    tp.check(rel(h_norm, t_norms[0]) <= 1e-2,
+    tp.check(tp.rel(h_norm, t_norms[0]) <= 1e-2,
              f"{name} [{args.backend}]: grad norm hzc {h_norm:.5f} transformers {t_norms[0]:.5f} (tol 1e-2)")
     loaded = bf16_embed_scale(AutoModelForCausalLM.from_pretrained(os.path.join(ck, "step-00000001"),
                                                                    dtype=torch.float32).to(dev))
     got = dict(loaded.named_parameters())
-    num = den = 0.0
     missing = [n for n, _ in m.named_parameters() if n not in got]
     tp.check(not missing, f"{name}: every transformers parameter is in hzc's checkpoint (missing: {missing[:5]})")
     if missing:
         return
-    for n, p in m.named_parameters():
-        num += float((got[n].detach() - p.detach()).float().pow(2).sum())
-        den += float(p.detach().float().pow(2).sum())
-    werr = (num / den) ** 0.5
+    werr = tp.weights_rel_err(m, got)
     qn = [n for n in got if n.endswith("q_norm.weight")]
     tp.check(werr <= 1e-2, f"{name} [{args.backend}]: from_pretrained(hzc checkpoint) vs torch.optim.AdamW "
              f"after one step: rel err {werr:.2e} (tol 1e-2; {len(got)} tensors, {len(qn)} q_norm)")
     with torch.no_grad():
-        x, y = rows_of(val, 0, dev)
+        x, y = tp.rows_of(val, 0, dev)
         t_log = loaded(input_ids=x).logits.float().reshape(-1, V)
         t_val = float(torch.nn.functional.cross_entropy(t_log, y.reshape(-1)))
         # transformers' own bf16 noise on these logits: the same model under bf16 autocast
@@ -231,7 +193,7 @@ def run(name, fam, args):
         noise = float(torch.linalg.norm(b_log - t_log) / torch.linalg.norm(t_log))
         del b_log
         t_log = t_log.cpu().numpy()
-    tp.check(rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's checkpoint: "
+    tp.check(tp.rel(h_val, t_val) <= 1e-2, f"{name} [{args.backend}]: validation loss of hzc's checkpoint: "
              f"hzc forward {h_val:.5f}, transformers forward {t_val:.5f} (tol 1e-2)")
     h_log = np.load(os.path.join(d, "logits.npy"))
     if h_log.shape != t_log.shape:
@@ -249,10 +211,10 @@ def run(name, fam, args):
     # 20 steps from the same start
     r = hzc_train(d, hf_dir, data, STEPS, [])
     open(os.path.join(d, "train20.log"), "w").write(r.stdout + r.stderr)
-    h = [a for a, _ in step_lines(r.stdout)]
+    h = [a for a, _ in tp.step_lines(r.stdout)]
     m = bf16_embed_scale(AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).to(dev))
     t, _ = torch_train(m, tok, V, STEPS, dev)
-    worst = max((rel(a, b) for a, b in zip(h, t)), default=float("inf"))
+    worst = max((tp.rel(a, b) for a, b in zip(h, t)), default=float("inf"))
     tp.check(r.returncode == 0 and len(h) == STEPS and worst <= LOSS_TOL,
              f"{name} [{args.backend}]: {STEPS}-step loss trajectory, max rel diff {worst:.2e} (tol {LOSS_TOL}): "
              f"hzc {h[0] if h else 0:.4f} -> {h[-1] if h else 0:.4f}, transformers {t[0]:.4f} -> {t[-1]:.4f}")
