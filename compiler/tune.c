@@ -203,9 +203,10 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
         s->states[i] = m;
         s->state_fits[i] = s->best_n > 0;
         s->state_best[i] = s->best_n > 0 ? s->best[0] : s->smallest;
-        if (s->best_n > 0 && chosen < 0 && kept) {
+        if (s->best_n > 0 && chosen < 0) {
             chosen = m;
             kept_n = s->best_n;
+            if (!kept) break; /* no room to keep them: the others' plans are not searched */
             memcpy(kept, s->best, (size_t)kept_n * sizeof *kept);
         }
         if (s->best_n == 0 && (least_over < 0 || w.smallest_over < least_over)) {
@@ -214,7 +215,7 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
         }
     }
     s->best_n = kept_n;
-    if (kept_n) memcpy(s->best, kept, (size_t)kept_n * sizeof *kept);
+    if (kept_n && kept) memcpy(s->best, kept, (size_t)kept_n * sizeof *kept);
     if (least_over >= 0) s->smallest = least;
     free(kept);
     if (w.quiet != stderr) fclose(w.quiet);
