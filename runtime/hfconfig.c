@@ -54,8 +54,9 @@ static char *gemma3_config(const hz_plan *p)
     FILE *o = open_memstream(&text, &size);
     if (!o) return NULL;
     double q = 1.0 / ((double)d->attn_scale * d->attn_scale), qr = floor(q + 0.5);
-    if ((float)pow(qr, -0.5) == d->attn_scale) q = qr;
-    fmt_float(qpas, sizeof qpas, (float)q);
+    /* an integer is written as one: transformers 5 validates the field as an int */
+    if ((float)pow(qr, -0.5) == d->attn_scale) snprintf(qpas, sizeof qpas, "%lld", (long long)qr);
+    else fmt_float(qpas, sizeof qpas, (float)q);
     fmt_float(eps, sizeof eps, d->eps);
     fmt_float(theta, sizeof theta, d->rope_theta);
     fmt_float(local, sizeof local, d->rope_local_theta);

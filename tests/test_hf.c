@@ -483,6 +483,12 @@ static void hf_save_load(int variant)
                   json_real_value(json_object_get(cfg, "rms_norm_eps")) == 1e-5,
               "variant 2: rope_scaling llama3 factor 8, original 4; rope_theta 500000.0; eps 1e-05");
     }
+    if (variant == 4)
+        CHECK(json_is_integer(json_object_get(cfg, "query_pre_attn_scalar")) &&
+                  json_integer_value(json_object_get(cfg, "query_pre_attn_scalar")) ==
+                      (json_int_t)spec.query_pre_attn_scalar,
+              "variant 4: query_pre_attn_scalar written as the integer %g (transformers 5 wants an int)",
+              spec.query_pre_attn_scalar);
     json_decref(cfg);
 
     /* import reads the config back to the same architecture */
