@@ -6,7 +6,9 @@
 #   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
 #   activations on the host), +det for train --deterministic and +tuned for the plan
 #   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
-#   each, the first excluded from the mean. Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
+#   each, the first excluded from the mean. DATA=FILE trains on those tokens (a .bin shard or
+#   .npy, e.g. text through build/text2tokens) instead of random ones, and FLAGS adds trainer
+#   flags (FLAGS="--lr 1e-4 --warmup 5"). Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
 #   a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
 # Writes logs and a summary to $OUT (default build/bench).
 cd "$(dirname "$0")/.." || exit 1
@@ -46,14 +48,16 @@ for run in $models; do
     esac
     build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
         > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
-    python3 - "$d" "$STEPS" <<'PY'
+    data=${DATA:-$d/tokens.npy}
+    [ -n "$DATA" ] || python3 - "$d" "$STEPS" <<'PY'
 import json, sys, numpy as np
 d, steps = sys.argv[1], int(sys.argv[2])
 p = json.load(open(d + "/generated/plan.json"))
 n = p["dims"]["step_tokens"] * (steps + 1) + 1
 np.save(d + "/tokens.npy", np.random.default_rng(0).integers(0, p["dims"]["V"], n, dtype=np.uint32))
 PY
-    "$d/train" --data "$d/tokens.npy" --steps "$STEPS" --log-every 1 $flags > "$OUT/$tag.log" 2>&1
+    # shellcheck disable=SC2086 # FLAGS is a list of flags
+    "$d/train" --data "$data" --steps "$STEPS" --log-every 1 $flags $FLAGS > "$OUT/$tag.log" 2>&1
     echo "bench: $run (exit $?)"
     grep -E '^(planned|step |summary|  |cuda|gpu|pcie|compute)' "$OUT/$tag.log" | tail -n 25
 done
