@@ -114,4 +114,10 @@ if base and every_s and disk:
     print("  %d steps: %.1f s without saves, %.1f s saving every %d steps while training (%d saves, %+.1f%%), %s with --sync-save"
           % (steps, base, every_s, every, saves, 100 * unhidden / base, "%.1f s" % sync_s if sync_s else "?"))
     print("  the saves' disk time %.1f s; %.1f s of it not hidden (%.0f%%)" % (disk_s, unhidden, 100 * unhidden / disk_s))
+    # a save overlaps only the training after it, up to the next save or the end: the save at
+    # step k can hide behind min(EVERY, STEPS - k) steps, the last one behind none
+    step_s, one = base / steps, nbytes * 1e-9 / float(disk["disk_write_GBps"])
+    cannot = sum(max(0.0, one - min(every, steps - k) * step_s) for k in range(every, steps + 1, every))
+    print("  without saves plus the disk time no overlap can hide: %.1f + %.1f = %.1f s; saving while training "
+          "took %.2f of it (target <= 1.05)" % (base, cannot, base + cannot, every_s / (base + cannot)))
 PY
