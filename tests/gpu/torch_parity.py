@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import parity_common as pc  # noqa: E402  (checks, step shape, AdamW settings, init, rows)
+import parity_common as pc  # noqa: E402  (checks, step shape, AdamW settings, init, rows, raw)
 from parity_common import B1, B2, CLIP, EPS, LR, MICRO, STEP, T, WD, check, rel  # noqa: E402
 
 SHAPES = {
@@ -62,34 +62,6 @@ def hf_model(fam, V, C, L, NH, NKV, F, tied, bias, rope3, device):
     if fam == "llama":
         cfg.attention_bias = bias
     return pc.init_model(cls, cfg, device)
-
-
-def hf_tensors(m, L, tied):
-    """hzc tensor name (layer) -> the HF tensor(s) stacked by rows."""
-    sd = dict(m.named_parameters())
-    out = {("wte", -1): [sd["model.embed_tokens.weight"]], ("final_norm", -1): [sd["model.norm.weight"]]}
-    out[("lm_head", -1)] = [sd["model.embed_tokens.weight"] if tied else sd["lm_head.weight"]]
-    for l in range(L):
-        p = f"model.layers.{l}."
-        out[("attn_norm", l)] = [sd[p + "input_layernorm.weight"]]
-        out[("wqkv", l)] = [sd[p + f"self_attn.{x}_proj.weight"] for x in "qkv"]
-        if p + "self_attn.q_proj.bias" in sd:
-            out[("bqkv", l)] = [sd[p + f"self_attn.{x}_proj.bias"] for x in "qkv"]
-        out[("wo", l)] = [sd[p + "self_attn.o_proj.weight"]]
-        out[("mlp_norm", l)] = [sd[p + "post_attention_layernorm.weight"]]
-        out[("wgate_up", l)] = [sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"]]
-        out[("wdown", l)] = [sd[p + "mlp.down_proj.weight"]]
-    return out
-
-
-def to_raw(plan, tensors):
-    n = sum(u["padded"] for u in plan["units"])
-    raw = np.zeros(n, dtype=np.float32)
-    for t in plan["tensors"]:
-        v = torch.cat([x.detach().reshape(x.shape[0], -1) for x in tensors[(t["name"], t["layer"])]], 0)
-        assert v.numel() == t["rows"] * t["cols"], t
-        raw[t["host_offset"]:t["host_offset"] + v.numel()] = v.float().cpu().numpy().reshape(-1)
-    return raw
 
 
 def step_logits_loss(m, tok, V, dev):
@@ -132,11 +104,11 @@ def run_shape(name, cfg, args):
     rng = np.random.default_rng(1)
     tok = rng.integers(0, V, size=STEP + 1, dtype=np.uint16)
     np.save(os.path.join(d, "tokens.npy"), tok)
-    w0 = to_raw(plan, hf_tensors(m, L, tied))
+    w0 = pc.to_raw(plan, pc.hf_tensors(m, L, tied))
     w0.tofile(os.path.join(d, "init.raw"))
 
     loss, norm = torch_step(m, tok, V, dev)
-    w1_torch = to_raw(plan, hf_tensors(m, L, tied))
+    w1_torch = pc.to_raw(plan, pc.hf_tensors(m, L, tied))
 
     r = subprocess.run([os.path.join(d, "train"), "--data", os.path.join(d, "tokens.npy"),
                         "--steps", "1", "--init-raw", os.path.join(d, "init.raw"),
