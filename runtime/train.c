@@ -323,6 +323,7 @@ int main(int argc, char **argv)
                       calloc((size_t)dm->step_tokens, sizeof(int32_t))};
     if (!tk.inputs || !tk.targets) hz_train_die("out of memory for the step's tokens", NULL);
     int64_t first_step = 0;
+    int resumed = 0; /* state from a checkpoint, which is saved already */
     char herr[HZ_HF_ERR_BYTES];
     if (a.resume) {
         char dir[4096];
@@ -339,6 +340,7 @@ int main(int argc, char **argv)
             return 1;
         }
         first_step = r.step;
+        resumed = 1;
         if ((int64_t)r.data_seed != a.data_seed) {
             fprintf(stderr, "train: error: --resume: the checkpoint's data order used seed %llu, "
                             "this run %lld: pass --data-seed %llu\n",
@@ -401,11 +403,16 @@ int main(int argc, char **argv)
     double flops = hz_flops_per_token(dm), t_start = hz_now_s(), train_s = 0.0, loss = 0.0;
     int64_t timed_steps = 0;
     int64_t saved_step = -1, bad_run = 0;
-    if (first_step >= a.steps) {
+    if (first_step >= a.steps && resumed) {
         fprintf(stderr, "train: note: nothing to train: the checkpoint has %lld steps done and "
                         "--steps is %lld; pass a larger --steps to train on\n",
                 (long long)first_step, (long long)a.steps);
         saved_step = first_step; /* it is saved already */
+    } else if (first_step >= a.steps) {
+        /* --steps 0 from fresh weights: with --out, the end's save writes them as step 0 (the
+         * initial model, loadable by from_pretrained and by --resume) */
+        fprintf(stderr, "train: note: --steps 0: nothing to train%s\n",
+                a.out ? "; the initial weights are saved to --out as step 0" : "");
     }
     catch_signals();
     for (int64_t step = first_step; step < a.steps && !stop_signal; step++) {
@@ -519,9 +526,11 @@ int main(int argc, char **argv)
     if (a.out && saved_step != ctx.step) hz_train_save(&ctx, train, &a, ctx.step, 0);
     hz_train_finish_save(&ctx, &a);
 
-    if (ctx.step == first_step)
+    if (ctx.step == first_step && resumed)
         printf("summary: no steps trained (the checkpoint has %lld of --steps %lld done)",
                (long long)first_step, (long long)a.steps);
+    else if (ctx.step == first_step)
+        printf("summary: no steps trained (--steps 0)");
     else
         printf("summary: %lld steps, final loss %.4f", (long long)a.steps, loss);
     double mean_tok_s = timed_steps > 0 ? (double)timed_steps * (double)dm->step_tokens / train_s : 0;

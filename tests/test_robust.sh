@@ -129,6 +129,15 @@ rc=$?
 [ $rc = 1 ] && grep -q '3 steps in a row (2 to 4) had a non-finite loss' "$tmp/div.err" && [ ! -e "$tmp/div/step-00000004" ] &&
     complete "$tmp/div" && ok "3 non-finite steps in a row stop the run (exit 1), no checkpoint of the last: $(ls "$tmp/div" | tr '\n' ' ')" ||
     bad "divergence stop: exit $rc; $(ls "$tmp/div" | tr '\n' ' '); $(cat "$tmp/div.err")"
+# --steps 0 from fresh weights with --out: the initial weights saved as step 0, resumable
+"$train" --data $data --steps 0 --threads 2 --out "$tmp/s0" > "$tmp/s0.log" 2> "$tmp/s0.err"
+rc=$?
+"$train" --data $data --steps 1 --threads 2 --resume "$tmp/s0" > "$tmp/s0r.log" 2>&1
+rc2=$?
+[ $rc = 0 ] && [ $rc2 = 0 ] && complete "$tmp/s0" && [ -f "$tmp/s0/step-00000000/model.safetensors" ] &&
+    grep -q 'initial weights are saved' "$tmp/s0.err" && grep -q 'resumed from .*0 steps done' "$tmp/s0r.log" &&
+    ok "--steps 0 --out: the initial weights saved as step 0, and --resume trains on from them" ||
+    bad "--steps 0 --out: exit $rc/$rc2; $(ls "$tmp/s0" 2> /dev/null | tr '\n' ' '); $(cat "$tmp/s0.err"); $(tail -n 2 "$tmp/s0r.log")"
 # weights already non-finite (an inf in --init-raw): never saved
 "$train" --data $data --steps 0 --threads 2 --save-raw "$tmp/init.raw" > /dev/null 2>&1
 cp "$tmp/init.raw" "$tmp/inf.raw"
