@@ -400,4 +400,7 @@ cudnnStatus_t hzdnn_execute(const hzdnn_graph *g, cudnnHandle_t handle, int n,
     hzdnn.cudnnBackendDestroyDescriptor(vp);
     return st;
 }
+#else
+/* built without cuDNN's headers: nothing here (ISO C wants a declaration in every file) */
+typedef int hzdnn_not_built;
 #endif
