@@ -178,9 +178,12 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
     check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3, "cuDNN attention fwd out (%s)", tag);
     check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0, "cuDNN attention fwd lse (%s)", tag);
 
-    for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
+    /* The mixed runs' references take the device's out (its bf16 bits, which differ from the
+     * reference's within the tolerance above) with the reference's lse: the device backward
+     * reads the other path's lse, so a different lse convention fails them. */
     float *dq_ref = hmalloc(nq), *dk_ref = hmalloc(nk), *dv_ref = hmalloc(nk);
-    attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV,
+    float *out_dev = down_bf(dout, nq);
+    attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_dev, lse_ref, B, T, NH, NKV,
                               HD, scale, T);
     CUdeviceptr ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
     /* mixed: cuDNN's out and lse (just computed) into hzc's backward */
@@ -188,10 +191,15 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
     check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "cuDNN fwd + hzc bwd dq (%s)", tag);
     check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "cuDNN fwd + hzc bwd dk (%s)", tag);
     check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "cuDNN fwd + hzc bwd dv (%s)", tag);
+    free(out_dev);
+    /* cuDNN's own backward: from the reference's out (rounded to bf16) and lse */
+    for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
+    attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV,
+                              HD, scale, T);
     if (!hzcu_sdpa_has_backward(a)) {
         printf("skip    cuDNN attention bwd (%s): %s\n", tag, hzcu_sdpa_backward_why(a));
     } else {
-        /* cuDNN's backward from the reference's out and lse, outputs poisoned */
+        /* outputs poisoned */
         CUdeviceptr dO = up_bf(out_ref, nq), dL = up_f32(lse_ref, nl);
         poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
         if (hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
@@ -207,6 +215,10 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
         void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc, &win};
         poison(dout, nq * 2), poison(dlse, nl * 4);
         launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
+        float *hout = down_bf(dout, nq);
+        attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, hout, lse_ref, B, T, NH, NKV,
+                                  HD, scale, T);
+        free(hout);
         poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
         if (hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
                                DPTR(dv), DPTR(dout), DPTR(dlse), DPTR(dD), why, sizeof why))
