@@ -382,7 +382,8 @@ static int build(const options *o, const hzc_plan *pl, const char *root)
         arg(&ld, libdir);
         arg(&ld, stubs);
         /* -Xlinker, not -Wl,: a comma in the path stays part of it */
-        static const char *const cudalibs[] = {"-lcublasLt", "-lcudart", "-lnvrtc", "-lcuda"};
+        /* -ldl: cuDNN is dlopened at run time (runtime/cuda/cudnn_api.c), never linked */
+        static const char *const cudalibs[] = {"-lcublasLt", "-lcudart", "-lnvrtc", "-lcuda", "-ldl"};
         arg(&ld, "-Xlinker");
         arg(&ld, "-rpath");
         arg(&ld, "-Xlinker");

@@ -242,6 +242,10 @@ void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_c
  * and the step's bookkeeping around them. Device work may be asynchronous: an op is done
  * when wait_op returns. */
 typedef struct hz_ctx hz_ctx;
+/* train --attention: AUTO takes cuDNN's fused attention where it loads and accepts the
+ * model's shape (cuda backend, not --deterministic), CUDNN asks for it (a warning when it
+ * cannot be had), HZC keeps hzc's own kernels. The cpu backend ignores it. */
+enum hz_attention_mode { HZ_ATTENTION_AUTO, HZ_ATTENTION_CUDNN, HZ_ATTENTION_HZC };
 typedef void (*hz_op_fn)(hz_ctx *ctx, const hz_op *o);
 /* One line of memory planned beside measured (the summary prints it, --metrics records it). */
 typedef struct hz_mem_line {
@@ -327,6 +331,7 @@ struct hz_ctx {
     struct hz_profile *profile;  /* the last step's profile (NULL: not profiled) */
     int profiled;                /* profile holds the last step */
     int deterministic;           /* --deterministic: bit-identical reruns (set before init) */
+    int attention;               /* --attention: enum hz_attention_mode (set before init) */
     int64_t kprof_step;          /* --profile-kernels: the 0-based step to profile kernel by
                                   * kernel, -1 none (set before init: the cuda backend
                                   * creates its events there) */

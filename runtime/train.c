@@ -236,6 +236,7 @@ static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a)
     memset(ctx, 0, sizeof *ctx);
     ctx->optim = a->optim;
     ctx->deterministic = a->deterministic;
+    ctx->attention = a->attention;
     ctx->kprof_step = -1; /* main sets the step once a resume has said where the run starts */
     static hz_kprof kprof; /* one run's profile, alive as long as the trainer */
     if (a->profile_kernels >= 0) ctx->kprof = &kprof;

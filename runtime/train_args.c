@@ -52,6 +52,11 @@ static void usage(FILE *out, const char *argv0)
             "  --deterministic      bit-identical results from run to run, and across --resume\n"
             "                       (cuda: ordered sums replace float atomics; the cpu\n"
             "                       backend always is)\n"
+            "  --attention auto|cudnn|hzc\n"
+            "                       attention of the full-attention layers (cuda): cuDNN's\n"
+            "                       fused SDPA, loaded at start, or hzc's kernels; auto\n"
+            "                       (default) takes cuDNN when it loads and accepts the model's\n"
+            "                       shape; --deterministic always keeps hzc's\n"
             "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
             "                       host store's order (plan.json \"tensors\": host_offset)\n"
             "  --save-raw FILE      write the fp32 master weights there after training\n"
@@ -165,7 +170,7 @@ train_args hz_train_parse_args(int argc, char **argv)
                     -1, 0, 0, 3, 0.0, threads, 0, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps},
-                    0, NULL, NULL, NULL, -1, 0, 64, 0, NULL, 1.0};
+                    0, NULL, NULL, NULL, -1, 0, 64, 0, NULL, 1.0, HZ_ATTENTION_AUTO};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -207,7 +212,9 @@ train_args hz_train_parse_args(int argc, char **argv)
             a.probe_out = v;
             continue;
         }
-        if (strcmp(f, "--threads") != 0 && !a.train_flag) a.train_flag = f;
+        /* --threads and --attention serve --probe as well as training */
+        if (strcmp(f, "--threads") != 0 && strcmp(f, "--attention") != 0 && !a.train_flag)
+            a.train_flag = f;
         if (!strcmp(f, "--data")) a.data = v;
         else if (!strcmp(f, "--val-data")) a.val_data = v;
         else if (!strcmp(f, "--init-raw")) a.init_raw = v;
@@ -235,7 +242,15 @@ train_args hz_train_parse_args(int argc, char **argv)
         else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int(f, v, 0);
         else if (!strcmp(f, "--eval-batches")) a.eval_batches = parse_int(f, v, 1);
         else if (!strcmp(f, "--seed")) a.seed = parse_int(f, v, 0);
-        else if (!strcmp(f, "--threads")) a.threads = (int)parse_int_in(f, v, 1, MAX_THREADS);
+        else if (!strcmp(f, "--attention")) {
+            if (!strcmp(v, "auto")) a.attention = HZ_ATTENTION_AUTO;
+            else if (!strcmp(v, "cudnn")) a.attention = HZ_ATTENTION_CUDNN;
+            else if (!strcmp(v, "hzc")) a.attention = HZ_ATTENTION_HZC;
+            else {
+                fprintf(stderr, "train: error: --attention %s: expected auto, cudnn or hzc\n", v);
+                exit(1);
+            }
+        } else if (!strcmp(f, "--threads")) a.threads = (int)parse_int_in(f, v, 1, MAX_THREADS);
         else if (!strcmp(f, "--max-bad-steps")) a.max_bad_steps = parse_int(f, v, 1);
         else if (!strcmp(f, "--lr")) a.optim.lr = parse_float(f, v, 0, MAX_LR);
         else if (!strcmp(f, "--beta1")) a.optim.beta1 = parse_float(f, v, 0, 1);

@@ -31,6 +31,7 @@ typedef struct train_args {
     int64_t sample_every, sample_tokens, sample_top_k;
     const char *sample_prompt;
     double sample_temperature;
+    int attention; /* --attention: enum hz_attention_mode (runtime/rt.h), default AUTO (0) */
 } train_args;
 
 /* The flags of argv, checked (a bad one stops the trainer with what to do; --help prints

@@ -1,11 +1,12 @@
 /* runtime/cuda/arena.c - device memory: the plan's one arena (a single cudaMalloc, measured),
  * its regions and the buffers carved from them by runtime/hz_layout.h, what lives outside
- * the plan (cuBLASLt workspace, the RoPE table), the pinned host staging, and the copy and
+ * the plan (cuBLASLt and cuDNN workspaces, the RoPE table), the pinned host staging, and the copy and
  * memset helpers the issue code uses (no-ops while init plans the GEMMs). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda.h"
+#include "cudnn_attention.h"
 
 char *hzcu_region_at(const cuda_state *s, int kind, int i)
 {
@@ -91,6 +92,10 @@ void hzcu_arena_alloc(cuda_state *s)
     CUDA_CHECK(cudaMemGetInfo(&free2, &total));
     s->arena_measured = (int64_t)free1 - (int64_t)free2;
     CUDA_CHECK(cudaMalloc(&s->ws, LT_WORKSPACE_BYTES));
+    if (s->sdpa_ws_bytes > 0) { /* cuDNN's workspace (attention_path.c), measured with it */
+        CUDA_CHECK(cudaMalloc(&s->sdpa_ws, (size_t)s->sdpa_ws_bytes));
+        hzcu_sdpa_set_workspace(s->sdpa, s->sdpa_ws);
+    }
     CUDA_CHECK(cudaMalloc((void **)&s->inv_freq, (size_t)(s->HD / 2) * 4));
     CUDA_CHECK(cudaMalloc((void **)&s->inv_freq_local, (size_t)(s->HD / 2) * 4));
     CUDA_CHECK(cudaMemGetInfo(&free3, &total));
@@ -126,6 +131,7 @@ void hzcu_arena_free(cuda_state *s)
 {
     if (s->arena) CUDA_CHECK(cudaFree(s->arena));
     if (s->ws) CUDA_CHECK(cudaFree(s->ws));
+    if (s->sdpa_ws) CUDA_CHECK(cudaFree(s->sdpa_ws));
     if (s->inv_freq) CUDA_CHECK(cudaFree(s->inv_freq));
     if (s->inv_freq_local) CUDA_CHECK(cudaFree(s->inv_freq_local));
     if (s->h_tok) CUDA_CHECK(cudaFreeHost(s->h_tok));

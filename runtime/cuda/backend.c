@@ -17,6 +17,9 @@
  *   arena.c     the arena, its regions and buffers (runtime/hz_layout.h), pinned staging
  *   model.c     block, loss head, embedding: op by op as runtime/cpu/block.c
  *   resident.c  the resident units: their state's copies to and from the host, their AdamW
+ *   attention_path.c  which attention runs: cuDNN's fused SDPA or hzc's kernels
+ *   cudnn_api.c/.h    cuDNN loaded with dlopen; the backend-descriptor helpers
+ *   cudnn_attention.c/.h  the cuDNN attention graphs, forward and backward
  *   probe.c     train --probe: the step-time model's rates measured, a ceilings file
  *   profile.c   train --profile-kernels: CUDA events around every launch of one step
  *   *.cu        the kernels, one op family per file (forward and backward side by side);
@@ -311,13 +314,15 @@ static void cuda_report(hz_ctx *c, FILE *out)
     hzcu_count_nonfinite(c); /* the last step's device updates */
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     print_bytes_line(out, "GPU arena", p->gpu_bytes, s->arena_measured);
-    print_bytes_line(out, "GPU peak (this backend)", p->gpu_bytes + LT_WORKSPACE_BYTES,
+    print_bytes_line(out, "GPU peak (this backend)",
+                     p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes,
                      s->arena_measured + s->extra_measured);
     fprintf(out,
-            "  outside the plan: cuBLASLt workspace %u MiB, rope table %lld bytes, kernels "
-            "%zu bytes of cubin; %d GEMM shapes planned%s\n",
-            LT_WORKSPACE_BYTES >> 20, (long long)(s->HD / 2 * 4), s->cubin_bytes, s->gemm_n,
-            s->gemm_late ? " (some late: see the warning above)" : "");
+            "  outside the plan: cuBLASLt workspace %u MiB, cuDNN's workspace %lld bytes, rope "
+            "table %lld bytes, kernels %zu bytes of cubin; %d GEMM shapes planned%s\n",
+            LT_WORKSPACE_BYTES >> 20, (long long)s->sdpa_ws_bytes, (long long)(s->HD / 2 * 4),
+            s->cubin_bytes, s->gemm_n, s->gemm_late ? " (some late: see the warning above)" : "");
+    fprintf(out, "  attention: %s\n", hzcu_attention_name(s));
     fprintf(out, "  pinned host staging    planned %14lld  allocated %14lld\n",
             (long long)(p->host_bytes - p->host_store_bytes - 2 * hz_stage_slot_bytes(p)),
             (long long)s->pinned_bytes);
@@ -330,7 +335,8 @@ static int cuda_memory(hz_ctx *c, hz_mem_line *out)
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
     out[0] = (hz_mem_line){"GPU arena", p->gpu_bytes, s->arena_measured};
-    out[1] = (hz_mem_line){"GPU peak (this backend)", p->gpu_bytes + LT_WORKSPACE_BYTES,
+    out[1] = (hz_mem_line){"GPU peak (this backend)",
+                           p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes,
                            s->arena_measured + s->extra_measured};
     out[2] = (hz_mem_line){"pinned host staging", p->host_bytes - p->host_store_bytes,
                            s->pinned_bytes};
@@ -397,14 +403,19 @@ static int cuda_init(hz_ctx *c)
     printf("cuda backend: GPU %d: %s (sm_%d%d, %d SMs, %.1f GiB)\n", s->dev, s->gpu_name,
            s->cc_major, s->cc_minor, s->sm_count, gib((int64_t)prop.totalGlobalMem));
 
+    /* the attention path: cuDNN's graphs decide its workspace, which the check counts */
+    hzcu_attention_choose(s, c->attention);
+
     /* memory check before anything large is allocated */
     size_t free0 = 0, total = 0;
     CUDA_CHECK(cudaMemGetInfo(&free0, &total));
-    int64_t need = p->gpu_bytes + LT_WORKSPACE_BYTES + 64 * 1024;
+    int64_t need = p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes + 64 * 1024;
     printf("cuda backend: GPU memory: planned arena %lld bytes (%.3f GiB) + %u MiB cuBLASLt "
-           "workspace; available %lld bytes (%.3f GiB) of %.3f GiB\n",
-           (long long)p->gpu_bytes, gib(p->gpu_bytes), LT_WORKSPACE_BYTES >> 20, (long long)free0,
-           gib((int64_t)free0), gib((int64_t)total));
+           "workspace + %lld bytes cuDNN's workspace; available %lld bytes (%.3f GiB) of "
+           "%.3f GiB\n",
+           (long long)p->gpu_bytes, gib(p->gpu_bytes), LT_WORKSPACE_BYTES >> 20,
+           (long long)s->sdpa_ws_bytes, (long long)free0, gib((int64_t)free0),
+           gib((int64_t)total));
     printf("cuda backend: host memory: planned %lld bytes (%.3f GiB, store %.3f GiB pinned); "
            "available now %.3f GiB\n",
            (long long)p->host_bytes, gib(p->host_bytes), gib(c->store.bytes),
@@ -414,7 +425,7 @@ static int cuda_init(hz_ctx *c)
         fflush(stdout);
         fprintf(stderr,
                 "train: error: the plan needs %.3f GiB of GPU memory (arena %.3f GiB + cuBLASLt "
-                "workspace) but only %.3f GiB are free on %s: ",
+                "and cuDNN workspaces) but only %.3f GiB are free on %s: ",
                 gib(need), gib(p->gpu_bytes), gib((int64_t)free0), s->gpu_name);
         if (fit >= (64 << 20))
             fprintf(stderr, "rebuild the trainer for this GPU with hzc build --gpu-mem %lldM, or ",
@@ -486,6 +497,7 @@ static void cuda_destroy(hz_ctx *c)
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (s->stream[k]) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
     hzcu_gemm_destroy(s);
+    hzcu_attention_free(s);
     hzcu_prof_free(s);
     for (int i = 0; i < p->op_n; i++) {
         if (s->ev && s->ev[i]) CUDA_CHECK(cudaEventDestroy(s->ev[i]));

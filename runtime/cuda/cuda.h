@@ -101,6 +101,13 @@ typedef struct cuda_state {
      * step's ops are issued (and while init counts the marks a step makes) */
     struct hzcu_prof *prof;
     int prof_on;
+    /* attention by cuDNN's fused SDPA (attention_path.c): the graphs, which passes use them
+     * (full-attention layers only; sliding-window ones keep hzc's kernels), and cuDNN's
+     * workspace, allocated once beside cuBLASLt's, outside the plan's arena */
+    struct hzcu_sdpa *sdpa;
+    int att_fwd_dnn, att_bwd_dnn;
+    void *sdpa_ws;
+    int64_t sdpa_ws_bytes;
 } cuda_state;
 
 static inline double gib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
@@ -195,6 +202,23 @@ void hzcu_prof_op(cuda_state *s, int stream);
  * init walks the schedule without issuing (dry), the mark is only counted. */
 void hzcu_prof_mark(cuda_state *s, cudaStream_t st, hz_kcost cost);
 void hzcu_prof_free(cuda_state *s);
+
+/* ---- attention_path.c: which attention runs (train --attention, runtime/rt.h) ---- */
+/* At init, before the memory check: cuDNN's graphs for this shape when MODE allows and the
+ * run is not --deterministic; prints the choice, and on stderr why cuDNN is not used where it
+ * was wanted. Sets sdpa_ws_bytes (allocated by hzcu_arena_alloc). */
+void hzcu_attention_choose(cuda_state *s, int mode);
+/* Attention of a full-attention layer by cuDNN, profiled under the same rows and FLOPs as
+ * hzc's kernels: 1 when cuDNN ran it (or, while planning, would), 0 when the caller must
+ * launch hzc's kernels (cuDNN not chosen, or failed: then said once, and not tried again). */
+int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
+                               const bf16 *q, const bf16 *k, const bf16 *v, double flops);
+int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
+                                const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                                const bf16 *out, const float *lse, float *D, double flops);
+/* "cuDNN 9.x.y (fused SDPA)" or "hzc's kernels", for the summary lines. */
+const char *hzcu_attention_name(const cuda_state *s);
+void hzcu_attention_free(cuda_state *s);
 
 /* ---- probe.c: train --probe (hz_backend.probe) ---- */
 int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log);

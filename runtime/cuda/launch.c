@@ -282,13 +282,15 @@ void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *ls
     /* the plan's FLOPs: 2 N T A, the causal half of the two products (a window: its keys) */
     double keys = window > 0 && window < T ? (double)window : (double)T;
     double flops = 2.0 * (double)B * T * keys * NH * HD;
+    /* full causal layers: cuDNN's fused kernel where it was chosen (attention_path.c) */
+    if (window == 0 && hzcu_dnn_attention_forward(s, st, out, lse, q, k, v, flops)) return;
     hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_FWD), args, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
 }
 
 /* dq, dk, dv (overwritten) from dout and the forward's q, k, v, out, lse; D (B, NH, T) fp32
- * is scratch. Bit-deterministic: dq and dk/dv come from separate kernels, neither with
- * atomics. */
+ * is scratch. hzc's kernels are bit-deterministic: dq and dk/dv come from separate kernels,
+ * neither with atomics (cuDNN's backward, taken only without --deterministic, is not). */
 void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
                              const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                              const bf16 *out, const float *lse, float *D, int window)
@@ -300,6 +302,9 @@ void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
     /* one row, one call: 2.5 x the forward's FLOPs, as the plan counts the backward */
     double keys = window > 0 && window < T ? (double)window : (double)T;
     double flops = 5.0 * (double)B * T * keys * NH * HD;
+    if (window == 0 &&
+        hzcu_dnn_attention_backward(s, st, dq, dk, dv, dout, q, k, v, out, lse, D, flops))
+        return;
     hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre,
                 hz_kc(HZ_KR_ATT_BWD, flops, 0.0));
     void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale, &window};

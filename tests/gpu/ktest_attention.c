@@ -1,6 +1,8 @@
 /* tests/gpu/ktest_attention.c - attention.cu: the flash forward and the three backward
  * kernels against runtime/cpu/attention.c, within the error bounds of their bf16 roundings;
- * and timings at training shapes. */
+ * cuDNN's fused attention (runtime/cuda/cudnn_attention.c) against the same reference and
+ * mixed with hzc's kernels (its lse drives hzc's backward and the reverse); and timings of
+ * both at training shapes. */
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "cuda/attention.cuh"
+#include "cuda/cudnn_attention.h"
 
 #include "ktest.h"
 
@@ -129,10 +132,152 @@ void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int 
     cuMemFree(dL), cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(dD);
 }
 
-/* Timings of the attention kernels at a training shape (not checks; printed for the log). */
 void test_attention(int B, int T, int NH, int NKV, int HD) {
     test_attention_w(B, T, NH, NKV, HD, 0.0f, 0);
 }
+
+#define DPTR(p) ((void *)(uintptr_t)(p))
+
+/* cuDNN's graphs for a shape with its workspace, or NULL after one visible skip line. */
+static hzcu_sdpa *sdpa_for(int B, int T, int NH, int NKV, int HD, float scale, CUdeviceptr *ws,
+                           const char *tag) {
+    char why[512];
+    hzcu_sdpa *a = hzcu_sdpa_create(B, T, NH, NKV, HD, scale, 1, why, sizeof why);
+    if (!a) {
+        printf("skip    cuDNN attention (%s): %s\n", tag, why);
+        return NULL;
+    }
+    int64_t n = hzcu_sdpa_workspace_bytes(a);
+    *ws = dalloc(n > 0 ? (size_t)n : 16);
+    hzcu_sdpa_set_workspace(a, DPTR(*ws));
+    return a;
+}
+
+/* cuDNN's forward and backward against the cpu reference with hzc's tolerances (full causal
+ * with SCALE, the reference's window = T), then each mixed with hzc's kernels: cuDNN's out
+ * and lse into hzc's backward, hzc's into cuDNN's backward, so the lse conventions agree. */
+void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
+    char tag[96], why[512];
+    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d scale %.4g", B, T, NH, NKV, HD,
+             (double)scale);
+    CUdeviceptr ws = 0;
+    hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, scale, &ws, tag);
+    if (!a) return;
+    const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
+    float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
+    float *g = rand_bf(nq, -1, 1);
+    float *out_ref = hmalloc(nq), *lse_ref = hmalloc(nl), *bo = hmalloc(nq);
+    float *bq = hmalloc(nq), *bk = hmalloc(nk), *bv = hmalloc(nk);
+    attention_forward_window(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD, scale, T);
+    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale, 0);
+    CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk), dg = up_bf(g, nq);
+    CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
+    if (hzcu_sdpa_forward(a, NULL, DPTR(dout), DPTR(dlse), DPTR(dq), DPTR(dk), DPTR(dv), why, sizeof why))
+        printf("FAIL    cuDNN attention fwd (%s): %s\n", tag, why), test_failed_n++;
+    CU_CHECK(cuCtxSynchronize());
+    check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3, "cuDNN attention fwd out (%s)", tag);
+    check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0, "cuDNN attention fwd lse (%s)", tag);
+
+    /* The mixed runs' references take the device's out (its bf16 bits, which differ from the
+     * reference's within the tolerance above) with the reference's lse: the device backward
+     * reads the other path's lse, so a different lse convention fails them. */
+    float *dq_ref = hmalloc(nq), *dk_ref = hmalloc(nk), *dv_ref = hmalloc(nk);
+    float *out_dev = down_bf(dout, nq);
+    attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_dev, lse_ref, B, T, NH, NKV,
+                              HD, scale, T);
+    CUdeviceptr ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
+    /* mixed: cuDNN's out and lse (just computed) into hzc's backward */
+    att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0, 1);
+    check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "cuDNN fwd + hzc bwd dq (%s)", tag);
+    check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "cuDNN fwd + hzc bwd dk (%s)", tag);
+    check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "cuDNN fwd + hzc bwd dv (%s)", tag);
+    free(out_dev);
+    /* cuDNN's own backward: from the reference's out (rounded to bf16) and lse */
+    for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
+    attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV,
+                              HD, scale, T);
+    if (!hzcu_sdpa_has_backward(a)) {
+        printf("skip    cuDNN attention bwd (%s): %s\n", tag, hzcu_sdpa_backward_why(a));
+    } else {
+        /* outputs poisoned */
+        CUdeviceptr dO = up_bf(out_ref, nq), dL = up_f32(lse_ref, nl);
+        poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
+        if (hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
+                               DPTR(dv), DPTR(dO), DPTR(dL), DPTR(dD), why, sizeof why))
+            printf("FAIL    cuDNN attention bwd (%s): %s\n", tag, why), test_failed_n++;
+        CU_CHECK(cuCtxSynchronize());
+        check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "cuDNN attention bwd dq (%s)", tag);
+        check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "cuDNN attention bwd dk (%s)", tag);
+        check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "cuDNN attention bwd dv (%s)", tag);
+        /* mixed the other way: hzc's forward into cuDNN's backward */
+        float sc = scale;
+        int win = 0;
+        void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc, &win};
+        poison(dout, nq * 2), poison(dlse, nl * 4);
+        launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
+        float *hout = down_bf(dout, nq);
+        attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, hout, lse_ref, B, T, NH, NKV,
+                                  HD, scale, T);
+        free(hout);
+        poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
+        if (hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
+                               DPTR(dv), DPTR(dout), DPTR(dlse), DPTR(dD), why, sizeof why))
+            printf("FAIL    cuDNN attention bwd (%s): %s\n", tag, why), test_failed_n++;
+        CU_CHECK(cuCtxSynchronize());
+        check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "hzc fwd + cuDNN bwd dq (%s)", tag);
+        check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "hzc fwd + cuDNN bwd dk (%s)", tag);
+        check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "hzc fwd + cuDNN bwd dv (%s)", tag);
+        cuMemFree(dO), cuMemFree(dL);
+    }
+    hzcu_sdpa_destroy(a);
+    free(q), free(k), free(v), free(g), free(out_ref), free(lse_ref), free(bo), free(bq), free(bk), free(bv);
+    free(dq_ref), free(dk_ref), free(dv_ref);
+    cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dg), cuMemFree(dout), cuMemFree(dlse);
+    cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(dD), cuMemFree(ws);
+}
+
+/* Milliseconds per call of cuDNN's forward and backward at a shape (10 calls after one). */
+static int bench_cudnn(int B, int T, int NH, int NKV, int HD, CUdeviceptr dq, CUdeviceptr dk,
+                       CUdeviceptr dv, CUdeviceptr dg, CUdeviceptr dout, CUdeviceptr dlse,
+                       CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
+                       float *ms_f, float *ms_b) {
+    char tag[64], why[512];
+    snprintf(tag, sizeof tag, "bench B=%d T=%d NH=%d NKV=%d HD=%d", B, T, NH, NKV, HD);
+    CUdeviceptr ws = 0;
+    hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, (float)(1.0 / sqrt((double)HD)), &ws, tag);
+    if (!a) return -1;
+    CUevent e0, e1, e2, e3; /* forward e0..e1, backward e2..e3, each after a warm-up call */
+    CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e1, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e2, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e3, CU_EVENT_DEFAULT));
+    const int reps = 10;
+    int bad = 0, bwd = hzcu_sdpa_has_backward(a);
+    for (int r = 0; r <= reps && !bad; r++) {
+        if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
+        bad = hzcu_sdpa_forward(a, NULL, DPTR(dout), DPTR(dlse), DPTR(dq), DPTR(dk), DPTR(dv), why, sizeof why);
+    }
+    CU_CHECK(cuEventRecord(e1, NULL));
+    CU_CHECK(cuEventRecord(e2, NULL));
+    for (int r = 0; r <= reps && bwd && !bad; r++) {
+        if (r == 1) CU_CHECK(cuEventRecord(e2, NULL));
+        bad = hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
+                                 DPTR(dv), DPTR(dout), DPTR(dlse), DPTR(dD), why, sizeof why);
+    }
+    CU_CHECK(cuEventRecord(e3, NULL));
+    CU_CHECK(cuEventSynchronize(e3));
+    CU_CHECK(cuEventElapsedTime(ms_f, e0, e1));
+    CU_CHECK(cuEventElapsedTime(ms_b, e2, e3));
+    *ms_f /= reps, *ms_b = bwd ? *ms_b / reps : 0.0f;
+    if (bad) printf("bench   cuDNN attention (%s): %s\n", tag, why);
+    cuEventDestroy(e0), cuEventDestroy(e1), cuEventDestroy(e2), cuEventDestroy(e3);
+    hzcu_sdpa_destroy(a);
+    cuMemFree(ws);
+    return bad ? -1 : 0;
+}
+
+/* Timings of the attention kernels, hzc's and cuDNN's, at a training shape (not checks;
+ * printed for the log). FLOPs as hzc counts them: the causal half, backward 2.5x forward. */
 
 void bench_attention(int B, int T, int NH, int NKV, int HD) {
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
@@ -172,6 +317,16 @@ void bench_attention(int B, int T, int NH, int NKV, int HD) {
            "bwd %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %d regs, %d B local; dq %d regs, %d B local)\n",
            B, T, NH, NKV, HD, ms_f, flops_f / ms_f * 1e-9, regs[0], local[0], ms_b, 2.5 * flops_f / ms_b * 1e-9,
            regs[1], local[1], regs[2], local[2]);
+    float dn_f = 0, dn_b = 0;
+    if (bench_cudnn(B, T, NH, NKV, HD, dq, dk, dv, dg, dout, dlse, ddq, ddk, ddv, dD, &dn_f, &dn_b) == 0) {
+        printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: cuDNN fwd %.3f ms %.1f TFLOP/s; ", B, T,
+               NH, NKV, HD, dn_f, flops_f / dn_f * 1e-9);
+        if (dn_b > 0) printf("cuDNN bwd %.3f ms %.1f TFLOP/s\n", dn_b, 2.5 * flops_f / dn_b * 1e-9);
+        else printf("cuDNN bwd: not available\n");
+        printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: TFLOP/s fwd hzc %.1f cuDNN %.1f; "
+               "bwd hzc %.1f cuDNN %.1f\n", B, T, NH, NKV, HD, flops_f / ms_f * 1e-9, flops_f / dn_f * 1e-9,
+               2.5 * flops_f / ms_b * 1e-9, dn_b > 0 ? 2.5 * flops_f / dn_b * 1e-9 : 0.0);
+    }
     free(h);
     cuEventDestroy(e0), cuEventDestroy(e1), cuEventDestroy(e2);
     cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dg), cuMemFree(dout), cuMemFree(dlse);

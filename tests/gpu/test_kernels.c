@@ -11,6 +11,7 @@
  * each op family in ktest_FAMILY.c (Gemma 3's in ktest_gemma.c; its head_dim 256 attention
  * needs -D HZ_HD=256). */
 #define _DEFAULT_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,20 @@ int main(int argc, char **argv) {
     test_attention(1, 1, 2, 1, 128);
     test_attention(1, 300, 6, 1, 128);
     test_attention(1, 1024, 4, 1, 128);
+    /* cuDNN's fused attention: GQA, MHA, MQA, T not a multiple of the tile, a non-default
+     * scale (Gemma 3's query_pre_attn_scalar^-0.5 style) */
+    test_attention_cudnn(2, 128, 8, 2, 64, 0.125f);
+    test_attention_cudnn(2, 200, 8, 2, 128, (float)(1.0 / sqrt(128.0)));
+    test_attention_cudnn(1, 77, 4, 4, 64, 0.125f);
+    test_attention_cudnn(1, 300, 6, 1, 128, 0.0625f);
+    test_attention_cudnn(1, 1024, 4, 1, 128, (float)(1.0 / sqrt(128.0)));
+    test_attention_cudnn(2, 256, 8, 4, 128, 0.0625f);
     test_gemma();
     if (!getenv("HZ_TEST_NO_BENCH")) {
         bench_attention(4, 2048, 32, 8, 128);
         bench_attention(8, 2048, 16, 2, 64);
+        bench_attention(1, 32768, 32, 8, 128);
+        bench_attention(1, 131072, 32, 8, 128);
     }
     unload_module();
     CU_CHECK(cuDevicePrimaryCtxRelease(dev));
