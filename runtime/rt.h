@@ -244,7 +244,8 @@ void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_c
 typedef struct hz_ctx hz_ctx;
 /* train --attention: AUTO takes cuDNN's fused attention where it loads and accepts the
  * model's shape (cuda backend, not --deterministic), CUDNN asks for it (a warning when it
- * cannot be had), HZC keeps hzc's own kernels. The cpu backend ignores it. */
+ * cannot be had), HZC (the default until cuDNN's path is measured on the GPU,
+ * docs/design-changes.md 26) keeps hzc's own kernels. The cpu backend ignores it. */
 enum hz_attention_mode { HZ_ATTENTION_AUTO, HZ_ATTENTION_CUDNN, HZ_ATTENTION_HZC };
 typedef void (*hz_op_fn)(hz_ctx *ctx, const hz_op *o);
 /* One line of memory planned beside measured (the summary prints it, --metrics records it). */

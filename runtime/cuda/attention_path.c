@@ -17,7 +17,8 @@ void hzcu_attention_choose(cuda_state *s, int mode)
 {
     char why[512] = "";
     if (mode == HZ_ATTENTION_HZC) {
-        printf("cuda backend: attention: hzc's kernels (--attention hzc)\n");
+        printf("cuda backend: attention: hzc's kernels (--attention hzc, the default; auto or "
+               "cudnn for cuDNN's)\n");
         return;
     }
     if (s->det) {

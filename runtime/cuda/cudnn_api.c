@@ -36,11 +36,13 @@ static void *open_in(const char *dir, char *why, size_t why_n)
     return so;
 }
 
-/* The directory of python3's nvidia-cudnn wheel (pip install nvidia-cudnn-cu12), if any. */
+/* The directory of python3's nvidia-cudnn wheel (pip install nvidia-cudnn-cu12), if any: the
+ * package's own folder, whether it has an __init__.py or is a namespace package (no __file__). */
 static int python_cudnn_lib(char *dir, size_t n)
 {
     FILE *f = popen("python3 -c 'import os, nvidia.cudnn as m; "
-                    "print(os.path.dirname(m.__file__ or list(m.__path__)[0]))' 2>/dev/null",
+                    "print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])'"
+                    " 2>/dev/null",
                     "r");
     if (!f) return -1;
     char line[512] = "";
