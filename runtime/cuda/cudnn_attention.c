@@ -12,6 +12,8 @@
 #include <string.h>
 
 #ifdef HZ_HAVE_CUDNN
+#include <cuda.h>
+
 #include "cudnn_api.h"
 
 /* The device and by-value tensors of both graphs (virtual ones are numbered from
@@ -295,6 +297,19 @@ int hzcu_sdpa_backward(hzcu_sdpa *a, struct CUstream_st *st, void *dq, void *dk,
         return -1;
     }
     void *acc = (char *)a->ws + a->dq_accum_off;
+    if (hzdnn.version < 90600) {
+        /* before cuDNN 9.6.0 the backward adds into its dq accumulator without clearing it
+         * first (cudnn-frontend zeroes it there; from 9.6.0 the engine does) */
+        size_t n = (size_t)a->B * a->NH * a->T * a->HD;
+        CUresult r = cuMemsetD32Async((CUdeviceptr)(uintptr_t)acc, 0, n, st);
+        if (r != CUDA_SUCCESS) {
+            const char *e = NULL;
+            cuGetErrorString(r, &e);
+            snprintf(why, why_n, "cuDNN attention backward: clearing its dq accumulator: %s",
+                     e ? e : "unknown CUDA error");
+            return -1;
+        }
+    }
     const int64_t uids[] = {U_Q,  U_K,  U_V,  U_O,           U_DO,       U_STATS, U_DQ,
                             U_DK, U_DV, U_SOFTMAX_SUM, U_DQ_ACCUM, U_SCALE, U_NEG_INF, U_ONE};
     void *const ptrs[] = {(void *)q,  (void *)k, (void *)v, (void *)out, (void *)dout,
