@@ -211,6 +211,13 @@ hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, 
                             char *why, size_t why_n)
 {
     if (hzdnn_load(why, why_n) != 0) return NULL;
+    if (hzdnn.version == 91000 || hzdnn.version == 91001) {
+        /* cudnn-frontend refuses bf16 SDPA, forward and backward, on these two releases */
+        snprintf(why, why_n, "cuDNN %zu.%zu.%zu has known bugs in its bf16 flash attention "
+                 "(9.10.2 or newer fixes them)", hzdnn.version / 10000, hzdnn.version / 100 % 100,
+                 hzdnn.version % 100);
+        return NULL;
+    }
     hzcu_sdpa *a = calloc(1, sizeof *a);
     if (!a) {
         snprintf(why, why_n, "out of host memory");
