@@ -6,6 +6,7 @@
  * buffers as (B, heads, T, HD) tensors without a copy. */
 #include "cudnn_attention.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,8 +224,10 @@ hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, 
         snprintf(why, why_n, "out of host memory");
         return NULL;
     }
+    /* the masked scores' value: -inf, but the lowest finite float before cuDNN 9.10, whose
+     * engines want that (cudnn-frontend's get_negative_inf_value) */
     *a = (hzcu_sdpa){.B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD, .scale = scale,
-                     .neg_inf = -INFINITY, .one = 1.0f};
+                     .neg_inf = hzdnn.version < 91000 ? -FLT_MAX : -INFINITY, .one = 1.0f};
     cudnnStatus_t st = hzdnn.cudnnCreate(&a->handle);
     if (st != CUDNN_STATUS_SUCCESS) {
         snprintf(why, why_n, "cudnnCreate: %s", hzdnn.cudnnGetErrorString(st));
