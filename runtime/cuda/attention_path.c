@@ -15,7 +15,7 @@ static int has_full_attention(const hz_plan *p)
 
 void hzcu_attention_choose(cuda_state *s, int mode)
 {
-    char why[512] = "";
+    char why[1024] = "";
     if (mode == HZ_ATTENTION_HZC) {
         printf("cuda backend: attention: hzc's kernels (--attention hzc, the default; auto or "
                "cudnn for cuDNN's)\n");
@@ -66,7 +66,7 @@ int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float 
                                const bf16 *q, const bf16 *k, const bf16 *v, double flops)
 {
     if (!s->att_fwd_dnn) return 0;
-    char why[512];
+    char why[1024];
     if (!s->dry && hzcu_sdpa_forward(s->sdpa, st, out, lse, q, k, v, why, sizeof why) != 0)
         return give_up(s, why);
     if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
@@ -78,7 +78,7 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *
                                 const bf16 *out, const float *lse, float *D, double flops)
 {
     if (!s->att_bwd_dnn) return 0;
-    char why[512];
+    char why[1024];
     if (!s->dry &&
         hzcu_sdpa_backward(s->sdpa, st, dq, dk, dv, dout, q, k, v, out, lse, D, why, sizeof why) != 0)
         return give_up(s, why);

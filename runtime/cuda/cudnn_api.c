@@ -129,12 +129,22 @@ void hzdnn_graph_free(hzdnn_graph *g)
     g->opgraph = g->plan = NULL;
 }
 
+void hzdnn_status_text(cudnnStatus_t st, char *buf, size_t n)
+{
+    char last[400] = "";
+    hzdnn.cudnnGetLastErrorString(last, sizeof last);
+    snprintf(buf, n, "%s%s%s%s", hzdnn.cudnnGetErrorString(st), *last ? " [" : "", last,
+             *last ? "]" : "");
+}
+
 /* Record the first failure: WHAT failed with status ST. */
 static void fail(hzdnn_graph *g, const char *what, cudnnStatus_t st)
 {
     if (g->failed) return;
     g->failed = 1;
-    snprintf(g->err, sizeof g->err, "%s: %s", what, hzdnn.cudnnGetErrorString(st));
+    char text[480];
+    hzdnn_status_text(st, text, sizeof text);
+    snprintf(g->err, sizeof g->err, "%s: %s", what, text);
 }
 
 static cudnnBackendDescriptor_t create(hzdnn_graph *g, cudnnBackendDescriptorType_t type,

@@ -16,6 +16,7 @@
 #define HZDNN_FUNCS(X)                                                                            \
     X(cudnnGetVersion)                                                                            \
     X(cudnnGetErrorString)                                                                        \
+    X(cudnnGetLastErrorString)                                                                    \
     X(cudnnCreate)                                                                                \
     X(cudnnDestroy)                                                                               \
     X(cudnnSetStream)                                                                             \
@@ -61,7 +62,7 @@ typedef struct hzdnn_graph {
     cudnnBackendDescriptor_t opgraph, plan;
     int64_t workspace_bytes; /* the plan's CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE */
     int failed;
-    char err[320];
+    char err[640];
 } hzdnn_graph;
 
 #define HZDNN_VIRTUAL_UID0 1000
@@ -100,6 +101,9 @@ void hzdnn_reshape(hzdnn_graph *g, cudnnBackendDescriptor_t x, cudnnBackendDescr
  * configuration that finalises as an execution plan. 0 on success (workspace_bytes set),
  * else -1 with the reason in g->err. */
 int hzdnn_finalize(hzdnn_graph *g, cudnnHandle_t handle);
+/* The text of status ST for a message: cuDNN's name for it and, where cuDNN logged one, its
+ * own account of the last failure on this thread (which descriptor, which check). */
+void hzdnn_status_text(cudnnStatus_t st, char *buf, size_t n);
 /* Run the graph's plan with the N tensors UIDS at PTRS (device pointers, or host pointers
  * of by-value scalars) and workspace WS (workspace_bytes). CUDNN_STATUS_SUCCESS or the
  * failure, whose text is hzdnn.cudnnGetErrorString. */

@@ -32,7 +32,7 @@ struct hzcu_sdpa {
     int has_bwd;
     int64_t dq_accum_off; /* the backward's fp32 dq accumulator, in the workspace */
     void *ws;
-    char bwd_why[384], describe[700];
+    char bwd_why[720], describe[700];
 };
 
 /* ---- tensor shapes: hzc's buffers seen as (B, heads, T, HD) ---- */
@@ -230,7 +230,9 @@ hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, 
                      .neg_inf = hzdnn.version < 91000 ? -FLT_MAX : -INFINITY, .one = 1.0f};
     cudnnStatus_t st = hzdnn.cudnnCreate(&a->handle);
     if (st != CUDNN_STATUS_SUCCESS) {
-        snprintf(why, why_n, "cudnnCreate: %s", hzdnn.cudnnGetErrorString(st));
+        char text[480];
+        hzdnn_status_text(st, text, sizeof text);
+        snprintf(why, why_n, "cudnnCreate: %s", text);
         free(a);
         return NULL;
     }
@@ -286,7 +288,9 @@ static int run(hzcu_sdpa *a, const hzdnn_graph *g, struct CUstream_st *st, int n
     cudnnStatus_t s = hzdnn.cudnnSetStream(a->handle, st);
     if (s == CUDNN_STATUS_SUCCESS) s = hzdnn_execute(g, a->handle, n, uids, ptrs, a->ws);
     if (s == CUDNN_STATUS_SUCCESS) return 0;
-    snprintf(why, why_n, "cuDNN attention %s: %s", what, hzdnn.cudnnGetErrorString(s));
+    char text[480];
+    hzdnn_status_text(s, text, sizeof text);
+    snprintf(why, why_n, "cuDNN attention %s: %s", what, text);
     return -1;
 }
 

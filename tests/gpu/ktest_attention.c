@@ -141,7 +141,7 @@ void test_attention(int B, int T, int NH, int NKV, int HD) {
 /* cuDNN's graphs for a shape with its workspace, or NULL after one visible skip line. */
 static hzcu_sdpa *sdpa_for(int B, int T, int NH, int NKV, int HD, float scale, CUdeviceptr *ws,
                            const char *tag) {
-    char why[512];
+    char why[1024];
     hzcu_sdpa *a = hzcu_sdpa_create(B, T, NH, NKV, HD, scale, 1, why, sizeof why);
     if (!a) {
         printf("skip    cuDNN attention (%s): %s\n", tag, why);
@@ -157,7 +157,7 @@ static hzcu_sdpa *sdpa_for(int B, int T, int NH, int NKV, int HD, float scale, C
  * with SCALE, the reference's window = T), then each mixed with hzc's kernels: cuDNN's out
  * and lse into hzc's backward, hzc's into cuDNN's backward, so the lse conventions agree. */
 void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
-    char tag[96], why[512];
+    char tag[96], why[1024];
     snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d scale %.4g", B, T, NH, NKV, HD,
              (double)scale);
     CUdeviceptr ws = 0;
@@ -241,7 +241,7 @@ static int bench_cudnn(int B, int T, int NH, int NKV, int HD, CUdeviceptr dq, CU
                        CUdeviceptr dv, CUdeviceptr dg, CUdeviceptr dout, CUdeviceptr dlse,
                        CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
                        float *ms_f, float *ms_b) {
-    char tag[64], why[512];
+    char tag[64], why[1024];
     snprintf(tag, sizeof tag, "bench B=%d T=%d NH=%d NKV=%d HD=%d", B, T, NH, NKV, HD);
     CUdeviceptr ws = 0;
     hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, (float)(1.0 / sqrt((double)HD)), &ws, tag);
