@@ -92,6 +92,7 @@ fi
 name_of() { [ "$1" = torch ] && echo "torch fp32" || echo "$1"; }
 printf '%-10s %12s %12s %12s %14s %16s %12s %14s\n' state "final loss" "mean loss" "final val" \
     "final - fp32" "mean |d| / fp32" "val vs fp32" "val vs torch"
+table_rc=0
 for m in $runs; do
     paste -d' ' "$OUT/$m.loss" "$OUT/fp32.loss" | awk -v m="$(name_of "$m")" -v val="$(cat "$OUT/$m.val")" \
         -v val32="$(cat "$OUT/fp32.val")" -v valt="$val_torch" '
@@ -101,7 +102,7 @@ for m in $runs; do
             vt = valt == "" ? "-" : sprintf("%+.3f%%", 100 * (val - valt) / valt)
             printf "%-10s %12.4f %12.4f %12.4f %+14.4f %15.3f%% %+11.3f%% %14s\n", m, last, s / n, val,
                    last - last32, 100 * ad / ref, 100 * (val - val32) / val32, vt
-        }'
+        }' || table_rc=1
 done
 
 # the curves side by side at a few steps, and every step in curves.csv
@@ -128,4 +129,5 @@ set --
 for m in $runs; do set -- "$@" "$OUT/$m.loss"; done
 { echo "$header"; awk '{ print NR }' "$OUT/fp32.loss" | paste -d, - "$@"; } > "$OUT/curves.csv"
 echo "curves: $OUT/{$(echo "$runs" | tr ' ' ,)}.loss, every step: $OUT/curves.csv; logs: $OUT/*.log"
-[ "$torch_rc" = 0 ]
+# a run without step lines, or a failed torch reference, fails the script
+[ "$table_rc" = 0 ] && [ "$torch_rc" = 0 ]
