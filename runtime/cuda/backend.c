@@ -306,6 +306,13 @@ static void print_bytes_line(FILE *out, const char *what, int64_t planned, int64
             (long long)planned, gib(planned), (long long)measured, gib(measured));
 }
 
+/* The GPU bytes the run asks for: the plan's arena and the two workspaces outside it
+ * (cuBLASLt's, and cuDNN's where attention_path.c chose it). */
+static int64_t gpu_peak_planned(const cuda_state *s)
+{
+    return s->p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes;
+}
+
 static void cuda_report(hz_ctx *c, FILE *out)
 {
     cuda_state *s = c->bk;
@@ -314,8 +321,7 @@ static void cuda_report(hz_ctx *c, FILE *out)
     hzcu_count_nonfinite(c); /* the last step's device updates */
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     print_bytes_line(out, "GPU arena", p->gpu_bytes, s->arena_measured);
-    print_bytes_line(out, "GPU peak (this backend)",
-                     p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes,
+    print_bytes_line(out, "GPU peak (this backend)", gpu_peak_planned(s),
                      s->arena_measured + s->extra_measured);
     fprintf(out,
             "  outside the plan: cuBLASLt workspace %u MiB, cuDNN's workspace %lld bytes, rope "
@@ -335,8 +341,7 @@ static int cuda_memory(hz_ctx *c, hz_mem_line *out)
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
     out[0] = (hz_mem_line){"GPU arena", p->gpu_bytes, s->arena_measured};
-    out[1] = (hz_mem_line){"GPU peak (this backend)",
-                           p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes,
+    out[1] = (hz_mem_line){"GPU peak (this backend)", gpu_peak_planned(s),
                            s->arena_measured + s->extra_measured};
     out[2] = (hz_mem_line){"pinned host staging", p->host_bytes - p->host_store_bytes,
                            s->pinned_bytes};
@@ -409,7 +414,7 @@ static int cuda_init(hz_ctx *c)
     /* memory check before anything large is allocated */
     size_t free0 = 0, total = 0;
     CUDA_CHECK(cudaMemGetInfo(&free0, &total));
-    int64_t need = p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes + 64 * 1024;
+    int64_t need = gpu_peak_planned(s) + 64 * 1024;
     printf("cuda backend: GPU memory: planned arena %lld bytes (%.3f GiB) + %u MiB cuBLASLt "
            "workspace + %lld bytes cuDNN's workspace; available %lld bytes (%.3f GiB) of "
            "%.3f GiB\n",

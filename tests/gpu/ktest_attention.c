@@ -153,6 +153,34 @@ static hzcu_sdpa *sdpa_for(int B, int T, int NH, int NKV, int HD, float scale, C
     return a;
 }
 
+/* The device gradients of one backward against the reference's, with hzc's tolerances. */
+typedef struct att_grads {
+    CUdeviceptr dq, dk, dv, dD;                     /* device outputs (and D, scratch) */
+    const float *dq_ref, *dk_ref, *dv_ref, *bq, *bk, *bv;
+    size_t nq, nk, nl;
+} att_grads;
+
+static void check_grads(const att_grads *t, const char *what, const char *tag) {
+    check_dev(1, t->dq, t->dq_ref, t->nq, 1e-6, 4e-3, t->bq, 6e-3, "%s dq (%s)", what, tag);
+    check_dev(1, t->dk, t->dk_ref, t->nk, 1e-6, 4e-3, t->bk, 6e-3, "%s dk (%s)", what, tag);
+    check_dev(1, t->dv, t->dv_ref, t->nk, 1e-6, 4e-3, t->bv, 6e-3, "%s dv (%s)", what, tag);
+}
+
+/* cuDNN's backward into poisoned outputs from OUT and LSE, then checked. */
+static void cudnn_backward_checked(hzcu_sdpa *a, const att_grads *t, CUdeviceptr dg,
+                                   CUdeviceptr dq, CUdeviceptr dk, CUdeviceptr dv,
+                                   CUdeviceptr out, CUdeviceptr lse, const char *what,
+                                   const char *tag) {
+    char why[1024];
+    poison(t->dq, t->nq * 2), poison(t->dk, t->nk * 2), poison(t->dv, t->nk * 2),
+        poison(t->dD, t->nl * 4);
+    if (hzcu_sdpa_backward(a, NULL, DPTR(t->dq), DPTR(t->dk), DPTR(t->dv), DPTR(dg), DPTR(dq),
+                           DPTR(dk), DPTR(dv), DPTR(out), DPTR(lse), DPTR(t->dD), why, sizeof why))
+        printf("FAIL    %s (%s): %s\n", what, tag, why), test_failed_n++;
+    CU_CHECK(cuCtxSynchronize());
+    check_grads(t, what, tag);
+}
+
 /* cuDNN's forward and backward against the cpu reference with hzc's tolerances (full causal
  * with SCALE, the reference's window = T), then each mixed with hzc's kernels: cuDNN's out
  * and lse into hzc's backward, hzc's into cuDNN's backward, so the lse conventions agree. */
@@ -186,11 +214,10 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
     attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_dev, lse_ref, B, T, NH, NKV,
                               HD, scale, T);
     CUdeviceptr ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
+    const att_grads t = {ddq, ddk, ddv, dD, dq_ref, dk_ref, dv_ref, bq, bk, bv, nq, nk, nl};
     /* mixed: cuDNN's out and lse (just computed) into hzc's backward */
     att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0, 1);
-    check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "cuDNN fwd + hzc bwd dq (%s)", tag);
-    check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "cuDNN fwd + hzc bwd dk (%s)", tag);
-    check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "cuDNN fwd + hzc bwd dv (%s)", tag);
+    check_grads(&t, "cuDNN fwd + hzc bwd", tag);
     free(out_dev);
     /* cuDNN's own backward: from the reference's out (rounded to bf16) and lse */
     for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
@@ -199,16 +226,8 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
     if (!hzcu_sdpa_has_backward(a)) {
         printf("skip    cuDNN attention bwd (%s): %s\n", tag, hzcu_sdpa_backward_why(a));
     } else {
-        /* outputs poisoned */
         CUdeviceptr dO = up_bf(out_ref, nq), dL = up_f32(lse_ref, nl);
-        poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
-        if (hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
-                               DPTR(dv), DPTR(dO), DPTR(dL), DPTR(dD), why, sizeof why))
-            printf("FAIL    cuDNN attention bwd (%s): %s\n", tag, why), test_failed_n++;
-        CU_CHECK(cuCtxSynchronize());
-        check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "cuDNN attention bwd dq (%s)", tag);
-        check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "cuDNN attention bwd dk (%s)", tag);
-        check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "cuDNN attention bwd dv (%s)", tag);
+        cudnn_backward_checked(a, &t, dg, dq, dk, dv, dO, dL, "cuDNN attention bwd", tag);
         /* mixed the other way: hzc's forward into cuDNN's backward */
         float sc = scale;
         int win = 0;
@@ -219,14 +238,7 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
         attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, hout, lse_ref, B, T, NH, NKV,
                                   HD, scale, T);
         free(hout);
-        poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
-        if (hzcu_sdpa_backward(a, NULL, DPTR(ddq), DPTR(ddk), DPTR(ddv), DPTR(dg), DPTR(dq), DPTR(dk),
-                               DPTR(dv), DPTR(dout), DPTR(dlse), DPTR(dD), why, sizeof why))
-            printf("FAIL    cuDNN attention bwd (%s): %s\n", tag, why), test_failed_n++;
-        CU_CHECK(cuCtxSynchronize());
-        check_dev(1, ddq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "hzc fwd + cuDNN bwd dq (%s)", tag);
-        check_dev(1, ddk, dk_ref, nk, 1e-6, 4e-3, bk, 6e-3, "hzc fwd + cuDNN bwd dk (%s)", tag);
-        check_dev(1, ddv, dv_ref, nk, 1e-6, 4e-3, bv, 6e-3, "hzc fwd + cuDNN bwd dv (%s)", tag);
+        cudnn_backward_checked(a, &t, dg, dq, dk, dv, dout, dlse, "hzc fwd + cuDNN bwd", tag);
         cuMemFree(dO), cuMemFree(dL);
     }
     hzcu_sdpa_destroy(a);
