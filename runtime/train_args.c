@@ -55,8 +55,9 @@ static void usage(FILE *out, const char *argv0)
             "  --attention auto|cudnn|hzc\n"
             "                       attention of the full-attention layers (cuda): cuDNN's\n"
             "                       fused SDPA, loaded at start, or hzc's kernels (default:\n"
-            "                       hzc); auto takes cuDNN when it loads and accepts the\n"
-            "                       model's shape; --deterministic always keeps hzc's\n"
+            "                       auto: cuDNN when it loads and accepts the model's\n"
+            "                       shape, else hzc's); --deterministic and sliding-window\n"
+            "                       layers always use hzc's\n"
             "  --init-raw FILE      initial fp32 master weights, host_store_n floats in the\n"
             "                       host store's order (plan.json \"tensors\": host_offset)\n"
             "  --save-raw FILE      write the fp32 master weights there after training\n"
@@ -170,7 +171,7 @@ train_args hz_train_parse_args(int argc, char **argv)
                     -1, 0, 0, 3, 0.0, threads, 0, 0,
                     {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->grad_clip,
                      t->min_lr_ratio, t->warmup_steps, t->decay_steps},
-                    0, NULL, NULL, NULL, -1, 0, 64, 0, NULL, 1.0, HZ_ATTENTION_HZC};
+                    0, NULL, NULL, NULL, -1, 0, 64, 0, NULL, 1.0, HZ_ATTENTION_AUTO};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {

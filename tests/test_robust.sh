@@ -103,6 +103,7 @@ rc=$?
 expect_refused "--lr 1e39 (inf as a float)" "--lr expects a number from 0 to 10" $train --data $data --lr 1e39 --warmup 0 --out "$tmp/n" --save-every 1
 expect_refused "--grad-clip 1e39" "--grad-clip expects a number from 0 to" $train --data $data --grad-clip 1e39
 expect_refused "--eps nan" "--eps expects a number" $train --data $data --eps nan
+expect_refused "--attention flash (not a choice)" "--attention flash: expected auto, cudnn or hzc" $train --data $data --attention flash
 expect_refused "--weight-decay 1e30" "--weight-decay expects a number" $train --data $data --weight-decay 1e30
 expect_refused "--min-lr-ratio 2" "--min-lr-ratio expects a number from 0 to 1" $train --data $data --min-lr-ratio 2
 [ -e "$tmp/n" ] && bad "--lr 1e39 left $tmp/n" || ok "--lr 1e39 wrote nothing"

@@ -17,8 +17,7 @@ void hzcu_attention_choose(cuda_state *s, int mode)
 {
     char why[1024] = "";
     if (mode == HZ_ATTENTION_HZC) {
-        printf("cuda backend: attention: hzc's kernels (--attention hzc, the default; auto or "
-               "cudnn for cuDNN's)\n");
+        printf("cuda backend: attention: hzc's kernels (--attention hzc)\n");
         return;
     }
     if (s->det) {
@@ -36,9 +35,12 @@ void hzcu_attention_choose(cuda_state *s, int mode)
     }
     s->sdpa = hzcu_sdpa_create(s->B, s->T, s->NH, s->NKV, s->HD, s->att_scale, 1, why, sizeof why);
     if (!s->sdpa) {
-        printf("cuda backend: attention: hzc's kernels (cuDNN not used)\n");
-        fprintf(stderr, "train: warning: cuDNN attention unavailable, using hzc's kernels: %s\n",
-                why);
+        /* auto settles for hzc's kernels quietly (one line, the reason); asking for cuDNN by
+         * name and not getting it is a warning */
+        printf("cuda backend: attention: hzc's kernels (cuDNN not used: %s)\n", why);
+        if (mode == HZ_ATTENTION_CUDNN)
+            fprintf(stderr, "train: warning: cuDNN attention unavailable, using hzc's kernels: "
+                            "%s\n", why);
         return;
     }
     s->att_fwd_dnn = 1;
@@ -48,10 +50,13 @@ void hzcu_attention_choose(cuda_state *s, int mode)
            hzcu_sdpa_describe(s->sdpa), s->att_bwd_dnn ? " and backward" : "",
            s->att_bwd_dnn ? "" : " (backward: hzc's kernels)", (long long)s->sdpa_ws_bytes,
            s->p->dims.window > 0 ? "; sliding-window layers: hzc's kernels" : "");
-    if (!s->att_bwd_dnn)
+    if (!s->att_bwd_dnn && mode == HZ_ATTENTION_CUDNN)
         fprintf(stderr, "train: warning: cuDNN attention backward unavailable, using hzc's "
                         "kernels for it: %s\n",
                 hzcu_sdpa_backward_why(s->sdpa));
+    else if (!s->att_bwd_dnn)
+        printf("cuda backend: attention backward: hzc's kernels (%s)\n",
+               hzcu_sdpa_backward_why(s->sdpa));
 }
 
 /* A failed execution (a plan that finalised but will not run): said once, cuDNN dropped. */

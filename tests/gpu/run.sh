@@ -6,14 +6,16 @@
 #   3. --probe: a ceilings file with every rate, which hzc plan reads; the note on another
 #      device's ceilings; an unwritable -o refused before any work;
 #      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
-#      it, resume within the float atomics' rounding; host-held boundaries train identically;
+#      it, resume within the float atomics' rounding; --attention cudnn against hzc's
+#      kernels (where cuDNN loads); host-held boundaries train identically;
 #      --trace; the refusal when the GPU lacks the planned memory;
 #   4. bf16 and int8 optimizer state: resident = streamed bits, resume, cuda vs cpu
 #      (tests/gpu/optstate.sh); --profile-kernels' table and record (tests/gpu/kprof.sh);
 #   5. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py, and
 #      families_parity.py for Qwen3 and Gemma 3 through save_pretrained, import, --init and
 #      from_pretrained);
-#   6. compute-sanitizer (memcheck) on the tiny cuda trainer.
+#   6. compute-sanitizer (memcheck) on the tiny cuda trainer: the default attention (cuDNN's
+#      where it loads), hzc's, and --deterministic.
 # Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels). Logs go to
 # $LOGDIR (default build/gpu-logs). Ends with "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
@@ -177,6 +179,31 @@ msg = "masters max|diff| %.2e of max|w|, losses of steps 4-6 within %.2e relativ
 open(d + "/nr.cmp", "w").write(msg)
 sys.exit(0 if ok and w <= 1e-3 and l <= 1e-3 else 1)
 PY
+# cuDNN's fused attention (the default where it loads) against hzc's kernels: the same 6 steps
+# of the small Llama, masters and losses within the float atomics' rounding (as for resume)
+run ca "$tr" --steps 6 --attention cudnn --save-raw "$d/ca.raw"
+run ch "$tr" --steps 6 --attention hzc --save-raw "$d/ch.raw"
+if grep -q '^cuda backend: attention: cuDNN .*forward and backward' "$d/ca.log"; then
+    python3 - "$d" > "$d/ca.cmp" 2>&1 <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+a, b = np.fromfile(d + "/ca.raw", np.float32), np.fromfile(d + "/ch.raw", np.float32)
+la = [float(x.split()[1]) for x in open(d + "/ca.loss")]
+lb = [float(x.split()[1]) for x in open(d + "/ch.loss")]
+ok = a.size == b.size and a.size > 0 and len(la) == len(lb) == 6
+w = float(np.max(np.abs(a - b)) / np.max(np.abs(a))) if ok else float("inf")
+l = max(abs(x - y) / abs(x) for x, y in zip(la, lb)) if ok else float("inf")
+print("masters max|diff| %.2e of max|w|, losses within %.2e relative (tol 1e-3 each)" % (w, l))
+sys.exit(0 if ok and w <= 1e-3 and l <= 1e-3 else 1)
+PY
+    [ $? = 0 ] && ok "--attention cudnn vs hzc's kernels, 6 steps: $(cat "$d/ca.cmp")" ||
+        bad "--attention cudnn vs hzc: $(cat "$d/ca.cmp")"
+    grep -q "^cuda backend: attention: hzc's kernels (--attention hzc)" "$d/ch.log" &&
+        ok "--attention hzc keeps hzc's kernels where cuDNN loads" ||
+        bad "--attention hzc: $(grep -m1 'attention:' "$d/ch.log")"
+else
+    echo "skip    cuDNN attention vs hzc's: cuDNN not used here: $(grep -m1 '^cuda backend: attention' "$d/ca.log")"
+fi
 build/hzc build tests/gpu/small-llama.yaml -o "$d/hb" --backend cuda --boundaries host > "$d/hb-build.log" 2>&1 ||
     bad "host-boundary build: $(tail -n 3 "$d/hb-build.log")"
 run hb "$d/hb/train" --steps 6 --deterministic --save-raw "$d/hb.raw"
@@ -296,8 +323,11 @@ tally "Qwen3 and Gemma 3 through save_pretrained, import, --init, from_pretraine
 
 if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    for mode in default deterministic; do
+    # the default (cuDNN's attention where it loads), hzc's attention kernels with their float
+    # atomics, and the deterministic kernels
+    for mode in default hzc deterministic; do
         flag=
+        [ $mode = hzc ] && flag="--attention hzc"
         [ $mode = deterministic ] && flag=--deterministic
         $cs --tool memcheck --error-exitcode 9 build/gpu/tiny-cuda/train --data data/tiny_train.bin --steps 2 $flag \
             > "$LOGDIR/sanitizer-$mode.log" 2>&1
