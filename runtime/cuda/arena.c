@@ -94,7 +94,8 @@ void hzcu_arena_alloc(cuda_state *s)
     CUDA_CHECK(cudaMalloc(&s->ws, LT_WORKSPACE_BYTES));
     if (s->sdpa_ws_bytes > 0) { /* cuDNN's workspace (attention_path.c), measured with it */
         CUDA_CHECK(cudaMalloc(&s->sdpa_ws, (size_t)s->sdpa_ws_bytes));
-        hzcu_sdpa_set_workspace(s->sdpa, s->sdpa_ws);
+        for (int i = 0; i < 2; i++)
+            if (s->dnn[i].a) hzcu_sdpa_set_workspace(s->dnn[i].a, s->sdpa_ws);
     }
     CUDA_CHECK(cudaMalloc((void **)&s->inv_freq, (size_t)(s->HD / 2) * 4));
     CUDA_CHECK(cudaMalloc((void **)&s->inv_freq_local, (size_t)(s->HD / 2) * 4));

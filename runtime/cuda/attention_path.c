@@ -1,21 +1,54 @@
 /* runtime/cuda/attention_path.c - which attention a trainer runs: cuDNN's fused SDPA
- * (runtime/cuda/cudnn_attention.c) for the full-attention layers when train --attention and
- * --deterministic allow it and cuDNN accepts the shape, else hzc's own flash kernels
- * (attention.cu). The two write the same out and lse, so a pass may use either. */
+ * (runtime/cuda/cudnn_attention.c), one graph for the full-attention layers and one for the
+ * sliding-window layers (Gemma 3's local ones), when train --attention and --deterministic
+ * allow it and cuDNN accepts the shape, else hzc's own flash kernels (attention.cu). The two
+ * write the same out and lse, so a pass may use either. */
 #include <stdio.h>
 
 #include "cuda.h"
 #include "cudnn_attention.h"
 
-/* A layer with full causal attention: cuDNN is only given those (sliding windows: hzc). */
-static int has_full_attention(const hz_plan *p)
+/* How many layers of each kind: [0] full causal attention, [1] the plan's sliding window. */
+static void layer_kinds(const hz_plan *p, int64_t n[2])
 {
-    return p->dims.window == 0 || p->dims.window_n < p->dims.L;
+    n[1] = p->dims.window > 0 ? p->dims.window_n : 0;
+    n[0] = p->dims.L - n[1];
+}
+
+/* cuDNN's graphs for one kind of layer (WINDOW 0: full causal). Prints what runs it. */
+static void choose_kind(cuda_state *s, int mode, int kind, int window)
+{
+    const char *what = kind ? "sliding-window layers" : "full-attention layers";
+    char why[1024] = "";
+    struct hzcu_dnn_att *d = &s->dnn[kind];
+    d->a = hzcu_sdpa_create(s->B, s->T, s->NH, s->NKV, s->HD, s->att_scale, window, 1, why,
+                            sizeof why);
+    if (!d->a) {
+        /* auto settles for hzc's kernels quietly (one line, the reason); asking for cuDNN by
+         * name and not getting it is a warning */
+        printf("cuda backend: attention, %s: hzc's kernels (cuDNN not used: %s)\n", what, why);
+        if (mode == HZ_ATTENTION_CUDNN)
+            fprintf(stderr, "train: warning: cuDNN attention unavailable for the %s, using hzc's "
+                            "kernels: %s\n", what, why);
+        return;
+    }
+    d->fwd = 1;
+    d->bwd = hzcu_sdpa_has_backward(d->a);
+    int64_t ws = hzcu_sdpa_workspace_bytes(d->a);
+    if (ws > s->sdpa_ws_bytes) s->sdpa_ws_bytes = ws;
+    printf("cuda backend: attention, %s: %s, fused SDPA forward%s%s; its workspace %lld bytes\n",
+           what, hzcu_sdpa_describe(d->a), d->bwd ? " and backward" : "",
+           d->bwd ? "" : " (backward: hzc's kernels)", (long long)ws);
+    if (!d->bwd && mode == HZ_ATTENTION_CUDNN)
+        fprintf(stderr, "train: warning: cuDNN attention backward unavailable for the %s, using "
+                        "hzc's kernels for it: %s\n", what, hzcu_sdpa_backward_why(d->a));
+    else if (!d->bwd)
+        printf("cuda backend: attention backward, %s: hzc's kernels (%s)\n", what,
+               hzcu_sdpa_backward_why(d->a));
 }
 
 void hzcu_attention_choose(cuda_state *s, int mode)
 {
-    char why[1024] = "";
     if (mode == HZ_ATTENTION_HZC) {
         printf("cuda backend: attention: hzc's kernels (--attention hzc)\n");
         return;
@@ -29,76 +62,62 @@ void hzcu_attention_choose(cuda_state *s, int mode)
                             "attention kernels, whose backward is bit-deterministic\n");
         return;
     }
-    if (!has_full_attention(s->p)) {
-        printf("cuda backend: attention: hzc's kernels (every layer has a sliding window)\n");
-        return;
-    }
-    s->sdpa = hzcu_sdpa_create(s->B, s->T, s->NH, s->NKV, s->HD, s->att_scale, 1, why, sizeof why);
-    if (!s->sdpa) {
-        /* auto settles for hzc's kernels quietly (one line, the reason); asking for cuDNN by
-         * name and not getting it is a warning */
-        printf("cuda backend: attention: hzc's kernels (cuDNN not used: %s)\n", why);
-        if (mode == HZ_ATTENTION_CUDNN)
-            fprintf(stderr, "train: warning: cuDNN attention unavailable, using hzc's kernels: "
-                            "%s\n", why);
-        return;
-    }
-    s->att_fwd_dnn = 1;
-    s->att_bwd_dnn = hzcu_sdpa_has_backward(s->sdpa);
-    s->sdpa_ws_bytes = hzcu_sdpa_workspace_bytes(s->sdpa);
-    printf("cuda backend: attention: %s, fused SDPA forward%s%s; cuDNN workspace %lld bytes%s\n",
-           hzcu_sdpa_describe(s->sdpa), s->att_bwd_dnn ? " and backward" : "",
-           s->att_bwd_dnn ? "" : " (backward: hzc's kernels)", (long long)s->sdpa_ws_bytes,
-           s->p->dims.window > 0 ? "; sliding-window layers: hzc's kernels" : "");
-    if (!s->att_bwd_dnn && mode == HZ_ATTENTION_CUDNN)
-        fprintf(stderr, "train: warning: cuDNN attention backward unavailable, using hzc's "
-                        "kernels for it: %s\n",
-                hzcu_sdpa_backward_why(s->sdpa));
-    else if (!s->att_bwd_dnn)
-        printf("cuda backend: attention backward: hzc's kernels (%s)\n",
-               hzcu_sdpa_backward_why(s->sdpa));
+    int64_t n[2];
+    layer_kinds(s->p, n);
+    if (n[0] > 0) choose_kind(s, mode, 0, 0);
+    if (n[1] > 0) choose_kind(s, mode, 1, (int)s->p->dims.window);
+    if (s->sdpa_ws_bytes > 0)
+        printf("cuda backend: cuDNN workspace %lld bytes (the larger graph's, shared)\n",
+               (long long)s->sdpa_ws_bytes);
 }
 
-/* A failed execution (a plan that finalised but will not run): said once, cuDNN dropped. */
-static int give_up(cuda_state *s, const char *why)
+/* A failed execution (a plan that finalised but will not run): said once, that kind of
+ * layer's cuDNN dropped. */
+static int give_up(struct hzcu_dnn_att *d, const char *why)
 {
     fprintf(stderr, "train: warning: %s; attention falls back to hzc's kernels\n", why);
-    s->att_fwd_dnn = s->att_bwd_dnn = 0;
+    d->fwd = d->bwd = 0;
     return 0;
 }
 
-int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
+int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 *out, float *lse,
                                const bf16 *q, const bf16 *k, const bf16 *v, double flops)
 {
-    if (!s->att_fwd_dnn) return 0;
+    struct hzcu_dnn_att *d = &s->dnn[window > 0];
+    if (!d->fwd) return 0;
     char why[1024];
-    if (!s->dry && hzcu_sdpa_forward(s->sdpa, st, out, lse, q, k, v, why, sizeof why) != 0)
-        return give_up(s, why);
+    if (!s->dry && hzcu_sdpa_forward(d->a, st, out, lse, q, k, v, why, sizeof why) != 0)
+        return give_up(d, why);
     if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
     return 1;
 }
 
-int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
-                                const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                                const bf16 *out, const float *lse, float *D, double flops)
+int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16 *dq, bf16 *dk,
+                                bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                                const bf16 *v, const bf16 *out, const float *lse, float *D,
+                                double flops)
 {
-    if (!s->att_bwd_dnn) return 0;
+    struct hzcu_dnn_att *d = &s->dnn[window > 0];
+    if (!d->bwd) return 0;
     char why[1024];
     if (!s->dry &&
-        hzcu_sdpa_backward(s->sdpa, st, dq, dk, dv, dout, q, k, v, out, lse, D, why, sizeof why) != 0)
-        return give_up(s, why);
+        hzcu_sdpa_backward(d->a, st, dq, dk, dv, dout, q, k, v, out, lse, D, why, sizeof why) != 0)
+        return give_up(d, why);
     if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_ATT_BWD, flops, 0.0));
     return 1;
 }
 
-const char *hzcu_attention_name(const cuda_state *s)
+const char *hzcu_attention_name(const cuda_state *s, int window)
 {
-    if (!s->att_fwd_dnn) return "hzc's kernels";
-    return s->att_bwd_dnn ? "cuDNN fused SDPA" : "cuDNN fused SDPA forward, hzc's backward";
+    const struct hzcu_dnn_att *d = &s->dnn[window > 0];
+    if (!d->fwd) return "hzc's kernels";
+    return d->bwd ? "cuDNN fused SDPA" : "cuDNN fused SDPA forward, hzc's backward";
 }
 
 void hzcu_attention_free(cuda_state *s)
 {
-    hzcu_sdpa_destroy(s->sdpa);
-    s->sdpa = NULL;
+    for (int i = 0; i < 2; i++) {
+        hzcu_sdpa_destroy(s->dnn[i].a);
+        s->dnn[i] = (struct hzcu_dnn_att){0};
+    }
 }

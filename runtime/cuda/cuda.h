@@ -101,11 +101,14 @@ typedef struct cuda_state {
      * step's ops are issued (and while init counts the marks a step makes) */
     struct hzcu_prof *prof;
     int prof_on;
-    /* attention by cuDNN's fused SDPA (attention_path.c): the graphs, which passes use them
-     * (full-attention layers only; sliding-window ones keep hzc's kernels), and cuDNN's
-     * workspace, allocated once beside cuBLASLt's, outside the plan's arena */
-    struct hzcu_sdpa *sdpa;
-    int att_fwd_dnn, att_bwd_dnn;
+    /* attention by cuDNN's fused SDPA (attention_path.c): for the full-attention layers
+     * (dnn[0]) and the sliding-window ones (dnn[1], the plan's window), the graphs and which
+     * passes use them; one cuDNN workspace for both (their calls share the compute stream),
+     * allocated once beside cuBLASLt's, outside the plan's arena */
+    struct hzcu_dnn_att {
+        struct hzcu_sdpa *a;
+        int fwd, bwd;
+    } dnn[2];
     void *sdpa_ws;
     int64_t sdpa_ws_bytes;
 } cuda_state;
@@ -208,16 +211,19 @@ void hzcu_prof_free(cuda_state *s);
  * run is not --deterministic; prints the choice, and on stderr why cuDNN is not used where it
  * was wanted. Sets sdpa_ws_bytes (allocated by hzcu_arena_alloc). */
 void hzcu_attention_choose(cuda_state *s, int mode);
-/* Attention of a full-attention layer by cuDNN, profiled under the same rows and FLOPs as
- * hzc's kernels: 1 when cuDNN ran it (or, while planning, would), 0 when the caller must
- * launch hzc's kernels (cuDNN not chosen, or failed: then said once, and not tried again). */
-int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *lse,
+/* Attention of a layer (WINDOW 0: full, else the plan's sliding window) by cuDNN, profiled
+ * under the same rows and FLOPs as hzc's kernels: 1 when cuDNN ran it (or, while planning,
+ * would), 0 when the caller must launch hzc's kernels (cuDNN not chosen for that kind of
+ * layer, or failed: then said once, and not tried again). */
+int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 *out, float *lse,
                                const bf16 *q, const bf16 *k, const bf16 *v, double flops);
-int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
-                                const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
-                                const bf16 *out, const float *lse, float *D, double flops);
-/* "cuDNN 9.x.y (fused SDPA)" or "hzc's kernels", for the summary lines. */
-const char *hzcu_attention_name(const cuda_state *s);
+int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16 *dq, bf16 *dk,
+                                bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                                const bf16 *v, const bf16 *out, const float *lse, float *D,
+                                double flops);
+/* Which kernels run the full-attention layers' attention (WINDOW 0) or the sliding-window
+ * ones': "cuDNN fused SDPA", "cuDNN fused SDPA forward, hzc's backward" or "hzc's kernels". */
+const char *hzcu_attention_name(const cuda_state *s, int window);
 void hzcu_attention_free(cuda_state *s);
 
 /* ---- probe.c: train --probe (hz_backend.probe) ---- */

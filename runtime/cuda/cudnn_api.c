@@ -291,6 +291,13 @@ void hzdnn_pointwise(hzdnn_graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t 
     pw_op(g, pw_desc(g, mode, prec, -1), x, b, t, y);
 }
 
+void hzdnn_pointwise_axis(hzdnn_graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t prec,
+                          int64_t axis, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
+                          cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y)
+{
+    pw_op(g, pw_desc(g, mode, prec, axis), x, b, t, y);
+}
+
 void hzdnn_gen_index(hzdnn_graph *g, cudnnBackendDescriptor_t x, int64_t axis,
                      cudnnBackendDescriptor_t y)
 {

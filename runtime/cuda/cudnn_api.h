@@ -89,6 +89,10 @@ void hzdnn_matmul(hzdnn_graph *g, cudnnBackendDescriptor_t a, cudnnBackendDescri
 void hzdnn_pointwise(hzdnn_graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t prec,
                      cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
                      cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y);
+/* The same with the descriptor's AXIS set (the broadcast axis of an index arithmetic). */
+void hzdnn_pointwise_axis(hzdnn_graph *g, cudnnPointwiseMode_t mode, cudnnDataType_t prec,
+                          int64_t axis, cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
+                          cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y);
 /* Y = the index along dimension AXIS of each element of X (CUDNN_POINTWISE_GEN_INDEX). */
 void hzdnn_gen_index(hzdnn_graph *g, cudnnBackendDescriptor_t x, int64_t axis,
                      cudnnBackendDescriptor_t y);

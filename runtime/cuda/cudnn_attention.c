@@ -21,12 +21,13 @@
  * HZDNN_VIRTUAL_UID0). */
 enum {
     U_Q = 1, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEG_INF, U_ONE, /* forward (and backward) */
-    U_DO, U_DQ, U_DK, U_DV, U_SOFTMAX_SUM, U_DQ_ACCUM           /* backward */
+    U_DO, U_DQ, U_DK, U_DV, U_SOFTMAX_SUM, U_DQ_ACCUM,          /* backward */
+    U_WINDOW                                                     /* sliding-window graphs */
 };
 
 struct hzcu_sdpa {
-    int B, T, NH, NKV, HD;
-    float scale, neg_inf, one; /* the by-value scalars: host memory read at execution */
+    int B, T, NH, NKV, HD, window; /* window: 0, or the keys a query sees (itself included) */
+    float scale, neg_inf, one, window_f; /* the by-value scalars: host memory read at execution */
     cudnnHandle_t handle;
     hzdnn_graph fwd, bwd;
     int has_bwd;
@@ -66,9 +67,14 @@ static cudnnBackendDescriptor_t dev(hzdnn_graph *g, int64_t uid, cudnnDataType_t
     return hzdnn_tensor(g, uid, dt, d, s, HZDNN_F_DEVICE);
 }
 
-/* Y = X with the scores above the diagonal set to -inf: row index >= column index keeps. */
-static cudnnBackendDescriptor_t causal_mask(hzdnn_graph *g, cudnnBackendDescriptor_t x,
-                                            const int64_t sdim[4], cudnnBackendDescriptor_t neg_inf)
+/* Y = X with the scores above the diagonal set to -inf: row index >= column index keeps;
+ * with a sliding window W < T (WINDOW, a by-value scalar) also those W or more columns left
+ * of it: column + W > row keeps (hzc's window: query t sees keys t - W + 1 .. t). Each bound
+ * has its own index tensors, in the order and types cudnn-frontend's SDPA gives its causal
+ * and left-bound masks, the pattern cuDNN's fused engines recognise. */
+static cudnnBackendDescriptor_t causal_mask(const hzcu_sdpa *a, hzdnn_graph *g,
+                                            cudnnBackendDescriptor_t x, const int64_t sdim[4],
+                                            cudnnBackendDescriptor_t neg_inf)
 {
     cudnnBackendDescriptor_t row = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
     cudnnBackendDescriptor_t col = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
@@ -78,7 +84,19 @@ static cudnnBackendDescriptor_t causal_mask(hzdnn_graph *g, cudnnBackendDescript
     hzdnn_gen_index(g, x, 3, col);
     hzdnn_pointwise(g, CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, NULL, keep);
     hzdnn_pointwise(g, CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, x, neg_inf, keep, y);
-    return y;
+    if (a->window == 0 || a->window >= a->T) return y;
+    cudnnBackendDescriptor_t row2 = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
+    cudnnBackendDescriptor_t col2 = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
+    cudnnBackendDescriptor_t colw = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sdim);
+    cudnnBackendDescriptor_t inside = hzdnn_virtual(g, CUDNN_DATA_BOOLEAN, sdim);
+    cudnnBackendDescriptor_t y2 = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sdim);
+    hzdnn_gen_index(g, y, 2, row2);
+    hzdnn_gen_index(g, y, 3, col2);
+    hzdnn_pointwise_axis(g, CUDNN_POINTWISE_ADD, CUDNN_DATA_FLOAT, 3, col2,
+                         hzdnn_scalar(g, U_WINDOW), NULL, colw);
+    hzdnn_pointwise(g, CUDNN_POINTWISE_CMP_GT, CUDNN_DATA_BOOLEAN, colw, row2, NULL, inside);
+    hzdnn_pointwise(g, CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, y, neg_inf, inside, y2);
+    return y2;
 }
 
 /* Y = X OP B in fp32, Y a new virtual tensor of DIM. */
@@ -111,7 +129,7 @@ static void build_forward(hzcu_sdpa *a, hzdnn_graph *g)
     cudnnBackendDescriptor_t S = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sd);
     hzdnn_matmul(g, Q, KT, S);
     cudnnBackendDescriptor_t Ss = pw2(g, CUDNN_POINTWISE_MUL, S, scale, sd);
-    cudnnBackendDescriptor_t Sm = causal_mask(g, Ss, sd, neg_inf);
+    cudnnBackendDescriptor_t Sm = causal_mask(a, g, Ss, sd, neg_inf);
     /* softmax, with its statistics */
     cudnnBackendDescriptor_t M = hzdnn_virtual(g, CUDNN_DATA_FLOAT, rd);
     hzdnn_reduction(g, CUDNN_REDUCE_TENSOR_MAX, Sm, M);
@@ -183,7 +201,7 @@ static void build_backward(hzcu_sdpa *a, hzdnn_graph *g)
     hzdnn_matmul(g, Q, KT, S);
     cudnnBackendDescriptor_t Ss = pw2(g, CUDNN_POINTWISE_MUL, S, scale, sd);
     cudnnBackendDescriptor_t Sl = pw2(g, CUDNN_POINTWISE_SUB, Ss, stats, sd);
-    cudnnBackendDescriptor_t Sm = causal_mask(g, Sl, sd, neg_inf);
+    cudnnBackendDescriptor_t Sm = causal_mask(a, g, Sl, sd, neg_inf);
     cudnnBackendDescriptor_t P = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sd);
     hzdnn_pointwise(g, CUDNN_POINTWISE_EXP, CUDNN_DATA_FLOAT, Sm, NULL, NULL, P);
     /* dV = P^T dO */
@@ -208,8 +226,8 @@ static void build_backward(hzcu_sdpa *a, hzdnn_graph *g)
     hzdnn_pointwise(g, CUDNN_POINTWISE_IDENTITY, CUDNN_DATA_FLOAT, dQacc, NULL, NULL, dQ);
 }
 
-hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, int want_bwd,
-                            char *why, size_t why_n)
+hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, int window,
+                            int want_bwd, char *why, size_t why_n)
 {
     if (hzdnn_load(why, why_n) != 0) return NULL;
     if (hzdnn.version == 91000 || hzdnn.version == 91001) {
@@ -226,8 +244,9 @@ hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, 
     }
     /* the masked scores' value: -inf, but the lowest finite float before cuDNN 9.10, whose
      * engines want that (cudnn-frontend's get_negative_inf_value) */
-    *a = (hzcu_sdpa){.B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD, .scale = scale,
-                     .neg_inf = hzdnn.version < 91000 ? -FLT_MAX : -INFINITY, .one = 1.0f};
+    *a = (hzcu_sdpa){.B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD, .window = window,
+                     .scale = scale, .neg_inf = hzdnn.version < 91000 ? -FLT_MAX : -INFINITY,
+                     .one = 1.0f, .window_f = (float)window};
     cudnnStatus_t st = hzdnn.cudnnCreate(&a->handle);
     if (st != CUDNN_STATUS_SUCCESS) {
         char text[480];
@@ -282,6 +301,9 @@ int64_t hzcu_sdpa_workspace_bytes(const hzcu_sdpa *a)
 
 void hzcu_sdpa_set_workspace(hzcu_sdpa *a, void *ws) { a->ws = ws; }
 
+/* 1 when the graphs carry the sliding window's bound (and its scalar in the variant pack). */
+static int banded(const hzcu_sdpa *a) { return a->window > 0 && a->window < a->T; }
+
 static int run(hzcu_sdpa *a, const hzdnn_graph *g, struct CUstream_st *st, int n,
                const int64_t *uids, void *const *ptrs, const char *what, char *why, size_t why_n)
 {
@@ -297,9 +319,10 @@ static int run(hzcu_sdpa *a, const hzdnn_graph *g, struct CUstream_st *st, int n
 int hzcu_sdpa_forward(hzcu_sdpa *a, struct CUstream_st *st, void *out, float *lse,
                       const void *q, const void *k, const void *v, char *why, size_t why_n)
 {
-    const int64_t uids[] = {U_Q, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEG_INF};
-    void *const ptrs[] = {(void *)q, (void *)k, (void *)v, out, lse, &a->scale, &a->neg_inf};
-    return run(a, &a->fwd, st, 7, uids, ptrs, "forward", why, why_n);
+    const int64_t uids[] = {U_Q, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEG_INF, U_WINDOW};
+    void *const ptrs[] = {(void *)q, (void *)k,  (void *)v,    out,
+                          lse,       &a->scale, &a->neg_inf, &a->window_f};
+    return run(a, &a->fwd, st, 7 + banded(a), uids, ptrs, "forward", why, why_n);
 }
 
 int hzcu_sdpa_backward(hzcu_sdpa *a, struct CUstream_st *st, void *dq, void *dk, void *dv,
@@ -324,12 +347,12 @@ int hzcu_sdpa_backward(hzcu_sdpa *a, struct CUstream_st *st, void *dq, void *dk,
             return -1;
         }
     }
-    const int64_t uids[] = {U_Q,  U_K,  U_V,  U_O,           U_DO,       U_STATS, U_DQ,
-                            U_DK, U_DV, U_SOFTMAX_SUM, U_DQ_ACCUM, U_SCALE, U_NEG_INF, U_ONE};
-    void *const ptrs[] = {(void *)q,  (void *)k, (void *)v, (void *)out, (void *)dout,
-                          (void *)lse, dq,       dk,        dv,          D,
-                          acc,        &a->scale, &a->neg_inf, &a->one};
-    return run(a, &a->bwd, st, 14, uids, ptrs, "backward", why, why_n);
+    const int64_t uids[] = {U_Q,  U_K,  U_V,  U_O,           U_DO,       U_STATS, U_DQ,  U_DK,
+                            U_DV, U_SOFTMAX_SUM, U_DQ_ACCUM, U_SCALE, U_NEG_INF, U_ONE, U_WINDOW};
+    void *const ptrs[] = {(void *)q,  (void *)k, (void *)v,   (void *)out, (void *)dout,
+                          (void *)lse, dq,       dk,          dv,          D,
+                          acc,        &a->scale, &a->neg_inf, &a->one,     &a->window_f};
+    return run(a, &a->bwd, st, 14 + banded(a), uids, ptrs, "backward", why, why_n);
 }
 
 void hzcu_sdpa_destroy(hzcu_sdpa *a)
@@ -345,8 +368,8 @@ void hzcu_sdpa_destroy(hzcu_sdpa *a)
 
 static const char no_cudnn[] = "this build has no cuDNN (configure found no cudnn_backend.h)";
 
-hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, int want_bwd,
-                            char *why, size_t why_n)
+hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, int window,
+                            int want_bwd, char *why, size_t why_n)
 {
     snprintf(why, why_n, "%s", no_cudnn);
     return NULL;

@@ -4,8 +4,8 @@
  *   q, out, dout, dq (B, T, NH, HD) bf16; k, v, dk, dv (B, T, NKV, HD) bf16;
  *   lse (B, NH, T) fp32, natural-log log-sum-exp of each row's scaled scores;
  *   D (B, NH, T) fp32 scratch of the backward (rowsum(dout * out), as hzc's preprocess).
- * The graphs are built once per shape (B, T, NH, NKV, HD and the scale are fixed for a
- * trainer); a call only passes pointers. Without cuDNN's headers at build time (configure)
+ * The graphs are built once per shape (B, T, NH, NKV, HD, the scale and window are fixed for
+ * a trainer); a call only passes pointers. Without cuDNN's headers at build time (configure)
  * every call answers "not available", and the trainer keeps hzc's kernels. */
 #ifndef HZ_CUDA_CUDNN_ATTENTION_H
 #define HZ_CUDA_CUDNN_ATTENTION_H
@@ -15,12 +15,13 @@
 struct CUstream_st; /* cudaStream_t and CUstream alike */
 typedef struct hzcu_sdpa hzcu_sdpa;
 
-/* Load cuDNN and build the forward graph and (WANT_BWD) the backward graph for this shape,
- * full causal attention with scores scaled by SCALE. NULL with the reason in WHY when cuDNN
+/* Load cuDNN and build the forward graph and (WANT_BWD) the backward graph for this shape:
+ * causal attention with scores scaled by SCALE, over the whole prefix (WINDOW 0) or over a
+ * sliding window of WINDOW keys (query t sees t - WINDOW + 1 .. t, as attention.cu). NULL with the reason in WHY when cuDNN
  * is not there or refuses the forward graph; a refused backward leaves has_backward 0 with
  * its reason kept for hzcu_sdpa_backward_why. */
-hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, int want_bwd,
-                            char *why, size_t why_n);
+hzcu_sdpa *hzcu_sdpa_create(int B, int T, int NH, int NKV, int HD, float scale, int window,
+                            int want_bwd, char *why, size_t why_n);
 int hzcu_sdpa_has_backward(const hzcu_sdpa *a);
 const char *hzcu_sdpa_backward_why(const hzcu_sdpa *a);
 /* "cuDNN 9.x.y from PATH", for the start-up line. */

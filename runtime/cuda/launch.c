@@ -282,8 +282,8 @@ void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *ls
     /* the plan's FLOPs: 2 N T A, the causal half of the two products (a window: its keys) */
     double keys = window > 0 && window < T ? (double)window : (double)T;
     double flops = 2.0 * (double)B * T * keys * NH * HD;
-    /* full causal layers: cuDNN's fused kernel where it was chosen (attention_path.c) */
-    if (window == 0 && hzcu_dnn_attention_forward(s, st, out, lse, q, k, v, flops)) return;
+    /* cuDNN's fused kernel where it was chosen for this kind of layer (attention_path.c) */
+    if (hzcu_dnn_attention_forward(s, st, window, out, lse, q, k, v, flops)) return;
     hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_FWD), args, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
 }
@@ -302,8 +302,7 @@ void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
     /* one row, one call: 2.5 x the forward's FLOPs, as the plan counts the backward */
     double keys = window > 0 && window < T ? (double)window : (double)T;
     double flops = 5.0 * (double)B * T * keys * NH * HD;
-    if (window == 0 &&
-        hzcu_dnn_attention_backward(s, st, dq, dk, dv, dout, q, k, v, out, lse, D, flops))
+    if (hzcu_dnn_attention_backward(s, st, window, dq, dk, dv, dout, q, k, v, out, lse, D, flops))
         return;
     hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre,
                 hz_kc(HZ_KR_ATT_BWD, flops, 0.0));

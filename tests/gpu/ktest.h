@@ -93,10 +93,12 @@ void test_crossentropy(int N, int V);                             /* ktest_cross
 void test_attention(int B, int T, int NH, int NKV, int HD);       /* ktest_attention.c */
 /* WINDOW > 0: sliding-window attention scaled by SCALE_W; 0: test_attention */
 void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int window);
-/* cuDNN's fused attention (full causal, SCALE) against the cpu reference and mixed with
- * hzc's kernels; one "skip" line when cuDNN is not available */
+/* cuDNN's fused attention (causal, SCALE; over WINDOW keys, 0: all) against the cpu reference
+ * and mixed with hzc's kernels; one "skip" line when cuDNN is not available */
+void test_attention_cudnn_w(int B, int T, int NH, int NKV, int HD, float scale, int window);
 void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale);
-/* hzc's attention kernels and cuDNN's (when available): fwd and bwd TFLOP/s */
+/* hzc's attention kernels and cuDNN's (when available): fwd and bwd TFLOP/s (WINDOW: 0 causal) */
+void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window);
 void bench_attention(int B, int T, int NH, int NKV, int HD);
 void test_gemma(void);                                            /* ktest_gemma.c */
 

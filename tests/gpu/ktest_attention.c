@@ -139,10 +139,10 @@ void test_attention(int B, int T, int NH, int NKV, int HD) {
 #define DPTR(p) ((void *)(uintptr_t)(p))
 
 /* cuDNN's graphs for a shape with its workspace, or NULL after one visible skip line. */
-static hzcu_sdpa *sdpa_for(int B, int T, int NH, int NKV, int HD, float scale, CUdeviceptr *ws,
-                           const char *tag) {
+static hzcu_sdpa *sdpa_for(int B, int T, int NH, int NKV, int HD, float scale, int window,
+                           CUdeviceptr *ws, const char *tag) {
     char why[1024];
-    hzcu_sdpa *a = hzcu_sdpa_create(B, T, NH, NKV, HD, scale, 1, why, sizeof why);
+    hzcu_sdpa *a = hzcu_sdpa_create(B, T, NH, NKV, HD, scale, window, 1, why, sizeof why);
     if (!a) {
         printf("skip    cuDNN attention (%s): %s\n", tag, why);
         return NULL;
@@ -181,23 +181,29 @@ static void cudnn_backward_checked(hzcu_sdpa *a, const att_grads *t, CUdeviceptr
     check_grads(t, what, tag);
 }
 
-/* cuDNN's forward and backward against the cpu reference with hzc's tolerances (full causal
- * with SCALE, the reference's window = T), then each mixed with hzc's kernels: cuDNN's out
- * and lse into hzc's backward, hzc's into cuDNN's backward, so the lse conventions agree. */
-void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
-    char tag[96], why[1024];
+/* cuDNN's forward and backward against the cpu reference with hzc's tolerances (causal with
+ * SCALE, over WINDOW keys, 0: all, the reference's window = T), then each mixed with hzc's
+ * kernels: cuDNN's out and lse into hzc's backward, hzc's into cuDNN's backward, so the lse
+ * conventions and the windows agree. */
+void test_attention_cudnn_w(int B, int T, int NH, int NKV, int HD, float scale, int window) {
+    char tag[112], why[1024];
     snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d scale %.4g", B, T, NH, NKV, HD,
              (double)scale);
+    if (window) {
+        size_t n = strlen(tag);
+        snprintf(tag + n, sizeof tag - n, " window %d", window);
+    }
+    const int rw = window ? window : T; /* the reference's window */
     CUdeviceptr ws = 0;
-    hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, scale, &ws, tag);
+    hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, scale, window, &ws, tag);
     if (!a) return;
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
     float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
     float *g = rand_bf(nq, -1, 1);
     float *out_ref = hmalloc(nq), *lse_ref = hmalloc(nl), *bo = hmalloc(nq);
     float *bq = hmalloc(nq), *bk = hmalloc(nk), *bv = hmalloc(nk);
-    attention_forward_window(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD, scale, T);
-    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale, 0);
+    attention_forward_window(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD, scale, rw);
+    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale, window);
     CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk), dg = up_bf(g, nq);
     CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
     if (hzcu_sdpa_forward(a, NULL, DPTR(dout), DPTR(dlse), DPTR(dq), DPTR(dk), DPTR(dv), why, sizeof why))
@@ -212,17 +218,17 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
     float *dq_ref = hmalloc(nq), *dk_ref = hmalloc(nk), *dv_ref = hmalloc(nk);
     float *out_dev = down_bf(dout, nq);
     attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_dev, lse_ref, B, T, NH, NKV,
-                              HD, scale, T);
+                              HD, scale, rw);
     CUdeviceptr ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
     const att_grads t = {ddq, ddk, ddv, dD, dq_ref, dk_ref, dv_ref, bq, bk, bv, nq, nk, nl};
     /* mixed: cuDNN's out and lse (just computed) into hzc's backward */
-    att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0, 1);
+    att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, window, 1);
     check_grads(&t, "cuDNN fwd + hzc bwd", tag);
     free(out_dev);
     /* cuDNN's own backward: from the reference's out (rounded to bf16) and lse */
     for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
     attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, out_ref, lse_ref, B, T, NH, NKV,
-                              HD, scale, T);
+                              HD, scale, rw);
     if (!hzcu_sdpa_has_backward(a)) {
         printf("skip    cuDNN attention bwd (%s): %s\n", tag, hzcu_sdpa_backward_why(a));
     } else {
@@ -230,13 +236,13 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
         cudnn_backward_checked(a, &t, dg, dq, dk, dv, dO, dL, "cuDNN attention bwd", tag);
         /* mixed the other way: hzc's forward into cuDNN's backward */
         float sc = scale;
-        int win = 0;
+        int win = window;
         void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc, &win};
         poison(dout, nq * 2), poison(dlse, nl * 4);
         launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
         float *hout = down_bf(dout, nq);
         attention_backward_window(dq_ref, dk_ref, dv_ref, g, q, k, v, hout, lse_ref, B, T, NH, NKV,
-                                  HD, scale, T);
+                                  HD, scale, rw);
         free(hout);
         cudnn_backward_checked(a, &t, dg, dq, dk, dv, dout, dlse, "hzc fwd + cuDNN bwd", tag);
         cuMemFree(dO), cuMemFree(dL);
@@ -248,15 +254,19 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
     cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(dD), cuMemFree(ws);
 }
 
+void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale) {
+    test_attention_cudnn_w(B, T, NH, NKV, HD, scale, 0);
+}
+
 /* Milliseconds per call of cuDNN's forward and backward at a shape (10 calls after one). */
-static int bench_cudnn(int B, int T, int NH, int NKV, int HD, CUdeviceptr dq, CUdeviceptr dk,
+static int bench_cudnn(int B, int T, int NH, int NKV, int HD, int window, CUdeviceptr dq, CUdeviceptr dk,
                        CUdeviceptr dv, CUdeviceptr dg, CUdeviceptr dout, CUdeviceptr dlse,
                        CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
                        float *ms_f, float *ms_b) {
     char tag[64], why[1024];
-    snprintf(tag, sizeof tag, "bench B=%d T=%d NH=%d NKV=%d HD=%d", B, T, NH, NKV, HD);
+    snprintf(tag, sizeof tag, "bench B=%d T=%d NH=%d NKV=%d HD=%d window %d", B, T, NH, NKV, HD, window);
     CUdeviceptr ws = 0;
-    hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, (float)(1.0 / sqrt((double)HD)), &ws, tag);
+    hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, (float)(1.0 / sqrt((double)HD)), window, &ws, tag);
     if (!a) return -1;
     CUevent e0, e1, e2, e3; /* forward e0..e1, backward e2..e3, each after a warm-up call */
     CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
@@ -288,17 +298,17 @@ static int bench_cudnn(int B, int T, int NH, int NKV, int HD, CUdeviceptr dq, CU
     return bad ? -1 : 0;
 }
 
-/* Timings of the attention kernels, hzc's and cuDNN's, at a training shape (not checks;
- * printed for the log). FLOPs as hzc counts them: the causal half, backward 2.5x forward. */
-
-void bench_attention(int B, int T, int NH, int NKV, int HD) {
+/* Timings of the attention kernels, hzc's and cuDNN's, at a training shape, over WINDOW keys
+ * (0: causal over all; not checks, printed for the log). FLOPs as hzc's time model counts
+ * them (compiler/timemodel.c): each query scores T / 2 keys causal, W - W^2 / 2T with a
+ * window W < T; backward 2.5x forward. */
+void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window) {
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
     float *h = rand_bf(nq, -1.5f, 1.5f);
     CUdeviceptr dq = up_bf(h, nq), dk = up_bf(h, nk), dv = up_bf(h + nk, nk), dg = up_bf(h, nq);
     CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4), ddq = dalloc(nq * 2), ddk = dalloc(nk * 2),
                 ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
     float scale = (float)(1.0 / sqrt((double)HD));
-    int window = 0;
     void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &scale, &window};
     CUevent e0, e1, e2;
     CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
@@ -311,36 +321,46 @@ void bench_attention(int B, int T, int NH, int NKV, int HD) {
     }
     CU_CHECK(cuEventRecord(e1, NULL));
     for (int r = 0; r < reps; r++)
-        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, 0, 0);
+        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, HD, scale, window, 0);
     CU_CHECK(cuEventRecord(e2, NULL));
     CU_CHECK(cuEventSynchronize(e2));
     float ms_f = 0, ms_b = 0;
     CU_CHECK(cuEventElapsedTime(&ms_f, e0, e1));
     CU_CHECK(cuEventElapsedTime(&ms_b, e1, e2));
     ms_f /= reps, ms_b /= reps;
-    double flops_f = 4.0 * B * NH * (double)T * T * HD / 2.0; /* causal: half of QK^T and PV */
+    const double W = window, keys = window > 0 && window < T ? W - W * W / (2.0 * T) : T / 2.0;
+    const double flops_f = 4.0 * B * NH * (double)T * keys * HD; /* QK^T and PV over those keys */
+    char shape[96];
+    snprintf(shape, sizeof shape, "B=%d T=%d NH=%d NKV=%d HD=%d %s", B, T, NH, NKV, HD,
+             window ? "window" : "causal");
+    if (window) {
+        size_t n = strlen(shape);
+        snprintf(shape + n, sizeof shape - n, " %d", window);
+    }
     int regs[3] = {0}, local[3] = {0};
     const char *names[3] = {"hzk_attention_forward", "hzk_attention_backward", "hzk_attention_backward_dq"};
     for (int i = 0; i < 3; i++) {
         CU_CHECK(cuFuncGetAttribute(&regs[i], CU_FUNC_ATTRIBUTE_NUM_REGS, kernel(names[i])));
         CU_CHECK(cuFuncGetAttribute(&local[i], CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel(names[i])));
     }
-    printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: fwd %.3f ms %.1f TFLOP/s (%d regs, %d B local); "
+    printf("bench   attention %s: fwd %.3f ms %.1f TFLOP/s (%d regs, %d B local); "
            "bwd %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %d regs, %d B local; dq %d regs, %d B local)\n",
-           B, T, NH, NKV, HD, ms_f, flops_f / ms_f * 1e-9, regs[0], local[0], ms_b, 2.5 * flops_f / ms_b * 1e-9,
+           shape, ms_f, flops_f / ms_f * 1e-9, regs[0], local[0], ms_b, 2.5 * flops_f / ms_b * 1e-9,
            regs[1], local[1], regs[2], local[2]);
     float dn_f = 0, dn_b = 0;
-    if (bench_cudnn(B, T, NH, NKV, HD, dq, dk, dv, dg, dout, dlse, ddq, ddk, ddv, dD, &dn_f, &dn_b) == 0) {
-        printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: cuDNN fwd %.3f ms %.1f TFLOP/s; ", B, T,
-               NH, NKV, HD, dn_f, flops_f / dn_f * 1e-9);
+    if (bench_cudnn(B, T, NH, NKV, HD, window, dq, dk, dv, dg, dout, dlse, ddq, ddk, ddv, dD, &dn_f,
+                    &dn_b) == 0) {
+        printf("bench   attention %s: cuDNN fwd %.3f ms %.1f TFLOP/s; ", shape, dn_f, flops_f / dn_f * 1e-9);
         if (dn_b > 0) printf("cuDNN bwd %.3f ms %.1f TFLOP/s\n", dn_b, 2.5 * flops_f / dn_b * 1e-9);
         else printf("cuDNN bwd: not available\n");
-        printf("bench   attention B=%d T=%d NH=%d NKV=%d HD=%d causal: TFLOP/s fwd hzc %.1f cuDNN %.1f; "
-               "bwd hzc %.1f cuDNN %.1f\n", B, T, NH, NKV, HD, flops_f / ms_f * 1e-9, flops_f / dn_f * 1e-9,
-               2.5 * flops_f / ms_b * 1e-9, dn_b > 0 ? 2.5 * flops_f / dn_b * 1e-9 : 0.0);
+        printf("bench   attention %s: TFLOP/s fwd hzc %.1f cuDNN %.1f; bwd hzc %.1f cuDNN %.1f\n", shape,
+               flops_f / ms_f * 1e-9, flops_f / dn_f * 1e-9, 2.5 * flops_f / ms_b * 1e-9,
+               dn_b > 0 ? 2.5 * flops_f / dn_b * 1e-9 : 0.0);
     }
     free(h);
     cuEventDestroy(e0), cuEventDestroy(e1), cuEventDestroy(e2);
     cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dg), cuMemFree(dout), cuMemFree(dlse);
     cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(dD);
 }
+
+void bench_attention(int B, int T, int NH, int NKV, int HD) { bench_attention_w(B, T, NH, NKV, HD, 0); }

@@ -194,10 +194,22 @@ void test_gemma(void) {
     test_attention_w(1, 257, 4, 1, 32, 0.2f, 100);
     test_attention_w(1, 129, 2, 1, 128, 0.05f, 1);
     test_attention_w(1, 100, 2, 2, 64, 0.125f, 512); /* window > T: causal */
+    /* cuDNN's fused attention with the window's bound (the local layers' graph) */
+    test_attention_cudnn_w(2, 200, 8, 2, 64, 0.125f, 37);
+    test_attention_cudnn_w(2, 256, 8, 4, 128, 0.0625f, 64);
+    test_attention_cudnn_w(1, 300, 4, 1, 128, 0.05f, 100);
+    test_attention_cudnn_w(1, 1024, 4, 2, 128, 0.0625f, 256);
     if (strstr(ktest_prelude(), "#define HZ_HD 256")) {
         test_attention_w(1, 300, 4, 1, 256, 0.0625f, 0);   /* Gemma 3 1B: global layer */
         test_attention_w(2, 300, 4, 1, 256, 0.0625f, 128); /* and a local one */
         test_attention(1, 200, 4, 2, 256);
+        test_attention_cudnn_w(2, 256, 4, 1, 256, 0.0625f, 0); /* the same by cuDNN */
+        test_attention_cudnn_w(2, 256, 4, 1, 256, 0.0625f, 128);
+        test_attention_cudnn_w(1, 300, 8, 4, 256, 0.0625f, 100);
+        if (!getenv("HZ_TEST_NO_BENCH")) { /* Gemma-3-12B's heads, 32k tokens a micro-batch */
+            bench_attention_w(16, 2048, 16, 8, 256, 0);
+            bench_attention_w(16, 2048, 16, 8, 256, 1024);
+        }
     } else {
         printf("note    head_dim 256 attention skipped: run with -D HZ_HD=256\n");
     }

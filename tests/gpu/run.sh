@@ -180,30 +180,39 @@ open(d + "/nr.cmp", "w").write(msg)
 sys.exit(0 if ok and w <= 1e-3 and l <= 1e-3 else 1)
 PY
 # cuDNN's fused attention (the default where it loads) against hzc's kernels: the same 6 steps
-# of the small Llama, masters and losses within the float atomics' rounding (as for resume)
-run ca "$tr" --steps 6 --attention cudnn --save-raw "$d/ca.raw"
-run ch "$tr" --steps 6 --attention hzc --save-raw "$d/ch.raw"
-if grep -q '^cuda backend: attention: cuDNN .*forward and backward' "$d/ca.log"; then
-    python3 - "$d" > "$d/ca.cmp" 2>&1 <<'PY'
+# of TRAINER, masters and losses within the float atomics' rounding (as for resume); NAME
+# tags the logs. The small Gemma 3 runs both of cuDNN's graphs (full and sliding-window).
+cudnn_vs_hzc() {
+    cn=$1 ct=$2 cw=$3 # (run() sets n and t)
+    run "$cn-ca" "$ct" --steps 6 --attention cudnn --save-raw "$d/$cn-ca.raw"
+    run "$cn-ch" "$ct" --steps 6 --attention hzc --save-raw "$d/$cn-ch.raw"
+    if ! grep -q '^cuda backend: attention, .*: cuDNN .*forward and backward' "$d/$cn-ca.log"; then
+        echo "skip    cuDNN attention vs hzc's ($cw): cuDNN not used here: $(grep -m1 '^cuda backend: attention' "$d/$cn-ca.log")"
+        return
+    fi
+    python3 - "$d" "$cn" > "$d/$cn-ca.cmp" 2>&1 <<'PY'
 import sys, numpy as np
-d = sys.argv[1]
-a, b = np.fromfile(d + "/ca.raw", np.float32), np.fromfile(d + "/ch.raw", np.float32)
-la = [float(x.split()[1]) for x in open(d + "/ca.loss")]
-lb = [float(x.split()[1]) for x in open(d + "/ch.loss")]
+d, n = sys.argv[1], sys.argv[2]
+a, b = np.fromfile(d + "/" + n + "-ca.raw", np.float32), np.fromfile(d + "/" + n + "-ch.raw", np.float32)
+la = [float(x.split()[1]) for x in open(d + "/" + n + "-ca.loss")]
+lb = [float(x.split()[1]) for x in open(d + "/" + n + "-ch.loss")]
 ok = a.size == b.size and a.size > 0 and len(la) == len(lb) == 6
 w = float(np.max(np.abs(a - b)) / np.max(np.abs(a))) if ok else float("inf")
 l = max(abs(x - y) / abs(x) for x, y in zip(la, lb)) if ok else float("inf")
 print("masters max|diff| %.2e of max|w|, losses within %.2e relative (tol 1e-3 each)" % (w, l))
 sys.exit(0 if ok and w <= 1e-3 and l <= 1e-3 else 1)
 PY
-    [ $? = 0 ] && ok "--attention cudnn vs hzc's kernels, 6 steps: $(cat "$d/ca.cmp")" ||
-        bad "--attention cudnn vs hzc: $(cat "$d/ca.cmp")"
-    grep -q "^cuda backend: attention: hzc's kernels (--attention hzc)" "$d/ch.log" &&
-        ok "--attention hzc keeps hzc's kernels where cuDNN loads" ||
-        bad "--attention hzc: $(grep -m1 'attention:' "$d/ch.log")"
-else
-    echo "skip    cuDNN attention vs hzc's: cuDNN not used here: $(grep -m1 '^cuda backend: attention' "$d/ca.log")"
-fi
+    [ $? = 0 ] && ok "--attention cudnn vs hzc's kernels ($cw), 6 steps: $(cat "$d/$cn-ca.cmp")" ||
+        bad "--attention cudnn vs hzc ($cw): $(cat "$d/$cn-ca.cmp")"
+    grep -q "^cuda backend: attention: hzc's kernels (--attention hzc)" "$d/$cn-ch.log" &&
+        ok "--attention hzc keeps hzc's kernels where cuDNN loads ($cw)" ||
+        bad "--attention hzc ($cw): $(grep -m1 'attention' "$d/$cn-ch.log")"
+}
+cudnn_vs_hzc ll "$tr" "small Llama"
+cudnn_vs_hzc g3 "$g3" "small Gemma 3, full and sliding-window layers"
+grep -q '^cuda backend: attention, sliding-window layers: cuDNN ' "$d/g3-ca.log" &&
+    ok "small Gemma 3: its sliding-window layers run cuDNN's banded graph" ||
+    echo "skip    small Gemma 3's sliding-window layers on cuDNN: $(grep -m1 'sliding-window layers' "$d/g3-ca.log")"
 build/hzc build tests/gpu/small-llama.yaml -o "$d/hb" --backend cuda --boundaries host > "$d/hb-build.log" 2>&1 ||
     bad "host-boundary build: $(tail -n 3 "$d/hb-build.log")"
 run hb "$d/hb/train" --steps 6 --deterministic --save-raw "$d/hb.raw"
