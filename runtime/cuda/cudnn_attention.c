@@ -36,6 +36,9 @@ struct hzcu_sdpa {
     char bwd_why[720], describe[700];
 };
 
+/* 1 when the graphs carry the sliding window's bound (and its scalar in the variant pack). */
+static int banded(const hzcu_sdpa *a) { return a->window > 0 && a->window < a->T; }
+
 /* ---- tensor shapes: hzc's buffers seen as (B, heads, T, HD) ---- */
 
 /* q, out, dout, dq: (B, T, NH, HD) */
@@ -67,14 +70,14 @@ static cudnnBackendDescriptor_t dev(hzdnn_graph *g, int64_t uid, cudnnDataType_t
     return hzdnn_tensor(g, uid, dt, d, s, HZDNN_F_DEVICE);
 }
 
-/* Y = X with the scores above the diagonal set to -inf: row index >= column index keeps;
- * with a sliding window W < T (WINDOW, a by-value scalar) also those W or more columns left
- * of it: column + W > row keeps (hzc's window: query t sees keys t - W + 1 .. t). Each bound
- * has its own index tensors, in the order and types cudnn-frontend's SDPA gives its causal
- * and left-bound masks, the pattern cuDNN's fused engines recognise. */
-static cudnnBackendDescriptor_t causal_mask(const hzcu_sdpa *a, hzdnn_graph *g,
-                                            cudnnBackendDescriptor_t x, const int64_t sdim[4],
-                                            cudnnBackendDescriptor_t neg_inf)
+/* Y = X with the scores outside one bound set to -inf: the causal bound (WINDOW NULL), row
+ * index >= column index keeps; or the sliding window's (WINDOW its by-value scalar W), column
+ * + W > row keeps. Each bound has its own index tensors, in the order and types that
+ * cudnn-frontend's SDPA gives its causal and left-bound masks: the pattern cuDNN's fused
+ * engines recognise. */
+static cudnnBackendDescriptor_t bound(hzdnn_graph *g, cudnnBackendDescriptor_t x,
+                                      const int64_t sdim[4], cudnnBackendDescriptor_t neg_inf,
+                                      cudnnBackendDescriptor_t window)
 {
     cudnnBackendDescriptor_t row = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
     cudnnBackendDescriptor_t col = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
@@ -82,21 +85,26 @@ static cudnnBackendDescriptor_t causal_mask(const hzcu_sdpa *a, hzdnn_graph *g,
     cudnnBackendDescriptor_t y = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sdim);
     hzdnn_gen_index(g, x, 2, row);
     hzdnn_gen_index(g, x, 3, col);
-    hzdnn_pointwise(g, CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, NULL, keep);
+    if (window) {
+        cudnnBackendDescriptor_t colw = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sdim);
+        hzdnn_pointwise_axis(g, CUDNN_POINTWISE_ADD, CUDNN_DATA_FLOAT, 3, col, window, NULL, colw);
+        hzdnn_pointwise(g, CUDNN_POINTWISE_CMP_GT, CUDNN_DATA_BOOLEAN, colw, row, NULL, keep);
+    } else {
+        hzdnn_pointwise(g, CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, NULL, keep);
+    }
     hzdnn_pointwise(g, CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, x, neg_inf, keep, y);
-    if (a->window == 0 || a->window >= a->T) return y;
-    cudnnBackendDescriptor_t row2 = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
-    cudnnBackendDescriptor_t col2 = hzdnn_virtual(g, CUDNN_DATA_INT32, sdim);
-    cudnnBackendDescriptor_t colw = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sdim);
-    cudnnBackendDescriptor_t inside = hzdnn_virtual(g, CUDNN_DATA_BOOLEAN, sdim);
-    cudnnBackendDescriptor_t y2 = hzdnn_virtual(g, CUDNN_DATA_FLOAT, sdim);
-    hzdnn_gen_index(g, y, 2, row2);
-    hzdnn_gen_index(g, y, 3, col2);
-    hzdnn_pointwise_axis(g, CUDNN_POINTWISE_ADD, CUDNN_DATA_FLOAT, 3, col2,
-                         hzdnn_scalar(g, U_WINDOW), NULL, colw);
-    hzdnn_pointwise(g, CUDNN_POINTWISE_CMP_GT, CUDNN_DATA_BOOLEAN, colw, row2, NULL, inside);
-    hzdnn_pointwise(g, CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, y, neg_inf, inside, y2);
-    return y2;
+    return y;
+}
+
+/* The causal mask, and with a sliding window W < T the window's bound after it (hzc's
+ * window: query t sees keys t - W + 1 .. t). */
+static cudnnBackendDescriptor_t causal_mask(const hzcu_sdpa *a, hzdnn_graph *g,
+                                            cudnnBackendDescriptor_t x, const int64_t sdim[4],
+                                            cudnnBackendDescriptor_t neg_inf)
+{
+    cudnnBackendDescriptor_t y = bound(g, x, sdim, neg_inf, NULL);
+    if (!banded(a)) return y;
+    return bound(g, y, sdim, neg_inf, hzdnn_scalar(g, U_WINDOW));
 }
 
 /* Y = X OP B in fp32, Y a new virtual tensor of DIM. */
@@ -300,9 +308,6 @@ int64_t hzcu_sdpa_workspace_bytes(const hzcu_sdpa *a)
 }
 
 void hzcu_sdpa_set_workspace(hzcu_sdpa *a, void *ws) { a->ws = ws; }
-
-/* 1 when the graphs carry the sliding window's bound (and its scalar in the variant pack). */
-static int banded(const hzcu_sdpa *a) { return a->window > 0 && a->window < a->T; }
 
 static int run(hzcu_sdpa *a, const hzdnn_graph *g, struct CUstream_st *st, int n,
                const int64_t *uids, void *const *ptrs, const char *what, char *why, size_t why_n)

@@ -75,16 +75,18 @@ static void att_bounds(float *bo, float *bq, float *bk, float *bv, const float *
     free(ak), free(av), free(ao), free(aq);
 }
 
+/* "B=.. T=.. NH=.. NKV=.. HD=.. KIND" and, WINDOW > 0, " WINDOW": a case's name in the log. */
+static void shape_tag(char *tag, size_t n, int B, int T, int NH, int NKV, int HD, const char *kind,
+                      int window) {
+    int len = snprintf(tag, n, "B=%d T=%d NH=%d NKV=%d HD=%d%s%s", B, T, NH, NKV, HD, *kind ? " " : "", kind);
+    if (window && len > 0 && (size_t)len < n) snprintf(tag + len, n - (size_t)len, " %d", window);
+}
+
 /* WINDOW > 0: sliding-window attention with SCALE_W (Gemma 3's local layers, against
  * attention_forward_window); 0: causal with HD^-0.5 as the cpu reference (SCALE_W unused). */
 void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int window) {
     char tag[96];
-    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d%s", B, T, NH, NKV, HD,
-             window ? " windowed" : "");
-    if (window) {
-        size_t n = strlen(tag);
-        snprintf(tag + n, sizeof tag - n, " %d", window);
-    }
+    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, window ? "windowed" : "", window);
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
     const float scale = window ? scale_w : (float)(1.0 / sqrt((double)HD)); /* as the cpu reference */
     float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
@@ -186,13 +188,9 @@ static void cudnn_backward_checked(hzcu_sdpa *a, const att_grads *t, CUdeviceptr
  * kernels: cuDNN's out and lse into hzc's backward, hzc's into cuDNN's backward, so the lse
  * conventions and the windows agree. */
 void test_attention_cudnn_w(int B, int T, int NH, int NKV, int HD, float scale, int window) {
-    char tag[112], why[1024];
-    snprintf(tag, sizeof tag, "B=%d T=%d NH=%d NKV=%d HD=%d scale %.4g", B, T, NH, NKV, HD,
-             (double)scale);
-    if (window) {
-        size_t n = strlen(tag);
-        snprintf(tag + n, sizeof tag - n, " window %d", window);
-    }
+    char tag[112], why[1024], kind[32];
+    snprintf(kind, sizeof kind, "scale %.4g%s", (double)scale, window ? " window" : "");
+    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, kind, window);
     const int rw = window ? window : T; /* the reference's window */
     CUdeviceptr ws = 0;
     hzcu_sdpa *a = sdpa_for(B, T, NH, NKV, HD, scale, window, &ws, tag);
@@ -331,12 +329,7 @@ void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window) {
     const double W = window, keys = window > 0 && window < T ? W - W * W / (2.0 * T) : T / 2.0;
     const double flops_f = 4.0 * B * NH * (double)T * keys * HD; /* QK^T and PV over those keys */
     char shape[96];
-    snprintf(shape, sizeof shape, "B=%d T=%d NH=%d NKV=%d HD=%d %s", B, T, NH, NKV, HD,
-             window ? "window" : "causal");
-    if (window) {
-        size_t n = strlen(shape);
-        snprintf(shape + n, sizeof shape - n, " %d", window);
-    }
+    shape_tag(shape, sizeof shape, B, T, NH, NKV, HD, window ? "window" : "causal", window);
     int regs[3] = {0}, local[3] = {0};
     const char *names[3] = {"hzk_attention_forward", "hzk_attention_backward", "hzk_attention_backward_dq"};
     for (int i = 0; i < 3; i++) {
