@@ -14,19 +14,34 @@
 void tm_defaults(tm_ceilings *c)
 {
     /* One H200, 16 cores, measured 2026-12-01 (bench/NOTES.md): .peers/ceilings.py's GEMM
-     * 16k x 4096 x 11008 and pinned PCIe, its device copy rate; the attention kernels'
-     * bench in tests/gpu/test_kernels.c at B=4 T=2048 NH=32 NKV=8 HD=128. From the llama3-3b
-     * trace (32k tokens per step): hzc's AdamW (fp32 gradients, 28 bytes per parameter,
-     * 0.889 s per step) and the backward GEMMs' rate, the one that makes its backward take
-     * the 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). */
-    snprintf(c->name, sizeof c->name, "defaults: one H200, measured 2026-12-01");
+     * 16k x 4096 x 11008 and pinned PCIe, its device copy rate. From the llama3-3b trace
+     * (32k tokens per step): hzc's AdamW (fp32 gradients, 28 bytes per parameter, 0.889 s
+     * per step) and the backward GEMMs' rate, the one that makes its backward take the
+     * 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). The
+     * attention rates, measured 2026-12-02 (bench/NOTES.md "2026-12-02 (night)"): the bench
+     * in tests/gpu/test_kernels.c at B=4 T=2048 NH=32 NKV=8 HD=128, hzc's kernels 242.4 /
+     * 202.2 TFLOP/s forward / backward, cuDNN's fused SDPA through hzc 543.0 / 398.4. A
+     * trainer built with cuDNN runs it for the full causal layers (train --attention auto)
+     * and hzc's kernels for the sliding windows; one built without runs hzc's everywhere. */
+#ifdef HZ_TM_CUDNN
+    snprintf(c->name, sizeof c->name,
+             "defaults: one H200, measured 2026-12-02; attention: cuDNN's fused SDPA");
+#else
+    snprintf(c->name, sizeof c->name,
+             "defaults: one H200, measured 2026-12-02; attention: hzc's kernels");
+#endif
     c->gpu[0] = 0; /* not a file's measurement: the trainer compares no device name */
     c->gemm_tflops = 752.9;
     c->gemm_bwd_tflops = 586.8;
-    c->att_fwd_tflops = 264.5;
-    c->att_bwd_tflops = 181.2;
-    c->window_att_fwd_tflops = 0.0; /* the full rates: hzc's kernels run every layer here */
-    c->window_att_bwd_tflops = 0.0;
+    c->window_att_fwd_tflops = 242.4;
+    c->window_att_bwd_tflops = 202.2;
+#ifdef HZ_TM_CUDNN
+    c->att_fwd_tflops = 543.0;
+    c->att_bwd_tflops = 398.4;
+#else
+    c->att_fwd_tflops = c->window_att_fwd_tflops;
+    c->att_bwd_tflops = c->window_att_bwd_tflops;
+#endif
     c->hbm_gbps = 4240.1;
     c->h2d_gbps = 55.3;
     c->d2h_gbps = 55.1;

@@ -32,7 +32,9 @@ typedef struct tm_ceilings {
                                 * bytes"; the trainer prints it when ready) */
 } tm_ceilings;
 
-/* The defaults: one H200 (141 GB) measured on 2026-12-01 (bench/NOTES.md). */
+/* The defaults: one H200 (141 GB) measured on 2026-12-01 and 2026-12-02 (bench/NOTES.md);
+ * the full layers' attention is cuDNN's where hzc was built with it (HZ_TM_CUDNN), else
+ * hzc's kernels. */
 void tm_defaults(tm_ceilings *c);
 
 /* Read a ceilings file (JSON, as train --probe writes it: the rates by the keys of

@@ -42,7 +42,8 @@ echo '{"window_attention_bwd_tflops": 0}' > "$tmp/ceil-bad-win.json"
 expect_fail "ceilings with a zero window attention rate" '"window_attention_bwd_tflops" must be a positive number' \
     $hzc plan models/gemma3-1b.yaml --ceilings "$tmp/ceil-bad-win.json"
 out=$($hzc plan models/llama3-3b.yaml)
-echo "$out" | grep -q "critical path: host optimizer" && echo "$out" | grep -q "^predicted step time (defaults: one H200" &&
+echo "$out" | grep -q "critical path: host optimizer" &&
+    echo "$out" | grep -q "^predicted step time (defaults: one H200, measured 2026-12-02; attention: " &&
     ok "hzc plan predicts the step and names the critical path: $(echo "$out" | grep 'critical path')" ||
     bad "hzc plan: no prediction: $(echo "$out" | tail -n 3)"
 echo '{"gpu": "test card", "host_adamw_gbps": 4000}' > "$tmp/ceil-fast.json"

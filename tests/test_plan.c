@@ -346,9 +346,27 @@ static void check_timemodel(void)
 
 /* The attention rates by layer on Gemma 3 1B (22 of 26 blocks windowed): the full causal
  * blocks at attention_*, the sliding-window ones at window_attention_* where the ceilings have
- * them, else at the full rates; a complete file may lack the window keys. */
+ * them, else at the full rates; a complete file may lack the window keys; the defaults are
+ * cuDNN's for the full layers in a build with cuDNN, hzc's kernels' for the windows. */
 static void check_window_rates(void)
 {
+    tm_ceilings def;
+    tm_defaults(&def);
+#ifdef HZ_TM_CUDNN
+    CHECK(def.att_fwd_tflops == 543.0 && def.att_bwd_tflops == 398.4 &&
+              strstr(def.name, "attention: cuDNN's fused SDPA"),
+          "defaults (built with cuDNN): full attention %.1f / %.1f TFLOP/s (%s)",
+          def.att_fwd_tflops, def.att_bwd_tflops, def.name);
+#else
+    CHECK(def.att_fwd_tflops == 242.4 && def.att_bwd_tflops == 202.2 &&
+              strstr(def.name, "attention: hzc's kernels"),
+          "defaults (built without cuDNN): full attention %.1f / %.1f TFLOP/s (%s)",
+          def.att_fwd_tflops, def.att_bwd_tflops, def.name);
+#endif
+    CHECK(def.window_att_fwd_tflops == 242.4 && def.window_att_bwd_tflops == 202.2,
+          "defaults: window attention %.1f / %.1f TFLOP/s, hzc's kernels",
+          def.window_att_fwd_tflops, def.window_att_bwd_tflops);
+
     hzc_spec g;
     hzc_plan gp;
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
