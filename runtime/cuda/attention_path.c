@@ -91,9 +91,9 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *
     return 1;
 }
 
-const char *hzcu_attention_name(const cuda_state *s)
+const char *hzcu_attention_name(const cuda_state *s, int window)
 {
-    if (!s->att_fwd_dnn) return "hzc's kernels";
+    if (window > 0 || !s->att_fwd_dnn) return "hzc's kernels";
     return s->att_bwd_dnn ? "cuDNN fused SDPA" : "cuDNN fused SDPA forward, hzc's backward";
 }
 

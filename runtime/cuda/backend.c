@@ -328,7 +328,7 @@ static void cuda_report(hz_ctx *c, FILE *out)
             "table %lld bytes, kernels %zu bytes of cubin; %d GEMM shapes planned%s\n",
             LT_WORKSPACE_BYTES >> 20, (long long)s->sdpa_ws_bytes, (long long)(s->HD / 2 * 4),
             s->cubin_bytes, s->gemm_n, s->gemm_late ? " (some late: see the warning above)" : "");
-    fprintf(out, "  attention: %s\n", hzcu_attention_name(s));
+    fprintf(out, "  attention: %s\n", hzcu_attention_name(s, 0));
     fprintf(out, "  pinned host staging    planned %14lld  allocated %14lld\n",
             (long long)(p->host_bytes - p->host_store_bytes - 2 * hz_stage_slot_bytes(p)),
             (long long)s->pinned_bytes);

@@ -216,8 +216,10 @@ int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float 
 int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk, bf16 *dv,
                                 const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
                                 const bf16 *out, const float *lse, float *D, double flops);
-/* "cuDNN 9.x.y (fused SDPA)" or "hzc's kernels", for the summary lines. */
-const char *hzcu_attention_name(const cuda_state *s);
+/* The attention a layer with WINDOW (0: full causal) runs, for the summary lines and the
+ * probe: "cuDNN fused SDPA", "cuDNN fused SDPA forward, hzc's backward" or "hzc's kernels"
+ * (every sliding window). */
+const char *hzcu_attention_name(const cuda_state *s, int window);
 void hzcu_attention_free(cuda_state *s);
 
 /* ---- probe.c: train --probe (hz_backend.probe) ---- */
