@@ -14,17 +14,34 @@
 void tm_defaults(tm_ceilings *c)
 {
     /* One H200, 16 cores, measured 2026-12-01 (bench/NOTES.md): .peers/ceilings.py's GEMM
-     * 16k x 4096 x 11008 and pinned PCIe, its device copy rate; the attention kernels'
-     * bench in tests/gpu/test_kernels.c at B=4 T=2048 NH=32 NKV=8 HD=128. From the llama3-3b
-     * trace (32k tokens per step): hzc's AdamW (fp32 gradients, 28 bytes per parameter,
-     * 0.889 s per step) and the backward GEMMs' rate, the one that makes its backward take
-     * the 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). */
-    snprintf(c->name, sizeof c->name, "defaults: one H200, measured 2026-12-01");
+     * 16k x 4096 x 11008 and pinned PCIe, its device copy rate. From the llama3-3b trace
+     * (32k tokens per step): hzc's AdamW (fp32 gradients, 28 bytes per parameter, 0.889 s
+     * per step) and the backward GEMMs' rate, the one that makes its backward take the
+     * 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). The
+     * attention rates, measured 2026-12-02 (bench/NOTES.md "2026-12-02 (night)"): the bench
+     * in tests/gpu/test_kernels.c at B=4 T=2048 NH=32 NKV=8 HD=128, hzc's kernels 242.4 /
+     * 202.2 TFLOP/s forward / backward, cuDNN's fused SDPA through hzc 543.0 / 398.4. A
+     * trainer built with cuDNN runs it for the full causal layers (train --attention auto)
+     * and hzc's kernels for the sliding windows; one built without runs hzc's everywhere. */
+#ifdef HZ_TM_CUDNN
+    snprintf(c->name, sizeof c->name,
+             "defaults: one H200, measured 2026-12-02; attention: cuDNN's fused SDPA");
+#else
+    snprintf(c->name, sizeof c->name,
+             "defaults: one H200, measured 2026-12-02; attention: hzc's kernels");
+#endif
     c->gpu[0] = 0; /* not a file's measurement: the trainer compares no device name */
     c->gemm_tflops = 752.9;
     c->gemm_bwd_tflops = 586.8;
-    c->att_fwd_tflops = 264.5;
-    c->att_bwd_tflops = 181.2;
+    c->window_att_fwd_tflops = 242.4;
+    c->window_att_bwd_tflops = 202.2;
+#ifdef HZ_TM_CUDNN
+    c->att_fwd_tflops = 543.0;
+    c->att_bwd_tflops = 398.4;
+#else
+    c->att_fwd_tflops = c->window_att_fwd_tflops;
+    c->att_bwd_tflops = c->window_att_bwd_tflops;
+#endif
     c->hbm_gbps = 4240.1;
     c->h2d_gbps = 55.3;
     c->d2h_gbps = 55.1;
@@ -40,21 +57,26 @@ void tm_defaults(tm_ceilings *c)
 int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
             size_t err_n)
 {
+    /* an optional key is one a complete file may lack: train --probe writes the window
+     * rates only for a plan with sliding windows; absent, they are 0 (the full rates) */
     static const struct {
         const char *key;
         size_t off;
+        int optional;
     } keys[] = {
-        {"gemm_tflops", offsetof(tm_ceilings, gemm_tflops)},
-        {"gemm_bwd_tflops", offsetof(tm_ceilings, gemm_bwd_tflops)},
-        {"attention_fwd_tflops", offsetof(tm_ceilings, att_fwd_tflops)},
-        {"attention_bwd_tflops", offsetof(tm_ceilings, att_bwd_tflops)},
-        {"hbm_gbps", offsetof(tm_ceilings, hbm_gbps)},
-        {"h2d_gbps", offsetof(tm_ceilings, h2d_gbps)},
-        {"d2h_gbps", offsetof(tm_ceilings, d2h_gbps)},
-        {"host_adamw_gbps", offsetof(tm_ceilings, host_adamw_gbps)},
-        {"host_adamw_bf16_gbps", offsetof(tm_ceilings, host_adamw_bf16_gbps)},
-        {"host_adamw_int8_gbps", offsetof(tm_ceilings, host_adamw_int8_gbps)},
-        {"process_host_bytes", offsetof(tm_ceilings, process_host_bytes)},
+        {"gemm_tflops", offsetof(tm_ceilings, gemm_tflops), 0},
+        {"gemm_bwd_tflops", offsetof(tm_ceilings, gemm_bwd_tflops), 0},
+        {"attention_fwd_tflops", offsetof(tm_ceilings, att_fwd_tflops), 0},
+        {"attention_bwd_tflops", offsetof(tm_ceilings, att_bwd_tflops), 0},
+        {"window_attention_fwd_tflops", offsetof(tm_ceilings, window_att_fwd_tflops), 1},
+        {"window_attention_bwd_tflops", offsetof(tm_ceilings, window_att_bwd_tflops), 1},
+        {"hbm_gbps", offsetof(tm_ceilings, hbm_gbps), 0},
+        {"h2d_gbps", offsetof(tm_ceilings, h2d_gbps), 0},
+        {"d2h_gbps", offsetof(tm_ceilings, d2h_gbps), 0},
+        {"host_adamw_gbps", offsetof(tm_ceilings, host_adamw_gbps), 0},
+        {"host_adamw_bf16_gbps", offsetof(tm_ceilings, host_adamw_bf16_gbps), 0},
+        {"host_adamw_int8_gbps", offsetof(tm_ceilings, host_adamw_int8_gbps), 0},
+        {"process_host_bytes", offsetof(tm_ceilings, process_host_bytes), 0},
     };
     tm_defaults(c);
     note[0] = 0;
@@ -74,6 +96,10 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         json_t *v = json_object_get(root, keys[i].key);
         double *dst = (double *)((char *)c + keys[i].off);
+        if (!v && keys[i].optional) {
+            *dst = 0.0;
+            continue;
+        }
         if (!v) {
             if (len < note_n)
                 len += (size_t)snprintf(note + len, note_n - len, "%s%s", len ? ", " : "",
@@ -137,6 +163,40 @@ static block_cost block_cost_of(const hz_dims *d, int64_t window)
     return b;
 }
 
+/* The attention rates, in FLOP/s, of a block with WINDOW (0: full causal): a sliding-window
+ * block runs hzc's kernels where the full layers may run cuDNN's, so it takes the window
+ * rates where the ceilings have them (> 0), else the full layers'. */
+typedef struct att_rate {
+    double fwd, bwd;
+} att_rate;
+
+static att_rate att_rate_of(const tm_ceilings *c, int64_t window)
+{
+    double fwd = c->att_fwd_tflops, bwd = c->att_bwd_tflops;
+    if (window > 0 && c->window_att_fwd_tflops > 0) fwd = c->window_att_fwd_tflops;
+    if (window > 0 && c->window_att_bwd_tflops > 0) bwd = c->window_att_bwd_tflops;
+    att_rate r = {fwd * 1e12, bwd * 1e12};
+    return r;
+}
+
+/* Seconds of one block's forward for one micro-batch (B its cost, WINDOW its window). */
+static double block_fwd_s(const block_cost *b, const tm_ceilings *c, int64_t window)
+{
+    return b->gemm_fwd / (c->gemm_tflops * 1e12) + b->att_fwd / att_rate_of(c, window).fwd +
+           b->ew_fwd / (c->hbm_gbps * 1e9);
+}
+
+/* Seconds of its backward: dx and dW, the attention backward, the elementwise kernels, and
+ * the recompute (KEEP: a kept block's elementwise part only). */
+static double block_bwd_s(const block_cost *b, const tm_ceilings *c, int64_t window, int keep)
+{
+    double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12, H = c->hbm_gbps * 1e9;
+    att_rate a = att_rate_of(c, window);
+    double recompute = keep ? b->ew_kept / H : b->gemm_rec / G + b->att_fwd / a.fwd + b->ew_rec / H;
+    return 2.0 * b->gemm_fwd / GB + 2.5 * b->att_fwd / a.bwd + (b->ew_bwd + b->dw_acc) / H +
+           recompute;
+}
+
 static double units_of(const hz_plan *p)
 {
     int n = 0;
@@ -170,9 +230,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     const hz_dims *d = &p->dims;
     double N = (double)d->micro_tokens, C = (double)d->C, V = (double)d->V;
     double M = (double)d->n_micro, K = (double)d->chunk_tokens;
-    double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12;
-    double AF = c->att_fwd_tflops * 1e12;
-    double AB = c->att_bwd_tflops * 1e12, H = c->hbm_gbps * 1e9;
+    double G = c->gemm_tflops * 1e12, H = c->hbm_gbps * 1e9;
     double emb = 4.0 * N * C;
     double *ph = p->pred.phase_s;
     ph[HZ_PH_FWD] = M * emb / H;
@@ -181,12 +239,8 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         const hz_unit *u = &p->units[i];
         if (u->kind != HZ_BLOCK) continue;
         block_cost b = block_cost_of(d, u->window);
-        ph[HZ_PH_FWD] += M * (b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H);
-        ph[HZ_PH_BWD] +=
-            M * (2.0 * b.gemm_fwd / GB + 2.5 * b.att_fwd / AB + (b.ew_bwd + b.dw_acc) / H);
-        /* kept blocks skip the recompute but for their elementwise part */
-        ph[HZ_PH_BWD] += u->keep ? M * b.ew_kept / H
-                                 : M * (b.gemm_rec / G + b.att_fwd / AF + b.ew_rec / H);
+        ph[HZ_PH_FWD] += M * block_fwd_s(&b, c, u->window);
+        ph[HZ_PH_BWD] += M * block_bwd_s(&b, c, u->window, u->keep);
     }
     /* lm_head forward, dx and dW per chunk; the loss reads logits and writes dlogits;
      * dlm_head (fp32) is read and written once per chunk */
@@ -227,7 +281,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
             block_cost b = block_cost_of(d, u->window);
             double f = u->kind == HZ_HEAD    ? ph[HZ_PH_LOSS]
                        : u->kind == HZ_EMBED ? M * emb / H
-                                             : M * (b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H);
+                                             : M * block_fwd_s(&b, c, u->window);
             if (u->held) {
                 fetched += 4.0 * (double)hz_unit_grads_n(p->tensors, u) / d2h_rate;
                 if (fetched > h) h = fetched;
@@ -309,20 +363,19 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
     /* the terms of tm_predict, for one block (or unit) and one micro-batch */
     double N = (double)d->micro_tokens, C = (double)d->C, V = (double)d->V;
     double K = (double)d->chunk_tokens, H = c->hbm_gbps * 1e9;
-    block_cost b = block_cost_of(d, u->kind == HZ_BLOCK ? u->window : 0);
+    int64_t window = u->kind == HZ_BLOCK ? u->window : 0;
+    block_cost b = block_cost_of(d, window);
     double emb = 4.0 * N * C;
-    double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12;
-    double AF = c->att_fwd_tflops * 1e12, AB = c->att_bwd_tflops * 1e12;
+    double G = c->gemm_tflops * 1e12;
     int64_t bytes = 0;
     switch (o->kind) {
     case HZ_FWD:
-        return u->kind == HZ_EMBED ? emb / H : b.gemm_fwd / G + b.att_fwd / AF + b.ew_fwd / H;
+        return u->kind == HZ_EMBED ? emb / H : block_fwd_s(&b, c, window);
     case HZ_LOSS:
         return 6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H + N / K * 8.0 * V * C / H;
     case HZ_BWD:
         if (u->kind == HZ_EMBED) return 2.0 * emb / H;
-        return 2.0 * b.gemm_fwd / GB + 2.5 * b.att_fwd / AB + (b.ew_bwd + b.dw_acc) / H +
-               (u->keep ? b.ew_kept / H : b.gemm_rec / G + b.att_fwd / AF + b.ew_rec / H);
+        return block_bwd_s(&b, c, window, u->keep);
     case HZ_LOAD_W:
     case HZ_STORE_G:
         for (int k = 0; k < u->tensor_n; k++) {

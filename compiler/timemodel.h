@@ -16,8 +16,12 @@ typedef struct tm_ceilings {
     double gemm_tflops;      /* bf16 GEMM, fp32 accumulate, large shapes (forward GEMMs) */
     double gemm_bwd_tflops;  /* the backward's dx and dW GEMMs (transposed operands, dW
                               * accumulated in fp32) */
-    double att_fwd_tflops;   /* hzc's attention forward (causal FLOPs: 2 T HD per token, head) */
+    double att_fwd_tflops;   /* the full causal layers' attention forward (FLOPs: 2 T HD per
+                              * token and head), cuDNN's fused SDPA where the trainer runs it */
     double att_bwd_tflops;   /* its backward, counted as 2.5 x the forward's FLOPs */
+    double window_att_fwd_tflops, window_att_bwd_tflops; /* the same for the sliding-window
+                              * blocks (hz_unit.window > 0), which run hzc's kernels; 0: the
+                              * full layers' rates */
     double hbm_gbps;         /* device memory, read + write, for the elementwise kernels */
     double h2d_gbps, d2h_gbps; /* pinned PCIe copies */
     double host_adamw_gbps;  /* host memory traffic of hzc's AdamW over all its threads */
@@ -28,11 +32,14 @@ typedef struct tm_ceilings {
                                 * bytes"; the trainer prints it when ready) */
 } tm_ceilings;
 
-/* The defaults: one H200 (141 GB) measured on 2026-12-01 (bench/NOTES.md). */
+/* The defaults: one H200 (141 GB) measured on 2026-12-01 and 2026-12-02 (bench/NOTES.md);
+ * the full layers' attention is cuDNN's where hzc was built with it (HZ_TM_CUDNN), else
+ * hzc's kernels. */
 void tm_defaults(tm_ceilings *c);
 
 /* Read a ceilings file (JSON, as train --probe writes it: the rates by the keys of
- * docs/plan.md, e.g. "gemm_tflops"; missing ones keep the defaults and are named in NOTE;
+ * docs/plan.md, e.g. "gemm_tflops"; missing ones keep the defaults and are named in NOTE,
+ * but for the optional window attention rates, which default to the file's full ones;
  * optional "gpu", a string, and "gpu_mem_bytes", a positive number; other keys are for
  * people). 0, or -1 with a message in ERR. */
 int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,

@@ -38,8 +38,12 @@ expect_fail "unknown backend" "unknown backend 'metal'" $hzc build models/tiny.y
 echo '{"gemm_tflops": 0}' > "$tmp/ceil-bad.json"
 expect_fail "ceilings with a zero rate" "must be a positive number" $hzc plan models/tiny.yaml --ceilings "$tmp/ceil-bad.json"
 expect_fail "missing ceilings file" "not a ceilings file" $hzc plan models/tiny.yaml --ceilings "$tmp/nope.json"
+echo '{"window_attention_bwd_tflops": 0}' > "$tmp/ceil-bad-win.json"
+expect_fail "ceilings with a zero window attention rate" '"window_attention_bwd_tflops" must be a positive number' \
+    $hzc plan models/gemma3-1b.yaml --ceilings "$tmp/ceil-bad-win.json"
 out=$($hzc plan models/llama3-3b.yaml)
-echo "$out" | grep -q "critical path: host optimizer" && echo "$out" | grep -q "^predicted step time (defaults: one H200" &&
+echo "$out" | grep -q "critical path: host optimizer" &&
+    echo "$out" | grep -q "^predicted step time (defaults: one H200, measured 2026-12-02; attention: " &&
     ok "hzc plan predicts the step and names the critical path: $(echo "$out" | grep 'critical path')" ||
     bad "hzc plan: no prediction: $(echo "$out" | tail -n 3)"
 echo '{"gpu": "test card", "host_adamw_gbps": 4000}' > "$tmp/ceil-fast.json"
@@ -66,6 +70,19 @@ assert p["ceilings_gpu"] == want and p["ceilings"] == sys.argv[2] + ", " + want,
 PY
     ok "--ceilings in --probe's format, quotes and UTF-8 in its path and device: the trainer links, plan.json names them" ||
     bad "--ceilings with quotes: $(tail -n 3 "$tmp/gq.log")"
+# the window attention rates: a file is complete without them (a probe of a plan without
+# sliding windows writes none); with them only the windowed plan's prediction moves
+sed 's/"host_adamw_int8_gbps": 70,/& "window_attention_fwd_tflops": 120, "window_attention_bwd_tflops": 90,/' \
+    "$gq" > "$tmp/ceil-win.json"
+for m in gemma3-1b llama3-1b; do
+    for f in "$gq" "$tmp/ceil-win.json"; do
+        $hzc plan "models/$m.yaml" --ceilings "$f" 2>> "$tmp/win-note" | grep '^  step ' >> "$tmp/win-$m"
+    done
+done
+[ "$(sort -u "$tmp/win-gemma3-1b" | wc -l)" = 2 ] && [ "$(sort -u "$tmp/win-llama3-1b" | wc -l)" = 1 ] &&
+    grep -q 'window_attention_fwd_tflops' "$tmp/ceil-win.json" && ! grep -q "has no" "$tmp/win-note" &&
+    ok "--ceilings with window attention rates: gemma3-1b's step moves ($(tr -s ' ' < "$tmp/win-gemma3-1b" | cut -d' ' -f3 | tr '\n' ' ')s), llama3-1b's does not; no note either way" ||
+    bad "--ceilings window rates: gemma3-1b $(cat "$tmp/win-gemma3-1b"); llama3-1b $(cat "$tmp/win-llama3-1b"); $(cat "$tmp/win-note")"
 grep -qF 'ceilings_gpu = "Card \042X\042 \134 \077\077= \303\251"' "$tmp/gq/generated/schedule.c" &&
     ok "schedule.c: the device name as an escaped C string" ||
     bad "schedule.c: $(grep 'ceilings_gpu' "$tmp/gq/generated/schedule.c")"

@@ -319,12 +319,14 @@ static void check_timemodel(void)
     CHECK(rc == 0 && note[0] == 0 && got.gemm_tflops == 731.25 &&
               got.gemm_bwd_tflops == 612.5 &&
               got.att_fwd_tflops == 250.0 && got.att_bwd_tflops == 170.5 &&
+              got.window_att_fwd_tflops == 0 && got.window_att_bwd_tflops == 0 &&
               got.hbm_gbps == 4100.0 && got.h2d_gbps == 54.0 && got.d2h_gbps == 53.5 &&
               got.host_adamw_gbps == 98.75 && got.host_adamw_bf16_gbps == 70.25 &&
               got.host_adamw_int8_gbps == 60.5 && got.process_host_bytes == 460517376 &&
               strcmp(got.gpu, "NVIDIA H200") == 0 &&
               strstr(got.name, "NVIDIA H200"),
-          "a file in --probe's format sets every rate (none missing: '%s') and the device '%s'",
+          "a file in --probe's format sets every rate (none missing: '%s'; tiny's plan has no "
+          "window rates) and the device '%s'",
           note, got.gpu);
     tm_defaults(&got);
     CHECK(got.gpu[0] == 0, "the defaults name no device for the trainer to compare");
@@ -340,6 +342,134 @@ static void check_timemodel(void)
         CHECK(rc != 0 && strstr(err, "error"), "ceilings %s refused: %s", bad[i], err);
     }
     test_tmp_close();
+}
+
+/* The attention rates by layer on Gemma 3 1B (22 of 26 blocks windowed): the full causal
+ * blocks at attention_*, the sliding-window ones at window_attention_* where the ceilings have
+ * them, else at the full rates; a complete file may lack the window keys; the defaults are
+ * cuDNN's for the full layers in a build with cuDNN, hzc's kernels' for the windows. */
+static void check_window_rates(void)
+{
+    tm_ceilings def;
+    tm_defaults(&def);
+#ifdef HZ_TM_CUDNN
+    CHECK(def.att_fwd_tflops == 543.0 && def.att_bwd_tflops == 398.4 &&
+              strstr(def.name, "attention: cuDNN's fused SDPA"),
+          "defaults (built with cuDNN): full attention %.1f / %.1f TFLOP/s (%s)",
+          def.att_fwd_tflops, def.att_bwd_tflops, def.name);
+#else
+    CHECK(def.att_fwd_tflops == 242.4 && def.att_bwd_tflops == 202.2 &&
+              strstr(def.name, "attention: hzc's kernels"),
+          "defaults (built without cuDNN): full attention %.1f / %.1f TFLOP/s (%s)",
+          def.att_fwd_tflops, def.att_bwd_tflops, def.name);
+#endif
+    CHECK(def.window_att_fwd_tflops == 242.4 && def.window_att_bwd_tflops == 202.2,
+          "defaults: window attention %.1f / %.1f TFLOP/s, hzc's kernels",
+          def.window_att_fwd_tflops, def.window_att_bwd_tflops);
+
+    hzc_spec g;
+    hzc_plan gp;
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (spec_load("models/gemma3-1b.yaml", &g, stderr) != 0 ||
+        plan_build(&g, &none, &gp, stderr) != 0) {
+        CHECK(0, "gemma3-1b plans");
+        return;
+    }
+    if (test_tmp_open("plan") != 0) {
+        plan_free(&gp);
+        return;
+    }
+    const char *path = test_tmp("ceilings.json");
+    char note[256], err[512];
+#define RATES                                                                                     \
+    "\"gemm_tflops\": 700, \"gemm_bwd_tflops\": 600, \"attention_fwd_tflops\": 500, "             \
+    "\"attention_bwd_tflops\": 400, \"hbm_gbps\": 4000, \"h2d_gbps\": 50, \"d2h_gbps\": 50, "     \
+    "\"host_adamw_gbps\": 100, \"host_adamw_bf16_gbps\": 80, \"host_adamw_int8_gbps\": 70, "      \
+    "\"process_host_bytes\": 460517376"
+    static const char full_text[] = "{" RATES "}";
+    static const char window_text[] =
+        "{" RATES ", \"window_attention_fwd_tflops\": 250, \"window_attention_bwd_tflops\": 200}";
+#undef RATES
+    tm_ceilings full, win;
+    test_write(path, full_text, strlen(full_text));
+    int rc = tm_load(&full, path, note, sizeof note, err, sizeof err);
+    CHECK(rc == 0 && note[0] == 0 && full.window_att_fwd_tflops == 0 &&
+              full.window_att_bwd_tflops == 0,
+          "a file without the window keys is complete (missing: '%s'); its window rates %.1f / "
+          "%.1f (0: the full ones)", note, full.window_att_fwd_tflops, full.window_att_bwd_tflops);
+    test_write(path, window_text, strlen(window_text));
+    rc = tm_load(&win, path, note, sizeof note, err, sizeof err);
+    CHECK(rc == 0 && note[0] == 0 && win.window_att_fwd_tflops == 250 &&
+              win.window_att_bwd_tflops == 200 && win.att_fwd_tflops == 500,
+          "a file with the window keys sets them: %.1f / %.1f TFLOP/s (missing: '%s')",
+          win.window_att_fwd_tflops, win.window_att_bwd_tflops, note);
+
+    /* op by op: only the windowed blocks' forward and backward change, by their attention
+     * FLOPs (4 N (W - W^2/2T) A, the backward's 2.5 times that) over the two rates */
+    const hz_dims *d = &gp.p.dims;
+    double W = (double)d->window, T = (double)d->T;
+    double att = 4.0 * (double)d->micro_tokens * (W - W * W / (2.0 * T)) * (double)(d->NH * d->HD);
+    double dfwd = att / 250e12 - att / 500e12;
+    double dbwd = dfwd + 2.5 * att / 200e12 - 2.5 * att / 400e12;
+    int changed = 0, wrong = 0;
+    double got_fwd = 0, got_bwd = 0;
+    for (int i = 0; i < gp.p.op_n; i++) {
+        const hz_op *o = &gp.p.ops[i];
+        const hz_unit *u = &gp.p.units[o->unit];
+        double a = tm_op_seconds(&gp.p, &full, i), b = tm_op_seconds(&gp.p, &win, i);
+        int windowed =
+            u->kind == HZ_BLOCK && u->window > 0 && (o->kind == HZ_FWD || o->kind == HZ_BWD);
+        changed += a != b;
+        wrong += windowed ? !(b > a) : a != b;
+        if (windowed && o->kind == HZ_FWD) got_fwd = b - a;
+        if (windowed && o->kind == HZ_BWD) got_bwd = b - a;
+    }
+    CHECK(changed > 0 && wrong == 0,
+          "gemma3-1b: the window keys change the windowed blocks' forward and backward only "
+          "(%d ops changed, %d wrongly)", changed, wrong);
+    CHECK_CLOSE("gemma3-1b windowed block forward: seconds added at 250 against 500 TFLOP/s",
+                got_fwd, dfwd, 0, 1e-9);
+    CHECK_CLOSE("gemma3-1b windowed block backward: seconds added at 200 against 400 TFLOP/s",
+                got_bwd, dbwd, 0, 1e-9);
+    hz_plan a = gp.p, b = gp.p;
+    tm_predict(&a, &full);
+    tm_predict(&b, &win);
+    double M = (double)d->n_micro, blocks = (double)d->window_n;
+    CHECK_CLOSE("gemma3-1b forward phase: the windowed blocks' added seconds",
+                b.pred.phase_s[HZ_PH_FWD] - a.pred.phase_s[HZ_PH_FWD], M * blocks * dfwd, 0, 1e-9);
+    CHECK(b.pred.phase_s[HZ_PH_LOSS] == a.pred.phase_s[HZ_PH_LOSS] &&
+              b.pred.phase_s[HZ_PH_OPT] == a.pred.phase_s[HZ_PH_OPT] &&
+              b.pred.step_s > a.pred.step_s,
+          "gemma3-1b: loss head and optimizer unchanged, step %.4f s -> %.4f s",
+          a.pred.step_s, b.pred.step_s);
+
+    /* without the window keys the windowed blocks run at the file's full rates */
+    tm_ceilings same = full;
+    same.window_att_fwd_tflops = full.att_fwd_tflops;
+    same.window_att_bwd_tflops = full.att_bwd_tflops;
+    hz_plan c = gp.p;
+    tm_predict(&c, &same);
+    int equal = c.pred.step_s == a.pred.step_s;
+    for (int k = 0; k < HZ_PHASE_N; k++) equal &= c.pred.phase_s[k] == a.pred.phase_s[k];
+    CHECK(equal, "gemma3-1b: a file without window keys predicts the windowed blocks at its "
+                 "full rates (step %.4f s both ways)", a.pred.step_s);
+
+    static const struct {
+        const char *text, *key;
+    } bad[] = {{"{\"window_attention_fwd_tflops\": 0}", "window_attention_fwd_tflops"},
+               {"{\"window_attention_bwd_tflops\": -5}", "window_attention_bwd_tflops"},
+               {"{\"window_attention_fwd_tflops\": \"fast\"}", "window_attention_fwd_tflops"},
+               {"{\"window_attention_bwd_tflops\": null}", "window_attention_bwd_tflops"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char want[96];
+        snprintf(want, sizeof want, "\"%s\" must be a positive number", bad[i].key);
+        test_write(path, bad[i].text, strlen(bad[i].text));
+        err[0] = 0;
+        rc = tm_load(&win, path, note, sizeof note, err, sizeof err);
+        CHECK(rc != 0 && strstr(err, want), "ceilings %s refused: %s", bad[i].text, err);
+    }
+    test_tmp_close();
+    plan_free(&gp);
 }
 
 /* Residency tiers: resident units leave the streams and the host optimizer, keep their state
@@ -638,6 +768,7 @@ int main(void)
     check_optstate();
     check_residency();
     check_timemodel();
+    check_window_rates();
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         hzc_spec s;

@@ -25,22 +25,28 @@
 #define PROBE_ADAMW_N ((int64_t)1 << 28)      /* host AdamW parameters, at most */
 #define PROBE_ADAMW_REPS 5
 
-/* The rates, by the keys of a ceilings file (compiler/timemodel.c tm_load), in its order. */
+/* The rates, by the keys of a ceilings file (compiler/timemodel.c tm_load), in its order.
+ * The window attention rates are measured only for a plan with sliding windows. */
 enum {
-    R_GEMM, R_GEMM_BWD, R_ATT_FWD, R_ATT_BWD, R_HBM, R_H2D, R_D2H, R_ADAMW, R_ADAMW_BF16,
-    R_ADAMW_INT8, R_N
+    R_GEMM, R_GEMM_BWD, R_ATT_FWD, R_ATT_BWD, R_WATT_FWD, R_WATT_BWD, R_HBM, R_H2D, R_D2H,
+    R_ADAMW, R_ADAMW_BF16, R_ADAMW_INT8, R_N
 };
 static const char *const rate_keys[R_N] = {
     "gemm_tflops", "gemm_bwd_tflops", "attention_fwd_tflops", "attention_bwd_tflops",
-    "hbm_gbps",    "h2d_gbps",        "d2h_gbps",             "host_adamw_gbps",
-    "host_adamw_bf16_gbps", "host_adamw_int8_gbps"};
-static const char *const rate_units[R_N] = {"TFLOP/s", "TFLOP/s", "TFLOP/s", "TFLOP/s", "GB/s",
-                                            "GB/s",    "GB/s",    "GB/s",    "GB/s",    "GB/s"};
+    "window_attention_fwd_tflops", "window_attention_bwd_tflops", "hbm_gbps", "h2d_gbps",
+    "d2h_gbps", "host_adamw_gbps", "host_adamw_bf16_gbps", "host_adamw_int8_gbps"};
+static const char *const rate_units[R_N] = {"TFLOP/s", "TFLOP/s", "TFLOP/s", "TFLOP/s",
+                                            "TFLOP/s", "TFLOP/s", "GB/s",    "GB/s",
+                                            "GB/s",    "GB/s",    "GB/s",    "GB/s"};
 
 typedef struct probe_result {
-    double value[R_N];   /* TFLOP/s for the first four, GB/s (1e9 bytes) for the rest */
-    char what[R_N][256]; /* what was measured, for the table and the file */
+    double value[R_N];   /* TFLOP/s for the first six, GB/s (1e9 bytes) for the rest */
+    char what[R_N][256]; /* what was measured, for the table and the file; "" for a rate not
+                          * measured (the window ones of a plan without sliding windows) */
 } probe_result;
+
+/* Whether R holds rate K: the table and the file list only those. */
+static int probed(const probe_result *r, int k) { return r->what[k][0] != 0; }
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -171,10 +177,12 @@ static double time_gemms(cuda_state *s, const gemm_call *g, int n, FILE *log)
 }
 
 /* ---- attention, copies ---- */
+/* ARG: the window (an int; 0 = full causal), as block_forward passes it */
 static void att_fwd_issue(cuda_state *s, const void *arg)
 {
     work_bufs *b = &s->w;
-    hzcu_attention_forward(s, s->stream[HZ_COMPUTE], b->att, b->lse, b->q, b->k, b->v, 0);
+    hzcu_attention_forward(s, s->stream[HZ_COMPUTE], b->att, b->lse, b->q, b->k, b->v,
+                           *(const int *)arg);
 }
 
 /* D borrows the qkv buffer, as in block_backward */
@@ -182,7 +190,39 @@ static void att_bwd_issue(cuda_state *s, const void *arg)
 {
     work_bufs *b = &s->w;
     hzcu_attention_backward(s, s->stream[HZ_COMPUTE], b->dq, b->dk, b->dv, b->datt, b->q, b->k,
-                            b->v, b->att, b->lse, (float *)b->qkv, 0);
+                            b->v, b->att, b->lse, (float *)b->qkv, *(const int *)arg);
+}
+
+/* Attention at WINDOW (0: full causal) on the path a layer with it runs, into R's keys FWD and
+ * BWD. FLOPs as timemodel.c counts them: 4 N keys A a forward, keys the mean a query scores,
+ * T/2 causal (2 N T A) and W - W^2/2T for a window W < T; the backward 2.5 times that. The
+ * backward reads the forward's output and lse. */
+static void probe_attention(cuda_state *s, int window, int fwd, int bwd, probe_result *r,
+                            FILE *log)
+{
+    cudaStream_t cs = s->stream[HZ_COMPUTE];
+    double T = (double)s->T, W = (double)window;
+    double keys = window > 0 && W < T ? W - W * W / (2.0 * T) : T / 2.0;
+    double att = 4.0 * s->N * keys * (double)s->A;
+    double fwd_ms = median_ms(s, cs, att_fwd_issue, &window);
+    double bwd_ms = median_ms(s, cs, att_bwd_issue, &window);
+    r->value[fwd] = att / fwd_ms * 1e-9;
+    r->value[bwd] = 2.5 * att / bwd_ms * 1e-9;
+    /* named after the timing: a cuDNN plan that fails to run falls back to hzc's kernels */
+    const char *path = hzcu_attention_name(s, window);
+    const char *flops = window > 0 ? "4 N (W - W^2/2T) A" : "2 N T A";
+    char scope[64] = "full causal";
+    if (window > 0) snprintf(scope, sizeof scope, "sliding window %d", window);
+    snprintf(r->what[fwd], sizeof r->what[fwd],
+             "attention forward, %s (%s), B %d T %d NH %d NKV %d HD %d: FLOPs %s over time",
+             scope, path, s->B, s->T, s->NH, s->NKV, s->HD, flops);
+    snprintf(r->what[bwd], sizeof r->what[bwd],
+             "its backward (%s): 2.5 x the forward's FLOPs over time", path);
+    fprintf(log, "probe: attention, %s (%s), B %d T %d NH %d NKV %d HD %d: forward %.4f ms, "
+                 "%.1f TFLOP/s; backward %.4f ms, %.1f TFLOP/s\n",
+            scope, path, s->B, s->T, s->NH, s->NKV, s->HD, fwd_ms, r->value[fwd], bwd_ms,
+            r->value[bwd]);
+    fflush(log);
 }
 
 typedef struct copy_call {
@@ -386,6 +426,7 @@ static int write_ceilings(const char *path, hz_ctx *c, const probe_result *r, in
     int bad = !root || !by;
     bad |= json_object_set_new(root, "gpu", json_string(s->gpu_name));
     for (int k = 0; k < R_N; k++) {
+        if (!probed(r, k)) continue;
         bad |= json_object_set_new(root, rate_keys[k], json_real(r->value[k]));
         bad |= json_object_set_new(by, rate_keys[k], json_string(r->what[k]));
     }
@@ -406,7 +447,7 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
 {
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
-    cudaStream_t cs = s->stream[HZ_COMPUTE], h2d = s->stream[HZ_H2D], d2h = s->stream[HZ_D2H];
+    cudaStream_t h2d = s->stream[HZ_H2D], d2h = s->stream[HZ_D2H];
     probe_result r;
     memset(&r, 0, sizeof r);
     size_t free_b = 0, total_b = 0;
@@ -473,23 +514,11 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
     snprintf(r.what[R_GEMM_BWD], sizeof r.what[R_GEMM_BWD],
              "the backward dx and dW GEMMs of the same block (8): total FLOPs over total time");
 
-    /* causal attention FLOPs, as timemodel.c counts them: 2 N T A per micro-batch forward,
-     * its backward 2.5 times that; the backward reads the forward's output and lse */
-    double att = 2.0 * s->N * (double)s->T * (double)s->A;
-    double fwd_ms = median_ms(s, cs, att_fwd_issue, NULL);
-    double bwd_ms = median_ms(s, cs, att_bwd_issue, NULL);
-    r.value[R_ATT_FWD] = att / fwd_ms * 1e-9;
-    r.value[R_ATT_BWD] = 2.5 * att / bwd_ms * 1e-9;
-    snprintf(r.what[R_ATT_FWD], sizeof r.what[R_ATT_FWD],
-             "hzc's attention forward, B %d T %d NH %d NKV %d HD %d: causal FLOPs 2 N T A over "
-             "time", s->B, s->T, s->NH, s->NKV, s->HD);
-    snprintf(r.what[R_ATT_BWD], sizeof r.what[R_ATT_BWD],
-             "its backward (preprocess, dk/dv and dq kernels): 2.5 x the forward's FLOPs over "
-             "time");
-    fprintf(log, "probe: attention B %d T %d NH %d NKV %d HD %d: forward %.4f ms, %.1f TFLOP/s; "
-                 "backward %.4f ms, %.1f TFLOP/s\n", s->B, s->T, s->NH, s->NKV, s->HD, fwd_ms,
-            r.value[R_ATT_FWD], bwd_ms, r.value[R_ATT_BWD]);
-    fflush(log);
+    /* the full causal layers' attention, and the sliding-window blocks' where the plan has
+     * them (their own kernels: cuDNN runs only the full layers) */
+    probe_attention(s, 0, R_ATT_FWD, R_ATT_BWD, &r, log);
+    if (p->dims.window > 0)
+        probe_attention(s, (int)p->dims.window, R_WATT_FWD, R_WATT_BWD, &r, log);
     CUDA_CHECK(cudaFreeHost(h));
     fprintf(log, "probe: freed the %lld bytes of pinned host memory\n", (long long)h_bytes);
 
@@ -498,9 +527,10 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
 
     fprintf(log, "\nprobe: the rates of hzc's step-time model on %s (docs/plan.md \"Step time\")\n",
             s->gpu_name);
-    fprintf(log, "  %-22s %10s %-8s %s\n", "key", "rate", "unit", "measured");
+    fprintf(log, "  %-27s %10s %-8s %s\n", "key", "rate", "unit", "measured");
     for (int k = 0; k < R_N; k++) {
-        fprintf(log, "  %-22s %10.4g %-8s %s\n", rate_keys[k], r.value[k], rate_units[k],
+        if (!probed(&r, k)) continue;
+        fprintf(log, "  %-27s %10.4g %-8s %s\n", rate_keys[k], r.value[k], rate_units[k],
                 r.what[k]);
         if (!(r.value[k] > 0) || !isfinite(r.value[k])) {
             fflush(log);

@@ -3,8 +3,9 @@
 #   1. every CUDA kernel against its cpu reference (build/gpu/test_kernels);
 #   2. the tiny model, a small Llama, a small Qwen3 and a small Gemma 3 shape: 20 steps on
 #      the cuda and the cpu trainer, losses agree within bf16 tolerance;
-#   3. --probe: a ceilings file with every rate, which hzc plan reads; the note on another
-#      device's ceilings; an unwritable -o refused before any work;
+#   3. --probe: a ceilings file with every rate (the window attention rates where the plan
+#      has sliding windows), which hzc plan reads; the note on another device's ceilings;
+#      an unwritable -o refused before any work;
 #      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
 #      it, resume within the float atomics' rounding; --attention cudnn against hzc's
 #      kernels (where cuDNN loads); host-held boundaries train identically;
@@ -55,31 +56,55 @@ for spec in models/tiny.yaml tests/gpu/small-llama.yaml tests/gpu/small-qwen3.ya
 done
 
 # --probe on the tiny cuda trainer: every rate, the device's memory and the host threads are
-# positive numbers, hzc plan reads the file (no key missing), a plan built from it names this
-# device (no note), one built from another device's file says so; an unwritable -o is refused
-# before any work
-tc=build/gpu/tiny-cuda/train
-rm -f "$LOGDIR/ceil.json"
-"$tc" --probe -o "$LOGDIR/ceil.json" > "$LOGDIR/probe.log" 2>&1
-rc=$?
-python3 - "$LOGDIR/ceil.json" > "$LOGDIR/probe.check" 2>&1 <<'PY'
+# positive numbers, no window attention rates (tiny has no sliding windows), hzc plan reads
+# the file (no key missing), a plan built from it names this device (no note), one built from
+# another device's file says so; an unwritable -o is refused before any work. On the small
+# Gemma 3 (window 64 on 2 of 4 blocks): the window rates too, naming the kernels that ran
+# them (cuDNN's banded graph or hzc's).
+probe_check() { # CEILINGS PLAN WINDOWED(0|1): the file's keys, one line to stdout
+    python3 - "$@" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 rates = ["gemm_tflops", "gemm_bwd_tflops", "attention_fwd_tflops", "attention_bwd_tflops",
          "hbm_gbps", "h2d_gbps", "d2h_gbps", "host_adamw_gbps",
          "host_adamw_bf16_gbps", "host_adamw_int8_gbps"]
+window = ["window_attention_fwd_tflops", "window_attention_bwd_tflops"]
+windowed = sys.argv[3] == "1"
+if windowed:
+    rates += window
 num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 bad = [k for k in rates + ["gpu_mem_bytes", "host_threads"] if not num(c.get(k))]
 bad += [k for k in ["gpu", "cc", "measured", "plan"] if not (isinstance(c.get(k), str) and c[k])]
-if c.get("plan") != "tiny" or not str(c.get("cc")).startswith("sm_"):
+bad += [k + " (no window)" for k in window if not windowed and k in c]
+by = c.get("measured_by", {})
+wby = by.get("window_attention_fwd_tflops", "")
+if windowed and "hzc's kernels" not in wby and "cuDNN" not in wby:
+    bad.append("window_attention_fwd_tflops names no attention path")
+if c.get("plan") != sys.argv[2] or not str(c.get("cc")).startswith("sm_"):
     bad.append("plan or cc")
 print("bad keys: %s" % bad if bad else ", ".join("%s %.1f" % (k, c[k]) for k in rates))
 sys.exit(1 if bad else 0)
 PY
+}
+tc=build/gpu/tiny-cuda/train
+rm -f "$LOGDIR/ceil.json"
+"$tc" --probe -o "$LOGDIR/ceil.json" > "$LOGDIR/probe.log" 2>&1
+rc=$?
+probe_check "$LOGDIR/ceil.json" tiny 0 > "$LOGDIR/probe.check" 2>&1
 chk=$?
 [ $rc = 0 ] && [ $chk = 0 ] && grep -q '^ceilings: ' "$LOGDIR/probe.log" &&
     ok "--probe on the tiny cuda trainer: $(cat "$LOGDIR/probe.check")" ||
     bad "--probe: exit $rc; $(cat "$LOGDIR/probe.check"); $(tail -n 5 "$LOGDIR/probe.log")"
+rm -f "$LOGDIR/ceil-g3.json"
+build/gpu/small-gemma3-cuda/train --probe -o "$LOGDIR/ceil-g3.json" > "$LOGDIR/probe-g3.log" 2>&1
+rc=$?
+probe_check "$LOGDIR/ceil-g3.json" small_gemma3 1 > "$LOGDIR/probe-g3.check" 2>&1
+chk=$?
+[ $rc = 0 ] && [ $chk = 0 ] &&
+    build/hzc plan tests/gpu/small-gemma3.yaml --ceilings "$LOGDIR/ceil-g3.json" > "$LOGDIR/probe-g3-plan.log" 2>&1 &&
+    ! grep -q "has no" "$LOGDIR/probe-g3-plan.log" &&
+    ok "--probe on the small Gemma 3: the window attention rates too: $(cat "$LOGDIR/probe-g3.check")" ||
+    bad "--probe small Gemma 3: exit $rc; $(cat "$LOGDIR/probe-g3.check"); $(tail -n 5 "$LOGDIR/probe-g3.log" "$LOGDIR/probe-g3-plan.log" 2>/dev/null)"
 build/hzc plan models/tiny.yaml --ceilings "$LOGDIR/ceil.json" > "$LOGDIR/probe-plan.log" 2>&1 &&
     grep -qF "predicted step time ($LOGDIR/ceil.json, " "$LOGDIR/probe-plan.log" &&
     ! grep -q "has no" "$LOGDIR/probe-plan.log" &&
