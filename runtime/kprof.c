@@ -20,6 +20,15 @@ void hz_kprof_add(hz_kprof *kp, int stream, const hz_kcost *k, double ms)
     r->ms += ms;
     r->flops += k->flops;
     r->bytes += k->bytes;
+    if (k->alone_ms > 0) {
+        r->alone_ms += k->alone_ms;
+        r->alone_calls += k->calls;
+    }
+}
+
+double hz_kprof_vs_alone(const hz_kstat *r)
+{
+    return r->calls > 0 && r->alone_calls == r->calls && r->ms > 0 ? r->alone_ms / r->ms : 0.0;
 }
 
 double hz_kprof_rate(const hz_kstat *r, int row)
@@ -72,8 +81,8 @@ void hz_kprof_print(const hz_kprof *kp, const hz_plan *p, const char *backend, F
             "%.1f TFLOP/s, device memory %.0f GB/s, h2d %.1f GB/s, d2h %.1f GB/s\n",
             (long long)kp->step + 1, backend, c->ceilings ? c->ceilings : "?", c->gemm_tflops,
             c->hbm_gbps, c->h2d_gbps, c->d2h_gbps);
-    fprintf(out, "  %-8s %-24s %7s %11s %10s %9s %9s %9s %7s\n", "stream", "kernel", "calls",
-            "total ms", "mean us", "TFLOP/s", "GB/s", "roofline", "share");
+    fprintf(out, "  %-8s %-24s %7s %11s %10s %9s %9s %9s %7s %7s\n", "stream", "kernel", "calls",
+            "total ms", "mean us", "TFLOP/s", "GB/s", "roofline", "alone", "share");
     for (int st = 0; st < HZ_STREAM_KIND_N; st++) {
         if (st == HZ_HOST) continue;
         int64_t calls = 0;
@@ -84,18 +93,20 @@ void hz_kprof_print(const hz_kprof *kp, const hz_plan *p, const char *backend, F
             const hz_kstat *r = &kp->row[st][k];
             if (r->calls == 0 && r->ms <= 0) continue;
             int cls = hz_krow_class[k];
-            char tf[16] = "-", gb[16] = "-", roof[16] = "-";
+            char tf[16] = "-", gb[16] = "-", roof[16] = "-", alone[16] = "-";
             if (cls == HZ_KC_FLOPS) snprintf(tf, sizeof tf, "%.2f", hz_kprof_rate(r, k));
             else if (cls != HZ_KC_NONE) snprintf(gb, sizeof gb, "%.1f", hz_kprof_rate(r, k));
             if (cls != HZ_KC_NONE)
                 snprintf(roof, sizeof roof, "%.1f%%", 100.0 * hz_kprof_roofline(r, k, p));
-            fprintf(out, "  %-8s %-24s %7lld %11.3f %10.1f %9s %9s %9s %6.2f%%\n", sn,
+            if (hz_kprof_vs_alone(r) > 0)
+                snprintf(alone, sizeof alone, "%.1f%%", 100.0 * hz_kprof_vs_alone(r));
+            fprintf(out, "  %-8s %-24s %7lld %11.3f %10.1f %9s %9s %9s %7s %6.2f%%\n", sn,
                     hz_krow_names[k], (long long)r->calls, r->ms,
-                    r->calls > 0 ? r->ms * 1e3 / (double)r->calls : 0.0, tf, gb, roof,
+                    r->calls > 0 ? r->ms * 1e3 / (double)r->calls : 0.0, tf, gb, roof, alone,
                     total > 0 ? 100.0 * r->ms / total : 0.0);
         }
-        fprintf(out, "  %-8s %-24s %7lld %11.3f %10s %9s %9s %9s %6.2f%%\n", sn, "total",
-                (long long)calls, total, "", "", "", "", total > 0 ? 100.0 : 0.0);
+        fprintf(out, "  %-8s %-24s %7lld %11.3f %10s %9s %9s %9s %7s %6.2f%%\n", sn, "total",
+                (long long)calls, total, "", "", "", "", "", total > 0 ? 100.0 : 0.0);
         double busy = kp->busy_ms[st];
         fprintf(out, "  %-8s stream busy %.3f ms by the step's op events; the rows add up to "
                      "%.3f ms (%+.2f%%)\n",
@@ -122,7 +133,7 @@ void hz_kclock_mark(hz_kclock *kc, hz_kcost k)
 
 void hz_kclock_end(hz_kclock *kc, double t_s)
 {
-    hz_kcost k = {HZ_KR_HOST, 1, 0.0, 0.0};
+    hz_kcost k = {HZ_KR_HOST, 1, 0.0, 0.0, 0.0};
     hz_kprof_add(kc->kp, kc->stream, &k, (t_s - kc->last_s) * 1e3);
     kc->last_s = t_s;
 }

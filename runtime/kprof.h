@@ -78,18 +78,19 @@ extern const int hz_krow_class[HZ_KROW_N];
 typedef struct hz_kcost {
     int row, calls;
     double flops, bytes;
+    double alone_ms; /* the same work timed alone (a GEMM's init timing, gemm_pick.c); 0: none */
 } hz_kcost;
 
 static inline hz_kcost hz_kc(int row, double flops, double bytes)
 {
-    hz_kcost c = {row, 1, flops, bytes};
+    hz_kcost c = {row, 1, flops, bytes, 0.0};
     return c;
 }
 
 /* One row of one stream: summed over the profiled step. */
 typedef struct hz_kstat {
-    int64_t calls;
-    double ms, flops, bytes;
+    int64_t calls, alone_calls; /* alone_calls: the calls with an alone time */
+    double ms, flops, bytes, alone_ms;
 } hz_kstat;
 
 /* The profile of one step. busy_ms: each stream's op time from the step profile's own op
@@ -112,6 +113,9 @@ void hz_kprof_print(const hz_kprof *kp, const hz_plan *p, const char *backend, F
  * plan's ceiling for that class (0 where none). */
 double hz_kprof_rate(const hz_kstat *r, int row);
 double hz_kprof_roofline(const hz_kstat *r, int row, const hz_plan *p);
+/* The row's speed in the step against the same work timed alone (alone ms / ms: 1 = as
+ * fast), or 0 unless every call of the row has an alone time. */
+double hz_kprof_vs_alone(const hz_kstat *r);
 
 /* ---- host-clock marks (the cpu backend, whose ops run one after another) ---- */
 typedef struct hz_kclock {

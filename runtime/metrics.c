@@ -215,6 +215,8 @@ void hz_metrics_kernels(hz_metrics *m, const hz_kprof *kp, const hz_plan *p)
                                 cls != HZ_KC_FLOPS && cls != HZ_KC_NONE ? num(rate) : json_null());
             json_object_set_new(ro, "roofline",
                                 cls != HZ_KC_NONE ? num(hz_kprof_roofline(r, k, p)) : json_null());
+            double alone = hz_kprof_vs_alone(r);
+            json_object_set_new(ro, "vs_alone", alone > 0 ? num(alone) : json_null());
             json_object_set_new(ro, "share", num(total > 0 ? r->ms / total : 0.0));
             json_array_append_new(rows, ro);
         }

@@ -38,9 +38,9 @@ m = re.search(r"GEMM ([\d.]+) TFLOP/s, device memory ([\d.]+) GB/s, h2d ([\d.]+)
 check(m is not None, "the header names the ceilings")
 ceil = {"flops": float(m.group(1)), "hbm": float(m.group(2)), "h2d": float(m.group(3)), "d2h": float(m.group(4))}
 cols = log[h + 1].split()
-check(cols == ["stream", "kernel", "calls", "total", "ms", "mean", "us", "TFLOP/s", "GB/s", "roofline", "share"], "column heads: %s" % cols)
+check(cols == ["stream", "kernel", "calls", "total", "ms", "mean", "us", "TFLOP/s", "GB/s", "roofline", "alone", "share"], "column heads: %s" % cols)
 
-# rows: stream, name (with spaces: fixed width 24), then 7 fields
+# rows: stream, name (with spaces: fixed width 24), then 8 fields
 row_re = re.compile(r"^  (\S+) +(.{24}) +(\d+) +([\d.]+) +([\d.]+)? *(\S+) +(\S+) +(\S+) +([\d.]+)%$")
 streams = {}
 i = h + 2
@@ -60,8 +60,10 @@ while i < len(log) and log[i].startswith("  "):
     if name == "total":
         s["total"] = (int(rest[0]), float(rest[1]), float(rest[2].rstrip("%")))
     else:
-        check(len(rest) == 7, "row %s %s has 7 fields: %s" % (st, name, rest))
-        s["rows"].append((name, int(rest[0]), float(rest[1]), float(rest[2]), rest[3], rest[4], rest[5], float(rest[6].rstrip("%"))))
+        check(len(rest) == 8, "row %s %s has 8 fields: %s" % (st, name, rest))
+        # the cpu backend times nothing alone: its "alone" column is "-"
+        check(rest[6] == "-", "row %s %s: no alone time on the cpu backend (%s)" % (st, name, rest[6]))
+        s["rows"].append((name, int(rest[0]), float(rest[1]), float(rest[2]), rest[3], rest[4], rest[5], float(rest[7].rstrip("%"))))
     i += 1
 check(set(streams) == {"compute", "h2d", "d2h"}, "a block per stream that ran work: %s" % sorted(streams))
 plan = json.load(open(sys.argv[3]))
@@ -98,6 +100,7 @@ for so in k["streams"]:
     check(abs(sum(r["share"] for r in so["rows"]) - 1.0) < 1e-6, "%s: the record's shares add up to 1 (each written to 9 digits)" % so["stream"])
     for r, p in zip(so["rows"], s["rows"]):
         same = r["kernel"] == p[0] and r["calls"] == p[1] and "%.3f" % r["ms"] == "%.3f" % p[2]
+        same = same and "vs_alone" in r and r["vs_alone"] is None  # nothing timed alone on the cpu
         # the rate from the row's own FLOPs or bytes, and its fraction of the ceiling
         if r["tflops"] is not None:
             rate = r["flops"] / (r["ms"] * 1e-3) * 1e-12

@@ -14,6 +14,7 @@
  *   nvrtc.c/.h  the one NVRTC compile (options, CUDA headers) and the cubin cache
  *   launch.c/.h one typed wrapper per kernel: its grid and block
  *   gemm.c      cuBLASLt GEMMs planned once per shape; the row-major linear_* helpers
+ *   gemm_pick.c each GEMM's algorithm chosen by timing cuBLASLt's candidates at init
  *   arena.c     the arena, its regions and buffers (runtime/hz_layout.h), pinned staging
  *   model.c     block, loss head, embedding: op by op as runtime/cpu/block.c
  *   resident.c  the resident units: their state's copies to and from the host, their AdamW
@@ -490,6 +491,7 @@ static int cuda_init(hz_ctx *c)
            s->gemm_n, hz_now_s() - t0, (long long)p->gpu_bytes, (long long)s->arena_measured,
            s->sync ? "; HZ_SYNC: synchronising after every op" : "",
            s->trace ? "; HZ_TRACE: timing every op" : "");
+    hzcu_gemm_pick(s);
     if (s->det)
         printf("cuda backend: deterministic kernels (--deterministic): ordered sums instead of "
                "float atomics\n");

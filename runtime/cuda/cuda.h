@@ -32,8 +32,11 @@ typedef struct block_g {
     float *attn_post_norm, *mlp_post_norm;
 } block_g;
 
-/* One planned cuBLASLt GEMM: the key (shape, layout, output type, pointer alignments) and
- * the descriptors and algorithm chosen for it at init (gemm.c). */
+#define GEMM_CANDIDATES 8 /* the heuristic's answers kept per GEMM, for gemm_pick.c */
+
+/* One planned cuBLASLt GEMM: the key (shape, layout, output type, pointer alignments), the
+ * descriptors and the algorithm it runs (gemm.c), the heuristic's candidates and the first
+ * call's operands, on which gemm_pick.c times them at init. */
 typedef struct gemm_plan {
     int transa, transb, out_f32;
     int64_t m, n, k, lda, ldb, ldd;
@@ -42,6 +45,14 @@ typedef struct gemm_plan {
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulAlgo_t algo;
     size_t ws_bytes;
+    int cand_n, picked; /* picked: the candidate it runs (0: the heuristic's first) */
+    float alone_ms;     /* one call of it timed alone at init (0: not timed) */
+    cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
+    size_t cand_ws[GEMM_CANDIDATES];
+    const void *a, *b; /* the first call's operands (arena or resident addresses) */
+    void *d;
+    float beta;
+    const char *what;
 } gemm_plan;
 
 #define GEMM_MAX 128
@@ -138,6 +149,13 @@ void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx,
 void hzcu_linear_backward_w(cuda_state *s, int role, const char *what, float *dw, const bf16 *dy,
                             const bf16 *x, int64_t N, int64_t IN, int64_t OUT);
 void hzcu_gemm_destroy(cuda_state *s);
+/* One call of planned GEMM G with ALGO (and its workspace size) on the compute stream. */
+cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, const cublasLtMatmulAlgo_t *algo,
+                               size_t ws_bytes, const void *A, const void *B, void *D, float beta);
+
+/* ---- gemm_pick.c: each planned GEMM's algorithm chosen by timing the heuristic's
+ * candidates on its own operands at init (not under --deterministic); prints a summary ---- */
+void hzcu_gemm_pick(cuda_state *s);
 
 /* ---- arena.c: the plan's regions, the buffers inside them, the issue helpers ---- */
 char *hzcu_region_at(const cuda_state *s, int kind, int i);

@@ -1,7 +1,8 @@
 /* runtime/cuda/gemm.c - the GEMMs, with cuBLASLt: bf16 A and B, fp32 compute, bf16 or fp32
  * D. Each distinct GEMM (shape, layout, output type, pointer alignments) is planned once:
- * its descriptors and the heuristic's algorithm are kept, and init plans all of them by
- * walking the step without issuing (cuda_state.dry). Column-major inside; the row-major
+ * its descriptors and the heuristic's candidate algorithms are kept (it runs the first until
+ * gemm_pick.c has timed them), and init plans all of them by walking the step without
+ * issuing (cuda_state.dry). Column-major inside; the row-major
  * helpers (linear_*) say which operand is which. */
 #include "cuda.h"
 
@@ -35,7 +36,9 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
 {
     if (s->gemm_n == GEMM_MAX) hzcu_die("more than %d distinct GEMMs (internal error)", GEMM_MAX);
     gemm_plan *g = &s->gemm[s->gemm_n];
-    *g = (gemm_plan){ta, tb, out_f32, m, n, k, lda, ldb, ldd, aa, ab, ad, 0, 0, 0, 0, {{0}}, 0};
+    *g = (gemm_plan){.transa = ta, .transb = tb, .out_f32 = out_f32, .m = m, .n = n, .k = k,
+                     .lda = lda, .ldb = ldb, .ldd = ldd, .align_a = aa, .align_b = ab,
+                     .align_d = ad, .what = what};
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t dt = out_f32 ? CUDA_R_32F : CUDA_R_16BF;
     LT_CHECK(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -62,10 +65,10 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
                                                   &ad, sizeof ad));
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                   &ad, sizeof ad));
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
     int found = 0;
     cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(s->lt, g->desc, g->la, g->lb, g->ld, g->ld,
-                                                       pref, 1, &res, &found);
+                                                       pref, GEMM_CANDIDATES, res, &found);
     LT_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     if (st != CUBLAS_STATUS_SUCCESS || found == 0)
         hzcu_die(
@@ -73,10 +76,26 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
             "alignments %u/%u/%u bytes): %s",
             what, (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',
             out_f32 ? "fp32" : "bf16", aa, ab, ad, cublasLtGetStatusString(st));
-    g->algo = res.algo;
-    g->ws_bytes = res.workspaceSize;
+    for (int i = 0; i < found; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        g->cand[g->cand_n] = res[i].algo;
+        g->cand_ws[g->cand_n++] = res[i].workspaceSize;
+    }
+    if (g->cand_n == 0)
+        hzcu_die("cuBLASLt's heuristic gave no usable algorithm for the GEMM %s (m %lld n %lld "
+                 "k %lld)", what, (long long)m, (long long)n, (long long)k);
+    g->algo = g->cand[0];
+    g->ws_bytes = g->cand_ws[0];
     s->gemm_n++;
     return g;
+}
+
+cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, const cublasLtMatmulAlgo_t *algo,
+                               size_t ws_bytes, const void *A, const void *B, void *D, float beta)
+{
+    const float alpha = 1.0f;
+    return cublasLtMatmul(s->lt, g->desc, &alpha, A, g->la, B, g->lb, &beta, D, g->ld, D, g->ld,
+                          algo, s->ws, ws_bytes, s->stream[HZ_COMPUTE]);
 }
 
 /* D (m, n) = A' B' (+ D when beta = 1), column-major, A' = op(A) (m, k), B' = op(B) (k, n).
@@ -100,16 +119,15 @@ static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64
                     "init; planning it now\n",
                     what, (long long)m, (long long)n, (long long)k);
         g = gemm_new(s, what, ta, tb, m, n, k, lda, ldb, ldd, out_f32, aa, ab, ad);
+        g->a = A, g->b = B, g->d = D, g->beta = beta;
     }
     hz_kcost cost = hz_kc(row, 2.0 * (double)m * (double)n * (double)k, 0.0);
+    cost.alone_ms = g->alone_ms;
     if (s->dry) {
         if (s->prof_on) hzcu_prof_mark(s, s->stream[HZ_COMPUTE], cost);
         return;
     }
-    const float alpha = 1.0f;
-    cublasStatus_t st =
-        cublasLtMatmul(s->lt, g->desc, &alpha, A, g->la, B, g->lb, &beta, D, g->ld, D, g->ld,
-                       &g->algo, s->ws, g->ws_bytes, s->stream[HZ_COMPUTE]);
+    cublasStatus_t st = hzcu_gemm_issue(s, g, &g->algo, g->ws_bytes, A, B, D, beta);
     if (st != CUBLAS_STATUS_SUCCESS)
         hzcu_die("cuBLASLt GEMM %s (m %lld n %lld k %lld, op %c%c, %s out, beta %g) failed: %s",
                  what, (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',

@@ -62,7 +62,7 @@ static void add_mark(cuda_state *s, int stream, int start, hz_kcost cost)
 
 void hzcu_prof_op(cuda_state *s, int stream)
 {
-    hz_kcost none = {HZ_KR_HOST, 0, 0.0, 0.0};
+    hz_kcost none = {HZ_KR_HOST, 0, 0.0, 0.0, 0.0};
     add_mark(s, stream, 1, none);
 }
 

@@ -4,7 +4,8 @@
 # with the default and the --deterministic kernels. Every row has calls and positive time,
 # each stream's shares add up to 100%, the compute stream's rows to its busy time from the op
 # events within 3%, every kernel kind of the step has its row, the GEMM and attention rates are
-# positive and below the plan's GEMM ceiling, the printed table equals the --metrics record,
+# positive and below the plan's GEMM ceiling, every GEMM row has its speed against the same
+# GEMMs timed alone at init, the printed table equals the --metrics record,
 # and the profile changes no result (--deterministic: the same losses as a run without it).
 # Needs build/ from make. Logs go to $LOGDIR (default build/gpu-logs). Ends with
 # "N passed, N failed".
@@ -63,6 +64,17 @@ for n, r in names.items():
         check(0 < r["tflops"] < ceil, "%s: %.2f TFLOP/s, below the plan's GEMM ceiling %.1f" % (n, r["tflops"], ceil))
     if r["gbps"] is not None:
         check(r["gbps"] > 0 and r["roofline"] > 0, "%s: %.1f GB/s, %.2f%% of the device memory ceiling" % (n, r["gbps"], 100 * r["roofline"]))
+# each GEMM row against the same GEMMs timed alone at init (gemm_pick.c): a positive ratio,
+# printed as recorded; the lowest is reported
+gemms = [r for n, r in names.items() if n.startswith("gemm ")]
+check(all(r["vs_alone"] is not None and r["vs_alone"] > 0 for r in gemms), "every GEMM row has its alone time")
+for r in gemms:
+    line = re.search(r"^  compute +%s +.*? ([\d.]+)%% +[\d.]+%%$" % re.escape(r["kernel"]), log, re.M)
+    check(line is not None and line.group(1) == "%.1f" % (100 * r["vs_alone"]), "%s: alone %.1f%% printed as recorded" % (r["kernel"], 100 * r["vs_alone"]))
+if gemms:
+    low = min(gemms, key=lambda r: r["vs_alone"])
+    print("note    slowest GEMM row against its alone time: %s %.1f%%" % (low["kernel"], 100 * low["vs_alone"]))
+check(all(r["vs_alone"] is None for n, r in names.items() if not n.startswith("gemm ")), "only GEMM rows have alone times")
 check("copy h2d" in {r["kernel"] for r in streams["h2d"]["rows"]}, "h2d: the weights' copies")
 check({"grad norm", "copy d2h"} <= {r["kernel"] for r in streams["d2h"]["rows"]}, "d2h: the gradients' norm and copies")
 print("%d passed, %d failed" % (0, len(fails)))
