@@ -20,9 +20,12 @@ void tm_defaults(tm_ceilings *c)
      * 1.097 s measured (checked against llama3-8b's compute stream: docs/plan.md). The
      * attention rates, measured 2026-12-02 (bench/NOTES.md "2026-12-02 (night)"): the bench
      * in tests/gpu/test_kernels.c at B=4 T=2048 NH=32 NKV=8 HD=128, hzc's kernels 242.4 /
-     * 202.2 TFLOP/s forward / backward, cuDNN's fused SDPA through hzc 543.0 / 398.4. A
-     * trainer built with cuDNN runs it for the full causal layers (train --attention auto)
-     * and hzc's kernels for the sliding windows; one built without runs hzc's everywhere. */
+     * 202.2 TFLOP/s forward / backward, cuDNN's fused SDPA through hzc 543.0 / 398.4. The
+     * sliding windows (Gemma 3's local layers, head_dim 256 in every Gemma 3 but the 27B),
+     * measured 2026-12-03 (bench/NOTES.md) at Gemma-3-12B's heads, B=16 T=2048 NH=16 NKV=8
+     * HD=256, window 1024: cuDNN's banded graph 559.4 / 278.8, hzc's kernels 206.2 / 67.3. A
+     * trainer built with cuDNN runs it for both kinds of layer (train --attention auto); one
+     * built without runs hzc's kernels everywhere. */
 #ifdef HZ_TM_CUDNN
     snprintf(c->name, sizeof c->name,
              "defaults: one H200, measured 2026-12-02; attention: cuDNN's fused SDPA");
@@ -33,14 +36,16 @@ void tm_defaults(tm_ceilings *c)
     c->gpu[0] = 0; /* not a file's measurement: the trainer compares no device name */
     c->gemm_tflops = 752.9;
     c->gemm_bwd_tflops = 586.8;
-    c->window_att_fwd_tflops = 242.4;
-    c->window_att_bwd_tflops = 202.2;
 #ifdef HZ_TM_CUDNN
     c->att_fwd_tflops = 543.0;
     c->att_bwd_tflops = 398.4;
+    c->window_att_fwd_tflops = 559.4;
+    c->window_att_bwd_tflops = 278.8;
 #else
-    c->att_fwd_tflops = c->window_att_fwd_tflops;
-    c->att_bwd_tflops = c->window_att_bwd_tflops;
+    c->att_fwd_tflops = 242.4;
+    c->att_bwd_tflops = 202.2;
+    c->window_att_fwd_tflops = 206.2;
+    c->window_att_bwd_tflops = 67.3;
 #endif
     c->hbm_gbps = 4240.1;
     c->h2d_gbps = 55.3;
