@@ -38,6 +38,10 @@ typedef struct hz_dims {
                                       * divided by it); 0 = none */
     int64_t window;                  /* the sliding window of the windowed blocks; 0 = none */
     int64_t window_n;                /* how many blocks have it (hz_unit.window) */
+    int64_t gpus;                    /* GPUs of one host the step is split over (data
+                                      * parallel): each runs the schedule on n_micro / gpus
+                                      * micro-batches; 1 (or 0) = one GPU. T, B, n_micro and
+                                      * step_tokens are the whole step's */
 } hz_dims;
 
 /* Training defaults from the spec (the trainer's flags override them). */
@@ -126,7 +130,8 @@ typedef struct hz_op {
  * (for j < L) row j of a host array of (L, step_tokens, C) bf16 after its STORE_B. */
 /* The planner's predicted step (compiler/timemodel.c; docs/plan.md "Step time"). */
 typedef struct hz_predict {
-    double phase_s[HZ_PHASE_N]; /* seconds each phase takes, indexed by enum hz_phase_kind */
+    double phase_s[HZ_PHASE_ALL_N]; /* seconds each phase takes, indexed by enum
+                                 * hz_phase_kind (the several-GPU phases: 0 with one GPU) */
     double step_s;              /* the step, phases overlapped as the schedule allows */
     int critical;               /* the phase that sets the step (enum hz_phase_kind) */
     const char *ceilings;       /* what the rates came from */
@@ -140,6 +145,9 @@ typedef struct hz_predict {
     double gemm_tflops;         /* bf16 GEMM (the compute-bound kernels' ceiling) */
     double hbm_gbps;            /* device memory, bytes read + written */
     double h2d_gbps, d2h_gbps;  /* pinned PCIe copies */
+    /* with several GPUs: the rates the prediction assumed for what they share */
+    double host_h2d_gbps;       /* the host's h2d bandwidth for all GPUs together */
+    double nccl_busbw_gbps;     /* NCCL's bus bandwidth between the GPUs */
 } hz_predict;
 
 typedef struct hz_plan {
@@ -215,9 +223,19 @@ double hz_flops_per_token(const hz_dims *d);
 /* Gemma 3's embedding scale for hidden size C: sqrt(C) in float32, rounded to bf16, as
  * transformers casts its normalizer to the model's dtype (sqrt(1152) = 33.94 -> 34). */
 float hz_gemma_embed_scale(int64_t C);
-/* Bytes one step moves each way between host and GPU (weights, boundaries, tokens,
- * gradients, losses): a property of the plan (names.c). */
+/* Bytes one step moves each way between the host and one GPU (weights, boundaries, tokens,
+ * gradients, losses): a property of the plan (names.c). With several GPUs, those of GPU 0,
+ * the one that copies the gradients to the host: each GPU copies in every streamed unit's
+ * weights and its own share of the tokens and boundaries. */
 void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h);
+
+/* The GPUs of D's step (at least 1), and what each one runs of it: micro-batches and
+ * tokens (the whole step's with one GPU). */
+int64_t hz_gpus(const hz_dims *d);
+int64_t hz_gpu_n_micro(const hz_dims *d);
+int64_t hz_gpu_step_tokens(const hz_dims *d);
+/* The phases P's prediction has: HZ_PHASE_N with one GPU, HZ_PHASE_ALL_N with several. */
+int hz_plan_phase_n(const hz_plan *p);
 
 /* The generated schedule provides the plan. */
 extern const hz_plan hzg_plan;

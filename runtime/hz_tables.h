@@ -73,6 +73,12 @@
     X(PH_OPT, "host optimizer", "AdamW of the streamed units on the host")           \
     X(PH_GPU_OPT, "GPU optimizer", "AdamW of the resident units on the GPU")
 
+/* The phases only a plan for several GPUs of one host has (docs/plan.md "Several GPUs of
+ * one host"), after those of HZ_PHASES: a one-GPU plan, and the trainer, which runs one GPU,
+ * have the first HZ_PHASE_N phases alone. X(ID, name, what) */
+#define HZ_GPUS_PHASES(X) \
+    X(PH_NCCL, "NCCL reduce", "each unit's gradients summed across the GPUs (ncclReduce, ncclAllReduce)")
+
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
  * are built and tested for ({0}: any even head_dim)). The cuda list is the set
@@ -101,7 +107,10 @@ enum hz_region_kind { HZ_REGION_KINDS(HZ_ENUM_ENTRY) HZ_REGION_KIND_N };
 enum hz_stream_kind { HZ_STREAM_KINDS(HZ_ENUM_ENTRY) HZ_STREAM_KIND_N };
 enum hz_op_kind { HZ_OP_KINDS(HZ_ENUM_ENTRY) HZ_OP_KIND_N };
 enum hz_backend_kind { HZ_BACKENDS(HZ_ENUM_ENTRY) HZ_BACKEND_N };
-enum hz_phase_kind { HZ_PHASES(HZ_ENUM_ENTRY) HZ_PHASE_N };
+enum hz_phase_kind { HZ_PHASES(HZ_ENUM_ENTRY) HZ_GPUS_PHASES(HZ_ENUM_ENTRY) HZ_PHASE_ALL_N };
+#define HZ_COUNT_ENTRY(id, ...) +1
+/* HZ_PHASE_N: the phases of one GPU's step (HZ_PHASES); HZ_PHASE_ALL_N: with several GPUs' */
+enum { HZ_PHASE_N = HZ_PHASE_ALL_N - (0 HZ_GPUS_PHASES(HZ_COUNT_ENTRY)) };
 #define HZ_OPTSTATE_ENUM(id, ...) id,
 enum hz_optstate_mode { HZ_OPTSTATE_MODES(HZ_OPTSTATE_ENUM) HZ_OPTSTATE_MODE_N };
 #undef HZ_OPTSTATE_ENUM

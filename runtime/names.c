@@ -16,7 +16,7 @@ const char *const hz_region_names[] = {HZ_REGION_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_stream_names[] = {HZ_STREAM_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_op_names[] = {HZ_OP_KINDS(HZ_NAME_ENTRY)};
 const char *const hz_region_what[] = {HZ_REGION_KINDS(HZ_WHAT_ENTRY)};
-const char *const hz_phase_names[] = {HZ_PHASES(HZ_NAME_ENTRY)};
+const char *const hz_phase_names[] = {HZ_PHASES(HZ_NAME_ENTRY) HZ_GPUS_PHASES(HZ_NAME_ENTRY)};
 #define HZ_OPTSTATE_NAME_ENTRY(id, name, bytes) name,
 const char *const hz_optstate_names[] = {HZ_OPTSTATE_MODES(HZ_OPTSTATE_NAME_ENTRY)};
 
@@ -69,10 +69,19 @@ int hz_caps_head_dim_ok(const hz_caps *c, int64_t HD, char *list, size_t list_n)
     return ok;
 }
 
+int64_t hz_gpus(const hz_dims *d) { return d->gpus > 1 ? d->gpus : 1; }
+
+int64_t hz_gpu_n_micro(const hz_dims *d) { return d->n_micro / hz_gpus(d); }
+
+int64_t hz_gpu_step_tokens(const hz_dims *d) { return d->step_tokens / hz_gpus(d); }
+
+int hz_plan_phase_n(const hz_plan *p) { return hz_gpus(&p->dims) > 1 ? HZ_PHASE_ALL_N : HZ_PHASE_N; }
+
 void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
 {
-    *h2d = 8 * p->dims.step_tokens; /* input and target ids */
-    *d2h = 4 * p->dims.step_tokens; /* per-token losses */
+    int64_t tokens = hz_gpu_step_tokens(&p->dims); /* this GPU's share of the step */
+    *h2d = 8 * tokens; /* input and target ids */
+    *d2h = 4 * tokens; /* per-token losses */
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         const hz_unit *u = &p->units[o->unit];
@@ -84,7 +93,7 @@ void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
         }
         if (o->kind == HZ_FETCH_G) *d2h += 4 * hz_unit_grads_n(p->tensors, u);
         /* host boundaries: a whole layer each way */
-        if (o->kind == HZ_LOAD_B) *h2d += 2 * p->dims.step_tokens * p->dims.C;
-        if (o->kind == HZ_STORE_B) *d2h += 2 * p->dims.step_tokens * p->dims.C;
+        if (o->kind == HZ_LOAD_B) *h2d += 2 * tokens * p->dims.C;
+        if (o->kind == HZ_STORE_B) *d2h += 2 * tokens * p->dims.C;
     }
 }

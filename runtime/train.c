@@ -278,6 +278,13 @@ int main(int argc, char **argv)
     const hz_plan *p = &hzg_plan;
     const hz_dims *dm = &p->dims;
     train_args a = hz_train_parse_args(argc, argv);
+    if (hz_gpus(dm) > 1) { /* the plan predicts it; the trainer does not run it yet */
+        fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, "
+                        "and the trainer runs one GPU: build it again without --gpus (and "
+                        "without plan.gpus) to train; hzc plan --gpus predicts several\n",
+                (long long)hz_gpus(dm));
+        return 1;
+    }
     probe_outputs(&a);
     check_host_memory(p);
     if (a.probe) return run_probe(p, &a);
