@@ -253,6 +253,11 @@ static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, h
     case R_UNIT:
         if (v < 0 || v > 1) spec_error(c, node, "%s: must be in [0, 1], got %s", def->key, got);
         return v >= 0 && v <= 1;
+    case R_GPUS:
+        if (iv < 1 || iv > SPEC_MAX_GPUS)
+            spec_error(c, node, "%s: must be a number of GPUs of one host, 1 to %lld (each runs "
+                       "at least one micro-batch), got %s", def->key, (long long)SPEC_MAX_GPUS, got);
+        return iv >= 1 && iv <= SPEC_MAX_GPUS;
     case R_BLOCKS: {
         int64_t L = spec->L >= 1 && spec->L <= SPEC_MAX_LAYERS ? spec->L : -1;
         if (L >= 0 && (iv < 0 || iv > L))

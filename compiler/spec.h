@@ -36,8 +36,12 @@ typedef struct spec_plan {
                                * gradients on the GPU until the update (resident blocks always
                                * do), not on the host (default 0) */
     int gpu_grad_ends;        /* plan.gpu_gradient_ends: the embedding and the head too (false) */
+    int64_t gpus;             /* plan.gpus: GPUs of one host the step is split over, each
+                               * running n_micro / gpus micro-batches (0: not written, one
+                               * GPU); hzc's --gpus sets it with pos_gpus at line 0 (the
+                               * gpu_bytes limit is then each GPU's) */
     spec_pos pos_resident_blocks, pos_resident_ends, pos_keep_blocks, pos_weight_slots,
-        pos_host_grad, pos_boundaries, pos_gpu_grad_blocks, pos_gpu_grad_ends;
+        pos_host_grad, pos_boundaries, pos_gpu_grad_blocks, pos_gpu_grad_ends, pos_gpus;
 } spec_plan;
 
 typedef struct hzc_spec {
@@ -110,6 +114,8 @@ double spec_param_count_fp(const hzc_spec *spec);
 #define SPEC_MAX_LAYERS 1024LL          /* architecture.num_layers */
 #define SPEC_MAX_MICRO_BATCHES 1024LL   /* shape.tokens_per_step / tokens_per_micro_batch */
 #define SPEC_MAX_LAYER_PASSES 65536LL   /* num_layers * micro-batches per step */
+/* plan.gpus and --gpus: each GPU runs at least one micro-batch of the step */
+#define SPEC_MAX_GPUS SPEC_MAX_MICRO_BATCHES
 #define SPEC_MAX_PARAMS 1125899906842624.0 /* 2^50: byte counts of 12 bytes/param fit int64 */
 /* The characters a spec name may hold (it ends up in file names and comments). */
 #define SPEC_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"

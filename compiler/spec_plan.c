@@ -20,6 +20,7 @@ const field_def spec_plan_fields[PK_N] = {
     [PK_BOUNDARIES] = FIELD_OTHER("boundaries", 0),
     [PK_GPU_GRAD_BLOCKS] = FIELD("gpu_gradient_blocks", FT_INT, R_BLOCKS, 0, plan.gpu_grad_blocks),
     [PK_GPU_GRAD_ENDS] = FIELD("gpu_gradient_ends", FT_BOOL, R_ANY, 0, plan.gpu_grad_ends),
+    [PK_GPUS] = FIELD("gpus", FT_INT, R_GPUS, 0, plan.gpus),
 };
 
 static const char *const grad_names[] = {
@@ -39,7 +40,8 @@ void spec_load_plan(spec_ctx *c, const field_val *at, hzc_spec *spec) {
         [PK_RESIDENT_BLOCKS] = &p->pos_resident_blocks, [PK_RESIDENT_ENDS] = &p->pos_resident_ends,
         [PK_KEEP] = &p->pos_keep_blocks, [PK_WEIGHT_SLOTS] = &p->pos_weight_slots,
         [PK_HOST_GRAD] = &p->pos_host_grad, [PK_BOUNDARIES] = &p->pos_boundaries,
-        [PK_GPU_GRAD_BLOCKS] = &p->pos_gpu_grad_blocks, [PK_GPU_GRAD_ENDS] = &p->pos_gpu_grad_ends};
+        [PK_GPU_GRAD_BLOCKS] = &p->pos_gpu_grad_blocks, [PK_GPU_GRAD_ENDS] = &p->pos_gpu_grad_ends,
+        [PK_GPUS] = &p->pos_gpus};
     for (int k = 0; k < PK_N; k++)
         if (v[k].value) *pos[k] = (spec_pos){v[k].value->line, v[k].value->col};
 
@@ -103,6 +105,10 @@ void spec_plan_write(FILE *out, const spec_plan *p) {
               "precision of the gradients held on the host: auto, fp32 or bf16");
     plan_line(out, "boundaries", choice_name(where_names, p->boundaries),
               "where each layer's input waits for the backward: auto, gpu or host");
+    if (p->gpus > 1) { /* absent: one GPU */
+        snprintf(n, sizeof n, "%lld", (long long)p->gpus);
+        plan_line(out, "gpus", n, "GPUs of one host sharing the step, data parallel");
+    }
 }
 
 /* ---- rewriting a spec file ------------------------------------------------------------- */

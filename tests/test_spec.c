@@ -548,6 +548,53 @@ static char *plan_yaml(const spec_plan *p) {
     return text;
 }
 
+/* plan.gpus: a positive count of GPUs of one host, checked where it is written; written
+ * back by spec_plan_write when above one (absent: one GPU) and read back the same. */
+static void test_plan_gpus(void) {
+    hzc_spec s;
+    char *text = NULL;
+    int n = load_with("plan:\n  gpus: 4\n", &s, &text);
+    CHECK(n == 0 && s.plan.gpus == 4 && s.plan.pos_gpus.line == 13 && s.plan.pos_gpus.col == 9,
+          "plan.gpus: 4 read, at 13:9 (%lld at %d:%d) %s", (long long)s.plan.gpus,
+          s.plan.pos_gpus.line, s.plan.pos_gpus.col, text);
+    free(text);
+    n = load_with("", &s, &text);
+    CHECK(n == 0 && s.plan.gpus == 0, "no plan.gpus: 0, one GPU (%lld)", (long long)s.plan.gpus);
+    free(text);
+    static const struct {
+        const char *value, *phrase;
+    } bad[] = {
+        {"0", "gpus: must be a number of GPUs of one host, 1 to 1024 (each runs at least one "
+              "micro-batch), got '0'"},
+        {"-1", "gpus: must be a number of GPUs of one host, 1 to 1024 (each runs at least one "
+               "micro-batch), got '-1'"},
+        {"1025", "gpus: must be a number of GPUs of one host, 1 to 1024"},
+        {"two", "gpus: expected an integer, got 'two'"},
+        {"2.5", "gpus: expected an integer, got '2.5'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char tail[64];
+        snprintf(tail, sizeof tail, "plan:\n  gpus: %s\n", bad[i].value);
+        n = load_with(tail, &s, &text);
+        CHECK(n == 1 && strstr(text, "plan.yaml:13:9: error: ") && strstr(text, bad[i].phrase),
+              "plan.gpus: %s refused at 13:9 with \"%s\": %s", bad[i].value, bad[i].phrase, text);
+        free(text);
+    }
+    /* spec_plan_write: the key only for several GPUs; either way it reads back */
+    for (int64_t g = 1; g <= 4; g *= 4) {
+        spec_plan p = {.set = 1, .weight_slots = 2, .gpus = g};
+        char *yaml = plan_yaml(&p), body[2048];
+        snprintf(body, sizeof body, "%s%s", plan_base, yaml);
+        n = load(write_file("gpus.yaml", body), &s, &text);
+        int has = strstr(yaml, "  gpus: 4 ") != NULL;
+        CHECK(n == 0 && (s.plan.gpus > 1 ? s.plan.gpus : 1) == g && has == (g > 1),
+              "spec_plan_write with %lld GPU%s: %s key, reads back %lld %s", (long long)g,
+              g > 1 ? "s" : "", has ? "a gpus:" : "no gpus:", (long long)s.plan.gpus, text);
+        free(text);
+        free(yaml);
+    }
+}
+
 /* Write IN to a scratch file, put P (and MICRO, when > 0) into it with spec_write_tuned (to
  * the same file when IN_PLACE), and check the output is exactly BEFORE + P's section + AFTER
  * (BEFORE may hold %s once, for P's section, when it is not at the end), that it loads with
@@ -748,6 +795,7 @@ int main(void) {
     test_error_cap();
     test_bad_inputs();
     test_plan_section();
+    test_plan_gpus();
     test_plan_write();
     test_state_write();
     test_file_limits();
