@@ -21,7 +21,7 @@ static const char *const tensor_ids[] = {HZ_TENSOR_KINDS(ID_ENTRY)};
 static const char *const region_ids[] = {HZ_REGION_KINDS(ID_ENTRY)};
 static const char *const stream_ids[] = {HZ_STREAM_KINDS(ID_ENTRY)};
 static const char *const op_ids[] = {HZ_OP_KINDS(ID_ENTRY)};
-static const char *const phase_ids[] = {HZ_PHASES(ID_ENTRY)};
+static const char *const phase_ids[] = {HZ_PHASES(ID_ENTRY) HZ_GPUS_PHASES(ID_ENTRY)};
 
 static void set_int(lua_State *L, const char *k, int64_t v)
 {
@@ -68,6 +68,8 @@ static void push_dims(lua_State *L, const hz_dims *d)
     set_int(L, "micro_tokens", d->micro_tokens);
     set_int(L, "step_tokens", d->step_tokens);
     set_int(L, "chunk_tokens", d->chunk_tokens);
+    set_int(L, "gpus", hz_gpus(d));
+    set_int(L, "gpu_n_micro", hz_gpu_n_micro(d));
     set_num(L, "eps", d->eps);
     set_num(L, "rope_theta", d->rope_theta);
     set_int(L, "rope_llama3", d->rope_llama3);
@@ -133,8 +135,9 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "n_gslots", pl->n_gslots);
     set_num(L, "flops_per_token", hz_flops_per_token(&p->dims));
     lua_newtable(L); /* the predicted step (compiler/timemodel.c) */
-    lua_createtable(L, HZ_PHASE_N, 0);
-    for (int k = 0; k < HZ_PHASE_N; k++) {
+    int phase_n = hz_plan_phase_n(p); /* the several-GPU phases only in such a plan */
+    lua_createtable(L, phase_n, 0);
+    for (int k = 0; k < phase_n; k++) {
         lua_pushnumber(L, p->pred.phase_s[k]);
         lua_rawseti(L, -2, k + 1);
     }
@@ -152,8 +155,8 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     tm_critical_text(p, crit, sizeof crit);
     set_str(L, "critical_text", crit);
     lua_setfield(L, -2, "pred");
-    set_names(L, "phase_ids", phase_ids, HZ_PHASE_N);
-    set_names(L, "phase_names", hz_phase_names, HZ_PHASE_N);
+    set_names(L, "phase_ids", phase_ids, phase_n);
+    set_names(L, "phase_names", hz_phase_names, phase_n);
     push_dims(L, &p->dims);
     lua_setfield(L, -2, "dims");
     push_train(L, &p->train);

@@ -32,18 +32,18 @@ static void usage(FILE *out)
             "commands:\n"
             "  hzc check SPEC                   validate a model description\n"
             "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--boundaries auto|gpu|host]\n"
-            "               [--ceilings FILE] [--json] [--svg FILE]\n"
+            "               [--ceilings FILE] [--gpus N] [--json] [--svg FILE]\n"
             "                                   print the memory plan, the step schedule and\n"
             "                                   the predicted step time; --svg also draws it\n"
-            "  hzc tune SPEC --gpu-mem SIZE --host-mem SIZE [--ceilings FILE] [-o TUNED.yaml]\n"
-            "               [--top N]\n"
+            "  hzc tune SPEC --gpu-mem SIZE --host-mem SIZE [--ceilings FILE] [--gpus N]\n"
+            "               [-o TUNED.yaml] [--top N]\n"
             "                                   search the plan: choices for the fastest\n"
             "                                   predicted step that fits; print the best N\n"
             "                                   (default 5) beside the default plan, and with\n"
             "                                   -o write the spec with the winner's plan:\n"
             "                                   section\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
-            "               [--boundaries auto|gpu|host] [--ceilings FILE]\n"
+            "               [--boundaries auto|gpu|host] [--ceilings FILE] [--gpus N]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
@@ -64,7 +64,9 @@ static void usage(FILE *out)
             "the spec's plan.boundaries. The default backend is cuda when hzc was built with\n"
             "the CUDA toolkit, else cpu. See docs/ for the model description and the plan.\n"
             "--ceilings: the machine's rates for the step-time model (JSON; default: one\n"
-            "H200 as measured, see docs/plan.md).\n");
+            "H200 as measured, see docs/plan.md). --gpus N: plan and predict the step split\n"
+            "over N GPUs of one host (data parallel; --gpu-mem is each GPU's); it overrides\n"
+            "the spec's plan.gpus. The trainer itself runs one GPU.\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */
@@ -112,6 +114,7 @@ typedef struct options {
     int json;
     int boundaries_given;
     int top_n;     /* tune --top: 0 when not given */
+    int64_t gpus;  /* --gpus: 0 when not given */
     const char *overrides[OVERRIDES_MAX]; /* KEY=VALUE after the spec, in order */
     int override_n;
 } options;
@@ -157,6 +160,17 @@ static int parse_options(int argc, char **argv, options *o)
                 return -1;
             }
             o->top_n = (int)n;
+            i++;
+        } else if (!strcmp(a, "--gpus")) {
+            char *end = NULL;
+            errno = 0;
+            long long n = v ? strtoll(v, &end, 10) : 0;
+            if (!v || end == v || *end || errno || n < 1 || n > SPEC_MAX_GPUS) {
+                fprintf(stderr, "hzc: error: --gpus expects a number of GPUs of one host, 1 to "
+                                "%lld, got '%s'\n", (long long)SPEC_MAX_GPUS, v ? v : "");
+                return -1;
+            }
+            o->gpus = n;
             i++;
         } else if (!strcmp(a, "--svg")) {
             if (!v) {
@@ -418,6 +432,21 @@ static int load_ceilings(const options *o, tm_ceilings *ceil)
     return 0;
 }
 
+/* hzc plan's section for several GPUs: PL beside SPEC planned for one GPU within LIM. */
+static void print_gpus(const hzc_spec *spec, const plan_limits *lim, const hzc_plan *pl,
+                       const tm_ceilings *ceil)
+{
+    hzc_spec one_spec = *spec;
+    one_spec.plan.gpus = 1;
+    FILE *quiet = fopen("/dev/null", "w");
+    hzc_plan one;
+    int one_bad = plan_build(&one_spec, lim, &one, quiet ? quiet : stderr);
+    if (quiet) fclose(quiet);
+    tm_predict(&one.p, ceil);
+    plan_print_gpus(pl, &one, !one_bad, ceil, stdout);
+    plan_free(&one);
+}
+
 /* The tune command's own rules on the options, before the spec is read. */
 static int tune_options_ok(const options *o)
 {
@@ -505,6 +534,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %d error%s\n", o.spec, errors, errors == 1 ? "" : "s");
         return 1;
     }
+    if (o.gpus) { /* --gpus overrides plan.gpus; line 0 marks where it came from */
+        spec.plan.gpus = o.gpus;
+        spec.plan.pos_gpus = (spec_pos){0, 0};
+    }
     if (!strcmp(cmd, "check")) {
         printf("%s: ok (%s, %lld parameters)\n", o.spec, spec.name,
                (long long)spec_param_count(&spec));
@@ -531,6 +564,7 @@ int main(int argc, char **argv)
             plan_print(&pl, stdout);
             plan_print_fit(&spec, &o.lim, stdout);
             tm_print(&pl.p, stdout);
+            if (hz_gpus(&pl.p.dims) > 1) print_gpus(&spec, &o.lim, &pl, &ceil);
         }
         if (o.svg && rc == 0) rc = plan_svg(&pl, &ceil, o.svg, stderr);
     } else if (!bad) {

@@ -232,6 +232,8 @@ static void set_region(hzc_plan *pl, int kind, int count, int64_t slot_bytes)
 static void build_arena(hzc_plan *pl)
 {
     const hz_dims *d = &pl->p.dims;
+    /* one GPU's arena: the step-sized regions hold its own share of the step */
+    int64_t tokens = hz_gpu_step_tokens(d), n_micro = hz_gpu_n_micro(d);
     /* the slots serve the streamed units only */
     int64_t max_unit = 0, max_block = 0, head_grad = 0, host_grad = 0;
     for (int i = 0; i < pl->p.unit_n; i++) {
@@ -249,9 +251,9 @@ static void build_arena(hzc_plan *pl)
     set_region(pl, HZ_GHEAD, head_grad ? 1 : 0, 4 * head_grad);
     set_region(pl, HZ_GSTAGE, pl->p.host_grad_bf16 && host_grad ? 1 : 0, 2 * host_grad);
     set_region(pl, HZ_BOUNDARY, pl->p.boundary_on_host ? 2 : (int)d->L + 1,
-               2 * d->step_tokens * d->C);
-    set_region(pl, HZ_DGRAD, 1, 2 * d->step_tokens * d->C);
-    set_region(pl, HZ_TOKENS, 1, 2 * 4 * d->step_tokens);
+               2 * tokens * d->C);
+    set_region(pl, HZ_DGRAD, 1, 2 * tokens * d->C);
+    set_region(pl, HZ_TOKENS, 1, 2 * 4 * tokens);
     /* the buffer lists of runtime/hz_layout.h, bf16 elements of 2 bytes */
     pl->p.work_bytes = hz_work_layout(d, 2, NULL);
     set_region(pl, HZ_WORK, 1, pl->p.work_bytes);
@@ -261,7 +263,7 @@ static void build_arena(hzc_plan *pl)
                hz_resident_layout(pl->p.resident_n, pl->p.resident_g_n, pl->p.optimizer_state,
                                   NULL));
     pl->p.saved_bytes = hz_saved_layout(d, 2);
-    set_region(pl, HZ_SAVED, pl->p.keep_n * (int)d->n_micro, pl->p.saved_bytes);
+    set_region(pl, HZ_SAVED, pl->p.keep_n * (int)n_micro, pl->p.saved_bytes);
     set_region(pl, HZ_GHOLD, pl->p.hold_n ? 1 : 0, 4 * pl->p.hold_n);
     int64_t off = 0;
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
@@ -279,7 +281,9 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
     q.units = pl->units;
     pl->p.host_store_bytes = hz_store_backed_bytes(&q, grad_bf16 ? 2 : 4);
     /* pinned staging: the step's tokens (inputs, targets) and per-token losses; with host
-     * boundaries, boundaries 0..L-1 of the whole step in bf16 */
+     * boundaries, boundaries 0..L-1 of the whole step in bf16. With several GPUs each uses
+     * its own share of them, and GPU 0 alone fetches the held units' gradients (after their
+     * reduce), so nothing here is per GPU */
     const hz_dims *d = &pl->p.dims;
     pl->host_extra_bytes = d->step_tokens * (4 + 4 + 4);
     if (pl->p.boundary_on_host) pl->host_extra_bytes += d->L * d->step_tokens * d->C * 2;
@@ -311,6 +315,38 @@ static void over_choice(FILE *err, const hzc_spec *s, const spec_pos *at, const 
             (long long)((over + bytes / value - 1) / (bytes / value)));
 }
 
+/* The step split over N GPUs needs a multiple of N micro-batches: say so, where N was
+ * given, with the tokens_per_step (and, where one exists, tokens_per_micro_batch) that would
+ * give one. */
+static void gpus_error(FILE *err, const hzc_spec *s, int64_t n)
+{
+    int64_t micro = s->micro_tokens, n_micro = s->step_tokens / micro, each = n * micro;
+    const spec_pos *at = &s->plan.pos_gpus;
+    if (at->line == 0) /* hzc's --gpus */
+        fprintf(err, "%s: error: --gpus %lld", s->name, (long long)n);
+    else if (at->line > 0)
+        fprintf(err, "%s:%d:%d: error: plan.gpus: %lld", s->path, at->line, at->col, (long long)n);
+    else /* an override's */
+        fprintf(err, "%s: error: plan.gpus: %lld", s->name, (long long)n);
+    int64_t below = s->step_tokens / each * each, above = below + each;
+    fprintf(err, " splits the step's %lld micro-batches over %lld GPUs, which needs a multiple "
+                 "of %lld: set shape.tokens_per_step to ",
+            (long long)n_micro, (long long)n, (long long)n);
+    if (below > 0) fprintf(err, "%lld or ", (long long)below);
+    fprintf(err, "%lld (a multiple of %lld x %lld tokens)", (long long)above, (long long)n,
+            (long long)micro);
+    /* a micro-batch of whole sequences that makes a multiple of N: the largest below the
+     * spec's, else the smallest above it */
+    int64_t seqs = s->step_tokens / s->T, best = 0;
+    for (int64_t per = 1; seqs % n == 0 && per <= seqs / n; per++)
+        if ((seqs / n) % per == 0 && (best == 0 || per * s->T <= micro)) best = per * s->T;
+    if (best > 0)
+        fprintf(err, ", or shape.tokens_per_micro_batch to %lld (%lld micro-batches, %lld a GPU)",
+                (long long)best, (long long)(s->step_tokens / best),
+                (long long)(s->step_tokens / best / n));
+    fprintf(err, "\n");
+}
+
 int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *err)
 {
     memset(pl, 0, sizeof(*pl));
@@ -340,6 +376,7 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
     }
     d->B = s->micro_tokens / s->T;
     d->n_micro = s->step_tokens / s->micro_tokens;
+    d->gpus = s->plan.gpus > 1 ? s->plan.gpus : 1;
     d->chunk_tokens = s->micro_tokens;
     while (d->chunk_tokens * d->V * 2 > PLAN_CHUNK_BYTES && d->chunk_tokens % 2 == 0)
         d->chunk_tokens /= 2;
@@ -392,6 +429,10 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
 
     int bad = 0;
     char need[32], have[32], over[32];
+    if (d->n_micro % d->gpus != 0) {
+        gpus_error(err, s, d->gpus);
+        bad = 1;
+    }
     if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {
         fmt_gib(need, sizeof need, pl->p.gpu_bytes);
         fmt_gib(have, sizeof have, lim->gpu_bytes);

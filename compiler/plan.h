@@ -10,6 +10,12 @@
 #define PLAN_ALIGN_N 64        /* tensor offsets in elements: 128-byte aligned in bf16 */
 #define PLAN_ALIGN_BYTES 256   /* arena region offsets */
 #define PLAN_CHUNK_BYTES (256ll << 20) /* loss-head logits chunk at most this many bytes */
+/* With several GPUs, NCCL's own buffers on each GPU: outside the arena and not checked
+ * against --gpu-mem, like cuBLASLt's workspace; an allowance to leave, not a plan. ASSUMED
+ * until measured: NCCL sizes them by its channels and protocols (NCCL_BUFFSIZE, 4 MiB by
+ * default, per channel and peer), reported at 544 to 688 MB per GPU over NVLink for one
+ * communicator (A100s, NVIDIA/nccl issue 964); an H200's links take more channels. */
+#define PLAN_NCCL_ALLOWANCE_BYTES (1ll << 30)
 
 enum plan_boundaries { PLAN_BOUNDARIES_AUTO, PLAN_BOUNDARIES_GPU, PLAN_BOUNDARIES_HOST };
 
@@ -45,6 +51,13 @@ void plan_schedule(hzc_plan *plan, int clip);
 
 /* Print the plan for people (compiler/plan_print.c). */
 void plan_print(const hzc_plan *plan, FILE *out);
+/* Print what a plan for several GPUs of one host adds (compiler/plan_print.c): per GPU its
+ * micro-batches, arena and NCCL's allowance, the shared host bytes, the predicted step with
+ * its critical path and its speed-up over ONE, the same spec planned for one GPU within the
+ * same limits (ONE_FITS: whether it fits them), and the rates C assumes for several GPUs. */
+struct tm_ceilings;
+void plan_print_gpus(const hzc_plan *plan, const hzc_plan *one, int one_fits,
+                     const struct tm_ceilings *c, FILE *out);
 /* Print the host bytes per parameter of SPEC in each optimizer-state precision and, with a
  * host limit in LIM, the most layers of SPEC's layer that plan within LIM in each
  * (compiler/plan_fit.c). */

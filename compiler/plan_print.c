@@ -4,6 +4,7 @@
 #include "plan.h"
 
 #include "../runtime/hz_layout.h"
+#include "timemodel.h"
 
 #include <string.h>
 
@@ -89,6 +90,10 @@ void plan_print(const hzc_plan *pl, FILE *out)
                  "loss chunk %lld tokens\n",
             (long long)d->step_tokens, (long long)d->n_micro, (long long)d->B, (long long)d->T,
             (long long)d->chunk_tokens);
+    if (hz_gpus(d) > 1)
+        fprintf(out, "  split over %lld GPUs of one host (data parallel): %lld micro-batches "
+                     "each\n",
+                (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d));
     fprintf(out, "  model FLOPs per token: %.4g\n\n", hz_flops_per_token(d));
 
     fprintf(out, "host store (layer-contiguous, %lld elements per array incl. %lld padding)\n",
@@ -122,7 +127,8 @@ void plan_print(const hzc_plan *pl, FILE *out)
                     p->host_bytes + p->pred.process_host_bytes);
     fprintf(out, "  bytes per parameter: %.3f\n\n", (double)p->host_bytes / (double)p->params_n);
 
-    fprintf(out, "GPU arena (one cudaMalloc)\n");
+    fprintf(out, hz_gpus(d) > 1 ? "GPU arena (one cudaMalloc on each GPU)\n"
+                                : "GPU arena (one cudaMalloc)\n");
     fprintf(out, "  %-13s %16s %16s %6s  %s\n", "region", "offset", "bytes", "slots", "holds");
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
         const hz_region *r = &pl->regions[k];
@@ -142,8 +148,8 @@ void plan_print(const hzc_plan *pl, FILE *out)
         fprintf(out, "%s%d %s", k ? ", " : "", counts[k], hz_op_names[k]);
     fprintf(out, ")\n");
     fprintf(out, "  forward: load each unit into one of %d weight slots while the previous "
-                 "computes; %lld micro-batches per unit\n",
-            pl->n_wslots, (long long)d->n_micro);
+                 "computes; %lld micro-batches per unit%s\n",
+            pl->n_wslots, (long long)hz_gpu_n_micro(d), hz_gpus(d) > 1 ? " on each GPU" : "");
     fprintf(out, "  loss head: final norm + lm_head + cross-entropy fused, %lld tokens per "
                  "logits chunk\n",
             (long long)d->chunk_tokens);
@@ -157,6 +163,12 @@ void plan_print(const hzc_plan *pl, FILE *out)
     fprintf(out, "  optimizer: AdamW on the host per streamed unit, %s\n",
             p->train.grad_clip > 0 ? "after the global gradient norm is known"
                                    : "as soon as the unit's gradients arrive");
+    if (hz_gpus(d) > 1)
+        fprintf(out, "  %lld GPUs: each runs this schedule on its %lld micro-batches, streaming "
+                     "from the one host store; each unit's gradients are summed across them "
+                     "after its last backward (NCCL: reduced to GPU 0, which alone stores them, "
+                     "for streamed units; all-reduced for resident ones)\n",
+                (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d));
     if (p->resident_n > 0)
         fprintf(out, "  resident units: no load_w and no gradient copy; AdamW on the GPU (the "
                      "same update, %s moments) once the step's norm is known\n",
@@ -169,4 +181,43 @@ void plan_print(const hzc_plan *pl, FILE *out)
         fprintf(out, "  held gradients: streamed units with gpu gradients keep them in "
                      "grad_hold until the update; the next step copies each to one of two "
                      "host staging slots (fetch_g) just before the host updates it\n");
+}
+
+void plan_print_gpus(const hzc_plan *pl, const hzc_plan *one, int one_fits,
+                     const tm_ceilings *c, FILE *out)
+{
+    const hz_plan *p = &pl->p;
+    const hz_dims *d = &p->dims;
+    char line[160], crit[256];
+    fprintf(out, "\nseveral GPUs of one host (data parallel; docs/plan.md \"Several GPUs of one "
+                 "host\")\n");
+    fprintf(out, "  %-34s %lld, each running %lld of the step's %lld micro-batches\n", "GPUs",
+            (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d), (long long)d->n_micro);
+    print_bytes(out, "arena on each GPU (--gpu-mem)", p->gpu_bytes);
+    print_bytes(out, "NCCL's buffers on each (assumed)", PLAN_NCCL_ALLOWANCE_BYTES);
+    fprintf(out, "  %-34s (outside the arena and --gpu-mem's check, as cuBLASLt's workspace)\n",
+            "");
+    print_bytes(out, "planned peak host (one store)", p->host_bytes);
+    if (one->p.host_bytes == p->host_bytes)
+        fprintf(out, "  %-34s (one GPU's plan: the same; the GPUs share the host store)\n", "");
+    else
+        fprintf(out, "  %-34s (one GPU's plan: %lld bytes, its boundaries placed otherwise)\n",
+                "", (long long)one->p.host_bytes);
+    tm_rates_text(p, line, sizeof line);
+    fprintf(out, "  %-34s %.3f s  %s\n", "step", p->pred.step_s, line);
+    tm_rates_text(&one->p, line, sizeof line);
+    fprintf(out, "  %-34s %.3f s  %s%s\n", "one GPU, the same spec", one->p.pred.step_s, line,
+            one_fits ? "" : ", a plan that does not fit the limits");
+    fprintf(out, "  %-34s %.2fx with %lld GPUs\n", "speed-up", one->p.pred.step_s / p->pred.step_s,
+            (long long)hz_gpus(d));
+    tm_critical_text(p, crit, sizeof crit);
+    fprintf(out, "  critical path: %s\n", crit);
+    /* the two rates nothing has measured yet, where the ceilings have none */
+    if (c->host_h2d_total_gbps <= 0)
+        fprintf(out, "  assumed until measured on a multi-GPU machine: the host's h2d to all "
+                     "GPUs together %.1f GB/s (%g x one GPU's %.1f)\n",
+                tm_host_h2d_gbps(c), TM_ASSUMED_HOST_H2D_GPUS, c->h2d_gbps);
+    if (c->nccl_busbw_gbps <= 0)
+        fprintf(out, "  assumed until measured on a multi-GPU machine: NCCL's bus bandwidth "
+                     "%g GB/s (NVLink)\n", tm_nccl_gbps(c));
 }

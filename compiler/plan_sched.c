@@ -72,7 +72,8 @@ static int load_weights(sched *s, int u, int *slot_out)
 void plan_schedule(hzc_plan *pl, int clip)
 {
     sched s = {.pl = pl, .cap = 64};
-    int n_micro = (int)pl->p.dims.n_micro, L = (int)pl->p.dims.L;
+    /* the schedule of one GPU: its share of the step's micro-batches */
+    int n_micro = (int)hz_gpu_n_micro(&pl->p.dims), L = (int)pl->p.dims.L;
     int head = L + 1, store_head = -1, store_last = -1, held_n = 0, any_held = 0;
     int *store_of = plan_xcalloc((size_t)pl->p.unit_n, sizeof(int));
     int *fetch_of = plan_xcalloc((size_t)pl->p.unit_n, sizeof(int));

@@ -154,23 +154,24 @@ static double phases(const hz_plan *p, FILE *out, double y)
     svg_text(out, X0, y, 15, "start", "predicted phases (each alone; the step overlaps them)");
     y += 6;
     double most = p->pred.step_s;
-    for (int k = 0; k < HZ_PHASE_N; k++)
+    int phase_n = hz_plan_phase_n(p);
+    for (int k = 0; k < phase_n; k++)
         if (p->pred.phase_s[k] > most) most = p->pred.phase_s[k];
-    for (int k = 0; k <= HZ_PHASE_N; k++) {
-        double s = k < HZ_PHASE_N ? p->pred.phase_s[k] : p->pred.step_s;
-        const char *name = k < HZ_PHASE_N ? hz_phase_names[k] : "step";
+    for (int k = 0; k <= phase_n; k++) {
+        double s = k < phase_n ? p->pred.phase_s[k] : p->pred.step_s;
+        const char *name = k < phase_n ? hz_phase_names[k] : "step";
         snprintf(attrs, sizeof attrs, "class=\"phase\" data-name=\"%s\" data-seconds=\"%.9g\"",
                  name, s);
         snprintf(line, sizeof line, "%s: %.4f ms", name, s * 1e3);
         double ry = y + k * ROW;
         svg_rect(out, X0 + 150, ry + 3, most > 0 ? 600 * s / most : 0, ROW - 4,
-                 k < HZ_PHASE_N ? "#7f9fbf" : "#333333", line, attrs);
+                 k < phase_n ? "#7f9fbf" : "#333333", line, attrs);
         svg_text(out, X0 + 144, ry + ROW - 2, 12, "end", name);
         snprintf(line, sizeof line, "%.4f ms%s", s * 1e3,
                  k == p->pred.critical ? "  (critical path)" : "");
         svg_text(out, X0 + 156 + (most > 0 ? 600 * s / most : 0), ry + ROW - 2, 12, "start", line);
     }
-    return y + (HZ_PHASE_N + 1) * ROW + 10;
+    return y + (phase_n + 1) * ROW + 10;
 }
 
 int plan_svg(const hzc_plan *pl, const tm_ceilings *c, const char *path, FILE *err)
@@ -186,7 +187,7 @@ int plan_svg(const hzc_plan *pl, const tm_ceilings *c, const char *path, FILE *e
     }
     double span = tm_timeline(p, c, t0, t1);
     double height = 60 + 70 + 2 * ROW + 70 + (HZ_REGION_KIND_N / 2 + 1) * ROW + 60 +
-                    HZ_STREAM_KIND_N * 26 + 70 + (HZ_PHASE_N + 2) * ROW + 20;
+                    HZ_STREAM_KIND_N * 26 + 70 + (hz_plan_phase_n(p) + 2) * ROW + 20;
     svg_begin(out, W, height);
     char line[256];
     fprintf(out, "<title>");

@@ -57,6 +57,20 @@ void tm_defaults(tm_ceilings *c)
     c->host_adamw_int8_gbps = 74.01;
     /* the llama3-8b trainer's resident set when ready beyond its plan, measured 2026-12-02 */
     c->process_host_bytes = 492867584;
+    /* several GPUs: the assumed rates (timemodel.h), until a multi-GPU machine is measured */
+    c->host_h2d_total_gbps = 0.0;
+    c->nccl_busbw_gbps = 0.0;
+}
+
+double tm_host_h2d_gbps(const tm_ceilings *c)
+{
+    return c->host_h2d_total_gbps > 0 ? c->host_h2d_total_gbps
+                                      : TM_ASSUMED_HOST_H2D_GPUS * c->h2d_gbps;
+}
+
+double tm_nccl_gbps(const tm_ceilings *c)
+{
+    return c->nccl_busbw_gbps > 0 ? c->nccl_busbw_gbps : TM_ASSUMED_NCCL_BUSBW_GBPS;
 }
 
 int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
@@ -82,6 +96,9 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
         {"host_adamw_bf16_gbps", offsetof(tm_ceilings, host_adamw_bf16_gbps), 0},
         {"host_adamw_int8_gbps", offsetof(tm_ceilings, host_adamw_int8_gbps), 0},
         {"process_host_bytes", offsetof(tm_ceilings, process_host_bytes), 0},
+        /* several GPUs: absent, 0, the assumed rates (named by hzc plan --gpus) */
+        {"host_h2d_total_gbps", offsetof(tm_ceilings, host_h2d_total_gbps), 1},
+        {"nccl_busbw_gbps", offsetof(tm_ceilings, nccl_busbw_gbps), 1},
     };
     tm_defaults(c);
     note[0] = 0;
@@ -230,11 +247,38 @@ static double host_adamw_rate(const hz_plan *p, const tm_ceilings *c)
     return c->host_adamw_gbps * 1e9 * (host_state_bytes(p) + g) / (24.0 + g);
 }
 
+/* The h2d rate one GPU's copies get, in bytes per second: its own link's, or with several
+ * GPUs its share of the host's total where that is less (they all copy at once). */
+static double h2d_rate(const hz_plan *p, const tm_ceilings *c)
+{
+    double gpus = (double)hz_gpus(&p->dims), own = c->h2d_gbps;
+    if (gpus > 1 && tm_host_h2d_gbps(c) / gpus < own) own = tm_host_h2d_gbps(c) / gpus;
+    return own * 1e9;
+}
+
+double tm_nccl_seconds(const hz_plan *p, const tm_ceilings *c)
+{
+    double n = (double)hz_gpus(&p->dims), bytes = 0.0;
+    if (n <= 1) return 0.0;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        /* the gradients the unit stores (a tied head's lm_head is the embedding's) */
+        double grads = 0.0;
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *t = &p->tensors[u->first_tensor + k];
+            if (t->store_grad) grads += (double)(t->rows * t->cols);
+        }
+        bytes += (u->resident ? 2.0 : 1.0) * (n - 1.0) / n * 4.0 * grads;
+    }
+    return bytes / (tm_nccl_gbps(c) * 1e9);
+}
+
 void tm_predict(hz_plan *p, const tm_ceilings *c)
 {
     const hz_dims *d = &p->dims;
     double N = (double)d->micro_tokens, C = (double)d->C, V = (double)d->V;
-    double M = (double)d->n_micro, K = (double)d->chunk_tokens;
+    /* one GPU's share of the step: its compute runs beside the others' */
+    double M = (double)hz_gpu_n_micro(d), K = (double)d->chunk_tokens;
     double G = c->gemm_tflops * 1e12, H = c->hbm_gbps * 1e9;
     double emb = 4.0 * N * C;
     double *ph = p->pred.phase_s;
@@ -253,8 +297,11 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
                           N / K * 8.0 * V * C / H);
     int64_t h2d = 0, d2h = 0;
     hz_plan_pcie_bytes(p, &h2d, &d2h);
-    ph[HZ_PH_H2D] = (double)h2d / (c->h2d_gbps * 1e9);
+    /* GPU 0's copies: every GPU's h2d are alike, and only GPU 0 sends gradients home */
+    ph[HZ_PH_H2D] = (double)h2d / h2d_rate(p, c);
     ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
+    /* each unit's sum runs on its own stream after the unit's last backward, as its d2h */
+    ph[HZ_PH_NCCL] = tm_nccl_seconds(p, c);
     /* host AdamW: w, lo, m, v (and int8's block scales) read and written plus the gradient,
      * per streamed parameter (fp32 moments: 24 + the gradient; a held unit's gradient is fp32,
      * from its staging slot); the GPU's: the same plus the
@@ -304,10 +351,12 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         step = ph[HZ_PH_OPT] + ph[HZ_PH_OPT] / units_of(p); /* updates trail the gradients */
         crit = HZ_PH_OPT;
     }
-    for (int k = HZ_PH_H2D; k <= HZ_PH_D2H; k++)
-        if (ph[k] > step) {
-            step = ph[k];
-            crit = k;
+    /* the streams beside the compute: the step is at least each one's work */
+    static const int beside[] = {HZ_PH_H2D, HZ_PH_D2H, HZ_PH_NCCL};
+    for (size_t i = 0; i < sizeof beside / sizeof *beside; i++)
+        if (ph[beside[i]] > step) {
+            step = ph[beside[i]];
+            crit = beside[i];
         }
     p->pred.step_s = step;
     p->pred.critical = crit;
@@ -316,6 +365,8 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     p->pred.hbm_gbps = c->hbm_gbps;
     p->pred.h2d_gbps = c->h2d_gbps;
     p->pred.d2h_gbps = c->d2h_gbps;
+    p->pred.host_h2d_gbps = tm_host_h2d_gbps(c);
+    p->pred.nccl_busbw_gbps = tm_nccl_gbps(c);
 }
 
 void tm_critical_text(const hz_plan *p, char *buf, size_t n)
@@ -332,10 +383,22 @@ void tm_critical_text(const hz_plan *p, char *buf, size_t n)
                  r->step_s);
         break;
     case HZ_PH_H2D:
-    case HZ_PH_D2H:
-        snprintf(buf, n, "%s: %.2f s of copies, more than the %.2f s of compute",
-                 hz_phase_names[r->critical], ph[r->critical],
+    case HZ_PH_D2H: {
+        char shared[96] = "";
+        int64_t gpus = hz_gpus(&p->dims);
+        if (r->critical == HZ_PH_H2D && gpus > 1 && r->host_h2d_gbps < (double)gpus * r->h2d_gbps)
+            snprintf(shared, sizeof shared, " (%lld GPUs share the host's %.1f GB/s)",
+                     (long long)gpus, r->host_h2d_gbps);
+        snprintf(buf, n, "%s: %.2f s of copies%s, more than the %.2f s of compute",
+                 hz_phase_names[r->critical], ph[r->critical], shared,
                  ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
+        break;
+    }
+    case HZ_PH_NCCL:
+        snprintf(buf, n, "%s: %.2f s of gradient sums across %lld GPUs at %g GB/s, more than "
+                         "the %.2f s of compute",
+                 hz_phase_names[r->critical], ph[r->critical], (long long)hz_gpus(&p->dims),
+                 r->nccl_busbw_gbps, ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
         break;
     default:
         snprintf(buf, n, "compute stream: %.2f s, of which %s %.2f s",
@@ -350,12 +413,23 @@ void tm_print(const hz_plan *p, FILE *out)
     char crit[256];
     tm_critical_text(p, crit, sizeof crit);
     fprintf(out, "\npredicted step time (%s)\n", r->ceilings ? r->ceilings : "?");
-    for (int k = 0; k < HZ_PHASE_N; k++)
+    for (int k = 0; k < hz_plan_phase_n(p); k++)
         fprintf(out, "  %-34s %10.3f s\n", hz_phase_names[k], r->phase_s[k]);
-    fprintf(out, "  %-34s %10.3f s  (%.0f tokens/s, %.1f model TFLOP/s)\n", "step", r->step_s,
-            (double)p->dims.step_tokens / r->step_s,
-            hz_flops_per_token(&p->dims) * (double)p->dims.step_tokens / r->step_s * 1e-12);
+    char rates[128];
+    tm_rates_text(p, rates, sizeof rates);
+    fprintf(out, "  %-34s %10.3f s  %s\n", "step", r->step_s, rates);
     fprintf(out, "  critical path: %s\n", crit);
+}
+
+void tm_rates_text(const hz_plan *p, char *buf, size_t n)
+{
+    double step = p->pred.step_s, tokens = (double)p->dims.step_tokens;
+    double tflops = hz_flops_per_token(&p->dims) * tokens / step * 1e-12;
+    int64_t gpus = hz_gpus(&p->dims);
+    int len = snprintf(buf, n, "(%.0f tokens/s, %.1f model TFLOP/s", tokens / step, tflops);
+    if (gpus > 1 && len > 0 && (size_t)len < n)
+        len += snprintf(buf + len, n - (size_t)len, ", %.1f a GPU", tflops / (double)gpus);
+    if (len > 0 && (size_t)len < n) snprintf(buf + len, n - (size_t)len, ")");
 }
 
 /* ---- the predicted timeline of one step, op by op ---- */
@@ -389,11 +463,11 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
             else if (x->store_grad && !u->resident)
                 bytes += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
         }
-        return (double)bytes / ((o->kind == HZ_LOAD_W ? c->h2d_gbps : c->d2h_gbps) * 1e9);
+        return (double)bytes / (o->kind == HZ_LOAD_W ? h2d_rate(p, c) : c->d2h_gbps * 1e9);
     case HZ_LOAD_B:
-        return 2.0 * (double)d->step_tokens * C / (c->h2d_gbps * 1e9);
+        return 2.0 * (double)hz_gpu_step_tokens(d) * C / h2d_rate(p, c);
     case HZ_STORE_B:
-        return 2.0 * (double)d->step_tokens * C / (c->d2h_gbps * 1e9);
+        return 2.0 * (double)hz_gpu_step_tokens(d) * C / (c->d2h_gbps * 1e9);
     case HZ_OPT:
         if (u->resident) return (double)u->padded_n * (host_state_bytes(p) + 4.0) / H;
         return (double)u->padded_n *

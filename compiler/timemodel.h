@@ -30,7 +30,27 @@ typedef struct tm_ceilings {
     double process_host_bytes; /* host memory the trainer process holds beyond the plan once
                                 * ready: code, libraries, the device context ("process_host_
                                 * bytes"; the trainer prints it when ready) */
+    /* Several GPUs of one host (plan.gpus > 1), optional in a file; 0: the assumed rates
+     * below, which nothing has measured yet (tm_host_h2d_gbps, tm_nccl_gbps) */
+    double host_h2d_total_gbps; /* the host's h2d copies to all its GPUs at once: its memory
+                                 * and PCIe switches are shared ("host_h2d_total_gbps") */
+    double nccl_busbw_gbps;     /* NCCL's bus bandwidth between the GPUs, as nccl-tests
+                                 * reports it ("nccl_busbw_gbps") */
 } tm_ceilings;
+
+/* ASSUMED, not measured (no multi-GPU machine has been probed yet): the host feeds all its
+ * GPUs at 4 times the rate of one GPU's pinned h2d copies, and NCCL's reduce and all-reduce
+ * run at a bus bandwidth of 300 GB/s, NVLink between H200s. A ceilings file's
+ * host_h2d_total_gbps and nccl_busbw_gbps replace them. */
+#define TM_ASSUMED_HOST_H2D_GPUS 4.0
+#define TM_ASSUMED_NCCL_BUSBW_GBPS 300.0
+/* The rates C gives for them, in GB/s: the file's, else the assumed ones above. */
+double tm_host_h2d_gbps(const tm_ceilings *c);
+double tm_nccl_gbps(const tm_ceilings *c);
+/* The seconds of NCCL's sums of P's gradients in one step at C's bus bandwidth: (N - 1) / N
+ * of each streamed unit's fp32 gradient bytes (ncclReduce to GPU 0), 2 (N - 1) / N of each
+ * resident unit's (ncclAllReduce); 0 with one GPU. */
+double tm_nccl_seconds(const hz_plan *p, const tm_ceilings *c);
 
 /* The defaults: one H200 (141 GB) measured on 2026-12-01 and 2026-12-02 (bench/NOTES.md);
  * the full layers' attention is cuDNN's where hzc was built with it (HZ_TM_CUDNN), else
@@ -60,6 +80,10 @@ double tm_timeline(const hz_plan *p, const tm_ceilings *c, double *t0, double *t
 
 /* "host optimizer: 0.73 s of the step's 2.12 s run while the forward waits for it" */
 void tm_critical_text(const hz_plan *p, char *buf, size_t n);
+
+/* "(9141 tokens/s, 426.3 model TFLOP/s)" of P's predicted step (the whole step's tokens;
+ * with several GPUs also the model TFLOP/s a GPU). */
+void tm_rates_text(const hz_plan *p, char *buf, size_t n);
 
 /* The prediction for people, as hzc plan prints it. */
 void tm_print(const hz_plan *p, FILE *out);
