@@ -145,15 +145,21 @@ static void walk(walker *w)
     }
 }
 
-/* One precision's search: every choice at every micro-batch size. */
+/* One precision's search: every choice at every micro-batch size whose micro-batches divide
+ * over the GPUs. */
 static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
 {
     int64_t seqs = spec->step_tokens / spec->T;
+    s->micro_skipped_n = 0;
     for (int64_t per = 1; per <= seqs; per++) {
         int64_t micro = per * spec->T, n_micro = seqs / per;
         if (seqs % per != 0 || n_micro > SPEC_MAX_MICRO_BATCHES ||
             spec->L * n_micro > SPEC_MAX_LAYER_PASSES)
             continue;
+        if (n_micro % s->gpus != 0) {
+            s->micro_skipped_n++;
+            continue;
+        }
         s->micro_n++;
         w->spec.micro_tokens = micro;
         for (int ends = 0; ends <= 1; ends++)
@@ -169,7 +175,8 @@ static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
                                                    .host_grad = held ? SPEC_GRAD_FP32 : grad,
                                                    .boundaries = where,
                                                    .gpu_grad_blocks = held ? spec->L : 0,
-                                                   .gpu_grad_ends = held};
+                                                   .gpu_grad_ends = held,
+                                                   .gpus = s->gpus > 1 ? s->gpus : 0};
                         walk(w);
                     }
     }
@@ -185,6 +192,7 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
     s->built_n = 0;
     s->micro_n = 0;
     s->states_n = 0;
+    s->gpus = spec->plan.gpus > 1 ? spec->plan.gpus : 1;
     memset(&s->smallest, 0, sizeof s->smallest);
     /* the spec's precision; where it names none, each of them: the most exact one with a
      * plan that fits is taken, the others' fastest plans are shown beside it */
@@ -270,6 +278,9 @@ static void choice_text(const tune_result *r, char *buf, size_t n)
              hz_optstate_names[r->optimizer_state], r->plan.resident_ends ? "true" : "false", (long long)r->plan.resident_blocks,
              (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
              (long long)r->micro_tokens);
+    size_t len = strlen(buf);
+    if (r->plan.gpus > 1 && len < n)
+        snprintf(buf + len, n - len, ", gpus %lld", (long long)r->plan.gpus);
 }
 
 /* Which optimizer-state precision the search took, and why; each other one's fastest plan. */
@@ -316,17 +327,38 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
     }
     tune_search_run(spec, lim, ceil, &s);
     tune_result def;
-    spec_plan none = {0};
+    spec_plan none = {.gpus = s.gpus > 1 ? s.gpus : 0}; /* the spec's plan on as many GPUs */
     tune_eval(spec, &none, spec->micro_tokens, lim, ceil, &def);
 
-    fprintf(out, "hzc tune: %s on %.2f GiB of GPU and %.2f GiB of host memory (%s)\n",
-            spec->name, (double)lim->gpu_bytes / GIB, (double)lim->host_bytes / GIB, ceil->name);
+    if (s.gpus > 1)
+        fprintf(out, "hzc tune: %s on %lld GPUs of %.2f GiB each and %.2f GiB of host memory "
+                     "(%s)\n", spec->name, (long long)s.gpus, (double)lim->gpu_bytes / GIB,
+                (double)lim->host_bytes / GIB, ceil->name);
+    else
+        fprintf(out, "hzc tune: %s on %.2f GiB of GPU and %.2f GiB of host memory (%s)\n",
+                spec->name, (double)lim->gpu_bytes / GIB, (double)lim->host_bytes / GIB,
+                ceil->name);
+    char skipped[160] = "";
+    if (s.gpus > 1)
+        snprintf(skipped, sizeof skipped, "; %d micro-batch size%s skipped: %s micro-batches "
+                                          "per step not a multiple of the %lld GPUs",
+                 s.micro_skipped_n, s.micro_skipped_n == 1 ? "" : "s",
+                 s.micro_skipped_n == 1 ? "its" : "their", (long long)s.gpus);
     fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 24 choices of "
                  "resident_ends, weight_slots, gradients (host fp32, host bf16 or on the GPU) "
                  "and boundaries, each with keep_activations 0..%lld and the most "
-                 "resident_blocks that fit, in %d optimizer-state precision%s\n",
+                 "resident_blocks that fit, in %d optimizer-state precision%s%s\n",
             (long long)s.built_n, s.seconds, s.micro_n, (long long)spec->L, s.states_n,
-            s.states_n == 1 ? "" : "s");
+            s.states_n == 1 ? "" : "s", skipped);
+    if (s.micro_n == 0) {
+        fprintf(err, "hzc: error: %s: no micro-batch of whole sequences splits the step's %lld "
+                     "tokens into a multiple of %lld micro-batches: set shape.tokens_per_step "
+                     "to a multiple of %lld x %lld (seq_len) tokens\n",
+                spec->name, (long long)spec->step_tokens, (long long)s.gpus,
+                (long long)s.gpus, (long long)spec->T);
+        free(s.best);
+        return 1;
+    }
     print_states(spec, &s, lim, out);
     char why[512];
     if (s.best_n == 0) {

@@ -37,6 +37,10 @@ typedef struct tune_search {
                                   * its least-overflowing one */
     int64_t built_n;             /* plans built */
     int micro_n;                 /* micro-batch sizes tried */
+    int64_t gpus;                /* the GPUs the plans split the step over (the spec's
+                                  * plan.gpus, else 1), written into every plan tried */
+    int micro_skipped_n;         /* micro-batch sizes not tried: their micro-batches per step
+                                  * are not a multiple of gpus */
     double seconds;              /* wall time */
 } tune_search;
 
@@ -46,7 +50,7 @@ void tune_eval(const hzc_spec *spec, const spec_plan *plan, int64_t micro_tokens
                const plan_limits *lim, const tm_ceilings *ceil, tune_result *r);
 
 /* Search every resident_ends, weight_slots (2, 3), host_gradients (fp32, bf16), boundaries
- * (gpu, host) and micro-batch size; for each, keep_activations 0..L with the largest
+ * (gpu, host) and micro-batch size (those whose micro-batches divide over the GPUs); for each, keep_activations 0..L with the largest
  * resident_blocks whose GPU memory fits (the GPU bytes grow with both, so a walk down a
  * staircase finds them). LIM's boundaries must be auto. Fills *S; returns best_n. */
 int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ceil,
