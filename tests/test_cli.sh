@@ -88,6 +88,47 @@ grep -qF 'ceilings_gpu = "Card \042X\042 \134 \077\077= \303\251"' "$tmp/gq/gene
     bad "schedule.c: $(grep 'ceilings_gpu' "$tmp/gq/generated/schedule.c")"
 $hzc plan models/llama3-3b.yaml --json | python3 -c 'import json,sys; p=json.load(sys.stdin)["predicted"]; assert p["step_s"] > 0 and len(p["phases_s"]) == 7, p' &&
     ok "plan --json carries the prediction" || bad "plan --json: no valid prediction"
+# several GPUs of one host (the plan predicts; the trainer runs one GPU)
+$hzc plan models/llama3-8b.yaml > "$tmp/g1.txt" && $hzc plan models/llama3-8b.yaml --gpus 1 > "$tmp/g1b.txt" &&
+    cmp -s "$tmp/g1.txt" "$tmp/g1b.txt" && ! grep -q 'NCCL\|several GPUs' "$tmp/g1.txt" &&
+    ok "plan --gpus 1: every line as without it, no NCCL phase" || bad "plan --gpus 1: $(diff "$tmp/g1.txt" "$tmp/g1b.txt" | head -n 4)"
+$hzc plan models/llama3-8b.yaml --gpus 4 > "$tmp/g4.txt"
+grep -q '^  NCCL reduce  ' "$tmp/g4.txt" && grep -q "^  GPUs  *4, each running 2 of the step's 8 micro-batches" "$tmp/g4.txt" &&
+    grep -q '^  arena on each GPU (--gpu-mem) ' "$tmp/g4.txt" && grep -q '^  planned peak host (one store) ' "$tmp/g4.txt" &&
+    grep -q '^  speed-up  *[0-9.]*x with 4 GPUs' "$tmp/g4.txt" && grep -q '^  one GPU, the same spec  *7\.169 s' "$tmp/g4.txt" &&
+    grep -q 'assumed until measured on a multi-GPU machine: NCCL' "$tmp/g4.txt" &&
+    ok "plan --gpus 4: the several-GPU section ($(grep 'speed-up' "$tmp/g4.txt" | tr -s ' '))" ||
+    bad "plan --gpus 4: $(sed -n '/^several/,$p' "$tmp/g4.txt")"
+$hzc plan models/llama3-8b.yaml --gpus 4 --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+ph = p["predicted"]["phases_s"]
+assert p["dims"]["gpus"] == 4 and p["dims"]["gpu_n_micro"] == 2 and len(ph) == 8 and ph["NCCL reduce"] > 0, (p["dims"], ph)' &&
+    $hzc plan models/llama3-8b.yaml --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+assert p["dims"]["gpus"] == 1 and "NCCL reduce" not in p["predicted"]["phases_s"], p["dims"]' &&
+    ok "plan.json carries gpus and, with several, the NCCL phase" || bad "plan.json and --gpus"
+for g in 0 -1 two 1025; do
+    expect_fail "plan --gpus $g" "--gpus expects a number of GPUs of one host, 1 to 1024, got '$g'" $hzc plan models/tiny.yaml --gpus $g
+done
+expect_fail "plan --gpus 3 on 8 micro-batches" "^llama3-8b: error: --gpus 3 splits the step's 8 micro-batches over 3 GPUs, which needs a multiple of 3: set shape.tokens_per_step to 49152 or 73728" \
+    $hzc plan models/llama3-8b.yaml --gpus 3
+{ cat models/tiny.yaml; printf 'plan:\n  gpus: 3\n'; } > "$tmp/g3.yaml"
+expect_fail "plan.gpus 3 on 2 micro-batches" "^$tmp/g3.yaml:31:9: error: plan.gpus: 3 splits the step's 2 micro-batches" $hzc plan "$tmp/g3.yaml"
+$hzc plan "$tmp/g3.yaml" --gpus 2 | grep -q "^  GPUs  *2, each running 1" && ok "--gpus 2 overrides plan.gpus: 3" || bad "--gpus over plan.gpus"
+expect_fail "plan.gpus two" "^override 1 (plan.gpus=two): error: gpus: expected an integer, got 'two'" $hzc plan models/tiny.yaml plan.gpus=two
+# tune --gpus: sizes that do not divide skipped and said; -o writes plan.gpus, which plans back
+$hzc tune models/tiny.yaml --gpu-mem 1G --host-mem 1G --gpus 2 -o "$tmp/tg2.yaml" > "$tmp/tg2.out" 2> "$tmp/tg2.err" &&
+    grep -q "^searched .*; 1 micro-batch size skipped: its micro-batches per step not a multiple of the 2 GPUs$" "$tmp/tg2.out" &&
+    grep -q '^  gpus: 2  *# GPUs of one host' "$tmp/tg2.yaml" &&
+    $hzc plan "$tmp/tg2.yaml" --gpu-mem 1G --host-mem 1G | grep -q "^  GPUs  *2, each" &&
+    ok "tune --gpus 2 -o: plan.gpus: 2 written and planned back ($(grep -o '[0-9]* micro-batch size skipped' "$tmp/tg2.out"))" ||
+    bad "tune --gpus 2: $(cat "$tmp/tg2.err") $(grep '^searched' "$tmp/tg2.out")"
+$hzc build models/tiny.yaml -o "$tmp/bg2" --backend cpu --gpus 2 > /dev/null 2>&1 &&
+    grep -q '"gpus": 2' "$tmp/bg2/generated/plan.json" &&
+    expect_fail "a trainer planned for 2 GPUs" "the trainer runs one GPU" "$tmp/bg2/train" --data data/tiny_train.bin --steps 1 ||
+    bad "build --gpus 2"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
 expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128, 256; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda

@@ -222,6 +222,31 @@ static void check_no_fit(const hzc_spec *s, const tm_ceilings *c)
           "%lld host bytes", (long long)m->gpu_bytes, (long long)m->host_bytes);
 }
 
+/* Several GPUs (the spec's plan.gpus, which --gpus sets): the micro-batch sizes whose
+ * micro-batches do not divide over them are skipped and counted, every plan tried carries
+ * the count (so -o writes it), and the split step is predicted faster than one GPU's. */
+static void check_gpus(const hzc_spec *s, const tm_ceilings *c)
+{
+    plan_limits roomy = {80ll << 30, 1ll << 40, PLAN_BOUNDARIES_AUTO};
+    hzc_spec spec_two = *s;
+    spec_two.plan.gpus = 2;
+    tune_result b1[1], b2[1];
+    tune_search one = {.best = b1, .best_cap = 1}, two = {.best = b2, .best_cap = 1};
+    tune_search_run(s, &roomy, c, &one);
+    tune_search_run(&spec_two, &roomy, c, &two);
+    int64_t seqs = s->step_tokens / s->T, odd = 0; /* sizes with an odd micro-batch count */
+    for (int64_t per = 1; per <= seqs; per++) odd += seqs % per == 0 && (seqs / per) % 2 == 1;
+    CHECK(one.gpus == 1 && one.micro_skipped_n == 0 && two.gpus == 2 &&
+              two.micro_skipped_n == odd && two.micro_n + two.micro_skipped_n == one.micro_n,
+          "%s on 2 GPUs: %d micro-batch sizes tried, %d skipped (an odd count of micro-batches; "
+          "%lld by hand), of one GPU's %d", s->name, two.micro_n, two.micro_skipped_n,
+          (long long)odd, one.micro_n);
+    CHECK(one.best_n && two.best_n && b2[0].plan.gpus == 2 && b1[0].plan.gpus == 0 &&
+              (s->step_tokens / b2[0].micro_tokens) % 2 == 0 && b2[0].step_s < b1[0].step_s,
+          "%s: the best on 2 GPUs carries gpus 2, %lld micro-batches, %.6f s < one GPU's %.6f s",
+          s->name, (long long)(s->step_tokens / b2[0].micro_tokens), b2[0].step_s, b1[0].step_s);
+}
+
 int main(void)
 {
     tm_ceilings c;
@@ -231,6 +256,7 @@ int main(void)
     CHECK(errors_n == 0, "models/tiny.yaml loads");
     if (errors_n == 0) check_spec("tiny", &tiny, &c);
     if (errors_n == 0) check_states("tiny", &tiny, &c);
+    if (errors_n == 0) check_gpus(&tiny, &c);
     hzc_spec six = make_spec(0);
     six.L = 6;
     check_spec("six-layer qwen2", &six, &c);
