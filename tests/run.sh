@@ -13,6 +13,7 @@ for t in "$@"; do
     tally "$t (asan+ubsan)" $log/$t.san.log $?
 done
 sh tests/test_cli.sh > $log/cli.log 2>&1; tally "test_cli.sh" $log/cli.log $?
+sh tests/test_configure.sh > $log/configure.log 2>&1; tally "test_configure.sh" $log/configure.log $?
 sh tests/test_robust.sh > $log/robust.log 2>&1; tally "test_robust.sh" $log/robust.log $?
 sh tests/test_tune.sh > $log/tune.log 2>&1; tally "test_tune.sh" $log/tune.log $?
 sh tests/test_ckpt.sh > $log/ckpt.log 2>&1; tally "test_ckpt.sh" $log/ckpt.log $?
