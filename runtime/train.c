@@ -3,8 +3,6 @@
  * The plan comes from the generated schedule (hzg_plan). Errors stop the trainer at
  * once with a message that says what to do. SIGINT, SIGTERM and SIGHUP end the run after
  * the current step (with a checkpoint under --out); a second one ends it at once. */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -21,6 +19,7 @@
 #include "rt.h"
 
 #include "train_args.h"
+#include "train_check.h"
 #include "train_raw.h"
 #include "train_save.h"
 
@@ -65,57 +64,6 @@ static void catch_signals(void)
         sa.sa_flags = SA_RESTART;
         sigaction(sigs[i], &sa, NULL);
     }
-}
-
-/* ---- output paths, checked before any work ---- */
-
-/* Die unless FILE can be written: an existing file is opened for writing, unchanged; a
- * new one is created and removed again. */
-static void probe_file(const char *flag, const char *path)
-{
-    int fd = open(path, O_WRONLY | O_NONBLOCK);
-    int created = 0;
-    if (fd < 0 && errno == ENOENT) {
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        created = fd >= 0;
-    }
-    if (fd < 0) {
-        fprintf(stderr, "train: error: %s %s: cannot write there: %s; pick a writable path "
-                        "(checked before training, so no work is lost)\n",
-                flag, path, strerror(errno));
-        exit(1);
-    }
-    close(fd);
-    if (created) unlink(path);
-}
-
-/* --out's directory is created now and must take a file. */
-static void probe_out_dir(const char *dir)
-{
-    char probe[4200];
-    int fd = -1;
-    if (hz_mkdir_p(dir) == 0) {
-        snprintf(probe, sizeof probe, "%s/.hzc-probe-%ld", dir, (long)getpid());
-        fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0666);
-    }
-    if (fd < 0) {
-        fprintf(stderr, "train: error: --out %s: cannot write checkpoints there: %s; pick a "
-                        "writable directory (checked before training, so no work is lost)\n",
-                dir, strerror(errno));
-        exit(1);
-    }
-    close(fd);
-    unlink(probe);
-}
-
-static void probe_outputs(const train_args *a)
-{
-    if (a->probe_out) probe_file("-o", a->probe_out);
-    if (a->out) probe_out_dir(a->out);
-    if (a->save_raw) probe_file("--save-raw", a->save_raw);
-    if (a->logits) probe_file("--dump-logits", a->logits);
-    if (a->trace) probe_file("--trace", a->trace);
-    if (a->metrics) probe_file("--metrics", a->metrics);
 }
 
 /* One step's input and target ids, (step_tokens) each. */
@@ -215,21 +163,6 @@ static hz_sampler *new_sampler(const hz_plan *p, const train_args *a)
     return s;
 }
 
-/* Refuse before pinning anything when the host cannot hold the plan. */
-static void check_host_memory(const hz_plan *p)
-{
-    int64_t avail = hz_proc_bytes("/proc/meminfo", "MemAvailable:");
-    if (avail > 0 && p->host_bytes > avail) {
-        const double gib = 1024.0 * 1024.0 * 1024.0;
-        fprintf(stderr,
-                "train: error: the plan needs %.2f GiB of host memory (%.2f bytes per parameter) "
-                "but %.2f GiB are available: free memory, or use a machine with more RAM; "
-                "hzc plan SPEC --host-mem SIZE shows what fits\n",
-                p->host_bytes / gib, (double)p->host_bytes / (double)p->params_n, avail / gib);
-        exit(1);
-    }
-}
-
 /* The host store, the thread pool and the backend (arena, kernels, streams), as planned. */
 static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a)
 {
@@ -278,15 +211,7 @@ int main(int argc, char **argv)
     const hz_plan *p = &hzg_plan;
     const hz_dims *dm = &p->dims;
     train_args a = hz_train_parse_args(argc, argv);
-    if (hz_gpus(dm) > 1) { /* the plan predicts it; the trainer does not run it yet */
-        fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, "
-                        "and the trainer runs one GPU: build it again without --gpus (and "
-                        "without plan.gpus) to train; hzc plan --gpus predicts several\n",
-                (long long)hz_gpus(dm));
-        return 1;
-    }
-    probe_outputs(&a);
-    check_host_memory(p);
+    hz_train_check(p, &a);
     if (a.probe) return run_probe(p, &a);
     char err[512];
     hz_data_opts dopt = {dm->V, dm->step_tokens + 1, (uint64_t)a.data_seed, a.val_fraction,

@@ -43,8 +43,6 @@ typedef struct gemm_plan {
     uint32_t align_a, align_b, align_d;
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
-    cublasLtMatmulAlgo_t algo;
-    size_t ws_bytes;
     int cand_n, picked; /* picked: the candidate it runs (0: the heuristic's first) */
     float alone_ms;     /* one call of it timed alone at init (0: not timed) */
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
@@ -149,9 +147,9 @@ void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx,
 void hzcu_linear_backward_w(cuda_state *s, int role, const char *what, float *dw, const bf16 *dy,
                             const bf16 *x, int64_t N, int64_t IN, int64_t OUT);
 void hzcu_gemm_destroy(cuda_state *s);
-/* One call of planned GEMM G with ALGO (and its workspace size) on the compute stream. */
-cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, const cublasLtMatmulAlgo_t *algo,
-                               size_t ws_bytes, const void *A, const void *B, void *D, float beta);
+/* One call of planned GEMM G with its candidate algorithm CAND on the compute stream. */
+cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, int cand, const void *A,
+                               const void *B, void *D, float beta);
 
 /* ---- gemm_pick.c: each planned GEMM's algorithm chosen by timing the heuristic's
  * candidates on its own operands at init (not under --deterministic); prints a summary ---- */

@@ -84,18 +84,16 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
     if (g->cand_n == 0)
         hzcu_die("cuBLASLt's heuristic gave no usable algorithm for the GEMM %s (m %lld n %lld "
                  "k %lld)", what, (long long)m, (long long)n, (long long)k);
-    g->algo = g->cand[0];
-    g->ws_bytes = g->cand_ws[0];
     s->gemm_n++;
     return g;
 }
 
-cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, const cublasLtMatmulAlgo_t *algo,
-                               size_t ws_bytes, const void *A, const void *B, void *D, float beta)
+cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, int cand, const void *A,
+                               const void *B, void *D, float beta)
 {
     const float alpha = 1.0f;
     return cublasLtMatmul(s->lt, g->desc, &alpha, A, g->la, B, g->lb, &beta, D, g->ld, D, g->ld,
-                          algo, s->ws, ws_bytes, s->stream[HZ_COMPUTE]);
+                          &g->cand[cand], s->ws, g->cand_ws[cand], s->stream[HZ_COMPUTE]);
 }
 
 /* D (m, n) = A' B' (+ D when beta = 1), column-major, A' = op(A) (m, k), B' = op(B) (k, n).
@@ -127,7 +125,7 @@ static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64
         if (s->prof_on) hzcu_prof_mark(s, s->stream[HZ_COMPUTE], cost);
         return;
     }
-    cublasStatus_t st = hzcu_gemm_issue(s, g, &g->algo, g->ws_bytes, A, B, D, beta);
+    cublasStatus_t st = hzcu_gemm_issue(s, g, g->picked, A, B, D, beta);
     if (st != CUBLAS_STATUS_SUCCESS)
         hzcu_die("cuBLASLt GEMM %s (m %lld n %lld k %lld, op %c%c, %s out, beta %g) failed: %s",
                  what, (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',

@@ -17,13 +17,11 @@
 static float time_candidate(cuda_state *s, gemm_plan *g, int c, cudaEvent_t e0, cudaEvent_t e1)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
-    if (hzcu_gemm_issue(s, g, &g->cand[c], g->cand_ws[c], g->a, g->b, g->d, g->beta) !=
-        CUBLAS_STATUS_SUCCESS)
+    if (hzcu_gemm_issue(s, g, c, g->a, g->b, g->d, g->beta) != CUBLAS_STATUS_SUCCESS)
         return -1.0f;
     CUDA_CHECK(cudaEventRecord(e0, st));
     for (int r = 0; r < PICK_REPS; r++)
-        if (hzcu_gemm_issue(s, g, &g->cand[c], g->cand_ws[c], g->a, g->b, g->d, g->beta) !=
-            CUBLAS_STATUS_SUCCESS)
+        if (hzcu_gemm_issue(s, g, c, g->a, g->b, g->d, g->beta) != CUBLAS_STATUS_SUCCESS)
             return -1.0f;
     CUDA_CHECK(cudaEventRecord(e1, st));
     CUDA_CHECK(cudaEventSynchronize(e1));
@@ -55,8 +53,6 @@ void hzcu_gemm_pick(cuda_state *s)
         timed++;
         if (best != 0 && t[best] < PICK_MARGIN * t[0]) {
             g->picked = best;
-            g->algo = g->cand[best];
-            g->ws_bytes = g->cand_ws[best];
             changed++;
             printf("cuda backend: GEMM %s (m %lld n %lld k %lld): cuBLASLt's answer %d of %d, "
                    "%.3f ms a call against the first's %.3f\n",
