@@ -8,8 +8,11 @@
 #   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
 #   each, the first excluded from the mean. DATA=FILE trains on those tokens (a .bin shard or
 #   .npy, e.g. text through build/text2tokens) instead of random ones, and FLAGS adds trainer
-#   flags (FLAGS="--lr 1e-4 --warmup 5"). Needs build/ (hzc, libhzrt_cuda.a) and, for the peers,
-#   a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
+#   flags (FLAGS="--lr 1e-4 --warmup 5"). PROBE=1 first probes each model on this machine
+#   (`train --probe` of its default plan's trainer, with int8 state so that every model's
+#   default plan fits the host, into $OUT/MODEL-ceilings.json) and plans, tunes and predicts
+#   with that file; CEILINGS=FILE names one instead. Needs build/ (hzc, libhzrt_cuda.a) and,
+#   for the peers, a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
 # Writes logs and a summary to $OUT (default build/bench).
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-build/bench}
@@ -22,7 +25,7 @@ host_b=$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)
 echo "bench: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1), ${gpu_mib} MiB GPU, host $((host_b / 1073741824)) GiB, $(nproc) cores"
 
 if [ "$PEERS" = 1 ] && [ -f .peers/ceilings.py ]; then
-    OUT=$OUT python3 .peers/ceilings.py > "$OUT/ceilings.log" 2>&1
+    OUT=$OUT python3 -u .peers/ceilings.py > "$OUT/ceilings.log" 2>&1
     tail -n 20 "$OUT/ceilings.log"
 fi
 
@@ -36,18 +39,30 @@ for run in $models; do
     spec=models/$m.yaml
     case $m in *.yaml) spec=$m; tag=$(basename "$m" .yaml)$(echo "${run#"$m"}" | tr '@+' '--') ;; esac
     d=build/bench/$tag
+    ceil=$CEILINGS
+    if [ "$PROBE" = 1 ] && [ -z "$CEILINGS" ]; then
+        ceil=$OUT/$(basename "$m" .yaml)-ceilings.json
+        if [ ! -f "$ceil" ]; then
+            pd=build/bench/$(basename "$m" .yaml)-probe
+            { build/hzc build "$spec" -o "$pd" --backend cuda --gpu-mem "${gpu_mib}MiB" --host-mem "$host_b" \
+                    training.optimizer_state=int8 &&
+                "$pd/train" --probe -o "$ceil"; } > "$OUT/$(basename "$m" .yaml)-probe.log" 2>&1 ||
+                { echo "bench: $run: probe failed"; tail -n 20 "$OUT/$(basename "$m" .yaml)-probe.log"; ceil=; }
+            [ -n "$ceil" ] && grep -E '^probe' "$OUT/$(basename "$m" .yaml)-probe.log" | tail -n 12
+        fi
+    fi
     case $run in *+tuned*)
         mkdir -p build/bench
         src=$spec spec=build/bench/$tag.yaml
         # headroom: the CUDA context and cuBLASLt's workspace outside the plan; the OS's share of RAM
         tgpu=$gpu
         [ "$gpu" = "${gpu_mib}MiB" ] && tgpu=$((gpu_mib - 2560))MiB
-        build/hzc tune "$src" --gpu-mem "$tgpu" --host-mem $((host_b / 100 * 85)) ${CEILINGS:+--ceilings "$CEILINGS"} \
+        build/hzc tune "$src" --gpu-mem "$tgpu" --host-mem $((host_b / 100 * 85)) ${ceil:+--ceilings "$ceil"} \
             -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
         cat "$OUT/$tag-tune.log" ;;
     esac
     build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
-        > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
+        ${ceil:+--ceilings "$ceil"} > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
     data=${DATA:-$d/tokens.npy}
     [ -n "$DATA" ] || python3 - "$d" "$STEPS" <<'PY'
 import json, sys, numpy as np
