@@ -378,7 +378,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
     d->n_micro = s->step_tokens / s->micro_tokens;
     d->gpus = s->plan.gpus > 1 ? s->plan.gpus : 1;
     d->chunk_tokens = s->micro_tokens;
-    while (d->chunk_tokens * d->V * 2 > PLAN_CHUNK_BYTES && d->chunk_tokens % 2 == 0)
+    while (d->chunk_tokens * d->V * 2 > PLAN_CHUNK_BYTES && d->chunk_tokens % 2 == 0 &&
+           d->chunk_tokens > PLAN_CHUNK_MIN_TOKENS)
         d->chunk_tokens /= 2;
     pl->p.train = (hz_train_defaults){(float)s->lr, (float)s->beta1, (float)s->beta2,
                                       (float)s->adam_eps, (float)s->weight_decay,

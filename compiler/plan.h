@@ -9,7 +9,12 @@
 
 #define PLAN_ALIGN_N 64        /* tensor offsets in elements: 128-byte aligned in bf16 */
 #define PLAN_ALIGN_BYTES 256   /* arena region offsets */
-#define PLAN_CHUNK_BYTES (256ll << 20) /* loss-head logits chunk at most this many bytes */
+#define PLAN_CHUNK_BYTES (256ll << 20) /* loss-head logits chunk at most this many bytes, */
+/* unless that leaves fewer tokens than this: each chunk's lm_head gradient GEMM (V x C, K =
+ * the chunk's tokens) reads and writes the fp32 V x C accumulator, 8 V C bytes for 2 V C K
+ * FLOPs, so below about 4 x (GEMM rate / HBM rate) tokens (~600 on an H200) it waits on the
+ * accumulator's traffic, not the tensor cores: Gemma 3's 262208-entry vocabulary took 256 */
+#define PLAN_CHUNK_MIN_TOKENS 1024
 /* With several GPUs, NCCL's own buffers on each GPU: outside the arena and not checked
  * against --gpu-mem, like cuBLASLt's workspace; an allowance to leave, not a plan. ASSUMED
  * until measured: NCCL sizes them by its channels and protocols (NCCL_BUFFSIZE, 4 MiB by

@@ -75,6 +75,21 @@ static void check_plan(const char *name, const hzc_plan *pl)
         sum += r->bytes;
     }
     CHECK(aligned, "%s: every region and slot is %d-byte aligned", name, PLAN_ALIGN_BYTES);
+    /* the loss chunk divides the micro-batch; it is the largest such power-of-two share
+     * whose logits take at most PLAN_CHUNK_BYTES, but never under PLAN_CHUNK_MIN_TOKENS
+     * (a large vocabulary's lm_head gradient GEMM would wait on its fp32 accumulator) */
+    const hz_dims *d = &p->dims;
+    int64_t kc = d->chunk_tokens, mt = d->micro_tokens, want = mt;
+    while (want * d->V * 2 > PLAN_CHUNK_BYTES && want % 2 == 0 && want > PLAN_CHUNK_MIN_TOKENS)
+        want /= 2;
+    CHECK(kc == want && mt % kc == 0 && (kc >= PLAN_CHUNK_MIN_TOKENS || kc == mt ||
+                                        kc * d->V * 2 <= PLAN_CHUNK_BYTES),
+          "%s: loss chunk %lld tokens of a %lld-token micro-batch, V %lld (%.0f MiB of logits)",
+          name, (long long)kc, (long long)mt, (long long)d->V, kc * d->V * 2 / 1048576.0);
+    if (d->V > 200000 && mt >= PLAN_CHUNK_MIN_TOKENS)
+        CHECK(kc == PLAN_CHUNK_MIN_TOKENS, "%s: a %lld-entry vocabulary keeps %d-token chunks, "
+              "not the %lld that 256 MiB of logits would allow", name, (long long)d->V,
+              PLAN_CHUNK_MIN_TOKENS, (long long)(PLAN_CHUNK_BYTES / (d->V * 2)));
     check_layout(name, p);
     CHECK(contiguous, "%s: regions follow each other without overlap", name);
     CHECK(sum == p->gpu_bytes, "%s: gpu_bytes %lld = sum of regions %lld", name,

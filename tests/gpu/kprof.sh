@@ -3,8 +3,9 @@
 # sh tests/gpu/kprof.sh after make): the small Llama's cuda trainer profiles its second step,
 # with the default and the --deterministic kernels. Every row has calls and positive time,
 # each stream's shares add up to 100%, the compute stream's rows to its busy time from the op
-# events within 3%, every kernel kind of the step has its row, the GEMM and attention rates are
-# positive and below the plan's GEMM ceiling, every GEMM row has its speed against the same
+# events within 3% (and 1 us a launch below it: the gaps between kernels), every kernel kind
+# of the step has its row, the GEMM and attention rates are positive and below the plan's
+# GEMM ceiling, every GEMM row has its speed against the same
 # GEMMs timed alone at init, the printed table equals the --metrics record,
 # and the profile changes no result (--deterministic: the same losses as a run without it).
 # Needs build/ from make. Logs go to $LOGDIR (default build/gpu-logs). Ends with
@@ -50,8 +51,15 @@ for name, s in streams.items():
     check(abs(share - 1.0) < 1e-6, "%s: shares add up to %.4f%%" % (name, 100 * share))
     check(abs(sum(r["ms"] for r in rows) - s["total_ms"]) < 1e-6 * s["total_ms"] + 1e-6, "%s: rows add up to the total" % name)
 c = streams["compute"]
+# the op events span each op's kernels and the gaps between them, the rows only the kernels:
+# they agree within 3%, plus 1 us a launch where the launches outpace the kernels (the small
+# Llama's --deterministic step, 2.8 ms); rows beyond the busy time are an error
 err = (c["total_ms"] - c["busy_ms"]) / c["busy_ms"]
-check(abs(err) < 0.03, "compute: rows %.3f ms against the op events' busy %.3f ms (%+.2f%%, within 3%%)" % (c["total_ms"], c["busy_ms"], 100 * err))
+launches = sum(r["calls"] for r in c["rows"])
+gap = 0.03 * c["busy_ms"] + 1e-3 * launches
+check(-gap <= c["total_ms"] - c["busy_ms"] <= 0.03 * c["busy_ms"],
+      "compute: rows %.3f ms against the op events' busy %.3f ms (%+.2f%%; %d launches, so within -%.3f ms and +3%%)"
+      % (c["total_ms"], c["busy_ms"], 100 * err, launches, gap))
 names = {r["kernel"]: r for r in c["rows"]}
 want = ["gemm %s %s" % (g, p) for g in ("qkv", "attn-out", "gate/up", "down", "lm-head") for p in ("fwd", "dx", "dw")]
 want += ["attention fwd", "attention bwd", "rmsnorm fwd", "residual+rmsnorm fwd", "rmsnorm bwd", "rope fwd",

@@ -356,32 +356,8 @@ tally "optimizer states on the GPU" "$LOGDIR/optstate.log" $?
 sh tests/gpu/kprof.sh > "$LOGDIR/kprof.log" 2>&1
 tally "--profile-kernels on the GPU" "$LOGDIR/kprof.log" $?
 
-for b in cuda cpu; do
-    python3 tests/gpu/torch_parity.py --backend $b --out "build/gpu/parity-$b" > "$LOGDIR/parity-$b.log" 2>&1
-    tally "vs PyTorch ($b backend)" "$LOGDIR/parity-$b.log"
-done
-python3 tests/gpu/hf_roundtrip.py --backend cuda --out build/gpu/roundtrip > "$LOGDIR/roundtrip.log" 2>&1
-tally "HF import/export round trip (cuda)" "$LOGDIR/roundtrip.log"
-python3 tests/gpu/families_parity.py --backend cuda --out build/gpu/families > "$LOGDIR/families.log" 2>&1
-tally "Qwen3 and Gemma 3 through save_pretrained, import, --init, from_pretrained (cuda)" "$LOGDIR/families.log"
-
-if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
-    cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-    # the default (cuDNN's attention where it loads), hzc's attention kernels with their float
-    # atomics, and the deterministic kernels
-    for mode in default hzc deterministic; do
-        flag=
-        [ $mode = hzc ] && flag="--attention hzc"
-        [ $mode = deterministic ] && flag=--deterministic
-        $cs --tool memcheck --error-exitcode 9 build/gpu/tiny-cuda/train --data data/tiny_train.bin --steps 2 $flag \
-            > "$LOGDIR/sanitizer-$mode.log" 2>&1
-        rc=$?
-        grep -q 'ERROR SUMMARY: 0 errors' "$LOGDIR/sanitizer-$mode.log" && [ $rc = 0 ] &&
-            ok "compute-sanitizer memcheck on the tiny trainer ($mode kernels): 0 errors" ||
-            bad "compute-sanitizer ($mode): exit $rc, $(grep 'ERROR SUMMARY' "$LOGDIR/sanitizer-$mode.log")"
-    done
-else
-    echo "skip    compute-sanitizer not found"
-fi
+# sections 5 and 6 (tests/gpu/references.sh runs them alone too)
+LOGDIR=$LOGDIR sh tests/gpu/references.sh > "$LOGDIR/references.log" 2>&1
+tally "PyTorch, transformers, compute-sanitizer" "$LOGDIR/references.log" $?
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
