@@ -9,9 +9,10 @@
 #   each, the first excluded from the mean. DATA=FILE trains on those tokens (a .bin shard or
 #   .npy, e.g. text through build/text2tokens) instead of random ones, and FLAGS adds trainer
 #   flags (FLAGS="--lr 1e-4 --warmup 5"). PROBE=1 first probes each model on this machine
-#   (`train --probe` of its default plan's trainer, with int8 state so that every model's
-#   default plan fits the host, into $OUT/MODEL-ceilings.json) and plans, tunes and predicts
-#   with that file; CEILINGS=FILE names one instead. Needs build/ (hzc, libhzrt_cuda.a) and,
+#   (`train --probe` of its default plan's trainer, with int8 state where the default does
+#   not fit the host, into $OUT/MODEL-ceilings.json) and plans, tunes and predicts with that
+#   file; CEILINGS=FILE names one instead. HOST_MEM=SIZE is the host memory +tuned may use
+#   (default 85% of the host's). Needs build/ (hzc, libhzrt_cuda.a) and,
 #   for the peers, a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
 # Writes logs and a summary to $OUT (default build/bench).
 cd "$(dirname "$0")/.." || exit 1
@@ -44,8 +45,11 @@ for run in $models; do
         ceil=$OUT/$(basename "$m" .yaml)-ceilings.json
         if [ ! -f "$ceil" ]; then
             pd=build/bench/$(basename "$m" .yaml)-probe
-            { build/hzc build "$spec" -o "$pd" --backend cuda --gpu-mem "${gpu_mib}MiB" --host-mem "$host_b" \
-                    training.optimizer_state=int8 &&
+            # the default plan as it is where it fits (the process the runs will be), else
+            # with int8 state
+            { { build/hzc build "$spec" -o "$pd" --backend cuda --gpu-mem "${gpu_mib}MiB" --host-mem "$host_b" ||
+                    build/hzc build "$spec" -o "$pd" --backend cuda --gpu-mem "${gpu_mib}MiB" \
+                        --host-mem "$host_b" training.optimizer_state=int8; } &&
                 "$pd/train" --probe -o "$ceil"; } > "$OUT/$(basename "$m" .yaml)-probe.log" 2>&1 ||
                 { echo "bench: $run: probe failed"; tail -n 20 "$OUT/$(basename "$m" .yaml)-probe.log"; ceil=; }
             [ -n "$ceil" ] && grep -E '^probe' "$OUT/$(basename "$m" .yaml)-probe.log" | tail -n 12
@@ -57,7 +61,7 @@ for run in $models; do
         # headroom: the CUDA context and cuBLASLt's workspace outside the plan; the OS's share of RAM
         tgpu=$gpu
         [ "$gpu" = "${gpu_mib}MiB" ] && tgpu=$((gpu_mib - 2560))MiB
-        build/hzc tune "$src" --gpu-mem "$tgpu" --host-mem $((host_b / 100 * 85)) ${ceil:+--ceilings "$ceil"} \
+        build/hzc tune "$src" --gpu-mem "$tgpu" --host-mem "${HOST_MEM:-$((host_b / 100 * 85))}" ${ceil:+--ceilings "$ceil"} \
             -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
         cat "$OUT/$tag-tune.log" ;;
     esac
