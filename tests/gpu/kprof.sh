@@ -54,8 +54,8 @@ c = streams["compute"]
 # the rows run from each op's first kernel event to its last, the busy time between the step
 # profile's own events at the op's two ends, recorded just beside them: they agree within 3%,
 # plus 5 us an op below it where the host's issue of those records is what the device waits
-# for (the small Llama's --deterministic step of 2.8 ms, 22 ops, read 4.4 us an op); rows beyond the
-# busy time are an error
+# for (the small Llama's --deterministic step: 2.8 ms, 22 ops, 4.4 us an op); rows beyond
+# the busy time are an error
 err = (c["total_ms"] - c["busy_ms"]) / c["busy_ms"]
 ops = sum(1 for o in json.load(open(sys.argv[3]))["ops"] if o["stream"] == "compute")
 gap = 0.03 * c["busy_ms"] + 5e-3 * ops
