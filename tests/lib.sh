@@ -38,3 +38,15 @@ expect_fail() {
         bad "$name: exit $rc, expected 1 with '$pattern'; stderr: $(head -c 400 "$tmp/err")"
     fi
 }
+
+# memcheck WHAT LOG CMD...: CMD under compute-sanitizer's memcheck ($cs, the caller's path
+# to it), one check: exit 0 and "ERROR SUMMARY: 0 errors" in LOG.
+memcheck() {
+    what=$1 log=$2
+    shift 2
+    $cs --tool memcheck --error-exitcode 9 "$@" > "$log" 2>&1
+    rc=$?
+    grep -q 'ERROR SUMMARY: 0 errors' "$log" && [ $rc = 0 ] &&
+        ok "compute-sanitizer memcheck, $what: 0 errors" ||
+        bad "compute-sanitizer, $what: exit $rc, $(grep 'ERROR SUMMARY' "$log")"
+}

@@ -66,12 +66,8 @@ done
 if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
     cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
     for m in bf16 int8; do
-        $cs --tool memcheck --error-exitcode 9 "$d/$m-all/train" --data data/tiny_train.bin \
-            --steps 2 > "$d/sanitizer-$m.log" 2>&1
-        rc=$?
-        grep -q 'ERROR SUMMARY: 0 errors' "$d/sanitizer-$m.log" && [ $rc = 0 ] &&
-            ok "compute-sanitizer memcheck, all-resident $m plan: 0 errors" ||
-            bad "compute-sanitizer, $m all resident: exit $rc, $(grep 'ERROR SUMMARY' "$d/sanitizer-$m.log")"
+        memcheck "all-resident $m plan" "$d/sanitizer-$m.log" "$d/$m-all/train" \
+            --data data/tiny_train.bin --steps 2
     done
 else
     echo "skip    compute-sanitizer not found"
