@@ -69,6 +69,7 @@ static void push_dims(lua_State *L, const hz_dims *d)
     set_int(L, "step_tokens", d->step_tokens);
     set_int(L, "chunk_tokens", d->chunk_tokens);
     set_int(L, "gpus", hz_gpus(d));
+    set_int(L, "hosts", hz_hosts(d));
     set_int(L, "gpu_n_micro", hz_gpu_n_micro(d));
     set_num(L, "eps", d->eps);
     set_num(L, "rope_theta", d->rope_theta);

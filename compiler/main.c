@@ -32,11 +32,12 @@ static void usage(FILE *out)
             "commands:\n"
             "  hzc check SPEC                   validate a model description\n"
             "  hzc plan SPEC [--gpu-mem SIZE] [--host-mem SIZE] [--boundaries auto|gpu|host]\n"
-            "               [--ceilings FILE] [--gpus N] [--json] [--svg FILE]\n"
+            "               [--ceilings FILE] [--gpus N] [--hosts H] [--net-gbps X]\n"
+            "               [--json] [--svg FILE]\n"
             "                                   print the memory plan, the step schedule and\n"
             "                                   the predicted step time; --svg also draws it\n"
             "  hzc tune SPEC --gpu-mem SIZE --host-mem SIZE [--ceilings FILE] [--gpus N]\n"
-            "               [-o TUNED.yaml] [--top N]\n"
+            "               [--hosts H] [--net-gbps X] [-o TUNED.yaml] [--top N]\n"
             "                                   search the plan: choices for the fastest\n"
             "                                   predicted step that fits; print the best N\n"
             "                                   (default 5) beside the default plan, and with\n"
@@ -44,6 +45,7 @@ static void usage(FILE *out)
             "                                   section\n"
             "  hzc build SPEC -o DIR [--backend cpu|cuda] [--gpu-mem SIZE] [--host-mem SIZE]\n"
             "               [--boundaries auto|gpu|host] [--ceilings FILE] [--gpus N]\n"
+            "               [--hosts H] [--net-gbps X]\n"
             "                                   write DIR/generated/{schedule.c,kernels.cu,"
             "plan.json}\n"
             "                                   and link the trainer DIR/train\n"
@@ -67,7 +69,10 @@ static void usage(FILE *out)
             "--ceilings: the machine's rates for the step-time model (JSON; default: one\n"
             "H200 as measured, see docs/plan.md). --gpus N: plan and predict the step split\n"
             "over N GPUs of one host (data parallel; --gpu-mem is each GPU's); it overrides\n"
-            "the spec's plan.gpus. The trainer itself runs one GPU.\n");
+            "the spec's plan.gpus. --hosts H: split over H such hosts, each with its own\n"
+            "host store (plan.hosts); --net-gbps X: the all-reduce's bus bandwidth between\n"
+            "them in GB/s (default: assumed, see docs/plan.md). The trainer itself runs one\n"
+            "GPU of one host.\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */
@@ -116,6 +121,8 @@ typedef struct options {
     int boundaries_given;
     int top_n;     /* tune --top: 0 when not given */
     int64_t gpus;  /* --gpus: 0 when not given */
+    int64_t hosts; /* --hosts: 0 when not given */
+    double net_gbps; /* --net-gbps: 0 when not given */
     const char *overrides[OVERRIDES_MAX]; /* KEY=VALUE after the spec, in order */
     int override_n;
 } options;
@@ -162,16 +169,30 @@ static int parse_options(int argc, char **argv, options *o)
             }
             o->top_n = (int)n;
             i++;
-        } else if (!strcmp(a, "--gpus")) {
+        } else if (!strcmp(a, "--gpus") || !strcmp(a, "--hosts")) {
+            int hosts = a[2] == 'h';
+            long long most = hosts ? SPEC_MAX_HOSTS : SPEC_MAX_GPUS;
             char *end = NULL;
             errno = 0;
             long long n = v ? strtoll(v, &end, 10) : 0;
-            if (!v || end == v || *end || errno || n < 1 || n > SPEC_MAX_GPUS) {
-                fprintf(stderr, "hzc: error: --gpus expects a number of GPUs of one host, 1 to "
-                                "%lld, got '%s'\n", (long long)SPEC_MAX_GPUS, v ? v : "");
+            if (!v || end == v || *end || errno || n < 1 || n > most) {
+                fprintf(stderr, "hzc: error: %s expects a number of %s, 1 to %lld, got '%s'\n", a,
+                        hosts ? "hosts" : "GPUs of one host", most, v ? v : "");
                 return -1;
             }
-            o->gpus = n;
+            *(hosts ? &o->hosts : &o->gpus) = n;
+            i++;
+        } else if (!strcmp(a, "--net-gbps")) {
+            char *end = NULL;
+            errno = 0;
+            double g = v ? strtod(v, &end) : 0.0;
+            if (!v || end == v || *end || errno || !(g > 0.0) || g > 1e6) {
+                fprintf(stderr, "hzc: error: --net-gbps expects the network's all-reduce bus "
+                                "bandwidth between hosts in GB/s (e.g. 45), got '%s'\n",
+                        v ? v : "");
+                return -1;
+            }
+            o->net_gbps = g;
             i++;
         } else if (!strcmp(a, "--svg")) {
             if (!v) {
@@ -439,6 +460,7 @@ static void print_gpus(const hzc_spec *spec, const plan_limits *lim, const hzc_p
 {
     hzc_spec one_spec = *spec;
     one_spec.plan.gpus = 1;
+    one_spec.plan.hosts = 1;
     FILE *quiet = fopen("/dev/null", "w");
     hzc_plan one;
     int one_bad = plan_build(&one_spec, lim, &one, quiet ? quiet : stderr);
@@ -539,6 +561,10 @@ int main(int argc, char **argv)
         spec.plan.gpus = o.gpus;
         spec.plan.pos_gpus = (spec_pos){0, 0};
     }
+    if (o.hosts) { /* likewise --hosts */
+        spec.plan.hosts = o.hosts;
+        spec.plan.pos_hosts = (spec_pos){0, 0};
+    }
     if (!strcmp(cmd, "check")) {
         printf("%s: ok (%s, %lld parameters)\n", o.spec, spec.name,
                (long long)spec_param_count(&spec));
@@ -546,6 +572,7 @@ int main(int argc, char **argv)
     }
     tm_ceilings ceil;
     if (load_ceilings(&o, &ceil) != 0) return 1;
+    if (o.net_gbps > 0) ceil.net_busbw_gbps = o.net_gbps; /* stated: over the file's */
     if (tune) return tune_run(&spec, &o.lim, &ceil, o.top_n ? o.top_n : 5, o.out_dir, stdout,
                               stderr);
     hzc_plan pl;
@@ -565,7 +592,8 @@ int main(int argc, char **argv)
             plan_print(&pl, stdout);
             plan_print_fit(&spec, &o.lim, stdout);
             tm_print(&pl.p, stdout);
-            if (hz_gpus(&pl.p.dims) > 1) print_gpus(&spec, &o.lim, &pl, &ceil);
+            if (hz_gpus(&pl.p.dims) > 1 || hz_hosts(&pl.p.dims) > 1)
+                print_gpus(&spec, &o.lim, &pl, &ceil);
         }
         if (o.svg && rc == 0) rc = plan_svg(&pl, &ceil, o.svg, stderr);
     } else if (!bad) {

@@ -315,19 +315,25 @@ static void over_choice(FILE *err, const hzc_spec *s, const spec_pos *at, const 
             (long long)((over + bytes / value - 1) / (bytes / value)));
 }
 
-/* The step split over N GPUs needs a multiple of N micro-batches: say so, where N was
- * given, with the tokens_per_step (and, where one exists, tokens_per_micro_batch) that would
- * give one. */
+/* The step split over N GPUs (of one host, or all the hosts') needs a multiple of N
+ * micro-batches: say so, where the GPUs (or with several hosts, the hosts) were given, with
+ * the tokens_per_step (and, where one exists, tokens_per_micro_batch) that would give one. */
 static void gpus_error(FILE *err, const hzc_spec *s, int64_t n)
 {
     int64_t micro = s->micro_tokens, n_micro = s->step_tokens / micro, each = n * micro;
-    const spec_pos *at = &s->plan.pos_gpus;
-    if (at->line == 0) /* hzc's --gpus */
-        fprintf(err, "%s: error: --gpus %lld", s->name, (long long)n);
+    int hosts = s->plan.hosts > 1;
+    const spec_pos *at = hosts ? &s->plan.pos_hosts : &s->plan.pos_gpus;
+    const char *key = hosts ? "hosts" : "gpus";
+    long long given = hosts ? (long long)s->plan.hosts : (long long)n;
+    if (at->line == 0) /* hzc's --gpus or --hosts */
+        fprintf(err, "%s: error: --%s %lld", s->name, key, given);
     else if (at->line > 0)
-        fprintf(err, "%s:%d:%d: error: plan.gpus: %lld", s->path, at->line, at->col, (long long)n);
+        fprintf(err, "%s:%d:%d: error: plan.%s: %lld", s->path, at->line, at->col, key, given);
     else /* an override's */
-        fprintf(err, "%s: error: plan.gpus: %lld", s->name, (long long)n);
+        fprintf(err, "%s: error: plan.%s: %lld", s->name, key, given);
+    if (hosts)
+        fprintf(err, " (of %lld GPU%s each)", (long long)(n / s->plan.hosts),
+                n / s->plan.hosts == 1 ? "" : "s");
     int64_t below = s->step_tokens / each * each, above = below + each;
     fprintf(err, " splits the step's %lld micro-batches over %lld GPUs, which needs a multiple "
                  "of %lld: set shape.tokens_per_step to ",
@@ -377,6 +383,7 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
     d->B = s->micro_tokens / s->T;
     d->n_micro = s->step_tokens / s->micro_tokens;
     d->gpus = s->plan.gpus > 1 ? s->plan.gpus : 1;
+    d->hosts = s->plan.hosts > 1 ? s->plan.hosts : 1;
     d->chunk_tokens = s->micro_tokens;
     while (d->chunk_tokens * d->V * 2 > PLAN_CHUNK_BYTES && d->chunk_tokens % 2 == 0 &&
            d->chunk_tokens > PLAN_CHUNK_MIN_TOKENS)
@@ -430,8 +437,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
 
     int bad = 0;
     char need[32], have[32], over[32];
-    if (d->n_micro % d->gpus != 0) {
-        gpus_error(err, s, d->gpus);
+    if (d->n_micro % (d->gpus * d->hosts) != 0) {
+        gpus_error(err, s, d->gpus * d->hosts);
         bad = 1;
     }
     if (lim->gpu_bytes && pl->p.gpu_bytes > lim->gpu_bytes) {

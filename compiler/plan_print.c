@@ -90,7 +90,12 @@ void plan_print(const hzc_plan *pl, FILE *out)
                  "loss chunk %lld tokens\n",
             (long long)d->step_tokens, (long long)d->n_micro, (long long)d->B, (long long)d->T,
             (long long)d->chunk_tokens);
-    if (hz_gpus(d) > 1)
+    if (hz_hosts(d) > 1)
+        fprintf(out, "  split over %lld hosts of %lld GPU%s each (data parallel): %lld "
+                     "micro-batches a GPU\n",
+                (long long)hz_hosts(d), (long long)hz_gpus(d), hz_gpus(d) > 1 ? "s" : "",
+                (long long)hz_gpu_n_micro(d));
+    else if (hz_gpus(d) > 1)
         fprintf(out, "  split over %lld GPUs of one host (data parallel): %lld micro-batches "
                      "each\n",
                 (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d));
@@ -169,6 +174,12 @@ void plan_print(const hzc_plan *pl, FILE *out)
                      "after its last backward (NCCL: reduced to GPU 0, which alone stores them, "
                      "for streamed units; all-reduced for resident ones)\n",
                 (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d));
+    if (hz_hosts(d) > 1)
+        fprintf(out, "  %lld hosts: each holds its own host store of the same weights and "
+                     "runs its share of the micro-batches; each unit's sum of one host is "
+                     "all-reduced across the hosts (between their GPUs 0) before it goes to "
+                     "that host's store, and every host applies the same update\n",
+                (long long)hz_hosts(d));
     if (p->resident_n > 0)
         fprintf(out, "  resident units: no load_w and no gradient copy; AdamW on the GPU (the "
                      "same update, %s moments) once the step's norm is known\n",
@@ -189,17 +200,28 @@ void plan_print_gpus(const hzc_plan *pl, const hzc_plan *one, int one_fits,
     const hz_plan *p = &pl->p;
     const hz_dims *d = &p->dims;
     char line[160], crit[256];
-    fprintf(out, "\nseveral GPUs of one host (data parallel; docs/plan.md \"Several GPUs of one "
-                 "host\")\n");
-    fprintf(out, "  %-34s %lld, each running %lld of the step's %lld micro-batches\n", "GPUs",
-            (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d), (long long)d->n_micro);
+    int64_t hosts = hz_hosts(d), all = hz_gpus(d) * hosts;
+    if (hosts > 1)
+        fprintf(out, "\nseveral hosts (data parallel; docs/plan.md \"Several hosts\")\n");
+    else
+        fprintf(out, "\nseveral GPUs of one host (data parallel; docs/plan.md \"Several GPUs of "
+                     "one host\")\n");
+    if (hosts > 1)
+        fprintf(out, "  %-34s %lld, of %lld GPU%s each, each GPU running %lld of the step's %lld "
+                     "micro-batches\n", "hosts", (long long)hosts, (long long)hz_gpus(d),
+                hz_gpus(d) > 1 ? "s" : "", (long long)hz_gpu_n_micro(d), (long long)d->n_micro);
+    else
+        fprintf(out, "  %-34s %lld, each running %lld of the step's %lld micro-batches\n", "GPUs",
+                (long long)hz_gpus(d), (long long)hz_gpu_n_micro(d), (long long)d->n_micro);
     print_bytes(out, "arena on each GPU (--gpu-mem)", p->gpu_bytes);
     print_bytes(out, "NCCL's buffers on each (assumed)", PLAN_NCCL_ALLOWANCE_BYTES);
     fprintf(out, "  %-34s (outside the arena and --gpu-mem's check, as cuBLASLt's workspace)\n",
             "");
-    print_bytes(out, "planned peak host (one store)", p->host_bytes);
+    print_bytes(out, hosts > 1 ? "planned peak of each host" : "planned peak host (one store)",
+                p->host_bytes);
     if (one->p.host_bytes == p->host_bytes)
-        fprintf(out, "  %-34s (one GPU's plan: the same; the GPUs share the host store)\n", "");
+        fprintf(out, "  %-34s (one GPU's plan: the same; %s)\n", "",
+                hosts > 1 ? "each host's GPUs share its store" : "the GPUs share the host store");
     else
         fprintf(out, "  %-34s (one GPU's plan: %lld bytes, its boundaries placed otherwise)\n",
                 "", (long long)one->p.host_bytes);
@@ -209,15 +231,19 @@ void plan_print_gpus(const hzc_plan *pl, const hzc_plan *one, int one_fits,
     fprintf(out, "  %-34s %.3f s  %s%s\n", "one GPU, the same spec", one->p.pred.step_s, line,
             one_fits ? "" : ", a plan that does not fit the limits");
     fprintf(out, "  %-34s %.2fx with %lld GPUs\n", "speed-up", one->p.pred.step_s / p->pred.step_s,
-            (long long)hz_gpus(d));
+            (long long)all);
     tm_critical_text(p, crit, sizeof crit);
     fprintf(out, "  critical path: %s\n", crit);
     /* the two rates nothing has measured yet, where the ceilings have none */
-    if (c->host_h2d_total_gbps <= 0)
+    if (c->host_h2d_total_gbps <= 0 && hz_gpus(d) > 1)
         fprintf(out, "  assumed until measured on a multi-GPU machine: the host's h2d to all "
                      "GPUs together %.1f GB/s (%g x one GPU's %.1f)\n",
                 tm_host_h2d_gbps(c), TM_ASSUMED_HOST_H2D_GPUS, c->h2d_gbps);
-    if (c->nccl_busbw_gbps <= 0)
+    if (c->nccl_busbw_gbps <= 0 && hz_gpus(d) > 1)
         fprintf(out, "  assumed until measured on a multi-GPU machine: NCCL's bus bandwidth "
                      "%g GB/s (NVLink)\n", tm_nccl_gbps(c));
+    if (hosts > 1)
+        fprintf(out, "  %s: the network's all-reduce bus bandwidth between the hosts %g GB/s%s\n",
+                c->net_busbw_gbps > 0 ? "stated" : "assumed until stated (--net-gbps)",
+                tm_net_gbps(c), c->net_busbw_gbps > 0 ? "" : " (one 400 Gb/s NIC a host)");
 }

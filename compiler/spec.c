@@ -258,6 +258,11 @@ static int load_field(spec_ctx *c, const field_def *def, const yml_node *node, h
             spec_error(c, node, "%s: must be a number of GPUs of one host, 1 to %lld (each runs "
                        "at least one micro-batch), got %s", def->key, (long long)SPEC_MAX_GPUS, got);
         return iv >= 1 && iv <= SPEC_MAX_GPUS;
+    case R_HOSTS:
+        if (iv < 1 || iv > SPEC_MAX_HOSTS)
+            spec_error(c, node, "%s: must be a number of hosts, 1 to %lld (each GPU runs at "
+                       "least one micro-batch), got %s", def->key, (long long)SPEC_MAX_HOSTS, got);
+        return iv >= 1 && iv <= SPEC_MAX_HOSTS;
     case R_BLOCKS: {
         int64_t L = spec->L >= 1 && spec->L <= SPEC_MAX_LAYERS ? spec->L : -1;
         if (L >= 0 && (iv < 0 || iv > L))

@@ -40,8 +40,14 @@ typedef struct spec_plan {
                                * running n_micro / gpus micro-batches (0: not written, one
                                * GPU); hzc's --gpus sets it with pos_gpus at line 0 (the
                                * gpu_bytes limit is then each GPU's) */
+    int64_t hosts;            /* plan.hosts: hosts the step is split over, each with its own
+                               * host store of the same weights and plan.gpus GPUs, each GPU
+                               * running n_micro / (hosts x gpus) micro-batches (0: not
+                               * written, one host); hzc's --hosts sets it with pos_hosts at
+                               * line 0 */
     spec_pos pos_resident_blocks, pos_resident_ends, pos_keep_blocks, pos_weight_slots,
-        pos_host_grad, pos_boundaries, pos_gpu_grad_blocks, pos_gpu_grad_ends, pos_gpus;
+        pos_host_grad, pos_boundaries, pos_gpu_grad_blocks, pos_gpu_grad_ends, pos_gpus,
+        pos_hosts;
 } spec_plan;
 
 typedef struct hzc_spec {
@@ -116,6 +122,8 @@ double spec_param_count_fp(const hzc_spec *spec);
 #define SPEC_MAX_LAYER_PASSES 65536LL   /* num_layers * micro-batches per step */
 /* plan.gpus and --gpus: each GPU runs at least one micro-batch of the step */
 #define SPEC_MAX_GPUS SPEC_MAX_MICRO_BATCHES
+/* plan.hosts and --hosts: likewise (hosts x gpus GPUs each run at least one micro-batch) */
+#define SPEC_MAX_HOSTS SPEC_MAX_MICRO_BATCHES
 #define SPEC_MAX_PARAMS 1125899906842624.0 /* 2^50: byte counts of 12 bytes/param fit int64 */
 /* The characters a spec name may hold (it ends up in file names and comments). */
 #define SPEC_NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"

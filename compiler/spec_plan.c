@@ -21,6 +21,7 @@ const field_def spec_plan_fields[PK_N] = {
     [PK_GPU_GRAD_BLOCKS] = FIELD("gpu_gradient_blocks", FT_INT, R_BLOCKS, 0, plan.gpu_grad_blocks),
     [PK_GPU_GRAD_ENDS] = FIELD("gpu_gradient_ends", FT_BOOL, R_ANY, 0, plan.gpu_grad_ends),
     [PK_GPUS] = FIELD("gpus", FT_INT, R_GPUS, 0, plan.gpus),
+    [PK_HOSTS] = FIELD("hosts", FT_INT, R_HOSTS, 0, plan.hosts),
 };
 
 static const char *const grad_names[] = {
@@ -41,7 +42,7 @@ void spec_load_plan(spec_ctx *c, const field_val *at, hzc_spec *spec) {
         [PK_KEEP] = &p->pos_keep_blocks, [PK_WEIGHT_SLOTS] = &p->pos_weight_slots,
         [PK_HOST_GRAD] = &p->pos_host_grad, [PK_BOUNDARIES] = &p->pos_boundaries,
         [PK_GPU_GRAD_BLOCKS] = &p->pos_gpu_grad_blocks, [PK_GPU_GRAD_ENDS] = &p->pos_gpu_grad_ends,
-        [PK_GPUS] = &p->pos_gpus};
+        [PK_GPUS] = &p->pos_gpus, [PK_HOSTS] = &p->pos_hosts};
     for (int k = 0; k < PK_N; k++)
         if (v[k].value) *pos[k] = (spec_pos){v[k].value->line, v[k].value->col};
 
@@ -108,6 +109,10 @@ void spec_plan_write(FILE *out, const spec_plan *p) {
     if (p->gpus > 1) { /* absent: one GPU */
         snprintf(n, sizeof n, "%lld", (long long)p->gpus);
         plan_line(out, "gpus", n, "GPUs of one host sharing the step, data parallel");
+    }
+    if (p->hosts > 1) { /* absent: one host */
+        snprintf(n, sizeof n, "%lld", (long long)p->hosts);
+        plan_line(out, "hosts", n, "hosts sharing the step, each with its own host store");
     }
 }
 

@@ -60,6 +60,7 @@ void tm_defaults(tm_ceilings *c)
     /* several GPUs: the assumed rates (timemodel.h), until a multi-GPU machine is measured */
     c->host_h2d_total_gbps = 0.0;
     c->nccl_busbw_gbps = 0.0;
+    c->net_busbw_gbps = 0.0; /* several hosts: assumed likewise */
 }
 
 double tm_host_h2d_gbps(const tm_ceilings *c)
@@ -71,6 +72,11 @@ double tm_host_h2d_gbps(const tm_ceilings *c)
 double tm_nccl_gbps(const tm_ceilings *c)
 {
     return c->nccl_busbw_gbps > 0 ? c->nccl_busbw_gbps : TM_ASSUMED_NCCL_BUSBW_GBPS;
+}
+
+double tm_net_gbps(const tm_ceilings *c)
+{
+    return c->net_busbw_gbps > 0 ? c->net_busbw_gbps : TM_ASSUMED_NET_BUSBW_GBPS;
 }
 
 int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *err,
@@ -99,6 +105,7 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
         /* several GPUs: absent, 0, the assumed rates (named by hzc plan --gpus) */
         {"host_h2d_total_gbps", offsetof(tm_ceilings, host_h2d_total_gbps), 1},
         {"nccl_busbw_gbps", offsetof(tm_ceilings, nccl_busbw_gbps), 1},
+        {"net_busbw_gbps", offsetof(tm_ceilings, net_busbw_gbps), 1},
     };
     tm_defaults(c);
     note[0] = 0;
@@ -256,21 +263,35 @@ static double h2d_rate(const hz_plan *p, const tm_ceilings *c)
     return own * 1e9;
 }
 
+/* The gradients unit U stores (a tied head's lm_head is the embedding's). */
+static double unit_grads(const hz_plan *p, const hz_unit *u)
+{
+    double grads = 0.0;
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        if (t->store_grad) grads += (double)(t->rows * t->cols);
+    }
+    return grads;
+}
+
 double tm_nccl_seconds(const hz_plan *p, const tm_ceilings *c)
 {
     double n = (double)hz_gpus(&p->dims), bytes = 0.0;
     if (n <= 1) return 0.0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
-        /* the gradients the unit stores (a tied head's lm_head is the embedding's) */
-        double grads = 0.0;
-        for (int k = 0; k < u->tensor_n; k++) {
-            const hz_tensor *t = &p->tensors[u->first_tensor + k];
-            if (t->store_grad) grads += (double)(t->rows * t->cols);
-        }
-        bytes += (u->resident ? 2.0 : 1.0) * (n - 1.0) / n * 4.0 * grads;
+        bytes += (u->resident ? 2.0 : 1.0) * (n - 1.0) / n * 4.0 * unit_grads(p, u);
     }
     return bytes / (tm_nccl_gbps(c) * 1e9);
+}
+
+double tm_net_seconds(const hz_plan *p, const tm_ceilings *c)
+{
+    double h = (double)hz_hosts(&p->dims), bytes = 0.0;
+    if (h <= 1) return 0.0;
+    for (int i = 0; i < p->unit_n; i++)
+        bytes += 2.0 * (h - 1.0) / h * 4.0 * unit_grads(p, &p->units[i]);
+    return bytes / (tm_net_gbps(c) * 1e9);
 }
 
 void tm_predict(hz_plan *p, const tm_ceilings *c)
@@ -302,6 +323,8 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
     /* each unit's sum runs on its own stream after the unit's last backward, as its d2h */
     ph[HZ_PH_NCCL] = tm_nccl_seconds(p, c);
+    /* and with several hosts, each unit's host sum crosses the network after it */
+    ph[HZ_PH_NET] = tm_net_seconds(p, c);
     /* host AdamW: w, lo, m, v (and int8's block scales) read and written plus the gradient,
      * per streamed parameter (fp32 moments: 24 + the gradient; a held unit's gradient is fp32,
      * from its staging slot); the GPU's: the same plus the
@@ -352,7 +375,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         crit = HZ_PH_OPT;
     }
     /* the streams beside the compute: the step is at least each one's work */
-    static const int beside[] = {HZ_PH_H2D, HZ_PH_D2H, HZ_PH_NCCL};
+    static const int beside[] = {HZ_PH_H2D, HZ_PH_D2H, HZ_PH_NCCL, HZ_PH_NET};
     for (size_t i = 0; i < sizeof beside / sizeof *beside; i++)
         if (ph[beside[i]] > step) {
             step = ph[beside[i]];
@@ -367,6 +390,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
     p->pred.d2h_gbps = c->d2h_gbps;
     p->pred.host_h2d_gbps = tm_host_h2d_gbps(c);
     p->pred.nccl_busbw_gbps = tm_nccl_gbps(c);
+    p->pred.net_busbw_gbps = tm_net_gbps(c);
 }
 
 void tm_critical_text(const hz_plan *p, char *buf, size_t n)
@@ -400,6 +424,12 @@ void tm_critical_text(const hz_plan *p, char *buf, size_t n)
                  hz_phase_names[r->critical], ph[r->critical], (long long)hz_gpus(&p->dims),
                  r->nccl_busbw_gbps, ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
         break;
+    case HZ_PH_NET:
+        snprintf(buf, n, "%s: %.2f s of gradient sums across %lld hosts at %g GB/s, more than "
+                         "the %.2f s of compute",
+                 hz_phase_names[r->critical], ph[r->critical], (long long)hz_hosts(&p->dims),
+                 r->net_busbw_gbps, ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
+        break;
     default:
         snprintf(buf, n, "compute stream: %.2f s, of which %s %.2f s",
                  ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT],
@@ -425,7 +455,7 @@ void tm_rates_text(const hz_plan *p, char *buf, size_t n)
 {
     double step = p->pred.step_s, tokens = (double)p->dims.step_tokens;
     double tflops = hz_flops_per_token(&p->dims) * tokens / step * 1e-12;
-    int64_t gpus = hz_gpus(&p->dims);
+    int64_t gpus = hz_gpus(&p->dims) * hz_hosts(&p->dims);
     int len = snprintf(buf, n, "(%.0f tokens/s, %.1f model TFLOP/s", tokens / step, tflops);
     if (gpus > 1 && len > 0 && (size_t)len < n)
         len += snprintf(buf + len, n - (size_t)len, ", %.1f a GPU", tflops / (double)gpus);

@@ -36,6 +36,10 @@ typedef struct tm_ceilings {
                                  * and PCIe switches are shared ("host_h2d_total_gbps") */
     double nccl_busbw_gbps;     /* NCCL's bus bandwidth between the GPUs, as nccl-tests
                                  * reports it ("nccl_busbw_gbps") */
+    /* Several hosts (plan.hosts > 1), optional in a file or stated with hzc's --net-gbps;
+     * 0: the assumed rate below (tm_net_gbps) */
+    double net_busbw_gbps;      /* the all-reduce's bus bandwidth between the hosts' GPUs 0,
+                                 * as nccl-tests reports it ("net_busbw_gbps") */
 } tm_ceilings;
 
 /* ASSUMED, not measured (no multi-GPU machine has been probed yet): the host feeds all its
@@ -44,13 +48,22 @@ typedef struct tm_ceilings {
  * host_h2d_total_gbps and nccl_busbw_gbps replace them. */
 #define TM_ASSUMED_HOST_H2D_GPUS 4.0
 #define TM_ASSUMED_NCCL_BUSBW_GBPS 300.0
+/* ASSUMED, not measured (no cluster has been probed): between hosts the all-reduce runs at a
+ * bus bandwidth of 45 GB/s, about what one 400 Gb/s NIC a host gives. A ceilings file's
+ * net_busbw_gbps, or hzc's --net-gbps, replaces it. */
+#define TM_ASSUMED_NET_BUSBW_GBPS 45.0
 /* The rates C gives for them, in GB/s: the file's, else the assumed ones above. */
 double tm_host_h2d_gbps(const tm_ceilings *c);
 double tm_nccl_gbps(const tm_ceilings *c);
+double tm_net_gbps(const tm_ceilings *c);
 /* The seconds of NCCL's sums of P's gradients in one step at C's bus bandwidth: (N - 1) / N
  * of each streamed unit's fp32 gradient bytes (ncclReduce to GPU 0), 2 (N - 1) / N of each
  * resident unit's (ncclAllReduce); 0 with one GPU. */
 double tm_nccl_seconds(const hz_plan *p, const tm_ceilings *c);
+/* The seconds of the all-reduce of P's gradients between its H hosts in one step at C's
+ * network bus bandwidth: 2 (H - 1) / H of every unit's fp32 gradient bytes (each host's sum,
+ * from its GPU 0; every host updates its own store with the same total); 0 with one host. */
+double tm_net_seconds(const hz_plan *p, const tm_ceilings *c);
 
 /* The defaults: one H200 (141 GB) measured on 2026-12-01 and 2026-12-02 (bench/NOTES.md);
  * the full layers' attention is cuDNN's where hzc was built with it (HZ_TM_CUDNN), else

@@ -156,7 +156,7 @@ static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
         if (seqs % per != 0 || n_micro > SPEC_MAX_MICRO_BATCHES ||
             spec->L * n_micro > SPEC_MAX_LAYER_PASSES)
             continue;
-        if (n_micro % s->gpus != 0) {
+        if (n_micro % (s->gpus * s->hosts) != 0) {
             s->micro_skipped_n++;
             continue;
         }
@@ -176,7 +176,8 @@ static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
                                                    .boundaries = where,
                                                    .gpu_grad_blocks = held ? spec->L : 0,
                                                    .gpu_grad_ends = held,
-                                                   .gpus = s->gpus > 1 ? s->gpus : 0};
+                                                   .gpus = s->gpus > 1 ? s->gpus : 0,
+                                                   .hosts = s->hosts > 1 ? s->hosts : 0};
                         walk(w);
                     }
     }
@@ -193,6 +194,7 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
     s->micro_n = 0;
     s->states_n = 0;
     s->gpus = spec->plan.gpus > 1 ? spec->plan.gpus : 1;
+    s->hosts = spec->plan.hosts > 1 ? spec->plan.hosts : 1;
     memset(&s->smallest, 0, sizeof s->smallest);
     /* the spec's precision; where it names none, each of them: the most exact one with a
      * plan that fits is taken, the others' fastest plans are shown beside it */
@@ -281,6 +283,9 @@ static void choice_text(const tune_result *r, char *buf, size_t n)
     size_t len = strlen(buf);
     if (r->plan.gpus > 1 && len < n)
         snprintf(buf + len, n - len, ", gpus %lld", (long long)r->plan.gpus);
+    len = strlen(buf);
+    if (r->plan.hosts > 1 && len < n)
+        snprintf(buf + len, n - len, ", hosts %lld", (long long)r->plan.hosts);
 }
 
 /* Which optimizer-state precision the search took, and why; each other one's fastest plan. */
@@ -327,10 +332,17 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
     }
     tune_search_run(spec, lim, ceil, &s);
     tune_result def;
-    spec_plan none = {.gpus = s.gpus > 1 ? s.gpus : 0}; /* the spec's plan on as many GPUs */
+    spec_plan none = {.gpus = s.gpus > 1 ? s.gpus : 0, /* the spec's plan on as many GPUs */
+                      .hosts = s.hosts > 1 ? s.hosts : 0};
     tune_eval(spec, &none, spec->micro_tokens, lim, ceil, &def);
+    int64_t all = s.gpus * s.hosts;
 
-    if (s.gpus > 1)
+    if (s.hosts > 1)
+        fprintf(out, "hzc tune: %s on %lld hosts of %lld GPU%s of %.2f GiB each and %.2f GiB "
+                     "of host memory each (%s)\n", spec->name, (long long)s.hosts,
+                (long long)s.gpus, s.gpus > 1 ? "s" : "", (double)lim->gpu_bytes / GIB,
+                (double)lim->host_bytes / GIB, ceil->name);
+    else if (s.gpus > 1)
         fprintf(out, "hzc tune: %s on %lld GPUs of %.2f GiB each and %.2f GiB of host memory "
                      "(%s)\n", spec->name, (long long)s.gpus, (double)lim->gpu_bytes / GIB,
                 (double)lim->host_bytes / GIB, ceil->name);
@@ -339,11 +351,11 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
                 spec->name, (double)lim->gpu_bytes / GIB, (double)lim->host_bytes / GIB,
                 ceil->name);
     char skipped[160] = "";
-    if (s.gpus > 1)
+    if (all > 1)
         snprintf(skipped, sizeof skipped, "; %d micro-batch size%s skipped: %s micro-batches "
                                           "per step not a multiple of the %lld GPUs",
                  s.micro_skipped_n, s.micro_skipped_n == 1 ? "" : "s",
-                 s.micro_skipped_n == 1 ? "its" : "their", (long long)s.gpus);
+                 s.micro_skipped_n == 1 ? "its" : "their", (long long)all);
     fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 24 choices of "
                  "resident_ends, weight_slots, gradients (host fp32, host bf16 or on the GPU) "
                  "and boundaries, each with keep_activations 0..%lld and the most "
@@ -354,8 +366,8 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
         fprintf(err, "hzc: error: %s: no micro-batch of whole sequences splits the step's %lld "
                      "tokens into a multiple of %lld micro-batches: set shape.tokens_per_step "
                      "to a multiple of %lld x %lld (seq_len) tokens\n",
-                spec->name, (long long)spec->step_tokens, (long long)s.gpus,
-                (long long)s.gpus, (long long)spec->T);
+                spec->name, (long long)spec->step_tokens, (long long)all, (long long)all,
+                (long long)spec->T);
         free(s.best);
         return 1;
     }

@@ -37,10 +37,11 @@ typedef struct tune_search {
                                   * its least-overflowing one */
     int64_t built_n;             /* plans built */
     int micro_n;                 /* micro-batch sizes tried */
-    int64_t gpus;                /* the GPUs the plans split the step over (the spec's
-                                  * plan.gpus, else 1), written into every plan tried */
+    int64_t gpus;                /* the GPUs of one host the plans split the step over (the
+                                  * spec's plan.gpus, else 1), written into every plan tried */
+    int64_t hosts;               /* likewise the hosts (plan.hosts, else 1) */
     int micro_skipped_n;         /* micro-batch sizes not tried: their micro-batches per step
-                                  * are not a multiple of gpus */
+                                  * are not a multiple of gpus x hosts */
     double seconds;              /* wall time */
 } tune_search;
 

@@ -42,6 +42,9 @@ typedef struct hz_dims {
                                       * parallel): each runs the schedule on n_micro / gpus
                                       * micro-batches; 1 (or 0) = one GPU. T, B, n_micro and
                                       * step_tokens are the whole step's */
+    int64_t hosts;                   /* hosts the step is split over, each with its own host
+                                      * store and `gpus` GPUs: each GPU runs n_micro /
+                                      * (hosts x gpus) micro-batches; 1 (or 0) = one host */
 } hz_dims;
 
 /* Training defaults from the spec (the trainer's flags override them). */
@@ -148,6 +151,8 @@ typedef struct hz_predict {
     /* with several GPUs: the rates the prediction assumed for what they share */
     double host_h2d_gbps;       /* the host's h2d bandwidth for all GPUs together */
     double nccl_busbw_gbps;     /* NCCL's bus bandwidth between the GPUs */
+    double net_busbw_gbps;      /* with several hosts: the network's bus bandwidth for the
+                                 * all-reduce between them */
 } hz_predict;
 
 typedef struct hz_plan {
@@ -229,12 +234,14 @@ float hz_gemma_embed_scale(int64_t C);
  * weights and its own share of the tokens and boundaries. */
 void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h);
 
-/* The GPUs of D's step (at least 1), and what each one runs of it: micro-batches and
- * tokens (the whole step's with one GPU). */
+/* The GPUs of one host of D's step and its hosts (each at least 1), and what each GPU runs
+ * of it: micro-batches and tokens (the whole step's with one GPU of one host). */
 int64_t hz_gpus(const hz_dims *d);
+int64_t hz_hosts(const hz_dims *d);
 int64_t hz_gpu_n_micro(const hz_dims *d);
 int64_t hz_gpu_step_tokens(const hz_dims *d);
-/* The phases P's prediction has: HZ_PHASE_N with one GPU, HZ_PHASE_ALL_N with several. */
+/* The phases P's prediction has: HZ_PHASE_N with one GPU of one host, up to the NCCL phase
+ * with several GPUs of one host, HZ_PHASE_ALL_N (the network's too) with several hosts. */
 int hz_plan_phase_n(const hz_plan *p);
 
 /* The generated schedule provides the plan. */

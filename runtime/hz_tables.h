@@ -73,11 +73,15 @@
     X(PH_OPT, "host optimizer", "AdamW of the streamed units on the host")           \
     X(PH_GPU_OPT, "GPU optimizer", "AdamW of the resident units on the GPU")
 
-/* The phases only a plan for several GPUs of one host has (docs/plan.md "Several GPUs of
- * one host"), after those of HZ_PHASES: a one-GPU plan, and the trainer, which runs one GPU,
- * have the first HZ_PHASE_N phases alone. X(ID, name, what) */
-#define HZ_GPUS_PHASES(X) \
-    X(PH_NCCL, "NCCL reduce", "each unit's gradients summed across the GPUs (ncclReduce, ncclAllReduce)")
+/* The phases only a plan for several GPUs or several hosts has (docs/plan.md "Several
+ * GPUs of one host", "Several hosts"), after those of HZ_PHASES: a plan for one GPU of one
+ * host, and the trainer, which runs one GPU, have the first HZ_PHASE_N phases alone.
+ * X(ID, name, what) */
+#define HZ_GPUS_PHASES(X)                                                                     \
+    X(PH_NCCL, "NCCL reduce",                                                                 \
+      "each unit's gradients summed across the GPUs (ncclReduce, ncclAllReduce)")             \
+    X(PH_NET, "network all-reduce",                                                           \
+      "each unit's sum of one host all-reduced across the hosts (between their GPUs 0)")
 
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
  * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels

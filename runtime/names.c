@@ -71,11 +71,18 @@ int hz_caps_head_dim_ok(const hz_caps *c, int64_t HD, char *list, size_t list_n)
 
 int64_t hz_gpus(const hz_dims *d) { return d->gpus > 1 ? d->gpus : 1; }
 
-int64_t hz_gpu_n_micro(const hz_dims *d) { return d->n_micro / hz_gpus(d); }
+int64_t hz_hosts(const hz_dims *d) { return d->hosts > 1 ? d->hosts : 1; }
 
-int64_t hz_gpu_step_tokens(const hz_dims *d) { return d->step_tokens / hz_gpus(d); }
+int64_t hz_gpu_n_micro(const hz_dims *d) { return d->n_micro / (hz_gpus(d) * hz_hosts(d)); }
 
-int hz_plan_phase_n(const hz_plan *p) { return hz_gpus(&p->dims) > 1 ? HZ_PHASE_ALL_N : HZ_PHASE_N; }
+int64_t hz_gpu_step_tokens(const hz_dims *d) { return d->step_tokens / (hz_gpus(d) * hz_hosts(d)); }
+
+int hz_plan_phase_n(const hz_plan *p)
+{
+    return hz_hosts(&p->dims) > 1 ? HZ_PHASE_ALL_N /* the network's last */
+           : hz_gpus(&p->dims) > 1 ? HZ_PH_NCCL + 1
+                                   : HZ_PHASE_N;
+}
 
 void hz_plan_pcie_bytes(const hz_plan *p, int64_t *h2d, int64_t *d2h)
 {

@@ -1,6 +1,6 @@
 /* runtime/train_check.c - what the trainer refuses before any work (train_check.h): a plan
- * for several GPUs, an output path it could not write at the end, a host without room for
- * the plan. Each refusal is one message saying what to do, and exit status 1. */
+ * for several GPUs or hosts, an output path it could not write at the end, a host without
+ * room for the plan. Each refusal is one message saying what to do, and exit status 1. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +19,18 @@ static void check_gpus(const hz_plan *p)
                     "and the trainer runs one GPU: build it again without --gpus (and "
                     "without plan.gpus) to train; hzc plan --gpus predicts several\n",
             (long long)hz_gpus(&p->dims));
+    exit(1);
+}
+
+/* The plan splits each step over several hosts; this trainer runs on one (docs/plan.md
+ * "Several hosts": planned, not yet run). */
+static void check_hosts(const hz_plan *p)
+{
+    if (hz_hosts(&p->dims) <= 1) return;
+    fprintf(stderr, "train: error: this trainer's plan splits each step over %lld hosts, and "
+                    "the trainer runs on one: build it again without --hosts (and without "
+                    "plan.hosts) to train; hzc plan --hosts predicts several\n",
+            (long long)hz_hosts(&p->dims));
     exit(1);
 }
 
@@ -90,6 +102,7 @@ static void check_host_memory(const hz_plan *p)
 void hz_train_check(const hz_plan *p, const train_args *a)
 {
     check_gpus(p);
+    check_hosts(p);
     probe_outputs(a);
     check_host_memory(p);
 }

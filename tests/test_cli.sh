@@ -129,6 +129,37 @@ $hzc build models/tiny.yaml -o "$tmp/bg2" --backend cpu --gpus 2 > /dev/null 2>&
     grep -q '"gpus": 2' "$tmp/bg2/generated/plan.json" &&
     expect_fail "a trainer planned for 2 GPUs" "the trainer runs one GPU" "$tmp/bg2/train" --data data/tiny_train.bin --steps 1 ||
     bad "build --gpus 2"
+# several hosts (planned; the trainer runs on one): the network phase, the stated rate, the
+# plan: key, the refusals
+$hzc plan models/llama3-8b.yaml --hosts 2 --gpus 2 > "$tmp/h2.txt" &&
+    grep -q "^  split over 2 hosts of 2 GPUs each (data parallel): 2 micro-batches a GPU$" "$tmp/h2.txt" &&
+    grep -q "^  network all-reduce  *[0-9.]* s$" "$tmp/h2.txt" &&
+    grep -q "^  speed-up  *[0-9.]*x with 4 GPUs$" "$tmp/h2.txt" &&
+    grep -q "^  assumed until stated (--net-gbps): the network's all-reduce bus bandwidth between the hosts 45 GB/s" "$tmp/h2.txt" &&
+    ok "plan --hosts 2 --gpus 2: the network phase and the several-hosts section" ||
+    bad "plan --hosts 2: $(sed -n '/^several/,$p' "$tmp/h2.txt")"
+$hzc plan models/llama3-8b.yaml --hosts 2 --net-gbps 90 --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin); ph = p["predicted"]["phases_s"]
+assert p["dims"]["hosts"] == 2 and p["dims"]["gpu_n_micro"] == 4 and ph["network all-reduce"] > 0, (p["dims"], ph)' &&
+    $hzc plan models/llama3-8b.yaml --hosts 2 --net-gbps 90 | grep -q "^  stated: the network's all-reduce bus bandwidth between the hosts 90 GB/s$" &&
+    ok "plan.json carries hosts and the network phase; --net-gbps is stated" || bad "plan --hosts --json / --net-gbps"
+for g in 0 -1 x 1025; do
+    expect_fail "plan --hosts $g" "--hosts expects a number of hosts, 1 to 1024, got '$g'" $hzc plan models/tiny.yaml --hosts $g
+done
+for g in 0 -5 fast; do
+    expect_fail "plan --net-gbps $g" "--net-gbps expects the network's all-reduce bus bandwidth between hosts in GB/s (e.g. 45), got '$g'" \
+        $hzc plan models/tiny.yaml --hosts 2 --net-gbps $g
+done
+expect_fail "plan --hosts 3 on 8 micro-batches" "^llama3-8b: error: --hosts 3 (of 1 GPU each) splits the step's 8 micro-batches over 3 GPUs" \
+    $hzc plan models/llama3-8b.yaml --hosts 3
+{ cat models/tiny.yaml; printf 'plan:\n  hosts: 4\n'; } > "$tmp/h4.yaml"
+expect_fail "plan.hosts 4 on 2 micro-batches" "^$tmp/h4.yaml:31:10: error: plan.hosts: 4 (of 1 GPU each) splits the step's 2 micro-batches over 4 GPUs" \
+    $hzc plan "$tmp/h4.yaml"
+$hzc build models/tiny.yaml -o "$tmp/bh2" --backend cpu --hosts 2 > /dev/null 2>&1 &&
+    grep -q '"hosts": 2' "$tmp/bh2/generated/plan.json" &&
+    expect_fail "a trainer planned for 2 hosts" "splits each step over 2 hosts, and the trainer runs on one" "$tmp/bh2/train" --data data/tiny_train.bin --steps 1 ||
+    bad "build --hosts 2"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"
 expect_fail "cuda head_dim 48" "support head_dim 32, 64, 128, 256; .* has 48" $hzc build "$tmp/hd48.yaml" -o "$tmp/hd" --backend cuda

@@ -101,7 +101,7 @@ static void check_split(const hzc_spec *s, int64_t n, const tm_ceilings *c)
           pb[HZ_PH_D2H], pa[HZ_PH_D2H]);
     double nccl = nccl_by_hand(b, (double)n, tm_nccl_gbps(c));
     CHECK(pa[HZ_PH_NCCL] == 0 && nccl > 0 && close_to(pb[HZ_PH_NCCL], nccl) &&
-              hz_plan_phase_n(a) == HZ_PHASE_N && hz_plan_phase_n(b) == HZ_PHASE_ALL_N,
+              hz_plan_phase_n(a) == HZ_PHASE_N && hz_plan_phase_n(b) == HZ_PH_NCCL + 1,
           "%s, %lld GPUs: NCCL reduce %.5f s = (N-1)/N (x2 resident) x fp32 gradients / %.0f "
           "GB/s = %.5f s; none with one GPU, whose prediction has %d phases", name,
           (long long)n, pb[HZ_PH_NCCL], tm_nccl_gbps(c), nccl, HZ_PHASE_N);
@@ -201,6 +201,56 @@ static void check_bounds(const hzc_spec *s, const tm_ceilings *c)
     plan_free(&four);
 }
 
+/* Several hosts: S on H hosts of G GPUs each against one host of G. Each GPU runs n_micro /
+ * (H G) micro-batches; each host's store is one host's; the network phase is 2 (H - 1) / H of
+ * every unit's fp32 gradient bytes at the network's rate (the stated one where C has it);
+ * the NCCL phase stays the G GPUs' of one host; a slow enough network sets the step. */
+static void check_hosts(const hzc_spec *s, int64_t h, int64_t g, const tm_ceilings *c)
+{
+    hzc_spec on = *s;
+    on.plan.hosts = h;
+    hzc_plan one, many;
+    if (plan_on(s, g, c, &one) != 0 || plan_on(&on, g, c, &many) != 0) return;
+    const hz_plan *a = &one.p, *b = &many.p;
+    const double *pa = a->pred.phase_s, *pb = b->pred.phase_s;
+    double bytes = 0.0;
+    for (int i = 0; i < b->unit_n; i++) {
+        const hz_unit *u = &b->units[i];
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *t = &b->tensors[u->first_tensor + k];
+            if (t->store_grad) bytes += 4.0 * (double)(t->rows * t->cols);
+        }
+    }
+    double want = 2.0 * (double)(h - 1) / (double)h * bytes / (tm_net_gbps(c) * 1e9);
+    CHECK(hz_gpu_n_micro(&b->dims) * h * g == b->dims.n_micro && close_to(pb[HZ_PH_NET], want) &&
+              pa[HZ_PH_NET] == 0 && close_to(pb[HZ_PH_NCCL], pa[HZ_PH_NCCL]) &&
+              close_to(pb[HZ_PH_BWD], pa[HZ_PH_BWD] / (double)h) &&
+              b->host_bytes == a->host_bytes && hz_plan_phase_n(b) == HZ_PHASE_ALL_N,
+          "%s on %lld hosts of %lld GPU%s: %lld micro-batches a GPU, network %.4g s (by hand "
+          "%.4g at %g GB/s), NCCL %.4g s as one host's, backward 1/%lld, each host's store %lld "
+          "bytes as one host's", s->name, (long long)h, (long long)g, g > 1 ? "s" : "",
+          (long long)hz_gpu_n_micro(&b->dims), pb[HZ_PH_NET], want, tm_net_gbps(c),
+          pb[HZ_PH_NCCL], (long long)h, (long long)b->host_bytes);
+    CHECK(b->pred.step_s >= pb[HZ_PH_NET] && b->pred.step_s <= a->pred.step_s,
+          "%s on %lld hosts: step %.4g s, at least the network's and at most one host's %.4g",
+          s->name, (long long)h, b->pred.step_s, a->pred.step_s);
+    /* a network slow enough to set the step, stated */
+    tm_ceilings slow = *c;
+    slow.net_busbw_gbps = 0.01;
+    tm_predict(&many.p, &slow);
+    char text[256];
+    tm_critical_text(&many.p, text, sizeof text);
+    char phrase[64];
+    snprintf(phrase, sizeof phrase, "across %lld hosts at 0.01 GB/s", (long long)h);
+    CHECK(many.p.pred.critical == HZ_PH_NET && many.p.pred.step_s == many.p.pred.phase_s[HZ_PH_NET] &&
+              close_to(many.p.pred.phase_s[HZ_PH_NET], want * tm_net_gbps(c) / 0.01) &&
+              strstr(text, phrase),
+          "%s on %lld hosts at a stated 0.01 GB/s: the network sets the step: %s", s->name,
+          (long long)h, text);
+    plan_free(&one);
+    plan_free(&many);
+}
+
 /* What plan_build says to a count of GPUs that does not divide the micro-batches, given as
  * hzc's --gpus gives it (pos_gpus at line 0). */
 static void check_refused(const hzc_spec *s, int64_t n, const char *phrase, const tm_ceilings *c)
@@ -280,5 +330,21 @@ int main(void)
     check_refused(&t3, 2, "set shape.tokens_per_step to 2048 or 4096 (a multiple of 2 x 1024 "
                           "tokens), or shape.tokens_per_micro_batch to 768 (4 micro-batches, 2 "
                           "a GPU)", &c);
+    check_hosts(&l8, 2, 1, &c);
+    check_hosts(&l8, 2, 2, &c);
+    check_hosts(&l8, 4, 2, &c);
+    check_hosts(&tiny, 2, 2, &c);
+    CHECK(tm_net_gbps(&c) == TM_ASSUMED_NET_BUSBW_GBPS, "the defaults assume the network's "
+          "all-reduce between hosts at %g GB/s", tm_net_gbps(&c));
+    {
+        hzc_spec h3 = l8;
+        h3.plan.hosts = 3;
+        h3.plan.pos_hosts = (spec_pos){0, 0};
+        check_refused(&h3, 1, "llama3-8b: error: --hosts 3 (of 1 GPU each) splits the step's 8 "
+                              "micro-batches over 3 GPUs, which needs a multiple of 3", &c);
+        h3.plan.hosts = 2;
+        check_refused(&h3, 3, "llama3-8b: error: --hosts 2 (of 3 GPUs each) splits the step's 8 "
+                              "micro-batches over 6 GPUs", &c);
+    }
     TEST_END();
 }

@@ -595,6 +595,41 @@ static void test_plan_gpus(void) {
     }
 }
 
+/* plan.hosts likewise: a positive count of hosts, where it is written; written back when
+ * above one and read back the same. */
+static void test_plan_hosts(void) {
+    hzc_spec s;
+    char *text = NULL;
+    int n = load_with("plan:\n  hosts: 2\n", &s, &text);
+    CHECK(n == 0 && s.plan.hosts == 2 && s.plan.pos_hosts.line == 13 && s.plan.pos_hosts.col == 10,
+          "plan.hosts: 2 read, at 13:10 (%lld at %d:%d) %s", (long long)s.plan.hosts,
+          s.plan.pos_hosts.line, s.plan.pos_hosts.col, text);
+    free(text);
+    static const char *const bad[] = {"0", "-2", "1025"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char tail[64];
+        snprintf(tail, sizeof tail, "plan:\n  hosts: %s\n", bad[i]);
+        n = load_with(tail, &s, &text);
+        CHECK(n == 1 && strstr(text, "plan.yaml:13:10: error: hosts: must be a number of hosts, "
+                                     "1 to 1024 (each GPU runs at least one micro-batch)"),
+              "plan.hosts: %s refused at 13:10: %s", bad[i], text);
+        free(text);
+    }
+    for (int64_t h = 1; h <= 3; h += 2) {
+        spec_plan p = {.set = 1, .weight_slots = 2, .gpus = 2, .hosts = h};
+        char *yaml = plan_yaml(&p), body[2048];
+        snprintf(body, sizeof body, "%s%s", plan_base, yaml);
+        n = load(write_file("hosts.yaml", body), &s, &text);
+        int has = strstr(yaml, "  hosts: 3 ") != NULL;
+        CHECK(n == 0 && (s.plan.hosts > 1 ? s.plan.hosts : 1) == h && s.plan.gpus == 2 &&
+                  has == (h > 1),
+              "spec_plan_write with %lld host%s: %s key, reads back %lld %s", (long long)h,
+              h > 1 ? "s" : "", has ? "a hosts:" : "no hosts:", (long long)s.plan.hosts, text);
+        free(text);
+        free(yaml);
+    }
+}
+
 /* Write IN to a scratch file, put P (and MICRO, when > 0) into it with spec_write_tuned (to
  * the same file when IN_PLACE), and check the output is exactly BEFORE + P's section + AFTER
  * (BEFORE may hold %s once, for P's section, when it is not at the end), that it loads with
@@ -796,6 +831,7 @@ int main(void) {
     test_bad_inputs();
     test_plan_section();
     test_plan_gpus();
+    test_plan_hosts();
     test_plan_write();
     test_state_write();
     test_file_limits();
