@@ -419,17 +419,16 @@ void tm_critical_text(const hz_plan *p, char *buf, size_t n)
         break;
     }
     case HZ_PH_NCCL:
-        snprintf(buf, n, "%s: %.2f s of gradient sums across %lld GPUs at %g GB/s, more than "
+    case HZ_PH_NET: { /* the sums between one host's GPUs, or between the hosts */
+        int net = r->critical == HZ_PH_NET;
+        snprintf(buf, n, "%s: %.2f s of gradient sums across %lld %s at %g GB/s, more than "
                          "the %.2f s of compute",
-                 hz_phase_names[r->critical], ph[r->critical], (long long)hz_gpus(&p->dims),
-                 r->nccl_busbw_gbps, ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
+                 hz_phase_names[r->critical], ph[r->critical],
+                 (long long)(net ? hz_hosts(&p->dims) : hz_gpus(&p->dims)), net ? "hosts" : "GPUs",
+                 net ? r->net_busbw_gbps : r->nccl_busbw_gbps,
+                 ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
         break;
-    case HZ_PH_NET:
-        snprintf(buf, n, "%s: %.2f s of gradient sums across %lld hosts at %g GB/s, more than "
-                         "the %.2f s of compute",
-                 hz_phase_names[r->critical], ph[r->critical], (long long)hz_hosts(&p->dims),
-                 r->net_busbw_gbps, ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD]);
-        break;
+    }
     default:
         snprintf(buf, n, "compute stream: %.2f s, of which %s %.2f s",
                  ph[HZ_PH_FWD] + ph[HZ_PH_LOSS] + ph[HZ_PH_BWD] + ph[HZ_PH_GPU_OPT],
