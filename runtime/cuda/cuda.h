@@ -65,6 +65,8 @@ typedef struct cuda_state {
     CUmodule mod;
     CUfunction fn[K_N];
     size_t cubin_bytes;
+    int kernels_compiled;  /* this process compiled them (NVRTC), not read them from the cache:
+                            * it holds NVRTC's pages too, which a cached start does not */
     /* streams and events: stream[] indexed by enum hz_stream_kind (HOST unused) */
     cudaStream_t stream[HZ_STREAM_KIND_N];
     cudaEvent_t *ev, tok_ev;

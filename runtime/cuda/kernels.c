@@ -59,6 +59,7 @@ static void *build_kernels(cuda_state *s, size_t *cubin_n)
     int hit = 0;
     void *cubin = hzcu_nvrtc_cached(src, src_n, src_path, arch, cubin_n, &hit, cache, sizeof cache);
     free(src);
+    s->kernels_compiled = !hit;
     if (hit)
         printf("cuda backend: kernels for %s: cache hit (%s)\n", arch, cache);
     else

@@ -458,6 +458,10 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
     int64_t process = hz_proc_bytes("/proc/self/status", "VmRSS:") - p->host_bytes;
     fprintf(log, "probe: the process holds %lld bytes beyond its plan's host memory "
                  "(libraries, device context)\n", (long long)process);
+    if (s->kernels_compiled)
+        fprintf(log, "probe: note: this run compiled its kernels (NVRTC), whose memory a "
+                     "trainer starting from the cubin cache may not hold: a second probe "
+                     "measures the process's own bytes as such a trainer starts\n");
 
     if (p->resident_n > 0 || p->regions[HZ_GSLOT].count < 1)
         hzcu_die("--probe measures the streaming plan's copies in its weight and gradient "
