@@ -4,8 +4,8 @@
  * error of the run (the trainer then uses hzc's own kernels). */
 #ifdef HZ_HAVE_CUDNN
 #include "cudnn_api.h"
+#include "dlib.h"
 
-#include <dlfcn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,52 +21,6 @@ static const char *const sublibs[] = {"libcudnn_graph.so.9", "libcudnn_engines_p
                                       "libcudnn_engines_runtime_compiled.so.9",
                                       "libcudnn_heuristic.so.9"};
 
-static void *open_in(const char *dir, char *why, size_t why_n)
-{
-    char path[600];
-    if (!dir || !*dir) return NULL;
-    for (size_t i = 0; i < sizeof sublibs / sizeof *sublibs; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, sublibs[i]);
-        dlopen(path, RTLD_LAZY | RTLD_GLOBAL);
-    }
-    snprintf(path, sizeof path, "%s/libcudnn.so.9", dir);
-    void *so = dlopen(path, RTLD_LAZY | RTLD_GLOBAL);
-    if (so) snprintf(hzdnn.path, sizeof hzdnn.path, "%s", path);
-    else if (!*why) snprintf(why, why_n, "%s", dlerror());
-    return so;
-}
-
-/* The directory of python3's nvidia-cudnn wheel (pip install nvidia-cudnn-cu12), if any: the
- * package's own folder, whether it has an __init__.py or is a namespace package (no __file__). */
-static int python_cudnn_lib(char *dir, size_t n)
-{
-    FILE *f = popen("python3 -c 'import os, nvidia.cudnn as m; "
-                    "print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])'"
-                    " 2>/dev/null",
-                    "r");
-    if (!f) return -1;
-    char line[512] = "";
-    int ok = fgets(line, sizeof line, f) != NULL;
-    pclose(f);
-    line[strcspn(line, "\n")] = 0;
-    if (!ok || !*line) return -1;
-    snprintf(dir, n, "%s/lib", line);
-    return 0;
-}
-
-static void *find_library(char *why, size_t why_n)
-{
-    void *so = open_in(getenv("HZ_CUDNN_LIB"), why, why_n);
-    if (!so && (so = dlopen("libcudnn.so.9", RTLD_LAZY | RTLD_GLOBAL)) != NULL)
-        snprintf(hzdnn.path, sizeof hzdnn.path, "libcudnn.so.9 (the loader's path)");
-#ifdef HZ_CUDNN_LIB_DIR
-    if (!so) so = open_in(HZ_CUDNN_LIB_DIR, why, why_n);
-#endif
-    char dir[560];
-    if (!so && python_cudnn_lib(dir, sizeof dir) == 0) so = open_in(dir, why, why_n);
-    return so;
-}
-
 int hzdnn_load(char *why, size_t why_n)
 {
     static int tried, result = -1;
@@ -76,31 +30,32 @@ int hzdnn_load(char *why, size_t why_n)
         return result;
     }
     tried = 1;
-    first_why[0] = 0;
-    void *so = find_library(first_why, sizeof first_why);
-    if (!so) {
-        char tail[256];
-        snprintf(tail, sizeof tail, "%s", first_why);
+    const hzcu_dlib_where where = {"libcudnn.so.9", "HZ_CUDNN_LIB",
+#ifdef HZ_CUDNN_LIB_DIR
+                                   HZ_CUDNN_LIB_DIR,
+#else
+                                   NULL,
+#endif
+                                   "nvidia.cudnn", sublibs, sizeof sublibs / sizeof *sublibs};
+    hzdnn_lib lib = {0};
+    char tail[256];
+    lib.so = hzcu_dlib_open(&where, lib.path, sizeof lib.path, tail, sizeof tail);
+    if (!lib.so) {
         snprintf(first_why, sizeof first_why,
                  "libcudnn.so.9 not found (set HZ_CUDNN_LIB to its directory)%s%s",
                  *tail ? ": " : "", tail);
         snprintf(why, why_n, "%s", first_why);
         return -1;
     }
-    hzdnn_lib lib = {.so = so};
-    void *sym;
 #define HZDNN_TAKE(name)                                                                          \
-    sym = dlsym(so, #name);                                                                       \
-    if (!sym) {                                                                                   \
-        snprintf(first_why, sizeof first_why, "%s has no %s", hzdnn.path, #name);               \
+    if (hzcu_dlib_sym(lib.so, #name, &lib.name) != 0) {                                           \
+        snprintf(first_why, sizeof first_why, "%s has no %s", lib.path, #name);                  \
         snprintf(why, why_n, "%s", first_why);                                                   \
         return -1;                                                                                \
-    }                                                                                             \
-    memcpy(&lib.name, &sym, sizeof sym); /* object to function pointer: POSIX allows it */
+    }
     HZDNN_FUNCS(HZDNN_TAKE)
 #undef HZDNN_TAKE
     lib.version = lib.cudnnGetVersion();
-    snprintf(lib.path, sizeof lib.path, "%s", hzdnn.path);
     if (lib.version / 10000 != 9) {
         snprintf(first_why, sizeof first_why,
                  "%s is cuDNN %zu.%zu, this build speaks cuDNN 9's backend API", lib.path,
@@ -110,6 +65,7 @@ int hzdnn_load(char *why, size_t why_n)
     }
     hzdnn = lib;
     result = 0;
+    first_why[0] = 0;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/gpu/run.sh - the GPU tests (make check-gpu), on a machine with an NVIDIA GPU:
-#   1. every CUDA kernel against its cpu reference (build/gpu/test_kernels);
+#   1. every CUDA kernel against its cpu reference (build/gpu/test_kernels); NCCL's sums
+#      over the machine's GPUs (build/gpu/test_nccl);
 #   2. the tiny model, a small Llama, a small Qwen3 and a small Gemma 3 shape: 20 steps on
 #      the cuda and the cpu trainer, losses agree within bf16 tolerance;
 #   3. --probe: a ceilings file with every rate (the window attention rates where the plan
@@ -19,7 +20,8 @@
 #      where it loads), hzc's, and --deterministic.
 # Sections 5 and 6 are tests/gpu/references.sh; REFERENCES=0 skips them (visibly) so that
 # the rest fits one device call and references.sh another.
-# Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels). Logs go to
+# Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels,
+# gpu/test_nccl). Logs go to
 # $LOGDIR (default build/gpu-logs). Ends with "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
 LOGDIR=${LOGDIR:-build/gpu-logs}
@@ -30,6 +32,8 @@ build/gpu/test_kernels > "$LOGDIR/kernels.log" 2>&1; tally "kernels vs cpu refer
 # head_dim 256 (Gemma 3) is compiled in through the model's HZ_HD, as its kernels.cu does
 HZ_TEST_NO_BENCH=1 build/gpu/test_kernels -D HZ_HD=256 > "$LOGDIR/kernels-hd256.log" 2>&1
 tally "kernels vs cpu reference, HZ_HD=256" "$LOGDIR/kernels-hd256.log"
+# NCCL, loaded at run time, over every GPU here: the sums the several-GPU step will make
+build/gpu/test_nccl > "$LOGDIR/nccl.log" 2>&1; tally "NCCL sums over this machine's GPUs" "$LOGDIR/nccl.log" $?
 
 # cuda vs cpu trainer, 20 steps, same seed and data. The tiny model runs at lr 1e-3: at the
 # demo's 3e-3 it trains at the edge of stability, where bf16 and fp32 part for reasons that

@@ -1,0 +1,67 @@
+/* runtime/cuda/dlib.c - opening a vendor library at run time (dlib.h). */
+#include "dlib.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* W's library in directory DIR (after its sub-libraries), or NULL. */
+static void *open_in(const hzcu_dlib_where *w, const char *dir, char *path, size_t path_n,
+                     char *why, size_t why_n)
+{
+    char p[600];
+    if (!dir || !*dir) return NULL;
+    for (size_t i = 0; i < w->sublib_n; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, w->sublibs[i]);
+        dlopen(p, RTLD_LAZY | RTLD_GLOBAL); /* a missing one is the library's to report */
+    }
+    snprintf(p, sizeof p, "%s/%s", dir, w->soname);
+    void *so = dlopen(p, RTLD_LAZY | RTLD_GLOBAL);
+    if (so) snprintf(path, path_n, "%s", p);
+    else if (!*why) snprintf(why, why_n, "%s", dlerror());
+    return so;
+}
+
+/* The lib/ directory of python3's wheel MODULE (a package with an __init__.py or a
+ * namespace package without __file__); 0, or -1 when python3 has no such module. */
+static int python_lib(const char *module, char *dir, size_t n)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import os, %s as m; "
+             "print(os.path.dirname(m.__file__) if m.__file__ else list(m.__path__)[0])'"
+             " 2>/dev/null",
+             module);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    char line[512] = "";
+    int ok = fgets(line, sizeof line, f) != NULL;
+    pclose(f);
+    line[strcspn(line, "\n")] = 0;
+    if (!ok || !*line) return -1;
+    snprintf(dir, n, "%s/lib", line);
+    return 0;
+}
+
+void *hzcu_dlib_open(const hzcu_dlib_where *w, char *path, size_t path_n, char *why,
+                     size_t why_n)
+{
+    why[0] = 0;
+    void *so = open_in(w, w->env ? getenv(w->env) : NULL, path, path_n, why, why_n);
+    if (!so && (so = dlopen(w->soname, RTLD_LAZY | RTLD_GLOBAL)) != NULL)
+        snprintf(path, path_n, "%s (the loader's path)", w->soname);
+    if (!so) so = open_in(w, w->built_dir, path, path_n, why, why_n);
+    char dir[560];
+    if (!so && w->py_module && python_lib(w->py_module, dir, sizeof dir) == 0)
+        so = open_in(w, dir, path, path_n, why, why_n);
+    return so;
+}
+
+int hzcu_dlib_sym(void *so, const char *name, void *fn)
+{
+    void *sym = dlsym(so, name);
+    if (!sym) return -1;
+    memcpy(fn, &sym, sizeof sym); /* object to function pointer: POSIX allows it */
+    return 0;
+}

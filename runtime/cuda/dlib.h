@@ -1,0 +1,28 @@
+/* runtime/cuda/dlib.h - a vendor library opened with dlopen at run time instead of linked
+ * (cuDNN, NCCL): a trainer that does not use it runs where it is not installed. The places
+ * looked in, in order: the directory an environment variable names, the loader's own path
+ * (the soname), the directory configure found at build time, and python3's NVIDIA wheel of
+ * that library (pip's nvidia-cudnn-cu12, nvidia-nccl-cu12, ...). */
+#ifndef HZ_CUDA_DLIB_H
+#define HZ_CUDA_DLIB_H
+#include <stddef.h>
+
+typedef struct hzcu_dlib_where {
+    const char *soname;            /* e.g. "libnccl.so.2" */
+    const char *env;               /* the variable naming a directory to try first */
+    const char *built_dir;         /* configure's directory, or NULL */
+    const char *py_module;         /* e.g. "nvidia.nccl": its wheel's lib/ is tried last */
+    const char *const *sublibs;    /* opened first (global) from a directory, so that the
+                                    * library's own dlopen by soname finds them; or NULL */
+    size_t sublib_n;
+} hzcu_dlib_where;
+
+/* The library W describes, opened RTLD_GLOBAL, or NULL. PATH receives where it came from
+ * (for the start-up line), WHY the first failure's dlerror() when it was not found. */
+void *hzcu_dlib_open(const hzcu_dlib_where *w, char *path, size_t path_n, char *why,
+                     size_t why_n);
+
+/* Copy symbol NAME of SO into *FN (a function pointer's storage); 0, or -1 when SO lacks it. */
+int hzcu_dlib_sym(void *so, const char *name, void *fn);
+
+#endif
