@@ -38,23 +38,17 @@ int hzdnn_load(char *why, size_t why_n)
 #endif
                                    "nvidia.cudnn", sublibs, sizeof sublibs / sizeof *sublibs};
     hzdnn_lib lib = {0};
-    char tail[256];
-    lib.so = hzcu_dlib_open(&where, lib.path, sizeof lib.path, tail, sizeof tail);
-    if (!lib.so) {
-        snprintf(first_why, sizeof first_why,
-                 "libcudnn.so.9 not found (set HZ_CUDNN_LIB to its directory)%s%s",
-                 *tail ? ": " : "", tail);
+#define HZDNN_NAME(name) #name,
+#define HZDNN_SLOT(name) &lib.name,
+    static const char *const names[] = {HZDNN_FUNCS(HZDNN_NAME)};
+    void *const slots[] = {HZDNN_FUNCS(HZDNN_SLOT)};
+#undef HZDNN_NAME
+#undef HZDNN_SLOT
+    if (hzcu_dlib_take(&where, names, slots, sizeof names / sizeof *names, &lib.so, lib.path,
+                       sizeof lib.path, first_why, sizeof first_why) != 0) {
         snprintf(why, why_n, "%s", first_why);
         return -1;
     }
-#define HZDNN_TAKE(name)                                                                          \
-    if (hzcu_dlib_sym(lib.so, #name, &lib.name) != 0) {                                           \
-        snprintf(first_why, sizeof first_why, "%s has no %s", lib.path, #name);                  \
-        snprintf(why, why_n, "%s", first_why);                                                   \
-        return -1;                                                                                \
-    }
-    HZDNN_FUNCS(HZDNN_TAKE)
-#undef HZDNN_TAKE
     lib.version = lib.cudnnGetVersion();
     if (lib.version / 10000 != 9) {
         snprintf(first_why, sizeof first_why,

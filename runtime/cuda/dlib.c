@@ -58,10 +58,23 @@ void *hzcu_dlib_open(const hzcu_dlib_where *w, char *path, size_t path_n, char *
     return so;
 }
 
-int hzcu_dlib_sym(void *so, const char *name, void *fn)
+int hzcu_dlib_take(const hzcu_dlib_where *w, const char *const *names, void *const *slots,
+                   size_t n, void **so, char *path, size_t path_n, char *why, size_t why_n)
 {
-    void *sym = dlsym(so, name);
-    if (!sym) return -1;
-    memcpy(fn, &sym, sizeof sym); /* object to function pointer: POSIX allows it */
+    char tail[256];
+    *so = hzcu_dlib_open(w, path, path_n, tail, sizeof tail);
+    if (!*so) {
+        snprintf(why, why_n, "%s not found (set %s to its directory)%s%s", w->soname, w->env,
+                 *tail ? ": " : "", tail);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *sym = dlsym(*so, names[i]);
+        if (!sym) {
+            snprintf(why, why_n, "%s has no %s", path, names[i]);
+            return -1;
+        }
+        memcpy(slots[i], &sym, sizeof sym); /* object to function pointer: POSIX allows it */
+    }
     return 0;
 }

@@ -22,7 +22,10 @@ typedef struct hzcu_dlib_where {
 void *hzcu_dlib_open(const hzcu_dlib_where *w, char *path, size_t path_n, char *why,
                      size_t why_n);
 
-/* Copy symbol NAME of SO into *FN (a function pointer's storage); 0, or -1 when SO lacks it. */
-int hzcu_dlib_sym(void *so, const char *name, void *fn);
+/* Open W's library (*SO, PATH as hzcu_dlib_open) and take its N functions, NAMES[i] into the
+ * function pointer at SLOTS[i]: 0; or -1 with WHY saying what is missing ("SONAME not found
+ * (set ENV to its directory): ...", or "PATH has no NAME"). */
+int hzcu_dlib_take(const hzcu_dlib_where *w, const char *const *names, void *const *slots,
+                   size_t n, void **so, char *path, size_t path_n, char *why, size_t why_n);
 
 #endif

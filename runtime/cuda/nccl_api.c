@@ -25,23 +25,17 @@ int hznccl_load(char *why, size_t why_n)
 #endif
                                    "nvidia.nccl", NULL, 0};
     hznccl_lib lib = {0};
-    char tail[256];
-    lib.so = hzcu_dlib_open(&where, lib.path, sizeof lib.path, tail, sizeof tail);
-    if (!lib.so) {
-        snprintf(first_why, sizeof first_why,
-                 "libnccl.so.2 not found (set HZ_NCCL_LIB to its directory)%s%s",
-                 *tail ? ": " : "", tail);
+#define HZNCCL_NAME(name) #name,
+#define HZNCCL_SLOT(name) &lib.name,
+    static const char *const names[] = {HZNCCL_FUNCS(HZNCCL_NAME)};
+    void *const slots[] = {HZNCCL_FUNCS(HZNCCL_SLOT)};
+#undef HZNCCL_NAME
+#undef HZNCCL_SLOT
+    if (hzcu_dlib_take(&where, names, slots, sizeof names / sizeof *names, &lib.so, lib.path,
+                       sizeof lib.path, first_why, sizeof first_why) != 0) {
         snprintf(why, why_n, "%s", first_why);
         return -1;
     }
-#define HZNCCL_TAKE(name)                                                                         \
-    if (hzcu_dlib_sym(lib.so, #name, &lib.name) != 0) {                                           \
-        snprintf(first_why, sizeof first_why, "%s has no %s", lib.path, #name);                  \
-        snprintf(why, why_n, "%s", first_why);                                                   \
-        return -1;                                                                                \
-    }
-    HZNCCL_FUNCS(HZNCCL_TAKE)
-#undef HZNCCL_TAKE
     ncclResult_t r = lib.ncclGetVersion(&lib.version);
     if (r != ncclSuccess || lib.version / 10000 != 2) {
         snprintf(first_why, sizeof first_why, "%s: NCCL version %d, this build speaks NCCL 2",
