@@ -1,6 +1,6 @@
 /* runtime/train_check.c - what the trainer refuses before any work (train_check.h): a plan
- * for several GPUs, an output path it could not write at the end, a host without room for
- * the plan. Each refusal is one message saying what to do, and exit status 1. */
+ * for several GPUs on a backend that runs one, an output path it could not write at the
+ * end, a host without room for the plan. Each refusal is one message saying what to do, and exit status 1. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,14 +11,16 @@
 #include "rt.h"
 #include "train_check.h"
 
-/* The plan predicts several GPUs; this trainer runs one (docs/plan.md "Several GPUs"). */
+/* The plan splits the step over several GPUs; a backend without ranks runs one (docs/plan.md
+ * "Several GPUs of one host"). */
 static void check_gpus(const hz_plan *p)
 {
-    if (hz_gpus(&p->dims) <= 1) return;
-    fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, "
-                    "and the trainer runs one GPU: build it again without --gpus (and "
-                    "without plan.gpus) to train; hzc plan --gpus predicts several\n",
-            (long long)hz_gpus(&p->dims));
+    if (hz_gpus(&p->dims) <= 1 || hz_backend_impl.caps->ranks) return;
+    fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, and "
+                    "the %s backend runs one GPU a process: build it again without --gpus (and "
+                    "without plan.gpus) to train on one; hzc plan --gpus predicts several, and "
+                    "a cpu trainer (--backend cpu) runs them as ranks\n",
+            (long long)hz_gpus(&p->dims), hz_backend_impl.name);
     exit(1);
 }
 
