@@ -66,7 +66,8 @@ static void usage(FILE *out)
             "--ceilings: the machine's rates for the step-time model (JSON; default: one\n"
             "H200 as measured, see docs/plan.md). --gpus N: plan and predict the step split\n"
             "over N GPUs of one host (data parallel; --gpu-mem is each GPU's); it overrides\n"
-            "the spec's plan.gpus. The trainer itself runs one GPU.\n");
+            "the spec's plan.gpus. A cpu trainer runs the N as ranks of one process; a cuda\n"
+            "trainer runs one GPU yet.\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */

@@ -6,9 +6,9 @@
  * ranks before each STORE_G (hz_backend.reduce), and the one optimizer thread updates the
  * one host store from rank 0's copies.
  * Contract: LOAD_W of unit u in step s+1 is issued (on every rank) only after OPT(u) of
- * step s; a held
- * unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1 (or a drain),
- * and only once a checkpoint of s steps being written (ckpt_async.c) holds u's state.
+ * step s; a held unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1
+ * (or a drain), and only once a checkpoint of s steps being written (ckpt_async.c) holds
+ * u's state.
  * A step whose loss or gradient norm is not finite is skipped (no unit updated) when the
  * update waits for the norm (hz_exec_update_waits_norm). */
 #include <math.h>
