@@ -7,67 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../hz_layout.h"
-#include "../optstate.h"
-#include "../rt.h"
-#include "block.h"
 #include "ops.h"
-#include "ranks.h"
-
-/* One rank's mirror of the arena. */
-typedef struct cpu_state {
-    int64_t tokens, n_micro; /* its share of the step: hz_gpu_step_tokens, hz_gpu_n_micro */
-    float **wslot, **gslot, *ghead;
-    int64_t wslot_n, gslot_n, ghead_n;
-    float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
-    float *inv_freq_local;   /* the RoPE table of sliding-window blocks (hz_unit.window) */
-    float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
-    /* resident units: their w, lo, m, v (in the plan's optimizer state), fp32 gradients and
-     * int8 scales live in res[] (the RESIDENT region as the GPU holds it, hz_resident_layout,
-     * in res_mem); their weights are widened into res_slot for each op, their gradients
-     * gather in res_gblock (blocks) or res_ghead */
-    char *res_mem, *res[HZ_RES_ARRAYS];
-    uint16_t *res_w;
-    int16_t *res_lo;
-    float *res_g;
-    float *res_slot, *res_gblock, *res_ghead;
-    int64_t res_gblock_n, res_ghead_n;
-    hz_pool *res_pool;       /* one thread for their updates, which run beside the host
-                              * optimizer thread's pool */
-    float *hold;             /* the GHOLD region: held units' gradients (hz_unit.held) */
-    float *saved;            /* the SAVED region: kept blocks' activations, fp32 */
-    float **peer;            /* (ranks): cpu_reduce's pointers at each rank's gradients */
-    int64_t saved_n;         /* floats per kept block and micro-batch */
-    cpu_work work;
-    int32_t *inputs, *targets; /* (tokens) each: its share of the step's, as begin_step gave */
-    float dscale;              /* the step's loss scale, 1 / trained tokens */
-    double loss_sum, sumsq;
-    int64_t arena_bytes;
-    double step_t0;          /* host clock at begin_step */
-    float *op_t0, *op_t1;    /* per op: ms from step_t0 (the ops run one after another) */
-    /* --profile-kernels: the profiled step's clock (kclock.kp set), and KC pointing at it
-     * while one of its ops runs (NULL otherwise: nothing is timed) */
-    hz_kclock kclock, *kc;
-} cpu_state;
-
-/* The backend's state: a mirror a rank, and their meeting place for the gradient sums. */
-typedef struct cpu_backend {
-    int rank_n;
-    cpu_state *rank;         /* (rank_n) */
-    cpu_ranks meet;
-} cpu_backend;
-
-static cpu_state *rank_state(const hz_ctx *c, int rank)
-{
-    return &((cpu_backend *)c->bk)->rank[rank];
-}
-
-/* A copy or conversion of N elements of B bytes each way, as the profile counts it. */
-static hz_kcost copy_cost(int row, int64_t n, int bytes)
-{
-    return hz_kc(row, 0.0, (double)n * bytes);
-}
-
+#include "state.h"
 
 static float *falloc(cpu_state *s, int64_t n)
 {
@@ -508,76 +449,6 @@ static double cpu_eval(hz_ctx *c, int rank, const int32_t *inputs, const int32_t
     return sum;
 }
 
-/* A resident unit's update, in its RESIDENT arrays: fp32 moments through a store view over
- * each tensor; compact ones through a state whose arrays are shifted to be indexed by store
- * index (hz_shift_ptr), so the bf16 rounding hashes the same index as a streamed unit's. */
-static void op_opt(hz_ctx *c, int rank, const hz_op *o)
-{
-    cpu_state *s = rank_state(c, rank);
-    const hz_plan *p = c->plan;
-    const hz_unit *u = &p->units[o->unit];
-    const int mode = p->optimizer_state;
-    const int64_t mb = hz_moment_bytes(mode);
-    int64_t bad = 0;
-    for (int k = 0; k < u->tensor_n; k++) {
-        const hz_tensor *x = &p->tensors[u->first_tensor + k];
-        if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
-        int64_t n = x->rows * x->cols;
-        float *g = s->res_g + u->res_g_n + x->grad_n;
-        hz_adam_coef coef = hz_adam_coef_of(&c->optim, c->opt_lr, x->decay, c->opt_gscale,
-                                            c->opt_t);
-        /* bytes read and written: w, lo and the moments both ways, the gradients read */
-        hz_kcost cost = copy_cost(HZ_KR_ADAMW, n, 2 * (4 + 2 * (int)mb) + 4);
-        if (mode == HZ_OPTSTATE_FP32) {
-            hz_store view = {.n = n, .w = s->res_w + x->res_n, .lo = s->res_lo + x->res_n,
-                             .m = (float *)s->res[HZ_RES_M] + x->res_n,
-                             .v = (float *)s->res[HZ_RES_V] + x->res_n, .g = g, .grad_bf16 = 0};
-            hz_adamw_store_range(&view, 0, n, &coef, s->res_pool);
-            hz_kclock_mark(s->kc, cost);
-            continue;
-        }
-        const int64_t d = x->res_n - x->host_n; /* resident index - store index */
-        hz_qstate q = {mode, p->host_store_n, c->store.state_seed,
-                       hz_shift_ptr(s->res[HZ_RES_M], d * mb),
-                       hz_shift_ptr(s->res[HZ_RES_V], d * mb),
-                       hz_shift_ptr(s->res[HZ_RES_MS], d / HZ_OPTSTATE_BLOCK * 4),
-                       hz_shift_ptr(s->res[HZ_RES_VS], d / HZ_OPTSTATE_BLOCK * 4)};
-        if (mode != HZ_OPTSTATE_INT8) q.m_absmax = q.v_absmax = NULL;
-        bad += hz_qadamw_pool(&q, hz_shift_ptr(s->res_w, d * 2), hz_shift_ptr(s->res_lo, d * 2),
-                              hz_shift_ptr(g, -x->host_n * 4), 0, x->host_n, n, &coef, c->opt_t,
-                              s->res_pool);
-        hz_kclock_mark(s->kc, cost);
-    }
-    pthread_mutex_lock(&c->mu);
-    c->nonfinite_n += bad;
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* The home of the resident units' state: the RESIDENT arrays above, memcpy'd (HZ_ARR_* of
- * the state arrays and HZ_RES_* name the same arrays by the same index); every rank's copy
- * is written, rank 0's read. */
-static void cpu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home)
-{
-    hz_ctx *c = ctx;
-    const cpu_backend *b = c->bk;
-    const hz_plan *p = c->plan;
-    const int64_t bb = hz_arr_block_bytes(p->optimizer_state, 4, a);
-    for (int i = 0; i < p->unit_n; i++) {
-        const hz_unit *u = &p->units[i];
-        int64_t lo = first > u->host_n ? first : u->host_n;
-        int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
-        if (lo >= hi) continue;
-        int64_t at = hz_arr_offset(bb, u->res_n + lo - u->host_n);
-        char *h = (char *)buf + hz_arr_offset(bb, lo) - hz_arr_offset(bb, first);
-        size_t bytes = (size_t)(hz_arr_offset(bb, hi) - hz_arr_offset(bb, lo));
-        if (!to_home) {
-            memcpy(h, b->rank[0].res[a] + at, bytes);
-            continue;
-        }
-        for (int r = 0; r < b->rank_n; r++) memcpy(b->rank[r].res[a] + at, h, bytes);
-    }
-}
-
 /* The arena mirrors of all ranks, in bytes (each rank's is the same). */
 static int64_t arena_bytes(const cpu_backend *b)
 {
@@ -662,7 +533,7 @@ const hz_backend hz_backend_impl = {
     .begin_step = cpu_begin_step,
     .op_begin = cpu_op_begin,
     .ops = {[HZ_LOAD_W] = op_load_w, [HZ_FWD] = op_fwd, [HZ_LOSS] = op_loss, [HZ_BWD] = op_bwd,
-            [HZ_STORE_G] = op_store_g, [HZ_FETCH_G] = op_fetch_g, [HZ_OPT] = op_opt, [HZ_STORE_B] = op_store_b,
+            [HZ_STORE_G] = op_store_g, [HZ_FETCH_G] = op_fetch_g, [HZ_OPT] = cpu_op_opt, [HZ_STORE_B] = op_store_b,
             [HZ_LOAD_B] = op_load_b},
     .op_end = cpu_op_end,
     .wait_op = cpu_wait_op,
