@@ -6,6 +6,7 @@
 # are bit-identical; a checkpoint of N ranks resumes on another N; the host store is one
 # (planned = measured, whatever N) and each rank has its own arena mirror; a step that does
 # not split over N is refused when planned, and a cuda trainer for N > 1 says it runs one.
+# Each rank's arena mirror is planned = allocated.
 # Run from the repository root after make.
 hzc=build/hzc
 tmp=$(mktemp -d /tmp/hzc-gpus.XXXXXX)
@@ -162,21 +163,34 @@ s1=$(store g1) s2=$(store g2) s4=$(store g4)
 [ -n "$s1" ] && [ "${s1% *}" = "${s1#* }" ] && [ "$s1" = "$s2" ] && [ "$s1" = "$s4" ] &&
     ok "host store planned = measured, the same on 1, 2 and 4 ranks ($s1)" ||
     bad "host store: 1 rank '$s1', 2 '$s2', 4 '$s4'"
+# each rank's fp32 mirror of the arena: planned (hz_cpu_mirror_bytes) = allocated, in every
+# placement; N of them
+mirror() { # LOG: "RANKS EACH PLANNED TOTAL" from the summary's line
+    sed -n -e 's/^cpu backend: arena mirrored in fp32 host memory: \([0-9]*\) bytes (planned \([0-9]*\);.*/1 \1 \2 \1/p' \
+        -e 's/^cpu backend: arena mirrored in fp32 host memory: \([0-9]*\) bytes, \([0-9]*\) ranks of \([0-9]*\) (planned \([0-9]*\) each;.*/\2 \3 \4 \1/p' "$1"
+}
+bad_mirror=
+for l in "$tmp"/*.log; do
+    set -- $(mirror "$l")
+    [ $# = 4 ] && [ "$2" = "$3" ] && [ "$4" = $(($1 * $2)) ] || bad_mirror="$bad_mirror $(basename "$l"):'$*'"
+done
+[ -z "$bad_mirror" ] && ok "every run's arena mirrors: planned = allocated, N x one rank's ($(ls "$tmp"/*.log | wc -l) runs; 4 ranks: $(mirror "$tmp/g4.log"))" ||
+    bad "arena mirrors:$bad_mirror"
 # 2 ranks of a 4096-token step: each the mirror of one rank of a 2048-token step
 build h1 1 shape.tokens_per_step=2048
 run h1 h1 --steps 1
-one=$(sed -n 's/^cpu backend: arena mirrored in fp32 host memory: \([0-9]*\) bytes (.*/\1/p' "$tmp/h1.log")
-line=$(grep '^cpu backend: arena mirrored' "$tmp/g2.log")
-[ -n "$one" ] && [ "$line" = "cpu backend: arena mirrored in fp32 host memory: $((2 * one)) bytes, 2 ranks of $one (the GPU plan is $(python3 -c "import json; print(json.load(open('$tmp/g2/generated/plan.json'))['gpu_bytes'])") bytes on each GPU in bf16/fp32)" ] &&
-    ok "2 ranks' mirrors: 2 x one rank's of half the step ($one bytes)" || bad "mirrors: '$line', one rank of 2048 tokens: '$one'"
+set -- $(mirror "$tmp/h1.log")
+one=$2
+set -- $(mirror "$tmp/g2.log")
+[ -n "$one" ] && [ "$1 $2" = "2 $one" ] &&
+    ok "2 ranks' mirrors: each one rank's of half the step ($one bytes)" || bad "mirrors: 2 ranks '$*', one rank of 2048 tokens: '$one'"
 python3 -c '
 import json, sys
-p = json.load(open(sys.argv[2]))
 m = [r for r in map(json.loads, open(sys.argv[1])) if r["type"] == "summary"][0]["memory"]
 a = [x for x in m if x["what"].startswith("arena")][0]
-assert a["planned"] == 4 * p["gpu_bytes"], (a, p["gpu_bytes"])
-print(a)' "$tmp/g4.jsonl" "$tmp/g4/generated/plan.json" > "$tmp/mem.txt" 2>&1 &&
-    ok "--metrics: 4 ranks' arena line: planned 4 x the plan's arena ($(cat "$tmp/mem.txt"))" ||
+assert a["planned"] == a["measured"] == 4 * int(sys.argv[2]), (a, sys.argv[2])
+print(a)' "$tmp/g4.jsonl" "$(mirror "$tmp/g4.log" | cut -d' ' -f3)" > "$tmp/mem.txt" 2>&1 &&
+    ok "--metrics: 4 ranks' arena line planned = measured = 4 x one rank's ($(cat "$tmp/mem.txt"))" ||
     bad "--metrics arena line: $(cat "$tmp/mem.txt")"
 
 # ---- refusals ----

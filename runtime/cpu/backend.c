@@ -460,26 +460,28 @@ static int64_t arena_bytes(const cpu_backend *b)
 static void cpu_report(hz_ctx *c, FILE *out)
 {
     const cpu_backend *b = c->bk;
+    const int64_t planned = hz_cpu_mirror_bytes(c->plan);
     if (b->rank_n > 1)
         fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes, %d ranks of "
-                     "%lld (the GPU plan is %lld bytes on each GPU in bf16/fp32)\n",
+                     "%lld (planned %lld each; the GPU plan is %lld bytes on each GPU in "
+                     "bf16/fp32)\n",
                 (long long)arena_bytes(b), b->rank_n, (long long)b->rank[0].arena_bytes,
-                (long long)c->plan->gpu_bytes);
+                (long long)planned, (long long)c->plan->gpu_bytes);
     else
-        fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes "
-                     "(the GPU plan is %lld bytes in bf16/fp32)\n",
-                (long long)arena_bytes(b), (long long)c->plan->gpu_bytes);
+        fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes (planned "
+                     "%lld; the GPU plan is %lld bytes in bf16/fp32)\n",
+                (long long)arena_bytes(b), (long long)planned, (long long)c->plan->gpu_bytes);
     char wait[96];
     cpu_omp_wait(wait, sizeof wait);
     fprintf(out, "cpu backend: OpenMP threads wait by %s (OMP_WAIT_POLICY or GOMP_SPINCOUNT "
                  "in the environment decide instead)\n", wait);
 }
 
-/* The GPU plan's arena, one a rank, beside the mirrors of all ranks. */
+/* The mirrors of all ranks, planned (hz_cpu_mirror_bytes, one a rank) beside allocated. */
 static int cpu_memory(hz_ctx *c, hz_mem_line *out)
 {
     const cpu_backend *b = c->bk;
-    out[0] = (hz_mem_line){"arena (fp32 host mirror)", b->rank_n * c->plan->gpu_bytes,
+    out[0] = (hz_mem_line){"arena (fp32 host mirror)", b->rank_n * hz_cpu_mirror_bytes(c->plan),
                            arena_bytes(b)};
     return 1;
 }
