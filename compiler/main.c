@@ -69,10 +69,10 @@ static void usage(FILE *out)
             "--ceilings: the machine's rates for the step-time model (JSON; default: one\n"
             "H200 as measured, see docs/plan.md). --gpus N: plan and predict the step split\n"
             "over N GPUs of one host (data parallel; --gpu-mem is each GPU's); it overrides\n"
-            "the spec's plan.gpus. --hosts H: split over H such hosts, each with its own\n"
+            "the spec's plan.gpus. A cpu trainer runs the N as ranks of one process; a cuda\n"
+            "trainer runs one GPU yet. --hosts H: split over H such hosts, each with its own\n"
             "host store (plan.hosts); --net-gbps X: the all-reduce's bus bandwidth between\n"
-            "them in GB/s (default: assumed, see docs/plan.md). The trainer itself runs one\n"
-            "GPU of one host.\n");
+            "them in GB/s (default: assumed, see docs/plan.md); planned, not yet run.\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */

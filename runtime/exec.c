@@ -1,10 +1,14 @@
 /* runtime/exec.c - the executor: walks the generated op list of one step, dispatches each
  * device op by kind to the backend's function for it (hz_backend.ops) in issue order, and
  * runs the host ops (AdamW per unit) on the optimizer thread, so the update of step s
- * overlaps the forward of step s+1.
- * Contract: LOAD_W of unit u in step s+1 is issued only after OPT(u) of step s; a held
- * unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1 (or a drain),
- * and only once a checkpoint of s steps being written (ckpt_async.c) holds u's state.
+ * overlaps the forward of step s+1. With several ranks (rt.h "Ranks") each rank's thread
+ * walks the same list on its own micro-batches, the backend sums the gradients over the
+ * ranks before each STORE_G (hz_backend.reduce), and the one optimizer thread updates the
+ * one host store from rank 0's copies.
+ * Contract: LOAD_W of unit u in step s+1 is issued (on every rank) only after OPT(u) of
+ * step s; a held unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1
+ * (or a drain), and only once a checkpoint of s steps being written (ckpt_async.c) holds
+ * u's state.
  * A step whose loss or gradient norm is not finite is skipped (no unit updated) when the
  * update waits for the norm (hz_exec_update_waits_norm). */
 #include <math.h>
@@ -85,7 +89,7 @@ static void *opt_main(void *arg)
                 pthread_mutex_unlock(&c->mu);
             }
             for (int w = 0; w < HZ_OP_WAITS; w++)
-                if (o->wait[w] >= 0) c->be->wait_op(c, o->wait[w]);
+                if (o->wait[w] >= 0) c->be->wait_op(c, 0, o->wait[w]); /* rank 0's copies */
             wait_unit_saved(c, o->unit, step);
             double t0 = hz_now_s();
             const float *grads = fetch >= 0 ? c->gstage[p->ops[fetch].gslot] : NULL;
@@ -132,8 +136,16 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
 {
     c->plan = p;
     c->be = &hz_backend_impl;
+    c->rank_n = (int)hz_gpus(&p->dims);
     read_test_hooks();
     if (!(c->pool = hz_pool_new(threads))) exit(1); /* it said why */
+    if (c->rank_n > 1 && !c->be->reduce) {
+        fprintf(stderr, "train: error: the %s backend runs one rank, and the plan has %d "
+                        "(internal error: train_check.c refuses such a plan first)\n",
+                c->be->name, c->rank_n);
+        return -1;
+    }
+    if (c->rank_n > 1 && !(c->rank_pool = hz_pool_new(c->rank_n))) exit(1); /* it said why */
     c->unit_done_step = calloc((size_t)p->unit_n, sizeof(int64_t));
     c->opt_t0_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
     c->opt_t1_s = calloc(2 * (size_t)p->unit_n, sizeof(double));
@@ -186,23 +198,25 @@ void hz_exec_resume_at(hz_ctx *c, int64_t step)
     c->stage_unit[0] = c->stage_unit[1] = -1;
 }
 
-/* FETCH_G op i, of the gradients of step c->step - 1: issued when that update is still to
- * come and they are not copied yet, once its staging slot's last gradients are used; else,
- * with MARK, only its marks (the step's timeline and waits have every op). */
-static void issue_fetch(hz_ctx *c, int i, int mark)
+/* FETCH_G op i of RANK, of the gradients of step c->step - 1: issued on rank 0 (which holds
+ * their sum) when that update is still to come and they are not copied yet, once its
+ * staging slot's last gradients are used; else, with MARK, only its marks (the step's
+ * timeline and waits have every op). */
+static void issue_fetch(hz_ctx *c, int rank, int i, int mark)
 {
     const hz_op *o = &c->plan->ops[i];
     int64_t g = c->step - 1;
     int j = o->gslot;
     pthread_mutex_lock(&c->mu);
-    int needed = g >= 0 && c->unit_done_step[o->unit] < g && c->fetched_step[o->unit] < g;
+    int needed = rank == 0 && g >= 0 && c->unit_done_step[o->unit] < g &&
+                 c->fetched_step[o->unit] < g;
     while (needed && c->stage_unit[j] >= 0 && c->unit_done_step[c->stage_unit[j]] < c->stage_step[j])
         pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
     if (!needed && !mark) return;
-    c->be->op_begin(c, i);
-    if (needed) c->be->ops[o->kind](c, o);
-    c->be->op_end(c, i);
+    c->be->op_begin(c, rank, i);
+    if (needed) c->be->ops[o->kind](c, rank, o);
+    c->be->op_end(c, rank, i);
     if (!needed) return;
     pthread_mutex_lock(&c->mu);
     c->fetched_step[o->unit] = g;
@@ -237,39 +251,111 @@ int64_t hz_exec_trained(const hz_plan *p, const int32_t *targets)
     return n;
 }
 
-/* Issue device op i: ordered after its waits, its work, then its completion mark. */
-static void issue(hz_ctx *c, int i)
+/* Issue device op i on RANK: ordered after its waits, its work (a STORE_G with several
+ * ranks: after the gradients' sum over them), then its completion mark. */
+static void issue(hz_ctx *c, int rank, int i)
 {
     const hz_op *o = &c->plan->ops[i];
-    c->be->op_begin(c, i);
-    c->be->ops[o->kind](c, o);
-    c->be->op_end(c, i);
+    c->be->op_begin(c, rank, i);
+    if (o->kind == HZ_STORE_G && c->rank_n > 1) c->be->reduce(c, rank, o);
+    c->be->ops[o->kind](c, rank, o);
+    c->be->op_end(c, rank, i);
 }
 
-/* The resident units' updates of the step just computed, on the device in schedule order,
- * once its norm is known (NaN: not finite); the next step's ops follow them on the compute
- * stream. Returns the last op issued, or -1. */
-static int issue_device_updates(hz_ctx *c, double norm)
+/* Run FN(ARG, r, r + 1) for every rank r at once, each on its rank's thread, and return
+ * when all are done; with one rank, FN(ARG, 0, 1) on this thread. */
+static void for_ranks(hz_ctx *c, hz_task_fn fn, void *arg)
 {
+    if (c->rank_pool)
+        hz_pool_run(c->rank_pool, fn, arg, c->rank_n);
+    else
+        fn(arg, 0, 1);
+}
+
+/* One step's work for the ranks: their tokens, what they issue, what they give back. */
+typedef struct rank_step {
+    hz_ctx *c;
+    const int32_t *inputs, *targets; /* the whole step's */
+    float dscale;
+    int skip;                        /* device updates: the step is skipped */
+    double *loss;                    /* eval: (rank_n) loss sums */
+    float *logits;                   /* eval: NULL, or the whole step's */
+} rank_step;
+
+/* The last op of the step's own work on the D2H stream, which ends the step (-1: none; a
+ * FETCH_G copies the step before's gradients). */
+static int last_d2h_op(const hz_plan *p)
+{
+    int last = -1;
+    for (int i = 0; i < p->op_n; i++)
+        if (p->ops[i].stream == HZ_D2H && p->ops[i].kind != HZ_OPT &&
+            p->ops[i].kind != HZ_FETCH_G)
+            last = i;
+    return last;
+}
+
+/* A rank's device ops of the step (rank_step; [rank, end) is one rank), in schedule order. */
+static void rank_issue_step(void *arg, int64_t rank, int64_t end)
+{
+    (void)end;
+    const rank_step *a = arg;
+    hz_ctx *c = a->c;
     const hz_plan *p = c->plan;
-    float lr = 0.0f, gscale = 1.0f;
-    int skip = update_of(c, c->step, norm, &lr, &gscale), last = -1;
-    c->opt_lr = lr;
-    c->opt_gscale = gscale;
-    c->opt_t = c->step + 1;
+    int r = (int)rank;
+    int64_t share = hz_gpu_step_tokens(&p->dims);
+    c->be->begin_step(c, r, a->inputs + r * share, a->targets + r * share, a->dscale);
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->stream == HZ_HOST || o->kind == HZ_OPT) continue; /* updates: below */
+        if (o->kind == HZ_FETCH_G) {
+            issue_fetch(c, r, i, 1);
+            continue;
+        }
+        if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
+        issue(c, r, i);
+    }
+}
+
+/* A rank's device updates of the resident units (rank_step), in schedule order; rank 0
+ * marks each unit updated (every rank's copy is the same). */
+static void rank_issue_updates(void *arg, int64_t rank, int64_t end)
+{
+    (void)end;
+    const rank_step *a = arg;
+    hz_ctx *c = a->c;
+    const hz_plan *p = c->plan;
+    int r = (int)rank;
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->kind != HZ_OPT || o->stream == HZ_HOST) continue;
         wait_unit_saved(c, o->unit, c->step);
-        c->be->op_begin(c, i); /* a skipped update still marks its times */
-        if (!skip) c->be->ops[o->kind](c, o);
-        c->be->op_end(c, i);
-        last = i;
+        c->be->op_begin(c, r, i); /* a skipped update still marks its times */
+        if (!a->skip) c->be->ops[o->kind](c, r, o);
+        c->be->op_end(c, r, i);
+        if (r != 0) continue;
         pthread_mutex_lock(&c->mu);
         c->unit_done_step[o->unit] = c->step;
         pthread_cond_broadcast(&c->cv);
         pthread_mutex_unlock(&c->mu);
     }
+}
+
+/* The resident units' updates of the step just computed, on every rank's device in schedule
+ * order, once its norm is known (NaN: not finite); the next step's ops follow them on the
+ * compute stream. Returns the last op issued, or -1. */
+static int issue_device_updates(hz_ctx *c, double norm)
+{
+    const hz_plan *p = c->plan;
+    float lr = 0.0f, gscale = 1.0f;
+    rank_step a = {.c = c};
+    a.skip = update_of(c, c->step, norm, &lr, &gscale);
+    c->opt_lr = lr;
+    c->opt_gscale = gscale;
+    c->opt_t = c->step + 1;
+    int last = -1;
+    for (int i = 0; i < p->op_n; i++)
+        if (p->ops[i].kind == HZ_OPT && p->ops[i].stream != HZ_HOST) last = i;
+    if (last >= 0) for_ranks(c, rank_issue_updates, &a);
     return last;
 }
 
@@ -292,28 +378,25 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
         c->kprof->step = c->step;
         c->be->kprof_begin(c, c->kprof);
     }
-    c->be->begin_step(c, inputs, targets, trained > 0 ? 1.0f / (float)trained : 0.0f);
-    int last_device_op = -1; /* the D2H stream ends the step */
-    for (int i = 0; i < p->op_n; i++) {
-        const hz_op *o = &p->ops[i];
-        if (o->stream == HZ_HOST || o->kind == HZ_OPT) continue; /* updates: below */
-        if (o->kind == HZ_FETCH_G) {
-            issue_fetch(c, i, 1);
-            continue;
-        }
-        if (o->kind == HZ_LOAD_W) wait_unit_updated(c, o->unit);
-        issue(c, i);
-        if (o->stream == HZ_D2H) last_device_op = i;
-    }
+    rank_step a = {c, inputs, targets, trained > 0 ? 1.0f / (float)trained : 0.0f, 0, NULL,
+                   NULL};
+    for_ranks(c, rank_issue_step, &a);
     /* Without clipping in the plan and in this run, each update waits only for its own
      * gradients (the op list says so): queue the step now, so the updates overlap the
      * backward. With clipping (in either) the step is queued once the norm is known. */
     if (p->train.grad_clip == 0 && c->optim.grad_clip == 0) queue_step(c, NULL);
-    /* the step's results: every device op done */
-    c->be->wait_op(c, last_device_op);
+    /* the step's results: every device op done; the loss summed over the ranks in rank
+     * order, the norm rank 0's (of the summed gradients) */
+    int last_device_op = last_d2h_op(p);
+    for (int r = 0; r < c->rank_n; r++) c->be->wait_op(c, r, last_device_op);
     c->step_end_s = hz_now_s();
-    double loss_sum, sumsq;
-    c->be->step_result(c, &loss_sum, &sumsq);
+    double loss_sum = 0.0, sumsq = 0.0;
+    for (int r = 0; r < c->rank_n; r++) {
+        double l, ss;
+        c->be->step_result(c, r, &l, &ss);
+        loss_sum = r == 0 ? l : loss_sum + l;
+        if (r == 0) sumsq = ss;
+    }
     if (c->step + 1 >= test_nan_first && c->step + 1 <= test_nan_last) loss_sum = sumsq = NAN;
     double norm = sqrt(sumsq);
     /* a non-finite loss with a finite norm is skipped too: the optimizer sees NaN */
@@ -323,7 +406,7 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     /* after queueing, so that the updates need not wait for the profile and the trace (which
      * read the device updates' times too) */
     if (c->profile || kp) {
-        if (last_update >= 0) c->be->wait_op(c, last_update);
+        if (last_update >= 0) c->be->wait_op(c, 0, last_update);
         c->profiled = c->profile && hz_profile_step(c, c->trace, c->profile);
     }
     if (kp) { /* the rows of every op just waited for; their busy times beside them */
@@ -337,11 +420,38 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     return trained > 0 ? loss_sum / (double)trained : 0.0;
 }
 
+/* A rank's forward-only loss sum of its share of the tokens (rank_step). */
+static void rank_eval(void *arg, int64_t rank, int64_t end)
+{
+    (void)end;
+    const rank_step *a = arg;
+    hz_ctx *c = a->c;
+    const hz_dims *d = &c->plan->dims;
+    int64_t share = hz_gpu_step_tokens(d);
+    a->loss[rank] = c->be->eval(c, (int)rank, a->inputs + rank * share, a->targets + rank * share,
+                                a->logits ? a->logits + rank * share * d->V : NULL);
+}
+
+double hz_exec_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets, float *logits)
+{
+    double one, *loss = c->rank_n > 1 ? calloc((size_t)c->rank_n, sizeof(double)) : &one;
+    if (!loss) {
+        fprintf(stderr, "train: error: out of memory for the evaluation's loss sums\n");
+        exit(1);
+    }
+    rank_step a = {c, inputs, targets, 0.0f, 0, loss, logits};
+    for_ranks(c, rank_eval, &a);
+    double sum = loss[0];
+    for (int r = 1; r < c->rank_n; r++) sum += loss[r];
+    if (loss != &one) free(loss);
+    return sum;
+}
+
 void hz_exec_drain(hz_ctx *c)
 {
     /* the held units' gradients of the last step, which no next step will fetch */
     for (int i = 0; i < c->plan->op_n; i++)
-        if (c->plan->ops[i].kind == HZ_FETCH_G) issue_fetch(c, i, 0);
+        if (c->plan->ops[i].kind == HZ_FETCH_G) issue_fetch(c, 0, i, 0);
     pthread_mutex_lock(&c->mu);
     for (int u = 0; u < c->plan->unit_n; u++)
         while (c->unit_done_step[u] < c->step - 1) pthread_cond_wait(&c->cv, &c->mu);
@@ -365,6 +475,7 @@ void hz_exec_free(hz_ctx *c)
             pthread_join(c->opt_thread, NULL);
         }
         c->be->destroy(c);
+        if (c->rank_pool) hz_pool_free(c->rank_pool);
         for (int j = 0; j < 2; j++) {
             if (c->gstage[j] && c->be->host_unpin) c->be->host_unpin(c->gstage[j]);
             free(c->gstage[j]);

@@ -204,6 +204,8 @@ typedef struct hz_caps {
     const char *name;
     int pinned_host;               /* the host store is page-locked (pinned) memory */
     int pcie;                      /* weights, gradients and boundaries cross a bus */
+    int ranks;                     /* runs a plan for several GPUs of one host, a rank each,
+                                    * in one process */
     int head_dims[HZ_CAPS_HEAD_DIMS]; /* supported head_dim values; {0}: any even one */
 } hz_caps;
 extern const hz_caps hz_backend_caps[HZ_BACKEND_N];

@@ -338,4 +338,38 @@ static inline int64_t hz_loss_layout(const hz_dims *d, int64_t bf16_bytes, int64
     return hz_buf_offsets(HZ_LOSS_BUF_N, count, dtype, bf16_bytes, off);
 }
 
+/* The cpu backend's fp32 mirror of one rank's arena (docs/design-changes.md 4), in bytes:
+ * each region as the GPU holds it but with bf16 widened to fp32, for the rank's share of
+ * the step (hz_gpu_step_tokens, hz_gpu_n_micro); the resident units' RESIDENT arrays as
+ * they are, beside an fp32 slot for the widened weights of the largest and a gradient
+ * accumulator for the largest block and the largest embedding or head; the two RoPE
+ * tables. A trainer of N ranks holds N of them. */
+static inline int64_t hz_cpu_mirror_bytes(const hz_plan *p)
+{
+    const hz_dims *d = &p->dims;
+    const hz_region *r = p->regions;
+    const int64_t tokens = hz_gpu_step_tokens(d), n_micro = hz_gpu_n_micro(d);
+    int64_t floats = r[HZ_WSLOT].count * (r[HZ_WSLOT].slot_bytes / 2) +
+                     r[HZ_GSLOT].count * (r[HZ_GSLOT].slot_bytes / 4) +
+                     r[HZ_GHEAD].slot_bytes / 4 + r[HZ_BOUNDARY].count * tokens * d->C +
+                     (p->boundary_on_host ? d->L * tokens * d->C : 0) + tokens * d->C +
+                     hz_work_layout(d, 4, NULL) / 4 + hz_loss_layout(d, 4, NULL) / 4 +
+                     2 * (d->HD / 2);
+    int64_t span = 0, block = 0, ends = 0, bytes = 0;
+    for (int i = 0; i < p->unit_n; i++) {
+        const hz_unit *u = &p->units[i];
+        if (!u->resident) continue;
+        if (u->span_n > span) span = u->span_n;
+        int64_t *g = u->kind == HZ_BLOCK ? &block : &ends;
+        if (u->span_n > *g) *g = u->span_n;
+    }
+    if (p->resident_n > 0) {
+        bytes += hz_resident_layout(p->resident_n, p->resident_g_n, p->optimizer_state, NULL);
+        floats += span + block + ends;
+    }
+    if (p->hold_n > 0) floats += p->hold_n;
+    if (p->keep_n > 0) floats += p->keep_n * n_micro * (hz_saved_layout(d, 4) / 4);
+    return bytes + 4 * floats;
+}
+
 #endif

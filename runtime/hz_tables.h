@@ -84,13 +84,14 @@
       "each unit's sum of one host all-reduced across the hosts (between their GPUs 0)")
 
 /* Backends and what they can do, asked by the compiler (hzc build) and the trainer instead
- * of a backend's name. X(ID, name, pinned host store, PCIe, head_dims the attention kernels
+ * of a backend's name. X(ID, name, pinned host store, PCIe, several ranks in one process (a
+ * plan for several GPUs of one host, runtime/rt.h "Ranks"), head_dims the attention kernels
  * are built and tested for ({0}: any even head_dim)). The cuda list is the set
  * runtime/cuda/attention.cu compiles in (256 through the model's HZ_HD, Gemma 3's) and
  * tests/gpu/ktest_attention.c tests. */
-#define HZ_BACKENDS(X)                     \
-    X(BACKEND_CPU, "cpu", 0, 0, {0})        \
-    X(BACKEND_CUDA, "cuda", 1, 1, {32, 64, 128, 256})
+#define HZ_BACKENDS(X)                        \
+    X(BACKEND_CPU, "cpu", 0, 0, 1, {0})        \
+    X(BACKEND_CUDA, "cuda", 1, 1, 0, {32, 64, 128, 256})
 
 /* Optimizer-state precisions (runtime/optstate.h): X(ID, name, bytes of one moment). The spec's
  * training.optimizer_state, the plan's optimizer_state and a checkpoint's state mode. */

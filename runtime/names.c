@@ -41,7 +41,7 @@ float hz_gemma_embed_scale(int64_t C)
     return f;
 }
 
-#define HZ_CAPS_ENTRY(id, name, pinned, pcie, ...) {name, pinned, pcie, __VA_ARGS__},
+#define HZ_CAPS_ENTRY(id, name, pinned, pcie, ranks, ...) {name, pinned, pcie, ranks, __VA_ARGS__},
 const hz_caps hz_backend_caps[HZ_BACKEND_N] = {HZ_BACKENDS(HZ_CAPS_ENTRY)};
 
 const hz_caps *hz_caps_find(const char *name)

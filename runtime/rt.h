@@ -240,14 +240,21 @@ void hz_adamw_store_range(hz_store *s, int64_t first, int64_t n, const hz_adam_c
  * A backend provides the arena, one function per device op kind (exec.c dispatches the
  * plan's ops through ops[], indexed by enum hz_op_kind; the host ops, OPT, run in exec.c)
  * and the step's bookkeeping around them. Device work may be asynchronous: an op is done
- * when wait_op returns. */
+ * when wait_op returns.
+ * Ranks: a plan for several GPUs of one host (hz_gpus > 1) runs as that many ranks in one
+ * process (docs/plan.md "Several GPUs of one host"). Rank r has its own device state (its
+ * arena) and runs the schedule on micro-batches r M .. r M + M - 1 of each step (M =
+ * hz_gpu_n_micro); the ranks share the host store and the host optimizer. The hooks that
+ * take RANK act on that rank's state only, and exec.c calls them for rank r from one
+ * thread at a time (rank r's thread); the others act on the whole backend. With one rank,
+ * RANK is always 0. */
 typedef struct hz_ctx hz_ctx;
 /* train --attention: AUTO takes cuDNN's fused attention where it loads and accepts the
  * model's shape (cuda backend, not --deterministic), CUDNN asks for it (a warning when it
  * cannot be had), HZC (the default until cuDNN's path is measured on the GPU,
  * docs/design-changes.md 26) keeps hzc's own kernels. The cpu backend ignores it. */
 enum hz_attention_mode { HZ_ATTENTION_AUTO, HZ_ATTENTION_CUDNN, HZ_ATTENTION_HZC };
-typedef void (*hz_op_fn)(hz_ctx *ctx, const hz_op *o);
+typedef void (*hz_op_fn)(hz_ctx *ctx, int rank, const hz_op *o);
 /* One line of memory planned beside measured (the summary prints it, --metrics records it). */
 typedef struct hz_mem_line {
     const char *what;
@@ -259,27 +266,39 @@ typedef struct hz_backend {
     const hz_caps *caps;          /* what it can do (hz_tables.h HZ_BACKENDS) */
     hz_host_pin_fn host_pin;      /* the host store's backed runs pinned (NULL: not pinned) */
     hz_host_unpin_fn host_unpin;
-    int (*init)(hz_ctx *ctx);     /* allocate the arena; 0 or -1 */
-    /* Before the step's first op: its input and target ids (step_tokens each, copied) and
-     * the loss scale, 1 / trained tokens. */
-    void (*begin_step)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets,
+    int (*init)(hz_ctx *ctx);     /* allocate the arena of each of ctx->rank_n ranks; 0 or -1 */
+    /* Before the step's first op: the rank's share of its input and target ids
+     * (hz_gpu_step_tokens each, copied) and the loss scale, 1 / trained tokens of the whole
+     * step. */
+    void (*begin_step)(hz_ctx *ctx, int rank, const int32_t *inputs, const int32_t *targets,
                        float dscale);
-    void (*op_begin)(hz_ctx *ctx, int op);    /* order op after its waits, mark its start */
+    void (*op_begin)(hz_ctx *ctx, int rank, int op); /* order op after its waits, mark its start */
     hz_op_fn ops[HZ_OP_KIND_N];               /* issue the op's work (NULL for host ops) */
-    void (*op_end)(hz_ctx *ctx, int op);      /* mark its end: later waits see it */
-    void (*wait_op)(hz_ctx *ctx, int op);     /* block the calling thread until op is done */
-    /* After the last op of the step is done: the step's loss sum and squared grad norm. */
-    void (*step_result)(hz_ctx *ctx, double *loss_sum, double *grad_sumsq);
+    void (*op_end)(hz_ctx *ctx, int rank, int op);   /* mark its end: later waits see it */
+    void (*wait_op)(hz_ctx *ctx, int rank, int op);  /* block the caller until op is done */
+    /* With several ranks, called by every rank just before its STORE_G op O (all ranks
+     * reach the same ops in the same order): the weight gradients that O copies, summed over
+     * the ranks in rank order (0, 1, ..., so the bits do not depend on timing): into rank 0
+     * alone for a streamed unit, whose STORE_G alone copies them to the host (the others'
+     * copy nothing); into every rank for a resident unit, whose update each rank then applies
+     * to its own copy with the same bits. Returns once the rank may reuse its gradient
+     * buffer. NULL: the backend runs one rank. */
+    void (*reduce)(hz_ctx *ctx, int rank, const hz_op *o);
+    /* After the last op of the step is done: the rank's loss sum (of its share of the
+     * tokens) and squared grad norm (rank 0: of the summed gradients; others: 0). */
+    void (*step_result)(hz_ctx *ctx, int rank, double *loss_sum, double *grad_sumsq);
     /* After step_result: start and end (ms from the step's start) of every device op of
-     * the step; 0 where the backend has no stream timeline. */
-    int (*op_times)(hz_ctx *ctx, float *t0_ms, float *t1_ms);
-    /* Forward-only loss sum of one step's worth of tokens; LOGITS (NULL, or (step_tokens, V)
-     * fp32) receives the logits (--dump-logits). */
-    double (*eval)(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
+     * the rank's step; 0 where the backend has no stream timeline. */
+    int (*op_times)(hz_ctx *ctx, int rank, float *t0_ms, float *t1_ms);
+    /* Forward-only loss sum of the rank's share of one step's tokens; LOGITS (NULL, or
+     * (hz_gpu_step_tokens, V) fp32) receives their logits (--dump-logits). */
+    double (*eval)(hz_ctx *ctx, int rank, const int32_t *inputs, const int32_t *targets,
+                   float *logits);
     void (*report)(hz_ctx *ctx, FILE *out);   /* measured device memory beside planned */
     /* The same as lines (at most HZ_MEM_LINES_MAX into OUT); returns how many. */
     int (*memory)(hz_ctx *ctx, hz_mem_line *out);
-    /* The home of the resident units' state arrays (hz_home_copy_fn; CTX is the hz_ctx). */
+    /* The home of the resident units' state arrays (hz_home_copy_fn; CTX is the hz_ctx):
+     * written to every rank's copy, read from rank 0's. */
     hz_home_copy_fn home_copy;
     /* After init: the name of the device it runs on; NULL where it runs on none (cpu). */
     const char *(*device)(hz_ctx *ctx);
@@ -289,9 +308,9 @@ typedef struct hz_backend {
      * 0, or -1 after saying why. NULL where there is no device to measure (cpu). */
     int (*probe)(hz_ctx *ctx, const char *out_path, FILE *log);
     /* train --profile-kernels (runtime/kprof.h): before the profiled step's first op, from
-     * then until kprof_end every op's work is timed piece by piece into KP's rows; kprof_end
-     * comes after the step's last op (its device updates too) is done. Work outside the
-     * profiled step is not timed. */
+     * then until kprof_end every op's work on rank 0 is timed piece by piece into KP's rows;
+     * kprof_end comes after the step's last op (its device updates too) is done. Work
+     * outside the profiled step is not timed. */
     void (*kprof_begin)(hz_ctx *ctx, hz_kprof *kp);
     void (*kprof_end)(hz_ctx *ctx);
     void (*destroy)(hz_ctx *ctx);
@@ -309,7 +328,10 @@ struct hz_ctx {
     hz_store store;
     hz_pool *pool;
     int64_t step;                /* 0-based step being run */
-    void *bk;                    /* the backend's own state */
+    void *bk;                    /* the backend's own state (of all its ranks) */
+    int rank_n;                  /* ranks in this process: hz_gpus of the plan */
+    hz_pool *rank_pool;          /* rank_n threads, one a rank (the caller's is rank 0's);
+                                  * NULL with one rank, which runs on the caller alone */
     /* optimizer thread: OPT ops run here while the next step's forward is issued */
     hz_optim optim;
     pthread_t opt_thread;
@@ -428,10 +450,14 @@ void hz_trace_close(hz_trace *t, hz_ctx *c);
 int hz_exec_init(hz_ctx *ctx, const hz_plan *plan, int threads);
 /* Targets of one step (step_tokens) that are trained (not HZ_DATA_IGNORE). */
 int64_t hz_exec_trained(const hz_plan *p, const int32_t *targets);
-/* Run one optimizer step on INPUTS/TARGETS (step_tokens each); returns the mean loss and
- * sets the gradient norm (before clipping). */
+/* Run one optimizer step on INPUTS/TARGETS (step_tokens each; rank r's share starts at
+ * r hz_gpu_step_tokens); returns the mean loss and sets the gradient norm (before
+ * clipping). */
 double hz_exec_step(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets,
                     double *grad_norm);
+/* Forward-only loss sum of one step's worth of tokens over every rank's share (summed in
+ * rank order); LOGITS (NULL, or (step_tokens, V) fp32) receives the logits. */
+double hz_exec_eval(hz_ctx *ctx, const int32_t *inputs, const int32_t *targets, float *logits);
 /* Before the first step of a resumed run: STEP steps are already done and applied. */
 void hz_exec_resume_at(hz_ctx *ctx, int64_t step);
 /* 1 when a step's update waits for its gradient norm (clipping in the plan or the run),

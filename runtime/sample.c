@@ -152,7 +152,7 @@ int64_t hz_sample_run(hz_sampler *s, hz_ctx *c, int64_t steps, const int32_t **t
         int64_t w = n < d->T ? n : d->T; /* the last T tokens of the context */
         memcpy(s->inputs, s->ctx + n - w, (size_t)w * sizeof *s->inputs);
         memset(s->inputs + w, 0, (size_t)(d->T - w) * sizeof *s->inputs);
-        c->be->eval(c, s->inputs, s->targets, s->logits);
+        hz_exec_eval(c, s->inputs, s->targets, s->logits);
         s->ctx[n++] = pick(s, s->logits + (w - 1) * d->V, d->V, &rng);
     }
     *tokens = s->ctx + s->prompt_n;

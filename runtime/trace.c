@@ -84,7 +84,7 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
     memset(out, 0, sizeof(*out));
     if (!c->be->op_times) return 0;
     float *t0 = c->op_t0_ms, *t1 = c->op_t1_ms;
-    c->be->op_times(c, t0, t1);
+    c->be->op_times(c, 0, t0, t1); /* rank 0's timeline */
     double first = 1e30, last = 0.0;
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];

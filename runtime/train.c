@@ -103,7 +103,7 @@ static double evaluate(hz_ctx *c, hz_data *val, int64_t batches, step_tokens *tk
     int64_t n = 0;
     for (int64_t b = 0; b < batches; b++) {
         fill_step(c->plan, val, tk);
-        sum += c->be->eval(c, tk->inputs, tk->targets, NULL);
+        sum += hz_exec_eval(c, tk->inputs, tk->targets, NULL);
         n += hz_exec_trained(c->plan, tk->targets);
     }
     double loss = n > 0 ? sum / (double)n : 0.0; /* the mean over trained targets, as in training */
@@ -121,7 +121,7 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
     hz_exec_drain(c);
     hz_data_seek(val, 0);
     fill_step(c->plan, val, tk);
-    c->be->eval(c, tk->inputs, tk->targets, buf);
+    hz_exec_eval(c, tk->inputs, tk->targets, buf);
     /* .npy version 1.0: magic, header length, a dict padded with spaces to 64 bytes */
     char hdr[128];
     int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
@@ -242,6 +242,13 @@ int main(int argc, char **argv)
     if (hz_data_examples(train) > 0)
         printf(" in %lld examples", (long long)hz_data_examples(train));
     printf("\n");
+    if (hz_gpus(dm) > 1) /* docs/plan.md "Several GPUs of one host" */
+        printf("ranks: %lld ranks of %lld micro-batches each (%lld tokens; rank r runs "
+               "micro-batches %lld r to %lld r + %lld), one host store and one host optimizer "
+               "for all\n",
+               (long long)hz_gpus(dm), (long long)hz_gpu_n_micro(dm),
+               (long long)hz_gpu_step_tokens(dm), (long long)hz_gpu_n_micro(dm),
+               (long long)hz_gpu_n_micro(dm), (long long)hz_gpu_n_micro(dm) - 1);
     printf("planned: host %lld bytes (%.2f per parameter), GPU arena %lld bytes\n",
            (long long)p->host_bytes, (double)p->host_bytes / (double)p->params_n,
            (long long)p->gpu_bytes);

@@ -1,6 +1,7 @@
 /* runtime/train_check.c - what the trainer refuses before any work (train_check.h): a plan
- * for several GPUs or hosts, an output path it could not write at the end, a host without
- * room for the plan. Each refusal is one message saying what to do, and exit status 1. */
+ * for several GPUs on a backend that runs one, or for several hosts; an output path it
+ * could not write at the end; a host without room for the plan. Each refusal is one message
+ * saying what to do, and exit status 1. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,26 +12,26 @@
 #include "rt.h"
 #include "train_check.h"
 
-/* The plan predicts several GPUs; this trainer runs one (docs/plan.md "Several GPUs"). */
-static void check_gpus(const hz_plan *p)
+/* The plan splits the step over several GPUs, of which a backend without ranks runs one, or
+ * over several hosts, which no trainer runs yet (docs/plan.md "Several GPUs of one host",
+ * "Several hosts"). */
+static void check_split(const hz_plan *p)
 {
-    if (hz_gpus(&p->dims) <= 1) return;
-    fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, "
-                    "and the trainer runs one GPU: build it again without --gpus (and "
-                    "without plan.gpus) to train; hzc plan --gpus predicts several\n",
-            (long long)hz_gpus(&p->dims));
-    exit(1);
-}
-
-/* The plan splits each step over several hosts; this trainer runs on one (docs/plan.md
- * "Several hosts": planned, not yet run). */
-static void check_hosts(const hz_plan *p)
-{
-    if (hz_hosts(&p->dims) <= 1) return;
-    fprintf(stderr, "train: error: this trainer's plan splits each step over %lld hosts, and "
-                    "the trainer runs on one: build it again without --hosts (and without "
-                    "plan.hosts) to train; hzc plan --hosts predicts several\n",
-            (long long)hz_hosts(&p->dims));
+    int64_t gpus = hz_gpus(&p->dims), hosts = hz_hosts(&p->dims);
+    if (hosts > 1)
+        fprintf(stderr, "train: error: this trainer's plan splits each step over %lld hosts, "
+                        "and the trainer runs on one: build it again without --hosts (and "
+                        "without plan.hosts) to train; hzc plan --hosts predicts several\n",
+                (long long)hosts);
+    else if (gpus > 1 && !hz_backend_impl.caps->ranks)
+        fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, "
+                        "and the %s backend runs one GPU a process: build it again without "
+                        "--gpus (and without plan.gpus) to train on one; hzc plan --gpus "
+                        "predicts several, and a cpu trainer (--backend cpu) runs them as "
+                        "ranks\n",
+                (long long)gpus, hz_backend_impl.name);
+    else
+        return;
     exit(1);
 }
 
@@ -101,8 +102,7 @@ static void check_host_memory(const hz_plan *p)
 
 void hz_train_check(const hz_plan *p, const train_args *a)
 {
-    check_gpus(p);
-    check_hosts(p);
+    check_split(p);
     probe_outputs(a);
     check_host_memory(p);
 }

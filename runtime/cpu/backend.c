@@ -1,55 +1,14 @@
 /* runtime/cpu/backend.c - the cpu backend: the generated schedule run with the fp32
  * reference ops. The GPU arena is mirrored in host memory with fp32 elements (weight
  * slots hold the streamed bf16 weights widened to fp32); ops run synchronously in issue
- * order, which the schedule guarantees is a valid order of its events. */
+ * order, which the schedule guarantees is a valid order of its events. With several ranks
+ * each has its own mirror, sized for its share of the step, and they sum their gradients
+ * on the host in rank order (ranks.c). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "../hz_layout.h"
-#include "../optstate.h"
-#include "../rt.h"
-#include "block.h"
 #include "ops.h"
-
-typedef struct cpu_state {
-    float **wslot, **gslot, *ghead;
-    int64_t wslot_n, gslot_n, ghead_n;
-    float *boundary, *dgrad, *work_mem, *head_mem, *inv_freq;
-    float *inv_freq_local;   /* the RoPE table of sliding-window blocks (hz_unit.window) */
-    float *host_boundary;    /* boundaries 0..L-1 when the plan keeps them on the host */
-    /* resident units: their w, lo, m, v (in the plan's optimizer state), fp32 gradients and
-     * int8 scales live in res[] (the RESIDENT region as the GPU holds it, hz_resident_layout,
-     * in res_mem); their weights are widened into res_slot for each op, their gradients
-     * gather in res_gblock (blocks) or res_ghead */
-    char *res_mem, *res[HZ_RES_ARRAYS];
-    uint16_t *res_w;
-    int16_t *res_lo;
-    float *res_g;
-    float *res_slot, *res_gblock, *res_ghead;
-    int64_t res_gblock_n, res_ghead_n;
-    hz_pool *res_pool;       /* one thread for their updates, which run beside the host
-                              * optimizer thread's pool */
-    float *hold;             /* the GHOLD region: held units' gradients (hz_unit.held) */
-    float *saved;            /* the SAVED region: kept blocks' activations, fp32 */
-    int64_t saved_n;         /* floats per kept block and micro-batch */
-    cpu_work work;
-    int32_t *inputs, *targets; /* (step_tokens) each: the step's tokens, as begin_step gave */
-    float dscale;              /* the step's loss scale, 1 / trained tokens */
-    double loss_sum, sumsq;
-    int64_t arena_bytes;
-    double step_t0;          /* host clock at begin_step */
-    float *op_t0, *op_t1;    /* per op: ms from step_t0 (the ops run one after another) */
-    /* --profile-kernels: the profiled step's clock (kclock.kp set), and KC pointing at it
-     * while one of its ops runs (NULL otherwise: nothing is timed) */
-    hz_kclock kclock, *kc;
-} cpu_state;
-
-/* A copy or conversion of N elements of B bytes each way, as the profile counts it. */
-static hz_kcost copy_cost(int row, int64_t n, int bytes)
-{
-    return hz_kc(row, 0.0, (double)n * bytes);
-}
-
+#include "state.h"
 
 static float *falloc(cpu_state *s, int64_t n)
 {
@@ -57,13 +16,12 @@ static float *falloc(cpu_state *s, int64_t n)
     return calloc((size_t)(n ? n : 1), sizeof(float));
 }
 
-static int cpu_init(hz_ctx *c)
+/* Rank state S's mirror of the arena, for its share of the step. */
+static int rank_init(const hz_plan *p, cpu_state *s)
 {
-    const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
-    cpu_state *s = calloc(1, sizeof(*s));
-    if (!s) return -1;
-    c->bk = s;
+    s->tokens = hz_gpu_step_tokens(d);
+    s->n_micro = hz_gpu_n_micro(d);
     const hz_region *r = p->regions;
     s->wslot_n = r[HZ_WSLOT].slot_bytes / 2;
     s->gslot_n = r[HZ_GSLOT].slot_bytes / 4;
@@ -76,16 +34,16 @@ static int cpu_init(hz_ctx *c)
     for (int i = 0; i < r[HZ_GSLOT].count; i++)
         if (!(s->gslot[i] = falloc(s, s->gslot_n))) return -1;
     s->ghead = falloc(s, s->ghead_n);
-    s->boundary = falloc(s, r[HZ_BOUNDARY].count * d->step_tokens * d->C);
-    if (p->boundary_on_host && !(s->host_boundary = falloc(s, d->L * d->step_tokens * d->C)))
+    s->boundary = falloc(s, r[HZ_BOUNDARY].count * s->tokens * d->C);
+    if (p->boundary_on_host && !(s->host_boundary = falloc(s, d->L * s->tokens * d->C)))
         return -1;
-    s->dgrad = falloc(s, d->step_tokens * d->C);
+    s->dgrad = falloc(s, s->tokens * d->C);
     s->work_mem = falloc(s, cpu_work_floats(d));
     s->head_mem = falloc(s, cpu_head_floats(d));
     s->inv_freq = falloc(s, d->HD / 2);
     s->inv_freq_local = falloc(s, d->HD / 2);
-    s->inputs = calloc((size_t)d->step_tokens, sizeof(int32_t));
-    s->targets = calloc((size_t)d->step_tokens, sizeof(int32_t));
+    s->inputs = calloc((size_t)s->tokens, sizeof(int32_t));
+    s->targets = calloc((size_t)s->tokens, sizeof(int32_t));
     if (!s->inputs || !s->targets) return -1;
     s->op_t0 = calloc((size_t)p->op_n, sizeof(float));
     s->op_t1 = calloc((size_t)p->op_n, sizeof(float));
@@ -119,39 +77,51 @@ static int cpu_init(hz_ctx *c)
         return -1;
     if (p->hold_n > 0 && !(s->hold = falloc(s, p->hold_n))) return -1;
     s->saved_n = cpu_saved_floats(d);
-    if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * d->n_micro * s->saved_n)))
+    if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * s->n_micro * s->saved_n)))
         return -1;
     hz_rope_inv_freq_dims(s->inv_freq, d);
     hz_rope_inv_freq_local(s->inv_freq_local, d);
     return 0;
 }
 
-/* Copies the tokens, as the cuda backend stages them to the device. */
-static void stage_tokens(cpu_state *s, const hz_plan *p, const int32_t *inputs,
-                         const int32_t *targets)
+static int cpu_init(hz_ctx *c)
 {
-    memcpy(s->inputs, inputs, (size_t)p->dims.step_tokens * sizeof(int32_t));
-    memcpy(s->targets, targets, (size_t)p->dims.step_tokens * sizeof(int32_t));
+    cpu_backend *b = calloc(1, sizeof(*b));
+    if (!b) return -1;
+    c->bk = b;
+    if (!(b->rank = calloc((size_t)c->rank_n, sizeof(cpu_state)))) return -1;
+    b->rank_n = c->rank_n;
+    cpu_ranks_init(&b->meet, c->rank_n);
+    for (int r = 0; r < c->rank_n; r++) {
+        if (rank_init(c->plan, &b->rank[r]) != 0) return -1;
+        if (!(b->rank[r].peer = calloc((size_t)c->rank_n, sizeof(float *)))) return -1;
+    }
+    return 0;
 }
 
-static void cpu_begin_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
+/* Copies the rank's tokens, as the cuda backend stages them to the device. */
+static void stage_tokens(cpu_state *s, const int32_t *inputs, const int32_t *targets)
+{
+    memcpy(s->inputs, inputs, (size_t)s->tokens * sizeof(int32_t));
+    memcpy(s->targets, targets, (size_t)s->tokens * sizeof(int32_t));
+}
+
+static void cpu_begin_step(hz_ctx *c, int rank, const int32_t *inputs, const int32_t *targets,
                            float dscale)
 {
-    cpu_state *s = c->bk;
-    stage_tokens(s, c->plan, inputs, targets);
+    cpu_state *s = rank_state(c, rank);
+    stage_tokens(s, inputs, targets);
     s->dscale = dscale;
     s->loss_sum = 0.0;
     s->sumsq = 0.0;
     s->step_t0 = hz_now_s();
 }
 
-/* Boundary j (the input of block j), token TOK: its slot, or buffer j % 2 with host
- * boundaries. */
-static float *boundary_at(const hz_ctx *c, int64_t j, int64_t tok)
+/* Boundary j (the input of block j), token TOK of the rank's share: its slot, or buffer
+ * j % 2 with host boundaries. */
+static float *boundary_at(const hz_plan *p, const cpu_state *s, int64_t j, int64_t tok)
 {
-    const cpu_state *s = c->bk;
-    const hz_dims *d = &c->plan->dims;
-    return s->boundary + (hz_boundary_buf(c->plan, j) * d->step_tokens + tok) * d->C;
+    return s->boundary + (hz_boundary_buf(p, j) * s->tokens + tok) * p->dims.C;
 }
 
 /* Pointers to a unit's tensors inside BASE (a weight slot or a gradient region). */
@@ -173,10 +143,9 @@ static cpu_block_params block_params(const hz_plan *p, const hz_unit *u, float *
     return b;
 }
 
-static void load_unit(hz_ctx *c, const hz_unit *u, float *slot)
+static void load_unit(const hz_ctx *c, const cpu_state *s, const hz_unit *u, float *slot)
 {
     const hz_plan *p = c->plan;
-    const cpu_state *s = c->bk;
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
         const uint16_t *src = u->resident ? s->res_w + t->res_n : c->store.w + t->host_n;
@@ -192,19 +161,18 @@ static cpu_work unit_work(const cpu_state *s, const hz_plan *p, const hz_unit *u
 {
     cpu_work ws = s->work;
     if (u->keep)
-        cpu_work_saved(&ws, s->saved + (u->keep_slot * p->dims.n_micro + m) * s->saved_n,
+        cpu_work_saved(&ws, s->saved + (u->keep_slot * s->n_micro + m) * s->saved_n,
                        &p->dims);
     return ws;
 }
 
 /* Forward of the embedding or a block for micro-batch m into the next boundary. */
-static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
+static void forward_unit(const hz_ctx *c, cpu_state *s, const hz_unit *u, int m, float *slot)
 {
-    cpu_state *s = c->bk;
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens, C = d->C, mtok = (int64_t)m * N;
-    float *out = boundary_at(c, u->layer + 1, mtok);
+    float *out = boundary_at(p, s, u->layer + 1, mtok);
     if (u->kind == HZ_EMBED) {
         embedding_scaled_forward(out, s->inputs + mtok, tensor_at(p, u, HZ_WTE, slot, 0), N, C,
                                  d->embed_scale);
@@ -213,14 +181,14 @@ static void forward_unit(hz_ctx *c, const hz_unit *u, int m, float *slot)
         cpu_block_params w = block_params(p, u, slot, 0);
         cpu_work ws = unit_work(s, p, u, m);
         cpu_block_forward(d, u->window ? s->inv_freq_local : s->inv_freq, u->window, &w,
-                          boundary_at(c, u->layer, mtok), out, &ws, s->kc);
+                          boundary_at(p, s, u->layer, mtok), out, &ws, s->kc);
     }
 }
 
 /* Ops run synchronously, so the host clock around each is its place on the timeline. */
-static void cpu_op_begin(hz_ctx *c, int i)
+static void cpu_op_begin(hz_ctx *c, int rank, int i)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     double t = hz_now_s();
     s->op_t0[i] = (float)((t - s->step_t0) * 1e3);
     if (s->kclock.kp) { /* the profiled step: its rows start at the op's own start */
@@ -229,33 +197,33 @@ static void cpu_op_begin(hz_ctx *c, int i)
     }
 }
 
-static void cpu_op_end(hz_ctx *c, int i)
+static void cpu_op_end(hz_ctx *c, int rank, int i)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     double t = hz_now_s();
     s->op_t1[i] = (float)((t - s->step_t0) * 1e3);
     if (s->kc) hz_kclock_end(s->kc, t);
     s->kc = NULL;
 }
 
-/* --profile-kernels: the ops run on this thread one after another, so the host clock between
- * the marks of one op is the time of each piece of its work. */
+/* --profile-kernels: the ops run on rank 0's thread one after another, so the host clock
+ * between the marks of one op is the time of each piece of its work. */
 static void cpu_kprof_begin(hz_ctx *c, hz_kprof *kp)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, 0);
     s->kclock.kp = kp;
 }
 
 static void cpu_kprof_end(hz_ctx *c)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, 0);
     s->kclock.kp = NULL;
     s->kc = NULL;
 }
 
-static int cpu_op_times(hz_ctx *c, float *t0, float *t1)
+static int cpu_op_times(hz_ctx *c, int rank, float *t0, float *t1)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     memcpy(t0, s->op_t0, (size_t)c->plan->op_n * sizeof(float));
     memcpy(t1, s->op_t1, (size_t)c->plan->op_n * sizeof(float));
     return 1;
@@ -264,11 +232,10 @@ static int cpu_op_times(hz_ctx *c, float *t0, float *t1)
 /* ---- the ops of the step ---- */
 
 /* The unit's weights: its weight slot, or for a resident unit the store widened now. */
-static float *op_slot(hz_ctx *c, const hz_op *o)
+static float *op_slot(const hz_ctx *c, cpu_state *s, const hz_op *o)
 {
-    cpu_state *s = c->bk;
     if (o->slot >= 0) return s->wslot[o->slot];
-    load_unit(c, &c->plan->units[o->unit], s->res_slot);
+    load_unit(c, s, &c->plan->units[o->unit], s->res_slot);
     return s->res_slot;
 }
 
@@ -290,23 +257,25 @@ static float *op_grads(const cpu_state *s, const hz_plan *p, const hz_op *o, int
     return o->gslot >= 0 ? s->gslot[o->gslot] : NULL;
 }
 
-static void op_load_w(hz_ctx *c, const hz_op *o)
+static void op_load_w(hz_ctx *c, int rank, const hz_op *o)
 {
-    load_unit(c, &c->plan->units[o->unit], op_slot(c, o));
+    cpu_state *s = rank_state(c, rank);
+    load_unit(c, s, &c->plan->units[o->unit], op_slot(c, s, o));
 }
 
-static void op_fwd(hz_ctx *c, const hz_op *o)
+static void op_fwd(hz_ctx *c, int rank, const hz_op *o)
 {
-    forward_unit(c, &c->plan->units[o->unit], o->micro, op_slot(c, o));
+    cpu_state *s = rank_state(c, rank);
+    forward_unit(c, s, &c->plan->units[o->unit], o->micro, op_slot(c, s, o));
 }
 
-static void op_loss(hz_ctx *c, const hz_op *o)
+static void op_loss(hz_ctx *c, int rank, const hz_op *o)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     const hz_unit *u = &p->units[o->unit];
-    float *slot = op_slot(c, o);
+    float *slot = op_slot(c, s, o);
     int64_t mtok = (int64_t)o->micro * d->micro_tokens, grads_n;
     float *grads = op_grads(s, p, o, &grads_n);
     if (o->micro == 0) {
@@ -315,14 +284,14 @@ static void op_loss(hz_ctx *c, const hz_op *o)
     }
     s->loss_sum += cpu_head_loss(
         d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0), tensor_at(p, u, HZ_LM_HEAD, slot, 0),
-        boundary_at(c, d->L, mtok), s->targets + mtok, s->dscale, s->dgrad + mtok * d->C,
+        boundary_at(p, s, d->L, mtok), s->targets + mtok, s->dscale, s->dgrad + mtok * d->C,
         tensor_at(p, u, HZ_FINAL_NORM, grads, 1), tensor_at(p, u, HZ_LM_HEAD, grads, 1),
         s->head_mem, 1, NULL, s->kc);
 }
 
-static void op_bwd(hz_ctx *c, const hz_op *o)
+static void op_bwd(hz_ctx *c, int rank, const hz_op *o)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     const hz_unit *u = &p->units[o->unit];
@@ -343,28 +312,53 @@ static void op_bwd(hz_ctx *c, const hz_op *o)
         memset(grads, 0, (size_t)grads_n * sizeof(float));
         hz_kclock_mark(s->kc, copy_cost(HZ_KR_MEMSET, grads_n, 4));
     }
-    float *slot = op_slot(c, o);
+    float *slot = op_slot(c, s, o);
     cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
     cpu_work ws = unit_work(s, p, u, o->micro);
     cpu_block_backward(d, u->window ? s->inv_freq_local : s->inv_freq, u->window, &w, &g,
-                       boundary_at(c, u->layer, mtok), s->dgrad + mtok * C, &ws, !u->keep, s->kc);
+                       boundary_at(p, s, u->layer, mtok), s->dgrad + mtok * C, &ws, !u->keep,
+                       s->kc);
 }
 
-static void op_store_g(hz_ctx *c, const hz_op *o)
+/* The gradients the unit's STORE_G copies, summed over the ranks (hz_backend.reduce): each
+ * tensor's elements split among the ranks, every element summed in rank order. */
+static void cpu_reduce(hz_ctx *c, int rank, const hz_op *o)
 {
-    cpu_state *s = c->bk;
+    cpu_backend *b = c->bk;
     const hz_plan *p = c->plan;
     const hz_unit *u = &p->units[o->unit];
+    float **at = b->rank[rank].peer;
+    cpu_ranks_meet(&b->meet); /* every rank's backward of the unit is done */
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        if (!t->store_grad) continue;
+        for (int r = 0; r < b->rank_n; r++) at[r] = op_grads(&b->rank[r], p, o, NULL) + t->grad_n;
+        cpu_ranks_sum(&b->meet, rank, at, t->rows * t->cols, u->resident);
+    }
+    cpu_ranks_meet(&b->meet); /* every sum is written */
+}
+
+/* The unit's gradients to where its update reads them, and their squared norm: every rank's
+ * resident copy is updated, but rank 0 alone holds (and copies to the host) a streamed
+ * unit's sum, and rank 0 alone counts the norm. */
+static void op_store_g(hz_ctx *c, int rank, const hz_op *o)
+{
+    cpu_state *s = rank_state(c, rank);
+    const hz_plan *p = c->plan;
+    const hz_unit *u = &p->units[o->unit];
+    if (rank > 0 && !u->resident) return;
     const float *grads = op_grads(s, p, o, NULL);
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
         if (!t->store_grad) continue;
         const float *src = grads + t->grad_n;
         int64_t n = t->rows * t->cols;
-        double ss = 0.0;
-        for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
-        s->sumsq += ss;
-        hz_kclock_mark(s->kc, copy_cost(HZ_KR_GRAD_NORM, n, 4));
+        if (rank == 0) {
+            double ss = 0.0;
+            for (int64_t e = 0; e < n; e++) ss += (double)src[e] * src[e];
+            s->sumsq += ss;
+            hz_kclock_mark(s->kc, copy_cost(HZ_KR_GRAD_NORM, n, 4));
+        }
         if (u->held) {
             continue; /* they wait in GHOLD for the next step's FETCH_G */
         } else if (u->resident) {
@@ -381,52 +375,56 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
     }
 }
 
-/* A held unit's gradients of the step before, to the staging slot its update reads. */
-static void op_fetch_g(hz_ctx *c, const hz_op *o)
+/* A held unit's gradients of the step before, to the staging slot its update reads (rank
+ * 0's, which hold their sum: exec.c issues it there alone). */
+static void op_fetch_g(hz_ctx *c, int rank, const hz_op *o)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     const hz_unit *u = &c->plan->units[o->unit];
     memcpy(c->gstage[o->gslot], s->hold + u->hold_n,
            (size_t)hz_unit_grads_n(c->plan->tensors, u) * sizeof(float));
     hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2H, hz_unit_grads_n(c->plan->tensors, u), 4));
 }
 
-/* The whole step's boundary o->bnd, one copy each way. */
-static void op_store_b(hz_ctx *c, const hz_op *o)
+/* The rank's boundary o->bnd of its whole share of the step, one copy each way. */
+static void op_store_b(hz_ctx *c, int rank, const hz_op *o)
 {
-    cpu_state *s = c->bk;
-    int64_t n = c->plan->dims.step_tokens * c->plan->dims.C;
-    memcpy(s->host_boundary + o->bnd * n, boundary_at(c, o->bnd, 0), (size_t)n * sizeof(float));
+    cpu_state *s = rank_state(c, rank);
+    int64_t n = s->tokens * c->plan->dims.C;
+    memcpy(s->host_boundary + o->bnd * n, boundary_at(c->plan, s, o->bnd, 0),
+           (size_t)n * sizeof(float));
     hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_D2H, n, 4));
 }
 
-static void op_load_b(hz_ctx *c, const hz_op *o)
+static void op_load_b(hz_ctx *c, int rank, const hz_op *o)
 {
-    cpu_state *s = c->bk;
-    int64_t n = c->plan->dims.step_tokens * c->plan->dims.C;
-    memcpy(boundary_at(c, o->bnd, 0), s->host_boundary + o->bnd * n, (size_t)n * sizeof(float));
+    cpu_state *s = rank_state(c, rank);
+    int64_t n = s->tokens * c->plan->dims.C;
+    memcpy(boundary_at(c->plan, s, o->bnd, 0), s->host_boundary + o->bnd * n,
+           (size_t)n * sizeof(float));
     hz_kclock_mark(s->kc, copy_cost(HZ_KR_COPY_H2D, n, 4));
 }
 
-static void cpu_wait_op(hz_ctx *c, int op)
+static void cpu_wait_op(hz_ctx *c, int rank, int op)
 {
     (void)c;
     (void)op; /* ops ran synchronously when issued */
 }
 
-static void cpu_step_result(hz_ctx *c, double *loss_sum, double *sumsq)
+static void cpu_step_result(hz_ctx *c, int rank, double *loss_sum, double *sumsq)
 {
-    cpu_state *s = c->bk;
+    cpu_state *s = rank_state(c, rank);
     *loss_sum = s->loss_sum;
     *sumsq = s->sumsq;
 }
 
-/* Forward only: every unit in forward order through weight slot 0, then the head loss. */
-static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
+/* Forward only, on the rank's share of the tokens: every unit in forward order through
+ * weight slot 0, then the head loss. */
+static double cpu_eval(hz_ctx *c, int rank, const int32_t *inputs, const int32_t *targets,
                        float *logits)
 {
-    cpu_state *s = c->bk;
-    stage_tokens(s, c->plan, inputs, targets);
+    cpu_state *s = rank_state(c, rank);
+    stage_tokens(s, inputs, targets);
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
     int64_t N = d->micro_tokens;
@@ -434,13 +432,13 @@ static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
         float *slot = u->resident ? s->res_slot : s->wslot[0];
-        load_unit(c, u, slot);
-        for (int m = 0; m < d->n_micro; m++) {
+        load_unit(c, s, u, slot);
+        for (int m = 0; m < s->n_micro; m++) {
             if (u->kind != HZ_HEAD) {
-                forward_unit(c, u, m, slot);
+                forward_unit(c, s, u, m, slot);
                 continue;
             }
-            const float *x = boundary_at(c, d->L, (int64_t)m * N);
+            const float *x = boundary_at(p, s, d->L, (int64_t)m * N);
             sum += cpu_head_loss(d, tensor_at(p, u, HZ_FINAL_NORM, slot, 0),
                                  tensor_at(p, u, HZ_LM_HEAD, slot, 0), x,
                                  s->targets + (int64_t)m * N, 0.0f, NULL, NULL, NULL,
@@ -451,98 +449,46 @@ static double cpu_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     return sum;
 }
 
-/* A resident unit's update, in its RESIDENT arrays: fp32 moments through a store view over
- * each tensor; compact ones through a state whose arrays are shifted to be indexed by store
- * index (hz_shift_ptr), so the bf16 rounding hashes the same index as a streamed unit's. */
-static void op_opt(hz_ctx *c, const hz_op *o)
+/* The arena mirrors of all ranks, in bytes (each rank's is the same). */
+static int64_t arena_bytes(const cpu_backend *b)
 {
-    cpu_state *s = c->bk;
-    const hz_plan *p = c->plan;
-    const hz_unit *u = &p->units[o->unit];
-    const int mode = p->optimizer_state;
-    const int64_t mb = hz_moment_bytes(mode);
-    int64_t bad = 0;
-    for (int k = 0; k < u->tensor_n; k++) {
-        const hz_tensor *x = &p->tensors[u->first_tensor + k];
-        if (x->host_n < u->host_n || x->host_n >= u->host_n + u->padded_n) continue; /* tied */
-        int64_t n = x->rows * x->cols;
-        float *g = s->res_g + u->res_g_n + x->grad_n;
-        hz_adam_coef coef = hz_adam_coef_of(&c->optim, c->opt_lr, x->decay, c->opt_gscale,
-                                            c->opt_t);
-        /* bytes read and written: w, lo and the moments both ways, the gradients read */
-        hz_kcost cost = copy_cost(HZ_KR_ADAMW, n, 2 * (4 + 2 * (int)mb) + 4);
-        if (mode == HZ_OPTSTATE_FP32) {
-            hz_store view = {.n = n, .w = s->res_w + x->res_n, .lo = s->res_lo + x->res_n,
-                             .m = (float *)s->res[HZ_RES_M] + x->res_n,
-                             .v = (float *)s->res[HZ_RES_V] + x->res_n, .g = g, .grad_bf16 = 0};
-            hz_adamw_store_range(&view, 0, n, &coef, s->res_pool);
-            hz_kclock_mark(s->kc, cost);
-            continue;
-        }
-        const int64_t d = x->res_n - x->host_n; /* resident index - store index */
-        hz_qstate q = {mode, p->host_store_n, c->store.state_seed,
-                       hz_shift_ptr(s->res[HZ_RES_M], d * mb),
-                       hz_shift_ptr(s->res[HZ_RES_V], d * mb),
-                       hz_shift_ptr(s->res[HZ_RES_MS], d / HZ_OPTSTATE_BLOCK * 4),
-                       hz_shift_ptr(s->res[HZ_RES_VS], d / HZ_OPTSTATE_BLOCK * 4)};
-        if (mode != HZ_OPTSTATE_INT8) q.m_absmax = q.v_absmax = NULL;
-        bad += hz_qadamw_pool(&q, hz_shift_ptr(s->res_w, d * 2), hz_shift_ptr(s->res_lo, d * 2),
-                              hz_shift_ptr(g, -x->host_n * 4), 0, x->host_n, n, &coef, c->opt_t,
-                              s->res_pool);
-        hz_kclock_mark(s->kc, cost);
-    }
-    pthread_mutex_lock(&c->mu);
-    c->nonfinite_n += bad;
-    pthread_mutex_unlock(&c->mu);
-}
-
-/* The home of the resident units' state: the RESIDENT arrays above, memcpy'd (HZ_ARR_* of
- * the state arrays and HZ_RES_* name the same arrays by the same index). */
-static void cpu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home)
-{
-    hz_ctx *c = ctx;
-    cpu_state *s = c->bk;
-    const hz_plan *p = c->plan;
-    const int64_t bb = hz_arr_block_bytes(p->optimizer_state, 4, a);
-    for (int i = 0; i < p->unit_n; i++) {
-        const hz_unit *u = &p->units[i];
-        int64_t lo = first > u->host_n ? first : u->host_n;
-        int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
-        if (lo >= hi) continue;
-        char *d = s->res[a] + hz_arr_offset(bb, u->res_n + lo - u->host_n);
-        char *h = (char *)buf + hz_arr_offset(bb, lo) - hz_arr_offset(bb, first);
-        size_t bytes = (size_t)(hz_arr_offset(bb, hi) - hz_arr_offset(bb, lo));
-        if (to_home)
-            memcpy(d, h, bytes);
-        else
-            memcpy(h, d, bytes);
-    }
+    int64_t sum = 0;
+    for (int r = 0; r < b->rank_n; r++) sum += b->rank[r].arena_bytes;
+    return sum;
 }
 
 static void cpu_report(hz_ctx *c, FILE *out)
 {
-    cpu_state *s = c->bk;
-    fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes "
-                 "(the GPU plan is %lld bytes in bf16/fp32)\n",
-            (long long)s->arena_bytes, (long long)c->plan->gpu_bytes);
+    const cpu_backend *b = c->bk;
+    const int64_t planned = hz_cpu_mirror_bytes(c->plan);
+    if (b->rank_n > 1)
+        fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes, %d ranks of "
+                     "%lld (planned %lld each; the GPU plan is %lld bytes on each GPU in "
+                     "bf16/fp32)\n",
+                (long long)arena_bytes(b), b->rank_n, (long long)b->rank[0].arena_bytes,
+                (long long)planned, (long long)c->plan->gpu_bytes);
+    else
+        fprintf(out, "cpu backend: arena mirrored in fp32 host memory: %lld bytes (planned "
+                     "%lld; the GPU plan is %lld bytes in bf16/fp32)\n",
+                (long long)arena_bytes(b), (long long)planned, (long long)c->plan->gpu_bytes);
     char wait[96];
     cpu_omp_wait(wait, sizeof wait);
     fprintf(out, "cpu backend: OpenMP threads wait by %s (OMP_WAIT_POLICY or GOMP_SPINCOUNT "
                  "in the environment decide instead)\n", wait);
 }
 
+/* The mirrors of all ranks, planned (hz_cpu_mirror_bytes, one a rank) beside allocated. */
 static int cpu_memory(hz_ctx *c, hz_mem_line *out)
 {
-    cpu_state *s = c->bk;
-    out[0] = (hz_mem_line){"arena (fp32 host mirror)", c->plan->gpu_bytes, s->arena_bytes};
+    const cpu_backend *b = c->bk;
+    out[0] = (hz_mem_line){"arena (fp32 host mirror)", b->rank_n * hz_cpu_mirror_bytes(c->plan),
+                           arena_bytes(b)};
     return 1;
 }
 
-static void cpu_destroy(hz_ctx *c)
+static void rank_free(const hz_plan *p, cpu_state *s)
 {
-    cpu_state *s = c->bk;
-    if (!s) return;
-    const hz_region *r = c->plan->regions;
+    const hz_region *r = p->regions;
     for (int i = 0; s->wslot && i < r[HZ_WSLOT].count; i++) free(s->wslot[i]);
     for (int i = 0; s->gslot && i < r[HZ_GSLOT].count; i++) free(s->gslot[i]);
     free(s->wslot);
@@ -566,7 +512,17 @@ static void cpu_destroy(hz_ctx *c)
     free(s->targets);
     free(s->op_t0);
     free(s->op_t1);
-    free(s);
+    free(s->peer);
+}
+
+static void cpu_destroy(hz_ctx *c)
+{
+    cpu_backend *b = c->bk;
+    if (!b) return;
+    for (int r = 0; b->rank && r < b->rank_n; r++) rank_free(c->plan, &b->rank[r]);
+    if (b->rank) cpu_ranks_destroy(&b->meet);
+    free(b->rank);
+    free(b);
     c->bk = NULL;
 }
 
@@ -579,10 +535,11 @@ const hz_backend hz_backend_impl = {
     .begin_step = cpu_begin_step,
     .op_begin = cpu_op_begin,
     .ops = {[HZ_LOAD_W] = op_load_w, [HZ_FWD] = op_fwd, [HZ_LOSS] = op_loss, [HZ_BWD] = op_bwd,
-            [HZ_STORE_G] = op_store_g, [HZ_FETCH_G] = op_fetch_g, [HZ_OPT] = op_opt, [HZ_STORE_B] = op_store_b,
+            [HZ_STORE_G] = op_store_g, [HZ_FETCH_G] = op_fetch_g, [HZ_OPT] = cpu_op_opt, [HZ_STORE_B] = op_store_b,
             [HZ_LOAD_B] = op_load_b},
     .op_end = cpu_op_end,
     .wait_op = cpu_wait_op,
+    .reduce = cpu_reduce,
     .step_result = cpu_step_result,
     .op_times = cpu_op_times,
     .eval = cpu_eval,

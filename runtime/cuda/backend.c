@@ -74,32 +74,32 @@ static char *op_grads(const cuda_state *s, const hz_op *o)
     return hzcu_unit_grads(s, &s->p->units[o->unit], o->gslot);
 }
 
-static void op_load_w(hz_ctx *c, const hz_op *o)
+static void op_load_w(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_load_unit(s, c->store.w, &s->p->units[o->unit], op_slot(s, o), s->stream[HZ_H2D]);
 }
 
-static void op_fwd(hz_ctx *c, const hz_op *o)
+static void op_fwd(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_forward_unit(s, &s->p->units[o->unit], o->micro, op_slot(s, o));
 }
 
-static void op_loss(hz_ctx *c, const hz_op *o)
+static void op_loss(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_head_loss(s, &s->p->units[o->unit], o->micro, op_slot(s, o), op_grads(s, o), s->dscale, 1,
                    NULL);
 }
 
-static void op_bwd(hz_ctx *c, const hz_op *o)
+static void op_bwd(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_backward_unit(s, &s->p->units[o->unit], o->micro, op_slot(s, o), op_grads(s, o));
 }
 
-static void op_store_g(hz_ctx *c, const hz_op *o)
+static void op_store_g(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_store_grads(s, c->store.g, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_D2H]);
@@ -107,7 +107,7 @@ static void op_store_g(hz_ctx *c, const hz_op *o)
 
 /* A held unit's gradients of the step before, from GHOLD to the host staging slot its update
  * reads (exec.c issues it only while that update is to come). */
-static void op_fetch_g(hz_ctx *c, const hz_op *o)
+static void op_fetch_g(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     const hz_unit *u = &s->p->units[o->unit];
@@ -116,7 +116,7 @@ static void op_fetch_g(hz_ctx *c, const hz_op *o)
 }
 
 /* A resident unit's AdamW on the GPU, with the update exec.c set (runtime/cuda/resident.c). */
-static void op_opt(hz_ctx *c, const hz_op *o)
+static void op_opt(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     hzcu_adamw_resident(s, &s->p->units[o->unit], &c->optim, c->opt_lr, c->opt_gscale, c->opt_t,
@@ -124,7 +124,7 @@ static void op_opt(hz_ctx *c, const hz_op *o)
 }
 
 /* The whole step's boundary o->bnd, one contiguous copy each way. */
-static void op_store_b(hz_ctx *c, const hz_op *o)
+static void op_store_b(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     int64_t n = s->p->dims.step_tokens * s->C;
@@ -132,7 +132,7 @@ static void op_store_b(hz_ctx *c, const hz_op *o)
               n * 2, cudaMemcpyDeviceToHost);
 }
 
-static void op_load_b(hz_ctx *c, const hz_op *o)
+static void op_load_b(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
     int64_t n = s->p->dims.step_tokens * s->C;
@@ -150,7 +150,8 @@ static void stage_tokens(cuda_state *s, const int32_t *inputs, const int32_t *ta
     CUDA_CHECK(cudaMemcpyAsync(s->tok_in, s->h_tok, (size_t)T * 8, cudaMemcpyHostToDevice, st));
 }
 
-static void cuda_begin_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets, float dscale)
+static void cuda_begin_step(hz_ctx *c, int rank, const int32_t *inputs, const int32_t *targets,
+                            float dscale)
 {
     cuda_state *s = c->bk;
     /* the previous step (and any eval) is complete: the staging is free */
@@ -164,7 +165,7 @@ static void cuda_begin_step(hz_ctx *c, const int32_t *inputs, const int32_t *tar
     CUDA_CHECK(cudaEventRecord(s->tr_start, h2d));
 }
 
-static void cuda_op_begin(hz_ctx *c, int i)
+static void cuda_op_begin(hz_ctx *c, int rank, int i)
 {
     cuda_state *s = c->bk;
     const hz_op *o = &s->p->ops[i];
@@ -175,7 +176,7 @@ static void cuda_op_begin(hz_ctx *c, int i)
     if (s->prof_on) hzcu_prof_op(s, o->stream);
 }
 
-static void cuda_op_end(hz_ctx *c, int i)
+static void cuda_op_end(hz_ctx *c, int rank, int i)
 {
     cuda_state *s = c->bk;
     cudaStream_t st = s->stream[s->p->ops[i].stream];
@@ -197,7 +198,7 @@ static void cuda_kprof_begin(hz_ctx *c, hz_kprof *kp) { hzcu_prof_begin(c->bk, k
 
 static void cuda_kprof_end(hz_ctx *c) { hzcu_prof_end(c->bk); }
 
-static void cuda_wait_op(hz_ctx *c, int op)
+static void cuda_wait_op(hz_ctx *c, int rank, int op)
 {
     cuda_state *s = c->bk;
     CUDA_CHECK(cudaEventSynchronize(s->ev[op]));
@@ -227,7 +228,7 @@ static void print_trace(cuda_state *s, int64_t step)
 }
 
 /* Start and end of every device op of the finished step, in ms from the step's start. */
-static int cuda_op_times(hz_ctx *c, float *t0, float *t1)
+static int cuda_op_times(hz_ctx *c, int rank, float *t0, float *t1)
 {
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
@@ -240,7 +241,7 @@ static int cuda_op_times(hz_ctx *c, float *t0, float *t1)
     return 1;
 }
 
-static void cuda_step_result(hz_ctx *c, double *loss_sum, double *grad_sumsq)
+static void cuda_step_result(hz_ctx *c, int rank, double *loss_sum, double *grad_sumsq)
 {
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
@@ -280,7 +281,8 @@ static void eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
     }
 }
 
-static double cuda_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets, float *logits)
+static double cuda_eval(hz_ctx *c, int rank, const int32_t *inputs, const int32_t *targets,
+                        float *logits)
 {
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
@@ -482,7 +484,7 @@ static int cuda_init(hz_ctx *c)
     if (c->kprof) hzcu_prof_init(s); /* the walk counts the marks of a step */
     s->dry = 1;
     for (int i = 0; i < p->op_n; i++)
-        if (p->ops[i].stream != HZ_HOST) hz_backend_impl.ops[p->ops[i].kind](c, &p->ops[i]);
+        if (p->ops[i].stream != HZ_HOST) hz_backend_impl.ops[p->ops[i].kind](c, 0, &p->ops[i]);
     eval_issue(s, c, NULL);
     s->dry = 0;
     if (s->prof) hzcu_prof_events(s);
@@ -547,6 +549,7 @@ const hz_backend hz_backend_impl = {
             [HZ_LOAD_B] = op_load_b},
     .op_end = cuda_op_end,
     .wait_op = cuda_wait_op,
+    .reduce = NULL, /* one rank a process for now (train_check.c refuses more) */
     .step_result = cuda_step_result,
     .op_times = cuda_op_times,
     .eval = cuda_eval,
