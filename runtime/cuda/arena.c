@@ -69,7 +69,7 @@ static void carve(cuda_state *s)
 #undef HZCU_TAKE_LOSS
     s->dgrad = (bf16 *)hzcu_region_at(s, HZ_DGRAD, 0);
     s->tok_in = (int32_t *)hzcu_region_at(s, HZ_TOKENS, 0);
-    s->tok_tgt = s->tok_in + p->dims.step_tokens;
+    s->tok_tgt = s->tok_in + hz_gpu_step_tokens(&p->dims);
     s->scalars = (double *)hzcu_region_at(s, HZ_SCALARS, 0);
     int64_t res_off[HZ_RES_ARRAYS];
     if (hz_resident_layout(p->resident_n, p->resident_g_n, p->optimizer_state, res_off) !=
@@ -115,8 +115,9 @@ void hzcu_arena_alloc(cuda_state *s)
                           (size_t)p->regions[HZ_RESIDENT].bytes));
     CUDA_CHECK(cudaMemset(s->scalars, 0, (size_t)p->regions[HZ_SCALARS].bytes));
 
-    /* pinned staging: the step's tokens, its per-token losses, the scalars */
-    int64_t T = d->step_tokens, sc_bytes = p->regions[HZ_SCALARS].bytes;
+    /* pinned staging: this GPU's share of the step's tokens, its per-token losses and (on the
+     * host) its boundaries; the scalars */
+    int64_t T = hz_gpu_step_tokens(d), sc_bytes = p->regions[HZ_SCALARS].bytes;
     s->pinned_bytes = T * 12 + sc_bytes;
     CUDA_CHECK(cudaHostAlloc((void **)&s->h_tok, (size_t)T * 8, cudaHostAllocDefault));
     CUDA_CHECK(cudaHostAlloc((void **)&s->h_loss, (size_t)T * 4, cudaHostAllocDefault));

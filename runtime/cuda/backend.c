@@ -123,11 +123,12 @@ static void op_opt(hz_ctx *c, int rank, const hz_op *o)
                         c->store.state_seed);
 }
 
-/* The whole step's boundary o->bnd, one contiguous copy each way. */
+/* This GPU's share of the step's boundary o->bnd (the whole step's with one GPU), one
+ * contiguous copy each way. */
 static void op_store_b(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
-    int64_t n = s->p->dims.step_tokens * s->C;
+    int64_t n = hz_gpu_step_tokens(&s->p->dims) * s->C;
     hzcu_copy(s, s->stream[HZ_D2H], s->h_boundary + o->bnd * n, hzcu_boundary_at(s, o->bnd, 0),
               n * 2, cudaMemcpyDeviceToHost);
 }
@@ -135,7 +136,7 @@ static void op_store_b(hz_ctx *c, int rank, const hz_op *o)
 static void op_load_b(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = c->bk;
-    int64_t n = s->p->dims.step_tokens * s->C;
+    int64_t n = hz_gpu_step_tokens(&s->p->dims) * s->C;
     hzcu_copy(s, s->stream[HZ_H2D], hzcu_boundary_at(s, o->bnd, 0), s->h_boundary + o->bnd * n,
               n * 2, cudaMemcpyHostToDevice);
 }
@@ -144,7 +145,7 @@ static void op_load_b(hz_ctx *c, int rank, const hz_op *o)
 static void stage_tokens(cuda_state *s, const int32_t *inputs, const int32_t *targets,
                          cudaStream_t st)
 {
-    int64_t T = s->p->dims.step_tokens;
+    int64_t T = hz_gpu_step_tokens(&s->p->dims);
     memcpy(s->h_tok, inputs, (size_t)T * 4);
     memcpy(s->h_tok + T, targets, (size_t)T * 4);
     CUDA_CHECK(cudaMemcpyAsync(s->tok_in, s->h_tok, (size_t)T * 8, cudaMemcpyHostToDevice, st));
@@ -253,7 +254,7 @@ static void cuda_step_result(hz_ctx *c, int rank, double *loss_sum, double *grad
     /* the loss sum in token order on the host: deterministic, and the planned pinned
      * per-token loss staging holds it (no device float-sum kernel is needed) */
     double sum = 0.0;
-    for (int64_t i = 0; i < p->dims.step_tokens; i++) sum += s->h_loss[i];
+    for (int64_t i = 0; i < hz_gpu_step_tokens(&p->dims); i++) sum += s->h_loss[i];
     *loss_sum = sum;
     *grad_sumsq = s->h_scalars[HZ_SC_SUMSQ];
     hzcu_count_nonfinite(c);
@@ -272,7 +273,7 @@ static void eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
         const hz_unit *u = &p->units[i];
         char *slot = u->resident ? NULL : hzcu_region_at(s, HZ_WSLOT, 0);
         if (slot) hzcu_load_unit(s, c->store.w, u, slot, cs);
-        for (int m = 0; m < p->dims.n_micro; m++) {
+        for (int m = 0; m < hz_gpu_n_micro(&p->dims); m++) {
             if (u->kind != HZ_HEAD)
                 hzcu_forward_unit(s, u, m, slot);
             else
@@ -286,7 +287,7 @@ static double cuda_eval(hz_ctx *c, int rank, const int32_t *inputs, const int32_
 {
     cuda_state *s = c->bk;
     const hz_plan *p = s->p;
-    int64_t T = p->dims.step_tokens;
+    int64_t T = hz_gpu_step_tokens(&p->dims);
     cudaStream_t cs = s->stream[HZ_COMPUTE];
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (k != HZ_HOST) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));

@@ -36,7 +36,7 @@ static work_bufs unit_work(const cuda_state *s, const hz_unit *u, int m)
 {
     work_bufs b = s->w;
     if (!u->keep) return b;
-    char *base = hzcu_region_at(s, HZ_SAVED, u->keep_slot * (int)s->p->dims.n_micro + m);
+    char *base = hzcu_region_at(s, HZ_SAVED, u->keep_slot * (int)hz_gpu_n_micro(&s->p->dims) + m);
 #define HZCU_TAKE_SAVED(name, dtype, n)                                                        \
     b.name = (HZCU_PTR_##dtype)(base + s->work_off[HZ_WORK_##name]);
     HZ_SAVED_BUFS(HZCU_TAKE_SAVED)
