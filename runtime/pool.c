@@ -94,8 +94,9 @@ hz_pool *hz_pool_new(int threads)
     for (int i = 1; i < p->threads; i++) {
         int rc = start_worker(p, i);
         if (rc == 0) continue;
-        fprintf(stderr, "train: error: cannot start worker thread %d of %d: %s; lower "
-                        "--threads or raise the process limit (ulimit -u)\n",
+        fprintf(stderr, "train: error: cannot start worker thread %d of %d: %s; raise the "
+                        "process limit (ulimit -u), or run fewer threads (--threads for the "
+                        "host optimizer; one a rank for a plan of several GPUs)\n",
                 i + 1, p->threads, strerror(rc));
         p->threads = i; /* hz_pool_free joins the i - 1 started */
         hz_pool_free(p);
