@@ -21,15 +21,9 @@ static const char *const sublibs[] = {"libcudnn_graph.so.9", "libcudnn_engines_p
                                       "libcudnn_engines_runtime_compiled.so.9",
                                       "libcudnn_heuristic.so.9"};
 
-int hzdnn_load(char *why, size_t why_n)
+/* Open libcudnn.so.9, take its functions, check its version (hzcu_dlib_once_run's LOAD). */
+static int load_cudnn(char *why, size_t why_n)
 {
-    static int tried, result = -1;
-    static char first_why[1024];
-    if (tried) {
-        snprintf(why, why_n, "%s", first_why);
-        return result;
-    }
-    tried = 1;
     const hzcu_dlib_where where = {"libcudnn.so.9", "HZ_CUDNN_LIB",
 #ifdef HZ_CUDNN_LIB_DIR
                                    HZ_CUDNN_LIB_DIR,
@@ -45,22 +39,22 @@ int hzdnn_load(char *why, size_t why_n)
 #undef HZDNN_NAME
 #undef HZDNN_SLOT
     if (hzcu_dlib_take(&where, names, slots, sizeof names / sizeof *names, &lib.so, lib.path,
-                       sizeof lib.path, first_why, sizeof first_why) != 0) {
-        snprintf(why, why_n, "%s", first_why);
+                       sizeof lib.path, why, why_n) != 0)
         return -1;
-    }
     lib.version = lib.cudnnGetVersion();
     if (lib.version / 10000 != 9) {
-        snprintf(first_why, sizeof first_why,
-                 "%s is cuDNN %zu.%zu, this build speaks cuDNN 9's backend API", lib.path,
-                 lib.version / 10000, lib.version / 100 % 100);
-        snprintf(why, why_n, "%s", first_why);
+        snprintf(why, why_n, "%s is cuDNN %zu.%zu, this build speaks cuDNN 9's backend API",
+                 lib.path, lib.version / 10000, lib.version / 100 % 100);
         return -1;
     }
     hzdnn = lib;
-    result = 0;
-    first_why[0] = 0;
     return 0;
+}
+
+int hzdnn_load(char *why, size_t why_n)
+{
+    static hzcu_dlib_once once;
+    return hzcu_dlib_once_run(&once, load_cudnn, why, why_n);
 }
 
 /* ---- the descriptor layer ---- */

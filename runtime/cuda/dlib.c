@@ -58,6 +58,19 @@ void *hzcu_dlib_open(const hzcu_dlib_where *w, char *path, size_t path_n, char *
     return so;
 }
 
+int hzcu_dlib_once_run(hzcu_dlib_once *once, int (*load)(char *why, size_t why_n), char *why,
+                       size_t why_n)
+{
+    if (!once->tried) {
+        once->tried = 1;
+        once->why[0] = 0;
+        once->result = load(once->why, sizeof once->why);
+        if (once->result == 0) once->why[0] = 0;
+    }
+    snprintf(why, why_n, "%s", once->why);
+    return once->result;
+}
+
 int hzcu_dlib_take(const hzcu_dlib_where *w, const char *const *names, void *const *slots,
                    size_t n, void **so, char *path, size_t path_n, char *why, size_t why_n)
 {

@@ -28,4 +28,14 @@ void *hzcu_dlib_open(const hzcu_dlib_where *w, char *path, size_t path_n, char *
 int hzcu_dlib_take(const hzcu_dlib_where *w, const char *const *names, void *const *slots,
                    size_t n, void **so, char *path, size_t path_n, char *why, size_t why_n);
 
+/* A library's load, done once: LOAD(WHY, N) runs on the first call and its answer (0, or -1
+ * with the reason it wrote) is every later call's; WHY receives the reason ("" after a
+ * load that worked). */
+typedef struct hzcu_dlib_once {
+    int tried, result;
+    char why[1024];
+} hzcu_dlib_once;
+int hzcu_dlib_once_run(hzcu_dlib_once *once, int (*load)(char *why, size_t why_n), char *why,
+                       size_t why_n);
+
 #endif

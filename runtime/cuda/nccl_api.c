@@ -8,15 +8,9 @@
 
 hznccl_lib hznccl;
 
-int hznccl_load(char *why, size_t why_n)
+/* Open libnccl.so.2, take its functions, check its version (hzcu_dlib_once_run's LOAD). */
+static int load_nccl(char *why, size_t why_n)
 {
-    static int tried, result = -1;
-    static char first_why[1024];
-    if (tried) {
-        snprintf(why, why_n, "%s", first_why);
-        return result;
-    }
-    tried = 1;
     const hzcu_dlib_where where = {"libnccl.so.2", "HZ_NCCL_LIB",
 #ifdef HZ_NCCL_LIB_DIR
                                    HZ_NCCL_LIB_DIR,
@@ -32,20 +26,21 @@ int hznccl_load(char *why, size_t why_n)
 #undef HZNCCL_NAME
 #undef HZNCCL_SLOT
     if (hzcu_dlib_take(&where, names, slots, sizeof names / sizeof *names, &lib.so, lib.path,
-                       sizeof lib.path, first_why, sizeof first_why) != 0) {
-        snprintf(why, why_n, "%s", first_why);
+                       sizeof lib.path, why, why_n) != 0)
         return -1;
-    }
     ncclResult_t r = lib.ncclGetVersion(&lib.version);
     if (r != ncclSuccess || lib.version / 10000 != 2) {
-        snprintf(first_why, sizeof first_why, "%s: NCCL version %d, this build speaks NCCL 2",
-                 lib.path, lib.version);
-        snprintf(why, why_n, "%s", first_why);
+        snprintf(why, why_n, "%s: NCCL version %d, this build speaks NCCL 2", lib.path,
+                 lib.version);
         return -1;
     }
     hznccl = lib;
-    result = 0;
-    first_why[0] = 0;
     return 0;
+}
+
+int hznccl_load(char *why, size_t why_n)
+{
+    static hzcu_dlib_once once;
+    return hzcu_dlib_once_run(&once, load_nccl, why, why_n);
 }
 #endif
