@@ -201,8 +201,17 @@ static void check_bounds(const hzc_spec *s, const tm_ceilings *c)
     plan_free(&four);
 }
 
+/* A plan's pinned staging that scales with the step's tokens: the ids and losses (12 bytes a
+ * token) and, with host boundaries, L boundaries of C bf16 values a token. */
+static int64_t host_staging(const hz_plan *p)
+{
+    int64_t t = p->dims.step_tokens;
+    return t * 12 + (p->boundary_on_host ? p->dims.L * t * p->dims.C * 2 : 0);
+}
+
 /* Several hosts: S on H hosts of G GPUs each against one host of G. Each GPU runs n_micro /
- * (H G) micro-batches; each host's store is one host's; the network phase is 2 (H - 1) / H of
+ * (H G) micro-batches; each host's store is one host's, its token and boundary staging 1/H
+ * of one host's; the network phase is 2 (H - 1) / H of
  * every unit's fp32 gradient bytes at the network's rate (the stated one where C has it);
  * the NCCL phase stays the G GPUs' of one host; a slow enough network sets the step. */
 static void check_hosts(const hzc_spec *s, int64_t h, int64_t g, const tm_ceilings *c)
@@ -225,10 +234,11 @@ static void check_hosts(const hzc_spec *s, int64_t h, int64_t g, const tm_ceilin
     CHECK(hz_gpu_n_micro(&b->dims) * h * g == b->dims.n_micro && close_to(pb[HZ_PH_NET], want) &&
               pa[HZ_PH_NET] == 0 && close_to(pb[HZ_PH_NCCL], pa[HZ_PH_NCCL]) &&
               close_to(pb[HZ_PH_BWD], pa[HZ_PH_BWD] / (double)h) &&
-              b->host_bytes == a->host_bytes && hz_plan_phase_n(b) == HZ_PHASE_ALL_N,
+              b->host_bytes == a->host_bytes - host_staging(a) + host_staging(a) / h &&
+              hz_plan_phase_n(b) == HZ_PHASE_ALL_N,
           "%s on %lld hosts of %lld GPU%s: %lld micro-batches a GPU, network %.4g s (by hand "
-          "%.4g at %g GB/s), NCCL %.4g s as one host's, backward 1/%lld, each host's store %lld "
-          "bytes as one host's", s->name, (long long)h, (long long)g, g > 1 ? "s" : "",
+          "%.4g at %g GB/s), NCCL %.4g s as one host's, backward 1/%lld, each host's bytes %lld: "
+          "one host's store and 1/H of its token (and boundary) staging", s->name, (long long)h, (long long)g, g > 1 ? "s" : "",
           (long long)hz_gpu_n_micro(&b->dims), pb[HZ_PH_NET], want, tm_net_gbps(c),
           pb[HZ_PH_NCCL], (long long)h, (long long)b->host_bytes);
     CHECK(b->pred.step_s >= pb[HZ_PH_NET] && b->pred.step_s <= a->pred.step_s,
@@ -334,6 +344,9 @@ int main(void)
     check_hosts(&l8, 2, 2, &c);
     check_hosts(&l8, 4, 2, &c);
     check_hosts(&tiny, 2, 2, &c);
+    hzc_spec hb2 = l8; /* host boundaries: each host stages only its share of them */
+    hb2.plan = (spec_plan){.set = 1, .boundaries = SPEC_WHERE_HOST};
+    check_hosts(&hb2, 2, 2, &c);
     CHECK(tm_net_gbps(&c) == TM_ASSUMED_NET_BUSBW_GBPS, "the defaults assume the network's "
           "all-reduce between hosts at %g GB/s", tm_net_gbps(&c));
     {
