@@ -19,7 +19,9 @@
  *   model.c     block, loss head, embedding: op by op as runtime/cpu/block.c
  *   resident.c  the resident units: their state's copies to and from the host, their AdamW
  *   attention_path.c  which attention runs: cuDNN's fused SDPA or hzc's kernels
+ *   dlib.c/.h   a vendor library opened at run time (cuDNN, NCCL), its load done once
  *   cudnn_api.c/.h    cuDNN loaded with dlopen; the backend-descriptor helpers
+ *   nccl_api.c/.h     NCCL loaded with dlopen (the several-GPU sums)
  *   cudnn_attention.c/.h  the cuDNN attention graphs, forward and backward
  *   probe.c     train --probe: the step-time model's rates measured, a ceilings file
  *   profile.c   train --profile-kernels: CUDA events around every launch of one step
