@@ -137,6 +137,14 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     c->plan = p;
     c->be = &hz_backend_impl;
     c->rank_n = (int)hz_gpus(&p->dims);
+    /* the last op of the step's own work on the D2H stream, which ends the step (a FETCH_G
+     * copies the step before's gradients), and the last device update (-1: none) */
+    c->last_d2h_op = c->last_device_update = -1;
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->stream == HZ_D2H && o->kind != HZ_OPT && o->kind != HZ_FETCH_G) c->last_d2h_op = i;
+        if (o->kind == HZ_OPT && o->stream != HZ_HOST) c->last_device_update = i;
+    }
     read_test_hooks();
     if (!(c->pool = hz_pool_new(threads))) exit(1); /* it said why */
     if (c->rank_n > 1 && !c->be->reduce) {
@@ -282,18 +290,6 @@ typedef struct rank_step {
     float *logits;                   /* eval: NULL, or the whole step's */
 } rank_step;
 
-/* The last op of the step's own work on the D2H stream, which ends the step (-1: none; a
- * FETCH_G copies the step before's gradients). */
-static int last_d2h_op(const hz_plan *p)
-{
-    int last = -1;
-    for (int i = 0; i < p->op_n; i++)
-        if (p->ops[i].stream == HZ_D2H && p->ops[i].kind != HZ_OPT &&
-            p->ops[i].kind != HZ_FETCH_G)
-            last = i;
-    return last;
-}
-
 /* A rank's device ops of the step (rank_step; [rank, end) is one rank), in schedule order. */
 static void rank_issue_step(void *arg, int64_t rank, int64_t end)
 {
@@ -345,18 +341,14 @@ static void rank_issue_updates(void *arg, int64_t rank, int64_t end)
  * compute stream. Returns the last op issued, or -1. */
 static int issue_device_updates(hz_ctx *c, double norm)
 {
-    const hz_plan *p = c->plan;
     float lr = 0.0f, gscale = 1.0f;
     rank_step a = {.c = c};
     a.skip = update_of(c, c->step, norm, &lr, &gscale);
     c->opt_lr = lr;
     c->opt_gscale = gscale;
     c->opt_t = c->step + 1;
-    int last = -1;
-    for (int i = 0; i < p->op_n; i++)
-        if (p->ops[i].kind == HZ_OPT && p->ops[i].stream != HZ_HOST) last = i;
-    if (last >= 0) for_ranks(c, rank_issue_updates, &a);
-    return last;
+    if (c->last_device_update >= 0) for_ranks(c, rank_issue_updates, &a);
+    return c->last_device_update;
 }
 
 double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
@@ -387,7 +379,7 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
     if (p->train.grad_clip == 0 && c->optim.grad_clip == 0) queue_step(c, NULL);
     /* the step's results: every device op done; the loss summed over the ranks in rank
      * order, the norm rank 0's (of the summed gradients) */
-    int last_device_op = last_d2h_op(p);
+    int last_device_op = c->last_d2h_op;
     for (int r = 0; r < c->rank_n; r++) c->be->wait_op(c, r, last_device_op);
     c->step_end_s = hz_now_s();
     double loss_sum = 0.0, sumsq = 0.0;

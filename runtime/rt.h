@@ -330,6 +330,8 @@ struct hz_ctx {
     int64_t step;                /* 0-based step being run */
     void *bk;                    /* the backend's own state (of all its ranks) */
     int rank_n;                  /* ranks in this process: hz_gpus of the plan */
+    int last_d2h_op;             /* the step's last own op on the D2H stream (-1: none) */
+    int last_device_update;      /* the last resident unit's update op (-1: none) */
     hz_pool *rank_pool;          /* rank_n threads, one a rank (the caller's is rank 0's);
                                   * NULL with one rank, which runs on the caller alone */
     /* optimizer thread: OPT ops run here while the next step's forward is issued */
