@@ -91,7 +91,7 @@
  * tests/gpu/ktest_attention.c tests. */
 #define HZ_BACKENDS(X)                        \
     X(BACKEND_CPU, "cpu", 0, 0, 1, {0})        \
-    X(BACKEND_CUDA, "cuda", 1, 1, 0, {32, 64, 128, 256})
+    X(BACKEND_CUDA, "cuda", 1, 1, 1, {32, 64, 128, 256})
 
 /* Optimizer-state precisions (runtime/optstate.h): X(ID, name, bytes of one moment). The spec's
  * training.optimizer_state, the plan's optimizer_state and a checkpoint's state mode. */

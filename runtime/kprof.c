@@ -40,6 +40,7 @@ double hz_kprof_rate(const hz_kstat *r, int row)
     case HZ_KC_HBM:
     case HZ_KC_H2D:
     case HZ_KC_D2H:
+    case HZ_KC_NCCL:
         return r->bytes / (r->ms * 1e-3) * 1e-9;
     default:
         return 0.0;
@@ -55,6 +56,7 @@ double hz_kprof_roofline(const hz_kstat *r, int row, const hz_plan *p)
     case HZ_KC_HBM: ceil = c->hbm_gbps; break;
     case HZ_KC_H2D: ceil = c->h2d_gbps; break;
     case HZ_KC_D2H: ceil = c->d2h_gbps; break;
+    case HZ_KC_NCCL: ceil = c->nccl_busbw_gbps; break;
     default: break;
     }
     return ceil > 0 ? hz_kprof_rate(r, row) / ceil : 0.0;

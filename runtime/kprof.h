@@ -32,6 +32,7 @@ enum hz_kclass {
     HZ_KC_HBM,   /* GB/s (bytes read + written) against hbm_gbps */
     HZ_KC_H2D,   /* GB/s against h2d_gbps */
     HZ_KC_D2H,   /* GB/s against d2h_gbps */
+    HZ_KC_NCCL,  /* bus GB/s (the bytes each GPU sends and receives) against nccl_busbw_gbps */
     HZ_KC_NONE   /* no rate: host bookkeeping inside an op (cpu backend) */
 };
 
@@ -58,6 +59,7 @@ enum hz_kclass {
     X(HZ_KR_COPY_D2D, "copy d2d", HZ_KC_HBM)                 \
     X(HZ_KR_COPY_H2D, "copy h2d", HZ_KC_H2D)                 \
     X(HZ_KR_COPY_D2H, "copy d2h", HZ_KC_D2H)                 \
+    X(HZ_KR_NCCL, "nccl sum", HZ_KC_NCCL)                    \
     X(HZ_KR_HOST, "host work", HZ_KC_NONE)
 
 /* Rows: the GEMM roles' three each (row 3 role + pass), then HZ_KROWS. */

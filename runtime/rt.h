@@ -133,6 +133,8 @@ typedef struct hz_store {
     const hz_plan *plan;
     size_t map_bytes[HZ_ARR_N];  /* each array's mapping (0: the mode has no such array) */
     int pinned;
+    int pinned_runs[HZ_ARR_N]; /* each array's runs pinned, from its first (all, unless one
+                                * failed): the ones hz_store_free unpins */
     hz_host_unpin_fn unpin;
     char *bounce;       /* bounce_n elements of the state arrays (hz_store_bounce_bytes);
                          * NULL when nothing is resident */

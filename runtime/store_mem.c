@@ -67,7 +67,7 @@ typedef struct map_job {
     int a;
     hz_host_pin_fn pin;
     void *base;
-    int rc;
+    int rc, pinned_runs;
 } map_job;
 
 /* One array: map it, make the gaps between its runs inaccessible, back and pin the runs. */
@@ -109,7 +109,10 @@ static void *map_array(void *arg)
         madvise(base + first[r], run, MADV_HUGEPAGE); /* fewer pages to fault and pin: a hint */
 #endif
         first_touch(base + first[r], run);
-        if (j->pin && j->pin(base + first[r], run) != 0) j->rc = -1;
+        if (j->pin && j->pin(base + first[r], run) != 0)
+            j->rc = -1;
+        else if (j->pin)
+            j->pinned_runs = r + 1;
     }
     free(first);
     return NULL;
@@ -133,7 +136,7 @@ int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_un
     pthread_t tid[HZ_ARR_N];
     int started[HZ_ARR_N];
     for (int a = 0; a < HZ_ARR_N; a++) {
-        job[a] = (map_job){s, a, pin, NULL, -1};
+        job[a] = (map_job){s, a, pin, NULL, -1, 0};
         started[a] = pthread_create(&tid[a], NULL, map_array, &job[a]) == 0;
         if (!started[a]) map_array(&job[a]);
     }
@@ -141,6 +144,7 @@ int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_un
     for (int a = 0; a < HZ_ARR_N; a++) {
         if (started[a]) pthread_join(tid[a], NULL);
         rc |= job[a].rc;
+        s->pinned_runs[a] = job[a].pinned_runs;
     }
     s->w = job[HZ_ARR_W].base;
     s->lo = job[HZ_ARR_LO].base;
@@ -160,12 +164,12 @@ void hz_store_free(hz_store *s)
     for (int a = 0; a < HZ_ARR_N; a++) {
         char *base = array_base(s, a);
         if (!base) continue;
-        if (s->pinned && s->unpin) {
+        if (s->pinned && s->unpin && s->pinned_runs[a] > 0) {
             int n = hz_store_runs(s->plan, block_bytes(s, a), a == HZ_ARR_G, NULL, NULL, 0, NULL);
             int64_t *first = malloc(sizeof(int64_t) * (size_t)(n + 1));
             if (first) {
                 hz_store_runs(s->plan, block_bytes(s, a), a == HZ_ARR_G, first, NULL, n, NULL);
-                for (int r = 0; r < n; r++) s->unpin(base + first[r]);
+                for (int r = 0; r < s->pinned_runs[a] && r < n; r++) s->unpin(base + first[r]);
             }
             free(first);
         }

@@ -38,6 +38,15 @@
 
 #include "cuda.h"
 
+cuda_state *hzcu_rank(hz_ctx *c, int rank)
+{
+    cuda_state *s = (cuda_state *)c->bk + rank;
+    int dev = -1;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev != s->dev) CUDA_CHECK(cudaSetDevice(s->dev));
+    return s;
+}
+
 static int env_flag(const char *name)
 {
     const char *v = getenv(name);
@@ -46,17 +55,23 @@ static int env_flag(const char *name)
 
 /* ---- pinned host memory: the host store's backed runs (runtime/store_mem.c maps and
  * first-touches them in parallel; registering them with CUDA is then cheap, where
- * cudaHostAlloc would fault and zero every page on one thread) ---- */
+ * cudaHostAlloc would fault and zero every page on one thread); portable, as every GPU of
+ * the process streams from the one store ---- */
 
 static int cuda_host_pin(void *ptr, size_t bytes)
 {
-    cudaError_t e = cudaHostRegister(ptr, bytes, cudaHostRegisterDefault);
+    cudaError_t e = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
     if (e == cudaSuccess) return 0;
+    int no_gpu = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
+                 e == cudaErrorStubLibrary;
     fprintf(stderr,
             "train: pinning %zu bytes (%.2f GiB) of host memory (cudaHostRegister) failed: %s\n"
-            "HINT: the host store is pinned; check free RAM and the locked-memory "
-            "limit (ulimit -l), or plan for a smaller host (hzc build --host-mem)\n",
-            bytes, gib((int64_t)bytes), cudaGetErrorString(e));
+            "HINT: %s\n",
+            bytes, gib((int64_t)bytes), cudaGetErrorString(e),
+            no_gpu ? "the cuda trainer needs an NVIDIA GPU and its driver: nvidia-smi should list "
+                     "the GPU (a trainer built with --backend cpu needs none)"
+                   : "the host store is pinned; check free RAM and the locked-memory limit "
+                     "(ulimit -l), or plan for a smaller host (hzc build --host-mem)");
     return -1;
 }
 
@@ -78,32 +93,35 @@ static char *op_grads(const cuda_state *s, const hz_op *o)
 
 static void op_load_w(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     hzcu_load_unit(s, c->store.w, &s->p->units[o->unit], op_slot(s, o), s->stream[HZ_H2D]);
 }
 
 static void op_fwd(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     hzcu_forward_unit(s, &s->p->units[o->unit], o->micro, op_slot(s, o));
 }
 
 static void op_loss(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     hzcu_head_loss(s, &s->p->units[o->unit], o->micro, op_slot(s, o), op_grads(s, o), s->dscale, 1,
                    NULL);
 }
 
 static void op_bwd(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     hzcu_backward_unit(s, &s->p->units[o->unit], o->micro, op_slot(s, o), op_grads(s, o));
 }
 
+/* With several ranks the unit's sum is rank 0's (a resident unit's: every rank's, each
+ * updating its copy), which alone counts the norm and copies a streamed unit's sum. */
 static void op_store_g(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    if (rank > 0) return;
+    cuda_state *s = hzcu_rank(c, rank);
     hzcu_store_grads(s, c->store.g, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_D2H]);
 }
 
@@ -111,7 +129,7 @@ static void op_store_g(hz_ctx *c, int rank, const hz_op *o)
  * reads (exec.c issues it only while that update is to come). */
 static void op_fetch_g(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     const hz_unit *u = &s->p->units[o->unit];
     hzcu_copy(s, s->stream[HZ_D2H], c->gstage[o->gslot], hzcu_unit_grads(s, u, -1),
               hz_unit_grads_n(s->p->tensors, u) * 4, cudaMemcpyDeviceToHost);
@@ -120,7 +138,7 @@ static void op_fetch_g(hz_ctx *c, int rank, const hz_op *o)
 /* A resident unit's AdamW on the GPU, with the update exec.c set (runtime/cuda/resident.c). */
 static void op_opt(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     hzcu_adamw_resident(s, &s->p->units[o->unit], &c->optim, c->opt_lr, c->opt_gscale, c->opt_t,
                         c->store.state_seed);
 }
@@ -129,7 +147,7 @@ static void op_opt(hz_ctx *c, int rank, const hz_op *o)
  * contiguous copy each way. */
 static void op_store_b(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     int64_t n = hz_gpu_step_tokens(&s->p->dims) * s->C;
     hzcu_copy(s, s->stream[HZ_D2H], s->h_boundary + o->bnd * n, hzcu_boundary_at(s, o->bnd, 0),
               n * 2, cudaMemcpyDeviceToHost);
@@ -137,7 +155,7 @@ static void op_store_b(hz_ctx *c, int rank, const hz_op *o)
 
 static void op_load_b(hz_ctx *c, int rank, const hz_op *o)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     int64_t n = hz_gpu_step_tokens(&s->p->dims) * s->C;
     hzcu_copy(s, s->stream[HZ_H2D], hzcu_boundary_at(s, o->bnd, 0), s->h_boundary + o->bnd * n,
               n * 2, cudaMemcpyHostToDevice);
@@ -156,7 +174,7 @@ static void stage_tokens(cuda_state *s, const int32_t *inputs, const int32_t *ta
 static void cuda_begin_step(hz_ctx *c, int rank, const int32_t *inputs, const int32_t *targets,
                             float dscale)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     /* the previous step (and any eval) is complete: the staging is free */
     cudaStream_t h2d = s->stream[HZ_H2D], cs = s->stream[HZ_COMPUTE];
     s->dscale = dscale;
@@ -170,7 +188,7 @@ static void cuda_begin_step(hz_ctx *c, int rank, const int32_t *inputs, const in
 
 static void cuda_op_begin(hz_ctx *c, int rank, int i)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     const hz_op *o = &s->p->ops[i];
     cudaStream_t st = s->stream[o->stream];
     for (int w = 0; w < HZ_OP_WAITS; w++)
@@ -181,7 +199,7 @@ static void cuda_op_begin(hz_ctx *c, int rank, int i)
 
 static void cuda_op_end(hz_ctx *c, int rank, int i)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     cudaStream_t st = s->stream[s->p->ops[i].stream];
     CUDA_CHECK(cudaEventRecord(s->tr1[i], st));
     CUDA_CHECK(cudaEventRecord(s->ev[i], st));
@@ -197,13 +215,14 @@ static void cuda_op_end(hz_ctx *c, int rank, int i)
     }
 }
 
-static void cuda_kprof_begin(hz_ctx *c, hz_kprof *kp) { hzcu_prof_begin(c->bk, kp); }
+/* the profile is rank 0's (runtime/rt.h) */
+static void cuda_kprof_begin(hz_ctx *c, hz_kprof *kp) { hzcu_prof_begin(hzcu_rank(c, 0), kp); }
 
-static void cuda_kprof_end(hz_ctx *c) { hzcu_prof_end(c->bk); }
+static void cuda_kprof_end(hz_ctx *c) { hzcu_prof_end(hzcu_rank(c, 0)); }
 
 static void cuda_wait_op(hz_ctx *c, int rank, int op)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     CUDA_CHECK(cudaEventSynchronize(s->ev[op]));
 }
 
@@ -233,7 +252,7 @@ static void print_trace(cuda_state *s, int64_t step)
 /* Start and end of every device op of the finished step, in ms from the step's start. */
 static int cuda_op_times(hz_ctx *c, int rank, float *t0, float *t1)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     const hz_plan *p = s->p;
     for (int i = 0; i < p->op_n; i++) {
         t0[i] = t1[i] = 0.0f;
@@ -246,7 +265,7 @@ static int cuda_op_times(hz_ctx *c, int rank, float *t0, float *t1)
 
 static void cuda_step_result(hz_ctx *c, int rank, double *loss_sum, double *grad_sumsq)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     const hz_plan *p = s->p;
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (k != HZ_HOST) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
@@ -258,8 +277,8 @@ static void cuda_step_result(hz_ctx *c, int rank, double *loss_sum, double *grad
     double sum = 0.0;
     for (int64_t i = 0; i < hz_gpu_step_tokens(&p->dims); i++) sum += s->h_loss[i];
     *loss_sum = sum;
-    *grad_sumsq = s->h_scalars[HZ_SC_SUMSQ];
-    hzcu_count_nonfinite(c);
+    *grad_sumsq = s->h_scalars[HZ_SC_SUMSQ]; /* 0 on ranks > 0 (op_store_g) */
+    if (rank == 0) hzcu_count_nonfinite(c);
     if (s->trace) print_trace(s, c->step);
 }
 
@@ -287,7 +306,7 @@ static void eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
 static double cuda_eval(hz_ctx *c, int rank, const int32_t *inputs, const int32_t *targets,
                         float *logits)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, rank);
     const hz_plan *p = s->p;
     int64_t T = hz_gpu_step_tokens(&p->dims);
     cudaStream_t cs = s->stream[HZ_COMPUTE];
@@ -319,42 +338,57 @@ static int64_t gpu_peak_planned(const cuda_state *s)
     return s->p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes;
 }
 
+/* Each rank's GPU arena and peak (the same plan on each); the pinned staging of them all. */
 static void cuda_report(hz_ctx *c, FILE *out)
 {
-    cuda_state *s = c->bk;
+    cuda_state *all = c->bk, *s = hzcu_rank(c, 0);
     const hz_plan *p = s->p;
-    size_t free_b = 0, total_b = 0;
     hzcu_count_nonfinite(c); /* the last step's device updates */
-    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    print_bytes_line(out, "GPU arena", p->gpu_bytes, s->arena_measured);
-    print_bytes_line(out, "GPU peak (this backend)", gpu_peak_planned(s),
-                     s->arena_measured + s->extra_measured);
+    int64_t pinned = 0;
+    for (int r = 0; r < c->rank_n; r++) {
+        cuda_state *q = &all[r];
+        char what[64];
+        snprintf(what, sizeof what, c->rank_n > 1 ? "GPU %d arena" : "GPU arena", q->dev);
+        print_bytes_line(out, what, p->gpu_bytes, q->arena_measured);
+        snprintf(what, sizeof what, c->rank_n > 1 ? "GPU %d peak" : "GPU peak (this backend)",
+                 q->dev);
+        print_bytes_line(out, what, gpu_peak_planned(q), q->arena_measured + q->extra_measured);
+        pinned += q->pinned_bytes;
+    }
     fprintf(out,
-            "  outside the plan: cuBLASLt workspace %u MiB, cuDNN's workspace %lld bytes, rope "
+            "  outside the plan%s: cuBLASLt workspace %u MiB, cuDNN's workspace %lld bytes, rope "
             "table %lld bytes, kernels %zu bytes of cubin; %d GEMM shapes planned%s\n",
-            LT_WORKSPACE_BYTES >> 20, (long long)s->sdpa_ws_bytes, (long long)(s->HD / 2 * 4),
-            s->cubin_bytes, s->gemm_n, s->gemm_late ? " (some late: see the warning above)" : "");
+            c->rank_n > 1 ? " (each GPU)" : "", LT_WORKSPACE_BYTES >> 20,
+            (long long)s->sdpa_ws_bytes, (long long)(s->HD / 2 * 4), s->cubin_bytes, s->gemm_n,
+            s->gemm_late ? " (some late: see the warning above)" : "");
     if (p->dims.window > 0 && p->dims.window_n > 0)
         fprintf(out, "  attention: %s; sliding-window layers: %s\n", hzcu_attention_name(s, 0),
                 hzcu_attention_name(s, p->dims.window));
     else
         fprintf(out, "  attention: %s\n", hzcu_attention_name(s, 0));
-    fprintf(out, "  pinned host staging    planned %14lld  allocated %14lld\n",
+    fprintf(out, "  pinned host staging    planned %14lld  allocated %14lld%s\n",
             (long long)(p->host_bytes - p->host_store_bytes - 2 * hz_stage_slot_bytes(p)),
-            (long long)s->pinned_bytes);
-    fprintf(out, "  GPU %s: %.2f GiB in use by all processes now, %.2f GiB total\n", s->gpu_name,
-            gib((int64_t)(total_b - free_b)), gib((int64_t)total_b));
+            (long long)pinned, c->rank_n > 1 ? " (all the GPUs' shares)" : "");
+    for (int r = 0; r < c->rank_n; r++) {
+        size_t free_b = 0, total_b = 0;
+        cuda_state *q = hzcu_rank(c, r);
+        CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        fprintf(out, "  GPU %d %s: %.2f GiB in use by all processes now, %.2f GiB total\n", q->dev,
+                q->gpu_name, gib((int64_t)(total_b - free_b)), gib((int64_t)total_b));
+    }
 }
 
+/* For --metrics: rank 0's GPU (each rank's is the same plan), the staging of them all. */
 static int cuda_memory(hz_ctx *c, hz_mem_line *out)
 {
-    cuda_state *s = c->bk;
+    cuda_state *all = c->bk, *s = &all[0];
     const hz_plan *p = s->p;
+    int64_t pinned = 0;
+    for (int r = 0; r < c->rank_n; r++) pinned += all[r].pinned_bytes;
     out[0] = (hz_mem_line){"GPU arena", p->gpu_bytes, s->arena_measured};
     out[1] = (hz_mem_line){"GPU peak (this backend)", gpu_peak_planned(s),
                            s->arena_measured + s->extra_measured};
-    out[2] = (hz_mem_line){"pinned host staging", p->host_bytes - p->host_store_bytes,
-                           s->pinned_bytes};
+    out[2] = (hz_mem_line){"pinned host staging", p->host_bytes - p->host_store_bytes, pinned};
     return 3;
 }
 
@@ -392,21 +426,23 @@ static void set_shape(cuda_state *s, const hz_dims *d)
         hzcu_die("internal error: the attention backward's D does not fit the qkv buffer");
 }
 
-static int cuda_init(hz_ctx *c)
+/* Rank R's GPU (device R) and everything on it, as one GPU's trainer sets it up. */
+static int init_rank(hz_ctx *c, int r)
 {
     const hz_plan *p = c->plan;
     const hz_dims *d = &p->dims;
-    cuda_state *s = calloc(1, sizeof(*s));
-    if (!s) return -1;
-    c->bk = s;
+    cuda_state *s = (cuda_state *)c->bk + r;
     s->p = p;
+    s->rank = r;
+    s->rank_n = c->rank_n;
+    s->dev = r;
+    CUDA_CHECK(cudaSetDevice(s->dev));
     s->sync = env_flag("HZ_SYNC");
     s->trace = env_flag("HZ_TRACE");
     s->det = c->deterministic;
     set_shape(s, d);
 
     /* the device */
-    CUDA_CHECK(cudaGetDevice(&s->dev));
     struct cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, s->dev));
     snprintf(s->gpu_name, sizeof s->gpu_name, "%s", prop.name);
@@ -431,10 +467,11 @@ static int cuda_init(hz_ctx *c)
            (long long)p->gpu_bytes, gib(p->gpu_bytes), LT_WORKSPACE_BYTES >> 20,
            (long long)s->sdpa_ws_bytes, (long long)free0, gib((int64_t)free0),
            gib((int64_t)total));
-    printf("cuda backend: host memory: planned %lld bytes (%.3f GiB, store %.3f GiB pinned); "
-           "available now %.3f GiB\n",
-           (long long)p->host_bytes, gib(p->host_bytes), gib(c->store.bytes),
-           gib(hz_proc_bytes("/proc/meminfo", "MemAvailable:")));
+    if (r == 0)
+        printf("cuda backend: host memory: planned %lld bytes (%.3f GiB, store %.3f GiB pinned); "
+               "available now %.3f GiB\n",
+               (long long)p->host_bytes, gib(p->host_bytes), gib(c->store.bytes),
+               gib(hz_proc_bytes("/proc/meminfo", "MemAvailable:")));
     if (need > (int64_t)free0) {
         int64_t fit = (int64_t)free0 - (need - p->gpu_bytes); /* arena bytes that would fit */
         fflush(stdout);
@@ -484,10 +521,14 @@ static int cuda_init(hz_ctx *c)
     /* cuBLASLt: plan every GEMM of the step and of eval by walking them without issuing */
     LT_CHECK(cublasLtCreate(&s->lt));
     double t0 = hz_now_s();
-    if (c->kprof) hzcu_prof_init(s); /* the walk counts the marks of a step */
+    if (c->kprof && r == 0) hzcu_prof_init(s); /* the walk counts the marks of a step */
     s->dry = 1;
-    for (int i = 0; i < p->op_n; i++)
-        if (p->ops[i].stream != HZ_HOST) hz_backend_impl.ops[p->ops[i].kind](c, 0, &p->ops[i]);
+    for (int i = 0; i < p->op_n; i++) {
+        const hz_op *o = &p->ops[i];
+        if (o->stream == HZ_HOST) continue;
+        if (o->kind == HZ_STORE_G && c->rank_n > 1) hzcu_reduce(c, r, o); /* as exec.c issues */
+        hz_backend_impl.ops[o->kind](c, r, o);
+    }
     eval_issue(s, c, NULL);
     s->dry = 0;
     if (s->prof) hzcu_prof_events(s);
@@ -503,13 +544,38 @@ static int cuda_init(hz_ctx *c)
     return 0;
 }
 
+/* Every rank's GPU, then (several) the communicator of them. */
+static int cuda_init(hz_ctx *c)
+{
+    int n = c->rank_n, have = 0;
+    cudaError_t e = cudaGetDeviceCount(&have);
+    if (n > 1 && (e != cudaSuccess || have < n)) {
+        const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+        fprintf(stderr, "train: error: this trainer's plan splits each step over %d GPUs, and "
+                        "CUDA shows this process %d%s%s%s%s: run it where %d are visible, or "
+                        "build it again with hzc build --gpus %d\n",
+                n, e == cudaSuccess ? have : 0, e == cudaSuccess ? "" : " (",
+                e == cudaSuccess ? "" : cudaGetErrorString(e), e == cudaSuccess ? "" : ")",
+                vis ? " (CUDA_VISIBLE_DEVICES is set)" : "", n,
+                e == cudaSuccess && have > 0 ? have : 1);
+        return -1;
+    }
+    if (!(c->bk = calloc((size_t)n, sizeof(cuda_state)))) return -1;
+    for (int r = 0; r < n; r++)
+        if (init_rank(c, r) != 0) return -1;
+    if (n > 1 && hzcu_ranks_init(c) != 0) return -1;
+    hzcu_rank(c, 0);
+    return 0;
+}
+
 static const char *cuda_device(hz_ctx *c) { return ((cuda_state *)c->bk)->gpu_name; }
 
-static void cuda_destroy(hz_ctx *c)
+/* One rank's GPU state freed (what init_rank made of it). */
+static void destroy_rank(hz_ctx *c, int r)
 {
-    cuda_state *s = c->bk;
-    if (!s) return;
+    cuda_state *s = hzcu_rank(c, r);
     const hz_plan *p = s->p;
+    if (!p) return; /* its init did not start */
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (s->stream[k]) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
     hzcu_gemm_destroy(s);
@@ -529,7 +595,14 @@ static void cuda_destroy(hz_ctx *c)
     free(s->ev);
     free(s->tr0);
     free(s->tr1);
-    free(s);
+}
+
+static void cuda_destroy(hz_ctx *c)
+{
+    if (!c->bk) return;
+    hzcu_ranks_free(c);
+    for (int r = 0; r < c->rank_n; r++) destroy_rank(c, r);
+    free(c->bk);
     c->bk = NULL;
 }
 
@@ -552,7 +625,7 @@ const hz_backend hz_backend_impl = {
             [HZ_LOAD_B] = op_load_b},
     .op_end = cuda_op_end,
     .wait_op = cuda_wait_op,
-    .reduce = NULL, /* one rank a process for now (train_check.c refuses more) */
+    .reduce = hzcu_reduce,
     .step_result = cuda_step_result,
     .op_times = cuda_op_times,
     .eval = cuda_eval,

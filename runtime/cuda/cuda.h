@@ -56,10 +56,14 @@ typedef struct gemm_plan {
 #define GEMM_MAX 128
 #define LT_WORKSPACE_BYTES (32u << 20) /* cuBLASLt workspace: outside the plan's arena */
 
+/* One rank's state (runtime/rt.h "Ranks"): a GPU and everything on it. hz_ctx.bk points at
+ * an array of rank_n of them, rank 0's first; a rank's hooks reach theirs by hzcu_rank. */
 typedef struct cuda_state {
     const hz_plan *p;
-    /* the device */
+    /* the device: rank r runs on the r-th GPU CUDA shows this process (CUDA_VISIBLE_DEVICES) */
     int dev, sm_count, cc_major, cc_minor, smem_optin;
+    int rank, rank_n;
+    struct ncclComm *comm; /* ncclComm_t of this rank (ranks.c), NULL with one rank */
     char gpu_name[256];
     /* kernels (kernels.c) */
     CUmodule mod;
@@ -125,6 +129,20 @@ typedef struct cuda_state {
 } cuda_state;
 
 static inline double gib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
+
+/* Rank RANK's state, its GPU made the calling thread's current device (backend.c). */
+cuda_state *hzcu_rank(hz_ctx *c, int rank);
+
+/* ---- ranks.c: several GPUs of one process (runtime/rt.h "Ranks"): NCCL's communicator
+ * of them and the sum of a unit's gradients over them (hz_backend.reduce) ---- */
+/* After every rank's state is set up, with rank_n > 1: load NCCL and make the communicator;
+ * 0, or -1 having said why. */
+int hzcu_ranks_init(hz_ctx *c);
+/* hz_backend.reduce: the unit's gradients summed over the ranks, on the rank's d2h stream
+ * after the unit's backward (the STORE_G op's waits): into rank 0 for a streamed unit, into
+ * every rank for a resident one. */
+void hzcu_reduce(hz_ctx *c, int rank, const hz_op *o);
+void hzcu_ranks_free(hz_ctx *c);
 
 /* ---- kernels.c: the module, its signature check, launches ---- */
 /* Build (NVRTC or the cache) and load generated/kernels.cu, check every kernel of the

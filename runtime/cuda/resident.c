@@ -4,7 +4,8 @@
  * hzk_adamw (adamw.cu) or hzk_adamw_bf16state / hzk_adamw_int8state (adamw_q.cu), with the
  * coefficients the host update uses (runtime/rt.h hz_adam_coef), so the master is the same
  * bits wherever it lives. They have no copy in the host store: checkpoints, init and export
- * reach them through hzcu_home_copy. */
+ * reach them through hzcu_home_copy. With several ranks every GPU holds them and applies the
+ * same update to its copy from the same summed gradients (ranks.c). */
 #include "launch.h"
 
 /* A unit's elements [host_n, host_n + padded_n) of the host store are its elements from
@@ -14,25 +15,28 @@
 void hzcu_home_copy(void *ctx, int a, int64_t first, int64_t n, void *buf, int to_home)
 {
     hz_ctx *c = ctx;
-    cuda_state *s = c->bk;
-    const hz_plan *p = s->p;
-    const int64_t bb = hz_arr_block_bytes(p->optimizer_state, 4, a);
-    for (int k = 0; k < HZ_STREAM_KIND_N; k++)
-        if (k != HZ_HOST) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
-    char *b = buf;
-    for (int i = 0; i < p->unit_n; i++) {
-        const hz_unit *u = &p->units[i];
-        int64_t lo = first > u->host_n ? first : u->host_n;
-        int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
-        if (lo >= hi) continue;
-        if (!u->resident) hzcu_die("home_copy of a streamed unit's elements (internal error)");
-        char *d = s->res[a] + hz_arr_offset(bb, u->res_n + lo - u->host_n);
-        char *h = b + hz_arr_offset(bb, lo) - hz_arr_offset(bb, first);
-        size_t bytes = (size_t)(hz_arr_offset(bb, hi) - hz_arr_offset(bb, lo));
-        if (to_home)
-            CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-        else
-            CUDA_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+    /* every rank holds the resident units: written into each, read from rank 0's */
+    for (int r = 0; r < (to_home ? c->rank_n : 1); r++) {
+        cuda_state *s = hzcu_rank(c, r);
+        const hz_plan *p = s->p;
+        const int64_t bb = hz_arr_block_bytes(p->optimizer_state, 4, a);
+        for (int k = 0; k < HZ_STREAM_KIND_N; k++)
+            if (k != HZ_HOST) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
+        char *b = buf;
+        for (int i = 0; i < p->unit_n; i++) {
+            const hz_unit *u = &p->units[i];
+            int64_t lo = first > u->host_n ? first : u->host_n;
+            int64_t hi = first + n < u->host_n + u->padded_n ? first + n : u->host_n + u->padded_n;
+            if (lo >= hi) continue;
+            if (!u->resident) hzcu_die("home_copy of a streamed unit's elements (internal error)");
+            char *d = s->res[a] + hz_arr_offset(bb, u->res_n + lo - u->host_n);
+            char *h = b + hz_arr_offset(bb, lo) - hz_arr_offset(bb, first);
+            size_t bytes = (size_t)(hz_arr_offset(bb, hi) - hz_arr_offset(bb, lo));
+            if (to_home)
+                CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+            else
+                CUDA_CHECK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+        }
     }
 }
 
@@ -79,7 +83,7 @@ void hzcu_adamw_resident(cuda_state *s, const hz_unit *u, const hz_optim *o, flo
 
 void hzcu_count_nonfinite(hz_ctx *c)
 {
-    cuda_state *s = c->bk;
+    cuda_state *s = hzcu_rank(c, 0); /* every rank's updates count the same elements */
     uint64_t now;
     CUDA_CHECK(cudaStreamSynchronize(s->stream[HZ_COMPUTE]));
     CUDA_CHECK(cudaMemcpy(&now, s->scalars + HZ_SC_NONFINITE, 8, cudaMemcpyDeviceToHost));
