@@ -4,7 +4,8 @@
 #   MODEL: a name under models/ (default: llama3-3b llama3-8b) or a spec's path (*.yaml, its
 #   own plan: section, e.g. bench/specs/llama3-8b-held.yaml), optionally with @SIZE to plan
 #   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
-#   activations on the host), +det for train --deterministic and +tuned for the plan
+#   activations on the host), +det for train --deterministic, +int8 for int8 optimizer
+#   state (training.optimizer_state=int8: one policy for models of different sizes) and +tuned for the plan
 #   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
 #   each, the first excluded from the mean. DATA=FILE trains on those tokens (a .bin shard or
 #   .npy, e.g. text through build/text2tokens) instead of random ones, and FLAGS adds trainer
@@ -36,6 +37,8 @@ for run in $models; do
     case $run in *@*) gpu=${run#*@}; gpu=${gpu%%+*} ;; esac
     flags=
     case $run in *+det*) flags=--deterministic ;; esac
+    over=
+    case $run in *+int8*) over=training.optimizer_state=int8 ;; esac
     tag=$(echo "$run" | tr '@+' '--')
     spec=models/$m.yaml
     case $m in *.yaml) spec=$m; tag=$(basename "$m" .yaml)$(echo "${run#"$m"}" | tr '@+' '--') ;; esac
@@ -69,8 +72,9 @@ for run in $models; do
             -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
         cat "$OUT/$tag-tune.log" ;;
     esac
+    # shellcheck disable=SC2086 # OVER is empty or one override
     build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
-        ${ceil:+--ceilings "$ceil"} > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
+        ${ceil:+--ceilings "$ceil"} $over > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
     data=${DATA:-$d/tokens.npy}
     [ -n "$DATA" ] || python3 - "$d" "$STEPS" <<'PY'
 import json, sys, numpy as np
