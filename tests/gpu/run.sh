@@ -13,6 +13,7 @@
 #      --trace; the refusal when the GPU lacks the planned memory;
 #   4. bf16 and int8 optimizer state: resident = streamed bits, resume, cuda vs cpu
 #      (tests/gpu/optstate.sh); --profile-kernels' table and record (tests/gpu/kprof.sh);
+#      where CUDA shows two GPUs or more, N GPUs against one (tests/gpu/gpus.sh);
 #   5. hzc against PyTorch + transformers (tests/gpu/torch_parity.py, hf_roundtrip.py, and
 #      families_parity.py for Qwen3 and Gemma 3 through save_pretrained, import, --init and
 #      from_pretrained);
@@ -361,6 +362,11 @@ tally "optimizer states on the GPU" "$LOGDIR/optstate.log" $?
 
 sh tests/gpu/kprof.sh > "$LOGDIR/kprof.log" 2>&1
 tally "--profile-kernels on the GPU" "$LOGDIR/kprof.log" $?
+
+# several GPUs of one host (skipped, saying so, where CUDA shows one)
+LOGDIR=$LOGDIR sh tests/gpu/gpus.sh > "$LOGDIR/gpus.log" 2>&1
+grep '^skip' "$LOGDIR/gpus.log"
+tally "several GPUs (NCCL)" "$LOGDIR/gpus.log" $?
 
 # sections 5 and 6 (tests/gpu/references.sh runs them alone too; REFERENCES=0 leaves them
 # to it: the whole suite runs about 10 minutes on an H200, the device's limit for one call)
