@@ -5,7 +5,8 @@
 #   own plan: section, e.g. bench/specs/llama3-8b-held.yaml), optionally with @SIZE to plan
 #   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
 #   activations on the host), +det for train --deterministic, +int8 for int8 optimizer
-#   state (training.optimizer_state=int8: one policy for models of different sizes) and +tuned for the plan
+#   state (training.optimizer_state=int8: one policy for models of different sizes), +gpusN
+#   for N GPUs of this host, each with the spec's step (tokens_per_step x N) and +tuned for the plan
 #   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
 #   each, the first excluded from the mean. DATA=FILE trains on those tokens (a .bin shard or
 #   .npy, e.g. text through build/text2tokens) instead of random ones, and FLAGS adds trainer
@@ -39,6 +40,12 @@ for run in $models; do
     case $run in *+det*) flags=--deterministic ;; esac
     over=
     case $run in *+int8*) over=training.optimizer_state=int8 ;; esac
+    case $run in *+gpus[0-9]*)
+        ng=${run##*+gpus}
+        ng=${ng%%+*}
+        step=$(sed -n 's/^ *tokens_per_step: *\([0-9]*\).*/\1/p' models/$m.yaml)
+        over="$over --gpus $ng shape.tokens_per_step=$((step * ng))" ;;
+    esac
     tag=$(echo "$run" | tr '@+' '--')
     spec=models/$m.yaml
     case $m in *.yaml) spec=$m; tag=$(basename "$m" .yaml)$(echo "${run#"$m"}" | tr '@+' '--') ;; esac
@@ -72,7 +79,7 @@ for run in $models; do
             -o "$spec" > "$OUT/$tag-tune.log" 2>&1 || { echo "bench: $run: tune failed"; tail -n 20 "$OUT/$tag-tune.log"; continue; }
         cat "$OUT/$tag-tune.log" ;;
     esac
-    # shellcheck disable=SC2086 # OVER is empty or one override
+    # shellcheck disable=SC2086 # OVER: the overrides and flags above, a list
     build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
         ${ceil:+--ceilings "$ceil"} $over > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
     data=${DATA:-$d/tokens.npy}
