@@ -4,7 +4,9 @@
  * overlaps the forward of step s+1. With several ranks (rt.h "Ranks") each rank's thread
  * walks the same list on its own micro-batches, the backend sums the gradients over the
  * ranks before each STORE_G (hz_backend.reduce), and the one optimizer thread updates the
- * one host store from rank 0's copies.
+ * one host store from rank 0's copies. With several hosts (hosts.h) each host's ranks run
+ * its share of the step, the backend's reduce sums over the hosts too, and the loss is
+ * summed over them.
  * Contract: LOAD_W of unit u in step s+1 is issued (on every rank) only after OPT(u) of
  * step s; a held unit's OPT of step s runs on the gradients its FETCH_G copied in step s+1
  * (or a drain), and only once a checkpoint of s steps being written (ckpt_async.c) holds
@@ -147,7 +149,7 @@ int hz_exec_init(hz_ctx *c, const hz_plan *p, int threads)
     }
     read_test_hooks();
     if (!(c->pool = hz_pool_new(threads))) exit(1); /* it said why */
-    if (c->rank_n > 1 && !c->be->reduce) {
+    if ((c->rank_n > 1 || c->hosts.n > 1) && !c->be->reduce) {
         fprintf(stderr, "train: error: the %s backend runs one rank, and the plan has %d "
                         "(internal error: train_check.c refuses such a plan first)\n",
                 c->be->name, c->rank_n);
@@ -265,7 +267,7 @@ static void issue(hz_ctx *c, int rank, int i)
 {
     const hz_op *o = &c->plan->ops[i];
     c->be->op_begin(c, rank, i);
-    if (o->kind == HZ_STORE_G && c->rank_n > 1) c->be->reduce(c, rank, o);
+    if (o->kind == HZ_STORE_G && (c->rank_n > 1 || c->hosts.n > 1)) c->be->reduce(c, rank, o);
     c->be->ops[o->kind](c, rank, o);
     c->be->op_end(c, rank, i);
 }
@@ -298,8 +300,8 @@ static void rank_issue_step(void *arg, int64_t rank, int64_t end)
     hz_ctx *c = a->c;
     const hz_plan *p = c->plan;
     int r = (int)rank;
-    int64_t share = hz_gpu_step_tokens(&p->dims);
-    c->be->begin_step(c, r, a->inputs + r * share, a->targets + r * share, a->dscale);
+    int64_t share = hz_gpu_step_tokens(&p->dims), at = (c->hosts.rank * c->rank_n + r) * share;
+    c->be->begin_step(c, r, a->inputs + at, a->targets + at, a->dscale);
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->stream == HZ_HOST || o->kind == HZ_OPT) continue; /* updates: below */
@@ -389,6 +391,9 @@ double hz_exec_step(hz_ctx *c, const int32_t *inputs, const int32_t *targets,
         loss_sum = r == 0 ? l : loss_sum + l;
         if (r == 0) sumsq = ss;
     }
+    /* several hosts: the loss summed over them (each host's norm is of the gradients
+     * summed over all hosts already, the same bits on each) */
+    hz_hosts_sum_f64(&c->hosts, &loss_sum, 1);
     if (c->step + 1 >= test_nan_first && c->step + 1 <= test_nan_last) loss_sum = sumsq = NAN;
     double norm = sqrt(sumsq);
     /* a non-finite loss with a finite norm is skipped too: the optimizer sees NaN */
@@ -419,9 +424,9 @@ static void rank_eval(void *arg, int64_t rank, int64_t end)
     const rank_step *a = arg;
     hz_ctx *c = a->c;
     const hz_dims *d = &c->plan->dims;
-    int64_t share = hz_gpu_step_tokens(d);
-    a->loss[rank] = c->be->eval(c, (int)rank, a->inputs + rank * share, a->targets + rank * share,
-                                a->logits ? a->logits + rank * share * d->V : NULL);
+    int64_t share = hz_gpu_step_tokens(d), at = (c->hosts.rank * c->rank_n + rank) * share;
+    a->loss[rank] = c->be->eval(c, (int)rank, a->inputs + at, a->targets + at,
+                                a->logits ? a->logits + at * d->V : NULL);
 }
 
 double hz_exec_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets, float *logits)
@@ -436,6 +441,7 @@ double hz_exec_eval(hz_ctx *c, const int32_t *inputs, const int32_t *targets, fl
     double sum = loss[0];
     for (int r = 1; r < c->rank_n; r++) sum += loss[r];
     if (loss != &one) free(loss);
+    hz_hosts_sum_f64(&c->hosts, &sum, 1);
     return sum;
 }
 
@@ -475,6 +481,7 @@ void hz_exec_free(hz_ctx *c)
         hz_store_free(&c->store);
         hz_pool_free(c->pool);
     }
+    hz_hosts_close(&c->hosts);
     free(c->unit_done_step);
     free(c->opt_t0_s);
     free(c->opt_t1_s);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "hz.h"
+#include "hosts.h"
 #include "hz_layout.h"
 #include "kprof.h"
 
@@ -332,6 +333,8 @@ struct hz_ctx {
     int64_t step;                /* 0-based step being run */
     void *bk;                    /* the backend's own state (of all its ranks) */
     int rank_n;                  /* ranks in this process: hz_gpus of the plan */
+    hz_hostlink hosts;           /* the run's hosts (hosts.h); n 1: this one alone. Rank r
+                                  * of host h runs the step's share h rank_n + r */
     int last_d2h_op;             /* the step's last own op on the D2H stream (-1: none) */
     int last_device_update;      /* the last resident unit's update op (-1: none) */
     hz_pool *rank_pool;          /* rank_n threads, one a rank (the caller's is rank 0's);

@@ -163,10 +163,12 @@ static hz_sampler *new_sampler(const hz_plan *p, const train_args *a)
     return s;
 }
 
-/* The host store, the thread pool and the backend (arena, kernels, streams), as planned. */
-static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a)
+/* The host store, the thread pool and the backend (arena, kernels, streams), as planned;
+ * with JOIN, first the run's other hosts where the plan has several (hosts.h). */
+static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a, int join)
 {
     memset(ctx, 0, sizeof *ctx);
+    if (join && hz_hosts_join(&ctx->hosts, hz_hosts(&p->dims)) != 0) exit(1);
     ctx->optim = a->optim;
     ctx->deterministic = a->deterministic;
     ctx->attention = a->attention;
@@ -200,7 +202,7 @@ static int run_probe(const hz_plan *p, const train_args *a)
     printf("hzc %s trainer: %s, --probe: measuring this machine for hzc's step-time model "
            "(docs/plan.md \"Step time\"); nothing is trained\n", HZ_VERSION, p->spec_name);
     hz_ctx ctx;
-    set_up(&ctx, p, a);
+    set_up(&ctx, p, a, 0); /* one host measures itself */
     int rc = ctx.be->probe(&ctx, a->probe_out, stdout);
     hz_exec_free(&ctx);
     return rc == 0 ? 0 : 1;
@@ -257,7 +259,12 @@ int main(int argc, char **argv)
 
     hz_ctx ctx;
     double t_init = hz_now_s(); /* initialising billions of weights takes seconds too */
-    set_up(&ctx, p, &a);
+    set_up(&ctx, p, &a, 1);
+    if (ctx.hosts.n > 1 && ctx.hosts.rank > 0 && a.out) {
+        printf("hosts: host %d writes no checkpoints (host 0 writes the run's; --out %s is "
+               "not used here)\n", ctx.hosts.rank, a.out);
+        a.out = NULL;
+    }
     ctx.store.state_seed = (uint64_t)a.seed; /* a resume takes the checkpoint's */
     step_tokens tk = {calloc((size_t)dm->step_tokens, sizeof(int32_t)),
                       calloc((size_t)dm->step_tokens, sizeof(int32_t))};
@@ -313,6 +320,16 @@ int main(int argc, char **argv)
                (long long)a.seed, hz_now_s() - t0);
     }
     if (a.init_raw) hz_train_load_raw(&ctx.store, a.init_raw);
+    if (ctx.hosts.n > 1) { /* every host trains the same store on the same tokens */
+        static const char *const what[] = {"plan digest", "first step", "--steps", "--seed",
+                                           "--data-seed", "data tokens", "--lr (bits)"};
+        float lr = a.optim.lr;
+        int32_t lr_bits;
+        memcpy(&lr_bits, &lr, 4);
+        const int64_t v[] = {(int64_t)hz_plan_digest(p), first_step, a.steps, a.seed,
+                             a.data_seed, hz_data_tokens(train), lr_bits};
+        if (hz_hosts_agree(&ctx.hosts, v, 7, what) != 0) return 1;
+    }
     if (a.profile_kernels > 0 && a.profile_kernels <= first_step) {
         fprintf(stderr, "train: error: --profile-kernels %lld: the checkpoint has %lld steps done, "
                         "so this run starts at step %lld; profile one of its steps\n",
@@ -424,6 +441,11 @@ int main(int argc, char **argv)
         }
         if (hz_ckpt_async_done(&ctx)) hz_train_finish_save(&ctx, &a);
         fflush(stdout);
+        if (ctx.hosts.n > 1) { /* a signal on any host stops every host after this step */
+            double any = stop_signal;
+            hz_hosts_sum_f64(&ctx.hosts, &any, 1);
+            if (any > 0 && !stop_signal) stop_signal = SIGTERM;
+        }
         if (tty) {
             double el = hz_now_s() - t_start, eta = el / (double)(step + 1) * (double)(a.steps - step - 1);
             fprintf(stderr, "[%lld/%lld] loss %.4f  %.0f tok/s  elapsed %.0fs  eta %.0fs",

@@ -1,5 +1,5 @@
 /* runtime/train_check.c - what the trainer refuses before any work (train_check.h): a plan
- * for several GPUs on a backend that runs one, or for several hosts; an output path it
+ * for several GPUs on a backend that runs one, sampling on several hosts; an output path it
  * could not write at the end; a host without room for the plan. Each refusal is one message
  * saying what to do, and exit status 1. */
 #include <errno.h>
@@ -12,24 +12,23 @@
 #include "rt.h"
 #include "train_check.h"
 
-/* The plan splits the step over several GPUs, of which a backend without ranks runs one, or
- * over several hosts, which no trainer runs yet (docs/plan.md "Several GPUs of one host",
- * "Several hosts"). */
-static void check_split(const hz_plan *p)
+/* The plan splits the step over several GPUs, of which a backend without ranks runs one;
+ * over several hosts, each host's trainer runs its share, and what needs the whole step's
+ * logits on one host is refused (docs/plan.md "Several GPUs of one host", "Several
+ * hosts"); that the hosts exist is hosts.c's to find. */
+static void check_split(const hz_plan *p, const train_args *a)
 {
     int64_t gpus = hz_gpus(&p->dims), hosts = hz_hosts(&p->dims);
-    if (hosts > 1)
-        fprintf(stderr, "train: error: this trainer's plan splits each step over %lld hosts, "
-                        "and the trainer runs on one: build it again without --hosts (and "
-                        "without plan.hosts) to train; hzc plan --hosts predicts several\n",
-                (long long)hosts);
-    else if (gpus > 1 && !hz_backend_impl.caps->ranks)
+    if (gpus > 1 && !hz_backend_impl.caps->ranks)
         fprintf(stderr, "train: error: this trainer's plan splits each step over %lld GPUs, "
                         "and the %s backend runs one GPU a process: build it again without "
-                        "--gpus (and without plan.gpus) to train on one; hzc plan --gpus "
-                        "predicts several, and a cpu trainer (--backend cpu) runs them as "
-                        "ranks\n",
+                        "--gpus (and without plan.gpus) to train on one\n",
                 (long long)gpus, hz_backend_impl.name);
+    else if (hosts > 1 && (a->sample_every || a->logits))
+        fprintf(stderr, "train: error: %s on a plan of %lld hosts: each host holds its share of "
+                        "the step's logits; sample or dump them with a one-host trainer from "
+                        "the run's checkpoint (--resume)\n",
+                a->sample_every ? "--sample-every" : "--dump-logits", (long long)hosts);
     else
         return;
     exit(1);
@@ -102,7 +101,7 @@ static void check_host_memory(const hz_plan *p)
 
 void hz_train_check(const hz_plan *p, const train_args *a)
 {
-    check_split(p);
+    check_split(p, a);
     probe_outputs(a);
     check_host_memory(p);
 }

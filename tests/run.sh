@@ -20,6 +20,7 @@ sh tests/test_ckpt.sh > $log/ckpt.log 2>&1; tally "test_ckpt.sh" $log/ckpt.log $
 sh tests/test_ckpt_async.sh > $log/ckpt_async.log 2>&1; tally "test_ckpt_async.sh" $log/ckpt_async.log $?
 sh tests/test_residency.sh > $log/residency.log 2>&1; tally "test_residency.sh" $log/residency.log $?
 sh tests/test_gpus_run.sh > $log/gpus_run.log 2>&1; tally "test_gpus_run.sh" $log/gpus_run.log $?
+sh tests/test_hosts_run.sh > $log/hosts_run.log 2>&1; tally "test_hosts_run.sh" $log/hosts_run.log $?
 sh tests/test_optstate.sh > $log/optstate.log 2>&1; tally "test_optstate.sh" $log/optstate.log $?
 sh tests/test_report.sh > $log/report.log 2>&1; tally "test_report.sh" $log/report.log $?
 sh tests/test_lines.sh > $log/lines.log 2>&1; tally "test_lines.sh" $log/lines.log $?

@@ -161,7 +161,7 @@ expect_fail "plan.hosts 4 on 2 micro-batches" "^$tmp/h4.yaml:31:10: error: plan.
     $hzc plan "$tmp/h4.yaml"
 $hzc build models/tiny.yaml -o "$tmp/bh2" --backend cpu --hosts 2 > /dev/null 2>&1 &&
     grep -q '"hosts": 2' "$tmp/bh2/generated/plan.json" &&
-    expect_fail "a trainer planned for 2 hosts" "splits each step over 2 hosts, and the trainer runs on one" "$tmp/bh2/train" --data data/tiny_train.bin --steps 1 ||
+    expect_fail "a trainer planned for 2 hosts, started without WORLD_SIZE" "splits each step over 2 hosts: start one trainer on each with RANK" env -u WORLD_SIZE "$tmp/bh2/train" --data data/tiny_train.bin --steps 1 ||
     bad "build --hosts 2"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
 sed 's/hidden_size: 128/hidden_size: 192/' models/tiny.yaml > "$tmp/hd48.yaml"

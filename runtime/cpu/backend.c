@@ -321,19 +321,37 @@ static void op_bwd(hz_ctx *c, int rank, const hz_op *o)
 }
 
 /* The gradients the unit's STORE_G copies, summed over the ranks (hz_backend.reduce): each
- * tensor's elements split among the ranks, every element summed in rank order. */
+ * tensor's elements split among the ranks, every element summed in rank order; with several
+ * hosts rank 0's sums are then summed over the hosts (hosts.h, in host order) and a resident
+ * unit's total copied to the other ranks. */
 static void cpu_reduce(hz_ctx *c, int rank, const hz_op *o)
 {
     cpu_backend *b = c->bk;
     const hz_plan *p = c->plan;
     const hz_unit *u = &p->units[o->unit];
     float **at = b->rank[rank].peer;
+    int hosts = c->hosts.n > 1;
     cpu_ranks_meet(&b->meet); /* every rank's backward of the unit is done */
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
         if (!t->store_grad) continue;
         for (int r = 0; r < b->rank_n; r++) at[r] = op_grads(&b->rank[r], p, o, NULL) + t->grad_n;
-        cpu_ranks_sum(&b->meet, rank, at, t->rows * t->cols, u->resident);
+        cpu_ranks_sum(&b->meet, rank, at, t->rows * t->cols, u->resident && !hosts);
+    }
+    if (hosts) {
+        cpu_ranks_meet(&b->meet); /* rank 0 holds the host's sums */
+        float *g0 = op_grads(&b->rank[0], p, o, NULL), *own = op_grads(&b->rank[rank], p, o, NULL);
+        for (int k = 0; k < u->tensor_n; k++) {
+            const hz_tensor *t = &p->tensors[u->first_tensor + k];
+            if (!t->store_grad) continue;
+            if (rank == 0) hz_hosts_sum_f32(&c->hosts, g0 + t->grad_n, t->rows * t->cols);
+        }
+        cpu_ranks_meet(&b->meet); /* rank 0 holds the run's sums */
+        for (int k = 0; rank > 0 && u->resident && k < u->tensor_n; k++) {
+            const hz_tensor *t = &p->tensors[u->first_tensor + k];
+            if (t->store_grad)
+                memcpy(own + t->grad_n, g0 + t->grad_n, (size_t)(t->rows * t->cols) * 4);
+        }
     }
     cpu_ranks_meet(&b->meet); /* every sum is written */
 }

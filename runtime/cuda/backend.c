@@ -1,4 +1,4 @@
-/* runtime/cuda/backend.c - the cuda backend: the generated schedule run on one GPU. This
+/* runtime/cuda/backend.c - the cuda backend: the generated schedule run on each GPU. This
  * file owns the backend's state, the device and its memory check, the three streams with
  * one event per op, the op functions exec.c dispatches to, eval, the report and the
  * vtable. Environment: HZ_CACHE_DIR (cubin cache, default ~/.cache/hzc), HZ_CUDA_INCLUDE
@@ -22,6 +22,7 @@
  *   dlib.c/.h   a vendor library opened at run time (cuDNN, NCCL), its load done once
  *   cudnn_api.c/.h    cuDNN loaded with dlopen; the backend-descriptor helpers
  *   nccl_api.c/.h     NCCL loaded with dlopen (the several-GPU sums)
+ *   ranks.c     several GPUs and hosts: NCCL's communicators, the reduce hook
  *   cudnn_attention.c/.h  the cuDNN attention graphs, forward and backward
  *   probe.c     train --probe: the step-time model's rates measured, a ceilings file
  *   profile.c   train --profile-kernels: CUDA events around every launch of one step
@@ -526,7 +527,8 @@ static int init_rank(hz_ctx *c, int r)
     for (int i = 0; i < p->op_n; i++) {
         const hz_op *o = &p->ops[i];
         if (o->stream == HZ_HOST) continue;
-        if (o->kind == HZ_STORE_G && c->rank_n > 1) hzcu_reduce(c, r, o); /* as exec.c issues */
+        if (o->kind == HZ_STORE_G && (c->rank_n > 1 || c->hosts.n > 1))
+            hzcu_reduce(c, r, o); /* as exec.c issues it */
         hz_backend_impl.ops[o->kind](c, r, o);
     }
     eval_issue(s, c, NULL);
@@ -563,7 +565,7 @@ static int cuda_init(hz_ctx *c)
     if (!(c->bk = calloc((size_t)n, sizeof(cuda_state)))) return -1;
     for (int r = 0; r < n; r++)
         if (init_rank(c, r) != 0) return -1;
-    if (n > 1 && hzcu_ranks_init(c) != 0) return -1;
+    if ((n > 1 || c->hosts.n > 1) && hzcu_ranks_init(c) != 0) return -1;
     hzcu_rank(c, 0);
     return 0;
 }

@@ -63,7 +63,8 @@ typedef struct cuda_state {
     /* the device: rank r runs on the r-th GPU CUDA shows this process (CUDA_VISIBLE_DEVICES) */
     int dev, sm_count, cc_major, cc_minor, smem_optin;
     int rank, rank_n;
-    struct ncclComm *comm; /* ncclComm_t of this rank (ranks.c), NULL with one rank */
+    struct ncclComm *comm;  /* ncclComm_t of this rank (ranks.c), NULL with one rank */
+    struct ncclComm *cross; /* rank 0 with several hosts: the hosts' GPUs 0 (ranks.c) */
     char gpu_name[256];
     /* kernels (kernels.c) */
     CUmodule mod;
@@ -135,12 +136,12 @@ cuda_state *hzcu_rank(hz_ctx *c, int rank);
 
 /* ---- ranks.c: several GPUs of one process (runtime/rt.h "Ranks"): NCCL's communicator
  * of them and the sum of a unit's gradients over them (hz_backend.reduce) ---- */
-/* After every rank's state is set up, with rank_n > 1: load NCCL and make the communicator;
- * 0, or -1 having said why. */
+/* After every rank's state is set up, with several ranks or hosts: load NCCL and make the
+ * communicators; 0, or -1 having said why. */
 int hzcu_ranks_init(hz_ctx *c);
-/* hz_backend.reduce: the unit's gradients summed over the ranks, on the rank's d2h stream
- * after the unit's backward (the STORE_G op's waits): into rank 0 for a streamed unit, into
- * every rank for a resident one. */
+/* hz_backend.reduce: the unit's gradients summed over the ranks (and the hosts), on the
+ * rank's d2h stream after the unit's backward (the STORE_G op's waits): into rank 0 for a
+ * streamed unit, into every rank for a resident one. */
 void hzcu_reduce(hz_ctx *c, int rank, const hz_op *o);
 void hzcu_ranks_free(hz_ctx *c);
 

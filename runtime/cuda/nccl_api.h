@@ -3,7 +3,9 @@
  * is looked for: HZ_NCCL_LIB, the soname, configure's directory, python's nvidia-nccl
  * wheel), and the functions the several-GPU step needs (docs/plan.md "Several GPUs of one
  * host"): a communicator of the process's GPUs, the reduce to GPU 0 of a streamed unit's
- * gradients and the all-reduce of a resident one's. Only built where configure found
+ * gradients and the all-reduce of a resident one's; with several hosts a communicator of
+ * their GPUs 0 (its id passed over the hosts' link) and the broadcast of a resident unit's
+ * total to a host's other GPUs. Only built where configure found
  * nccl.h (HZ_HAVE_NCCL). */
 #ifndef HZ_CUDA_NCCL_API_H
 #define HZ_CUDA_NCCL_API_H
@@ -17,6 +19,9 @@
     X(ncclGetVersion)    \
     X(ncclGetErrorString) \
     X(ncclCommInitAll)   \
+    X(ncclGetUniqueId)   \
+    X(ncclCommInitRank)  \
+    X(ncclBroadcast)     \
     X(ncclCommDestroy)   \
     X(ncclGroupStart)    \
     X(ncclGroupEnd)      \
