@@ -63,10 +63,11 @@ static void usage(FILE *out)
             "--ceilings: the machine's rates for the step-time model (JSON; default: one\n"
             "H200 as measured, see docs/plan.md). --gpus N: plan and predict the step split\n"
             "over N GPUs of one host (data parallel; --gpu-mem is each GPU's); it overrides\n"
-            "the spec's plan.gpus. A cpu trainer runs the N as ranks of one process; a cuda\n"
-            "trainer runs one GPU yet. --hosts H: split over H such hosts, each with its own\n"
-            "host store (plan.hosts); --net-gbps X: the all-reduce's bus bandwidth between\n"
-            "them in GB/s (default: assumed, see docs/plan.md); planned, not yet run.\n");
+            "the spec's plan.gpus. The trainer runs the N as ranks of one process, a GPU\n"
+            "each. --hosts H: split over H such hosts, each with its own host store\n"
+            "(plan.hosts), one trainer a host started with RANK, WORLD_SIZE, MASTER_ADDR and\n"
+            "MASTER_PORT; --net-gbps X: the all-reduce's bus bandwidth between them in GB/s\n"
+            "(default: assumed, see docs/plan.md \"Several hosts\").\n");
 }
 
 /* Parse SIZE; returns -1 on a malformed value. */

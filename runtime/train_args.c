@@ -91,7 +91,11 @@ static void usage(FILE *out, const char *argv0)
             "  -o FILE              where --probe writes (default ceilings.json)\n"
             "  --help, --version\n"
             "SIGINT, SIGTERM or SIGHUP: finish the step, save a checkpoint under --out, exit\n"
-            "128 + the signal's number; a second one: exit at once\n");
+            "128 + the signal's number; a second one: exit at once\n"
+            "A trainer built for several hosts (hzc build --hosts H) runs one a host, with\n"
+            "RANK (0 to H - 1), WORLD_SIZE (H), MASTER_ADDR (host 0's address) and MASTER_PORT\n"
+            "set as torchrun sets them; HZ_HOSTS_TIMEOUT: seconds to wait for the others\n"
+            "(default 300); host 0 alone writes checkpoints\n");
 }
 
 void hz_train_die(const char *msg, const char *arg)
