@@ -287,6 +287,9 @@ typedef struct hz_backend {
      * to its own copy with the same bits. Returns once the rank may reuse its gradient
      * buffer. NULL: the backend runs one rank. */
     void (*reduce)(hz_ctx *ctx, int rank, const hz_op *o);
+    /* After step_result: rank 0's time in the last step's gradient sums, over the ranks
+     * (MS[0]) and over the hosts (MS[1]), inside its STORE_G ops; NULL: not timed. */
+    void (*sum_times)(hz_ctx *ctx, double ms[2]);
     /* After the last op of the step is done: the rank's loss sum (of its share of the
      * tokens) and squared grad norm (rank 0: of the summed gradients; others: 0). */
     void (*step_result)(hz_ctx *ctx, int rank, double *loss_sum, double *grad_sumsq);
@@ -440,8 +443,10 @@ void hz_op_label(const hz_plan *p, int i, char *buf, size_t n);
 struct hz_profile {
     double span_ms;              /* first device op start to last device op end */
     double busy_ms[HZ_STREAM_KIND_N]; /* time each device stream ran ops */
-    double phase_ms[HZ_PHASE_N]; /* the predicted phases, measured (the host optimizer:
-                                  * the previous step's updates; 0 for the first step) */
+    double phase_ms[HZ_PHASE_ALL_N]; /* the predicted phases, measured (the host optimizer:
+                                      * the previous step's updates; 0 for the first step;
+                                      * the sums over GPUs and hosts where the backend
+                                      * times them) */
 };
 /* Open a Chrome trace (chrome://tracing, Perfetto) at PATH of steps first..last (1-based,
  * inclusive); NULL on failure. */

@@ -113,6 +113,14 @@ int hz_profile_step(hz_ctx *c, hz_trace *t, hz_profile *out)
             (o->kind == HZ_STORE_G && !u->resident && !u->held))
             out->phase_ms[HZ_PH_D2H] += ms;
     }
+    /* the sums over the GPUs and hosts run inside the STORE_G ops: their own phases */
+    if (c->be->sum_times && (c->rank_n > 1 || c->hosts.n > 1)) {
+        double ms[2] = {0.0, 0.0};
+        c->be->sum_times(c, ms);
+        out->phase_ms[HZ_PH_NCCL] += ms[0];
+        out->phase_ms[HZ_PH_NET] += ms[1];
+        out->phase_ms[HZ_PH_D2H] -= ms[0] + ms[1];
+    }
     if (c->step >= 1) { /* the updates of the step before, all applied by now */
         const double *u0 = c->opt_t0_s + ((c->step - 1) % 2) * p->unit_n;
         const double *u1 = c->opt_t1_s + ((c->step - 1) % 2) * p->unit_n;

@@ -76,7 +76,7 @@ typedef struct step_tokens {
 static void print_times(const hz_plan *p, const hz_profile *sum, double n, double step_s)
 {
     printf("  %-22s %12s %12s %8s\n", "time per step", "predicted", "measured", "error");
-    for (int k = 0; k < HZ_PHASE_N; k++) {
+    for (int k = 0; k < hz_plan_phase_n(p); k++) {
         double want = p->pred.phase_s[k] * 1e3, got = sum->phase_ms[k] / n;
         printf("  %-22s %9.1f ms %9.1f ms %+7.1f%%\n", hz_phase_names[k], want, got,
                got > 0 ? 100.0 * (want - got) / got : 0.0);
@@ -413,7 +413,7 @@ int main(int argc, char **argv)
                 profiled_steps++;
                 prof_sum.span_ms += prof.span_ms;
                 for (int k = 0; k < HZ_STREAM_KIND_N; k++) prof_sum.busy_ms[k] += prof.busy_ms[k];
-                for (int k = 0; k < HZ_PHASE_N; k++) prof_sum.phase_ms[k] += prof.phase_ms[k];
+                for (int k = 0; k < HZ_PHASE_ALL_N; k++) prof_sum.phase_ms[k] += prof.phase_ms[k];
             }
         }
         double tok_s = (double)dm->step_tokens / dt;

@@ -628,6 +628,7 @@ const hz_backend hz_backend_impl = {
     .op_end = cuda_op_end,
     .wait_op = cuda_wait_op,
     .reduce = hzcu_reduce,
+    .sum_times = hzcu_sum_times,
     .step_result = cuda_step_result,
     .op_times = cuda_op_times,
     .eval = cuda_eval,

@@ -65,6 +65,8 @@ typedef struct cuda_state {
     int rank, rank_n;
     struct ncclComm *comm;  /* ncclComm_t of this rank (ranks.c), NULL with one rank */
     struct ncclComm *cross; /* rank 0 with several hosts: the hosts' GPUs 0 (ranks.c) */
+    cudaEvent_t *sum_ev;    /* rank 0, several ranks or hosts: three a STORE_G op around its
+                             * sums (start, over the ranks, over the hosts), ranks.c */
     char gpu_name[256];
     /* kernels (kernels.c) */
     CUmodule mod;
@@ -143,6 +145,8 @@ int hzcu_ranks_init(hz_ctx *c);
  * rank's d2h stream after the unit's backward (the STORE_G op's waits): into rank 0 for a
  * streamed unit, into every rank for a resident one. */
 void hzcu_reduce(hz_ctx *c, int rank, const hz_op *o);
+/* hz_backend.sum_times: rank 0's last step in the sums over the ranks and the hosts. */
+void hzcu_sum_times(hz_ctx *c, double ms[2]);
 void hzcu_ranks_free(hz_ctx *c);
 
 /* ---- kernels.c: the module, its signature check, launches ---- */

@@ -71,6 +71,14 @@ int hzcu_ranks_init(hz_ctx *c)
         }
         all[0].cross = cross;
     }
+    /* rank 0's timing of its sums, three events a STORE_G op */
+    const hz_plan *p = all[0].p;
+    hzcu_rank(c, 0);
+    if (!(all[0].sum_ev = calloc(3 * (size_t)p->op_n, sizeof(cudaEvent_t))))
+        hzcu_die("out of host memory");
+    for (int i = 0; i < p->op_n; i++)
+        if (p->ops[i].kind == HZ_STORE_G)
+            for (int k = 0; k < 3; k++) CUDA_CHECK(cudaEventCreate(&all[0].sum_ev[3 * i + k]));
     printf("cuda backend: %d rank%s, one a GPU%s; NCCL %d.%d.%d (%s) sums their gradients\n", n,
            n == 1 ? "" : "s", hosts > 1 ? ", and GPU 0 with the other hosts' GPUs 0" : "",
            hznccl.version / 10000, hznccl.version / 100 % 100, hznccl.version % 100,
@@ -107,10 +115,15 @@ void hzcu_reduce(hz_ctx *c, int rank, const hz_op *o)
     const hz_unit *u = &p->units[o->unit];
     int64_t lo, hi;
     grad_span(p, u, &lo, &hi);
-    if (hi <= lo) return;
-    size_t n = (size_t)(hi - lo);
     int hosts = c->hosts.n > 1 ? c->hosts.n : 1;
     cudaStream_t st = s->stream[o->stream];
+    cudaEvent_t *ev = s->sum_ev && !s->dry ? s->sum_ev + 3 * (o - p->ops) : NULL;
+    if (ev) CUDA_CHECK(cudaEventRecord(ev[0], st));
+    if (hi <= lo) { /* nothing to sum; hzcu_sum_times reads the events all the same */
+        for (int k = 1; ev && k < 3; k++) CUDA_CHECK(cudaEventRecord(ev[k], st));
+        return;
+    }
+    size_t n = (size_t)(hi - lo);
     float *g = s->dry ? NULL : (float *)hzcu_unit_grads(s, u, o->gslot) + lo;
     /* within the host: every rank needs the sum of a resident unit; with several hosts only
      * rank 0 first, which then sums over the hosts and gives the total back */
@@ -122,6 +135,7 @@ void hzcu_reduce(hz_ctx *c, int rank, const hz_op *o)
             NCCL_CHECK(hznccl.ncclReduce(g, g, n, ncclFloat32, ncclSum, 0, s->comm, st));
         if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_NCCL, 0.0, bus_bytes(n * 4, s->rank_n, all)));
     }
+    if (ev) CUDA_CHECK(cudaEventRecord(ev[1], st));
     if (hosts > 1 && rank == 0) {
         if (!s->dry) NCCL_CHECK(hznccl.ncclAllReduce(g, g, n, ncclFloat32, ncclSum, s->cross, st));
         if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_NCCL, 0.0, bus_bytes(n * 4, hosts, 1)));
@@ -130,11 +144,36 @@ void hzcu_reduce(hz_ctx *c, int rank, const hz_op *o)
         if (!s->dry) NCCL_CHECK(hznccl.ncclBroadcast(g, g, n, ncclFloat32, 0, s->comm, st));
         if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_NCCL, 0.0, bus_bytes(n * 4, s->rank_n, 0)));
     }
+    if (ev) CUDA_CHECK(cudaEventRecord(ev[2], st)); /* the hosts' share: with the broadcast */
+}
+
+void hzcu_sum_times(hz_ctx *c, double ms[2])
+{
+    cuda_state *s = hzcu_rank(c, 0);
+    const hz_plan *p = s->p;
+    ms[0] = ms[1] = 0.0;
+    if (!s->sum_ev) return;
+    for (int i = 0; i < p->op_n; i++) {
+        if (p->ops[i].kind != HZ_STORE_G) continue;
+        float a = 0.0f, b = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&a, s->sum_ev[3 * i], s->sum_ev[3 * i + 1]));
+        CUDA_CHECK(cudaEventElapsedTime(&b, s->sum_ev[3 * i + 1], s->sum_ev[3 * i + 2]));
+        ms[0] += a;
+        ms[1] += b;
+    }
 }
 
 void hzcu_ranks_free(hz_ctx *c)
 {
     cuda_state *all = c->bk;
+    if (all[0].sum_ev) {
+        hzcu_rank(c, 0);
+        for (int i = 0; i < all[0].p->op_n; i++)
+            for (int k = 0; k < 3; k++)
+                if (all[0].sum_ev[3 * i + k]) CUDA_CHECK(cudaEventDestroy(all[0].sum_ev[3 * i + k]));
+        free(all[0].sum_ev);
+        all[0].sum_ev = NULL;
+    }
     for (int r = 0; r < c->rank_n; r++) {
         if (all[r].comm || all[r].cross) hzcu_rank(c, r);
         if (all[r].comm) hznccl.ncclCommDestroy(all[r].comm);
@@ -143,6 +182,12 @@ void hzcu_ranks_free(hz_ctx *c)
     }
 }
 #else
+void hzcu_sum_times(hz_ctx *c, double ms[2])
+{
+    (void)c;
+    ms[0] = ms[1] = 0.0;
+}
+
 int hzcu_ranks_init(hz_ctx *c)
 {
     fprintf(stderr, "train: error: the plan splits each step over %d GPUs of %d host(s), and "
