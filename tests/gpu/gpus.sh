@@ -7,7 +7,8 @@
 # gradients differ in order only); the same for resident, held and host-boundary plans; with
 # --deterministic two runs are bit-identical and 3 steps + --resume + 3 steps equal 6; a
 # 2-GPU checkpoint resumes on 1 GPU and a 1-GPU one on 2; one host store, planned = measured
-# whatever N; every GPU's arena reported. Ends with "N passed, N failed".
+# whatever N; every GPU's arena reported; two processes of one GPU each as 2 hosts over
+# loopback against one process of 2 GPUs. Ends with "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 d=${LOGDIR:-build/gpu-logs}/gpus
@@ -118,6 +119,22 @@ r=$(close g1 g2-from-1 4) && ok "a 1-GPU checkpoint resumed on 2 GPUs, steps 4-6
     bad "1-GPU checkpoint on 2 GPUs: $r"
 cmp -s "$d/out1/step-00000003/config.json" "$d/out2/step-00000003/config.json" &&
     ok "the checkpoints' config.json the same from 1 and 2 GPUs" || bad "checkpoint config.json differs by N"
+
+# ---- 2 hosts as 2 processes of this machine, a GPU each, over loopback (docs/plan.md
+# "Launching"): against one process of 2 GPUs, and both hosts the same ----
+build h2 1 --hosts 2
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for r in 0 1; do
+    CUDA_VISIBLE_DEVICES=$r RANK=$r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port HZ_HOSTS_TIMEOUT=120 \
+        "$d/h2/train" --data data/tiny_train.bin --seed 3 --steps 6 --deterministic --save-raw "$d/h2-$r.raw" \
+        > "$d/h2-$r.log" 2>&1 &
+done
+wait
+for r in 0 1; do grep '^step  *[0-9]*/' "$d/h2-$r.log" | cut -d'|' -f2,3 > "$d/h2-$r.loss"; done
+grep -q "GPU 0 with the other hosts' GPUs 0" "$d/h2-0.log" && same h2-0 h2-1 &&
+    ok "2 hosts of one GPU each: both end with the same masters and losses ($(grep -m1 '^cuda backend: 1 rank' "$d/h2-0.log" | cut -c1-80))" ||
+    bad "2 hosts: $(tail -n 2 "$d/h2-0.log" "$d/h2-1.log")"
+r=$(close g2 h2-0) && ok "2 hosts of one GPU against one host of 2 GPUs, 6 steps: $r" || bad "2 hosts against 2 GPUs: $r"
 
 # ---- memory: one host store whatever N ----
 store() { sed -n 's/^  host store  *planned  *\([0-9]*\) .* measured  *\([0-9]*\) .*/\1 \2/p' "$d/$1.log"; }
