@@ -208,6 +208,16 @@ train_args hz_train_parse_args(int argc, char **argv)
                 a.profile_kernels = parse_int(f, argv[++i], 1);
             continue;
         }
+        if (!strcmp(f, "--gpus") || !strcmp(f, "--hosts") || !strcmp(f, "--nproc-per-node")) {
+            /* torchrun's habit: the count is the plan's, fixed when the trainer was built */
+            fprintf(stderr, "train: error: %s: this trainer's GPUs and hosts are its plan's (%lld "
+                            "GPU%s a host, %lld host%s): build one for another count with hzc "
+                            "build --gpus N / --hosts H; several hosts start one trainer each with "
+                            "RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (see --help)\n",
+                    f, (long long)hz_gpus(&hzg_plan.dims), hz_gpus(&hzg_plan.dims) == 1 ? "" : "s",
+                    (long long)hz_hosts(&hzg_plan.dims), hz_hosts(&hzg_plan.dims) == 1 ? "" : "s");
+            exit(1);
+        }
         if (i + 1 >= argc || (strncmp(f, "--", 2) != 0 && strcmp(f, "-o") != 0)) {
             fprintf(stderr, "train: error: unknown or incomplete option '%s' (see --help)\n", f);
             exit(1);

@@ -164,6 +164,8 @@ expect_fail "host 0 whose host 1 never starts" "^train: error: host 0: 0 of the 
     env HZ_HOSTS_TIMEOUT=2 WORLD_SIZE=2 RANK=0 MASTER_PORT=$(free_port) "$tmp/h2/train" --data data/tiny_train.bin --steps 1
 expect_fail "--sample-every on 2 hosts" "^train: error: --sample-every on a plan of 2 hosts" \
     env WORLD_SIZE=2 RANK=0 MASTER_PORT=1 "$tmp/h2/train" --data data/tiny_train.bin --steps 1 --sample-every 1 --sample-prompt hi
+expect_fail "train --gpus 2 (torchrun's habit)" "^train: error: --gpus: this trainer's GPUs and hosts are its plan's (1 GPU a host, 2 hosts)" \
+    "$tmp/h2/train" --data data/tiny_train.bin --steps 1 --gpus 2
 # a host with another seed: both refuse, naming it
 port=$(free_port)
 RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tmp/h2/train" --data data/tiny_train.bin --steps 2 --seed 5 > "$tmp/ds-0.log" 2>&1 &
