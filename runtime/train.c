@@ -169,6 +169,11 @@ static void set_up(hz_ctx *ctx, const hz_plan *p, const train_args *a, int join)
 {
     memset(ctx, 0, sizeof *ctx);
     if (join && hz_hosts_join(&ctx->hosts, hz_hosts(&p->dims)) != 0) exit(1);
+    if (ctx->hosts.n > 1) { /* the same trainer everywhere, before the backends meet */
+        static const char *const what[] = {"plan digest", "rank count"};
+        const int64_t v[] = {(int64_t)hz_plan_digest(p), hz_gpus(&p->dims)};
+        if (hz_hosts_agree(&ctx->hosts, v, 2, what) != 0) exit(1);
+    }
     ctx->optim = a->optim;
     ctx->deterministic = a->deterministic;
     ctx->attention = a->attention;
@@ -321,14 +326,14 @@ int main(int argc, char **argv)
     }
     if (a.init_raw) hz_train_load_raw(&ctx.store, a.init_raw);
     if (ctx.hosts.n > 1) { /* every host trains the same store on the same tokens */
-        static const char *const what[] = {"plan digest", "first step", "--steps", "--seed",
-                                           "--data-seed", "data tokens", "--lr (bits)"};
+        static const char *const what[] = {"first step", "--steps", "--seed", "--data-seed",
+                                           "data tokens", "--lr (bits)"};
         float lr = a.optim.lr;
         int32_t lr_bits;
         memcpy(&lr_bits, &lr, 4);
-        const int64_t v[] = {(int64_t)hz_plan_digest(p), first_step, a.steps, a.seed,
-                             a.data_seed, hz_data_tokens(train), lr_bits};
-        if (hz_hosts_agree(&ctx.hosts, v, 7, what) != 0) return 1;
+        const int64_t v[] = {first_step, a.steps, a.seed, a.data_seed, hz_data_tokens(train),
+                             lr_bits};
+        if (hz_hosts_agree(&ctx.hosts, v, 6, what) != 0) return 1;
     }
     if (a.profile_kernels > 0 && a.profile_kernels <= first_step) {
         fprintf(stderr, "train: error: --profile-kernels %lld: the checkpoint has %lld steps done, "

@@ -178,6 +178,19 @@ r0=$?
     grep -q "^train: error: host 1 has --seed 6 where host 0 has 5" "$tmp/ds-1.log" &&
     ok "a host with another --seed: both stop: $(grep -m1 error "$tmp/ds-0.log" | cut -c1-110)" ||
     bad "another seed: exits $r0 $r1: $(tail -n 1 "$tmp/ds-0.log") / $(tail -n 1 "$tmp/ds-1.log")"
+# a host with another trainer (another micro-batch split): refused before the backends meet
+build h2b --hosts 2 shape.tokens_per_micro_batch=2048
+port=$(free_port)
+RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tmp/h2/train" --data data/tiny_train.bin --steps 2 > "$tmp/dp-0.log" 2>&1 &
+p0=$!
+RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tmp/h2b/train" --data data/tiny_train.bin --steps 2 > "$tmp/dp-1.log" 2>&1
+r1=$?
+wait $p0
+r0=$?
+[ $r0 = 1 ] && [ $r1 = 1 ] && grep -q "^train: error: host 1 has plan digest" "$tmp/dp-0.log" &&
+    grep -q "^train: error: host 1 has plan digest" "$tmp/dp-1.log" && ! grep -q '^setting up: host store' "$tmp/dp-1.log" &&
+    ok "a host with another plan: both stop before setting up: $(grep -m1 error "$tmp/dp-0.log" | cut -c1-90)" ||
+    bad "another plan: exits $r0 $r1: $(tail -n 1 "$tmp/dp-0.log") / $(tail -n 1 "$tmp/dp-1.log")"
 # a host that dies mid-run takes the other down, naming it
 port=$(free_port)
 RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tmp/h2/train" --data data/tiny_train.bin --threads 1 --steps 100000 --log-every 1 > "$tmp/die-0.log" 2>&1 &
