@@ -216,5 +216,11 @@ int build_trainer(const char *spec_path, const char *out_dir, const char *backen
         return 1;
     }
     fprintf(stderr, "hzc: built %s (%s backend)\n", train, backend);
+    int64_t hosts = hz_hosts(&pl->p.dims);
+    if (hosts > 1) /* docs/plan.md "Launching" */
+        fprintf(stderr, "hzc: %lld hosts: start it on each, as torchrun does: RANK=0..%lld "
+                        "WORLD_SIZE=%lld MASTER_ADDR=<host 0's address> MASTER_PORT=<a free port "
+                        "there> %s --data ... (docs/plan.md \"Launching\")\n",
+                (long long)hosts, (long long)hosts - 1, (long long)hosts, train);
     return 0;
 }

@@ -159,8 +159,9 @@ expect_fail "plan --hosts 3 on 8 micro-batches" "^llama3-8b: error: --hosts 3 (o
 { cat models/tiny.yaml; printf 'plan:\n  hosts: 4\n'; } > "$tmp/h4.yaml"
 expect_fail "plan.hosts 4 on 2 micro-batches" "^$tmp/h4.yaml:31:10: error: plan.hosts: 4 (of 1 GPU each) splits the step's 2 micro-batches over 4 GPUs" \
     $hzc plan "$tmp/h4.yaml"
-$hzc build models/tiny.yaml -o "$tmp/bh2" --backend cpu --hosts 2 > /dev/null 2>&1 &&
+$hzc build models/tiny.yaml -o "$tmp/bh2" --backend cpu --hosts 2 > "$tmp/bh2.log" 2>&1 &&
     grep -q '"hosts": 2' "$tmp/bh2/generated/plan.json" &&
+    grep -q '^hzc: 2 hosts: start it on each, as torchrun does: RANK=0..1 WORLD_SIZE=2' "$tmp/bh2.log" &&
     expect_fail "a trainer planned for 2 hosts, started without WORLD_SIZE" "splits each step over 2 hosts: start one trainer on each with RANK" env -u WORLD_SIZE "$tmp/bh2/train" --data data/tiny_train.bin --steps 1 ||
     bad "build --hosts 2"
 # head_dim 48 (hidden 192 / 4 heads): the cuda kernels' capability list refuses it
