@@ -82,6 +82,23 @@ static double timeout_s(void)
     return t > 0 ? t : 300.0;
 }
 
+/* A connection's hello within 10 s: 0, or -1 (closed, silent, or short). */
+static int recv_hello(int fd, hello *m)
+{
+    char *p = (char *)m;
+    size_t n = sizeof *m;
+    while (n > 0) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 10000) <= 0) return -1;
+        ssize_t k = recv(fd, p, n, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 /* Host 0: listen on PORT, take the other hosts' connections, each with its hello. */
 static int meet(hz_hostlink *h, const char *port)
 {
@@ -119,8 +136,14 @@ static int meet(hz_hostlink *h, const char *port)
         if (fd < 0) continue;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         hello m;
-        recv_all(fd, -1, &m, sizeof m);
-        if (m.magic != HELLO_MAGIC || m.rank < 1 || m.rank >= h->n || m.n != h->n ||
+        if (recv_hello(fd, &m) != 0 || m.magic != HELLO_MAGIC) {
+            /* not a trainer (a port scan, a stray client): the hosts' wait goes on */
+            fprintf(stderr, "train: note: host 0: a connection on port %s that is not a "
+                            "trainer was closed\n", port);
+            close(fd);
+            continue;
+        }
+        if (m.rank < 1 || m.rank >= h->n || m.n != h->n ||
             h->fd[m.rank] >= 0) {
             fprintf(stderr, "train: error: host 0: a connection on the port said rank %lld of "
                             "%lld hosts (this run: %d hosts%s)\n", (long long)m.rank,

@@ -141,6 +141,28 @@ l1=$(grep '^step ' "$tmp/sig-1.log" | tail -n 1 | cut -d'|' -f1)
     ok "SIGTERM to host 1: both hosts stop after $l0(exits $r0 $r1)" ||
     bad "signal: host 0 '$l0' ($r0), host 1 '$l1' ($r1): $(tail -n 2 "$tmp/sig-0.log")"
 
+# ---- a stray connection on host 0's port (a port scan) is closed, the run goes on ----
+port=$(free_port)
+RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tmp/h2/train" --data data/tiny_train.bin --threads 1 --steps 2 > "$tmp/st-0.log" 2>&1 &
+p0=$!
+python3 -c '
+import socket, sys, time
+for _ in range(100):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        break
+    except OSError:
+        time.sleep(0.1)
+s.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"x" * 8)
+s.close()' "$port"
+RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tmp/h2/train" --data data/tiny_train.bin --threads 1 --steps 2 > "$tmp/st-1.log" 2>&1
+r1=$?
+wait $p0
+r0=$?
+[ $r0 = 0 ] && [ $r1 = 0 ] && grep -q "^train: note: host 0: a connection on port $port that is not a trainer was closed" "$tmp/st-0.log" &&
+    ok "a stray connection on host 0's port: closed with a note, both hosts trained" ||
+    bad "a stray connection: exits $r0 $r1: $(tail -n 2 "$tmp/st-0.log")"
+
 # ---- bad starts ----
 expect_fail "no WORLD_SIZE" "^train: error: this trainer's plan splits each step over 2 hosts: start one trainer on each with RANK" \
     env -u WORLD_SIZE "$tmp/h2/train" --data data/tiny_train.bin --steps 1
