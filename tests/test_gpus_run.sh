@@ -5,7 +5,8 @@
 # masters within fp32's summation order, every placement of the plan too; reruns of one N
 # are bit-identical; a checkpoint of N ranks resumes on another N; the host store is one
 # (planned = measured, whatever N) and each rank has its own arena mirror; a step that does
-# not split over N is refused when planned, and a cuda trainer for N > 1 says it runs one.
+# not split over N is refused when planned, and a cuda trainer for N > 1 where CUDA has no
+# GPU stops cleanly.
 # Each rank's arena mirror is planned = allocated.
 # Run from the repository root after make.
 hzc=build/hzc
