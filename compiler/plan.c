@@ -283,11 +283,15 @@ static void plan_host(hzc_plan *pl, int grad_bf16)
     /* pinned staging: the host's share of the step's tokens (inputs, targets) and per-token
      * losses (the whole step's on one host); with host boundaries, boundaries 0..L-1 of it
      * in bf16. With several GPUs each uses its own share of them, and GPU 0 alone fetches
-     * the held units' gradients (after their reduce), so nothing here is per GPU */
+     * the held units' gradients (after their reduce), so nothing here is per GPU but the
+     * scalars below */
     const hz_dims *d = &pl->p.dims;
     int64_t host_tokens = d->step_tokens / hz_hosts(d);
     pl->host_extra_bytes = host_tokens * (4 + 4 + 4);
     if (pl->p.boundary_on_host) pl->host_extra_bytes += d->L * host_tokens * d->C * 2;
+    /* each GPU's step scalars (the loss and norm sums, the non-finite count) come back
+     * through pinned memory of the SCALARS region's size */
+    pl->host_extra_bytes += hz_gpus(d) * align_up(8 * HZ_SCALAR_N, PLAN_ALIGN_BYTES);
     /* held units: the two fp32 staging slots their gradients reach the host optimizer in */
     pl->host_extra_bytes += 2 * hz_stage_slot_bytes(&pl->p);
     pl->p.host_bytes = pl->p.host_store_bytes + pl->host_extra_bytes;

@@ -219,12 +219,18 @@ void plan_print_gpus(const hzc_plan *pl, const hzc_plan *one, int one_fits,
             "");
     print_bytes(out, hosts > 1 ? "planned peak of each host" : "planned peak host (one store)",
                 p->host_bytes);
-    if (one->p.host_bytes == p->host_bytes)
-        fprintf(out, "  %-34s (one GPU's plan: the same; %s)\n", "",
+    /* beyond one GPU's plan: each further GPU's pinned step scalars */
+    int64_t more = (hz_gpus(d) - 1) * p->regions[HZ_SCALARS].bytes;
+    if (one->p.host_bytes + more == p->host_bytes)
+        fprintf(out, "  %-34s (one GPU's plan and %lld bytes of the other GPUs' step scalars; "
+                     "%s)\n", "", (long long)more,
                 hosts > 1 ? "each host's GPUs share its store" : "the GPUs share the host store");
-    else
-        fprintf(out, "  %-34s (one GPU's plan: %lld bytes, its boundaries placed otherwise)\n",
-                "", (long long)one->p.host_bytes);
+    else /* several hosts stage a share of the step's tokens each; boundaries may differ */
+        fprintf(out, "  %-34s (one GPU's plan: %lld bytes%s%s)\n", "",
+                (long long)one->p.host_bytes,
+                hosts > 1 ? ", staging the whole step's tokens" : "",
+                one->p.boundary_on_host != p->boundary_on_host ? ", its boundaries placed otherwise"
+                                                               : "");
     tm_rates_text(p, line, sizeof line);
     fprintf(out, "  %-34s %.3f s  %s\n", "step", p->pred.step_s, line);
     tm_rates_text(&one->p, line, sizeof line);

@@ -111,9 +111,12 @@ static void check_split(const hzc_spec *s, int64_t n, const tm_ceilings *c)
           (long long)n, b->pred.step_s, a->pred.step_s);
     /* memory: the host store is shared; the arena is one GPU's, its step-sized regions
      * holding its share */
-    CHECK(b->host_bytes == a->host_bytes && many.host_extra_bytes == one.host_extra_bytes,
-          "%s, %lld GPUs: host bytes %lld = one GPU's (one store, no per-GPU staging)", name,
-          (long long)n, (long long)b->host_bytes);
+    int64_t sc = b->regions[HZ_SCALARS].bytes; /* each GPU's pinned step scalars */
+    CHECK(b->host_bytes == a->host_bytes + (n - 1) * sc &&
+              many.host_extra_bytes == one.host_extra_bytes + (n - 1) * sc,
+          "%s, %lld GPUs: host bytes %lld = one GPU's + %lld x the %lld bytes of a GPU's step "
+          "scalars (one store, the tokens' staging shared)", name, (long long)n,
+          (long long)b->host_bytes, (long long)(n - 1), (long long)sc);
     static const int same[] = {HZ_WSLOT, HZ_GSLOT, HZ_GHEAD, HZ_GSTAGE, HZ_WORK, HZ_LOSSBUF,
                                HZ_SCALARS, HZ_RESIDENT, HZ_GHOLD};
     int equal = 1;

@@ -123,11 +123,12 @@ static void check_plan(const char *name, const hzc_plan *pl)
     int64_t bnd = p->boundary_on_host ? 2 * p->dims.L * p->dims.step_tokens * p->dims.C : 0;
     int64_t n = p->host_store_n, gb = p->host_grad_bf16 ? 2 : 4;
     int64_t arrays = 2 * pages(2 * n) + 2 * pages(4 * n) + pages(gb * n); /* all backed */
-    CHECK(p->host_bytes == arrays + p->dims.step_tokens * 12 + bnd && arrays >= per * n &&
+    int64_t sc = p->regions[HZ_SCALARS].bytes; /* the step's scalars, pinned */
+    CHECK(p->host_bytes == arrays + p->dims.step_tokens * 12 + bnd + sc && arrays >= per * n &&
               arrays < per * n + 5 * 4096,
           "%s: host bytes = the five arrays (%lld per element, each rounded up to pages) + 12 "
-          "per step token + %lld of host boundaries",
-          name, (long long)per, (long long)bnd);
+          "per step token + %lld of host boundaries + the %lld bytes of the step's scalars",
+          name, (long long)per, (long long)bnd, (long long)sc);
     CHECK(p->host_store_n - p->params_n < (int64_t)p->tensor_n * PLAN_ALIGN_N,
           "%s: padding %lld elements < %d per tensor", name,
           (long long)(p->host_store_n - p->params_n), PLAN_ALIGN_N);
