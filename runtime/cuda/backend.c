@@ -389,7 +389,8 @@ static int cuda_memory(hz_ctx *c, hz_mem_line *out)
     out[0] = (hz_mem_line){"GPU arena", p->gpu_bytes, s->arena_measured};
     out[1] = (hz_mem_line){"GPU peak (this backend)", gpu_peak_planned(s),
                            s->arena_measured + s->extra_measured};
-    out[2] = (hz_mem_line){"pinned host staging", p->host_bytes - p->host_store_bytes, pinned};
+    out[2] = (hz_mem_line){"pinned host staging",
+                           p->host_bytes - p->host_store_bytes - 2 * hz_stage_slot_bytes(p), pinned};
     return 3;
 }
 
