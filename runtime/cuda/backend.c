@@ -1,12 +1,14 @@
 /* runtime/cuda/backend.c - the cuda backend: the generated schedule run on each GPU. This
- * file owns the backend's state, the device and its memory check, the three streams with
- * one event per op, the op functions exec.c dispatches to, eval, the report and the
- * vtable. Environment: HZ_CACHE_DIR (cubin cache, default ~/.cache/hzc), HZ_CUDA_INCLUDE
- * (headers for NVRTC), HZ_SYNC=1 (synchronise and check after every op), HZ_TRACE=1
+ * file owns the three streams with one event per op, the op functions exec.c dispatches
+ * to, the step's results, eval, the report and the vtable; setup.c sets each rank up.
+ * Environment: HZ_CACHE_DIR (cubin cache, default ~/.cache/hzc), HZ_CUDA_INCLUDE (headers
+ * for NVRTC), HZ_SYNC=1 (synchronise and check after every op), HZ_TRACE=1
  * (per-step GPU timing per stream on stderr).
  *
  * The files of runtime/cuda:
- *   backend.c   this file: state, streams and events, the op functions, eval, report, vtable
+ *   backend.c   this file: streams and events, the op functions, eval, report, vtable
+ *   setup.c     each rank's GPU set up (device, memory check, kernels, arena, streams,
+ *               the GEMM plans) and freed
  *   cuda.h      the state (cuda_state) and the interfaces between the files below
  *   check.h     CUDA/driver/NVRTC/cuBLASLt checks (file:line, call, library error string)
  *   kernels.h   the kernel table: name, parameter sizes, shared memory per kernel
@@ -28,12 +30,6 @@
  *   profile.c   train --profile-kernels: CUDA events around every launch of one step
  *   *.cu        the kernels, one op family per file (forward and backward side by side);
  *               attention.cuh holds the attention tile constants shared with kernels.h */
-#include <errno.h>
-#include <limits.h>
-#include <math.h>
-#include <pthread.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,12 +42,6 @@ cuda_state *hzcu_rank(hz_ctx *c, int rank)
     CUDA_CHECK(cudaGetDevice(&dev));
     if (dev != s->dev) CUDA_CHECK(cudaSetDevice(s->dev));
     return s;
-}
-
-static int env_flag(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v && strcmp(v, "0") != 0;
 }
 
 /* ---- pinned host memory: the host store's backed runs (runtime/store_mem.c maps and
@@ -287,7 +277,7 @@ static void cuda_step_result(hz_ctx *c, int rank, double *loss_sum, double *grad
 
 /* Forward only, every streamed unit through weight slot 0 in forward order (resident ones
  * where they live), then the head's loss; everything on the compute stream. */
-static void eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
+void hzcu_eval_issue(cuda_state *s, hz_ctx *c, float *host_logits)
 {
     const hz_plan *p = s->p;
     cudaStream_t cs = s->stream[HZ_COMPUTE];
@@ -317,14 +307,14 @@ static double cuda_eval(hz_ctx *c, int rank, const int32_t *inputs, const int32_
     if (logits && !s->h_logits) /* outside the plan: asked for, after training */
         CUDA_CHECK(cudaHostAlloc((void **)&s->h_logits, (size_t)(s->K * (int64_t)s->V * 2),
                                  cudaHostAllocDefault));
-    eval_issue(s, c, logits);
+    hzcu_eval_issue(s, c, logits);
     CUDA_CHECK(cudaStreamSynchronize(cs));
     double sum = 0.0;
     for (int64_t i = 0; i < T; i++) sum += s->h_loss[i];
     return sum;
 }
 
-/* ---- report, init, destroy ---- */
+/* ---- report ---- */
 
 static void print_bytes_line(FILE *out, const char *what, int64_t planned, int64_t measured)
 {
@@ -334,7 +324,7 @@ static void print_bytes_line(FILE *out, const char *what, int64_t planned, int64
 
 /* The GPU bytes the run asks for: the plan's arena and the two workspaces outside it
  * (cuBLASLt's, and cuDNN's where attention_path.c chose it). */
-static int64_t gpu_peak_planned(const cuda_state *s)
+int64_t hzcu_gpu_peak_planned(const cuda_state *s)
 {
     return s->p->gpu_bytes + LT_WORKSPACE_BYTES + s->sdpa_ws_bytes;
 }
@@ -353,7 +343,7 @@ static void cuda_report(hz_ctx *c, FILE *out)
         print_bytes_line(out, what, p->gpu_bytes, q->arena_measured);
         snprintf(what, sizeof what, c->rank_n > 1 ? "GPU %d peak" : "GPU peak (this backend)",
                  q->dev);
-        print_bytes_line(out, what, gpu_peak_planned(q), q->arena_measured + q->extra_measured);
+        print_bytes_line(out, what, hzcu_gpu_peak_planned(q), q->arena_measured + q->extra_measured);
         pinned += q->pinned_bytes;
     }
     fprintf(out,
@@ -387,234 +377,21 @@ static int cuda_memory(hz_ctx *c, hz_mem_line *out)
     int64_t pinned = 0;
     for (int r = 0; r < c->rank_n; r++) pinned += all[r].pinned_bytes;
     out[0] = (hz_mem_line){"GPU arena", p->gpu_bytes, s->arena_measured};
-    out[1] = (hz_mem_line){"GPU peak (this backend)", gpu_peak_planned(s),
+    out[1] = (hz_mem_line){"GPU peak (this backend)", hzcu_gpu_peak_planned(s),
                            s->arena_measured + s->extra_measured};
     out[2] = (hz_mem_line){"pinned host staging",
                            p->host_bytes - p->host_store_bytes - 2 * hz_stage_slot_bytes(p), pinned};
     return 3;
 }
 
-/* The model's shape as kernel arguments; stop on a shape the kernels cannot run. */
-static void set_shape(cuda_state *s, const hz_dims *d)
-{
-    int64_t lim = INT_MAX;
-    if (d->micro_tokens > lim || d->V > lim || d->C > lim || d->F > lim || d->T > lim ||
-        d->micro_tokens * (d->NH + 2 * d->NKV) * d->HD > ((int64_t)1 << 40))
-        hzcu_die("the model shape exceeds the kernels' 32-bit dimensions");
-    s->N = (int)d->micro_tokens;
-    s->C = (int)d->C;
-    s->F = (int)d->F;
-    s->NH = (int)d->NH;
-    s->NKV = (int)d->NKV;
-    s->HD = (int)d->HD;
-    s->T = (int)d->T;
-    s->B = (int)d->B;
-    s->V = (int)d->V;
-    s->K = (int)d->chunk_tokens;
-    s->A = d->NH * d->HD;
-    s->KV = d->NKV * d->HD;
-    s->QKV = s->A + 2 * s->KV;
-    s->att_scale = d->attn_scale; /* HD^-0.5, or Gemma 3's query_pre_attn_scalar^-0.5 */
-    char hds[64];
-    if (!hz_caps_head_dim_ok(hz_backend_impl.caps, d->HD, hds, sizeof hds))
-        hzcu_die("head_dim %lld: the cuda backend's attention kernels run head_dim %s; rebuild "
-                 "the trainer with hzc build, which checks this",
-                 (long long)d->HD, hds);
-    if (d->micro_tokens % d->chunk_tokens != 0)
-        hzcu_die("the loss chunk (%lld tokens) must divide the micro-batch (%lld tokens)",
-                 (long long)d->chunk_tokens, (long long)d->micro_tokens);
-    /* the attention backward's D (B, NH, T) fp32 borrows the qkv buffer */
-    if (d->B * d->NH * d->T * 4 > d->micro_tokens * s->QKV * 2)
-        hzcu_die("internal error: the attention backward's D does not fit the qkv buffer");
-}
-
-/* Rank R's GPU (device R) and everything on it, as one GPU's trainer sets it up. */
-static int init_rank(hz_ctx *c, int r)
-{
-    const hz_plan *p = c->plan;
-    const hz_dims *d = &p->dims;
-    cuda_state *s = (cuda_state *)c->bk + r;
-    s->p = p;
-    s->rank = r;
-    s->rank_n = c->rank_n;
-    s->dev = r;
-    CUDA_CHECK(cudaSetDevice(s->dev));
-    s->sync = env_flag("HZ_SYNC");
-    s->trace = env_flag("HZ_TRACE");
-    s->det = c->deterministic;
-    set_shape(s, d);
-
-    /* the device */
-    struct cudaDeviceProp prop;
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, s->dev));
-    snprintf(s->gpu_name, sizeof s->gpu_name, "%s", prop.name);
-    CUDA_CHECK(cudaDeviceGetAttribute(&s->cc_major, cudaDevAttrComputeCapabilityMajor, s->dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&s->cc_minor, cudaDevAttrComputeCapabilityMinor, s->dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&s->sm_count, cudaDevAttrMultiProcessorCount, s->dev));
-    CUDA_CHECK(
-        cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, s->dev));
-    printf("cuda backend: GPU %d: %s (sm_%d%d, %d SMs, %.1f GiB)\n", s->dev, s->gpu_name,
-           s->cc_major, s->cc_minor, s->sm_count, gib((int64_t)prop.totalGlobalMem));
-
-    /* the attention path: cuDNN's graphs decide its workspace, which the check counts */
-    hzcu_attention_choose(s, c->attention);
-
-    /* memory check before anything large is allocated */
-    size_t free0 = 0, total = 0;
-    CUDA_CHECK(cudaMemGetInfo(&free0, &total));
-    int64_t need = gpu_peak_planned(s) + 64 * 1024;
-    printf("cuda backend: GPU memory: planned arena %lld bytes (%.3f GiB) + %u MiB cuBLASLt "
-           "workspace + %lld bytes cuDNN's workspace; available %lld bytes (%.3f GiB) of "
-           "%.3f GiB\n",
-           (long long)p->gpu_bytes, gib(p->gpu_bytes), LT_WORKSPACE_BYTES >> 20,
-           (long long)s->sdpa_ws_bytes, (long long)free0, gib((int64_t)free0),
-           gib((int64_t)total));
-    if (r == 0)
-        printf("cuda backend: host memory: planned %lld bytes (%.3f GiB, store %.3f GiB pinned); "
-               "available now %.3f GiB\n",
-               (long long)p->host_bytes, gib(p->host_bytes), gib(c->store.bytes),
-               gib(hz_proc_bytes("/proc/meminfo", "MemAvailable:")));
-    if (need > (int64_t)free0) {
-        int64_t fit = (int64_t)free0 - (need - p->gpu_bytes); /* arena bytes that would fit */
-        fflush(stdout);
-        fprintf(stderr,
-                "train: error: the plan needs %.3f GiB of GPU memory (arena %.3f GiB + cuBLASLt "
-                "and cuDNN workspaces) but only %.3f GiB are free on %s: ",
-                gib(need), gib(p->gpu_bytes), gib((int64_t)free0), s->gpu_name);
-        if (fit >= (64 << 20))
-            fprintf(stderr, "rebuild the trainer for this GPU with hzc build --gpu-mem %lldM, or ",
-                    (long long)(fit >> 20));
-        fprintf(stderr, "free the GPU (nvidia-smi lists the processes holding it)\n");
-        return -1;
-    }
-
-    hzcu_load_kernels(s); /* NVRTC or the cache */
-    hzcu_arena_alloc(s);  /* the arena, measured; what lives outside it; pinned staging */
-
-    /* streams and events */
-    for (int k = 0; k < HZ_STREAM_KIND_N; k++)
-        if (k != HZ_HOST)
-            CUDA_CHECK(cudaStreamCreateWithFlags(&s->stream[k], cudaStreamNonBlocking));
-    s->ev = calloc((size_t)p->op_n, sizeof(cudaEvent_t));
-    s->tr0 = calloc((size_t)p->op_n, sizeof(cudaEvent_t));
-    s->tr1 = calloc((size_t)p->op_n, sizeof(cudaEvent_t));
-    if (!s->ev || !s->tr0 || !s->tr1) return -1;
-    for (int i = 0; i < p->op_n; i++) {
-        /* blocking sync: the host threads that wait on ops (the optimizer, the step's end)
-         * sleep instead of spinning a core away from the AdamW pool */
-        CUDA_CHECK(
-            cudaEventCreateWithFlags(&s->ev[i], cudaEventDisableTiming | cudaEventBlockingSync));
-        /* timing events around every op: the step profile and --trace (cheap: two
-         * event records per op) */
-        CUDA_CHECK(cudaEventCreate(&s->tr0[i]));
-        CUDA_CHECK(cudaEventCreate(&s->tr1[i]));
-        const hz_op *o = &p->ops[i];
-        if (o->kind == HZ_LOAD_W) {
-            const hz_unit *u = &p->units[o->unit];
-            for (int k = 0; k < u->tensor_n; k++) {
-                const hz_tensor *t = &p->tensors[u->first_tensor + k];
-                s->h2d_step_bytes += t->rows * t->cols * 2;
-            }
-        }
-    }
-    CUDA_CHECK(cudaEventCreateWithFlags(&s->tok_ev, cudaEventDisableTiming));
-    CUDA_CHECK(cudaEventCreate(&s->tr_start));
-
-    /* cuBLASLt: plan every GEMM of the step and of eval by walking them without issuing */
-    LT_CHECK(cublasLtCreate(&s->lt));
-    double t0 = hz_now_s();
-    if (c->kprof && r == 0) hzcu_prof_init(s); /* the walk counts the marks of a step */
-    s->dry = 1;
-    for (int i = 0; i < p->op_n; i++) {
-        const hz_op *o = &p->ops[i];
-        if (o->stream == HZ_HOST) continue;
-        if (o->kind == HZ_STORE_G && (c->rank_n > 1 || c->hosts.n > 1))
-            hzcu_reduce(c, r, o); /* as exec.c issues it */
-        hz_backend_impl.ops[o->kind](c, r, o);
-    }
-    eval_issue(s, c, NULL);
-    s->dry = 0;
-    if (s->prof) hzcu_prof_events(s);
-    printf("cuda backend: %d GEMM shapes planned with cuBLASLt in %.2f s; arena %lld bytes "
-           "allocated (measured %lld)%s%s\n",
-           s->gemm_n, hz_now_s() - t0, (long long)p->gpu_bytes, (long long)s->arena_measured,
-           s->sync ? "; HZ_SYNC: synchronising after every op" : "",
-           s->trace ? "; HZ_TRACE: timing every op" : "");
-    hzcu_gemm_pick(s);
-    if (s->det)
-        printf("cuda backend: deterministic kernels (--deterministic): ordered sums instead of "
-               "float atomics\n");
-    return 0;
-}
-
-/* Every rank's GPU, then (several) the communicator of them. */
-static int cuda_init(hz_ctx *c)
-{
-    int n = c->rank_n, have = 0;
-    cudaError_t e = cudaGetDeviceCount(&have);
-    if (n > 1 && (e != cudaSuccess || have < n)) {
-        const char *vis = getenv("CUDA_VISIBLE_DEVICES");
-        fprintf(stderr, "train: error: this trainer's plan splits each step over %d GPUs, and "
-                        "CUDA shows this process %d%s%s%s%s: run it where %d are visible, or "
-                        "build it again with hzc build --gpus %d\n",
-                n, e == cudaSuccess ? have : 0, e == cudaSuccess ? "" : " (",
-                e == cudaSuccess ? "" : cudaGetErrorString(e), e == cudaSuccess ? "" : ")",
-                vis ? " (CUDA_VISIBLE_DEVICES is set)" : "", n,
-                e == cudaSuccess && have > 0 ? have : 1);
-        return -1;
-    }
-    if (!(c->bk = calloc((size_t)n, sizeof(cuda_state)))) return -1;
-    for (int r = 0; r < n; r++)
-        if (init_rank(c, r) != 0) return -1;
-    if ((n > 1 || c->hosts.n > 1) && hzcu_ranks_init(c) != 0) return -1;
-    hzcu_rank(c, 0);
-    return 0;
-}
-
 static const char *cuda_device(hz_ctx *c) { return ((cuda_state *)c->bk)->gpu_name; }
-
-/* One rank's GPU state freed (what init_rank made of it). */
-static void destroy_rank(hz_ctx *c, int r)
-{
-    cuda_state *s = hzcu_rank(c, r);
-    const hz_plan *p = s->p;
-    if (!p) return; /* its init did not start */
-    for (int k = 0; k < HZ_STREAM_KIND_N; k++)
-        if (s->stream[k]) CUDA_CHECK(cudaStreamSynchronize(s->stream[k]));
-    hzcu_gemm_destroy(s);
-    hzcu_attention_free(s);
-    hzcu_prof_free(s);
-    for (int i = 0; i < p->op_n; i++) {
-        if (s->ev && s->ev[i]) CUDA_CHECK(cudaEventDestroy(s->ev[i]));
-        if (s->tr0 && s->tr0[i]) CUDA_CHECK(cudaEventDestroy(s->tr0[i]));
-        if (s->tr1 && s->tr1[i]) CUDA_CHECK(cudaEventDestroy(s->tr1[i]));
-    }
-    if (s->tok_ev) CUDA_CHECK(cudaEventDestroy(s->tok_ev));
-    if (s->tr_start) CUDA_CHECK(cudaEventDestroy(s->tr_start));
-    for (int k = 0; k < HZ_STREAM_KIND_N; k++)
-        if (s->stream[k]) CUDA_CHECK(cudaStreamDestroy(s->stream[k]));
-    if (s->mod) CU_CHECK(cuModuleUnload(s->mod));
-    hzcu_arena_free(s);
-    free(s->ev);
-    free(s->tr0);
-    free(s->tr1);
-}
-
-static void cuda_destroy(hz_ctx *c)
-{
-    if (!c->bk) return;
-    hzcu_ranks_free(c);
-    for (int r = 0; r < c->rank_n; r++) destroy_rank(c, r);
-    free(c->bk);
-    c->bk = NULL;
-}
 
 const hz_backend hz_backend_impl = {
     .name = "cuda",
     .caps = &hz_backend_caps[HZ_BACKEND_CUDA],
     .host_pin = cuda_host_pin,
     .host_unpin = cuda_host_unpin,
-    .init = cuda_init,
+    .init = hzcu_init,
     .begin_step = cuda_begin_step,
     .op_begin = cuda_op_begin,
     .ops = {[HZ_LOAD_W] = op_load_w,
@@ -640,5 +417,5 @@ const hz_backend hz_backend_impl = {
     .probe = hzcu_probe,
     .kprof_begin = cuda_kprof_begin,
     .kprof_end = cuda_kprof_end,
-    .destroy = cuda_destroy,
+    .destroy = hzcu_destroy,
 };

@@ -135,6 +135,16 @@ static inline double gib(int64_t bytes) { return (double)bytes / (1024.0 * 1024.
 
 /* Rank RANK's state, its GPU made the calling thread's current device (backend.c). */
 cuda_state *hzcu_rank(hz_ctx *c, int rank);
+/* backend.c: eval's forward of every unit (on the compute stream; while s->dry only walked,
+ * which plans its GEMMs); the GPU bytes a rank asks for (the arena and the workspaces
+ * outside it: cuBLASLt's, cuDNN's). */
+void hzcu_eval_issue(cuda_state *s, hz_ctx *c, float *host_logits);
+int64_t hzcu_gpu_peak_planned(const cuda_state *s);
+
+/* ---- setup.c: hz_backend.init and .destroy: every rank's GPU state, then the ranks'
+ * communicators ---- */
+int hzcu_init(hz_ctx *c);
+void hzcu_destroy(hz_ctx *c);
 
 /* ---- ranks.c: several GPUs of one process (runtime/rt.h "Ranks"): NCCL's communicator
  * of them and the sum of a unit's gradients over them (hz_backend.reduce) ---- */
