@@ -50,3 +50,6 @@ memcheck() {
         ok "compute-sanitizer memcheck, $what: 0 errors" ||
         bad "compute-sanitizer, $what: exit $rc, $(grep 'ERROR SUMMARY' "$log")"
 }
+
+# store_bytes LOG: "PLANNED MEASURED" of the trainer summary's host store line in LOG.
+store_bytes() { sed -n 's/^  host store  *planned  *\([0-9]*\) .* measured  *\([0-9]*\) .*/\1 \2/p' "$1"; }

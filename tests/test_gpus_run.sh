@@ -159,8 +159,7 @@ grep -q "resumed from $tmp/out2/step-00000003: 3 steps done" "$tmp/g1-from-2.log
     bad "checkpoint files: $(grep resumed "$tmp/g1-from-2.log")"
 
 # ---- memory: one host store, an arena mirror a rank ----
-store() { sed -n 's/^  host store  *planned  *\([0-9]*\) .* measured  *\([0-9]*\) .*/\1 \2/p' "$tmp/$1.log"; }
-s1=$(store g1) s2=$(store g2) s4=$(store g4)
+s1=$(store_bytes "$tmp/g1.log") s2=$(store_bytes "$tmp/g2.log") s4=$(store_bytes "$tmp/g4.log")
 [ -n "$s1" ] && [ "${s1% *}" = "${s1#* }" ] && [ "$s1" = "$s2" ] && [ "$s1" = "$s4" ] &&
     ok "host store planned = measured, the same on 1, 2 and 4 ranks ($s1)" ||
     bad "host store: 1 rank '$s1', 2 '$s2', 4 '$s4'"

@@ -71,8 +71,7 @@ same h2-0 g2 && ok "2 hosts of 1 GPU, $STEPS steps: masters, losses and norms bi
     bad "2 hosts against one host of 2 GPUs: $(diff "$tmp/g2.loss" "$tmp/h2-0.loss" | head -n 3)"
 same h2-0 h2-1 && ok "host 0 and host 1 end with the same masters and print the same losses" ||
     bad "the hosts differ: $(diff "$tmp/h2-0.loss" "$tmp/h2-1.loss" | head -n 3)"
-store() { sed -n 's/^  host store  *planned  *\([0-9]*\) .* measured  *\([0-9]*\) .*/\1 \2/p' "$tmp/$1.log"; }
-s1=$(store h2-1) s0=$(store g2)
+s1=$(store_bytes "$tmp/h2-1.log") s0=$(store_bytes "$tmp/g2.log")
 [ -n "$s1" ] && [ "${s1% *}" = "${s1#* }" ] && [ "$s1" = "$s0" ] &&
     ok "each host's store planned = measured, one host's whole store ($s1)" || bad "host stores: '$s1' against '$s0'"
 

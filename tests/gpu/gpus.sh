@@ -137,8 +137,7 @@ grep -q "GPU 0 with the other hosts' GPUs 0" "$d/h2-0.log" && same h2-0 h2-1 &&
 r=$(close g2 h2-0) && ok "2 hosts of one GPU against one host of 2 GPUs, 6 steps: $r" || bad "2 hosts against 2 GPUs: $r"
 
 # ---- memory: one host store whatever N ----
-store() { sed -n 's/^  host store  *planned  *\([0-9]*\) .* measured  *\([0-9]*\) .*/\1 \2/p' "$d/$1.log"; }
-s1=$(store g1) s2=$(store g2)
+s1=$(store_bytes "$d/g1.log") s2=$(store_bytes "$d/g2.log")
 [ -n "$s1" ] && [ "${s1% *}" = "${s1#* }" ] && [ "$s1" = "$s2" ] &&
     ok "host store planned = measured, the same on 1 and 2 GPUs ($s1)" ||
     bad "host store: one GPU '$s1', 2 '$s2'"
