@@ -44,7 +44,8 @@ typedef struct gemm_plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
     int cand_n, picked; /* picked: the candidate it runs (0: the heuristic's first) */
-    float alone_ms;     /* one call of it timed alone at init (0: not timed) */
+    float alone_ms;     /* one call of it timed alone at init (0: not timed); under
+                         * --profile-kernels at the clocks a step holds (gemm_pick.c) */
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
     size_t cand_ws[GEMM_CANDIDATES];
     const void *a, *b; /* the first call's operands (arena or resident addresses) */

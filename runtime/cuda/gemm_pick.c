@@ -2,8 +2,10 @@
  * heuristic's first answer: after init has planned every GEMM of the step and of eval
  * (gemm.c keeps up to GEMM_CANDIDATES of cuBLASLt's answers and each GEMM's first operands),
  * every candidate is timed on those operands and the fastest is kept when it beats the first
- * by more than the timing's noise; the time of the one it runs is what the kernel profile
- * compares the step's GEMMs with ("alone"). The operands are the arena's and the resident weights':
+ * by more than the timing's noise. Under --profile-kernels the one each GEMM runs is timed
+ * again for the profile's "alone" column, at the clocks a step holds: a few calls on an idle
+ * card run at its boost clock, above any rate it sustains, so the card is first kept busy
+ * with the step's GEMMs for ALONE_WARM_MS. The operands are the arena's and the resident weights':
  * the calls only write outputs that a step writes before it reads them (activations, and
  * weight gradients, which each backward clears at its first micro-batch). --deterministic
  * keeps (and times) the first for every GEMM, so that a rerun and a resume run the same
@@ -12,22 +14,54 @@
 
 #define PICK_REPS 5       /* timed calls per candidate, after one untimed */
 #define PICK_MARGIN 0.97f /* a candidate replaces the first below 97% of its time */
+#define ALONE_WARM_MS 500.0f /* the step's GEMMs back to back before the alone times */
+#define ALONE_REPS 20
 
 /* Milliseconds per call of candidate C of G, or -1 when cuBLASLt refuses it. */
-static float time_candidate(cuda_state *s, gemm_plan *g, int c, cudaEvent_t e0, cudaEvent_t e1)
+static float time_candidate(cuda_state *s, gemm_plan *g, int c, int reps, cudaEvent_t e0,
+                            cudaEvent_t e1)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
     if (hzcu_gemm_issue(s, g, c, g->a, g->b, g->d, g->beta) != CUBLAS_STATUS_SUCCESS)
         return -1.0f;
     CUDA_CHECK(cudaEventRecord(e0, st));
-    for (int r = 0; r < PICK_REPS; r++)
+    for (int r = 0; r < reps; r++)
         if (hzcu_gemm_issue(s, g, c, g->a, g->b, g->d, g->beta) != CUBLAS_STATUS_SUCCESS)
             return -1.0f;
     CUDA_CHECK(cudaEventRecord(e1, st));
     CUDA_CHECK(cudaEventSynchronize(e1));
     float ms = 0.0f;
     CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    return ms / PICK_REPS;
+    return ms / (float)reps;
+}
+
+/* --profile-kernels: every timed GEMM's picked algorithm again, ALONE_REPS calls each, after
+ * rounds of all of them until the card has been busy ALONE_WARM_MS. */
+static void time_alone(cuda_state *s, cudaEvent_t e0, cudaEvent_t e1)
+{
+    double t0 = hz_now_s();
+    float warm = 0.0f;
+    int rounds = 0, n = 0;
+    while (warm < ALONE_WARM_MS) {
+        float pass_ms = 0.0f;
+        for (int i = 0; i < s->gemm_n; i++) {
+            gemm_plan *g = &s->gemm[i];
+            float ms = g->a && g->alone_ms > 0.0f
+                           ? time_candidate(s, g, g->picked, PICK_REPS, e0, e1) : 0.0f;
+            if (ms > 0.0f) pass_ms += PICK_REPS * ms;
+        }
+        if (pass_ms <= 0.0f) return; /* nothing was timed */
+        warm += pass_ms, rounds++;
+    }
+    for (int i = 0; i < s->gemm_n; i++) {
+        gemm_plan *g = &s->gemm[i];
+        if (!g->a || g->alone_ms <= 0.0f) continue;
+        float ms = time_candidate(s, g, g->picked, ALONE_REPS, e0, e1);
+        if (ms > 0.0f) g->alone_ms = ms, n++;
+    }
+    printf("cuda backend: GEMM times alone for the kernel profile: %d shapes, %d calls each after "
+           "%d rounds of them (%.0f ms of GEMMs), in %.2f s\n",
+           n, ALONE_REPS, rounds, (double)warm, hz_now_s() - t0);
 }
 
 void hzcu_gemm_pick(cuda_state *s)
@@ -46,7 +80,7 @@ void hzcu_gemm_pick(cuda_state *s)
         float t[GEMM_CANDIDATES] = {0};
         int best = 0;
         for (int c = 0; c < tries; c++) {
-            t[c] = time_candidate(s, g, c, e0, e1);
+            t[c] = time_candidate(s, g, c, PICK_REPS, e0, e1);
             if (t[c] > 0.0f && (t[best] <= 0.0f || t[c] < t[best])) best = c;
         }
         if (t[0] <= 0.0f) continue; /* the first ran at init's walk; cuBLASLt refused it now */
@@ -63,15 +97,17 @@ void hzcu_gemm_pick(cuda_state *s)
         first_ms += t[0];
         picked_ms += t[g->picked];
     }
-    CUDA_CHECK(cudaEventDestroy(e0));
-    CUDA_CHECK(cudaEventDestroy(e1));
+    double pick_s = hz_now_s() - t0;
     if (s->det)
         printf("cuda backend: GEMM algorithms: cuBLASLt's first answer for each of %d shapes "
                "(--deterministic runs the same algorithms in every run), timed in %.2f s\n",
-               timed, hz_now_s() - t0);
+               timed, pick_s);
     else
         printf("cuda backend: GEMM algorithms timed for %d shapes in %.2f s: %d run another than "
                "cuBLASLt's first; one call of each timed shape %.3f ms (the first answers: "
                "%.3f ms)\n",
-               timed, hz_now_s() - t0, changed, picked_ms, first_ms);
+               timed, pick_s, changed, picked_ms, first_ms);
+    if (s->prof) time_alone(s, e0, e1);
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
 }

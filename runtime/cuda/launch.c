@@ -156,17 +156,21 @@ void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw
                            const bf16 *inp, const bf16 *w, const float *rstd, const bf16 *dres,
                            int N, int C)
 {
-    int64_t grid = (int64_t)8 * s->sm_count;
-    if (grid > N) grid = N;
+    /* row groups of TPR threads, R of them a block, one block an SM (rmsnorm.cu); a row a
+     * block where C does not split into 8-column chunks of at most 1024 threads */
+    int tpr = (C / 8 + 31) / 32 * 32, grouped = C % 8 == 0 && tpr <= 1024;
+    int R = grouped ? 1024 / tpr : 1, block = grouped ? R * tpr : 256;
+    int64_t grid = grouped ? s->sm_count : (int64_t)8 * s->sm_count, smem = hzcu_smem(s, K_RMSNORM_BWD);
+    if (grid > (N + R - 1) / R) grid = (N + R - 1) / R;
     if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
+    if (grouped) smem = (int64_t)R * C * 4;
     float *acc = s->det ? s->w.part : dw; /* deterministic: block partials, then in order */
     void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
     /* dout, inp (and dres) read, dinp written; the block sums of dw read and written */
     double bytes = (dres ? 8.0 : 6.0) * (double)N * C + 2.0 * C + 4.0 * N + 8.0 * (double)grid * C;
     int k = onep(s) ? (s->det ? K_RMSNORM1P_BWD_PART : K_RMSNORM1P_BWD)
                     : (s->det ? K_RMSNORM_BWD_PART : K_RMSNORM_BWD);
-    hzcu_launch(s, k, st, grid, 1, 256, hzcu_smem(s, K_RMSNORM_BWD), args,
-                mem(HZ_KR_RMSNORM_BWD, bytes));
+    hzcu_launch(s, k, st, grid, 1, block, smem, args, mem(HZ_KR_RMSNORM_BWD, bytes));
     if (s->det) hzcu_colsum_f32(s, st, HZ_KR_RMSNORM_BWD, dw, acc, (int)grid, C);
 }
 

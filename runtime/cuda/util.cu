@@ -25,9 +25,10 @@ __device__ __forceinline__ unsigned hz_pack_bf16x2(float lo, float hi) {
     return *reinterpret_cast<unsigned *>(&v);
 }
 
-/* 8 bf16 (one 16-byte vector) <-> 8 floats. p must be 16-byte aligned. */
-__device__ __forceinline__ void hz_load8(float *f, const bf16 *p) {
-    uint4 u = *reinterpret_cast<const uint4 *>(p);
+/* 8 bf16 (one 16-byte vector) <-> 8 floats. p must be 16-byte aligned. hz_unpack8 takes
+ * a vector already loaded (hz_ld16), so that loads can be issued ahead of their use. */
+__device__ __forceinline__ uint4 hz_ld16(const bf16 *p) { return *reinterpret_cast<const uint4 *>(p); }
+__device__ __forceinline__ void hz_unpack8(float *f, uint4 u) {
     const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -36,6 +37,7 @@ __device__ __forceinline__ void hz_load8(float *f, const bf16 *p) {
         f[2 * i + 1] = t.y;
     }
 }
+__device__ __forceinline__ void hz_load8(float *f, const bf16 *p) { hz_unpack8(f, hz_ld16(p)); }
 __device__ __forceinline__ void hz_store8(bf16 *p, const float *f) {
     uint4 u;
     u.x = hz_pack_bf16x2(f[0], f[1]);
@@ -104,6 +106,13 @@ __device__ __forceinline__ float hz_block_max(float v) {
 /* HZ_PTX_BEGIN */
 __device__ __forceinline__ unsigned hz_smem_u32(const void *p) {
     return (unsigned)__cvta_generic_to_shared(p);
+}
+
+/* The dynamic shared memory this launch was given, in bytes. */
+__device__ __forceinline__ unsigned hz_dynamic_smem_bytes(void) {
+    unsigned n;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(n));
+    return n;
 }
 
 /* d += a * b for one m16n8k16 tile: a 16x16 bf16 (row), b 16x8 bf16 (col), d 16x8 fp32.

@@ -49,6 +49,11 @@ int main(int argc, char **argv) {
     test_embedding(400, 77, 50);
     test_rmsnorm(400, 256);
     test_rmsnorm(300, 100);
+    test_rmsnorm_backward_groups(97, 4096, 0); /* Llama 3 8B's hidden: 2 groups of 512 */
+    test_rmsnorm_backward_groups(61, 1000, 0); /* 125 chunks: 3 idle threads a group of 128 */
+    test_rmsnorm_backward_groups(33, 8192, 0); /* one group of 1024 */
+    test_rmsnorm_backward_groups(50, 3840, 1); /* Gemma 3 12B's hidden */
+    test_rmsnorm_backward_groups(70, 1152, 1); /* Gemma 3 1B's: 6 groups of 160 */
     test_rope(2, 200, 8, 2, 64, 0, 0);
     test_rope(2, 128, 8, 2, 128, 1, 1);
     test_rope(2, 200, 8, 2, 32, 1, 0);
@@ -84,6 +89,8 @@ int main(int argc, char **argv) {
         bench_attention(8, 2048, 16, 2, 64);
         bench_attention(1, 32768, 32, 8, 128);
         bench_attention(1, 131072, 32, 8, 128);
+        bench_rmsnorm_backward(8192, 4096); /* llama3-8b's micro-batch */
+        bench_rmsnorm_backward(8192, 3840); /* Gemma-3-12B's */
     }
     unload_module();
     CU_CHECK(cuDevicePrimaryCtxRelease(dev));
