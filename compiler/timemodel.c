@@ -274,6 +274,27 @@ static double unit_grads(const hz_plan *p, const hz_unit *u)
     return grads;
 }
 
+/* Seconds of unit U's gradients made ready for the host at the end of its last micro-batch
+ * (runtime/cuda/model.c hzcu_grads_ready): their squares summed for the norm (4 bytes a
+ * parameter read) and, for a streamed unit whose host takes bf16 gradients, their cast (4
+ * read, 2 written). With one GPU they run on the compute stream, and are counted in the
+ * backward (the head's in the loss head); with several GPUs or hosts on GPU 0's d2h stream,
+ * after the unit's sum over them, and counted with its copies. */
+static double grads_ready_s(const hz_plan *p, const hz_unit *u, double hbm)
+{
+    double cast = p->host_grad_bf16 && !u->resident && !u->held ? 6.0 : 0.0;
+    return unit_grads(p, u) * (4.0 + cast) / hbm;
+}
+
+double tm_grads_ready_seconds(const hz_plan *p, const tm_ceilings *c, int head)
+{
+    double t = 0.0;
+    for (int i = 0; i < p->unit_n; i++)
+        if ((p->units[i].kind == HZ_HEAD) == (head != 0))
+            t += grads_ready_s(p, &p->units[i], c->hbm_gbps * 1e9);
+    return t;
+}
+
 double tm_nccl_seconds(const hz_plan *p, const tm_ceilings *c)
 {
     double n = (double)hz_gpus(&p->dims), bytes = 0.0;
@@ -316,11 +337,18 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
      * dlm_head (fp32) is read and written once per chunk */
     ph[HZ_PH_LOSS] = M * (6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H +
                           N / K * 8.0 * V * C / H);
+    int one = hz_gpus(d) * hz_hosts(d) == 1;
+    double ready_d2h = 0.0;
+    for (int i = 0; i < p->unit_n; i++) {
+        double t = grads_ready_s(p, &p->units[i], H);
+        if (!one) ready_d2h += t;
+        else ph[p->units[i].kind == HZ_HEAD ? HZ_PH_LOSS : HZ_PH_BWD] += t;
+    }
     int64_t h2d = 0, d2h = 0;
     hz_plan_pcie_bytes(p, &h2d, &d2h);
     /* GPU 0's copies: every GPU's h2d are alike, and only GPU 0 sends gradients home */
     ph[HZ_PH_H2D] = (double)h2d / h2d_rate(p, c);
-    ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9);
+    ph[HZ_PH_D2H] = (double)d2h / (c->d2h_gbps * 1e9) + ready_d2h;
     /* each unit's sum runs on its own stream after the unit's last backward, as its d2h */
     ph[HZ_PH_NCCL] = tm_nccl_seconds(p, c);
     /* and with several hosts, each unit's host sum crosses the network after it */
@@ -484,14 +512,18 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
     double emb = 4.0 * N * C;
     double G = c->gemm_tflops * 1e12;
     int64_t bytes = 0;
+    /* the unit's last micro-batch also makes its gradients ready (several GPUs: its STORE_G) */
+    int one = hz_gpus(d) * hz_hosts(d) == 1;
+    double ready = one && o->micro == hz_gpu_n_micro(d) - 1 ? grads_ready_s(p, u, H) : 0.0;
     switch (o->kind) {
     case HZ_FWD:
         return u->kind == HZ_EMBED ? emb / H : block_fwd_s(&b, c, window);
     case HZ_LOSS:
-        return 6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H + N / K * 8.0 * V * C / H;
+        return 6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H + N / K * 8.0 * V * C / H +
+               ready;
     case HZ_BWD:
-        if (u->kind == HZ_EMBED) return 2.0 * emb / H;
-        return block_bwd_s(&b, c, window, u->keep);
+        if (u->kind == HZ_EMBED) return 2.0 * emb / H + ready;
+        return block_bwd_s(&b, c, window, u->keep) + ready;
     case HZ_LOAD_W:
     case HZ_STORE_G:
         for (int k = 0; k < u->tensor_n; k++) {
@@ -500,7 +532,8 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
             else if (x->store_grad && !u->resident)
                 bytes += (p->host_grad_bf16 ? 2 : 4) * x->rows * x->cols;
         }
-        return (double)bytes / (o->kind == HZ_LOAD_W ? h2d_rate(p, c) : c->d2h_gbps * 1e9);
+        if (o->kind == HZ_LOAD_W) return (double)bytes / h2d_rate(p, c);
+        return (double)bytes / (c->d2h_gbps * 1e9) + (one ? 0.0 : grads_ready_s(p, u, H));
     case HZ_LOAD_B:
         return 2.0 * (double)hz_gpu_step_tokens(d) * C / h2d_rate(p, c);
     case HZ_STORE_B:

@@ -60,6 +60,10 @@ double tm_net_gbps(const tm_ceilings *c);
  * of each streamed unit's fp32 gradient bytes (ncclReduce to GPU 0), 2 (N - 1) / N of each
  * resident unit's (ncclAllReduce); 0 with one GPU. */
 double tm_nccl_seconds(const hz_plan *p, const tm_ceilings *c);
+/* Seconds of the step's gradients made ready for the host (their norm's squares, and bf16
+ * casts for the host), the head's (HEAD 1) or the other units' (0): in the loss head and the
+ * backward with one GPU, in the d2h stream's work with several. */
+double tm_grads_ready_seconds(const hz_plan *p, const tm_ceilings *c, int head);
 /* The seconds of the all-reduce of P's gradients between its H hosts in one step at C's
  * network bus bandwidth: 2 (H - 1) / H of every unit's fp32 gradient bytes (each host's sum,
  * from its GPU 0; every host updates its own store with the same total); 0 with one host. */

@@ -94,17 +94,32 @@ static void op_fwd(hz_ctx *c, int rank, const hz_op *o)
     hzcu_forward_unit(s, &s->p->units[o->unit], o->micro, op_slot(s, o));
 }
 
+/* One GPU on one host: a unit's gradients are final after its last micro-batch, and their
+ * norm and cast (hzcu_grads_ready) run there, at the end of that op on the compute stream,
+ * with the whole card; on the d2h stream beside the next unit's GEMMs they would hold SMs
+ * that the GEMMs' tiles wait for (bench/NOTES.md, 2026-12-03 fourth session). With several
+ * GPUs or hosts the sum's input comes from the d2h stream's reduction, so they run there. */
+static int ready_on_compute(const hz_ctx *c) { return c->rank_n == 1 && c->hosts.n <= 1; }
+
+static void grads_ready_after(hz_ctx *c, cuda_state *s, const hz_op *o)
+{
+    if (ready_on_compute(c) && o->micro == hz_gpu_n_micro(&s->p->dims) - 1)
+        hzcu_grads_ready(s, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_COMPUTE]);
+}
+
 static void op_loss(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = hzcu_rank(c, rank);
     hzcu_head_loss(s, &s->p->units[o->unit], o->micro, op_slot(s, o), op_grads(s, o), s->dscale, 1,
                    NULL);
+    grads_ready_after(c, s, o);
 }
 
 static void op_bwd(hz_ctx *c, int rank, const hz_op *o)
 {
     cuda_state *s = hzcu_rank(c, rank);
     hzcu_backward_unit(s, &s->p->units[o->unit], o->micro, op_slot(s, o), op_grads(s, o));
+    grads_ready_after(c, s, o);
 }
 
 /* With several ranks the unit's sum is rank 0's (a resident unit's: every rank's, each
@@ -113,7 +128,8 @@ static void op_store_g(hz_ctx *c, int rank, const hz_op *o)
 {
     if (rank > 0) return;
     cuda_state *s = hzcu_rank(c, rank);
-    hzcu_store_grads(s, c->store.g, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_D2H]);
+    hzcu_store_grads(s, c->store.g, &s->p->units[o->unit], op_grads(s, o), s->stream[HZ_D2H],
+                     ready_on_compute(c));
 }
 
 /* A held unit's gradients of the step before, from GHOLD to the host staging slot its update

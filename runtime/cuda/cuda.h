@@ -78,6 +78,7 @@ typedef struct cuda_state {
     /* streams and events: stream[] indexed by enum hz_stream_kind (HOST unused) */
     cudaStream_t stream[HZ_STREAM_KIND_N];
     cudaEvent_t *ev, tok_ev;
+    cudaEvent_t gstage_free; /* the last STORE_G's copies out of the bf16 gradient staging */
     int sync, trace;
     int det; /* --deterministic: no float atomics whose order varies (docs/training.md) */
     cudaEvent_t *tr0, *tr1, tr_start; /* around every op: profile, trace */
@@ -223,10 +224,14 @@ void hzcu_head_loss(cuda_state *s, const hz_unit *u, int m, const char *slot, ch
 /* Copy a unit's bf16 weights from the host store W into a weight slot on ST. */
 void hzcu_load_unit(cuda_state *s, const uint16_t *host_w, const hz_unit *u, char *slot,
                     cudaStream_t st);
-/* Copy a unit's gradients to the host store G, adding their squared norm, on ST (a
- * resident unit's stay: only the norm). */
+/* A unit's finished gradients made ready for the host on ST: their squares added to the
+ * step's norm and, where the host takes bf16 gradients of a streamed unit, their cast into
+ * the staging (once the unit before has been copied out of it). */
+void hzcu_grads_ready(cuda_state *s, const hz_unit *u, const char *grads, cudaStream_t st);
+/* Copy a unit's gradients to the host store G on ST (a resident or held unit's stay), after
+ * hzcu_grads_ready on ST unless READY says it ran already (on another stream, ordered before). */
 void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
-                      cudaStream_t st);
+                      cudaStream_t st, int ready);
 /* The gradients of unit U: its grad slot GSLOT (blocks), the head region, or (resident) its
  * place in the RESIDENT region. */
 char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot);

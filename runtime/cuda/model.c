@@ -279,26 +279,42 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
     block_backward(s, &w, &g, &at, &b, hzcu_boundary_at(s, u->layer, mtok), dx, !u->keep);
 }
 
-void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
-                      cudaStream_t st)
+void hzcu_grads_ready(cuda_state *s, const hz_unit *u, const char *grads, cudaStream_t st)
 {
     const hz_plan *p = s->p;
     bf16 *stage = (bf16 *)hzcu_region_at(s, HZ_GSTAGE, 0);
+    /* a resident unit updates on the GPU, a held one is fetched by FETCH_G: neither is cast */
+    int cast = p->host_grad_bf16 && !u->resident && !u->held;
+    if (cast) CUDA_CHECK(cudaStreamWaitEvent(st, s->gstage_free, 0));
     for (int k = 0; k < u->tensor_n; k++) {
         const hz_tensor *t = &p->tensors[u->first_tensor + k];
         if (!t->store_grad) continue;
         const float *src = (const float *)grads + t->grad_n;
         long n = (long)(t->rows * t->cols);
         hzcu_sumsq_f32(s, st, s->scalars + HZ_SC_SUMSQ, src, n);
-        if (u->resident || u->held) continue; /* updated on the GPU / fetched by FETCH_G */
-        if (p->host_grad_bf16) {
-            hzcu_f32_to_bf16(s, st, stage + t->grad_n, src, n);
+        if (cast) hzcu_f32_to_bf16(s, st, stage + t->grad_n, src, n);
+    }
+}
+
+void hzcu_store_grads(cuda_state *s, void *host_g, const hz_unit *u, const char *grads,
+                      cudaStream_t st, int ready)
+{
+    const hz_plan *p = s->p;
+    bf16 *stage = (bf16 *)hzcu_region_at(s, HZ_GSTAGE, 0);
+    if (!ready) hzcu_grads_ready(s, u, grads, st);
+    if (u->resident || u->held) return;
+    for (int k = 0; k < u->tensor_n; k++) {
+        const hz_tensor *t = &p->tensors[u->first_tensor + k];
+        if (!t->store_grad) continue;
+        const float *src = (const float *)grads + t->grad_n;
+        long n = (long)(t->rows * t->cols);
+        if (p->host_grad_bf16)
             hzcu_copy(s, st, (uint16_t *)host_g + t->host_n, stage + t->grad_n, n * 2,
                       cudaMemcpyDeviceToHost);
-        } else {
+        else
             hzcu_copy(s, st, (float *)host_g + t->host_n, src, n * 4, cudaMemcpyDeviceToHost);
-        }
     }
+    if (p->host_grad_bf16) CUDA_CHECK(cudaEventRecord(s->gstage_free, st));
 }
 
 char *hzcu_unit_grads(const cuda_state *s, const hz_unit *u, int gslot)

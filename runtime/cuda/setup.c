@@ -140,6 +140,7 @@ static int init_rank(hz_ctx *c, int r)
         }
     }
     CUDA_CHECK(cudaEventCreateWithFlags(&s->tok_ev, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&s->gstage_free, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreate(&s->tr_start));
 
     /* cuBLASLt: plan every GEMM of the step and of eval by walking them without issuing */
@@ -210,6 +211,7 @@ static void destroy_rank(hz_ctx *c, int r)
         if (s->tr1 && s->tr1[i]) CUDA_CHECK(cudaEventDestroy(s->tr1[i]));
     }
     if (s->tok_ev) CUDA_CHECK(cudaEventDestroy(s->tok_ev));
+    if (s->gstage_free) CUDA_CHECK(cudaEventDestroy(s->gstage_free));
     if (s->tr_start) CUDA_CHECK(cudaEventDestroy(s->tr_start));
     for (int k = 0; k < HZ_STREAM_KIND_N; k++)
         if (s->stream[k]) CUDA_CHECK(cudaStreamDestroy(s->stream[k]));
