@@ -197,15 +197,17 @@ void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *d
     if (det) hzcu_colsum_f32(s, st, HZ_KR_ROPE_BWD, dbias, acc, (int)grid, OUT);
 }
 
-/* (token, head) rows, 8 per block, grid-strided; the forward takes one block per 8 rows up
- * to 65535 blocks, the backward (which sums dw per block) at most 8 per SM. */
+/* (token, head) rows, a group of HD/8 lanes each (qknorm.cu), so 8 * 32 / (HD/8) rows a
+ * block at a time, grid-strided; the forward takes one block per such set of rows up to
+ * 65535 blocks, the backward (which sums dw per block) at most 8 per SM. */
 void hzcu_qk_norm_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, bf16 *qpre,
                        bf16 *kpre, float *rstdq, float *rstdk, const bf16 *qkv, const bf16 *wq,
                        const bf16 *wk, const float *inv_freq)
 {
     int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float eps = s->p->dims.eps;
-    int64_t grid = ((int64_t)N * (NH + 2 * NKV) + 7) / 8;
+    int64_t per_block = 8 * (32 / (HD / 8));
+    int64_t grid = ((int64_t)N * (NH + 2 * NKV) + per_block - 1) / per_block;
     if (grid > 65535) grid = 65535;
     void *args[] = {&q, &k, &v, &qpre, &kpre, &rstdq, &rstdk, &qkv, &wq, &wk, &inv_freq,
                     &N, &T, &NH, &NKV, &HD, &eps};

@@ -8,14 +8,38 @@
  * Numerics as transformers' Qwen3Attention: the norm as LlamaRMSNorm over each head's HD
  * values (rstd and x * rstd in fp32, x * rstd rounded to bf16, times w, rounded again), then
  * the rotation of rope.cu (bf16 cos and sin, products in fp32, the result rounded once).
- * Launch (all three): block 256 (8 warps), grid (G) with rows grid-strided: warp w of block b
- * takes the (token, head) rows b * 8 + w, += G * 8, of N * (NH + 2*NKV); lane j holds the
- * column pairs (i, i + HD/2) for i = j, j + 32, ... < HD/2. Requires HD even and HD <= 256. */
+ * Launch (all three): block 256 (8 warps), grid (G) with rows grid-strided: a row of the
+ * N * (NH + 2*NKV) (token, head) rows is taken by a group of LPR = HD/8 lanes, lane t of the
+ * group holding the 4 columns 4t..4t+3 of each half (column i pairs with i + HD/2 under the
+ * rotation) as 8-byte vectors; warp w of block b takes the rows (b * 8 + w) * 32/LPR + g,
+ * += G * 8 * 32/LPR, g its group. HD is one of the cuda backend's head dims (32, 64, 128,
+ * 256: LPR a power of two that divides the warp). */
 
 #define HZ_QKN_WARPS 8
-#define HZ_QKN_PAIRS 4 /* column pairs a lane holds: HD/2 <= 32 * 4 */
 
-__device__ __forceinline__ float hz_qkn_ld(const bf16 *p) { return __bfloat162float(*p); }
+/* 4 bf16 (8 bytes, 8-byte aligned) <-> 4 floats; the raw 8 bytes moved as they are. */
+__device__ __forceinline__ void hz_qkn_ld4(float *f, const bf16 *p) {
+    const uint2 u = *reinterpret_cast<const uint2 *>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.y));
+    f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+}
+__device__ __forceinline__ void hz_qkn_st4(bf16 *p, const float *f) {
+    uint2 u;
+    u.x = hz_pack_bf16x2(f[0], f[1]);
+    u.y = hz_pack_bf16x2(f[2], f[3]);
+    *reinterpret_cast<uint2 *>(p) = u;
+}
+__device__ __forceinline__ void hz_qkn_mv4(bf16 *dst, const bf16 *src) {
+    *reinterpret_cast<uint2 *>(dst) = *reinterpret_cast<const uint2 *>(src);
+}
+
+/* Sum over a row's LPR lanes (a power of two dividing 32; the groups are aligned to it). Every
+ * lane of the warp calls it. */
+__device__ __forceinline__ float hz_qkn_group_sum(float v, int lpr) {
+    for (int o = lpr >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
 
 /* c, s of position POS at frequency index I, rounded to bf16 as rope.cu's. */
 __device__ __forceinline__ void hz_qkn_cs(float *c, float *s, int pos, const float *inv_freq, int i) {
@@ -46,49 +70,53 @@ __device__ __forceinline__ void hz_qk_norm_rope_fwd(bf16 *q, bf16 *k, bf16 *v, b
                                                     const bf16 *wk, const float *inv_freq, int N,
                                                     int T, int NH, int NKV, int HD, float eps) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = HD >> 1;
+    const int lpr = HD >> 3, grp = lane / lpr, c0 = 4 * (lane - grp * lpr), rpw = 32 / lpr;
     const int OUT = (NH + 2 * NKV) * HD;
-    const long rows = (long)N * (NH + 2 * NKV);
-    for (long R = (long)blockIdx.x * HZ_QKN_WARPS + warp; R < rows; R += (long)gridDim.x * HZ_QKN_WARPS) {
-        int n, h, kind, hh;
-        hz_qkn_row(R, NH, NKV, &n, &h, &kind, &hh);
+    const long rows = (long)N * (NH + 2 * NKV), step = (long)gridDim.x * HZ_QKN_WARPS * rpw;
+    /* R0 is the warp's: all its lanes go round together (the group sum's shuffles) */
+    for (long R0 = ((long)blockIdx.x * HZ_QKN_WARPS + warp) * rpw; R0 < rows; R0 += step) {
+        const long R = R0 + grp;
+        int n = 0, h = 0, kind = 2, hh = 0;
+        if (R < rows) hz_qkn_row(R, NH, NKV, &n, &h, &kind, &hh);
         const bf16 *src = qkv + (long)n * OUT + h * HD;
-        if (kind == 2) {
+        const int normed = R < rows && kind != 2;
+        float x1[4] = {0.0f, 0.0f, 0.0f, 0.0f}, x2[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ss = 0.0f;
+        if (normed) {
+            hz_qkn_ld4(x1, src + c0);
+            hz_qkn_ld4(x2, src + half + c0);
+#pragma unroll
+            for (int e = 0; e < 4; e++) ss += x1[e] * x1[e] + x2[e] * x2[e];
+        }
+        ss = hz_qkn_group_sum(ss, lpr);
+        if (R < rows && kind == 2) {
             bf16 *dst = v + ((long)n * NKV + hh) * HD;
-            for (int j = lane; j < HD; j += 32) dst[j] = src[j];
-            continue;
-        }
-        const int H = kind == 0 ? NH : NKV;
-        bf16 *pre = (kind == 0 ? qpre : kpre) + ((long)n * H + hh) * HD;
-        bf16 *dst = (kind == 0 ? q : k) + ((long)n * H + hh) * HD;
-        const bf16 *w = kind == 0 ? wq : wk;
-        float x1[HZ_QKN_PAIRS], x2[HZ_QKN_PAIRS], ss = 0.0f;
+            hz_qkn_mv4(dst + c0, src + c0);
+            hz_qkn_mv4(dst + half + c0, src + half + c0);
+        } else if (normed) {
+            const int H = kind == 0 ? NH : NKV;
+            bf16 *pre = (kind == 0 ? qpre : kpre) + ((long)n * H + hh) * HD;
+            bf16 *dst = (kind == 0 ? q : k) + ((long)n * H + hh) * HD;
+            const bf16 *w = kind == 0 ? wq : wk;
+            const float r = rsqrtf(ss / (float)HD + eps);
+            if (c0 == 0) (kind == 0 ? rstdq : rstdk)[(long)n * H + hh] = r;
+            hz_qkn_mv4(pre + c0, src + c0);
+            hz_qkn_mv4(pre + half + c0, src + half + c0);
+            float w1[4], w2[4], o1[4], o2[4];
+            hz_qkn_ld4(w1, w + c0);
+            hz_qkn_ld4(w2, w + half + c0);
 #pragma unroll
-        for (int t = 0; t < HZ_QKN_PAIRS; t++) {
-            const int i = lane + 32 * t;
-            x1[t] = x2[t] = 0.0f;
-            if (i < half) {
-                x1[t] = hz_qkn_ld(src + i);
-                x2[t] = hz_qkn_ld(src + i + half);
-                pre[i] = src[i];
-                pre[i + half] = src[i + half];
+            for (int e = 0; e < 4; e++) {
+                const float y1 = ONEP ? hz_round_bf16((1.0f + w1[e]) * (x1[e] * r))
+                                      : hz_round_bf16(w1[e] * hz_round_bf16(x1[e] * r));
+                const float y2 = ONEP ? hz_round_bf16((1.0f + w2[e]) * (x2[e] * r))
+                                      : hz_round_bf16(w2[e] * hz_round_bf16(x2[e] * r));
+                float c, sn;
+                hz_qkn_cs(&c, &sn, n % T, inv_freq, c0 + e);
+                o1[e] = y1 * c - y2 * sn;
+                o2[e] = y2 * c + y1 * sn;
             }
-            ss += x1[t] * x1[t] + x2[t] * x2[t];
-        }
-        const float r = rsqrtf(hz_warp_sum(ss) / (float)HD + eps);
-        if (lane == 0) (kind == 0 ? rstdq : rstdk)[(long)n * H + hh] = r;
-#pragma unroll
-        for (int t = 0; t < HZ_QKN_PAIRS; t++) {
-            const int i = lane + 32 * t;
-            if (i >= half) continue;
-            const float w1 = hz_qkn_ld(w + i), w2 = hz_qkn_ld(w + i + half);
-            const float y1 = ONEP ? hz_round_bf16((1.0f + w1) * (x1[t] * r))
-                                  : hz_round_bf16(w1 * hz_round_bf16(x1[t] * r));
-            const float y2 = ONEP ? hz_round_bf16((1.0f + w2) * (x2[t] * r))
-                                  : hz_round_bf16(w2 * hz_round_bf16(x2[t] * r));
-            float c, s;
-            hz_qkn_cs(&c, &s, n % T, inv_freq, i);
-            dst[i] = __float2bfloat16(y1 * c - y2 * s);
-            dst[i + half] = __float2bfloat16(y2 * c + y1 * s);
+            hz_qkn_st4(dst + c0, o1);
+            hz_qkn_st4(dst + half + c0, o2);
         }
     }
 }
@@ -122,63 +150,82 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
     const bf16 *wk, const float *inv_freq, int N, int T, int NH, int NKV, int HD) {
     __shared__ float sdw[HZ_QKN_WARPS][2][256]; /* each warp's dw sums, added in warp order */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = HD >> 1;
+    const int lpr = HD >> 3, grp = lane / lpr, c0 = 4 * (lane - grp * lpr), rpw = 32 / lpr;
     const int OUT = (NH + 2 * NKV) * HD;
-    const long rows = (long)N * (NH + 2 * NKV);
-    /* dw sums of this lane's columns (i, i + HD/2): q heads' and k heads' */
-    float aq1[HZ_QKN_PAIRS], aq2[HZ_QKN_PAIRS], ak1[HZ_QKN_PAIRS], ak2[HZ_QKN_PAIRS];
+    const long rows = (long)N * (NH + 2 * NKV), step = (long)gridDim.x * HZ_QKN_WARPS * rpw;
+    /* dw sums of this lane's columns c0..c0+3 (0..3) and half + c0.. (4..7): q heads' and k's */
+    float aq[8], ak[8];
 #pragma unroll
-    for (int t = 0; t < HZ_QKN_PAIRS; t++) aq1[t] = aq2[t] = ak1[t] = ak2[t] = 0.0f;
-    for (long R = (long)blockIdx.x * HZ_QKN_WARPS + warp; R < rows; R += (long)gridDim.x * HZ_QKN_WARPS) {
-        int n, h, kind, hh;
-        hz_qkn_row(R, NH, NKV, &n, &h, &kind, &hh);
+    for (int e = 0; e < 8; e++) aq[e] = ak[e] = 0.0f;
+    for (long R0 = ((long)blockIdx.x * HZ_QKN_WARPS + warp) * rpw; R0 < rows; R0 += step) {
+        const long R = R0 + grp;
+        int n = 0, h = 0, kind = 2, hh = 0;
+        if (R < rows) hz_qkn_row(R, NH, NKV, &n, &h, &kind, &hh);
         bf16 *out = dqkv + (long)n * OUT + h * HD;
-        if (kind == 2) {
-            const bf16 *src = dv + ((long)n * NKV + hh) * HD;
-            for (int j = lane; j < HD; j += 32) out[j] = src[j];
-            continue;
-        }
+        const int normed = R < rows && kind != 2;
         const int H = kind == 0 ? NH : NKV;
-        const long base = ((long)n * H + hh) * HD;
-        const bf16 *dy = (kind == 0 ? dq : dk) + base, *x = (kind == 0 ? qpre : kpre) + base;
-        const bf16 *w = kind == 0 ? wq : wk;
-        const float r = (kind == 0 ? rstdq : rstdk)[(long)n * H + hh];
         /* g: the gradient of the normed head, the rotation undone (its transpose) */
-        float g1[HZ_QKN_PAIRS], g2[HZ_QKN_PAIRS], dot = 0.0f;
+        float g1[4], g2[4], x1[4], x2[4], w1[4], w2[4], r = 0.0f, dot = 0.0f;
 #pragma unroll
-        for (int t = 0; t < HZ_QKN_PAIRS; t++) {
-            const int i = lane + 32 * t;
-            g1[t] = g2[t] = 0.0f;
-            if (i >= half) continue;
-            float c, s;
-            hz_qkn_cs(&c, &s, n % T, inv_freq, i);
-            const float d1 = hz_qkn_ld(dy + i), d2 = hz_qkn_ld(dy + i + half);
-            g1[t] = d1 * c + d2 * s;
-            g2[t] = d2 * c - d1 * s;
-            dot += g1[t] * (hz_qkn_ld(w + i) + (float)onep) * hz_qkn_ld(x + i) +
-                   g2[t] * (hz_qkn_ld(w + i + half) + (float)onep) * hz_qkn_ld(x + i + half);
+        for (int e = 0; e < 4; e++) g1[e] = g2[e] = x1[e] = x2[e] = w1[e] = w2[e] = 0.0f;
+        if (normed) {
+            const long base = ((long)n * H + hh) * HD;
+            const bf16 *dy = (kind == 0 ? dq : dk) + base, *x = (kind == 0 ? qpre : kpre) + base;
+            const bf16 *w = kind == 0 ? wq : wk;
+            float d1[4], d2[4];
+            hz_qkn_ld4(d1, dy + c0);
+            hz_qkn_ld4(d2, dy + half + c0);
+            hz_qkn_ld4(x1, x + c0);
+            hz_qkn_ld4(x2, x + half + c0);
+            hz_qkn_ld4(w1, w + c0);
+            hz_qkn_ld4(w2, w + half + c0);
+            r = (kind == 0 ? rstdq : rstdk)[(long)n * H + hh];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float c, sn;
+                hz_qkn_cs(&c, &sn, n % T, inv_freq, c0 + e);
+                g1[e] = d1[e] * c + d2[e] * sn;
+                g2[e] = d2[e] * c - d1[e] * sn;
+                w1[e] += (float)onep, w2[e] += (float)onep;
+                dot += g1[e] * w1[e] * x1[e] + g2[e] * w2[e] * x2[e];
+            }
         }
-        const float m = hz_warp_sum(dot) * r / (float)HD; /* mean(g * w * xhat) */
+        dot = hz_qkn_group_sum(dot, lpr);
+        if (R < rows && kind == 2) {
+            const bf16 *src = dv + ((long)n * NKV + hh) * HD;
+            hz_qkn_mv4(out + c0, src + c0);
+            hz_qkn_mv4(out + half + c0, src + half + c0);
+        } else if (normed) {
+            const float m = dot * r / (float)HD; /* mean(g * w * xhat) */
+            float o1[4], o2[4];
 #pragma unroll
-        for (int t = 0; t < HZ_QKN_PAIRS; t++) {
-            const int i = lane + 32 * t;
-            if (i >= half) continue;
-            const float xh1 = hz_qkn_ld(x + i) * r, xh2 = hz_qkn_ld(x + i + half) * r;
-            if (kind == 0) aq1[t] += g1[t] * xh1, aq2[t] += g2[t] * xh2;
-            else ak1[t] += g1[t] * xh1, ak2[t] += g2[t] * xh2;
-            out[i] = __float2bfloat16(r * (g1[t] * (hz_qkn_ld(w + i) + (float)onep) - xh1 * m));
-            out[i + half] =
-                __float2bfloat16(r * (g2[t] * (hz_qkn_ld(w + i + half) + (float)onep) - xh2 * m));
+            for (int e = 0; e < 4; e++) {
+                const float xh1 = x1[e] * r, xh2 = x2[e] * r;
+                if (kind == 0) aq[e] += g1[e] * xh1, aq[4 + e] += g2[e] * xh2;
+                else ak[e] += g1[e] * xh1, ak[4 + e] += g2[e] * xh2;
+                o1[e] = r * (g1[e] * w1[e] - xh1 * m);
+                o2[e] = r * (g2[e] * w2[e] - xh2 * m);
+            }
+            hz_qkn_st4(out + c0, o1);
+            hz_qkn_st4(out + half + c0, o2);
         }
     }
+    /* the warp's groups hold the same columns: their sums added across the groups (over the
+     * lane bits above the group's, a fixed order), then group 0's lanes keep the warp's */
+    for (int o = lpr; o < 32; o <<= 1)
 #pragma unroll
-    for (int t = 0; t < HZ_QKN_PAIRS; t++) {
-        const int i = lane + 32 * t;
-        if (i >= half) continue;
-        sdw[warp][0][i] = aq1[t];
-        sdw[warp][0][i + half] = aq2[t];
-        sdw[warp][1][i] = ak1[t];
-        sdw[warp][1][i + half] = ak2[t];
-    }
+        for (int e = 0; e < 8; e++) {
+            aq[e] += __shfl_xor_sync(0xffffffffu, aq[e], o);
+            ak[e] += __shfl_xor_sync(0xffffffffu, ak[e], o);
+        }
+    if (grp == 0)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            sdw[warp][0][c0 + e] = aq[e];
+            sdw[warp][0][half + c0 + e] = aq[4 + e];
+            sdw[warp][1][c0 + e] = ak[e];
+            sdw[warp][1][half + c0 + e] = ak[4 + e];
+        }
     __syncthreads();
     for (int j = threadIdx.x; j < 2 * HD; j += blockDim.x) {
         const int kd = j / HD, c = j - kd * HD;
