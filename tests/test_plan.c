@@ -259,6 +259,39 @@ static void check_timemodel(void)
           resident ? "units resident" : "0, no unit resident", r->step_s, compute, r->phase_s[HZ_PH_OPT]);
     CHECK(r->critical == HZ_PH_OPT, "llama3-3b: the host optimizer is the critical path (%s)",
           hz_phase_names[r->critical]);
+    /* one GPU: each unit's gradients made ready (the norm's squares, 4 bytes a parameter, and
+     * a streamed unit's cast for bf16 host gradients, 6 more) in its last backward (the
+     * head's in the loss head); the ops' seconds add up to the compute phases */
+    {
+        double ready[2] = {0, 0}, ops[HZ_PHASE_N] = {0};
+        for (int u = 0; u < a.p.unit_n; u++) {
+            const hz_unit *x = &a.p.units[u];
+            double grads = 0;
+            for (int k = 0; k < x->tensor_n; k++) {
+                const hz_tensor *t = &a.p.tensors[x->first_tensor + k];
+                if (t->store_grad) grads += (double)(t->rows * t->cols);
+            }
+            double cast = a.p.host_grad_bf16 && !x->resident && !x->held ? 6.0 : 0.0;
+            ready[x->kind == HZ_HEAD] += grads * (4.0 + cast) / (c.hbm_gbps * 1e9);
+        }
+        for (int i = 0; i < a.p.op_n; i++) {
+            int k = a.p.ops[i].kind;
+            int ph = k == HZ_FWD ? HZ_PH_FWD : k == HZ_LOSS ? HZ_PH_LOSS : k == HZ_BWD ? HZ_PH_BWD : -1;
+            if (ph >= 0) ops[ph] += tm_op_seconds(&a.p, &c, i);
+        }
+        CHECK_CLOSE("llama3-3b: the gradients made ready in the backward, by hand",
+                    tm_grads_ready_seconds(&a.p, &c, 0), ready[0], 0, 1e-12);
+        CHECK_CLOSE("llama3-3b: the head's in the loss head, by hand",
+                    tm_grads_ready_seconds(&a.p, &c, 1), ready[1], 0, 1e-12);
+        CHECK(ready[0] > 0 && ready[1] > 0 &&
+                  fabs(ops[HZ_PH_FWD] - r->phase_s[HZ_PH_FWD]) <= 1e-9 * r->phase_s[HZ_PH_FWD] &&
+                  fabs(ops[HZ_PH_LOSS] - r->phase_s[HZ_PH_LOSS]) <= 1e-9 * r->phase_s[HZ_PH_LOSS] &&
+                  fabs(ops[HZ_PH_BWD] - r->phase_s[HZ_PH_BWD]) <= 1e-9 * r->phase_s[HZ_PH_BWD],
+              "llama3-3b: the ops' seconds add up to the phases (forward %.4f / %.4f s, loss "
+              "%.4f / %.4f s, backward %.4f / %.4f s, %.4f s of it the gradients made ready)",
+              ops[HZ_PH_FWD], r->phase_s[HZ_PH_FWD], ops[HZ_PH_LOSS], r->phase_s[HZ_PH_LOSS],
+              ops[HZ_PH_BWD], r->phase_s[HZ_PH_BWD], ready[0]);
+    }
     /* a 20 times faster host AdamW moves the critical path to the compute stream */
     tm_ceilings fast = c;
     fast.host_adamw_gbps *= 20;
