@@ -280,6 +280,8 @@ static double unit_grads(const hz_plan *p, const hz_unit *u)
  * read, 2 written). With one GPU they run on the compute stream, and are counted in the
  * backward (the head's in the loss head); with several GPUs or hosts on GPU 0's d2h stream,
  * after the unit's sum over them, and counted with its copies. */
+static int one_gpu(const hz_dims *d) { return hz_gpus(d) * hz_hosts(d) == 1; }
+
 static double grads_ready_s(const hz_plan *p, const hz_unit *u, double hbm)
 {
     double cast = p->host_grad_bf16 && !u->resident && !u->held ? 6.0 : 0.0;
@@ -337,13 +339,9 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
      * dlm_head (fp32) is read and written once per chunk */
     ph[HZ_PH_LOSS] = M * (6.0 * N * V * C / G + (4.0 * N * V + 32.0 * N * C) / H +
                           N / K * 8.0 * V * C / H);
-    int one = hz_gpus(d) * hz_hosts(d) == 1;
-    double ready_d2h = 0.0;
-    for (int i = 0; i < p->unit_n; i++) {
-        double t = grads_ready_s(p, &p->units[i], H);
-        if (!one) ready_d2h += t;
-        else ph[p->units[i].kind == HZ_HEAD ? HZ_PH_LOSS : HZ_PH_BWD] += t;
-    }
+    double ready = tm_grads_ready_seconds(p, c, 0), ready_head = tm_grads_ready_seconds(p, c, 1);
+    double ready_d2h = one_gpu(d) ? 0.0 : ready + ready_head;
+    if (one_gpu(d)) ph[HZ_PH_BWD] += ready, ph[HZ_PH_LOSS] += ready_head;
     int64_t h2d = 0, d2h = 0;
     hz_plan_pcie_bytes(p, &h2d, &d2h);
     /* GPU 0's copies: every GPU's h2d are alike, and only GPU 0 sends gradients home */
@@ -513,7 +511,7 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
     double G = c->gemm_tflops * 1e12;
     int64_t bytes = 0;
     /* the unit's last micro-batch also makes its gradients ready (several GPUs: its STORE_G) */
-    int one = hz_gpus(d) * hz_hosts(d) == 1;
+    int one = one_gpu(d);
     double ready = one && o->micro == hz_gpu_n_micro(d) - 1 ? grads_ready_s(p, u, H) : 0.0;
     switch (o->kind) {
     case HZ_FWD:

@@ -51,5 +51,12 @@ memcheck() {
         bad "compute-sanitizer, $what: exit $rc, $(grep 'ERROR SUMMARY' "$log")"
 }
 
+# step_lines LOG: the "loss | norm" fields of a trainer log's step lines (not its validation
+# lines), one a step: a run's record for same_run.
+step_lines() { grep '^step  *[0-9]*/' "$1" | grep -v 'val loss' | cut -d'|' -f2,3; }
+# same_run A B: the runs saved as A.raw (masters, --save-raw) and A.loss (step_lines) and
+# B's: both present and byte for byte the same.
+same_run() { [ -s "$1.raw" ] && cmp -s "$1.raw" "$2.raw" && [ -s "$1.loss" ] && cmp -s "$1.loss" "$2.loss"; }
+
 # store_bytes LOG: "PLANNED MEASURED" of the trainer summary's host store line in LOG.
 store_bytes() { sed -n 's/^  host store  *planned  *\([0-9]*\) .* measured  *\([0-9]*\) .*/\1 \2/p' "$1"; }

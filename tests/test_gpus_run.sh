@@ -33,9 +33,9 @@ run() {
     "$tmp/$d/train" --data data/tiny_train.bin --threads 2 --seed 5 --save-raw "$tmp/$n.raw" \
         --metrics "$tmp/$n.jsonl" "$@" > "$tmp/$n.log" 2>&1 ||
         bad "$n: trainer failed: $(tail -n 3 "$tmp/$n.log")"
-    grep '^step  *[0-9]*/' "$tmp/$n.log" | grep -v 'val loss' | cut -d'|' -f2,3 > "$tmp/$n.loss"
+    step_lines "$tmp/$n.log" > "$tmp/$n.loss"
 }
-same() { [ -s "$tmp/$1.raw" ] && cmp -s "$tmp/$1.raw" "$tmp/$2.raw" && [ -s "$tmp/$1.loss" ] && cmp -s "$tmp/$1.loss" "$tmp/$2.loss"; }
+same() { same_run "$tmp/$1" "$tmp/$2"; }
 
 # close A B [FROM]: run B against run A from step FROM (default 1) on: the largest relative
 # differences of the step losses and gradient norms and the largest absolute difference of

@@ -31,7 +31,7 @@ one() { # NAME TRAINER ARGS...: one process (a one-host trainer); step lines in 
     shift 2
     "$tmp/$d/train" --data data/tiny_train.bin --threads 2 --seed 5 --save-raw "$tmp/$n.raw" "$@" \
         > "$tmp/$n.log" 2>&1 || bad "$n: trainer failed: $(tail -n 3 "$tmp/$n.log")"
-    grep '^step  *[0-9]*/' "$tmp/$n.log" | grep -v 'val loss' | cut -d'|' -f2,3 > "$tmp/$n.loss"
+    step_lines "$tmp/$n.log" > "$tmp/$n.loss"
 }
 # hosts NAME TRAINER H ARGS...: H processes, RANK 0..H-1, on one port; host h's log, masters
 # and step lines in NAME-h.*; the exit statuses in NAME.rc ("0 0" when both trained)
@@ -52,10 +52,10 @@ hosts() {
     done
     echo $rcs > "$tmp/$n.rc"
     for r in $(seq 0 $((h - 1))); do
-        grep '^step  *[0-9]*/' "$tmp/$n-$r.log" | grep -v 'val loss' | cut -d'|' -f2,3 > "$tmp/$n-$r.loss"
+        step_lines "$tmp/$n-$r.log" > "$tmp/$n-$r.loss"
     done
 }
-same() { [ -s "$tmp/$1.raw" ] && cmp -s "$tmp/$1.raw" "$tmp/$2.raw" && [ -s "$tmp/$1.loss" ] && cmp -s "$tmp/$1.loss" "$tmp/$2.loss"; }
+same() { same_run "$tmp/$1" "$tmp/$2"; }
 trained() { [ "$(cat "$tmp/$1.rc")" = "$2" ] || bad "$1: exit statuses $(cat "$tmp/$1.rc"), expected $2: $(tail -n 2 "$tmp/$1-0.log" "$tmp/$1-1.log")"; }
 
 # ---- 2 hosts of one GPU: the same run as one host of 2 GPUs ----

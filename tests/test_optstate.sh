@@ -28,7 +28,7 @@ run() {
     shift 2
     "$tmp/$d/train" --data data/tiny_train.bin --threads 2 --seed 5 --save-raw "$tmp/$n.raw" "$@" \
         > "$tmp/$n.log" 2>&1 || bad "$n: trainer failed: $(tail -n 3 "$tmp/$n.log")"
-    grep '^step  *[0-9]*/' "$tmp/$n.log" | cut -d'|' -f2,3 > "$tmp/$n.loss"
+    step_lines "$tmp/$n.log" > "$tmp/$n.loss"
 }
 same() { [ -s "$tmp/$1.raw" ] && cmp -s "$tmp/$1.raw" "$tmp/$2.raw" && [ -s "$tmp/$1.loss" ] && cmp -s "$tmp/$1.loss" "$tmp/$2.loss"; }
 hs() { sed -n 's/^  host store *planned *\([0-9]*\) .*measured *\([0-9]*\) .*/\1 \2/p' "$tmp/$1.log"; }

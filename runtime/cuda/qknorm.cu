@@ -34,6 +34,25 @@ __device__ __forceinline__ void hz_qkn_mv4(bf16 *dst, const bf16 *src) {
     *reinterpret_cast<uint2 *>(dst) = *reinterpret_cast<const uint2 *>(src);
 }
 
+/* This lane's place in the launch (see the top of the file): its group's LPR lanes, the
+ * group (GRP) within the warp, its first column C0 of each half, and the warp's rows: FIRST,
+ * then += STEP, of ROWS. */
+typedef struct hz_qkn_lanes {
+    int lpr, grp, c0;
+    long rows, first, step;
+} hz_qkn_lanes;
+__device__ __forceinline__ hz_qkn_lanes hz_qkn_lanes_of(int N, int NH, int NKV, int HD) {
+    hz_qkn_lanes L;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, rpw = 32 / (HD >> 3);
+    L.lpr = HD >> 3;
+    L.grp = lane / L.lpr;
+    L.c0 = 4 * (lane - L.grp * L.lpr);
+    L.rows = (long)N * (NH + 2 * NKV);
+    L.first = ((long)blockIdx.x * HZ_QKN_WARPS + warp) * rpw;
+    L.step = (long)gridDim.x * HZ_QKN_WARPS * rpw;
+    return L;
+}
+
 /* Sum over a row's LPR lanes (a power of two dividing 32; the groups are aligned to it). Every
  * lane of the warp calls it. */
 __device__ __forceinline__ float hz_qkn_group_sum(float v, int lpr) {
@@ -69,12 +88,12 @@ __device__ __forceinline__ void hz_qk_norm_rope_fwd(bf16 *q, bf16 *k, bf16 *v, b
                                                     const bf16 *qkv, const bf16 *wq,
                                                     const bf16 *wk, const float *inv_freq, int N,
                                                     int T, int NH, int NKV, int HD, float eps) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = HD >> 1;
-    const int lpr = HD >> 3, grp = lane / lpr, c0 = 4 * (lane - grp * lpr), rpw = 32 / lpr;
+    const hz_qkn_lanes L = hz_qkn_lanes_of(N, NH, NKV, HD);
+    const int half = HD >> 1, lpr = L.lpr, grp = L.grp, c0 = L.c0;
     const int OUT = (NH + 2 * NKV) * HD;
-    const long rows = (long)N * (NH + 2 * NKV), step = (long)gridDim.x * HZ_QKN_WARPS * rpw;
+    const long rows = L.rows, step = L.step;
     /* R0 is the warp's: all its lanes go round together (the group sum's shuffles) */
-    for (long R0 = ((long)blockIdx.x * HZ_QKN_WARPS + warp) * rpw; R0 < rows; R0 += step) {
+    for (long R0 = L.first; R0 < rows; R0 += step) {
         const long R = R0 + grp;
         int n = 0, h = 0, kind = 2, hh = 0;
         if (R < rows) hz_qkn_row(R, NH, NKV, &n, &h, &kind, &hh);
@@ -149,15 +168,15 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
     const bf16 *qpre, const bf16 *kpre, const float *rstdq, const float *rstdk, const bf16 *wq,
     const bf16 *wk, const float *inv_freq, int N, int T, int NH, int NKV, int HD) {
     __shared__ float sdw[HZ_QKN_WARPS][2][256]; /* each warp's dw sums, added in warp order */
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, half = HD >> 1;
-    const int lpr = HD >> 3, grp = lane / lpr, c0 = 4 * (lane - grp * lpr), rpw = 32 / lpr;
+    const hz_qkn_lanes L = hz_qkn_lanes_of(N, NH, NKV, HD);
+    const int warp = threadIdx.x >> 5, half = HD >> 1, lpr = L.lpr, grp = L.grp, c0 = L.c0;
     const int OUT = (NH + 2 * NKV) * HD;
-    const long rows = (long)N * (NH + 2 * NKV), step = (long)gridDim.x * HZ_QKN_WARPS * rpw;
+    const long rows = L.rows, step = L.step;
     /* dw sums of this lane's columns c0..c0+3 (0..3) and half + c0.. (4..7): q heads' and k's */
     float aq[8], ak[8];
 #pragma unroll
     for (int e = 0; e < 8; e++) aq[e] = ak[e] = 0.0f;
-    for (long R0 = ((long)blockIdx.x * HZ_QKN_WARPS + warp) * rpw; R0 < rows; R0 += step) {
+    for (long R0 = L.first; R0 < rows; R0 += step) {
         const long R = R0 + grp;
         int n = 0, h = 0, kind = 2, hh = 0;
         if (R < rows) hz_qkn_row(R, NH, NKV, &n, &h, &kind, &hh);

@@ -34,9 +34,9 @@ run() { # NAME TRAINER ARGS...: masters in NAME.raw, step lines (loss | norm) in
     shift 2
     "$d/$t/train" --data data/tiny_train.bin --seed 3 --save-raw "$d/$n.raw" "$@" > "$d/$n.log" 2>&1 ||
         bad "$n: trainer failed: $(tail -n 5 "$d/$n.log")"
-    grep '^step  *[0-9]*/' "$d/$n.log" | grep -v 'val loss' | cut -d'|' -f2,3 > "$d/$n.loss"
+    step_lines "$d/$n.log" > "$d/$n.loss"
 }
-same() { [ -s "$d/$1.raw" ] && cmp -s "$d/$1.raw" "$d/$2.raw" && [ -s "$d/$1.loss" ] && cmp -s "$d/$1.loss" "$d/$2.loss"; }
+same() { same_run "$d/$1" "$d/$2"; }
 # close A B [FROM]: B's step losses from step FROM (default 2) within 1e-4 relative of A's,
 # and every master within Adam's travel bound (2.2 x the lrs' sum: each step moves an element
 # by at most about its lr, whatever the gradient; a near-zero gradient's sign is the sum
@@ -130,7 +130,7 @@ for r in 0 1; do
         > "$d/h2-$r.log" 2>&1 &
 done
 wait
-for r in 0 1; do grep '^step  *[0-9]*/' "$d/h2-$r.log" | cut -d'|' -f2,3 > "$d/h2-$r.loss"; done
+for r in 0 1; do step_lines "$d/h2-$r.log" > "$d/h2-$r.loss"; done
 grep -q "GPU 0 with the other hosts' GPUs 0" "$d/h2-0.log" && same h2-0 h2-1 &&
     ok "2 hosts of one GPU each: both end with the same masters and losses ($(grep -m1 '^cuda backend: 1 rank' "$d/h2-0.log" | cut -c1-80))" ||
     bad "2 hosts: $(tail -n 2 "$d/h2-0.log" "$d/h2-1.log")"

@@ -23,7 +23,7 @@ run() { # NAME TRAINER-DIR ARGS...: step lines (loss | norm) in NAME.loss
     shift 2
     "$d/$t/train" --data data/tiny_train.bin --seed 3 "$@" > "$d/$n.log" 2>&1 ||
         bad "$n: trainer failed: $(tail -n 3 "$d/$n.log")"
-    grep '^step  *[0-9]*/' "$d/$n.log" | cut -d'|' -f2,3 > "$d/$n.loss"
+    step_lines "$d/$n.log" > "$d/$n.loss"
 }
 same() { [ -s "$1" ] && cmp -s "$1" "$2"; }
 line() { tr '\n' ' ' < "$d/$1.loss"; }

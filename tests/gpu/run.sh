@@ -143,7 +143,7 @@ run() { # NAME TRAINER ARGS...: a run whose step lines (loss | norm) go to $d/NA
     n=$1 t=$2
     shift 2
     "$t" --data data/tiny_train.bin --seed 3 "$@" > "$d/$n.log" 2>&1 || bad "$n: trainer failed: $(tail -n 3 "$d/$n.log")"
-    grep '^step  *[0-9]*/' "$d/$n.log" | cut -d'|' -f2,3 > "$d/$n.loss"
+    step_lines "$d/$n.log" > "$d/$n.loss"
 }
 same() { [ -s "$1" ] && cmp -s "$1" "$2"; }
 run da "$tr" --steps 6 --deterministic --save-raw "$d/da.raw"
