@@ -141,6 +141,20 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
            (long long)d->step_tokens, (long long)d->V);
 }
 
+/* the process's resident memory by kind (/proc/self/status): what grows after ready is
+ * either memory allocated (anonymous) or pages of code and libraries touched (file-backed) */
+typedef struct rss_kinds {
+    int64_t anon, file, shmem;
+} rss_kinds;
+
+static rss_kinds rss_kinds_now(void)
+{
+    rss_kinds k = {hz_proc_bytes("/proc/self/status", "RssAnon:"),
+                   hz_proc_bytes("/proc/self/status", "RssFile:"),
+                   hz_proc_bytes("/proc/self/status", "RssShmem:")};
+    return k;
+}
+
 static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
 {
     const double gib = 1024.0 * 1024.0 * 1024.0;
@@ -348,6 +362,7 @@ int main(int argc, char **argv)
     /* everything the plan allocates exists now; what the process holds beyond it is its own
      * start-up (code, libraries, the CUDA context), which the plan does not model */
     int64_t rss_ready = hz_proc_bytes("/proc/self/status", "VmRSS:");
+    rss_kinds kinds_ready = rss_kinds_now();
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
     int64_t profiled_steps = 0;
@@ -545,6 +560,11 @@ int main(int argc, char **argv)
                "plan, %+lld after\n", (long long)p->host_bytes, (long long)process,
                p->pred.ceilings, (long long)(rss_ready - p->host_bytes),
                (long long)(peak - rss_ready));
+        rss_kinds kinds_end = rss_kinds_now();
+        printf("    resident when ready / at the end: anonymous %lld / %lld, file-backed (code, "
+               "libraries) %lld / %lld, shared %lld / %lld\n",
+               (long long)kinds_ready.anon, (long long)kinds_end.anon, (long long)kinds_ready.file,
+               (long long)kinds_end.file, (long long)kinds_ready.shmem, (long long)kinds_end.shmem);
     } else {
         print_bytes_line(mem[1].what, mem[1].planned, mem[1].measured);
     }
