@@ -5,7 +5,8 @@
 #   own plan: section, e.g. bench/specs/llama3-8b-held.yaml), optionally with @SIZE to plan
 #   for that much GPU memory instead of the whole card (llama3-3b@10G keeps the boundary
 #   activations on the host), +det for train --deterministic, +int8 for int8 optimizer
-#   state (training.optimizer_state=int8: one policy for models of different sizes), +gpusN
+#   state (training.optimizer_state=int8: one policy for models of different sizes), +mlpout
+#   for plan.keep_mlp_outputs of every block (post norms: no down projection recompute), +gpusN
 #   for N GPUs of this host, each with the spec's step (tokens_per_step x N) and +tuned for the plan
 #   `hzc tune` chooses for this GPU and host (its table in $OUT/TAG-tune.log); STEPS (default 4) steps
 #   each, the first excluded from the mean. DATA=FILE trains on those tokens (a .bin shard or
@@ -40,6 +41,9 @@ for run in $models; do
     case $run in *+det*) flags=--deterministic ;; esac
     over=
     case $run in *+int8*) over=training.optimizer_state=int8 ;; esac
+    case $run in *+mlpout*)
+        over="$over plan.keep_mlp_outputs=$(sed -n 's/^ *num_layers: *\([0-9]*\).*/\1/p' models/$m.yaml)" ;;
+    esac
     case $run in *+gpus[0-9]*)
         ng=${run##*+gpus}
         ng=${ng%%+*}

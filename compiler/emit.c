@@ -130,6 +130,8 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
     set_int(L, "resident_g_n", p->resident_g_n);
     set_int(L, "saved_bytes", p->saved_bytes);
     set_int(L, "keep_n", p->keep_n);
+    set_int(L, "mlp_out_n", p->mlp_out_n);
+    set_int(L, "mlp_out_bytes", p->mlp_out_bytes);
     set_int(L, "hold_n", p->hold_n);
     set_int(L, "fetch_n", p->fetch_n);
     set_int(L, "n_wslots", pl->n_wslots);
@@ -197,6 +199,8 @@ static void push_plan(lua_State *L, const hzc_plan *pl, const char *spec_path)
         set_int(L, "held", u->held);
         set_int(L, "window", u->window);
         set_int(L, "hold_n", u->hold_n);
+        set_int(L, "keep_mlp_out", u->keep_mlp_out);
+        set_int(L, "mlp_out_slot", u->mlp_out_slot);
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "units");

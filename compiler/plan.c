@@ -145,7 +145,7 @@ static void build_units(const hzc_spec *s, hzc_plan *pl)
         pl->p.params_n += u->params_n;
         u->span_n = unit_slot_n(pl, u);
         u->res_n = u->res_g_n = u->hold_n = -1;
-        u->keep_slot = -1;
+        u->keep_slot = u->mlp_out_slot = -1;
     }
 }
 
@@ -179,15 +179,18 @@ static int64_t place_grads(hzc_plan *pl, int held)
 }
 
 /* Blocks 0..R-1 (and with ENDS the embedding and the head, together, as a tied head reads
- * the embedding's weights) become resident; blocks L-K..L-1 keep their activations; the
+ * the embedding's weights) become resident; blocks L-K..L-1 keep their activations, and of
+ * the others (with post norms) blocks 0..MO-1 their MLP outputs; the
  * streamed blocks among 0..G-1 (and with GENDS the streamed ends, together) hold their
  * gradients on the GPU. Resident w, lo, m, v follow the host order of the resident units;
  * resident and held gradients take each unit's slot span. */
-static void plan_residency(hzc_plan *pl, int64_t R, int ends, int64_t K, int64_t G, int gends)
+static void plan_residency(hzc_plan *pl, int64_t R, int ends, int64_t K, int64_t MO, int64_t G,
+                           int gends)
 {
     hz_plan *p = &pl->p;
     int64_t L = p->dims.L, res = 0;
     p->keep_n = 0;
+    p->mlp_out_n = 0;
     p->fetch_n = 0;
     for (int i = 0; i < p->unit_n; i++) {
         hz_unit *u = &pl->units[i];
@@ -195,6 +198,8 @@ static void plan_residency(hzc_plan *pl, int64_t R, int ends, int64_t K, int64_t
         u->held = !u->resident && (u->kind == HZ_BLOCK ? u->layer < G : gends);
         u->keep = u->kind == HZ_BLOCK && u->layer >= L - K;
         u->keep_slot = u->keep ? p->keep_n++ : -1;
+        u->keep_mlp_out = u->kind == HZ_BLOCK && !u->keep && u->layer < MO && p->dims.post_norms;
+        u->mlp_out_slot = u->keep_mlp_out ? p->mlp_out_n++ : -1;
         u->res_n = u->res_g_n = u->hold_n = -1;
         if (!u->resident) continue;
         u->res_n = res;
@@ -265,6 +270,8 @@ static void build_arena(hzc_plan *pl)
     pl->p.saved_bytes = hz_saved_layout(d, 2);
     set_region(pl, HZ_SAVED, pl->p.keep_n * (int)n_micro, pl->p.saved_bytes);
     set_region(pl, HZ_GHOLD, pl->p.hold_n ? 1 : 0, 4 * pl->p.hold_n);
+    pl->p.mlp_out_bytes = hz_mlpout_layout(d, 2, NULL);
+    set_region(pl, HZ_MLPOUT, pl->p.mlp_out_n * (int)n_micro, pl->p.mlp_out_bytes);
     int64_t off = 0;
     for (int k = 0; k < HZ_REGION_KIND_N; k++) {
         pl->regions[k].offset_bytes = off;
@@ -404,8 +411,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
 
     /* The plan: section's choices (spec.h spec_plan; all 0/auto without one). */
     const spec_plan *c = &s->plan;
-    plan_residency(pl, c->resident_blocks, c->resident_ends, c->keep_blocks, c->gpu_grad_blocks,
-                   c->gpu_grad_ends);
+    plan_residency(pl, c->resident_blocks, c->resident_ends, c->keep_blocks,
+                   c->keep_mlp_out_blocks, c->gpu_grad_blocks, c->gpu_grad_ends);
     int boundaries = lim->boundaries != PLAN_BOUNDARIES_AUTO ? lim->boundaries : c->boundaries;
 
     /* Host gradients: fp32 when the whole plan fits in 85% of the host budget (the rest
@@ -442,6 +449,17 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
 
     int bad = 0;
     char need[32], have[32], over[32];
+    if (c->keep_mlp_out_blocks > 0 && !d->post_norms) {
+        const spec_pos *at = &c->pos_keep_mlp_out;
+        if (at->line > 0)
+            fprintf(err, "%s:%d:%d: ", s->path, at->line, at->col);
+        else
+            fprintf(err, "%s: ", s->name);
+        fprintf(err, "error: plan.keep_mlp_outputs: %lld, but %s has no norm after its MLP: its "
+                     "recompute stops before the down projection already; remove the key\n",
+                (long long)c->keep_mlp_out_blocks, spec_family_name(s->family));
+        bad = 1;
+    }
     if (d->n_micro % (d->gpus * d->hosts) != 0) {
         gpus_error(err, s, d->gpus * d->hosts);
         bad = 1;
@@ -458,7 +476,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
             knob = "shape.tokens_per_step, or let the boundaries go to the host "
                    "(--boundaries auto)";
         int64_t res = pl->regions[HZ_RESIDENT].bytes, saved = pl->regions[HZ_SAVED].bytes;
-        if (res + saved > pl->p.gpu_bytes - lim->gpu_bytes) {
+        int64_t mo = pl->regions[HZ_MLPOUT].bytes;
+        if (res + saved + mo > pl->p.gpu_bytes - lim->gpu_bytes) {
             /* the plan: section's choices overflow: name them, where they were written */
             fprintf(err,
                     "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over)\n",
@@ -467,6 +486,8 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
                         c->resident_blocks, res, pl->p.gpu_bytes - lim->gpu_bytes);
             over_choice(err, s, &c->pos_keep_blocks, "plan.keep_activations", c->keep_blocks,
                         saved, pl->p.gpu_bytes - lim->gpu_bytes);
+            over_choice(err, s, &c->pos_keep_mlp_out, "plan.keep_mlp_outputs", pl->p.mlp_out_n,
+                        mo, pl->p.gpu_bytes - lim->gpu_bytes);
         } else {
             fprintf(err,
                     "%s: error: the plan needs %s of GPU memory but --gpu-mem is %s (%s over); "

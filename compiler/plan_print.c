@@ -22,7 +22,10 @@ static void residency_row(const hzc_plan *pl, const hz_unit *u, const char **col
     col[0] = u->resident ? "gpu" : "streamed";
     col[1] = u->resident ? "gpu" : "host";
     col[2] = u->resident || u->held ? "gpu fp32" : host_g[p->host_grad_bf16];
-    col[3] = u->kind != HZ_BLOCK ? "-" : u->keep ? "kept" : "recomputed";
+    col[3] = u->kind != HZ_BLOCK ? "-"
+             : u->keep           ? "kept"
+             : u->keep_mlp_out   ? "mlp_out kept"
+                                 : "recomputed";
     col[4] = u->kind == HZ_EMBED ? "-" : p->boundary_on_host && u->kind == HZ_BLOCK &&
                                               u->layer < p->dims.L - 1
                                              ? "host"
@@ -33,7 +36,7 @@ static void print_residency(const hzc_plan *pl, FILE *out)
 {
     const hz_plan *p = &pl->p;
     fprintf(out, "residency (unit x class)\n");
-    fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", "units", "weights",
+    fprintf(out, "  %-16s %-10s %-16s %-10s %-13s %s\n", "units", "weights",
             "master, m, v", "gradients", "activations", "input boundary");
     for (int i = 0; i < p->unit_n;) {
         const char *a[5], *b[5];
@@ -53,7 +56,7 @@ static void print_residency(const hzc_plan *pl, FILE *out)
             snprintf(name, sizeof name, "block %d", u->layer);
         else
             snprintf(name, sizeof name, "blocks %d-%d", u->layer, pl->units[j - 1].layer);
-        fprintf(out, "  %-16s %-10s %-16s %-10s %-11s %s\n", name, a[0], a[1], a[2], a[3], a[4]);
+        fprintf(out, "  %-16s %-10s %-16s %-10s %-13s %s\n", name, a[0], a[1], a[2], a[3], a[4]);
         i = j;
     }
     if (p->resident_n > 0) {
@@ -68,6 +71,8 @@ static void print_residency(const hzc_plan *pl, FILE *out)
         print_bytes(out, "kept activations", pl->regions[HZ_SAVED].bytes);
     if (p->hold_n > 0)
         print_bytes(out, "streamed units' gradients on the GPU", pl->regions[HZ_GHOLD].bytes);
+    if (p->mlp_out_n > 0)
+        print_bytes(out, "kept MLP outputs", pl->regions[HZ_MLPOUT].bytes);
     fprintf(out, "\n");
 }
 
@@ -188,6 +193,11 @@ void plan_print(const hzc_plan *pl, FILE *out)
         fprintf(out, "  kept blocks (%d): the forward leaves its activations in the saved "
                      "region and the backward skips the recompute\n",
                 p->keep_n);
+    if (p->mlp_out_n > 0)
+        fprintf(out, "  blocks keeping their MLP output (%d): the forward leaves the down "
+                     "projection's output and its norm's 1/rms in the mlp_out region; the "
+                     "backward's recompute stops before the down projection\n",
+                p->mlp_out_n);
     if (p->hold_n > 0)
         fprintf(out, "  held gradients: streamed units with gpu gradients keep them in "
                      "grad_hold until the update; the next step copies each to one of two "

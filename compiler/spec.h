@@ -29,6 +29,10 @@ typedef struct spec_plan {
     int resident_ends;        /* plan.resident_ends: the embedding and the head too (false) */
     int64_t keep_blocks;      /* plan.keep_activations: the last N blocks keep their forward
                                * activations for the backward instead of recomputing them (0) */
+    int64_t keep_mlp_out_blocks; /* plan.keep_mlp_outputs (post norms, Gemma 3): the first N
+                               * blocks that do not keep their activations keep their MLP
+                               * output (before its norm) for the backward, whose recompute
+                               * then skips the down projection (0) */
     int weight_slots;         /* plan.weight_slots: 2 or 3; 0 = the planner's choice */
     int host_grad;            /* plan.host_gradients: auto | fp32 | bf16 (enum spec_grad) */
     int boundaries;           /* plan.boundaries: auto | gpu | host (enum spec_where) */
@@ -47,7 +51,7 @@ typedef struct spec_plan {
                                * line 0 */
     spec_pos pos_resident_blocks, pos_resident_ends, pos_keep_blocks, pos_weight_slots,
         pos_host_grad, pos_boundaries, pos_gpu_grad_blocks, pos_gpu_grad_ends, pos_gpus,
-        pos_hosts;
+        pos_hosts, pos_keep_mlp_out;
 } spec_plan;
 
 typedef struct hzc_spec {
@@ -93,6 +97,9 @@ typedef struct hzc_spec {
     spec_plan plan;         /* plan: (all defaults when absent) */
     char path[4096];        /* the file it came from, for FILE:LINE:COL messages */
 } hzc_spec;
+
+/* The family's blocks normalise their attention and MLP outputs (Gemma 3's sandwich norms). */
+static inline int spec_post_norms(const hzc_spec *s) { return s->family == FAMILY_GEMMA3; }
 
 /* Parse and validate PATH into *spec. Errors go to err as "PATH:LINE:COL: error: ...";
  * all errors are reported (capped at 50). Returns the number of errors (0 = success). */

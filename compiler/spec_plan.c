@@ -22,6 +22,7 @@ const field_def spec_plan_fields[PK_N] = {
     [PK_GPU_GRAD_ENDS] = FIELD("gpu_gradient_ends", FT_BOOL, R_ANY, 0, plan.gpu_grad_ends),
     [PK_GPUS] = FIELD("gpus", FT_INT, R_GPUS, 0, plan.gpus),
     [PK_HOSTS] = FIELD("hosts", FT_INT, R_HOSTS, 0, plan.hosts),
+    [PK_KEEP_MLP_OUT] = FIELD("keep_mlp_outputs", FT_INT, R_BLOCKS, 0, plan.keep_mlp_out_blocks),
 };
 
 static const char *const grad_names[] = {
@@ -42,7 +43,8 @@ void spec_load_plan(spec_ctx *c, const field_val *at, hzc_spec *spec) {
         [PK_KEEP] = &p->pos_keep_blocks, [PK_WEIGHT_SLOTS] = &p->pos_weight_slots,
         [PK_HOST_GRAD] = &p->pos_host_grad, [PK_BOUNDARIES] = &p->pos_boundaries,
         [PK_GPU_GRAD_BLOCKS] = &p->pos_gpu_grad_blocks, [PK_GPU_GRAD_ENDS] = &p->pos_gpu_grad_ends,
-        [PK_GPUS] = &p->pos_gpus, [PK_HOSTS] = &p->pos_hosts};
+        [PK_GPUS] = &p->pos_gpus, [PK_HOSTS] = &p->pos_hosts,
+        [PK_KEEP_MLP_OUT] = &p->pos_keep_mlp_out};
     for (int k = 0; k < PK_N; k++)
         if (v[k].value) *pos[k] = (spec_pos){v[k].value->line, v[k].value->col};
 
@@ -94,6 +96,11 @@ void spec_plan_write(FILE *out, const spec_plan *p) {
     snprintf(n, sizeof n, "%lld", (long long)p->keep_blocks);
     plan_line(out, "keep_activations", n,
               "the last N blocks keep their forward activations for the backward");
+    if (p->keep_mlp_out_blocks > 0) { /* absent: none (a model without post norms has none) */
+        snprintf(n, sizeof n, "%lld", (long long)p->keep_mlp_out_blocks);
+        plan_line(out, "keep_mlp_outputs", n,
+                  "the first N other blocks keep their MLP output: no down_proj recompute");
+    }
     snprintf(n, sizeof n, "%d", p->weight_slots);
     plan_line(out, "weight_slots", p->weight_slots ? n : "auto",
               "GPU slots the streamed blocks take turns in: 2, 3 or auto");

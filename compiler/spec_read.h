@@ -87,7 +87,8 @@ void spec_load_architecture(spec_ctx *c, const field_val *at, hzc_spec *spec);
 
 /* The plan: section's keys (spec_plan.c), in the order spec_plan_write writes them. */
 enum { PK_RESIDENT_BLOCKS, PK_RESIDENT_ENDS, PK_KEEP, PK_WEIGHT_SLOTS, PK_HOST_GRAD,
-       PK_BOUNDARIES, PK_GPU_GRAD_BLOCKS, PK_GPU_GRAD_ENDS, PK_GPUS, PK_HOSTS, PK_N };
+       PK_BOUNDARIES, PK_GPU_GRAD_BLOCKS, PK_GPU_GRAD_ENDS, PK_GPUS, PK_HOSTS, PK_KEEP_MLP_OUT,
+       PK_N };
 extern const field_def spec_plan_fields[PK_N];
 
 /* NODE's text for a message, in BUF (at least 48 bytes): 'text' with non-printable bytes

@@ -171,6 +171,8 @@ int tm_load(tm_ceilings *c, const char *path, char *note, size_t note_n, char *e
  * norm's backward reads. GeGLU moves what SwiGLU does. */
 typedef struct block_cost {
     double gemm_fwd, gemm_rec, att_fwd, ew_fwd, ew_rec, ew_bwd, ew_kept, dw_acc;
+    double gemm_down, ew_mlp_post; /* what a block keeping its MLP output skips of gemm_rec
+                                    * and ew_rec: the down projection and its norm */
 } block_cost;
 
 static block_cost block_cost_of(const hz_dims *d, int64_t window)
@@ -189,6 +191,8 @@ static block_cost block_cost_of(const hz_dims *d, int64_t window)
     b.ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A + post * 6.0 * C);
     b.ew_kept = 2.0 * N * (4.0 * C + 3.0 * F); /* a kept block's two norms and gated product */
     b.dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */
+    b.gemm_down = post * 2.0 * N * F * C;
+    b.ew_mlp_post = post * 2.0 * N * 2.0 * C;
     return b;
 }
 
@@ -216,12 +220,17 @@ static double block_fwd_s(const block_cost *b, const tm_ceilings *c, int64_t win
 }
 
 /* Seconds of its backward: dx and dW, the attention backward, the elementwise kernels, and
- * the recompute (KEEP: a kept block's elementwise part only). */
-static double block_bwd_s(const block_cost *b, const tm_ceilings *c, int64_t window, int keep)
+ * the recompute as REC says (enum hz_recompute: a kept block's elementwise part only; one
+ * keeping its MLP output, all but the down projection and its norm). */
+static double block_bwd_s(const block_cost *b, const tm_ceilings *c, int64_t window, int rec)
 {
     double G = c->gemm_tflops * 1e12, GB = c->gemm_bwd_tflops * 1e12, H = c->hbm_gbps * 1e9;
     att_rate a = att_rate_of(c, window);
-    double recompute = keep ? b->ew_kept / H : b->gemm_rec / G + b->att_fwd / a.fwd + b->ew_rec / H;
+    double skip = rec == HZ_RECOMPUTE_MLP_OUT ? 1.0 : 0.0;
+    double recompute = rec == HZ_RECOMPUTE_KEPT
+                           ? b->ew_kept / H
+                           : (b->gemm_rec - skip * b->gemm_down) / G + b->att_fwd / a.fwd +
+                                 (b->ew_rec - skip * b->ew_mlp_post) / H;
     return 2.0 * b->gemm_fwd / GB + 2.5 * b->att_fwd / a.bwd + (b->ew_bwd + b->dw_acc) / H +
            recompute;
 }
@@ -333,7 +342,7 @@ void tm_predict(hz_plan *p, const tm_ceilings *c)
         if (u->kind != HZ_BLOCK) continue;
         block_cost b = block_cost_of(d, u->window);
         ph[HZ_PH_FWD] += M * block_fwd_s(&b, c, u->window);
-        ph[HZ_PH_BWD] += M * block_bwd_s(&b, c, u->window, u->keep);
+        ph[HZ_PH_BWD] += M * block_bwd_s(&b, c, u->window, hz_unit_recompute(u));
     }
     /* lm_head forward, dx and dW per chunk; the loss reads logits and writes dlogits;
      * dlm_head (fp32) is read and written once per chunk */
@@ -521,7 +530,7 @@ double tm_op_seconds(const hz_plan *p, const tm_ceilings *c, int i)
                ready;
     case HZ_BWD:
         if (u->kind == HZ_EMBED) return 2.0 * emb / H + ready;
-        return block_bwd_s(&b, c, window, u->keep) + ready;
+        return block_bwd_s(&b, c, window, hz_unit_recompute(u)) + ready;
     case HZ_LOAD_W:
     case HZ_STORE_G:
         for (int k = 0; k < u->tensor_n; k++) {

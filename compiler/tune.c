@@ -1,6 +1,7 @@
 /* compiler/tune.c - hzc tune (contract in tune.h). Every point tried is one plan_build and
  * one tm_predict; the search is pruned by the one fact it relies on: with every other
- * choice fixed, the planned GPU bytes grow with resident_blocks and with keep_activations.
+ * choice fixed (keep_mlp_outputs among them: a few counts for models with post norms), the
+ * planned GPU bytes grow with resident_blocks and with keep_activations.
  * So for each keep count only the largest resident count that fits is a candidate, and
  * that count falls as keep rises: a walk down the staircase builds about 2 L plans. */
 #include "tune.h"
@@ -55,6 +56,9 @@ static void eval_quiet(const hzc_spec *spec, const spec_plan *plan, int64_t micr
     r->host_grad_bf16 = pl.p.host_grad_bf16;
     r->boundary_on_host = pl.p.boundary_on_host;
     r->step_s = pl.p.pred.step_s;
+    /* the blocks that keep their MLP outputs, as planned: N names the first N of the blocks
+     * that do not keep their activations, so a count past them plans the same */
+    r->plan.keep_mlp_out_blocks = r->mlp_out_n = pl.p.mlp_out_n;
     r->tflops = hz_flops_per_token(&pl.p.dims) * (double)pl.p.dims.step_tokens / r->step_s * 1e-12;
     tm_critical_text(&pl.p, r->critical, sizeof r->critical);
     plan_free(&pl);
@@ -79,6 +83,18 @@ static int ranks_before(const tune_result *a, const tune_result *b)
     return a->gpu_bytes < b->gpu_bytes;
 }
 
+/* Whether A and B are the same plan (two counts of keep_mlp_outputs may plan alike). */
+static int same_plan(const tune_result *a, const tune_result *b)
+{
+    const spec_plan *p = &a->plan, *q = &b->plan;
+    return a->optimizer_state == b->optimizer_state && a->micro_tokens == b->micro_tokens &&
+           p->resident_blocks == q->resident_blocks && p->resident_ends == q->resident_ends &&
+           p->keep_blocks == q->keep_blocks && p->keep_mlp_out_blocks == q->keep_mlp_out_blocks &&
+           p->weight_slots == q->weight_slots && p->host_grad == q->host_grad &&
+           p->boundaries == q->boundaries && p->gpu_grad_blocks == q->gpu_grad_blocks &&
+           p->gpu_grad_ends == q->gpu_grad_ends;
+}
+
 typedef struct walker {
     hzc_spec spec;               /* the spec whose plan and micro-batch the search varies */
     const plan_limits *lim;
@@ -100,7 +116,9 @@ static int try_point(walker *w, int64_t r, int64_t k)
     tune_result res;
     eval_quiet(&w->spec, &plan, w->spec.micro_tokens, w->lim, w->ceil, &res, w->quiet);
     s->built_n++;
-    if (res.fits) {
+    int seen = 0;
+    for (int i = 0; i < s->best_n && res.fits; i++) seen |= same_plan(&res, &s->best[i]);
+    if (res.fits && !seen) {
         int at = s->best_n;
         while (at > 0 && ranks_before(&res, &s->best[at - 1])) at--;
         if (at < s->best_cap) {
@@ -170,15 +188,20 @@ static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
                 for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16 + 1; grad++)
                     for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++) {
                         int held = grad > SPEC_GRAD_BF16;
-                        w->spec.plan = (spec_plan){.set = 1, .resident_ends = ends,
-                                                   .weight_slots = slots,
-                                                   .host_grad = held ? SPEC_GRAD_FP32 : grad,
-                                                   .boundaries = where,
-                                                   .gpu_grad_blocks = held ? spec->L : 0,
-                                                   .gpu_grad_ends = held,
-                                                   .gpus = s->gpus > 1 ? s->gpus : 0,
-                                                   .hosts = s->hosts > 1 ? s->hosts : 0};
-                        walk(w);
+                        /* with post norms, none, a quarter, ..., all blocks keep their MLP
+                         * outputs (2 bytes a token and hidden unit each, for the down
+                         * projection's recompute); other models have none to keep */
+                        int quarters = spec_post_norms(spec) ? 4 : 0;
+                        for (int q = 0; q <= quarters; q++) {
+                            w->spec.plan = (spec_plan){
+                                .set = 1, .resident_ends = ends, .weight_slots = slots,
+                                .host_grad = held ? SPEC_GRAD_FP32 : grad, .boundaries = where,
+                                .gpu_grad_blocks = held ? spec->L : 0, .gpu_grad_ends = held,
+                                .keep_mlp_out_blocks = quarters ? spec->L * q / quarters : 0,
+                                .gpus = s->gpus > 1 ? s->gpus : 0,
+                                .hosts = s->hosts > 1 ? s->hosts : 0};
+                            walk(w);
+                        }
                     }
     }
 }
@@ -237,9 +260,9 @@ int tune_search_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceili
 
 static void print_header(FILE *out)
 {
-    fprintf(out, "%-7s %-5s %-4s %8s %4s %5s %5s %6s %7s %8s %8s %8s %8s  %s\n", "rank", "state",
-            "ends", "resident", "keep", "slots", "grads", "bounds", "micro", "step_s", "TFLOP/s",
-            "GPU_GiB", "host_GiB", "critical path");
+    fprintf(out, "%-7s %-5s %-4s %8s %4s %7s %5s %5s %6s %7s %8s %8s %8s %8s  %s\n", "rank",
+            "state", "ends", "resident", "keep", "mlp_out", "slots", "grads", "bounds", "micro",
+            "step_s", "TFLOP/s", "GPU_GiB", "host_GiB", "critical path");
 }
 
 /* The choices of R as the search made them; where the plan: section says auto (the
@@ -264,9 +287,9 @@ static const char *bounds_of(const tune_result *r)
 
 static void print_row(FILE *out, const char *rank, const tune_result *r)
 {
-    fprintf(out, "%-7s %-5s %-4s %8lld %4lld %5d %5s %6s %7lld %8.4g %8.1f %8.2f %8.2f  %s\n",
+    fprintf(out, "%-7s %-5s %-4s %8lld %4lld %7lld %5d %5s %6s %7lld %8.4g %8.1f %8.2f %8.2f  %s\n",
             rank, hz_optstate_names[r->optimizer_state], r->plan.resident_ends ? "yes" : "no", (long long)r->plan.resident_blocks,
-            (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
+            (long long)r->plan.keep_blocks, (long long)r->mlp_out_n, slots_of(r), grads_of(r), bounds_of(r),
             (long long)r->micro_tokens, r->step_s, r->tflops, (double)r->gpu_bytes / GIB,
             (double)r->host_bytes / GIB, r->fits ? r->critical : "does not fit the limits");
 }
@@ -281,6 +304,10 @@ static void choice_text(const tune_result *r, char *buf, size_t n)
              (long long)r->plan.keep_blocks, slots_of(r), grads_of(r), bounds_of(r),
              (long long)r->micro_tokens);
     size_t len = strlen(buf);
+    if (r->plan.keep_mlp_out_blocks > 0 && len < n)
+        snprintf(buf + len, n - len, ", keep_mlp_outputs %lld",
+                 (long long)r->plan.keep_mlp_out_blocks);
+    len = strlen(buf);
     if (r->plan.gpus > 1 && len < n)
         snprintf(buf + len, n - len, ", gpus %lld", (long long)r->plan.gpus);
     len = strlen(buf);
@@ -358,10 +385,11 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
                  s.micro_skipped_n == 1 ? "its" : "their", (long long)all);
     fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 24 choices of "
                  "resident_ends, weight_slots, gradients (host fp32, host bf16 or on the GPU) "
-                 "and boundaries, each with keep_activations 0..%lld and the most "
+                 "and boundaries%s, each with keep_activations 0..%lld and the most "
                  "resident_blocks that fit, in %d optimizer-state precision%s%s\n",
-            (long long)s.built_n, s.seconds, s.micro_n, (long long)spec->L, s.states_n,
-            s.states_n == 1 ? "" : "s", skipped);
+            (long long)s.built_n, s.seconds, s.micro_n,
+            spec_post_norms(spec) ? " (x 5 counts of keep_mlp_outputs: 0, L/4, .., L)" : "",
+            (long long)spec->L, s.states_n, s.states_n == 1 ? "" : "s", skipped);
     if (s.micro_n == 0) {
         fprintf(err, "hzc: error: %s: no micro-batch of whole sequences splits the step's %lld "
                      "tokens into a multiple of %lld micro-batches: set shape.tokens_per_step "

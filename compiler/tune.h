@@ -19,6 +19,7 @@ typedef struct tune_result {
     int64_t pcie_bytes;          /* a step's copies both ways (hz_plan_pcie_bytes) */
     int weight_slots, host_grad_bf16, boundary_on_host; /* as planned (auto resolved) */
     double step_s;               /* predicted step */
+    int mlp_out_n;               /* blocks that keep their MLP output (as planned) */
     double tflops;               /* model TFLOP/s at step_s */
     char critical[224];          /* tm_critical_text */
 } tune_result;

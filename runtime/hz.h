@@ -95,6 +95,11 @@ typedef struct hz_unit {
     int64_t window;          /* a block with sliding-window attention: query t sees keys
                               * t - window < s <= t, and RoPE uses dims.rope_local_theta;
                               * 0: full causal attention with the global RoPE */
+    int keep_mlp_out;        /* post norms only: a recomputed block whose forward leaves its
+                              * MLP output (the down projection's, before its norm) and that
+                              * norm's 1/rms in the MLPOUT region for its backward, whose
+                              * recompute then stops before the down projection */
+    int mlp_out_slot;        /* keep_mlp_out: its index among those blocks, else -1 */
 } hz_unit;
 
 /* One region of the GPU arena. */
@@ -177,6 +182,8 @@ typedef struct hz_plan {
     int64_t saved_bytes;     /* SAVED bytes per kept block and micro-batch (the WORK list's
                               * HZ_SAVED_BUFS prefix) */
     int keep_n;              /* blocks that keep their activations */
+    int mlp_out_n;           /* blocks that keep their MLP output (hz_unit.keep_mlp_out) */
+    int64_t mlp_out_bytes;   /* MLPOUT bytes per such block and micro-batch */
     int64_t hold_n;          /* elements of the GHOLD region (fp32) */
     int64_t fetch_n;         /* elements of each of the two host staging slots FETCH_G fills:
                               * the largest held unit's span (0: nothing held) */

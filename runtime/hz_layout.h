@@ -54,6 +54,23 @@
 
 #define HZ_WORK_BUFS(X) HZ_SAVED_BUFS(X) HZ_SCRATCH_BUFS(X)
 
+/* MLPOUT: what a block that keeps its MLP output (hz_unit.keep_mlp_out, post norms only)
+ * leaves for its backward, per micro-batch: the two buffers of the same names in WORK, moved
+ * there, so that the recompute need not run the down projection again to reach them. */
+#define HZ_MLPOUT_BUFS(X)                                                                 \
+    X(mo, BF16, N * C)          /* down_proj output, before its norm */                   \
+    X(rstd4, F32, N)            /* its norm's 1/rms per token */
+
+/* How a block's backward rebuilds what it reads: the whole forward from the block's input
+ * (RECOMPUTE), only the norms and the gated product from the SAVED list (KEPT), or the
+ * forward up to the gated product with the MLP output from MLPOUT (MLP_OUT). */
+enum hz_recompute { HZ_RECOMPUTE, HZ_RECOMPUTE_KEPT, HZ_RECOMPUTE_MLP_OUT };
+
+static inline int hz_unit_recompute(const hz_unit *u)
+{
+    return u->keep ? HZ_RECOMPUTE_KEPT : u->keep_mlp_out ? HZ_RECOMPUTE_MLP_OUT : HZ_RECOMPUTE;
+}
+
 /* LOSSBUF: the loss head of one micro-batch, chunked over K tokens. */
 #define HZ_LOSS_BUFS(X)                                                                   \
     X(xn, BF16, N * C)          /* final rmsnorm output */                                \
@@ -157,6 +174,15 @@ static inline int64_t hz_saved_layout(const hz_dims *d, int64_t bf16_bytes)
     const int64_t count[] = {HZ_SAVED_BUFS(HZ_BUF_COUNT)};
     const int dtype[] = {HZ_SAVED_BUFS(HZ_BUF_DTYPE)};
     return hz_buf_offsets(HZ_SAVED_BUF_N, count, dtype, bf16_bytes, NULL);
+}
+
+/* Bytes and offsets (in the order of HZ_MLPOUT_BUFS; OFF may be NULL) of one MLPOUT slot. */
+static inline int64_t hz_mlpout_layout(const hz_dims *d, int64_t bf16_bytes, int64_t *off)
+{
+    HZ_BUF_DIMS_IN_SCOPE(hz_buf_dims_of(d));
+    const int64_t count[] = {HZ_MLPOUT_BUFS(HZ_BUF_COUNT)};
+    const int dtype[] = {HZ_MLPOUT_BUFS(HZ_BUF_DTYPE)};
+    return hz_buf_offsets((int)(sizeof count / sizeof *count), count, dtype, bf16_bytes, off);
 }
 
 /* ---- the host store's memory (runtime/store_mem.c), counted by the planner ----
@@ -369,6 +395,7 @@ static inline int64_t hz_cpu_mirror_bytes(const hz_plan *p)
     }
     if (p->hold_n > 0) floats += p->hold_n;
     if (p->keep_n > 0) floats += p->keep_n * n_micro * (hz_saved_layout(d, 4) / 4);
+    if (p->mlp_out_n > 0) floats += p->mlp_out_n * n_micro * (hz_mlpout_layout(d, 4, NULL) / 4);
     return bytes + 4 * floats;
 }
 

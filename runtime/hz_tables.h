@@ -42,7 +42,8 @@
     X(SCALARS, "scalars", "doubles: the step's squared gradient norm and its partial sums") \
     X(RESIDENT, "resident", "resident units: bf16 w, int16 lo, fp32 m, v, g (16 bytes a parameter)") \
     X(SAVED, "saved", "forward activations of the kept blocks, per block and micro-batch") \
-    X(GHOLD, "grad_hold", "fp32 gradients of the streamed units that hold them on the GPU until their update")
+    X(GHOLD, "grad_hold", "fp32 gradients of the streamed units that hold them on the GPU until their update") \
+    X(MLPOUT, "mlp_out", "bf16 MLP outputs before their norm (and its 1/rms) of the blocks that keep them, per block and micro-batch")
 
 /* Streams. */
 #define HZ_STREAM_KINDS(X)                          \

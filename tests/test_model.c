@@ -107,7 +107,7 @@ static double plain_loss(plain *m, float *W, float *G, const int32_t *in, const 
             cpu_block_params w = block_at(p, W, l), g = block_at(p, G, l);
             int64_t win = p->units[1 + l].window;
             cpu_block_backward(d, win ? m->inv_freq_local : m->inv_freq, win, &w, &g,
-                               m->xs + l * N * C, m->dx, &ws, 1, NULL);
+                               m->xs + l * N * C, m->dx, &ws, HZ_RECOMPUTE, NULL);
         }
         embedding_scaled_backward(tensor_ptr(p, G, HZ_WTE, -1), m->dx, in, N, C, d->embed_scale);
     }

@@ -812,6 +812,83 @@ static void check_optstate(void)
     plan_free(&c);
 }
 
+/* plan.keep_mlp_outputs (post norms): the first N blocks that do not keep their activations
+ * keep their MLP output and its 1/rms, N x micro-batches slots of the MLPOUT list; the GPU
+ * grows by exactly that region; the backward is predicted shorter by the down projection's
+ * recompute and its norm, at the ceilings' rates; a model without post norms refuses it */
+static void check_mlp_out(void)
+{
+    hzc_spec s;
+    plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
+    if (spec_load("models/gemma3-12b.yaml", &s, stderr) != 0) {
+        CHECK(0, "gemma3-12b loads");
+        return;
+    }
+    tm_ceilings c;
+    tm_defaults(&c);
+    hzc_plan base, mo;
+    plan_build(&s, &none, &base, stderr);
+    tm_predict(&base.p, &c);
+    s.plan.keep_blocks = 4;
+    s.plan.keep_mlp_out_blocks = 46; /* blocks 0..45; 44 and 45 keep everything already */
+    CHECK(plan_build(&s, &none, &mo, stderr) == 0, "gemma3-12b: keep_mlp_outputs 46 with "
+                                                   "keep_activations 4 plans");
+    tm_predict(&mo.p, &c);
+    int n = 0, ok = 1;
+    for (int i = 0; i < mo.p.unit_n; i++) {
+        const hz_unit *u = &mo.units[i];
+        int want = u->kind == HZ_BLOCK && u->layer < 44;
+        ok &= u->keep_mlp_out == want && u->mlp_out_slot == (want ? n : -1) &&
+              !(u->keep && u->keep_mlp_out);
+        n += want;
+    }
+    const hz_dims *d = &mo.p.dims;
+    int64_t slot = (2 * d->micro_tokens * d->C + 255) / 256 * 256 + 4 * d->micro_tokens;
+    slot = (slot + 255) / 256 * 256;
+    CHECK(ok && n == 44 && mo.p.mlp_out_n == 44 && mo.p.mlp_out_bytes == slot &&
+              mo.regions[HZ_MLPOUT].count == 44 * (int)d->n_micro &&
+              mo.regions[HZ_MLPOUT].slot_bytes == slot &&
+              mo.p.gpu_bytes == base.p.gpu_bytes + mo.regions[HZ_SAVED].bytes +
+                                    mo.regions[HZ_MLPOUT].bytes,
+          "keep_mlp_outputs 46 + keep 4: blocks 0-43 keep %lld bytes each per micro-batch (bf16 "
+          "N x C, fp32 N), in slot order; the GPU grows by the two regions exactly",
+          (long long)slot);
+    /* against keep_activations 4 alone, the predicted backward loses 44 blocks' down
+     * projection (2 N F C FLOPs) and its norm (4 N C bytes) per micro-batch */
+    hzc_plan keep;
+    s.plan.keep_mlp_out_blocks = 0;
+    plan_build(&s, &none, &keep, stderr);
+    tm_predict(&keep.p, &c);
+    double N = (double)d->micro_tokens, C = (double)d->C, F = (double)d->F;
+    double want = 44.0 * (double)d->n_micro *
+                  (2.0 * N * F * C / (c.gemm_tflops * 1e12) + 4.0 * N * C / (c.hbm_gbps * 1e9));
+    CHECK_CLOSE("keep_mlp_outputs: the predicted backward's seconds saved",
+                keep.p.pred.phase_s[HZ_PH_BWD] - mo.p.pred.phase_s[HZ_PH_BWD], want, 0, 1e-9);
+    CHECK(mo.p.pred.phase_s[HZ_PH_FWD] == keep.p.pred.phase_s[HZ_PH_FWD],
+          "keep_mlp_outputs: the forward's prediction unchanged (%.4f s)",
+          mo.p.pred.phase_s[HZ_PH_FWD]);
+    plan_free(&base);
+    plan_free(&mo);
+    plan_free(&keep);
+
+    hzc_spec l;
+    if (spec_load("models/llama3-8b.yaml", &l, stderr) != 0) return;
+    l.plan.keep_mlp_out_blocks = 2;
+    hzc_plan lp;
+    FILE *err = tmpfile();
+    int bad = plan_build(&l, &none, &lp, err ? err : stderr);
+    char msg[512] = "";
+    if (err) {
+        rewind(err);
+        size_t got = fread(msg, 1, sizeof msg - 1, err);
+        msg[got] = 0;
+        fclose(err);
+    }
+    CHECK(bad && strstr(msg, "plan.keep_mlp_outputs: 2, but llama has no norm after its MLP"),
+          "llama3-8b refuses keep_mlp_outputs by name: %s", msg);
+    plan_free(&lp);
+}
+
 int main(void)
 {
     check_caps();
@@ -819,6 +896,7 @@ int main(void)
     check_residency();
     check_timemodel();
     check_window_rates();
+    check_mlp_out();
     plan_limits none = {0, 0, PLAN_BOUNDARIES_AUTO};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         hzc_spec s;

@@ -4,7 +4,8 @@
 # gradients held on the GPU and the default streaming give bit-identical masters, losses and
 # norms, with and without gradient clipping, tied and untied, a Qwen3 variant (its q/k
 # norms' buffers among the kept activations) and a Gemma 3 one (its output norms' buffers,
-# windowed blocks); a checkpoint of one placement resumes into another.
+# windowed blocks; and its blocks keeping their MLP outputs); a checkpoint of one placement
+# resumes into another.
 # Run from the repository root after make.
 hzc=build/hzc
 tmp=$(mktemp -d /tmp/hzc-res.XXXXXX)
@@ -39,6 +40,19 @@ for v in tied untied qwen3 gemma3; do
     spec "$v-ends" '  resident_ends: true\n  keep_activations: 4\n  boundaries: host\n' "$edit"
     spec "$v-held" '  gpu_gradient_blocks: 4\n  gpu_gradient_ends: true\n' "$edit"
     spec "$v-mixed" '  resident_blocks: 1\n  gpu_gradient_blocks: 3\n  keep_activations: 2\n  boundaries: host\n' "$edit"
+    plans="all half ends held mixed"
+    if [ $v = gemma3 ]; then
+        # blocks 0-2 keep their MLP outputs, block 3 everything; block 0 is resident
+        spec "$v-mlpout" '  resident_blocks: 1\n  keep_activations: 1\n  keep_mlp_outputs: 4\n' "$edit"
+        plans="$plans mlpout"
+        $hzc plan "$tmp/$v-mlpout.yaml" > "$tmp/$v-mlpout.plan" 2>&1
+        grep -q '^  block 0 *gpu *gpu *gpu fp32 *mlp_out kept' "$tmp/$v-mlpout.plan" &&
+            grep -q '^  blocks 1-2 *streamed *host *host fp32 *mlp_out kept' "$tmp/$v-mlpout.plan" &&
+            grep -q '^  block 3 *streamed *host *host fp32 *kept ' "$tmp/$v-mlpout.plan" &&
+            grep -q '^  mlp_out .* 6 *bf16 MLP outputs' "$tmp/$v-mlpout.plan" &&
+            ok "$v: hzc plan: blocks 0-2 keep their MLP outputs (6 slots: 2 micro-batches each), block 3 its activations" ||
+            bad "$v: MLP outputs in the plan: $(grep -E -A6 '^residency|^  mlp_out' "$tmp/$v-mlpout.plan" | tr '\n' '|')"
+    fi
     $hzc plan "$tmp/$v-all.yaml" > "$tmp/$v-all.plan" 2>&1
     $hzc plan "$tmp/$v-half.yaml" > "$tmp/$v-half.plan" 2>&1
     $hzc plan "$tmp/$v-mixed.yaml" > "$tmp/$v-mixed.plan" 2>&1
@@ -57,7 +71,7 @@ for v in tied untied qwen3 gemma3; do
         bad "$v: residency table: $(grep -A6 '^residency' "$tmp/$v-half.plan" | tr '\n' '|')"
     for clip in 1 0; do
         run "$v-base-$clip" "$v-base" --steps 4 --grad-clip $clip
-        for p in all half ends held mixed; do
+        for p in $plans; do
             run "$v-$p-$clip" "$v-$p" --steps 4 --grad-clip $clip
             same "$v-base-$clip" "$v-$p-$clip" &&
                 ok "$v, --grad-clip $clip: plan '$p' trains bit-identically to the default plan: $(tr '\n' ' ' < "$tmp/$v-$p-$clip.loss")" ||
@@ -65,6 +79,18 @@ for v in tied untied qwen3 gemma3; do
         done
     done
 done
+
+# the blocks keeping their MLP outputs skip the down projection's recompute: step 2's kernel
+# profile counts 4 blocks x 2 micro-batches of it (the forward's) against the default's 16
+for p in base mlpout; do
+    "$tmp/gemma3-$p/train" --data data/tiny_train.bin --threads 2 --steps 2 --profile-kernels 2 \
+        > "$tmp/gemma3-$p.prof" 2>&1
+done
+a=$(awk '$2 == "gemm" && $3 == "down" && $4 == "fwd" { print $5 }' "$tmp/gemma3-base.prof")
+b=$(awk '$2 == "gemm" && $3 == "down" && $4 == "fwd" { print $5 }' "$tmp/gemma3-mlpout.prof")
+[ "$a" = 16 ] && [ "$b" = 8 ] &&
+    ok "gemma3: with the MLP outputs kept the down projection runs 8 times a step, not 16" ||
+    bad "gemma3: down projection calls with kept MLP outputs: '$b', default plan: '$a'"
 
 # a checkpoint of one placement resumes into another, bit-identically
 run ra tied-all --steps 2 --out "$tmp/ck"

@@ -383,7 +383,7 @@ static void test_bad_inputs(void) {
                "holds at most 65536");
 
     /* the plan: section: every value, key and shape wrong in its own way */
-    t = expect_errors("tests/bad/plan_values.yaml", 6);
+    t = expect_errors("tests/bad/plan_values.yaml", 7);
     expect_line(t, "tests/bad/plan_values.yaml:12:20: error: ",
                 "resident_blocks: must be in 0..4 (architecture.num_layers), got '5'");
     expect_line(t, "tests/bad/plan_values.yaml:13:18: error: ",
@@ -398,6 +398,8 @@ static void test_bad_inputs(void) {
     expect_line(t, "tests/bad/plan_values.yaml:17:15: error: ",
                 "boundaries: unknown place 'cpu'; did you mean 'gpu'? (supported: auto, gpu or "
                 "host)");
+    expect_line(t, "tests/bad/plan_values.yaml:18:21: error: ",
+                "keep_mlp_outputs: must be in 0..4 (architecture.num_layers), got '9'");
     free(t);
     t = expect_errors("tests/bad/plan_keys.yaml", 5);
     expect_line(t, "tests/bad/plan_keys.yaml:12:3: error: ",
@@ -444,15 +446,15 @@ static int same_choices(const spec_plan *a, const spec_plan *b) {
     return a->set == b->set && a->resident_blocks == b->resident_blocks &&
            a->resident_ends == b->resident_ends && a->keep_blocks == b->keep_blocks &&
            a->weight_slots == b->weight_slots && a->host_grad == b->host_grad &&
-           a->boundaries == b->boundaries;
+           a->boundaries == b->boundaries && a->keep_mlp_out_blocks == b->keep_mlp_out_blocks;
 }
 
 static const char *plan_text(const spec_plan *p) {
     static char buf[1024];
     snprintf(buf, sizeof buf, "set %d resident_blocks %lld resident_ends %d keep %lld slots %d "
-             "host_grad %d boundaries %d", p->set, (long long)p->resident_blocks,
+             "host_grad %d boundaries %d mlp_out %lld", p->set, (long long)p->resident_blocks,
              p->resident_ends, (long long)p->keep_blocks, p->weight_slots, p->host_grad,
-             p->boundaries);
+             p->boundaries, (long long)p->keep_mlp_out_blocks);
     return buf;
 }
 
@@ -723,6 +725,7 @@ static void test_plan_write(void) {
          .weight_slots = 3, .host_grad = SPEC_GRAD_FP32, .boundaries = SPEC_WHERE_GPU},
         {.set = 1, .resident_blocks = 2, .keep_blocks = 1, .weight_slots = 2,
          .host_grad = SPEC_GRAD_BF16, .boundaries = SPEC_WHERE_HOST},
+        {.set = 1, .keep_blocks = 1, .keep_mlp_out_blocks = 3, .weight_slots = 2},
     };
     char in[2048], before[4096];
     for (size_t i = 0; i < sizeof plans / sizeof *plans; i++) {

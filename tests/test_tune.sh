@@ -11,7 +11,8 @@ trap 'rm -rf "$tmp"' EXIT
 . tests/lib.sh
 
 # field ROW N FILE: column N of tune's table row ROW (a rank, or "default"); the columns are
-# rank state ends resident keep slots grads bounds micro step_s TFLOP/s GPU_GiB host_GiB critical...
+# rank state ends resident keep mlp_out slots grads bounds micro step_s TFLOP/s GPU_GiB host_GiB
+# critical...
 field() { awk -v r="$1" -v f="$2" '$1 == r { print $f; exit }' "$3"; }
 # le A B [TOL]: A <= B (+ TOL)
 le() { awk -v a="$1" -v b="$2" -v t="${3:-0}" 'BEGIN { exit !(a != "" && b != "" && a <= b + t) }'; }
@@ -34,8 +35,8 @@ for m in models/*.yaml; do
         bad "tune $m: exit $?: $(head -c 300 "$tmp/$n.err")"
         continue
     fi
-    step=$(field 1 10 "$out") def=$(field default 10 "$out")
-    gpu=$(field 1 12 "$out") host=$(field 1 13 "$out")
+    step=$(field 1 11 "$out") def=$(field default 11 "$out")
+    gpu=$(field 1 13 "$out") host=$(field 1 14 "$out")
     le "$gpu" 80 && le "$host" 512 && ok "$n: the winner fits: $gpu GiB GPU <= 80, $host GiB host <= 512" ||
         bad "$n: the winner does not fit: $gpu GiB GPU, $host GiB host"
     le "$step" "$def" && ok "$n: the winner's $step s <= the default plan's $def s" ||
@@ -62,7 +63,7 @@ $hzc tune "$tmp/llama3-8b.yaml" --gpu-mem 40G --host-mem 512G -o "$tmp/again.yam
 prev=
 for g in 16G 40G 96G; do
     $hzc tune models/llama3-8b.yaml --gpu-mem $g --host-mem 512G > "$tmp/mono.out" 2>&1
-    step=$(field 1 10 "$tmp/mono.out")
+    step=$(field 1 11 "$tmp/mono.out")
     if [ -z "$prev" ] || le "$step" "$prev"; then
         ok "llama3-8b at --gpu-mem $g: best step $step s${prev:+ <= $prev s}"
     else
@@ -75,10 +76,24 @@ done
 # and takes the host optimizer off the critical path: faster than the default plan, which
 # streams every block (needs the planner to honour plan.resident_blocks)
 $hzc tune models/llama3-3b.yaml --gpu-mem 141G --host-mem 512G > "$tmp/room.out" 2>&1
-step=$(field 1 10 "$tmp/room.out") def=$(field default 10 "$tmp/room.out") res=$(field 1 4 "$tmp/room.out")
+step=$(field 1 11 "$tmp/room.out") def=$(field default 11 "$tmp/room.out") res=$(field 1 4 "$tmp/room.out")
 awk -v a="$step" -v b="$def" -v r="$res" 'BEGIN { exit !(a != "" && a < b && r > 0) }' &&
     ok "llama3-3b on 141G: the winner keeps $res blocks resident, $step s < the default's $def s" ||
     bad "llama3-3b on 141G: the winner ($res resident blocks, $step s) is no faster than the default ($def s)"
+
+# Gemma 3 (post norms): with the GPU's room the winner keeps MLP outputs, which skips the down
+# projection's recompute; the written plan: section says how many, and plans them back
+$hzc tune models/gemma3-12b.yaml --gpu-mem 139G --host-mem 120G -o "$tmp/g12.yaml" > "$tmp/g12.out" 2>&1
+mo=$(field 1 6 "$tmp/g12.out") keep=$(field 1 5 "$tmp/g12.out")
+$hzc plan "$tmp/g12.yaml" --gpu-mem 139G --host-mem 120G > "$tmp/g12.plan" 2>&1
+awk -v m="$mo" 'BEGIN { exit !(m > 0) }' && grep -q "^  keep_mlp_outputs: $mo " "$tmp/g12.yaml" &&
+    grep -q "^  blocks keeping their MLP output ($mo)" "$tmp/g12.plan" &&
+    grep -q "x 5 counts of keep_mlp_outputs" "$tmp/g12.out" &&
+    ok "gemma3-12b on 139G: the winner keeps $mo blocks' MLP outputs (and $keep blocks' activations); the written spec plans them" ||
+    bad "gemma3-12b on 139G: mlp_out '$mo': $(grep -m2 -E '^1 |keep_mlp' "$tmp/g12.out" "$tmp/g12.yaml" | tr '\n' '|')"
+[ "$(field 1 6 "$tmp/room.out")" = 0 ] && ! grep -q "keep_mlp_outputs" "$tmp/room.out" &&
+    ok "llama3-3b: no MLP outputs to keep (no post norms), none searched" ||
+    bad "llama3-3b: mlp_out column '$(field 1 6 "$tmp/room.out")'"
 
 # an 80-layer model (Llama 3 70B's shape) is searched in under 2 s
 sed -e 's/num_layers: 32/num_layers: 80/' -e 's/hidden_size: 4096/hidden_size: 8192/' \

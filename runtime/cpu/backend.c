@@ -79,6 +79,10 @@ static int rank_init(const hz_plan *p, cpu_state *s)
     s->saved_n = cpu_saved_floats(d);
     if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * s->n_micro * s->saved_n)))
         return -1;
+    s->mlp_out_n = hz_mlpout_layout(d, 4, s->mlp_out_off) / 4;
+    for (int i = 0; i < 2; i++) s->mlp_out_off[i] /= 4;
+    if (p->mlp_out_n > 0 && !(s->mlp_out = falloc(s, p->mlp_out_n * s->n_micro * s->mlp_out_n)))
+        return -1;
     hz_rope_inv_freq_dims(s->inv_freq, d);
     hz_rope_inv_freq_local(s->inv_freq_local, d);
     return 0;
@@ -156,13 +160,19 @@ static void load_unit(const hz_ctx *c, const cpu_state *s, const hz_unit *u, flo
 }
 
 /* The buffers block U uses for micro-batch M: the workspace, with the forward's activations
- * in the block's own part of the saved region when it keeps them. */
+ * in the block's own part of the saved region when it keeps them, or its MLP output (mo,
+ * rstd4) in its own part of the mlp_out region when it keeps that. */
 static cpu_work unit_work(const cpu_state *s, const hz_plan *p, const hz_unit *u, int m)
 {
     cpu_work ws = s->work;
     if (u->keep)
         cpu_work_saved(&ws, s->saved + (u->keep_slot * s->n_micro + m) * s->saved_n,
                        &p->dims);
+    if (u->keep_mlp_out) {
+        float *base = s->mlp_out + (u->mlp_out_slot * s->n_micro + m) * s->mlp_out_n;
+        ws.mo = base + s->mlp_out_off[0];
+        ws.rstd4 = base + s->mlp_out_off[1];
+    }
     return ws;
 }
 
@@ -316,8 +326,8 @@ static void op_bwd(hz_ctx *c, int rank, const hz_op *o)
     cpu_block_params w = block_params(p, u, slot, 0), g = block_params(p, u, grads, 1);
     cpu_work ws = unit_work(s, p, u, o->micro);
     cpu_block_backward(d, u->window ? s->inv_freq_local : s->inv_freq, u->window, &w, &g,
-                       boundary_at(p, s, u->layer, mtok), s->dgrad + mtok * C, &ws, !u->keep,
-                       s->kc);
+                       boundary_at(p, s, u->layer, mtok), s->dgrad + mtok * C, &ws,
+                       hz_unit_recompute(u), s->kc);
 }
 
 /* The gradients the unit's STORE_G copies, summed over the ranks (hz_backend.reduce): each

@@ -93,9 +93,11 @@ static void mlp_gate_forward(hz_kclock *kc, const hz_dims *d, float *h, const fl
     hz_kclock_mark(kc, mem_cost(HZ_KR_SWIGLU_FWD, 3 * n));
 }
 
-void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
-                       const cpu_block_params *w, const float *inp, float *out, cpu_work *s,
-                       hz_kclock *kc)
+/* cpu_block_forward; with out == NULL and MLP_OUT_KEPT (s's mo and rstd4 hold the forward's)
+ * the recompute stops at the gated product */
+static void block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
+                          const cpu_block_params *w, const float *inp, float *out, cpu_work *s,
+                          int mlp_out_kept, hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     const float *wq = w->wqkv, *wk = wq + A * C, *wv = wk + KV * C;
@@ -129,6 +131,7 @@ void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
     linear(kc, HZ_GEMM_GATE_UP, gate, s->xn2, w->wgu, NULL, N, C, F);
     linear(kc, HZ_GEMM_GATE_UP, up, s->xn2, w->wgu + F * C, NULL, N, C, F);
     mlp_gate_forward(kc, d, s->h, gate, up, N * F);
+    if (!out && mlp_out_kept) return;
     if (d->post_norms) { /* out = xmid + norm(down(h)); the backward reads mo and rstd4 */
         linear(kc, HZ_GEMM_DOWN, s->mo, s->h, w->wdown, NULL, N, F, C);
         float *y = out ? out : s->dxmid; /* dxmid is scratch until the backward writes it */
@@ -141,17 +144,25 @@ void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
     residual(kc, out, out, s->xmid, N * C);
 }
 
+void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
+                       const cpu_block_params *w, const float *inp, float *out, cpu_work *s,
+                       hz_kclock *kc)
+{
+    block_forward(d, inv_freq, window, w, inp, out, s, 0, kc);
+}
+
 void cpu_block_backward(const hz_dims *d, const float *inv_freq, int64_t window,
                         const cpu_block_params *w, cpu_block_params *g, const float *inp,
-                        float *dx, cpu_work *s, int recompute, hz_kclock *kc)
+                        float *dx, cpu_work *s, int rec, hz_kclock *kc)
 {
     int64_t N = d->micro_tokens, C = d->C, F = d->F, A = d->NH * d->HD, KV = d->NKV * d->HD;
     const float *gate = s->gu, *up = s->gu + N * F;
     const float off = d->norm_offset;
     /* recompute; the block's output itself is not needed, only its internals. A kept block
-     * has the SAVED list and recomputes only the norm outputs and the gated product. */
-    if (recompute) {
-        cpu_block_forward(d, inv_freq, window, w, inp, NULL, s, kc);
+     * has the SAVED list and recomputes only the norm outputs and the gated product; one
+     * keeping its MLP output has the MLPOUT list and stops before the down projection. */
+    if (rec != HZ_RECOMPUTE_KEPT) {
+        block_forward(d, inv_freq, window, w, inp, NULL, s, rec == HZ_RECOMPUTE_MLP_OUT, kc);
     } else {
         norm(kc, HZ_KR_RMSNORM_FWD, s->xn, s->rstd1, inp, w->attn_norm, N, C, d->eps, off);
         norm(kc, HZ_KR_RMSNORM_FWD, s->xn2, s->rstd2, s->xmid, w->mlp_norm, N, C, d->eps, off);

@@ -35,12 +35,12 @@ void cpu_work_bind(cpu_work *w, float *mem, const hz_dims *d);
 void cpu_block_forward(const hz_dims *d, const float *inv_freq, int64_t window,
                        const cpu_block_params *w, const float *inp, float *out, cpu_work *ws,
                        hz_kclock *kc);
-/* Recompute the block from inp (RECOMPUTE 0: ws already holds its forward's activations,
- * the SAVED list), then backward: dx holds dout on entry and dinp on exit; gradients
- * accumulate into g. */
+/* Rebuild what the backward reads as REC says (enum hz_recompute: HZ_RECOMPUTE from inp;
+ * KEPT: ws holds its forward's SAVED list; MLP_OUT: ws's mo and rstd4 hold its forward's),
+ * then backward: dx holds dout on entry and dinp on exit; gradients accumulate into g. */
 void cpu_block_backward(const hz_dims *d, const float *inv_freq, int64_t window,
                         const cpu_block_params *w, cpu_block_params *g, const float *inp,
-                        float *dx, cpu_work *ws, int recompute, hz_kclock *kc);
+                        float *dx, cpu_work *ws, int rec, hz_kclock *kc);
 /* The SAVED list's floats, and WS with its SAVED buffers moved into MEM (a kept block's). */
 int64_t cpu_saved_floats(const hz_dims *d);
 void cpu_work_saved(cpu_work *ws, float *mem, const hz_dims *d);

@@ -31,16 +31,27 @@ block_w hzcu_block_weights(const cuda_state *s, const hz_unit *u, const char *sl
 }
 
 /* The buffers block U uses for micro-batch M: the workspace, with the forward's activations
- * (the SAVED list) in the block's own slot of the SAVED region when it keeps them. */
+ * (the SAVED list) in the block's own slot of the SAVED region when it keeps them, or its MLP
+ * output (the MLPOUT list) in its own slot of the MLPOUT region when it keeps that. */
 static work_bufs unit_work(const cuda_state *s, const hz_unit *u, int m)
 {
     work_bufs b = s->w;
-    if (!u->keep) return b;
-    char *base = hzcu_region_at(s, HZ_SAVED, u->keep_slot * (int)hz_gpu_n_micro(&s->p->dims) + m);
+    int n_micro = (int)hz_gpu_n_micro(&s->p->dims);
+    if (u->keep) {
+        char *base = hzcu_region_at(s, HZ_SAVED, u->keep_slot * n_micro + m);
 #define HZCU_TAKE_SAVED(name, dtype, n)                                                        \
     b.name = (HZCU_PTR_##dtype)(base + s->work_off[HZ_WORK_##name]);
-    HZ_SAVED_BUFS(HZCU_TAKE_SAVED)
+        HZ_SAVED_BUFS(HZCU_TAKE_SAVED)
 #undef HZCU_TAKE_SAVED
+    } else if (u->keep_mlp_out) {
+        char *base = hzcu_region_at(s, HZ_MLPOUT, u->mlp_out_slot * n_micro + m);
+        int64_t off[2];
+        hz_mlpout_layout(&s->p->dims, 2, off);
+        int i = 0;
+#define HZCU_TAKE_MLPOUT(name, dtype, n) b.name = (HZCU_PTR_##dtype)(base + off[i++]);
+        HZ_MLPOUT_BUFS(HZCU_TAKE_MLPOUT)
+#undef HZCU_TAKE_MLPOUT
+    }
     return b;
 }
 
@@ -75,12 +86,13 @@ static void gate_forward(cuda_state *s, cudaStream_t st, const work_bufs *b)
 
 /* out = block(inp) for one micro-batch, (N, C) bf16 each, its activations in B. With
  * out == NULL only the internals the backward needs are recomputed (the last residual add
- * is skipped, and without post norms the down projection). With post norms (Gemma 3):
+ * is skipped, and without post norms, or with MLP_OUT_KEPT (B's mo and rstd4 hold the
+ * forward's), the down projection and its norm). With post norms (Gemma 3):
  * xmid = inp + norm(o_proj(att)) and out = xmid + norm(down(h)); the norms' outputs pass
  * through dxn, which is free until the backward, and the recompute keeps rstd4 (the MLP
  * output norm's) from a norm into dxmid, free likewise. */
 static void block_forward(cuda_state *s, const block_w *w, const block_att *at,
-                          const work_bufs *b, const bf16 *inp, bf16 *out)
+                          const work_bufs *b, const bf16 *inp, bf16 *out, int mlp_out_kept)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
     const float eps = s->p->dims.eps;
@@ -106,6 +118,7 @@ static void block_forward(cuda_state *s, const block_w *w, const block_att *at,
     hzcu_linear_forward(s, HZ_GEMM_GATE_UP, "gate_up = xn2 wgate_up^T", b->gu, b->xn2, w->wgu, s->N, s->C,
                         2 * (int64_t)s->F);
     gate_forward(s, st, b);
+    if (!out && mlp_out_kept) return;
     if (post) {
         hzcu_linear_forward(s, HZ_GEMM_DOWN, "mo = h wdown^T", b->mo, b->h, w->wdown, s->N, s->F, s->C);
         bf16 *y = out ? b->dxn : b->dxmid;
@@ -132,20 +145,21 @@ static void block_recompute_cheap(cuda_state *s, const block_w *w, const work_bu
     gate_forward(s, st, b);
 }
 
-/* Recompute the block from inp (RECOMPUTE 1), or only its cheap part when B holds its
- * forward's SAVED list (RECOMPUTE 0), then backward: dx (N, C) holds dout on entry and
- * dinp on exit; weight gradients accumulate (fp32) into g. */
+/* Rebuild what the backward reads as REC says (enum hz_recompute: the block from inp, only
+ * its cheap part when B holds its forward's SAVED list, or all but the down projection when
+ * B holds its MLPOUT list), then backward: dx (N, C) holds dout on entry and dinp on exit;
+ * weight gradients accumulate (fp32) into g. */
 static void block_backward(cuda_state *s, const block_w *w, const block_g *g,
                            const block_att *at, const work_bufs *b, const bf16 *inp, bf16 *dx,
-                           int recompute)
+                           int rec)
 {
     cudaStream_t st = s->stream[HZ_COMPUTE];
     int64_t N = s->N, C = s->C, F = s->F, A = s->A, QKV = s->QKV;
     const int post = s->p->dims.post_norms;
-    if (recompute)
-        block_forward(s, w, at, b, inp, NULL);
-    else
+    if (rec == HZ_RECOMPUTE_KEPT)
         block_recompute_cheap(s, w, b, inp);
+    else
+        block_forward(s, w, at, b, inp, NULL, rec == HZ_RECOMPUTE_MLP_OUT);
     /* MLP: out = xmid + down(gate(gate) * up) [post norms: + norm(down(...))]; dxn holds the
      * down output's gradient, free until the attention backward */
     const bf16 *dmo = dx;
@@ -238,7 +252,7 @@ void hzcu_forward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot)
         block_w w = hzcu_block_weights(s, u, slot);
         block_att at = att_of(s, u);
         work_bufs b = unit_work(s, u, m);
-        block_forward(s, &w, &at, &b, hzcu_boundary_at(s, u->layer, mtok), out);
+        block_forward(s, &w, &at, &b, hzcu_boundary_at(s, u->layer, mtok), out, 0);
     }
 }
 
@@ -276,7 +290,8 @@ void hzcu_backward_unit(cuda_state *s, const hz_unit *u, int m, const char *slot
     block_g g = hzcu_block_grads(p, u, grads);
     block_att at = att_of(s, u);
     work_bufs b = unit_work(s, u, m);
-    block_backward(s, &w, &g, &at, &b, hzcu_boundary_at(s, u->layer, mtok), dx, !u->keep);
+    block_backward(s, &w, &g, &at, &b, hzcu_boundary_at(s, u->layer, mtok), dx,
+                   hz_unit_recompute(u));
 }
 
 void hzcu_grads_ready(cuda_state *s, const hz_unit *u, const char *grads, cudaStream_t st)

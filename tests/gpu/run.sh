@@ -188,6 +188,14 @@ run g3k "$d/g3keep/train" --steps 4 --deterministic --save-raw "$d/g3k.raw"
 same "$d/g3a.raw" "$d/g3k.raw" && same "$d/g3a.loss" "$d/g3k.loss" &&
     ok "small Gemma 3, 1 resident block and 3 kept: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/g3k.loss")" ||
     bad "small Gemma 3 kept activations: $(tr '\n' ' ' < "$d/g3k.loss") vs $(tr '\n' ' ' < "$d/g3a.loss")"
+# its blocks keeping their MLP outputs (mo, rstd4 from the forward; the recompute stops
+# before the down projection): bit-identical to recomputing them
+{ cat tests/gpu/small-gemma3.yaml; printf 'plan:\n  keep_mlp_outputs: 4\n'; } > "$d/g3mo.yaml"
+build/hzc build "$d/g3mo.yaml" -o "$d/g3mo" --backend cuda > "$d/g3mo-build.log" 2>&1 || bad "g3mo build: $(tail -n 3 "$d/g3mo-build.log")"
+run g3m "$d/g3mo/train" --steps 4 --deterministic --save-raw "$d/g3m.raw"
+same "$d/g3a.raw" "$d/g3m.raw" && same "$d/g3a.loss" "$d/g3m.loss" &&
+    ok "small Gemma 3, its blocks keeping their MLP outputs: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/g3m.loss")" ||
+    bad "small Gemma 3 kept MLP outputs: $(tr '\n' ' ' < "$d/g3m.loss") vs $(tr '\n' ' ' < "$d/g3a.loss")"
 run dc "$tr" --steps 3 --deterministic --out "$d/dck"
 run dr "$tr" --steps 6 --deterministic --resume "$d/dck" --save-raw "$d/dr.raw"
 tail -n 3 "$d/da.loss" > "$d/da3.loss"
