@@ -38,20 +38,23 @@ static int64_t exhaustive(const hzc_spec *s, const plan_limits *lim, const tm_ce
                 for (int grad = SPEC_GRAD_FP32; grad <= SPEC_GRAD_BF16 + 1; grad++)
                     for (int where = SPEC_WHERE_GPU; where <= SPEC_WHERE_HOST; where++)
                         for (int64_t r = 0; r <= s->L; r++)
-                            for (int64_t k = 0; k <= s->L; k++) {
-                                int held = grad > SPEC_GRAD_BF16; /* every streamed unit */
-                                spec_plan p = {.set = 1, .resident_blocks = r,
-                                               .resident_ends = ends, .keep_blocks = k,
-                                               .weight_slots = slots,
-                                               .host_grad = held ? SPEC_GRAD_FP32 : grad,
-                                               .boundaries = where,
-                                               .gpu_grad_blocks = held ? s->L : 0,
-                                               .gpu_grad_ends = held};
-                                tune_result res;
-                                tune_eval(s, &p, per * s->T, lim, c, &res);
-                                n++;
-                                if (better(&res, best)) *best = res;
-                            }
+                            for (int64_t k = 0; k <= s->L; k++)
+                                /* post norms: every count of kept MLP outputs */
+                                for (int64_t mo = 0; mo <= (spec_post_norms(s) ? s->L : 0); mo++) {
+                                    int held = grad > SPEC_GRAD_BF16; /* every streamed unit */
+                                    spec_plan p = {.set = 1, .resident_blocks = r,
+                                                   .resident_ends = ends, .keep_blocks = k,
+                                                   .keep_mlp_out_blocks = mo,
+                                                   .weight_slots = slots,
+                                                   .host_grad = held ? SPEC_GRAD_FP32 : grad,
+                                                   .boundaries = where,
+                                                   .gpu_grad_blocks = held ? s->L : 0,
+                                                   .gpu_grad_ends = held};
+                                    tune_result res;
+                                    tune_eval(s, &p, per * s->T, lim, c, &res);
+                                    n++;
+                                    if (better(&res, best)) *best = res;
+                                }
     }
     return n;
 }
@@ -124,14 +127,17 @@ static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c
                   "%s at %.1f KiB: more GPU memory, best step %.6g s <= %.6g s before", name,
                   kib, w->step_s, prev_step);
         prev_step = w->step_s;
-        /* the walk: per choice (24) one bisection over the resident count, then one step down
-         * the staircase per kept count or per resident count given up */
-        int64_t log2L = 0;
+        /* the walk: per choice (24, and with post norms each of 5 counts of kept MLP
+         * outputs) one bisection over the resident count, then one step down the staircase
+         * per kept count or per resident count given up */
+        int64_t log2L = 0, counts = spec_post_norms(s) ? 5 : 1;
         while (((int64_t)1 << log2L) <= s->L) log2L++;
-        int64_t bound = 24 * (int64_t)srch.micro_n * srch.states_n * (2 * s->L + log2L + 2);
-        CHECK(srch.built_n <= bound, "%s at %.1f KiB: %lld plans built <= %lld (24 x %d "
+        int64_t bound =
+            24 * counts * (int64_t)srch.micro_n * srch.states_n * (2 * s->L + log2L + 2);
+        CHECK(srch.built_n <= bound, "%s at %.1f KiB: %lld plans built <= %lld (24 x %lld x %d "
               "micro-batch sizes x %d precisions x (2 L + log2 L + 2))", name, kib,
-              (long long)srch.built_n, (long long)bound, srch.micro_n, srch.states_n);
+              (long long)srch.built_n, (long long)bound, (long long)counts, srch.micro_n,
+              srch.states_n);
     }
 }
 
@@ -261,5 +267,10 @@ int main(void)
     six.L = 6;
     check_spec("six-layer qwen2", &six, &c);
     check_no_fit(&six, &c);
+    /* Gemma 3's post norms: the walk's five counts of kept MLP outputs (0, L/4, .., L: with
+     * four layers, every count) against all of them */
+    hzc_spec gem = make_spec(4);
+    gem.L = 4;
+    check_spec("four-layer gemma3", &gem, &c);
     TEST_END();
 }
