@@ -23,6 +23,8 @@
     X(K_RMSNORM_BWD, "hzk_rmsnorm_backward", "pppppppii", (int64_t)C * 4) /* a dw row */   \
     X(K_QKV_ROPE, "hzk_qkv_bias_rope", "ppppppiiiii", 0)                                   \
     X(K_QKV_ROPE_BWD, "hzk_qkv_rope_backward", "ppppppiiiii", 0)                           \
+    X(K_QKV_ROPE_TOK, "hzk_qkv_bias_rope_tokens", "ppppppiiiii", 0)                        \
+    X(K_QKV_ROPE_TOK_BWD, "hzk_qkv_rope_tokens_backward", "pppppiiiii", 0)                 \
     X(K_QKN_ROPE, "hzk_qk_norm_rope", "pppppppppppiiiiif", 0)                              \
     X(K_QKN_ROPE_BWD, "hzk_qk_norm_rope_backward", "pppppppppppppiiiii", 0)                \
     X(K_SWIGLU_FWD, "hzk_swiglu_forward", "ppli", 0)                                       \

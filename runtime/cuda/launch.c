@@ -174,19 +174,37 @@ void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw
     if (s->det) hzcu_colsum_f32(s, st, HZ_KR_RMSNORM_BWD, dw, acc, (int)grid, C);
 }
 
+/* rope.cu: token-major (a token's angles once for all its heads) where HD % 8 == 0 and a
+ * token's HD/8 lanes fit the block of 256, else head-major; the token-major grid */
+static int rope_by_token(const cuda_state *s) { return s->HD % 8 == 0 && s->HD <= 8 * 256; }
+static int64_t rope_token_grid(const cuda_state *s)
+{
+    int64_t per = 256 / (s->HD / 8);
+    return (s->N + per - 1) / per;
+}
+
 void hzcu_qkv_bias_rope(cuda_state *s, cudaStream_t st, bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
                         const bf16 *bias, const float *inv_freq)
 {
     int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     void *args[] = {&q, &k, &v, &qkv, &bias, &inv_freq, &N, &T, &NH, &NKV, &HD};
-    hzcu_launch(s, K_QKV_ROPE, st, (N + 63) / 64, NH + 2 * NKV, 256, 0, args,
-                mem(HZ_KR_ROPE_FWD, 4.0 * (double)N * s->QKV + (bias ? 2.0 * s->QKV : 0.0)));
+    hz_kcost cost = mem(HZ_KR_ROPE_FWD, 4.0 * (double)N * s->QKV + (bias ? 2.0 * s->QKV : 0.0));
+    if (rope_by_token(s))
+        hzcu_launch(s, K_QKV_ROPE_TOK, st, rope_token_grid(s), 1, 256, 0, args, cost);
+    else
+        hzcu_launch(s, K_QKV_ROPE, st, (N + 63) / 64, NH + 2 * NKV, 256, 0, args, cost);
 }
 
 void hzcu_qkv_rope_backward(cuda_state *s, cudaStream_t st, bf16 *dqkv, float *dbias,
                             const bf16 *dq, const bf16 *dk, const bf16 *dv, const float *inv_freq)
 {
     int N = s->N, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD, OUT = (int)s->QKV;
+    if (!dbias && rope_by_token(s)) {
+        void *targs[] = {&dqkv, &dq, &dk, &dv, &inv_freq, &N, &T, &NH, &NKV, &HD};
+        hzcu_launch(s, K_QKV_ROPE_TOK_BWD, st, rope_token_grid(s), 1, 256, 0, targs,
+                    mem(HZ_KR_ROPE_BWD, 4.0 * (double)N * OUT));
+        return;
+    }
     int64_t grid = (N + 63) / 64;
     int det = s->det && dbias; /* deterministic: block partials, then in order */
     if (det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;

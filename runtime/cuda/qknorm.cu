@@ -17,23 +17,6 @@
 
 #define HZ_QKN_WARPS 8
 
-/* 4 bf16 (8 bytes, 8-byte aligned) <-> 4 floats; the raw 8 bytes moved as they are. */
-__device__ __forceinline__ void hz_qkn_ld4(float *f, const bf16 *p) {
-    const uint2 u = *reinterpret_cast<const uint2 *>(p);
-    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.x));
-    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.y));
-    f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
-}
-__device__ __forceinline__ void hz_qkn_st4(bf16 *p, const float *f) {
-    uint2 u;
-    u.x = hz_pack_bf16x2(f[0], f[1]);
-    u.y = hz_pack_bf16x2(f[2], f[3]);
-    *reinterpret_cast<uint2 *>(p) = u;
-}
-__device__ __forceinline__ void hz_qkn_mv4(bf16 *dst, const bf16 *src) {
-    *reinterpret_cast<uint2 *>(dst) = *reinterpret_cast<const uint2 *>(src);
-}
-
 /* This lane's place in the launch (see the top of the file): its group's LPR lanes, the
  * group (GRP) within the warp, its first column C0 of each half, and the warp's rows: FIRST,
  * then += STEP, of ROWS. */
@@ -58,14 +41,6 @@ __device__ __forceinline__ hz_qkn_lanes hz_qkn_lanes_of(int N, int NH, int NKV, 
 __device__ __forceinline__ float hz_qkn_group_sum(float v, int lpr) {
     for (int o = lpr >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
-}
-
-/* c, s of position POS at frequency index I, rounded to bf16 as rope.cu's. */
-__device__ __forceinline__ void hz_qkn_cs(float *c, float *s, int pos, const float *inv_freq, int i) {
-    float sn, cs;
-    sincosf((float)pos * inv_freq[i], &sn, &cs);
-    *c = hz_round_bf16(cs);
-    *s = hz_round_bf16(sn);
 }
 
 /* Row R of the fused layout: its token N_, head h of the fused row, whether a q (0), k (1)
@@ -101,16 +76,16 @@ __device__ __forceinline__ void hz_qk_norm_rope_fwd(bf16 *q, bf16 *k, bf16 *v, b
         const int normed = R < rows && kind != 2;
         float x1[4] = {0.0f, 0.0f, 0.0f, 0.0f}, x2[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ss = 0.0f;
         if (normed) {
-            hz_qkn_ld4(x1, src + c0);
-            hz_qkn_ld4(x2, src + half + c0);
+            hz_ld4(x1, src + c0);
+            hz_ld4(x2, src + half + c0);
 #pragma unroll
             for (int e = 0; e < 4; e++) ss += x1[e] * x1[e] + x2[e] * x2[e];
         }
         ss = hz_qkn_group_sum(ss, lpr);
         if (R < rows && kind == 2) {
             bf16 *dst = v + ((long)n * NKV + hh) * HD;
-            hz_qkn_mv4(dst + c0, src + c0);
-            hz_qkn_mv4(dst + half + c0, src + half + c0);
+            hz_mv4(dst + c0, src + c0);
+            hz_mv4(dst + half + c0, src + half + c0);
         } else if (normed) {
             const int H = kind == 0 ? NH : NKV;
             bf16 *pre = (kind == 0 ? qpre : kpre) + ((long)n * H + hh) * HD;
@@ -118,11 +93,11 @@ __device__ __forceinline__ void hz_qk_norm_rope_fwd(bf16 *q, bf16 *k, bf16 *v, b
             const bf16 *w = kind == 0 ? wq : wk;
             const float r = rsqrtf(ss / (float)HD + eps);
             if (c0 == 0) (kind == 0 ? rstdq : rstdk)[(long)n * H + hh] = r;
-            hz_qkn_mv4(pre + c0, src + c0);
-            hz_qkn_mv4(pre + half + c0, src + half + c0);
+            hz_mv4(pre + c0, src + c0);
+            hz_mv4(pre + half + c0, src + half + c0);
             float w1[4], w2[4], o1[4], o2[4];
-            hz_qkn_ld4(w1, w + c0);
-            hz_qkn_ld4(w2, w + half + c0);
+            hz_ld4(w1, w + c0);
+            hz_ld4(w2, w + half + c0);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const float y1 = ONEP ? hz_round_bf16((1.0f + w1[e]) * (x1[e] * r))
@@ -130,12 +105,12 @@ __device__ __forceinline__ void hz_qk_norm_rope_fwd(bf16 *q, bf16 *k, bf16 *v, b
                 const float y2 = ONEP ? hz_round_bf16((1.0f + w2[e]) * (x2[e] * r))
                                       : hz_round_bf16(w2[e] * hz_round_bf16(x2[e] * r));
                 float c, sn;
-                hz_qkn_cs(&c, &sn, n % T, inv_freq, c0 + e);
+                hz_rope_cs1(&c, &sn, n % T, inv_freq, c0 + e);
                 o1[e] = y1 * c - y2 * sn;
                 o2[e] = y2 * c + y1 * sn;
             }
-            hz_qkn_st4(dst + c0, o1);
-            hz_qkn_st4(dst + half + c0, o2);
+            hz_st4(dst + c0, o1);
+            hz_st4(dst + half + c0, o2);
         }
     }
 }
@@ -192,17 +167,17 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
             const bf16 *dy = (kind == 0 ? dq : dk) + base, *x = (kind == 0 ? qpre : kpre) + base;
             const bf16 *w = kind == 0 ? wq : wk;
             float d1[4], d2[4];
-            hz_qkn_ld4(d1, dy + c0);
-            hz_qkn_ld4(d2, dy + half + c0);
-            hz_qkn_ld4(x1, x + c0);
-            hz_qkn_ld4(x2, x + half + c0);
-            hz_qkn_ld4(w1, w + c0);
-            hz_qkn_ld4(w2, w + half + c0);
+            hz_ld4(d1, dy + c0);
+            hz_ld4(d2, dy + half + c0);
+            hz_ld4(x1, x + c0);
+            hz_ld4(x2, x + half + c0);
+            hz_ld4(w1, w + c0);
+            hz_ld4(w2, w + half + c0);
             r = (kind == 0 ? rstdq : rstdk)[(long)n * H + hh];
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 float c, sn;
-                hz_qkn_cs(&c, &sn, n % T, inv_freq, c0 + e);
+                hz_rope_cs1(&c, &sn, n % T, inv_freq, c0 + e);
                 g1[e] = d1[e] * c + d2[e] * sn;
                 g2[e] = d2[e] * c - d1[e] * sn;
                 w1[e] += (float)onep, w2[e] += (float)onep;
@@ -212,8 +187,8 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
         dot = hz_qkn_group_sum(dot, lpr);
         if (R < rows && kind == 2) {
             const bf16 *src = dv + ((long)n * NKV + hh) * HD;
-            hz_qkn_mv4(out + c0, src + c0);
-            hz_qkn_mv4(out + half + c0, src + half + c0);
+            hz_mv4(out + c0, src + c0);
+            hz_mv4(out + half + c0, src + half + c0);
         } else if (normed) {
             const float m = dot * r / (float)HD; /* mean(g * w * xhat) */
             float o1[4], o2[4];
@@ -225,8 +200,8 @@ __device__ __forceinline__ void hz_qk_norm_rope_backward(
                 o1[e] = r * (g1[e] * w1[e] - xh1 * m);
                 o2[e] = r * (g2[e] * w2[e] - xh2 * m);
             }
-            hz_qkn_st4(out + c0, o1);
-            hz_qkn_st4(out + half + c0, o2);
+            hz_st4(out + c0, o1);
+            hz_st4(out + half + c0, o2);
         }
     }
     /* the warp's groups hold the same columns: their sums added across the groups (over the

@@ -8,11 +8,15 @@
  * c, s = cos, sin(pos * inv_freq[i]) computed in fp32 and rounded to bf16 (transformers casts
  * cos/sin to the activation dtype before multiplying); products in fp32, result rounded once.
  * The biased value is rounded to bf16 before rotating, as the bf16 output of a biased linear.
- * Launch (both kernels): grid (ceil(N / 64), NH + 2*NKV), block 256, no dynamic shared memory.
+ * Launch (the two head-major kernels): grid (ceil(N / 64), NH + 2*NKV), block 256, no dynamic
+ * shared memory.
  * blockIdx.y is the head of the fused row; within a block thread tid handles the column pair
  * i = 2 * (tid % (HD/4)) (and its partner i + HD/2) for tokens r, r + R, ... of the block's
  * token range, r = tid / (HD/4), R = blockDim.x / (HD/4). Requires HD % 4 == 0, HD <= 1024
- * and blockDim.x <= 256 (the backward keeps R x HD <= 1024 bias sums in shared memory). */
+ * and blockDim.x <= 256 (the backward keeps R x HD <= 1024 bias sums in shared memory).
+ * The token-major pair at the end (*_tokens) computes the same values with each token's
+ * c, s once for all its heads; the backward without bias sums and every forward with HD %
+ * 8 == 0 take it (launch.c). */
 
 /* The block's token range: grid.x splits N into equal chunks. */
 __device__ __forceinline__ void hz_rope_range(int N, int *n0, int *n1) {
@@ -21,14 +25,11 @@ __device__ __forceinline__ void hz_rope_range(int N, int *n0, int *n1) {
     *n1 = min(N, *n0 + chunk);
 }
 
+/* c, s of columns i .. i + E - 1 at position pos (util.cu hz_rope_cs1). */
+template <int E>
 __device__ __forceinline__ void hz_rope_cs(float *c, float *s, int pos, const float *inv_freq, int i) {
 #pragma unroll
-    for (int e = 0; e < 2; e++) {
-        float sn, cs;
-        sincosf((float)pos * inv_freq[i + e], &sn, &cs);
-        c[e] = hz_round_bf16(cs);
-        s[e] = hz_round_bf16(sn);
-    }
+    for (int e = 0; e < E; e++) hz_rope_cs1(&c[e], &s[e], pos, inv_freq, i + e);
 }
 
 extern "C" __global__ void hzk_qkv_bias_rope(bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
@@ -67,7 +68,7 @@ extern "C" __global__ void hzk_qkv_bias_rope(bf16 *q, bf16 *k, bf16 *v, const bf
         float y1[2] = {x1[0], x1[1]}, y2[2] = {x2[0], x2[1]};
         if (rotate) {
             float c[2], s[2];
-            hz_rope_cs(c, s, n % T, inv_freq, i);
+            hz_rope_cs<2>(c, s, n % T, inv_freq, i);
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 y1[e] = x1[e] * c[e] - x2[e] * s[e];
@@ -108,7 +109,7 @@ __device__ __forceinline__ void hz_qkv_rope_backward(bf16 *dqkv, float *dbias, i
             float x1[2] = {y1[0], y1[1]}, x2[2] = {y2[0], y2[1]};
             if (rotate) {
                 float c[2], s[2];
-                hz_rope_cs(c, s, n % T, inv_freq, i);
+                hz_rope_cs<2>(c, s, n % T, inv_freq, i);
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     x1[e] = y1[e] * c[e] + y2[e] * s[e];
@@ -161,4 +162,95 @@ extern "C" __global__ void hzk_qkv_rope_backward_part(bf16 *dqkv, float *dbias_p
                                                       const float *inv_freq, int N, int T, int NH,
                                                       int NKV, int HD) {
     hz_qkv_rope_backward(dqkv, dbias_part, 1, dq, dk, dv, inv_freq, N, T, NH, NKV, HD);
+}
+
+/* ---- token-major: a token's angles once, for all its heads ---- */
+
+/* The RoPE angles depend on the position and the column, not the head: in the head-major
+ * kernels above every (token, head) computes its own, 4 sincosf for each 4 elements it
+ * moves (the heads of llama3-8b repeat them 40 times a token). Here a group of L8 = HD/8
+ * lanes takes one token: lane t holds columns 4t..4t+3 of each half and their c, s, and
+ * walks the token's NH + NKV rotated heads, then its NKV v heads, with 8-byte vectors.
+ * Launch: block 256, grid ceil(N / (256 / L8)); group r of block b takes token b * (256 /
+ * L8) + r. Requires HD % 8 == 0. */
+extern "C" __global__ void hzk_qkv_bias_rope_tokens(bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
+                                                    const bf16 *bias, const float *inv_freq,
+                                                    int N, int T, int NH, int NKV, int HD) {
+    const int L8 = HD >> 3, half = HD >> 1, per = blockDim.x / L8;
+    const int r = threadIdx.x / L8, n = blockIdx.x * per + r;
+    if (r >= per || n >= N) return;
+    const int i = (threadIdx.x - r * L8) * 4, OUT = (NH + 2 * NKV) * HD;
+    float c[4], s[4];
+    hz_rope_cs<4>(c, s, n % T, inv_freq, i);
+    const bf16 *src = qkv + (long)n * OUT + i;
+    bf16 *qn = q + (long)n * NH * HD + i, *kn = k + (long)n * NKV * HD + i;
+    bf16 *vn = v + (long)n * NKV * HD + i;
+#pragma unroll 4
+    for (int h = 0; h < NH + 2 * NKV; h++) {
+        const bf16 *x = src + h * HD;
+        float x1[4], x2[4];
+        hz_ld4(x1, x);
+        hz_ld4(x2, x + half);
+        if (bias) {
+            float b1[4], b2[4];
+            hz_ld4(b1, bias + h * HD + i);
+            hz_ld4(b2, bias + h * HD + i + half);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                x1[e] = hz_round_bf16(x1[e] + b1[e]);
+                x2[e] = hz_round_bf16(x2[e] + b2[e]);
+            }
+        }
+        bf16 *o;
+        if (h < NH + NKV) {
+            o = h < NH ? qn + h * HD : kn + (h - NH) * HD;
+            float y1[4], y2[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                y1[e] = x1[e] * c[e] - x2[e] * s[e];
+                y2[e] = x2[e] * c[e] + x1[e] * s[e];
+            }
+            hz_st4(o, y1);
+            hz_st4(o + half, y2);
+        } else {
+            o = vn + (h - NH - NKV) * HD;
+            hz_st4(o, x1);
+            hz_st4(o + half, x2);
+        }
+    }
+}
+
+/* dqkv from dq, dk, dv: q and k heads rotated back as hzk_qkv_rope_backward, v heads
+ * copied; no bias sums (a model with q/k/v bias takes the head-major kernels). Launch as
+ * hzk_qkv_bias_rope_tokens. */
+extern "C" __global__ void hzk_qkv_rope_tokens_backward(bf16 *dqkv, const bf16 *dq, const bf16 *dk,
+                                                        const bf16 *dv, const float *inv_freq,
+                                                        int N, int T, int NH, int NKV, int HD) {
+    const int L8 = HD >> 3, half = HD >> 1, per = blockDim.x / L8;
+    const int r = threadIdx.x / L8, n = blockIdx.x * per + r;
+    if (r >= per || n >= N) return;
+    const int i = (threadIdx.x - r * L8) * 4, OUT = (NH + 2 * NKV) * HD;
+    float c[4], s[4];
+    hz_rope_cs<4>(c, s, n % T, inv_freq, i);
+    bf16 *dst = dqkv + (long)n * OUT + i;
+    const bf16 *qn = dq + (long)n * NH * HD + i, *kn = dk + (long)n * NKV * HD + i;
+    const bf16 *vn = dv + (long)n * NKV * HD + i;
+#pragma unroll 4
+    for (int h = 0; h < NH + NKV; h++) {
+        const bf16 *y = h < NH ? qn + h * HD : kn + (h - NH) * HD;
+        float y1[4], y2[4], x1[4], x2[4];
+        hz_ld4(y1, y);
+        hz_ld4(y2, y + half);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            x1[e] = y1[e] * c[e] + y2[e] * s[e];
+            x2[e] = y2[e] * c[e] - y1[e] * s[e];
+        }
+        hz_st4(dst + h * HD, x1);
+        hz_st4(dst + h * HD + half, x2);
+    }
+    for (int h = 0; h < NKV; h++) {
+        hz_mv4(dst + (NH + NKV + h) * HD, vn + h * HD);
+        hz_mv4(dst + (NH + NKV + h) * HD + half, vn + h * HD + half);
+    }
 }

@@ -47,6 +47,23 @@ __device__ __forceinline__ void hz_store8(bf16 *p, const float *f) {
     *reinterpret_cast<uint4 *>(p) = u;
 }
 
+/* 4 bf16 (8 bytes, 8-byte aligned) <-> 4 floats; the raw 8 bytes moved as they are. */
+__device__ __forceinline__ void hz_ld4(float *f, const bf16 *p) {
+    const uint2 u = *reinterpret_cast<const uint2 *>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.x));
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.y));
+    f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+}
+__device__ __forceinline__ void hz_st4(bf16 *p, const float *f) {
+    uint2 u;
+    u.x = hz_pack_bf16x2(f[0], f[1]);
+    u.y = hz_pack_bf16x2(f[2], f[3]);
+    *reinterpret_cast<uint2 *>(p) = u;
+}
+__device__ __forceinline__ void hz_mv4(bf16 *dst, const bf16 *src) {
+    *reinterpret_cast<uint2 *>(dst) = *reinterpret_cast<const uint2 *>(src);
+}
+
 /* VEC consecutive bf16 <-> floats, VEC = 8 (one aligned 16-byte access) or 1. */
 template <int VEC> __device__ __forceinline__ void hz_loadv(float *f, const bf16 *p) {
     if constexpr (VEC == 8) hz_load8(f, p);
@@ -60,6 +77,15 @@ template <int VEC> __device__ __forceinline__ void hz_storev(bf16 *p, const floa
 /* Round a float to bf16 and back: the value a bf16 tensor would hold. */
 __device__ __forceinline__ float hz_round_bf16(float x) {
     return __bfloat162float(__float2bfloat16(x));
+}
+
+/* RoPE's c, s of position POS at frequency index I: fp32 sincos rounded to bf16, as
+ * transformers casts cos and sin to the activation dtype (rope.cu, qknorm.cu). */
+__device__ __forceinline__ void hz_rope_cs1(float *c, float *s, int pos, const float *inv_freq, int i) {
+    float sn, cs;
+    sincosf((float)pos * inv_freq[i], &sn, &cs);
+    *c = hz_round_bf16(cs);
+    *s = hz_round_bf16(sn);
 }
 
 /* ---- reductions --------------------------------------------------------------------- */

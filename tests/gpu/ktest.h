@@ -87,6 +87,7 @@ void test_embedding(int N, int C, int V);                         /* ktest_embed
 void test_rmsnorm(int N, int C);                                  /* ktest_rmsnorm.c */
 void test_rmsnorm_backward_groups(int N, int C, int onep);
 void bench_rmsnorm_backward(int N, int C);
+void bench_rope(int N, int T, int NH, int NKV, int HD);
 void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int llama3); /* ktest_rope.c */
 void test_qk_norm(int B, int T, int NH, int NKV, int HD);
 void test_swiglu(long N, int F);                                  /* ktest_glu.c */

@@ -42,6 +42,16 @@ void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int llama3)
               "rope fwd k (%s)", tag);
     check_dev(1, dv, v, (size_t)N * CK, 0.0, 0.0, NULL, 0.0,
               "rope fwd v (%s)", tag);
+    /* the token-major kernel (HD % 8 == 0: every head dim here but 32's groups of 4 lanes
+     * are tested too), poisoned outputs */
+    const unsigned tok_grid = (unsigned)((N + 256 / (HD / 8) - 1) / (256 / (HD / 8)));
+    poison(dq, (size_t)N * CQ * 2), poison(dk, (size_t)N * CK * 2), poison(dv, (size_t)N * CK * 2);
+    launch("hzk_qkv_bias_rope_tokens", tok_grid, 1, 256, 0, a1);
+    check_dev(1, dq, q, (size_t)N * CQ, 2e-2 * rms(q, (size_t)N * CQ), 1e-2, NULL, 0.0,
+              "rope fwd by token q (%s)", tag);
+    check_dev(1, dk, k, (size_t)N * CK, 2e-2 * rms(k, (size_t)N * CK), 1e-2, NULL, 0.0,
+              "rope fwd by token k (%s)", tag);
+    check_dev(1, dv, v, (size_t)N * CK, 0.0, 0.0, NULL, 0.0, "rope fwd by token v (%s)", tag);
 
     /* backward: rotate random gradients back, reassemble the fused row, sum dbias */
     float *gq = rand_bf((size_t)N * CQ, -1, 1), *gk = rand_bf((size_t)N * CK, -1, 1), *gv = rand_bf((size_t)N * CK, -1, 1);
@@ -63,6 +73,13 @@ void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int llama3)
     launch("hzk_qkv_rope_backward", (unsigned)((N + 63) / 64), (unsigned)(NH + 2 * NKV), 256, 0, a2);
     check_dev(1, ddqkv, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
               "rope bwd dqkv (%s)", tag);
+    if (!with_bias) { /* the token-major backward, which sums no bias */
+        poison(ddqkv, (size_t)N * OUT * 2);
+        void *at[] = {&ddqkv, &dgq, &dgk, &dgv, &dinv, (void *)&N, (void *)&T, &NH, &NKV, &HD};
+        launch("hzk_qkv_rope_tokens_backward", tok_grid, 1, 256, 0, at);
+        check_dev(1, ddqkv, want, (size_t)N * OUT, 2e-2 * rms(want, (size_t)N * OUT), 1e-2, NULL,
+                  0.0, "rope bwd by token dqkv (%s)", tag);
+    }
     if (with_bias) {
         check_dev(0, ddb, db_ref, (size_t)OUT, 1e-2 * sqrt((double)N) * rms(want, (size_t)N * OUT), 1e-2, NULL, 0.0,
                   "rope bwd dbias (%s)", tag);
@@ -90,6 +107,49 @@ void test_rope(int B, int T, int NH, int NKV, int HD, int with_bias, int llama3)
     free(want), free(db0), free(db_ref);
     cuMemFree(dqkv), cuMemFree(dinv), cuMemFree(dq), cuMemFree(dk), cuMemFree(dv);
     cuMemFree(dgq), cuMemFree(dgk), cuMemFree(dgv), cuMemFree(ddqkv);
+}
+
+/* The head-major and the token-major kernels at one shape, forward and backward (no bias),
+ * 20 calls each: bytes read and written per second. */
+void bench_rope(int N, int T, int NH, int NKV, int HD) {
+    const int OUT = (NH + 2 * NKV) * HD, CQ = NH * HD, CK = NKV * HD;
+    hz_rope rope = {500000.0f, 1, 8.0f, 1.0f, 4.0f, 8192, 0.0f};
+    float *inv_freq = hmalloc((size_t)HD / 2), *x = rand_bf((size_t)N * OUT, -2, 2);
+    hz_rope_inv_freq(inv_freq, HD, &rope);
+    CUdeviceptr dqkv = up_bf(x, (size_t)N * OUT), dinv = up_f32(inv_freq, (size_t)HD / 2), nb = 0;
+    CUdeviceptr dq = up_bf(x, (size_t)N * CQ), dk = up_bf(x, (size_t)N * CK), dv = up_bf(x, (size_t)N * CK);
+    void *a[] = {&dq, &dk, &dv, &dqkv, &nb, &dinv, &N, &T, &NH, &NKV, &HD};
+    void *b[] = {&dqkv, &nb, &dq, &dk, &dv, &dinv, &N, &T, &NH, &NKV, &HD};
+    void *bt[] = {&dqkv, &dq, &dk, &dv, &dinv, &N, &T, &NH, &NKV, &HD};
+    const unsigned head_grid[2] = {(unsigned)((N + 63) / 64), (unsigned)(NH + 2 * NKV)};
+    const unsigned tok_grid = (unsigned)((N + 256 / (HD / 8) - 1) / (256 / (HD / 8)));
+    const struct {
+        const char *name, *what;
+        unsigned gx, gy;
+        void **args;
+    } runs[] = {{"hzk_qkv_bias_rope", "fwd, head-major", head_grid[0], head_grid[1], a},
+                {"hzk_qkv_bias_rope_tokens", "fwd, token-major", tok_grid, 1, a},
+                {"hzk_qkv_rope_backward", "bwd, head-major", head_grid[0], head_grid[1], b},
+                {"hzk_qkv_rope_tokens_backward", "bwd, token-major", tok_grid, 1, bt}};
+    CUevent e0, e1;
+    CU_CHECK(cuEventCreate(&e0, CU_EVENT_DEFAULT));
+    CU_CHECK(cuEventCreate(&e1, CU_EVENT_DEFAULT));
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        launch(runs[r].name, runs[r].gx, runs[r].gy, 256, 0, runs[r].args);
+        CU_CHECK(cuEventRecord(e0, NULL));
+        for (int i = 0; i < 20; i++)
+            launch_async(runs[r].name, runs[r].gx, runs[r].gy, 256, 0, runs[r].args);
+        CU_CHECK(cuEventRecord(e1, NULL));
+        CU_CHECK(cuEventSynchronize(e1));
+        float ms = 0.0f;
+        CU_CHECK(cuEventElapsedTime(&ms, e0, e1));
+        printf("bench   rope N=%d NH=%d NKV=%d HD=%d %s (grid %u x %u, block 256): %.3f ms, %.0f GB/s\n",
+               N, NH, NKV, HD, runs[r].what, runs[r].gx, runs[r].gy, ms / 20,
+               4.0 * (double)N * OUT / (ms / 20 * 1e-3) / 1e9);
+    }
+    cuEventDestroy(e0), cuEventDestroy(e1);
+    free(inv_freq), free(x);
+    cuMemFree(dqkv), cuMemFree(dinv), cuMemFree(dq), cuMemFree(dk), cuMemFree(dv);
 }
 
 /* ---- qknorm.cu --------------------------------------------------------------------------- */

@@ -91,6 +91,7 @@ int main(int argc, char **argv) {
         bench_attention(1, 131072, 32, 8, 128);
         bench_rmsnorm_backward(8192, 4096); /* llama3-8b's micro-batch */
         bench_rmsnorm_backward(8192, 3840); /* Gemma-3-12B's */
+        bench_rope(8192, 2048, 32, 8, 128);   /* llama3-8b's q/k/v split and RoPE */
     }
     unload_module();
     CU_CHECK(cuDevicePrimaryCtxRelease(dev));
