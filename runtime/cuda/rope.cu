@@ -173,15 +173,25 @@ extern "C" __global__ void hzk_qkv_rope_backward_part(bf16 *dqkv, float *dbias_p
  * walks the token's NH + NKV rotated heads, then its NKV v heads, with 8-byte vectors.
  * Launch: block 256, grid ceil(N / (256 / L8)); group r of block b takes token b * (256 /
  * L8) + r. Requires HD % 8 == 0. */
+/* This lane's token N and first column I of each half (the launch above), and their c, s;
+ * 0 for a lane beyond the block's groups or the last token. */
+__device__ __forceinline__ int hz_rope_token_lane(int N, int T, int HD, const float *inv_freq,
+                                                  int *n, int *i, float *c, float *s) {
+    const int L8 = HD >> 3, per = blockDim.x / L8, r = threadIdx.x / L8;
+    *n = blockIdx.x * per + r;
+    if (r >= per || *n >= N) return 0;
+    *i = (threadIdx.x - r * L8) * 4;
+    hz_rope_cs<4>(c, s, *n % T, inv_freq, *i);
+    return 1;
+}
+
 extern "C" __global__ void hzk_qkv_bias_rope_tokens(bf16 *q, bf16 *k, bf16 *v, const bf16 *qkv,
                                                     const bf16 *bias, const float *inv_freq,
                                                     int N, int T, int NH, int NKV, int HD) {
-    const int L8 = HD >> 3, half = HD >> 1, per = blockDim.x / L8;
-    const int r = threadIdx.x / L8, n = blockIdx.x * per + r;
-    if (r >= per || n >= N) return;
-    const int i = (threadIdx.x - r * L8) * 4, OUT = (NH + 2 * NKV) * HD;
+    const int half = HD >> 1, OUT = (NH + 2 * NKV) * HD;
+    int n, i;
     float c[4], s[4];
-    hz_rope_cs<4>(c, s, n % T, inv_freq, i);
+    if (!hz_rope_token_lane(N, T, HD, inv_freq, &n, &i, c, s)) return;
     const bf16 *src = qkv + (long)n * OUT + i;
     bf16 *qn = q + (long)n * NH * HD + i, *kn = k + (long)n * NKV * HD + i;
     bf16 *vn = v + (long)n * NKV * HD + i;
@@ -226,12 +236,10 @@ extern "C" __global__ void hzk_qkv_bias_rope_tokens(bf16 *q, bf16 *k, bf16 *v, c
 extern "C" __global__ void hzk_qkv_rope_tokens_backward(bf16 *dqkv, const bf16 *dq, const bf16 *dk,
                                                         const bf16 *dv, const float *inv_freq,
                                                         int N, int T, int NH, int NKV, int HD) {
-    const int L8 = HD >> 3, half = HD >> 1, per = blockDim.x / L8;
-    const int r = threadIdx.x / L8, n = blockIdx.x * per + r;
-    if (r >= per || n >= N) return;
-    const int i = (threadIdx.x - r * L8) * 4, OUT = (NH + 2 * NKV) * HD;
+    const int half = HD >> 1, OUT = (NH + 2 * NKV) * HD;
+    int n, i;
     float c[4], s[4];
-    hz_rope_cs<4>(c, s, n % T, inv_freq, i);
+    if (!hz_rope_token_lane(N, T, HD, inv_freq, &n, &i, c, s)) return;
     bf16 *dst = dqkv + (long)n * OUT + i;
     const bf16 *qn = dq + (long)n * NH * HD + i, *kn = dk + (long)n * NKV * HD + i;
     const bf16 *vn = dv + (long)n * NKV * HD + i;

@@ -168,12 +168,18 @@ run q3b "$q3" --steps 4 --deterministic --save-raw "$d/q3b.raw"
 same "$d/q3a.raw" "$d/q3b.raw" && same "$d/q3a.loss" "$d/q3b.loss" &&
     ok "--deterministic, small Qwen3 (q/k norms): two 4-step runs bit-identical" ||
     bad "--deterministic Qwen3 reruns differ: $(tr '\n' ' ' < "$d/q3a.loss") vs $(tr '\n' ' ' < "$d/q3b.loss")"
-{ cat tests/gpu/small-qwen3.yaml; printf 'plan:\n  resident_blocks: 1\n  keep_activations: 3\n'; } > "$d/q3keep.yaml"
-build/hzc build "$d/q3keep.yaml" -o "$d/q3keep" --backend cuda > "$d/q3keep-build.log" 2>&1 || bad "q3keep build: $(tail -n 3 "$d/q3keep-build.log")"
-run q3k "$d/q3keep/train" --steps 4 --deterministic --save-raw "$d/q3k.raw"
-same "$d/q3a.raw" "$d/q3k.raw" && same "$d/q3a.loss" "$d/q3k.loss" &&
-    ok "small Qwen3, 1 resident block and 3 kept: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/q3k.loss")" ||
-    bad "small Qwen3 kept activations: $(tr '\n' ' ' < "$d/q3k.loss") vs $(tr '\n' ' ' < "$d/q3a.loss")"
+# placed NAME BASE SPEC PLAN-LINES WHAT: SPEC with that plan: section, 4 steps
+# --deterministic, against run BASE of the streamed plan, bit for bit
+placed() {
+    { cat "$3"; printf 'plan:\n%b' "$4"; } > "$d/$1.yaml"
+    build/hzc build "$d/$1.yaml" -o "$d/$1" --backend cuda > "$d/$1-build.log" 2>&1 || bad "$1 build: $(tail -n 3 "$d/$1-build.log")"
+    run "$1" "$d/$1/train" --steps 4 --deterministic --save-raw "$d/$1.raw"
+    same "$d/$2.raw" "$d/$1.raw" && same "$d/$2.loss" "$d/$1.loss" &&
+        ok "$5: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/$1.loss")" ||
+        bad "$5: $(tr '\n' ' ' < "$d/$1.loss") vs $(tr '\n' ' ' < "$d/$2.loss")"
+}
+placed q3keep q3a tests/gpu/small-qwen3.yaml '  resident_blocks: 1\n  keep_activations: 3\n' \
+    "small Qwen3, 1 resident block and 3 kept"
 # Gemma 3 (output norms, windowed blocks): the same two checks; its kept blocks hold ao, mo
 # and the two output norms' rstd
 g3=build/gpu/small-gemma3-cuda/train
@@ -182,20 +188,12 @@ run g3b "$g3" --steps 4 --deterministic --save-raw "$d/g3b.raw"
 same "$d/g3a.raw" "$d/g3b.raw" && same "$d/g3a.loss" "$d/g3b.loss" &&
     ok "--deterministic, small Gemma 3: two 4-step runs bit-identical" ||
     bad "--deterministic Gemma 3 reruns differ: $(tr '\n' ' ' < "$d/g3a.loss") vs $(tr '\n' ' ' < "$d/g3b.loss")"
-{ cat tests/gpu/small-gemma3.yaml; printf 'plan:\n  resident_blocks: 1\n  keep_activations: 3\n'; } > "$d/g3keep.yaml"
-build/hzc build "$d/g3keep.yaml" -o "$d/g3keep" --backend cuda > "$d/g3keep-build.log" 2>&1 || bad "g3keep build: $(tail -n 3 "$d/g3keep-build.log")"
-run g3k "$d/g3keep/train" --steps 4 --deterministic --save-raw "$d/g3k.raw"
-same "$d/g3a.raw" "$d/g3k.raw" && same "$d/g3a.loss" "$d/g3k.loss" &&
-    ok "small Gemma 3, 1 resident block and 3 kept: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/g3k.loss")" ||
-    bad "small Gemma 3 kept activations: $(tr '\n' ' ' < "$d/g3k.loss") vs $(tr '\n' ' ' < "$d/g3a.loss")"
+placed g3keep g3a tests/gpu/small-gemma3.yaml '  resident_blocks: 1\n  keep_activations: 3\n' \
+    "small Gemma 3, 1 resident block and 3 kept"
 # its blocks keeping their MLP outputs (mo, rstd4 from the forward; the recompute stops
-# before the down projection): bit-identical to recomputing them
-{ cat tests/gpu/small-gemma3.yaml; printf 'plan:\n  keep_mlp_outputs: 4\n'; } > "$d/g3mo.yaml"
-build/hzc build "$d/g3mo.yaml" -o "$d/g3mo" --backend cuda > "$d/g3mo-build.log" 2>&1 || bad "g3mo build: $(tail -n 3 "$d/g3mo-build.log")"
-run g3m "$d/g3mo/train" --steps 4 --deterministic --save-raw "$d/g3m.raw"
-same "$d/g3a.raw" "$d/g3m.raw" && same "$d/g3a.loss" "$d/g3m.loss" &&
-    ok "small Gemma 3, its blocks keeping their MLP outputs: bit-identical to the streamed plan: $(tr '\n' ' ' < "$d/g3m.loss")" ||
-    bad "small Gemma 3 kept MLP outputs: $(tr '\n' ' ' < "$d/g3m.loss") vs $(tr '\n' ' ' < "$d/g3a.loss")"
+# before the down projection)
+placed g3mo g3a tests/gpu/small-gemma3.yaml '  keep_mlp_outputs: 4\n' \
+    "small Gemma 3, its blocks keeping their MLP outputs"
 run dc "$tr" --steps 3 --deterministic --out "$d/dck"
 run dr "$tr" --steps 6 --deterministic --resume "$d/dck" --save-raw "$d/dr.raw"
 tail -n 3 "$d/da.loss" > "$d/da3.loss"
