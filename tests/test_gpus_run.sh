@@ -94,8 +94,9 @@ done
     ok "step 1 (no update yet): loss and norm as printed the same on 1, 2, 4 ranks:$(head -n 1 "$tmp/g2.loss")" ||
     bad "step 1: $(head -n 1 "$tmp/g1.loss") / $(head -n 1 "$tmp/g2.loss") / $(head -n 1 "$tmp/g4.loss")"
 
-# ---- every placement, untied, without clipping: 2 ranks against 1 ----
-for v in resident held boundaries ends untied noclip; do
+# ---- every placement, untied, without clipping, Gemma 3 with its MLP outputs kept: 2 ranks
+# against 1 ----
+for v in resident held boundaries ends untied noclip gemma gemma-mlpout; do
     case $v in
     resident) ov="plan.resident_blocks=2 plan.keep_activations=1" ;;
     held) ov="plan.gpu_gradient_blocks=2 plan.gpu_gradient_ends=true" ;;
@@ -103,6 +104,8 @@ for v in resident held boundaries ends untied noclip; do
     ends) ov="plan.resident_blocks=4 plan.resident_ends=true" ;;
     untied) ov="architecture.tie_embeddings=false plan.gpu_gradient_blocks=1" ;;
     noclip) ov="training.grad_clip=0" ;;
+    gemma) ov="architecture.family=gemma3" ;;
+    gemma-mlpout) ov="architecture.family=gemma3 plan.keep_mlp_outputs=3 plan.keep_activations=1" ;;
     esac
     build "$v-1" 1 $STEP $ov
     build "$v-2" 2 $STEP $ov
@@ -116,6 +119,9 @@ run g2-4 g2 --steps 4
 same g2-4 resident-2 && same g2-4 held-2 && same g2-4 ends-2 &&
     ok "2 ranks: resident, held and streamed units give bit-identical masters, losses and norms" ||
     bad "2 ranks: placements differ: $(diff "$tmp/g2-4.loss" "$tmp/resident-2.loss" | head -n 2)"
+same gemma-2 gemma-mlpout-2 &&
+    ok "2 ranks, Gemma 3: blocks keeping their MLP outputs (and one its activations) train bit-identically to the streamed plan" ||
+    bad "2 ranks, Gemma 3 MLP outputs kept: $(diff "$tmp/gemma-2.loss" "$tmp/gemma-mlpout-2.loss" | head -n 2)"
 
 # ---- reruns of one N are bit-identical ----
 for g in 2 4; do
