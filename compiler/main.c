@@ -389,6 +389,7 @@ int main(int argc, char **argv)
             plan_print(&pl, stdout);
             plan_print_fit(&spec, &o.lim, stdout);
             tm_print(&pl.p, stdout);
+            plan_print_mlp_out(&spec, &o.lim, &ceil, &pl, stdout);
             if (hz_gpus(&pl.p.dims) > 1 || hz_hosts(&pl.p.dims) > 1)
                 print_gpus(&spec, &o.lim, &pl, &ceil);
         }

@@ -67,5 +67,11 @@ void plan_print_gpus(const hzc_plan *plan, const hzc_plan *one, int one_fits,
  * host limit in LIM, the most layers of SPEC's layer that plan within LIM in each
  * (compiler/plan_fit.c). */
 void plan_print_fit(const hzc_spec *spec, const plan_limits *lim, FILE *out);
+/* For a model with post norms whose plan has blocks that recompute their down projection:
+ * what plan.keep_mlp_outputs: L would take and predict against PL (predicted with C), one
+ * line for hzc plan's step-time section. */
+struct tm_ceilings;
+void plan_print_mlp_out(const hzc_spec *spec, const plan_limits *lim,
+                        const struct tm_ceilings *c, const hzc_plan *pl, FILE *out);
 
 #endif

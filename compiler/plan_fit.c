@@ -2,10 +2,13 @@
  * bytes per parameter in fp32, bf16 and int8, and, given the host memory, the largest model
  * of the spec's family that plans within it in each. The family of a spec is its layer (the
  * same hidden size, heads, ffn, vocabulary, embeddings and step) with any number of layers:
- * depth is what hzc's host store grows with, and every number here is a plan hzc builds. */
+ * depth is what hzc's host store grows with, and every number here is a plan hzc builds.
+ * For a model with post norms, also what keeping the MLP outputs buys. */
 #include "plan.h"
 
 #include <string.h>
+
+#include "timemodel.h"
 
 /* The spec in MODE with L layers: 0 when it plans within LIM (no error), else 1; the plan's
  * peak host bytes and parameter count go to *HOST and *PARAMS. */
@@ -77,4 +80,35 @@ void plan_print_fit(const hzc_spec *s, const plan_limits *lim, FILE *out)
     }
     fprintf(out, "\n");
     fclose(quiet);
+}
+
+void plan_print_mlp_out(const hzc_spec *s, const plan_limits *lim, const tm_ceilings *c,
+                        const hzc_plan *pl, FILE *out)
+{
+    if (!spec_post_norms(s)) return;
+    int64_t recomputing = 0;
+    for (int i = 0; i < pl->p.unit_n; i++) {
+        const hz_unit *u = &pl->units[i];
+        recomputing += u->kind == HZ_BLOCK && !u->keep && !u->keep_mlp_out;
+    }
+    if (recomputing == 0) return;
+    FILE *quiet = fopen("/dev/null", "w");
+    hzc_spec t = *s;
+    t.plan.set = 1;
+    t.plan.keep_mlp_out_blocks = s->L;
+    hzc_plan all;
+    int bad = plan_build(&t, lim, &all, quiet ? quiet : stderr);
+    tm_predict(&all.p, c);
+    fprintf(out, "  with plan.keep_mlp_outputs: %lld the %lld blocks that recompute their down "
+                 "projection would keep its output: %.2f GiB more GPU memory (%.2f GiB "
+                 "planned%s), a predicted step of %.3f s instead of %.3f s%s\n",
+            (long long)s->L, (long long)recomputing,
+            (double)(all.p.gpu_bytes - pl->p.gpu_bytes) / 1073741824.0,
+            (double)all.p.gpu_bytes / 1073741824.0,
+            all.p.boundary_on_host && !pl->p.boundary_on_host
+                ? ", with the boundaries moved to the host to fit"
+                : "",
+            all.p.pred.step_s, pl->p.pred.step_s, bad ? "; it does not fit these limits" : "");
+    plan_free(&all);
+    if (quiet) fclose(quiet);
 }

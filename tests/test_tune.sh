@@ -95,6 +95,17 @@ awk -v m="$mo" 'BEGIN { exit !(m > 0) }' && grep -q "^  keep_mlp_outputs: $mo " 
     ok "llama3-3b: no MLP outputs to keep (no post norms), none searched" ||
     bad "llama3-3b: mlp_out column '$(field 1 6 "$tmp/room.out")'"
 
+# hzc plan says what keeping the MLP outputs would take and predict, for post norms only,
+# and the step it names is the one of that plan
+$hzc plan models/gemma3-12b.yaml > "$tmp/g12d.plan" 2>&1
+$hzc plan models/gemma3-12b.yaml plan.keep_mlp_outputs=48 > "$tmp/g12m.plan" 2>&1
+line=$(grep '^  with plan.keep_mlp_outputs: 48 the 48 blocks that recompute' "$tmp/g12d.plan")
+want=$(awk '$1 == "step" { print $2; exit }' "$tmp/g12m.plan")
+echo "$line" | grep -q "a predicted step of $want s instead of" && ! grep -q "keep_mlp_outputs" "$tmp/g12m.plan" &&
+    ! $hzc plan models/llama3-8b.yaml | grep -q keep_mlp_outputs &&
+    ok "hzc plan, gemma3-12b: $(echo "$line" | cut -c3-120)...; none once they are kept, none for llama" ||
+    bad "hzc plan's keep_mlp_outputs line: '$line' (that plan's step: $want)"
+
 # an 80-layer model (Llama 3 70B's shape) is searched in under 2 s
 sed -e 's/num_layers: 32/num_layers: 80/' -e 's/hidden_size: 4096/hidden_size: 8192/' \
     -e 's/num_heads: 32/num_heads: 64/' -e 's/ffn_size: 14336/ffn_size: 28672/' \
