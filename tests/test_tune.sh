@@ -106,6 +106,20 @@ echo "$line" | grep -q "a predicted step of $want s instead of" && ! grep -q "ke
     ok "hzc plan, gemma3-12b: $(echo "$line" | cut -c3-120)...; none once they are kept, none for llama" ||
     bad "hzc plan's keep_mlp_outputs line: '$line' (that plan's step: $want)"
 
+# plan.json carries them: the count, the bytes a block and micro-batch, each unit's flag and
+# the mlp_out region (48 blocks x 8 micro-batches of those bytes)
+$hzc plan models/gemma3-12b.yaml plan.keep_mlp_outputs=48 --json > "$tmp/g12m.json" 2>&1
+python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))
+r, units = p["residency"], p["units"]
+reg = [x for x in p["regions"] if x["name"] == "mlp_out"][0]
+each = r["mlp_output_bytes_per_block_micro_batch"]
+assert r["keep_mlp_output_blocks"] == 48 and sum(u["keep_mlp_output"] for u in units) == 48, r
+assert reg["slots"] == 48 * 8 and reg["bytes"] == 48 * 8 * each, (reg, each)
+print(r["keep_mlp_output_blocks"], "blocks,", each, "bytes each,", reg["bytes"], "in mlp_out")' "$tmp/g12m.json" > "$tmp/g12m.txt" 2>&1 &&
+    ok "plan --json, keep_mlp_outputs 48: $(cat "$tmp/g12m.txt")" || bad "plan --json keep_mlp_outputs: $(tail -n 3 "$tmp/g12m.txt")"
+
 # an 80-layer model (Llama 3 70B's shape) is searched in under 2 s
 sed -e 's/num_layers: 32/num_layers: 80/' -e 's/hidden_size: 4096/hidden_size: 8192/' \
     -e 's/num_heads: 32/num_heads: 64/' -e 's/ffn_size: 14336/ffn_size: 28672/' \
