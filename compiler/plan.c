@@ -310,6 +310,15 @@ static void fmt_gib(char *buf, size_t n, int64_t bytes)
 }
 
 /* One plan: choice's share of a GPU overflow, at the place it was written. */
+/* Where a plan: choice was written: FILE:LINE:COL, or the spec's name (an override). */
+static void choice_at(FILE *err, const hzc_spec *s, const spec_pos *at)
+{
+    if (at->line > 0)
+        fprintf(err, "%s:%d:%d: ", s->path, at->line, at->col);
+    else
+        fprintf(err, "%s: ", s->name);
+}
+
 static void over_choice(FILE *err, const hzc_spec *s, const spec_pos *at, const char *key,
                         int64_t value, int64_t bytes, int64_t over)
 {
@@ -318,10 +327,7 @@ static void over_choice(FILE *err, const hzc_spec *s, const spec_pos *at, const 
     fmt_gib(b, sizeof b, bytes);
     fmt_gib(o, sizeof o, over);
     fmt_gib(each, sizeof each, bytes / value);
-    if (at->line > 0)
-        fprintf(err, "%s:%d:%d: ", s->path, at->line, at->col);
-    else
-        fprintf(err, "%s: ", s->name);
+    choice_at(err, s, at);
     fprintf(err, "note: %s: %lld takes %s (%s each); the plan is %s over: lower it by %lld\n",
             key, (long long)value, b, each, o,
             (long long)((over + bytes / value - 1) / (bytes / value)));
@@ -450,11 +456,7 @@ int plan_build(const hzc_spec *s, const plan_limits *lim, hzc_plan *pl, FILE *er
     int bad = 0;
     char need[32], have[32], over[32];
     if (c->keep_mlp_out_blocks > 0 && !d->post_norms) {
-        const spec_pos *at = &c->pos_keep_mlp_out;
-        if (at->line > 0)
-            fprintf(err, "%s:%d:%d: ", s->path, at->line, at->col);
-        else
-            fprintf(err, "%s: ", s->name);
+        choice_at(err, s, &c->pos_keep_mlp_out);
         fprintf(err, "error: plan.keep_mlp_outputs: %lld, but %s has no norm after its MLP: its "
                      "recompute stops before the down projection already; remove the key\n",
                 (long long)c->keep_mlp_out_blocks, spec_family_name(s->family));

@@ -58,7 +58,7 @@ static void eval_quiet(const hzc_spec *spec, const spec_plan *plan, int64_t micr
     r->step_s = pl.p.pred.step_s;
     /* the blocks that keep their MLP outputs, as planned: N names the first N of the blocks
      * that do not keep their activations, so a count past them plans the same */
-    r->plan.keep_mlp_out_blocks = r->mlp_out_n = pl.p.mlp_out_n;
+    r->plan.keep_mlp_out_blocks = pl.p.mlp_out_n;
     r->tflops = hz_flops_per_token(&pl.p.dims) * (double)pl.p.dims.step_tokens / r->step_s * 1e-12;
     tm_critical_text(&pl.p, r->critical, sizeof r->critical);
     plan_free(&pl);
@@ -191,7 +191,7 @@ static void search_state(walker *w, const hzc_spec *spec, tune_search *s)
                         /* with post norms, none, a quarter, ..., all blocks keep their MLP
                          * outputs (2 bytes a token and hidden unit each, for the down
                          * projection's recompute); other models have none to keep */
-                        int quarters = spec_post_norms(spec) ? 4 : 0;
+                        int quarters = spec_post_norms(spec) ? TUNE_MLP_OUT_STEPS : 0;
                         for (int q = 0; q <= quarters; q++) {
                             w->spec.plan = (spec_plan){
                                 .set = 1, .resident_ends = ends, .weight_slots = slots,
@@ -289,7 +289,7 @@ static void print_row(FILE *out, const char *rank, const tune_result *r)
 {
     fprintf(out, "%-7s %-5s %-4s %8lld %4lld %7lld %5d %5s %6s %7lld %8.4g %8.1f %8.2f %8.2f  %s\n",
             rank, hz_optstate_names[r->optimizer_state], r->plan.resident_ends ? "yes" : "no", (long long)r->plan.resident_blocks,
-            (long long)r->plan.keep_blocks, (long long)r->mlp_out_n, slots_of(r), grads_of(r), bounds_of(r),
+            (long long)r->plan.keep_blocks, (long long)r->plan.keep_mlp_out_blocks, slots_of(r), grads_of(r), bounds_of(r),
             (long long)r->micro_tokens, r->step_s, r->tflops, (double)r->gpu_bytes / GIB,
             (double)r->host_bytes / GIB, r->fits ? r->critical : "does not fit the limits");
 }
@@ -383,13 +383,16 @@ int tune_run(const hzc_spec *spec, const plan_limits *lim, const tm_ceilings *ce
                                           "per step not a multiple of the %lld GPUs",
                  s.micro_skipped_n, s.micro_skipped_n == 1 ? "" : "s",
                  s.micro_skipped_n == 1 ? "its" : "their", (long long)all);
+    char mlp_out[80] = "";
+    if (spec_post_norms(spec))
+        snprintf(mlp_out, sizeof mlp_out, " (x %d counts of keep_mlp_outputs: 0, L/%d, .., L)",
+                 TUNE_MLP_OUT_STEPS + 1, TUNE_MLP_OUT_STEPS);
     fprintf(out, "searched %lld plans in %.3f s: %d micro-batch sizes x 24 choices of "
                  "resident_ends, weight_slots, gradients (host fp32, host bf16 or on the GPU) "
                  "and boundaries%s, each with keep_activations 0..%lld and the most "
                  "resident_blocks that fit, in %d optimizer-state precision%s%s\n",
-            (long long)s.built_n, s.seconds, s.micro_n,
-            spec_post_norms(spec) ? " (x 5 counts of keep_mlp_outputs: 0, L/4, .., L)" : "",
-            (long long)spec->L, s.states_n, s.states_n == 1 ? "" : "s", skipped);
+            (long long)s.built_n, s.seconds, s.micro_n, mlp_out, (long long)spec->L, s.states_n,
+            s.states_n == 1 ? "" : "s", skipped);
     if (s.micro_n == 0) {
         fprintf(err, "hzc: error: %s: no micro-batch of whole sequences splits the step's %lld "
                      "tokens into a multiple of %lld micro-batches: set shape.tokens_per_step "

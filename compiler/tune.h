@@ -9,9 +9,15 @@
 #include "spec.h"
 #include "timemodel.h"
 
+/* With post norms (spec_post_norms), the counts of keep_mlp_outputs searched: L * q / Q for
+ * q = 0..Q, Q = TUNE_MLP_OUT_STEPS. */
+#define TUNE_MLP_OUT_STEPS 4
+
 /* One point of the search, and what the planner and the time model made of it. */
 typedef struct tune_result {
-    spec_plan plan;              /* the plan: section tried (set = 0: the spec's default) */
+    spec_plan plan;              /* the plan: section tried (set = 0: the spec's default);
+                                  * its keep_mlp_outputs as planned (a count past the blocks
+                                  * that recompute plans the same) */
     int64_t micro_tokens;        /* shape.tokens_per_micro_batch tried */
     int optimizer_state;         /* training.optimizer_state tried (enum hz_optstate_mode) */
     int fits;                    /* plan_build accepted it within both limits */
@@ -19,7 +25,6 @@ typedef struct tune_result {
     int64_t pcie_bytes;          /* a step's copies both ways (hz_plan_pcie_bytes) */
     int weight_slots, host_grad_bf16, boundary_on_host; /* as planned (auto resolved) */
     double step_s;               /* predicted step */
-    int mlp_out_n;               /* blocks that keep their MLP output (as planned) */
     double tflops;               /* model TFLOP/s at step_s */
     char critical[224];          /* tm_critical_text */
 } tune_result;

@@ -119,6 +119,7 @@ enum { HZ_WORK_BUFS(HZ_BUF_ENUM) HZ_WORK_BUF_N };
 #undef HZ_BUF_ENUM
 #define HZ_BUF_ENUM(name, dtype, n) +1
 enum { HZ_SAVED_BUF_N = 0 HZ_SAVED_BUFS(HZ_BUF_ENUM) };
+enum { HZ_MLPOUT_BUF_N = 0 HZ_MLPOUT_BUFS(HZ_BUF_ENUM) };
 #undef HZ_BUF_ENUM
 #define HZ_BUF_ENUM(name, dtype, n) HZ_LOSS_##name,
 enum { HZ_LOSS_BUFS(HZ_BUF_ENUM) HZ_LOSS_BUF_N };
@@ -182,7 +183,7 @@ static inline int64_t hz_mlpout_layout(const hz_dims *d, int64_t bf16_bytes, int
     HZ_BUF_DIMS_IN_SCOPE(hz_buf_dims_of(d));
     const int64_t count[] = {HZ_MLPOUT_BUFS(HZ_BUF_COUNT)};
     const int dtype[] = {HZ_MLPOUT_BUFS(HZ_BUF_DTYPE)};
-    return hz_buf_offsets((int)(sizeof count / sizeof *count), count, dtype, bf16_bytes, off);
+    return hz_buf_offsets(HZ_MLPOUT_BUF_N, count, dtype, bf16_bytes, off);
 }
 
 /* ---- the host store's memory (runtime/store_mem.c), counted by the planner ----

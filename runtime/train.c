@@ -141,8 +141,9 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
            (long long)d->step_tokens, (long long)d->V);
 }
 
-/* the process's resident memory by kind (/proc/self/status): what grows after ready is
- * either memory allocated (anonymous) or pages of code and libraries touched (file-backed) */
+/* the process's resident memory by kind (/proc/self/status; VmRSS is their sum): what grows
+ * after ready is either memory allocated (anonymous) or pages of code and libraries touched
+ * (file-backed) */
 typedef struct rss_kinds {
     int64_t anon, file, shmem;
 } rss_kinds;
@@ -361,8 +362,8 @@ int main(int argc, char **argv)
     printf("ready in %.1f s\n", hz_now_s() - t_init);
     /* everything the plan allocates exists now; what the process holds beyond it is its own
      * start-up (code, libraries, the CUDA context), which the plan does not model */
-    int64_t rss_ready = hz_proc_bytes("/proc/self/status", "VmRSS:");
     rss_kinds kinds_ready = rss_kinds_now();
+    int64_t rss_ready = kinds_ready.anon + kinds_ready.file + kinds_ready.shmem;
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
     int64_t profiled_steps = 0;

@@ -130,7 +130,7 @@ static void check_spec(const char *name, const hzc_spec *s, const tm_ceilings *c
         /* the walk: per choice (24, and with post norms each of 5 counts of kept MLP
          * outputs) one bisection over the resident count, then one step down the staircase
          * per kept count or per resident count given up */
-        int64_t log2L = 0, counts = spec_post_norms(s) ? 5 : 1;
+        int64_t log2L = 0, counts = spec_post_norms(s) ? TUNE_MLP_OUT_STEPS + 1 : 1;
         while (((int64_t)1 << log2L) <= s->L) log2L++;
         int64_t bound =
             24 * counts * (int64_t)srch.micro_n * srch.states_n * (2 * s->L + log2L + 2);

@@ -80,7 +80,7 @@ static int rank_init(const hz_plan *p, cpu_state *s)
     if (p->keep_n > 0 && !(s->saved = falloc(s, p->keep_n * s->n_micro * s->saved_n)))
         return -1;
     s->mlp_out_n = hz_mlpout_layout(d, 4, s->mlp_out_off) / 4;
-    for (int i = 0; i < 2; i++) s->mlp_out_off[i] /= 4;
+    for (int i = 0; i < HZ_MLPOUT_BUF_N; i++) s->mlp_out_off[i] /= 4;
     if (p->mlp_out_n > 0 && !(s->mlp_out = falloc(s, p->mlp_out_n * s->n_micro * s->mlp_out_n)))
         return -1;
     hz_rope_inv_freq_dims(s->inv_freq, d);
@@ -170,8 +170,10 @@ static cpu_work unit_work(const cpu_state *s, const hz_plan *p, const hz_unit *u
                        &p->dims);
     if (u->keep_mlp_out) {
         float *base = s->mlp_out + (u->mlp_out_slot * s->n_micro + m) * s->mlp_out_n;
-        ws.mo = base + s->mlp_out_off[0];
-        ws.rstd4 = base + s->mlp_out_off[1];
+        int i = 0;
+#define CPU_TAKE_MLPOUT(name, dtype, n) ws.name = base + s->mlp_out_off[i++];
+        HZ_MLPOUT_BUFS(CPU_TAKE_MLPOUT)
+#undef CPU_TAKE_MLPOUT
     }
     return ws;
 }

@@ -31,7 +31,7 @@ typedef struct cpu_state {
     float *hold;             /* the GHOLD region: held units' gradients (hz_unit.held) */
     float *saved;            /* the SAVED region: kept blocks' activations, fp32 */
     float *mlp_out;          /* the MLPOUT region: the MLP outputs of the blocks keeping them */
-    int64_t mlp_out_off[2];  /* floats from an MLPOUT slot's start to its mo and its rstd4 */
+    int64_t mlp_out_off[HZ_MLPOUT_BUF_N]; /* floats from an MLPOUT slot's start to each buffer */
     int64_t mlp_out_n;       /* floats per such block and micro-batch */
     float **peer;            /* (ranks): cpu_reduce's pointers at each rank's gradients */
     int64_t saved_n;         /* floats per kept block and micro-batch */

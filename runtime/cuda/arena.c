@@ -46,8 +46,9 @@ static void carve(cuda_state *s)
     int64_t off[(int)HZ_WORK_BUF_N + (int)HZ_LOSS_BUF_N]; /* either list's offsets */
     int64_t work = hz_work_layout(&p->dims, 2, off);
     memcpy(s->work_off, off, sizeof s->work_off);
+    int64_t mlp_out = hz_mlpout_layout(&p->dims, 2, s->mlp_out_off);
     if ((p->keep_n > 0 && p->saved_bytes != hz_saved_layout(&p->dims, 2)) ||
-        (p->mlp_out_n > 0 && p->mlp_out_bytes != hz_mlpout_layout(&p->dims, 2, NULL)))
+        (p->mlp_out_n > 0 && p->mlp_out_bytes != mlp_out))
         hzcu_die("the plan's saved activations differ from this runtime's buffer list: "
                  "rebuild the trainer with this hzc");
     if (work != p->work_bytes || work > p->regions[HZ_WORK].bytes)

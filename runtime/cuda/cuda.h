@@ -92,6 +92,7 @@ typedef struct cuda_state {
     work_bufs w;
     int64_t work_off[HZ_WORK_BUF_N]; /* the WORK list's offsets: a kept block's SAVED slot
                                       * is laid out as its prefix */
+    int64_t mlp_out_off[HZ_MLPOUT_BUF_N]; /* the MLPOUT list's offsets in its slot */
     char *res[HZ_RES_ARRAYS];        /* the RESIDENT region's w, lo, m, v, g, ms, vs
                                       * (hz_resident_layout) */
     uint64_t nonfinite_seen;         /* the SCALARS NONFINITE count already added to the

@@ -160,10 +160,10 @@ void hzcu_rmsnorm_backward(cuda_state *s, cudaStream_t st, bf16 *dinp, float *dw
      * block where C does not split into 8-column chunks of at most 1024 threads */
     int tpr = (C / 8 + 31) / 32 * 32, grouped = C % 8 == 0 && tpr <= 1024;
     int R = grouped ? 1024 / tpr : 1, block = grouped ? R * tpr : 256;
-    int64_t grid = grouped ? s->sm_count : (int64_t)8 * s->sm_count, smem = hzcu_smem(s, K_RMSNORM_BWD);
+    int64_t grid = grouped ? s->sm_count : (int64_t)8 * s->sm_count;
+    int64_t smem = grouped ? (int64_t)R * C * 4 : hzcu_smem(s, K_RMSNORM_BWD);
     if (grid > (N + R - 1) / R) grid = (N + R - 1) / R;
     if (s->det && grid > HZ_PART_ROWS) grid = HZ_PART_ROWS;
-    if (grouped) smem = (int64_t)R * C * 4;
     float *acc = s->det ? s->w.part : dw; /* deterministic: block partials, then in order */
     void *args[] = {&dinp, &acc, &dout, &inp, &w, &rstd, &dres, &N, &C};
     /* dout, inp (and dres) read, dinp written; the block sums of dw read and written */

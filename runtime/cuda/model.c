@@ -45,10 +45,8 @@ static work_bufs unit_work(const cuda_state *s, const hz_unit *u, int m)
 #undef HZCU_TAKE_SAVED
     } else if (u->keep_mlp_out) {
         char *base = hzcu_region_at(s, HZ_MLPOUT, u->mlp_out_slot * n_micro + m);
-        int64_t off[2];
-        hz_mlpout_layout(&s->p->dims, 2, off);
         int i = 0;
-#define HZCU_TAKE_MLPOUT(name, dtype, n) b.name = (HZCU_PTR_##dtype)(base + off[i++]);
+#define HZCU_TAKE_MLPOUT(name, dtype, n) b.name = (HZCU_PTR_##dtype)(base + s->mlp_out_off[i++]);
         HZ_MLPOUT_BUFS(HZCU_TAKE_MLPOUT)
 #undef HZCU_TAKE_MLPOUT
     }
