@@ -83,6 +83,11 @@ void hz_kprof_print(const hz_kprof *kp, const hz_plan *p, const char *backend, F
             "%.1f TFLOP/s, device memory %.0f GB/s, h2d %.1f GB/s, d2h %.1f GB/s\n",
             (long long)kp->step + 1, backend, c->ceilings ? c->ceilings : "?", c->gemm_tflops,
             c->hbm_gbps, c->h2d_gbps, c->d2h_gbps);
+    if (kp->clock_mhz[0] > 0)
+        fprintf(out, "  the device during the step: SM clock %.0f MHz, %.0f W (its limit %.0f W); "
+                     "during the GEMMs alone, timed after the step: %.0f MHz, %.0f W\n",
+                kp->clock_mhz[0], kp->power_w[0], kp->power_limit_w, kp->clock_mhz[1],
+                kp->power_w[1]);
     fprintf(out, "  %-8s %-24s %7s %11s %10s %9s %9s %9s %7s %7s\n", "stream", "kernel", "calls",
             "total ms", "mean us", "TFLOP/s", "GB/s", "roofline", "alone", "share");
     for (int st = 0; st < HZ_STREAM_KIND_N; st++) {

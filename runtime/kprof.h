@@ -80,7 +80,7 @@ extern const int hz_krow_class[HZ_KROW_N];
 typedef struct hz_kcost {
     int row, calls;
     double flops, bytes;
-    double alone_ms; /* the same work timed alone (a GEMM's init timing, gemm_pick.c); 0: none */
+    double alone_ms; /* the same work timed alone (a GEMM's, gemm_pick.c); 0: none */
 } hz_kcost;
 
 static inline hz_kcost hz_kc(int row, double flops, double bytes)
@@ -102,6 +102,9 @@ typedef struct hz_kprof {
     hz_kstat row[HZ_STREAM_KIND_N][HZ_KROW_N];
     double busy_ms[HZ_STREAM_KIND_N];
     int64_t marks_lost;                           /* marks beyond the backend's pool (0) */
+    /* the device's mean SM clock (MHz) and power (W) during [0] the step and [1] its GEMMs
+     * timed alone, and its power limit (W); 0 where not measured */
+    double clock_mhz[2], power_w[2], power_limit_w;
 } hz_kprof;
 
 /* Add one piece of work of MS milliseconds with cost K on STREAM. */

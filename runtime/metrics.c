@@ -224,6 +224,11 @@ void hz_metrics_kernels(hz_metrics *m, const hz_kprof *kp, const hz_plan *p)
         json_array_append_new(streams, so);
     }
     json_object_set_new(o, "streams", streams);
+    if (kp->clock_mhz[0] > 0) { /* the device's SM clock and power: the step, the GEMMs alone */
+        json_object_set_new(o, "sm_clock_mhz", json_pack("[ff]", kp->clock_mhz[0], kp->clock_mhz[1]));
+        json_object_set_new(o, "power_w", json_pack("[ff]", kp->power_w[0], kp->power_w[1]));
+        json_object_set_new(o, "power_limit_w", num(kp->power_limit_w));
+    }
     put(m, o);
 }
 

@@ -319,6 +319,10 @@ typedef struct hz_backend {
      * outside the profiled step is not timed. */
     void (*kprof_begin)(hz_ctx *ctx, hz_kprof *kp);
     void (*kprof_end)(hz_ctx *ctx);
+    /* After the profiled step, before its table: time the step's GEMMs alone (each row's
+     * "alone" column) with the card as the step left it, at the clocks it held. NULL where
+     * the rows have no alone times (cpu). */
+    void (*kprof_alone)(hz_ctx *ctx, hz_kprof *kp);
     void (*destroy)(hz_ctx *ctx);
 } hz_backend;
 

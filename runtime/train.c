@@ -447,6 +447,7 @@ int main(int argc, char **argv)
                    (long long)step + 1, (long long)a.steps, loss, norm,
                    hz_lr_at(&a.optim, step), dt * 1e3, tok_s, tok_s * flops * 1e-12);
         if (ctx.kprofiled) { /* --profile-kernels: this step's table, after its line */
+            if (ctx.be->kprof_alone) ctx.be->kprof_alone(&ctx, ctx.kprof);
             hz_kprof_print(ctx.kprof, p, hz_backend_impl.name, stdout);
             hz_metrics_kernels(met, ctx.kprof, p);
             ctx.kprofiled = 0;

@@ -227,6 +227,8 @@ static void cuda_kprof_begin(hz_ctx *c, hz_kprof *kp) { hzcu_prof_begin(hzcu_ran
 
 static void cuda_kprof_end(hz_ctx *c) { hzcu_prof_end(hzcu_rank(c, 0)); }
 
+static void cuda_kprof_alone(hz_ctx *c, hz_kprof *kp) { hzcu_prof_alone(hzcu_rank(c, 0), kp); }
+
 static void cuda_wait_op(hz_ctx *c, int rank, int op)
 {
     cuda_state *s = hzcu_rank(c, rank);
@@ -433,5 +435,6 @@ const hz_backend hz_backend_impl = {
     .probe = hzcu_probe,
     .kprof_begin = cuda_kprof_begin,
     .kprof_end = cuda_kprof_end,
+    .kprof_alone = cuda_kprof_alone,
     .destroy = hzcu_destroy,
 };

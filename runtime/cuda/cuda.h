@@ -45,7 +45,7 @@ typedef struct gemm_plan {
     cublasLtMatrixLayout_t la, lb, ld;
     int cand_n, picked; /* picked: the candidate it runs (0: the heuristic's first) */
     float alone_ms;     /* one call of it timed alone at init (0: not timed); under
-                         * --profile-kernels at the clocks a step holds (gemm_pick.c) */
+                         * --profile-kernels again after the profiled step (gemm_pick.c) */
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
     size_t cand_ws[GEMM_CANDIDATES];
     const void *a, *b; /* the first call's operands (arena or resident addresses) */
@@ -122,6 +122,7 @@ typedef struct cuda_state {
      * step's ops are issued (and while init counts the marks a step makes) */
     struct hzcu_prof *prof;
     int prof_on;
+    struct hzcu_clocks *clocks; /* the SM clock and power sampler (nvml.h); NULL: none */
     /* attention by cuDNN's fused SDPA (attention_path.c): for the full-attention layers
      * (dnn[0]) and the sliding-window ones (dnn[1], the plan's window), the graphs and which
      * passes use them; one cuDNN workspace for both (their calls share the compute stream),
@@ -192,6 +193,9 @@ cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, int cand, cons
 /* ---- gemm_pick.c: each planned GEMM's algorithm chosen by timing the heuristic's
  * candidates on its own operands at init (not under --deterministic); prints a summary ---- */
 void hzcu_gemm_pick(cuda_state *s);
+/* --profile-kernels, after the profiled step: each timed GEMM's algorithm again, alone, on
+ * the card as the step left it; sets alone_ms. */
+void hzcu_gemm_time_alone(cuda_state *s);
 
 /* ---- arena.c: the plan's regions, the buffers inside them, the issue helpers ---- */
 char *hzcu_region_at(const cuda_state *s, int kind, int i);
@@ -262,6 +266,12 @@ void hzcu_prof_op(cuda_state *s, int stream);
 /* After a kernel, GEMM or copy issued on ST: it gets the time since the last mark on ST. While
  * init walks the schedule without issuing (dry), the mark is only counted. */
 void hzcu_prof_mark(cuda_state *s, cudaStream_t st, hz_kcost cost);
+/* The same for GEMM number GEMM of s->gemm on the compute stream: its alone time is the
+ * GEMM's when the profile's table is made. */
+void hzcu_prof_mark_gemm(cuda_state *s, hz_kcost cost, int gemm);
+/* After the profiled step (hz_backend.kprof_alone): its GEMMs timed alone, then KP's alone
+ * times from them, with the SM clock of the step and of the alone times. */
+void hzcu_prof_alone(cuda_state *s, hz_kprof *kp);
 void hzcu_prof_free(cuda_state *s);
 
 /* ---- attention_path.c: which attention runs (train --attention, runtime/rt.h) ---- */

@@ -120,9 +120,9 @@ static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64
         g->a = A, g->b = B, g->d = D, g->beta = beta;
     }
     hz_kcost cost = hz_kc(row, 2.0 * (double)m * (double)n * (double)k, 0.0);
-    cost.alone_ms = g->alone_ms;
+    int gi = (int)(g - s->gemm);
     if (s->dry) {
-        if (s->prof_on) hzcu_prof_mark(s, s->stream[HZ_COMPUTE], cost);
+        if (s->prof_on) hzcu_prof_mark_gemm(s, cost, gi);
         return;
     }
     cublasStatus_t st = hzcu_gemm_issue(s, g, g->picked, A, B, D, beta);
@@ -130,7 +130,7 @@ static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64
         hzcu_die("cuBLASLt GEMM %s (m %lld n %lld k %lld, op %c%c, %s out, beta %g) failed: %s",
                  what, (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',
                  out_f32 ? "fp32" : "bf16", (double)beta, cublasLtGetStatusString(st));
-    if (s->prof_on) hzcu_prof_mark(s, s->stream[HZ_COMPUTE], cost);
+    if (s->prof_on) hzcu_prof_mark_gemm(s, cost, gi);
 }
 
 /* Row-major linear layers as in runtime/cpu/ops.h, w (OUT, IN):

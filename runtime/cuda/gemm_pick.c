@@ -3,18 +3,18 @@
  * (gemm.c keeps up to GEMM_CANDIDATES of cuBLASLt's answers and each GEMM's first operands),
  * every candidate is timed on those operands and the fastest is kept when it beats the first
  * by more than the timing's noise. Under --profile-kernels the one each GEMM runs is timed
- * again for the profile's "alone" column, at the clocks a step holds: a few calls on an idle
- * card run at its boost clock, above any rate it sustains, so the card is first kept busy
- * with the step's GEMMs for ALONE_WARM_MS. The operands are the arena's and the resident weights':
- * the calls only write outputs that a step writes before it reads them (activations, and
- * weight gradients, which each backward clears at its first micro-batch). --deterministic
- * keeps (and times) the first for every GEMM, so that a rerun and a resume run the same
- * algorithms. */
+ * again for the profile's "alone" column right after the profiled step: a card at its power
+ * limit through a step runs below the clock a few calls on an idle card reach (on an H200,
+ * about 1450 against 1900 MHz), and the same GEMMs timed while it still holds the step's
+ * clock compare the step's work with itself, not with the card's boost. The operands are the
+ * arena's and the resident weights': the calls only write outputs that a step writes before
+ * it reads them (activations, and weight gradients, which each backward clears at its first
+ * micro-batch). --deterministic keeps (and times) the first for every GEMM, so that a rerun
+ * and a resume run the same algorithms. */
 #include "cuda.h"
 
 #define PICK_REPS 5       /* timed calls per candidate, after one untimed */
 #define PICK_MARGIN 0.97f /* a candidate replaces the first below 97% of its time */
-#define ALONE_WARM_MS 500.0f /* the step's GEMMs back to back before the alone times */
 #define ALONE_REPS 20
 
 /* Milliseconds per call of candidate C of G, or -1 when cuBLASLt refuses it. */
@@ -35,33 +35,23 @@ static float time_candidate(cuda_state *s, gemm_plan *g, int c, int reps, cudaEv
     return ms / (float)reps;
 }
 
-/* --profile-kernels: every timed GEMM's picked algorithm again, ALONE_REPS calls each, after
- * rounds of all of them until the card has been busy ALONE_WARM_MS. */
-static void time_alone(cuda_state *s, cudaEvent_t e0, cudaEvent_t e1)
+void hzcu_gemm_time_alone(cuda_state *s)
 {
     double t0 = hz_now_s();
-    float warm = 0.0f;
-    int rounds = 0, n = 0;
-    while (warm < ALONE_WARM_MS) {
-        float pass_ms = 0.0f;
-        for (int i = 0; i < s->gemm_n; i++) {
-            gemm_plan *g = &s->gemm[i];
-            float ms = g->a && g->alone_ms > 0.0f
-                           ? time_candidate(s, g, g->picked, PICK_REPS, e0, e1) : 0.0f;
-            if (ms > 0.0f) pass_ms += PICK_REPS * ms;
-        }
-        if (pass_ms <= 0.0f) return; /* nothing was timed */
-        warm += pass_ms, rounds++;
-    }
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    int n = 0;
     for (int i = 0; i < s->gemm_n; i++) {
         gemm_plan *g = &s->gemm[i];
-        if (!g->a || g->alone_ms <= 0.0f) continue;
+        if (!g->a || g->alone_ms <= 0.0f) continue; /* not timed at init */
         float ms = time_candidate(s, g, g->picked, ALONE_REPS, e0, e1);
         if (ms > 0.0f) g->alone_ms = ms, n++;
     }
-    printf("cuda backend: GEMM times alone for the kernel profile: %d shapes, %d calls each after "
-           "%d rounds of them (%.0f ms of GEMMs), in %.2f s\n",
-           n, ALONE_REPS, rounds, (double)warm, hz_now_s() - t0);
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    printf("cuda backend: GEMM times alone for the kernel profile: %d shapes, %d calls each, "
+           "after the profiled step, in %.2f s\n", n, ALONE_REPS, hz_now_s() - t0);
 }
 
 void hzcu_gemm_pick(cuda_state *s)
@@ -107,7 +97,6 @@ void hzcu_gemm_pick(cuda_state *s)
                "cuBLASLt's first; one call of each timed shape %.3f ms (the first answers: "
                "%.3f ms)\n",
                timed, pick_s, changed, picked_ms, first_ms);
-    if (s->prof) time_alone(s, e0, e1);
     CUDA_CHECK(cudaEventDestroy(e0));
     CUDA_CHECK(cudaEventDestroy(e1));
 }

@@ -5,9 +5,10 @@
 # each stream's shares add up to 100%, the compute stream's rows to its busy time from the op
 # events within 3% (and 5 us an op below it: the two sets of events), every kernel kind
 # of the step has its row, the GEMM and attention rates are positive and below the plan's
-# GEMM ceiling, every GEMM row has its speed against the same
-# GEMMs timed alone at init, the printed table equals the --metrics record,
-# and the profile changes no result (--deterministic: the same losses as a run without it).
+# GEMM ceiling, every GEMM row has its speed against the same GEMMs timed alone right after
+# the step, with the SM clock and power of both (NVML) printed and recorded, the printed table
+# equals the --metrics record, and the profile changes no result (--deterministic: the same
+# losses as a run without it, so the alone calls after step 2 change nothing of steps 3-4).
 # Needs build/ from make. Logs go to $LOGDIR (default build/gpu-logs). Ends with
 # "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
@@ -74,8 +75,16 @@ for n, r in names.items():
         check(0 < r["tflops"] < ceil, "%s: %.2f TFLOP/s, below the plan's GEMM ceiling %.1f" % (n, r["tflops"], ceil))
     if r["gbps"] is not None:
         check(r["gbps"] > 0 and r["roofline"] > 0, "%s: %.1f GB/s, %.2f%% of the device memory ceiling" % (n, r["gbps"], 100 * r["roofline"]))
-# each GEMM row against the same GEMMs timed alone at init (gemm_pick.c): a positive ratio,
-# printed as recorded; the lowest is reported
+# each GEMM row against the same GEMMs timed alone after the step (gemm_pick.c): a positive
+# ratio, printed as recorded; the lowest is reported
+check(re.search(r"^cuda backend: GEMM times alone for the kernel profile: \d+ shapes, 20 calls each, after the profiled step", log, re.M) is not None,
+      "the GEMMs were timed alone after the profiled step")
+clk = k.get("sm_clock_mhz")
+check(clk is not None and len(clk) == 2 and all(100 < c < 5000 for c in clk) and all(0 < w < 2000 for w in k["power_w"]),
+      "the SM clock and power of the step and of the alone times recorded: %s MHz, %s W" % (clk, k.get("power_w")))
+line = re.search(r"^  the device during the step: SM clock (\d+) MHz, (\d+) W \(its limit (\d+) W\); during the GEMMs alone, timed after the step: (\d+) MHz, (\d+) W$", log, re.M)
+check(line is not None and clk is not None and line.group(1) == "%.0f" % clk[0] and line.group(4) == "%.0f" % clk[1],
+      "the clocks printed under the header as recorded")
 gemms = [r for n, r in names.items() if n.startswith("gemm ")]
 check(all(r["vs_alone"] is not None and r["vs_alone"] > 0 for r in gemms), "every GEMM row has its alone time")
 for r in gemms:
