@@ -14,7 +14,9 @@
 #   flags (FLAGS="--lr 1e-4 --warmup 5"). PROBE=1 first probes each model on this machine
 #   (`train --probe` of its default plan's trainer, with int8 state where the default does
 #   not fit the host, into $OUT/MODEL-ceilings.json) and plans, tunes and predicts with that
-#   file; CEILINGS=FILE names one instead. HOST_MEM=SIZE is the host memory +tuned may use
+#   file; a +tuned trainer is then probed itself ($OUT/TAG-ceilings.json: the process's own
+#   host bytes are the probed trainer's) and built again with its own file. CEILINGS=FILE
+#   names one file for all instead. HOST_MEM=SIZE is the host memory +tuned may use
 #   (default 85% of the host's). Needs build/ (hzc, libhzrt_cuda.a) and,
 #   for the peers, a copy of the peer scripts in .peers/ (ceilings.py, peer_torch.py, hfmodel.py).
 # Writes logs and a summary to $OUT (default build/bench).
@@ -86,6 +88,20 @@ for run in $models; do
     # shellcheck disable=SC2086 # OVER: the overrides and flags above, a list
     build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
         ${ceil:+--ceilings "$ceil"} $over > "$OUT/$tag-build.log" 2>&1 || { echo "bench: $run: build failed"; tail -n 20 "$OUT/$tag-build.log"; continue; }
+    case $run in *+tuned*)
+        # the tuned trainer probed itself (again when the first probe compiled the kernels),
+        # and built again with its own file: its process bytes, its shapes' rates
+        if [ "$PROBE" = 1 ] && [ -z "$CEILINGS" ]; then
+            tceil=$OUT/$tag-ceilings.json
+            { "$d/train" --probe -o "$tceil" > "$OUT/$tag-probe.log" 2>&1 &&
+                { ! grep -q '^probe: note: this run compiled its kernels' "$OUT/$tag-probe.log" ||
+                    "$d/train" --probe -o "$tceil" >> "$OUT/$tag-probe.log" 2>&1; } &&
+                build/hzc build "$spec" -o "$d" --backend cuda --gpu-mem "$gpu" --host-mem "$host_b" \
+                    --ceilings "$tceil" $over > "$OUT/$tag-build.log" 2>&1 &&
+                grep -E '^probe: the process holds' "$OUT/$tag-probe.log" | tail -n 1; } ||
+                { echo "bench: $run: its own probe failed"; tail -n 20 "$OUT/$tag-probe.log" "$OUT/$tag-build.log"; continue; }
+        fi ;;
+    esac
     data=${DATA:-$d/tokens.npy}
     [ -n "$DATA" ] || python3 - "$d" "$STEPS" <<'PY'
 import json, sys, numpy as np

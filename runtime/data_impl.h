@@ -78,6 +78,9 @@ int data_check_bytes(shard *s, size_t data_off, int64_t claimed_n, char *err);
 /* Map and parse one shard (s->path); check its tokens against VOCAB unless vocab is 0 (the
  * shard was checked already by this process). */
 int data_open_shard(shard *s, int64_t vocab, char *err);
+/* Tokens [FROM, FROM + N) of S read: their pages given back to the kernel (still cached;
+ * read again from the cache if needed), so the trainer's RSS does not keep the data set. */
+void data_release(const shard *s, int64_t from, int64_t n);
 
 /* data_npy.c: a mapped .npy file (magic already seen): its header, then data_check_bytes. */
 int data_parse_npy(shard *s, char *err);

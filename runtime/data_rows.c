@@ -82,6 +82,7 @@ static void read_tokens(const hz_data *d, int64_t from, int64_t n, int32_t *out)
         int64_t take = s->tokens_n - off < n - done ? s->tokens_n - off : n - done;
         for (int64_t i = 0; i < take; i++)
             out[done + i] = (int32_t)data_load_token(s->tok, s->width, off + i);
+        data_release(s, off, take);
         done += take;
     }
 }

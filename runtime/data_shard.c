@@ -2,7 +2,10 @@
  * (a .npy array's is data_npy.c's), the bytes the header claims, and every token checked
  * against the vocabulary once at open. Each shard's tokens (uint16 or uint32, little-endian)
  * are then read in place, so opening a large data set costs address space rather than
- * memory; the vocab check pages every token in once, and the kernel may drop them again. */
+ * memory. The pages read (by the vocab check, and by each step's rows) are given back to the
+ * kernel as soon as they are read (data_release): they stay in the page cache, but not in
+ * the trainer's resident memory, which would otherwise grow by the data set's size beside
+ * the plan. */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -124,11 +127,24 @@ static int parse_llmc(shard *s, char *err) {
     return data_check_bytes(s, LLMC_HEADER_BYTES, count, err);
 }
 
+void data_release(const shard *s, int64_t from, int64_t n) {
+    static long page;
+    if (!page) page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)(s->tok + from * s->width), b = a + (uintptr_t)(n * s->width);
+    a -= a % (uintptr_t)page;
+    b += (uintptr_t)page - 1 - (b + (uintptr_t)page - 1) % (uintptr_t)page;
+    if (n > 0) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice: nothing to check */
+}
+
 /* Every token < vocab. Blocks of max-reductions keep the common path a tight loop the
- * compiler vectorizes; only a failing block is searched for the first bad position. */
+ * compiler vectorizes; only a failing block is searched for the first bad position. Every
+ * RELEASE_BLOCKS blocks the pages read are released. */
+#define RELEASE_BLOCKS 16
 static int check_vocab(const shard *s, int64_t vocab, char *err) {
     enum { BLOCK = 4096 };
     for (int64_t i0 = 0; i0 < s->tokens_n; i0 += BLOCK) {
+        if (i0 > 0 && i0 % (BLOCK * RELEASE_BLOCKS) == 0)
+            data_release(s, i0 - BLOCK * RELEASE_BLOCKS, BLOCK * RELEASE_BLOCKS);
         int64_t i1 = i0 + BLOCK < s->tokens_n ? i0 + BLOCK : s->tokens_n;
         uint32_t max = 0;
         if (s->width == 2) {
@@ -154,6 +170,9 @@ static int check_vocab(const shard *s, int64_t vocab, char *err) {
             }
         }
     }
+    int64_t tail = s->tokens_n % (BLOCK * RELEASE_BLOCKS);
+    if (s->tokens_n > 0) data_release(s, s->tokens_n - (tail ? tail : BLOCK * RELEASE_BLOCKS),
+                                      tail ? tail : BLOCK * RELEASE_BLOCKS);
     return 0;
 }
 

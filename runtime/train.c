@@ -71,6 +71,18 @@ typedef struct step_tokens {
     int32_t *inputs, *targets;
 } step_tokens;
 
+/* A step's token buffers, written once now: resident before the first step (as in the
+ * probe's process, which holds them too), not a growth during it. */
+static step_tokens step_tokens_alloc(const hz_dims *dm)
+{
+    step_tokens tk = {malloc((size_t)dm->step_tokens * sizeof(int32_t)),
+                      malloc((size_t)dm->step_tokens * sizeof(int32_t))};
+    if (!tk.inputs || !tk.targets) hz_train_die("out of memory for the step's tokens", NULL);
+    memset(tk.inputs, 0, (size_t)dm->step_tokens * sizeof(int32_t));
+    memset(tk.targets, 0, (size_t)dm->step_tokens * sizeof(int32_t));
+    return tk;
+}
+
 /* The planner's predicted phases (a model of the GPU and the host: docs/plan.md "Step time")
  * beside the measured means of N profiled steps. */
 static void print_times(const hz_plan *p, const hz_profile *sum, double n, double step_s)
@@ -223,8 +235,11 @@ static int run_probe(const hz_plan *p, const train_args *a)
            "(docs/plan.md \"Step time\"); nothing is trained\n", HZ_VERSION, p->spec_name);
     hz_ctx ctx;
     set_up(&ctx, p, a, 0); /* one host measures itself */
+    step_tokens tk = step_tokens_alloc(&p->dims); /* the process as a trainer's when ready */
     int rc = ctx.be->probe(&ctx, a->probe_out, stdout);
     hz_exec_free(&ctx);
+    free(tk.inputs);
+    free(tk.targets);
     return rc == 0 ? 0 : 1;
 }
 
@@ -286,9 +301,7 @@ int main(int argc, char **argv)
         a.out = NULL;
     }
     ctx.store.state_seed = (uint64_t)a.seed; /* a resume takes the checkpoint's */
-    step_tokens tk = {calloc((size_t)dm->step_tokens, sizeof(int32_t)),
-                      calloc((size_t)dm->step_tokens, sizeof(int32_t))};
-    if (!tk.inputs || !tk.targets) hz_train_die("out of memory for the step's tokens", NULL);
+    step_tokens tk = step_tokens_alloc(dm);
     int64_t first_step = 0;
     int resumed = 0; /* state from a checkpoint, which is saved already */
     char herr[HZ_HF_ERR_BYTES];

@@ -130,6 +130,16 @@ typedef struct cuda_state {
     struct hzcu_dnn_att {
         struct hzcu_sdpa *a;
         int fwd, bwd;
+        /* the first call's buffers of each pass, from init's dry walk: the graphs run once
+         * on them at init (hzcu_attention_warm) */
+        struct { bf16 *out; float *lse; const bf16 *q, *k, *v; } f1;
+        struct {
+            bf16 *dq, *dk, *dv;
+            const bf16 *dout, *q, *k, *v, *out;
+            const float *lse;
+            float *D;
+        } b1;
+        int f1_set, b1_set;
     } dnn[2];
     void *sdpa_ws;
     int64_t sdpa_ws_bytes;
@@ -292,6 +302,12 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
 /* Which kernels run the full-attention layers' attention (WINDOW 0) or the sliding-window
  * ones': "cuDNN fused SDPA", "cuDNN fused SDPA forward, hzc's backward" or "hzc's kernels". */
 const char *hzcu_attention_name(const cuda_state *s, int window);
+/* At init, after the dry walk: each cuDNN graph run once on the buffers of its first call in
+ * the step. cuDNN loads an engine's kernels into the context at its first run (about 1.5 MB
+ * of the driver's host memory for the 1b); run here, that is part of the process before its
+ * first step, where the probe measures it, not a growth during step 1. The outputs written
+ * are ones the step writes before it reads them, as gemm_pick.c's. */
+void hzcu_attention_warm(cuda_state *s);
 void hzcu_attention_free(cuda_state *s);
 
 /* ---- probe.c: train --probe (hz_backend.probe) ---- */

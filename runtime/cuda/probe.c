@@ -125,13 +125,14 @@ static const hz_unit *first_block(const hz_plan *p)
 
 /* The GEMMs of the first block for micro-batch 0 into OUT: the forward's four, or with
  * BACKWARD the backward's dx and dW. The operands are the ones block_forward and
- * block_backward use (weight slot 0, grad slot 0, the workspace, dgrad, the next boundary),
- * so each GEMM is one init planned. Returns the count. */
+ * block_backward use (weight slot 0 and grad slot 0, or the block's resident weights and
+ * gradients, the workspace, dgrad, the next boundary), so each GEMM is one init planned.
+ * Returns the count. */
 static int block_gemms(cuda_state *s, int backward, gemm_call *out)
 {
     const hz_unit *u = first_block(s->p);
-    block_w w = hzcu_block_weights(s, u, hzcu_region_at(s, HZ_WSLOT, 0));
-    block_g g = hzcu_block_grads(s->p, u, hzcu_region_at(s, HZ_GSLOT, 0));
+    block_w w = hzcu_block_weights(s, u, u->resident ? NULL : hzcu_region_at(s, HZ_WSLOT, 0));
+    block_g g = hzcu_block_grads(s->p, u, hzcu_unit_grads(s, u, 0));
     work_bufs *b = &s->w;
     int64_t C = s->C, F = s->F, A = s->A, QKV = s->QKV;
     bf16 *dout = s->dgrad; /* micro-batch 0's rows */
@@ -268,12 +269,13 @@ static void fill_device(cuda_state *s, cudaStream_t st, char *dst, int64_t bytes
 }
 
 /* The bytes load_w copies for the largest unit (its bf16 weights); *WHICH: that unit. */
-static int64_t largest_unit_bytes(const hz_plan *p, int *which)
+static int64_t largest_unit_bytes(const hz_plan *p, int streamed, int *which)
 {
     int64_t best = 0;
     *which = 0;
     for (int i = 0; i < p->unit_n; i++) {
         const hz_unit *u = &p->units[i];
+        if (streamed && u->resident) continue;
         int64_t bytes = 0;
         for (int k = 0; k < u->tensor_n; k++) {
             const hz_tensor *t = &p->tensors[u->first_tensor + k];
@@ -463,17 +465,18 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
                      "trainer starting from the cubin cache may not hold: a second probe "
                      "measures the process's own bytes as such a trainer starts\n");
 
-    if (p->resident_n > 0 || p->regions[HZ_GSLOT].count < 1)
-        hzcu_die("--probe measures the streaming plan's copies in its weight and gradient "
-                 "slots; this trainer's plan keeps units resident: build one from the spec "
-                 "without its plan: section and probe with that");
+    /* the copies' device end: weight slot 0 and the largest unit streamed through it, or in a
+     * plan that streams nothing the resident weights and the largest unit (the probe trains
+     * nothing, so what it writes over them is its own) */
+    int streams = p->regions[HZ_WSLOT].count > 0, unit;
+    int64_t unit_bytes = largest_unit_bytes(p, streams, &unit);
+    char *slot = streams ? hzcu_region_at(s, HZ_WSLOT, 0) : s->res[HZ_RES_W];
+    int64_t slot_bytes = streams ? p->regions[HZ_WSLOT].slot_bytes : p->resident_n * 2;
+    const char *dst = streams ? "weight slot 0" : "the resident weights";
+    if (slot_bytes < unit_bytes)
+        hzcu_die("--probe: %s cannot hold the largest unit (internal error)", dst);
     /* pinned host memory: the PCIe copies, and the random bytes the arena is filled with */
-    int unit;
-    int64_t unit_bytes = largest_unit_bytes(p, &unit);
     int64_t h_bytes = unit_bytes > PROBE_STAGE_BYTES ? unit_bytes : PROBE_STAGE_BYTES;
-    char *slot = hzcu_region_at(s, HZ_WSLOT, 0);
-    if (p->regions[HZ_WSLOT].count < 1 || p->regions[HZ_WSLOT].slot_bytes < unit_bytes)
-        hzcu_die("--probe: no weight slot holds the largest unit (internal error)");
     bf16 *h = NULL;
     CUDA_CHECK(cudaHostAlloc((void **)&h, (size_t)h_bytes, cudaHostAllocDefault));
     fill_random(h, h_bytes / 2);
@@ -482,27 +485,30 @@ int hzcu_probe(hz_ctx *c, const char *out_path, FILE *log)
     if (u->layer >= 0) snprintf(label, sizeof label, "%s %d", hz_unit_names[u->kind], u->layer);
     else snprintf(label, sizeof label, "%s", hz_unit_names[u->kind]);
     fprintf(log, "probe: PCIe: allocated %lld bytes of pinned host memory; copies of %lld bytes "
-                 "(the largest unit, %s) to and from weight slot 0\n",
-            (long long)h_bytes, (long long)unit_bytes, label);
+                 "(the largest unit, %s) to and from %s\n",
+            (long long)h_bytes, (long long)unit_bytes, label, dst);
     copy_call up = {slot, h, unit_bytes, cudaMemcpyHostToDevice, h2d};
     copy_call down = {h, slot, unit_bytes, cudaMemcpyDeviceToHost, d2h};
     r.value[R_H2D] = time_copy(s, &up, (double)unit_bytes);
     r.value[R_D2H] = time_copy(s, &down, (double)unit_bytes);
     snprintf(r.what[R_H2D], sizeof r.what[R_H2D],
-             "pinned host -> weight slot 0, one copy of %lld bytes (the largest unit, %s) on the "
-             "h2d stream", (long long)unit_bytes, label);
+             "pinned host -> %s, one copy of %lld bytes (the largest unit, %s) on the h2d "
+             "stream", dst, (long long)unit_bytes, label);
     snprintf(r.what[R_D2H], sizeof r.what[R_D2H],
-             "weight slot 0 -> pinned host, the same %lld bytes on the d2h stream",
+             "%s -> pinned host, the same %lld bytes on the d2h stream", dst,
              (long long)unit_bytes);
     fprintf(log, "probe:   h2d %.1f GB/s, d2h %.1f GB/s\n", r.value[R_H2D], r.value[R_D2H]);
     fflush(log);
 
-    /* the block's operands: random bf16 in weight slot 0, the workspace and dgrad (the d2h
-     * copies brought back the bytes the h2d ones took); zero fp32 accumulators in grad slot 0 */
-    fill_device(s, h2d, slot, p->regions[HZ_WSLOT].slot_bytes, h, h_bytes);
+    /* the block's operands: random bf16 in its weights (slot 0 or the resident ones), the
+     * workspace and dgrad (the d2h copies brought back the bytes the h2d ones took); zero
+     * fp32 accumulators in its gradients */
+    const hz_unit *b0 = first_block(p);
+    fill_device(s, h2d, slot, slot_bytes, h, h_bytes);
     fill_device(s, h2d, hzcu_region_at(s, HZ_WORK, 0), p->regions[HZ_WORK].bytes, h, h_bytes);
     fill_device(s, h2d, (char *)s->dgrad, p->regions[HZ_DGRAD].bytes, h, h_bytes);
-    hzcu_memset(s, h2d, hzcu_region_at(s, HZ_GSLOT, 0), p->regions[HZ_GSLOT].slot_bytes);
+    hzcu_memset(s, h2d, hzcu_unit_grads(s, b0, 0),
+                b0->resident || b0->held ? b0->span_n * 4 : p->regions[HZ_GSLOT].slot_bytes);
     CUDA_CHECK(cudaStreamSynchronize(h2d));
 
     gemm_call g[8];

@@ -164,6 +164,7 @@ static int init_rank(hz_ctx *c, int r)
            s->sync ? "; HZ_SYNC: synchronising after every op" : "",
            s->trace ? "; HZ_TRACE: timing every op" : "");
     hzcu_gemm_pick(s);
+    hzcu_attention_warm(s);
     if (s->det)
         printf("cuda backend: deterministic kernels (--deterministic): ordered sums instead of "
                "float atomics\n");

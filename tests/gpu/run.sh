@@ -102,6 +102,19 @@ chk=$?
 [ $rc = 0 ] && [ $chk = 0 ] && grep -q '^ceilings: ' "$LOGDIR/probe.log" &&
     ok "--probe on the tiny cuda trainer: $(cat "$LOGDIR/probe.check")" ||
     bad "--probe: exit $rc; $(cat "$LOGDIR/probe.check"); $(tail -n 5 "$LOGDIR/probe.log")"
+# --probe on a plan that streams nothing (every unit resident): the copies to and from the
+# resident weights, the same keys, and the process's own bytes measured as that trainer's
+rm -f "$LOGDIR/ceil-res.json"
+build/hzc build models/tiny.yaml -o build/gpu/tiny-resident --backend cuda plan.resident_blocks=4 \
+    plan.resident_ends=true > "$LOGDIR/tiny-resident-build.log" 2>&1 &&
+    build/gpu/tiny-resident/train --probe -o "$LOGDIR/ceil-res.json" > "$LOGDIR/probe-res.log" 2>&1
+rc=$?
+probe_check "$LOGDIR/ceil-res.json" tiny 0 > "$LOGDIR/probe-res.check" 2>&1
+chk=$?
+[ $rc = 0 ] && [ $chk = 0 ] && grep -q 'copies of [0-9]* bytes (the largest unit, .*) to and from the resident weights' "$LOGDIR/probe-res.log" &&
+    grep -q '"process_host_bytes"' "$LOGDIR/ceil-res.json" &&
+    ok "--probe on the tiny all-resident trainer: $(cat "$LOGDIR/probe-res.check"); $(grep '^probe: the process holds' "$LOGDIR/probe-res.log" | cut -c8-)" ||
+    bad "--probe all-resident: exit $rc; $(cat "$LOGDIR/probe-res.check"); $(tail -n 5 "$LOGDIR/tiny-resident-build.log" "$LOGDIR/probe-res.log")"
 rm -f "$LOGDIR/ceil-g3.json"
 build/gpu/small-gemma3-cuda/train --probe -o "$LOGDIR/ceil-g3.json" > "$LOGDIR/probe-g3.log" 2>&1
 rc=$?
