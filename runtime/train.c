@@ -235,7 +235,13 @@ static int run_probe(const hz_plan *p, const train_args *a)
            "(docs/plan.md \"Step time\"); nothing is trained\n", HZ_VERSION, p->spec_name);
     hz_ctx ctx;
     set_up(&ctx, p, a, 0); /* one host measures itself */
-    step_tokens tk = step_tokens_alloc(&p->dims); /* the process as a trainer's when ready */
+    /* the process as a trainer's when ready: its weights initialised (by the optimizer
+     * threads, whose own memory the process then holds) and its step's token buffers */
+    double t0 = hz_now_s();
+    hz_store_init(&ctx.store, p, (uint64_t)a->seed, ctx.pool);
+    printf("initialised %lld parameters (seed %lld) in %.1f s, as a trainer starts\n",
+           (long long)p->params_n, (long long)a->seed, hz_now_s() - t0);
+    step_tokens tk = step_tokens_alloc(&p->dims);
     int rc = ctx.be->probe(&ctx, a->probe_out, stdout);
     hz_exec_free(&ctx);
     free(tk.inputs);
