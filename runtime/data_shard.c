@@ -127,13 +127,22 @@ static int parse_llmc(shard *s, char *err) {
     return data_check_bytes(s, LLMC_HEADER_BYTES, count, err);
 }
 
+/* The kernel maps the cached pages around a faulting one too (fault-around, 64 KB aligned by
+ * default), so the release covers the whole aligned windows the read touched, within the
+ * mapping. */
+#define RELEASE_ALIGN ((uintptr_t)64 << 10)
+
 void data_release(const shard *s, int64_t from, int64_t n) {
     static long page;
     if (!page) page = sysconf(_SC_PAGESIZE);
+    uintptr_t m0 = (uintptr_t)s->map, m1 = m0 + s->map_bytes;
+    m1 += (uintptr_t)page - 1 - (m1 + (uintptr_t)page - 1) % (uintptr_t)page;
     uintptr_t a = (uintptr_t)(s->tok + from * s->width), b = a + (uintptr_t)(n * s->width);
-    a -= a % (uintptr_t)page;
-    b += (uintptr_t)page - 1 - (b + (uintptr_t)page - 1) % (uintptr_t)page;
-    if (n > 0) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice: nothing to check */
+    a -= a % RELEASE_ALIGN;
+    b += RELEASE_ALIGN - 1 - (b + RELEASE_ALIGN - 1) % RELEASE_ALIGN;
+    if (a < m0) a = m0;
+    if (b > m1) b = m1;
+    if (n > 0 && b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice: no check */
 }
 
 /* Every token < vocab. Blocks of max-reductions keep the common path a tight loop the

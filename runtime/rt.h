@@ -488,5 +488,10 @@ void hz_exec_free(hz_ctx *ctx);
 int64_t hz_peak_rss_bytes(void);
 /* The "KEY: N kB" line of a /proc file in bytes, 0 if unknown. */
 int64_t hz_proc_bytes(const char *file, const char *key);
+/* Every page of the trainer's own executable read once, at start: its code is resident from
+ * then on in the trainer and in its probe alike, instead of paged in as each path first runs
+ * (the probe runs other code than the step), so the process bytes the probe measures are the
+ * trainer's. Nothing happens where /proc cannot say (a few hundred KB of code: no error). */
+void hz_touch_own_code(void);
 
 #endif

@@ -255,6 +255,7 @@ int main(int argc, char **argv)
     const hz_dims *dm = &p->dims;
     train_args a = hz_train_parse_args(argc, argv);
     hz_train_check(p, &a);
+    hz_touch_own_code();
     if (a.probe) return run_probe(p, &a);
     char err[512];
     hz_data_opts dopt = {dm->V, dm->step_tokens + 1, (uint64_t)a.data_seed, a.val_fraction,
