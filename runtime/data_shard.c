@@ -127,22 +127,24 @@ static int parse_llmc(shard *s, char *err) {
     return data_check_bytes(s, LLMC_HEADER_BYTES, count, err);
 }
 
-/* The kernel maps the cached pages around a faulting one too (fault-around, 64 KB aligned by
- * default), so the release covers the whole aligned windows the read touched, within the
- * mapping. */
-#define RELEASE_ALIGN ((uintptr_t)64 << 10)
+/* A fault maps more than its page: the cached pages around it (fault-around) and, where the
+ * page cache holds the file in large folios, the whole folio, up to 2 MiB and aligned to its
+ * size in the file. So the release covers the 2 MiB-aligned stretches of the file that the
+ * read touched, within the mapping; pages of neighbouring rows released with them are read
+ * again from the cache if needed. */
+#define RELEASE_ALIGN ((size_t)2 << 20)
 
 void data_release(const shard *s, int64_t from, int64_t n) {
     static long page;
     if (!page) page = sysconf(_SC_PAGESIZE);
-    uintptr_t m0 = (uintptr_t)s->map, m1 = m0 + s->map_bytes;
-    m1 += (uintptr_t)page - 1 - (m1 + (uintptr_t)page - 1) % (uintptr_t)page;
-    uintptr_t a = (uintptr_t)(s->tok + from * s->width), b = a + (uintptr_t)(n * s->width);
+    size_t end = s->map_bytes + (size_t)page - 1 - (s->map_bytes + (size_t)page - 1) % (size_t)page;
+    size_t a = (size_t)(s->tok - (const unsigned char *)s->map) + (size_t)(from * s->width);
+    size_t b = a + (size_t)(n * s->width);
     a -= a % RELEASE_ALIGN;
     b += RELEASE_ALIGN - 1 - (b + RELEASE_ALIGN - 1) % RELEASE_ALIGN;
-    if (a < m0) a = m0;
-    if (b > m1) b = m1;
-    if (n > 0 && b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice: no check */
+    if (b > end) b = end;
+    if (n > 0 && b > a) /* advice: nothing to check */
+        (void)madvise((char *)s->map + a, b - a, MADV_DONTNEED);
 }
 
 /* Every token < vocab. Blocks of max-reductions keep the common path a tight loop the

@@ -157,6 +157,64 @@ static void test_u32_shard(void) {
     hz_data_close(d);
 }
 
+/* Resident bytes of the mapping of PATH in /proc/self/smaps, -1 if it is not mapped. */
+static long long mapped_rss(const char *path) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[4096];
+    long long rss = -1;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line), pn = strlen(path);
+        if (strchr(line, '-') && n > pn + 1 && strncmp(line + n - 1 - pn, path, pn) == 0 &&
+            line[n - 1] == '\n') {
+            in = 1;
+            if (rss < 0) rss = 0;
+        } else if (strncmp(line, "Rss:", 4) == 0 && in) {
+            rss += atoll(line + 4) * 1024;
+            in = 0;
+        }
+    }
+    fclose(f);
+    return rss;
+}
+
+/* The pages a shard's vocab check and its rows read are given back (data_release): the
+ * file's mapping holds no resident memory after the open and after rows are read, and the
+ * rows read after a release are the file's tokens. 4 MiB of uint32 tokens, 64 rows of 2049. */
+static void test_released_pages(void) {
+    enum { N = 1 << 20, T = 2048, ROWS = 64 };
+    uint32_t *tok = malloc(sizeof(uint32_t) * N);
+    for (int i = 0; i < N; i++) tok[i] = (uint32_t)(i * 2654435761u % 50000u);
+    const char *path = test_tmp("big.bin");
+    write_llmc(path, 20240801, 7, N, tok, N, 4);
+    char err[HZ_DATA_ERR_BYTES];
+    hz_data *d = hz_data_open(path, 50000, T + 1, err);
+    CHECK(d != NULL, "4 MiB shard opens: %s", d ? "ok" : err);
+    if (!d) {
+        free(tok);
+        return;
+    }
+    long long after_open = mapped_rss(path);
+    CHECK(after_open == 0, "after the open's vocab check the shard's mapping holds %lld resident "
+          "bytes, want 0", after_open);
+    static int32_t in[T], tg[T];
+    int64_t bad = 0;
+    for (int r = 0; r < ROWS; r++) {
+        hz_data_next_row(d, in, tg, T);
+        for (int t = 0; t < T; t++) {
+            int64_t at = (int64_t)r * T + t; /* rows follow one another in a plain stream */
+            bad += in[t] != (int32_t)tok[at] || tg[t] != (int32_t)tok[at + 1];
+        }
+    }
+    CHECK(bad == 0, "64 rows read after releases: %lld tokens differ from the file's", (long long)bad);
+    long long after_rows = mapped_rss(path);
+    CHECK(after_rows == 0, "after 64 rows the shard's mapping holds %lld resident bytes, want 0",
+          after_rows);
+    hz_data_close(d);
+    free(tok);
+}
+
 /* g_a.bin (5 tokens, uint16), g_ab.bin (empty), g_b.npy (6 tokens, <u4): one stream of 11.
  * Written out of order: the reader sorts by name. */
 static void test_glob_stream(void) {
@@ -317,6 +375,7 @@ int main(void) {
     test_u32_shard();
     test_glob_stream();
     test_npy();
+    test_released_pages();
     test_errors();
     test_text2tokens();
     test_tmp_close();
