@@ -1,8 +1,10 @@
 /* tests/test_store.c - bf16 rounding, the split fp32 master (w, lo), the AdamW step
- * against a scalar torch.optim.AdamW formula, the lr schedule and the thread pool. */
+ * against a scalar torch.optim.AdamW formula, the lr schedule, the thread pool and the host
+ * store's measured bytes over arrays larger than one measurement chunk. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "rt.h"
 #include "test.h"
@@ -22,8 +24,43 @@ static void sum_task(void *arg, int64_t b, int64_t e)
     for (int64_t i = b; i < e; i++) out[i] = i * 3;
 }
 
+/* A store of one streamed unit of N parameters (as train --probe makes one for its AdamW):
+ * written, it measures all it backs; with 70 MiB of its m array given back to the kernel
+ * (across the measurement's 64 MiB chunks: the arrays of 20M parameters span several), 70
+ * MiB less. */
+static void test_measured_bytes(void)
+{
+    const int64_t n = 20 << 20, gone = 70 << 20;
+    hz_plan q;
+    memset(&q, 0, sizeof q);
+    hz_unit one;
+    memset(&one, 0, sizeof one);
+    one.padded_n = n;
+    q.host_store_n = n;
+    q.units = &one;
+    q.unit_n = 1;
+    q.optimizer_state = HZ_OPTSTATE_FP32;
+    hz_store st;
+    CHECK(hz_store_alloc(&st, &q, NULL, NULL) == 0, "a store of %lld parameters", (long long)n);
+    memset(st.w, 1, (size_t)n * 2);
+    memset(st.lo, 1, (size_t)n * 2);
+    memset(st.m, 1, (size_t)n * 4);
+    memset(st.v, 1, (size_t)n * 4);
+    memset(st.g, 1, (size_t)n * 4);
+    int64_t all = hz_store_measured_bytes(&st);
+    CHECK(all == st.bytes, "written: measured %lld bytes, backed %lld", (long long)all,
+          (long long)st.bytes);
+    CHECK(((uintptr_t)st.m & 4095) == 0 && madvise(st.m, (size_t)gone, MADV_DONTNEED) == 0,
+          "70 MiB of m given back");
+    int64_t less = hz_store_measured_bytes(&st);
+    CHECK(less == st.bytes - gone, "then measured %lld bytes, want %lld", (long long)less,
+          (long long)(st.bytes - gone));
+    hz_store_free(&st);
+}
+
 int main(void)
 {
+    test_measured_bytes();
     /* bf16 rounding: exact values, round to nearest even on ties, NaN stays NaN */
     CHECK(hz_bf16_from_f32(1.0f) == 0x3f80, "bf16(1.0) = 0x%04x", hz_bf16_from_f32(1.0f));
     CHECK(hz_bf16_from_f32(hz_float_inl(0x3f808000)) == 0x3f80, "tie rounds down to even");
