@@ -6,7 +6,7 @@
 #      the cuda and the cpu trainer, losses agree within bf16 tolerance;
 #   3. --probe: a ceilings file with every rate (the window attention rates where the plan
 #      has sliding windows), which hzc plan reads; the note on another device's ceilings;
-#      an unwritable -o refused before any work;
+#      an unwritable -o refused before any work; a plan with every unit resident probed;
 #      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
 #      it, resume within the float atomics' rounding; --attention cudnn against hzc's
 #      kernels (where cuDNN loads); host-held boundaries train identically;
