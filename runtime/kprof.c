@@ -20,10 +20,6 @@ void hz_kprof_add(hz_kprof *kp, int stream, const hz_kcost *k, double ms)
     r->ms += ms;
     r->flops += k->flops;
     r->bytes += k->bytes;
-    if (k->alone_ms > 0) {
-        r->alone_ms += k->alone_ms;
-        r->alone_calls += k->calls;
-    }
 }
 
 double hz_kprof_vs_alone(const hz_kstat *r)
@@ -140,7 +136,7 @@ void hz_kclock_mark(hz_kclock *kc, hz_kcost k)
 
 void hz_kclock_end(hz_kclock *kc, double t_s)
 {
-    hz_kcost k = {HZ_KR_HOST, 1, 0.0, 0.0, 0.0};
+    hz_kcost k = {HZ_KR_HOST, 1, 0.0, 0.0};
     hz_kprof_add(kc->kp, kc->stream, &k, (t_s - kc->last_s) * 1e3);
     kc->last_s = t_s;
 }

@@ -80,18 +80,18 @@ extern const int hz_krow_class[HZ_KROW_N];
 typedef struct hz_kcost {
     int row, calls;
     double flops, bytes;
-    double alone_ms; /* the same work timed alone (a GEMM's, gemm_pick.c); 0: none */
 } hz_kcost;
 
 static inline hz_kcost hz_kc(int row, double flops, double bytes)
 {
-    hz_kcost c = {row, 1, flops, bytes, 0.0};
+    hz_kcost c = {row, 1, flops, bytes};
     return c;
 }
 
 /* One row of one stream: summed over the profiled step. */
 typedef struct hz_kstat {
-    int64_t calls, alone_calls; /* alone_calls: the calls with an alone time */
+    int64_t calls, alone_calls; /* alone_calls: the calls with an alone time (a GEMM's timed
+                                 * by itself after the step: hz_backend.kprof_alone) */
     double ms, flops, bytes, alone_ms;
 } hz_kstat;
 

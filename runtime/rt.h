@@ -144,6 +144,10 @@ typedef struct hz_store {
     void *home_ctx;
 } hz_store;
 
+/* Q: the plan of a store of one streamed unit ONE of N parameters with fp32 moments and no
+ * resident units, otherwise P's (its gradient dtype; P NULL: a zeroed plan, fp32
+ * gradients): a store outside any model, as train --probe times its host AdamW on. */
+void hz_plan_one_unit(hz_plan *q, hz_unit *one, const hz_plan *p, int64_t n);
 /* Map and back the store for plan P (zeroed), pinning the backed runs with PIN (may be
  * NULL); returns 0 or -1 after saying why. */
 int hz_store_alloc(hz_store *s, const hz_plan *p, hz_host_pin_fn pin, hz_host_unpin_fn unpin);

@@ -25,3 +25,16 @@ float hz_store_grad(const hz_store *s, int64_t i)
 {
     return s->grad_bf16 ? hz_f32_from_bf16(((const uint16_t *)s->g)[i]) : ((const float *)s->g)[i];
 }
+
+void hz_plan_one_unit(hz_plan *q, hz_unit *one, const hz_plan *p, int64_t n)
+{
+    if (p) *q = *p;
+    else memset(q, 0, sizeof *q);
+    memset(one, 0, sizeof *one);
+    one->padded_n = n;
+    q->host_store_n = n;
+    q->units = one;
+    q->unit_n = 1;
+    q->resident_n = 0;
+    q->optimizer_state = HZ_OPTSTATE_FP32;
+}

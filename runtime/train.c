@@ -1,5 +1,6 @@
 /* runtime/train.c - the trainer's main() (its flags: train_args.c): data, the step loop,
- * logging, the live progress line and the final summary with measured beside planned memory.
+ * logging, the live progress line and the final summary (its profile and memory lines:
+ * train_summary.c).
  * The plan comes from the generated schedule (hzg_plan). Errors stop the trainer at
  * once with a message that says what to do. SIGINT, SIGTERM and SIGHUP end the run after
  * the current step (with a checkpoint under --out); a second one ends it at once. */
@@ -22,6 +23,7 @@
 #include "train_check.h"
 #include "train_raw.h"
 #include "train_save.h"
+#include "train_summary.h"
 
 /* ---- signals: the first ends the run after the current step, a second at once ---- */
 
@@ -83,22 +85,6 @@ static step_tokens step_tokens_alloc(const hz_dims *dm)
     return tk;
 }
 
-/* The planner's predicted phases (a model of the GPU and the host: docs/plan.md "Step time")
- * beside the measured means of N profiled steps. */
-static void print_times(const hz_plan *p, const hz_profile *sum, double n, double step_s)
-{
-    printf("  %-22s %12s %12s %8s\n", "time per step", "predicted", "measured", "error");
-    for (int k = 0; k < hz_plan_phase_n(p); k++) {
-        double want = p->pred.phase_s[k] * 1e3, got = sum->phase_ms[k] / n;
-        printf("  %-22s %9.1f ms %9.1f ms %+7.1f%%\n", hz_phase_names[k], want, got,
-               got > 0 ? 100.0 * (want - got) / got : 0.0);
-    }
-    printf("  %-22s %9.1f ms %9.1f ms %+7.1f%%\n", "step (wall)", p->pred.step_s * 1e3,
-           step_s * 1e3, step_s > 0 ? 100.0 * (p->pred.step_s - step_s) / step_s : 0.0);
-    printf("  predicted critical path: %s; rates: %s\n", hz_phase_names[p->pred.critical],
-           p->pred.ceilings ? p->pred.ceilings : "?");
-}
-
 static void fill_step(const hz_plan *p, hz_data *d, step_tokens *tk)
 {
     const hz_dims *dm = &p->dims;
@@ -151,28 +137,6 @@ static void dump_logits(hz_ctx *c, hz_data *val, const char *path, step_tokens *
     if (!ok) hz_train_die("cannot write --dump-logits file", path);
     printf("logits: %s (%lld x %lld float32, the first validation step)\n", path,
            (long long)d->step_tokens, (long long)d->V);
-}
-
-/* the process's resident memory by kind (/proc/self/status; VmRSS is their sum): what grows
- * after ready is either memory allocated (anonymous) or pages of code and libraries touched
- * (file-backed) */
-typedef struct rss_kinds {
-    int64_t anon, file, shmem;
-} rss_kinds;
-
-static rss_kinds rss_kinds_now(void)
-{
-    rss_kinds k = {hz_proc_bytes("/proc/self/status", "RssAnon:"),
-                   hz_proc_bytes("/proc/self/status", "RssFile:"),
-                   hz_proc_bytes("/proc/self/status", "RssShmem:")};
-    return k;
-}
-
-static void print_bytes_line(const char *what, int64_t planned, int64_t measured)
-{
-    const double gib = 1024.0 * 1024.0 * 1024.0;
-    printf("  %-22s planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)\n", what,
-           (long long)planned, planned / gib, (long long)measured, measured / gib);
 }
 
 /* --sample-every's sampler, or a message and exit. */
@@ -382,8 +346,7 @@ int main(int argc, char **argv)
     printf("ready in %.1f s\n", hz_now_s() - t_init);
     /* everything the plan allocates exists now; what the process holds beyond it is its own
      * start-up (code, libraries, the CUDA context), which the plan does not model */
-    rss_kinds kinds_ready = rss_kinds_now();
-    int64_t rss_ready = kinds_ready.anon + kinds_ready.file + kinds_ready.shmem;
+    hz_rss_kinds kinds_ready = hz_rss_kinds_now();
     hz_profile prof, prof_sum;
     memset(&prof_sum, 0, sizeof prof_sum);
     int64_t profiled_steps = 0;
@@ -544,52 +507,10 @@ int main(int argc, char **argv)
     if (ctx.step > first_step)
         printf("; step loop %.1f s with its checkpoints", loop_s);
     printf("\n");
-    if (profiled_steps > 0) {
-        double n = (double)profiled_steps, span = prof_sum.span_ms / n;
-        double h2d = prof_sum.busy_ms[HZ_H2D] / n, d2h = prof_sum.busy_ms[HZ_D2H] / n;
-        printf("profile (mean of %lld steps): device span %.1f ms, compute stream busy %.1f%% "
-               "of it",
-               (long long)profiled_steps, span, 100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / span);
-        /* the cpu backend's "copies" widen bf16 in host memory: no bus to report */
-        if (hz_backend_impl.caps->pcie) {
-            int64_t h2d_b, d2h_b;
-            hz_plan_pcie_bytes(p, &h2d_b, &d2h_b);
-            printf("; PCIe per step: h2d %.3f GB in %.1f ms (%.1f GB/s), d2h %.3f GB in %.1f ms "
-                   "(%.1f GB/s)",
-                   h2d_b * 1e-9, h2d, h2d > 0 ? h2d_b / (h2d * 1e6) : 0.0, d2h_b * 1e-9, d2h,
-                   d2h > 0 ? d2h_b / (d2h * 1e6) : 0.0);
-        }
-        printf("\n");
-        printf("  step wall %.1f ms: the compute stream is busy %.1f%% of the whole step\n",
-               train_s / (double)timed_steps * 1e3,
-               100.0 * prof_sum.busy_ms[HZ_COMPUTE] / n / (train_s / (double)timed_steps * 1e3));        /* the prediction models a GPU and its bus: the cpu backend's times are not that */
-        if (hz_backend_impl.caps->pcie)
-            print_times(p, &prof_sum, n, train_s / (double)timed_steps);
-    }
-    /* a device backend's process holds its libraries and device context beside the plan (the
-     * ceilings' process_host_bytes); the cpu backend's arena is host memory of its own */
-    int64_t peak = hz_peak_rss_bytes(), process = hz_backend_impl.caps->pcie ? p->pred.process_host_bytes : 0;
-    hz_mem_line mem[2 + HZ_MEM_LINES_MAX] = {
-        {"host store", p->host_store_bytes, hz_store_measured_bytes(&ctx.store)},
-        {"host peak (RSS)", p->host_bytes + process, peak}};
-    print_bytes_line(mem[0].what, mem[0].planned, mem[0].measured);
-    if (process > 0) {
-        printf("  host peak (RSS)        planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)"
-               "  %+.3f%%\n", (long long)(p->host_bytes + process),
-               (p->host_bytes + process) / 1073741824.0, (long long)peak, peak / 1073741824.0,
-               100.0 * (double)(peak - p->host_bytes - process) / (double)(p->host_bytes + process));
-        printf("    the plan's %lld and the process's own %lld (%s); when ready %lld beyond the "
-               "plan, %+lld after\n", (long long)p->host_bytes, (long long)process,
-               p->pred.ceilings, (long long)(rss_ready - p->host_bytes),
-               (long long)(peak - rss_ready));
-        rss_kinds kinds_end = rss_kinds_now();
-        printf("    resident when ready / at the end: anonymous %lld / %lld, file-backed (code, "
-               "libraries) %lld / %lld, shared %lld / %lld\n",
-               (long long)kinds_ready.anon, (long long)kinds_end.anon, (long long)kinds_ready.file,
-               (long long)kinds_end.file, (long long)kinds_ready.shmem, (long long)kinds_end.shmem);
-    } else {
-        print_bytes_line(mem[1].what, mem[1].planned, mem[1].measured);
-    }
+    if (profiled_steps > 0)
+        hz_train_print_profile(p, &prof_sum, profiled_steps, train_s / (double)timed_steps);
+    hz_mem_line mem[2 + HZ_MEM_LINES_MAX];
+    hz_train_print_memory(&ctx, &kinds_ready, mem);
     ctx.be->report(&ctx, stdout);
     if (p->optimizer_state != HZ_OPTSTATE_FP32)
         printf("optimizer state %s: %lld non-finite gradients kept out of the moments\n",

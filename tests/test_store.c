@@ -32,14 +32,8 @@ static void test_measured_bytes(void)
 {
     const int64_t n = 20 << 20, gone = 70 << 20;
     hz_plan q;
-    memset(&q, 0, sizeof q);
     hz_unit one;
-    memset(&one, 0, sizeof one);
-    one.padded_n = n;
-    q.host_store_n = n;
-    q.units = &one;
-    q.unit_n = 1;
-    q.optimizer_state = HZ_OPTSTATE_FP32;
+    hz_plan_one_unit(&q, &one, NULL, n);
     hz_store st;
     CHECK(hz_store_alloc(&st, &q, NULL, NULL) == 0, "a store of %lld parameters", (long long)n);
     memset(st.w, 1, (size_t)n * 2);

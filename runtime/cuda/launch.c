@@ -10,7 +10,7 @@ static hz_kcost mem(int row, double bytes) { return hz_kc(row, 0.0, bytes); }
 
 static hz_kcost more(int row, double bytes)
 {
-    hz_kcost c = {row, 0, 0.0, bytes, 0.0};
+    hz_kcost c = {row, 0, 0.0, bytes};
     return c;
 }
 

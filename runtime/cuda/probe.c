@@ -340,15 +340,9 @@ static int probe_adamw(hz_ctx *c, probe_result *r, FILE *log)
     int64_t avail = hz_proc_bytes("/proc/meminfo", "MemAvailable:");
     if (avail > 0 && avail / 2 / per < n) n = avail / 2 / per / 64 * 64;
     if (n < (1 << 20)) n = 1 << 20;
-    hz_plan q = *p; /* the store's sizes: host_store_n, the gradient dtype, one streamed unit */
+    hz_plan q; /* one streamed unit of n, the plan's gradient dtype; the loop timed: fp32 */
     hz_unit one;
-    memset(&one, 0, sizeof one);
-    one.padded_n = n;
-    q.host_store_n = n;
-    q.units = &one;
-    q.unit_n = 1;
-    q.resident_n = 0;
-    q.optimizer_state = HZ_OPTSTATE_FP32; /* the loop timed: fp32 moments */
+    hz_plan_one_unit(&q, &one, p, n);
     hz_store st;
     if (hz_store_alloc(&st, &q, c->be->host_pin, c->be->host_unpin) != 0) {
         hz_store_free(&st);

@@ -72,7 +72,7 @@ static void add_mark(cuda_state *s, int stream, int start, int gemm, hz_kcost co
 
 void hzcu_prof_op(cuda_state *s, int stream)
 {
-    hz_kcost none = {HZ_KR_HOST, 0, 0.0, 0.0, 0.0};
+    hz_kcost none = {HZ_KR_HOST, 0, 0.0, 0.0};
     add_mark(s, stream, 1, -1, none);
 }
 
@@ -94,7 +94,6 @@ void hzcu_prof_mark_gemm(cuda_state *s, hz_kcost cost, int gemm)
         s->prof->counted++;
         return;
     }
-    cost.alone_ms = s->gemm[gemm].alone_ms; /* init's, until hzcu_prof_alone */
     add_mark(s, HZ_COMPUTE, 0, gemm, cost);
 }
 
@@ -131,12 +130,7 @@ void hzcu_prof_alone(cuda_state *s, hz_kprof *kp)
     hzcu_clocks_start(s->clocks);
     hzcu_gemm_time_alone(s);
     hzcu_clocks_stop(s->clocks, &kp->clock_mhz[1], &kp->power_w[1]);
-    /* only GEMM marks carry alone times: the rows' are theirs again, at the new times */
-    for (int st = 0; st < HZ_STREAM_KIND_N; st++)
-        for (int k = 0; k < HZ_KROW_N; k++) {
-            kp->row[st][k].alone_ms = 0.0;
-            kp->row[st][k].alone_calls = 0;
-        }
+    /* the rows' alone times: their GEMM marks' (the rows start at none: exec.c clears them) */
     for (int64_t i = 0; i < pr->mark_n; i++) {
         const prof_mark *m = &pr->mark[i];
         float ms = m->gemm >= 0 ? s->gemm[m->gemm].alone_ms : 0.0f;
