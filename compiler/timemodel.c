@@ -186,8 +186,10 @@ static block_cost block_cost_of(const hz_dims *d, int64_t window)
     b.gemm_fwd = 2.0 * N * block_params;
     b.gemm_rec = b.gemm_fwd - (1.0 - post) * 2.0 * N * F * C; /* the recompute stops before down */
     b.att_fwd = 4.0 * N * keys * A;
-    b.ew_fwd = 2.0 * N * (9.0 * C + 2.0 * QKV + 3.0 * F + post * 4.0 * C);
-    b.ew_rec = b.ew_fwd - 2.0 * N * (3.0 - post) * C;
+    /* without post norms the down projection's epilogue reads the residual (one C, against
+     * an add's three); the recompute stops before it */
+    b.ew_fwd = 2.0 * N * (7.0 * C + 2.0 * QKV + 3.0 * F + post * 6.0 * C);
+    b.ew_rec = b.ew_fwd - 2.0 * N * (1.0 + post) * C;
     b.ew_bwd = 2.0 * N * (5.0 * F + 8.0 * C + 2.0 * QKV + 2.0 * A + post * 6.0 * C);
     b.ew_kept = 2.0 * N * (4.0 * C + 3.0 * F); /* a kept block's two norms and gated product */
     b.dw_acc = 8.0 * block_params; /* fp32 gradients read and written by the dW GEMMs */

@@ -41,6 +41,7 @@ typedef struct gemm_plan {
     int transa, transb, out_f32;
     int64_t m, n, k, lda, ldb, ldd;
     uint32_t align_a, align_b, align_d;
+    uint32_t align_c; /* a C operand apart from D (D = A B + C): its alignment; 0 without */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, ld;
     int cand_n, picked; /* picked: the candidate it runs (0: the heuristic's first) */
@@ -48,7 +49,8 @@ typedef struct gemm_plan {
                          * --profile-kernels again after the profiled step (gemm_pick.c) */
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
     size_t cand_ws[GEMM_CANDIDATES];
-    const void *a, *b; /* the first call's operands (arena or resident addresses) */
+    const void *a, *b, *c; /* the first call's operands (arena or resident addresses); c
+                            * NULL: C is D */
     void *d;
     float beta;
     const char *what;
@@ -189,6 +191,10 @@ int64_t hzcu_smem(const cuda_state *s, int k);
 /* y (N, OUT) = x (N, IN) @ w^T */
 void hzcu_linear_forward(cuda_state *s, int role, const char *what, bf16 *y, const bf16 *x,
                          const bf16 *w, int64_t N, int64_t IN, int64_t OUT);
+/* y (N, OUT) = x (N, IN) @ w^T + r (N, OUT): the residual added in the GEMM's epilogue, in
+ * fp32 before y's one rounding to bf16 (r may be y) */
+void hzcu_linear_forward_add(cuda_state *s, int role, const char *what, bf16 *y, const bf16 *x,
+                             const bf16 *w, const bf16 *r, int64_t N, int64_t IN, int64_t OUT);
 /* dx (N, IN) = dy (N, OUT) @ w */
 void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx, const bf16 *dy,
                             const bf16 *w, int64_t N, int64_t IN, int64_t OUT);
@@ -196,9 +202,10 @@ void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx,
 void hzcu_linear_backward_w(cuda_state *s, int role, const char *what, float *dw, const bf16 *dy,
                             const bf16 *x, int64_t N, int64_t IN, int64_t OUT);
 void hzcu_gemm_destroy(cuda_state *s);
-/* One call of planned GEMM G with its candidate algorithm CAND on the compute stream. */
+/* One call of planned GEMM G with its candidate algorithm CAND on the compute stream:
+ * D = A B + beta C, C NULL for D itself. */
 cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, int cand, const void *A,
-                               const void *B, void *D, float beta);
+                               const void *B, const void *C, void *D, float beta);
 
 /* ---- gemm_pick.c: each planned GEMM's algorithm chosen by timing the heuristic's
  * candidates on its own operands at init (not under --deterministic); prints a summary ---- */

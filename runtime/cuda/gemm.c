@@ -17,28 +17,29 @@ static uint32_t ptr_align(const void *ptr)
 
 static gemm_plan *gemm_find(cuda_state *s, int ta, int tb, int64_t m, int64_t n, int64_t k,
                             int64_t lda, int64_t ldb, int64_t ldd, int out_f32, uint32_t aa,
-                            uint32_t ab, uint32_t ad)
+                            uint32_t ab, uint32_t ac, uint32_t ad)
 {
     for (int i = 0; i < s->gemm_n; i++) {
         gemm_plan *g = &s->gemm[i];
         if (g->transa == ta && g->transb == tb && g->m == m && g->n == n && g->k == k &&
             g->lda == lda && g->ldb == ldb && g->ldd == ldd && g->out_f32 == out_f32 &&
-            g->align_a == aa && g->align_b == ab && g->align_d == ad)
+            g->align_a == aa && g->align_b == ab && g->align_c == ac && g->align_d == ad)
             return g;
     }
     return NULL;
 }
 
-/* Describe a new GEMM and ask cuBLASLt's heuristic for its algorithm (once per key). */
+/* Describe a new GEMM and ask cuBLASLt's heuristic for its algorithm (once per key; AC: the
+ * alignment of a C apart from D, 0 for C = D). */
 static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int64_t m, int64_t n,
                            int64_t k, int64_t lda, int64_t ldb, int64_t ldd, int out_f32,
-                           uint32_t aa, uint32_t ab, uint32_t ad)
+                           uint32_t aa, uint32_t ab, uint32_t ac, uint32_t ad)
 {
     if (s->gemm_n == GEMM_MAX) hzcu_die("more than %d distinct GEMMs (internal error)", GEMM_MAX);
     gemm_plan *g = &s->gemm[s->gemm_n];
     *g = (gemm_plan){.transa = ta, .transb = tb, .out_f32 = out_f32, .m = m, .n = n, .k = k,
                      .lda = lda, .ldb = ldb, .ldd = ldd, .align_a = aa, .align_b = ab,
-                     .align_d = ad, .what = what};
+                     .align_c = ac, .align_d = ad, .what = what};
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t dt = out_f32 ? CUDA_R_32F : CUDA_R_16BF;
     LT_CHECK(cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -61,8 +62,9 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
                                                   &aa, sizeof aa));
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                                                   &ab, sizeof ab));
+    uint32_t align_c = ac ? ac : ad;
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                  &ad, sizeof ad));
+                                                  &align_c, sizeof align_c));
     LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                   &ad, sizeof ad));
     cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
@@ -89,35 +91,36 @@ static gemm_plan *gemm_new(cuda_state *s, const char *what, int ta, int tb, int6
 }
 
 cublasStatus_t hzcu_gemm_issue(cuda_state *s, const gemm_plan *g, int cand, const void *A,
-                               const void *B, void *D, float beta)
+                               const void *B, const void *C, void *D, float beta)
 {
     const float alpha = 1.0f;
-    return cublasLtMatmul(s->lt, g->desc, &alpha, A, g->la, B, g->lb, &beta, D, g->ld, D, g->ld,
-                          &g->cand[cand], s->ws, g->cand_ws[cand], s->stream[HZ_COMPUTE]);
+    return cublasLtMatmul(s->lt, g->desc, &alpha, A, g->la, B, g->lb, &beta, C ? C : D, g->ld, D,
+                          g->ld, &g->cand[cand], s->ws, g->cand_ws[cand], s->stream[HZ_COMPUTE]);
 }
 
-/* D (m, n) = A' B' (+ D when beta = 1), column-major, A' = op(A) (m, k), B' = op(B) (k, n).
- * WHAT names the product for messages, ROW its row of the kernel profile (runtime/kprof.h).
- * Pointers must be 16-byte aligned. */
+/* D (m, n) = A' B' (+ C when beta = 1; C NULL: D itself), column-major, A' = op(A) (m, k),
+ * B' = op(B) (k, n), C laid out as D. WHAT names the product for messages, ROW its row of
+ * the kernel profile (runtime/kprof.h). Pointers must be 16-byte aligned. */
 static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64_t m, int64_t n,
-                 int64_t k, const bf16 *A, int64_t lda, const bf16 *B, int64_t ldb, void *D,
-                 int64_t ldd, int out_f32, float beta)
+                 int64_t k, const bf16 *A, int64_t lda, const bf16 *B, int64_t ldb, const void *C,
+                 void *D, int64_t ldd, int out_f32, float beta)
 {
-    uint32_t aa = ptr_align(A), ab = ptr_align(B), ad = ptr_align(D);
-    if (aa < 16 || ab < 16 || ad < 16)
+    if (C == D) C = NULL;
+    uint32_t aa = ptr_align(A), ab = ptr_align(B), ac = C ? ptr_align(C) : 0, ad = ptr_align(D);
+    if (aa < 16 || ab < 16 || ad < 16 || (C && ac < 16))
         hzcu_die(
             "GEMM %s (m %lld n %lld k %lld): operands must be 16-byte aligned, got alignments "
-            "A %u, B %u, D %u bytes (internal error: the plan's offsets should keep them aligned)",
-            what, (long long)m, (long long)n, (long long)k, aa, ab, ad);
-    gemm_plan *g = gemm_find(s, ta, tb, m, n, k, lda, ldb, ldd, out_f32, aa, ab, ad);
+            "A %u, B %u, C %u, D %u bytes (internal error: the plan's offsets should keep them "
+            "aligned)", what, (long long)m, (long long)n, (long long)k, aa, ab, ac, ad);
+    gemm_plan *g = gemm_find(s, ta, tb, m, n, k, lda, ldb, ldd, out_f32, aa, ab, ac, ad);
     if (!g) {
         if (!s->dry && !s->gemm_late++)
             fprintf(stderr,
                     "train: warning: GEMM %s (m %lld n %lld k %lld) was not planned at "
                     "init; planning it now\n",
                     what, (long long)m, (long long)n, (long long)k);
-        g = gemm_new(s, what, ta, tb, m, n, k, lda, ldb, ldd, out_f32, aa, ab, ad);
-        g->a = A, g->b = B, g->d = D, g->beta = beta;
+        g = gemm_new(s, what, ta, tb, m, n, k, lda, ldb, ldd, out_f32, aa, ab, ac, ad);
+        g->a = A, g->b = B, g->c = C, g->d = D, g->beta = beta;
     }
     hz_kcost cost = hz_kc(row, 2.0 * (double)m * (double)n * (double)k, 0.0);
     int gi = (int)(g - s->gemm);
@@ -125,7 +128,7 @@ static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64
         if (s->prof_on) hzcu_prof_mark_gemm(s, cost, gi);
         return;
     }
-    cublasStatus_t st = hzcu_gemm_issue(s, g, g->picked, A, B, D, beta);
+    cublasStatus_t st = hzcu_gemm_issue(s, g, g->picked, A, B, C, D, beta);
     if (st != CUBLAS_STATUS_SUCCESS)
         hzcu_die("cuBLASLt GEMM %s (m %lld n %lld k %lld, op %c%c, %s out, beta %g) failed: %s",
                  what, (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',
@@ -140,19 +143,29 @@ static void gemm(cuda_state *s, int row, const char *what, int ta, int tb, int64
 void hzcu_linear_forward(cuda_state *s, int role, const char *what, bf16 *y, const bf16 *x,
                          const bf16 *w, int64_t N, int64_t IN, int64_t OUT)
 {
-    gemm(s, hz_krow_gemm(role, HZ_GEMM_FWD), what, 1, 0, OUT, N, IN, w, IN, x, IN, y, OUT, 0, 0.0f);
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_FWD), what, 1, 0, OUT, N, IN, w, IN, x, IN, NULL, y, OUT, 0,
+         0.0f);
+}
+
+void hzcu_linear_forward_add(cuda_state *s, int role, const char *what, bf16 *y, const bf16 *x,
+                             const bf16 *w, const bf16 *r, int64_t N, int64_t IN, int64_t OUT)
+{
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_FWD), what, 1, 0, OUT, N, IN, w, IN, x, IN, r, y, OUT, 0,
+         1.0f);
 }
 
 void hzcu_linear_backward_x(cuda_state *s, int role, const char *what, bf16 *dx, const bf16 *dy,
                             const bf16 *w, int64_t N, int64_t IN, int64_t OUT)
 {
-    gemm(s, hz_krow_gemm(role, HZ_GEMM_DX), what, 0, 0, IN, N, OUT, w, IN, dy, OUT, dx, IN, 0, 0.0f);
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_DX), what, 0, 0, IN, N, OUT, w, IN, dy, OUT, NULL, dx, IN, 0,
+         0.0f);
 }
 
 void hzcu_linear_backward_w(cuda_state *s, int role, const char *what, float *dw, const bf16 *dy,
                             const bf16 *x, int64_t N, int64_t IN, int64_t OUT)
 {
-    gemm(s, hz_krow_gemm(role, HZ_GEMM_DW), what, 0, 1, IN, OUT, N, x, IN, dy, OUT, dw, IN, 1, 1.0f);
+    gemm(s, hz_krow_gemm(role, HZ_GEMM_DW), what, 0, 1, IN, OUT, N, x, IN, dy, OUT, NULL, dw, IN, 1,
+         1.0f);
 }
 
 void hzcu_gemm_destroy(cuda_state *s)

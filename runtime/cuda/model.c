@@ -85,7 +85,8 @@ static void gate_forward(cuda_state *s, cudaStream_t st, const work_bufs *b)
 /* out = block(inp) for one micro-batch, (N, C) bf16 each, its activations in B. With
  * out == NULL only the internals the backward needs are recomputed (the last residual add
  * is skipped, and without post norms, or with MLP_OUT_KEPT (B's mo and rstd4 hold the
- * forward's), the down projection and its norm). With post norms (Gemma 3):
+ * forward's), the down projection and its norm). Without post norms the down projection
+ * adds the residual in its epilogue (out = h wdown^T + xmid). With post norms (Gemma 3):
  * xmid = inp + norm(o_proj(att)) and out = xmid + norm(down(h)); the norms' outputs pass
  * through dxn, which is free until the backward, and the recompute keeps rstd4 (the MLP
  * output norm's) from a norm into dxmid, free likewise. */
@@ -125,8 +126,8 @@ static void block_forward(cuda_state *s, const block_w *w, const block_att *at,
         return;
     }
     if (!out) return;
-    hzcu_linear_forward(s, HZ_GEMM_DOWN, "out = h wdown^T", out, b->h, w->wdown, s->N, s->F, s->C);
-    hzcu_add_bf16(s, st, out, out, b->xmid, (long)s->N * s->C);
+    hzcu_linear_forward_add(s, HZ_GEMM_DOWN, "out = h wdown^T + xmid", out, b->h, w->wdown, b->xmid,
+                            s->N, s->F, s->C);
 }
 
 /* A kept block's backward: the SAVED list is in B; the rest of what the backward reads (the

@@ -103,12 +103,15 @@ typedef struct gemm_call {
     void *out;         /* y (LIN_FWD), dx (LIN_DX), the fp32 dw (LIN_DW) */
     const bf16 *a, *b; /* LIN_FWD: x, w; LIN_DX: dy, w; LIN_DW: dy, x */
     int64_t IN, OUT;   /* of the linear layer w (OUT, IN); N = micro_tokens */
+    const bf16 *c;     /* LIN_FWD: the residual its epilogue adds, or NULL */
 } gemm_call;
 
 static void gemm_issue(cuda_state *s, const void *arg)
 {
     const gemm_call *g = arg;
-    if (g->kind == LIN_FWD)
+    if (g->kind == LIN_FWD && g->c)
+        hzcu_linear_forward_add(s, g->role, g->what, g->out, g->a, g->b, g->c, s->N, g->IN, g->OUT);
+    else if (g->kind == LIN_FWD)
         hzcu_linear_forward(s, g->role, g->what, g->out, g->a, g->b, s->N, g->IN, g->OUT);
     else if (g->kind == LIN_DX)
         hzcu_linear_backward_x(s, g->role, g->what, g->out, g->a, g->b, s->N, g->IN, g->OUT);
@@ -137,20 +140,21 @@ static int block_gemms(cuda_state *s, int backward, gemm_call *out)
     int64_t C = s->C, F = s->F, A = s->A, QKV = s->QKV;
     bf16 *dout = s->dgrad; /* micro-batch 0's rows */
     const gemm_call fwd[] = {
-        {"qkv = xn wqkv^T", HZ_GEMM_QKV, LIN_FWD, b->qkv, b->xn, w.wqkv, C, QKV},
-        {"xmid = att wo^T", HZ_GEMM_ATTN_OUT, LIN_FWD, b->xmid, b->att, w.wo, A, C},
-        {"gate_up = xn2 wgate_up^T", HZ_GEMM_GATE_UP, LIN_FWD, b->gu, b->xn2, w.wgu, C, 2 * F},
-        {"out = h wdown^T", HZ_GEMM_DOWN, LIN_FWD, hzcu_boundary_at(s, u->layer + 1, 0), b->h, w.wdown, F, C},
+        {"qkv = xn wqkv^T", HZ_GEMM_QKV, LIN_FWD, b->qkv, b->xn, w.wqkv, C, QKV, NULL},
+        {"xmid = att wo^T", HZ_GEMM_ATTN_OUT, LIN_FWD, b->xmid, b->att, w.wo, A, C, NULL},
+        {"gate_up = xn2 wgate_up^T", HZ_GEMM_GATE_UP, LIN_FWD, b->gu, b->xn2, w.wgu, C, 2 * F, NULL},
+        {"out = h wdown^T + xmid", HZ_GEMM_DOWN, LIN_FWD, hzcu_boundary_at(s, u->layer + 1, 0), b->h,
+         w.wdown, F, C, s->p->dims.post_norms ? NULL : b->xmid},
     };
     const gemm_call bwd[] = {
-        {"dh = dout wdown", HZ_GEMM_DOWN, LIN_DX, b->dh, dout, w.wdown, F, C},
-        {"dwdown += dout^T h", HZ_GEMM_DOWN, LIN_DW, g.wdown, dout, b->h, F, C},
-        {"dxn2 = dgate_up wgate_up", HZ_GEMM_GATE_UP, LIN_DX, b->dxn2, b->dgu, w.wgu, C, 2 * F},
-        {"dwgate_up += dgate_up^T xn2", HZ_GEMM_GATE_UP, LIN_DW, g.wgu, b->dgu, b->xn2, C, 2 * F},
-        {"datt = dxmid wo", HZ_GEMM_ATTN_OUT, LIN_DX, b->datt, b->dxmid, w.wo, A, C},
-        {"dwo += dxmid^T att", HZ_GEMM_ATTN_OUT, LIN_DW, g.wo, b->dxmid, b->att, A, C},
-        {"dxn = dqkv wqkv", HZ_GEMM_QKV, LIN_DX, b->dxn, b->dqkv, w.wqkv, C, QKV},
-        {"dwqkv += dqkv^T xn", HZ_GEMM_QKV, LIN_DW, g.wqkv, b->dqkv, b->xn, C, QKV},
+        {"dh = dout wdown", HZ_GEMM_DOWN, LIN_DX, b->dh, dout, w.wdown, F, C, NULL},
+        {"dwdown += dout^T h", HZ_GEMM_DOWN, LIN_DW, g.wdown, dout, b->h, F, C, NULL},
+        {"dxn2 = dgate_up wgate_up", HZ_GEMM_GATE_UP, LIN_DX, b->dxn2, b->dgu, w.wgu, C, 2 * F, NULL},
+        {"dwgate_up += dgate_up^T xn2", HZ_GEMM_GATE_UP, LIN_DW, g.wgu, b->dgu, b->xn2, C, 2 * F, NULL},
+        {"datt = dxmid wo", HZ_GEMM_ATTN_OUT, LIN_DX, b->datt, b->dxmid, w.wo, A, C, NULL},
+        {"dwo += dxmid^T att", HZ_GEMM_ATTN_OUT, LIN_DW, g.wo, b->dxmid, b->att, A, C, NULL},
+        {"dxn = dqkv wqkv", HZ_GEMM_QKV, LIN_DX, b->dxn, b->dqkv, w.wqkv, C, QKV, NULL},
+        {"dwqkv += dqkv^T xn", HZ_GEMM_QKV, LIN_DW, g.wqkv, b->dqkv, b->xn, C, QKV, NULL},
     };
     if (!backward) {
         memcpy(out, fwd, sizeof fwd);
