@@ -147,11 +147,20 @@ void ktest_define(const char *name_value) {
     kernel_prelude_define(prelude, sizeof prelude, name_value);
 }
 
+static int wgmma_on;
+int ktest_wgmma(void) { return wgmma_on; }
+
 void compile_and_load(const char *dir, int cc_major, int cc_minor) {
     int nfiles = 0, warned = 0;
     char *src = kernel_sources_read(dir, prelude, &nfiles);
+    /* the wgmma primitives' checks after the backend's sources; on sm_90 the module is
+     * compiled for sm_90a, whose arch-specific features they need */
+    size_t len = strlen(src);
+    kernel_source_append(&src, &len, "tests/gpu/wgmma_check.cu");
+    nfiles++;
+    wgmma_on = cc_major == 9 && cc_minor == 0;
     char arch[32];
-    snprintf(arch, sizeof arch, "sm_%d%d", cc_major, cc_minor);
+    snprintf(arch, sizeof arch, "sm_%d%d%s", cc_major, cc_minor, wgmma_on ? "a" : "");
     size_t n = 0;
     char *cubin = kernel_compile(src, arch, 0, "/tmp/hz_test_kernels_dump.cu", &n, &warned);
     if (!cubin) exit(1);

@@ -72,6 +72,8 @@ const char *ktest_prelude(void);
 /* Compile the .cu files of DIR with NVRTC for sm_MAJORMINOR and load the module. */
 void compile_and_load(const char *dir, int cc_major, int cc_minor);
 void unload_module(void);
+/* 1 when the module was compiled for sm_90a (an sm_90 GPU): util.cu's wgmma primitives run */
+int ktest_wgmma(void);
 CUfunction kernel(const char *name);
 /* Launch a kernel (1-D block); args as cuLaunchKernel takes them. launch waits for it. */
 void launch_async(const char *name, unsigned gx, unsigned gy, unsigned bx, unsigned smem,
@@ -104,5 +106,8 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale);
 void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window);
 void bench_attention(int B, int T, int NH, int NKV, int HD);
 void test_gemma(void);                                            /* ktest_gemma.c */
+/* util.cu's wgmma primitives in attention's shapes (tests/gpu/wgmma_check.cu); a skip line
+ * where the GPU is not sm_90 */
+void test_wgmma(void);                                            /* ktest_wgmma.c */
 
 #endif

@@ -84,6 +84,7 @@ int main(int argc, char **argv) {
     test_attention_cudnn(1, 1024, 4, 1, 128, (float)(1.0 / sqrt(128.0)));
     test_attention_cudnn(2, 256, 8, 4, 128, 0.0625f);
     test_gemma();
+    test_wgmma();
     if (!getenv("HZ_TEST_NO_BENCH")) {
         bench_attention(4, 2048, 32, 8, 128);
         bench_attention(8, 2048, 16, 2, 64);
