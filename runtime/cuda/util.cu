@@ -175,6 +175,10 @@ __device__ __forceinline__ void hz_cp_async16(unsigned dst, const void *src, boo
 __device__ __forceinline__ void hz_cp_async_commit(void) {
     asm volatile("cp.async.commit_group;\n" ::);
 }
+/* Wait until at most N of this thread's committed groups are still in flight. */
+template <int N> __device__ __forceinline__ void hz_cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 /* Wait until all committed groups have landed (in this thread; a barrier publishes them). */
 __device__ __forceinline__ void hz_cp_async_wait_all(void) {
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");

@@ -106,6 +106,9 @@ void test_attention_cudnn(int B, int T, int NH, int NKV, int HD, float scale);
 void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window);
 void bench_attention(int B, int T, int NH, int NKV, int HD);
 void test_gemma(void);                                            /* ktest_gemma.c */
+/* attention_wgmma.cu's forward (head_dim 128, causal) against the cpu reference; a skip line
+ * where the GPU is not sm_90 */
+void test_attention_wgmma(int B, int T, int NH, int NKV);       /* ktest_attention.c */
 /* util.cu's wgmma primitives in attention's shapes (tests/gpu/wgmma_check.cu); a skip line
  * where the GPU is not sm_90 */
 void test_wgmma(void);                                            /* ktest_wgmma.c */

@@ -138,6 +138,40 @@ void test_attention(int B, int T, int NH, int NKV, int HD) {
     test_attention_w(B, T, NH, NKV, HD, 0.0f, 0);
 }
 
+/* attention_wgmma.cu's forward (head_dim 128, causal) on an sm_90 GPU: out and lse against
+ * the cpu reference within the same bounds as hzk_attention_forward's */
+static void launch_forward_wgmma(void **args, int B, int T, int NH, int sync) {
+    (sync ? launch : launch_async)("hzk_attention_forward_wgmma", (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM),
+                                   (unsigned)(B * NH), HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, args);
+}
+
+void test_attention_wgmma(int B, int T, int NH, int NKV) {
+    const int HD = HZ_ATT_WG_HD;
+    char tag[96];
+    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, "wgmma", 0);
+    if (!ktest_wgmma()) {
+        printf("skip    attention fwd (%s): the GPU is not sm_90\n", tag);
+        return;
+    }
+    const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
+    const float scale = (float)(1.0 / sqrt((double)HD));
+    float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
+    float *out_ref = hmalloc(nq), *lse_ref = hmalloc(nl), *g = rand_bf(nq, -1, 1);
+    float *bo = hmalloc(nq), *bq = hmalloc(nq), *bk = hmalloc(nk), *bv = hmalloc(nk);
+    attention_forward(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD);
+    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale, 0);
+    CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk);
+    CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
+    float sc = scale;
+    int hd = HD, win = 0;
+    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &hd, &sc, &win};
+    launch_forward_wgmma(a1, B, T, NH, 1);
+    check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3, "attention fwd out (%s)", tag);
+    check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0, "attention fwd lse (%s)", tag);
+    free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(bo), free(bq), free(bk), free(bv);
+    cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
+}
+
 #define DPTR(p) ((void *)(uintptr_t)(p))
 
 /* cuDNN's graphs for a shape with its workspace, or NULL after one visible skip line. */
@@ -340,6 +374,21 @@ void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window) {
            "bwd %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %d regs, %d B local; dq %d regs, %d B local)\n",
            shape, ms_f, flops_f / ms_f * 1e-9, regs[0], local[0], ms_b, 2.5 * flops_f / ms_b * 1e-9,
            regs[1], local[1], regs[2], local[2]);
+    if (ktest_wgmma() && HD == HZ_ATT_WG_HD && window == 0) { /* attention_wgmma.cu */
+        float ms_w = 0;
+        for (int r = 0; r <= reps; r++) {
+            if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
+            launch_forward_wgmma(a1, B, T, NH, 0);
+        }
+        CU_CHECK(cuEventRecord(e1, NULL));
+        CU_CHECK(cuEventSynchronize(e1));
+        CU_CHECK(cuEventElapsedTime(&ms_w, e0, e1));
+        ms_w /= reps;
+        int wr = 0;
+        CU_CHECK(cuFuncGetAttribute(&wr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_forward_wgmma")));
+        printf("bench   attention %s: wgmma fwd %.3f ms %.1f TFLOP/s (%d regs)\n", shape, ms_w,
+               flops_f / ms_w * 1e-9, wr);
+    }
     float dn_f = 0, dn_b = 0;
     if (bench_cudnn(B, T, NH, NKV, HD, window, dq, dk, dv, dg, dout, dlse, ddq, ddk, ddv, dD, &dn_f,
                     &dn_b) == 0) {

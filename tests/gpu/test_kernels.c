@@ -85,6 +85,10 @@ int main(int argc, char **argv) {
     test_attention_cudnn(2, 256, 8, 4, 128, 0.0625f);
     test_gemma();
     test_wgmma();
+    test_attention_wgmma(2, 200, 8, 2);   /* partial tiles, GQA */
+    test_attention_wgmma(1, 1, 2, 1);     /* one row */
+    test_attention_wgmma(1, 1024, 4, 1);  /* eight key tiles, MQA */
+    test_attention_wgmma(2, 384, 4, 4);   /* MHA, whole tiles */
     if (!getenv("HZ_TEST_NO_BENCH")) {
         bench_attention(4, 2048, 32, 8, 128);
         bench_attention(8, 2048, 16, 2, 64);
