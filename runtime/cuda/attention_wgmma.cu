@@ -154,5 +154,7 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
                 hz_pack_bf16x2(o[4 * i + 2 * rr] * inv, o[4 * i + 2 * rr + 1] * inv);
         if (t == 0) lse[((long)b * NH + h) * T + row] = (m[rr] + log2f(lt)) * 0.6931471805599453f;
     }
+#else
+    __trap(); /* compiled without sm_90a's features */
 #endif
 }
