@@ -214,8 +214,12 @@ __device__ __forceinline__ void hz_atomic_add2(float *dst, float a, float b) {
  * 1024 (8 rows of k), LBO = the bytes between the tile's 64-column blocks of N, the k16 step
  * +2048 bytes. The caller fences (hz_wgmma_fence) before the first product and after writing
  * accumulators or shared operands (hz_fence_proxy_async), then commits and waits. */
+/* HZ_SM90A(code): the code where sm_90a's features are compiled in, else a trap */
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define HZ_WGMMA 1
+#define HZ_SM90A(...) __VA_ARGS__
+#else
+#define HZ_SM90A(...) __trap()
 #endif
 __device__ __forceinline__ unsigned long long hz_wgmma_desc(unsigned addr, unsigned lbo, unsigned sbo) {
     return (unsigned long long)((addr & 0x3FFFFu) >> 4) |
@@ -225,72 +229,46 @@ __device__ __forceinline__ unsigned long long hz_wgmma_desc(unsigned addr, unsig
 /* Shared memory written by plain stores, made visible to the products' (async proxy) reads;
  * after the barrier that orders the stores. */
 __device__ __forceinline__ void hz_fence_proxy_async(void) {
-#ifdef HZ_WGMMA
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#else
-    __trap();
-#endif
+    HZ_SM90A(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"));
 }
 __device__ __forceinline__ void hz_wgmma_fence(void) {
-#ifdef HZ_WGMMA
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#else
-    __trap();
-#endif
+    HZ_SM90A(asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"));
 }
 __device__ __forceinline__ void hz_wgmma_commit(void) {
-#ifdef HZ_WGMMA
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#else
-    __trap();
-#endif
+    HZ_SM90A(asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"));
 }
 /* Wait until at most N committed groups of this warpgroup are still running. */
 template <int N> __device__ __forceinline__ void hz_wgmma_wait(void) {
-#ifdef HZ_WGMMA
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#else
-    __trap();
-#endif
+    HZ_SM90A(asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"));
 }
+/* The 64 accumulators of an m64n128 product: their place holders in the instruction, and
+ * the operands that bind them to d[0..63] */
+#define HZ_WG_D64 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define HZ_WG_D64_OUT(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), \
+    "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), \
+    "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), \
+    "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+    "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
 /* d (64 x 128) = (ACC ? d : 0) + A B^T: A (64 x 16) and B (128 x 16) K-major in shared memory. */
 __device__ __forceinline__ void hz_wgmma_ss_n128(float *d, unsigned long long da, unsigned long long db, int acc) {
-#ifdef HZ_WGMMA
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+    HZ_SM90A(asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "l"(da), "l"(db), "r"(acc));
-#else
-    __trap();
-#endif
+                 "{" HZ_WG_D64 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : HZ_WG_D64_OUT(d)
+                 : "l"(da), "l"(db), "r"(acc)));
 }
 /* d (64 x 128) = (ACC ? d : 0) + A B: A (64 x 16) from registers, B (16 x 128) MN-major in
  * shared memory (transposed on the way in). */
 __device__ __forceinline__ void hz_wgmma_rs_tb_n128(float *d, const unsigned *a, unsigned long long db, int acc) {
-#ifdef HZ_WGMMA
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+    HZ_SM90A(asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
-#else
-    __trap();
-#endif
+                 "{" HZ_WG_D64 "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+                 : HZ_WG_D64_OUT(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc)));
 }
 /* HZ_PTX_END */
 
