@@ -309,7 +309,6 @@ static void fmt_gib(char *buf, size_t n, int64_t bytes)
     snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024.0 * 1024.0));
 }
 
-/* One plan: choice's share of a GPU overflow, at the place it was written. */
 /* Where a plan: choice was written: FILE:LINE:COL, or the spec's name (an override). */
 static void choice_at(FILE *err, const hzc_spec *s, const spec_pos *at)
 {
@@ -319,6 +318,7 @@ static void choice_at(FILE *err, const hzc_spec *s, const spec_pos *at)
         fprintf(err, "%s: ", s->name);
 }
 
+/* One plan: choice's share of a GPU overflow, at the place it was written. */
 static void over_choice(FILE *err, const hzc_spec *s, const spec_pos *at, const char *key,
                         int64_t value, int64_t bytes, int64_t over)
 {

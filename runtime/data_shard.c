@@ -153,9 +153,12 @@ void data_release(const shard *s, int64_t from, int64_t n) {
 #define RELEASE_BLOCKS 16
 static int check_vocab(const shard *s, int64_t vocab, char *err) {
     enum { BLOCK = 4096 };
+    int64_t released = 0; /* tokens before it are given back */
     for (int64_t i0 = 0; i0 < s->tokens_n; i0 += BLOCK) {
-        if (i0 > 0 && i0 % (BLOCK * RELEASE_BLOCKS) == 0)
-            data_release(s, i0 - BLOCK * RELEASE_BLOCKS, BLOCK * RELEASE_BLOCKS);
+        if (i0 - released == BLOCK * RELEASE_BLOCKS) {
+            data_release(s, released, i0 - released);
+            released = i0;
+        }
         int64_t i1 = i0 + BLOCK < s->tokens_n ? i0 + BLOCK : s->tokens_n;
         uint32_t max = 0;
         if (s->width == 2) {
@@ -181,9 +184,7 @@ static int check_vocab(const shard *s, int64_t vocab, char *err) {
             }
         }
     }
-    int64_t tail = s->tokens_n % (BLOCK * RELEASE_BLOCKS);
-    if (s->tokens_n > 0) data_release(s, s->tokens_n - (tail ? tail : BLOCK * RELEASE_BLOCKS),
-                                      tail ? tail : BLOCK * RELEASE_BLOCKS);
+    data_release(s, released, s->tokens_n - released);
     return 0;
 }
 

@@ -72,7 +72,7 @@ void hz_train_print_memory(const hz_ctx *ctx, const hz_rss_kinds *ready, hz_mem_
         print_bytes_line(mem[1].what, mem[1].planned, mem[1].measured);
         return;
     }
-    int64_t planned = p->host_bytes + process, rss_ready = ready->anon + ready->file + ready->shmem;
+    int64_t planned = mem[1].planned, rss_ready = ready->anon + ready->file + ready->shmem;
     printf("  host peak (RSS)        planned %14lld (%8.3f GiB)  measured %14lld (%8.3f GiB)"
            "  %+.3f%%\n", (long long)planned, planned / 1073741824.0, (long long)peak,
            peak / 1073741824.0, 100.0 * (double)(peak - planned) / (double)planned);

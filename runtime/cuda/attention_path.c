@@ -120,25 +120,16 @@ void hzcu_attention_warm(cuda_state *s)
 {
     double t0 = hz_now_s();
     cudaStream_t st = s->stream[HZ_COMPUTE];
-    char why[1024];
     int n = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 2; i++) { /* the passes' own calls: after the walk, they issue */
         struct hzcu_dnn_att *d = &s->dnn[i];
-        if (d->fwd && d->f1_set) {
-            if (hzcu_sdpa_forward(d->a, st, d->f1.out, d->f1.lse, d->f1.q, d->f1.k, d->f1.v, why,
-                                  sizeof why) != 0)
-                give_up(d, why);
-            else
-                n++;
-        }
-        if (d->bwd && d->b1_set) {
-            if (hzcu_sdpa_backward(d->a, st, d->b1.dq, d->b1.dk, d->b1.dv, d->b1.dout, d->b1.q,
-                                   d->b1.k, d->b1.v, d->b1.out, d->b1.lse, d->b1.D, why,
-                                   sizeof why) != 0)
-                give_up(d, why);
-            else
-                n++;
-        }
+        if (d->fwd && d->f1_set)
+            n += hzcu_dnn_attention_forward(s, st, i, d->f1.out, d->f1.lse, d->f1.q, d->f1.k,
+                                            d->f1.v, 0.0);
+        if (d->bwd && d->b1_set)
+            n += hzcu_dnn_attention_backward(s, st, i, d->b1.dq, d->b1.dk, d->b1.dv, d->b1.dout,
+                                             d->b1.q, d->b1.k, d->b1.v, d->b1.out, d->b1.lse,
+                                             d->b1.D, 0.0);
     }
     if (n == 0) return;
     CUDA_CHECK(cudaStreamSynchronize(st));

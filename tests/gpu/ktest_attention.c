@@ -82,11 +82,20 @@ static void shape_tag(char *tag, size_t n, int B, int T, int NH, int NKV, int HD
     if (window && len > 0 && (size_t)len < n) snprintf(tag + len, n - (size_t)len, " %d", window);
 }
 
-/* WINDOW > 0: sliding-window attention with SCALE_W (Gemma 3's local layers, against
+/* attention_wgmma.cu's forward, launched as runtime/cuda would (SYNC: and waited for) */
+static void launch_forward_wgmma(void **args, int B, int T, int NH, int sync) {
+    (sync ? launch : launch_async)("hzk_attention_forward_wgmma", (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM),
+                                   (unsigned)(B * NH), HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, args);
+}
+
+/* One case: the forward's out and lse, then (not WGMMA) the backward's dq, dk, dv against the
+ * cpu reference within att_bounds. WGMMA: attention_wgmma.cu's forward instead of
+ * hzk_attention_forward (causal, HD 128), and no backward of its own to check. WINDOW > 0:
+ * sliding-window attention with SCALE_W (Gemma 3's local layers, against
  * attention_forward_window); 0: causal with HD^-0.5 as the cpu reference (SCALE_W unused). */
-void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int window) {
+static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int window, int wgmma) {
     char tag[96];
-    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, window ? "windowed" : "", window);
+    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, wgmma ? "wgmma" : window ? "windowed" : "", window);
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
     const float scale = window ? scale_w : (float)(1.0 / sqrt((double)HD)); /* as the cpu reference */
     float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
@@ -101,11 +110,19 @@ void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int 
     float sc = scale;
     int win = window;
     void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc, &win};
-    launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
+    if (wgmma)
+        launch_forward_wgmma(a1, B, T, NH, 1);
+    else
+        launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
     check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3,
               "attention fwd out (%s)", tag);
     check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0,
               "attention fwd lse (%s)", tag);
+    if (wgmma) {
+        free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(bo), free(bq), free(bk), free(bv);
+        cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
+        return;
+    }
 
     /* backward from the reference out (rounded to bf16, as the device would hold it) and lse */
     for (size_t i = 0; i < nq; i++) out_ref[i] = round_bf(out_ref[i]);
@@ -134,43 +151,23 @@ void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int 
     cuMemFree(dL), cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(dD);
 }
 
+void test_attention_w(int B, int T, int NH, int NKV, int HD, float scale_w, int window) {
+    att_case(B, T, NH, NKV, HD, scale_w, window, 0);
+}
+
 void test_attention(int B, int T, int NH, int NKV, int HD) {
     test_attention_w(B, T, NH, NKV, HD, 0.0f, 0);
 }
 
-/* attention_wgmma.cu's forward (head_dim 128, causal) on an sm_90 GPU: out and lse against
- * the cpu reference within the same bounds as hzk_attention_forward's */
-static void launch_forward_wgmma(void **args, int B, int T, int NH, int sync) {
-    (sync ? launch : launch_async)("hzk_attention_forward_wgmma", (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM),
-                                   (unsigned)(B * NH), HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, args);
-}
-
 void test_attention_wgmma(int B, int T, int NH, int NKV) {
-    const int HD = HZ_ATT_WG_HD;
-    char tag[96];
-    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, "wgmma", 0);
     if (!ktest_wgmma()) {
-        printf("skip    attention fwd (%s): the GPU is not sm_90\n", tag);
+        printf("skip    attention fwd (B=%d T=%d NH=%d NKV=%d HD=%d wgmma): the GPU is not sm_90\n", B, T,
+               NH, NKV, HZ_ATT_WG_HD);
         return;
     }
-    const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
-    const float scale = (float)(1.0 / sqrt((double)HD));
-    float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
-    float *out_ref = hmalloc(nq), *lse_ref = hmalloc(nl), *g = rand_bf(nq, -1, 1);
-    float *bo = hmalloc(nq), *bq = hmalloc(nq), *bk = hmalloc(nk), *bv = hmalloc(nk);
-    attention_forward(out_ref, lse_ref, q, k, v, B, T, NH, NKV, HD);
-    att_bounds(bo, bq, bk, bv, q, k, v, g, out_ref, lse_ref, B, T, NH, NKV, HD, scale, 0);
-    CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk);
-    CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
-    float sc = scale;
-    int hd = HD, win = 0;
-    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &hd, &sc, &win};
-    launch_forward_wgmma(a1, B, T, NH, 1);
-    check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3, "attention fwd out (%s)", tag);
-    check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0, "attention fwd lse (%s)", tag);
-    free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(bo), free(bq), free(bk), free(bv);
-    cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
+    att_case(B, T, NH, NKV, HZ_ATT_WG_HD, 0.0f, 0, 1);
 }
+
 
 #define DPTR(p) ((void *)(uintptr_t)(p))
 
