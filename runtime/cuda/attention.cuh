@@ -19,12 +19,14 @@
 #define HZ_ATT_DQ_SMEM(HD) ((2 * HZ_ATT_BM + 2 * HZ_ATT_BN) * (HD) * 2)
 
 /* The Hopper forward (attention_wgmma.cu, head_dim 128): a block of two warpgroups takes
- * 128 query rows (64 each) against key tiles of 128; shared: Q, and two buffers of K and V,
- * plus 1024 bytes to align the swizzled tiles. */
+ * 128 query rows (64 each) against key tiles of 128; shared: Q, and a ring of STAGES buffers
+ * of K and V, plus 1024 bytes to align the swizzled tiles (230,400 bytes of the 232,448 a
+ * block may have). */
 #define HZ_ATT_WG_BM 128
 #define HZ_ATT_WG_BN 128
 #define HZ_ATT_WG_HD 128
 #define HZ_ATT_WG_THREADS 256
-#define HZ_ATT_WG_SMEM ((HZ_ATT_WG_BM + 4 * HZ_ATT_WG_BN) * HZ_ATT_WG_HD * 2 + 1024)
+#define HZ_ATT_WG_STAGES 3
+#define HZ_ATT_WG_SMEM ((HZ_ATT_WG_BM + 2 * HZ_ATT_WG_STAGES * HZ_ATT_WG_BN) * HZ_ATT_WG_HD * 2 + 1024)
 
 #endif

@@ -4,30 +4,95 @@
  * k, v (B, T, NKV, HD) bf16, lse (B, NH, T) fp32 in natural log; probabilities rounded to
  * bf16 before P V; softmax statistics and accumulators fp32), without sliding windows.
  * A block of two warpgroups takes 128 query rows of one head, 64 per warpgroup, and walks the
- * key tiles of 128 at or before them: S = Q K^T with both operands in shared memory, the
- * online softmax in registers, O += P V with P from registers and V read transposed. K and V
- * tiles are double-buffered by cp.async (all 256 threads), the next tile's copy running
- * under the current tile's products. Tiles are stored with the 128-byte swizzle in blocks of
- * 64 columns (util.cu's wgmma notes). The trainer does not run it yet: it is checked against
- * the cpu reference and timed in tests/gpu/ktest_attention.c until it beats what the
- * trainer runs (docs/design-changes.md 42). Not FlashAttention-3 yet: no producer warps,
- * no overlap of one warpgroup's softmax with the other's products. */
+ * key tiles of 128 at or before them, the longest rows' blocks first. Per key tile j, each
+ * warpgroup issues S(j+1) = Q K(j+1)^T (both operands in shared memory) and O += P(j) V(j)
+ * (P from registers, V read transposed) and, while the two run, its online softmax of
+ * S(j+1); O is rescaled once P(j) V(j) is done (FlashAttention-3's overlap within a
+ * warpgroup). K and V tiles sit in a ring of HZ_ATT_WG_STAGES buffers filled by cp.async
+ * (all 256 threads), tile j+2's copy running under tile j's products. Tiles are stored with
+ * the 128-byte swizzle in blocks of 64 columns (util.cu's wgmma notes). The trainer does not
+ * run it yet: it is checked against the cpu reference and timed in
+ * tests/gpu/ktest_attention.c until it beats what the trainer runs (docs/design-changes.md
+ * 42). Not all of FlashAttention-3 yet: no producer warps or TMA, and the two warpgroups'
+ * softmaxes are not scheduled against each other's products. */
 
 /* ROWS x 128 tile of rows row0.. of a (T, stride) bf16 matrix into the swizzled tile at S:
  * 16-byte chunk ch of row r to block ch / 8 (ROWS x 128 bytes each), chunk ch % 8 of the
- * block's row r at hz_att_off<8>. Rows >= T are zero-filled. All threads of the block; the
- * caller commits. */
+ * block's row r at hz_att_off<8>. Rows >= T are zero-filled. All threads of the block, each
+ * one chunk column of every 16th row (so its swizzle is the same in every round and one
+ * address serves them all); the caller commits. */
 template <int ROWS>
 __device__ __forceinline__ void hz_wg_load(unsigned s, const bf16 *g, long stride, int row0, int T) {
-    static_assert(ROWS * 16 % HZ_ATT_WG_THREADS == 0, "whole rounds of 16-byte chunks");
+    constexpr int RPR = HZ_ATT_WG_THREADS / 16; /* rows a round */
+    static_assert(ROWS % RPR == 0 && RPR % 8 == 0, "whole rounds, each keeping the swizzle");
+    const int r = (int)threadIdx.x / 16, ch = (int)threadIdx.x % 16;
+    const unsigned dst = s + (unsigned)((ch / 8) * ROWS * 128) + hz_att_off<8>(r, ch % 8);
+    const bf16 *src = g + (long)(row0 + r) * stride + ch * 8;
 #pragma unroll
-    for (int it = 0; it < ROWS * 16 / HZ_ATT_WG_THREADS; it++) {
-        int i = (int)threadIdx.x + it * HZ_ATT_WG_THREADS, r = i / 16, ch = i % 16;
-        bool ok = row0 + r < T;
-        const bf16 *src = ok ? g + (long)(row0 + r) * stride + ch * 8 : g;
-        hz_cp_async16(s + (unsigned)((ch / 8) * ROWS * 128) + hz_att_off<8>(r, ch % 8), src, ok);
+    for (int it = 0; it < ROWS / RPR; it++) {
+        const bool ok = row0 + r + it * RPR < T;
+        hz_cp_async16(dst + (unsigned)(it * RPR * 128), ok ? src + (long)it * RPR * stride : g, ok);
     }
 }
+
+#ifdef HZ_WGMMA
+/* s (this thread's share of a 64 x 128 tile of raw scores Q K^T for key tile kt) becomes the
+ * tile's probabilities exp2(s scale log2 e - m) against the running row maxima m (log2
+ * units), updated; l, the running sums, are rescaled and added to; alpha gets each row's
+ * rescale of what was summed before. Keys after the row (causal) or at or past T count as
+ * -inf. Rows row0 and row0 + 8; t = lane % 4. */
+__device__ __forceinline__ void hz_wg_softmax(float *s, float *m, float *l, float *alpha, float sl2, int kt,
+                                              bool edge, int row0, int t, int T) {
+    if (edge) {
+        const int k0 = kt * HZ_ATT_WG_BN;
+#pragma unroll
+        for (int i = 0; i < 64; i++) {
+            const int col = k0 + 8 * (i / 4) + 2 * t + (i & 1), row = row0 + 8 * ((i / 2) & 1);
+            if (col > row || col >= T) s[i] = -HZ_INF;
+        }
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        float mx = -HZ_INF;
+#pragma unroll
+        for (int i = 0; i < 16; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * rr], s[4 * i + 2 * rr + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m[rr], mx * sl2), mb = mn == -HZ_INF ? 0.0f : mn;
+        alpha[rr] = hz_exp2(m[rr] - mb);
+        m[rr] = mn;
+        float sum = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const float p0 = hz_exp2(fmaf(s[4 * i + 2 * rr], sl2, -mb));
+            const float p1 = hz_exp2(fmaf(s[4 * i + 2 * rr + 1], sl2, -mb));
+            s[4 * i + 2 * rr] = p0, s[4 * i + 2 * rr + 1] = p1;
+            sum += p0 + p1;
+        }
+        l[rr] = l[rr] * alpha[rr] + sum;
+    }
+}
+
+/* P (fp32 probabilities in the accumulator layout) as the A fragments of P V: k16 block kb is
+ * the scores' n8 blocks 2 kb and 2 kb + 1. */
+__device__ __forceinline__ void hz_wg_pack_p(unsigned (*pa)[4], const float *s) {
+#pragma unroll
+    for (int kb = 0; kb < 8; kb++)
+#pragma unroll
+        for (int r = 0; r < 4; r++) pa[kb][r] = hz_pack_bf16x2(s[8 * kb + 2 * r], s[8 * kb + 2 * r + 1]);
+}
+
+/* s = Q K^T for the warpgroup's 64 rows (Q at sQw) and the 128 keys at sK; issued, not waited */
+__device__ __forceinline__ void hz_wg_qk(float *s, unsigned sQw, unsigned sK) {
+    constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++)
+        hz_wgmma_ss_n128(s, hz_wgmma_desc(sQw + (unsigned)(kk / 4) * (QB / 4) + (unsigned)(kk % 4) * 32, 16, 1024),
+                         hz_wgmma_desc(sK + (unsigned)(kk / 4) * (KVB / 2) + (unsigned)(kk % 4) * 32, 16, 1024),
+                         kk > 0);
+    hz_wgmma_commit();
+}
+#endif
 
 extern "C" __global__ void __launch_bounds__(HZ_ATT_WG_THREADS, 1)
 hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
@@ -39,7 +104,7 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
     extern __shared__ unsigned char hz_wg_smem[];
     unsigned base = hz_smem_u32(hz_wg_smem);
     base += (1024u - (base & 1023u)) & 1023u;
-    const unsigned sQ = base, sKV = base + QB; /* buffer j: K at sKV + 2 KVB j, V after it */
+    const unsigned sQ = base, sKV = base + QB; /* stage i: K at sKV + 2 KVB i, V after it */
     const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM;
     const int qt = nqt - 1 - (int)blockIdx.x; /* the longest rows first */
     const int h = (int)blockIdx.y % NH, b = (int)blockIdx.y / NH, hk = h / (NH / NKV);
@@ -52,92 +117,68 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
     const int g = ((int)threadIdx.x % 32) / 4, t = (int)threadIdx.x % 4;
     const int row0 = q0 + 64 * wg + 16 * w + g; /* this thread's rows: row0 and row0 + 8 */
     const unsigned sQw = sQ + (unsigned)wg * (QB / 2);
+    const int nkt = qt + 1; /* BN == BM: key tiles 0..qt */
+    auto stage = [&](int j) { return sKV + (unsigned)(j % HZ_ATT_WG_STAGES) * 2 * KVB; };
+    auto load_kv = [&](int j) {
+        hz_wg_load<HZ_ATT_WG_BN>(stage(j), kg, ks, j * HZ_ATT_WG_BN, T);
+        hz_wg_load<HZ_ATT_WG_BN>(stage(j) + KVB, vg, ks, j * HZ_ATT_WG_BN, T);
+        hz_cp_async_commit();
+    };
+    auto edge = [&](int j) { return j == qt || (j + 1) * HZ_ATT_WG_BN > T; };
 
     hz_wg_load<64>(sQ, qg, qs, q0, T);
     hz_wg_load<64>(sQ + QB / 2, qg, qs, q0 + 64, T);
-    hz_wg_load<HZ_ATT_WG_BN>(sKV, kg, ks, 0, T);
-    hz_wg_load<HZ_ATT_WG_BN>(sKV + KVB, vg, ks, 0, T);
-    hz_cp_async_commit();
+    load_kv(0);
+    if (nkt > 1) {
+        load_kv(1);
+        hz_cp_async_wait<1>();
+    } else {
+        hz_cp_async_wait<0>();
+    }
+    hz_fence_proxy_async();
+    __syncthreads();
 
-    float o[64], m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f};
+    const float sl2 = scale * 1.4426950408889634f; /* scores in log2 units */
+    float o[64], s[64], m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
+    unsigned pa[8][4];
 #pragma unroll
     for (int i = 0; i < 64; i++) o[i] = 0.0f;
-    const float sl2 = scale * 1.4426950408889634f; /* scores in log2 units */
-    const int nkt = qt + 1;                        /* BN == BM: key tiles 0..qt */
-    for (int j = 0; j < nkt; j++) {
-        const unsigned sK = sKV + (unsigned)(j & 1) * 2 * KVB, sV = sK + KVB;
-        if (j + 1 < nkt) {
-            const unsigned nK = sKV + (unsigned)((j + 1) & 1) * 2 * KVB;
-            hz_wg_load<HZ_ATT_WG_BN>(nK, kg, ks, (j + 1) * HZ_ATT_WG_BN, T);
-            hz_wg_load<HZ_ATT_WG_BN>(nK + KVB, vg, ks, (j + 1) * HZ_ATT_WG_BN, T);
-            hz_cp_async_commit();
-            hz_cp_async_wait<1>();
-        } else {
-            hz_cp_async_wait<0>();
-        }
+    hz_wgmma_fence();
+    hz_wg_qk(s, sQw, stage(0));
+    hz_wgmma_wait<0>();
+    hz_wgmma_hold<64>(s);
+    hz_wg_softmax(s, m, l, alpha, sl2, 0, edge(0), row0, t, T);
+    hz_wg_pack_p(pa, s);
+
+    /* O += P(j) V(j) from stage j, issued */
+    auto pv = [&](int j) {
+        hz_wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < 8; kb++)
+            hz_wgmma_rs_tb_n128(o, pa[kb], hz_wgmma_desc(stage(j) + KVB + (unsigned)kb * 2048, KVB / 2, 1024), 1);
+        hz_wgmma_commit();
+    };
+    for (int j = 0; j + 1 < nkt; j++) {
+        hz_cp_async_wait<0>(); /* tile j+1, the one copy in flight */
         hz_fence_proxy_async();
-        __syncthreads();
-
-        float s[64];
+        __syncthreads(); /* tile j+1 is in; both warpgroups are done with tile j-1's stage */
         hz_wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < 8; kk++) {
-            const unsigned off = (unsigned)(kk / 4) * (QB / 4) + (unsigned)(kk % 4) * 32;
-            hz_wgmma_ss_n128(s, hz_wgmma_desc(sQw + off, 16, 1024),
-                             hz_wgmma_desc(sK + (unsigned)(kk / 4) * (KVB / 2) + (unsigned)(kk % 4) * 32, 16, 1024),
-                             kk > 0);
-        }
-        hz_wgmma_commit();
+        hz_wg_qk(s, sQw, stage(j + 1));
+        pv(j);
+        if (j + 2 < nkt) load_kv(j + 2); /* into tile j-1's stage */
+        hz_wgmma_wait<1>(); /* S(j+1) done; P(j) V(j) may still run */
+        hz_wgmma_hold<64>(s);
+        hz_wg_softmax(s, m, l, alpha, sl2, j + 1, edge(j + 1), row0, t, T);
         hz_wgmma_wait<0>();
-
-        const int k0 = j * HZ_ATT_WG_BN;
-        const bool edge = j == qt || k0 + HZ_ATT_WG_BN > T;
+        hz_wgmma_hold<64>(o);
+        hz_wgmma_hold<32>(&pa[0][0]);
 #pragma unroll
-        for (int i = 0; i < 64; i++) {
-            float x = s[i] * sl2;
-            if (edge) {
-                const int col = k0 + 8 * (i / 4) + 2 * t + (i & 1), row = row0 + 8 * ((i / 2) & 1);
-                if (col > row || col >= T) x = -HZ_INF;
-            }
-            s[i] = x;
-        }
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            float mx = -HZ_INF;
-#pragma unroll
-            for (int i = 0; i < 16; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * rr], s[4 * i + 2 * rr + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mn = fmaxf(m[rr], mx), mb = mn == -HZ_INF ? 0.0f : mn;
-            const float alpha = hz_exp2(m[rr] - mb);
-            m[rr] = mn;
-            float sum = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 16; i++) {
-                const float p0 = hz_exp2(s[4 * i + 2 * rr] - mb), p1 = hz_exp2(s[4 * i + 2 * rr + 1] - mb);
-                s[4 * i + 2 * rr] = p0, s[4 * i + 2 * rr + 1] = p1;
-                sum += p0 + p1;
-                o[4 * i + 2 * rr] *= alpha, o[4 * i + 2 * rr + 1] *= alpha;
-            }
-            l[rr] = l[rr] * alpha + sum;
-        }
-        /* P as A fragments: k16 block ks is S's n8 blocks 2 ks and 2 ks + 1 */
-        unsigned pa[8][4];
-#pragma unroll
-        for (int ks2 = 0; ks2 < 8; ks2++) {
-            pa[ks2][0] = hz_pack_bf16x2(s[8 * ks2 + 0], s[8 * ks2 + 1]);
-            pa[ks2][1] = hz_pack_bf16x2(s[8 * ks2 + 2], s[8 * ks2 + 3]);
-            pa[ks2][2] = hz_pack_bf16x2(s[8 * ks2 + 4], s[8 * ks2 + 5]);
-            pa[ks2][3] = hz_pack_bf16x2(s[8 * ks2 + 6], s[8 * ks2 + 7]);
-        }
-        hz_wgmma_fence();
-#pragma unroll
-        for (int ks2 = 0; ks2 < 8; ks2++)
-            hz_wgmma_rs_tb_n128(o, pa[ks2], hz_wgmma_desc(sV + (unsigned)ks2 * 2048, KVB / 2, 1024), 1);
-        hz_wgmma_commit();
-        hz_wgmma_wait<0>();
-        __syncthreads(); /* buffer j & 1 is the next iteration's copy target but one */
+        for (int i = 0; i < 64; i++) o[i] *= alpha[(i / 2) & 1];
+        hz_wg_pack_p(pa, s);
     }
+    pv(nkt - 1);
+    hz_wgmma_wait<0>();
+    hz_wgmma_hold<64>(o);
 
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {

@@ -241,6 +241,18 @@ __device__ __forceinline__ void hz_wgmma_commit(void) {
 template <int N> __device__ __forceinline__ void hz_wgmma_wait(void) {
     HZ_SM90A(asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"));
 }
+/* Ties N registers to this point of the program: the compiler sees the products' operands as
+ * read and written when they are issued, so after the wait that ends an asynchronous product
+ * its accumulators are held (not read before it) and its register operands too (not reused
+ * before it). */
+template <int N> __device__ __forceinline__ void hz_wgmma_hold(float *d) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+template <int N> __device__ __forceinline__ void hz_wgmma_hold(unsigned *d) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+r"(d[i])::"memory");
+}
 /* The 64 accumulators of an m64n128 product: their place holders in the instruction, and
  * the operands that bind them to d[0..63] */
 #define HZ_WG_D64 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
