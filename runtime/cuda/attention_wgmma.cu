@@ -18,20 +18,21 @@
 
 /* ROWS x 128 tile of rows row0.. of a (T, stride) bf16 matrix into the swizzled tile at S:
  * 16-byte chunk ch of row r to block ch / 8 (ROWS x 128 bytes each), chunk ch % 8 of the
- * block's row r at hz_att_off<8>. Rows >= T are zero-filled. All threads of the block, each
- * one chunk column of every 16th row (so its swizzle is the same in every round and one
- * address serves them all); the caller commits. */
-template <int ROWS>
-__device__ __forceinline__ void hz_wg_load(unsigned s, const bf16 *g, long stride, int row0, int T) {
-    constexpr int RPR = HZ_ATT_WG_THREADS / 16; /* rows a round */
+ * block's row r at hz_att_off<8>. Rows >= T are zero-filled. NTHR threads (this one is tid
+ * of them), each one chunk column of every (NTHR / 16)th row, so its swizzle is the same in
+ * every round and one address serves them all; the caller commits. */
+template <int ROWS, int NTHR = HZ_ATT_WG_THREADS, int UNROLL = ROWS / (NTHR / 16)>
+__device__ __forceinline__ void hz_wg_load(unsigned s, const bf16 *g, long stride, int row0, int T,
+                                           int tid = (int)threadIdx.x) {
+    constexpr int RPR = NTHR / 16; /* rows a round */
     static_assert(ROWS % RPR == 0 && RPR % 8 == 0, "whole rounds, each keeping the swizzle");
-    const int r = (int)threadIdx.x / 16, ch = (int)threadIdx.x % 16;
-    const unsigned dst = s + (unsigned)((ch / 8) * ROWS * 128) + hz_att_off<8>(r, ch % 8);
+    const int r = tid / 16, ch = tid % 16;
+    unsigned dst = s + (unsigned)((ch / 8) * ROWS * 128) + hz_att_off<8>(r, ch % 8);
     const bf16 *src = g + (long)(row0 + r) * stride + ch * 8;
-#pragma unroll
-    for (int it = 0; it < ROWS / RPR; it++) {
-        const bool ok = row0 + r + it * RPR < T;
-        hz_cp_async16(dst + (unsigned)(it * RPR * 128), ok ? src + (long)it * RPR * stride : g, ok);
+#pragma unroll UNROLL
+    for (int row = row0 + r; row < row0 + ROWS; row += RPR) {
+        hz_cp_async16(dst, row < T ? src : g, row < T);
+        dst += RPR * 128, src += RPR * stride;
     }
 }
 
@@ -91,6 +92,26 @@ __device__ __forceinline__ void hz_wg_qk(float *s, unsigned sQw, unsigned sK) {
                          hz_wgmma_desc(sK + (unsigned)(kk / 4) * (KVB / 2) + (unsigned)(kk % 4) * 32, 16, 1024),
                          kk > 0);
     hz_wgmma_commit();
+}
+/* The warpgroup's rows of out (o / l, bf16) and lse (natural log), rows >= T left out */
+__device__ __forceinline__ void hz_wg_store(bf16 *out, float *lse, const float *o, const float *m, const float *l,
+                                            int b, int h, int T, int NH, int row0, int t) {
+    const long qs = (long)NH * HZ_ATT_WG_HD;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        float lt = l[rr];
+        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+        const int row = row0 + 8 * rr;
+        if (row >= T) continue;
+        const float inv = 1.0f / lt;
+        bf16 *orow = out + ((long)b * T + row) * qs + (long)h * HZ_ATT_WG_HD;
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+            *reinterpret_cast<unsigned *>(orow + 8 * i + 2 * t) =
+                hz_pack_bf16x2(o[4 * i + 2 * rr] * inv, o[4 * i + 2 * rr + 1] * inv);
+        if (t == 0) lse[((long)b * NH + h) * T + row] = (m[rr] + log2f(lt)) * 0.6931471805599453f;
+    }
 }
 #endif
 
@@ -180,21 +201,134 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
     hz_wgmma_wait<0>();
     hz_wgmma_hold<64>(o);
 
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        float lt = l[rr];
-        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-        const int row = row0 + 8 * rr;
-        if (row >= T) continue;
-        const float inv = 1.0f / lt;
-        bf16 *orow = out + ((long)b * T + row) * qs + (long)h * HZ_ATT_WG_HD;
-#pragma unroll
-        for (int i = 0; i < 16; i++)
-            *reinterpret_cast<unsigned *>(orow + 8 * i + 2 * t) =
-                hz_pack_bf16x2(o[4 * i + 2 * rr] * inv, o[4 * i + 2 * rr + 1] * inv);
-        if (t == 0) lse[((long)b * NH + h) * T + row] = (m[rr] + log2f(lt)) * 0.6931471805599453f;
+    hz_wg_store(out, lse, o, m, l, b, h, T, NH, row0, t);
+#else
+    __trap(); /* compiled without sm_90a's features */
+#endif
+}
+
+/* The same forward with FlashAttention-3's roles: warpgroup 0 is the producer (its 128
+ * threads copy Q and the K/V tiles by cp.async into the ring, each stage's arrival counted by
+ * an mbarrier, and wait for a stage's release before filling it again); warpgroups 1 and 2
+ * are the consumers, each its own 64 query rows as above, released from the block's
+ * lockstep: they take turns issuing their products (two named barriers), so one's softmax
+ * runs under the other's products as well as under its own P V. Registers: the producer
+ * gives back to HZ_ATT_WS_PRODUCER_REGS, the consumers take HZ_ATT_WS_CONSUMER_REGS. */
+extern "C" __global__ void __launch_bounds__(HZ_ATT_WS_THREADS, 1)
+hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+                         int B, int T, int NH, int NKV, int HD, float scale, int window) {
+    (void)B;
+    if (HD != HZ_ATT_WG_HD || window != 0) __trap();
+#ifdef HZ_WGMMA
+    constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
+    constexpr int ST = HZ_ATT_WG_STAGES;
+    extern __shared__ unsigned char hz_wg_smem[];
+    unsigned base = hz_smem_u32(hz_wg_smem);
+    base += (1024u - (base & 1023u)) & 1023u;
+    const unsigned sQ = base, sKV = base + QB; /* stage i: K at sKV + 2 KVB i, V after it */
+    /* mbarriers after the tiles: Q's arrival, then each stage's arrival (full) and release (empty) */
+    const unsigned qbar = sKV + 2 * KVB * ST, full = qbar + 8, empty = full + 8 * ST;
+    const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM;
+    const int qt = nqt - 1 - (int)blockIdx.x; /* the longest rows first */
+    const int h = (int)blockIdx.y % NH, b = (int)blockIdx.y / NH, hk = h / (NH / NKV);
+    const int q0 = qt * HZ_ATT_WG_BM, nkt = qt + 1;
+    const long qs = (long)NH * HZ_ATT_WG_HD, ks = (long)NKV * HZ_ATT_WG_HD;
+    const int wg = (int)threadIdx.x / 128;
+    if (threadIdx.x == 0) {
+        hz_mbar_init(qbar, 128);
+        for (int i = 0; i < ST; i++) hz_mbar_init(full + 8 * i, 128), hz_mbar_init(empty + 8 * i, 256);
     }
+    __syncthreads();
+
+    if (wg == 0) { /* the producer */
+        hz_setmaxnreg_dec<HZ_ATT_WS_PRODUCER_REGS>();
+        const int tid = (int)threadIdx.x;
+        const bf16 *qg = q + (long)b * T * qs + (long)h * HZ_ATT_WG_HD;
+        const bf16 *kg = k + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
+        const bf16 *vg = v + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
+        hz_wg_load<64, 128, 1>(sQ, qg, qs, q0, T, tid); /* each consumer's rows a tile of their own */
+        hz_wg_load<64, 128, 1>(sQ + QB / 2, qg, qs, q0 + 64, T, tid);
+        hz_cp_async_mbar_arrive(qbar);
+        for (int j = 0; j < nkt; j++) {
+            const unsigned st = sKV + (unsigned)(j % ST) * 2 * KVB;
+            if (j >= ST) hz_mbar_wait(empty + 8 * (j % ST), (unsigned)(j / ST - 1) & 1u);
+            hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st, kg, ks, j * HZ_ATT_WG_BN, T, tid);
+            hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st + KVB, vg, ks, j * HZ_ATT_WG_BN, T, tid);
+            hz_cp_async_mbar_arrive(full + 8 * (j % ST));
+        }
+        hz_cp_async_wait<0>(); /* nothing of this thread's still in flight when it leaves */
+        return;
+    }
+
+    hz_setmaxnreg_inc<HZ_ATT_WS_CONSUMER_REGS>();
+    const int c = wg - 1, w = ((int)threadIdx.x % 128) / 32;
+    const int g = ((int)threadIdx.x % 32) / 4, t = (int)threadIdx.x % 4;
+    const int row0 = q0 + 64 * c + 16 * w + g; /* this thread's rows: row0 and row0 + 8 */
+    const unsigned sQw = sQ + (unsigned)c * (QB / 2);
+    auto stage = [&](int j) { return sKV + (unsigned)(j % ST) * 2 * KVB; };
+    auto edge = [&](int j) { return j == qt || (j + 1) * HZ_ATT_WG_BN > T; };
+    /* tile j's K and V are in (the consumer's view of them made the products') */
+    auto arrived = [&](int j) {
+        hz_mbar_wait(full + 8 * (j % ST), (unsigned)(j / ST) & 1u);
+        hz_fence_proxy_async();
+    };
+    /* the consumers' turns: this one waits for its own, and after issuing gives the other its */
+    auto my_turn = [&]() {
+        if (c == 0) hz_bar_sync<1, 256>();
+        else hz_bar_sync<2, 256>();
+    };
+    auto your_turn = [&]() {
+        if (c == 0) hz_bar_arrive<2, 256>();
+        else hz_bar_arrive<1, 256>();
+    };
+    auto pv = [&](int j, float *o, unsigned (*pa)[4]) {
+        hz_wgmma_fence();
+#pragma unroll
+        for (int kb = 0; kb < 8; kb++)
+            hz_wgmma_rs_tb_n128(o, pa[kb], hz_wgmma_desc(stage(j) + KVB + (unsigned)kb * 2048, KVB / 2, 1024), 1);
+        hz_wgmma_commit();
+    };
+
+    const float sl2 = scale * 1.4426950408889634f; /* scores in log2 units */
+    float o[64], s[64], m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
+    unsigned pa[8][4];
+#pragma unroll
+    for (int i = 0; i < 64; i++) o[i] = 0.0f;
+    if (c == 1) your_turn(); /* consumer 0 goes first */
+    hz_mbar_wait(qbar, 0);
+    arrived(0);
+    my_turn();
+    hz_wgmma_fence();
+    hz_wg_qk(s, sQw, stage(0));
+    your_turn();
+    hz_wgmma_wait<0>();
+    hz_wgmma_hold<64>(s);
+    hz_wg_softmax(s, m, l, alpha, sl2, 0, edge(0), row0, t, T);
+    hz_wg_pack_p(pa, s);
+    for (int j = 0; j + 1 < nkt; j++) {
+        arrived(j + 1);
+        my_turn();
+        hz_wgmma_fence();
+        hz_wg_qk(s, sQw, stage(j + 1));
+        pv(j, o, pa);
+        your_turn();
+        hz_wgmma_wait<1>(); /* S(j+1) done; P(j) V(j) may still run */
+        hz_wgmma_hold<64>(s);
+        hz_wg_softmax(s, m, l, alpha, sl2, j + 1, edge(j + 1), row0, t, T);
+        hz_wgmma_wait<0>();
+        hz_wgmma_hold<64>(o);
+        hz_wgmma_hold<32>(&pa[0][0]);
+        hz_mbar_arrive(empty + 8 * (j % ST)); /* tile j's stage is free */
+#pragma unroll
+        for (int i = 0; i < 64; i++) o[i] *= alpha[(i / 2) & 1];
+        hz_wg_pack_p(pa, s);
+    }
+    my_turn();
+    pv(nkt - 1, o, pa);
+    your_turn();
+    hz_wgmma_wait<0>();
+    hz_wgmma_hold<64>(o);
+    hz_wg_store(out, lse, o, m, l, b, h, T, NH, row0, t);
 #else
     __trap(); /* compiled without sm_90a's features */
 #endif

@@ -282,6 +282,40 @@ __device__ __forceinline__ void hz_wgmma_rs_tb_n128(float *d, const unsigned *a,
                  : HZ_WG_D64_OUT(d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc)));
 }
+/* Shared-memory barriers (mbarrier) between the roles of a block, sm_90: init with the count
+ * of arrivals that completes a phase; wait until the phase of the given parity (0 first, then
+ * 1, 0, ...) has completed; arrive (one of the count); and the arrival of this thread's
+ * cp.asyncs so far, counted when they land (noinc: it is one of the init count). */
+__device__ __forceinline__ void hz_mbar_init(unsigned bar, unsigned count) {
+    HZ_SM90A(asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory"));
+}
+__device__ __forceinline__ void hz_mbar_wait(unsigned bar, unsigned parity) {
+    HZ_SM90A(asm volatile("{\n.reg .pred p;\nHZ_MBAR_WAIT:\n"
+                          "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                          "@!p bra HZ_MBAR_WAIT;\n}\n" ::"r"(bar), "r"(parity) : "memory"));
+}
+__device__ __forceinline__ void hz_mbar_arrive(unsigned bar) {
+    HZ_SM90A(asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory"));
+}
+__device__ __forceinline__ void hz_cp_async_mbar_arrive(unsigned bar) {
+    HZ_SM90A(asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory"));
+}
+/* Named barriers (ID 1..15; 0 is __syncthreads') over N threads (both constants): wait for N arrivals, or
+ * arrive without waiting. */
+template <int ID, int N> __device__ __forceinline__ void hz_bar_sync(void) {
+    asm volatile("bar.sync %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+template <int ID, int N> __device__ __forceinline__ void hz_bar_arrive(void) {
+    asm volatile("bar.arrive %0, %1;\n" ::"n"(ID), "n"(N) : "memory");
+}
+/* A warpgroup gives registers back to the block's pool, or takes them (sm_90a; N a multiple
+ * of 8 in 24..256; every warp of the group, none in between). */
+template <int N> __device__ __forceinline__ void hz_setmaxnreg_dec(void) {
+    HZ_SM90A(asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)));
+}
+template <int N> __device__ __forceinline__ void hz_setmaxnreg_inc(void) {
+    HZ_SM90A(asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)));
+}
 /* HZ_PTX_END */
 
 /* ---- elementwise kernels -------------------------------------------------------------

@@ -82,20 +82,31 @@ static void shape_tag(char *tag, size_t n, int B, int T, int NH, int NKV, int HD
     if (window && len > 0 && (size_t)len < n) snprintf(tag + len, n - (size_t)len, " %d", window);
 }
 
-/* attention_wgmma.cu's forward, launched as runtime/cuda would (SYNC: and waited for) */
-static void launch_forward_wgmma(void **args, int B, int T, int NH, int sync) {
-    (sync ? launch : launch_async)("hzk_attention_forward_wgmma", (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM),
-                                   (unsigned)(B * NH), HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, args);
+/* attention_wgmma.cu's forwards: the one whose warpgroups share the copies, and the
+ * warp-specialised one */
+static const struct {
+    const char *name, *tag;
+    unsigned threads, smem;
+} hopper_fwd[] = {
+    {"hzk_attention_forward_wgmma", "wgmma", HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM},
+    {"hzk_attention_forward_ws", "wgmma ws", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM},
+};
+enum { N_HOPPER_FWD = sizeof hopper_fwd / sizeof hopper_fwd[0] };
+
+/* hopper_fwd[i], launched as runtime/cuda would (SYNC: and waited for) */
+static void launch_forward_wgmma(int i, void **args, int B, int T, int NH, int sync) {
+    (sync ? launch : launch_async)(hopper_fwd[i].name, (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM),
+                                   (unsigned)(B * NH), hopper_fwd[i].threads, hopper_fwd[i].smem, args);
 }
 
 /* One case: the forward's out and lse, then (not WGMMA) the backward's dq, dk, dv against the
- * cpu reference within att_bounds. WGMMA: attention_wgmma.cu's forward instead of
+ * cpu reference within att_bounds. WGMMA > 0: hopper_fwd[WGMMA - 1] instead of
  * hzk_attention_forward (causal, HD 128), and no backward of its own to check. WINDOW > 0:
  * sliding-window attention with SCALE_W (Gemma 3's local layers, against
  * attention_forward_window); 0: causal with HD^-0.5 as the cpu reference (SCALE_W unused). */
 static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int window, int wgmma) {
     char tag[96];
-    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, wgmma ? "wgmma" : window ? "windowed" : "", window);
+    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, wgmma ? hopper_fwd[wgmma - 1].tag : window ? "windowed" : "", window);
     const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
     const float scale = window ? scale_w : (float)(1.0 / sqrt((double)HD)); /* as the cpu reference */
     float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
@@ -111,7 +122,7 @@ static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int w
     int win = window;
     void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &HD, &sc, &win};
     if (wgmma)
-        launch_forward_wgmma(a1, B, T, NH, 1);
+        launch_forward_wgmma(wgmma - 1, a1, B, T, NH, 1);
     else
         launch("hzk_attention_forward", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_fwd_smem(HD), a1);
     check_dev(1, dout, out_ref, nq, 1e-6, 4e-3, bo, 6e-3,
@@ -165,7 +176,7 @@ void test_attention_wgmma(int B, int T, int NH, int NKV) {
                NH, NKV, HZ_ATT_WG_HD);
         return;
     }
-    att_case(B, T, NH, NKV, HZ_ATT_WG_HD, 0.0f, 0, 1);
+    for (int i = 0; i < N_HOPPER_FWD; i++) att_case(B, T, NH, NKV, HZ_ATT_WG_HD, 0.0f, 0, 1 + i);
 }
 
 
@@ -371,19 +382,19 @@ void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window) {
            "bwd %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %d regs, %d B local; dq %d regs, %d B local)\n",
            shape, ms_f, flops_f / ms_f * 1e-9, regs[0], local[0], ms_b, 2.5 * flops_f / ms_b * 1e-9,
            regs[1], local[1], regs[2], local[2]);
-    if (ktest_wgmma() && HD == HZ_ATT_WG_HD && window == 0) { /* attention_wgmma.cu */
+    for (int i = 0; ktest_wgmma() && HD == HZ_ATT_WG_HD && window == 0 && i < N_HOPPER_FWD; i++) {
         float ms_w = 0;
         for (int r = 0; r <= reps; r++) {
             if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
-            launch_forward_wgmma(a1, B, T, NH, 0);
+            launch_forward_wgmma(i, a1, B, T, NH, 0);
         }
         CU_CHECK(cuEventRecord(e1, NULL));
         CU_CHECK(cuEventSynchronize(e1));
         CU_CHECK(cuEventElapsedTime(&ms_w, e0, e1));
         ms_w /= reps;
         int wr = 0;
-        CU_CHECK(cuFuncGetAttribute(&wr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_forward_wgmma")));
-        printf("bench   attention %s: wgmma fwd %.3f ms %.1f TFLOP/s (%d regs)\n", shape, ms_w,
+        CU_CHECK(cuFuncGetAttribute(&wr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel(hopper_fwd[i].name)));
+        printf("bench   attention %s: %s fwd %.3f ms %.1f TFLOP/s (%d regs)\n", shape, hopper_fwd[i].tag, ms_w,
                flops_f / ms_w * 1e-9, wr);
     }
     float dn_f = 0, dn_b = 0;
