@@ -30,10 +30,10 @@
 #define HZ_ATT_WG_SMEM ((HZ_ATT_WG_BM + 2 * HZ_ATT_WG_STAGES * HZ_ATT_WG_BN) * HZ_ATT_WG_HD * 2 + 1024)
 /* Its warp-specialised form (hzk_attention_forward_ws): a producer warpgroup and two
  * consumers; the block's 168 x 384 registers split as 40 for the producer's threads and 232
- * for the consumers'; shared: the same tiles and 1 + 2 STAGES mbarriers of 8 bytes. */
+ * for the consumers'; shared: the same tiles and 2 + 2 STAGES mbarriers of 8 bytes. */
 #define HZ_ATT_WS_THREADS 384
 #define HZ_ATT_WS_PRODUCER_REGS 40
 #define HZ_ATT_WS_CONSUMER_REGS 232
-#define HZ_ATT_WS_SMEM (HZ_ATT_WG_SMEM + 8 * (1 + 2 * HZ_ATT_WG_STAGES))
+#define HZ_ATT_WS_SMEM (HZ_ATT_WG_SMEM + 8 * (2 + 2 * HZ_ATT_WG_STAGES))
 
 #endif

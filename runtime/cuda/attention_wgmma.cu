@@ -208,16 +208,19 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
 }
 
 /* The same forward with FlashAttention-3's roles: warpgroup 0 is the producer (its 128
- * threads copy Q and the K/V tiles by cp.async into the ring, each stage's arrival counted by
- * an mbarrier, and wait for a stage's release before filling it again); warpgroups 1 and 2
+ * threads copy Q and the K/V tiles by cp.async into the ring, each arrival counted by an
+ * mbarrier, and wait for a buffer's release before filling it again); warpgroups 1 and 2
  * are the consumers, each its own 64 query rows as above, released from the block's
  * lockstep: they take turns issuing their products (two named barriers), so one's softmax
- * runs under the other's products as well as under its own P V. Registers: the producer
+ * runs under the other's products as well as under its own P V. The blocks are persistent:
+ * block x takes the (query tile, head) items x, x + gridDim.x, ... of the list that puts the
+ * longest rows first (item i: query tile nqt - 1 - i / (B NH), batch and head i % (B NH)),
+ * so the producer fills the next item's Q and first K/V tiles while the consumers finish the
+ * last; any grid is correct (one block per item: not persistent). Registers: the producer
  * gives back to HZ_ATT_WS_PRODUCER_REGS, the consumers take HZ_ATT_WS_CONSUMER_REGS. */
 extern "C" __global__ void __launch_bounds__(HZ_ATT_WS_THREADS, 1)
 hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                          int B, int T, int NH, int NKV, int HD, float scale, int window) {
-    (void)B;
     if (HD != HZ_ATT_WG_HD || window != 0) __trap();
 #ifdef HZ_WGMMA
     constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
@@ -226,16 +229,14 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
     unsigned base = hz_smem_u32(hz_wg_smem);
     base += (1024u - (base & 1023u)) & 1023u;
     const unsigned sQ = base, sKV = base + QB; /* stage i: K at sKV + 2 KVB i, V after it */
-    /* mbarriers after the tiles: Q's arrival, then each stage's arrival (full) and release (empty) */
-    const unsigned qbar = sKV + 2 * KVB * ST, full = qbar + 8, empty = full + 8 * ST;
-    const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM;
-    const int qt = nqt - 1 - (int)blockIdx.x; /* the longest rows first */
-    const int h = (int)blockIdx.y % NH, b = (int)blockIdx.y / NH, hk = h / (NH / NKV);
-    const int q0 = qt * HZ_ATT_WG_BM, nkt = qt + 1;
+    /* mbarriers after the tiles: Q's arrival and release, then each stage's arrival (full)
+     * and release (empty) */
+    const unsigned qfull = sKV + 2 * KVB * ST, qempty = qfull + 8, full = qempty + 8, empty = full + 8 * ST;
+    const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM, BH = B * NH, items = nqt * BH;
     const long qs = (long)NH * HZ_ATT_WG_HD, ks = (long)NKV * HZ_ATT_WG_HD;
     const int wg = (int)threadIdx.x / 128;
     if (threadIdx.x == 0) {
-        hz_mbar_init(qbar, 128);
+        hz_mbar_init(qfull, 128), hz_mbar_init(qempty, 256);
         for (int i = 0; i < ST; i++) hz_mbar_init(full + 8 * i, 128), hz_mbar_init(empty + 8 * i, 256);
     }
     __syncthreads();
@@ -243,18 +244,25 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
     if (wg == 0) { /* the producer */
         hz_setmaxnreg_dec<HZ_ATT_WS_PRODUCER_REGS>();
         const int tid = (int)threadIdx.x;
-        const bf16 *qg = q + (long)b * T * qs + (long)h * HZ_ATT_WG_HD;
-        const bf16 *kg = k + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
-        const bf16 *vg = v + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
-        hz_wg_load<64, 128, 1>(sQ, qg, qs, q0, T, tid); /* each consumer's rows a tile of their own */
-        hz_wg_load<64, 128, 1>(sQ + QB / 2, qg, qs, q0 + 64, T, tid);
-        hz_cp_async_mbar_arrive(qbar);
-        for (int j = 0; j < nkt; j++) {
-            const unsigned st = sKV + (unsigned)(j % ST) * 2 * KVB;
-            if (j >= ST) hz_mbar_wait(empty + 8 * (j % ST), (unsigned)(j / ST - 1) & 1u);
-            hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st, kg, ks, j * HZ_ATT_WG_BN, T, tid);
-            hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st + KVB, vg, ks, j * HZ_ATT_WG_BN, T, tid);
-            hz_cp_async_mbar_arrive(full + 8 * (j % ST));
+        int kv = 0, n = 0; /* K/V tiles and items so far: the ring's and Q's phases */
+        for (int it = (int)blockIdx.x; it < items; it += (int)gridDim.x, n++) {
+            const int qt = nqt - 1 - it / BH, h = it % BH % NH, b = it % BH / NH, hk = h / (NH / NKV);
+            const bf16 *kg = k + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
+            const bf16 *vg = v + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
+            for (int j = 0; j <= qt; j++, kv++) {
+                const unsigned st = sKV + (unsigned)(kv % ST) * 2 * KVB;
+                if (kv >= ST) hz_mbar_wait(empty + 8 * (kv % ST), (unsigned)(kv / ST - 1) & 1u);
+                hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st, kg, ks, j * HZ_ATT_WG_BN, T, tid);
+                hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st + KVB, vg, ks, j * HZ_ATT_WG_BN, T, tid);
+                hz_cp_async_mbar_arrive(full + 8 * (kv % ST));
+                if (j == 0) { /* Q after the first K/V tile, once the last item's is released */
+                    const bf16 *qg = q + (long)b * T * qs + (long)h * HZ_ATT_WG_HD;
+                    if (n > 0) hz_mbar_wait(qempty, (unsigned)(n - 1) & 1u);
+                    hz_wg_load<64, 128, 1>(sQ, qg, qs, qt * HZ_ATT_WG_BM, T, tid); /* a tile per consumer */
+                    hz_wg_load<64, 128, 1>(sQ + QB / 2, qg, qs, qt * HZ_ATT_WG_BM + 64, T, tid);
+                    hz_cp_async_mbar_arrive(qfull);
+                }
+            }
         }
         hz_cp_async_wait<0>(); /* nothing of this thread's still in flight when it leaves */
         return;
@@ -263,15 +271,16 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
     hz_setmaxnreg_inc<HZ_ATT_WS_CONSUMER_REGS>();
     const int c = wg - 1, w = ((int)threadIdx.x % 128) / 32;
     const int g = ((int)threadIdx.x % 32) / 4, t = (int)threadIdx.x % 4;
-    const int row0 = q0 + 64 * c + 16 * w + g; /* this thread's rows: row0 and row0 + 8 */
     const unsigned sQw = sQ + (unsigned)c * (QB / 2);
-    auto stage = [&](int j) { return sKV + (unsigned)(j % ST) * 2 * KVB; };
-    auto edge = [&](int j) { return j == qt || (j + 1) * HZ_ATT_WG_BN > T; };
+    const float sl2 = scale * 1.4426950408889634f; /* scores in log2 units */
+    int kv0 = 0, n = 0; /* as the producer's: the item's first K/V tile in the ring, items so far */
+    auto stage = [&](int j) { return sKV + (unsigned)((kv0 + j) % ST) * 2 * KVB; };
     /* tile j's K and V are in (the consumer's view of them made the products') */
     auto arrived = [&](int j) {
-        hz_mbar_wait(full + 8 * (j % ST), (unsigned)(j / ST) & 1u);
+        hz_mbar_wait(full + 8 * ((kv0 + j) % ST), (unsigned)((kv0 + j) / ST) & 1u);
         hz_fence_proxy_async();
     };
+    auto release = [&](int j) { hz_mbar_arrive(empty + 8 * ((kv0 + j) % ST)); };
     /* the consumers' turns: this one waits for its own, and after issuing gives the other its */
     auto my_turn = [&]() {
         if (c == 0) hz_bar_sync<1, 256>();
@@ -288,47 +297,54 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
             hz_wgmma_rs_tb_n128(o, pa[kb], hz_wgmma_desc(stage(j) + KVB + (unsigned)kb * 2048, KVB / 2, 1024), 1);
         hz_wgmma_commit();
     };
-
-    const float sl2 = scale * 1.4426950408889634f; /* scores in log2 units */
-    float o[64], s[64], m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
-    unsigned pa[8][4];
-#pragma unroll
-    for (int i = 0; i < 64; i++) o[i] = 0.0f;
     if (c == 1) your_turn(); /* consumer 0 goes first */
-    hz_mbar_wait(qbar, 0);
-    arrived(0);
-    my_turn();
-    hz_wgmma_fence();
-    hz_wg_qk(s, sQw, stage(0));
-    your_turn();
-    hz_wgmma_wait<0>();
-    hz_wgmma_hold<64>(s);
-    hz_wg_softmax(s, m, l, alpha, sl2, 0, edge(0), row0, t, T);
-    hz_wg_pack_p(pa, s);
-    for (int j = 0; j + 1 < nkt; j++) {
-        arrived(j + 1);
+    for (int it = (int)blockIdx.x; it < items; it += (int)gridDim.x, n++) {
+        const int qt = nqt - 1 - it / BH, h = it % BH % NH, b = it % BH / NH, nkt = qt + 1;
+        const int row0 = qt * HZ_ATT_WG_BM + 64 * c + 16 * w + g; /* this thread's rows: row0, row0 + 8 */
+        auto edge = [&](int j) { return j == qt || (j + 1) * HZ_ATT_WG_BN > T; };
+        float o[64], s[64], m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
+        unsigned pa[8][4];
+#pragma unroll
+        for (int i = 0; i < 64; i++) o[i] = 0.0f;
+        arrived(0);
+        hz_mbar_wait(qfull, (unsigned)n & 1u);
         my_turn();
         hz_wgmma_fence();
-        hz_wg_qk(s, sQw, stage(j + 1));
-        pv(j, o, pa);
+        hz_wg_qk(s, sQw, stage(0));
         your_turn();
-        hz_wgmma_wait<1>(); /* S(j+1) done; P(j) V(j) may still run */
+        hz_wgmma_wait<0>();
         hz_wgmma_hold<64>(s);
-        hz_wg_softmax(s, m, l, alpha, sl2, j + 1, edge(j + 1), row0, t, T);
+        if (nkt == 1) hz_mbar_arrive(qempty); /* the item's last Q K^T is done */
+        hz_wg_softmax(s, m, l, alpha, sl2, 0, edge(0), row0, t, T);
+        hz_wg_pack_p(pa, s);
+        for (int j = 0; j + 1 < nkt; j++) {
+            arrived(j + 1);
+            my_turn();
+            hz_wgmma_fence();
+            hz_wg_qk(s, sQw, stage(j + 1));
+            pv(j, o, pa);
+            your_turn();
+            hz_wgmma_wait<1>(); /* S(j+1) done; P(j) V(j) may still run */
+            hz_wgmma_hold<64>(s);
+            if (j + 2 == nkt) hz_mbar_arrive(qempty);
+            hz_wg_softmax(s, m, l, alpha, sl2, j + 1, edge(j + 1), row0, t, T);
+            hz_wgmma_wait<0>();
+            hz_wgmma_hold<64>(o);
+            hz_wgmma_hold<32>(&pa[0][0]);
+            release(j);
+#pragma unroll
+            for (int i = 0; i < 64; i++) o[i] *= alpha[(i / 2) & 1];
+            hz_wg_pack_p(pa, s);
+        }
+        my_turn();
+        pv(nkt - 1, o, pa);
+        your_turn();
         hz_wgmma_wait<0>();
         hz_wgmma_hold<64>(o);
-        hz_wgmma_hold<32>(&pa[0][0]);
-        hz_mbar_arrive(empty + 8 * (j % ST)); /* tile j's stage is free */
-#pragma unroll
-        for (int i = 0; i < 64; i++) o[i] *= alpha[(i / 2) & 1];
-        hz_wg_pack_p(pa, s);
+        release(nkt - 1);
+        hz_wg_store(out, lse, o, m, l, b, h, T, NH, row0, t);
+        kv0 += nkt;
     }
-    my_turn();
-    pv(nkt - 1, o, pa);
-    your_turn();
-    hz_wgmma_wait<0>();
-    hz_wgmma_hold<64>(o);
-    hz_wg_store(out, lse, o, m, l, b, h, T, NH, row0, t);
 #else
     __trap(); /* compiled without sm_90a's features */
 #endif

@@ -150,6 +150,14 @@ void ktest_define(const char *name_value) {
 static int wgmma_on;
 int ktest_wgmma(void) { return wgmma_on; }
 
+int ktest_sms(void) {
+    CUdevice d;
+    int n = 0;
+    CU_CHECK(cuCtxGetDevice(&d));
+    CU_CHECK(cuDeviceGetAttribute(&n, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, d));
+    return n;
+}
+
 void compile_and_load(const char *dir, int cc_major, int cc_minor) {
     int nfiles = 0, warned = 0;
     char *src = kernel_sources_read(dir, prelude, &nfiles);

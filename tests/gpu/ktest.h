@@ -74,6 +74,7 @@ void compile_and_load(const char *dir, int cc_major, int cc_minor);
 void unload_module(void);
 /* 1 when the module was compiled for sm_90a (an sm_90 GPU): util.cu's wgmma primitives run */
 int ktest_wgmma(void);
+int ktest_sms(void); /* the current device's multiprocessors */
 CUfunction kernel(const char *name);
 /* Launch a kernel (1-D block); args as cuLaunchKernel takes them. launch waits for it. */
 void launch_async(const char *name, unsigned gx, unsigned gy, unsigned bx, unsigned smem,

@@ -82,21 +82,28 @@ static void shape_tag(char *tag, size_t n, int B, int T, int NH, int NKV, int HD
     if (window && len > 0 && (size_t)len < n) snprintf(tag + len, n - (size_t)len, " %d", window);
 }
 
-/* attention_wgmma.cu's forwards: the one whose warpgroups share the copies, and the
- * warp-specialised one */
+/* attention_wgmma.cu's forwards: the one whose warpgroups share the copies (grid: query
+ * tiles x heads), and the warp-specialised one, a block an item or persistent (a block an SM) */
 static const struct {
     const char *name, *tag;
     unsigned threads, smem;
+    int items, persistent;
 } hopper_fwd[] = {
-    {"hzk_attention_forward_wgmma", "wgmma", HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM},
-    {"hzk_attention_forward_ws", "wgmma ws", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM},
+    {"hzk_attention_forward_wgmma", "wgmma", HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, 0, 0},
+    {"hzk_attention_forward_ws", "wgmma ws", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 0},
+    {"hzk_attention_forward_ws", "wgmma ws persistent", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 1},
 };
 enum { N_HOPPER_FWD = sizeof hopper_fwd / sizeof hopper_fwd[0] };
 
 /* hopper_fwd[i], launched as runtime/cuda would (SYNC: and waited for) */
 static void launch_forward_wgmma(int i, void **args, int B, int T, int NH, int sync) {
-    (sync ? launch : launch_async)(hopper_fwd[i].name, (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM),
-                                   (unsigned)(B * NH), hopper_fwd[i].threads, hopper_fwd[i].smem, args);
+    const unsigned nqt = (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM), bh = (unsigned)(B * NH);
+    unsigned gx = nqt, gy = bh;
+    if (hopper_fwd[i].items) {
+        gx = nqt * bh, gy = 1;
+        if (hopper_fwd[i].persistent && gx > (unsigned)ktest_sms()) gx = (unsigned)ktest_sms();
+    }
+    (sync ? launch : launch_async)(hopper_fwd[i].name, gx, gy, hopper_fwd[i].threads, hopper_fwd[i].smem, args);
 }
 
 /* One case: the forward's out and lse, then (not WGMMA) the backward's dq, dk, dv against the

@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
     test_attention_wgmma(1, 1, 2, 1);     /* one row */
     test_attention_wgmma(1, 1024, 4, 1);  /* eight key tiles, MQA */
     test_attention_wgmma(2, 384, 4, 4);   /* MHA, whole tiles */
+    test_attention_wgmma(2, 1000, 16, 4); /* 256 items: persistent blocks take two */
     if (!getenv("HZ_TEST_NO_BENCH")) {
         bench_attention(4, 2048, 32, 8, 128);
         bench_attention(8, 2048, 16, 2, 64);
