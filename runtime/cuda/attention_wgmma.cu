@@ -16,6 +16,9 @@
  * 42). Not all of FlashAttention-3 yet: no producer warps or TMA, and the two warpgroups'
  * softmaxes are not scheduled against each other's products. */
 
+/* the dynamic shared memory of every kernel here (1024-aligned inside by its kernel) */
+extern __shared__ unsigned char hz_wg_smem[];
+
 /* ROWS x 128 tile of rows row0.. of a (T, stride) bf16 matrix into the swizzled tile at S:
  * 16-byte chunk ch of row r to block ch / 8 (ROWS x 128 bytes each), chunk ch % 8 of the
  * block's row r at hz_att_off<8>. Rows >= T are zero-filled. NTHR threads (this one is tid
@@ -122,7 +125,6 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
     if (HD != HZ_ATT_WG_HD || window != 0) __trap();
 #ifdef HZ_WGMMA
     constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
-    extern __shared__ unsigned char hz_wg_smem[];
     unsigned base = hz_smem_u32(hz_wg_smem);
     base += (1024u - (base & 1023u)) & 1023u;
     const unsigned sQ = base, sKV = base + QB; /* stage i: K at sKV + 2 KVB i, V after it */
@@ -207,80 +209,77 @@ hzk_attention_forward_wgmma(bf16 *out, float *lse, const bf16 *q, const bf16 *k,
 #endif
 }
 
-/* The same forward with FlashAttention-3's roles: warpgroup 0 is the producer (its 128
- * threads copy Q and the K/V tiles by cp.async into the ring, each arrival counted by an
- * mbarrier, and wait for a buffer's release before filling it again); warpgroups 1 and 2
- * are the consumers, each its own 64 query rows as above, released from the block's
- * lockstep: they take turns issuing their products (two named barriers), so one's softmax
- * runs under the other's products as well as under its own P V. The blocks are persistent:
- * block x takes the (query tile, head) items x, x + gridDim.x, ... of the list that puts the
- * longest rows first (item i: query tile nqt - 1 - i / (B NH), batch and head i % (B NH)),
- * so the producer fills the next item's Q and first K/V tiles while the consumers finish the
- * last; any grid is correct (one block per item: not persistent). Registers: the producer
- * gives back to HZ_ATT_WS_PRODUCER_REGS, the consumers take HZ_ATT_WS_CONSUMER_REGS. */
-extern "C" __global__ void __launch_bounds__(HZ_ATT_WS_THREADS, 1)
-hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
-                         int B, int T, int NH, int NKV, int HD, float scale, int window) {
-    if (HD != HZ_ATT_WG_HD || window != 0) __trap();
+/* ---- the warp-specialised forwards -------------------------------------------------------
+ * FlashAttention-3's roles: warpgroup 0 is the producer, filling Q and the ring of K/V tiles
+ * (each arrival counted by an mbarrier) and waiting for a buffer's release before filling it
+ * again; warpgroups 1 and 2 are the consumers, each its own 64 query rows as above, released
+ * from the block's lockstep: they take turns issuing their products (two named barriers),
+ * so one's softmax runs under the other's products as well as under its own P V. Two
+ * producers: 128 threads of cp.async (hzk_attention_forward_ws, the same arguments as
+ * hzk_attention_forward) or one thread driving the TMA (hzk_attention_forward_tma, q, k, v
+ * as tensor maps, runtime/cuda/tmap.c).
+ * Blocks may be persistent: block x takes the (query tile, head) items of rounds r = 0, 1, ...
+ * of gridDim.x items each, x-th of its round, counted from the round's end in odd rounds, in
+ * the list that puts the longest rows first (item i: query tile nqt - 1 - i / (B NH), batch
+ * and head i % (B NH)); so the producer fills the next item's Q and first K/V tiles under
+ * the consumers' end of the last. Any grid is correct; one block an item is not persistent.
+ * Registers: the producer gives back to HZ_ATT_WS_PRODUCER_REGS, the consumers take
+ * HZ_ATT_WS_CONSUMER_REGS. Shared: Q, the ring, then the mbarriers: Q's arrival and
+ * release, and each stage's arrival (full) and release (empty). */
 #ifdef HZ_WGMMA
-    constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
-    constexpr int ST = HZ_ATT_WG_STAGES;
-    extern __shared__ unsigned char hz_wg_smem[];
+struct hz_ws_smem {
+    unsigned sQ, sKV, qfull, qempty, full, empty; /* stage i: K at sKV + 2 KVB i, V after it */
+};
+__device__ __forceinline__ hz_ws_smem hz_ws_carve(void) {
     unsigned base = hz_smem_u32(hz_wg_smem);
     base += (1024u - (base & 1023u)) & 1023u;
-    const unsigned sQ = base, sKV = base + QB; /* stage i: K at sKV + 2 KVB i, V after it */
-    /* mbarriers after the tiles: Q's arrival and release, then each stage's arrival (full)
-     * and release (empty) */
-    const unsigned qfull = sKV + 2 * KVB * ST, qempty = qfull + 8, full = qempty + 8, empty = full + 8 * ST;
-    const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM, BH = B * NH, items = nqt * BH;
-    const long qs = (long)NH * HZ_ATT_WG_HD, ks = (long)NKV * HZ_ATT_WG_HD;
-    const int wg = (int)threadIdx.x / 128;
+    hz_ws_smem m;
+    m.sQ = base, m.sKV = base + HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2;
+    m.qfull = m.sKV + 2 * HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2 * HZ_ATT_WG_STAGES, m.qempty = m.qfull + 8;
+    m.full = m.qempty + 8, m.empty = m.full + 8 * HZ_ATT_WG_STAGES;
+    return m;
+}
+/* Block x's item of round r, or -1 when the round has none for it */
+__device__ __forceinline__ int hz_ws_item(int r, int items) {
+    const int G = (int)gridDim.x, x = (int)blockIdx.x, it = r * G + ((r & 1) ? G - 1 - x : x);
+    return it < items ? it : -1;
+}
+/* Item it's query tile, batch, head */
+struct hz_ws_at {
+    int qt, b, h;
+};
+__device__ __forceinline__ hz_ws_at hz_ws_decode(int it, int nqt, int B, int NH) {
+    hz_ws_at a;
+    a.qt = nqt - 1 - it / (B * NH), a.b = it % (B * NH) / NH, a.h = it % (B * NH) % NH;
+    return a;
+}
+/* The mbarriers' counts: the producer's arrivals (FILLERS each) and both consumers' threads */
+__device__ __forceinline__ void hz_ws_init(const hz_ws_smem &m, unsigned fillers) {
     if (threadIdx.x == 0) {
-        hz_mbar_init(qfull, 128), hz_mbar_init(qempty, 256);
-        for (int i = 0; i < ST; i++) hz_mbar_init(full + 8 * i, 128), hz_mbar_init(empty + 8 * i, 256);
+        hz_mbar_init(m.qfull, fillers), hz_mbar_init(m.qempty, 256);
+        for (int i = 0; i < HZ_ATT_WG_STAGES; i++)
+            hz_mbar_init(m.full + 8 * i, fillers), hz_mbar_init(m.empty + 8 * i, 256);
     }
     __syncthreads();
+}
 
-    if (wg == 0) { /* the producer */
-        hz_setmaxnreg_dec<HZ_ATT_WS_PRODUCER_REGS>();
-        const int tid = (int)threadIdx.x;
-        int kv = 0, n = 0; /* K/V tiles and items so far: the ring's and Q's phases */
-        for (int it = (int)blockIdx.x; it < items; it += (int)gridDim.x, n++) {
-            const int qt = nqt - 1 - it / BH, h = it % BH % NH, b = it % BH / NH, hk = h / (NH / NKV);
-            const bf16 *kg = k + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
-            const bf16 *vg = v + (long)b * T * ks + (long)hk * HZ_ATT_WG_HD;
-            for (int j = 0; j <= qt; j++, kv++) {
-                const unsigned st = sKV + (unsigned)(kv % ST) * 2 * KVB;
-                if (kv >= ST) hz_mbar_wait(empty + 8 * (kv % ST), (unsigned)(kv / ST - 1) & 1u);
-                hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st, kg, ks, j * HZ_ATT_WG_BN, T, tid);
-                hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st + KVB, vg, ks, j * HZ_ATT_WG_BN, T, tid);
-                hz_cp_async_mbar_arrive(full + 8 * (kv % ST));
-                if (j == 0) { /* Q after the first K/V tile, once the last item's is released */
-                    const bf16 *qg = q + (long)b * T * qs + (long)h * HZ_ATT_WG_HD;
-                    if (n > 0) hz_mbar_wait(qempty, (unsigned)(n - 1) & 1u);
-                    hz_wg_load<64, 128, 1>(sQ, qg, qs, qt * HZ_ATT_WG_BM, T, tid); /* a tile per consumer */
-                    hz_wg_load<64, 128, 1>(sQ + QB / 2, qg, qs, qt * HZ_ATT_WG_BM + 64, T, tid);
-                    hz_cp_async_mbar_arrive(qfull);
-                }
-            }
-        }
-        hz_cp_async_wait<0>(); /* nothing of this thread's still in flight when it leaves */
-        return;
-    }
-
-    hz_setmaxnreg_inc<HZ_ATT_WS_CONSUMER_REGS>();
-    const int c = wg - 1, w = ((int)threadIdx.x % 128) / 32;
-    const int g = ((int)threadIdx.x % 32) / 4, t = (int)threadIdx.x % 4;
-    const unsigned sQw = sQ + (unsigned)c * (QB / 2);
+/* A consumer warpgroup (C 0 or 1) of either forward: every item of this block, its 64 rows */
+__device__ __forceinline__ void hz_ws_consume(const hz_ws_smem &m, bf16 *out, float *lse, int B, int T, int NH,
+                                              float scale, int c) {
+    constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
+    constexpr int ST = HZ_ATT_WG_STAGES;
+    const int w = ((int)threadIdx.x % 128) / 32, g = ((int)threadIdx.x % 32) / 4, t = (int)threadIdx.x % 4;
+    const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM, items = nqt * B * NH;
+    const unsigned sQw = m.sQ + (unsigned)c * (QB / 2);
     const float sl2 = scale * 1.4426950408889634f; /* scores in log2 units */
     int kv0 = 0, n = 0; /* as the producer's: the item's first K/V tile in the ring, items so far */
-    auto stage = [&](int j) { return sKV + (unsigned)((kv0 + j) % ST) * 2 * KVB; };
-    /* tile j's K and V are in (the consumer's view of them made the products') */
+    auto stage = [&](int j) { return m.sKV + (unsigned)((kv0 + j) % ST) * 2 * KVB; };
+    /* tile j's K and V are in (the consumer's view of them made the products', for cp.async) */
     auto arrived = [&](int j) {
-        hz_mbar_wait(full + 8 * ((kv0 + j) % ST), (unsigned)((kv0 + j) / ST) & 1u);
+        hz_mbar_wait(m.full + 8 * ((kv0 + j) % ST), (unsigned)((kv0 + j) / ST) & 1u);
         hz_fence_proxy_async();
     };
-    auto release = [&](int j) { hz_mbar_arrive(empty + 8 * ((kv0 + j) % ST)); };
+    auto release = [&](int j) { hz_mbar_arrive(m.empty + 8 * ((kv0 + j) % ST)); };
     /* the consumers' turns: this one waits for its own, and after issuing gives the other its */
     auto my_turn = [&]() {
         if (c == 0) hz_bar_sync<1, 256>();
@@ -298,24 +297,27 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
         hz_wgmma_commit();
     };
     if (c == 1) your_turn(); /* consumer 0 goes first */
-    for (int it = (int)blockIdx.x; it < items; it += (int)gridDim.x, n++) {
-        const int qt = nqt - 1 - it / BH, h = it % BH % NH, b = it % BH / NH, nkt = qt + 1;
+    for (int r = 0; r * (int)gridDim.x < items; r++) {
+        const int it = hz_ws_item(r, items);
+        if (it < 0) continue;
+        const hz_ws_at a = hz_ws_decode(it, nqt, B, NH);
+        const int qt = a.qt, nkt = qt + 1;
         const int row0 = qt * HZ_ATT_WG_BM + 64 * c + 16 * w + g; /* this thread's rows: row0, row0 + 8 */
         auto edge = [&](int j) { return j == qt || (j + 1) * HZ_ATT_WG_BN > T; };
-        float o[64], s[64], m[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
+        float o[64], s[64], mx[2] = {-HZ_INF, -HZ_INF}, l[2] = {0.0f, 0.0f}, alpha[2];
         unsigned pa[8][4];
 #pragma unroll
         for (int i = 0; i < 64; i++) o[i] = 0.0f;
         arrived(0);
-        hz_mbar_wait(qfull, (unsigned)n & 1u);
+        hz_mbar_wait(m.qfull, (unsigned)n & 1u);
         my_turn();
         hz_wgmma_fence();
         hz_wg_qk(s, sQw, stage(0));
         your_turn();
         hz_wgmma_wait<0>();
         hz_wgmma_hold<64>(s);
-        if (nkt == 1) hz_mbar_arrive(qempty); /* the item's last Q K^T is done */
-        hz_wg_softmax(s, m, l, alpha, sl2, 0, edge(0), row0, t, T);
+        if (nkt == 1) hz_mbar_arrive(m.qempty); /* the item's last Q K^T is done */
+        hz_wg_softmax(s, mx, l, alpha, sl2, 0, edge(0), row0, t, T);
         hz_wg_pack_p(pa, s);
         for (int j = 0; j + 1 < nkt; j++) {
             arrived(j + 1);
@@ -326,8 +328,8 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
             your_turn();
             hz_wgmma_wait<1>(); /* S(j+1) done; P(j) V(j) may still run */
             hz_wgmma_hold<64>(s);
-            if (j + 2 == nkt) hz_mbar_arrive(qempty);
-            hz_wg_softmax(s, m, l, alpha, sl2, j + 1, edge(j + 1), row0, t, T);
+            if (j + 2 == nkt) hz_mbar_arrive(m.qempty);
+            hz_wg_softmax(s, mx, l, alpha, sl2, j + 1, edge(j + 1), row0, t, T);
             hz_wgmma_wait<0>();
             hz_wgmma_hold<64>(o);
             hz_wgmma_hold<32>(&pa[0][0]);
@@ -342,8 +344,109 @@ hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, co
         hz_wgmma_wait<0>();
         hz_wgmma_hold<64>(o);
         release(nkt - 1);
-        hz_wg_store(out, lse, o, m, l, b, h, T, NH, row0, t);
-        kv0 += nkt;
+        hz_wg_store(out, lse, o, mx, l, a.b, a.h, T, NH, row0, t);
+        kv0 += nkt, n++;
+    }
+}
+#endif
+
+/* The cp.async producer: all 128 threads of warpgroup 0 */
+extern "C" __global__ void __launch_bounds__(HZ_ATT_WS_THREADS, 1)
+hzk_attention_forward_ws(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+                         int B, int T, int NH, int NKV, int HD, float scale, int window) {
+    if (HD != HZ_ATT_WG_HD || window != 0) __trap();
+#ifdef HZ_WGMMA
+    constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
+    constexpr int ST = HZ_ATT_WG_STAGES;
+    const hz_ws_smem m = hz_ws_carve();
+    hz_ws_init(m, 128);
+    if (threadIdx.x >= 128) {
+        hz_setmaxnreg_inc<HZ_ATT_WS_CONSUMER_REGS>();
+        hz_ws_consume(m, out, lse, B, T, NH, scale, (int)threadIdx.x / 128 - 1);
+        return;
+    }
+    hz_setmaxnreg_dec<HZ_ATT_WS_PRODUCER_REGS>();
+    const int tid = (int)threadIdx.x, nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM, items = nqt * B * NH;
+    const long qs = (long)NH * HZ_ATT_WG_HD, ks = (long)NKV * HZ_ATT_WG_HD;
+    int kv = 0, n = 0; /* K/V tiles and items so far: the ring's and Q's phases */
+    for (int r = 0; r * (int)gridDim.x < items; r++) {
+        const int it = hz_ws_item(r, items);
+        if (it < 0) continue;
+        const hz_ws_at a = hz_ws_decode(it, nqt, B, NH);
+        const int hk = a.h / (NH / NKV);
+        const bf16 *kg = k + (long)a.b * T * ks + (long)hk * HZ_ATT_WG_HD;
+        const bf16 *vg = v + (long)a.b * T * ks + (long)hk * HZ_ATT_WG_HD;
+        for (int j = 0; j <= a.qt; j++, kv++) {
+            const unsigned st = m.sKV + (unsigned)(kv % ST) * 2 * KVB;
+            if (kv >= ST) hz_mbar_wait(m.empty + 8 * (kv % ST), (unsigned)(kv / ST - 1) & 1u);
+            hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st, kg, ks, j * HZ_ATT_WG_BN, T, tid);
+            hz_wg_load<HZ_ATT_WG_BN, 128, 1>(st + KVB, vg, ks, j * HZ_ATT_WG_BN, T, tid);
+            hz_cp_async_mbar_arrive(m.full + 8 * (kv % ST));
+            if (j == 0) { /* Q after the first K/V tile, once the last item's is released */
+                const bf16 *qg = q + (long)a.b * T * qs + (long)a.h * HZ_ATT_WG_HD;
+                if (n > 0) hz_mbar_wait(m.qempty, (unsigned)(n - 1) & 1u);
+                hz_wg_load<64, 128, 1>(m.sQ, qg, qs, a.qt * HZ_ATT_WG_BM, T, tid); /* a tile per consumer */
+                hz_wg_load<64, 128, 1>(m.sQ + QB / 2, qg, qs, a.qt * HZ_ATT_WG_BM + 64, T, tid);
+                hz_cp_async_mbar_arrive(m.qfull);
+            }
+        }
+        n++;
+    }
+    hz_cp_async_wait<0>(); /* nothing of this thread's still in flight when it leaves */
+#else
+    __trap(); /* compiled without sm_90a's features */
+#endif
+}
+
+/* A CUtensorMap (128 bytes, 64-byte aligned) as a kernel parameter */
+struct __align__(64) hz_tmap {
+    unsigned long long w[16];
+};
+
+/* The TMA producer: one thread of warpgroup 0. TQ: q's map with boxes of 64 rows, TK and TV:
+ * k's and v's with boxes of 128 (tmap.c); B, T, ... as hzk_attention_forward's. */
+extern "C" __global__ void __launch_bounds__(HZ_ATT_WS_THREADS, 1)
+hzk_attention_forward_tma(bf16 *out, float *lse, const __grid_constant__ hz_tmap tq,
+                          const __grid_constant__ hz_tmap tk, const __grid_constant__ hz_tmap tv,
+                          int B, int T, int NH, int NKV, int HD, float scale, int window) {
+    if (HD != HZ_ATT_WG_HD || window != 0) __trap();
+#ifdef HZ_WGMMA
+    constexpr unsigned QB = HZ_ATT_WG_BM * HZ_ATT_WG_HD * 2, KVB = HZ_ATT_WG_BN * HZ_ATT_WG_HD * 2;
+    constexpr int ST = HZ_ATT_WG_STAGES;
+    const hz_ws_smem m = hz_ws_carve();
+    hz_ws_init(m, 1);
+    if (threadIdx.x >= 128) {
+        hz_setmaxnreg_inc<HZ_ATT_WS_CONSUMER_REGS>();
+        hz_ws_consume(m, out, lse, B, T, NH, scale, (int)threadIdx.x / 128 - 1);
+        return;
+    }
+    hz_setmaxnreg_dec<HZ_ATT_WS_PRODUCER_REGS>();
+    if (threadIdx.x != 0) return;
+    const int nqt = (T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM, items = nqt * B * NH;
+    int kv = 0, n = 0; /* K/V tiles and items so far: the ring's and Q's phases */
+    for (int r = 0; r * (int)gridDim.x < items; r++) {
+        const int it = hz_ws_item(r, items);
+        if (it < 0) continue;
+        const hz_ws_at a = hz_ws_decode(it, nqt, B, NH);
+        const int hk = a.h / (NH / NKV);
+        for (int j = 0; j <= a.qt; j++, kv++) {
+            const unsigned st = m.sKV + (unsigned)(kv % ST) * 2 * KVB, bar = m.full + 8 * (kv % ST);
+            if (kv >= ST) hz_mbar_wait(m.empty + 8 * (kv % ST), (unsigned)(kv / ST - 1) & 1u);
+            hz_mbar_expect_tx(bar, 2 * KVB);
+            for (int cb = 0; cb < 2; cb++) { /* each 64-column block of K, then of V */
+                hz_tma_load_4d(st + (unsigned)cb * (KVB / 2), &tk, 64 * cb, hk, j * HZ_ATT_WG_BN, a.b, bar);
+                hz_tma_load_4d(st + KVB + (unsigned)cb * (KVB / 2), &tv, 64 * cb, hk, j * HZ_ATT_WG_BN, a.b, bar);
+            }
+            if (j == 0) { /* Q after the first K/V tile, once the last item's is released */
+                if (n > 0) hz_mbar_wait(m.qempty, (unsigned)(n - 1) & 1u);
+                hz_mbar_expect_tx(m.qfull, QB);
+                for (int half = 0; half < 2; half++) /* a tile of 64 rows per consumer */
+                    for (int cb = 0; cb < 2; cb++)
+                        hz_tma_load_4d(m.sQ + (unsigned)half * (QB / 2) + (unsigned)cb * (QB / 4), &tq, 64 * cb, a.h,
+                                       a.qt * HZ_ATT_WG_BM + 64 * half, a.b, m.qfull);
+            }
+        }
+        n++;
     }
 #else
     __trap(); /* compiled without sm_90a's features */

@@ -300,6 +300,21 @@ __device__ __forceinline__ void hz_mbar_arrive(unsigned bar) {
 __device__ __forceinline__ void hz_cp_async_mbar_arrive(unsigned bar) {
     HZ_SM90A(asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory"));
 }
+/* The tensor memory accelerator (TMA), sm_90a: arrive on an mbarrier expecting BYTES more to
+ * land by asynchronous copies; and the copy of one box of a 4-D tensor map (a
+ * __grid_constant__ kernel parameter, named by its address) at coordinates c0..c3 into
+ * shared memory at DST, its bytes counted on the mbarrier BAR when they land. */
+__device__ __forceinline__ void hz_mbar_expect_tx(unsigned bar, unsigned bytes) {
+    HZ_SM90A(asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+                          : "memory"));
+}
+__device__ __forceinline__ void hz_tma_load_4d(unsigned dst, const void *map, int c0, int c1, int c2, int c3,
+                                               unsigned bar) {
+    HZ_SM90A(asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                          " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(dst),
+                          "l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+                          : "memory"));
+}
 /* Named barriers (ID 1..15; 0 is __syncthreads') over N threads (both constants): wait for N arrivals, or
  * arrive without waiting. */
 template <int ID, int N> __device__ __forceinline__ void hz_bar_sync(void) {

@@ -11,6 +11,7 @@
 
 #include "cuda/attention.cuh"
 #include "cuda/cudnn_attention.h"
+#include "cuda/tmap.h"
 
 #include "ktest.h"
 
@@ -83,25 +84,40 @@ static void shape_tag(char *tag, size_t n, int B, int T, int NH, int NKV, int HD
 }
 
 /* attention_wgmma.cu's forwards: the one whose warpgroups share the copies (grid: query
- * tiles x heads), and the warp-specialised one, a block an item or persistent (a block an SM) */
+ * tiles x heads), and the two warp-specialised ones (cp.async or TMA producer), a block an
+ * item or persistent (a block an SM) */
 static const struct {
     const char *name, *tag;
     unsigned threads, smem;
-    int items, persistent;
+    int items, persistent, tma;
 } hopper_fwd[] = {
-    {"hzk_attention_forward_wgmma", "wgmma", HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, 0, 0},
-    {"hzk_attention_forward_ws", "wgmma ws", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 0},
-    {"hzk_attention_forward_ws", "wgmma ws persistent", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 1},
+    {"hzk_attention_forward_wgmma", "wgmma", HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, 0, 0, 0},
+    {"hzk_attention_forward_ws", "wgmma ws", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 0, 0},
+    {"hzk_attention_forward_ws", "wgmma ws persistent", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 1, 0},
+    {"hzk_attention_forward_tma", "wgmma tma", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 0, 1},
+    {"hzk_attention_forward_tma", "wgmma tma persistent", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 1, 1},
 };
 enum { N_HOPPER_FWD = sizeof hopper_fwd / sizeof hopper_fwd[0] };
 
-/* hopper_fwd[i], launched as runtime/cuda would (SYNC: and waited for) */
+/* hopper_fwd[i], launched as runtime/cuda would (SYNC: and waited for); ARGS as
+ * hzk_attention_forward's (the TMA forward gets q's, k's and v's maps in their place) */
 static void launch_forward_wgmma(int i, void **args, int B, int T, int NH, int sync) {
     const unsigned nqt = (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM), bh = (unsigned)(B * NH);
     unsigned gx = nqt, gy = bh;
     if (hopper_fwd[i].items) {
         gx = nqt * bh, gy = 1;
         if (hopper_fwd[i].persistent && gx > (unsigned)ktest_sms()) gx = (unsigned)ktest_sms();
+    }
+    CUtensorMap tq, tk, tv;
+    void *ta[12];
+    if (hopper_fwd[i].tma) {
+        const int NKV = *(int *)args[8], HD = *(int *)args[9];
+        CU_CHECK(hzcu_tmap_heads(&tq, *(CUdeviceptr *)args[2], B, T, NH, HD, 64));
+        CU_CHECK(hzcu_tmap_heads(&tk, *(CUdeviceptr *)args[3], B, T, NKV, HD, HZ_ATT_WG_BN));
+        CU_CHECK(hzcu_tmap_heads(&tv, *(CUdeviceptr *)args[4], B, T, NKV, HD, HZ_ATT_WG_BN));
+        memcpy(ta, args, sizeof ta);
+        ta[2] = &tq, ta[3] = &tk, ta[4] = &tv;
+        args = ta;
     }
     (sync ? launch : launch_async)(hopper_fwd[i].name, gx, gy, hopper_fwd[i].threads, hopper_fwd[i].smem, args);
 }
