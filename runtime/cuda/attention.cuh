@@ -36,4 +36,21 @@
 #define HZ_ATT_WS_CONSUMER_REGS 232
 #define HZ_ATT_WS_SMEM (HZ_ATT_WG_SMEM + 8 * (2 + 2 * HZ_ATT_WG_STAGES))
 
+/* The Hopper backward (attention_wgmma_bwd.cu, head_dim 128), two kernels of a producer
+ * warpgroup (one TMA thread, HZ_ATT_WB_PRODUCER_REGS) and two consumers (_CONSUMER_REGS):
+ * dK and dV, a block per 128 keys of one kv head (64 a consumer) walking the query tiles of
+ * 64 rows at or after them, of every query head of the group, each tile's Q, dO, lse and D
+ * in a ring of STAGES; dQ, a block per 128 query rows of one head (64 a consumer) walking
+ * the key tiles of 64 at or before them, K and V in the ring. Shared: the block's own
+ * tiles (K and V, or Q and dO: 128 x 128 bf16 each), the ring, 1024 bytes to align, and the
+ * mbarriers (the own tiles' arrival and release, each stage's). */
+#define HZ_ATT_WB_THREADS 384
+#define HZ_ATT_WB_PRODUCER_REGS 24
+#define HZ_ATT_WB_CONSUMER_REGS 240
+#define HZ_ATT_WB_STAGES 3
+#define HZ_ATT_WB_STAGE_KV (2 * 64 * 128 * 2 + 1024) /* Q, dO (64 x 128), lse and D (64 each) */
+#define HZ_ATT_WB_STAGE_Q (2 * 64 * 128 * 2)          /* K, V (64 x 128) */
+#define HZ_ATT_WB_KV_SMEM (2 * 128 * 128 * 2 + HZ_ATT_WB_STAGES * HZ_ATT_WB_STAGE_KV + 1024 + 8 * (2 + 2 * HZ_ATT_WB_STAGES))
+#define HZ_ATT_WB_Q_SMEM (2 * 128 * 128 * 2 + HZ_ATT_WB_STAGES * HZ_ATT_WB_STAGE_Q + 1024 + 8 * (2 + 2 * HZ_ATT_WB_STAGES))
+
 #endif

@@ -1,12 +1,17 @@
 /* runtime/cuda/attention_path.c - which attention a trainer runs: cuDNN's fused SDPA
  * (runtime/cuda/cudnn_attention.c), one graph for the full-attention layers and one for the
  * sliding-window layers (Gemma 3's local ones), when train --attention and --deterministic
- * allow it and cuDNN accepts the shape, else hzc's own flash kernels (attention.cu). The two
- * write the same out and lse, so a pass may use either. */
+ * allow it and cuDNN accepts the shape, else hzc's own flash kernels (attention.cu); and on
+ * an sm_90 GPU at head_dim 128, the full-attention layers' forward by hzc's Hopper kernel
+ * (attention_wgmma.cu) where it times faster. All write the same out and lse, so a pass may
+ * use any of them. */
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cuda.h"
 #include "cudnn_attention.h"
+#include "launch.h"
+#include "tmap.h"
 
 /* How many layers of each kind: [0] full causal attention, [1] the plan's sliding window. */
 static void layer_kinds(const hz_plan *p, int64_t n[2])
@@ -116,8 +121,72 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
     return 1;
 }
 
+/* hzc's Hopper forward fits the full-attention layers: an sm_90 GPU, head_dim 128 */
+static int hopper_fits(const cuda_state *s) { return s->wgmma && s->HD == HZ_ATT_WG_HD; }
+
+int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 *out,
+                                  float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+                                  double flops)
+{
+    struct hzcu_dnn_att *d = &s->dnn[0];
+    if (window > 0 || !hopper_fits(s)) return 0;
+    if (s->dry && !d->f1_set) { /* the buffers the choice is timed on */
+        d->f1.out = out, d->f1.lse = lse, d->f1.q = q, d->f1.k = k, d->f1.v = v;
+        d->f1_set = 1;
+    }
+    if (!d->hopper) return 0;
+    int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    float scale = s->att_scale;
+    CUtensorMap tq, tk, tv;
+    CU_CHECK(hzcu_tmap_heads(&tq, (CUdeviceptr)(uintptr_t)q, B, T, NH, HD, HZ_ATT_WG_BM / 2));
+    CU_CHECK(hzcu_tmap_heads(&tk, (CUdeviceptr)(uintptr_t)k, B, T, NKV, HD, HZ_ATT_WG_BN));
+    CU_CHECK(hzcu_tmap_heads(&tv, (CUdeviceptr)(uintptr_t)v, B, T, NKV, HD, HZ_ATT_WG_BN));
+    void *args[] = {&out, &lse, &tq, &tk, &tv, &B, &T, &NH, &NKV, &HD, &scale, &window};
+    const int64_t items = (int64_t)(T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM * B * NH;
+    const int64_t grid = d->hopper == 2 && items > s->sm_count ? s->sm_count : items;
+    hzcu_launch(s, K_ATT_FWD_TMA, st, grid, 1, HZ_ATT_WS_THREADS, hzcu_smem(s, K_ATT_FWD_TMA), args,
+                hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
+    return 1;
+}
+
+/* The full-attention layers' forward: the fastest of what was chosen before (cuDNN's or hzc's
+ * FlashAttention-2, not under --deterministic) and hzc's Hopper kernel a block an item or
+ * persistent, each timed over 3 calls after one on the step's first call's buffers. The
+ * outputs written are ones the step writes before it reads them. */
+static void hopper_choose(cuda_state *s)
+{
+    struct hzcu_dnn_att *d = &s->dnn[0];
+    if (!hopper_fits(s) || !d->f1_set) return;
+    cudaStream_t st = s->stream[HZ_COMPUTE];
+    const char *what[3] = {d->fwd ? "cuDNN's" : "hzc's FlashAttention-2",
+                           "hzc's Hopper kernel, a block an item", "hzc's Hopper kernel, persistent"};
+    float ms[3] = {0};
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    int best = 1;
+    for (int c = s->det ? 1 : 0; c < 3; c++) {
+        d->hopper = c;
+        for (int r = 0; r <= 3; r++) {
+            if (r == 1) CUDA_CHECK(cudaEventRecord(e0, st));
+            hzcu_attention_forward(s, st, d->f1.out, d->f1.lse, d->f1.q, d->f1.k, d->f1.v, 0);
+        }
+        CUDA_CHECK(cudaEventRecord(e1, st));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        CUDA_CHECK(cudaEventElapsedTime(&ms[c], e0, e1));
+        ms[c] /= 3;
+        if (ms[c] < ms[best]) best = c;
+    }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    d->hopper = best;
+    printf("cuda backend: attention forward, full-attention layers: %s (timed at init: ", what[best]);
+    for (int c = s->det ? 1 : 0; c < 3; c++) printf("%s%s %.3f ms", c > (s->det ? 1 : 0) ? "; " : "", what[c], ms[c]);
+    printf("%s)\n", s->det ? "; --deterministic leaves out the others, whose bits differ" : "");
+}
+
 void hzcu_attention_warm(cuda_state *s)
 {
+    hopper_choose(s);
     double t0 = hz_now_s();
     cudaStream_t st = s->stream[HZ_COMPUTE];
     int n = 0;
@@ -140,6 +209,9 @@ void hzcu_attention_warm(cuda_state *s)
 const char *hzcu_attention_name(const cuda_state *s, int window)
 {
     const struct hzcu_dnn_att *d = &s->dnn[window > 0];
+    if (d->hopper)
+        return d->bwd ? "cuDNN fused SDPA, forward by hzc's Hopper kernel"
+                      : "hzc's kernels, forward by hzc's Hopper kernel";
     if (!d->fwd) return "hzc's kernels";
     return d->bwd ? "cuDNN fused SDPA" : "cuDNN fused SDPA forward, hzc's backward";
 }

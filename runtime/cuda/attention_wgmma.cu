@@ -77,11 +77,11 @@ __device__ __forceinline__ void hz_wg_softmax(float *s, float *m, float *l, floa
     }
 }
 
-/* P (fp32 probabilities in the accumulator layout) as the A fragments of P V: k16 block kb is
- * the scores' n8 blocks 2 kb and 2 kb + 1. */
-__device__ __forceinline__ void hz_wg_pack_p(unsigned (*pa)[4], const float *s) {
+/* P (fp32 probabilities in the accumulator layout, KB k16 blocks: 64 x 16 KB) as the A
+ * fragments of P V: k16 block kb is the scores' n8 blocks 2 kb and 2 kb + 1. */
+template <int KB = 8> __device__ __forceinline__ void hz_wg_pack_p(unsigned (*pa)[4], const float *s) {
 #pragma unroll
-    for (int kb = 0; kb < 8; kb++)
+    for (int kb = 0; kb < KB; kb++)
 #pragma unroll
         for (int r = 0; r < 4; r++) pa[kb][r] = hz_pack_bf16x2(s[8 * kb + 2 * r], s[8 * kb + 2 * r + 1]);
 }

@@ -65,6 +65,7 @@ typedef struct cuda_state {
     const hz_plan *p;
     /* the device: rank r runs on the r-th GPU CUDA shows this process (CUDA_VISIBLE_DEVICES) */
     int dev, sm_count, cc_major, cc_minor, smem_optin;
+    int wgmma; /* an sm_90 GPU: the kernels are built for sm_90a, the Hopper attention can run */
     int rank, rank_n;
     struct ncclComm *comm;  /* ncclComm_t of this rank (ranks.c), NULL with one rank */
     struct ncclComm *cross; /* rank 0 with several hosts: the hosts' GPUs 0 (ranks.c) */
@@ -132,6 +133,9 @@ typedef struct cuda_state {
     struct hzcu_dnn_att {
         struct hzcu_sdpa *a;
         int fwd, bwd;
+        /* the full-attention layers' forward by hzc's Hopper kernel instead (0: not; 1: a
+         * block an item; 2: persistent blocks), chosen by timing at init */
+        int hopper;
         /* the first call's buffers of each pass, from init's dry walk: the graphs run once
          * on them at init (hzcu_attention_warm) */
         struct { bf16 *out; float *lse; const bf16 *q, *k, *v; } f1;
@@ -306,11 +310,20 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
                                 bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
                                 const bf16 *v, const bf16 *out, const float *lse, float *D,
                                 double flops);
+/* The full-attention layers' forward (WINDOW 0) by hzc's Hopper kernel (attention_wgmma.cu)
+ * where init chose it: 1 when it ran (or, while planning, would), else 0. */
+int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 *out,
+                                  float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
+                                  double flops);
 /* Which kernels run the full-attention layers' attention (WINDOW 0) or the sliding-window
- * ones': "cuDNN fused SDPA", "cuDNN fused SDPA forward, hzc's backward" or "hzc's kernels". */
+ * ones': "cuDNN fused SDPA", "cuDNN fused SDPA forward, hzc's backward" or "hzc's kernels",
+ * with ", forward by hzc's Hopper kernel" where that runs the forward. */
 const char *hzcu_attention_name(const cuda_state *s, int window);
-/* At init, after the dry walk: each cuDNN graph run once on the buffers of its first call in
- * the step. cuDNN loads an engine's kernels into the context at its first run (about 1.5 MB
+/* At init, after the dry walk: where hzc's Hopper forward can run the full-attention layers
+ * (an sm_90 GPU, head_dim 128), it and the forward chosen before (cuDNN's, or hzc's
+ * FlashAttention-2; not under --deterministic, whose bits must not depend on a timing) are
+ * timed on the step's first call and the fastest kept. Then each cuDNN graph run once on the
+ * buffers of its first call in the step. cuDNN loads an engine's kernels into the context at its first run (about 1.5 MB
  * of the driver's host memory for the 1b); run here, that is part of the process before its
  * first step, where the probe measures it, not a growth during step 1. The outputs written
  * are ones the step writes before it reads them, as gemm_pick.c's. */

@@ -54,7 +54,8 @@ static void *build_kernels(cuda_state *s, size_t *cubin_n)
         hzcu_die("cannot read the kernels %s: %s; hzc build writes them next to the trainer: "
                  "rebuild with hzc build, keeping DIR/train and DIR/generated together",
                  src_path, strerror(errno));
-    snprintf(arch, sizeof arch, "sm_%d%d", s->cc_major, s->cc_minor);
+    /* on an sm_90 GPU its arch-specific features (the Hopper attention's wgmma and TMA) */
+    snprintf(arch, sizeof arch, "sm_%d%d%s", s->cc_major, s->cc_minor, s->wgmma ? "a" : "");
     double t0 = hz_now_s();
     int hit = 0;
     void *cubin = hzcu_nvrtc_cached(src, src_n, src_path, arch, cubin_n, &hit, cache, sizeof cache);
@@ -85,13 +86,14 @@ void hzcu_load_kernels(cuda_state *s)
          * (which compute-sanitizer reports), and the driver has no parameter count. */
         for (size_t i = 0; i < np; i++) {
             r = cuFuncGetParamInfo(s->fn[k], i, &off, &size);
-            size_t want = sig[i] == 'p' || sig[i] == 'l' ? 8 : 4;
+            size_t want = sig[i] == 'm' ? 128 : sig[i] == 'p' || sig[i] == 'l' ? 8 : 4;
             if (r != CUDA_SUCCESS || size != want)
                 hzcu_die("kernel %s: parameter %zu %s (this backend passes %zu parameters of "
-                         "sizes '%s', p/l = 8 bytes, i/f = 4): runtime/cuda/kernels.h and the "
+                         "sizes '%s', p/l = 8 bytes, i/f = 4, m = 128): runtime/cuda/kernels.h and the "
                          "kernel sources disagree; fix the table and the launch wrapper",
                          name, i, r != CUDA_SUCCESS ? "is missing" : "has another size", np, sig);
         }
+        if (k == K_ATT_FWD_TMA && !s->wgmma) continue; /* in the module, never launched */
         int64_t smem = hzcu_smem(s, k);
         if (smem > s->smem_optin)
             hzcu_die("kernel %s needs %lld bytes of shared memory per block but %s allows %d; "

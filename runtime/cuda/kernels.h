@@ -8,7 +8,8 @@
 #include "attention.cuh"
 
 /* X(id, name, parameter sizes, shared-memory bytes): p = pointer (8 bytes), l = long (8),
- * i = int (4), f = float (4); shared memory is an expression of the model's HD and C. */
+ * i = int (4), f = float (4), m = a TMA tensor map (128); shared memory is an expression of
+ * the model's HD and C. */
 #define HZ_CUDA_KERNELS(X)                                                                 \
     X(K_F32_TO_BF16, "hzk_f32_to_bf16", "ppl", 0)                                          \
     X(K_ADD_BF16, "hzk_add_bf16", "pppl", 0)                                               \
@@ -40,6 +41,8 @@
     X(K_SCALE_BF16, "hzk_scale_bf16", "pfl", 0)                                            \
     X(K_XENT, "hzk_crossentropy_forward_backward", "ppppiif", 0)                           \
     X(K_ATT_FWD, "hzk_attention_forward", "pppppiiiiifi", HZ_ATT_FWD_SMEM((int64_t)HD))    \
+    /* the Hopper forward (attention_wgmma.cu; sm_90 only, head_dim 128) */                 \
+    X(K_ATT_FWD_TMA, "hzk_attention_forward_tma", "ppmmmiiiiifi", HZ_ATT_WS_SMEM)          \
     X(K_ATT_BWD_PRE, "hzk_attention_backward_preprocess", "pppiiii", 0)                    \
     X(K_ATT_BWD, "hzk_attention_backward", "ppppppppiiiiifi", HZ_ATT_BWD_SMEM((int64_t)HD)) \
     X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pppppppiiiiifi",                         \

@@ -306,7 +306,9 @@ void hzcu_attention_forward(cuda_state *s, cudaStream_t st, bf16 *out, float *ls
     /* the plan's FLOPs: 2 N T A, the causal half of the two products (a window: its keys) */
     double keys = window > 0 && window < T ? (double)window : (double)T;
     double flops = 2.0 * (double)B * T * keys * NH * HD;
-    /* cuDNN's fused kernel where it was chosen for this kind of layer (attention_path.c) */
+    /* hzc's Hopper kernel, or cuDNN's fused one, where chosen for this kind of layer
+     * (attention_path.c) */
+    if (hzcu_hopper_attention_forward(s, st, window, out, lse, q, k, v, flops)) return;
     if (hzcu_dnn_attention_forward(s, st, window, out, lse, q, k, v, flops)) return;
     hzcu_launch(s, K_ATT_FWD, st, (int64_t)B * NH, (T + HZ_ATT_BM - 1) / HZ_ATT_BM, HZ_ATT_THREADS,
                 hzcu_smem(s, K_ATT_FWD), args, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));

@@ -72,6 +72,7 @@ static int init_rank(hz_ctx *c, int r)
     snprintf(s->gpu_name, sizeof s->gpu_name, "%s", prop.name);
     CUDA_CHECK(cudaDeviceGetAttribute(&s->cc_major, cudaDevAttrComputeCapabilityMajor, s->dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&s->cc_minor, cudaDevAttrComputeCapabilityMinor, s->dev));
+    s->wgmma = s->cc_major == 9 && s->cc_minor == 0;
     CUDA_CHECK(cudaDeviceGetAttribute(&s->sm_count, cudaDevAttrMultiProcessorCount, s->dev));
     CUDA_CHECK(
         cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, s->dev));

@@ -1,4 +1,4 @@
-/* runtime/cuda/tmap.c - the attention forward's TMA tensor maps (tmap.h). */
+/* runtime/cuda/tmap.c - the Hopper attention's TMA tensor maps (tmap.h). */
 #include <stdint.h>
 
 #include "tmap.h"
@@ -14,4 +14,13 @@ CUresult hzcu_tmap_heads(CUtensorMap *map, CUdeviceptr base, int B, int T, int h
                                   strides, box, step, CU_TENSOR_MAP_INTERLEAVE_NONE,
                                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
+
+CUresult hzcu_tmap_rows(CUtensorMap *map, CUdeviceptr base, int N, int T, int rows)
+{
+    const cuuint64_t dims[2] = {(cuuint64_t)T, (cuuint64_t)N}, strides[1] = {(cuuint64_t)T * 4};
+    const cuuint32_t box[2] = {(cuuint32_t)rows, 1}, step[2] = {1, 1};
+    return cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void *)(uintptr_t)base, dims, strides,
+                                  box, step, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+                                  CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
 }

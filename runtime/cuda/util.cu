@@ -282,6 +282,21 @@ __device__ __forceinline__ void hz_wgmma_rs_tb_n128(float *d, const unsigned *a,
                  : HZ_WG_D64_OUT(d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc)));
 }
+/* The 32 accumulators of an m64n64 product, as HZ_WG_D64's */
+#define HZ_WG_D32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define HZ_WG_D32_OUT(d) \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), \
+    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), \
+    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+/* d (64 x 64) = (ACC ? d : 0) + A B^T: A (64 x 16) and B (64 x 16) K-major in shared memory. */
+__device__ __forceinline__ void hz_wgmma_ss_n64(float *d, unsigned long long da, unsigned long long db, int acc) {
+    HZ_SM90A(asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{" HZ_WG_D32 "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : HZ_WG_D32_OUT(d)
+                 : "l"(da), "l"(db), "r"(acc)));
+}
 /* Shared-memory barriers (mbarrier) between the roles of a block, sm_90: init with the count
  * of arrivals that completes a phase; wait until the phase of the given parity (0 first, then
  * 1, 0, ...) has completed; arrive (one of the count); and the arrival of this thread's
@@ -313,6 +328,13 @@ __device__ __forceinline__ void hz_tma_load_4d(unsigned dst, const void *map, in
     HZ_SM90A(asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
                           " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(dst),
                           "l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+                          : "memory"));
+}
+/* The same for a 2-D tensor map */
+__device__ __forceinline__ void hz_tma_load_2d(unsigned dst, const void *map, int c0, int c1, unsigned bar) {
+    HZ_SM90A(asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                          " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+                          "l"((unsigned long long)map), "r"(c0), "r"(c1), "r"(bar)
                           : "memory"));
 }
 /* Named barriers (ID 1..15; 0 is __syncthreads') over N threads (both constants): wait for N arrivals, or

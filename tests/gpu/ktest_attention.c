@@ -37,6 +37,32 @@ static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUde
     go("hzk_attention_backward_dq", (unsigned)(B * NH), (unsigned)((T + 63) / 64), 128, att_dq_smem(HD), a3);
 }
 
+/* The same by attention_wgmma_bwd.cu's kernels after the preprocess (head_dim 128, causal),
+ * as runtime/cuda launches them: a block an item, or (PERSISTENT) at most a block an SM */
+static void att_backward_wgmma(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
+                               CUdeviceptr ddout, CUdeviceptr dq, CUdeviceptr dk, CUdeviceptr dv,
+                               CUdeviceptr dout, CUdeviceptr dlse, int B, int T, int NH, int NKV,
+                               float scale, int persistent, int sync) {
+    void (*go)(const char *, unsigned, unsigned, unsigned, unsigned, void **) = sync ? launch : launch_async;
+    int HD = HZ_ATT_WG_HD, window = 0;
+    void *a1[] = {&dD, &ddout, &dout, &B, &T, &NH, &HD};
+    go("hzk_attention_backward_preprocess", blocks_for((long)B * T * NH, 8), 1, 256, 0, a1);
+    CUtensorMap tq, tk, tv, tdo, tl, td;
+    CU_CHECK(hzcu_tmap_heads(&tq, dq, B, T, NH, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tk, dk, B, T, NKV, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tv, dv, B, T, NKV, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tdo, ddout, B, T, NH, HD, 64));
+    CU_CHECK(hzcu_tmap_rows(&tl, dlse, B * NH, T, 64));
+    CU_CHECK(hzcu_tmap_rows(&td, dD, B * NH, T, 64));
+    const unsigned sms = (unsigned)ktest_sms(), nt = (unsigned)((T + 127) / 128);
+    unsigned g = nt * (unsigned)(B * NKV);
+    void *a2[] = {&ddk, &ddv, &tq, &tk, &tv, &tdo, &tl, &td, &B, &T, &NH, &NKV, &HD, &scale, &window};
+    go("hzk_attention_backward_kv_wgmma", persistent && g > sms ? sms : g, 1, HZ_ATT_WB_THREADS, HZ_ATT_WB_KV_SMEM, a2);
+    g = nt * (unsigned)(B * NH);
+    void *a3[] = {&ddq, &dlse, &dD, &tq, &tk, &tv, &tdo, &B, &T, &NH, &NKV, &HD, &scale, &window};
+    go("hzk_attention_backward_q_wgmma", persistent && g > sms ? sms : g, 1, HZ_ATT_WB_THREADS, HZ_ATT_WB_Q_SMEM, a3);
+}
+
 /* Error bounds of the bf16 roundings the flash kernels make on purpose: P (in P V and P^T dO)
  * and dS (in dS K and dS^T Q) go to bf16, relative error <= 2^-9 each, so per element
  *   |err out| <= 2^-9 sum_k P|v|,  |err dv| <= 2^-9 sum_q P|dO|,
@@ -122,9 +148,11 @@ static void launch_forward_wgmma(int i, void **args, int B, int T, int NH, int s
     (sync ? launch : launch_async)(hopper_fwd[i].name, gx, gy, hopper_fwd[i].threads, hopper_fwd[i].smem, args);
 }
 
-/* One case: the forward's out and lse, then (not WGMMA) the backward's dq, dk, dv against the
- * cpu reference within att_bounds. WGMMA > 0: hopper_fwd[WGMMA - 1] instead of
- * hzk_attention_forward (causal, HD 128), and no backward of its own to check. WINDOW > 0:
+/* One case: the forward's out and lse, then the backward's dq, dk, dv against the cpu
+ * reference within att_bounds, each run twice to the same bits. WGMMA > 0: hopper_fwd[WGMMA - 1]
+ * instead of hzk_attention_forward (causal, HD 128), and for the TMA ones the Hopper backward
+ * (attention_wgmma_bwd.cu) a block an item or persistent as the forward; the others check
+ * only the forward. WINDOW > 0:
  * sliding-window attention with SCALE_W (Gemma 3's local layers, against
  * attention_forward_window); 0: causal with HD^-0.5 as the cpu reference (SCALE_W unused). */
 static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int window, int wgmma) {
@@ -152,7 +180,9 @@ static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int w
               "attention fwd out (%s)", tag);
     check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0,
               "attention fwd lse (%s)", tag);
-    if (wgmma) {
+    if (wgmma && hopper_fwd[wgmma - 1].tma && T % 4 != 0) /* lse's and D's maps need 16-byte rows */
+        printf("skip    attention bwd (%s): the Hopper backward takes T a multiple of 4\n", tag);
+    if (wgmma && (!hopper_fwd[wgmma - 1].tma || T % 4 != 0)) {
         free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(bo), free(bq), free(bk), free(bv);
         cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
         return;
@@ -173,7 +203,11 @@ static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int w
     float *runs_dq[2], *runs_dk[2], *runs_dv[2];
     for (int r = 0; r < 2; r++) {
         poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
-        att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, window, 1);
+        if (wgmma) /* the TMA forwards: the Hopper backward, a block an item or persistent as they */
+            att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, scale,
+                               hopper_fwd[wgmma - 1].persistent, 1);
+        else
+            att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, window, 1);
         runs_dq[r] = down_bf(ddq, nq), runs_dk[r] = down_bf(ddk, nk), runs_dv[r] = down_bf(ddv, nk);
     }
     check_reruns(runs_dq, dq_ref, nq, 1e-6, 4e-3, bq, 6e-3, "attention bwd dq (%s)", tag);
@@ -200,6 +234,49 @@ void test_attention_wgmma(int B, int T, int NH, int NKV) {
         return;
     }
     for (int i = 0; i < N_HOPPER_FWD; i++) att_case(B, T, NH, NKV, HZ_ATT_WG_HD, 0.0f, 0, 1 + i);
+    /* the trainer picks the TMA forward and the Hopper backward a block an item or persistent
+     * by timing, --deterministic too: both must write the same bits */
+    const int HD = HZ_ATT_WG_HD;
+    const size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD, nl = (size_t)B * NH * T;
+    float *q = rand_bf(nq, -1.5f, 1.5f), *k = rand_bf(nk, -1.5f, 1.5f), *v = rand_bf(nk, -1.5f, 1.5f);
+    CUdeviceptr dq = up_bf(q, nq), dk = up_bf(k, nk), dv = up_bf(v, nk);
+    CUdeviceptr dout = dalloc(nq * 2), dlse = dalloc(nl * 4);
+    float sc = (float)(1.0 / sqrt((double)HD)), *o[2], *l[2];
+    int hd = HD, win = 0;
+    void *a1[] = {&dout, &dlse, &dq, &dk, &dv, &B, &T, &NH, &NKV, &hd, &sc, &win};
+    for (int r = 0; r < 2; r++) {
+        poison(dout, nq * 2), poison(dlse, nl * 4);
+        launch_forward_wgmma(N_HOPPER_FWD - 2 + r, a1, B, T, NH, 1);
+        o[r] = down_bf(dout, nq), l[r] = down_f32(dlse, nl);
+    }
+    char tag[96], name[160];
+    shape_tag(tag, sizeof tag, B, T, NH, NKV, HD, "wgmma tma", 0);
+    snprintf(name, sizeof name, "attention fwd out (%s), a block an item = persistent", tag);
+    same_bits(name, o[0], o[1], nq);
+    snprintf(name, sizeof name, "attention fwd lse (%s), a block an item = persistent", tag);
+    same_bits(name, l[0], l[1], nl);
+    /* the backward's too, from that forward */
+    if (T % 4 != 0) {
+        free(q), free(k), free(v), free(o[0]), free(o[1]), free(l[0]), free(l[1]);
+        cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
+        return;
+    }
+    float *gr = rand_bf(nq, -1, 1), *bw[2][3];
+    CUdeviceptr dg = up_bf(gr, nq), ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
+    for (int r = 0; r < 2; r++) {
+        poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2);
+        att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, sc, r, 1);
+        bw[r][0] = down_bf(ddq, nq), bw[r][1] = down_bf(ddk, nk), bw[r][2] = down_bf(ddv, nk);
+    }
+    const char *what[3] = {"dq", "dk", "dv"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "attention bwd %s (%s), a block an item = persistent", what[i], tag);
+        same_bits(name, bw[0][i], bw[1][i], i ? nk : nq);
+        free(bw[0][i]), free(bw[1][i]);
+    }
+    free(gr), cuMemFree(dg), cuMemFree(ddq), cuMemFree(ddk), cuMemFree(ddv), cuMemFree(dD);
+    free(q), free(k), free(v), free(o[0]), free(o[1]), free(l[0]), free(l[1]);
+    cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
 }
 
 
@@ -419,6 +496,25 @@ void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window) {
         CU_CHECK(cuFuncGetAttribute(&wr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel(hopper_fwd[i].name)));
         printf("bench   attention %s: %s fwd %.3f ms %.1f TFLOP/s (%d regs)\n", shape, hopper_fwd[i].tag, ms_w,
                flops_f / ms_w * 1e-9, wr);
+    }
+    for (int pers = 0; ktest_wgmma() && HD == HZ_ATT_WG_HD && window == 0 && pers < 2; pers++) {
+        float ms_w = 0;
+        for (int r = 0; r <= reps; r++) {
+            if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
+            att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, scale, pers, 0);
+        }
+        CU_CHECK(cuEventRecord(e1, NULL));
+        CU_CHECK(cuEventSynchronize(e1));
+        CU_CHECK(cuEventElapsedTime(&ms_w, e0, e1));
+        ms_w /= reps;
+        int kr = 0, kl = 0, qr = 0, ql = 0;
+        CU_CHECK(cuFuncGetAttribute(&kr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_backward_kv_wgmma")));
+        CU_CHECK(cuFuncGetAttribute(&kl, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel("hzk_attention_backward_kv_wgmma")));
+        CU_CHECK(cuFuncGetAttribute(&qr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_backward_q_wgmma")));
+        CU_CHECK(cuFuncGetAttribute(&ql, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel("hzk_attention_backward_q_wgmma")));
+        printf("bench   attention %s: wgmma bwd%s %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %d regs, %d B "
+               "local; q %d regs, %d B local)\n", shape, pers ? " persistent" : "", ms_w, 2.5 * flops_f / ms_w * 1e-9,
+               kr, kl, qr, ql);
     }
     float dn_f = 0, dn_b = 0;
     if (bench_cudnn(B, T, NH, NKV, HD, window, dq, dk, dv, dg, dout, dlse, ddq, ddk, ddv, dD, &dn_f,

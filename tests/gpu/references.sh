@@ -4,7 +4,8 @@
 # (tests/gpu/torch_parity.py on both backends, hf_roundtrip.py, and families_parity.py for
 # Qwen3 and Gemma 3 through save_pretrained, import, --init and from_pretrained), then
 # compute-sanitizer (memcheck) on the tiny cuda trainer with the default attention (cuDNN's
-# where it loads), hzc's, and --deterministic. Logs go to $LOGDIR (default build/gpu-logs).
+# where it loads), hzc's, and --deterministic, and on the small Qwen3 (head_dim 128: the
+# Hopper forward on an sm_90 GPU). Logs go to $LOGDIR (default build/gpu-logs).
 # Ends with "N passed, N failed".
 cd "$(dirname "$0")/../.." || exit 1
 LOGDIR=${LOGDIR:-build/gpu-logs}
@@ -35,6 +36,12 @@ if command -v compute-sanitizer > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/com
         memcheck "the tiny trainer ($mode kernels)" "$LOGDIR/sanitizer-$mode.log" \
             build/gpu/tiny-cuda/train --data data/tiny_train.bin --steps 2 $flag
     done
+    # head_dim 128: on an sm_90 GPU, hzc's Hopper attention forward (TMA, wgmma)
+    [ -x build/gpu/small-qwen3-cuda/train ] ||
+        build/hzc build tests/gpu/small-qwen3.yaml -o build/gpu/small-qwen3-cuda --backend cuda > "$LOGDIR/small-qwen3-build.log" 2>&1 ||
+        bad "small-qwen3: cuda build: $(tail -n 3 "$LOGDIR/small-qwen3-build.log")"
+    memcheck "the small Qwen3 trainer (head_dim 128)" "$LOGDIR/sanitizer-qwen3.log" \
+        build/gpu/small-qwen3-cuda/train --data data/tiny_train.bin --steps 2
 else
     echo "skip    compute-sanitizer not found"
 fi

@@ -7,7 +7,8 @@
 #   3. --probe: a ceilings file with every rate (the window attention rates where the plan
 #      has sliding windows), which hzc plan reads; the note on another device's ceilings;
 #      an unwritable -o refused before any work; a plan with every unit resident probed;
-#      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N; without
+#      --deterministic: reruns and N steps + --resume + N steps bit-identical to 2N (the
+#      small Qwen3's too: on an sm_90 GPU, through hzc's Hopper attention forward); without
 #      it, resume within the float atomics' rounding; --attention cudnn against hzc's
 #      kernels (where cuDNN loads); host-held boundaries train identically;
 #      --trace; the refusal when the GPU lacks the planned memory;
@@ -18,7 +19,7 @@
 #      families_parity.py for Qwen3 and Gemma 3 through save_pretrained, import, --init and
 #      from_pretrained);
 #   6. compute-sanitizer (memcheck) on the tiny cuda trainer: the default attention (cuDNN's
-#      where it loads), hzc's, and --deterministic.
+#      where it loads), hzc's, and --deterministic; and on the small Qwen3 (head_dim 128).
 # Sections 5 and 6 are tests/gpu/references.sh; REFERENCES=0 skips them (visibly) so that
 # the rest fits one device call and references.sh another.
 # Needs build/ from make (hzc, libhzrt_cpu.a, libhzrt_cuda.a, gpu/test_kernels,
@@ -181,6 +182,19 @@ run q3b "$q3" --steps 4 --deterministic --save-raw "$d/q3b.raw"
 same "$d/q3a.raw" "$d/q3b.raw" && same "$d/q3a.loss" "$d/q3b.loss" &&
     ok "--deterministic, small Qwen3 (q/k norms): two 4-step runs bit-identical" ||
     bad "--deterministic Qwen3 reruns differ: $(tr '\n' ' ' < "$d/q3a.loss") vs $(tr '\n' ' ' < "$d/q3b.loss")"
+# head_dim 128: on an sm_90 GPU its forward is hzc's Hopper kernel (attention_wgmma.cu), a
+# block an item or persistent as init times them; 2 steps + resume + 2 = 4 bit for bit
+if [ "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1)" = 9.0 ]; then
+    grep -q "attention forward, full-attention layers: hzc's Hopper kernel" "$d/q3a.log" &&
+        ok "small Qwen3 on sm_90: the attention forward is hzc's Hopper kernel ($(grep -o "Hopper kernel, [a-z ]*" "$d/q3a.log" | head -n 1))" ||
+        bad "small Qwen3 on sm_90: not hzc's Hopper forward: $(grep 'attention forward' "$d/q3a.log")"
+fi
+run q3c "$q3" --steps 2 --deterministic --out "$d/q3ck"
+run q3r "$q3" --steps 4 --deterministic --resume "$d/q3ck" --save-raw "$d/q3r.raw"
+tail -n 2 "$d/q3a.loss" > "$d/q3a2.loss"
+same "$d/q3a.raw" "$d/q3r.raw" && same "$d/q3a2.loss" "$d/q3r.loss" &&
+    ok "--deterministic, small Qwen3: 2 steps + resume + 2 bit-identical to 4" ||
+    bad "--deterministic Qwen3 resume: $(tr '\n' ' ' < "$d/q3r.loss") vs $(tr '\n' ' ' < "$d/q3a2.loss")"
 # placed NAME BASE SPEC PLAN-LINES WHAT: SPEC with that plan: section, 4 steps
 # --deterministic, against run BASE of the streamed plan, bit for bit
 placed() {
