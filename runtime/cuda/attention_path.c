@@ -89,7 +89,7 @@ int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 
                                const bf16 *q, const bf16 *k, const bf16 *v, double flops)
 {
     struct hzcu_dnn_att *d = &s->dnn[window > 0];
-    if (!d->fwd) return 0;
+    if (!d->fwd || d->hopper) return 0;
     char why[1024];
     if (s->dry && !d->f1_set) {
         d->f1.out = out, d->f1.lse = lse, d->f1.q = q, d->f1.k = k, d->f1.v = v;
@@ -107,7 +107,7 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
                                 double flops)
 {
     struct hzcu_dnn_att *d = &s->dnn[window > 0];
-    if (!d->bwd) return 0;
+    if (!d->bwd || d->hopper_bwd) return 0;
     char why[1024];
     if (s->dry && !d->b1_set) {
         d->b1.dq = dq, d->b1.dk = dk, d->b1.dv = dv, d->b1.dout = dout, d->b1.q = q;
@@ -121,15 +121,25 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
     return 1;
 }
 
-/* hzc's Hopper forward fits the full-attention layers: an sm_90 GPU, head_dim 128 */
-static int hopper_fits(const cuda_state *s) { return s->wgmma && s->HD == HZ_ATT_WG_HD; }
+/* hzc's Hopper kernels fit the full-attention layers: an sm_90 GPU, head_dim 128; the
+ * backward's lse and D maps take rows of a multiple of 16 bytes */
+static int hopper_fits(const cuda_state *s, int bwd)
+{
+    return s->wgmma && s->HD == HZ_ATT_WG_HD && (!bwd || s->T % 4 == 0);
+}
+
+/* The grid of a Hopper kernel over ITEMS: a block an item, or (CHOICE 2) persistent blocks */
+static int64_t hopper_grid(const cuda_state *s, int choice, int64_t items)
+{
+    return choice == 2 && items > s->sm_count ? s->sm_count : items;
+}
 
 int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 *out,
                                   float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                                   double flops)
 {
     struct hzcu_dnn_att *d = &s->dnn[0];
-    if (window > 0 || !hopper_fits(s)) return 0;
+    if (window > 0 || !hopper_fits(s, 0)) return 0;
     if (s->dry && !d->f1_set) { /* the buffers the choice is timed on */
         d->f1.out = out, d->f1.lse = lse, d->f1.q = q, d->f1.k = k, d->f1.v = v;
         d->f1_set = 1;
@@ -143,33 +153,80 @@ int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf
     CU_CHECK(hzcu_tmap_heads(&tv, (CUdeviceptr)(uintptr_t)v, B, T, NKV, HD, HZ_ATT_WG_BN));
     void *args[] = {&out, &lse, &tq, &tk, &tv, &B, &T, &NH, &NKV, &HD, &scale, &window};
     const int64_t items = (int64_t)(T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM * B * NH;
-    const int64_t grid = d->hopper == 2 && items > s->sm_count ? s->sm_count : items;
-    hzcu_launch(s, K_ATT_FWD_TMA, st, grid, 1, HZ_ATT_WS_THREADS, hzcu_smem(s, K_ATT_FWD_TMA), args,
-                hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
+    hzcu_launch(s, K_ATT_FWD_TMA, st, hopper_grid(s, d->hopper, items), 1, HZ_ATT_WS_THREADS,
+                hzcu_smem(s, K_ATT_FWD_TMA), args, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
     return 1;
 }
 
-/* The full-attention layers' forward: the fastest of what was chosen before (cuDNN's or hzc's
- * FlashAttention-2, not under --deterministic) and hzc's Hopper kernel a block an item or
- * persistent, each timed over 3 calls after one on the step's first call's buffers. The
- * outputs written are ones the step writes before it reads them. */
-static void hopper_choose(cuda_state *s)
+int hzcu_hopper_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16 *dq, bf16 *dk,
+                                   bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                                   const bf16 *v, const bf16 *out, const float *lse, float *D,
+                                   double flops)
 {
     struct hzcu_dnn_att *d = &s->dnn[0];
-    if (!hopper_fits(s) || !d->f1_set) return;
+    (void)flops; /* counted with the preprocess, the pass's first kernel */
+    if (window > 0 || !hopper_fits(s, 1)) return 0;
+    if (s->dry && !d->b1_set) {
+        d->b1.dq = dq, d->b1.dk = dk, d->b1.dv = dv, d->b1.dout = dout, d->b1.q = q;
+        d->b1.k = k, d->b1.v = v, d->b1.out = out, d->b1.lse = lse, d->b1.D = D;
+        d->b1_set = 1;
+    }
+    if (!d->hopper_bwd) return 0;
+    int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
+    float scale = s->att_scale;
+    CUtensorMap tq, tk, tv, tdo, tl, td;
+    CU_CHECK(hzcu_tmap_heads(&tq, (CUdeviceptr)(uintptr_t)q, B, T, NH, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tk, (CUdeviceptr)(uintptr_t)k, B, T, NKV, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tv, (CUdeviceptr)(uintptr_t)v, B, T, NKV, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tdo, (CUdeviceptr)(uintptr_t)dout, B, T, NH, HD, 64));
+    CU_CHECK(hzcu_tmap_rows(&tl, (CUdeviceptr)(uintptr_t)lse, B * NH, T, 64));
+    CU_CHECK(hzcu_tmap_rows(&td, (CUdeviceptr)(uintptr_t)D, B * NH, T, 64));
+    const hz_kcost more = {HZ_KR_ATT_BWD, 0, 0.0, 0.0};
+    const int64_t tiles = (T + 127) / 128;
+    void *kv[] = {&dk, &dv, &tq, &tk, &tv, &tdo, &tl, &td, &B, &T, &NH, &NKV, &HD, &scale, &window};
+    hzcu_launch(s, K_ATT_BWD_KV_WG, st, hopper_grid(s, d->hopper_bwd, tiles * B * NKV), 1,
+                HZ_ATT_WB_THREADS, hzcu_smem(s, K_ATT_BWD_KV_WG), kv, more);
+    void *qa[] = {&dq, &lse, &D, &tq, &tk, &tv, &tdo, &B, &T, &NH, &NKV, &HD, &scale, &window};
+    hzcu_launch(s, K_ATT_BWD_Q_WG, st, hopper_grid(s, d->hopper_bwd, tiles * B * NH), 1,
+                HZ_ATT_WB_THREADS, hzcu_smem(s, K_ATT_BWD_Q_WG), qa, more);
+    return 1;
+}
+
+/* One pass's first call, as the step makes it (BWD: the backward) */
+static void first_call(cuda_state *s, cudaStream_t st, int bwd)
+{
+    struct hzcu_dnn_att *d = &s->dnn[0];
+    if (!bwd) {
+        hzcu_attention_forward(s, st, d->f1.out, d->f1.lse, d->f1.q, d->f1.k, d->f1.v, 0);
+        return;
+    }
+    hzcu_attention_backward(s, st, d->b1.dq, d->b1.dk, d->b1.dv, d->b1.dout, d->b1.q, d->b1.k,
+                            d->b1.v, d->b1.out, d->b1.lse, d->b1.D, 0);
+}
+
+/* The full-attention layers' pass (BWD: the backward): the fastest of what was chosen before
+ * (cuDNN's or hzc's FlashAttention-2, not under --deterministic) and hzc's Hopper kernels a
+ * block an item or persistent, each timed over 3 calls after one on the step's first call's
+ * buffers. The outputs written are ones the step writes before it reads them. */
+static void hopper_choose(cuda_state *s, int bwd)
+{
+    struct hzcu_dnn_att *d = &s->dnn[0];
+    if (!hopper_fits(s, bwd) || !(bwd ? d->b1_set : d->f1_set)) return;
+    int *choice = bwd ? &d->hopper_bwd : &d->hopper;
     cudaStream_t st = s->stream[HZ_COMPUTE];
-    const char *what[3] = {d->fwd ? "cuDNN's" : "hzc's FlashAttention-2",
+    const char *what[3] = {(bwd ? d->bwd : d->fwd) ? "cuDNN's" : "hzc's FlashAttention-2",
                            "hzc's Hopper kernel, a block an item", "hzc's Hopper kernel, persistent"};
     float ms[3] = {0};
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
-    int best = 1;
-    for (int c = s->det ? 1 : 0; c < 3; c++) {
-        d->hopper = c;
+    const int c0 = s->det ? 1 : 0;
+    int best = c0;
+    for (int c = c0; c < 3; c++) {
+        *choice = c;
         for (int r = 0; r <= 3; r++) {
             if (r == 1) CUDA_CHECK(cudaEventRecord(e0, st));
-            hzcu_attention_forward(s, st, d->f1.out, d->f1.lse, d->f1.q, d->f1.k, d->f1.v, 0);
+            first_call(s, st, bwd);
         }
         CUDA_CHECK(cudaEventRecord(e1, st));
         CUDA_CHECK(cudaEventSynchronize(e1));
@@ -178,15 +235,17 @@ static void hopper_choose(cuda_state *s)
         if (ms[c] < ms[best]) best = c;
     }
     cudaEventDestroy(e0), cudaEventDestroy(e1);
-    d->hopper = best;
-    printf("cuda backend: attention forward, full-attention layers: %s (timed at init: ", what[best]);
-    for (int c = s->det ? 1 : 0; c < 3; c++) printf("%s%s %.3f ms", c > (s->det ? 1 : 0) ? "; " : "", what[c], ms[c]);
+    *choice = best;
+    printf("cuda backend: attention %s, full-attention layers: %s (timed at init: ",
+           bwd ? "backward" : "forward", what[best]);
+    for (int c = c0; c < 3; c++) printf("%s%s %.3f ms", c > c0 ? "; " : "", what[c], ms[c]);
     printf("%s)\n", s->det ? "; --deterministic leaves out the others, whose bits differ" : "");
 }
 
 void hzcu_attention_warm(cuda_state *s)
 {
-    hopper_choose(s);
+    hopper_choose(s, 0);
+    hopper_choose(s, 1);
     double t0 = hz_now_s();
     cudaStream_t st = s->stream[HZ_COMPUTE];
     int n = 0;
@@ -209,11 +268,14 @@ void hzcu_attention_warm(cuda_state *s)
 const char *hzcu_attention_name(const cuda_state *s, int window)
 {
     const struct hzcu_dnn_att *d = &s->dnn[window > 0];
-    if (d->hopper)
-        return d->bwd ? "cuDNN fused SDPA, forward by hzc's Hopper kernel"
-                      : "hzc's kernels, forward by hzc's Hopper kernel";
-    if (!d->fwd) return "hzc's kernels";
-    return d->bwd ? "cuDNN fused SDPA" : "cuDNN fused SDPA forward, hzc's backward";
+    /* each pass: 0 hzc's FlashAttention-2, 1 cuDNN, 2 hzc's Hopper */
+    const int f = d->hopper ? 2 : d->fwd, b = d->hopper_bwd ? 2 : d->bwd;
+    static const char *const same[3] = {"hzc's kernels", "cuDNN fused SDPA", "hzc's Hopper kernels"};
+    static const char *const mixed[3][3] = {
+        {"", "forward hzc's FlashAttention-2, backward cuDNN", "forward hzc's FlashAttention-2, backward hzc's Hopper"},
+        {"cuDNN fused SDPA forward, hzc's backward", "", "forward cuDNN, backward hzc's Hopper"},
+        {"forward hzc's Hopper, backward hzc's FlashAttention-2", "forward hzc's Hopper, backward cuDNN", ""}};
+    return f == b ? same[f] : mixed[f][b];
 }
 
 void hzcu_attention_free(cuda_state *s)

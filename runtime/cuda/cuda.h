@@ -133,9 +133,9 @@ typedef struct cuda_state {
     struct hzcu_dnn_att {
         struct hzcu_sdpa *a;
         int fwd, bwd;
-        /* the full-attention layers' forward by hzc's Hopper kernel instead (0: not; 1: a
-         * block an item; 2: persistent blocks), chosen by timing at init */
-        int hopper;
+        /* the full-attention layers' forward and backward by hzc's Hopper kernels instead
+         * (0: not; 1: a block an item; 2: persistent blocks), each chosen by timing at init */
+        int hopper, hopper_bwd;
         /* the first call's buffers of each pass, from init's dry walk: the graphs run once
          * on them at init (hzcu_attention_warm) */
         struct { bf16 *out; float *lse; const bf16 *q, *k, *v; } f1;
@@ -315,14 +315,21 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
 int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 *out,
                                   float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                                   double flops);
+/* The full-attention layers' backward (WINDOW 0) by hzc's Hopper kernels after the
+ * preprocess's D, where init chose them: 1 when they ran (or, while planning, would). */
+int hzcu_hopper_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16 *dq, bf16 *dk,
+                                   bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
+                                   const bf16 *v, const bf16 *out, const float *lse, float *D,
+                                   double flops);
 /* Which kernels run the full-attention layers' attention (WINDOW 0) or the sliding-window
- * ones': "cuDNN fused SDPA", "cuDNN fused SDPA forward, hzc's backward" or "hzc's kernels",
- * with ", forward by hzc's Hopper kernel" where that runs the forward. */
+ * ones', forward and backward: "cuDNN fused SDPA", "hzc's kernels", "hzc's Hopper kernels",
+ * or "forward X, backward Y" of "cuDNN", "hzc's FlashAttention-2" and "hzc's Hopper". */
 const char *hzcu_attention_name(const cuda_state *s, int window);
-/* At init, after the dry walk: where hzc's Hopper forward can run the full-attention layers
- * (an sm_90 GPU, head_dim 128), it and the forward chosen before (cuDNN's, or hzc's
- * FlashAttention-2; not under --deterministic, whose bits must not depend on a timing) are
- * timed on the step's first call and the fastest kept. Then each cuDNN graph run once on the
+/* At init, after the dry walk: where hzc's Hopper kernels can run the full-attention layers
+ * (an sm_90 GPU, head_dim 128; the backward T a multiple of 4), they (a block an item, and
+ * persistent) and what was chosen before (cuDNN's, or hzc's FlashAttention-2; not under
+ * --deterministic, whose bits must not depend on a timing) are timed on the step's first
+ * call of each pass and the fastest kept. Then each cuDNN graph run once on the
  * buffers of its first call in the step. cuDNN loads an engine's kernels into the context at its first run (about 1.5 MB
  * of the driver's host memory for the 1b); run here, that is part of the process before its
  * first step, where the probe measures it, not a growth during step 1. The outputs written

@@ -93,7 +93,8 @@ void hzcu_load_kernels(cuda_state *s)
                          "kernel sources disagree; fix the table and the launch wrapper",
                          name, i, r != CUDA_SUCCESS ? "is missing" : "has another size", np, sig);
         }
-        if (k == K_ATT_FWD_TMA && !s->wgmma) continue; /* in the module, never launched */
+        /* the Hopper kernels: in the module, never launched but on an sm_90 GPU */
+        if ((k == K_ATT_FWD_TMA || k == K_ATT_BWD_KV_WG || k == K_ATT_BWD_Q_WG) && !s->wgmma) continue;
         int64_t smem = hzcu_smem(s, k);
         if (smem > s->smem_optin)
             hzcu_die("kernel %s needs %lld bytes of shared memory per block but %s allows %d; "

@@ -44,6 +44,9 @@
     /* the Hopper forward (attention_wgmma.cu; sm_90 only, head_dim 128) */                 \
     X(K_ATT_FWD_TMA, "hzk_attention_forward_tma", "ppmmmiiiiifi", HZ_ATT_WS_SMEM)          \
     X(K_ATT_BWD_PRE, "hzk_attention_backward_preprocess", "pppiiii", 0)                    \
+    /* the Hopper backward (attention_wgmma_bwd.cu; sm_90 only, head_dim 128) */            \
+    X(K_ATT_BWD_KV_WG, "hzk_attention_backward_kv_wgmma", "ppmmmmmmiiiiifi", HZ_ATT_WB_KV_SMEM) \
+    X(K_ATT_BWD_Q_WG, "hzk_attention_backward_q_wgmma", "pppmmmmiiiiifi", HZ_ATT_WB_Q_SMEM)  \
     X(K_ATT_BWD, "hzk_attention_backward", "ppppppppiiiiifi", HZ_ATT_BWD_SMEM((int64_t)HD)) \
     X(K_ATT_BWD_DQ, "hzk_attention_backward_dq", "pppppppiiiiifi",                         \
       HZ_ATT_DQ_SMEM((int64_t)HD))                                                         \
