@@ -18,23 +18,20 @@
 #define HZ_ATT_BWD_SMEM(HD) ((2 * HZ_ATT_BN + 4 * HZ_ATT_BM) * (HD) * 2 + 4 * HZ_ATT_BM * 4)
 #define HZ_ATT_DQ_SMEM(HD) ((2 * HZ_ATT_BM + 2 * HZ_ATT_BN) * (HD) * 2)
 
-/* The Hopper forward (attention_wgmma.cu, head_dim 128): a block of two warpgroups takes
- * 128 query rows (64 each) against key tiles of 128; shared: Q, and a ring of STAGES buffers
- * of K and V, plus 1024 bytes to align the swizzled tiles (230,400 bytes of the 232,448 a
+/* The Hopper forward (attention_wgmma.cu, head_dim 128): a block of a producer warpgroup
+ * and two consumers takes 128 query rows (64 a consumer) against key tiles of 128; the
+ * block's 168 x 384 registers split as 40 for the producer's threads and 232 for the
+ * consumers'; shared: Q, a ring of STAGES buffers of K and V, 1024 bytes to align the
+ * swizzled tiles, and 2 + 2 STAGES mbarriers of 8 bytes (230,464 bytes of the 232,448 a
  * block may have). */
 #define HZ_ATT_WG_BM 128
 #define HZ_ATT_WG_BN 128
 #define HZ_ATT_WG_HD 128
-#define HZ_ATT_WG_THREADS 256
 #define HZ_ATT_WG_STAGES 3
-#define HZ_ATT_WG_SMEM ((HZ_ATT_WG_BM + 2 * HZ_ATT_WG_STAGES * HZ_ATT_WG_BN) * HZ_ATT_WG_HD * 2 + 1024)
-/* Its warp-specialised form (hzk_attention_forward_ws): a producer warpgroup and two
- * consumers; the block's 168 x 384 registers split as 40 for the producer's threads and 232
- * for the consumers'; shared: the same tiles and 2 + 2 STAGES mbarriers of 8 bytes. */
 #define HZ_ATT_WS_THREADS 384
 #define HZ_ATT_WS_PRODUCER_REGS 40
 #define HZ_ATT_WS_CONSUMER_REGS 232
-#define HZ_ATT_WS_SMEM (HZ_ATT_WG_SMEM + 8 * (2 + 2 * HZ_ATT_WG_STAGES))
+#define HZ_ATT_WS_SMEM ((HZ_ATT_WG_BM + 2 * HZ_ATT_WG_STAGES * HZ_ATT_WG_BN) * HZ_ATT_WG_HD * 2 + 1024 + 8 * (2 + 2 * HZ_ATT_WG_STAGES))
 
 /* The Hopper backward (attention_wgmma_bwd.cu, head_dim 128), two kernels of a producer
  * warpgroup (one TMA thread, HZ_ATT_WB_PRODUCER_REGS) and two consumers (_CONSUMER_REGS):

@@ -38,15 +38,16 @@ static void att_backward(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUde
 }
 
 /* The same by attention_wgmma_bwd.cu's kernels after the preprocess (head_dim 128, causal),
- * as runtime/cuda launches them: a block an item, or (PERSISTENT) at most a block an SM */
+ * as runtime/cuda launches them: a block an item, or (PERSISTENT) at most a block an SM.
+ * PARTS: 1 the preprocess, 2 the dK/dV kernel, 4 the dQ kernel (7: the backward). */
 static void att_backward_wgmma(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv, CUdeviceptr dD,
                                CUdeviceptr ddout, CUdeviceptr dq, CUdeviceptr dk, CUdeviceptr dv,
                                CUdeviceptr dout, CUdeviceptr dlse, int B, int T, int NH, int NKV,
-                               float scale, int persistent, int sync) {
+                               float scale, int persistent, int sync, int parts) {
     void (*go)(const char *, unsigned, unsigned, unsigned, unsigned, void **) = sync ? launch : launch_async;
     int HD = HZ_ATT_WG_HD, window = 0;
     void *a1[] = {&dD, &ddout, &dout, &B, &T, &NH, &HD};
-    go("hzk_attention_backward_preprocess", blocks_for((long)B * T * NH, 8), 1, 256, 0, a1);
+    if (parts & 1) go("hzk_attention_backward_preprocess", blocks_for((long)B * T * NH, 8), 1, 256, 0, a1);
     CUtensorMap tq, tk, tv, tdo, tl, td;
     CU_CHECK(hzcu_tmap_heads(&tq, dq, B, T, NH, HD, 64));
     CU_CHECK(hzcu_tmap_heads(&tk, dk, B, T, NKV, HD, 64));
@@ -57,10 +58,10 @@ static void att_backward_wgmma(CUdeviceptr ddq, CUdeviceptr ddk, CUdeviceptr ddv
     const unsigned sms = (unsigned)ktest_sms(), nt = (unsigned)((T + 127) / 128);
     unsigned g = nt * (unsigned)(B * NKV);
     void *a2[] = {&ddk, &ddv, &tq, &tk, &tv, &tdo, &tl, &td, &B, &T, &NH, &NKV, &HD, &scale, &window};
-    go("hzk_attention_backward_kv_wgmma", persistent && g > sms ? sms : g, 1, HZ_ATT_WB_THREADS, HZ_ATT_WB_KV_SMEM, a2);
+    if (parts & 2) go("hzk_attention_backward_kv_wgmma", persistent && g > sms ? sms : g, 1, HZ_ATT_WB_THREADS, HZ_ATT_WB_KV_SMEM, a2);
     g = nt * (unsigned)(B * NH);
     void *a3[] = {&ddq, &dlse, &dD, &tq, &tk, &tv, &tdo, &B, &T, &NH, &NKV, &HD, &scale, &window};
-    go("hzk_attention_backward_q_wgmma", persistent && g > sms ? sms : g, 1, HZ_ATT_WB_THREADS, HZ_ATT_WB_Q_SMEM, a3);
+    if (parts & 4) go("hzk_attention_backward_q_wgmma", persistent && g > sms ? sms : g, 1, HZ_ATT_WB_THREADS, HZ_ATT_WB_Q_SMEM, a3);
 }
 
 /* Error bounds of the bf16 roundings the flash kernels make on purpose: P (in P V and P^T dO)
@@ -109,50 +110,33 @@ static void shape_tag(char *tag, size_t n, int B, int T, int NH, int NKV, int HD
     if (window && len > 0 && (size_t)len < n) snprintf(tag + len, n - (size_t)len, " %d", window);
 }
 
-/* attention_wgmma.cu's forwards: the one whose warpgroups share the copies (grid: query
- * tiles x heads), and the two warp-specialised ones (cp.async or TMA producer), a block an
- * item or persistent (a block an SM) */
+/* attention_wgmma.cu's forward, a block an item or persistent (at most a block an SM) */
 static const struct {
-    const char *name, *tag;
-    unsigned threads, smem;
-    int items, persistent, tma;
-} hopper_fwd[] = {
-    {"hzk_attention_forward_wgmma", "wgmma", HZ_ATT_WG_THREADS, HZ_ATT_WG_SMEM, 0, 0, 0},
-    {"hzk_attention_forward_ws", "wgmma ws", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 0, 0},
-    {"hzk_attention_forward_ws", "wgmma ws persistent", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 1, 0},
-    {"hzk_attention_forward_tma", "wgmma tma", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 0, 1},
-    {"hzk_attention_forward_tma", "wgmma tma persistent", HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, 1, 1, 1},
-};
+    const char *tag;
+    int persistent;
+} hopper_fwd[] = {{"wgmma tma", 0}, {"wgmma tma persistent", 1}};
 enum { N_HOPPER_FWD = sizeof hopper_fwd / sizeof hopper_fwd[0] };
 
 /* hopper_fwd[i], launched as runtime/cuda would (SYNC: and waited for); ARGS as
- * hzk_attention_forward's (the TMA forward gets q's, k's and v's maps in their place) */
+ * hzk_attention_forward's, whose q, k and v give the kernel their maps in their place */
 static void launch_forward_wgmma(int i, void **args, int B, int T, int NH, int sync) {
-    const unsigned nqt = (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM), bh = (unsigned)(B * NH);
-    unsigned gx = nqt, gy = bh;
-    if (hopper_fwd[i].items) {
-        gx = nqt * bh, gy = 1;
-        if (hopper_fwd[i].persistent && gx > (unsigned)ktest_sms()) gx = (unsigned)ktest_sms();
-    }
+    unsigned g = (unsigned)((T + HZ_ATT_WG_BM - 1) / HZ_ATT_WG_BM * B * NH);
+    if (hopper_fwd[i].persistent && g > (unsigned)ktest_sms()) g = (unsigned)ktest_sms();
     CUtensorMap tq, tk, tv;
     void *ta[12];
-    if (hopper_fwd[i].tma) {
-        const int NKV = *(int *)args[8], HD = *(int *)args[9];
-        CU_CHECK(hzcu_tmap_heads(&tq, *(CUdeviceptr *)args[2], B, T, NH, HD, 64));
-        CU_CHECK(hzcu_tmap_heads(&tk, *(CUdeviceptr *)args[3], B, T, NKV, HD, HZ_ATT_WG_BN));
-        CU_CHECK(hzcu_tmap_heads(&tv, *(CUdeviceptr *)args[4], B, T, NKV, HD, HZ_ATT_WG_BN));
-        memcpy(ta, args, sizeof ta);
-        ta[2] = &tq, ta[3] = &tk, ta[4] = &tv;
-        args = ta;
-    }
-    (sync ? launch : launch_async)(hopper_fwd[i].name, gx, gy, hopper_fwd[i].threads, hopper_fwd[i].smem, args);
+    const int NKV = *(int *)args[8], HD = *(int *)args[9];
+    CU_CHECK(hzcu_tmap_heads(&tq, *(CUdeviceptr *)args[2], B, T, NH, HD, 64));
+    CU_CHECK(hzcu_tmap_heads(&tk, *(CUdeviceptr *)args[3], B, T, NKV, HD, HZ_ATT_WG_BN));
+    CU_CHECK(hzcu_tmap_heads(&tv, *(CUdeviceptr *)args[4], B, T, NKV, HD, HZ_ATT_WG_BN));
+    memcpy(ta, args, sizeof ta);
+    ta[2] = &tq, ta[3] = &tk, ta[4] = &tv;
+    (sync ? launch : launch_async)("hzk_attention_forward_tma", g, 1, HZ_ATT_WS_THREADS, HZ_ATT_WS_SMEM, ta);
 }
 
 /* One case: the forward's out and lse, then the backward's dq, dk, dv against the cpu
  * reference within att_bounds, each run twice to the same bits. WGMMA > 0: hopper_fwd[WGMMA - 1]
- * instead of hzk_attention_forward (causal, HD 128), and for the TMA ones the Hopper backward
- * (attention_wgmma_bwd.cu) a block an item or persistent as the forward; the others check
- * only the forward. WINDOW > 0:
+ * instead of hzk_attention_forward (causal, HD 128), and the Hopper backward
+ * (attention_wgmma_bwd.cu) a block an item or persistent as that forward. WINDOW > 0:
  * sliding-window attention with SCALE_W (Gemma 3's local layers, against
  * attention_forward_window); 0: causal with HD^-0.5 as the cpu reference (SCALE_W unused). */
 static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int window, int wgmma) {
@@ -180,9 +164,8 @@ static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int w
               "attention fwd out (%s)", tag);
     check_dev(0, dlse, lse_ref, nl, 1e-4, 1e-4, NULL, 0.0,
               "attention fwd lse (%s)", tag);
-    if (wgmma && hopper_fwd[wgmma - 1].tma && T % 4 != 0) /* lse's and D's maps need 16-byte rows */
+    if (wgmma && T % 4 != 0) { /* lse's and D's maps need 16-byte rows */
         printf("skip    attention bwd (%s): the Hopper backward takes T a multiple of 4\n", tag);
-    if (wgmma && (!hopper_fwd[wgmma - 1].tma || T % 4 != 0)) {
         free(q), free(k), free(v), free(out_ref), free(lse_ref), free(g), free(bo), free(bq), free(bk), free(bv);
         cuMemFree(dq), cuMemFree(dk), cuMemFree(dv), cuMemFree(dout), cuMemFree(dlse);
         return;
@@ -203,9 +186,9 @@ static void att_case(int B, int T, int NH, int NKV, int HD, float scale_w, int w
     float *runs_dq[2], *runs_dk[2], *runs_dv[2];
     for (int r = 0; r < 2; r++) {
         poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2), poison(dD, nl * 4);
-        if (wgmma) /* the TMA forwards: the Hopper backward, a block an item or persistent as they */
+        if (wgmma) /* the Hopper backward, a block an item or persistent as the forward */
             att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, scale,
-                               hopper_fwd[wgmma - 1].persistent, 1);
+                               hopper_fwd[wgmma - 1].persistent, 1, 7);
         else
             att_backward(ddq, ddk, ddv, dD, dg, dq, dk, dv, dO, dL, B, T, NH, NKV, HD, scale, window, 1);
         runs_dq[r] = down_bf(ddq, nq), runs_dk[r] = down_bf(ddk, nk), runs_dv[r] = down_bf(ddv, nk);
@@ -265,7 +248,7 @@ void test_attention_wgmma(int B, int T, int NH, int NKV) {
     CUdeviceptr dg = up_bf(gr, nq), ddq = dalloc(nq * 2), ddk = dalloc(nk * 2), ddv = dalloc(nk * 2), dD = dalloc(nl * 4);
     for (int r = 0; r < 2; r++) {
         poison(ddq, nq * 2), poison(ddk, nk * 2), poison(ddv, nk * 2);
-        att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, sc, r, 1);
+        att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, sc, r, 1, 7);
         bw[r][0] = down_bf(ddq, nq), bw[r][1] = down_bf(ddk, nk), bw[r][2] = down_bf(ddv, nk);
     }
     const char *what[3] = {"dq", "dk", "dv"};
@@ -493,28 +476,40 @@ void bench_attention_w(int B, int T, int NH, int NKV, int HD, int window) {
         CU_CHECK(cuEventElapsedTime(&ms_w, e0, e1));
         ms_w /= reps;
         int wr = 0;
-        CU_CHECK(cuFuncGetAttribute(&wr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel(hopper_fwd[i].name)));
+        CU_CHECK(cuFuncGetAttribute(&wr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_forward_tma")));
         printf("bench   attention %s: %s fwd %.3f ms %.1f TFLOP/s (%d regs)\n", shape, hopper_fwd[i].tag, ms_w,
                flops_f / ms_w * 1e-9, wr);
     }
     for (int pers = 0; ktest_wgmma() && HD == HZ_ATT_WG_HD && window == 0 && pers < 2; pers++) {
-        float ms_w = 0;
+        float ms_w = 0, ms_p[2] = {0};
         for (int r = 0; r <= reps; r++) {
             if (r == 1) CU_CHECK(cuEventRecord(e0, NULL));
-            att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, scale, pers, 0);
+            att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, scale, pers, 0, 7);
         }
         CU_CHECK(cuEventRecord(e1, NULL));
         CU_CHECK(cuEventSynchronize(e1));
         CU_CHECK(cuEventElapsedTime(&ms_w, e0, e1));
         ms_w /= reps;
+        for (int part = 0; part < 2; part++) { /* each kernel alone: dK/dV, dQ */
+            CU_CHECK(cuEventRecord(e0, NULL));
+            for (int r = 0; r < reps; r++)
+                att_backward_wgmma(ddq, ddk, ddv, dD, dg, dq, dk, dv, dout, dlse, B, T, NH, NKV, scale, pers, 0,
+                                   2 << part);
+            CU_CHECK(cuEventRecord(e1, NULL));
+            CU_CHECK(cuEventSynchronize(e1));
+            CU_CHECK(cuEventElapsedTime(&ms_p[part], e0, e1));
+            ms_p[part] /= reps;
+        }
         int kr = 0, kl = 0, qr = 0, ql = 0;
         CU_CHECK(cuFuncGetAttribute(&kr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_backward_kv_wgmma")));
         CU_CHECK(cuFuncGetAttribute(&kl, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel("hzk_attention_backward_kv_wgmma")));
         CU_CHECK(cuFuncGetAttribute(&qr, CU_FUNC_ATTRIBUTE_NUM_REGS, kernel("hzk_attention_backward_q_wgmma")));
         CU_CHECK(cuFuncGetAttribute(&ql, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, kernel("hzk_attention_backward_q_wgmma")));
-        printf("bench   attention %s: wgmma bwd%s %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %d regs, %d B "
-               "local; q %d regs, %d B local)\n", shape, pers ? " persistent" : "", ms_w, 2.5 * flops_f / ms_w * 1e-9,
-               kr, kl, qr, ql);
+        /* the dK/dV kernel makes 4 of the 2 x 2.5 forward products, the dQ kernel 3 */
+        printf("bench   attention %s: wgmma bwd%s %.3f ms %.1f TFLOP/s by the 2.5x-forward count (kv %.3f ms, %.1f "
+               "TFLOP/s of its 4 products, %d regs, %d B local; q %.3f ms, %.1f TFLOP/s of its 3, %d regs, %d B local)\n",
+               shape, pers ? " persistent" : "", ms_w, 2.5 * flops_f / ms_w * 1e-9, ms_p[0],
+               2.0 * flops_f / ms_p[0] * 1e-9, kr, kl, ms_p[1], 1.5 * flops_f / ms_p[1] * 1e-9, qr, ql);
     }
     float dn_f = 0, dn_b = 0;
     if (bench_cudnn(B, T, NH, NKV, HD, window, dq, dk, dv, dg, dout, dlse, ddq, ddk, ddv, dD, &dn_f,
