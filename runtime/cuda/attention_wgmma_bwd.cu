@@ -271,27 +271,21 @@ hzk_attention_backward_q_wgmma(bf16 *dq, const float *lse, const float *D, const
 #pragma unroll
         for (int i = 0; i < 64; i++) dqa[i] = 0.0f;
         hz_mbar_wait(m.ofull, (unsigned)n & 1u);
-        /* the item's key tiles j = 0 .. nj - 1 at ring fill ring + j; consumer 0 computes
-         * those before je (tile 2 qt + 1's keys are all after its queries) */
-        const int nj = min(2 * a.qt + 2, nk), je = c == 0 ? min(nj, 2 * a.qt + 1) : nj;
-        auto stage = [&](int j) { return m.ring + (unsigned)((ring + j) % ST) * SS; };
-        float s[32], dp[32];
-        unsigned da[4][4];
-        /* S = Q K^T and dP = dO V^T of tile j, issued (two groups) */
-        auto scores = [&](int j) {
-            hz_mbar_wait(m.full + 8 * ((ring + j) % ST), (unsigned)((ring + j) / ST) & 1u);
+        const int nj = min(2 * a.qt + 2, nk);
+        for (int j = 0; j < nj; j++, ring++) {
+            const unsigned sK = m.ring + (unsigned)(ring % ST) * SS, sV = sK + 16384;
+            hz_mbar_wait(m.full + 8 * (ring % ST), (unsigned)(ring / ST) & 1u);
+            if (c == 0 && j == 2 * a.qt + 1) { /* its queries all before these keys */
+                hz_mbar_arrive(m.empty + 8 * (ring % ST));
+                continue;
+            }
+            float s[32], dp[32];
+            unsigned da[4][4];
             hz_wgmma_fence();
-            hz_wb_ss(s, sQ, stage(j));
-            hz_wb_ss(dp, sdO, stage(j) + 16384);
-        };
-        scores(0);
-        hz_wgmma_commit(); /* an empty group in the last product's place */
-        /* per tile: its S and dP are done while the last tile's dQ product may run; P and
-         * dS; then the next tile's S and dP issued ahead of this one's dQ += dS K */
-        for (int j = 0; j < je; j++) {
+            hz_wb_ss(s, sQ, sK);   /* S = Q K^T */
+            hz_wb_ss(dp, sdO, sV); /* dP = dO V^T */
             hz_wgmma_wait<1>();
             hz_wgmma_hold<32>(s);
-            hz_wgmma_hold<32>(dp);
             const int k0 = 64 * j;
             const bool edge = k0 + 63 > q0 || k0 + 64 > T;
 #pragma unroll
@@ -303,25 +297,19 @@ hzk_attention_backward_q_wgmma(bf16 *dq, const float *lse, const float *D, const
                         const int x = 4 * i + 2 * rr + e, col = k0 + 8 * i + 2 * t + e;
                         float p = hz_exp2(fmaf(s[x], sl2, -l2[rr]));
                         if (edge && (col > row0 + 8 * rr || col >= T)) p = 0.0f;
-                        dp[x] = p * (dp[x] - Dr[rr]);
+                        s[x] = p;
                     }
-            hz_wgmma_wait<0>(); /* the last tile's dQ product */
+            hz_wgmma_wait<0>();
+            hz_wgmma_hold<32>(dp);
+#pragma unroll
+            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - Dr[(x / 2) & 1]);
+            hz_wg_pack_p<4>(da, dp);
+            hz_wb_rs(dqa, da, sK); /* dQ += dS K */
+            hz_wgmma_wait<0>();
             hz_wgmma_hold<64>(dqa);
             hz_wgmma_hold<16>(&da[0][0]);
-            if (j > 0) hz_mbar_arrive(m.empty + 8 * ((ring + j - 1) % ST));
-            hz_wg_pack_p<4>(da, dp);
-            if (j + 1 < je) scores(j + 1);
-            hz_wb_rs(dqa, da, stage(j)); /* dQ += dS K */
+            hz_mbar_arrive(m.empty + 8 * (ring % ST));
         }
-        hz_wgmma_wait<0>();
-        hz_wgmma_hold<64>(dqa);
-        hz_wgmma_hold<16>(&da[0][0]);
-        hz_mbar_arrive(m.empty + 8 * ((ring + je - 1) % ST));
-        for (int j = je; j < nj; j++) { /* skipped: released once arrived */
-            hz_mbar_wait(m.full + 8 * ((ring + j) % ST), (unsigned)((ring + j) / ST) & 1u);
-            hz_mbar_arrive(m.empty + 8 * ((ring + j) % ST));
-        }
-        ring += nj;
         hz_mbar_arrive(m.oempty); /* Q and dO read for the last time */
         hz_wb_store(dq + (long)a.b * T * qs + (long)a.h * HZ_ATT_WG_HD, dqa, scale, qs, row0, T, t);
         n++;
