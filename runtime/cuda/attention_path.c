@@ -2,9 +2,9 @@
  * (runtime/cuda/cudnn_attention.c), one graph for the full-attention layers and one for the
  * sliding-window layers (Gemma 3's local ones), when train --attention and --deterministic
  * allow it and cuDNN accepts the shape, else hzc's own flash kernels (attention.cu); and on
- * an sm_90 GPU at head_dim 128, the full-attention layers' forward by hzc's Hopper kernel
- * (attention_wgmma.cu) where it times faster. All write the same out and lse, so a pass may
- * use any of them. */
+ * an sm_90 GPU at head_dim 128, each pass of the full-attention layers by hzc's Hopper
+ * kernels (attention_wgmma.cu, attention_wgmma_bwd.cu) where init times them faster. All
+ * write the same out, lse and gradients, so a pass may use any of them. */
 #include <stdint.h>
 #include <stdio.h>
 
@@ -76,6 +76,25 @@ void hzcu_attention_choose(cuda_state *s, int mode)
                (long long)s->sdpa_ws_bytes);
 }
 
+/* The buffers of each pass's first call, recorded in init's dry walk (the choice is timed
+ * and cuDNN's graphs run once on them, hzcu_attention_warm) */
+static void record_f1(cuda_state *s, struct hzcu_dnn_att *d, bf16 *out, float *lse, const bf16 *q,
+                      const bf16 *k, const bf16 *v)
+{
+    if (!s->dry || d->f1_set) return;
+    d->f1.out = out, d->f1.lse = lse, d->f1.q = q, d->f1.k = k, d->f1.v = v;
+    d->f1_set = 1;
+}
+static void record_b1(cuda_state *s, struct hzcu_dnn_att *d, bf16 *dq, bf16 *dk, bf16 *dv,
+                      const bf16 *dout, const bf16 *q, const bf16 *k, const bf16 *v,
+                      const bf16 *out, const float *lse, float *D)
+{
+    if (!s->dry || d->b1_set) return;
+    d->b1.dq = dq, d->b1.dk = dk, d->b1.dv = dv, d->b1.dout = dout, d->b1.q = q;
+    d->b1.k = k, d->b1.v = v, d->b1.out = out, d->b1.lse = lse, d->b1.D = D;
+    d->b1_set = 1;
+}
+
 /* A failed execution (a plan that finalised but will not run): said once, that kind of
  * layer's cuDNN dropped. */
 static int give_up(struct hzcu_dnn_att *d, const char *why)
@@ -91,10 +110,7 @@ int hzcu_dnn_attention_forward(cuda_state *s, cudaStream_t st, int window, bf16 
     struct hzcu_dnn_att *d = &s->dnn[window > 0];
     if (!d->fwd || d->hopper) return 0;
     char why[1024];
-    if (s->dry && !d->f1_set) {
-        d->f1.out = out, d->f1.lse = lse, d->f1.q = q, d->f1.k = k, d->f1.v = v;
-        d->f1_set = 1;
-    }
+    record_f1(s, d, out, lse, q, k, v);
     if (!s->dry && hzcu_sdpa_forward(d->a, st, out, lse, q, k, v, why, sizeof why) != 0)
         return give_up(d, why);
     if (s->prof_on) hzcu_prof_mark(s, st, hz_kc(HZ_KR_ATT_FWD, flops, 0.0));
@@ -109,11 +125,7 @@ int hzcu_dnn_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16
     struct hzcu_dnn_att *d = &s->dnn[window > 0];
     if (!d->bwd || d->hopper_bwd) return 0;
     char why[1024];
-    if (s->dry && !d->b1_set) {
-        d->b1.dq = dq, d->b1.dk = dk, d->b1.dv = dv, d->b1.dout = dout, d->b1.q = q;
-        d->b1.k = k, d->b1.v = v, d->b1.out = out, d->b1.lse = lse, d->b1.D = D;
-        d->b1_set = 1;
-    }
+    record_b1(s, d, dq, dk, dv, dout, q, k, v, out, lse, D);
     if (!s->dry &&
         hzcu_sdpa_backward(d->a, st, dq, dk, dv, dout, q, k, v, out, lse, D, why, sizeof why) != 0)
         return give_up(d, why);
@@ -140,10 +152,7 @@ int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf
 {
     struct hzcu_dnn_att *d = &s->dnn[0];
     if (window > 0 || !hopper_fits(s, 0)) return 0;
-    if (s->dry && !d->f1_set) { /* the buffers the choice is timed on */
-        d->f1.out = out, d->f1.lse = lse, d->f1.q = q, d->f1.k = k, d->f1.v = v;
-        d->f1_set = 1;
-    }
+    record_f1(s, d, out, lse, q, k, v);
     if (!d->hopper) return 0;
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
@@ -160,17 +169,11 @@ int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf
 
 int hzcu_hopper_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16 *dq, bf16 *dk,
                                    bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
-                                   const bf16 *v, const bf16 *out, const float *lse, float *D,
-                                   double flops)
+                                   const bf16 *v, const bf16 *out, const float *lse, float *D)
 {
     struct hzcu_dnn_att *d = &s->dnn[0];
-    (void)flops; /* counted with the preprocess, the pass's first kernel */
     if (window > 0 || !hopper_fits(s, 1)) return 0;
-    if (s->dry && !d->b1_set) {
-        d->b1.dq = dq, d->b1.dk = dk, d->b1.dv = dv, d->b1.dout = dout, d->b1.q = q;
-        d->b1.k = k, d->b1.v = v, d->b1.out = out, d->b1.lse = lse, d->b1.D = D;
-        d->b1_set = 1;
-    }
+    record_b1(s, d, dq, dk, dv, dout, q, k, v, out, lse, D);
     if (!d->hopper_bwd) return 0;
     int B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, HD = s->HD;
     float scale = s->att_scale;
@@ -181,7 +184,7 @@ int hzcu_hopper_attention_backward(cuda_state *s, cudaStream_t st, int window, b
     CU_CHECK(hzcu_tmap_heads(&tdo, (CUdeviceptr)(uintptr_t)dout, B, T, NH, HD, 64));
     CU_CHECK(hzcu_tmap_rows(&tl, (CUdeviceptr)(uintptr_t)lse, B * NH, T, 64));
     CU_CHECK(hzcu_tmap_rows(&td, (CUdeviceptr)(uintptr_t)D, B * NH, T, 64));
-    const hz_kcost more = {HZ_KR_ATT_BWD, 0, 0.0, 0.0};
+    const hz_kcost more = {HZ_KR_ATT_BWD, 0, 0.0, 0.0}; /* the pass counted with the preprocess */
     const int64_t tiles = (T + 127) / 128;
     void *kv[] = {&dk, &dv, &tq, &tk, &tv, &tdo, &tl, &td, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_BWD_KV_WG, st, hopper_grid(s, d->hopper_bwd, tiles * B * NKV), 1,

@@ -51,6 +51,28 @@ __device__ __forceinline__ void hz_wb_tile(unsigned dst, const void *map, int he
     hz_tma_load_4d(dst, map, 0, head, row, b, bar);
     hz_tma_load_4d(dst + 8192, map, 64, head, row, b, bar);
 }
+/* The producer's fill of item N's own tiles: after the last item's release, the 128 rows
+ * from ROW of one head of map A, then of map B (K then V, or Q then dO), each consumer's 64
+ * in its own piece */
+__device__ __forceinline__ void hz_wb_fill_own(const hz_wb_smem &m, int n, const void *ta, const void *tb, int head,
+                                               int row, int b) {
+    if (n > 0) hz_mbar_wait(m.oempty, (unsigned)(n - 1) & 1u);
+    hz_mbar_expect_tx(m.ofull, 2 * 128 * 128 * 2);
+    for (int c = 0; c < 2; c++) {
+        hz_wb_tile(m.own + 16384u * c, ta, head, row + 64 * c, b, m.ofull);
+        hz_wb_tile(m.own + 32768u + 16384u * c, tb, head, row + 64 * c, b, m.ofull);
+    }
+}
+/* The producer takes ring fill RING's stage (STAGE bytes each) once both consumers released
+ * its last fill, expecting BYTES on its mbarrier, which *BAR gets; the stage's address */
+template <unsigned STAGE>
+__device__ __forceinline__ unsigned hz_wb_take(const hz_wb_smem &m, int ring, unsigned bytes, unsigned *bar) {
+    constexpr int ST = HZ_ATT_WB_STAGES;
+    *bar = m.full + 8 * (ring % ST);
+    if (ring >= ST) hz_mbar_wait(m.empty + 8 * (ring % ST), (unsigned)(ring / ST - 1) & 1u);
+    hz_mbar_expect_tx(*bar, bytes);
+    return m.ring + (unsigned)(ring % ST) * STAGE;
+}
 /* Two floats of shared memory at ADDR (8-byte aligned) */
 __device__ __forceinline__ float2 hz_lds_f32x2(unsigned addr) {
     float2 v;
@@ -113,17 +135,11 @@ hzk_attention_backward_kv_wgmma(bf16 *dk, bf16 *dv, const __grid_constant__ hz_t
             const int it = hz_ws_item(r, items);
             if (it < 0) continue;
             const int kt = it / (B * NKV), b = it % (B * NKV) / NKV, hk = it % NKV;
-            if (n > 0) hz_mbar_wait(m.oempty, (unsigned)(n - 1) & 1u);
-            hz_mbar_expect_tx(m.ofull, 2 * 128 * 128 * 2);
-            for (int c = 0; c < 2; c++) {
-                hz_wb_tile(m.own + 16384u * c, &tk, hk, kt * 128 + 64 * c, b, m.ofull);
-                hz_wb_tile(m.own + 32768u + 16384u * c, &tv, hk, kt * 128 + 64 * c, b, m.ofull);
-            }
+            hz_wb_fill_own(m, n, &tk, &tv, hk, kt * 128, b);
             for (int h = hk * G; h < hk * G + G; h++)
                 for (int qt = 2 * kt; qt < nq; qt++, ring++) {
-                    const unsigned st = m.ring + (unsigned)(ring % ST) * SS, bar = m.full + 8 * (ring % ST);
-                    if (ring >= ST) hz_mbar_wait(m.empty + 8 * (ring % ST), (unsigned)(ring / ST - 1) & 1u);
-                    hz_mbar_expect_tx(bar, 2 * 64 * 128 * 2 + 2 * 64 * 4);
+                    unsigned bar;
+                    const unsigned st = hz_wb_take<SS>(m, ring, 2 * 64 * 128 * 2 + 2 * 64 * 4, &bar);
                     hz_wb_tile(st, &tq, h, 64 * qt, b, bar);
                     hz_wb_tile(st + 16384, &tdo, h, 64 * qt, b, bar);
                     hz_tma_load_2d(st + 32768, &tlse, 64 * qt, b * NH + h, bar);
@@ -230,17 +246,11 @@ hzk_attention_backward_q_wgmma(bf16 *dq, const float *lse, const float *D, const
             const int it = hz_ws_item(r, items);
             if (it < 0) continue;
             const hz_ws_at a = hz_ws_decode(it, nqt, B, NH);
-            if (n > 0) hz_mbar_wait(m.oempty, (unsigned)(n - 1) & 1u);
-            hz_mbar_expect_tx(m.ofull, 2 * 128 * 128 * 2);
-            for (int c = 0; c < 2; c++) {
-                hz_wb_tile(m.own + 16384u * c, &tq, a.h, a.qt * 128 + 64 * c, a.b, m.ofull);
-                hz_wb_tile(m.own + 32768u + 16384u * c, &tdo, a.h, a.qt * 128 + 64 * c, a.b, m.ofull);
-            }
+            hz_wb_fill_own(m, n, &tq, &tdo, a.h, a.qt * 128, a.b);
             const int nj = min(2 * a.qt + 2, nk);
             for (int j = 0; j < nj; j++, ring++) {
-                const unsigned st = m.ring + (unsigned)(ring % ST) * SS, bar = m.full + 8 * (ring % ST);
-                if (ring >= ST) hz_mbar_wait(m.empty + 8 * (ring % ST), (unsigned)(ring / ST - 1) & 1u);
-                hz_mbar_expect_tx(bar, 2 * 64 * 128 * 2);
+                unsigned bar;
+                const unsigned st = hz_wb_take<SS>(m, ring, 2 * 64 * 128 * 2, &bar);
                 hz_wb_tile(st, &tk, a.h / G, 64 * j, a.b, bar);
                 hz_wb_tile(st + 16384, &tv, a.h / G, 64 * j, a.b, bar);
             }

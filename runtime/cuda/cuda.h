@@ -316,11 +316,11 @@ int hzcu_hopper_attention_forward(cuda_state *s, cudaStream_t st, int window, bf
                                   float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
                                   double flops);
 /* The full-attention layers' backward (WINDOW 0) by hzc's Hopper kernels after the
- * preprocess's D, where init chose them: 1 when they ran (or, while planning, would). */
+ * preprocess's D (whose launch counts the pass's FLOPs in the kernel profile), where init
+ * chose them: 1 when they ran (or, while planning, would). */
 int hzcu_hopper_attention_backward(cuda_state *s, cudaStream_t st, int window, bf16 *dq, bf16 *dk,
                                    bf16 *dv, const bf16 *dout, const bf16 *q, const bf16 *k,
-                                   const bf16 *v, const bf16 *out, const float *lse, float *D,
-                                   double flops);
+                                   const bf16 *v, const bf16 *out, const float *lse, float *D);
 /* Which kernels run the full-attention layers' attention (WINDOW 0) or the sliding-window
  * ones', forward and backward: "cuDNN fused SDPA", "hzc's kernels", "hzc's Hopper kernels",
  * or "forward X, backward Y" of "cuDNN", "hzc's FlashAttention-2" and "hzc's Hopper". */

@@ -333,7 +333,7 @@ void hzcu_attention_backward(cuda_state *s, cudaStream_t st, bf16 *dq, bf16 *dk,
     hzcu_launch(s, K_ATT_BWD_PRE, st, grid_for(s, (int64_t)B * T * NH * 32, 256), 1, 256, 0, pre,
                 hz_kc(HZ_KR_ATT_BWD, flops, 0.0));
     /* hzc's Hopper kernels where chosen (attention_path.c), deterministic as these */
-    if (hzcu_hopper_attention_backward(s, st, window, dq, dk, dv, dout, q, k, v, out, lse, D, flops))
+    if (hzcu_hopper_attention_backward(s, st, window, dq, dk, dv, dout, q, k, v, out, lse, D))
         return;
     void *bwd[] = {&dk, &dv, &dout, &q, &k, &v, &lse, &D, &B, &T, &NH, &NKV, &HD, &scale, &window};
     hzcu_launch(s, K_ATT_BWD, st, (int64_t)B * NKV, tiles, HZ_ATT_THREADS, hzcu_smem(s, K_ATT_BWD),
